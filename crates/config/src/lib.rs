@@ -1,0 +1,332 @@
+//! `oxbuild.toml`, the project's build settings.
+//!
+//! Parsing is strict: an unknown key, a wrong type or a malformed duration is an
+//! error that names the file, the key and its line, because a misspelt key that
+//! is silently ignored ships the wrong image.
+//!
+//! ```
+//! let cfg = oxbuild_config::Config::parse(
+//!     "oxbuild.toml".as_ref(),
+//!     "[image]\nbase = \"127.0.0.1:5000/python:3.11\"\nentrypoint = [\"python3\", \"-m\", \"app\"]\n",
+//! ).unwrap();
+//! assert_eq!(cfg.image.user, "app");
+//! assert_eq!(cfg.image.workdir, "/app");
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The file oxbuild looks for at the root of an app.
+pub const FILE_NAME: &str = "oxbuild.toml";
+
+/// A configuration problem, always naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file is missing or unreadable.
+    #[error("{path}: {why}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be read, and what to do.
+        why: String,
+    },
+    /// Bad TOML, an unknown key, or a value of the wrong kind.
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending key or value.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// Values that parse but do not make sense together.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+/// The whole of `oxbuild.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[image]`: base, destination and runtime settings.
+    pub image: ImageConfig,
+    /// `[app]`: what goes into the app layer.
+    #[serde(default)]
+    pub app: AppConfig,
+    /// `[healthcheck]`, when the image should carry one.
+    pub healthcheck: Option<HealthcheckConfig>,
+}
+
+/// `[image]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ImageConfig {
+    /// The base image reference, by tag or `@sha256:` digest.
+    pub base: String,
+    /// Where `--push` goes when `--tag` names no registry.
+    pub repository: Option<String>,
+    /// The working directory, where the app's files go.
+    #[serde(default = "default_workdir")]
+    pub workdir: String,
+    /// The user the image runs as; created when the base lacks it.
+    #[serde(default = "default_user")]
+    pub user: String,
+    /// The user's numeric id.
+    pub uid: Option<u32>,
+    /// The user's primary group id (defaults to the uid).
+    pub gid: Option<u32>,
+    /// The entrypoint; the base's when absent.
+    pub entrypoint: Option<Vec<String>>,
+    /// The command; cleared when an entrypoint is set without one, as Docker does.
+    pub cmd: Option<Vec<String>>,
+    /// Environment variables, merged over the base's.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// TCP ports the app listens on.
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// Image labels, merged over the base's.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The uid a created user gets when `uid` is not set.
+pub const DEFAULT_UID: u32 = 1000;
+
+impl ImageConfig {
+    /// The uid to run as: the configured one or [`DEFAULT_UID`].
+    pub fn uid(&self) -> u32 {
+        self.uid.unwrap_or(DEFAULT_UID)
+    }
+
+    /// The gid to run as: the configured one or the uid.
+    pub fn gid(&self) -> u32 {
+        self.gid.unwrap_or(self.uid())
+    }
+}
+
+/// `[app]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AppConfig {
+    /// Paths (relative to the app directory) copied into the workdir; all of it when absent.
+    pub include: Option<Vec<String>>,
+}
+
+/// `[healthcheck]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HealthcheckConfig {
+    /// Exec-form probe command.
+    pub cmd: Option<Vec<String>>,
+    /// Shell-form probe command (`CMD-SHELL`).
+    pub shell: Option<String>,
+    /// A URL fetched with the image's own Python; healthy on a 2xx or 3xx answer.
+    pub http: Option<String>,
+    /// Time between probes.
+    #[serde(default = "default_interval", deserialize_with = "duration")]
+    pub interval: Duration,
+    /// How long one probe may take.
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Consecutive failures before the container is unhealthy.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Grace time after start during which failures do not count.
+    #[serde(default, deserialize_with = "duration")]
+    pub start_period: Duration,
+}
+
+/// What a healthcheck probe runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// `["CMD", ...]`
+    Exec(Vec<String>),
+    /// `["CMD-SHELL", "..."]`
+    Shell(String),
+    /// An HTTP GET made by the image's Python interpreter.
+    Http(String),
+}
+
+impl HealthcheckConfig {
+    /// The one probe configured (validated by [`Config::parse`]).
+    pub fn probe(&self) -> Probe {
+        match (&self.cmd, &self.shell, &self.http) {
+            (Some(c), _, _) => Probe::Exec(c.clone()),
+            (_, Some(s), _) => Probe::Shell(s.clone()),
+            (_, _, Some(u)) => Probe::Http(u.clone()),
+            _ => unreachable!("validated: exactly one probe"),
+        }
+    }
+}
+
+fn default_workdir() -> String {
+    "/app".into()
+}
+fn default_user() -> String {
+    "app".into()
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_retries() -> u32 {
+    3
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| {
+        serde::de::Error::custom(format!("`{s}` is not a duration ({e}); write it like \"5s\", \"500ms\" or \"1m30s\""))
+    })
+}
+
+impl Config {
+    /// Reads `oxbuild.toml` from the app directory `dir`.
+    pub fn load(dir: &Path) -> Result<Config, Error> {
+        let path = dir.join(FILE_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Read {
+                    path,
+                    why: "not found; every app needs an oxbuild.toml at its root (see the README's config reference)".into(),
+                });
+            }
+            Err(e) => return Err(Error::Read { path, why: e.to_string() }),
+        };
+        Config::parse(&path, &text)
+    }
+
+    /// Parses and validates `text`, naming `path` in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(1);
+            Error::Parse { path: path.to_path_buf(), line, message: e.message().trim().replace('\n', " ") }
+        })?;
+        cfg.validate().map_err(|message| Error::Invalid { path: path.to_path_buf(), message })?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let img = &self.image;
+        if img.base.trim().is_empty() {
+            return Err("[image] base is empty: name the base image, e.g. \"registry.example.com/python:3.11\"".into());
+        }
+        if img.user == "root" || img.user.is_empty() || img.uid == Some(0) {
+            return Err("[image] user must be a non-root user with a non-zero uid: images built by oxbuild never run as root".into());
+        }
+        let valid_name = img.user.len() <= 32
+            && img.user.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && img.user.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
+        if !valid_name {
+            return Err(format!("[image] user `{}` is not a valid user name (lowercase letters, digits, `_` and `-`)", img.user));
+        }
+        if !img.workdir.starts_with('/') {
+            return Err(format!("[image] workdir `{}` must be an absolute path", img.workdir));
+        }
+        if img.ports.contains(&0) {
+            return Err("[image] ports: 0 is not a port".into());
+        }
+        if let Some(include) = &self.app.include {
+            for p in include {
+                if Path::new(p).is_absolute() || Path::new(p).components().any(|c| c == std::path::Component::ParentDir) {
+                    return Err(format!("[app] include: `{p}` must be a path inside the app directory"));
+                }
+            }
+        }
+        if let Some(hc) = &self.healthcheck {
+            let count = [hc.cmd.is_some(), hc.shell.is_some(), hc.http.is_some()].iter().filter(|b| **b).count();
+            if count != 1 {
+                return Err("[healthcheck] needs exactly one of `cmd` (exec form), `shell` or `http`".into());
+            }
+            if hc.cmd.as_ref().is_some_and(|c| c.is_empty()) {
+                return Err("[healthcheck] cmd is empty".into());
+            }
+            if let Some(url) = &hc.http
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(format!("[healthcheck] http `{url}` must be an http:// or https:// URL"));
+            }
+            if hc.interval.is_zero() || hc.timeout.is_zero() {
+                return Err("[healthcheck] interval and timeout must be longer than zero".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Error> {
+        Config::parse(Path::new("app/oxbuild.toml"), text)
+    }
+
+    const MINIMAL: &str = "[image]\nbase = \"127.0.0.1:5000/python:3.11\"\n";
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!((c.image.uid(), c.image.gid()), (1000, 1000));
+        assert!(c.healthcheck.is_none());
+        assert!(c.app.include.is_none());
+    }
+
+    #[test]
+    fn unknown_key_names_file_key_and_line() {
+        let e = parse(&format!("{MINIMAL}colour = \"blue\"\n")).unwrap_err().to_string();
+        assert!(e.starts_with("app/oxbuild.toml:3:"), "{e}");
+        assert!(e.contains("colour"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn malformed_duration_is_explained() {
+        let e = parse(&format!("{MINIMAL}[healthcheck]\nhttp = \"http://127.0.0.1:8000/\"\ninterval = \"5 parsecs\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("app/oxbuild.toml:5:"), "{e}");
+        assert!(e.contains("5 parsecs") && e.contains("duration"), "{e}");
+    }
+
+    #[test]
+    fn durations_and_probes_parse() {
+        let c = parse(&format!(
+            "{MINIMAL}[healthcheck]\ncmd = [\"true\"]\ninterval = \"5s\"\ntimeout = \"500ms\"\nstart-period = \"1m\"\nretries = 2\n"
+        ))
+        .unwrap();
+        let hc = c.healthcheck.unwrap();
+        assert_eq!(hc.interval, Duration::from_secs(5));
+        assert_eq!(hc.timeout, Duration::from_millis(500));
+        assert_eq!(hc.start_period, Duration::from_secs(60));
+        assert_eq!(hc.probe(), Probe::Exec(vec!["true".into()]));
+    }
+
+    #[test]
+    fn root_and_ambiguous_probes_are_rejected() {
+        assert!(parse(&format!("{MINIMAL}user = \"root\"\n")).is_err());
+        assert!(parse(&format!("{MINIMAL}uid = 0\n")).is_err());
+        let e = parse(&format!("{MINIMAL}[healthcheck]\ncmd = [\"true\"]\nshell = \"true\"\n")).unwrap_err().to_string();
+        assert!(e.contains("exactly one"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("oxbuild.toml") && e.contains("not found"), "{e}");
+    }
+}

@@ -1,0 +1,141 @@
+//! The one image type: raw manifest and config bytes plus layer blobs on disk.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use crate::media::{self, Format};
+use crate::{Descriptor, Digest, Error, ManifestView, canonical_json};
+
+/// One layer: its descriptor and where its (compressed) blob is on disk.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// The descriptor as it appears in the manifest.
+    pub descriptor: Descriptor,
+    /// The blob's bytes, already verified against `descriptor.digest`.
+    pub path: PathBuf,
+}
+
+/// An image: raw manifest, raw config and layers.
+///
+/// The bytes are kept exactly as received or produced: `digest()` hashes the
+/// very bytes a registry or layout gets. Derived images are made with
+/// [`Image::assemble`], never by editing one in place.
+#[derive(Debug, Clone)]
+pub struct Image {
+    manifest: Vec<u8>,
+    media_type: String,
+    config: Vec<u8>,
+    config_descriptor: Descriptor,
+    layers: Vec<Layer>,
+}
+
+impl Image {
+    /// An image from a raw manifest, its raw config and its layer blobs, checking
+    /// that they belong together.
+    pub fn from_raw(manifest: Vec<u8>, config: Vec<u8>, layers: Vec<Layer>) -> Result<Image, Error> {
+        let view: ManifestView = serde_json::from_slice(&manifest)
+            .map_err(|e| Error::Invalid(format!("the manifest is not a valid image manifest: {e}")))?;
+        let media_type = view.media_type.clone().unwrap_or_else(|| media::OCI_MANIFEST.to_string());
+        if !media::is_manifest(&media_type) {
+            return Err(Error::Invalid(format!("unsupported manifest media type {media_type}")));
+        }
+        let actual = Digest::of(&config);
+        if actual != view.config.digest {
+            return Err(Error::Invalid(format!(
+                "config digest mismatch: the manifest says {}, the config is {actual}",
+                view.config.digest
+            )));
+        }
+        if view.layers.len() != layers.len() || view.layers.iter().zip(&layers).any(|(a, b)| a.digest != b.descriptor.digest) {
+            return Err(Error::Invalid("the layers given do not match the manifest's layers".into()));
+        }
+        Ok(Image { manifest, media_type, config, config_descriptor: view.config, layers })
+    }
+
+    /// A new image in `format` with `config` (written as canonical JSON) and
+    /// `layers`, whose media types are translated into `format`.
+    pub fn assemble(
+        format: Format,
+        config: &Value,
+        layers: Vec<Layer>,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<Image, Error> {
+        let config = canonical_json(config);
+        let config_descriptor = Descriptor::of(format.config(), &config);
+        let mut translated = Vec::with_capacity(layers.len());
+        for mut layer in layers {
+            let mt = format.layer(&layer.descriptor.media_type).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "layer {} has media type {}, which a {format:?}-format image cannot carry",
+                    layer.descriptor.digest, layer.descriptor.media_type
+                ))
+            })?;
+            layer.descriptor.media_type = mt.to_string();
+            translated.push(layer);
+        }
+        let mut manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": format.manifest(),
+            "config": config_descriptor,
+            "layers": translated.iter().map(|l| &l.descriptor).collect::<Vec<_>>(),
+        });
+        // Docker schema 2 has no annotations field.
+        if format == Format::Oci && !annotations.is_empty() {
+            manifest["annotations"] = json!(annotations);
+        }
+        Ok(Image {
+            manifest: canonical_json(&manifest),
+            media_type: format.manifest().to_string(),
+            config,
+            config_descriptor,
+            layers: translated,
+        })
+    }
+
+    /// The manifest's digest: the image's identity.
+    pub fn digest(&self) -> Digest {
+        Digest::of(&self.manifest)
+    }
+
+    /// The manifest's descriptor.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor::of(self.media_type.clone(), &self.manifest)
+    }
+
+    /// The raw manifest.
+    pub fn manifest(&self) -> &[u8] {
+        &self.manifest
+    }
+
+    /// The manifest media type.
+    pub fn media_type(&self) -> &str {
+        &self.media_type
+    }
+
+    /// The format (OCI or Docker) of this image.
+    pub fn format(&self) -> Format {
+        if self.media_type == media::DOCKER_MANIFEST { Format::Docker } else { Format::Oci }
+    }
+
+    /// The raw config.
+    pub fn config(&self) -> &[u8] {
+        &self.config
+    }
+
+    /// The config's descriptor.
+    pub fn config_descriptor(&self) -> &Descriptor {
+        &self.config_descriptor
+    }
+
+    /// The config parsed as JSON (every field kept).
+    pub fn config_json(&self) -> Result<Value, Error> {
+        serde_json::from_slice(&self.config).map_err(|e| Error::Invalid(format!("the image config is not valid JSON: {e}")))
+    }
+
+    /// The layers, bottom first.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+}

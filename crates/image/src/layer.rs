@@ -1,0 +1,337 @@
+//! Reproducible layer tarballs.
+//!
+//! A [`LayerBuilder`] collects entries (directories, files, symlinks) with the
+//! owner and mode they must have in the image, then writes them sorted by path,
+//! with one fixed mtime, numeric owners only and missing parent directories
+//! added. The same entries therefore always give the same bytes, whatever order
+//! they were added in and whatever the source files' timestamps were.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::{Compression, GzBuilder};
+
+use crate::digest::HashingWriter;
+use crate::{BlobStore, Descriptor, Digest, Error};
+
+/// Who owns an entry in the image, and with which permission bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// Numeric user id.
+    pub uid: u64,
+    /// Numeric group id.
+    pub gid: u64,
+}
+
+impl Owner {
+    /// root:root
+    pub const ROOT: Owner = Owner { uid: 0, gid: 0 };
+}
+
+#[derive(Debug, Clone)]
+enum Content {
+    Dir,
+    File(PathBuf),
+    Bytes(Vec<u8>),
+    Symlink(String),
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    owner: Owner,
+    mode: u32,
+    content: Content,
+}
+
+/// Collects the entries of one layer; see the module docs.
+#[derive(Debug, Clone)]
+pub struct LayerBuilder {
+    entries: BTreeMap<String, Entry>,
+    parent_owner: Owner,
+    mtime: u64,
+}
+
+/// A finished layer blob on disk, with what a manifest and config need of it.
+#[derive(Debug, Clone)]
+pub struct LayerBlob {
+    /// Where the compressed blob is.
+    pub path: PathBuf,
+    /// Digest of the compressed blob.
+    pub digest: Digest,
+    /// Size of the compressed blob.
+    pub size: u64,
+    /// Digest of the uncompressed tar (the config's `rootfs.diff_ids` entry).
+    pub diff_id: Digest,
+}
+
+impl LayerBlob {
+    /// This blob's descriptor with `media_type`.
+    pub fn descriptor(&self, media_type: &str) -> Descriptor {
+        Descriptor::new(media_type, self.digest.clone(), self.size)
+    }
+}
+
+fn normalize(path: &str) -> String {
+    path.trim_start_matches('/').trim_end_matches('/').to_string()
+}
+
+impl LayerBuilder {
+    /// An empty layer whose entries all get `mtime` (seconds since the epoch), and
+    /// whose implied parent directories are owned by `parent_owner`.
+    pub fn new(mtime: u64, parent_owner: Owner) -> Self {
+        LayerBuilder { entries: BTreeMap::new(), parent_owner, mtime }
+    }
+
+    fn insert(&mut self, path: &str, owner: Owner, mode: u32, content: Content) {
+        let path = normalize(path);
+        if path.is_empty() {
+            return;
+        }
+        self.entries.insert(path, Entry { owner, mode: mode & 0o7777, content });
+    }
+
+    /// A directory at `path` (relative to the image root; a leading `/` is ignored).
+    pub fn dir(&mut self, path: &str, owner: Owner, mode: u32) -> &mut Self {
+        self.insert(path, owner, mode, Content::Dir);
+        self
+    }
+
+    /// A regular file at `path` whose bytes are read from `source` when the layer is written.
+    pub fn file(&mut self, path: &str, source: &Path, owner: Owner, mode: u32) -> &mut Self {
+        self.insert(path, owner, mode, Content::File(source.to_path_buf()));
+        self
+    }
+
+    /// A regular file at `path` with `bytes` as its content.
+    pub fn bytes(&mut self, path: &str, bytes: Vec<u8>, owner: Owner, mode: u32) -> &mut Self {
+        self.insert(path, owner, mode, Content::Bytes(bytes));
+        self
+    }
+
+    /// A symbolic link at `path` pointing at `target` (kept as given).
+    pub fn symlink(&mut self, path: &str, target: &str, owner: Owner) -> &mut Self {
+        self.insert(path, owner, 0o777, Content::Symlink(target.to_string()));
+        self
+    }
+
+    /// Number of entries added (not counting implied parents).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every entry, with implied parent directories filled in, in path order.
+    fn complete(&self) -> BTreeMap<String, Entry> {
+        let mut all = self.entries.clone();
+        for path in self.entries.keys() {
+            let mut parent = Path::new(path).parent();
+            while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+                let key = p.to_string_lossy().into_owned();
+                all.entry(key).or_insert(Entry {
+                    owner: self.parent_owner,
+                    mode: 0o755,
+                    content: Content::Dir,
+                });
+                parent = p.parent();
+            }
+        }
+        all
+    }
+
+    /// Writes the uncompressed tar stream to `out`.
+    pub fn write_tar<W: Write>(&self, out: W) -> Result<W, Error> {
+        let mut tar = tar::Builder::new(out);
+        tar.mode(tar::HeaderMode::Deterministic);
+        for (path, entry) in self.complete() {
+            self.append(&mut tar, &path, &entry)?;
+        }
+        tar.into_inner().map_err(|e| Error::io("finishing a layer tar", e))
+    }
+
+    fn append<W: Write>(&self, tar: &mut tar::Builder<W>, path: &str, entry: &Entry) -> Result<(), Error> {
+        let mut header = tar::Header::new_ustar();
+        header.set_mtime(self.mtime);
+        header.set_uid(entry.owner.uid);
+        header.set_gid(entry.owner.gid);
+        header.set_mode(entry.mode);
+        let mut pax: Vec<(&str, Vec<u8>)> = Vec::new();
+        let name = match entry.content {
+            Content::Dir => format!("{path}/"),
+            _ => path.to_string(),
+        };
+        if header.set_path(&name).is_err() {
+            // Too long for ustar's name+prefix: the PAX `path` record carries it,
+            // and the ustar field gets a truncated stand-in old readers can show.
+            pax.push(("path", name.clone().into_bytes()));
+            let short: String = name.chars().rev().take(90).collect::<Vec<_>>().into_iter().rev().collect();
+            header
+                .set_path(short.trim_start_matches('/'))
+                .map_err(|e| Error::io(format!("naming {path} in a layer"), e))?;
+        }
+        let write_err = |e| Error::io(format!("writing {path} into a layer"), e);
+        match &entry.content {
+            Content::Dir => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                finish(tar, header, pax, io::empty()).map_err(write_err)
+            }
+            Content::Symlink(target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                if target.len() > 100 {
+                    pax.push(("linkpath", target.clone().into_bytes()));
+                } else {
+                    header.set_link_name(target).map_err(write_err)?;
+                }
+                finish(tar, header, pax, io::empty()).map_err(write_err)
+            }
+            Content::Bytes(bytes) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                set_size(&mut header, &mut pax, bytes.len() as u64);
+                finish(tar, header, pax, bytes.as_slice()).map_err(write_err)
+            }
+            Content::File(source) => {
+                let file = File::open(source)
+                    .map_err(|e| Error::io(format!("reading {}", source.display()), e))?;
+                let len = file
+                    .metadata()
+                    .map_err(|e| Error::io(format!("reading {}", source.display()), e))?
+                    .len();
+                header.set_entry_type(tar::EntryType::Regular);
+                set_size(&mut header, &mut pax, len);
+                // Guard against the file changing size while it is archived: the
+                // header already promised `len` bytes.
+                let reader = ExactReader { inner: file.take(len), left: len, path: source };
+                finish(tar, header, pax, reader).map_err(write_err)
+            }
+        }
+    }
+
+    /// Writes the layer as a gzip blob into `store`, returning its digests.
+    ///
+    /// Compression uses a fixed gzip header (no name, no mtime, unknown OS) so the
+    /// blob digest depends only on the entries.
+    pub fn write_gzip(&self, store: &BlobStore) -> Result<LayerBlob, Error> {
+        let gz = GzBuilder::new().mtime(0).operating_system(255).write(store.writer()?, Compression::new(6));
+        let uncompressed = self.write_tar(HashingWriter::new(gz))?;
+        let (gz, diff_id, _) = uncompressed.finish();
+        let blob = gz.finish().map_err(|e| Error::io("compressing a layer", e))?;
+        let size = blob.written();
+        let (digest, path) = blob.commit_computed()?;
+        Ok(LayerBlob { path, digest, size, diff_id })
+    }
+}
+
+fn set_size(header: &mut tar::Header, pax: &mut Vec<(&str, Vec<u8>)>, size: u64) {
+    const USTAR_MAX: u64 = 0o77777777777;
+    if size > USTAR_MAX {
+        pax.push(("size", size.to_string().into_bytes()));
+    }
+    header.set_size(size);
+}
+
+fn finish<W: Write, R: Read>(
+    tar: &mut tar::Builder<W>,
+    mut header: tar::Header,
+    pax: Vec<(&str, Vec<u8>)>,
+    data: R,
+) -> io::Result<()> {
+    if !pax.is_empty() {
+        tar.append_pax_extensions(pax.iter().map(|(k, v)| (*k, v.as_slice())))?;
+    }
+    header.set_cksum();
+    tar.append(&header, data)
+}
+
+/// Reads exactly `left` bytes or fails, so a file truncated mid-build cannot
+/// produce a corrupt tar.
+struct ExactReader<'a, R> {
+    inner: R,
+    left: u64,
+    path: &'a Path,
+}
+
+impl<R: Read> Read for ExactReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} shrank while it was being archived", self.path.display()),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(tar_bytes: &[u8]) -> Vec<(String, u64, u64, u32, u64)> {
+        let mut a = tar::Archive::new(tar_bytes);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    h.mode().unwrap(),
+                    h.mtime().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn order_of_adding_does_not_change_bytes_and_parents_are_added() {
+        let app = Owner { uid: 1000, gid: 1000 };
+        let mut a = LayerBuilder::new(0, Owner::ROOT);
+        a.bytes("app/b.py", b"b".to_vec(), app, 0o644).bytes("app/a.py", b"a".to_vec(), app, 0o755);
+        let mut b = LayerBuilder::new(0, Owner::ROOT);
+        b.bytes("/app/a.py", b"a".to_vec(), app, 0o755).bytes("app/b.py", b"b".to_vec(), app, 0o644);
+        let ta = a.write_tar(Vec::new()).unwrap();
+        assert_eq!(ta, b.write_tar(Vec::new()).unwrap());
+        let list = entries(&ta);
+        assert_eq!(list[0], ("app/".to_string(), 0, 0, 0o755, 0));
+        assert_eq!(list[1], ("app/a.py".to_string(), 1000, 1000, 0o755, 0));
+        assert_eq!(list[2].0, "app/b.py");
+    }
+
+    #[test]
+    fn long_paths_survive_through_pax() {
+        let long = format!("app/{}/file.txt", "d".repeat(300));
+        let mut l = LayerBuilder::new(7, Owner::ROOT);
+        l.bytes(&long, b"x".to_vec(), Owner::ROOT, 0o644);
+        let t = l.write_tar(Vec::new()).unwrap();
+        let names: Vec<String> = entries(&t).into_iter().map(|e| e.0).collect();
+        assert!(names.contains(&long), "{names:?}");
+    }
+
+    #[test]
+    fn gzip_blob_is_reproducible_and_digests_are_consistent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let mut l = LayerBuilder::new(0, Owner::ROOT);
+        l.bytes("etc/hello", b"hello\n".to_vec(), Owner::ROOT, 0o644).symlink("etc/link", "hello", Owner::ROOT);
+        let one = l.write_gzip(&store).unwrap();
+        let bytes = std::fs::read(&one.path).unwrap();
+        assert_eq!(Digest::of(&bytes), one.digest);
+        assert_eq!(bytes.len() as u64, one.size);
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(bytes.as_slice()).read_to_end(&mut tar).unwrap();
+        assert_eq!(Digest::of(&tar), one.diff_id);
+        let other = tempfile::tempdir().unwrap();
+        assert_eq!(l.write_gzip(&BlobStore::open(other.path()).unwrap()).unwrap().digest, one.digest);
+    }
+}

@@ -1,0 +1,28 @@
+//! oxbuild's client for the OCI distribution API.
+//!
+//! It speaks to registries directly over HTTP (reqwest), because a build engine
+//! needs things a generic client does not give: manifests kept as raw bytes,
+//! a HEAD before every upload, cross-repository mounts that fall back to an
+//! upload when refused, streaming blobs in and out of a verified on-disk store,
+//! and errors that name the registry but never a secret.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), oxbuild_registry::Error> {
+//! use oxbuild_registry::{Client, ClientOptions, Reference, pull};
+//! let client = Client::new(ClientOptions::default())?;
+//! let store = oxbuild_image::BlobStore::open("/tmp/blobs")?;
+//! let base = Reference::parse("127.0.0.1:5000/python:3.11").unwrap();
+//! let pulled = pull(&client, &base, &oxbuild_image::Platform::host(), &store).await?;
+//! println!("{}", pulled.resolved);
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod error;
+mod reference;
+mod remote;
+
+pub use client::{BlobBody, Client, ClientOptions, Credentials};
+pub use error::Error;
+pub use reference::{DOCKER_HUB, Reference, ReferenceError, is_loopback};
+pub use remote::{PushReport, Pulled, pull, push, resolve};

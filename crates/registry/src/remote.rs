@@ -1,0 +1,147 @@
+//! Images to and from a registry: [`pull`] into the blob store, [`push`] with
+//! skip-if-present and cross-repository mounts.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::{StreamExt as _, TryStreamExt as _, stream};
+use oxbuild_image::{BlobStore, Descriptor, Image, IndexView, Layer, ManifestView, Platform, media};
+
+use crate::client::BlobBody;
+use crate::{Client, Error, Reference};
+
+/// How many blobs move at once.
+const CONCURRENCY: usize = 4;
+
+/// An image pulled from a registry.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The image, with every layer in the blob store.
+    pub image: Image,
+    /// The reference pinned to the manifest digest that was pulled.
+    pub resolved: Reference,
+}
+
+/// Resolves `r` (choosing `platform` from an index) and returns the raw
+/// manifest, without fetching any blob.
+pub async fn resolve(client: &Client, r: &Reference, platform: &Platform) -> Result<(Vec<u8>, Reference), Error> {
+    let (bytes, media_type, digest) = client.get_manifest(r).await?;
+    if media::is_index(&media_type) {
+        let index: IndexView = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(format!("the index of {r} is not valid: {e}")))?;
+        let chosen = index.select(platform).map_err(|available| {
+            let list: Vec<String> = available.iter().map(ToString::to_string).collect();
+            Error::Invalid(format!(
+                "{r} has no image for platform {platform}; it has: {}. Choose one with --platform",
+                if list.is_empty() { "no platform entries".to_string() } else { list.join(", ") }
+            ))
+        })?;
+        let pinned = r.with_digest(chosen.digest.clone());
+        let (bytes, media_type, _) = client.get_manifest(&pinned).await?;
+        if !media::is_manifest(&media_type) {
+            return Err(Error::Invalid(format!("{pinned} is a {media_type}, not an image manifest")));
+        }
+        return Ok((bytes, pinned));
+    }
+    if !media::is_manifest(&media_type) {
+        return Err(Error::Invalid(format!(
+            "{r} has media type {media_type}, which oxbuild cannot use; push the base with Docker schema 2 or OCI manifests"
+        )));
+    }
+    Ok((bytes, r.with_digest(digest)))
+}
+
+/// Pulls `r` for `platform`: manifest, config and every layer into `store`,
+/// each verified against its digest.
+pub async fn pull(client: &Client, r: &Reference, platform: &Platform, store: &BlobStore) -> Result<Pulled, Error> {
+    let (manifest, resolved) = resolve(client, r, platform).await?;
+    let view: ManifestView = serde_json::from_slice(&manifest)
+        .map_err(|e| Error::Invalid(format!("the manifest of {r} is not valid: {e}")))?;
+    let config = client.get_blob_bytes(&resolved, &view.config).await?;
+    let layers: Vec<Layer> = stream::iter(view.layers.iter().cloned())
+        .map(|desc| {
+            let resolved = &resolved;
+            async move {
+                let path = client.fetch_blob(resolved, &desc, store).await?;
+                Ok::<_, Error>(Layer { descriptor: desc, path })
+            }
+        })
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    let image = Image::from_raw(manifest, config, layers).map_err(|e| Error::Invalid(format!("{r}: {e}")))?;
+    Ok(Pulled { image, resolved })
+}
+
+/// What a push did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct PushReport {
+    /// Blobs the target already had.
+    pub blobs_skipped: u64,
+    /// Blobs mounted from another repository of the same registry.
+    pub blobs_mounted: u64,
+    /// Blobs uploaded.
+    pub blobs_uploaded: u64,
+    /// Bytes of blob content uploaded.
+    pub bytes_uploaded: u64,
+}
+
+/// Pushes `image` to `target`'s repository: every blob first (skipping those
+/// present, mounting from `mount_from` on the same registry when possible), and
+/// only then the manifest, under each of `tags`, or by digest when there is none.
+/// A failure before the manifest leaves no tag pointing at missing blobs.
+pub async fn push(
+    client: &Client,
+    image: &Image,
+    target: &Reference,
+    tags: &[String],
+    mount_from: &[Reference],
+) -> Result<PushReport, Error> {
+    let skipped = AtomicU64::new(0);
+    let mounted = AtomicU64::new(0);
+    let uploaded = AtomicU64::new(0);
+    let bytes = AtomicU64::new(0);
+    let mut blobs: Vec<(Descriptor, BlobBody)> = image
+        .layers()
+        .iter()
+        .map(|l| (l.descriptor.clone(), BlobBody::File(l.path.clone())))
+        .collect();
+    blobs.push((image.config_descriptor().clone(), BlobBody::Bytes(Arc::new(image.config().to_vec()))));
+    blobs.dedup_by(|a, b| a.0.digest == b.0.digest);
+
+    stream::iter(blobs)
+        .map(|(desc, body)| {
+            let (skipped, mounted, uploaded, bytes) = (&skipped, &mounted, &uploaded, &bytes);
+            async move {
+                if client.blob_exists(target, &desc.digest).await? {
+                    skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok::<_, Error>(());
+                }
+                for source in mount_from.iter().filter(|s| s.registry == target.registry && s.repository != target.repository) {
+                    if client.mount_blob(target, &desc.digest, source).await? {
+                        mounted.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                }
+                client.upload_blob(target, &desc.digest, desc.size, &body).await?;
+                uploaded.fetch_add(1, Ordering::Relaxed);
+                bytes.fetch_add(desc.size, Ordering::Relaxed);
+                Ok(())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<()>()
+        .await?;
+
+    let digest = image.digest();
+    let references: Vec<String> = if tags.is_empty() { vec![digest.to_string()] } else { tags.to_vec() };
+    for reference in references {
+        client.put_manifest(target, &reference, image.manifest(), image.media_type()).await?;
+    }
+    Ok(PushReport {
+        blobs_skipped: skipped.into_inner(),
+        blobs_mounted: mounted.into_inner(),
+        blobs_uploaded: uploaded.into_inner(),
+        bytes_uploaded: bytes.into_inner(),
+    })
+}
