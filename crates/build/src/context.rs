@@ -1,0 +1,218 @@
+//! The app's files: walked from the app directory, filtered by `[app] include`
+//! and `.dockerignore`, and added to a layer under the workdir.
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+use std::path::{Component, Path, PathBuf};
+
+use oxbuild_image::{LayerBuilder, Owner};
+
+use crate::Error;
+use crate::dockerignore::DockerIgnore;
+
+/// Directory names never copied: version-control metadata differs between two
+/// clones of the same commit and would break reproducibility.
+const ALWAYS_SKIPPED: &[&str] = &[".git", ".hg", ".svn"];
+
+/// Adds the app's files under `workdir`, owned by `owner`. Returns warnings
+/// (skipped sockets and fifos) for the caller to show.
+pub fn add_app_files(
+    layer: &mut LayerBuilder,
+    root: &Path,
+    include: Option<&[String]>,
+    workdir: &str,
+    owner: Owner,
+) -> Result<Vec<String>, Error> {
+    let ignore = DockerIgnore::load(root).map_err(Error::Input)?;
+    let mut walk = Walk { root, workdir: workdir.trim_end_matches('/'), owner, ignore, layer, warnings: Vec::new() };
+    walk.layer.dir(walk.workdir, owner, 0o755);
+    match include {
+        None => walk.visit_dir_children(root, "")?,
+        Some(paths) => {
+            for p in paths {
+                let rel = clean_rel(p);
+                let path = root.join(&rel);
+                if fs::symlink_metadata(&path).is_err() {
+                    return Err(Error::Input(format!(
+                        "[app] include names `{p}`, which does not exist in {}",
+                        root.display()
+                    )));
+                }
+                if rel.is_empty() {
+                    walk.visit_dir_children(root, "")?;
+                } else {
+                    walk.visit(&path, &rel)?;
+                }
+            }
+        }
+    }
+    Ok(walk.warnings)
+}
+
+fn clean_rel(p: &str) -> String {
+    Path::new(p)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+struct Walk<'a> {
+    root: &'a Path,
+    workdir: &'a str,
+    owner: Owner,
+    ignore: DockerIgnore,
+    layer: &'a mut LayerBuilder,
+    warnings: Vec<String>,
+}
+
+impl Walk<'_> {
+    fn visit_dir_children(&mut self, dir: &Path, rel: &str) -> Result<(), Error> {
+        let read = fs::read_dir(dir).map_err(|e| Error::Input(format!("reading {}: {e}", dir.display())))?;
+        let mut children: Vec<PathBuf> = Vec::new();
+        for entry in read {
+            let entry = entry.map_err(|e| Error::Input(format!("reading {}: {e}", dir.display())))?;
+            children.push(entry.path());
+        }
+        children.sort();
+        for child in children {
+            let name = child.file_name().expect("a directory entry has a name");
+            let Some(name) = name.to_str() else {
+                return Err(Error::Input(format!("{} has a name that is not UTF-8; rename it", child.display())));
+            };
+            if ALWAYS_SKIPPED.contains(&name) {
+                continue;
+            }
+            let child_rel = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+            self.visit(&child, &child_rel)?;
+        }
+        Ok(())
+    }
+
+    fn visit(&mut self, path: &Path, rel: &str) -> Result<(), Error> {
+        let meta = fs::symlink_metadata(path).map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))?;
+        let ignored = self.ignore.is_ignored(rel);
+        let ft = meta.file_type();
+        let dest = format!("{}/{rel}", self.workdir);
+        if ft.is_dir() {
+            if ignored && !self.ignore.has_exceptions() {
+                return Ok(());
+            }
+            if !ignored {
+                self.layer.dir(&dest, self.owner, 0o755);
+            }
+            return self.visit_dir_children(path, rel);
+        }
+        if ignored {
+            return Ok(());
+        }
+        if ft.is_file() {
+            // Only the executable bit is meaningful across checkouts; umask-dependent
+            // group/other write bits would make two clones differ.
+            let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
+            self.layer.file(&dest, path, self.owner, mode);
+        } else if ft.is_symlink() {
+            let target = fs::read_link(path).map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))?;
+            let target_str = target
+                .to_str()
+                .ok_or_else(|| Error::Input(format!("symlink {} has a target that is not UTF-8", path.display())))?;
+            if !stays_inside(rel, &target) {
+                return Err(Error::Input(format!(
+                    "symlink {} points outside the app directory (-> {target_str}); replace it with the file it points to, or exclude it in .dockerignore",
+                    self.root.join(rel).display()
+                )));
+            }
+            self.layer.symlink(&dest, target_str, self.owner);
+        } else if ft.is_socket() || ft.is_fifo() || ft.is_block_device() || ft.is_char_device() {
+            self.warnings.push(format!("skipped {}: sockets, fifos and devices cannot go into an image", path.display()));
+        }
+        Ok(())
+    }
+}
+
+/// True when the symlink at `rel` with `target` resolves (lexically) inside the root.
+fn stays_inside(rel: &str, target: &Path) -> bool {
+    if target.is_absolute() {
+        return false;
+    }
+    let mut depth: i64 = rel.matches('/').count() as i64; // the link's parent directory depth
+    for c in target.components() {
+        match c {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlink_escape_detection() {
+        assert!(stays_inside("a/link", Path::new("../b")));
+        assert!(stays_inside("link", Path::new("sub/file")));
+        assert!(!stays_inside("link", Path::new("../outside")));
+        assert!(!stays_inside("a/link", Path::new("../../x")));
+        assert!(!stays_inside("link", Path::new("/etc/passwd")));
+    }
+
+    #[test]
+    fn walks_with_ignore_include_and_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("pkg/sub")).unwrap();
+        fs::create_dir_all(root.join("empty")).unwrap();
+        fs::create_dir_all(root.join(".git")).unwrap();
+        fs::write(root.join(".git/HEAD"), "x").unwrap();
+        fs::write(root.join("pkg/app.py"), "print(1)").unwrap();
+        fs::write(root.join("pkg/run.sh"), "#!/bin/sh").unwrap();
+        fs::set_permissions(root.join("pkg/run.sh"), fs::Permissions::from_mode(0o775)).unwrap();
+        fs::write(root.join("pkg/sub/x.pyc"), "junk").unwrap();
+        fs::write(root.join(".dockerignore"), "**/*.pyc\n").unwrap();
+        std::os::unix::fs::symlink("app.py", root.join("pkg/alias.py")).unwrap();
+
+        let mut layer = LayerBuilder::new(0, Owner::ROOT);
+        add_app_files(&mut layer, root, None, "/app", Owner { uid: 1000, gid: 1000 }).unwrap();
+        let tar = layer.write_tar(Vec::new()).unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let got: Vec<(String, u32, u64)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path().unwrap().to_string_lossy().into_owned(), e.header().mode().unwrap(), e.header().uid().unwrap())
+            })
+            .collect();
+        let names: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+        assert!(names.contains(&"app/empty/"), "empty dirs kept: {names:?}");
+        assert!(names.contains(&"app/pkg/alias.py"));
+        assert!(!names.iter().any(|n| n.ends_with(".pyc")), "{names:?}");
+        assert!(!names.iter().any(|n| n.contains(".git/")), "{names:?}");
+        let run = got.iter().find(|g| g.0 == "app/pkg/run.sh").unwrap();
+        assert_eq!((run.1, run.2), (0o755, 1000));
+        let py = got.iter().find(|g| g.0 == "app/pkg/app.py").unwrap();
+        assert_eq!(py.1, 0o644);
+
+        let mut only = LayerBuilder::new(0, Owner::ROOT);
+        let e = add_app_files(&mut only, root, Some(&["nope".to_string()]), "/app", Owner::ROOT).unwrap_err();
+        assert!(e.to_string().contains("`nope`"), "{e}");
+    }
+
+    #[test]
+    fn escaping_symlink_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("pw")).unwrap();
+        let mut layer = LayerBuilder::new(0, Owner::ROOT);
+        let e = add_app_files(&mut layer, dir.path(), None, "/app", Owner::ROOT).unwrap_err().to_string();
+        assert!(e.contains("pw") && e.contains("outside"), "{e}");
+    }
+}

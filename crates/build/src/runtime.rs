@@ -1,0 +1,181 @@
+//! The runtime config: entrypoint, env, workdir, user, ports, labels and the
+//! healthcheck, written over the base config without losing its other fields.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use oxbuild_config::{Config, HealthcheckConfig, Probe};
+use oxbuild_image::{Digest, Owner};
+use serde_json::{Map, Value, json};
+
+/// One layer oxbuild adds, for `rootfs.diff_ids` and `history`.
+#[derive(Debug, Clone)]
+pub struct AddedLayer {
+    /// The uncompressed digest.
+    pub diff_id: Digest,
+    /// What made it, for `history[].created_by`.
+    pub created_by: String,
+}
+
+/// RFC 3339 time of `epoch` seconds, as `created` fields want it.
+pub fn timestamp(epoch: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(epoch)).to_string()
+}
+
+/// Applies `cfg` to the base config `base` (every unknown field is kept).
+pub fn apply(base: &mut Value, cfg: &Config, owner: Owner, layers: &[AddedLayer], epoch: u64) {
+    if !base.is_object() {
+        *base = json!({});
+    }
+    let created = timestamp(epoch);
+    let root = base.as_object_mut().expect("made an object above");
+    root.insert("created".into(), json!(created));
+    root.entry("architecture").or_insert(json!("amd64"));
+    root.entry("os").or_insert(json!("linux"));
+
+    let img = &cfg.image;
+    let c = object(root, "config");
+    if let Some(ep) = &img.entrypoint {
+        c.insert("Entrypoint".into(), json!(ep));
+        // Docker resets CMD when ENTRYPOINT is set; a base's CMD would otherwise
+        // become arguments to the new entrypoint.
+        c.insert("Cmd".into(), img.cmd.as_ref().map_or(Value::Null, |cmd| json!(cmd)));
+    } else if let Some(cmd) = &img.cmd {
+        c.insert("Cmd".into(), json!(cmd));
+    }
+    c.insert("WorkingDir".into(), json!(img.workdir));
+    c.insert("User".into(), json!(format!("{}:{}", owner.uid, owner.gid)));
+
+    let mut env: Vec<String> =
+        c.get("Env").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+    for (k, v) in &img.env {
+        let entry = format!("{k}={v}");
+        match env.iter_mut().find(|e| e.split('=').next() == Some(k.as_str())) {
+            Some(slot) => *slot = entry,
+            None => env.push(entry),
+        }
+    }
+    c.insert("Env".into(), json!(env));
+
+    if !img.ports.is_empty() {
+        let ports = object(c, "ExposedPorts");
+        for p in &img.ports {
+            ports.insert(format!("{p}/tcp"), json!({}));
+        }
+    }
+    if !img.labels.is_empty() {
+        let labels = object(c, "Labels");
+        for (k, v) in &img.labels {
+            labels.insert(k.clone(), json!(v));
+        }
+    }
+    if let Some(hc) = &cfg.healthcheck {
+        c.insert("Healthcheck".into(), healthcheck(hc));
+    }
+
+    let rootfs = object(root, "rootfs");
+    rootfs.insert("type".into(), json!("layers"));
+    let diff_ids = rootfs.entry("diff_ids").or_insert(json!([]));
+    if !diff_ids.is_array() {
+        *diff_ids = json!([]);
+    }
+    let diff_ids = diff_ids.as_array_mut().expect("made an array above");
+    for l in layers {
+        diff_ids.push(json!(l.diff_id));
+    }
+    let history = root.entry("history").or_insert(json!([]));
+    if !history.is_array() {
+        *history = json!([]);
+    }
+    let history = history.as_array_mut().expect("made an array above");
+    for l in layers {
+        history.push(json!({"created": created, "created_by": l.created_by, "comment": "oxbuild"}));
+    }
+}
+
+fn object<'a>(parent: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+    let v = parent.entry(key).or_insert(json!({}));
+    if !v.is_object() {
+        *v = json!({});
+    }
+    v.as_object_mut().expect("made an object above")
+}
+
+/// The Docker `Healthcheck` object for `hc` (durations in nanoseconds).
+pub fn healthcheck(hc: &HealthcheckConfig) -> Value {
+    let test = match hc.probe() {
+        Probe::Exec(cmd) => std::iter::once("CMD".to_string()).chain(cmd).collect::<Vec<_>>(),
+        Probe::Shell(s) => vec!["CMD-SHELL".into(), s],
+        Probe::Http(url) => vec!["CMD".into(), "python3".into(), "-c".into(), http_probe(&url, hc.timeout)],
+    };
+    json!({
+        "Test": test,
+        "Interval": hc.interval.as_nanos() as u64,
+        "Timeout": hc.timeout.as_nanos() as u64,
+        "StartPeriod": hc.start_period.as_nanos() as u64,
+        "Retries": hc.retries,
+    })
+}
+
+/// A probe that needs only the image's Python standard library: slim images
+/// have no curl or wget. Healthy on any answer below 400.
+pub fn http_probe(url: &str, timeout: Duration) -> String {
+    // A JSON string literal is also a valid Python string literal.
+    let url = serde_json::to_string(url).expect("strings serialise");
+    let secs = timeout.as_secs_f64().max(0.001);
+    format!(
+        "import sys, urllib.request as u\ntry:\n    r = u.urlopen({url}, timeout={secs})\n    sys.exit(0 if r.status < 400 else 1)\nexcept Exception as e:\n    print(e)\n    sys.exit(1)\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> Config {
+        Config::parse("t.toml".as_ref(), text).unwrap()
+    }
+
+    #[test]
+    fn applies_settings_and_keeps_unknown_fields() {
+        let mut base = json!({
+            "architecture": "amd64", "os": "linux", "x-vendor": {"kept": true},
+            "config": {"Env": ["PATH=/usr/bin", "LANG=C"], "Cmd": ["python3"], "Labels": {"base": "yes"}},
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:aa"]},
+            "history": [{"created_by": "base"}]
+        });
+        let c = cfg(r#"
+[image]
+base = "x.io/b"
+entrypoint = ["python3", "-m", "web"]
+env = { LANG = "C.UTF-8", PYTHONUNBUFFERED = "1" }
+ports = [8000]
+labels = { "org.example.team" = "platform" }
+[healthcheck]
+http = "http://127.0.0.1:8000/health"
+interval = "5s"
+timeout = "2s"
+"#);
+        let layer = AddedLayer { diff_id: Digest::of(b"l"), created_by: "app".into() };
+        apply(&mut base, &c, Owner { uid: 1000, gid: 1000 }, &[layer], 0);
+        let conf = &base["config"];
+        assert_eq!(base["x-vendor"]["kept"], json!(true));
+        assert_eq!(base["created"], json!("1970-01-01T00:00:00Z"));
+        assert_eq!(conf["Env"], json!(["PATH=/usr/bin", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1"]));
+        assert_eq!(conf["Cmd"], Value::Null);
+        assert_eq!(conf["User"], json!("1000:1000"));
+        assert_eq!(conf["ExposedPorts"], json!({"8000/tcp": {}}));
+        assert_eq!(conf["Labels"], json!({"base": "yes", "org.example.team": "platform"}));
+        assert_eq!(conf["Healthcheck"]["Interval"], json!(5_000_000_000u64));
+        assert_eq!(conf["Healthcheck"]["Test"][0], json!("CMD"));
+        assert_eq!(base["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+        assert_eq!(base["history"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn http_probe_is_valid_python_that_fails_on_refused_connections() {
+        let script = http_probe("http://127.0.0.1:9/health", Duration::from_secs(1));
+        let out = std::process::Command::new("python3").args(["-c", &script]).output().expect("python3 runs");
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("refused"), "the probe says why it failed");
+    }
+}

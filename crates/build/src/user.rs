@@ -1,0 +1,240 @@
+//! The non-root user: read the base's `/etc/passwd` and `/etc/group` from its
+//! layers (never by running it), and add the user when it is missing.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+
+use oxbuild_config::ImageConfig;
+use oxbuild_image::{Layer, LayerBuilder, Owner};
+
+use crate::Error;
+
+const PASSWD: &str = "etc/passwd";
+const GROUP: &str = "etc/group";
+
+/// The user the image runs as, and the layer that creates it (if it must).
+#[derive(Debug)]
+pub struct UserPlan {
+    /// Who the image runs as.
+    pub owner: Owner,
+    /// A layer adding the user, group and home, when the base lacks the user.
+    pub layer: Option<LayerBuilder>,
+}
+
+/// Reads the newest version of each of `wanted` (paths without a leading `/`)
+/// from `layers` (bottom first), honouring whiteouts. Absent files map to None.
+pub fn read_files(layers: &[Layer], wanted: &[&str]) -> Result<HashMap<String, Option<Vec<u8>>>, Error> {
+    let mut found: HashMap<String, Option<Vec<u8>>> = HashMap::new();
+    for layer in layers.iter().rev() {
+        if wanted.iter().all(|w| found.contains_key(*w)) {
+            break;
+        }
+        let mut in_layer: HashMap<String, Option<Vec<u8>>> = HashMap::new();
+        let mut opaque: Vec<String> = Vec::new();
+        let what = || format!("reading base layer {}", layer.descriptor.digest);
+        let file = File::open(&layer.path).map_err(|e| Error::Base(format!("{}: {e}", what())))?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let magic = {
+            let buf = std::io::BufRead::fill_buf(&mut reader).map_err(|e| Error::Base(format!("{}: {e}", what())))?;
+            buf.get(..2).map(|b| [b[0], b[1]])
+        };
+        let tar_stream: Box<dyn Read> = match magic {
+            Some([0x1f, 0x8b]) => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+            Some([0x28, 0xb5]) => {
+                return Err(Error::Base(format!("{}: zstd layers are not supported yet", what())));
+            }
+            _ => Box::new(reader),
+        };
+        let mut archive = tar::Archive::new(tar_stream);
+        let entries = archive.entries().map_err(|e| Error::Base(format!("{}: {e}", what())))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| Error::Base(format!("{}: {e}", what())))?;
+            let path = entry.path().map_err(|e| Error::Base(format!("{}: {e}", what())))?;
+            let path = path.to_string_lossy();
+            let path = path.trim_start_matches("./").trim_start_matches('/').to_string();
+            if let Some(dir) = path.strip_suffix("/.wh..wh..opq") {
+                opaque.push(format!("{dir}/"));
+                continue;
+            }
+            if let Some((dir, name)) = path.rsplit_once("/.wh.") {
+                let hidden = format!("{dir}/{name}");
+                if wanted.contains(&hidden.as_str()) {
+                    in_layer.insert(hidden, None);
+                }
+                continue;
+            }
+            if wanted.contains(&path.as_str()) && entry.header().entry_type().is_file() {
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes).map_err(|e| Error::Base(format!("{}: {e}", what())))?;
+                in_layer.insert(path, Some(bytes));
+            }
+        }
+        for w in wanted {
+            if found.contains_key(*w) {
+                continue;
+            }
+            if let Some(v) = in_layer.remove(*w) {
+                found.insert(w.to_string(), v);
+            } else if opaque.iter().any(|d| w.starts_with(d.as_str())) {
+                found.insert(w.to_string(), None);
+            }
+        }
+    }
+    for w in wanted {
+        found.entry(w.to_string()).or_insert(None);
+    }
+    Ok(found)
+}
+
+struct Line<'a> {
+    name: &'a str,
+    id: u32,
+    gid: Option<u32>,
+}
+
+fn parse_db(text: &str, passwd: bool) -> Vec<Line<'_>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let id = f.get(2)?.parse().ok()?;
+            let gid = if passwd { f.get(3).and_then(|g| g.parse().ok()) } else { None };
+            Some(Line { name: f[0], id, gid })
+        })
+        .collect()
+}
+
+/// Decides the runtime user from the base's account files and the config.
+pub fn plan(cfg: &ImageConfig, base: &[Layer], mtime: u64) -> Result<UserPlan, Error> {
+    let files = read_files(base, &[PASSWD, GROUP])?;
+    let text = |k: &str| files.get(k).cloned().flatten().map(|b| String::from_utf8_lossy(&b).into_owned());
+    let passwd = text(PASSWD).unwrap_or_else(|| "root:x:0:0:root:/root:/usr/sbin/nologin\n".to_string());
+    let group = text(GROUP).unwrap_or_else(|| "root:x:0:\n".to_string());
+    let users = parse_db(&passwd, true);
+    let groups = parse_db(&group, false);
+    let name = cfg.user.as_str();
+
+    if let Some(existing) = users.iter().find(|u| u.name == name) {
+        let gid = existing.gid.unwrap_or(existing.id);
+        if cfg.uid.is_some_and(|u| u != existing.id) || cfg.gid.is_some_and(|g| g != gid) {
+            return Err(Error::Input(format!(
+                "[image] user `{name}` already exists in the base image as {}:{gid}, but oxbuild.toml sets {}:{}; remove uid/gid or make them match",
+                existing.id,
+                cfg.uid(),
+                cfg.gid()
+            )));
+        }
+        if existing.id == 0 {
+            return Err(Error::Input(format!("[image] user `{name}` is root (uid 0) in the base image; choose another user")));
+        }
+        return Ok(UserPlan { owner: Owner { uid: existing.id.into(), gid: gid.into() }, layer: None });
+    }
+
+    let (uid, gid) = (cfg.uid(), cfg.gid());
+    if let Some(other) = users.iter().find(|u| u.id == uid) {
+        return Err(Error::Input(format!(
+            "[image] uid {uid} already belongs to user `{}` in the base image; choose another uid, or set user = \"{}\"",
+            other.name, other.name
+        )));
+    }
+    let mut group_out = group.clone();
+    if !groups.iter().any(|g| g.id == gid) {
+        if let Some(clash) = groups.iter().find(|g| g.name == name) {
+            return Err(Error::Input(format!(
+                "[image] group `{name}` already exists in the base image with gid {}, but oxbuild.toml asks for gid {gid}; set gid = {}",
+                clash.id, clash.id
+            )));
+        }
+        ensure_newline(&mut group_out);
+        group_out.push_str(&format!("{name}:x:{gid}:\n"));
+    }
+    let mut passwd_out = passwd.clone();
+    ensure_newline(&mut passwd_out);
+    passwd_out.push_str(&format!("{name}:x:{uid}:{gid}::/home/{name}:/usr/sbin/nologin\n"));
+
+    let owner = Owner { uid: uid.into(), gid: gid.into() };
+    let mut layer = LayerBuilder::new(mtime, Owner::ROOT);
+    layer
+        .bytes(PASSWD, passwd_out.into_bytes(), Owner::ROOT, 0o644)
+        .bytes(GROUP, group_out.into_bytes(), Owner::ROOT, 0o644)
+        .dir(&format!("home/{name}"), owner, 0o755);
+    Ok(UserPlan { owner, layer: Some(layer) })
+}
+
+fn ensure_newline(s: &mut String) {
+    if !s.is_empty() && !s.ends_with('\n') {
+        s.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oxbuild_image::{BlobStore, Descriptor, media};
+
+    fn layer_with(store: &BlobStore, files: &[(&str, &str)]) -> Layer {
+        let mut b = LayerBuilder::new(0, Owner::ROOT);
+        for (p, c) in files {
+            b.bytes(p, c.as_bytes().to_vec(), Owner::ROOT, 0o644);
+        }
+        let blob = b.write_gzip(store).unwrap();
+        Layer { descriptor: Descriptor::new(media::OCI_LAYER_GZIP, blob.digest.clone(), blob.size), path: blob.path }
+    }
+
+    fn image_cfg(extra: &str) -> ImageConfig {
+        let text = format!("[image]\nbase = \"x.io/b\"\n{extra}");
+        oxbuild_config::Config::parse("t.toml".as_ref(), &text).unwrap().image
+    }
+
+    #[test]
+    fn newest_layer_wins_and_whiteouts_hide() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let low = layer_with(&store, &[(PASSWD, "root:x:0:0::/root:/bin/sh\n"), (GROUP, "root:x:0:\n")]);
+        let high = layer_with(&store, &[(PASSWD, "root:x:0:0::/root:/bin/sh\nweb:x:33:33::/:/bin/false\n"), ("etc/.wh.group", "")]);
+        let got = read_files(&[low, high], &[PASSWD, GROUP]).unwrap();
+        assert!(String::from_utf8(got[PASSWD].clone().unwrap()).unwrap().contains("web:"));
+        assert_eq!(got[GROUP], None);
+    }
+
+    #[test]
+    fn missing_user_is_added_with_its_group_and_home() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let base = layer_with(&store, &[(PASSWD, "root:x:0:0::/root:/bin/sh"), (GROUP, "root:x:0:\n")]);
+        let plan = plan(&image_cfg("uid = 1234\n"), &[base], 0).unwrap();
+        assert_eq!(plan.owner, Owner { uid: 1234, gid: 1234 });
+        let tar = plan.layer.unwrap().write_tar(Vec::new()).unwrap();
+        let mut a = tar::Archive::new(tar.as_slice());
+        let mut passwd = String::new();
+        let mut names = Vec::new();
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let p = e.path().unwrap().to_string_lossy().into_owned();
+            if p == PASSWD {
+                e.read_to_string(&mut passwd).unwrap();
+            }
+            if p == "home/app/" {
+                assert_eq!(e.header().uid().unwrap(), 1234);
+            }
+            names.push(p);
+        }
+        assert_eq!(passwd, "root:x:0:0::/root:/bin/sh\napp:x:1234:1234::/home/app:/usr/sbin/nologin\n");
+        assert!(names.contains(&"home/app/".to_string()), "{names:?}");
+    }
+
+    #[test]
+    fn existing_user_is_reused_and_conflicts_are_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let base = layer_with(&store, &[(PASSWD, "root:x:0:0::/root:/bin/sh\napp:x:2000:2000::/home/app:/bin/sh\nweb:x:1000:1000::/:/bin/sh\n"), (GROUP, "root:x:0:\n")]);
+        let reused = plan(&image_cfg(""), std::slice::from_ref(&base), 0).unwrap();
+        assert_eq!(reused.owner, Owner { uid: 2000, gid: 2000 });
+        assert!(reused.layer.is_none());
+        let e = plan(&image_cfg("uid = 1000\n"), std::slice::from_ref(&base), 0).unwrap_err().to_string();
+        assert!(e.contains("already exists") && e.contains("2000"), "{e}");
+        let e = plan(&image_cfg("user = \"svc\"\n"), &[base], 0).unwrap_err().to_string();
+        assert!(e.contains("uid 1000 already belongs to user `web`"), "{e}");
+    }
+}
