@@ -1,1 +1,25 @@
-fn main() {}
+//! The `oxbuild` command: parses arguments and wires the library crates
+//! together. Everything that builds, pulls or pushes lives in `crates/`.
+
+mod build;
+mod cli;
+mod report;
+
+use clap::Parser as _;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let reporter = report::Reporter { quiet: cli.quiet, json: cli.json };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => std::process::exit(reporter.fail(&report::Failure::internal(format!("cannot start the async runtime: {e}")))),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            cli::Command::Build(args) => build::run(args, reporter).await,
+        }
+    });
+    if let Err(failure) = result {
+        std::process::exit(reporter.fail(&failure));
+    }
+}

@@ -1,0 +1,77 @@
+//! What the user sees: progress on stderr, the result on stdout, errors with an
+//! exit code per kind of failure.
+
+use std::io::Write as _;
+
+/// A failure, with the exit code of its kind.
+#[derive(Debug)]
+pub struct Failure {
+    /// See [`crate::cli::EXIT_CODES`].
+    pub code: i32,
+    /// The kind, as in the JSON report.
+    pub kind: &'static str,
+    /// One line saying what went wrong and what to do.
+    pub message: String,
+}
+
+impl Failure {
+    pub fn config(message: impl std::fmt::Display) -> Failure {
+        Failure { code: 3, kind: "config", message: message.to_string() }
+    }
+    pub fn build(message: impl std::fmt::Display) -> Failure {
+        Failure { code: 4, kind: "build", message: message.to_string() }
+    }
+    pub fn registry(message: impl std::fmt::Display) -> Failure {
+        Failure { code: 5, kind: "registry", message: message.to_string() }
+    }
+    pub fn output(message: impl std::fmt::Display) -> Failure {
+        Failure { code: 6, kind: "output", message: message.to_string() }
+    }
+    pub fn internal(message: impl std::fmt::Display) -> Failure {
+        Failure { code: 1, kind: "internal", message: message.to_string() }
+    }
+}
+
+/// Where progress goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Reporter {
+    pub quiet: bool,
+    pub json: bool,
+}
+
+impl Reporter {
+    /// A progress line on stderr, unless quiet. JSON mode keeps stderr for
+    /// progress too, so stdout holds only the report.
+    pub fn step(&self, msg: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("  {msg}");
+        }
+    }
+
+    /// A warning, shown even when quiet.
+    pub fn warn(&self, msg: impl std::fmt::Display) {
+        eprintln!("warning: {msg}");
+    }
+
+    /// Prints the final result: JSON on stdout, or the human lines.
+    pub fn result(&self, json: &serde_json::Value, human: &[String]) {
+        let mut out = std::io::stdout().lock();
+        if self.json {
+            let _ = writeln!(out, "{}", serde_json::to_string_pretty(json).unwrap_or_default());
+        } else {
+            for line in human {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+
+    /// Reports `f` and returns its exit code.
+    pub fn fail(&self, f: &Failure) -> i32 {
+        eprintln!("error: {}", f.message);
+        if self.json {
+            let report = serde_json::json!({"ok": false, "error": {"kind": f.kind, "code": f.code, "message": f.message}});
+            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        }
+        f.code
+    }
+}

@@ -1,0 +1,1 @@
+"""plainweb: a tiny HTTP service that needs only Python's standard library."""

@@ -1,0 +1,41 @@
+"""Serves / (a greeting with the process's uid) and /health on $PLAINWEB_PORT."""
+
+import json
+import os
+import signal
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/health":
+            self.reply(200, {"status": "ok"})
+        elif self.path == "/":
+            self.reply(200, {"app": "plainweb", "uid": os.getuid()})
+        else:
+            self.reply(404, {"error": "not found"})
+
+    def reply(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, fmt, *args):
+        print("plainweb:", fmt % args, flush=True)
+
+
+def main():
+    port = int(os.environ.get("PLAINWEB_PORT", "8000"))
+    # As PID 1 in a container, Python ignores SIGTERM unless told otherwise.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    print(f"plainweb: listening on :{port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
