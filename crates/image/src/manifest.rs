@@ -69,7 +69,11 @@ impl Platform {
             "powerpc64" => "ppc64le",
             other => other,
         };
-        Platform { os: "linux".into(), architecture: architecture.into(), variant: None }
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant: None,
+        }
     }
 
     /// True when `other` (an index entry) can serve a request for `self`.
@@ -93,7 +97,9 @@ impl std::fmt::Display for Platform {
 
 /// Why a `--platform` string is not one.
 #[derive(Debug, thiserror::Error)]
-#[error("`{0}` is not a platform: expected os/arch or os/arch/variant, e.g. linux/amd64 or linux/arm64/v8")]
+#[error(
+    "`{0}` is not a platform: expected os/arch or os/arch/variant, e.g. linux/amd64 or linux/arm64/v8"
+)]
 pub struct PlatformParseError(String);
 
 impl std::str::FromStr for Platform {
@@ -105,7 +111,11 @@ impl std::str::FromStr for Platform {
             return Err(bad());
         }
         match parts.as_slice() {
-            [os, arch] => Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant: None }),
+            [os, arch] => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: None,
+            }),
             [os, arch, v] => Ok(Platform {
                 os: os.to_string(),
                 architecture: arch.to_string(),
@@ -146,7 +156,12 @@ impl IndexView {
             .manifests
             .iter()
             .find(|d| d.platform.as_ref().is_some_and(|p| platform.matches(p)));
-        found.ok_or_else(|| self.manifests.iter().filter_map(|d| d.platform.clone()).collect())
+        found.ok_or_else(|| {
+            self.manifests
+                .iter()
+                .filter_map(|d| d.platform.clone())
+                .collect()
+        })
     }
 }
 

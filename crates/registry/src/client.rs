@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use futures_util::StreamExt as _;
 use oxbuild_image::{BlobStore, Descriptor, Digest, media};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION, WWW_AUTHENTICATE};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION, WWW_AUTHENTICATE,
+};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 use crate::error::transport_detail;
@@ -24,12 +26,18 @@ pub struct Credentials {
 impl Credentials {
     /// Credentials from a user name and secret.
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        Credentials { username: username.into(), password: password.into() }
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+        }
     }
 
     fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
     }
 }
 
@@ -51,7 +59,10 @@ pub struct ClientOptions {
 #[derive(Debug, Clone)]
 enum Challenge {
     Basic,
-    Bearer { realm: String, service: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
 }
 
 /// Bytes to upload as a blob.
@@ -88,7 +99,12 @@ impl Client {
             .user_agent(concat!("oxbuild/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(15))
             .build()
-            .map_err(|e| Error::Invalid(format!("cannot set up the HTTP client: {}", transport_detail(&e))))?;
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "cannot set up the HTTP client: {}",
+                    transport_detail(&e)
+                ))
+            })?;
         Ok(Client {
             http,
             opts: Arc::new(opts),
@@ -106,38 +122,66 @@ impl Client {
     }
 
     fn api_host(registry: &str) -> &str {
-        if registry == crate::reference::DOCKER_HUB { "registry-1.docker.io" } else { registry }
+        if registry == crate::reference::DOCKER_HUB {
+            "registry-1.docker.io"
+        } else {
+            registry
+        }
     }
 
     /// The base URL of `r`'s repository API: `scheme://host/v2/<repo>/`.
     fn repo_url(&self, r: &Reference) -> String {
-        format!("{}://{}/v2/{}/", self.scheme(&r.registry), Self::api_host(&r.registry), r.repository)
+        format!(
+            "{}://{}/v2/{}/",
+            self.scheme(&r.registry),
+            Self::api_host(&r.registry),
+            r.repository
+        )
     }
 
     fn user(&self) -> Option<String> {
         self.opts.credentials.as_ref().map(|c| c.username.clone())
     }
 
-    async fn auth_header(&self, registry: &str, scopes: &[String]) -> Result<Option<String>, Error> {
+    async fn auth_header(
+        &self,
+        registry: &str,
+        scopes: &[String],
+    ) -> Result<Option<String>, Error> {
         let challenge = self.challenges.lock().unwrap().get(registry).cloned();
         match challenge {
             None => Ok(None),
-            Some(Challenge::Basic) => Ok(self.opts.credentials.as_ref().map(Credentials::basic_header)),
+            Some(Challenge::Basic) => Ok(self
+                .opts
+                .credentials
+                .as_ref()
+                .map(Credentials::basic_header)),
             Some(Challenge::Bearer { realm, service }) => {
                 let key = (registry.to_string(), scopes.join(" "));
                 if let Some(t) = self.tokens.lock().unwrap().get(&key) {
                     return Ok(Some(format!("Bearer {t}")));
                 }
-                let token = self.fetch_token(registry, &realm, service.as_deref(), scopes).await?;
+                let token = self
+                    .fetch_token(registry, &realm, service.as_deref(), scopes)
+                    .await?;
                 self.tokens.lock().unwrap().insert(key, token.clone());
                 Ok(Some(format!("Bearer {token}")))
             }
         }
     }
 
-    async fn fetch_token(&self, registry: &str, realm: &str, service: Option<&str>, scopes: &[String]) -> Result<String, Error> {
-        let mut url = url::Url::parse(realm)
-            .map_err(|_| Error::Invalid(format!("registry {registry} sent an auth realm that is not a URL: {realm}")))?;
+    async fn fetch_token(
+        &self,
+        registry: &str,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+    ) -> Result<String, Error> {
+        let mut url = url::Url::parse(realm).map_err(|_| {
+            Error::Invalid(format!(
+                "registry {registry} sent an auth realm that is not a URL: {realm}"
+            ))
+        })?;
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = service {
@@ -158,10 +202,17 @@ impl Client {
         match resp.status() {
             s if s.is_success() => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(Error::Unauthorized { registry: registry.to_string(), user: self.user() });
+                return Err(Error::Unauthorized {
+                    registry: registry.to_string(),
+                    user: self.user(),
+                });
             }
             s => {
-                return Err(Error::Status { what: format!("getting a token for {registry}"), status: s.as_u16(), detail: String::new() });
+                return Err(Error::Status {
+                    what: format!("getting a token for {registry}"),
+                    status: s.as_u16(),
+                    detail: String::new(),
+                });
             }
         }
         #[derive(serde::Deserialize)]
@@ -170,8 +221,11 @@ impl Client {
             access_token: Option<String>,
         }
         let body = resp.bytes().await.unwrap_or_default();
-        let t: Token = serde_json::from_slice(&body)
-            .map_err(|_| Error::Invalid(format!("the token service of {registry} sent an unreadable answer")))?;
+        let t: Token = serde_json::from_slice(&body).map_err(|_| {
+            Error::Invalid(format!(
+                "the token service of {registry} sent an unreadable answer"
+            ))
+        })?;
         t.token
             .or(t.access_token)
             .ok_or_else(|| Error::Invalid(format!("the token service of {registry} sent no token")))
@@ -213,11 +267,20 @@ impl Client {
                 break;
             }
             // A cached token may have expired: drop it so a fresh one is fetched.
-            self.tokens.lock().unwrap().remove(&(registry.to_string(), scopes.join(" ")));
-            self.challenges.lock().unwrap().insert(registry.to_string(), challenge);
+            self.tokens
+                .lock()
+                .unwrap()
+                .remove(&(registry.to_string(), scopes.join(" ")));
+            self.challenges
+                .lock()
+                .unwrap()
+                .insert(registry.to_string(), challenge);
             auth = self.auth_header(registry, scopes).await?;
         }
-        Err(Error::Unauthorized { registry: registry.to_string(), user: self.user() })
+        Err(Error::Unauthorized {
+            registry: registry.to_string(),
+            user: self.user(),
+        })
     }
 
     /// Fetches a manifest or index: its raw bytes, media type and digest. A
@@ -227,7 +290,9 @@ impl Client {
         let what = format!("manifest {r}");
         let resp = self
             .send(&r.registry, &pull_scope(r), &what, |http| {
-                Ok(http.get(&url).header(ACCEPT, media::ACCEPT_MANIFESTS.join(", ")))
+                Ok(http
+                    .get(&url)
+                    .header(ACCEPT, media::ACCEPT_MANIFESTS.join(", ")))
             })
             .await?;
         let header_type = resp
@@ -238,13 +303,18 @@ impl Client {
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| Error::Unreachable { registry: r.registry.clone(), detail: transport_detail(&e) })?
+            .map_err(|e| Error::Unreachable {
+                registry: r.registry.clone(),
+                detail: transport_detail(&e),
+            })?
             .to_vec();
         let digest = Digest::of(&bytes);
         if let Some(expected) = &r.digest
             && &digest != expected
         {
-            return Err(Error::Invalid(format!("manifest {r} does not match its digest: got {digest}")));
+            return Err(Error::Invalid(format!(
+                "manifest {r} does not match its digest: got {digest}"
+            )));
         }
         let body_type = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
@@ -256,48 +326,79 @@ impl Client {
     }
 
     /// Fetches a small blob (a config) into memory, verified.
-    pub async fn get_blob_bytes(&self, repo: &Reference, desc: &Descriptor) -> Result<Vec<u8>, Error> {
+    pub async fn get_blob_bytes(
+        &self,
+        repo: &Reference,
+        desc: &Descriptor,
+    ) -> Result<Vec<u8>, Error> {
         let url = format!("{}blobs/{}", self.repo_url(repo), desc.digest);
         let what = format!("blob {} of {}", desc.digest, repo.name());
-        let resp = self.send(&repo.registry, &pull_scope(repo), &what, |http| Ok(http.get(&url))).await?;
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| Error::Unreachable { registry: repo.registry.clone(), detail: transport_detail(&e) })?;
+        let resp = self
+            .send(&repo.registry, &pull_scope(repo), &what, |http| {
+                Ok(http.get(&url))
+            })
+            .await?;
+        let bytes = resp.bytes().await.map_err(|e| Error::Unreachable {
+            registry: repo.registry.clone(),
+            detail: transport_detail(&e),
+        })?;
         if Digest::of(&bytes) != desc.digest {
-            return Err(Error::Invalid(format!("{what} does not match its digest; nothing was stored")));
+            return Err(Error::Invalid(format!(
+                "{what} does not match its digest; nothing was stored"
+            )));
         }
         Ok(bytes.to_vec())
     }
 
     /// Streams a blob into `store` (unless it is there already), verified
     /// against its digest before it becomes visible. Returns its path.
-    pub async fn fetch_blob(&self, repo: &Reference, desc: &Descriptor, store: &BlobStore) -> Result<PathBuf, Error> {
+    pub async fn fetch_blob(
+        &self,
+        repo: &Reference,
+        desc: &Descriptor,
+        store: &BlobStore,
+    ) -> Result<PathBuf, Error> {
         if store.contains(&desc.digest) {
             return Ok(store.path(&desc.digest));
         }
         let url = format!("{}blobs/{}", self.repo_url(repo), desc.digest);
         let what = format!("blob {} of {}", desc.digest, repo.name());
-        let resp = self.send(&repo.registry, &pull_scope(repo), &what, |http| Ok(http.get(&url))).await?;
+        let resp = self
+            .send(&repo.registry, &pull_scope(repo), &what, |http| {
+                Ok(http.get(&url))
+            })
+            .await?;
         let mut writer = store.writer()?;
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
-            let chunk =
-                chunk.map_err(|e| Error::Unreachable { registry: repo.registry.clone(), detail: transport_detail(&e) })?;
+            let chunk = chunk.map_err(|e| Error::Unreachable {
+                registry: repo.registry.clone(),
+                detail: transport_detail(&e),
+            })?;
             std::io::Write::write_all(&mut writer, &chunk)
                 .map_err(|e| oxbuild_image::Error::io(format!("caching {what}"), e))?;
             if writer.written() > desc.size {
-                return Err(Error::Invalid(format!("{what} is larger than its descriptor says ({} bytes)", desc.size)));
+                return Err(Error::Invalid(format!(
+                    "{what} is larger than its descriptor says ({} bytes)",
+                    desc.size
+                )));
             }
         }
-        writer.commit(&desc.digest).map_err(|e| Error::Invalid(format!("{what}: {e}")))
+        writer
+            .commit(&desc.digest)
+            .map_err(|e| Error::Invalid(format!("{what}: {e}")))
     }
 
     /// True when `repo` has the blob.
     pub async fn blob_exists(&self, repo: &Reference, digest: &Digest) -> Result<bool, Error> {
         let url = format!("{}blobs/{digest}", self.repo_url(repo));
         let what = format!("checking blob {digest} in {}", repo.name());
-        match self.send(&repo.registry, &push_scope(repo), &what, |http| Ok(http.head(&url))).await {
+        match self
+            .send(&repo.registry, &push_scope(repo), &what, |http| {
+                Ok(http.head(&url))
+            })
+            .await
+        {
             Ok(_) => Ok(true),
             Err(Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -306,35 +407,66 @@ impl Client {
 
     /// Asks the registry to mount `digest` from `from` into `repo`. Returns false
     /// when the registry declines (202), after closing the upload it opened.
-    pub async fn mount_blob(&self, repo: &Reference, digest: &Digest, from: &Reference) -> Result<bool, Error> {
-        let url = format!("{}blobs/uploads/?mount={digest}&from={}", self.repo_url(repo), from.repository);
+    pub async fn mount_blob(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        from: &Reference,
+    ) -> Result<bool, Error> {
+        let url = format!(
+            "{}blobs/uploads/?mount={digest}&from={}",
+            self.repo_url(repo),
+            from.repository
+        );
         let mut scopes = push_scope(repo);
         scopes.push(format!("repository:{}:pull", from.repository));
-        let what = format!("mounting blob {digest} from {} into {}", from.name(), repo.name());
-        let resp = self.send(&repo.registry, &scopes, &what, |http| Ok(http.post(&url).header(CONTENT_LENGTH, "0"))).await?;
+        let what = format!(
+            "mounting blob {digest} from {} into {}",
+            from.name(),
+            repo.name()
+        );
+        let resp = self
+            .send(&repo.registry, &scopes, &what, |http| {
+                Ok(http.post(&url).header(CONTENT_LENGTH, "0"))
+            })
+            .await?;
         if resp.status() == StatusCode::CREATED {
             return Ok(true);
         }
         if let Some(loc) = location(&resp, &url) {
             // Close the upload session the refused mount opened; a failure here
             // only leaves a session the registry expires on its own.
-            let _ = self.send(&repo.registry, &scopes, &what, |http| Ok(http.delete(&loc))).await;
+            let _ = self
+                .send(&repo.registry, &scopes, &what, |http| Ok(http.delete(&loc)))
+                .await;
         }
         Ok(false)
     }
 
     /// Uploads a blob in one request (POST then PUT), streaming files from disk.
-    pub async fn upload_blob(&self, repo: &Reference, digest: &Digest, size: u64, body: &BlobBody) -> Result<(), Error> {
+    pub async fn upload_blob(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        size: u64,
+        body: &BlobBody,
+    ) -> Result<(), Error> {
         let start = format!("{}blobs/uploads/", self.repo_url(repo));
         let what = format!("uploading blob {digest} to {}", repo.name());
         let scopes = push_scope(repo);
         let resp = self
-            .send(&repo.registry, &scopes, &what, |http| Ok(http.post(&start).header(CONTENT_LENGTH, "0")))
+            .send(&repo.registry, &scopes, &what, |http| {
+                Ok(http.post(&start).header(CONTENT_LENGTH, "0"))
+            })
             .await?;
-        let loc = location(&resp, &start)
-            .ok_or_else(|| Error::Invalid(format!("{what}: the registry gave no upload location")))?;
-        let mut put_url = url::Url::parse(&loc).map_err(|_| Error::Invalid(format!("{what}: bad upload location {loc}")))?;
-        put_url.query_pairs_mut().append_pair("digest", digest.as_str());
+        let loc = location(&resp, &start).ok_or_else(|| {
+            Error::Invalid(format!("{what}: the registry gave no upload location"))
+        })?;
+        let mut put_url = url::Url::parse(&loc)
+            .map_err(|_| Error::Invalid(format!("{what}: bad upload location {loc}")))?;
+        put_url
+            .query_pairs_mut()
+            .append_pair("digest", digest.as_str());
         self.send(&repo.registry, &scopes, &what, |http| {
             let req = http
                 .request(Method::PUT, put_url.clone())
@@ -350,12 +482,21 @@ impl Client {
     }
 
     /// Puts a manifest under `reference` (a tag or a digest) in `repo`.
-    pub async fn put_manifest(&self, repo: &Reference, reference: &str, bytes: &[u8], media_type: &str) -> Result<(), Error> {
+    pub async fn put_manifest(
+        &self,
+        repo: &Reference,
+        reference: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<(), Error> {
         let url = format!("{}manifests/{reference}", self.repo_url(repo));
         let what = format!("pushing the manifest to {}:{reference}", repo.name());
         let bytes = bytes.to_vec();
         self.send(&repo.registry, &push_scope(repo), &what, |http| {
-            Ok(http.put(&url).header(CONTENT_TYPE, media_type).body(bytes.clone()))
+            Ok(http
+                .put(&url)
+                .header(CONTENT_TYPE, media_type)
+                .body(bytes.clone()))
         })
         .await?;
         Ok(())
@@ -363,8 +504,10 @@ impl Client {
 }
 
 fn file_body(path: &Path) -> Result<reqwest::Body, Error> {
-    let file = std::fs::File::open(path).map_err(|e| oxbuild_image::Error::io(format!("reading {}", path.display()), e))?;
-    let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
+    let file = std::fs::File::open(path)
+        .map_err(|e| oxbuild_image::Error::io(format!("reading {}", path.display()), e))?;
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
     Ok(reqwest::Body::wrap_stream(stream))
 }
 
@@ -388,24 +531,43 @@ async fn check_status(resp: Response, registry: &str, what: &str) -> Result<Resp
         return Ok(resp);
     }
     match status {
-        StatusCode::NOT_FOUND => Err(Error::NotFound { what: what.to_string() }),
-        StatusCode::FORBIDDEN => Err(Error::Denied { registry: registry.to_string(), what: what.to_string() }),
+        StatusCode::NOT_FOUND => Err(Error::NotFound {
+            what: what.to_string(),
+        }),
+        StatusCode::FORBIDDEN => Err(Error::Denied {
+            registry: registry.to_string(),
+            what: what.to_string(),
+        }),
         _ => {
             let body = resp.text().await.unwrap_or_default();
-            Err(Error::Status { what: what.to_string(), status: status.as_u16(), detail: registry_message(&body) })
+            Err(Error::Status {
+                what: what.to_string(),
+                status: status.as_u16(),
+                detail: registry_message(&body),
+            })
         }
     }
 }
 
 /// The `errors[].message` of a distribution error body, or a short excerpt.
 fn registry_message(body: &str) -> String {
-    let parsed: Option<Vec<String>> = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| {
-        v["errors"].as_array().map(|errs| {
-            errs.iter()
-                .map(|e| format!("{} {}", e["code"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("")).trim().to_string())
-                .collect()
-        })
-    });
+    let parsed: Option<Vec<String>> = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v["errors"].as_array().map(|errs| {
+                errs.iter()
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            e["code"].as_str().unwrap_or(""),
+                            e["message"].as_str().unwrap_or("")
+                        )
+                        .trim()
+                        .to_string()
+                    })
+                    .collect()
+            })
+        });
     match parsed {
         Some(msgs) if !msgs.is_empty() => format!(": {}", msgs.join("; ")),
         _ if body.trim().is_empty() => String::new(),
@@ -442,7 +604,10 @@ fn parse_challenge(header: &str) -> Option<Challenge> {
         }
         rest = next.trim_start_matches(',').trim_start();
     }
-    Some(Challenge::Bearer { realm: realm?, service })
+    Some(Challenge::Bearer {
+        realm: realm?,
+        service,
+    })
 }
 
 #[cfg(test)]
@@ -459,7 +624,10 @@ mod tests {
             }
             _ => panic!("expected bearer"),
         }
-        assert!(matches!(parse_challenge(r#"Basic realm="Registry""#), Some(Challenge::Basic)));
+        assert!(matches!(
+            parse_challenge(r#"Basic realm="Registry""#),
+            Some(Challenge::Basic)
+        ));
         assert!(parse_challenge("Negotiate").is_none());
     }
 
@@ -472,6 +640,9 @@ mod tests {
     #[test]
     fn registry_errors_are_summarised() {
         let body = r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#;
-        assert_eq!(registry_message(body), ": MANIFEST_UNKNOWN manifest unknown");
+        assert_eq!(
+            registry_message(body),
+            ": MANIFEST_UNKNOWN manifest unknown"
+        );
     }
 }

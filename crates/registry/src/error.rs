@@ -5,7 +5,9 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No connection could be made.
-    #[error("cannot reach registry {registry}: {detail}. Check that it is running and that the address is right")]
+    #[error(
+        "cannot reach registry {registry}: {detail}. Check that it is running and that the address is right"
+    )]
     Unreachable {
         /// The registry host.
         registry: String,
@@ -21,7 +23,9 @@ pub enum Error {
         user: Option<String>,
     },
     /// The registry understood the credentials but refuses the operation.
-    #[error("registry {registry} denied {what} (403): the account may lack push or pull rights on that repository")]
+    #[error(
+        "registry {registry} denied {what} (403): the account may lack push or pull rights on that repository"
+    )]
     Denied {
         /// The registry host.
         registry: String,
@@ -85,8 +89,17 @@ pub(crate) fn transport_detail(err: &reqwest::Error) -> String {
         parts.push("timed out".into());
     }
     if parts.is_empty() {
-        parts.push(if err.is_connect() { "connection failed".into() } else { "request failed".into() });
+        parts.push(if err.is_connect() {
+            "connection failed".into()
+        } else {
+            "request failed".into()
+        });
     }
     // The innermost causes are the telling ones ("Connection refused (os error 111)").
-    parts.into_iter().rev().take(2).collect::<Vec<_>>().join(" / ")
+    parts
+        .into_iter()
+        .rev()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" / ")
 }

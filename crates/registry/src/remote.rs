@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
-use oxbuild_image::{BlobStore, Descriptor, Image, IndexView, Layer, ManifestView, Platform, media};
+use oxbuild_image::{
+    BlobStore, Descriptor, Image, IndexView, Layer, ManifestView, Platform, media,
+};
 
 use crate::client::BlobBody;
 use crate::{Client, Error, Reference};
@@ -24,7 +26,11 @@ pub struct Pulled {
 
 /// Resolves `r` (choosing `platform` from an index) and returns the raw
 /// manifest, without fetching any blob.
-pub async fn resolve(client: &Client, r: &Reference, platform: &Platform) -> Result<(Vec<u8>, Reference), Error> {
+pub async fn resolve(
+    client: &Client,
+    r: &Reference,
+    platform: &Platform,
+) -> Result<(Vec<u8>, Reference), Error> {
     let (bytes, media_type, digest) = client.get_manifest(r).await?;
     if media::is_index(&media_type) {
         let index: IndexView = serde_json::from_slice(&bytes)
@@ -33,13 +39,19 @@ pub async fn resolve(client: &Client, r: &Reference, platform: &Platform) -> Res
             let list: Vec<String> = available.iter().map(ToString::to_string).collect();
             Error::Invalid(format!(
                 "{r} has no image for platform {platform}; it has: {}. Choose one with --platform",
-                if list.is_empty() { "no platform entries".to_string() } else { list.join(", ") }
+                if list.is_empty() {
+                    "no platform entries".to_string()
+                } else {
+                    list.join(", ")
+                }
             ))
         })?;
         let pinned = r.with_digest(chosen.digest.clone());
         let (bytes, media_type, _) = client.get_manifest(&pinned).await?;
         if !media::is_manifest(&media_type) {
-            return Err(Error::Invalid(format!("{pinned} is a {media_type}, not an image manifest")));
+            return Err(Error::Invalid(format!(
+                "{pinned} is a {media_type}, not an image manifest"
+            )));
         }
         return Ok((bytes, pinned));
     }
@@ -53,7 +65,12 @@ pub async fn resolve(client: &Client, r: &Reference, platform: &Platform) -> Res
 
 /// Pulls `r` for `platform`: manifest, config and every layer into `store`,
 /// each verified against its digest.
-pub async fn pull(client: &Client, r: &Reference, platform: &Platform, store: &BlobStore) -> Result<Pulled, Error> {
+pub async fn pull(
+    client: &Client,
+    r: &Reference,
+    platform: &Platform,
+    store: &BlobStore,
+) -> Result<Pulled, Error> {
     let (manifest, resolved) = resolve(client, r, platform).await?;
     let view: ManifestView = serde_json::from_slice(&manifest)
         .map_err(|e| Error::Invalid(format!("the manifest of {r} is not valid: {e}")))?;
@@ -63,13 +80,17 @@ pub async fn pull(client: &Client, r: &Reference, platform: &Platform, store: &B
             let resolved = &resolved;
             async move {
                 let path = client.fetch_blob(resolved, &desc, store).await?;
-                Ok::<_, Error>(Layer { descriptor: desc, path })
+                Ok::<_, Error>(Layer {
+                    descriptor: desc,
+                    path,
+                })
             }
         })
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
-    let image = Image::from_raw(manifest, config, layers).map_err(|e| Error::Invalid(format!("{r}: {e}")))?;
+    let image = Image::from_raw(manifest, config, layers)
+        .map_err(|e| Error::Invalid(format!("{r}: {e}")))?;
     Ok(Pulled { image, resolved })
 }
 
@@ -106,7 +127,10 @@ pub async fn push(
         .iter()
         .map(|l| (l.descriptor.clone(), BlobBody::File(l.path.clone())))
         .collect();
-    blobs.push((image.config_descriptor().clone(), BlobBody::Bytes(Arc::new(image.config().to_vec()))));
+    blobs.push((
+        image.config_descriptor().clone(),
+        BlobBody::Bytes(Arc::new(image.config().to_vec())),
+    ));
     blobs.dedup_by(|a, b| a.0.digest == b.0.digest);
 
     stream::iter(blobs)
@@ -117,13 +141,18 @@ pub async fn push(
                     skipped.fetch_add(1, Ordering::Relaxed);
                     return Ok::<_, Error>(());
                 }
-                for source in mount_from.iter().filter(|s| s.registry == target.registry && s.repository != target.repository) {
+                for source in mount_from
+                    .iter()
+                    .filter(|s| s.registry == target.registry && s.repository != target.repository)
+                {
                     if client.mount_blob(target, &desc.digest, source).await? {
                         mounted.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
                     }
                 }
-                client.upload_blob(target, &desc.digest, desc.size, &body).await?;
+                client
+                    .upload_blob(target, &desc.digest, desc.size, &body)
+                    .await?;
                 uploaded.fetch_add(1, Ordering::Relaxed);
                 bytes.fetch_add(desc.size, Ordering::Relaxed);
                 Ok(())
@@ -134,9 +163,15 @@ pub async fn push(
         .await?;
 
     let digest = image.digest();
-    let references: Vec<String> = if tags.is_empty() { vec![digest.to_string()] } else { tags.to_vec() };
+    let references: Vec<String> = if tags.is_empty() {
+        vec![digest.to_string()]
+    } else {
+        tags.to_vec()
+    };
     for reference in references {
-        client.put_manifest(target, &reference, image.manifest(), image.media_type()).await?;
+        client
+            .put_manifest(target, &reference, image.manifest(), image.media_type())
+            .await?;
     }
     Ok(PushReport {
         blobs_skipped: skipped.into_inner(),

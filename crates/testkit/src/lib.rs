@@ -1,1 +1,326 @@
+//! Real parts for oxbuild's tests, never mocks of them:
+//!
+//! - [`Registry`]: a private Debian `docker-registry` process on a free loopback
+//!   port, optionally behind htpasswd basic auth, torn down when dropped;
+//! - [`base_archive`]: the Python base image (built once by `scripts/test-env`
+//!   with mmdebstrap) as an OCI archive, which [`Registry::seed`] copies in with
+//!   skopeo, so the base never depends on oxbuild itself;
+//! - [`podman`] and [`Container`]: podman configured for these machines
+//!   (`CONTAINERS_CONF`), with containers that are removed when dropped.
+//!
+//! ```no_run
+//! let registry = oxbuild_testkit::Registry::start();
+//! let base = registry.seed("python:3.11");
+//! assert!(base.starts_with("127.0.0.1:"));
+//! ```
 
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root exists")
+}
+
+/// The containers.conf podman needs on these machines.
+pub fn containers_conf() -> PathBuf {
+    std::env::var_os("CONTAINERS_CONF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("testdata/podman/containers.conf"))
+}
+
+/// The cached Python base image as an OCI archive. Uses `OXBUILD_TEST_BASE`
+/// when set (scripts/test sets it), else runs `scripts/test-env` once.
+pub fn base_archive() -> PathBuf {
+    static BASE: OnceLock<PathBuf> = OnceLock::new();
+    BASE.get_or_init(|| {
+        if let Some(p) = std::env::var_os("OXBUILD_TEST_BASE") {
+            return PathBuf::from(p);
+        }
+        let out = Command::new(repo_root().join("scripts/test-env"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("scripts/test-env runs");
+        assert!(out.status.success(), "scripts/test-env failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("export OXBUILD_TEST_BASE="))
+            .expect("scripts/test-env prints OXBUILD_TEST_BASE");
+        PathBuf::from(line.trim_matches('\''))
+    })
+    .clone()
+}
+
+/// A name no other test or parallel run uses.
+pub fn unique_name(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A private docker-registry process; stopped and deleted when dropped.
+pub struct Registry {
+    child: Child,
+    dir: tempfile::TempDir,
+    host: String,
+    auth: Option<(String, String)>,
+}
+
+impl Registry {
+    /// Starts an anonymous registry over plain HTTP.
+    pub fn start() -> Registry {
+        Registry::spawn(None)
+    }
+
+    /// Starts a registry that demands basic auth for `user`/`password`.
+    pub fn start_with_auth(user: &str, password: &str) -> Registry {
+        Registry::spawn(Some((user.to_string(), password.to_string())))
+    }
+
+    fn spawn(auth: Option<(String, String)>) -> Registry {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n",
+            dir.path().join("data").display()
+        );
+        if let Some((user, password)) = &auth {
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .expect("htpasswd (apache2-utils) runs");
+            assert!(out.status.success(), "htpasswd failed");
+            std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: oxbuild-test\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            ));
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry runs (scripts/test-env installs it)");
+        let mut registry = Registry {
+            child,
+            dir,
+            host: String::new(),
+            auth,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = registry.log();
+            if let Some(i) = text.find("listening on ") {
+                let rest = &text[i + "listening on ".len()..];
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                    .collect();
+                registry.host = addr;
+                break;
+            }
+            if let Ok(Some(status)) = registry.child.try_wait() {
+                panic!("docker-registry exited with {status}: {text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not start: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// A reference in this registry: `127.0.0.1:PORT/<path>`.
+    pub fn reference(&self, path: &str) -> String {
+        format!("{}/{path}", self.host)
+    }
+
+    /// Everything the registry logged so far (its access log included).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// Copies the Python base image in as `path` (e.g. `python:3.11`) with
+    /// skopeo, and returns its full reference.
+    pub fn seed(&self, path: &str) -> String {
+        let reference = self.reference(path);
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--quiet", "--dest-tls-verify=false"]);
+        if let Some((u, p)) = &self.auth {
+            cmd.arg(format!("--dest-creds={u}:{p}"));
+        }
+        cmd.arg(format!("oci-archive:{}", base_archive().display()));
+        cmd.arg(format!("docker://{reference}"));
+        let out = cmd.output().expect("skopeo runs");
+        assert!(
+            out.status.success(),
+            "seeding {reference} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        reference
+    }
+
+    /// `skopeo inspect` of `reference` as JSON (raw manifest with `raw`).
+    pub fn skopeo_inspect(&self, reference: &str, raw: bool) -> serde_json::Value {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["inspect", "--tls-verify=false"]);
+        if raw {
+            cmd.arg("--raw");
+        }
+        if let Some((u, p)) = &self.auth {
+            cmd.arg(format!("--creds={u}:{p}"));
+        }
+        let out = cmd
+            .arg(format!("docker://{reference}"))
+            .output()
+            .expect("skopeo runs");
+        assert!(
+            out.status.success(),
+            "skopeo inspect {reference}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("skopeo prints JSON")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A podman command configured for these machines.
+pub fn podman() -> Command {
+    let mut cmd = Command::new("podman");
+    cmd.env("CONTAINERS_CONF", containers_conf());
+    cmd
+}
+
+/// Runs podman with `args`, returning its output whatever the exit status.
+pub fn podman_output(args: &[&str]) -> Output {
+    podman().args(args).output().expect("podman runs")
+}
+
+/// A container started by a test; removed (with its image, if asked) when dropped.
+pub struct Container {
+    /// The container's unique name.
+    pub name: String,
+    remove_image: Option<String>,
+}
+
+impl Container {
+    /// Pulls `image` from a plain-HTTP registry and starts it detached with
+    /// `extra` podman arguments (e.g. `-p`). Panics with podman's output on failure.
+    pub fn run(image: &str, extra: &[&str]) -> Container {
+        let name = unique_name("oxbuild-test");
+        let mut args = vec!["run", "-d", "--tls-verify=false", "--name", &name];
+        args.extend_from_slice(extra);
+        args.push(image);
+        let out = podman_output(&args);
+        let container = Container {
+            name: name.clone(),
+            remove_image: Some(image.to_string()),
+        };
+        assert!(
+            out.status.success(),
+            "podman run {image}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        container
+    }
+
+    /// `podman exec` in the container.
+    pub fn exec(&self, cmd: &[&str]) -> Output {
+        let mut args = vec!["exec", self.name.as_str()];
+        args.extend_from_slice(cmd);
+        podman_output(&args)
+    }
+
+    /// `podman healthcheck run`: true when it reports healthy.
+    pub fn healthcheck(&self) -> bool {
+        podman_output(&["healthcheck", "run", &self.name])
+            .status
+            .success()
+    }
+
+    /// The container's logs.
+    pub fn logs(&self) -> String {
+        let out = podman_output(&["logs", &self.name]);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = podman_output(&["rm", "-f", "-t", "0", &self.name]);
+        if let Some(image) = &self.remove_image {
+            let _ = podman_output(&["rmi", "-f", image]);
+        }
+    }
+}
+
+/// GETs `http://127.0.0.1:port/path` with plain std networking and returns
+/// (status, body), retrying until `timeout` while the server is not up yet.
+pub fn http_get(port: u16, path: &str, timeout: Duration) -> Option<(u16, String)> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(answer) = try_get(port, path) {
+            return Some(answer);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
+fn try_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}

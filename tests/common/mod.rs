@@ -1,0 +1,80 @@
+//! Helpers shared by the integration tests: the oxbuild binary and copies of
+//! the bundled example app.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The example app bundled in testdata/.
+pub fn example_app() -> PathBuf {
+    oxbuild_testkit::repo_root().join("testdata/plainweb")
+}
+
+/// Copies `from` recursively into `to` (created).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        let ft = entry.file_type().unwrap();
+        if ft.is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else if ft.is_file() {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// A private copy of the example app, and a private blob cache, per test.
+pub struct Workspace {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        let tmp = tempfile::tempdir().unwrap();
+        copy_tree(&example_app(), &tmp.path().join("app"));
+        Workspace { tmp }
+    }
+
+    pub fn app(&self) -> PathBuf {
+        self.tmp.path().join("app")
+    }
+
+    pub fn cache(&self) -> PathBuf {
+        self.tmp.path().join("cache")
+    }
+
+    /// `oxbuild` with this workspace's cache and no registry credentials.
+    pub fn oxbuild(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxbuild"));
+        cmd.env("OXBUILD_CACHE_DIR", self.cache())
+            .env_remove("OXBUILD_REGISTRY_USER")
+            .env_remove("OXBUILD_REGISTRY_PASSWORD")
+            .env_remove("SOURCE_DATE_EPOCH");
+        cmd
+    }
+}
+
+/// Output as (exit code, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("oxbuild runs");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+/// Runs a build that must succeed and returns its `--json` report.
+pub fn build_json(cmd: &mut Command) -> serde_json::Value {
+    let (code, stdout, stderr) = run(cmd.arg("--json"));
+    assert_eq!(code, 0, "oxbuild failed:\n{stderr}\n{stdout}");
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("--json output is not JSON ({e}): {stdout}"))
+}

@@ -1,0 +1,197 @@
+//! Bad input gets one clear line, a documented exit code, no panic, and never a secret.
+
+mod common;
+
+use std::io::Read as _;
+
+use common::{Workspace, build_json, run};
+use oxbuild_testkit::{Registry, free_port};
+
+/// Asserts a failed run: the exit code, one `error:` line on stderr that
+/// contains each of `needles`, and no panic.
+fn assert_fails(result: (i32, String, String), code: i32, needles: &[&str]) -> String {
+    let (got, stdout, stderr) = result;
+    assert_eq!(got, code, "exit code; stderr:\n{stderr}\nstdout:\n{stdout}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "{stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line of error: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    for n in needles {
+        assert!(lines[0].contains(n), "`{n}` missing from: {stderr}");
+    }
+    stderr
+}
+
+#[test]
+fn missing_config_file() {
+    let ws = Workspace::new();
+    std::fs::remove_file(ws.app().join("oxbuild.toml")).unwrap();
+    assert_fails(
+        run(ws.oxbuild().args(["build", "-q"]).arg(ws.app())),
+        3,
+        &["oxbuild.toml", "not found"],
+    );
+}
+
+#[test]
+fn unknown_key_names_file_key_and_line() {
+    let ws = Workspace::new();
+    let path = ws.app().join("oxbuild.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("workdir = \"/app\"", "workdri = \"/app\"");
+    std::fs::write(&path, &text).unwrap();
+    let line = text.lines().position(|l| l.starts_with("workdri")).unwrap() + 1;
+    assert_fails(
+        run(ws.oxbuild().args(["build", "-q"]).arg(ws.app())),
+        3,
+        &[&format!("oxbuild.toml:{line}:"), "workdri"],
+    );
+}
+
+#[test]
+fn malformed_duration() {
+    let ws = Workspace::new();
+    let path = ws.app().join("oxbuild.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("interval = \"2s\"", "interval = \"2 fortnights\"");
+    std::fs::write(&path, text).unwrap();
+    assert_fails(
+        run(ws.oxbuild().args(["build", "-q"]).arg(ws.app())),
+        3,
+        &["oxbuild.toml:", "2 fortnights", "duration"],
+    );
+}
+
+#[test]
+fn base_image_that_does_not_exist() {
+    let registry = Registry::start();
+    let ws = Workspace::new();
+    let missing = registry.reference("python:0.0-nope");
+    assert_fails(
+        run(ws
+            .oxbuild()
+            .args(["build", "-q", "--base", &missing])
+            .arg(ws.app())),
+        5,
+        &[&missing, "not found"],
+    );
+}
+
+#[test]
+fn unreachable_registry() {
+    let ws = Workspace::new();
+    let base = format!("127.0.0.1:{}/python:3.11", free_port());
+    assert_fails(
+        run(ws
+            .oxbuild()
+            .args(["build", "-q", "--base", &base])
+            .arg(ws.app())),
+        5,
+        &["cannot reach registry 127.0.0.1:"],
+    );
+}
+
+#[test]
+fn bad_tag_is_a_config_error() {
+    let ws = Workspace::new();
+    assert_fails(
+        run(ws
+            .oxbuild()
+            .args(["build", "-q", "--tag", "Bad Tag!"])
+            .arg(ws.app())),
+        3,
+        &["--tag", "Bad Tag!"],
+    );
+}
+
+#[test]
+fn wrong_password_is_rejected_and_never_shown() {
+    let secret = "s3cret-Wrong-Passw0rd";
+    let registry = Registry::start_with_auth("ci", "right-password");
+    let base = registry.seed("python:3.11");
+    let ws = Workspace::new();
+    for json in [false, true] {
+        let mut cmd = ws.oxbuild();
+        cmd.env("OXBUILD_REGISTRY_USER", "ci")
+            .env("OXBUILD_REGISTRY_PASSWORD", secret)
+            .args(["build", "-q", "--base", &base]);
+        if json {
+            cmd.arg("--json");
+        }
+        let (code, stdout, stderr) = run(cmd.arg(ws.app()));
+        assert_eq!(code, 5, "{stderr}");
+        assert!(
+            stderr.contains(registry.host()) && stderr.contains("`ci`"),
+            "names the registry and user: {stderr}"
+        );
+        assert!(
+            !stderr.contains(secret) && !stdout.contains(secret),
+            "the password leaked:\n{stderr}\n{stdout}"
+        );
+        if json {
+            let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            assert_eq!(report["error"]["kind"], "registry");
+        }
+    }
+    // No credentials at all: told what to set.
+    assert_fails(
+        run(ws
+            .oxbuild()
+            .args(["build", "-q", "--base", &base])
+            .arg(ws.app())),
+        5,
+        &["OXBUILD_REGISTRY_USER"],
+    );
+}
+
+#[test]
+fn right_password_pushes_and_the_secret_stays_out_of_the_image() {
+    let secret = "right-Passw0rd-xyz";
+    let registry = Registry::start_with_auth("ci", secret);
+    let base = registry.seed("python:3.11");
+    let ws = Workspace::new();
+    let target = registry.reference("team/private:v1");
+    let layout = ws.tmp.path().join("layout");
+    let report = build_json(
+        ws.oxbuild()
+            .env("OXBUILD_REGISTRY_USER", "ci")
+            .env("OXBUILD_REGISTRY_PASSWORD", secret)
+            .args([
+                "build", "-q", "--base", &base, "--push", "--tag", &target, "--output",
+            ])
+            .arg(format!("oci:{}", layout.display()))
+            .arg(ws.app()),
+    );
+    assert_eq!(
+        registry.skopeo_inspect(&target, false)["Digest"],
+        report["digest"]
+    );
+    assert!(!report.to_string().contains(secret));
+    // Neither the config nor any layer oxbuild wrote carries the secret.
+    for added in report["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain([&report["config"]])
+    {
+        let digest = added.get("digest").unwrap_or(added).as_str().unwrap();
+        let blob =
+            std::fs::read(layout.join("blobs/sha256").join(&digest["sha256:".len()..])).unwrap();
+        let mut plain = Vec::new();
+        if flate2::read::GzDecoder::new(blob.as_slice())
+            .read_to_end(&mut plain)
+            .is_err()
+        {
+            plain = blob;
+        }
+        assert!(
+            !String::from_utf8_lossy(&plain).contains(secret),
+            "secret found in blob {digest}"
+        );
+    }
+}
