@@ -36,9 +36,7 @@ fn source_date_epoch() -> Result<u64, Failure> {
 
 /// Registry credentials from the environment.
 pub fn credentials() -> Option<Credentials> {
-    let user = std::env::var("OXBUILD_REGISTRY_USER")
-        .ok()
-        .filter(|u| !u.is_empty())?;
+    let user = std::env::var("OXBUILD_REGISTRY_USER").ok().filter(|u| !u.is_empty())?;
     let password = std::env::var("OXBUILD_REGISTRY_PASSWORD").unwrap_or_default();
     Some(Credentials::new(user, password))
 }
@@ -50,9 +48,7 @@ enum Output {
 fn parse_output(s: &str) -> Result<Output, Failure> {
     match s.split_once(':') {
         Some(("oci", path)) if !path.is_empty() => Ok(Output::Layout(PathBuf::from(path))),
-        _ => Err(Failure::config(format!(
-            "--output `{s}` is not supported: use oci:DIR to write an OCI image layout"
-        ))),
+        _ => Err(Failure::config(format!("--output `{s}` is not supported: use oci:DIR to write an OCI image layout"))),
     }
 }
 
@@ -60,14 +56,11 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     let cfg = Config::load(&args.dir).map_err(Failure::config)?;
     let epoch = source_date_epoch()?;
     let platform: Platform = match &args.platform {
-        Some(p) => p
-            .parse()
-            .map_err(|e| Failure::config(format!("--platform: {e}")))?,
+        Some(p) => p.parse().map_err(|e| Failure::config(format!("--platform: {e}")))?,
         None => Platform::host(),
     };
     let base_text = args.base.clone().unwrap_or_else(|| cfg.image.base.clone());
-    let base_ref =
-        Reference::parse(&base_text).map_err(|e| Failure::config(format!("[image] base: {e}")))?;
+    let base_ref = Reference::parse(&base_text).map_err(|e| Failure::config(format!("[image] base: {e}")))?;
     let repository = cfg
         .image
         .repository
@@ -81,11 +74,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         .map(|t| Reference::parse_tag_or_ref(t, repository.as_ref()))
         .collect::<Result<_, _>>()
         .map_err(|e| Failure::config(format!("--tag: {e}")))?;
-    let outputs: Vec<Output> = args
-        .outputs
-        .iter()
-        .map(|o| parse_output(o))
-        .collect::<Result<_, _>>()?;
+    let outputs: Vec<Output> = args.outputs.iter().map(|o| parse_output(o)).collect::<Result<_, _>>()?;
     if args.push && tags.is_empty() && repository.is_none() {
         return Err(Failure::config(
             "--push needs somewhere to go: give --tag registry/repo:tag, or set [image] repository in oxbuild.toml",
@@ -96,32 +85,27 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     let client = Client::new(ClientOptions {
         insecure: args.insecure.clone(),
         credentials: credentials(),
+        ..Default::default()
     })
     .map_err(Failure::internal)?;
 
     out.step(format!("pulling base {base_ref} ({platform})"));
-    let pulled = oxbuild_registry::pull(&client, &base_ref, &platform, &store)
-        .await
-        .map_err(|e| {
-            let hint = match e {
-                oxbuild_registry::Error::NotFound { .. } => {
-                    "; check [image] base in oxbuild.toml, or --base"
-                }
-                _ => "",
-            };
-            Failure::registry(format!("pulling base image {base_ref}: {e}{hint}"))
-        })?;
+    let pulled = oxbuild_registry::pull(&client, &base_ref, &platform, &store).await.map_err(|e| {
+        let hint = match e {
+            oxbuild_registry::Error::NotFound { .. } => "; check [image] base in oxbuild.toml, or --base",
+            _ => "",
+        };
+        Failure::registry(format!("pulling base image {base_ref}: {e}{hint}"))
+    })?;
 
     out.step(format!("building {}", args.dir.display()));
     let dir = args.dir.clone();
     let base_image = pulled.image.clone();
     let build_store = store.clone();
-    let built = tokio::task::spawn_blocking(move || {
-        oxbuild_build::build(&dir, &cfg, &base_image, &build_store, epoch)
-    })
-    .await
-    .map_err(|e| Failure::internal(format!("the build task failed: {e}")))?
-    .map_err(Failure::build)?;
+    let built = tokio::task::spawn_blocking(move || oxbuild_build::build(&dir, &cfg, &base_image, &build_store, epoch))
+        .await
+        .map_err(|e| Failure::internal(format!("the build task failed: {e}")))?
+        .map_err(Failure::build)?;
     for w in &built.warnings {
         out.warn(w);
     }
@@ -134,22 +118,20 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
             Output::Layout(path) => {
                 out.step(format!("writing OCI layout {}", path.display()));
                 let name = tags.first().and_then(|t| t.tag.clone());
-                oxbuild_image::layout::write_layout(image, path, name.as_deref())
-                    .map_err(Failure::output)?;
+                oxbuild_image::layout::write_layout(image, path, name.as_deref()).map_err(Failure::output)?;
                 written.push(format!("oci:{}", path.display()));
             }
         }
     }
 
+    let mount_source = oxbuild_registry::MountSource::of(&pulled.resolved, &pulled.image);
     let mut pushed = Vec::new();
     let mut push_reports = Vec::new();
     if args.push {
         // One push per repository, carrying all of its tags.
         let mut by_repo: BTreeMap<String, (Reference, Vec<String>)> = BTreeMap::new();
         for t in &tags {
-            let entry = by_repo
-                .entry(t.name())
-                .or_insert_with(|| (t.clone(), Vec::new()));
+            let entry = by_repo.entry(t.name()).or_insert_with(|| (t.clone(), Vec::new()));
             entry.1.extend(t.tag.clone());
         }
         if by_repo.is_empty()
@@ -159,21 +141,13 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         }
         for (name, (target, repo_tags)) in by_repo {
             out.step(format!("pushing {name}"));
-            let report = oxbuild_registry::push(
-                &client,
-                image,
-                &target,
-                &repo_tags,
-                std::slice::from_ref(&pulled.resolved),
-            )
-            .await
-            .map_err(|e| Failure::registry(format!("pushing to {name}: {e}")))?;
+            let report =
+                oxbuild_registry::push(&client, image, &target, &repo_tags, std::slice::from_ref(&mount_source))
+                    .await
+                    .map_err(|e| Failure::registry(format!("pushing to {name}: {e}")))?;
             out.step(format!(
                 "  {} blobs uploaded ({} bytes), {} mounted, {} already there",
-                report.blobs_uploaded,
-                report.bytes_uploaded,
-                report.blobs_mounted,
-                report.blobs_skipped
+                report.blobs_uploaded, report.bytes_uploaded, report.blobs_mounted, report.blobs_skipped
             ));
             pushed.push(target.with_digest(digest.clone()).to_string());
             for t in &repo_tags {
@@ -186,7 +160,9 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     let layers: Vec<_> = image
         .layers()
         .iter()
-        .map(|l| json!({"digest": l.descriptor.digest, "size": l.descriptor.size, "mediaType": l.descriptor.media_type}))
+        .map(
+            |l| json!({"digest": l.descriptor.digest, "size": l.descriptor.size, "mediaType": l.descriptor.media_type}),
+        )
         .collect();
     let report = json!({
         "ok": true,
@@ -204,12 +180,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     });
     let mut human = vec![digest.to_string()];
     if !out.quiet {
-        human.extend(
-            pushed
-                .iter()
-                .filter(|p| !p.contains('@'))
-                .map(|p| format!("pushed {p}")),
-        );
+        human.extend(pushed.iter().filter(|p| !p.contains('@')).map(|p| format!("pushed {p}")));
     }
     out.result(&report, &human);
     Ok(())

@@ -9,18 +9,12 @@ use clap::Parser as _;
 
 fn main() {
     let cli = cli::Cli::parse();
-    let reporter = report::Reporter {
-        quiet: cli.quiet,
-        json: cli.json,
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let reporter = report::Reporter { quiet: cli.quiet, json: cli.json };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => std::process::exit(reporter.fail(&report::Failure::internal(format!(
-            "cannot start the async runtime: {e}"
-        )))),
+        Err(e) => std::process::exit(
+            reporter.fail(&report::Failure::internal(format!("cannot start the async runtime: {e}"))),
+        ),
     };
     let result = runtime.block_on(async {
         match cli.command {

@@ -16,39 +16,19 @@ pub struct Failure {
 
 impl Failure {
     pub fn config(message: impl std::fmt::Display) -> Failure {
-        Failure {
-            code: 3,
-            kind: "config",
-            message: message.to_string(),
-        }
+        Failure { code: 3, kind: "config", message: message.to_string() }
     }
     pub fn build(message: impl std::fmt::Display) -> Failure {
-        Failure {
-            code: 4,
-            kind: "build",
-            message: message.to_string(),
-        }
+        Failure { code: 4, kind: "build", message: message.to_string() }
     }
     pub fn registry(message: impl std::fmt::Display) -> Failure {
-        Failure {
-            code: 5,
-            kind: "registry",
-            message: message.to_string(),
-        }
+        Failure { code: 5, kind: "registry", message: message.to_string() }
     }
     pub fn output(message: impl std::fmt::Display) -> Failure {
-        Failure {
-            code: 6,
-            kind: "output",
-            message: message.to_string(),
-        }
+        Failure { code: 6, kind: "output", message: message.to_string() }
     }
     pub fn internal(message: impl std::fmt::Display) -> Failure {
-        Failure {
-            code: 1,
-            kind: "internal",
-            message: message.to_string(),
-        }
+        Failure { code: 1, kind: "internal", message: message.to_string() }
     }
 }
 
@@ -77,11 +57,7 @@ impl Reporter {
     pub fn result(&self, json: &serde_json::Value, human: &[String]) {
         let mut out = std::io::stdout().lock();
         if self.json {
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(json).unwrap_or_default()
-            );
+            let _ = writeln!(out, "{}", serde_json::to_string_pretty(json).unwrap_or_default());
         } else {
             for line in human {
                 let _ = writeln!(out, "{line}");
@@ -93,11 +69,9 @@ impl Reporter {
     pub fn fail(&self, f: &Failure) -> i32 {
         eprintln!("error: {}", f.message);
         if self.json {
-            let report = serde_json::json!({"ok": false, "error": {"kind": f.kind, "code": f.code, "message": f.message}});
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).unwrap_or_default()
-            );
+            let report =
+                serde_json::json!({"ok": false, "error": {"kind": f.kind, "code": f.code, "message": f.message}});
+            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
         }
         f.code
     }

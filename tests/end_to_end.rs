@@ -15,11 +15,7 @@ fn build_push_and_run_the_example_in_podman() {
     let ws = Workspace::new();
     let target = registry.reference("team/plainweb:e2e");
 
-    let report = build_json(
-        ws.oxbuild()
-            .args(["build", "--base", &base, "--push", "--tag", &target])
-            .arg(ws.app()),
-    );
+    let report = build_json(ws.oxbuild().args(["build", "--base", &base, "--push", "--tag", &target]).arg(ws.app()));
     let digest = report["digest"].as_str().unwrap().to_string();
 
     // skopeo, not oxbuild, reads it back.
@@ -30,11 +26,7 @@ fn build_push_and_run_the_example_in_podman() {
         raw["mediaType"], "application/vnd.docker.distribution.manifest.v2+json",
         "healthchecks need Docker media types"
     );
-    assert_eq!(
-        raw["layers"].as_array().unwrap().len(),
-        3,
-        "base + user + app layers"
-    );
+    assert_eq!(raw["layers"].as_array().unwrap().len(), 3, "base + user + app layers");
 
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:8000");
@@ -43,41 +35,22 @@ fn build_push_and_run_the_example_in_podman() {
     let (status, body) = http_get(port, "/", Duration::from_secs(60))
         .unwrap_or_else(|| panic!("no HTTP answer on port {port}; logs:\n{}", container.logs()));
     assert_eq!(status, 200, "{body}");
-    assert!(
-        body.contains("\"uid\": 1000"),
-        "the app runs as uid 1000: {body}"
-    );
+    assert!(body.contains("\"uid\": 1000"), "the app runs as uid 1000: {body}");
 
     let deadline = Instant::now() + Duration::from_secs(60);
     while !container.healthcheck() {
-        assert!(
-            Instant::now() < deadline,
-            "never healthy; logs:\n{}",
-            container.logs()
-        );
+        assert!(Instant::now() < deadline, "never healthy; logs:\n{}", container.logs());
         std::thread::sleep(Duration::from_millis(500));
     }
 
     let id = container.exec(&["id", "-u"]);
     assert_eq!(String::from_utf8_lossy(&id.stdout).trim(), "1000");
-    let files = container.exec(&[
-        "stat",
-        "-c",
-        "%u:%g %a %n",
-        "/app/plainweb/__main__.py",
-        "/home/app",
-    ]);
+    let files = container.exec(&["stat", "-c", "%u:%g %a %n", "/app/plainweb/__main__.py", "/home/app"]);
     let files = String::from_utf8_lossy(&files.stdout).to_string();
-    assert!(
-        files.contains("1000:1000 644 /app/plainweb/__main__.py"),
-        "{files}"
-    );
+    assert!(files.contains("1000:1000 644 /app/plainweb/__main__.py"), "{files}");
     assert!(files.contains("1000:1000 755 /home/app"), "{files}");
     let ignored = container.exec(&["test", "-e", "/app/oxbuild.toml"]);
-    assert!(
-        !ignored.status.success(),
-        "[app] include limits what is copied"
-    );
+    assert!(!ignored.status.success(), "[app] include limits what is copied");
 
     let out = podman_output(&["image", "inspect", &target]);
     assert!(out.status.success());
@@ -86,16 +59,8 @@ fn build_push_and_run_the_example_in_podman() {
     let config = &info["Config"];
     assert_eq!(config["User"], "1000:1000");
     assert_eq!(config["WorkingDir"], "/app");
-    assert_eq!(
-        config["Entrypoint"],
-        serde_json::json!(["python3", "-m", "plainweb"])
-    );
-    let env: Vec<&str> = config["Env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v.as_str())
-        .collect();
+    assert_eq!(config["Entrypoint"], serde_json::json!(["python3", "-m", "plainweb"]));
+    let env: Vec<&str> = config["Env"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
     assert!(env.contains(&"PYTHONUNBUFFERED=1"), "{env:?}");
     assert!(config["ExposedPorts"].get("8000/tcp").is_some(), "{config}");
     assert_eq!(config["Labels"]["org.example.team"], "platform");
@@ -111,28 +76,16 @@ fn pushing_to_another_repository_of_the_same_registry_mounts_the_base() {
     let base = registry.seed("python:3.11");
     let ws = Workspace::new();
     let target = registry.reference("team/mounted:v1");
-    let report = build_json(
-        ws.oxbuild()
-            .args(["build", "-q", "--base", &base, "--push", "--tag", &target])
-            .arg(ws.app()),
-    );
+    let report =
+        build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--push", "--tag", &target]).arg(ws.app()));
     let push = &report["push"][0]["report"];
-    assert_eq!(
-        push["blobs_mounted"], 1,
-        "the base layer is mounted, not uploaded: {push}"
-    );
+    assert_eq!(push["blobs_mounted"], 1, "the base layer is mounted, not uploaded: {push}");
     let base_size = report["layers"][0]["size"].as_u64().unwrap();
-    assert!(
-        push["bytes_uploaded"].as_u64().unwrap() < base_size,
-        "{push}"
-    );
+    assert!(push["bytes_uploaded"].as_u64().unwrap() < base_size, "{push}");
 
     // The same image again: every blob is already there.
-    let again = build_json(
-        ws.oxbuild()
-            .args(["build", "-q", "--base", &base, "--push", "--tag", &target])
-            .arg(ws.app()),
-    );
+    let again =
+        build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--push", "--tag", &target]).arg(ws.app()));
     assert_eq!(again["digest"], report["digest"]);
     assert_eq!(again["push"][0]["report"]["bytes_uploaded"], 0, "{again}");
 }
@@ -144,27 +97,13 @@ fn pushing_to_another_registry_copies_the_base_layers() {
     let dest = Registry::start();
     let ws = Workspace::new();
     let target = dest.reference("team/copied:v1");
-    let report = build_json(
-        ws.oxbuild()
-            .args(["build", "-q", "--base", &base, "--push", "--tag", &target])
-            .arg(ws.app()),
-    );
+    let report =
+        build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--push", "--tag", &target]).arg(ws.app()));
     let push = &report["push"][0]["report"];
     assert_eq!(push["blobs_mounted"], 0);
-    let total: u64 = report["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["size"].as_u64().unwrap())
-        .sum();
-    assert!(
-        push["bytes_uploaded"].as_u64().unwrap() >= total,
-        "every layer goes up: {push}"
-    );
-    assert_eq!(
-        dest.skopeo_inspect(&target, false)["Digest"],
-        report["digest"]
-    );
+    let total: u64 = report["layers"].as_array().unwrap().iter().map(|l| l["size"].as_u64().unwrap()).sum();
+    assert!(push["bytes_uploaded"].as_u64().unwrap() >= total, "every layer goes up: {push}");
+    assert_eq!(dest.skopeo_inspect(&target, false)["Digest"], report["digest"]);
 }
 
 #[test]
@@ -174,21 +113,9 @@ fn oci_layout_output_is_readable_by_skopeo() {
     let ws = Workspace::new();
     let layout = ws.tmp.path().join("layout");
     let out = format!("oci:{}", layout.display());
-    let report = build_json(
-        ws.oxbuild()
-            .args(["build", "-q", "--base", &base, "--output", &out])
-            .arg(ws.app()),
-    );
-    let skopeo = std::process::Command::new("skopeo")
-        .args(["inspect"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        skopeo.status.success(),
-        "{}",
-        String::from_utf8_lossy(&skopeo.stderr)
-    );
+    let report = build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--output", &out]).arg(ws.app()));
+    let skopeo = std::process::Command::new("skopeo").args(["inspect"]).arg(&out).output().unwrap();
+    assert!(skopeo.status.success(), "{}", String::from_utf8_lossy(&skopeo.stderr));
     let info: serde_json::Value = serde_json::from_slice(&skopeo.stdout).unwrap();
     assert_eq!(info["Digest"], report["digest"]);
     assert_eq!(info["Layers"].as_array().unwrap().len(), 3);

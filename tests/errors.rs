@@ -12,10 +12,7 @@ use oxbuild_testkit::{Registry, free_port};
 fn assert_fails(result: (i32, String, String), code: i32, needles: &[&str]) -> String {
     let (got, stdout, stderr) = result;
     assert_eq!(got, code, "exit code; stderr:\n{stderr}\nstdout:\n{stdout}");
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
-        "{stderr}"
-    );
+    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line of error: {stderr}");
     assert!(lines[0].starts_with("error: "), "{stderr}");
@@ -29,20 +26,14 @@ fn assert_fails(result: (i32, String, String), code: i32, needles: &[&str]) -> S
 fn missing_config_file() {
     let ws = Workspace::new();
     std::fs::remove_file(ws.app().join("oxbuild.toml")).unwrap();
-    assert_fails(
-        run(ws.oxbuild().args(["build", "-q"]).arg(ws.app())),
-        3,
-        &["oxbuild.toml", "not found"],
-    );
+    assert_fails(run(ws.oxbuild().args(["build", "-q"]).arg(ws.app())), 3, &["oxbuild.toml", "not found"]);
 }
 
 #[test]
 fn unknown_key_names_file_key_and_line() {
     let ws = Workspace::new();
     let path = ws.app().join("oxbuild.toml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("workdir = \"/app\"", "workdri = \"/app\"");
+    let text = std::fs::read_to_string(&path).unwrap().replace("workdir = \"/app\"", "workdri = \"/app\"");
     std::fs::write(&path, &text).unwrap();
     let line = text.lines().position(|l| l.starts_with("workdri")).unwrap() + 1;
     assert_fails(
@@ -56,9 +47,7 @@ fn unknown_key_names_file_key_and_line() {
 fn malformed_duration() {
     let ws = Workspace::new();
     let path = ws.app().join("oxbuild.toml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("interval = \"2s\"", "interval = \"2 fortnights\"");
+    let text = std::fs::read_to_string(&path).unwrap().replace("interval = \"2s\"", "interval = \"2 fortnights\"");
     std::fs::write(&path, text).unwrap();
     assert_fails(
         run(ws.oxbuild().args(["build", "-q"]).arg(ws.app())),
@@ -73,10 +62,7 @@ fn base_image_that_does_not_exist() {
     let ws = Workspace::new();
     let missing = registry.reference("python:0.0-nope");
     assert_fails(
-        run(ws
-            .oxbuild()
-            .args(["build", "-q", "--base", &missing])
-            .arg(ws.app())),
+        run(ws.oxbuild().args(["build", "-q", "--base", &missing]).arg(ws.app())),
         5,
         &[&missing, "not found"],
     );
@@ -87,10 +73,7 @@ fn unreachable_registry() {
     let ws = Workspace::new();
     let base = format!("127.0.0.1:{}/python:3.11", free_port());
     assert_fails(
-        run(ws
-            .oxbuild()
-            .args(["build", "-q", "--base", &base])
-            .arg(ws.app())),
+        run(ws.oxbuild().args(["build", "-q", "--base", &base]).arg(ws.app())),
         5,
         &["cannot reach registry 127.0.0.1:"],
     );
@@ -99,14 +82,7 @@ fn unreachable_registry() {
 #[test]
 fn bad_tag_is_a_config_error() {
     let ws = Workspace::new();
-    assert_fails(
-        run(ws
-            .oxbuild()
-            .args(["build", "-q", "--tag", "Bad Tag!"])
-            .arg(ws.app())),
-        3,
-        &["--tag", "Bad Tag!"],
-    );
+    assert_fails(run(ws.oxbuild().args(["build", "-q", "--tag", "Bad Tag!"]).arg(ws.app())), 3, &["--tag", "Bad Tag!"]);
 }
 
 #[test]
@@ -125,28 +101,15 @@ fn wrong_password_is_rejected_and_never_shown() {
         }
         let (code, stdout, stderr) = run(cmd.arg(ws.app()));
         assert_eq!(code, 5, "{stderr}");
-        assert!(
-            stderr.contains(registry.host()) && stderr.contains("`ci`"),
-            "names the registry and user: {stderr}"
-        );
-        assert!(
-            !stderr.contains(secret) && !stdout.contains(secret),
-            "the password leaked:\n{stderr}\n{stdout}"
-        );
+        assert!(stderr.contains(registry.host()) && stderr.contains("`ci`"), "names the registry and user: {stderr}");
+        assert!(!stderr.contains(secret) && !stdout.contains(secret), "the password leaked:\n{stderr}\n{stdout}");
         if json {
             let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
             assert_eq!(report["error"]["kind"], "registry");
         }
     }
     // No credentials at all: told what to set.
-    assert_fails(
-        run(ws
-            .oxbuild()
-            .args(["build", "-q", "--base", &base])
-            .arg(ws.app())),
-        5,
-        &["OXBUILD_REGISTRY_USER"],
-    );
+    assert_fails(run(ws.oxbuild().args(["build", "-q", "--base", &base]).arg(ws.app())), 5, &["OXBUILD_REGISTRY_USER"]);
 }
 
 #[test]
@@ -161,37 +124,20 @@ fn right_password_pushes_and_the_secret_stays_out_of_the_image() {
         ws.oxbuild()
             .env("OXBUILD_REGISTRY_USER", "ci")
             .env("OXBUILD_REGISTRY_PASSWORD", secret)
-            .args([
-                "build", "-q", "--base", &base, "--push", "--tag", &target, "--output",
-            ])
+            .args(["build", "-q", "--base", &base, "--push", "--tag", &target, "--output"])
             .arg(format!("oci:{}", layout.display()))
             .arg(ws.app()),
     );
-    assert_eq!(
-        registry.skopeo_inspect(&target, false)["Digest"],
-        report["digest"]
-    );
+    assert_eq!(registry.skopeo_inspect(&target, false)["Digest"], report["digest"]);
     assert!(!report.to_string().contains(secret));
     // Neither the config nor any layer oxbuild wrote carries the secret.
-    for added in report["added"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain([&report["config"]])
-    {
+    for added in report["added"].as_array().unwrap().iter().chain([&report["config"]]) {
         let digest = added.get("digest").unwrap_or(added).as_str().unwrap();
-        let blob =
-            std::fs::read(layout.join("blobs/sha256").join(&digest["sha256:".len()..])).unwrap();
+        let blob = std::fs::read(layout.join("blobs/sha256").join(&digest["sha256:".len()..])).unwrap();
         let mut plain = Vec::new();
-        if flate2::read::GzDecoder::new(blob.as_slice())
-            .read_to_end(&mut plain)
-            .is_err()
-        {
+        if flate2::read::GzDecoder::new(blob.as_slice()).read_to_end(&mut plain).is_err() {
             plain = blob;
         }
-        assert!(
-            !String::from_utf8_lossy(&plain).contains(secret),
-            "secret found in blob {digest}"
-        );
+        assert!(!String::from_utf8_lossy(&plain).contains(secret), "secret found in blob {digest}");
     }
 }

@@ -18,11 +18,7 @@ fn push_index(registry: &Registry) -> (String, oxbuild_image::Digest) {
         let (bytes, media_type, digest) = client.get_manifest(&base).await.unwrap();
         let entry = |os: &str, arch: &str, variant: Option<&str>| {
             let mut d = Descriptor::new(media_type.clone(), digest.clone(), bytes.len() as u64);
-            d.platform = Some(Platform {
-                os: os.into(),
-                architecture: arch.into(),
-                variant: variant.map(Into::into),
-            });
+            d.platform = Some(Platform { os: os.into(), architecture: arch.into(), variant: variant.map(Into::into) });
             d
         };
         let index = serde_json::json!({
@@ -31,10 +27,7 @@ fn push_index(registry: &Registry) -> (String, oxbuild_image::Digest) {
             "manifests": [entry("linux", "arm64", Some("v8")), entry("linux", "amd64", None)],
         });
         let multi = base.with_tag("multi");
-        client
-            .put_manifest(&multi, "multi", &canonical_json(&index), media::OCI_INDEX)
-            .await
-            .unwrap();
+        client.put_manifest(&multi, "multi", &canonical_json(&index), media::OCI_INDEX).await.unwrap();
         (multi.to_string(), digest)
     })
 }
@@ -45,34 +38,18 @@ fn the_platform_is_chosen_from_an_index_and_a_missing_one_lists_what_exists() {
     let (multi, amd64_digest) = push_index(&registry);
     let ws = Workspace::new();
 
-    let report = build_json(
-        ws.oxbuild()
-            .args(["build", "-q", "--base", &multi, "--platform", "linux/amd64"])
-            .arg(ws.app()),
-    );
-    assert!(
-        report["base"]
-            .as_str()
-            .unwrap()
-            .ends_with(amd64_digest.as_str()),
-        "{report}"
-    );
+    let report =
+        build_json(ws.oxbuild().args(["build", "-q", "--base", &multi, "--platform", "linux/amd64"]).arg(ws.app()));
+    assert!(report["base"].as_str().unwrap().ends_with(amd64_digest.as_str()), "{report}");
     assert_eq!(report["platform"], "linux/amd64");
 
-    let (code, _, stderr) = run(ws
-        .oxbuild()
-        .args(["build", "-q", "--base", &multi, "--platform", "linux/s390x"])
-        .arg(ws.app()));
+    let (code, _, stderr) =
+        run(ws.oxbuild().args(["build", "-q", "--base", &multi, "--platform", "linux/s390x"]).arg(ws.app()));
     assert_eq!(code, 5, "{stderr}");
-    assert!(
-        stderr.contains("linux/s390x") && stderr.contains("linux/arm64/v8, linux/amd64"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("linux/s390x") && stderr.contains("linux/arm64/v8, linux/amd64"), "{stderr}");
 
-    let (code, _, stderr) = run(ws
-        .oxbuild()
-        .args(["build", "-q", "--base", &multi, "--platform", "linux"])
-        .arg(ws.app()));
+    let (code, _, stderr) =
+        run(ws.oxbuild().args(["build", "-q", "--base", &multi, "--platform", "linux"]).arg(ws.app()));
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("--platform"), "{stderr}");
 }

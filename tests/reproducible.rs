@@ -16,8 +16,7 @@ fn disturb(dir: &std::path::Path) {
             disturb(&path);
         } else {
             let f = std::fs::File::options().append(true).open(&path).unwrap();
-            f.set_modified(SystemTime::now() + Duration::from_secs(7200))
-                .unwrap();
+            f.set_modified(SystemTime::now() + Duration::from_secs(7200)).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
         }
     }
@@ -32,36 +31,18 @@ fn two_copies_give_the_same_digest_and_one_byte_changes_only_the_app_layer() {
     disturb(&two.app());
     assert_ne!(one.app(), two.app());
 
-    let a = build_json(
-        one.oxbuild()
-            .args(["build", "-q", "--base", &base])
-            .arg(one.app()),
-    );
-    let b = build_json(
-        two.oxbuild()
-            .args(["build", "-q", "--base", &base])
-            .arg(two.app()),
-    );
-    assert_eq!(
-        a["digest"], b["digest"],
-        "the same app must give the same manifest digest"
-    );
+    let a = build_json(one.oxbuild().args(["build", "-q", "--base", &base]).arg(one.app()));
+    let b = build_json(two.oxbuild().args(["build", "-q", "--base", &base]).arg(two.app()));
+    assert_eq!(a["digest"], b["digest"], "the same app must give the same manifest digest");
     assert_eq!(a["config"], b["config"]);
 
     let main = two.app().join("plainweb/__main__.py");
     let mut text = std::fs::read_to_string(&main).unwrap();
     text.push('\n');
     std::fs::write(&main, text).unwrap();
-    let c = build_json(
-        two.oxbuild()
-            .args(["build", "-q", "--base", &base])
-            .arg(two.app()),
-    );
+    let c = build_json(two.oxbuild().args(["build", "-q", "--base", &base]).arg(two.app()));
     assert_ne!(a["digest"], c["digest"]);
-    let (la, lc) = (
-        a["layers"].as_array().unwrap(),
-        c["layers"].as_array().unwrap(),
-    );
+    let (la, lc) = (a["layers"].as_array().unwrap(), c["layers"].as_array().unwrap());
     assert_eq!(la.len(), lc.len());
     let last = la.len() - 1;
     assert_eq!(la[..last], lc[..last], "only the app layer may change");
@@ -69,10 +50,7 @@ fn two_copies_give_the_same_digest_and_one_byte_changes_only_the_app_layer() {
 
     // SOURCE_DATE_EPOCH moves every timestamp, and so the digest.
     let d = build_json(
-        one.oxbuild()
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .args(["build", "-q", "--base", &base])
-            .arg(one.app()),
+        one.oxbuild().env("SOURCE_DATE_EPOCH", "1700000000").args(["build", "-q", "--base", &base]).arg(one.app()),
     );
     assert_ne!(a["digest"], d["digest"]);
 }

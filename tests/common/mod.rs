@@ -59,11 +59,7 @@ impl Workspace {
 
 /// Output as (exit code, stdout, stderr).
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("oxbuild runs");
+    let Output { status, stdout, stderr } = cmd.output().expect("oxbuild runs");
     (
         status.code().unwrap_or(-1),
         String::from_utf8_lossy(&stdout).into_owned(),
@@ -75,6 +71,5 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
 pub fn build_json(cmd: &mut Command) -> serde_json::Value {
     let (code, stdout, stderr) = run(cmd.arg("--json"));
     assert_eq!(code, 0, "oxbuild failed:\n{stderr}\n{stdout}");
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("--json output is not JSON ({e}): {stdout}"))
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("--json output is not JSON ({e}): {stdout}"))
 }

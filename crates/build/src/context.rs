@@ -24,14 +24,7 @@ pub fn add_app_files(
     owner: Owner,
 ) -> Result<Vec<String>, Error> {
     let ignore = DockerIgnore::load(root).map_err(Error::Input)?;
-    let mut walk = Walk {
-        root,
-        workdir: workdir.trim_end_matches('/'),
-        owner,
-        ignore,
-        layer,
-        warnings: Vec::new(),
-    };
+    let mut walk = Walk { root, workdir: workdir.trim_end_matches('/'), owner, ignore, layer, warnings: Vec::new() };
     walk.layer.dir(walk.workdir, owner, 0o755);
     match include {
         None => walk.visit_dir_children(root, "")?,
@@ -78,39 +71,29 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     fn visit_dir_children(&mut self, dir: &Path, rel: &str) -> Result<(), Error> {
-        let read = fs::read_dir(dir)
-            .map_err(|e| Error::Input(format!("reading {}: {e}", dir.display())))?;
+        let read = fs::read_dir(dir).map_err(|e| Error::Input(format!("reading {}: {e}", dir.display())))?;
         let mut children: Vec<PathBuf> = Vec::new();
         for entry in read {
-            let entry =
-                entry.map_err(|e| Error::Input(format!("reading {}: {e}", dir.display())))?;
+            let entry = entry.map_err(|e| Error::Input(format!("reading {}: {e}", dir.display())))?;
             children.push(entry.path());
         }
         children.sort();
         for child in children {
             let name = child.file_name().expect("a directory entry has a name");
             let Some(name) = name.to_str() else {
-                return Err(Error::Input(format!(
-                    "{} has a name that is not UTF-8; rename it",
-                    child.display()
-                )));
+                return Err(Error::Input(format!("{} has a name that is not UTF-8; rename it", child.display())));
             };
             if ALWAYS_SKIPPED.contains(&name) {
                 continue;
             }
-            let child_rel = if rel.is_empty() {
-                name.to_string()
-            } else {
-                format!("{rel}/{name}")
-            };
+            let child_rel = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
             self.visit(&child, &child_rel)?;
         }
         Ok(())
     }
 
     fn visit(&mut self, path: &Path, rel: &str) -> Result<(), Error> {
-        let meta = fs::symlink_metadata(path)
-            .map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))?;
+        let meta = fs::symlink_metadata(path).map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))?;
         let ignored = self.ignore.is_ignored(rel);
         let ft = meta.file_type();
         let dest = format!("{}/{rel}", self.workdir);
@@ -129,21 +112,13 @@ impl Walk<'_> {
         if ft.is_file() {
             // Only the executable bit is meaningful across checkouts; umask-dependent
             // group/other write bits would make two clones differ.
-            let mode = if meta.permissions().mode() & 0o111 != 0 {
-                0o755
-            } else {
-                0o644
-            };
+            let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
             self.layer.file(&dest, path, self.owner, mode);
         } else if ft.is_symlink() {
-            let target = fs::read_link(path)
-                .map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))?;
-            let target_str = target.to_str().ok_or_else(|| {
-                Error::Input(format!(
-                    "symlink {} has a target that is not UTF-8",
-                    path.display()
-                ))
-            })?;
+            let target = fs::read_link(path).map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))?;
+            let target_str = target
+                .to_str()
+                .ok_or_else(|| Error::Input(format!("symlink {} has a target that is not UTF-8", path.display())))?;
             if !stays_inside(rel, &target) {
                 return Err(Error::Input(format!(
                     "symlink {} points outside the app directory (-> {target_str}); replace it with the file it points to, or exclude it in .dockerignore",
@@ -152,10 +127,8 @@ impl Walk<'_> {
             }
             self.layer.symlink(&dest, target_str, self.owner);
         } else if ft.is_socket() || ft.is_fifo() || ft.is_block_device() || ft.is_char_device() {
-            self.warnings.push(format!(
-                "skipped {}: sockets, fifos and devices cannot go into an image",
-                path.display()
-            ));
+            self.warnings
+                .push(format!("skipped {}: sockets, fifos and devices cannot go into an image", path.display()));
         }
         Ok(())
     }
@@ -209,17 +182,7 @@ mod tests {
         std::os::unix::fs::symlink("app.py", root.join("pkg/alias.py")).unwrap();
 
         let mut layer = LayerBuilder::new(0, Owner::ROOT);
-        add_app_files(
-            &mut layer,
-            root,
-            None,
-            "/app",
-            Owner {
-                uid: 1000,
-                gid: 1000,
-            },
-        )
-        .unwrap();
+        add_app_files(&mut layer, root, None, "/app", Owner { uid: 1000, gid: 1000 }).unwrap();
         let tar = layer.write_tar(Vec::new()).unwrap();
         let mut archive = tar::Archive::new(tar.as_slice());
         let got: Vec<(String, u32, u64)> = archive
@@ -245,14 +208,7 @@ mod tests {
         assert_eq!(py.1, 0o644);
 
         let mut only = LayerBuilder::new(0, Owner::ROOT);
-        let e = add_app_files(
-            &mut only,
-            root,
-            Some(&["nope".to_string()]),
-            "/app",
-            Owner::ROOT,
-        )
-        .unwrap_err();
+        let e = add_app_files(&mut only, root, Some(&["nope".to_string()]), "/app", Owner::ROOT).unwrap_err();
         assert!(e.to_string().contains("`nope`"), "{e}");
     }
 
@@ -261,9 +217,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("pw")).unwrap();
         let mut layer = LayerBuilder::new(0, Owner::ROOT);
-        let e = add_app_files(&mut layer, dir.path(), None, "/app", Owner::ROOT)
-            .unwrap_err()
-            .to_string();
+        let e = add_app_files(&mut layer, dir.path(), None, "/app", Owner::ROOT).unwrap_err().to_string();
         assert!(e.contains("pw") && e.contains("outside"), "{e}");
     }
 }

@@ -117,14 +117,8 @@ mod tests {
         assert!(d.is_ignored("somedir/temp"));
         assert!(d.is_ignored("somedir/subdir/temporary.txt"));
         assert!(d.is_ignored("tempa"));
-        assert!(
-            d.is_ignored("tempb/inside.txt"),
-            "a matched directory takes its contents"
-        );
-        assert!(
-            !d.is_ignored("temporary.txt"),
-            "*/temp* needs one directory level"
-        );
+        assert!(d.is_ignored("tempb/inside.txt"), "a matched directory takes its contents");
+        assert!(!d.is_ignored("temporary.txt"), "*/temp* needs one directory level");
         assert!(!d.is_ignored("# comment"));
     }
 
@@ -136,10 +130,7 @@ mod tests {
         assert!(!d.is_ignored("main.gox"));
         let d = ig("*.pyc\n");
         assert!(d.is_ignored("x.pyc"));
-        assert!(
-            !d.is_ignored("pkg/x.pyc"),
-            "without ** only the root is matched"
-        );
+        assert!(!d.is_ignored("pkg/x.pyc"), "without ** only the root is matched");
     }
 
     #[test]

@@ -50,43 +50,18 @@ pub struct Built {
 }
 
 /// Builds the app in `dir` with `cfg` on top of `base`; new blobs go into `store`.
-pub fn build(
-    dir: &Path,
-    cfg: &Config,
-    base: &Image,
-    store: &BlobStore,
-    epoch: u64,
-) -> Result<Built, Error> {
-    let format = if cfg.healthcheck.is_some() {
-        Format::Docker
-    } else {
-        Format::Oci
-    };
+pub fn build(dir: &Path, cfg: &Config, base: &Image, store: &BlobStore, epoch: u64) -> Result<Built, Error> {
+    let format = if cfg.healthcheck.is_some() { Format::Docker } else { Format::Oci };
     let plan = user::plan(&cfg.image, base.layers(), epoch)?;
     let owner = plan.owner;
 
     let mut pending: Vec<(LayerBuilder, String)> = Vec::new();
     if let Some(layer) = plan.layer {
-        pending.push((
-            layer,
-            format!(
-                "oxbuild: add user {} ({}:{})",
-                cfg.image.user, owner.uid, owner.gid
-            ),
-        ));
+        pending.push((layer, format!("oxbuild: add user {} ({}:{})", cfg.image.user, owner.uid, owner.gid)));
     }
     let mut app = LayerBuilder::new(epoch, Owner::ROOT);
-    let warnings = context::add_app_files(
-        &mut app,
-        dir,
-        cfg.app.include.as_deref(),
-        &cfg.image.workdir,
-        owner,
-    )?;
-    pending.push((
-        app,
-        format!("oxbuild: app files into {}", cfg.image.workdir),
-    ));
+    let warnings = context::add_app_files(&mut app, dir, cfg.app.include.as_deref(), &cfg.image.workdir, owner)?;
+    pending.push((app, format!("oxbuild: app files into {}", cfg.image.workdir)));
 
     let mut layers: Vec<Layer> = base.layers().to_vec();
     let mut added = Vec::new();
@@ -95,23 +70,12 @@ pub fn build(
         let blob = builder.write_gzip(store)?;
         let descriptor = blob.descriptor(format.gzip_layer());
         added.push(descriptor.clone());
-        history.push(AddedLayer {
-            diff_id: blob.diff_id.clone(),
-            created_by,
-        });
-        layers.push(Layer {
-            descriptor,
-            path: blob.path,
-        });
+        history.push(AddedLayer { diff_id: blob.diff_id.clone(), created_by });
+        layers.push(Layer { descriptor, path: blob.path });
     }
 
     let mut config = base.config_json()?;
     runtime::apply(&mut config, cfg, owner, &history, epoch);
-    let image = Image::assemble(format, &config, layers, &BTreeMap::new())
-        .map_err(|e| Error::Base(e.to_string()))?;
-    Ok(Built {
-        image,
-        added,
-        warnings,
-    })
+    let image = Image::assemble(format, &config, layers, &BTreeMap::new()).map_err(|e| Error::Base(e.to_string()))?;
+    Ok(Built { image, added, warnings })
 }

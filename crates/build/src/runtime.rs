@@ -38,10 +38,7 @@ pub fn apply(base: &mut Value, cfg: &Config, owner: Owner, layers: &[AddedLayer]
         c.insert("Entrypoint".into(), json!(ep));
         // Docker resets CMD when ENTRYPOINT is set; a base's CMD would otherwise
         // become arguments to the new entrypoint.
-        c.insert(
-            "Cmd".into(),
-            img.cmd.as_ref().map_or(Value::Null, |cmd| json!(cmd)),
-        );
+        c.insert("Cmd".into(), img.cmd.as_ref().map_or(Value::Null, |cmd| json!(cmd)));
     } else if let Some(cmd) = &img.cmd {
         c.insert("Cmd".into(), json!(cmd));
     }
@@ -51,18 +48,11 @@ pub fn apply(base: &mut Value, cfg: &Config, owner: Owner, layers: &[AddedLayer]
     let mut env: Vec<String> = c
         .get("Env")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
         .unwrap_or_default();
     for (k, v) in &img.env {
         let entry = format!("{k}={v}");
-        match env
-            .iter_mut()
-            .find(|e| e.split('=').next() == Some(k.as_str()))
-        {
+        match env.iter_mut().find(|e| e.split('=').next() == Some(k.as_str())) {
             Some(slot) => *slot = entry,
             None => env.push(entry),
         }
@@ -116,16 +106,9 @@ fn object<'a>(parent: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<Stri
 /// The Docker `Healthcheck` object for `hc` (durations in nanoseconds).
 pub fn healthcheck(hc: &HealthcheckConfig) -> Value {
     let test = match hc.probe() {
-        Probe::Exec(cmd) => std::iter::once("CMD".to_string())
-            .chain(cmd)
-            .collect::<Vec<_>>(),
+        Probe::Exec(cmd) => std::iter::once("CMD".to_string()).chain(cmd).collect::<Vec<_>>(),
         Probe::Shell(s) => vec!["CMD-SHELL".into(), s],
-        Probe::Http(url) => vec![
-            "CMD".into(),
-            "python3".into(),
-            "-c".into(),
-            http_probe(&url, hc.timeout),
-        ],
+        Probe::Http(url) => vec!["CMD".into(), "python3".into(), "-c".into(), http_probe(&url, hc.timeout)],
     };
     json!({
         "Test": test,
@@ -175,34 +158,16 @@ http = "http://127.0.0.1:8000/health"
 interval = "5s"
 timeout = "2s"
 "#);
-        let layer = AddedLayer {
-            diff_id: Digest::of(b"l"),
-            created_by: "app".into(),
-        };
-        apply(
-            &mut base,
-            &c,
-            Owner {
-                uid: 1000,
-                gid: 1000,
-            },
-            &[layer],
-            0,
-        );
+        let layer = AddedLayer { diff_id: Digest::of(b"l"), created_by: "app".into() };
+        apply(&mut base, &c, Owner { uid: 1000, gid: 1000 }, &[layer], 0);
         let conf = &base["config"];
         assert_eq!(base["x-vendor"]["kept"], json!(true));
         assert_eq!(base["created"], json!("1970-01-01T00:00:00Z"));
-        assert_eq!(
-            conf["Env"],
-            json!(["PATH=/usr/bin", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1"])
-        );
+        assert_eq!(conf["Env"], json!(["PATH=/usr/bin", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1"]));
         assert_eq!(conf["Cmd"], Value::Null);
         assert_eq!(conf["User"], json!("1000:1000"));
         assert_eq!(conf["ExposedPorts"], json!({"8000/tcp": {}}));
-        assert_eq!(
-            conf["Labels"],
-            json!({"base": "yes", "org.example.team": "platform"})
-        );
+        assert_eq!(conf["Labels"], json!({"base": "yes", "org.example.team": "platform"}));
         assert_eq!(conf["Healthcheck"]["Interval"], json!(5_000_000_000u64));
         assert_eq!(conf["Healthcheck"]["Test"][0], json!("CMD"));
         assert_eq!(base["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
@@ -212,19 +177,8 @@ timeout = "2s"
     #[test]
     fn http_probe_is_valid_python_that_fails_on_refused_connections() {
         let script = http_probe("http://127.0.0.1:9/health", Duration::from_secs(1));
-        let out = std::process::Command::new("python3")
-            .args(["-c", &script])
-            .output()
-            .expect("python3 runs");
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("refused"),
-            "the probe says why it failed"
-        );
+        let out = std::process::Command::new("python3").args(["-c", &script]).output().expect("python3 runs");
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("refused"), "the probe says why it failed");
     }
 }

@@ -24,10 +24,7 @@ pub struct UserPlan {
 
 /// Reads the newest version of each of `wanted` (paths without a leading `/`)
 /// from `layers` (bottom first), honouring whiteouts. Absent files map to None.
-pub fn read_files(
-    layers: &[Layer],
-    wanted: &[&str],
-) -> Result<HashMap<String, Option<Vec<u8>>>, Error> {
+pub fn read_files(layers: &[Layer], wanted: &[&str]) -> Result<HashMap<String, Option<Vec<u8>>>, Error> {
     let mut found: HashMap<String, Option<Vec<u8>>> = HashMap::new();
     for layer in layers.iter().rev() {
         if wanted.iter().all(|w| found.contains_key(*w)) {
@@ -39,34 +36,23 @@ pub fn read_files(
         let file = File::open(&layer.path).map_err(|e| Error::Base(format!("{}: {e}", what())))?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let magic = {
-            let buf = std::io::BufRead::fill_buf(&mut reader)
-                .map_err(|e| Error::Base(format!("{}: {e}", what())))?;
+            let buf = std::io::BufRead::fill_buf(&mut reader).map_err(|e| Error::Base(format!("{}: {e}", what())))?;
             buf.get(..2).map(|b| [b[0], b[1]])
         };
         let tar_stream: Box<dyn Read> = match magic {
             Some([0x1f, 0x8b]) => Box::new(flate2::read::MultiGzDecoder::new(reader)),
             Some([0x28, 0xb5]) => {
-                return Err(Error::Base(format!(
-                    "{}: zstd layers are not supported yet",
-                    what()
-                )));
+                return Err(Error::Base(format!("{}: zstd layers are not supported yet", what())));
             }
             _ => Box::new(reader),
         };
         let mut archive = tar::Archive::new(tar_stream);
-        let entries = archive
-            .entries()
-            .map_err(|e| Error::Base(format!("{}: {e}", what())))?;
+        let entries = archive.entries().map_err(|e| Error::Base(format!("{}: {e}", what())))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| Error::Base(format!("{}: {e}", what())))?;
-            let path = entry
-                .path()
-                .map_err(|e| Error::Base(format!("{}: {e}", what())))?;
+            let path = entry.path().map_err(|e| Error::Base(format!("{}: {e}", what())))?;
             let path = path.to_string_lossy();
-            let path = path
-                .trim_start_matches("./")
-                .trim_start_matches('/')
-                .to_string();
+            let path = path.trim_start_matches("./").trim_start_matches('/').to_string();
             if let Some(dir) = path.strip_suffix("/.wh..wh..opq") {
                 opaque.push(format!("{dir}/"));
                 continue;
@@ -80,9 +66,7 @@ pub fn read_files(
             }
             if wanted.contains(&path.as_str()) && entry.header().entry_type().is_file() {
                 let mut bytes = Vec::new();
-                entry
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| Error::Base(format!("{}: {e}", what())))?;
+                entry.read_to_end(&mut bytes).map_err(|e| Error::Base(format!("{}: {e}", what())))?;
                 in_layer.insert(path, Some(bytes));
             }
         }
@@ -115,16 +99,8 @@ fn parse_db(text: &str, passwd: bool) -> Vec<Line<'_>> {
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
             let id = f.get(2)?.parse().ok()?;
-            let gid = if passwd {
-                f.get(3).and_then(|g| g.parse().ok())
-            } else {
-                None
-            };
-            Some(Line {
-                name: f[0],
-                id,
-                gid,
-            })
+            let gid = if passwd { f.get(3).and_then(|g| g.parse().ok()) } else { None };
+            Some(Line { name: f[0], id, gid })
         })
         .collect()
 }
@@ -132,15 +108,8 @@ fn parse_db(text: &str, passwd: bool) -> Vec<Line<'_>> {
 /// Decides the runtime user from the base's account files and the config.
 pub fn plan(cfg: &ImageConfig, base: &[Layer], mtime: u64) -> Result<UserPlan, Error> {
     let files = read_files(base, &[PASSWD, GROUP])?;
-    let text = |k: &str| {
-        files
-            .get(k)
-            .cloned()
-            .flatten()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-    };
-    let passwd =
-        text(PASSWD).unwrap_or_else(|| "root:x:0:0:root:/root:/usr/sbin/nologin\n".to_string());
+    let text = |k: &str| files.get(k).cloned().flatten().map(|b| String::from_utf8_lossy(&b).into_owned());
+    let passwd = text(PASSWD).unwrap_or_else(|| "root:x:0:0:root:/root:/usr/sbin/nologin\n".to_string());
     let group = text(GROUP).unwrap_or_else(|| "root:x:0:\n".to_string());
     let users = parse_db(&passwd, true);
     let groups = parse_db(&group, false);
@@ -161,13 +130,7 @@ pub fn plan(cfg: &ImageConfig, base: &[Layer], mtime: u64) -> Result<UserPlan, E
                 "[image] user `{name}` is root (uid 0) in the base image; choose another user"
             )));
         }
-        return Ok(UserPlan {
-            owner: Owner {
-                uid: existing.id.into(),
-                gid: gid.into(),
-            },
-            layer: None,
-        });
+        return Ok(UserPlan { owner: Owner { uid: existing.id.into(), gid: gid.into() }, layer: None });
     }
 
     let (uid, gid) = (cfg.uid(), cfg.gid());
@@ -190,23 +153,15 @@ pub fn plan(cfg: &ImageConfig, base: &[Layer], mtime: u64) -> Result<UserPlan, E
     }
     let mut passwd_out = passwd.clone();
     ensure_newline(&mut passwd_out);
-    passwd_out.push_str(&format!(
-        "{name}:x:{uid}:{gid}::/home/{name}:/usr/sbin/nologin\n"
-    ));
+    passwd_out.push_str(&format!("{name}:x:{uid}:{gid}::/home/{name}:/usr/sbin/nologin\n"));
 
-    let owner = Owner {
-        uid: uid.into(),
-        gid: gid.into(),
-    };
+    let owner = Owner { uid: uid.into(), gid: gid.into() };
     let mut layer = LayerBuilder::new(mtime, Owner::ROOT);
     layer
         .bytes(PASSWD, passwd_out.into_bytes(), Owner::ROOT, 0o644)
         .bytes(GROUP, group_out.into_bytes(), Owner::ROOT, 0o644)
         .dir(&format!("home/{name}"), owner, 0o755);
-    Ok(UserPlan {
-        owner,
-        layer: Some(layer),
-    })
+    Ok(UserPlan { owner, layer: Some(layer) })
 }
 
 fn ensure_newline(s: &mut String) {
@@ -226,46 +181,25 @@ mod tests {
             b.bytes(p, c.as_bytes().to_vec(), Owner::ROOT, 0o644);
         }
         let blob = b.write_gzip(store).unwrap();
-        Layer {
-            descriptor: Descriptor::new(media::OCI_LAYER_GZIP, blob.digest.clone(), blob.size),
-            path: blob.path,
-        }
+        Layer { descriptor: Descriptor::new(media::OCI_LAYER_GZIP, blob.digest.clone(), blob.size), path: blob.path }
     }
 
     fn image_cfg(extra: &str) -> ImageConfig {
         let text = format!("[image]\nbase = \"x.io/b\"\n{extra}");
-        oxbuild_config::Config::parse("t.toml".as_ref(), &text)
-            .unwrap()
-            .image
+        oxbuild_config::Config::parse("t.toml".as_ref(), &text).unwrap().image
     }
 
     #[test]
     fn newest_layer_wins_and_whiteouts_hide() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
-        let low = layer_with(
-            &store,
-            &[
-                (PASSWD, "root:x:0:0::/root:/bin/sh\n"),
-                (GROUP, "root:x:0:\n"),
-            ],
-        );
+        let low = layer_with(&store, &[(PASSWD, "root:x:0:0::/root:/bin/sh\n"), (GROUP, "root:x:0:\n")]);
         let high = layer_with(
             &store,
-            &[
-                (
-                    PASSWD,
-                    "root:x:0:0::/root:/bin/sh\nweb:x:33:33::/:/bin/false\n",
-                ),
-                ("etc/.wh.group", ""),
-            ],
+            &[(PASSWD, "root:x:0:0::/root:/bin/sh\nweb:x:33:33::/:/bin/false\n"), ("etc/.wh.group", "")],
         );
         let got = read_files(&[low, high], &[PASSWD, GROUP]).unwrap();
-        assert!(
-            String::from_utf8(got[PASSWD].clone().unwrap())
-                .unwrap()
-                .contains("web:")
-        );
+        assert!(String::from_utf8(got[PASSWD].clone().unwrap()).unwrap().contains("web:"));
         assert_eq!(got[GROUP], None);
     }
 
@@ -273,21 +207,9 @@ mod tests {
     fn missing_user_is_added_with_its_group_and_home() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
-        let base = layer_with(
-            &store,
-            &[
-                (PASSWD, "root:x:0:0::/root:/bin/sh"),
-                (GROUP, "root:x:0:\n"),
-            ],
-        );
+        let base = layer_with(&store, &[(PASSWD, "root:x:0:0::/root:/bin/sh"), (GROUP, "root:x:0:\n")]);
         let plan = plan(&image_cfg("uid = 1234\n"), &[base], 0).unwrap();
-        assert_eq!(
-            plan.owner,
-            Owner {
-                uid: 1234,
-                gid: 1234
-            }
-        );
+        assert_eq!(plan.owner, Owner { uid: 1234, gid: 1234 });
         let tar = plan.layer.unwrap().write_tar(Vec::new()).unwrap();
         let mut a = tar::Archive::new(tar.as_slice());
         let mut passwd = String::new();
@@ -303,10 +225,7 @@ mod tests {
             }
             names.push(p);
         }
-        assert_eq!(
-            passwd,
-            "root:x:0:0::/root:/bin/sh\napp:x:1234:1234::/home/app:/usr/sbin/nologin\n"
-        );
+        assert_eq!(passwd, "root:x:0:0::/root:/bin/sh\napp:x:1234:1234::/home/app:/usr/sbin/nologin\n");
         assert!(names.contains(&"home/app/".to_string()), "{names:?}");
     }
 
@@ -317,29 +236,16 @@ mod tests {
         let base = layer_with(
             &store,
             &[
-                (
-                    PASSWD,
-                    "root:x:0:0::/root:/bin/sh\napp:x:2000:2000::/home/app:/bin/sh\nweb:x:1000:1000::/:/bin/sh\n",
-                ),
+                (PASSWD, "root:x:0:0::/root:/bin/sh\napp:x:2000:2000::/home/app:/bin/sh\nweb:x:1000:1000::/:/bin/sh\n"),
                 (GROUP, "root:x:0:\n"),
             ],
         );
         let reused = plan(&image_cfg(""), std::slice::from_ref(&base), 0).unwrap();
-        assert_eq!(
-            reused.owner,
-            Owner {
-                uid: 2000,
-                gid: 2000
-            }
-        );
+        assert_eq!(reused.owner, Owner { uid: 2000, gid: 2000 });
         assert!(reused.layer.is_none());
-        let e = plan(&image_cfg("uid = 1000\n"), std::slice::from_ref(&base), 0)
-            .unwrap_err()
-            .to_string();
+        let e = plan(&image_cfg("uid = 1000\n"), std::slice::from_ref(&base), 0).unwrap_err().to_string();
         assert!(e.contains("already exists") && e.contains("2000"), "{e}");
-        let e = plan(&image_cfg("user = \"svc\"\n"), &[base], 0)
-            .unwrap_err()
-            .to_string();
+        let e = plan(&image_cfg("user = \"svc\"\n"), &[base], 0).unwrap_err().to_string();
         assert!(e.contains("uid 1000 already belongs to user `web`"), "{e}");
     }
 }

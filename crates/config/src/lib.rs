@@ -188,9 +188,7 @@ fn default_retries() -> u32 {
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(&s).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "`{s}` is not a duration ({e}); write it like \"5s\", \"500ms\" or \"1m30s\""
-        ))
+        serde::de::Error::custom(format!("`{s}` is not a duration ({e}); write it like \"5s\", \"500ms\" or \"1m30s\""))
     })
 }
 
@@ -209,14 +207,12 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::Read {
                     path,
-                    why: "not found; every app needs an oxbuild.toml at its root (see the README's config reference)".into(),
+                    why: "not found; every app needs an oxbuild.toml at its root (see the README's config reference)"
+                        .into(),
                 });
             }
             Err(e) => {
-                return Err(Error::Read {
-                    path,
-                    why: e.to_string(),
-                });
+                return Err(Error::Read { path, why: e.to_string() });
             }
         };
         Config::parse(&path, &text)
@@ -225,20 +221,10 @@ impl Config {
     /// Parses and validates `text`, naming `path` in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
-                .unwrap_or(1);
-            Error::Parse {
-                path: path.to_path_buf(),
-                line,
-                message: e.message().trim().replace('\n', " "),
-            }
+            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(1);
+            Error::Parse { path: path.to_path_buf(), line, message: e.message().trim().replace('\n', " ") }
         })?;
-        cfg.validate().map_err(|message| Error::Invalid {
-            path: path.to_path_buf(),
-            message,
-        })?;
+        cfg.validate().map_err(|message| Error::Invalid { path: path.to_path_buf(), message })?;
         Ok(cfg)
     }
 
@@ -248,18 +234,14 @@ impl Config {
             return Err("[image] base is empty: name the base image, e.g. \"registry.example.com/python:3.11\"".into());
         }
         if img.user == "root" || img.user.is_empty() || img.uid == Some(0) {
-            return Err("[image] user must be a non-root user with a non-zero uid: images built by oxbuild never run as root".into());
+            return Err(
+                "[image] user must be a non-root user with a non-zero uid: images built by oxbuild never run as root"
+                    .into(),
+            );
         }
         let valid_name = img.user.len() <= 32
-            && img
-                .user
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-            && img
-                .user
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
+            && img.user.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && img.user.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
         if !valid_name {
             return Err(format!(
                 "[image] user `{}` is not a valid user name (lowercase letters, digits, `_` and `-`)",
@@ -267,37 +249,23 @@ impl Config {
             ));
         }
         if !img.workdir.starts_with('/') {
-            return Err(format!(
-                "[image] workdir `{}` must be an absolute path",
-                img.workdir
-            ));
+            return Err(format!("[image] workdir `{}` must be an absolute path", img.workdir));
         }
         if img.ports.contains(&0) {
             return Err("[image] ports: 0 is not a port".into());
         }
         if let Some(include) = &self.app.include {
             for p in include {
-                if Path::new(p).is_absolute()
-                    || Path::new(p)
-                        .components()
-                        .any(|c| c == std::path::Component::ParentDir)
+                if Path::new(p).is_absolute() || Path::new(p).components().any(|c| c == std::path::Component::ParentDir)
                 {
-                    return Err(format!(
-                        "[app] include: `{p}` must be a path inside the app directory"
-                    ));
+                    return Err(format!("[app] include: `{p}` must be a path inside the app directory"));
                 }
             }
         }
         if let Some(hc) = &self.healthcheck {
-            let count = [hc.cmd.is_some(), hc.shell.is_some(), hc.http.is_some()]
-                .iter()
-                .filter(|b| **b)
-                .count();
+            let count = [hc.cmd.is_some(), hc.shell.is_some(), hc.http.is_some()].iter().filter(|b| **b).count();
             if count != 1 {
-                return Err(
-                    "[healthcheck] needs exactly one of `cmd` (exec form), `shell` or `http`"
-                        .into(),
-                );
+                return Err("[healthcheck] needs exactly one of `cmd` (exec form), `shell` or `http`".into());
             }
             if hc.cmd.as_ref().is_some_and(|c| c.is_empty()) {
                 return Err("[healthcheck] cmd is empty".into());
@@ -305,9 +273,7 @@ impl Config {
             if let Some(url) = &hc.http
                 && !(url.starts_with("http://") || url.starts_with("https://"))
             {
-                return Err(format!(
-                    "[healthcheck] http `{url}` must be an http:// or https:// URL"
-                ));
+                return Err(format!("[healthcheck] http `{url}` must be an http:// or https:// URL"));
             }
             if hc.interval.is_zero() || hc.timeout.is_zero() {
                 return Err("[healthcheck] interval and timeout must be longer than zero".into());
@@ -337,9 +303,7 @@ mod tests {
 
     #[test]
     fn unknown_key_names_file_key_and_line() {
-        let e = parse(&format!("{MINIMAL}colour = \"blue\"\n"))
-            .unwrap_err()
-            .to_string();
+        let e = parse(&format!("{MINIMAL}colour = \"blue\"\n")).unwrap_err().to_string();
         assert!(e.starts_with("app/oxbuild.toml:3:"), "{e}");
         assert!(e.contains("colour"), "{e}");
         assert!(!e.contains('\n'), "one line: {e}");
@@ -347,11 +311,10 @@ mod tests {
 
     #[test]
     fn malformed_duration_is_explained() {
-        let e = parse(&format!(
-            "{MINIMAL}[healthcheck]\nhttp = \"http://127.0.0.1:8000/\"\ninterval = \"5 parsecs\"\n"
-        ))
-        .unwrap_err()
-        .to_string();
+        let e =
+            parse(&format!("{MINIMAL}[healthcheck]\nhttp = \"http://127.0.0.1:8000/\"\ninterval = \"5 parsecs\"\n"))
+                .unwrap_err()
+                .to_string();
         assert!(e.starts_with("app/oxbuild.toml:5:"), "{e}");
         assert!(e.contains("5 parsecs") && e.contains("duration"), "{e}");
     }
@@ -373,11 +336,8 @@ mod tests {
     fn root_and_ambiguous_probes_are_rejected() {
         assert!(parse(&format!("{MINIMAL}user = \"root\"\n")).is_err());
         assert!(parse(&format!("{MINIMAL}uid = 0\n")).is_err());
-        let e = parse(&format!(
-            "{MINIMAL}[healthcheck]\ncmd = [\"true\"]\nshell = \"true\"\n"
-        ))
-        .unwrap_err()
-        .to_string();
+        let e =
+            parse(&format!("{MINIMAL}[healthcheck]\ncmd = [\"true\"]\nshell = \"true\"\n")).unwrap_err().to_string();
         assert!(e.contains("exactly one"), "{e}");
     }
 

@@ -20,9 +20,6 @@ pub enum Error {
 impl Error {
     /// An I/O error while doing `what`.
     pub fn io(what: impl Into<String>, source: io::Error) -> Error {
-        Error::Io {
-            what: what.into(),
-            source,
-        }
+        Error::Io { what: what.into(), source }
     }
 }

@@ -34,22 +34,12 @@ pub struct Image {
 impl Image {
     /// An image from a raw manifest, its raw config and its layer blobs, checking
     /// that they belong together.
-    pub fn from_raw(
-        manifest: Vec<u8>,
-        config: Vec<u8>,
-        layers: Vec<Layer>,
-    ) -> Result<Image, Error> {
-        let view: ManifestView = serde_json::from_slice(&manifest).map_err(|e| {
-            Error::Invalid(format!("the manifest is not a valid image manifest: {e}"))
-        })?;
-        let media_type = view
-            .media_type
-            .clone()
-            .unwrap_or_else(|| media::OCI_MANIFEST.to_string());
+    pub fn from_raw(manifest: Vec<u8>, config: Vec<u8>, layers: Vec<Layer>) -> Result<Image, Error> {
+        let view: ManifestView = serde_json::from_slice(&manifest)
+            .map_err(|e| Error::Invalid(format!("the manifest is not a valid image manifest: {e}")))?;
+        let media_type = view.media_type.clone().unwrap_or_else(|| media::OCI_MANIFEST.to_string());
         if !media::is_manifest(&media_type) {
-            return Err(Error::Invalid(format!(
-                "unsupported manifest media type {media_type}"
-            )));
+            return Err(Error::Invalid(format!("unsupported manifest media type {media_type}")));
         }
         let actual = Digest::of(&config);
         if actual != view.config.digest {
@@ -59,23 +49,11 @@ impl Image {
             )));
         }
         if view.layers.len() != layers.len()
-            || view
-                .layers
-                .iter()
-                .zip(&layers)
-                .any(|(a, b)| a.digest != b.descriptor.digest)
+            || view.layers.iter().zip(&layers).any(|(a, b)| a.digest != b.descriptor.digest)
         {
-            return Err(Error::Invalid(
-                "the layers given do not match the manifest's layers".into(),
-            ));
+            return Err(Error::Invalid("the layers given do not match the manifest's layers".into()));
         }
-        Ok(Image {
-            manifest,
-            media_type,
-            config,
-            config_descriptor: view.config,
-            layers,
-        })
+        Ok(Image { manifest, media_type, config, config_descriptor: view.config, layers })
     }
 
     /// A new image in `format` with `config` (written as canonical JSON) and
@@ -140,11 +118,7 @@ impl Image {
 
     /// The format (OCI or Docker) of this image.
     pub fn format(&self) -> Format {
-        if self.media_type == media::DOCKER_MANIFEST {
-            Format::Docker
-        } else {
-            Format::Oci
-        }
+        if self.media_type == media::DOCKER_MANIFEST { Format::Docker } else { Format::Oci }
     }
 
     /// The raw config.

@@ -74,20 +74,14 @@ impl LayerBlob {
 }
 
 fn normalize(path: &str) -> String {
-    path.trim_start_matches('/')
-        .trim_end_matches('/')
-        .to_string()
+    path.trim_start_matches('/').trim_end_matches('/').to_string()
 }
 
 impl LayerBuilder {
     /// An empty layer whose entries all get `mtime` (seconds since the epoch), and
     /// whose implied parent directories are owned by `parent_owner`.
     pub fn new(mtime: u64, parent_owner: Owner) -> Self {
-        LayerBuilder {
-            entries: BTreeMap::new(),
-            parent_owner,
-            mtime,
-        }
+        LayerBuilder { entries: BTreeMap::new(), parent_owner, mtime }
     }
 
     fn insert(&mut self, path: &str, owner: Owner, mode: u32, content: Content) {
@@ -95,14 +89,7 @@ impl LayerBuilder {
         if path.is_empty() {
             return;
         }
-        self.entries.insert(
-            path,
-            Entry {
-                owner,
-                mode: mode & 0o7777,
-                content,
-            },
-        );
+        self.entries.insert(path, Entry { owner, mode: mode & 0o7777, content });
     }
 
     /// A directory at `path` (relative to the image root; a leading `/` is ignored).
@@ -146,11 +133,7 @@ impl LayerBuilder {
             let mut parent = Path::new(path).parent();
             while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
                 let key = p.to_string_lossy().into_owned();
-                all.entry(key).or_insert(Entry {
-                    owner: self.parent_owner,
-                    mode: 0o755,
-                    content: Content::Dir,
-                });
+                all.entry(key).or_insert(Entry { owner: self.parent_owner, mode: 0o755, content: Content::Dir });
                 parent = p.parent();
             }
         }
@@ -164,16 +147,10 @@ impl LayerBuilder {
         for (path, entry) in self.complete() {
             self.append(&mut tar, &path, &entry)?;
         }
-        tar.into_inner()
-            .map_err(|e| Error::io("finishing a layer tar", e))
+        tar.into_inner().map_err(|e| Error::io("finishing a layer tar", e))
     }
 
-    fn append<W: Write>(
-        &self,
-        tar: &mut tar::Builder<W>,
-        path: &str,
-        entry: &Entry,
-    ) -> Result<(), Error> {
+    fn append<W: Write>(&self, tar: &mut tar::Builder<W>, path: &str, entry: &Entry) -> Result<(), Error> {
         let mut header = tar::Header::new_ustar();
         header.set_mtime(self.mtime);
         header.set_uid(entry.owner.uid);
@@ -188,14 +165,7 @@ impl LayerBuilder {
             // Too long for ustar's name+prefix: the PAX `path` record carries it,
             // and the ustar field gets a truncated stand-in old readers can show.
             pax.push(("path", name.clone().into_bytes()));
-            let short: String = name
-                .chars()
-                .rev()
-                .take(90)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
+            let short: String = name.chars().rev().take(90).collect::<Vec<_>>().into_iter().rev().collect();
             header
                 .set_path(short.trim_start_matches('/'))
                 .map_err(|e| Error::io(format!("naming {path} in a layer"), e))?;
@@ -223,21 +193,13 @@ impl LayerBuilder {
                 finish(tar, header, pax, bytes.as_slice()).map_err(write_err)
             }
             Content::File(source) => {
-                let file = File::open(source)
-                    .map_err(|e| Error::io(format!("reading {}", source.display()), e))?;
-                let len = file
-                    .metadata()
-                    .map_err(|e| Error::io(format!("reading {}", source.display()), e))?
-                    .len();
+                let file = File::open(source).map_err(|e| Error::io(format!("reading {}", source.display()), e))?;
+                let len = file.metadata().map_err(|e| Error::io(format!("reading {}", source.display()), e))?.len();
                 header.set_entry_type(tar::EntryType::Regular);
                 set_size(&mut header, &mut pax, len);
                 // Guard against the file changing size while it is archived: the
                 // header already promised `len` bytes.
-                let reader = ExactReader {
-                    inner: file.take(len),
-                    left: len,
-                    path: source,
-                };
+                let reader = ExactReader { inner: file.take(len), left: len, path: source };
                 finish(tar, header, pax, reader).map_err(write_err)
             }
         }
@@ -248,23 +210,13 @@ impl LayerBuilder {
     /// Compression uses a fixed gzip header (no name, no mtime, unknown OS) so the
     /// blob digest depends only on the entries.
     pub fn write_gzip(&self, store: &BlobStore) -> Result<LayerBlob, Error> {
-        let gz = GzBuilder::new()
-            .mtime(0)
-            .operating_system(255)
-            .write(store.writer()?, Compression::new(6));
+        let gz = GzBuilder::new().mtime(0).operating_system(255).write(store.writer()?, Compression::new(6));
         let uncompressed = self.write_tar(HashingWriter::new(gz))?;
         let (gz, diff_id, _) = uncompressed.finish();
-        let blob = gz
-            .finish()
-            .map_err(|e| Error::io("compressing a layer", e))?;
+        let blob = gz.finish().map_err(|e| Error::io("compressing a layer", e))?;
         let size = blob.written();
         let (digest, path) = blob.commit_computed()?;
-        Ok(LayerBlob {
-            path,
-            digest,
-            size,
-            diff_id,
-        })
+        Ok(LayerBlob { path, digest, size, diff_id })
     }
 }
 
@@ -335,20 +287,11 @@ mod tests {
 
     #[test]
     fn order_of_adding_does_not_change_bytes_and_parents_are_added() {
-        let app = Owner {
-            uid: 1000,
-            gid: 1000,
-        };
+        let app = Owner { uid: 1000, gid: 1000 };
         let mut a = LayerBuilder::new(0, Owner::ROOT);
-        a.bytes("app/b.py", b"b".to_vec(), app, 0o644)
-            .bytes("app/a.py", b"a".to_vec(), app, 0o755);
+        a.bytes("app/b.py", b"b".to_vec(), app, 0o644).bytes("app/a.py", b"a".to_vec(), app, 0o755);
         let mut b = LayerBuilder::new(0, Owner::ROOT);
-        b.bytes("/app/a.py", b"a".to_vec(), app, 0o755).bytes(
-            "app/b.py",
-            b"b".to_vec(),
-            app,
-            0o644,
-        );
+        b.bytes("/app/a.py", b"a".to_vec(), app, 0o755).bytes("app/b.py", b"b".to_vec(), app, 0o644);
         let ta = a.write_tar(Vec::new()).unwrap();
         assert_eq!(ta, b.write_tar(Vec::new()).unwrap());
         let list = entries(&ta);
@@ -372,23 +315,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
         let mut l = LayerBuilder::new(0, Owner::ROOT);
-        l.bytes("etc/hello", b"hello\n".to_vec(), Owner::ROOT, 0o644)
-            .symlink("etc/link", "hello", Owner::ROOT);
+        l.bytes("etc/hello", b"hello\n".to_vec(), Owner::ROOT, 0o644).symlink("etc/link", "hello", Owner::ROOT);
         let one = l.write_gzip(&store).unwrap();
         let bytes = std::fs::read(&one.path).unwrap();
         assert_eq!(Digest::of(&bytes), one.digest);
         assert_eq!(bytes.len() as u64, one.size);
         let mut tar = Vec::new();
-        flate2::read::GzDecoder::new(bytes.as_slice())
-            .read_to_end(&mut tar)
-            .unwrap();
+        flate2::read::GzDecoder::new(bytes.as_slice()).read_to_end(&mut tar).unwrap();
         assert_eq!(Digest::of(&tar), one.diff_id);
         let other = tempfile::tempdir().unwrap();
-        assert_eq!(
-            l.write_gzip(&BlobStore::open(other.path()).unwrap())
-                .unwrap()
-                .digest,
-            one.digest
-        );
+        assert_eq!(l.write_gzip(&BlobStore::open(other.path()).unwrap()).unwrap().digest, one.digest);
     }
 }

@@ -16,12 +16,8 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// name is replaced.
 pub fn write_layout(image: &Image, dir: &Path, name: Option<&str>) -> Result<Descriptor, Error> {
     let blobs = dir.join("blobs").join("sha256");
-    fs::create_dir_all(&blobs)
-        .map_err(|e| Error::io(format!("creating the OCI layout {}", dir.display()), e))?;
-    write_file(
-        &dir.join("oci-layout"),
-        &canonical_json(&json!({"imageLayoutVersion": "1.0.0"})),
-    )?;
+    fs::create_dir_all(&blobs).map_err(|e| Error::io(format!("creating the OCI layout {}", dir.display()), e))?;
+    write_file(&dir.join("oci-layout"), &canonical_json(&json!({"imageLayoutVersion": "1.0.0"})))?;
     for layer in image.layers() {
         let to = blobs.join(layer.descriptor.digest.hex());
         if to.is_file() {
@@ -29,12 +25,8 @@ pub fn write_layout(image: &Image, dir: &Path, name: Option<&str>) -> Result<Des
         }
         let tmp = blobs.join(format!(".{}.tmp", layer.descriptor.digest.hex()));
         if fs::hard_link(&layer.path, &tmp).is_err() {
-            fs::copy(&layer.path, &tmp).map_err(|e| {
-                Error::io(
-                    format!("copying {} into {}", layer.path.display(), dir.display()),
-                    e,
-                )
-            })?;
+            fs::copy(&layer.path, &tmp)
+                .map_err(|e| Error::io(format!("copying {} into {}", layer.path.display(), dir.display()), e))?;
         }
         fs::rename(&tmp, &to).map_err(|e| Error::io(format!("writing {}", to.display()), e))?;
     }
@@ -43,15 +35,13 @@ pub fn write_layout(image: &Image, dir: &Path, name: Option<&str>) -> Result<Des
 
     let mut desc = image.descriptor();
     if let Some(name) = name {
-        desc.annotations
-            .insert(REF_NAME.to_string(), name.to_string());
+        desc.annotations.insert(REF_NAME.to_string(), name.to_string());
     }
     let index_path = dir.join("index.json");
     let mut manifests: Vec<serde_json::Value> = match fs::read(&index_path) {
         Ok(bytes) => {
-            let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-                Error::Invalid(format!("{} is not valid JSON: {e}", index_path.display()))
-            })?;
+            let v: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Invalid(format!("{} is not valid JSON: {e}", index_path.display())))?;
             v["manifests"].as_array().cloned().unwrap_or_default()
         }
         Err(_) => Vec::new(),
@@ -72,11 +62,7 @@ pub fn write_layout(image: &Image, dir: &Path, name: Option<&str>) -> Result<Des
 
 fn write_blob(blobs: &Path, digest: &Digest, bytes: &[u8]) -> Result<(), Error> {
     let to = blobs.join(digest.hex());
-    if to.is_file() {
-        Ok(())
-    } else {
-        write_file(&to, bytes)
-    }
+    if to.is_file() { Ok(()) } else { write_file(&to, bytes) }
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {

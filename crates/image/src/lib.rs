@@ -47,11 +47,7 @@ pub fn canonical_json(value: &serde_json::Value) -> Vec<u8> {
 mod tests {
     #[test]
     fn canonical_json_sorts_keys_at_every_depth() {
-        let v: serde_json::Value =
-            serde_json::from_str(r#"{"b":1,"a":{"z":true,"c":[{"y":1,"x":2}]}}"#).unwrap();
-        assert_eq!(
-            super::canonical_json(&v),
-            br#"{"a":{"c":[{"x":2,"y":1}],"z":true},"b":1}"#
-        );
+        let v: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":{"z":true,"c":[{"y":1,"x":2}]}}"#).unwrap();
+        assert_eq!(super::canonical_json(&v), br#"{"a":{"c":[{"x":2,"y":1}],"z":true},"b":1}"#);
     }
 }

@@ -32,13 +32,7 @@ pub struct Descriptor {
 impl Descriptor {
     /// A descriptor with no platform or annotations.
     pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Self {
-        Descriptor {
-            media_type: media_type.into(),
-            digest,
-            size,
-            platform: None,
-            annotations: BTreeMap::new(),
-        }
+        Descriptor { media_type: media_type.into(), digest, size, platform: None, annotations: BTreeMap::new() }
     }
 
     /// The descriptor of `bytes` with `media_type`.
@@ -69,11 +63,7 @@ impl Platform {
             "powerpc64" => "ppc64le",
             other => other,
         };
-        Platform {
-            os: "linux".into(),
-            architecture: architecture.into(),
-            variant: None,
-        }
+        Platform { os: "linux".into(), architecture: architecture.into(), variant: None }
     }
 
     /// True when `other` (an index entry) can serve a request for `self`.
@@ -97,9 +87,7 @@ impl std::fmt::Display for Platform {
 
 /// Why a `--platform` string is not one.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "`{0}` is not a platform: expected os/arch or os/arch/variant, e.g. linux/amd64 or linux/arm64/v8"
-)]
+#[error("`{0}` is not a platform: expected os/arch or os/arch/variant, e.g. linux/amd64 or linux/arm64/v8")]
 pub struct PlatformParseError(String);
 
 impl std::str::FromStr for Platform {
@@ -111,16 +99,10 @@ impl std::str::FromStr for Platform {
             return Err(bad());
         }
         match parts.as_slice() {
-            [os, arch] => Ok(Platform {
-                os: os.to_string(),
-                architecture: arch.to_string(),
-                variant: None,
-            }),
-            [os, arch, v] => Ok(Platform {
-                os: os.to_string(),
-                architecture: arch.to_string(),
-                variant: Some(v.to_string()),
-            }),
+            [os, arch] => Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant: None }),
+            [os, arch, v] => {
+                Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant: Some(v.to_string()) })
+            }
             _ => Err(bad()),
         }
     }
@@ -152,16 +134,8 @@ pub struct IndexView {
 impl IndexView {
     /// The first entry for `platform`, or an error listing what the index has.
     pub fn select(&self, platform: &Platform) -> Result<&Descriptor, Vec<Platform>> {
-        let found = self
-            .manifests
-            .iter()
-            .find(|d| d.platform.as_ref().is_some_and(|p| platform.matches(p)));
-        found.ok_or_else(|| {
-            self.manifests
-                .iter()
-                .filter_map(|d| d.platform.clone())
-                .collect()
-        })
+        let found = self.manifests.iter().find(|d| d.platform.as_ref().is_some_and(|p| platform.matches(p)));
+        found.ok_or_else(|| self.manifests.iter().filter_map(|d| d.platform.clone()).collect())
     }
 }
 

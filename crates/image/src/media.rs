@@ -24,12 +24,7 @@ pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.ta
 pub const DOCKER_LAYER_FOREIGN: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 
 /// Every manifest and index type oxbuild reads, for an HTTP `Accept` header.
-pub const ACCEPT_MANIFESTS: [&str; 4] = [
-    OCI_MANIFEST,
-    OCI_INDEX,
-    DOCKER_MANIFEST,
-    DOCKER_MANIFEST_LIST,
-];
+pub const ACCEPT_MANIFESTS: [&str; 4] = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST];
 
 /// Which family of media types an image is written with.
 ///
@@ -97,10 +92,7 @@ mod tests {
 
     #[test]
     fn gzip_layers_translate_both_ways_and_zstd_has_no_docker_form() {
-        assert_eq!(
-            Format::Docker.layer(OCI_LAYER_GZIP),
-            Some(DOCKER_LAYER_GZIP)
-        );
+        assert_eq!(Format::Docker.layer(OCI_LAYER_GZIP), Some(DOCKER_LAYER_GZIP));
         assert_eq!(Format::Oci.layer(DOCKER_LAYER_GZIP), Some(OCI_LAYER_GZIP));
         assert_eq!(Format::Docker.layer(OCI_LAYER_ZSTD), None);
         assert_eq!(Format::Oci.layer(OCI_LAYER_ZSTD), Some(OCI_LAYER_ZSTD));

@@ -23,8 +23,7 @@ impl BlobStore {
     pub fn open(root: impl Into<PathBuf>) -> Result<BlobStore, Error> {
         let root = root.into();
         let dir = root.join("sha256");
-        fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("creating the blob cache {}", dir.display()), e))?;
+        fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating the blob cache {}", dir.display()), e))?;
         Ok(BlobStore { root })
     }
 
@@ -46,8 +45,7 @@ impl BlobStore {
     /// Moves the file at `from` into the store as `digest`, after checking it.
     pub fn insert(&self, from: &Path, digest: &Digest) -> Result<PathBuf, Error> {
         let mut w = self.writer()?;
-        let mut f = fs::File::open(from)
-            .map_err(|e| Error::io(format!("reading {}", from.display()), e))?;
+        let mut f = fs::File::open(from).map_err(|e| Error::io(format!("reading {}", from.display()), e))?;
         io::copy(&mut f, &mut w)
             .map_err(|e| Error::io(format!("copying {} into the blob cache", from.display()), e))?;
         let path = w.commit(digest)?;
@@ -60,8 +58,7 @@ impl BlobStore {
         let digest = Digest::of(bytes);
         if !self.contains(&digest) {
             let mut w = self.writer()?;
-            w.write_all(bytes)
-                .map_err(|e| Error::io("writing into the blob cache", e))?;
+            w.write_all(bytes).map_err(|e| Error::io("writing into the blob cache", e))?;
             w.commit(&digest)?;
         }
         Ok(digest)
@@ -72,17 +69,8 @@ impl BlobStore {
         let file = tempfile::Builder::new()
             .prefix(".partial-")
             .tempfile_in(&self.root)
-            .map_err(|e| {
-                Error::io(
-                    format!("creating a file in the blob cache {}", self.root.display()),
-                    e,
-                )
-            })?;
-        Ok(BlobWriter {
-            file: io::BufWriter::with_capacity(1 << 20, file),
-            hasher: Hasher::new(),
-            store: self.clone(),
-        })
+            .map_err(|e| Error::io(format!("creating a file in the blob cache {}", self.root.display()), e))?;
+        Ok(BlobWriter { file: io::BufWriter::with_capacity(1 << 20, file), hasher: Hasher::new(), store: self.clone() })
     }
 }
 
@@ -114,13 +102,9 @@ impl BlobWriter {
                 "digest mismatch: expected {expected}, got {actual}; the blob was not stored"
             )));
         }
-        let file = self
-            .file
-            .into_inner()
-            .map_err(|e| Error::io("writing into the blob cache", e.into_error()))?;
+        let file = self.file.into_inner().map_err(|e| Error::io("writing into the blob cache", e.into_error()))?;
         let path = self.store.path(expected);
-        file.persist(&path)
-            .map_err(|e| Error::io(format!("saving {}", path.display()), e.error))?;
+        file.persist(&path).map_err(|e| Error::io(format!("saving {}", path.display()), e.error))?;
         Ok(path)
     }
 }
@@ -150,15 +134,9 @@ mod tests {
         let err = w.commit(&expected).unwrap_err().to_string();
         assert!(err.contains("digest mismatch"), "{err}");
         assert!(!store.contains(&expected));
-        let leftovers: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_file())
-            .collect();
-        assert!(
-            leftovers.is_empty(),
-            "partial file left behind: {leftovers:?}"
-        );
+        let leftovers: Vec<_> =
+            fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.path().is_file()).collect();
+        assert!(leftovers.is_empty(), "partial file left behind: {leftovers:?}");
     }
 
     #[test]

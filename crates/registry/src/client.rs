@@ -3,12 +3,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::Engine as _;
 use futures_util::StreamExt as _;
 use oxbuild_image::{BlobStore, Descriptor, Digest, media};
 use reqwest::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION, WWW_AUTHENTICATE,
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
@@ -26,18 +27,12 @@ pub struct Credentials {
 impl Credentials {
     /// Credentials from a user name and secret.
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        Credentials {
-            username: username.into(),
-            password: password.into(),
-        }
+        Credentials { username: username.into(), password: password.into() }
     }
 
     fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        )
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
     }
 }
 
@@ -54,15 +49,40 @@ pub struct ClientOptions {
     pub insecure: Vec<String>,
     /// Credentials offered to any registry that asks for them.
     pub credentials: Option<Credentials>,
+    /// How transient failures are retried.
+    pub retry: RetryPolicy,
+}
+
+/// Bounded exponential backoff with jitter.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Tries per operation, the first included.
+    pub attempts: u32,
+    /// The delay before the first retry; it doubles each time.
+    pub initial: Duration,
+    /// The longest delay between two tries.
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { attempts: 6, initial: Duration::from_millis(200), max: Duration::from_secs(5) }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before retry number `attempt` (0-based): doubling, capped, and
+    /// spread by ±50% so that parallel uploads do not retry in lockstep.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.initial.saturating_mul(1u32 << attempt.min(16)).min(self.max);
+        exp.mul_f64(0.5 + fastrand::f64())
+    }
 }
 
 #[derive(Debug, Clone)]
 enum Challenge {
     Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-    },
+    Bearer { realm: String, service: Option<String> },
 }
 
 /// Bytes to upload as a blob.
@@ -99,71 +119,38 @@ impl Client {
             .user_agent(concat!("oxbuild/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(15))
             .build()
-            .map_err(|e| {
-                Error::Invalid(format!(
-                    "cannot set up the HTTP client: {}",
-                    transport_detail(&e)
-                ))
-            })?;
-        Ok(Client {
-            http,
-            opts: Arc::new(opts),
-            challenges: Arc::default(),
-            tokens: Arc::default(),
-        })
+            .map_err(|e| Error::Invalid(format!("cannot set up the HTTP client: {}", transport_detail(&e))))?;
+        Ok(Client { http, opts: Arc::new(opts), challenges: Arc::default(), tokens: Arc::default() })
     }
 
     fn scheme(&self, registry: &str) -> &'static str {
-        if is_loopback(registry) || self.opts.insecure.iter().any(|h| h == registry) {
-            "http"
-        } else {
-            "https"
-        }
+        if is_loopback(registry) || self.opts.insecure.iter().any(|h| h == registry) { "http" } else { "https" }
     }
 
     fn api_host(registry: &str) -> &str {
-        if registry == crate::reference::DOCKER_HUB {
-            "registry-1.docker.io"
-        } else {
-            registry
-        }
+        if registry == crate::reference::DOCKER_HUB { "registry-1.docker.io" } else { registry }
     }
 
     /// The base URL of `r`'s repository API: `scheme://host/v2/<repo>/`.
     fn repo_url(&self, r: &Reference) -> String {
-        format!(
-            "{}://{}/v2/{}/",
-            self.scheme(&r.registry),
-            Self::api_host(&r.registry),
-            r.repository
-        )
+        format!("{}://{}/v2/{}/", self.scheme(&r.registry), Self::api_host(&r.registry), r.repository)
     }
 
     fn user(&self) -> Option<String> {
         self.opts.credentials.as_ref().map(|c| c.username.clone())
     }
 
-    async fn auth_header(
-        &self,
-        registry: &str,
-        scopes: &[String],
-    ) -> Result<Option<String>, Error> {
+    async fn auth_header(&self, registry: &str, scopes: &[String]) -> Result<Option<String>, Error> {
         let challenge = self.challenges.lock().unwrap().get(registry).cloned();
         match challenge {
             None => Ok(None),
-            Some(Challenge::Basic) => Ok(self
-                .opts
-                .credentials
-                .as_ref()
-                .map(Credentials::basic_header)),
+            Some(Challenge::Basic) => Ok(self.opts.credentials.as_ref().map(Credentials::basic_header)),
             Some(Challenge::Bearer { realm, service }) => {
                 let key = (registry.to_string(), scopes.join(" "));
                 if let Some(t) = self.tokens.lock().unwrap().get(&key) {
                     return Ok(Some(format!("Bearer {t}")));
                 }
-                let token = self
-                    .fetch_token(registry, &realm, service.as_deref(), scopes)
-                    .await?;
+                let token = self.fetch_token(registry, &realm, service.as_deref(), scopes).await?;
                 self.tokens.lock().unwrap().insert(key, token.clone());
                 Ok(Some(format!("Bearer {token}")))
             }
@@ -178,9 +165,7 @@ impl Client {
         scopes: &[String],
     ) -> Result<String, Error> {
         let mut url = url::Url::parse(realm).map_err(|_| {
-            Error::Invalid(format!(
-                "registry {registry} sent an auth realm that is not a URL: {realm}"
-            ))
+            Error::Invalid(format!("registry {registry} sent an auth realm that is not a URL: {realm}"))
         })?;
         {
             let mut q = url.query_pairs_mut();
@@ -202,16 +187,14 @@ impl Client {
         match resp.status() {
             s if s.is_success() => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(Error::Unauthorized {
-                    registry: registry.to_string(),
-                    user: self.user(),
-                });
+                return Err(Error::Unauthorized { registry: registry.to_string(), user: self.user() });
             }
             s => {
                 return Err(Error::Status {
                     what: format!("getting a token for {registry}"),
                     status: s.as_u16(),
                     detail: String::new(),
+                    retry_after: None,
                 });
             }
         }
@@ -221,11 +204,8 @@ impl Client {
             access_token: Option<String>,
         }
         let body = resp.bytes().await.unwrap_or_default();
-        let t: Token = serde_json::from_slice(&body).map_err(|_| {
-            Error::Invalid(format!(
-                "the token service of {registry} sent an unreadable answer"
-            ))
-        })?;
+        let t: Token = serde_json::from_slice(&body)
+            .map_err(|_| Error::Invalid(format!("the token service of {registry} sent an unreadable answer")))?;
         t.token
             .or(t.access_token)
             .ok_or_else(|| Error::Invalid(format!("the token service of {registry} sent no token")))
@@ -247,200 +227,78 @@ impl Client {
             if let Some(h) = &auth {
                 req = req.header(AUTHORIZATION, h);
             }
-            let resp = req.send().await.map_err(|e| Error::Unreachable {
-                registry: registry.to_string(),
-                detail: transport_detail(&e),
-            })?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| Error::Unreachable { registry: registry.to_string(), detail: transport_detail(&e) })?;
             if resp.status() != StatusCode::UNAUTHORIZED {
                 return check_status(resp, registry, what).await;
             }
             if round == 1 {
                 break;
             }
-            let challenge = resp
-                .headers()
-                .get(WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_challenge);
+            let challenge =
+                resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).and_then(parse_challenge);
             let Some(challenge) = challenge else { break };
             if matches!(challenge, Challenge::Basic) && self.opts.credentials.is_none() {
                 break;
             }
             // A cached token may have expired: drop it so a fresh one is fetched.
-            self.tokens
-                .lock()
-                .unwrap()
-                .remove(&(registry.to_string(), scopes.join(" ")));
-            self.challenges
-                .lock()
-                .unwrap()
-                .insert(registry.to_string(), challenge);
+            self.tokens.lock().unwrap().remove(&(registry.to_string(), scopes.join(" ")));
+            self.challenges.lock().unwrap().insert(registry.to_string(), challenge);
             auth = self.auth_header(registry, scopes).await?;
         }
-        Err(Error::Unauthorized {
-            registry: registry.to_string(),
-            user: self.user(),
-        })
+        Err(Error::Unauthorized { registry: registry.to_string(), user: self.user() })
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or runs out of attempts.
+    /// Connection errors, 5xx and 429 are retried with exponential backoff and
+    /// jitter, or after the registry's `Retry-After`. Every operation retried
+    /// this way is idempotent (uploads restart from a new session).
+    async fn retrying<T, F, Fut>(&self, mut op: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match op().await {
+                Err(e) if attempt + 1 < self.opts.retry.attempts && e.is_transient() => {
+                    let delay = e.retry_after().unwrap_or_else(|| self.opts.retry.backoff(attempt));
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Fetches a manifest or index: its raw bytes, media type and digest. A
     /// reference by digest is verified against the bytes.
     pub async fn get_manifest(&self, r: &Reference) -> Result<(Vec<u8>, String, Digest), Error> {
-        let url = format!("{}manifests/{}", self.repo_url(r), r.manifest_reference());
-        let what = format!("manifest {r}");
-        let resp = self
-            .send(&r.registry, &pull_scope(r), &what, |http| {
-                Ok(http
-                    .get(&url)
-                    .header(ACCEPT, media::ACCEPT_MANIFESTS.join(", ")))
-            })
-            .await?;
-        let header_type = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.split(';').next().unwrap_or("").trim().to_string());
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| Error::Unreachable {
-                registry: r.registry.clone(),
-                detail: transport_detail(&e),
-            })?
-            .to_vec();
-        let digest = Digest::of(&bytes);
-        if let Some(expected) = &r.digest
-            && &digest != expected
-        {
-            return Err(Error::Invalid(format!(
-                "manifest {r} does not match its digest: got {digest}"
-            )));
-        }
-        let body_type = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v["mediaType"].as_str().map(str::to_string));
-        let media_type = body_type
-            .or(header_type)
-            .ok_or_else(|| Error::Invalid(format!("manifest {r} has no media type")))?;
-        Ok((bytes, media_type, digest))
+        self.retrying(|| self.get_manifest_once(r)).await
     }
 
     /// Fetches a small blob (a config) into memory, verified.
-    pub async fn get_blob_bytes(
-        &self,
-        repo: &Reference,
-        desc: &Descriptor,
-    ) -> Result<Vec<u8>, Error> {
-        let url = format!("{}blobs/{}", self.repo_url(repo), desc.digest);
-        let what = format!("blob {} of {}", desc.digest, repo.name());
-        let resp = self
-            .send(&repo.registry, &pull_scope(repo), &what, |http| {
-                Ok(http.get(&url))
-            })
-            .await?;
-        let bytes = resp.bytes().await.map_err(|e| Error::Unreachable {
-            registry: repo.registry.clone(),
-            detail: transport_detail(&e),
-        })?;
-        if Digest::of(&bytes) != desc.digest {
-            return Err(Error::Invalid(format!(
-                "{what} does not match its digest; nothing was stored"
-            )));
-        }
-        Ok(bytes.to_vec())
+    pub async fn get_blob_bytes(&self, repo: &Reference, desc: &Descriptor) -> Result<Vec<u8>, Error> {
+        self.retrying(|| self.get_blob_bytes_once(repo, desc)).await
     }
 
     /// Streams a blob into `store` (unless it is there already), verified
     /// against its digest before it becomes visible. Returns its path.
-    pub async fn fetch_blob(
-        &self,
-        repo: &Reference,
-        desc: &Descriptor,
-        store: &BlobStore,
-    ) -> Result<PathBuf, Error> {
-        if store.contains(&desc.digest) {
-            return Ok(store.path(&desc.digest));
-        }
-        let url = format!("{}blobs/{}", self.repo_url(repo), desc.digest);
-        let what = format!("blob {} of {}", desc.digest, repo.name());
-        let resp = self
-            .send(&repo.registry, &pull_scope(repo), &what, |http| {
-                Ok(http.get(&url))
-            })
-            .await?;
-        let mut writer = store.writer()?;
-        let mut body = resp.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| Error::Unreachable {
-                registry: repo.registry.clone(),
-                detail: transport_detail(&e),
-            })?;
-            std::io::Write::write_all(&mut writer, &chunk)
-                .map_err(|e| oxbuild_image::Error::io(format!("caching {what}"), e))?;
-            if writer.written() > desc.size {
-                return Err(Error::Invalid(format!(
-                    "{what} is larger than its descriptor says ({} bytes)",
-                    desc.size
-                )));
-            }
-        }
-        writer
-            .commit(&desc.digest)
-            .map_err(|e| Error::Invalid(format!("{what}: {e}")))
+    pub async fn fetch_blob(&self, repo: &Reference, desc: &Descriptor, store: &BlobStore) -> Result<PathBuf, Error> {
+        self.retrying(|| self.fetch_blob_once(repo, desc, store)).await
     }
 
     /// True when `repo` has the blob.
     pub async fn blob_exists(&self, repo: &Reference, digest: &Digest) -> Result<bool, Error> {
-        let url = format!("{}blobs/{digest}", self.repo_url(repo));
-        let what = format!("checking blob {digest} in {}", repo.name());
-        match self
-            .send(&repo.registry, &push_scope(repo), &what, |http| {
-                Ok(http.head(&url))
-            })
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.retrying(|| self.blob_exists_once(repo, digest)).await
     }
 
     /// Asks the registry to mount `digest` from `from` into `repo`. Returns false
     /// when the registry declines (202), after closing the upload it opened.
-    pub async fn mount_blob(
-        &self,
-        repo: &Reference,
-        digest: &Digest,
-        from: &Reference,
-    ) -> Result<bool, Error> {
-        let url = format!(
-            "{}blobs/uploads/?mount={digest}&from={}",
-            self.repo_url(repo),
-            from.repository
-        );
-        let mut scopes = push_scope(repo);
-        scopes.push(format!("repository:{}:pull", from.repository));
-        let what = format!(
-            "mounting blob {digest} from {} into {}",
-            from.name(),
-            repo.name()
-        );
-        let resp = self
-            .send(&repo.registry, &scopes, &what, |http| {
-                Ok(http.post(&url).header(CONTENT_LENGTH, "0"))
-            })
-            .await?;
-        if resp.status() == StatusCode::CREATED {
-            return Ok(true);
-        }
-        if let Some(loc) = location(&resp, &url) {
-            // Close the upload session the refused mount opened; a failure here
-            // only leaves a session the registry expires on its own.
-            let _ = self
-                .send(&repo.registry, &scopes, &what, |http| Ok(http.delete(&loc)))
-                .await;
-        }
-        Ok(false)
+    pub async fn mount_blob(&self, repo: &Reference, digest: &Digest, from: &Reference) -> Result<bool, Error> {
+        self.retrying(|| self.mount_blob_once(repo, digest, from)).await
     }
 
     /// Uploads a blob in one request (POST then PUT), streaming files from disk.
@@ -451,22 +309,139 @@ impl Client {
         size: u64,
         body: &BlobBody,
     ) -> Result<(), Error> {
+        self.retrying(|| self.upload_blob_once(repo, digest, size, body)).await
+    }
+
+    /// Puts a manifest under `reference` (a tag or a digest) in `repo`.
+    pub async fn put_manifest(
+        &self,
+        repo: &Reference,
+        reference: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<(), Error> {
+        self.retrying(|| self.put_manifest_once(repo, reference, bytes, media_type)).await
+    }
+
+    async fn get_manifest_once(&self, r: &Reference) -> Result<(Vec<u8>, String, Digest), Error> {
+        let url = format!("{}manifests/{}", self.repo_url(r), r.manifest_reference());
+        let what = format!("manifest {r}");
+        let resp = self
+            .send(&r.registry, &pull_scope(r), &what, |http| {
+                Ok(http.get(&url).header(ACCEPT, media::ACCEPT_MANIFESTS.join(", ")))
+            })
+            .await?;
+        let header_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.split(';').next().unwrap_or("").trim().to_string());
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::Unreachable { registry: r.registry.clone(), detail: transport_detail(&e) })?
+            .to_vec();
+        let digest = Digest::of(&bytes);
+        if let Some(expected) = &r.digest
+            && &digest != expected
+        {
+            return Err(Error::Invalid(format!("manifest {r} does not match its digest: got {digest}")));
+        }
+        let body_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["mediaType"].as_str().map(str::to_string));
+        let media_type =
+            body_type.or(header_type).ok_or_else(|| Error::Invalid(format!("manifest {r} has no media type")))?;
+        Ok((bytes, media_type, digest))
+    }
+
+    /// Fetches a small blob (a config) into memory, verified.
+    async fn get_blob_bytes_once(&self, repo: &Reference, desc: &Descriptor) -> Result<Vec<u8>, Error> {
+        let url = format!("{}blobs/{}", self.repo_url(repo), desc.digest);
+        let what = format!("blob {} of {}", desc.digest, repo.name());
+        let resp = self.send(&repo.registry, &pull_scope(repo), &what, |http| Ok(http.get(&url))).await?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::Unreachable { registry: repo.registry.clone(), detail: transport_detail(&e) })?;
+        if Digest::of(&bytes) != desc.digest {
+            return Err(Error::Invalid(format!("{what} does not match its digest; nothing was stored")));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// Streams a blob into `store` (unless it is there already), verified
+    /// against its digest before it becomes visible. Returns its path.
+    async fn fetch_blob_once(&self, repo: &Reference, desc: &Descriptor, store: &BlobStore) -> Result<PathBuf, Error> {
+        if store.contains(&desc.digest) {
+            return Ok(store.path(&desc.digest));
+        }
+        let url = format!("{}blobs/{}", self.repo_url(repo), desc.digest);
+        let what = format!("blob {} of {}", desc.digest, repo.name());
+        let resp = self.send(&repo.registry, &pull_scope(repo), &what, |http| Ok(http.get(&url))).await?;
+        let mut writer = store.writer()?;
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk
+                .map_err(|e| Error::Unreachable { registry: repo.registry.clone(), detail: transport_detail(&e) })?;
+            std::io::Write::write_all(&mut writer, &chunk)
+                .map_err(|e| oxbuild_image::Error::io(format!("caching {what}"), e))?;
+            if writer.written() > desc.size {
+                return Err(Error::Invalid(format!("{what} is larger than its descriptor says ({} bytes)", desc.size)));
+            }
+        }
+        writer.commit(&desc.digest).map_err(|e| Error::Invalid(format!("{what}: {e}")))
+    }
+
+    /// True when `repo` has the blob.
+    async fn blob_exists_once(&self, repo: &Reference, digest: &Digest) -> Result<bool, Error> {
+        let url = format!("{}blobs/{digest}", self.repo_url(repo));
+        let what = format!("checking blob {digest} in {}", repo.name());
+        match self.send(&repo.registry, &push_scope(repo), &what, |http| Ok(http.head(&url))).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Asks the registry to mount `digest` from `from` into `repo`. Returns false
+    /// when the registry declines (202), after closing the upload it opened.
+    async fn mount_blob_once(&self, repo: &Reference, digest: &Digest, from: &Reference) -> Result<bool, Error> {
+        let url = format!("{}blobs/uploads/?mount={digest}&from={}", self.repo_url(repo), from.repository);
+        let mut scopes = push_scope(repo);
+        scopes.push(format!("repository:{}:pull", from.repository));
+        let what = format!("mounting blob {digest} from {} into {}", from.name(), repo.name());
+        let resp =
+            self.send(&repo.registry, &scopes, &what, |http| Ok(http.post(&url).header(CONTENT_LENGTH, "0"))).await?;
+        if resp.status() == StatusCode::CREATED {
+            return Ok(true);
+        }
+        if let Some(loc) = location(&resp, &url) {
+            // Close the upload session the refused mount opened; a failure here
+            // only leaves a session the registry expires on its own.
+            let _ = self.send(&repo.registry, &scopes, &what, |http| Ok(http.delete(&loc))).await;
+        }
+        Ok(false)
+    }
+
+    /// Uploads a blob in one request (POST then PUT), streaming files from disk.
+    async fn upload_blob_once(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        size: u64,
+        body: &BlobBody,
+    ) -> Result<(), Error> {
         let start = format!("{}blobs/uploads/", self.repo_url(repo));
         let what = format!("uploading blob {digest} to {}", repo.name());
         let scopes = push_scope(repo);
-        let resp = self
-            .send(&repo.registry, &scopes, &what, |http| {
-                Ok(http.post(&start).header(CONTENT_LENGTH, "0"))
-            })
-            .await?;
-        let loc = location(&resp, &start).ok_or_else(|| {
-            Error::Invalid(format!("{what}: the registry gave no upload location"))
-        })?;
-        let mut put_url = url::Url::parse(&loc)
-            .map_err(|_| Error::Invalid(format!("{what}: bad upload location {loc}")))?;
-        put_url
-            .query_pairs_mut()
-            .append_pair("digest", digest.as_str());
+        let resp =
+            self.send(&repo.registry, &scopes, &what, |http| Ok(http.post(&start).header(CONTENT_LENGTH, "0"))).await?;
+        let loc = location(&resp, &start)
+            .ok_or_else(|| Error::Invalid(format!("{what}: the registry gave no upload location")))?;
+        let mut put_url =
+            url::Url::parse(&loc).map_err(|_| Error::Invalid(format!("{what}: bad upload location {loc}")))?;
+        put_url.query_pairs_mut().append_pair("digest", digest.as_str());
         self.send(&repo.registry, &scopes, &what, |http| {
             let req = http
                 .request(Method::PUT, put_url.clone())
@@ -482,7 +457,7 @@ impl Client {
     }
 
     /// Puts a manifest under `reference` (a tag or a digest) in `repo`.
-    pub async fn put_manifest(
+    async fn put_manifest_once(
         &self,
         repo: &Reference,
         reference: &str,
@@ -493,10 +468,7 @@ impl Client {
         let what = format!("pushing the manifest to {}:{reference}", repo.name());
         let bytes = bytes.to_vec();
         self.send(&repo.registry, &push_scope(repo), &what, |http| {
-            Ok(http
-                .put(&url)
-                .header(CONTENT_TYPE, media_type)
-                .body(bytes.clone()))
+            Ok(http.put(&url).header(CONTENT_TYPE, media_type).body(bytes.clone()))
         })
         .await?;
         Ok(())
@@ -504,10 +476,9 @@ impl Client {
 }
 
 fn file_body(path: &Path) -> Result<reqwest::Body, Error> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| oxbuild_image::Error::io(format!("reading {}", path.display()), e))?;
-    let stream =
-        tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
+    let file =
+        std::fs::File::open(path).map_err(|e| oxbuild_image::Error::io(format!("reading {}", path.display()), e))?;
+    let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
     Ok(reqwest::Body::wrap_stream(stream))
 }
 
@@ -531,19 +502,21 @@ async fn check_status(resp: Response, registry: &str, what: &str) -> Result<Resp
         return Ok(resp);
     }
     match status {
-        StatusCode::NOT_FOUND => Err(Error::NotFound {
-            what: what.to_string(),
-        }),
-        StatusCode::FORBIDDEN => Err(Error::Denied {
-            registry: registry.to_string(),
-            what: what.to_string(),
-        }),
+        StatusCode::NOT_FOUND => Err(Error::NotFound { what: what.to_string() }),
+        StatusCode::FORBIDDEN => Err(Error::Denied { registry: registry.to_string(), what: what.to_string() }),
         _ => {
+            let retry_after = resp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|secs| Duration::from_secs(secs.min(60)));
             let body = resp.text().await.unwrap_or_default();
             Err(Error::Status {
                 what: what.to_string(),
                 status: status.as_u16(),
                 detail: registry_message(&body),
+                retry_after,
             })
         }
     }
@@ -551,23 +524,17 @@ async fn check_status(resp: Response, registry: &str, what: &str) -> Result<Resp
 
 /// The `errors[].message` of a distribution error body, or a short excerpt.
 fn registry_message(body: &str) -> String {
-    let parsed: Option<Vec<String>> = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v["errors"].as_array().map(|errs| {
-                errs.iter()
-                    .map(|e| {
-                        format!(
-                            "{} {}",
-                            e["code"].as_str().unwrap_or(""),
-                            e["message"].as_str().unwrap_or("")
-                        )
+    let parsed: Option<Vec<String>> = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| {
+        v["errors"].as_array().map(|errs| {
+            errs.iter()
+                .map(|e| {
+                    format!("{} {}", e["code"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or(""))
                         .trim()
                         .to_string()
-                    })
-                    .collect()
-            })
-        });
+                })
+                .collect()
+        })
+    });
     match parsed {
         Some(msgs) if !msgs.is_empty() => format!(": {}", msgs.join("; ")),
         _ if body.trim().is_empty() => String::new(),
@@ -604,10 +571,7 @@ fn parse_challenge(header: &str) -> Option<Challenge> {
         }
         rest = next.trim_start_matches(',').trim_start();
     }
-    Some(Challenge::Bearer {
-        realm: realm?,
-        service,
-    })
+    Some(Challenge::Bearer { realm: realm?, service })
 }
 
 #[cfg(test)]
@@ -624,10 +588,7 @@ mod tests {
             }
             _ => panic!("expected bearer"),
         }
-        assert!(matches!(
-            parse_challenge(r#"Basic realm="Registry""#),
-            Some(Challenge::Basic)
-        ));
+        assert!(matches!(parse_challenge(r#"Basic realm="Registry""#), Some(Challenge::Basic)));
         assert!(parse_challenge("Negotiate").is_none());
     }
 
@@ -640,9 +601,6 @@ mod tests {
     #[test]
     fn registry_errors_are_summarised() {
         let body = r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#;
-        assert_eq!(
-            registry_message(body),
-            ": MANIFEST_UNKNOWN manifest unknown"
-        );
+        assert_eq!(registry_message(body), ": MANIFEST_UNKNOWN manifest unknown");
     }
 }

@@ -5,9 +5,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No connection could be made.
-    #[error(
-        "cannot reach registry {registry}: {detail}. Check that it is running and that the address is right"
-    )]
+    #[error("cannot reach registry {registry}: {detail}. Check that it is running and that the address is right")]
     Unreachable {
         /// The registry host.
         registry: String,
@@ -23,9 +21,7 @@ pub enum Error {
         user: Option<String>,
     },
     /// The registry understood the credentials but refuses the operation.
-    #[error(
-        "registry {registry} denied {what} (403): the account may lack push or pull rights on that repository"
-    )]
+    #[error("registry {registry} denied {what} (403): the account may lack push or pull rights on that repository")]
     Denied {
         /// The registry host.
         registry: String,
@@ -47,6 +43,8 @@ pub enum Error {
         status: u16,
         /// The registry's error message, prefixed with ": ", or empty.
         detail: String,
+        /// How long the registry asked to wait (`Retry-After`), if it did.
+        retry_after: Option<std::time::Duration>,
     },
     /// The content is wrong: bad JSON, a digest mismatch, no matching platform.
     #[error("{0}")]
@@ -68,6 +66,24 @@ fn unauthorized(registry: &str, user: Option<&str>) -> String {
 }
 
 impl Error {
+    /// True for failures worth retrying: no connection, a dropped transfer,
+    /// a 5xx, or 429 Too Many Requests.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Unreachable { .. } => true,
+            Error::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// The wait the registry asked for, if any.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// True for failures of authentication or authorisation.
     pub fn is_auth(&self) -> bool {
         matches!(self, Error::Unauthorized { .. } | Error::Denied { .. })
@@ -89,17 +105,8 @@ pub(crate) fn transport_detail(err: &reqwest::Error) -> String {
         parts.push("timed out".into());
     }
     if parts.is_empty() {
-        parts.push(if err.is_connect() {
-            "connection failed".into()
-        } else {
-            "request failed".into()
-        });
+        parts.push(if err.is_connect() { "connection failed".into() } else { "request failed".into() });
     }
     // The innermost causes are the telling ones ("Connection refused (os error 111)").
-    parts
-        .into_iter()
-        .rev()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" / ")
+    parts.into_iter().rev().take(2).collect::<Vec<_>>().join(" / ")
 }

@@ -25,4 +25,4 @@ mod remote;
 pub use client::{BlobBody, Client, ClientOptions, Credentials};
 pub use error::Error;
 pub use reference::{DOCKER_HUB, Reference, ReferenceError, is_loopback};
-pub use remote::{Pulled, PushReport, pull, push, resolve};
+pub use remote::{MountSource, Pulled, PushReport, pull, push, resolve};

@@ -32,19 +32,12 @@ pub struct ReferenceError {
 impl Reference {
     /// The same repository with another tag and no digest.
     pub fn with_tag(&self, tag: &str) -> Reference {
-        Reference {
-            tag: Some(tag.to_string()),
-            digest: None,
-            ..self.clone()
-        }
+        Reference { tag: Some(tag.to_string()), digest: None, ..self.clone() }
     }
 
     /// The same repository pinned to `digest`.
     pub fn with_digest(&self, digest: Digest) -> Reference {
-        Reference {
-            digest: Some(digest),
-            ..self.clone()
-        }
+        Reference { digest: Some(digest), ..self.clone() }
     }
 
     /// What to put after `/manifests/`: the digest when there is one, else the tag, else `latest`.
@@ -68,10 +61,7 @@ impl Reference {
 
     /// Parses a `--tag` value: a full reference, or only a tag (`v1`, `:v1`) that
     /// applies to `default_repo`.
-    pub fn parse_tag_or_ref(
-        s: &str,
-        default_repo: Option<&Reference>,
-    ) -> Result<Reference, ReferenceError> {
+    pub fn parse_tag_or_ref(s: &str, default_repo: Option<&Reference>) -> Result<Reference, ReferenceError> {
         let bare = s.strip_prefix(':').unwrap_or(s);
         if !bare.contains('/') && !bare.contains(':') && !bare.contains('@') {
             return match default_repo {
@@ -92,13 +82,8 @@ impl Reference {
 fn check_tag(input: &str, tag: &str) -> Result<(), ReferenceError> {
     let valid = !tag.is_empty()
         && tag.len() <= 128
-        && tag
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        && tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        && tag.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if valid {
         Ok(())
     } else {
@@ -114,26 +99,17 @@ fn check_tag(input: &str, tag: &str) -> Result<(), ReferenceError> {
 impl FromStr for Reference {
     type Err = ReferenceError;
     fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let err = |why: &str| ReferenceError {
-            input: input.into(),
-            why: why.into(),
-        };
+        let err = |why: &str| ReferenceError { input: input.into(), why: why.into() };
         if input.is_empty() {
             return Err(err("it is empty"));
         }
         let (rest, digest) = match input.split_once('@') {
-            Some((r, d)) => (
-                r,
-                Some(d.parse::<Digest>().map_err(|e| err(&e.to_string()))?),
-            ),
+            Some((r, d)) => (r, Some(d.parse::<Digest>().map_err(|e| err(&e.to_string()))?)),
             None => (input, None),
         };
         let (registry, path) = match rest.split_once('/') {
             Some((first, path))
-                if first.contains('.')
-                    || first.contains(':')
-                    || first == "localhost"
-                    || first.starts_with('[') =>
+                if first.contains('.') || first.contains(':') || first == "localhost" || first.starts_with('[') =>
             {
                 (first.to_string(), path)
             }
@@ -154,26 +130,16 @@ impl FromStr for Reference {
         let valid_repo = !repository.is_empty()
             && repository.split('/').all(|c| {
                 !c.is_empty()
-                    && c.chars().all(|ch| {
-                        ch.is_ascii_lowercase()
-                            || ch.is_ascii_digit()
-                            || matches!(ch, '.' | '_' | '-')
-                    })
                     && c.chars()
-                        .next()
-                        .is_some_and(|ch| ch.is_ascii_alphanumeric())
+                        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-'))
+                    && c.chars().next().is_some_and(|ch| ch.is_ascii_alphanumeric())
             });
         if !valid_repo {
             return Err(err(&format!(
                 "repository `{repository}` must be lowercase letters, digits and `._-`, in `/`-separated parts"
             )));
         }
-        Ok(Reference {
-            registry,
-            repository,
-            tag,
-            digest,
-        })
+        Ok(Reference { registry, repository, tag, digest })
     }
 }
 
@@ -196,15 +162,9 @@ pub fn is_loopback(registry: &str) -> bool {
     let host = if let Some(rest) = registry.strip_prefix('[') {
         rest.split(']').next().unwrap_or("")
     } else {
-        registry
-            .rsplit_once(':')
-            .map(|(h, _)| h)
-            .unwrap_or(registry)
+        registry.rsplit_once(':').map(|(h, _)| h).unwrap_or(registry)
     };
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -219,10 +179,7 @@ mod tests {
             ("127.0.0.1:5000", "team/app", Some("v1"))
         );
         let r = Reference::parse("python:3.11").unwrap();
-        assert_eq!(
-            (r.registry.as_str(), r.repository.as_str()),
-            (DOCKER_HUB, "library/python")
-        );
+        assert_eq!((r.registry.as_str(), r.repository.as_str()), (DOCKER_HUB, "library/python"));
         let d = Digest::of(b"x");
         let r = Reference::parse(&format!("localhost/app@{d}")).unwrap();
         assert_eq!(r.digest, Some(d.clone()));
@@ -232,9 +189,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_references_with_a_reason() {
-        let e = Reference::parse("127.0.0.1:5000/Team/App")
-            .unwrap_err()
-            .to_string();
+        let e = Reference::parse("127.0.0.1:5000/Team/App").unwrap_err().to_string();
         assert!(e.contains("lowercase"), "{e}");
         assert!(Reference::parse("host.io/app@sha256:nothex").is_err());
         assert!(Reference::parse("host.io/app:bad tag").is_err());
@@ -243,19 +198,9 @@ mod tests {
     #[test]
     fn bare_tags_apply_to_the_default_repository() {
         let repo = Reference::parse("127.0.0.1:5000/team/app").unwrap();
-        assert_eq!(
-            Reference::parse_tag_or_ref("v2", Some(&repo))
-                .unwrap()
-                .to_string(),
-            "127.0.0.1:5000/team/app:v2"
-        );
+        assert_eq!(Reference::parse_tag_or_ref("v2", Some(&repo)).unwrap().to_string(), "127.0.0.1:5000/team/app:v2");
         assert!(Reference::parse_tag_or_ref("v2", None).is_err());
-        assert_eq!(
-            Reference::parse_tag_or_ref("other.io/x:y", Some(&repo))
-                .unwrap()
-                .registry,
-            "other.io"
-        );
+        assert_eq!(Reference::parse_tag_or_ref("other.io/x:y", Some(&repo)).unwrap().registry, "other.io");
     }
 
     #[test]

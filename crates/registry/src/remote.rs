@@ -1,13 +1,12 @@
 //! Images to and from a registry: [`pull`] into the blob store, [`push`] with
 //! skip-if-present and cross-repository mounts.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
-use oxbuild_image::{
-    BlobStore, Descriptor, Image, IndexView, Layer, ManifestView, Platform, media,
-};
+use oxbuild_image::{BlobStore, Descriptor, Digest, Image, IndexView, Layer, ManifestView, Platform, media};
 
 use crate::client::BlobBody;
 use crate::{Client, Error, Reference};
@@ -26,11 +25,7 @@ pub struct Pulled {
 
 /// Resolves `r` (choosing `platform` from an index) and returns the raw
 /// manifest, without fetching any blob.
-pub async fn resolve(
-    client: &Client,
-    r: &Reference,
-    platform: &Platform,
-) -> Result<(Vec<u8>, Reference), Error> {
+pub async fn resolve(client: &Client, r: &Reference, platform: &Platform) -> Result<(Vec<u8>, Reference), Error> {
     let (bytes, media_type, digest) = client.get_manifest(r).await?;
     if media::is_index(&media_type) {
         let index: IndexView = serde_json::from_slice(&bytes)
@@ -39,19 +34,13 @@ pub async fn resolve(
             let list: Vec<String> = available.iter().map(ToString::to_string).collect();
             Error::Invalid(format!(
                 "{r} has no image for platform {platform}; it has: {}. Choose one with --platform",
-                if list.is_empty() {
-                    "no platform entries".to_string()
-                } else {
-                    list.join(", ")
-                }
+                if list.is_empty() { "no platform entries".to_string() } else { list.join(", ") }
             ))
         })?;
         let pinned = r.with_digest(chosen.digest.clone());
         let (bytes, media_type, _) = client.get_manifest(&pinned).await?;
         if !media::is_manifest(&media_type) {
-            return Err(Error::Invalid(format!(
-                "{pinned} is a {media_type}, not an image manifest"
-            )));
+            return Err(Error::Invalid(format!("{pinned} is a {media_type}, not an image manifest")));
         }
         return Ok((bytes, pinned));
     }
@@ -65,12 +54,7 @@ pub async fn resolve(
 
 /// Pulls `r` for `platform`: manifest, config and every layer into `store`,
 /// each verified against its digest.
-pub async fn pull(
-    client: &Client,
-    r: &Reference,
-    platform: &Platform,
-    store: &BlobStore,
-) -> Result<Pulled, Error> {
+pub async fn pull(client: &Client, r: &Reference, platform: &Platform, store: &BlobStore) -> Result<Pulled, Error> {
     let (manifest, resolved) = resolve(client, r, platform).await?;
     let view: ManifestView = serde_json::from_slice(&manifest)
         .map_err(|e| Error::Invalid(format!("the manifest of {r} is not valid: {e}")))?;
@@ -80,17 +64,13 @@ pub async fn pull(
             let resolved = &resolved;
             async move {
                 let path = client.fetch_blob(resolved, &desc, store).await?;
-                Ok::<_, Error>(Layer {
-                    descriptor: desc,
-                    path,
-                })
+                Ok::<_, Error>(Layer { descriptor: desc, path })
             }
         })
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
-    let image = Image::from_raw(manifest, config, layers)
-        .map_err(|e| Error::Invalid(format!("{r}: {e}")))?;
+    let image = Image::from_raw(manifest, config, layers).map_err(|e| Error::Invalid(format!("{r}: {e}")))?;
     Ok(Pulled { image, resolved })
 }
 
@@ -107,8 +87,27 @@ pub struct PushReport {
     pub bytes_uploaded: u64,
 }
 
+/// A repository known to hold some blobs, from which a registry can mount them.
+#[derive(Debug, Clone)]
+pub struct MountSource {
+    /// The repository (registry and path).
+    pub repository: Reference,
+    /// The blobs it is known to hold.
+    pub digests: HashSet<Digest>,
+}
+
+impl MountSource {
+    /// The layers of `image`, as pulled from `repository`.
+    pub fn of(repository: &Reference, image: &Image) -> MountSource {
+        MountSource {
+            repository: repository.clone(),
+            digests: image.layers().iter().map(|l| l.descriptor.digest.clone()).collect(),
+        }
+    }
+}
+
 /// Pushes `image` to `target`'s repository: every blob first (skipping those
-/// present, mounting from `mount_from` on the same registry when possible), and
+/// present, mounting from a [`MountSource`] on the same registry that holds it), and
 /// only then the manifest, under each of `tags`, or by digest when there is none.
 /// A failure before the manifest leaves no tag pointing at missing blobs.
 pub async fn push(
@@ -116,22 +115,17 @@ pub async fn push(
     image: &Image,
     target: &Reference,
     tags: &[String],
-    mount_from: &[Reference],
+    mount_from: &[MountSource],
 ) -> Result<PushReport, Error> {
     let skipped = AtomicU64::new(0);
     let mounted = AtomicU64::new(0);
     let uploaded = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
-    let mut blobs: Vec<(Descriptor, BlobBody)> = image
-        .layers()
-        .iter()
-        .map(|l| (l.descriptor.clone(), BlobBody::File(l.path.clone())))
-        .collect();
-    blobs.push((
-        image.config_descriptor().clone(),
-        BlobBody::Bytes(Arc::new(image.config().to_vec())),
-    ));
-    blobs.dedup_by(|a, b| a.0.digest == b.0.digest);
+    let mut blobs: Vec<(Descriptor, BlobBody)> =
+        image.layers().iter().map(|l| (l.descriptor.clone(), BlobBody::File(l.path.clone()))).collect();
+    blobs.push((image.config_descriptor().clone(), BlobBody::Bytes(Arc::new(image.config().to_vec()))));
+    let mut seen = HashSet::new();
+    blobs.retain(|(d, _)| seen.insert(d.digest.clone()));
 
     stream::iter(blobs)
         .map(|(desc, body)| {
@@ -141,18 +135,18 @@ pub async fn push(
                     skipped.fetch_add(1, Ordering::Relaxed);
                     return Ok::<_, Error>(());
                 }
-                for source in mount_from
-                    .iter()
-                    .filter(|s| s.registry == target.registry && s.repository != target.repository)
-                {
-                    if client.mount_blob(target, &desc.digest, source).await? {
+                let sources = mount_from.iter().filter(|s| {
+                    s.repository.registry == target.registry
+                        && s.repository.repository != target.repository
+                        && s.digests.contains(&desc.digest)
+                });
+                for source in sources {
+                    if client.mount_blob(target, &desc.digest, &source.repository).await? {
                         mounted.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
                     }
                 }
-                client
-                    .upload_blob(target, &desc.digest, desc.size, &body)
-                    .await?;
+                client.upload_blob(target, &desc.digest, desc.size, &body).await?;
                 uploaded.fetch_add(1, Ordering::Relaxed);
                 bytes.fetch_add(desc.size, Ordering::Relaxed);
                 Ok(())
@@ -163,15 +157,9 @@ pub async fn push(
         .await?;
 
     let digest = image.digest();
-    let references: Vec<String> = if tags.is_empty() {
-        vec![digest.to_string()]
-    } else {
-        tags.to_vec()
-    };
+    let references: Vec<String> = if tags.is_empty() { vec![digest.to_string()] } else { tags.to_vec() };
     for reference in references {
-        client
-            .put_manifest(target, &reference, image.manifest(), image.media_type())
-            .await?;
+        client.put_manifest(target, &reference, image.manifest(), image.media_type()).await?;
     }
     Ok(PushReport {
         blobs_skipped: skipped.into_inner(),

@@ -6,13 +6,19 @@
 //!   with mmdebstrap) as an OCI archive, which [`Registry::seed`] copies in with
 //!   skopeo, so the base never depends on oxbuild itself;
 //! - [`podman`] and [`Container`]: podman configured for these machines
-//!   (`CONTAINERS_CONF`), with containers that are removed when dropped.
+//!   (`CONTAINERS_CONF`), with containers that are removed when dropped;
+//! - [`Proxy`]: an in-test HTTP proxy in front of a registry, only for what a
+//!   real registry does not do on demand (resets, 5xx, 429, corrupt blobs).
 //!
 //! ```no_run
 //! let registry = oxbuild_testkit::Registry::start();
 //! let base = registry.seed("python:3.11");
 //! assert!(base.starts_with("127.0.0.1:"));
 //! ```
+
+mod proxy;
+
+pub use proxy::{Fault, Proxy, Seen};
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -24,10 +30,7 @@ use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the repository root exists")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository root exists")
 }
 
 /// The containers.conf podman needs on these machines.
@@ -63,23 +66,14 @@ pub fn base_archive() -> PathBuf {
 /// A name no other test or parallel run uses.
 pub fn unique_name(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}-{}-{}-{nanos}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
 /// A private docker-registry process; stopped and deleted when dropped.
@@ -129,31 +123,20 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("docker-registry runs (scripts/test-env installs it)");
-        let mut registry = Registry {
-            child,
-            dir,
-            host: String::new(),
-            auth,
-        };
+        let mut registry = Registry { child, dir, host: String::new(), auth };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let text = registry.log();
             if let Some(i) = text.find("listening on ") {
                 let rest = &text[i + "listening on ".len()..];
-                let addr: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                    .collect();
+                let addr: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
                 registry.host = addr;
                 break;
             }
             if let Ok(Some(status)) = registry.child.try_wait() {
                 panic!("docker-registry exited with {status}: {text}");
             }
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not start: {text}"
-            );
+            assert!(Instant::now() < deadline, "docker-registry did not start: {text}");
             std::thread::sleep(Duration::from_millis(50));
         }
         registry
@@ -186,11 +169,7 @@ impl Registry {
         cmd.arg(format!("oci-archive:{}", base_archive().display()));
         cmd.arg(format!("docker://{reference}"));
         let out = cmd.output().expect("skopeo runs");
-        assert!(
-            out.status.success(),
-            "seeding {reference} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "seeding {reference} failed: {}", String::from_utf8_lossy(&out.stderr));
         reference
     }
 
@@ -204,15 +183,8 @@ impl Registry {
         if let Some((u, p)) = &self.auth {
             cmd.arg(format!("--creds={u}:{p}"));
         }
-        let out = cmd
-            .arg(format!("docker://{reference}"))
-            .output()
-            .expect("skopeo runs");
-        assert!(
-            out.status.success(),
-            "skopeo inspect {reference}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = cmd.arg(format!("docker://{reference}")).output().expect("skopeo runs");
+        assert!(out.status.success(), "skopeo inspect {reference}: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("skopeo prints JSON")
     }
 }
@@ -252,15 +224,8 @@ impl Container {
         args.extend_from_slice(extra);
         args.push(image);
         let out = podman_output(&args);
-        let container = Container {
-            name: name.clone(),
-            remove_image: Some(image.to_string()),
-        };
-        assert!(
-            out.status.success(),
-            "podman run {image}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let container = Container { name: name.clone(), remove_image: Some(image.to_string()) };
+        assert!(out.status.success(), "podman run {image}: {}", String::from_utf8_lossy(&out.stderr));
         container
     }
 
@@ -273,19 +238,13 @@ impl Container {
 
     /// `podman healthcheck run`: true when it reports healthy.
     pub fn healthcheck(&self) -> bool {
-        podman_output(&["healthcheck", "run", &self.name])
-            .status
-            .success()
+        podman_output(&["healthcheck", "run", &self.name]).status.success()
     }
 
     /// The container's logs.
     pub fn logs(&self) -> String {
         let out = podman_output(&["logs", &self.name]);
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
     }
 }
 
@@ -318,9 +277,6 @@ fn try_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Some((status, body))
 }

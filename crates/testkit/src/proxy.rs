@@ -1,0 +1,211 @@
+//! A small HTTP proxy in front of a real registry, for what no real registry
+//! does on demand: failing requests (connection resets, 500, 503, 429 with
+//! `Retry-After`) and corrupting blobs. It also records every request it sees.
+
+use std::io::{BufRead as _, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+/// What the proxy does to traffic.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// Pass everything through untouched (a counting proxy).
+    None,
+    /// Fail one request in `every`, cycling through a reset connection, 500,
+    /// 503 and 429 with `Retry-After: 1`.
+    Flaky {
+        /// 10 fails 10% of requests.
+        every: u64,
+    },
+    /// Flip one byte in the body of every blob GET larger than 64 KiB.
+    CorruptBlobs,
+}
+
+/// One request the proxy saw: method, path and query, body length.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Bytes of request body.
+    pub body_len: u64,
+}
+
+struct Shared {
+    upstream: String,
+    fault: Fault,
+    count: AtomicU64,
+    injected: AtomicU64,
+    seen: Mutex<Vec<Seen>>,
+    stop: AtomicBool,
+}
+
+/// A running proxy; stops accepting when dropped.
+pub struct Proxy {
+    host: String,
+    shared: Arc<Shared>,
+}
+
+impl Proxy {
+    /// Starts a proxy on a free loopback port in front of `upstream` (host:port).
+    pub fn start(upstream: &str, fault: Fault) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let host = listener.local_addr().unwrap().to_string();
+        let shared = Arc::new(Shared {
+            upstream: upstream.to_string(),
+            fault,
+            count: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
+            seen: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        });
+        let s = shared.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let s = s.clone();
+                thread::spawn(move || {
+                    let _ = handle(conn, &s);
+                });
+            }
+        });
+        Proxy { host, shared }
+    }
+
+    /// `127.0.0.1:PORT` of the proxy.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// How many faults were injected so far.
+    pub fn injected(&self) -> u64 {
+        self.shared.injected.load(Ordering::Relaxed)
+    }
+
+    /// Every request seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.shared.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(&self.host);
+    }
+}
+
+fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let end = line == "\r\n";
+        head.push(line);
+        if end {
+            break;
+        }
+    }
+    let request_line = head[0].trim_end().to_string();
+    let mut parts = request_line.split(' ');
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let header = |name: &str| {
+        head.iter().skip(1).find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let body = if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        let mut b = vec![0; len];
+        reader.read_exact(&mut b)?;
+        b
+    } else if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        read_chunked(&mut reader)?
+    } else {
+        Vec::new()
+    };
+    s.seen.lock().unwrap().push(Seen { method: method.clone(), path: path.clone(), body_len: body.len() as u64 });
+
+    let n = s.count.fetch_add(1, Ordering::Relaxed);
+    if let Fault::Flaky { every } = s.fault
+        && n % every == every - 1
+    {
+        s.injected.fetch_add(1, Ordering::Relaxed);
+        let reply = match (n / every) % 4 {
+            0 => {
+                let _ = client.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            1 => "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            2 => "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            _ => "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        };
+        client.write_all(reply.as_bytes())?;
+        return Ok(());
+    }
+
+    let mut upstream = TcpStream::connect(&s.upstream)?;
+    let mut out = format!("{request_line}\r\n");
+    for h in head.iter().skip(1) {
+        let name = h.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+        if h == "\r\n" || matches!(name.as_str(), "connection" | "content-length" | "transfer-encoding") {
+            continue;
+        }
+        out.push_str(h);
+    }
+    if !body.is_empty() || matches!(method.as_str(), "PUT" | "POST" | "PATCH") {
+        out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    upstream.write_all(out.as_bytes())?;
+    upstream.write_all(&body)?;
+    let mut response = Vec::new();
+    upstream.read_to_end(&mut response)?;
+
+    if matches!(s.fault, Fault::CorruptBlobs)
+        && method == "GET"
+        && path.contains("/blobs/sha256:")
+        && let Some(at) = find(&response, b"\r\n\r\n")
+    {
+        let body_len = response.len() - (at + 4);
+        if body_len > 64 * 1024 {
+            let i = at + 4 + body_len / 2;
+            response[i] ^= 0xff;
+            s.injected.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    client.write_all(&response)?;
+    Ok(())
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn read_chunked(reader: &mut impl std::io::BufRead) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size_line = String::new();
+        reader.read_line(&mut size_line)?;
+        let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+        if size == 0 {
+            let mut trailer = String::new();
+            reader.read_line(&mut trailer)?;
+            return Ok(body);
+        }
+        let mut chunk = vec![0; size + 2];
+        reader.read_exact(&mut chunk)?;
+        body.extend_from_slice(&chunk[..size]);
+    }
+}

@@ -1,0 +1,82 @@
+//! Pushes and pulls through an in-test proxy that misbehaves the way real
+//! networks and registries do: dropped connections, 500/503, 429, corruption.
+
+mod common;
+
+use common::{Workspace, build_json, run};
+use oxbuild_testkit::{Fault, Proxy, Registry};
+
+#[test]
+fn a_push_survives_a_proxy_that_fails_one_request_in_ten() {
+    let registry = Registry::start();
+    registry.seed("python:3.11");
+    let proxy = Proxy::start(registry.host(), Fault::Flaky { every: 10 });
+    let ws = Workspace::new();
+    let base = format!("{}/python:3.11", proxy.host());
+    let target = format!("{}/team/flaky:v1", proxy.host());
+
+    let report =
+        build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--push", "--tag", &target]).arg(ws.app()));
+    assert!(proxy.injected() >= 1, "the proxy must have failed something: {} requests", proxy.seen().len());
+
+    // Read back without the proxy, with skopeo: manifest, and every blob verified on copy.
+    let direct = registry.reference("team/flaky:v1");
+    assert_eq!(registry.skopeo_inspect(&direct, false)["Digest"], report["digest"]);
+    let out = ws.tmp.path().join("pulled");
+    let copy = std::process::Command::new("skopeo")
+        .args(["copy", "--quiet", "--src-tls-verify=false"])
+        .arg(format!("docker://{direct}"))
+        .arg(format!("oci:{}", out.display()))
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "pull-and-verify failed: {}", String::from_utf8_lossy(&copy.stderr));
+}
+
+#[test]
+fn a_corrupted_blob_is_a_digest_error_and_never_enters_the_cache() {
+    let registry = Registry::start();
+    registry.seed("python:3.11");
+    let proxy = Proxy::start(registry.host(), Fault::CorruptBlobs);
+    let ws = Workspace::new();
+    let base = format!("{}/python:3.11", proxy.host());
+
+    let (code, _, stderr) = run(ws.oxbuild().args(["build", "-q", "--base", &base]).arg(ws.app()));
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("digest mismatch"), "{stderr}");
+    assert!(proxy.injected() >= 1);
+    let blobs = ws.cache().join("blobs");
+    let mut stored = Vec::new();
+    for dir in [blobs.clone(), blobs.join("sha256")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                stored.push(entry.path());
+            }
+        }
+    }
+    assert!(stored.is_empty(), "nothing may be cached from a corrupt download: {stored:?}");
+}
+
+#[test]
+fn a_second_push_uploads_nothing_and_another_repository_mounts_by_the_registrys_own_count() {
+    let registry = Registry::start();
+    let base = registry.seed("python:3.11");
+    let ws = Workspace::new();
+    let first = registry.reference("team/one:v1");
+    build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--push", "--tag", &first]).arg(ws.app()));
+    let uploads = |log: &str, repo: &str| log.matches(&format!("\"PUT /v2/{repo}/blobs/uploads/")).count();
+    let mounts = |log: &str, repo: &str| log.matches(&format!("\"POST /v2/{repo}/blobs/uploads/?mount=")).count();
+    let after_first = registry.log();
+    assert!(uploads(&after_first, "team/one") >= 2, "app, user and config layers went up");
+
+    build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--push", "--tag", &first]).arg(ws.app()));
+    let after_second = registry.log();
+    assert_eq!(uploads(&after_second, "team/one"), uploads(&after_first, "team/one"), "second push uploads nothing");
+
+    let second = registry.reference("team/two:v1");
+    let report =
+        build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--push", "--tag", &second]).arg(ws.app()));
+    let log = registry.log();
+    assert_eq!(mounts(&log, "team/two"), 1, "the base layer is mounted from python");
+    assert_eq!(report["push"][0]["report"]["blobs_mounted"], 1);
+}
