@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use oxbuild_config::Config;
 use oxbuild_image::{BlobStore, Platform};
-use oxbuild_registry::{Client, ClientOptions, Credentials, Reference};
+use oxbuild_registry::{Client, ClientOptions, Keychain, Reference};
 use serde_json::json;
 
-use crate::cli::BuildArgs;
+use crate::cli::{BuildArgs, RegistryArgs};
 use crate::report::{Failure, Reporter};
 
 /// Where blobs are cached between runs.
@@ -34,11 +34,17 @@ fn source_date_epoch() -> Result<u64, Failure> {
     }
 }
 
-/// Registry credentials from the environment.
-pub fn credentials() -> Option<Credentials> {
-    let user = std::env::var("OXBUILD_REGISTRY_USER").ok().filter(|u| !u.is_empty())?;
-    let password = std::env::var("OXBUILD_REGISTRY_PASSWORD").unwrap_or_default();
-    Some(Credentials::new(user, password))
+/// A registry client configured from the command line and the environment.
+pub fn client(args: &RegistryArgs) -> Result<Client, Failure> {
+    let ca_pem = match &args.ca_file {
+        Some(path) => {
+            Some(std::fs::read(path).map_err(|e| Failure::config(format!("--ca-file {}: {e}", path.display())))?)
+        }
+        None => None,
+    };
+    let opts =
+        ClientOptions { insecure: args.insecure.clone(), keychain: Keychain::from_env(), ca_pem, ..Default::default() };
+    Client::new(opts).map_err(Failure::config)
 }
 
 enum Output {
@@ -82,12 +88,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     }
 
     let store = BlobStore::open(cache_dir().join("blobs")).map_err(Failure::output)?;
-    let client = Client::new(ClientOptions {
-        insecure: args.insecure.clone(),
-        credentials: credentials(),
-        ..Default::default()
-    })
-    .map_err(Failure::internal)?;
+    let client = client(&args.registry)?;
 
     out.step(format!("pulling base {base_ref} ({platform})"));
     let pulled = oxbuild_registry::pull(&client, &base_ref, &platform, &store).await.map_err(|e| {

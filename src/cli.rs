@@ -75,8 +75,19 @@ pub struct BuildArgs {
     #[arg(long, value_name = "REF")]
     pub base: Option<String>,
 
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// How registries are reached; shared by every command that talks to one.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
     /// Reach this registry (host[:port]) over plain HTTP. Loopback registries
     /// always are. Repeatable.
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub insecure: Vec<String>,
+
+    /// Trust the CA certificates in this PEM file, besides the system's roots.
+    #[arg(long = "ca-file", value_name = "PEM", env = "OXBUILD_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }

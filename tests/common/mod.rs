@@ -52,7 +52,12 @@ impl Workspace {
         cmd.env("OXBUILD_CACHE_DIR", self.cache())
             .env_remove("OXBUILD_REGISTRY_USER")
             .env_remove("OXBUILD_REGISTRY_PASSWORD")
-            .env_remove("SOURCE_DATE_EPOCH");
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("OXBUILD_CA_FILE")
+            .env("HOME", self.tmp.path().join("home"));
         cmd
     }
 }

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine as _;
 use futures_util::StreamExt as _;
 use oxbuild_image::{BlobStore, Descriptor, Digest, media};
 use reqwest::header::{
@@ -13,42 +12,19 @@ use reqwest::header::{
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
+use crate::auth::{Credential, Found, Keychain};
 use crate::error::transport_detail;
 use crate::{Error, Reference, is_loopback};
-
-/// A user name and password (or token) for a registry. `Debug` never shows the secret.
-#[derive(Clone)]
-pub struct Credentials {
-    /// The user name.
-    pub username: String,
-    password: String,
-}
-
-impl Credentials {
-    /// Credentials from a user name and secret.
-    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        Credentials { username: username.into(), password: password.into() }
-    }
-
-    fn basic_header(&self) -> String {
-        let raw = format!("{}:{}", self.username, self.password);
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
-    }
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials({}, <redacted>)", self.username)
-    }
-}
 
 /// How to reach registries.
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
     /// Hosts (host or host:port) to reach over plain HTTP although not on loopback.
     pub insecure: Vec<String>,
-    /// Credentials offered to any registry that asks for them.
-    pub credentials: Option<Credentials>,
+    /// Where credentials come from, for registries that ask.
+    pub keychain: Keychain,
+    /// Extra CA certificates (PEM) trusted besides the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
     /// How transient failures are retried.
     pub retry: RetryPolicy,
 }
@@ -101,6 +77,8 @@ pub struct Client {
     opts: Arc<ClientOptions>,
     challenges: Arc<Mutex<HashMap<String, Challenge>>>,
     tokens: Arc<Mutex<HashMap<(String, String), String>>>,
+    credentials: Arc<Mutex<HashMap<String, Option<Found>>>>,
+    schemes: Arc<Mutex<HashMap<String, &'static str>>>,
 }
 
 fn install_crypto() {
@@ -117,14 +95,46 @@ impl Client {
         install_crypto();
         let http = reqwest::Client::builder()
             .user_agent(concat!("oxbuild/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(std::time::Duration::from_secs(15))
+            .connect_timeout(std::time::Duration::from_secs(15));
+        let http = match &opts.ca_pem {
+            Some(pem) => {
+                let certs = reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|e| Error::Invalid(format!("the CA file is not PEM certificates: {e}")))?;
+                http.tls_certs_merge(certs)
+            }
+            None => http,
+        };
+        let http = http
             .build()
             .map_err(|e| Error::Invalid(format!("cannot set up the HTTP client: {}", transport_detail(&e))))?;
-        Ok(Client { http, opts: Arc::new(opts), challenges: Arc::default(), tokens: Arc::default() })
+        Ok(Client {
+            http,
+            opts: Arc::new(opts),
+            challenges: Arc::default(),
+            tokens: Arc::default(),
+            credentials: Arc::default(),
+            schemes: Arc::default(),
+        })
     }
 
-    fn scheme(&self, registry: &str) -> &'static str {
-        if is_loopback(registry) || self.opts.insecure.iter().any(|h| h == registry) { "http" } else { "https" }
+    /// `https`, except for registries named insecure, and for loopback
+    /// registries that do not speak TLS (probed once per run, as Docker does
+    /// for localhost): a loopback registry with a certificate is still used
+    /// over HTTPS.
+    async fn scheme(&self, registry: &str) -> &'static str {
+        if self.opts.insecure.iter().any(|h| h == registry) {
+            return "http";
+        }
+        if !is_loopback(registry) {
+            return "https";
+        }
+        if let Some(s) = self.schemes.lock().unwrap().get(registry) {
+            return s;
+        }
+        let probe = self.http.get(format!("https://{registry}/v2/")).timeout(Duration::from_secs(5)).send().await;
+        let scheme = if probe.is_ok() { "https" } else { "http" };
+        self.schemes.lock().unwrap().insert(registry.to_string(), scheme);
+        scheme
     }
 
     fn api_host(registry: &str) -> &str {
@@ -132,19 +142,34 @@ impl Client {
     }
 
     /// The base URL of `r`'s repository API: `scheme://host/v2/<repo>/`.
-    fn repo_url(&self, r: &Reference) -> String {
-        format!("{}://{}/v2/{}/", self.scheme(&r.registry), Self::api_host(&r.registry), r.repository)
+    async fn repo_url(&self, r: &Reference) -> String {
+        format!("{}://{}/v2/{}/", self.scheme(&r.registry).await, Self::api_host(&r.registry), r.repository)
     }
 
-    fn user(&self) -> Option<String> {
-        self.opts.credentials.as_ref().map(|c| c.username.clone())
+    /// The credential for `registry`, looked up once per run.
+    fn credential(&self, registry: &str) -> Result<Option<Found>, Error> {
+        if let Some(found) = self.credentials.lock().unwrap().get(registry) {
+            return Ok(found.clone());
+        }
+        let found = self.opts.keychain.lookup(registry)?;
+        self.credentials.lock().unwrap().insert(registry.to_string(), found.clone());
+        Ok(found)
+    }
+
+    fn unauthorized(&self, registry: &str) -> Error {
+        let found = self.credentials.lock().unwrap().get(registry).cloned().flatten();
+        Error::Unauthorized {
+            registry: registry.to_string(),
+            user: found.as_ref().map(|f| f.credential.who()),
+            origin: found.map(|f| f.source),
+        }
     }
 
     async fn auth_header(&self, registry: &str, scopes: &[String]) -> Result<Option<String>, Error> {
         let challenge = self.challenges.lock().unwrap().get(registry).cloned();
         match challenge {
             None => Ok(None),
-            Some(Challenge::Basic) => Ok(self.opts.credentials.as_ref().map(Credentials::basic_header)),
+            Some(Challenge::Basic) => Ok(self.credential(registry)?.and_then(|f| f.credential.basic_header())),
             Some(Challenge::Bearer { realm, service }) => {
                 let key = (registry.to_string(), scopes.join(" "));
                 if let Some(t) = self.tokens.lock().unwrap().get(&key) {
@@ -176,19 +201,30 @@ impl Client {
                 q.append_pair("scope", s);
             }
         }
-        let mut req = self.http.get(url);
-        if let Some(c) = &self.opts.credentials {
-            req = req.header(AUTHORIZATION, c.basic_header());
-        }
+        let req = match self.credential(registry)?.map(|f| f.credential) {
+            // Docker's identity token is an OAuth2 refresh token.
+            Some(Credential::IdentityToken(token)) => {
+                let mut form = vec![
+                    ("grant_type".to_string(), "refresh_token".to_string()),
+                    ("refresh_token".to_string(), token),
+                    ("client_id".to_string(), "oxbuild".to_string()),
+                ];
+                form.extend(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())));
+                let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+                let mut bare = url.clone();
+                bare.set_query(None);
+                self.http.post(bare).header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(body)
+            }
+            Some(c) => self.http.get(url).header(AUTHORIZATION, c.basic_header().unwrap_or_default()),
+            None => self.http.get(url),
+        };
         let resp = req.send().await.map_err(|e| Error::Unreachable {
             registry: registry.to_string(),
             detail: format!("token service: {}", transport_detail(&e)),
         })?;
         match resp.status() {
             s if s.is_success() => {}
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(Error::Unauthorized { registry: registry.to_string(), user: self.user() });
-            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Err(self.unauthorized(registry)),
             s => {
                 return Err(Error::Status {
                     what: format!("getting a token for {registry}"),
@@ -240,7 +276,7 @@ impl Client {
             let challenge =
                 resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).and_then(parse_challenge);
             let Some(challenge) = challenge else { break };
-            if matches!(challenge, Challenge::Basic) && self.opts.credentials.is_none() {
+            if matches!(challenge, Challenge::Basic) && self.credential(registry)?.is_none() {
                 break;
             }
             // A cached token may have expired: drop it so a fresh one is fetched.
@@ -248,7 +284,7 @@ impl Client {
             self.challenges.lock().unwrap().insert(registry.to_string(), challenge);
             auth = self.auth_header(registry, scopes).await?;
         }
-        Err(Error::Unauthorized { registry: registry.to_string(), user: self.user() })
+        Err(self.unauthorized(registry))
     }
 
     /// Runs `op` until it succeeds, fails for good, or runs out of attempts.
@@ -324,7 +360,7 @@ impl Client {
     }
 
     async fn get_manifest_once(&self, r: &Reference) -> Result<(Vec<u8>, String, Digest), Error> {
-        let url = format!("{}manifests/{}", self.repo_url(r), r.manifest_reference());
+        let url = format!("{}manifests/{}", self.repo_url(r).await, r.manifest_reference());
         let what = format!("manifest {r}");
         let resp = self
             .send(&r.registry, &pull_scope(r), &what, |http| {
@@ -357,7 +393,7 @@ impl Client {
 
     /// Fetches a small blob (a config) into memory, verified.
     async fn get_blob_bytes_once(&self, repo: &Reference, desc: &Descriptor) -> Result<Vec<u8>, Error> {
-        let url = format!("{}blobs/{}", self.repo_url(repo), desc.digest);
+        let url = format!("{}blobs/{}", self.repo_url(repo).await, desc.digest);
         let what = format!("blob {} of {}", desc.digest, repo.name());
         let resp = self.send(&repo.registry, &pull_scope(repo), &what, |http| Ok(http.get(&url))).await?;
         let bytes = resp
@@ -376,7 +412,7 @@ impl Client {
         if store.contains(&desc.digest) {
             return Ok(store.path(&desc.digest));
         }
-        let url = format!("{}blobs/{}", self.repo_url(repo), desc.digest);
+        let url = format!("{}blobs/{}", self.repo_url(repo).await, desc.digest);
         let what = format!("blob {} of {}", desc.digest, repo.name());
         let resp = self.send(&repo.registry, &pull_scope(repo), &what, |http| Ok(http.get(&url))).await?;
         let mut writer = store.writer()?;
@@ -395,7 +431,7 @@ impl Client {
 
     /// True when `repo` has the blob.
     async fn blob_exists_once(&self, repo: &Reference, digest: &Digest) -> Result<bool, Error> {
-        let url = format!("{}blobs/{digest}", self.repo_url(repo));
+        let url = format!("{}blobs/{digest}", self.repo_url(repo).await);
         let what = format!("checking blob {digest} in {}", repo.name());
         match self.send(&repo.registry, &push_scope(repo), &what, |http| Ok(http.head(&url))).await {
             Ok(_) => Ok(true),
@@ -407,7 +443,7 @@ impl Client {
     /// Asks the registry to mount `digest` from `from` into `repo`. Returns false
     /// when the registry declines (202), after closing the upload it opened.
     async fn mount_blob_once(&self, repo: &Reference, digest: &Digest, from: &Reference) -> Result<bool, Error> {
-        let url = format!("{}blobs/uploads/?mount={digest}&from={}", self.repo_url(repo), from.repository);
+        let url = format!("{}blobs/uploads/?mount={digest}&from={}", self.repo_url(repo).await, from.repository);
         let mut scopes = push_scope(repo);
         scopes.push(format!("repository:{}:pull", from.repository));
         let what = format!("mounting blob {digest} from {} into {}", from.name(), repo.name());
@@ -432,7 +468,7 @@ impl Client {
         size: u64,
         body: &BlobBody,
     ) -> Result<(), Error> {
-        let start = format!("{}blobs/uploads/", self.repo_url(repo));
+        let start = format!("{}blobs/uploads/", self.repo_url(repo).await);
         let what = format!("uploading blob {digest} to {}", repo.name());
         let scopes = push_scope(repo);
         let resp =
@@ -464,7 +500,7 @@ impl Client {
         bytes: &[u8],
         media_type: &str,
     ) -> Result<(), Error> {
-        let url = format!("{}manifests/{reference}", self.repo_url(repo));
+        let url = format!("{}manifests/{reference}", self.repo_url(repo).await);
         let what = format!("pushing the manifest to {}:{reference}", repo.name());
         let bytes = bytes.to_vec();
         self.send(&repo.registry, &push_scope(repo), &what, |http| {
@@ -590,12 +626,6 @@ mod tests {
         }
         assert!(matches!(parse_challenge(r#"Basic realm="Registry""#), Some(Challenge::Basic)));
         assert!(parse_challenge("Negotiate").is_none());
-    }
-
-    #[test]
-    fn debug_of_credentials_hides_the_secret() {
-        let c = Credentials::new("ci", "hunter2");
-        assert!(!format!("{c:?}").contains("hunter2"));
     }
 
     #[test]

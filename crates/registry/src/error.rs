@@ -13,12 +13,22 @@ pub enum Error {
         detail: String,
     },
     /// The registry rejected the credentials, or wants some and none were given.
-    #[error("{}", unauthorized(registry, user.as_deref()))]
+    #[error("{}", unauthorized(registry, user.as_deref(), origin.as_deref()))]
     Unauthorized {
         /// The registry host.
         registry: String,
         /// The user name that was tried, if any.
         user: Option<String>,
+        /// Where that credential came from.
+        origin: Option<String>,
+    },
+    /// Credentials are configured for the registry but cannot be had.
+    #[error("cannot get credentials for registry {registry}: {detail}")]
+    Credentials {
+        /// The registry host.
+        registry: String,
+        /// What failed, never with a secret.
+        detail: String,
     },
     /// The registry understood the credentials but refuses the operation.
     #[error("registry {registry} denied {what} (403): the account may lack push or pull rights on that repository")]
@@ -54,13 +64,14 @@ pub enum Error {
     Image(#[from] oxbuild_image::Error),
 }
 
-fn unauthorized(registry: &str, user: Option<&str>) -> String {
+fn unauthorized(registry: &str, user: Option<&str>, origin: Option<&str>) -> String {
     match user {
         Some(u) => format!(
-            "registry {registry} rejected the credentials of user `{u}` (401): check OXBUILD_REGISTRY_USER and OXBUILD_REGISTRY_PASSWORD"
+            "registry {registry} rejected the credentials of user `{u}` (401): check them in {}",
+            origin.unwrap_or("OXBUILD_REGISTRY_USER/OXBUILD_REGISTRY_PASSWORD")
         ),
         None => format!(
-            "registry {registry} requires authentication (401): set OXBUILD_REGISTRY_USER and OXBUILD_REGISTRY_PASSWORD"
+            "registry {registry} requires authentication (401): set OXBUILD_REGISTRY_USER and OXBUILD_REGISTRY_PASSWORD, or log in with `podman login` or `docker login`"
         ),
     }
 }
@@ -86,7 +97,7 @@ impl Error {
 
     /// True for failures of authentication or authorisation.
     pub fn is_auth(&self) -> bool {
-        matches!(self, Error::Unauthorized { .. } | Error::Denied { .. })
+        matches!(self, Error::Unauthorized { .. } | Error::Denied { .. } | Error::Credentials { .. })
     }
 }
 

@@ -17,12 +17,14 @@
 //! # Ok(()) }
 //! ```
 
+mod auth;
 mod client;
 mod error;
 mod reference;
 mod remote;
 
-pub use client::{BlobBody, Client, ClientOptions, Credentials};
+pub use auth::{Credential, Found, Keychain};
+pub use client::{BlobBody, Client, ClientOptions, RetryPolicy};
 pub use error::Error;
 pub use reference::{DOCKER_HUB, Reference, ReferenceError, is_loopback};
 pub use remote::{MountSource, Pulled, PushReport, pull, push, resolve};

@@ -82,20 +82,47 @@ pub struct Registry {
     dir: tempfile::TempDir,
     host: String,
     auth: Option<(String, String)>,
+    tls: bool,
 }
 
 impl Registry {
     /// Starts an anonymous registry over plain HTTP.
     pub fn start() -> Registry {
-        Registry::spawn(None)
+        Registry::spawn(None, false)
     }
 
     /// Starts a registry that demands basic auth for `user`/`password`.
     pub fn start_with_auth(user: &str, password: &str) -> Registry {
-        Registry::spawn(Some((user.to_string(), password.to_string())))
+        Registry::spawn(Some((user.to_string(), password.to_string())), false)
     }
 
-    fn spawn(auth: Option<(String, String)>) -> Registry {
+    /// Starts a registry that serves HTTPS only, with a certificate for
+    /// 127.0.0.1 signed by a CA made for it ([`Registry::ca_file`]).
+    pub fn start_tls() -> Registry {
+        Registry::spawn(None, true)
+    }
+
+    /// The PEM file of the CA that signed a TLS registry's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        assert!(self.tls, "only a TLS registry has a CA");
+        self.dir.path().join("trust/ca.crt")
+    }
+
+    /// skopeo/podman arguments to reach this registry (TLS trust, credentials).
+    fn tool_args(&self, direction: &str) -> Vec<String> {
+        let mut args = Vec::new();
+        if self.tls {
+            args.push(format!("--{direction}cert-dir={}", self.dir.path().join("trust").display()));
+        } else {
+            args.push(format!("--{direction}tls-verify=false"));
+        }
+        if let Some((u, p)) = &self.auth {
+            args.push(format!("--{direction}creds={u}:{p}"));
+        }
+        args
+    }
+
+    fn spawn(auth: Option<(String, String)>, tls: bool) -> Registry {
         let dir = tempfile::tempdir().expect("a temp dir");
         let mut config = format!(
             "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n",
@@ -113,6 +140,21 @@ impl Registry {
                 dir.path().join("htpasswd").display()
             ));
         }
+        if tls {
+            let certs = dir.path().join("certs");
+            make_certificates(&certs);
+            // Tools read every *.key in a cert dir as a client key: give them the CA alone.
+            std::fs::create_dir_all(dir.path().join("trust")).unwrap();
+            std::fs::copy(certs.join("ca.crt"), dir.path().join("trust/ca.crt")).unwrap();
+            config = config.replace(
+                "  addr: 127.0.0.1:0\n",
+                &format!(
+                    "  addr: 127.0.0.1:0\n  tls:\n    certificate: {}\n    key: {}\n",
+                    certs.join("leaf.pem").display(),
+                    certs.join("leaf.key").display()
+                ),
+            );
+        }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
@@ -123,7 +165,7 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("docker-registry runs (scripts/test-env installs it)");
-        let mut registry = Registry { child, dir, host: String::new(), auth };
+        let mut registry = Registry { child, dir, host: String::new(), auth, tls };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let text = registry.log();
@@ -162,10 +204,7 @@ impl Registry {
     pub fn seed(&self, path: &str) -> String {
         let reference = self.reference(path);
         let mut cmd = Command::new("skopeo");
-        cmd.args(["copy", "--quiet", "--dest-tls-verify=false"]);
-        if let Some((u, p)) = &self.auth {
-            cmd.arg(format!("--dest-creds={u}:{p}"));
-        }
+        cmd.args(["copy", "--quiet"]).args(self.tool_args("dest-"));
         cmd.arg(format!("oci-archive:{}", base_archive().display()));
         cmd.arg(format!("docker://{reference}"));
         let out = cmd.output().expect("skopeo runs");
@@ -176,12 +215,9 @@ impl Registry {
     /// `skopeo inspect` of `reference` as JSON (raw manifest with `raw`).
     pub fn skopeo_inspect(&self, reference: &str, raw: bool) -> serde_json::Value {
         let mut cmd = Command::new("skopeo");
-        cmd.args(["inspect", "--tls-verify=false"]);
+        cmd.arg("inspect").args(self.tool_args(""));
         if raw {
             cmd.arg("--raw");
-        }
-        if let Some((u, p)) = &self.auth {
-            cmd.arg(format!("--creds={u}:{p}"));
         }
         let out = cmd.arg(format!("docker://{reference}")).output().expect("skopeo runs");
         assert!(out.status.success(), "skopeo inspect {reference}: {}", String::from_utf8_lossy(&out.stderr));
@@ -194,6 +230,48 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Makes a CA and a leaf certificate for 127.0.0.1 in `dir` with openssl:
+/// `ca.crt` (the CA), `leaf.pem` and `leaf.key`. The leaf is not a CA itself,
+/// as rustls insists.
+fn make_certificates(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let mut ca =
+        vec!["req", "-x509", "-days", "2", "-subj", "/CN=oxbuild test CA", "-keyout", "ca.key", "-out", "ca.crt"];
+    ca.extend(ec);
+    ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+    openssl(&ca);
+    let mut csr = vec!["req", "-subj", "/CN=127.0.0.1", "-keyout", "leaf.key", "-out", "leaf.csr"];
+    csr.extend(ec);
+    openssl(&csr);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "leaf.pem",
+    ]);
 }
 
 /// A podman command configured for these machines.

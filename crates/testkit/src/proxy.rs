@@ -104,6 +104,10 @@ impl Drop for Proxy {
 
 fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
+    // A TLS ClientHello (a client probing for HTTPS): this proxy speaks plain HTTP only.
+    if reader.fill_buf()?.first() == Some(&0x16) {
+        return client.shutdown(Shutdown::Both);
+    }
     let mut head = Vec::new();
     loop {
         let mut line = String::new();

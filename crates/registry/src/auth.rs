@@ -1,0 +1,189 @@
+//! Where registry credentials come from, per registry, looked up only when a
+//! registry asks for them:
+//!
+//! 1. `OXBUILD_REGISTRY_USER` / `OXBUILD_REGISTRY_PASSWORD` (any registry that asks);
+//! 2. podman's `auth.json` (`REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
+//!    `~/.config/containers/auth.json`);
+//! 3. Docker's `config.json` (`$DOCKER_CONFIG/config.json`, `~/.docker/config.json`),
+//!    with `auths`, `credsStore`, `credHelpers` and identity tokens.
+//!
+//! Secrets never reach `Debug`, `Display` or an error message.
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use docker_credential::{CredentialRetrievalError, DockerCredential};
+
+use crate::Error;
+
+/// A secret for one registry.
+#[derive(Clone)]
+pub enum Credential {
+    /// User name and password (or access token used as a password).
+    Basic {
+        /// The user name; safe to show.
+        username: String,
+        /// The secret.
+        password: String,
+    },
+    /// An OAuth2 refresh token (Docker's `identitytoken`).
+    IdentityToken(String),
+}
+
+impl Credential {
+    /// User name and password.
+    pub fn basic(username: impl Into<String>, password: impl Into<String>) -> Credential {
+        Credential::Basic { username: username.into(), password: password.into() }
+    }
+
+    /// What may be shown about this credential: the user name.
+    pub fn who(&self) -> String {
+        match self {
+            Credential::Basic { username, .. } => username.clone(),
+            Credential::IdentityToken(_) => "<identity token>".to_string(),
+        }
+    }
+
+    /// The `Authorization: Basic` value, for basic credentials.
+    pub(crate) fn basic_header(&self) -> Option<String> {
+        match self {
+            Credential::Basic { username, password } => {
+                let raw = format!("{username}:{password}");
+                Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw)))
+            }
+            Credential::IdentityToken(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credential({}, <redacted>)", self.who())
+    }
+}
+
+/// Finds the credential for a registry; see the module docs for the order.
+#[derive(Debug, Clone, Default)]
+pub struct Keychain {
+    fixed: Option<Credential>,
+    no_files: bool,
+}
+
+/// A credential and where it was found, for error messages.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The secret.
+    pub credential: Credential,
+    /// Where it came from, e.g. `OXBUILD_REGISTRY_USER/OXBUILD_REGISTRY_PASSWORD`.
+    pub source: String,
+}
+
+impl Keychain {
+    /// `OXBUILD_REGISTRY_USER`/`OXBUILD_REGISTRY_PASSWORD` when set, then the config files.
+    pub fn from_env() -> Keychain {
+        let fixed = std::env::var("OXBUILD_REGISTRY_USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .map(|user| Credential::basic(user, std::env::var("OXBUILD_REGISTRY_PASSWORD").unwrap_or_default()));
+        Keychain { fixed, no_files: false }
+    }
+
+    /// Only `credential`, for every registry; no config file is read.
+    pub fn fixed(credential: Credential) -> Keychain {
+        Keychain { fixed: Some(credential), no_files: true }
+    }
+
+    /// No credentials at all.
+    pub fn anonymous() -> Keychain {
+        Keychain { fixed: None, no_files: true }
+    }
+
+    /// The credential for `registry` (host[:port]), if any is configured.
+    pub fn lookup(&self, registry: &str) -> Result<Option<Found>, Error> {
+        if let Some(c) = &self.fixed {
+            return Ok(Some(Found {
+                credential: c.clone(),
+                source: "OXBUILD_REGISTRY_USER/OXBUILD_REGISTRY_PASSWORD".into(),
+            }));
+        }
+        if self.no_files {
+            return Ok(None);
+        }
+        let server = if registry == crate::DOCKER_HUB { "https://index.docker.io/v1/" } else { registry };
+        for (path, source) in auth_files() {
+            let Ok(file) = std::fs::File::open(&path) else { continue };
+            match docker_credential::get_credential_from_reader(std::io::BufReader::new(file), server) {
+                Ok(c) => {
+                    let credential = match c {
+                        DockerCredential::UsernamePassword(u, p) => Credential::basic(u, p),
+                        DockerCredential::IdentityToken(t) => Credential::IdentityToken(t),
+                    };
+                    return Ok(Some(Found { credential, source: format!("{source} {}", path.display()) }));
+                }
+                Err(CredentialRetrievalError::NoCredentialConfigured) => continue,
+                Err(e) => {
+                    return Err(Error::Credentials { registry: registry.to_string(), detail: describe(&e, &path) });
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Candidate auth files, podman's first, each with a name for messages.
+fn auth_files() -> Vec<(PathBuf, &'static str)> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let mut files = Vec::new();
+    if let Some(p) = env("REGISTRY_AUTH_FILE") {
+        files.push((p, "REGISTRY_AUTH_FILE"));
+    } else {
+        if let Some(run) = env("XDG_RUNTIME_DIR") {
+            files.push((run.join("containers/auth.json"), "podman auth file"));
+        }
+        if let Some(home) = env("HOME") {
+            files.push((home.join(".config/containers/auth.json"), "podman auth file"));
+        }
+    }
+    match env("DOCKER_CONFIG") {
+        Some(dir) => files.push((dir.join("config.json"), "docker config")),
+        None => {
+            if let Some(home) = env("HOME") {
+                files.push((home.join(".docker/config.json"), "docker config"));
+            }
+        }
+    }
+    files
+}
+
+/// Says what failed without repeating a helper's output, which may hold secrets.
+fn describe(e: &CredentialRetrievalError, path: &std::path::Path) -> String {
+    match e {
+        CredentialRetrievalError::HelperCommunicationError => format!(
+            "the credential helper named in {} could not be run; install it (docker-credential-<name> on PATH) or remove it from that file",
+            path.display()
+        ),
+        CredentialRetrievalError::HelperFailure { helper, .. } => {
+            format!("credential helper `{helper}` (from {}) failed; run `{helper} list` to check it", path.display())
+        }
+        CredentialRetrievalError::MalformedHelperResponse => {
+            format!("the credential helper named in {} gave an unreadable answer", path.display())
+        }
+        CredentialRetrievalError::CredentialDecodingError | CredentialRetrievalError::CredentialMismatchError => {
+            format!("the `auth` entry in {} is not valid base64 of user:password", path.display())
+        }
+        _ => format!("{} could not be read as an auth file", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = Credential::basic("ci", "hunter2");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!format!("{:?}", Credential::IdentityToken("tok123".into())).contains("tok123"));
+        assert!(!format!("{:?}", Keychain::fixed(c)).contains("hunter2"));
+    }
+}
