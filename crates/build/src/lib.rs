@@ -71,7 +71,7 @@ pub fn build(dir: &Path, cfg: &Config, base: &Image, store: &BlobStore, epoch: u
         let descriptor = blob.descriptor(format.gzip_layer());
         added.push(descriptor.clone());
         history.push(AddedLayer { diff_id: blob.diff_id.clone(), created_by });
-        layers.push(Layer { descriptor, path: blob.path });
+        layers.push(Layer::file(descriptor, blob.path));
     }
 
     let mut config = base.config_json()?;

@@ -33,7 +33,8 @@ pub fn read_files(layers: &[Layer], wanted: &[&str]) -> Result<HashMap<String, O
         let mut in_layer: HashMap<String, Option<Vec<u8>>> = HashMap::new();
         let mut opaque: Vec<String> = Vec::new();
         let what = || format!("reading base layer {}", layer.descriptor.digest);
-        let file = File::open(&layer.path).map_err(|e| Error::Base(format!("{}: {e}", what())))?;
+        let path = layer.path().map_err(|e| Error::Base(e.to_string()))?;
+        let file = File::open(path).map_err(|e| Error::Base(format!("{}: {e}", what())))?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let magic = {
             let buf = std::io::BufRead::fill_buf(&mut reader).map_err(|e| Error::Base(format!("{}: {e}", what())))?;
@@ -181,7 +182,7 @@ mod tests {
             b.bytes(p, c.as_bytes().to_vec(), Owner::ROOT, 0o644);
         }
         let blob = b.write_gzip(store).unwrap();
-        Layer { descriptor: Descriptor::new(media::OCI_LAYER_GZIP, blob.digest.clone(), blob.size), path: blob.path }
+        Layer::file(Descriptor::new(media::OCI_LAYER_GZIP, blob.digest.clone(), blob.size), blob.path)
     }
 
     fn image_cfg(extra: &str) -> ImageConfig {

@@ -8,13 +8,46 @@ use serde_json::{Value, json};
 use crate::media::{self, Format};
 use crate::{Descriptor, Digest, Error, ManifestView, canonical_json};
 
-/// One layer: its descriptor and where its (compressed) blob is on disk.
+/// Where a layer's (compressed) bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobLocation {
+    /// A file on disk, already verified against the layer's digest.
+    File(PathBuf),
+    /// Still in a registry repository: a push to the same registry mounts it,
+    /// to another one streams it through; writing a layout fetches it first.
+    Registry {
+        /// Registry host\[:port\].
+        registry: String,
+        /// Repository path.
+        repository: String,
+    },
+}
+
+/// One layer: its descriptor and where its blob is.
 #[derive(Debug, Clone)]
 pub struct Layer {
     /// The descriptor as it appears in the manifest.
     pub descriptor: Descriptor,
-    /// The blob's bytes, already verified against `descriptor.digest`.
-    pub path: PathBuf,
+    /// Where the blob's bytes are.
+    pub location: BlobLocation,
+}
+
+impl Layer {
+    /// A layer whose blob is the verified file at `path`.
+    pub fn file(descriptor: Descriptor, path: PathBuf) -> Layer {
+        Layer { descriptor, location: BlobLocation::File(path) }
+    }
+
+    /// The blob's file, or an error saying it must be fetched first.
+    pub fn path(&self) -> Result<&std::path::Path, Error> {
+        match &self.location {
+            BlobLocation::File(p) => Ok(p),
+            BlobLocation::Registry { registry, repository } => Err(Error::Invalid(format!(
+                "layer {} is still in {registry}/{repository}; fetch it before writing it out",
+                self.descriptor.digest
+            ))),
+        }
+    }
 }
 
 /// An image: raw manifest, raw config and layers.
@@ -94,6 +127,17 @@ impl Image {
             config_descriptor,
             layers: translated,
         })
+    }
+
+    /// The same image with its layers' blobs somewhere else (e.g. fetched into
+    /// a store); the descriptors must be the same, so the bytes do not change.
+    pub fn relocated(&self, layers: Vec<Layer>) -> Result<Image, Error> {
+        let same = layers.len() == self.layers.len()
+            && layers.iter().zip(&self.layers).all(|(a, b)| a.descriptor.digest == b.descriptor.digest);
+        if !same {
+            return Err(Error::Invalid("relocated layers must be the image's own layers".into()));
+        }
+        Ok(Image { layers, ..self.clone() })
     }
 
     /// The manifest's digest: the image's identity.

@@ -24,9 +24,10 @@ pub fn write_layout(image: &Image, dir: &Path, name: Option<&str>) -> Result<Des
             continue;
         }
         let tmp = blobs.join(format!(".{}.tmp", layer.descriptor.digest.hex()));
-        if fs::hard_link(&layer.path, &tmp).is_err() {
-            fs::copy(&layer.path, &tmp)
-                .map_err(|e| Error::io(format!("copying {} into {}", layer.path.display(), dir.display()), e))?;
+        let from = layer.path()?;
+        if fs::hard_link(from, &tmp).is_err() {
+            fs::copy(from, &tmp)
+                .map_err(|e| Error::io(format!("copying {} into {}", from.display(), dir.display()), e))?;
         }
         fs::rename(&tmp, &to).map_err(|e| Error::io(format!("writing {}", to.display()), e))?;
     }

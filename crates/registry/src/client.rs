@@ -68,6 +68,8 @@ pub enum BlobBody {
     File(PathBuf),
     /// Bytes in memory (configs, manifests).
     Bytes(Arc<Vec<u8>>),
+    /// A blob in another repository, streamed through without touching disk.
+    Remote(Reference),
 }
 
 /// A registry client shared by every pull and push of a run. Cheap to clone.
@@ -255,7 +257,7 @@ impl Client {
         registry: &str,
         scopes: &[String],
         what: &str,
-        make: impl Fn(&reqwest::Client) -> Result<RequestBuilder, Error>,
+        mut make: impl FnMut(&reqwest::Client) -> Result<RequestBuilder, Error>,
     ) -> Result<Response, Error> {
         let mut auth = self.auth_header(registry, scopes).await?;
         for round in 0..2 {
@@ -478,6 +480,16 @@ impl Client {
         let mut put_url =
             url::Url::parse(&loc).map_err(|_| Error::Invalid(format!("{what}: bad upload location {loc}")))?;
         put_url.query_pairs_mut().append_pair("digest", digest.as_str());
+        // A blob from another registry is streamed through: GET there, PUT here.
+        let mut remote = match body {
+            BlobBody::Remote(origin) => {
+                let url = format!("{}blobs/{digest}", self.repo_url(origin).await);
+                let what = format!("blob {digest} of {}", origin.name());
+                let resp = self.send(&origin.registry, &pull_scope(origin), &what, |http| Ok(http.get(&url))).await?;
+                Some(reqwest::Body::wrap_stream(resp.bytes_stream()))
+            }
+            _ => None,
+        };
         self.send(&repo.registry, &scopes, &what, |http| {
             let req = http
                 .request(Method::PUT, put_url.clone())
@@ -486,6 +498,11 @@ impl Client {
             Ok(match body {
                 BlobBody::Bytes(b) => req.body(b.as_ref().clone()),
                 BlobBody::File(path) => req.body(file_body(path)?),
+                // The stream can be sent once; a retry starts the whole upload over.
+                BlobBody::Remote(_) => req.body(remote.take().ok_or_else(|| Error::Unreachable {
+                    registry: repo.registry.clone(),
+                    detail: "a streamed blob had to be sent again; restarting its upload".into(),
+                })?),
             })
         })
         .await?;

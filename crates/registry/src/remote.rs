@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
-use oxbuild_image::{BlobStore, Descriptor, Digest, Image, IndexView, Layer, ManifestView, Platform, media};
+use oxbuild_image::{
+    BlobLocation, BlobStore, Descriptor, Digest, Image, IndexView, Layer, ManifestView, Platform, media,
+};
 
 use crate::client::BlobBody;
 use crate::{Client, Error, Reference};
@@ -52,26 +54,52 @@ pub async fn resolve(client: &Client, r: &Reference, platform: &Platform) -> Res
     Ok((bytes, r.with_digest(digest)))
 }
 
-/// Pulls `r` for `platform`: manifest, config and every layer into `store`,
-/// each verified against its digest.
-pub async fn pull(client: &Client, r: &Reference, platform: &Platform, store: &BlobStore) -> Result<Pulled, Error> {
+/// Reads `r` for `platform` without fetching any layer: manifest and config
+/// (verified), with layers left in the registry ([`BlobLocation::Registry`]).
+pub async fn open(client: &Client, r: &Reference, platform: &Platform) -> Result<Pulled, Error> {
     let (manifest, resolved) = resolve(client, r, platform).await?;
     let view: ManifestView = serde_json::from_slice(&manifest)
         .map_err(|e| Error::Invalid(format!("the manifest of {r} is not valid: {e}")))?;
     let config = client.get_blob_bytes(&resolved, &view.config).await?;
-    let layers: Vec<Layer> = stream::iter(view.layers.iter().cloned())
-        .map(|desc| {
-            let resolved = &resolved;
-            async move {
-                let path = client.fetch_blob(resolved, &desc, store).await?;
-                Ok::<_, Error>(Layer { descriptor: desc, path })
+    let location =
+        BlobLocation::Registry { registry: resolved.registry.clone(), repository: resolved.repository.clone() };
+    let layers = view.layers.into_iter().map(|descriptor| Layer { descriptor, location: location.clone() }).collect();
+    let image = Image::from_raw(manifest, config, layers).map_err(|e| Error::Invalid(format!("{r}: {e}")))?;
+    Ok(Pulled { image, resolved })
+}
+
+/// Fetches every layer of `image` that is still in a registry into `store`
+/// (verified), and returns the image with all its layers on disk.
+pub async fn fetch_layers(client: &Client, image: &Image, store: &BlobStore) -> Result<Image, Error> {
+    let layers: Vec<Layer> = stream::iter(image.layers().iter().cloned())
+        .map(|layer| async move {
+            match &layer.location {
+                BlobLocation::File(_) => Ok::<_, Error>(layer),
+                BlobLocation::Registry { registry, repository } => {
+                    let repo = Reference {
+                        registry: registry.clone(),
+                        repository: repository.clone(),
+                        tag: None,
+                        digest: None,
+                    };
+                    let path = client.fetch_blob(&repo, &layer.descriptor, store).await?;
+                    Ok(Layer::file(layer.descriptor, path))
+                }
             }
         })
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
-    let image = Image::from_raw(manifest, config, layers).map_err(|e| Error::Invalid(format!("{r}: {e}")))?;
-    Ok(Pulled { image, resolved })
+    Ok(image.relocated(layers)?)
+}
+
+/// Pulls `r` for `platform`: manifest, config and every layer into `store`,
+/// each verified against its digest. A layer already in the store is not
+/// downloaded again.
+pub async fn pull(client: &Client, r: &Reference, platform: &Platform, store: &BlobStore) -> Result<Pulled, Error> {
+    let opened = open(client, r, platform).await?;
+    let image = fetch_layers(client, &opened.image, store).await?;
+    Ok(Pulled { image, resolved: opened.resolved })
 }
 
 /// What a push did.
@@ -85,6 +113,18 @@ pub struct PushReport {
     pub blobs_uploaded: u64,
     /// Bytes of blob content uploaded.
     pub bytes_uploaded: u64,
+}
+
+fn body_of(layer: &Layer) -> BlobBody {
+    match &layer.location {
+        BlobLocation::File(path) => BlobBody::File(path.clone()),
+        BlobLocation::Registry { registry, repository } => BlobBody::Remote(Reference {
+            registry: registry.clone(),
+            repository: repository.clone(),
+            tag: None,
+            digest: None,
+        }),
+    }
 }
 
 /// A repository known to hold some blobs, from which a registry can mount them.
@@ -122,7 +162,7 @@ pub async fn push(
     let uploaded = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
     let mut blobs: Vec<(Descriptor, BlobBody)> =
-        image.layers().iter().map(|l| (l.descriptor.clone(), BlobBody::File(l.path.clone()))).collect();
+        image.layers().iter().map(|l| (l.descriptor.clone(), body_of(l))).collect();
     blobs.push((image.config_descriptor().clone(), BlobBody::Bytes(Arc::new(image.config().to_vec()))));
     let mut seen = HashSet::new();
     blobs.retain(|(d, _)| seen.insert(d.digest.clone()));
@@ -135,13 +175,15 @@ pub async fn push(
                     skipped.fetch_add(1, Ordering::Relaxed);
                     return Ok::<_, Error>(());
                 }
-                let sources = mount_from.iter().filter(|s| {
-                    s.repository.registry == target.registry
-                        && s.repository.repository != target.repository
-                        && s.digests.contains(&desc.digest)
-                });
+                let mut sources: Vec<&Reference> =
+                    mount_from.iter().filter(|s| s.digests.contains(&desc.digest)).map(|s| &s.repository).collect();
+                if let BlobBody::Remote(origin) = &body {
+                    sources.insert(0, origin);
+                }
+                sources.retain(|s| s.registry == target.registry && s.repository != target.repository);
+                sources.dedup();
                 for source in sources {
-                    if client.mount_blob(target, &desc.digest, &source.repository).await? {
+                    if client.mount_blob(target, &desc.digest, source).await? {
                         mounted.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
                     }
