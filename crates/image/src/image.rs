@@ -97,7 +97,16 @@ impl Image {
         layers: Vec<Layer>,
         annotations: &BTreeMap<String, String>,
     ) -> Result<Image, Error> {
-        let config = canonical_json(config);
+        Image::assemble_raw(format, canonical_json(config), layers, annotations)
+    }
+
+    /// Like [`Image::assemble`], with the config's bytes kept exactly as given.
+    pub fn assemble_raw(
+        format: Format,
+        config: Vec<u8>,
+        layers: Vec<Layer>,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<Image, Error> {
         let config_descriptor = Descriptor::of(format.config(), &config);
         let mut translated = Vec::with_capacity(layers.len());
         for mut layer in layers {

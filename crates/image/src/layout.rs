@@ -1,11 +1,12 @@
-//! Writing an image as an OCI image layout directory.
+//! OCI image layouts (`oci:DIR`), and the index logic that archives share.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::{Descriptor, Digest, Error, Image, canonical_json};
+use crate::digest::Hasher;
+use crate::{Descriptor, Digest, Error, Image, IndexView, Layer, ManifestView, Platform, canonical_json, media};
 
 /// The annotation naming an image inside a layout (`oci:DIR:NAME`).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -26,18 +27,14 @@ pub fn write_layout(image: &Image, dir: &Path, name: Option<&str>) -> Result<Des
         let tmp = blobs.join(format!(".{}.tmp", layer.descriptor.digest.hex()));
         let from = layer.path()?;
         if fs::hard_link(from, &tmp).is_err() {
-            fs::copy(from, &tmp)
-                .map_err(|e| Error::io(format!("copying {} into {}", from.display(), dir.display()), e))?;
+            fs::copy(from, &tmp).map_err(|e| Error::io(format!("copying {} into {}", from.display(), dir.display()), e))?;
         }
         fs::rename(&tmp, &to).map_err(|e| Error::io(format!("writing {}", to.display()), e))?;
     }
     write_blob(&blobs, &image.config_descriptor().digest, image.config())?;
     write_blob(&blobs, &image.digest(), image.manifest())?;
 
-    let mut desc = image.descriptor();
-    if let Some(name) = name {
-        desc.annotations.insert(REF_NAME.to_string(), name.to_string());
-    }
+    let desc = named(image, name);
     let index_path = dir.join("index.json");
     let mut manifests: Vec<serde_json::Value> = match fs::read(&index_path) {
         Ok(bytes) => {
@@ -52,13 +49,110 @@ pub fn write_layout(image: &Image, dir: &Path, name: Option<&str>) -> Result<Des
         None => m["digest"].as_str() != Some(image.digest().as_str()),
     });
     manifests.push(serde_json::to_value(&desc).expect("descriptors serialise"));
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": crate::media::OCI_INDEX,
-        "manifests": manifests,
-    });
-    write_file(&index_path, &canonical_json(&index))?;
+    write_file(&index_path, &index_json(manifests))?;
     Ok(desc)
+}
+
+/// The manifest descriptor of `image`, with the ref-name annotation when named.
+pub(crate) fn named(image: &Image, name: Option<&str>) -> Descriptor {
+    let mut desc = image.descriptor();
+    if let Some(name) = name {
+        desc.annotations.insert(REF_NAME.to_string(), name.to_string());
+    }
+    desc
+}
+
+/// Canonical `index.json` bytes listing `manifests`.
+pub(crate) fn index_json(manifests: Vec<serde_json::Value>) -> Vec<u8> {
+    canonical_json(&json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": manifests}))
+}
+
+/// Reads the image named `name` (or the only one) from the OCI layout at
+/// `dir`, choosing `platform` from a nested index. Every blob is checked
+/// against its digest before the image is returned.
+pub fn read_layout(dir: &Path, name: Option<&str>, platform: &Platform) -> Result<Image, Error> {
+    let what = format!("OCI layout {}", dir.display());
+    if !dir.join("oci-layout").is_file() {
+        return Err(Error::Invalid(format!("{what}: not an OCI image layout (no oci-layout file)")));
+    }
+    let index = fs::read(dir.join("index.json")).map_err(|e| Error::io(format!("{what}: reading index.json"), e))?;
+    let blobs = dir.join("blobs");
+    let find = |d: &Digest| -> Result<PathBuf, Error> {
+        let path = blobs.join(d.algorithm()).join(d.hex());
+        if path.is_file() { Ok(path) } else { Err(Error::Invalid(format!("{what}: blob {d} is missing"))) }
+    };
+    image_from_index(&index, name, platform, &what, &find)
+}
+
+/// Resolves `name` in an `index.json` and builds the image, reading blobs
+/// through `find` and verifying each one.
+pub(crate) fn image_from_index(
+    index: &[u8],
+    name: Option<&str>,
+    platform: &Platform,
+    what: &str,
+    find: &dyn Fn(&Digest) -> Result<PathBuf, Error>,
+) -> Result<Image, Error> {
+    let index: IndexView =
+        serde_json::from_slice(index).map_err(|e| Error::Invalid(format!("{what}: index.json is not valid: {e}")))?;
+    let names: Vec<&str> =
+        index.manifests.iter().filter_map(|d| d.annotations.get(REF_NAME).map(String::as_str)).collect();
+    let entry = match name {
+        Some(n) => index.manifests.iter().find(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(n)),
+        None if index.manifests.len() == 1 => index.manifests.first(),
+        None => None,
+    };
+    let Some(entry) = entry else {
+        let listed = if names.is_empty() { "no named images".to_string() } else { names.join(", ") };
+        return Err(Error::Invalid(match name {
+            Some(n) => format!("{what} has no image named `{n}`; it has: {listed}"),
+            None => format!("{what} holds {} images; name one (…:NAME); it has: {listed}", index.manifests.len()),
+        }));
+    };
+    let mut desc = entry.clone();
+    if media::is_index(&desc.media_type) {
+        let nested: IndexView = serde_json::from_slice(&read_verified(&desc, what, find)?)
+            .map_err(|e| Error::Invalid(format!("{what}: index {} is not valid: {e}", desc.digest)))?;
+        desc = nested
+            .select(platform)
+            .map_err(|have| {
+                let have: Vec<String> = have.iter().map(ToString::to_string).collect();
+                Error::Invalid(format!("{what} has no image for {platform}; it has: {}", have.join(", ")))
+            })?
+            .clone();
+    }
+    let manifest = read_verified(&desc, what, find)?;
+    let view: ManifestView = serde_json::from_slice(&manifest)
+        .map_err(|e| Error::Invalid(format!("{what}: manifest {} is not valid: {e}", desc.digest)))?;
+    let config = read_verified(&view.config, what, find)?;
+    let mut layers = Vec::with_capacity(view.layers.len());
+    for l in view.layers {
+        let path = find(&l.digest)?;
+        verify_file(&path, &l, what)?;
+        layers.push(Layer::file(l, path));
+    }
+    Image::from_raw(manifest, config, layers).map_err(|e| Error::Invalid(format!("{what}: {e}")))
+}
+
+fn read_verified(desc: &Descriptor, what: &str, find: &dyn Fn(&Digest) -> Result<PathBuf, Error>) -> Result<Vec<u8>, Error> {
+    let path = find(&desc.digest)?;
+    let bytes = fs::read(&path).map_err(|e| Error::io(format!("{what}: reading {}", path.display()), e))?;
+    if Digest::of(&bytes) != desc.digest {
+        return Err(Error::Invalid(format!("{what}: blob {} does not match its digest", desc.digest)));
+    }
+    Ok(bytes)
+}
+
+/// Streams the file through sha256 and checks digest and size.
+pub(crate) fn verify_file(path: &Path, desc: &Descriptor, what: &str) -> Result<(), Error> {
+    let mut file = fs::File::open(path).map_err(|e| Error::io(format!("{what}: reading {}", path.display()), e))?;
+    let mut hasher = Hasher::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(format!("{what}: reading {}", path.display()), e))?;
+    let (digest, size) = hasher.finish();
+    if digest != desc.digest || size != desc.size {
+        return Err(Error::Invalid(format!("{what}: blob {} does not match its digest or size", desc.digest)));
+    }
+    Ok(())
 }
 
 fn write_blob(blobs: &Path, digest: &Digest, bytes: &[u8]) -> Result<(), Error> {

@@ -18,6 +18,7 @@
 //! assert_ne!(blob.digest, blob.diff_id);
 //! ```
 
+pub mod archive;
 mod digest;
 mod error;
 mod image;

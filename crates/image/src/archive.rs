@@ -1,0 +1,289 @@
+//! Image archives: one tar that both `podman load`/`docker load` and OCI tools
+//! read. It holds an OCI layout (`oci-layout`, `index.json`, `blobs/sha256/…`)
+//! and Docker's `manifest.json` pointing at the same blobs, so it serves as
+//! `oci-archive:` and `docker-archive:` alike.
+//!
+//! Reading accepts that shape, plain OCI archives, and Docker's older
+//! `docker save` layout (`<id>/layer.tar`, uncompressed layers, which are
+//! gzip-compressed on the way in). Entries are never written to disk by their
+//! names: blobs go into the store under their verified digest, so a path like
+//! `../../etc/passwd` inside an archive cannot write anything anywhere.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::{Component, Path};
+
+use flate2::{Compression, GzBuilder};
+use serde_json::json;
+
+use crate::layout::{image_from_index, index_json, named};
+use crate::{BlobStore, Descriptor, Digest, Error, Format, Image, Layer, LayerBuilder, Owner, Platform, canonical_json, media};
+
+/// Writes `image` as an archive at `path` (replaced atomically), tagged with
+/// `names` (e.g. `registry/repo:tag`) in both `index.json` and `manifest.json`.
+pub fn write_archive(image: &Image, path: &Path, names: &[String]) -> Result<(), Error> {
+    let mut tar = LayerBuilder::new(0, Owner::ROOT);
+    let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    for layer in image.layers() {
+        tar.file(&blob(&layer.descriptor.digest), layer.path()?, Owner::ROOT, 0o644);
+    }
+    tar.bytes(&blob(&image.config_descriptor().digest), image.config().to_vec(), Owner::ROOT, 0o644);
+    tar.bytes(&blob(&image.digest()), image.manifest().to_vec(), Owner::ROOT, 0o644);
+    tar.bytes("oci-layout", canonical_json(&json!({"imageLayoutVersion": "1.0.0"})), Owner::ROOT, 0o644);
+    let entries: Vec<serde_json::Value> = if names.is_empty() {
+        vec![serde_json::to_value(named(image, None)).expect("descriptors serialise")]
+    } else {
+        names.iter().map(|n| serde_json::to_value(named(image, Some(n))).expect("descriptors serialise")).collect()
+    };
+    tar.bytes("index.json", index_json(entries), Owner::ROOT, 0o644);
+    let docker = json!([{
+        "Config": blob(&image.config_descriptor().digest),
+        "RepoTags": names,
+        "Layers": image.layers().iter().map(|l| blob(&l.descriptor.digest)).collect::<Vec<_>>(),
+    }]);
+    tar.bytes("manifest.json", canonical_json(&docker), Owner::ROOT, 0o644);
+
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".oxbuild-archive-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(format!("creating an archive in {}", dir.display()), e))?;
+    let out = std::io::BufWriter::new(tmp.reopen().map_err(|e| Error::io("opening the archive", e))?);
+    let mut out = tar.write_tar(out)?;
+    out.flush().map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    tmp.persist(path).map_err(|e| Error::io(format!("writing {}", path.display()), e.error))?;
+    Ok(())
+}
+
+/// Reads the image named `name` (or the only one) from the archive at `path`;
+/// its blobs go into `store`, verified.
+pub fn read_archive(path: &Path, name: Option<&str>, platform: &Platform, store: &BlobStore) -> Result<Image, Error> {
+    let what = format!("archive {}", path.display());
+    let file = File::open(path).map_err(|e| Error::io(format!("opening {what}"), e))?;
+    let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
+    // Small metadata files by name; every other regular file by its digest.
+    let mut meta: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut by_path: HashMap<String, Digest> = HashMap::new();
+    let entries = archive.entries().map_err(|e| Error::io(format!("reading {what}"), e))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| Error::io(format!("reading {what}"), e))?;
+        let raw = entry.path().map_err(|e| Error::io(format!("reading {what}"), e))?.into_owned();
+        let name = clean(&raw)
+            .ok_or_else(|| Error::Invalid(format!("{what}: entry `{}` leads outside the archive", raw.display())))?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        if matches!(name.as_str(), "index.json" | "manifest.json" | "oci-layout" | "repositories") {
+            let mut bytes = Vec::new();
+            entry.by_ref().take(16 << 20).read_to_end(&mut bytes).map_err(|e| Error::io(format!("reading {what}"), e))?;
+            meta.insert(name, bytes);
+            continue;
+        }
+        let mut w = store.writer()?;
+        std::io::copy(&mut entry, &mut w).map_err(|e| Error::io(format!("reading {name} from {what}"), e))?;
+        let digest = match name.strip_prefix("blobs/sha256/") {
+            Some(hex) => {
+                let expected: Digest = format!("sha256:{hex}")
+                    .parse()
+                    .map_err(|_| Error::Invalid(format!("{what}: `{name}` is not named by a sha256 digest")))?;
+                w.commit(&expected).map_err(|e| Error::Invalid(format!("{what}: {name}: {e}")))?;
+                expected
+            }
+            None => w.commit_computed()?.0,
+        };
+        by_path.insert(name, digest);
+    }
+    let find = |d: &Digest| {
+        if store.contains(d) { Ok(store.path(d)) } else { Err(Error::Invalid(format!("{what}: blob {d} is missing"))) }
+    };
+    if let Some(index) = meta.get("index.json") {
+        return image_from_index(index, name, platform, &what, &find);
+    }
+    let manifest = meta
+        .get("manifest.json")
+        .ok_or_else(|| Error::Invalid(format!("{what}: neither index.json nor manifest.json found; not an image archive")))?;
+    from_docker_manifest(manifest, name, &by_path, store, &what)
+}
+
+/// Normalises an entry name; None when it is absolute or climbs out with `..`.
+fn clean(path: &Path) -> Option<String> {
+    let mut parts = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_str()?.to_string()),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// An image from Docker's `manifest.json` (as written by `docker save`).
+fn from_docker_manifest(
+    manifest: &[u8],
+    name: Option<&str>,
+    by_path: &HashMap<String, Digest>,
+    store: &BlobStore,
+    what: &str,
+) -> Result<Image, Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Entry {
+        config: String,
+        #[serde(default)]
+        repo_tags: Option<Vec<String>>,
+        layers: Vec<String>,
+    }
+    let entries: Vec<Entry> =
+        serde_json::from_slice(manifest).map_err(|e| Error::Invalid(format!("{what}: manifest.json is not valid: {e}")))?;
+    let entry = match name {
+        Some(n) => entries.iter().find(|e| e.repo_tags.iter().flatten().any(|t| t == n)),
+        None if entries.len() == 1 => entries.first(),
+        None => None,
+    }
+    .ok_or_else(|| {
+        let tags: Vec<&str> = entries.iter().flat_map(|e| e.repo_tags.iter().flatten()).map(String::as_str).collect();
+        Error::Invalid(format!("{what}: name the image to read (…:NAME); it has: {}", tags.join(", ")))
+    })?;
+    let blob = |p: &str| {
+        by_path.get(p).cloned().ok_or_else(|| Error::Invalid(format!("{what}: manifest.json names `{p}`, which is missing")))
+    };
+    let config_digest = blob(&entry.config)?;
+    let config = std::fs::read(store.path(&config_digest)).map_err(|e| Error::io(format!("reading {what}"), e))?;
+    let mut layers = Vec::new();
+    for p in &entry.layers {
+        let digest = blob(p)?;
+        let path = store.path(&digest);
+        let mut head = [0u8; 2];
+        let gz = File::open(&path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && head == [0x1f, 0x8b];
+        let layer = if gz {
+            let size = std::fs::metadata(&path).map_err(|e| Error::io("reading a layer", e))?.len();
+            Layer::file(Descriptor::new(media::DOCKER_LAYER_GZIP, digest, size), path)
+        } else {
+            // Registries want compressed layers; the diff_id (of the tar) stays the same.
+            let mut w = store.writer()?;
+            {
+                let mut gz = GzBuilder::new().mtime(0).operating_system(255).write(&mut w, Compression::new(6));
+                let mut src = File::open(&path).map_err(|e| Error::io("reading a layer", e))?;
+                std::io::copy(&mut src, &mut gz).map_err(|e| Error::io("compressing a layer", e))?;
+                gz.finish().map_err(|e| Error::io("compressing a layer", e))?;
+            }
+            let size = w.written();
+            let (digest, gz_path) = w.commit_computed()?;
+            Layer::file(Descriptor::new(media::DOCKER_LAYER_GZIP, digest, size), gz_path)
+        };
+        layers.push(layer);
+    }
+    Image::assemble_raw(Format::Docker, config, layers, &BTreeMap::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::{read_layout, write_layout};
+
+    fn sample(store: &BlobStore) -> Image {
+        let mut l = LayerBuilder::new(0, Owner::ROOT);
+        l.bytes("etc/hello", b"hello\n".to_vec(), Owner::ROOT, 0o644);
+        let blob = l.write_gzip(store).unwrap();
+        let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [blob.diff_id]}});
+        let layer = Layer::file(blob.descriptor(media::OCI_LAYER_GZIP), blob.path);
+        Image::assemble(Format::Oci, &config, vec![layer], &BTreeMap::new()).unwrap()
+    }
+
+    #[test]
+    fn layout_and_archive_round_trip_to_the_same_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("store")).unwrap();
+        let image = sample(&store);
+        let host = Platform::host();
+
+        write_layout(&image, &dir.path().join("layout"), Some("v1")).unwrap();
+        let back = read_layout(&dir.path().join("layout"), Some("v1"), &host).unwrap();
+        assert_eq!(back.digest(), image.digest());
+        let e = read_layout(&dir.path().join("layout"), Some("v2"), &host).unwrap_err().to_string();
+        assert!(e.contains("no image named `v2`") && e.contains("v1"), "{e}");
+
+        let archive = dir.path().join("image.tar");
+        write_archive(&image, &archive, &["example.com/app:v1".to_string()]).unwrap();
+        let other = BlobStore::open(dir.path().join("other")).unwrap();
+        let back = read_archive(&archive, None, &host, &other).unwrap();
+        assert_eq!(back.digest(), image.digest());
+        assert!(back.layers()[0].path().unwrap().starts_with(other.root()));
+    }
+
+    #[test]
+    fn a_tampered_or_missing_blob_in_a_layout_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("store")).unwrap();
+        let image = sample(&store);
+        let layout = dir.path().join("layout");
+        write_layout(&image, &layout, None).unwrap();
+        let layer = layout.join("blobs/sha256").join(image.layers()[0].descriptor.digest.hex());
+        let mut bytes = std::fs::read(&layer).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&layer, bytes).unwrap();
+        let e = read_layout(&layout, None, &Platform::host()).unwrap_err().to_string();
+        assert!(e.contains("does not match its digest"), "{e}");
+        std::fs::remove_file(&layer).unwrap();
+        let e = read_layout(&layout, None, &Platform::host()).unwrap_err().to_string();
+        assert!(e.contains("is missing"), "{e}");
+    }
+
+    fn tar_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        {
+            let mut b = tar::Builder::new(&mut out);
+            for (name, data) in entries {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                h.set_entry_type(tar::EntryType::Regular);
+                // Written raw, so that names the tar crate would refuse still get in.
+                let field = &mut h.as_old_mut().name;
+                field[..name.len()].copy_from_slice(name.as_bytes());
+                h.set_cksum();
+                b.append(&h, *data).unwrap();
+            }
+            b.finish().unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn traversal_and_mismatched_blobs_in_an_archive_are_rejected_and_write_nothing_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("store")).unwrap();
+        let evil = dir.path().join("evil.tar");
+        std::fs::write(&evil, tar_with(&[("../../escaped", b"x")])).unwrap();
+        let e = read_archive(&evil, None, &Platform::host(), &store).unwrap_err().to_string();
+        assert!(e.contains("leads outside the archive") && e.contains("../../escaped"), "{e}");
+        assert!(!dir.path().join("escaped").exists() && !dir.path().parent().unwrap().join("escaped").exists());
+
+        let wrong = format!("blobs/sha256/{}", Digest::of(b"something else").hex());
+        std::fs::write(&evil, tar_with(&[(&wrong, b"not that")])).unwrap();
+        let e = read_archive(&evil, None, &Platform::host(), &store).unwrap_err().to_string();
+        assert!(e.contains("digest mismatch"), "{e}");
+    }
+
+    #[test]
+    fn docker_save_archives_with_uncompressed_layers_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("store")).unwrap();
+        let mut l = LayerBuilder::new(0, Owner::ROOT);
+        l.bytes("hello", b"hi".to_vec(), Owner::ROOT, 0o644);
+        let layer_tar = l.write_tar(Vec::new()).unwrap();
+        let config = canonical_json(&json!({"os": "linux", "architecture": "amd64", "rootfs": {"type": "layers", "diff_ids": [Digest::of(&layer_tar)]}}));
+        let manifest = canonical_json(&json!([{"Config": "cfg.json", "RepoTags": ["app:v1"], "Layers": ["abc/layer.tar"]}]));
+        let path = dir.path().join("saved.tar");
+        std::fs::write(&path, tar_with(&[("cfg.json", &config), ("abc/layer.tar", &layer_tar), ("manifest.json", &manifest)])).unwrap();
+        let image = read_archive(&path, Some("app:v1"), &Platform::host(), &store).unwrap();
+        assert_eq!(image.config(), config.as_slice(), "the config bytes are kept");
+        let gz = std::fs::read(image.layers()[0].path().unwrap()).unwrap();
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut plain).unwrap();
+        assert_eq!(plain, layer_tar);
+    }
+}
