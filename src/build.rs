@@ -1,18 +1,19 @@
-//! `oxbuild build`: pull the base, build, then write outputs and push.
+//! `oxbuild build`: read the base, build, then push and write outputs.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use oxbuild_config::Config;
 use oxbuild_image::{BlobStore, Platform};
-use oxbuild_registry::{Client, ClientOptions, Keychain, Reference};
+use oxbuild_registry::{Client, ClientOptions, Keychain, MountSource, Reference};
 use serde_json::json;
 
 use crate::cli::{BuildArgs, RegistryArgs};
+use crate::location::Location;
 use crate::report::{Failure, Reporter};
 
 /// Where blobs are cached between runs.
-fn cache_dir() -> PathBuf {
+pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("OXBUILD_CACHE_DIR") {
         return PathBuf::from(dir);
     }
@@ -21,6 +22,19 @@ fn cache_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
     base.join("oxbuild")
+}
+
+/// The blob store every command shares.
+pub fn store() -> Result<BlobStore, Failure> {
+    BlobStore::open(cache_dir().join("blobs")).map_err(Failure::output)
+}
+
+/// `--platform`, or this machine's.
+pub fn platform(arg: Option<&str>) -> Result<Platform, Failure> {
+    match arg {
+        Some(p) => p.parse().map_err(|e| Failure::config(format!("--platform: {e}"))),
+        None => Ok(Platform::host()),
+    }
 }
 
 /// `SOURCE_DATE_EPOCH`, or 0 when unset.
@@ -47,26 +61,15 @@ pub fn client(args: &RegistryArgs) -> Result<Client, Failure> {
     Client::new(opts).map_err(Failure::config)
 }
 
-enum Output {
-    Layout(PathBuf),
-}
-
-fn parse_output(s: &str) -> Result<Output, Failure> {
-    match s.split_once(':') {
-        Some(("oci", path)) if !path.is_empty() => Ok(Output::Layout(PathBuf::from(path))),
-        _ => Err(Failure::config(format!("--output `{s}` is not supported: use oci:DIR to write an OCI image layout"))),
-    }
-}
-
 pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     let cfg = Config::load(&args.dir).map_err(Failure::config)?;
     let epoch = source_date_epoch()?;
-    let platform: Platform = match &args.platform {
-        Some(p) => p.parse().map_err(|e| Failure::config(format!("--platform: {e}")))?,
-        None => Platform::host(),
+    let platform = platform(args.platform.as_deref())?;
+    let (base_text, base_what) = match &args.base {
+        Some(b) => (b.clone(), "--base"),
+        None => (cfg.image.base.clone(), "[image] base"),
     };
-    let base_text = args.base.clone().unwrap_or_else(|| cfg.image.base.clone());
-    let base_ref = Reference::parse(&base_text).map_err(|e| Failure::config(format!("[image] base: {e}")))?;
+    let base = Location::parse(&base_text, base_what)?;
     let repository = cfg
         .image
         .repository
@@ -80,30 +83,32 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         .map(|t| Reference::parse_tag_or_ref(t, repository.as_ref()))
         .collect::<Result<_, _>>()
         .map_err(|e| Failure::config(format!("--tag: {e}")))?;
-    let outputs: Vec<Output> = args.outputs.iter().map(|o| parse_output(o)).collect::<Result<_, _>>()?;
+    let outputs: Vec<Location> =
+        args.outputs.iter().map(|o| Location::parse(o, "--output")).collect::<Result<_, _>>()?;
+    if let Some(Location::Registry(r)) = outputs.iter().find(|o| matches!(o, Location::Registry(_))) {
+        return Err(Failure::config(format!("--output {r}: registries are pushed to with --tag REF --push")));
+    }
     if args.push && tags.is_empty() && repository.is_none() {
         return Err(Failure::config(
             "--push needs somewhere to go: give --tag registry/repo:tag, or set [image] repository in oxbuild.toml",
         ));
     }
 
-    let store = BlobStore::open(cache_dir().join("blobs")).map_err(Failure::output)?;
+    let store = store()?;
     let client = client(&args.registry)?;
 
-    out.step(format!("pulling base {base_ref} ({platform})"));
-    let pulled = oxbuild_registry::pull(&client, &base_ref, &platform, &store).await.map_err(|e| {
-        let hint = match e {
-            oxbuild_registry::Error::NotFound { .. } => "; check [image] base in oxbuild.toml, or --base",
-            _ => "",
-        };
-        Failure::registry(format!("pulling base image {base_ref}: {e}{hint}"))
-    })?;
+    out.step(format!("reading base {base} ({platform})"));
+    let opened = base.open(&client, &platform, &store).await?;
+    // The user layer needs the base's /etc/passwd, so its layers come local (cached by digest).
+    let base_image = oxbuild_registry::fetch_layers(&client, &opened.image, &store)
+        .await
+        .map_err(|e| Failure::registry(format!("pulling base image {base}: {e}")))?;
 
     out.step(format!("building {}", args.dir.display()));
     let dir = args.dir.clone();
-    let base_image = pulled.image.clone();
     let build_store = store.clone();
-    let built = tokio::task::spawn_blocking(move || oxbuild_build::build(&dir, &cfg, &base_image, &build_store, epoch))
+    let build_base = base_image.clone();
+    let built = tokio::task::spawn_blocking(move || oxbuild_build::build(&dir, &cfg, &build_base, &build_store, epoch))
         .await
         .map_err(|e| Failure::internal(format!("the build task failed: {e}")))?
         .map_err(Failure::build)?;
@@ -112,20 +117,16 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     }
     let image = &built.image;
     let digest = image.digest();
+    let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
 
     let mut written = Vec::new();
     for output in &outputs {
-        match output {
-            Output::Layout(path) => {
-                out.step(format!("writing OCI layout {}", path.display()));
-                let name = tags.first().and_then(|t| t.tag.clone());
-                oxbuild_image::layout::write_layout(image, path, name.as_deref()).map_err(Failure::output)?;
-                written.push(format!("oci:{}", path.display()));
-            }
-        }
+        out.step(format!("writing {output}"));
+        output.write(&client, image, &store, &names, &[]).await?;
+        written.push(output.to_string());
     }
 
-    let mount_source = oxbuild_registry::MountSource::of(&pulled.resolved, &pulled.image);
+    let mount_from: Vec<MountSource> = opened.resolved.iter().map(|r| MountSource::of(r, &base_image)).collect();
     let mut pushed = Vec::new();
     let mut push_reports = Vec::new();
     if args.push {
@@ -142,10 +143,9 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         }
         for (name, (target, repo_tags)) in by_repo {
             out.step(format!("pushing {name}"));
-            let report =
-                oxbuild_registry::push(&client, image, &target, &repo_tags, std::slice::from_ref(&mount_source))
-                    .await
-                    .map_err(|e| Failure::registry(format!("pushing to {name}: {e}")))?;
+            let report = oxbuild_registry::push(&client, image, &target, &repo_tags, &mount_from)
+                .await
+                .map_err(|e| Failure::registry(format!("pushing to {name}: {e}")))?;
             out.step(format!(
                 "  {} blobs uploaded ({} bytes), {} mounted, {} already there",
                 report.blobs_uploaded, report.bytes_uploaded, report.blobs_mounted, report.blobs_skipped
@@ -165,11 +165,12 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
             |l| json!({"digest": l.descriptor.digest, "size": l.descriptor.size, "mediaType": l.descriptor.media_type}),
         )
         .collect();
+    let base_name = opened.resolved.as_ref().map(ToString::to_string).unwrap_or_else(|| base.to_string());
     let report = json!({
         "ok": true,
         "digest": digest,
         "mediaType": image.media_type(),
-        "base": pulled.resolved.to_string(),
+        "base": base_name,
         "platform": platform.to_string(),
         "config": image.config_descriptor().digest,
         "layers": layers,
@@ -182,6 +183,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     let mut human = vec![digest.to_string()];
     if !out.quiet {
         human.extend(pushed.iter().filter(|p| !p.contains('@')).map(|p| format!("pushed {p}")));
+        human.extend(written.iter().map(|w| format!("wrote {w}")));
     }
     out.result(&report, &human);
     Ok(())

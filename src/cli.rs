@@ -31,7 +31,7 @@ Exit codes:
   1  unexpected internal error
   2  bad command-line usage
   3  configuration error (oxbuild.toml, references, flags)
-  4  build error (app files, base image content)
+  4  build or input error (app files, base image, layout or archive content)
   5  registry error (unreachable, authentication, not found)
   6  output error (writing an OCI layout)
 
@@ -44,9 +44,58 @@ Environment:
 pub enum Command {
     /// Build the image of the app in DIR, then push it and/or write it out.
     Build(BuildArgs),
+    /// Show an image's manifest, config and layers without pulling its layers.
+    Inspect(InspectArgs),
+    /// Push an image (e.g. an OCI layout or archive made earlier) to a registry.
+    Push(CopyArgs),
+    /// Copy an image between any two locations: registries, layouts, archives.
+    Copy(CopyArgs),
+}
+
+/// Locations, for --help.
+const LOCATIONS: &str = "Locations:
+  REGISTRY/REPO[:TAG|@DIGEST]  an image in a registry (docker:// prefix optional)
+  oci:DIR[:NAME]               an OCI image layout directory
+  oci-archive:FILE[:NAME]      a tar of an OCI layout
+  docker-archive:FILE[:NAME]   a tar for docker load / podman load
+oxbuild writes one archive that is both: podman load and docker load accept either kind.";
+
+#[derive(Debug, Args)]
+#[command(after_help = LOCATIONS)]
+pub struct InspectArgs {
+    /// The image to show.
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+
+    /// The platform to show from a multi-platform image (os/arch[/variant]).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = LOCATIONS)]
+pub struct CopyArgs {
+    /// Where the image is.
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+
+    /// Where it goes. A registry DEST is pushed by its tag, or by digest without one.
+    #[arg(value_name = "DEST")]
+    pub dest: String,
+
+    /// The platform to take from a multi-platform SOURCE (os/arch[/variant]).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = LOCATIONS)]
 pub struct BuildArgs {
     /// The app directory, holding oxbuild.toml.
     #[arg(default_value = ".")]
@@ -62,7 +111,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub push: bool,
 
-    /// Also write the image out; `oci:DIR` writes an OCI image layout. Repeatable.
+    /// Also write the image to oci:DIR[:NAME], oci-archive:FILE or
+    /// docker-archive:FILE. Repeatable; combines with --push.
     #[arg(short, long = "output", value_name = "DEST")]
     pub outputs: Vec<String>,
 
@@ -71,7 +121,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
 
-    /// Use this base image instead of [image] base.
+    /// Use this base image instead of [image] base: a registry reference,
+    /// oci:DIR[:NAME], oci-archive:FILE or docker-archive:FILE.
     #[arg(long, value_name = "REF")]
     pub base: Option<String>,
 

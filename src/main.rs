@@ -3,7 +3,9 @@
 
 mod build;
 mod cli;
+mod location;
 mod report;
+mod transfer;
 
 use clap::Parser as _;
 
@@ -19,6 +21,9 @@ fn main() {
     let result = runtime.block_on(async {
         match cli.command {
             cli::Command::Build(args) => build::run(args, reporter).await,
+            cli::Command::Inspect(args) => transfer::inspect(args, reporter).await,
+            cli::Command::Push(args) => transfer::copy(args, reporter, true).await,
+            cli::Command::Copy(args) => transfer::copy(args, reporter, false).await,
         }
     });
     if let Err(failure) = result {

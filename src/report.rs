@@ -21,6 +21,9 @@ impl Failure {
     pub fn build(message: impl std::fmt::Display) -> Failure {
         Failure { code: 4, kind: "build", message: message.to_string() }
     }
+    pub fn input(message: impl std::fmt::Display) -> Failure {
+        Failure { code: 4, kind: "input", message: message.to_string() }
+    }
     pub fn registry(message: impl std::fmt::Display) -> Failure {
         Failure { code: 5, kind: "registry", message: message.to_string() }
     }

@@ -18,7 +18,9 @@ use flate2::{Compression, GzBuilder};
 use serde_json::json;
 
 use crate::layout::{image_from_index, index_json, named};
-use crate::{BlobStore, Descriptor, Digest, Error, Format, Image, Layer, LayerBuilder, Owner, Platform, canonical_json, media};
+use crate::{
+    BlobStore, Descriptor, Digest, Error, Format, Image, Layer, LayerBuilder, Owner, Platform, canonical_json, media,
+};
 
 /// Writes `image` as an archive at `path` (replaced atomically), tagged with
 /// `names` (e.g. `registry/repo:tag`) in both `index.json` and `manifest.json`.
@@ -52,6 +54,10 @@ pub fn write_archive(image: &Image, path: &Path, names: &[String]) -> Result<(),
     let out = std::io::BufWriter::new(tmp.reopen().map_err(|e| Error::io("opening the archive", e))?);
     let mut out = tar.write_tar(out)?;
     out.flush().map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    // Temporary files are private; an archive is meant to be handed on.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     tmp.persist(path).map_err(|e| Error::io(format!("writing {}", path.display()), e.error))?;
     Ok(())
 }
@@ -76,7 +82,11 @@ pub fn read_archive(path: &Path, name: Option<&str>, platform: &Platform, store:
         }
         if matches!(name.as_str(), "index.json" | "manifest.json" | "oci-layout" | "repositories") {
             let mut bytes = Vec::new();
-            entry.by_ref().take(16 << 20).read_to_end(&mut bytes).map_err(|e| Error::io(format!("reading {what}"), e))?;
+            entry
+                .by_ref()
+                .take(16 << 20)
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::io(format!("reading {what}"), e))?;
             meta.insert(name, bytes);
             continue;
         }
@@ -100,9 +110,9 @@ pub fn read_archive(path: &Path, name: Option<&str>, platform: &Platform, store:
     if let Some(index) = meta.get("index.json") {
         return image_from_index(index, name, platform, &what, &find);
     }
-    let manifest = meta
-        .get("manifest.json")
-        .ok_or_else(|| Error::Invalid(format!("{what}: neither index.json nor manifest.json found; not an image archive")))?;
+    let manifest = meta.get("manifest.json").ok_or_else(|| {
+        Error::Invalid(format!("{what}: neither index.json nor manifest.json found; not an image archive"))
+    })?;
     from_docker_manifest(manifest, name, &by_path, store, &what)
 }
 
@@ -135,8 +145,8 @@ fn from_docker_manifest(
         repo_tags: Option<Vec<String>>,
         layers: Vec<String>,
     }
-    let entries: Vec<Entry> =
-        serde_json::from_slice(manifest).map_err(|e| Error::Invalid(format!("{what}: manifest.json is not valid: {e}")))?;
+    let entries: Vec<Entry> = serde_json::from_slice(manifest)
+        .map_err(|e| Error::Invalid(format!("{what}: manifest.json is not valid: {e}")))?;
     let entry = match name {
         Some(n) => entries.iter().find(|e| e.repo_tags.iter().flatten().any(|t| t == n)),
         None if entries.len() == 1 => entries.first(),
@@ -147,7 +157,10 @@ fn from_docker_manifest(
         Error::Invalid(format!("{what}: name the image to read (…:NAME); it has: {}", tags.join(", ")))
     })?;
     let blob = |p: &str| {
-        by_path.get(p).cloned().ok_or_else(|| Error::Invalid(format!("{what}: manifest.json names `{p}`, which is missing")))
+        by_path
+            .get(p)
+            .cloned()
+            .ok_or_else(|| Error::Invalid(format!("{what}: manifest.json names `{p}`, which is missing")))
     };
     let config_digest = blob(&entry.config)?;
     let config = std::fs::read(store.path(&config_digest)).map_err(|e| Error::io(format!("reading {what}"), e))?;
@@ -187,7 +200,8 @@ mod tests {
         let mut l = LayerBuilder::new(0, Owner::ROOT);
         l.bytes("etc/hello", b"hello\n".to_vec(), Owner::ROOT, 0o644);
         let blob = l.write_gzip(store).unwrap();
-        let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [blob.diff_id]}});
+        let config =
+            json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [blob.diff_id]}});
         let layer = Layer::file(blob.descriptor(media::OCI_LAYER_GZIP), blob.path);
         Image::assemble(Format::Oci, &config, vec![layer], &BTreeMap::new()).unwrap()
     }
@@ -275,10 +289,17 @@ mod tests {
         let mut l = LayerBuilder::new(0, Owner::ROOT);
         l.bytes("hello", b"hi".to_vec(), Owner::ROOT, 0o644);
         let layer_tar = l.write_tar(Vec::new()).unwrap();
-        let config = canonical_json(&json!({"os": "linux", "architecture": "amd64", "rootfs": {"type": "layers", "diff_ids": [Digest::of(&layer_tar)]}}));
-        let manifest = canonical_json(&json!([{"Config": "cfg.json", "RepoTags": ["app:v1"], "Layers": ["abc/layer.tar"]}]));
+        let config = canonical_json(
+            &json!({"os": "linux", "architecture": "amd64", "rootfs": {"type": "layers", "diff_ids": [Digest::of(&layer_tar)]}}),
+        );
+        let manifest =
+            canonical_json(&json!([{"Config": "cfg.json", "RepoTags": ["app:v1"], "Layers": ["abc/layer.tar"]}]));
         let path = dir.path().join("saved.tar");
-        std::fs::write(&path, tar_with(&[("cfg.json", &config), ("abc/layer.tar", &layer_tar), ("manifest.json", &manifest)])).unwrap();
+        std::fs::write(
+            &path,
+            tar_with(&[("cfg.json", &config), ("abc/layer.tar", &layer_tar), ("manifest.json", &manifest)]),
+        )
+        .unwrap();
         let image = read_archive(&path, Some("app:v1"), &Platform::host(), &store).unwrap();
         assert_eq!(image.config(), config.as_slice(), "the config bytes are kept");
         let gz = std::fs::read(image.layers()[0].path().unwrap()).unwrap();

@@ -27,7 +27,8 @@ pub fn write_layout(image: &Image, dir: &Path, name: Option<&str>) -> Result<Des
         let tmp = blobs.join(format!(".{}.tmp", layer.descriptor.digest.hex()));
         let from = layer.path()?;
         if fs::hard_link(from, &tmp).is_err() {
-            fs::copy(from, &tmp).map_err(|e| Error::io(format!("copying {} into {}", from.display(), dir.display()), e))?;
+            fs::copy(from, &tmp)
+                .map_err(|e| Error::io(format!("copying {} into {}", from.display(), dir.display()), e))?;
         }
         fs::rename(&tmp, &to).map_err(|e| Error::io(format!("writing {}", to.display()), e))?;
     }
@@ -134,7 +135,11 @@ pub(crate) fn image_from_index(
     Image::from_raw(manifest, config, layers).map_err(|e| Error::Invalid(format!("{what}: {e}")))
 }
 
-fn read_verified(desc: &Descriptor, what: &str, find: &dyn Fn(&Digest) -> Result<PathBuf, Error>) -> Result<Vec<u8>, Error> {
+fn read_verified(
+    desc: &Descriptor,
+    what: &str,
+    find: &dyn Fn(&Digest) -> Result<PathBuf, Error>,
+) -> Result<Vec<u8>, Error> {
     let path = find(&desc.digest)?;
     let bytes = fs::read(&path).map_err(|e| Error::io(format!("{what}: reading {}", path.display()), e))?;
     if Digest::of(&bytes) != desc.digest {

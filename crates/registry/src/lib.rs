@@ -27,4 +27,4 @@ pub use auth::{Credential, Found, Keychain};
 pub use client::{BlobBody, Client, ClientOptions, RetryPolicy};
 pub use error::Error;
 pub use reference::{DOCKER_HUB, Reference, ReferenceError, is_loopback};
-pub use remote::{MountSource, Pulled, PushReport, pull, push, resolve};
+pub use remote::{MountSource, Pulled, PushReport, fetch_layers, open, pull, push, resolve};

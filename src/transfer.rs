@@ -1,0 +1,99 @@
+//! `oxbuild inspect`, `oxbuild push` and `oxbuild copy`: an image from any
+//! location, shown or written to any other.
+
+use oxbuild_image::Image;
+use oxbuild_registry::MountSource;
+use serde_json::json;
+
+use crate::build::{client, platform, store};
+use crate::cli::{CopyArgs, InspectArgs};
+use crate::location::Location;
+use crate::report::{Failure, Reporter};
+
+pub async fn inspect(args: InspectArgs, out: Reporter) -> Result<(), Failure> {
+    let source = Location::parse(&args.source, "SOURCE")?;
+    let (client, store, platform) = (client(&args.registry)?, store()?, platform(args.platform.as_deref())?);
+    let opened = source.open(&client, &platform, &store).await?;
+    let image = &opened.image;
+    let manifest: serde_json::Value = serde_json::from_slice(image.manifest()).map_err(Failure::input)?;
+    let config = image.config_json().map_err(Failure::input)?;
+    let layers: Vec<_> = image.layers().iter().map(|l| &l.descriptor).collect();
+    let report = json!({
+        "ok": true,
+        "source": source.to_string(),
+        "resolved": opened.resolved.as_ref().map(ToString::to_string),
+        "digest": image.digest(),
+        "mediaType": image.media_type(),
+        "config": image.config_descriptor(),
+        "layers": layers,
+        "manifestJson": manifest,
+        "configJson": config,
+    });
+    out.result(&report, &describe(image, &config));
+    Ok(())
+}
+
+/// The human-readable summary of an image.
+fn describe(image: &Image, config: &serde_json::Value) -> Vec<String> {
+    let c = &config["config"];
+    let field = |v: &serde_json::Value| if v.is_null() { "-".to_string() } else { v.to_string() };
+    let mut lines = vec![
+        format!("digest       {}", image.digest()),
+        format!("media type   {}", image.media_type()),
+        format!("config       {} ({} bytes)", image.config_descriptor().digest, image.config_descriptor().size),
+        format!(
+            "platform     {}/{}",
+            config["os"].as_str().unwrap_or("?"),
+            config["architecture"].as_str().unwrap_or("?")
+        ),
+        format!("created      {}", config["created"].as_str().unwrap_or("-")),
+        format!("user         {}", c["User"].as_str().unwrap_or("-")),
+        format!("workdir      {}", c["WorkingDir"].as_str().unwrap_or("-")),
+        format!("entrypoint   {}", field(&c["Entrypoint"])),
+        format!("cmd          {}", field(&c["Cmd"])),
+        format!("healthcheck  {}", field(&c["Healthcheck"]["Test"])),
+        format!("layers       {}", image.layers().len()),
+    ];
+    let total: u64 = image.layers().iter().map(|l| l.descriptor.size).sum();
+    for l in image.layers() {
+        lines.push(format!("  {}  {:>12}  {}", l.descriptor.digest, l.descriptor.size, l.descriptor.media_type));
+    }
+    lines.push(format!("total        {total} bytes compressed"));
+    lines
+}
+
+/// `push` (DEST must be a registry) and `copy` (any DEST).
+pub async fn copy(args: CopyArgs, out: Reporter, registry_only: bool) -> Result<(), Failure> {
+    let source = Location::parse(&args.source, "SOURCE")?;
+    let dest = Location::parse(&args.dest, "DEST")?;
+    if registry_only && !matches!(dest, Location::Registry(_)) {
+        return Err(Failure::config(format!(
+            "push writes to a registry; DEST `{dest}` is not one (use `oxbuild copy` for layouts and archives)"
+        )));
+    }
+    let (client, store, platform) = (client(&args.registry)?, store()?, platform(args.platform.as_deref())?);
+    out.step(format!("reading {source}"));
+    let opened = source.open(&client, &platform, &store).await?;
+    let mount_from: Vec<MountSource> = opened.resolved.iter().map(|r| MountSource::of(r, &opened.image)).collect();
+    out.step(format!("writing {dest}"));
+    let names: Vec<String> = match &dest {
+        Location::Registry(_) => Vec::new(),
+        _ => opened.resolved.iter().filter(|r| r.tag.is_some()).map(name_without_digest).collect(),
+    };
+    let report = dest.write(&client, &opened.image, &store, &names, &mount_from).await?;
+    let digest = opened.image.digest();
+    if let Some(r) = &report {
+        out.step(format!(
+            "  {} blobs uploaded ({} bytes), {} mounted, {} already there",
+            r.blobs_uploaded, r.bytes_uploaded, r.blobs_mounted, r.blobs_skipped
+        ));
+    }
+    let json =
+        json!({"ok": true, "digest": digest, "source": source.to_string(), "dest": dest.to_string(), "push": report});
+    out.result(&json, &[digest.to_string()]);
+    Ok(())
+}
+
+fn name_without_digest(r: &oxbuild_registry::Reference) -> String {
+    oxbuild_registry::Reference { digest: None, ..r.clone() }.to_string()
+}
