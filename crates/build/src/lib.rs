@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use oxbuild_config::Config;
-use oxbuild_image::{BlobStore, Descriptor, Format, Image, Layer, LayerBuilder, Owner};
+use oxbuild_image::{BlobStore, Descriptor, Format, Image, Layer, LayerBuilder, Owner, rootfs};
 
 pub use runtime::AddedLayer;
 
@@ -52,7 +52,8 @@ pub struct Built {
 /// Builds the app in `dir` with `cfg` on top of `base`; new blobs go into `store`.
 pub fn build(dir: &Path, cfg: &Config, base: &Image, store: &BlobStore, epoch: u64) -> Result<Built, Error> {
     let format = if cfg.healthcheck.is_some() { Format::Docker } else { Format::Oci };
-    let plan = user::plan(&cfg.image, base.layers(), epoch)?;
+    let rootfs = rootfs::scan(base.layers(), user::wants).map_err(|e| Error::Base(e.to_string()))?;
+    let plan = user::plan(&cfg.image, &rootfs, epoch)?;
     let owner = plan.owner;
 
     let mut pending: Vec<(LayerBuilder, String)> = Vec::new();

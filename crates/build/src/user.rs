@@ -1,12 +1,11 @@
 //! The non-root user: read the base's `/etc/passwd` and `/etc/group` from its
 //! layers (never by running it), and add the user when it is missing.
 
-use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufReader, Read};
+use std::collections::BTreeMap;
 
 use oxbuild_config::ImageConfig;
-use oxbuild_image::{Layer, LayerBuilder, Owner};
+use oxbuild_image::rootfs::{self, Node, Want};
+use oxbuild_image::{LayerBuilder, Owner};
 
 use crate::Error;
 
@@ -22,70 +21,9 @@ pub struct UserPlan {
     pub layer: Option<LayerBuilder>,
 }
 
-/// Reads the newest version of each of `wanted` (paths without a leading `/`)
-/// from `layers` (bottom first), honouring whiteouts. Absent files map to None.
-pub fn read_files(layers: &[Layer], wanted: &[&str]) -> Result<HashMap<String, Option<Vec<u8>>>, Error> {
-    let mut found: HashMap<String, Option<Vec<u8>>> = HashMap::new();
-    for layer in layers.iter().rev() {
-        if wanted.iter().all(|w| found.contains_key(*w)) {
-            break;
-        }
-        let mut in_layer: HashMap<String, Option<Vec<u8>>> = HashMap::new();
-        let mut opaque: Vec<String> = Vec::new();
-        let what = || format!("reading base layer {}", layer.descriptor.digest);
-        let path = layer.path().map_err(|e| Error::Base(e.to_string()))?;
-        let file = File::open(path).map_err(|e| Error::Base(format!("{}: {e}", what())))?;
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let magic = {
-            let buf = std::io::BufRead::fill_buf(&mut reader).map_err(|e| Error::Base(format!("{}: {e}", what())))?;
-            buf.get(..2).map(|b| [b[0], b[1]])
-        };
-        let tar_stream: Box<dyn Read> = match magic {
-            Some([0x1f, 0x8b]) => Box::new(flate2::read::MultiGzDecoder::new(reader)),
-            Some([0x28, 0xb5]) => {
-                return Err(Error::Base(format!("{}: zstd layers are not supported yet", what())));
-            }
-            _ => Box::new(reader),
-        };
-        let mut archive = tar::Archive::new(tar_stream);
-        let entries = archive.entries().map_err(|e| Error::Base(format!("{}: {e}", what())))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| Error::Base(format!("{}: {e}", what())))?;
-            let path = entry.path().map_err(|e| Error::Base(format!("{}: {e}", what())))?;
-            let path = path.to_string_lossy();
-            let path = path.trim_start_matches("./").trim_start_matches('/').to_string();
-            if let Some(dir) = path.strip_suffix("/.wh..wh..opq") {
-                opaque.push(format!("{dir}/"));
-                continue;
-            }
-            if let Some((dir, name)) = path.rsplit_once("/.wh.") {
-                let hidden = format!("{dir}/{name}");
-                if wanted.contains(&hidden.as_str()) {
-                    in_layer.insert(hidden, None);
-                }
-                continue;
-            }
-            if wanted.contains(&path.as_str()) && entry.header().entry_type().is_file() {
-                let mut bytes = Vec::new();
-                entry.read_to_end(&mut bytes).map_err(|e| Error::Base(format!("{}: {e}", what())))?;
-                in_layer.insert(path, Some(bytes));
-            }
-        }
-        for w in wanted {
-            if found.contains_key(*w) {
-                continue;
-            }
-            if let Some(v) = in_layer.remove(*w) {
-                found.insert(w.to_string(), v);
-            } else if opaque.iter().any(|d| w.starts_with(d.as_str())) {
-                found.insert(w.to_string(), None);
-            }
-        }
-    }
-    for w in wanted {
-        found.entry(w.to_string()).or_insert(None);
-    }
-    Ok(found)
+/// What the user plan needs from a scan of the base's root filesystem.
+pub fn wants(path: &str) -> Want {
+    if path == PASSWD || path == GROUP { Want::Content } else { Want::Skip }
 }
 
 struct Line<'a> {
@@ -107,9 +45,8 @@ fn parse_db(text: &str, passwd: bool) -> Vec<Line<'_>> {
 }
 
 /// Decides the runtime user from the base's account files and the config.
-pub fn plan(cfg: &ImageConfig, base: &[Layer], mtime: u64) -> Result<UserPlan, Error> {
-    let files = read_files(base, &[PASSWD, GROUP])?;
-    let text = |k: &str| files.get(k).cloned().flatten().map(|b| String::from_utf8_lossy(&b).into_owned());
+pub fn plan(cfg: &ImageConfig, base: &BTreeMap<String, Node>, mtime: u64) -> Result<UserPlan, Error> {
+    let text = |k: &str| rootfs::content(base, k).map(|b| String::from_utf8_lossy(b).into_owned());
     let passwd = text(PASSWD).unwrap_or_else(|| "root:x:0:0:root:/root:/usr/sbin/nologin\n".to_string());
     let group = text(GROUP).unwrap_or_else(|| "root:x:0:\n".to_string());
     let users = parse_db(&passwd, true);
@@ -174,15 +111,10 @@ fn ensure_newline(s: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oxbuild_image::{BlobStore, Descriptor, media};
+    use std::io::Read as _;
 
-    fn layer_with(store: &BlobStore, files: &[(&str, &str)]) -> Layer {
-        let mut b = LayerBuilder::new(0, Owner::ROOT);
-        for (p, c) in files {
-            b.bytes(p, c.as_bytes().to_vec(), Owner::ROOT, 0o644);
-        }
-        let blob = b.write_gzip(store).unwrap();
-        Layer::file(Descriptor::new(media::OCI_LAYER_GZIP, blob.digest.clone(), blob.size), blob.path)
+    fn rootfs_with(files: &[(&str, &str)]) -> BTreeMap<String, Node> {
+        files.iter().map(|(p, c)| (p.to_string(), Node::File(Some(c.as_bytes().to_vec())))).collect()
     }
 
     fn image_cfg(extra: &str) -> ImageConfig {
@@ -191,25 +123,9 @@ mod tests {
     }
 
     #[test]
-    fn newest_layer_wins_and_whiteouts_hide() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
-        let low = layer_with(&store, &[(PASSWD, "root:x:0:0::/root:/bin/sh\n"), (GROUP, "root:x:0:\n")]);
-        let high = layer_with(
-            &store,
-            &[(PASSWD, "root:x:0:0::/root:/bin/sh\nweb:x:33:33::/:/bin/false\n"), ("etc/.wh.group", "")],
-        );
-        let got = read_files(&[low, high], &[PASSWD, GROUP]).unwrap();
-        assert!(String::from_utf8(got[PASSWD].clone().unwrap()).unwrap().contains("web:"));
-        assert_eq!(got[GROUP], None);
-    }
-
-    #[test]
     fn missing_user_is_added_with_its_group_and_home() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
-        let base = layer_with(&store, &[(PASSWD, "root:x:0:0::/root:/bin/sh"), (GROUP, "root:x:0:\n")]);
-        let plan = plan(&image_cfg("uid = 1234\n"), &[base], 0).unwrap();
+        let base = rootfs_with(&[(PASSWD, "root:x:0:0::/root:/bin/sh"), (GROUP, "root:x:0:\n")]);
+        let plan = plan(&image_cfg("uid = 1234\n"), &base, 0).unwrap();
         assert_eq!(plan.owner, Owner { uid: 1234, gid: 1234 });
         let tar = plan.layer.unwrap().write_tar(Vec::new()).unwrap();
         let mut a = tar::Archive::new(tar.as_slice());
@@ -232,8 +148,6 @@ mod tests {
 
     #[test]
     fn existing_user_is_reused_and_conflicts_are_explained() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
         let base = layer_with(
             &store,
             &[
@@ -241,12 +155,12 @@ mod tests {
                 (GROUP, "root:x:0:\n"),
             ],
         );
-        let reused = plan(&image_cfg(""), std::slice::from_ref(&base), 0).unwrap();
+        let reused = plan(&image_cfg(""), &base, 0).unwrap();
         assert_eq!(reused.owner, Owner { uid: 2000, gid: 2000 });
         assert!(reused.layer.is_none());
-        let e = plan(&image_cfg("uid = 1000\n"), std::slice::from_ref(&base), 0).unwrap_err().to_string();
+        let e = plan(&image_cfg("uid = 1000\n"), &base, 0).unwrap_err().to_string();
         assert!(e.contains("already exists") && e.contains("2000"), "{e}");
-        let e = plan(&image_cfg("user = \"svc\"\n"), &[base], 0).unwrap_err().to_string();
+        let e = plan(&image_cfg("user = \"svc\"\n"), &base, 0).unwrap_err().to_string();
         assert!(e.contains("uid 1000 already belongs to user `web`"), "{e}");
     }
 }

@@ -26,6 +26,7 @@ pub mod layer;
 pub mod layout;
 mod manifest;
 pub mod media;
+pub mod rootfs;
 pub mod store;
 
 pub use digest::{Digest, DigestParseError, Hasher, HashingWriter};

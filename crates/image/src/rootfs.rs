@@ -1,0 +1,184 @@
+//! Reading files of an image's root filesystem straight from its layers,
+//! without unpacking or running anything: the base's `/etc/passwd`, its
+//! Python interpreter, its libc.
+//!
+//! Layers are applied bottom to top with OCI whiteouts (`.wh.NAME` removes a
+//! path, `.wh..wh..opq` empties a directory of what lower layers put there).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+
+use crate::{Error, Layer};
+
+/// What a scan wants of a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Not interested.
+    Skip,
+    /// Whether it exists, and what it is (a symlink's target is kept).
+    Exists,
+    /// Its content too, for regular files.
+    Content,
+}
+
+/// A path found in the root filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// A regular file; its bytes when they were asked for.
+    File(Option<Vec<u8>>),
+    /// A symbolic link and its target.
+    Symlink(String),
+    /// A hard link to another path of the image.
+    Hardlink(String),
+    /// A directory.
+    Dir,
+}
+
+/// Paths (without a leading `/`) of the final root filesystem chosen by `want`.
+pub fn scan(layers: &[Layer], want: impl Fn(&str) -> Want) -> Result<BTreeMap<String, Node>, Error> {
+    let mut fs: BTreeMap<String, Node> = BTreeMap::new();
+    for layer in layers {
+        let what = format!("reading layer {}", layer.descriptor.digest);
+        let err = |e: std::io::Error| Error::io(what.clone(), e);
+        let mut reader = BufReader::with_capacity(1 << 20, File::open(layer.path()?).map_err(err)?);
+        let magic: Vec<u8> = reader.fill_buf().map_err(err)?.iter().take(4).copied().collect();
+        let stream: Box<dyn Read> = match magic.as_slice() {
+            [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+            [0x28, 0xb5, 0x2f, 0xfd] => return Err(Error::Invalid(format!("{what}: zstd layers cannot be read yet"))),
+            _ => Box::new(reader),
+        };
+        let mut removed: Vec<String> = Vec::new();
+        let mut opaque: Vec<String> = Vec::new();
+        let mut added: Vec<(String, Node)> = Vec::new();
+        let mut archive = tar::Archive::new(stream);
+        for entry in archive.entries().map_err(err)? {
+            let mut entry = entry.map_err(err)?;
+            let path = entry.path().map_err(err)?.to_string_lossy().into_owned();
+            let path = path.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/').to_string();
+            let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+            if name == ".wh..wh..opq" {
+                opaque.push(dir.to_string());
+                continue;
+            }
+            if let Some(hidden) = name.strip_prefix(".wh.") {
+                removed.push(if dir.is_empty() { hidden.to_string() } else { format!("{dir}/{hidden}") });
+                continue;
+            }
+            let wanted = want(&path);
+            if wanted == Want::Skip {
+                continue;
+            }
+            let link = |e: &tar::Entry<'_, Box<dyn Read>>| {
+                e.link_name().ok().flatten().map(|l| l.to_string_lossy().into_owned()).unwrap_or_default()
+            };
+            let node = match entry.header().entry_type() {
+                tar::EntryType::Directory => Node::Dir,
+                tar::EntryType::Symlink => Node::Symlink(link(&entry)),
+                tar::EntryType::Link => Node::Hardlink(link(&entry).trim_start_matches('/').to_string()),
+                t if t.is_file() => {
+                    if wanted == Want::Content {
+                        let mut bytes = Vec::new();
+                        entry.read_to_end(&mut bytes).map_err(err)?;
+                        Node::File(Some(bytes))
+                    } else {
+                        Node::File(None)
+                    }
+                }
+                _ => continue,
+            };
+            added.push((path, node));
+        }
+        let under = |p: &str, dir: &str| dir.is_empty() || p == dir || p.starts_with(&format!("{dir}/"));
+        fs.retain(|p, _| {
+            !removed.iter().any(|r| under(p, r)) && !opaque.iter().any(|d| p != d && under(p, d))
+        });
+        fs.extend(added);
+    }
+    // A hard link to a file whose content was read gets that content too.
+    let resolved: Vec<(String, Node)> = fs
+        .iter()
+        .filter_map(|(p, n)| match n {
+            Node::Hardlink(target) => fs.get(target).map(|t| (p.clone(), t.clone())),
+            _ => None,
+        })
+        .collect();
+    fs.extend(resolved);
+    Ok(fs)
+}
+
+/// The content of `path` in `scanned`, following symlinks within it.
+pub fn content<'a>(scanned: &'a BTreeMap<String, Node>, path: &str) -> Option<&'a [u8]> {
+    let mut path = path.trim_start_matches('/').to_string();
+    for _ in 0..16 {
+        match scanned.get(&path)? {
+            Node::File(Some(bytes)) => return Some(bytes),
+            Node::Symlink(target) => path = resolve_link(&path, target),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Resolves a symlink target relative to the link's directory, lexically.
+pub fn resolve_link(link: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        link.rsplit_once('/').map(|(d, _)| d.split('/').collect()).unwrap_or_default()
+    };
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BlobStore, LayerBuilder, Owner, media};
+
+    fn layer(store: &BlobStore, build: impl FnOnce(&mut LayerBuilder)) -> Layer {
+        let mut b = LayerBuilder::new(0, Owner::ROOT);
+        build(&mut b);
+        let blob = b.write_gzip(store).unwrap();
+        Layer::file(blob.descriptor(media::OCI_LAYER_GZIP), blob.path)
+    }
+
+    #[test]
+    fn upper_layers_win_and_whiteouts_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let low = layer(&store, |b| {
+            b.bytes("etc/passwd", b"old".to_vec(), Owner::ROOT, 0o644)
+                .bytes("etc/group", b"g".to_vec(), Owner::ROOT, 0o644)
+                .bytes("opt/x/a", b"a".to_vec(), Owner::ROOT, 0o644)
+                .bytes("usr/bin/python3.11", b"ELF".to_vec(), Owner::ROOT, 0o755)
+                .symlink("usr/bin/python3", "python3.11", Owner::ROOT);
+        });
+        let high = layer(&store, |b| {
+            b.bytes("etc/passwd", b"new".to_vec(), Owner::ROOT, 0o644)
+                .bytes("etc/.wh.group", Vec::new(), Owner::ROOT, 0o644)
+                .bytes("opt/x/.wh..wh..opq", Vec::new(), Owner::ROOT, 0o644)
+                .bytes("opt/x/b", b"b".to_vec(), Owner::ROOT, 0o644);
+        });
+        let fs = scan(&[low, high], |_| Want::Content).unwrap();
+        assert_eq!(fs.get("etc/passwd"), Some(&Node::File(Some(b"new".to_vec()))));
+        assert!(!fs.contains_key("etc/group"));
+        assert!(!fs.contains_key("opt/x/a") && fs.contains_key("opt/x/b"));
+        assert_eq!(content(&fs, "/usr/bin/python3"), Some(b"ELF".as_slice()));
+    }
+
+    #[test]
+    fn link_resolution() {
+        assert_eq!(resolve_link("usr/bin/python3", "python3.11"), "usr/bin/python3.11");
+        assert_eq!(resolve_link("usr/bin/python3", "../local/bin/python3.12"), "usr/local/bin/python3.12");
+        assert_eq!(resolve_link("lib/x", "/usr/lib/x"), "usr/lib/x");
+    }
+}
