@@ -148,13 +148,10 @@ mod tests {
 
     #[test]
     fn existing_user_is_reused_and_conflicts_are_explained() {
-        let base = layer_with(
-            &store,
-            &[
-                (PASSWD, "root:x:0:0::/root:/bin/sh\napp:x:2000:2000::/home/app:/bin/sh\nweb:x:1000:1000::/:/bin/sh\n"),
-                (GROUP, "root:x:0:\n"),
-            ],
-        );
+        let base = rootfs_with(&[
+            (PASSWD, "root:x:0:0::/root:/bin/sh\napp:x:2000:2000::/home/app:/bin/sh\nweb:x:1000:1000::/:/bin/sh\n"),
+            (GROUP, "root:x:0:\n"),
+        ]);
         let reused = plan(&image_cfg(""), &base, 0).unwrap();
         assert_eq!(reused.owner, Owner { uid: 2000, gid: 2000 });
         assert!(reused.layer.is_none());

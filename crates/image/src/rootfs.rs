@@ -90,9 +90,7 @@ pub fn scan(layers: &[Layer], want: impl Fn(&str) -> Want) -> Result<BTreeMap<St
             added.push((path, node));
         }
         let under = |p: &str, dir: &str| dir.is_empty() || p == dir || p.starts_with(&format!("{dir}/"));
-        fs.retain(|p, _| {
-            !removed.iter().any(|r| under(p, r)) && !opaque.iter().any(|d| p != d && under(p, d))
-        });
+        fs.retain(|p, _| !removed.iter().any(|r| under(p, r)) && !opaque.iter().any(|d| p != d && under(p, d)));
         fs.extend(added);
     }
     // A hard link to a file whose content was read gets that content too.
