@@ -1,0 +1,269 @@
+//! oxbuild's Python support: the dependency layer, built without pip and
+//! without running a container, for the base image's interpreter and
+//! platform, even when that platform is not the machine's own.
+//!
+//! The steps, each in its own module:
+//! - [`requirements`]: the pinned lock (`requirements.txt` with `==` pins and hashes);
+//! - [`marker`]: PEP 508 markers, evaluated for the target;
+//! - [`target`] and [`tags`]: interpreter, libc and architecture read from the
+//!   base's layers, and the ordered wheel tags they accept;
+//! - [`source`]: find-links directories and simple-API indexes;
+//! - [`wheel`]: installing a wheel into the venv tree;
+//! - [`fetch`] and [`dependency_layer`]: the whole path, with caches of wheels
+//!   (in the blob store, by sha256) and of finished layers (by lock content,
+//!   tags, prefix and layer format).
+
+mod error;
+pub mod marker;
+pub mod name;
+pub mod requirements;
+pub mod source;
+pub mod tags;
+pub mod target;
+pub mod version;
+pub mod wheel;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use futures_util::{StreamExt as _, TryStreamExt as _, stream};
+use oxbuild_image::{BlobStore, Digest, LayerBlob, LayerBuilder, Owner};
+use sha2::{Digest as _, Sha256};
+
+pub use error::Error;
+pub use requirements::{Pin, Requirements};
+pub use source::Sources;
+pub use tags::{Libc, Target};
+
+/// Bumped whenever the layer's content for the same inputs would change, so
+/// cached layers from older oxbuild versions are not reused.
+pub const LAYER_FORMAT: u32 = 1;
+
+/// A wheel chosen and present in the blob store.
+#[derive(Debug, Clone)]
+pub struct Wheel {
+    /// The pin it satisfies.
+    pub pin: String,
+    /// The wheel file name.
+    pub filename: String,
+    /// Its sha256.
+    pub digest: Digest,
+    /// The file in the store.
+    pub path: PathBuf,
+    /// True when it was downloaded (not found in the cache or a find-links dir).
+    pub downloaded: bool,
+}
+
+/// The pins of `reqs` that apply to `target`.
+pub fn applicable(reqs: &Requirements, target: &Target) -> Result<Vec<Pin>, Error> {
+    let env = marker::Environment::linux(target.major, target.minor, &target.full_version, &target.machine);
+    let mut out = Vec::new();
+    for pin in &reqs.pins {
+        let applies = match &pin.marker {
+            Some(m) => m.evaluate(&env).map_err(|e| Error::Package(format!("{}: {e}", pin.origin)))?,
+            None => true,
+        };
+        if applies {
+            out.push(pin.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Finds, verifies and caches the best wheel of every pin for `target`.
+pub async fn fetch(pins: &[Pin], sources: &Sources, target: &Target, store: &BlobStore) -> Result<Vec<Wheel>, Error> {
+    let ranking = target.ranking();
+    stream::iter(pins.iter().cloned())
+        .map(|pin| {
+            let ranking = &ranking;
+            async move { fetch_one(&pin, sources, target, ranking, store).await }
+        })
+        .buffered(4)
+        .try_collect()
+        .await
+}
+
+async fn fetch_one(
+    pin: &Pin,
+    sources: &Sources,
+    target: &Target,
+    ranking: &std::collections::HashMap<tags::Tag, usize>,
+    store: &BlobStore,
+) -> Result<Wheel, Error> {
+    let what = format!("{}=={} ({})", pin.name, pin.version, pin.origin);
+    let all = sources.candidates(&pin.name).await?;
+    let same_version: Vec<_> = all
+        .iter()
+        .filter(|c| {
+            source::version_of(&c.filename).is_some_and(|v| version::compare(&v, &pin.version).is_eq())
+        })
+        .collect();
+    let best = same_version
+        .iter()
+        .filter_map(|c| {
+            let w = wheel::WheelName::parse(&c.filename)?;
+            let rank = w.tags.iter().filter_map(|t| ranking.get(t)).min()?;
+            // With hashes in the lock, only files the lock allows are candidates.
+            if let Some(sha) = &c.sha256
+                && !pin.hashes.is_empty()
+                && !pin.hashes.contains(&sha.to_ascii_lowercase())
+            {
+                return None;
+            }
+            Some((*rank, *c))
+        })
+        .min_by_key(|(rank, c)| (*rank, c.filename.clone()));
+    let Some((_, chosen)) = best else {
+        let wheels: Vec<&str> = same_version.iter().filter(|c| c.filename.ends_with(".whl")).map(|c| c.filename.as_str()).collect();
+        let tried: Vec<String> = target.tags().iter().take(3).map(|(p, a, pl)| format!("{p}-{a}-{pl}")).collect();
+        let platform = format!("Python {}.{} on {} ({:?})", target.major, target.minor, target.machine, target.libc);
+        return Err(Error::Package(if same_version.is_empty() {
+            format!("{what}: no file of this version in {}", sources.describe())
+        } else if wheels.is_empty() {
+            format!(
+                "{what} is published only as a source distribution, and oxbuild installs wheels only: build one for {platform} (`pip wheel {}=={} -w wheelhouse` on a matching machine) and add the directory to `find-links`",
+                pin.name, pin.version
+            )
+        } else {
+            format!(
+                "{what}: no wheel fits {platform} (tags tried: {}, … and {} more); available: {}",
+                tried.join(", "),
+                ranking.len().saturating_sub(3),
+                wheels.join(", ")
+            )
+        }));
+    };
+
+    // The cache: a known hash that is already stored means no download.
+    let known: Option<Digest> = chosen.sha256.as_ref().and_then(|h| format!("sha256:{}", h.to_ascii_lowercase()).parse().ok());
+    if let Some(d) = &known
+        && store.contains(d)
+    {
+        return finish(pin, chosen.filename.clone(), d.clone(), store, false);
+    }
+    let bytes = sources.download(chosen).await?;
+    let digest = Digest::of(&bytes);
+    if let Some(expected) = &known
+        && expected != &digest
+    {
+        return Err(Error::Package(format!("{what}: {} does not match the index's sha256; nothing was stored", chosen.filename)));
+    }
+    if !pin.hashes.is_empty() && !pin.hashes.contains(&digest.hex().to_string()) {
+        return Err(Error::Package(format!(
+            "{what}: hash mismatch for {}: got sha256:{}, the lock allows {}",
+            chosen.filename,
+            digest.hex(),
+            pin.hashes.iter().map(|h| format!("sha256:{h}")).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    store.insert_bytes(&bytes)?;
+    finish(pin, chosen.filename.clone(), digest, store, matches!(chosen.location, source::Location::Url(..)))
+}
+
+fn finish(pin: &Pin, filename: String, digest: Digest, store: &BlobStore, downloaded: bool) -> Result<Wheel, Error> {
+    if !pin.hashes.is_empty() && !pin.hashes.contains(&digest.hex().to_string()) {
+        return Err(Error::Package(format!("{}=={}: hash mismatch for {filename}", pin.name, pin.version)));
+    }
+    let path = store.path(&digest);
+    Ok(Wheel { pin: format!("{}=={}", pin.name, pin.version), filename, digest, path, downloaded })
+}
+
+/// The cache key of a dependency layer: everything that decides its bytes
+/// and can be known before any download.
+pub fn layer_key(pins: &[Pin], target: &Target, prefix: &str, epoch: u64) -> String {
+    let mut h = Sha256::new();
+    h.update(format!("format={LAYER_FORMAT}\nprefix={prefix}\nepoch={epoch}\ninterpreter={}\n", target.interpreter));
+    for (p, a, pl) in target.tags() {
+        h.update(format!("tag={p}-{a}-{pl}\n"));
+    }
+    let mut lines: Vec<String> = pins
+        .iter()
+        .map(|p| {
+            let mut hashes = p.hashes.clone();
+            hashes.sort();
+            format!("pin={}=={} {}\n", p.key(), p.version, hashes.join(","))
+        })
+        .collect();
+    lines.sort();
+    for l in lines {
+        h.update(l);
+    }
+    hex::encode(h.finalize())
+}
+
+/// A finished dependency layer, as cached.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CachedLayer {
+    /// Compressed digest.
+    pub digest: Digest,
+    /// Compressed size.
+    pub size: u64,
+    /// Uncompressed digest.
+    pub diff_id: Digest,
+    /// The wheels it holds.
+    pub wheels: Vec<String>,
+}
+
+/// Looks a layer up in the on-disk layer cache (its blob must be in `store`).
+pub fn cached_layer(cache_dir: &Path, key: &str, store: &BlobStore) -> Option<CachedLayer> {
+    let text = std::fs::read(cache_dir.join(format!("{key}.json"))).ok()?;
+    let cached: CachedLayer = serde_json::from_slice(&text).ok()?;
+    store.contains(&cached.digest).then_some(cached)
+}
+
+/// Records a finished layer in the on-disk layer cache.
+pub fn remember_layer(cache_dir: &Path, key: &str, layer: &CachedLayer) -> Result<(), Error> {
+    std::fs::create_dir_all(cache_dir).map_err(|e| oxbuild_image::Error::io(format!("creating {}", cache_dir.display()), e))?;
+    let tmp = cache_dir.join(format!(".{key}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec(layer).expect("serialises"))
+        .map_err(|e| oxbuild_image::Error::io(format!("writing {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, cache_dir.join(format!("{key}.json")))
+        .map_err(|e| oxbuild_image::Error::io(format!("writing into {}", cache_dir.display()), e))?;
+    Ok(())
+}
+
+/// Installs `wheels` into a virtual environment at `prefix` for `target` and
+/// writes it as one layer into `store`. Everything is owned by root, so the
+/// app's user cannot change its dependencies.
+pub fn dependency_layer(wheels: &[Wheel], target: &Target, prefix: &str, epoch: u64, store: &BlobStore) -> Result<LayerBlob, Error> {
+    let prefix = prefix.trim_end_matches('/');
+    let venv = wheel::VenvLayout { prefix: prefix.to_string(), python_dir: format!("python{}.{}", target.major, target.minor) };
+    let stage = tempfile::tempdir_in(store.root()).map_err(|e| oxbuild_image::Error::io("creating a staging directory", e))?;
+    let mut files: BTreeMap<String, wheel::Staged> = BTreeMap::new();
+    for w in wheels {
+        for staged in wheel::install(&w.path, &w.filename, &venv, stage.path())? {
+            files.insert(staged.rel.clone(), staged);
+        }
+    }
+    let mut layer = LayerBuilder::new(epoch, Owner::ROOT);
+    let p = prefix.trim_start_matches('/');
+    layer.dir(p, Owner::ROOT, 0o755);
+    for d in ["bin", "include", "lib", &venv.site_packages()] {
+        layer.dir(&format!("{p}/{d}"), Owner::ROOT, 0o755);
+    }
+    layer.symlink(&format!("{p}/lib64"), "lib", Owner::ROOT);
+    layer.symlink(&format!("{p}/bin/python"), &target.interpreter, Owner::ROOT);
+    layer.symlink(&format!("{p}/bin/python3"), "python", Owner::ROOT);
+    layer.symlink(&format!("{p}/bin/{}", venv.python_dir), "python", Owner::ROOT);
+    let home = target.interpreter.rsplit_once('/').map(|(d, _)| d).unwrap_or("/usr/bin");
+    let cfg = format!(
+        "home = {home}\ninclude-system-site-packages = false\nversion = {}\nexecutable = {}\ncommand = oxbuild (venv at {prefix})\n",
+        target.full_version, target.interpreter
+    );
+    layer.bytes(&format!("{p}/pyvenv.cfg"), cfg.into_bytes(), Owner::ROOT, 0o644);
+    for (rel, staged) in &files {
+        let mode = if staged.executable { 0o755 } else { 0o644 };
+        layer.file(&format!("{p}/{rel}"), &staged.source, Owner::ROOT, mode);
+    }
+    let blob = layer.write_gzip(store)?;
+    drop(stage);
+    Ok(blob)
+}
+
+/// The environment the venv needs: `VIRTUAL_ENV`, and `PATH` with the venv's
+/// `bin` first (before the base's PATH, or the usual default).
+pub fn env(prefix: &str, base_path: Option<&str>) -> Vec<(String, String)> {
+    let prefix = prefix.trim_end_matches('/');
+    let rest = base_path.unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    vec![("PATH".into(), format!("{prefix}/bin:{rest}")), ("VIRTUAL_ENV".into(), prefix.to_string())]
+}

@@ -1,0 +1,241 @@
+//! Pinned `requirements.txt` files, as `pip-compile` or `uv pip compile` write
+//! them: every requirement `name==version`, optionally with `--hash` options and
+//! an environment marker, plus index options.
+
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+use crate::marker::Marker;
+use crate::name::normalize;
+
+/// One pinned requirement.
+#[derive(Debug, Clone)]
+pub struct Pin {
+    /// The name as written.
+    pub name: String,
+    /// The exact version.
+    pub version: String,
+    /// Accepted sha256 hashes (hex); empty when the lock has none.
+    pub hashes: Vec<String>,
+    /// The marker, when the requirement applies to some environments only.
+    pub marker: Option<Marker>,
+    /// Where it was written, for messages: `file:line`.
+    pub origin: String,
+}
+
+impl Pin {
+    /// The normalised name.
+    pub fn key(&self) -> String {
+        normalize(&self.name)
+    }
+}
+
+/// Index options found in the file (`--index-url`, `--extra-index-url`,
+/// `--find-links`, `--no-index`).
+#[derive(Debug, Clone, Default)]
+pub struct IndexOptions {
+    /// `--index-url`
+    pub index_url: Option<String>,
+    /// `--extra-index-url`, in order.
+    pub extra_index_urls: Vec<String>,
+    /// `--find-links`, relative to the file's directory.
+    pub find_links: Vec<PathBuf>,
+    /// `--no-index`
+    pub no_index: bool,
+}
+
+/// A parsed requirements file (with `-r` includes followed).
+#[derive(Debug, Clone, Default)]
+pub struct Requirements {
+    /// The pins, in file order.
+    pub pins: Vec<Pin>,
+    /// Index options.
+    pub options: IndexOptions,
+}
+
+const UNPINNED_HINT: &str =
+    "oxbuild installs exactly what a lock says: pin every requirement with `==` (generate the file with `uv pip compile` or `pip-compile`)";
+
+impl Requirements {
+    /// Reads and parses the file at `path`.
+    pub fn load(path: &Path) -> Result<Requirements, Error> {
+        let mut out = Requirements::default();
+        out.read(path, 0)?;
+        Ok(out)
+    }
+
+    fn read(&mut self, path: &Path, depth: usize) -> Result<(), Error> {
+        let file = path.display().to_string();
+        if depth > 10 {
+            return Err(Error::Lock { file, line: 1, message: "`-r` includes nest too deeply (a cycle?)".into() });
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Lock { file: file.clone(), line: 0, message: e.to_string() })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        self.parse_into(&text, &file, dir, depth)
+    }
+
+    /// Parses `text` (the content of `file`, whose directory is `dir`).
+    pub fn parse(text: &str, file: &str, dir: &Path) -> Result<Requirements, Error> {
+        let mut out = Requirements::default();
+        out.parse_into(text, file, dir, 0)?;
+        Ok(out)
+    }
+
+    fn parse_into(&mut self, text: &str, file: &str, dir: &Path, depth: usize) -> Result<(), Error> {
+        for (line_no, line) in logical_lines(text) {
+            let err = |message: String| Error::Lock { file: file.to_string(), line: line_no, message };
+            let line = strip_comment(&line);
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            if line.starts_with('-') {
+                let (opt, value) = split_option(line);
+                let value = value.ok_or_else(|| err(format!("`{opt}` needs a value")));
+                match opt {
+                    "-r" | "--requirement" => self.read(&dir.join(value?), depth + 1)?,
+                    "-c" | "--constraint" => {}
+                    "-i" | "--index-url" => self.options.index_url = Some(value?.to_string()),
+                    "--extra-index-url" => self.options.extra_index_urls.push(value?.to_string()),
+                    "-f" | "--find-links" => self.options.find_links.push(dir.join(value?)),
+                    "--no-index" => self.options.no_index = true,
+                    "--hash" => return Err(err("`--hash` must follow a requirement on its line".into())),
+                    "-e" | "--editable" => {
+                        return Err(err("editable installs cannot go into an image; list the package pinned instead".into()));
+                    }
+                    "--only-binary" | "--prefer-binary" | "--no-binary" | "--pre" | "--trusted-host" => {}
+                    other => return Err(err(format!("unknown option `{other}`"))),
+                }
+                continue;
+            }
+            self.pins.push(parse_requirement(line, &format!("{file}:{line_no}")).map_err(err)?);
+        }
+        Ok(())
+    }
+}
+
+/// Lines with `\` continuations joined, numbered by their first physical line.
+fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let (trimmed, continues) = match raw.trim_end().strip_suffix('\\') {
+            Some(t) => (t.to_string(), true),
+            None => (raw.to_string(), false),
+        };
+        let entry = current.get_or_insert((i + 1, String::new()));
+        entry.1.push(' ');
+        entry.1.push_str(&trimmed);
+        if !continues {
+            out.push(current.take().expect("set above"));
+        }
+    }
+    out.extend(current);
+    out
+}
+
+fn strip_comment(line: &str) -> String {
+    // A `#` starts a comment at the line start or after white space (URLs keep theirs).
+    let mut prev_space = true;
+    for (i, c) in line.char_indices() {
+        if c == '#' && prev_space {
+            return line[..i].to_string();
+        }
+        prev_space = c.is_whitespace();
+    }
+    line.to_string()
+}
+
+fn split_option(line: &str) -> (&str, Option<&str>) {
+    if let Some((opt, value)) = line.split_once('=')
+        && !opt.contains(' ')
+    {
+        return (opt, Some(value.trim()));
+    }
+    match line.split_once(char::is_whitespace) {
+        Some((opt, value)) => (opt, Some(value.trim())),
+        None => (line, None),
+    }
+}
+
+/// Parses `name[extras]==version [; marker] [--hash=sha256:...]...`.
+fn parse_requirement(line: &str, origin: &str) -> Result<Pin, String> {
+    let mut hashes = Vec::new();
+    let mut spec = String::new();
+    let mut words = line.split_whitespace().peekable();
+    while let Some(w) = words.next() {
+        if let Some(h) = w.strip_prefix("--hash=").or_else(|| (w == "--hash").then(|| words.next()).flatten()) {
+            let hex = h.strip_prefix("sha256:").ok_or_else(|| format!("hash `{h}`: only sha256 hashes are supported"))?;
+            hashes.push(hex.to_ascii_lowercase());
+        } else if w.starts_with("--") {
+            return Err(format!("unknown per-requirement option `{w}`"));
+        } else {
+            spec.push_str(w);
+            spec.push(' ');
+        }
+    }
+    let (req, marker) = match spec.split_once(';') {
+        Some((r, m)) => (r.trim(), Some(Marker::parse(m.trim())?)),
+        None => (spec.trim(), None),
+    };
+    if req.contains(" @ ") || req.contains("://") {
+        return Err(format!("`{req}` is a direct URL reference; oxbuild needs name==version pins (put the wheel in a find-links wheelhouse)"));
+    }
+    let name_end = req.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))).unwrap_or(req.len());
+    let name = req[..name_end].to_string();
+    if name.is_empty() {
+        return Err(format!("`{req}` does not start with a package name"));
+    }
+    let mut rest = req[name_end..].trim();
+    if rest.starts_with('[') {
+        let close = rest.find(']').ok_or_else(|| format!("`{req}`: the extras `[` is not closed"))?;
+        rest = rest[close + 1..].trim();
+    }
+    let version = rest.strip_prefix("===").or_else(|| rest.strip_prefix("==")).map(str::trim);
+    match version {
+        Some(v) if !v.is_empty() && !v.contains(['*', ',', '<', '>', '!', '~']) => Ok(Pin {
+            name,
+            version: v.to_string(),
+            hashes,
+            marker,
+            origin: origin.to_string(),
+        }),
+        _ => Err(format!("`{}` is not pinned; {UNPINNED_HINT}", req.trim())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Requirements, Error> {
+        Requirements::parse(text, "requirements.txt", Path::new("/app"))
+    }
+
+    #[test]
+    fn pip_compile_output_parses() {
+        let r = parse(
+            "# generated\n--index-url https://pypi.org/simple\n--find-links wheels\n\
+             markupsafe==3.0.2 \\\n    --hash=sha256:AAAA \\\n    --hash=sha256:bbbb\n    # via jinja2\n\
+             Flask[async]==3.1.0 ; python_version >= \"3.9\"\ncolorama==0.4.6 ; sys_platform == \"win32\"\n",
+        )
+        .unwrap();
+        assert_eq!(r.pins.len(), 3);
+        assert_eq!(r.pins[0].hashes, vec!["aaaa", "bbbb"]);
+        assert_eq!(r.pins[0].origin, "requirements.txt:4");
+        assert_eq!((r.pins[1].key().as_str(), r.pins[1].version.as_str()), ("flask", "3.1.0"));
+        assert!(r.pins[2].marker.is_some());
+        assert_eq!(r.options.index_url.as_deref(), Some("https://pypi.org/simple"));
+        assert_eq!(r.options.find_links, vec![PathBuf::from("/app/wheels")]);
+    }
+
+    #[test]
+    fn unpinned_lines_are_named_with_a_fix() {
+        let e = parse("flask==3.1.0\nrequests>=2\n").unwrap_err().to_string();
+        assert!(e.starts_with("requirements.txt:2:") && e.contains("requests>=2") && e.contains("uv pip compile"), "{e}");
+        let e = parse("django\n").unwrap_err().to_string();
+        assert!(e.contains("not pinned"), "{e}");
+        let e = parse("pkg @ https://example.com/pkg.whl\n").unwrap_err().to_string();
+        assert!(e.contains("direct URL"), "{e}");
+    }
+}

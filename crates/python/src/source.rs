@@ -1,0 +1,322 @@
+//! Where wheels come from: `find-links` directories (offline, air-gapped) and
+//! package indexes speaking the simple API (PEP 691 JSON, PEP 503 HTML).
+//! Index credentials come from the URL's user info or `~/.netrc` and are sent
+//! only as an `Authorization` header; every URL shown to the user is redacted.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+
+use crate::Error;
+use crate::name::normalize;
+
+/// One downloadable file of a project.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The file name.
+    pub filename: String,
+    /// Where to get it.
+    pub location: Location,
+    /// Its sha256 (hex), when the source says.
+    pub sha256: Option<String>,
+}
+
+/// Where a candidate file is.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// A local file (find-links).
+    File(PathBuf),
+    /// A URL on an index (credentials not included).
+    Url(url::Url, usize),
+}
+
+#[derive(Debug, Clone)]
+struct Index {
+    url: url::Url,
+    auth: Option<(String, String)>,
+}
+
+impl Index {
+    fn parse(raw: &str) -> Result<Index, Error> {
+        let mut url = url::Url::parse(raw.trim())
+            .map_err(|e| Error::Index(format!("index URL `{}` is not valid: {e}", redact(raw))))?;
+        if !url.path().ends_with('/') {
+            url.set_path(&format!("{}/", url.path()));
+        }
+        let mut auth = None;
+        if !url.username().is_empty() {
+            let user = percent(url.username());
+            let pass = url.password().map(percent).unwrap_or_default();
+            auth = Some((user, pass));
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+        } else if let Some(host) = url.host_str() {
+            auth = netrc(host);
+        }
+        Ok(Index { url, auth })
+    }
+}
+
+fn percent(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+}
+
+/// `raw` with any user info replaced by `***`.
+pub fn redact(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("***");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => match raw.split_once('@') {
+            Some((_, rest)) => format!("***@{rest}"),
+            None => raw.to_string(),
+        },
+    }
+}
+
+/// Credentials for `host` from `$NETRC` or `~/.netrc`.
+fn netrc(host: &str) -> Option<(String, String)> {
+    let path = std::env::var_os("NETRC")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".netrc")))?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut i = 0;
+    while i < words.len() {
+        if words[i] == "machine" && words.get(i + 1) == Some(&host) {
+            let (mut login, mut password) = (None, None);
+            let mut j = i + 2;
+            while j + 1 < words.len() && words[j] != "machine" {
+                match words[j] {
+                    "login" => login = Some(words[j + 1].to_string()),
+                    "password" => password = Some(words[j + 1].to_string()),
+                    _ => {}
+                }
+                j += 2;
+            }
+            return Some((login?, password.unwrap_or_default()));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The configured sources, in the order they are asked.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    find_links: Vec<PathBuf>,
+    indexes: Vec<Index>,
+    http: reqwest::Client,
+}
+
+/// The default index.
+pub const PYPI: &str = "https://pypi.org/simple/";
+
+impl Sources {
+    /// find-links directories first, then `index_url` (PyPI when None) and the
+    /// extra indexes, unless `no_index`.
+    pub fn new(find_links: Vec<PathBuf>, index_url: Option<&str>, extra: &[String], no_index: bool) -> Result<Sources, Error> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut indexes = Vec::new();
+        if !no_index {
+            indexes.push(Index::parse(index_url.unwrap_or(PYPI))?);
+            for e in extra {
+                indexes.push(Index::parse(e)?);
+            }
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("oxbuild/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(15))
+            .build()
+            .map_err(|e| Error::Index(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(Sources { find_links, indexes, http })
+    }
+
+    /// Where files were looked for, for messages (credentials redacted).
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.find_links.iter().map(|p| format!("find-links {}", p.display())).collect();
+        parts.extend(self.indexes.iter().map(|i| format!("index {}", i.url)));
+        if parts.is_empty() { "no sources (no-index without find-links)".into() } else { parts.join(", ") }
+    }
+
+    /// Every file offered for `name`, local ones first.
+    pub async fn candidates(&self, name: &str) -> Result<Vec<Candidate>, Error> {
+        let key = normalize(name);
+        let mut out = Vec::new();
+        for dir in &self.find_links {
+            let entries = std::fs::read_dir(dir)
+                .map_err(|e| Error::Index(format!("find-links directory {}: {e}", dir.display())))?;
+            for entry in entries.flatten() {
+                let filename = entry.file_name().to_string_lossy().into_owned();
+                if project_of(&filename).is_some_and(|p| normalize(&p) == key) {
+                    out.push(Candidate { filename, location: Location::File(entry.path()), sha256: None });
+                }
+            }
+        }
+        for (i, index) in self.indexes.iter().enumerate() {
+            out.extend(self.index_page(i, index, &key).await?);
+        }
+        Ok(out)
+    }
+
+    async fn index_page(&self, i: usize, index: &Index, key: &str) -> Result<Vec<Candidate>, Error> {
+        let page = index.url.join(&format!("{key}/")).map_err(|e| Error::Index(e.to_string()))?;
+        let resp = self
+            .get(i, page.clone(), "application/vnd.pypi.simple.v1+json, text/html;q=0.1")
+            .await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+        if !resp.status().is_success() {
+            return Err(Error::Index(format!("index {} answered {} for {key}", index.url, resp.status())));
+        }
+        let json = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.contains("json"));
+        let body = resp.text().await.map_err(|e| Error::Index(format!("reading the index page for {key}: {e}")))?;
+        let files = if json { parse_json(&body, &page) } else { parse_html(&body, &page) };
+        Ok(files
+            .into_iter()
+            .map(|(filename, url, sha256)| Candidate { filename, location: Location::Url(url, i), sha256 })
+            .collect())
+    }
+
+    /// GET with retries on connection errors, 5xx and 429.
+    async fn get(&self, index: usize, url: url::Url, accept: &str) -> Result<reqwest::Response, Error> {
+        let mut delay = Duration::from_millis(200);
+        for attempt in 1..=5 {
+            let mut req = self.http.get(url.clone()).header(ACCEPT, accept);
+            if let Some((u, p)) = self.indexes.get(index).and_then(|i| i.auth.as_ref()) {
+                req = req.basic_auth(u, Some(p));
+            }
+            match req.send().await {
+                Ok(r) if !(r.status().is_server_error() || r.status() == 429) || attempt == 5 => return Ok(r),
+                Err(e) if attempt == 5 => {
+                    let host = url.host_str().unwrap_or("the index");
+                    return Err(Error::Index(format!("cannot reach {host}: {}", root_cause(&e))));
+                }
+                _ => {}
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// Downloads a candidate's bytes.
+    pub async fn download(&self, c: &Candidate) -> Result<Vec<u8>, Error> {
+        match &c.location {
+            Location::File(p) => std::fs::read(p).map_err(|e| Error::Index(format!("reading {}: {e}", p.display()))),
+            Location::Url(url, i) => {
+                let resp = self.get(*i, url.clone(), "*/*").await?;
+                if !resp.status().is_success() {
+                    return Err(Error::Index(format!("downloading {} answered {}", c.filename, resp.status())));
+                }
+                let bytes = resp.bytes().await.map_err(|e| Error::Index(format!("downloading {}: {}", c.filename, root_cause(&e))))?;
+                Ok(bytes.to_vec())
+            }
+        }
+    }
+}
+
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut source: &dyn std::error::Error = e;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    source.to_string()
+}
+
+/// The project name a file name starts with (wheel or sdist).
+pub fn project_of(filename: &str) -> Option<String> {
+    if filename.ends_with(".whl") {
+        return filename.split('-').next().map(str::to_string);
+    }
+    let stem = filename.strip_suffix(".tar.gz").or_else(|| filename.strip_suffix(".zip"))?;
+    stem.rsplit_once('-').map(|(name, _)| name.to_string())
+}
+
+/// The version in a file name (wheel or sdist).
+pub fn version_of(filename: &str) -> Option<String> {
+    if filename.ends_with(".whl") {
+        return filename.split('-').nth(1).map(str::to_string);
+    }
+    let stem = filename.strip_suffix(".tar.gz").or_else(|| filename.strip_suffix(".zip"))?;
+    stem.rsplit_once('-').map(|(_, v)| v.to_string())
+}
+
+fn parse_json(body: &str, page: &url::Url) -> Vec<(String, url::Url, Option<String>)> {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    v["files"]
+        .as_array()
+        .map(|files| {
+            files
+                .iter()
+                .filter(|f| f["yanked"].as_bool() != Some(true) && !f["yanked"].is_string())
+                .filter_map(|f| {
+                    let url = page.join(f["url"].as_str()?).ok()?;
+                    Some((f["filename"].as_str()?.to_string(), url, f["hashes"]["sha256"].as_str().map(str::to_string)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn parse_html(body: &str, page: &url::Url) -> Vec<(String, url::Url, Option<String>)> {
+    let mut out = Vec::new();
+    for chunk in body.split("<a ").skip(1) {
+        let Some(start) = chunk.find("href=\"") else { continue };
+        let rest = &chunk[start + 6..];
+        let Some(end) = rest.find('"') else { continue };
+        let href = rest[..end].replace("&amp;", "&");
+        if chunk.contains("data-yanked") {
+            continue;
+        }
+        let Ok(mut url) = page.join(&href) else { continue };
+        let sha256 = url.fragment().and_then(|f| f.strip_prefix("sha256=")).map(str::to_string);
+        url.set_fragment(None);
+        let filename = url.path_segments().and_then(|mut s| s.next_back()).unwrap_or_default().to_string();
+        out.push((filename, url, sha256));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_redacted_and_split_off() {
+        assert_eq!(redact("https://user:s3cret@pkgs.example.com/simple"), "https://***@pkgs.example.com/simple");
+        let i = Index::parse("https://user:s3cret@pkgs.example.com/simple").unwrap();
+        assert_eq!(i.url.as_str(), "https://pkgs.example.com/simple/");
+        assert_eq!(i.auth, Some(("user".to_string(), "s3cret".to_string())));
+    }
+
+    #[test]
+    fn html_and_json_pages() {
+        let page = url::Url::parse("https://example.com/simple/markupsafe/").unwrap();
+        let html = r#"<a href="../../files/markupsafe-3.0.2-cp311-cp311-manylinux_2_17_x86_64.whl#sha256=abc">x</a><a href="/y/markupsafe-1.0.tar.gz" data-yanked="">y</a>"#;
+        let files = parse_html(html, &page);
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].0, "markupsafe-3.0.2-cp311-cp311-manylinux_2_17_x86_64.whl");
+        assert_eq!(files[0].2.as_deref(), Some("abc"));
+        let json = r#"{"files":[{"filename":"a-1.0-py3-none-any.whl","url":"https://f/a-1.0-py3-none-any.whl","hashes":{"sha256":"def"}},{"filename":"a-0.9.tar.gz","url":"x","hashes":{},"yanked":"broken"}]}"#;
+        let files = parse_json(json, &page);
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].2.as_deref(), Some("def"));
+    }
+
+    #[test]
+    fn names_and_versions_of_files() {
+        assert_eq!(project_of("Markup_Safe-3.0-py3-none-any.whl").as_deref(), Some("Markup_Safe"));
+        assert_eq!(project_of("markupsafe-3.0.2.tar.gz").as_deref(), Some("markupsafe"));
+        assert_eq!(version_of("markupsafe-3.0.2.tar.gz").as_deref(), Some("3.0.2"));
+    }
+}
