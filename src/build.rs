@@ -61,6 +61,16 @@ pub fn client(args: &RegistryArgs) -> Result<Client, Failure> {
     Client::new(opts).map_err(Failure::config)
 }
 
+/// Maps a Python dependency error to its exit code: lock problems are
+/// configuration, unreachable indexes are network, the rest build errors.
+fn python_failure(e: oxbuild_python::Error) -> Failure {
+    match e {
+        oxbuild_python::Error::Lock { .. } => Failure::config(e),
+        oxbuild_python::Error::Index(_) => Failure::registry(e),
+        _ => Failure::build(e),
+    }
+}
+
 pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     let cfg = Config::load(&args.dir).map_err(Failure::config)?;
     let epoch = source_date_epoch()?;
@@ -104,14 +114,73 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::registry(format!("pulling base image {base}: {e}")))?;
 
+    let scan_base = base_image.clone();
+    let base_fs = tokio::task::spawn_blocking(move || oxbuild_build::scan_base(&scan_base))
+        .await
+        .map_err(|e| Failure::internal(format!("reading the base failed: {e}")))?
+        .map_err(Failure::build)?;
+
+    let mut extra = Vec::new();
+    let mut python_report = serde_json::Value::Null;
+    if let Some(requirements) = cfg.python.requirements_path(&args.dir) {
+        let base_config = base_image.config_json().map_err(Failure::input)?;
+        let target = oxbuild_python::target::detect(&base_fs, &base_config).map_err(python_failure)?;
+        out.step(format!(
+            "python dependencies for Python {}.{} on {} ({:?}) from {}",
+            target.major,
+            target.minor,
+            target.machine,
+            target.libc,
+            requirements.display()
+        ));
+        let settings = oxbuild_python::Settings {
+            requirements,
+            prefix: cfg.python.venv.clone(),
+            index_url: cfg.python.index_url.clone(),
+            extra_index_urls: cfg.python.extra_index_url.clone(),
+            find_links: cfg.python.find_links.iter().map(|f| args.dir.join(f)).collect(),
+            no_index: cfg.python.no_index,
+        };
+        let layer_cache = cache_dir().join("python-layers");
+        let prepared =
+            oxbuild_python::prepare(&settings, &target, &store, &layer_cache, epoch).await.map_err(python_failure)?;
+        out.step(if prepared.reused {
+            format!("  reused the dependency layer ({} wheels, unchanged lock)", prepared.wheels.len())
+        } else {
+            format!("  installed {} wheels ({} downloaded)", prepared.wheels.len(), prepared.downloaded)
+        });
+        let base_path = base_config["config"]["Env"]
+            .as_array()
+            .and_then(|a| a.iter().filter_map(|v| v.as_str()).find_map(|e| e.strip_prefix("PATH=")))
+            .map(str::to_string);
+        python_report = json!({
+            "interpreter": target.interpreter,
+            "version": target.full_version,
+            "machine": target.machine,
+            "libc": format!("{:?}", target.libc),
+            "key": prepared.key,
+            "reused": prepared.reused,
+            "downloaded": prepared.downloaded,
+            "wheels": prepared.wheels,
+            "layer": prepared.blob.digest,
+        });
+        extra.push(oxbuild_build::ExtraLayer {
+            blob: prepared.blob,
+            created_by: format!("oxbuild: python dependencies into {}", settings.prefix),
+            env: oxbuild_python::env(&settings.prefix, base_path.as_deref()),
+        });
+    }
+
     out.step(format!("building {}", args.dir.display()));
     let dir = args.dir.clone();
     let build_store = store.clone();
     let build_base = base_image.clone();
-    let built = tokio::task::spawn_blocking(move || oxbuild_build::build(&dir, &cfg, &build_base, &build_store, epoch))
-        .await
-        .map_err(|e| Failure::internal(format!("the build task failed: {e}")))?
-        .map_err(Failure::build)?;
+    let built = tokio::task::spawn_blocking(move || {
+        oxbuild_build::build(&dir, &cfg, &build_base, &base_fs, &extra, &build_store, epoch)
+    })
+    .await
+    .map_err(|e| Failure::internal(format!("the build task failed: {e}")))?
+    .map_err(Failure::build)?;
     for w in &built.warnings {
         out.warn(w);
     }
@@ -179,6 +248,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         "push": push_reports,
         "outputs": written,
         "warnings": built.warnings,
+        "python": python_report,
     });
     let mut human = vec![digest.to_string()];
     if !out.quiet {

@@ -33,9 +33,27 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Workspace {
+        Workspace::of("plainweb")
+    }
+
+    /// A copy of `testdata/<name>`.
+    pub fn of(name: &str) -> Workspace {
         let tmp = tempfile::tempdir().unwrap();
-        copy_tree(&example_app(), &tmp.path().join("app"));
+        copy_tree(&oxbuild_testkit::repo_root().join("testdata").join(name), &tmp.path().join("app"));
         Workspace { tmp }
+    }
+
+    /// Replaces `from` by `to` in the app's oxbuild.toml (which must contain it).
+    pub fn edit_config(&self, from: &str, to: &str) {
+        self.edit("oxbuild.toml", from, to);
+    }
+
+    /// Replaces `from` by `to` in an app file (which must contain it).
+    pub fn edit(&self, file: &str, from: &str, to: &str) {
+        let path = self.app().join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} has no `{from}`");
+        std::fs::write(&path, text.replace(from, to)).unwrap();
     }
 
     pub fn app(&self) -> PathBuf {

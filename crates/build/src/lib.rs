@@ -4,7 +4,8 @@
 //! Layers added on top of the base, bottom first:
 //! 1. the user layer (only when the base lacks the configured user): `/etc/passwd`,
 //!    `/etc/group` and a home directory;
-//! 2. the app layer: the app's files under the workdir, owned by the user,
+//! 2. extra layers made before the build: the Python dependency layer;
+//! 3. the app layer: the app's files under the workdir, owned by the user,
 //!    `.dockerignore` applied.
 //!
 //! The config is the base's, with the runtime settings of `oxbuild.toml` applied.
@@ -20,7 +21,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use oxbuild_config::Config;
-use oxbuild_image::{BlobStore, Descriptor, Format, Image, Layer, LayerBuilder, Owner, rootfs};
+use oxbuild_image::rootfs::{self, Node, Want};
+use oxbuild_image::{BlobStore, Descriptor, Format, Image, Layer, LayerBlob, LayerBuilder, Owner};
 
 pub use runtime::AddedLayer;
 
@@ -49,34 +51,67 @@ pub struct Built {
     pub warnings: Vec<String>,
 }
 
-/// Builds the app in `dir` with `cfg` on top of `base`; new blobs go into `store`.
-pub fn build(dir: &Path, cfg: &Config, base: &Image, store: &BlobStore, epoch: u64) -> Result<Built, Error> {
+/// A layer made before the build (the Python dependency layer), placed between
+/// the user layer and the app layer, with the environment it needs.
+#[derive(Debug, Clone)]
+pub struct ExtraLayer {
+    /// The blob, already in the store.
+    pub blob: LayerBlob,
+    /// For the config's history.
+    pub created_by: String,
+    /// Environment defaults it brings (`PATH`, `VIRTUAL_ENV`); oxbuild.toml's env wins.
+    pub env: Vec<(String, String)>,
+}
+
+/// Reads what the build needs from the base's root filesystem (accounts,
+/// Python interpreter, libc), in one pass over its layers.
+pub fn scan_base(base: &Image) -> Result<BTreeMap<String, Node>, Error> {
+    rootfs::scan(base.layers(), |p| match (user::wants(p), oxbuild_python::target::wants(p)) {
+        (Want::Content, _) | (_, Want::Content) => Want::Content,
+        (Want::Exists, _) | (_, Want::Exists) => Want::Exists,
+        _ => Want::Skip,
+    })
+    .map_err(|e| Error::Base(e.to_string()))
+}
+
+/// Builds the app in `dir` with `cfg` on top of `base` (whose root filesystem
+/// scan is `base_fs`), with `extra` layers under the app; new blobs go into `store`.
+pub fn build(
+    dir: &Path,
+    cfg: &Config,
+    base: &Image,
+    base_fs: &BTreeMap<String, Node>,
+    extra: &[ExtraLayer],
+    store: &BlobStore,
+    epoch: u64,
+) -> Result<Built, Error> {
     let format = if cfg.healthcheck.is_some() { Format::Docker } else { Format::Oci };
-    let rootfs = rootfs::scan(base.layers(), user::wants).map_err(|e| Error::Base(e.to_string()))?;
-    let plan = user::plan(&cfg.image, &rootfs, epoch)?;
+    let plan = user::plan(&cfg.image, base_fs, epoch)?;
     let owner = plan.owner;
 
-    let mut pending: Vec<(LayerBuilder, String)> = Vec::new();
+    let mut blobs: Vec<(LayerBlob, String)> = Vec::new();
     if let Some(layer) = plan.layer {
-        pending.push((layer, format!("oxbuild: add user {} ({}:{})", cfg.image.user, owner.uid, owner.gid)));
+        let created_by = format!("oxbuild: add user {} ({}:{})", cfg.image.user, owner.uid, owner.gid);
+        blobs.push((layer.write_gzip(store)?, created_by));
     }
+    blobs.extend(extra.iter().map(|e| (e.blob.clone(), e.created_by.clone())));
     let mut app = LayerBuilder::new(epoch, Owner::ROOT);
     let warnings = context::add_app_files(&mut app, dir, cfg.app.include.as_deref(), &cfg.image.workdir, owner)?;
-    pending.push((app, format!("oxbuild: app files into {}", cfg.image.workdir)));
+    blobs.push((app.write_gzip(store)?, format!("oxbuild: app files into {}", cfg.image.workdir)));
 
     let mut layers: Vec<Layer> = base.layers().to_vec();
     let mut added = Vec::new();
     let mut history = Vec::new();
-    for (builder, created_by) in pending {
-        let blob = builder.write_gzip(store)?;
+    for (blob, created_by) in blobs {
         let descriptor = blob.descriptor(format.gzip_layer());
         added.push(descriptor.clone());
         history.push(AddedLayer { diff_id: blob.diff_id.clone(), created_by });
         layers.push(Layer::file(descriptor, blob.path));
     }
 
+    let env: Vec<(String, String)> = extra.iter().flat_map(|e| e.env.iter().cloned()).collect();
     let mut config = base.config_json()?;
-    runtime::apply(&mut config, cfg, owner, &history, epoch);
+    runtime::apply(&mut config, cfg, owner, &env, &history, epoch);
     let image = Image::assemble(format, &config, layers, &BTreeMap::new()).map_err(|e| Error::Base(e.to_string()))?;
     Ok(Built { image, added, warnings })
 }

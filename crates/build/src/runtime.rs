@@ -22,7 +22,14 @@ pub fn timestamp(epoch: u64) -> String {
 }
 
 /// Applies `cfg` to the base config `base` (every unknown field is kept).
-pub fn apply(base: &mut Value, cfg: &Config, owner: Owner, layers: &[AddedLayer], epoch: u64) {
+pub fn apply(
+    base: &mut Value,
+    cfg: &Config,
+    owner: Owner,
+    env_defaults: &[(String, String)],
+    layers: &[AddedLayer],
+    epoch: u64,
+) {
     if !base.is_object() {
         *base = json!({});
     }
@@ -50,9 +57,11 @@ pub fn apply(base: &mut Value, cfg: &Config, owner: Owner, layers: &[AddedLayer]
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
         .unwrap_or_default();
-    for (k, v) in &img.env {
+    // The venv's PATH and VIRTUAL_ENV first, so that oxbuild.toml can still override them.
+    let settings = env_defaults.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    for (k, v) in settings.chain(img.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
         let entry = format!("{k}={v}");
-        match env.iter_mut().find(|e| e.split('=').next() == Some(k.as_str())) {
+        match env.iter_mut().find(|e| e.split('=').next() == Some(k)) {
             Some(slot) => *slot = entry,
             None => env.push(entry),
         }
@@ -159,11 +168,18 @@ interval = "5s"
 timeout = "2s"
 "#);
         let layer = AddedLayer { diff_id: Digest::of(b"l"), created_by: "app".into() };
-        apply(&mut base, &c, Owner { uid: 1000, gid: 1000 }, &[layer], 0);
+        apply(
+            &mut base,
+            &c,
+            Owner { uid: 1000, gid: 1000 },
+            &[("PATH".into(), "/opt/venv/bin:/usr/bin".into())],
+            &[layer],
+            0,
+        );
         let conf = &base["config"];
         assert_eq!(base["x-vendor"]["kept"], json!(true));
         assert_eq!(base["created"], json!("1970-01-01T00:00:00Z"));
-        assert_eq!(conf["Env"], json!(["PATH=/usr/bin", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1"]));
+        assert_eq!(conf["Env"], json!(["PATH=/opt/venv/bin:/usr/bin", "LANG=C.UTF-8", "PYTHONUNBUFFERED=1"]));
         assert_eq!(conf["Cmd"], Value::Null);
         assert_eq!(conf["User"], json!("1000:1000"));
         assert_eq!(conf["ExposedPorts"], json!({"8000/tcp": {}}));

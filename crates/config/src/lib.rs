@@ -64,6 +64,65 @@ pub struct Config {
     pub app: AppConfig,
     /// `[healthcheck]`, when the image should carry one.
     pub healthcheck: Option<HealthcheckConfig>,
+    /// `[python]`: the dependency layer.
+    #[serde(default)]
+    pub python: PythonConfig,
+}
+
+/// `[python]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PythonConfig {
+    /// A pinned requirements file, relative to the app directory. When neither
+    /// this nor `lock` is set, `requirements.txt` is used if it exists.
+    pub requirements: Option<String>,
+    /// A `pylock.toml` or `uv.lock` (not supported yet).
+    pub lock: Option<String>,
+    /// Pinned requirements of the test variant.
+    pub test_requirements: Option<String>,
+    /// Where the virtual environment goes in the image.
+    #[serde(default = "default_venv")]
+    pub venv: String,
+    /// The package index (default PyPI); wins over `--index-url` in the file.
+    pub index_url: Option<String>,
+    /// More indexes, asked after `index-url`.
+    #[serde(default)]
+    pub extra_index_url: Vec<String>,
+    /// Directories of wheels, relative to the app directory, asked first.
+    #[serde(default)]
+    pub find_links: Vec<String>,
+    /// Use no index at all: only `find-links`.
+    #[serde(default)]
+    pub no_index: bool,
+}
+
+impl Default for PythonConfig {
+    fn default() -> Self {
+        PythonConfig {
+            requirements: None,
+            lock: None,
+            test_requirements: None,
+            venv: default_venv(),
+            index_url: None,
+            extra_index_url: Vec::new(),
+            find_links: Vec::new(),
+            no_index: false,
+        }
+    }
+}
+
+fn default_venv() -> String {
+    "/opt/venv".into()
+}
+
+impl PythonConfig {
+    /// The requirements file to install for the app in `dir`, if any.
+    pub fn requirements_path(&self, dir: &Path) -> Option<PathBuf> {
+        match &self.requirements {
+            Some(r) => Some(dir.join(r)),
+            None => Some(dir.join("requirements.txt")).filter(|p| self.lock.is_none() && p.is_file()),
+        }
+    }
 }
 
 /// `[image]`.
@@ -261,6 +320,18 @@ impl Config {
                     return Err(format!("[app] include: `{p}` must be a path inside the app directory"));
                 }
             }
+        }
+        let py = &self.python;
+        if py.requirements.is_some() && py.lock.is_some() {
+            return Err("[python] set either `requirements` or `lock`, not both".into());
+        }
+        if let Some(lock) = &py.lock {
+            return Err(format!(
+                "[python] lock = \"{lock}\": pylock.toml and uv.lock are not supported yet; export pinned requirements (`uv export --format requirements-txt` or `uv pip compile`) and set `requirements`"
+            ));
+        }
+        if !py.venv.starts_with('/') || py.venv.trim_end_matches('/').is_empty() {
+            return Err(format!("[python] venv `{}` must be an absolute path other than /", py.venv));
         }
         if let Some(hc) = &self.healthcheck {
             let count = [hc.cmd.is_some(), hc.shell.is_some(), hc.http.is_some()].iter().filter(|b| **b).count();

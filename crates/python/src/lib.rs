@@ -94,9 +94,7 @@ async fn fetch_one(
     let all = sources.candidates(&pin.name).await?;
     let same_version: Vec<_> = all
         .iter()
-        .filter(|c| {
-            source::version_of(&c.filename).is_some_and(|v| version::compare(&v, &pin.version).is_eq())
-        })
+        .filter(|c| source::version_of(&c.filename).is_some_and(|v| version::compare(&v, &pin.version).is_eq()))
         .collect();
     let best = same_version
         .iter()
@@ -114,7 +112,8 @@ async fn fetch_one(
         })
         .min_by_key(|(rank, c)| (*rank, c.filename.clone()));
     let Some((_, chosen)) = best else {
-        let wheels: Vec<&str> = same_version.iter().filter(|c| c.filename.ends_with(".whl")).map(|c| c.filename.as_str()).collect();
+        let wheels: Vec<&str> =
+            same_version.iter().filter(|c| c.filename.ends_with(".whl")).map(|c| c.filename.as_str()).collect();
         let tried: Vec<String> = target.tags().iter().take(3).map(|(p, a, pl)| format!("{p}-{a}-{pl}")).collect();
         let platform = format!("Python {}.{} on {} ({:?})", target.major, target.minor, target.machine, target.libc);
         return Err(Error::Package(if same_version.is_empty() {
@@ -135,7 +134,8 @@ async fn fetch_one(
     };
 
     // The cache: a known hash that is already stored means no download.
-    let known: Option<Digest> = chosen.sha256.as_ref().and_then(|h| format!("sha256:{}", h.to_ascii_lowercase()).parse().ok());
+    let known: Option<Digest> =
+        chosen.sha256.as_ref().and_then(|h| format!("sha256:{}", h.to_ascii_lowercase()).parse().ok());
     if let Some(d) = &known
         && store.contains(d)
     {
@@ -146,7 +146,10 @@ async fn fetch_one(
     if let Some(expected) = &known
         && expected != &digest
     {
-        return Err(Error::Package(format!("{what}: {} does not match the index's sha256; nothing was stored", chosen.filename)));
+        return Err(Error::Package(format!(
+            "{what}: {} does not match the index's sha256; nothing was stored",
+            chosen.filename
+        )));
     }
     if !pin.hashes.is_empty() && !pin.hashes.contains(&digest.hex().to_string()) {
         return Err(Error::Package(format!(
@@ -213,7 +216,8 @@ pub fn cached_layer(cache_dir: &Path, key: &str, store: &BlobStore) -> Option<Ca
 
 /// Records a finished layer in the on-disk layer cache.
 pub fn remember_layer(cache_dir: &Path, key: &str, layer: &CachedLayer) -> Result<(), Error> {
-    std::fs::create_dir_all(cache_dir).map_err(|e| oxbuild_image::Error::io(format!("creating {}", cache_dir.display()), e))?;
+    std::fs::create_dir_all(cache_dir)
+        .map_err(|e| oxbuild_image::Error::io(format!("creating {}", cache_dir.display()), e))?;
     let tmp = cache_dir.join(format!(".{key}.tmp"));
     std::fs::write(&tmp, serde_json::to_vec(layer).expect("serialises"))
         .map_err(|e| oxbuild_image::Error::io(format!("writing {}", tmp.display()), e))?;
@@ -225,10 +229,20 @@ pub fn remember_layer(cache_dir: &Path, key: &str, layer: &CachedLayer) -> Resul
 /// Installs `wheels` into a virtual environment at `prefix` for `target` and
 /// writes it as one layer into `store`. Everything is owned by root, so the
 /// app's user cannot change its dependencies.
-pub fn dependency_layer(wheels: &[Wheel], target: &Target, prefix: &str, epoch: u64, store: &BlobStore) -> Result<LayerBlob, Error> {
+pub fn dependency_layer(
+    wheels: &[Wheel],
+    target: &Target,
+    prefix: &str,
+    epoch: u64,
+    store: &BlobStore,
+) -> Result<LayerBlob, Error> {
     let prefix = prefix.trim_end_matches('/');
-    let venv = wheel::VenvLayout { prefix: prefix.to_string(), python_dir: format!("python{}.{}", target.major, target.minor) };
-    let stage = tempfile::tempdir_in(store.root()).map_err(|e| oxbuild_image::Error::io("creating a staging directory", e))?;
+    let venv = wheel::VenvLayout {
+        prefix: prefix.to_string(),
+        python_dir: format!("python{}.{}", target.major, target.minor),
+    };
+    let stage =
+        tempfile::tempdir_in(store.root()).map_err(|e| oxbuild_image::Error::io("creating a staging directory", e))?;
     let mut files: BTreeMap<String, wheel::Staged> = BTreeMap::new();
     for w in wheels {
         for staged in wheel::install(&w.path, &w.filename, &venv, stage.path())? {
@@ -266,4 +280,75 @@ pub fn env(prefix: &str, base_path: Option<&str>) -> Vec<(String, String)> {
     let prefix = prefix.trim_end_matches('/');
     let rest = base_path.unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     vec![("PATH".into(), format!("{prefix}/bin:{rest}")), ("VIRTUAL_ENV".into(), prefix.to_string())]
+}
+
+/// Where the dependencies come from and where they go.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The pinned requirements file.
+    pub requirements: PathBuf,
+    /// The venv prefix in the image.
+    pub prefix: String,
+    /// The index (the file's `--index-url`, else PyPI, when None).
+    pub index_url: Option<String>,
+    /// Extra indexes.
+    pub extra_index_urls: Vec<String>,
+    /// Wheelhouse directories, asked first.
+    pub find_links: Vec<PathBuf>,
+    /// No index, only find-links.
+    pub no_index: bool,
+}
+
+/// A dependency layer ready to go into the image.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The layer blob, in the store.
+    pub blob: LayerBlob,
+    /// Its cache key.
+    pub key: String,
+    /// True when it came from the layer cache (no wheel was touched).
+    pub reused: bool,
+    /// The wheels in it (file names).
+    pub wheels: Vec<String>,
+    /// How many wheels were downloaded this time.
+    pub downloaded: usize,
+}
+
+/// Makes (or reuses) the dependency layer for `settings` on `target`.
+/// `layer_cache` holds the finished-layer records; wheels and layers go into `store`.
+pub async fn prepare(
+    settings: &Settings,
+    target: &Target,
+    store: &BlobStore,
+    layer_cache: &Path,
+    epoch: u64,
+) -> Result<Prepared, Error> {
+    let reqs = Requirements::load(&settings.requirements)?;
+    let pins = applicable(&reqs, target)?;
+    let key = layer_key(&pins, target, &settings.prefix, epoch);
+    if let Some(c) = cached_layer(layer_cache, &key, store) {
+        let blob = LayerBlob { path: store.path(&c.digest), digest: c.digest, size: c.size, diff_id: c.diff_id };
+        return Ok(Prepared { blob, key, reused: true, wheels: c.wheels, downloaded: 0 });
+    }
+    let mut find_links = settings.find_links.clone();
+    find_links.extend(reqs.options.find_links.iter().cloned());
+    let index_url = settings.index_url.clone().or(reqs.options.index_url.clone());
+    let mut extra = settings.extra_index_urls.clone();
+    extra.extend(reqs.options.extra_index_urls.iter().cloned());
+    let sources = Sources::new(find_links, index_url.as_deref(), &extra, settings.no_index || reqs.options.no_index)?;
+    let wheels = fetch(&pins, &sources, target, store).await?;
+    let downloaded = wheels.iter().filter(|w| w.downloaded).count();
+    let (ws, t, prefix, st) = (wheels.clone(), target.clone(), settings.prefix.clone(), store.clone());
+    let blob = tokio::task::spawn_blocking(move || dependency_layer(&ws, &t, &prefix, epoch, &st))
+        .await
+        .map_err(|e| Error::Package(format!("installing wheels failed: {e}")))??;
+    let names: Vec<String> = wheels.iter().map(|w| w.filename.clone()).collect();
+    let record = CachedLayer {
+        digest: blob.digest.clone(),
+        size: blob.size,
+        diff_id: blob.diff_id.clone(),
+        wheels: names.clone(),
+    };
+    remember_layer(layer_cache, &key, &record)?;
+    Ok(Prepared { blob, key, reused: false, wheels: names, downloaded })
 }

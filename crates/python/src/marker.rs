@@ -180,7 +180,11 @@ impl Marker {
             "in" => rhs.contains(&lhs),
             "not in" => !rhs.contains(&lhs),
             op if lver || rver => {
-                if lver { version::satisfies(&lhs, op, &rhs) } else { version::satisfies(&rhs, &flip(op), &lhs) }
+                if lver {
+                    version::satisfies(&lhs, op, &rhs)
+                } else {
+                    version::satisfies(&rhs, &flip(op), &lhs)
+                }
             }
             "==" | "===" => lhs == rhs,
             "!=" => lhs != rhs,

@@ -53,8 +53,7 @@ pub struct Requirements {
     pub options: IndexOptions,
 }
 
-const UNPINNED_HINT: &str =
-    "oxbuild installs exactly what a lock says: pin every requirement with `==` (generate the file with `uv pip compile` or `pip-compile`)";
+const UNPINNED_HINT: &str = "oxbuild installs exactly what a lock says: pin every requirement with `==` (generate the file with `uv pip compile` or `pip-compile`)";
 
 impl Requirements {
     /// Reads and parses the file at `path`.
@@ -69,7 +68,11 @@ impl Requirements {
         if depth > 10 {
             return Err(Error::Lock { file, line: 1, message: "`-r` includes nest too deeply (a cycle?)".into() });
         }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Lock { file: file.clone(), line: 0, message: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Lock {
+            file: file.clone(),
+            line: 0,
+            message: e.to_string(),
+        })?;
         let dir = path.parent().unwrap_or(Path::new("."));
         self.parse_into(&text, &file, dir, depth)
     }
@@ -101,7 +104,9 @@ impl Requirements {
                     "--no-index" => self.options.no_index = true,
                     "--hash" => return Err(err("`--hash` must follow a requirement on its line".into())),
                     "-e" | "--editable" => {
-                        return Err(err("editable installs cannot go into an image; list the package pinned instead".into()));
+                        return Err(err(
+                            "editable installs cannot go into an image; list the package pinned instead".into()
+                        ));
                     }
                     "--only-binary" | "--prefer-binary" | "--no-binary" | "--pre" | "--trusted-host" => {}
                     other => return Err(err(format!("unknown option `{other}`"))),
@@ -165,7 +170,8 @@ fn parse_requirement(line: &str, origin: &str) -> Result<Pin, String> {
     let mut words = line.split_whitespace().peekable();
     while let Some(w) = words.next() {
         if let Some(h) = w.strip_prefix("--hash=").or_else(|| (w == "--hash").then(|| words.next()).flatten()) {
-            let hex = h.strip_prefix("sha256:").ok_or_else(|| format!("hash `{h}`: only sha256 hashes are supported"))?;
+            let hex =
+                h.strip_prefix("sha256:").ok_or_else(|| format!("hash `{h}`: only sha256 hashes are supported"))?;
             hashes.push(hex.to_ascii_lowercase());
         } else if w.starts_with("--") {
             return Err(format!("unknown per-requirement option `{w}`"));
@@ -179,9 +185,12 @@ fn parse_requirement(line: &str, origin: &str) -> Result<Pin, String> {
         None => (spec.trim(), None),
     };
     if req.contains(" @ ") || req.contains("://") {
-        return Err(format!("`{req}` is a direct URL reference; oxbuild needs name==version pins (put the wheel in a find-links wheelhouse)"));
+        return Err(format!(
+            "`{req}` is a direct URL reference; oxbuild needs name==version pins (put the wheel in a find-links wheelhouse)"
+        ));
     }
-    let name_end = req.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))).unwrap_or(req.len());
+    let name_end =
+        req.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))).unwrap_or(req.len());
     let name = req[..name_end].to_string();
     if name.is_empty() {
         return Err(format!("`{req}` does not start with a package name"));
@@ -193,13 +202,9 @@ fn parse_requirement(line: &str, origin: &str) -> Result<Pin, String> {
     }
     let version = rest.strip_prefix("===").or_else(|| rest.strip_prefix("==")).map(str::trim);
     match version {
-        Some(v) if !v.is_empty() && !v.contains(['*', ',', '<', '>', '!', '~']) => Ok(Pin {
-            name,
-            version: v.to_string(),
-            hashes,
-            marker,
-            origin: origin.to_string(),
-        }),
+        Some(v) if !v.is_empty() && !v.contains(['*', ',', '<', '>', '!', '~']) => {
+            Ok(Pin { name, version: v.to_string(), hashes, marker, origin: origin.to_string() })
+        }
         _ => Err(format!("`{}` is not pinned; {UNPINNED_HINT}", req.trim())),
     }
 }
@@ -232,7 +237,10 @@ mod tests {
     #[test]
     fn unpinned_lines_are_named_with_a_fix() {
         let e = parse("flask==3.1.0\nrequests>=2\n").unwrap_err().to_string();
-        assert!(e.starts_with("requirements.txt:2:") && e.contains("requests>=2") && e.contains("uv pip compile"), "{e}");
+        assert!(
+            e.starts_with("requirements.txt:2:") && e.contains("requests>=2") && e.contains("uv pip compile"),
+            "{e}"
+        );
         let e = parse("django\n").unwrap_err().to_string();
         assert!(e.contains("not pinned"), "{e}");
         let e = parse("pkg @ https://example.com/pkg.whl\n").unwrap_err().to_string();

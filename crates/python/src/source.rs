@@ -119,7 +119,12 @@ pub const PYPI: &str = "https://pypi.org/simple/";
 impl Sources {
     /// find-links directories first, then `index_url` (PyPI when None) and the
     /// extra indexes, unless `no_index`.
-    pub fn new(find_links: Vec<PathBuf>, index_url: Option<&str>, extra: &[String], no_index: bool) -> Result<Sources, Error> {
+    pub fn new(
+        find_links: Vec<PathBuf>,
+        index_url: Option<&str>,
+        extra: &[String],
+        no_index: bool,
+    ) -> Result<Sources, Error> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut indexes = Vec::new();
         if !no_index {
@@ -165,20 +170,14 @@ impl Sources {
 
     async fn index_page(&self, i: usize, index: &Index, key: &str) -> Result<Vec<Candidate>, Error> {
         let page = index.url.join(&format!("{key}/")).map_err(|e| Error::Index(e.to_string()))?;
-        let resp = self
-            .get(i, page.clone(), "application/vnd.pypi.simple.v1+json, text/html;q=0.1")
-            .await?;
+        let resp = self.get(i, page.clone(), "application/vnd.pypi.simple.v1+json, text/html;q=0.1").await?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(Vec::new());
         }
         if !resp.status().is_success() {
             return Err(Error::Index(format!("index {} answered {} for {key}", index.url, resp.status())));
         }
-        let json = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.contains("json"));
+        let json = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.contains("json"));
         let body = resp.text().await.map_err(|e| Error::Index(format!("reading the index page for {key}: {e}")))?;
         let files = if json { parse_json(&body, &page) } else { parse_html(&body, &page) };
         Ok(files
@@ -218,7 +217,10 @@ impl Sources {
                 if !resp.status().is_success() {
                     return Err(Error::Index(format!("downloading {} answered {}", c.filename, resp.status())));
                 }
-                let bytes = resp.bytes().await.map_err(|e| Error::Index(format!("downloading {}: {}", c.filename, root_cause(&e))))?;
+                let bytes = resp
+                    .bytes()
+                    .await
+                    .map_err(|e| Error::Index(format!("downloading {}: {}", c.filename, root_cause(&e))))?;
                 Ok(bytes.to_vec())
             }
         }

@@ -41,15 +41,14 @@ pub fn machine(oci_arch: &str, variant: Option<&str>) -> String {
 
 /// Detects the target from the base's root filesystem scan and config.
 pub fn detect(scanned: &BTreeMap<String, Node>, config: &serde_json::Value) -> Result<Target, Error> {
-    let env: Vec<&str> = config["config"]["Env"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+    let env: Vec<&str> =
+        config["config"]["Env"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
     let declared = env.iter().find_map(|e| e.strip_prefix("PYTHON_VERSION=")).map(str::to_string);
 
     // Interpreters present; /usr/local (a source build, as in the official
     // images) wins over the distribution's.
-    let mut found: Vec<(u32, String)> = scanned
-        .keys()
-        .filter_map(|p| interpreter_version(p).map(|minor| (minor, p.clone())))
-        .collect();
+    let mut found: Vec<(u32, String)> =
+        scanned.keys().filter_map(|p| interpreter_version(p).map(|minor| (minor, p.clone()))).collect();
     found.sort_by_key(|(minor, p)| (p.starts_with("usr/local/"), *minor));
     let wanted_minor: Option<u32> = declared.as_deref().and_then(|v| v.split('.').nth(1)).and_then(|m| m.parse().ok());
     let chosen = match wanted_minor {
@@ -62,7 +61,8 @@ pub fn detect(scanned: &BTreeMap<String, Node>, config: &serde_json::Value) -> R
                 .into(),
         ));
     };
-    let full_version = declared.filter(|v| v.starts_with(&format!("3.{minor}"))).unwrap_or_else(|| format!("3.{minor}"));
+    let full_version =
+        declared.filter(|v| v.starts_with(&format!("3.{minor}"))).unwrap_or_else(|| format!("3.{minor}"));
 
     let arch = config["architecture"].as_str().unwrap_or("amd64");
     let machine = machine(arch, config["variant"].as_str());
@@ -78,7 +78,9 @@ pub fn detect(scanned: &BTreeMap<String, Node>, config: &serde_json::Value) -> R
             .filter_map(glibc_minor)
             .max();
         Libc::Glibc(glibc.ok_or_else(|| {
-            Error::Target("the base image has neither glibc (libc.so.6) nor musl; oxbuild cannot tell which wheels fit it".into())
+            Error::Target(
+                "the base image has neither glibc (libc.so.6) nor musl; oxbuild cannot tell which wheels fit it".into(),
+            )
         })?)
     };
     Ok(Target { major: 3, minor, interpreter: format!("/{path}"), full_version, machine, libc })
@@ -109,9 +111,15 @@ mod tests {
         let mut fs = BTreeMap::new();
         fs.insert("usr/bin/python3.11".to_string(), Node::File(None));
         fs.insert("usr/bin/python3".to_string(), Node::Symlink("python3.11".into()));
-        fs.insert("usr/lib/x86_64-linux-gnu/libc.so.6".to_string(), Node::File(Some(b"..GLIBC_2.2.5\0GLIBC_2.36\0GLIBC_2.17\0GLIBC_PRIVATE".to_vec())));
+        fs.insert(
+            "usr/lib/x86_64-linux-gnu/libc.so.6".to_string(),
+            Node::File(Some(b"..GLIBC_2.2.5\0GLIBC_2.36\0GLIBC_2.17\0GLIBC_PRIVATE".to_vec())),
+        );
         let t = detect(&fs, &serde_json::json!({"architecture": "arm64", "config": {}})).unwrap();
-        assert_eq!((t.minor, t.interpreter.as_str(), t.machine.as_str(), t.libc), (11, "/usr/bin/python3.11", "aarch64", Libc::Glibc(36)));
+        assert_eq!(
+            (t.minor, t.interpreter.as_str(), t.machine.as_str(), t.libc),
+            (11, "/usr/bin/python3.11", "aarch64", Libc::Glibc(36))
+        );
 
         fs.insert("usr/local/bin/python3.12".to_string(), Node::File(None));
         let t = detect(&fs, &serde_json::json!({"config": {"Env": ["PYTHON_VERSION=3.12.1"]}})).unwrap();

@@ -8,10 +8,12 @@ use std::cmp::Ordering;
 pub fn release(v: &str) -> Vec<u64> {
     let v = v.trim().trim_start_matches(['v', 'V']);
     let v = v.split_once('!').map(|(_, r)| r).unwrap_or(v);
-    v.split('.').map_while(|part| {
-        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
-        if digits.is_empty() { None } else { digits.parse().ok() }
-    }).collect()
+    v.split('.')
+        .map_while(|part| {
+            let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+            if digits.is_empty() { None } else { digits.parse().ok() }
+        })
+        .collect()
 }
 
 /// Compares two versions by release segments, missing ones counting as 0.

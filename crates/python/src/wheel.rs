@@ -118,7 +118,10 @@ pub fn install(path: &Path, filename: &str, venv: &VenvLayout, stage: &Path) -> 
         Ok(bytes)
     };
     let wheel_meta = String::from_utf8_lossy(&read(&mut zip, &format!("{dist_info}/WHEEL"))?).into_owned();
-    let major = wheel_meta.lines().find_map(|l| l.strip_prefix("Wheel-Version:")).map(|v| v.trim().split('.').next().unwrap_or("").to_string());
+    let major = wheel_meta
+        .lines()
+        .find_map(|l| l.strip_prefix("Wheel-Version:"))
+        .map(|v| v.trim().split('.').next().unwrap_or("").to_string());
     if major.as_deref() != Some("1") {
         return Err(bad(format!("unsupported Wheel-Version {}", major.unwrap_or_default())));
     }
@@ -178,7 +181,8 @@ pub fn install(path: &Path, filename: &str, venv: &VenvLayout, stage: &Path) -> 
     // Console and GUI scripts from entry_points.txt.
     if let Ok(ep) = read(&mut zip, &format!("{dist_info}/entry_points.txt")) {
         for (script, target) in entry_points(&String::from_utf8_lossy(&ep)) {
-            let (module, attr) = target.split_once(':').ok_or_else(|| bad(format!("entry point `{script} = {target}` has no `:`")))?;
+            let (module, attr) =
+                target.split_once(':').ok_or_else(|| bad(format!("entry point `{script} = {target}` has no `:`")))?;
             let attr = attr.split('[').next().unwrap_or(attr).trim();
             let head = attr.split('.').next().unwrap_or(attr);
             let body = format!(
@@ -229,9 +233,11 @@ fn rewrite_shebang(bytes: Vec<u8>, shebang: &str) -> Vec<u8> {
 fn write_staged(stage: &Path, rel: &str, bytes: &[u8], executable: bool) -> Result<Staged, Error> {
     let path = stage.join(rel);
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|e| oxbuild_image::Error::io(format!("creating {}", parent.display()), e))?;
+        fs::create_dir_all(parent)
+            .map_err(|e| oxbuild_image::Error::io(format!("creating {}", parent.display()), e))?;
     }
-    let mut f = fs::File::create(&path).map_err(|e| oxbuild_image::Error::io(format!("writing {}", path.display()), e))?;
+    let mut f =
+        fs::File::create(&path).map_err(|e| oxbuild_image::Error::io(format!("writing {}", path.display()), e))?;
     f.write_all(bytes).map_err(|e| oxbuild_image::Error::io(format!("writing {}", path.display()), e))?;
     Ok(Staged { rel: rel.to_string(), source: path, executable })
 }
@@ -259,7 +265,8 @@ mod tests {
 
     #[test]
     fn file_names() {
-        let w = WheelName::parse("markupsafe-3.0.4-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl").unwrap();
+        let w =
+            WheelName::parse("markupsafe-3.0.4-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl").unwrap();
         assert_eq!((w.key().as_str(), w.version.as_str(), w.tags.len()), ("markupsafe", "3.0.4", 2));
         let w = WheelName::parse("pkg-1.0-1build-py3-none-any.whl").unwrap();
         assert_eq!(w.tags, vec![("py3".to_string(), "none".to_string(), "any".to_string())]);
@@ -268,7 +275,9 @@ mod tests {
 
     #[test]
     fn entry_point_sections() {
-        let eps = entry_points("[console_scripts]\ngunicorn = gunicorn.app.wsgiapp:run\n\n[paste.server_runner]\nmain = x:y\n");
+        let eps = entry_points(
+            "[console_scripts]\ngunicorn = gunicorn.app.wsgiapp:run\n\n[paste.server_runner]\nmain = x:y\n",
+        );
         assert_eq!(eps, vec![("gunicorn".to_string(), "gunicorn.app.wsgiapp:run".to_string())]);
     }
 
@@ -317,10 +326,14 @@ mod tests {
         let demo = fs::read_to_string(stage.join("bin/demo")).unwrap();
         assert!(demo.contains("from demo_pkg import main") && demo.contains("sys.exit(main())"), "{demo}");
         assert!(staged.iter().find(|s| s.rel == "bin/demo").unwrap().executable);
-        let record = fs::read_to_string(stage.join("lib/python3.11/site-packages/demo_pkg-1.0.dist-info/RECORD")).unwrap();
+        let record =
+            fs::read_to_string(stage.join("lib/python3.11/site-packages/demo_pkg-1.0.dist-info/RECORD")).unwrap();
         assert!(record.contains("../../../bin/demo,sha256="), "{record}");
         assert!(record.contains("demo_pkg-1.0.dist-info/INSTALLER,sha256="), "{record}");
-        assert_eq!(fs::read_to_string(stage.join("lib/python3.11/site-packages/demo_pkg-1.0.dist-info/INSTALLER")).unwrap(), "oxbuild\n");
+        assert_eq!(
+            fs::read_to_string(stage.join("lib/python3.11/site-packages/demo_pkg-1.0.dist-info/INSTALLER")).unwrap(),
+            "oxbuild\n"
+        );
     }
 
     #[test]

@@ -40,27 +40,42 @@ pub fn containers_conf() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("testdata/podman/containers.conf"))
 }
 
-/// The cached Python base image as an OCI archive. Uses `OXBUILD_TEST_BASE`
-/// when set (scripts/test sets it), else runs `scripts/test-env` once.
-pub fn base_archive() -> PathBuf {
-    static BASE: OnceLock<PathBuf> = OnceLock::new();
-    BASE.get_or_init(|| {
-        if let Some(p) = std::env::var_os("OXBUILD_TEST_BASE") {
-            return PathBuf::from(p);
-        }
+/// A value `scripts/test-env` exports: from the environment when the test
+/// runner was started by scripts/test, else by running scripts/test-env once.
+fn test_env(var: &str) -> PathBuf {
+    static EXPORTS: OnceLock<Vec<(String, String)>> = OnceLock::new();
+    if let Some(v) = std::env::var_os(var) {
+        return PathBuf::from(v);
+    }
+    let exports = EXPORTS.get_or_init(|| {
         let out = Command::new(repo_root().join("scripts/test-env"))
             .stderr(Stdio::inherit())
             .output()
             .expect("scripts/test-env runs");
         assert!(out.status.success(), "scripts/test-env failed");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let line = text
+        String::from_utf8_lossy(&out.stdout)
             .lines()
-            .find_map(|l| l.strip_prefix("export OXBUILD_TEST_BASE="))
-            .expect("scripts/test-env prints OXBUILD_TEST_BASE");
-        PathBuf::from(line.trim_matches('\''))
-    })
-    .clone()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+            .collect()
+    });
+    let value = exports.iter().find(|(k, _)| k == var).unwrap_or_else(|| panic!("scripts/test-env exports no {var}"));
+    PathBuf::from(&value.1)
+}
+
+/// The cached Python base image (Debian bookworm, amd64) as an OCI archive.
+pub fn base_archive() -> PathBuf {
+    test_env("OXBUILD_TEST_BASE")
+}
+
+/// An arm64 root filesystem with glibc and Python 3.11, as an OCI archive.
+pub fn arm64_base_archive() -> PathBuf {
+    test_env("OXBUILD_TEST_BASE_ARM64")
+}
+
+/// A directory of real PyPI wheels for testdata/pyweb, x86_64 and aarch64.
+pub fn wheelhouse() -> PathBuf {
+    test_env("OXBUILD_TEST_WHEELHOUSE")
 }
 
 /// A name no other test or parallel run uses.

@@ -1,0 +1,211 @@
+//! The Python dependency layer: real PyPI wheels, a native extension, console
+//! scripts, another architecture, caches, and the errors a lock can cause.
+
+mod common;
+
+use std::io::Read as _;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{Workspace, build_json, run};
+use oxbuild_testkit::{Container, Registry, arm64_base_archive, base_archive, free_port, http_get, wheelhouse};
+
+/// The pyweb app, offline: wheels from the test wheelhouse only.
+fn offline_pyweb() -> Workspace {
+    let ws = Workspace::of("pyweb");
+    let wheels = wheelhouse();
+    ws.edit_config(
+        "requirements = \"requirements.txt\"",
+        &format!("requirements = \"requirements.txt\"\nfind-links = [\"{}\"]\nno-index = true", wheels.display()),
+    );
+    ws
+}
+
+fn base() -> String {
+    format!("oci-archive:{}", base_archive().display())
+}
+
+/// Entries of a gzip layer blob: (path, mode).
+fn layer_entries(blob: &Path) -> Vec<(String, u32)> {
+    let file = std::fs::File::open(blob).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.path().unwrap().to_string_lossy().into_owned(), e.header().mode().unwrap())
+        })
+        .collect()
+}
+
+fn blob_in(layout: &Path, digest: &str) -> std::path::PathBuf {
+    layout.join("blobs/sha256").join(&digest["sha256:".len()..])
+}
+
+#[test]
+fn native_wheels_and_console_scripts_run_in_podman() {
+    let registry = Registry::start();
+    let ws = offline_pyweb();
+    let target = registry.reference("team/pyweb:v1");
+    let report =
+        build_json(ws.oxbuild().args(["build", "-q", "--base", &base(), "--push", "--tag", &target]).arg(ws.app()));
+    let wheels = report["python"]["wheels"].as_array().unwrap();
+    assert_eq!(wheels.len(), 2, "colorama's marker is for win32 only: {wheels:?}");
+    assert!(wheels.iter().any(|w| w.as_str().unwrap().contains("x86_64")));
+
+    let port = free_port();
+    // gunicorn is the entrypoint: it must be found on PATH in the venv.
+    let container = Container::run(&target, &["-p", &format!("127.0.0.1:{port}:8000")]);
+    let (status, body) = http_get(port, "/", Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("no answer; logs:\n{}", container.logs()));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("&lt;b&gt;oxbuild&lt;/b&gt;") && body.contains("\"native\": true"), "{body}");
+    let which = container.exec(&["sh", "-c", "command -v gunicorn && echo $VIRTUAL_ENV"]);
+    assert_eq!(String::from_utf8_lossy(&which.stdout), "/opt/venv/bin/gunicorn\n/opt/venv\n");
+    let owner = container.exec(&["stat", "-c", "%u", "/opt/venv/lib/python3.11/site-packages/markupsafe/__init__.py"]);
+    assert_eq!(String::from_utf8_lossy(&owner.stdout).trim(), "0", "dependencies are root's, not the app's");
+}
+
+#[test]
+fn an_arm64_target_gets_aarch64_wheels_on_this_machine() {
+    let ws = offline_pyweb();
+    let layout = ws.tmp.path().join("layout");
+    let report = build_json(
+        ws.oxbuild()
+            .args(["build", "-q", "--platform", "linux/arm64", "--base"])
+            .arg(format!("oci-archive:{}", arm64_base_archive().display()))
+            .arg("--output")
+            .arg(format!("oci:{}", layout.display()))
+            .arg(ws.app()),
+    );
+    assert_eq!(report["python"]["machine"], "aarch64");
+    let wheels = report["python"]["wheels"].to_string();
+    assert!(wheels.contains("manylinux2014_aarch64") && !wheels.contains("x86_64"), "{wheels}");
+    let deps = blob_in(&layout, report["python"]["layer"].as_str().unwrap());
+    let entries = layer_entries(&deps);
+    let so = entries
+        .iter()
+        .find(|(p, _)| p.contains("markupsafe/_speedups") && p.ends_with(".so"))
+        .unwrap_or_else(|| panic!("no extension module in {entries:?}"));
+    assert!(so.0.contains("aarch64"), "{}", so.0);
+
+    // The extension really is an aarch64 ELF file (e_machine 183).
+    let file = std::fs::File::open(&deps).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_string_lossy() == so.0 {
+            let mut head = [0u8; 20];
+            e.read_exact(&mut head).unwrap();
+            assert_eq!(&head[..4], b"\x7fELF");
+            assert_eq!(u16::from_le_bytes([head[18], head[19]]), 183);
+        }
+    }
+}
+
+#[test]
+fn the_dependency_layer_is_identical_across_clean_builds_and_reused_when_the_lock_is_unchanged() {
+    let one = offline_pyweb();
+    let two = offline_pyweb();
+    let a = build_json(one.oxbuild().args(["build", "-q", "--base", &base()]).arg(one.app()));
+    let b = build_json(two.oxbuild().args(["build", "-q", "--base", &base()]).arg(two.app()));
+    assert_eq!(a["python"]["layer"], b["python"]["layer"]);
+    assert_eq!(a["digest"], b["digest"]);
+    assert_eq!(a["python"]["reused"], false);
+
+    // An app change leaves the lock alone: the layer is reused without touching a wheel.
+    one.edit("pyweb/app.py", "oxbuild", "oxbuild!");
+    let c = build_json(one.oxbuild().args(["build", "-q", "--base", &base()]).arg(one.app()));
+    assert_eq!(c["python"]["reused"], true);
+    assert_eq!(c["python"]["layer"], a["python"]["layer"]);
+    assert_ne!(c["digest"], a["digest"]);
+}
+
+#[test]
+fn wheels_come_from_pypi_once_and_then_from_the_cache() {
+    let ws = Workspace::of("pyweb");
+    let first = build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    assert_eq!(first["python"]["downloaded"], 2, "{}", first["python"]);
+    // Without the layer cache, the wheels are still in the blob store by hash.
+    std::fs::remove_dir_all(ws.cache().join("python-layers")).unwrap();
+    let second = build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    assert_eq!(second["python"]["downloaded"], 0, "{}", second["python"]);
+    assert_eq!(second["python"]["reused"], false);
+    assert_eq!(second["python"]["layer"], first["python"]["layer"]);
+}
+
+fn assert_build_error(ws: &Workspace, code: i32, needles: &[&str]) {
+    let (got, _, stderr) = run(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    assert_eq!(got, code, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "`{n}` missing from: {stderr}");
+    }
+}
+
+#[test]
+fn a_hash_mismatch_is_refused() {
+    let ws = offline_pyweb();
+    ws.edit("requirements.txt", "378b26b9", "000000000");
+    assert_build_error(&ws, 4, &["gunicorn==27.0.1", "requirements.txt:2", "hash"]);
+}
+
+#[test]
+fn a_target_without_a_fitting_wheel_is_named_with_the_tags_tried() {
+    let ws = offline_pyweb();
+    let only_arm = ws.tmp.path().join("arm-only");
+    std::fs::create_dir_all(&only_arm).unwrap();
+    for entry in std::fs::read_dir(wheelhouse()).unwrap() {
+        let entry = entry.unwrap();
+        if !entry.file_name().to_string_lossy().contains("x86_64") {
+            std::fs::copy(entry.path(), only_arm.join(entry.file_name())).unwrap();
+        }
+    }
+    ws.edit_config(&format!("[\"{}\"]", wheelhouse().display()), &format!("[\"{}\"]", only_arm.display()));
+    assert_build_error(
+        &ws,
+        4,
+        &["markupsafe==3.0.4", "no wheel fits", "x86_64", "cp311-cp311-manylinux_2_36_x86_64", "aarch64.whl"],
+    );
+}
+
+#[test]
+fn an_sdist_only_package_says_how_to_supply_a_wheel() {
+    let ws = offline_pyweb();
+    let house = ws.tmp.path().join("sdists");
+    std::fs::create_dir_all(&house).unwrap();
+    std::fs::write(house.join("onlysource-1.0.tar.gz"), b"not really").unwrap();
+    ws.edit_config(
+        &format!("find-links = [\"{}\"]", wheelhouse().display()),
+        &format!("find-links = [\"{}\", \"{}\"]", wheelhouse().display(), house.display()),
+    );
+    std::fs::write(ws.app().join("requirements.txt"), "onlysource==1.0\n").unwrap();
+    assert_build_error(&ws, 4, &["onlysource==1.0", "source distribution", "pip wheel", "find-links"]);
+}
+
+#[test]
+fn a_wheel_escaping_the_environment_is_refused() {
+    let ws = offline_pyweb();
+    let house = ws.tmp.path().join("evil");
+    std::fs::create_dir_all(&house).unwrap();
+    let script = format!(
+        "import zipfile\nz = zipfile.ZipFile('{}/evil-1.0-py3-none-any.whl', 'w')\nz.writestr('../../../etc/evil', 'x')\nz.writestr('evil-1.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\n')\nz.writestr('evil-1.0.dist-info/RECORD', '')\nz.close()\n",
+        house.display()
+    );
+    let out = std::process::Command::new("python3").args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ws.edit_config(
+        &format!("find-links = [\"{}\"]", wheelhouse().display()),
+        &format!("find-links = [\"{}\"]", house.display()),
+    );
+    std::fs::write(ws.app().join("requirements.txt"), "evil==1.0\n").unwrap();
+    assert_build_error(&ws, 4, &["evil-1.0-py3-none-any.whl", "../../../etc/evil", "outside the environment"]);
+}
+
+#[test]
+fn an_unpinned_requirement_names_the_line_and_the_fix() {
+    let ws = offline_pyweb();
+    std::fs::write(ws.app().join("requirements.txt"), "gunicorn==27.0.1\nmarkupsafe>=3\n").unwrap();
+    assert_build_error(&ws, 3, &["requirements.txt:2", "markupsafe>=3", "uv pip compile"]);
+}
