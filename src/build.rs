@@ -71,18 +71,177 @@ fn python_failure(e: oxbuild_python::Error) -> Failure {
     }
 }
 
-pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
-    let cfg = Config::load(&args.dir).map_err(Failure::config)?;
+/// What the build stage needs, whichever command runs it.
+pub struct BuildInputs<'a> {
+    pub dir: &'a std::path::Path,
+    pub base: Option<&'a str>,
+    pub platform: Option<&'a str>,
+    pub registry: &'a RegistryArgs,
+    /// Also make the test variant.
+    pub test_variant: bool,
+}
+
+/// The result of the build stage.
+pub struct Assembled {
+    pub cfg: Config,
+    pub prod: oxbuild_build::Built,
+    pub test: Option<oxbuild_build::Built>,
+    pub base: Location,
+    pub resolved_base: Option<Reference>,
+    pub mount_from: Vec<MountSource>,
+    pub platform: Platform,
+    pub python: serde_json::Value,
+    pub client: Client,
+    pub store: BlobStore,
+}
+
+/// The build stage: read the base, make the dependency layer(s), build the
+/// production image and, when asked, its test variant.
+pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assembled, Failure> {
+    let dir = inputs.dir;
+    let cfg = Config::load(dir).map_err(Failure::config)?;
     let epoch = source_date_epoch()?;
-    let platform = platform(args.platform.as_deref())?;
-    let (base_text, base_what) = match &args.base {
-        Some(b) => (b.clone(), "--base"),
-        None => (cfg.image.base.clone(), "[image] base"),
+    let platform = platform(inputs.platform)?;
+    let base = match inputs.base {
+        Some(b) => Location::parse(b, "--base")?,
+        None => Location::parse(&cfg.image.base, "[image] base")?,
     };
-    let base = Location::parse(&base_text, base_what)?;
-    let repository = cfg
-        .image
-        .repository
+    let store = store()?;
+    let client = client(inputs.registry)?;
+
+    out.step(format!("reading base {base} ({platform})"));
+    let opened = base.open(&client, &platform, &store).await?;
+    // The user layer needs the base's /etc/passwd, so its layers come local (cached by digest).
+    let base_image = oxbuild_registry::fetch_layers(&client, &opened.image, &store)
+        .await
+        .map_err(|e| Failure::registry(format!("pulling base image {base}: {e}")))?;
+    let scan_base = base_image.clone();
+    let base_fs = tokio::task::spawn_blocking(move || oxbuild_build::scan_base(&scan_base))
+        .await
+        .map_err(|e| Failure::internal(format!("reading the base failed: {e}")))?
+        .map_err(Failure::build)?;
+    let base_config = base_image.config_json().map_err(Failure::input)?;
+    let base_path = base_config["config"]["Env"]
+        .as_array()
+        .and_then(|a| a.iter().filter_map(|v| v.as_str()).find_map(|e| e.strip_prefix("PATH=")))
+        .map(str::to_string);
+    let layer_cache = cache_dir().join("python-layers");
+
+    let test_requirements = cfg.python.test_requirements.as_ref().map(|t| dir.join(t));
+    let needs_python =
+        cfg.python.requirements_path(dir).is_some() || (inputs.test_variant && test_requirements.is_some());
+    let target = if needs_python {
+        Some(oxbuild_python::target::detect(&base_fs, &base_config).map_err(python_failure)?)
+    } else {
+        None
+    };
+    let settings = |requirements: PathBuf, installed: Vec<oxbuild_python::Pin>| oxbuild_python::Settings {
+        requirements,
+        prefix: cfg.python.venv.clone(),
+        index_url: cfg.python.index_url.clone(),
+        extra_index_urls: cfg.python.extra_index_url.clone(),
+        find_links: cfg.python.find_links.iter().map(|f| dir.join(f)).collect(),
+        no_index: cfg.python.no_index,
+        installed,
+    };
+
+    let mut extra = Vec::new();
+    let mut python = serde_json::Value::Null;
+    let mut prod_pins = Vec::new();
+    if let (Some(requirements), Some(target)) = (cfg.python.requirements_path(dir), &target) {
+        out.step(format!(
+            "python dependencies for Python {}.{} on {} ({:?}) from {}",
+            target.major,
+            target.minor,
+            target.machine,
+            target.libc,
+            requirements.display()
+        ));
+        let prepared =
+            oxbuild_python::prepare(&settings(requirements, Vec::new()), target, &store, &layer_cache, epoch)
+                .await
+                .map_err(python_failure)?;
+        out.step(describe_prepared(&prepared));
+        python = python_json(target, &prepared);
+        prod_pins = prepared.pins.clone();
+        extra.push(oxbuild_build::ExtraLayer {
+            blob: prepared.blob,
+            created_by: format!("oxbuild: python dependencies into {}", cfg.python.venv),
+            env: oxbuild_python::env(&cfg.python.venv, base_path.as_deref()),
+        });
+    }
+
+    out.step(format!("building {}", dir.display()));
+    let prod = {
+        let (dir, cfg, base_image, store) = (dir.to_path_buf(), cfg.clone(), base_image.clone(), store.clone());
+        tokio::task::spawn_blocking(move || {
+            oxbuild_build::build(&dir, &cfg, &base_image, &base_fs, &extra, &store, epoch)
+        })
+        .await
+        .map_err(|e| Failure::internal(format!("the build task failed: {e}")))?
+        .map_err(Failure::build)?
+    };
+    for w in &prod.warnings {
+        out.warn(w);
+    }
+
+    let mut test = None;
+    if inputs.test_variant {
+        let mut test_extra = Vec::new();
+        if let (Some(requirements), Some(target)) = (test_requirements, &target) {
+            out.step(format!("test dependencies from {}", requirements.display()));
+            let prepared =
+                oxbuild_python::prepare(&settings(requirements, prod_pins), target, &store, &layer_cache, epoch)
+                    .await
+                    .map_err(python_failure)?;
+            out.step(describe_prepared(&prepared));
+            python["test"] = python_json(target, &prepared);
+            test_extra.push(oxbuild_build::ExtraLayer {
+                blob: prepared.blob,
+                created_by: format!("oxbuild: test dependencies into {}", cfg.python.venv),
+                env: oxbuild_python::env(&cfg.python.venv, base_path.as_deref()),
+            });
+        }
+        out.step("building the test variant");
+        let (prod, dir, cfg, store) = (prod.clone(), dir.to_path_buf(), cfg.clone(), store.clone());
+        let built = tokio::task::spawn_blocking(move || {
+            oxbuild_build::test_variant(&prod, &dir, &cfg, &test_extra, &store, epoch)
+        })
+        .await
+        .map_err(|e| Failure::internal(format!("the build task failed: {e}")))?
+        .map_err(Failure::build)?;
+        test = Some(built);
+    }
+
+    let mount_from = opened.resolved.iter().map(|r| MountSource::of(r, &base_image)).collect();
+    Ok(Assembled { cfg, prod, test, base, resolved_base: opened.resolved, mount_from, platform, python, client, store })
+}
+
+fn describe_prepared(p: &oxbuild_python::Prepared) -> String {
+    if p.reused {
+        format!("  reused the dependency layer ({} wheels, unchanged lock)", p.wheels.len())
+    } else {
+        format!("  installed {} wheels ({} downloaded)", p.wheels.len(), p.downloaded)
+    }
+}
+
+fn python_json(target: &oxbuild_python::Target, prepared: &oxbuild_python::Prepared) -> serde_json::Value {
+    json!({
+        "interpreter": target.interpreter,
+        "version": target.full_version,
+        "machine": target.machine,
+        "libc": format!("{:?}", target.libc),
+        "key": prepared.key,
+        "reused": prepared.reused,
+        "downloaded": prepared.downloaded,
+        "wheels": prepared.wheels,
+        "layer": prepared.blob.digest,
+    })
+}
+
+pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
+    let repository_cfg = Config::load(&args.dir).map_err(Failure::config)?.image.repository;
+    let repository = repository_cfg
         .as_deref()
         .map(Reference::parse)
         .transpose()
@@ -103,87 +262,17 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
             "--push needs somewhere to go: give --tag registry/repo:tag, or set [image] repository in oxbuild.toml",
         ));
     }
-
-    let store = store()?;
-    let client = client(&args.registry)?;
-
-    out.step(format!("reading base {base} ({platform})"));
-    let opened = base.open(&client, &platform, &store).await?;
-    // The user layer needs the base's /etc/passwd, so its layers come local (cached by digest).
-    let base_image = oxbuild_registry::fetch_layers(&client, &opened.image, &store)
-        .await
-        .map_err(|e| Failure::registry(format!("pulling base image {base}: {e}")))?;
-
-    let scan_base = base_image.clone();
-    let base_fs = tokio::task::spawn_blocking(move || oxbuild_build::scan_base(&scan_base))
-        .await
-        .map_err(|e| Failure::internal(format!("reading the base failed: {e}")))?
-        .map_err(Failure::build)?;
-
-    let mut extra = Vec::new();
-    let mut python_report = serde_json::Value::Null;
-    if let Some(requirements) = cfg.python.requirements_path(&args.dir) {
-        let base_config = base_image.config_json().map_err(Failure::input)?;
-        let target = oxbuild_python::target::detect(&base_fs, &base_config).map_err(python_failure)?;
-        out.step(format!(
-            "python dependencies for Python {}.{} on {} ({:?}) from {}",
-            target.major,
-            target.minor,
-            target.machine,
-            target.libc,
-            requirements.display()
-        ));
-        let settings = oxbuild_python::Settings {
-            requirements,
-            prefix: cfg.python.venv.clone(),
-            index_url: cfg.python.index_url.clone(),
-            extra_index_urls: cfg.python.extra_index_url.clone(),
-            find_links: cfg.python.find_links.iter().map(|f| args.dir.join(f)).collect(),
-            no_index: cfg.python.no_index,
-        };
-        let layer_cache = cache_dir().join("python-layers");
-        let prepared =
-            oxbuild_python::prepare(&settings, &target, &store, &layer_cache, epoch).await.map_err(python_failure)?;
-        out.step(if prepared.reused {
-            format!("  reused the dependency layer ({} wheels, unchanged lock)", prepared.wheels.len())
-        } else {
-            format!("  installed {} wheels ({} downloaded)", prepared.wheels.len(), prepared.downloaded)
-        });
-        let base_path = base_config["config"]["Env"]
-            .as_array()
-            .and_then(|a| a.iter().filter_map(|v| v.as_str()).find_map(|e| e.strip_prefix("PATH=")))
-            .map(str::to_string);
-        python_report = json!({
-            "interpreter": target.interpreter,
-            "version": target.full_version,
-            "machine": target.machine,
-            "libc": format!("{:?}", target.libc),
-            "key": prepared.key,
-            "reused": prepared.reused,
-            "downloaded": prepared.downloaded,
-            "wheels": prepared.wheels,
-            "layer": prepared.blob.digest,
-        });
-        extra.push(oxbuild_build::ExtraLayer {
-            blob: prepared.blob,
-            created_by: format!("oxbuild: python dependencies into {}", settings.prefix),
-            env: oxbuild_python::env(&settings.prefix, base_path.as_deref()),
-        });
-    }
-
-    out.step(format!("building {}", args.dir.display()));
-    let dir = args.dir.clone();
-    let build_store = store.clone();
-    let build_base = base_image.clone();
-    let built = tokio::task::spawn_blocking(move || {
-        oxbuild_build::build(&dir, &cfg, &build_base, &base_fs, &extra, &build_store, epoch)
-    })
-    .await
-    .map_err(|e| Failure::internal(format!("the build task failed: {e}")))?
-    .map_err(Failure::build)?;
-    for w in &built.warnings {
-        out.warn(w);
-    }
+    let test_variant = args.variant == crate::cli::Variant::Test;
+    let inputs = BuildInputs {
+        dir: &args.dir,
+        base: args.base.as_deref(),
+        platform: args.platform.as_deref(),
+        registry: &args.registry,
+        test_variant,
+    };
+    let assembled = assemble(inputs, out).await?;
+    let Assembled { prod, test, base, resolved_base, mount_from, platform, python, client, store, .. } = assembled;
+    let built = if test_variant { test.expect("asked for") } else { prod };
     let image = &built.image;
     let digest = image.digest();
     let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
@@ -195,7 +284,6 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         written.push(output.to_string());
     }
 
-    let mount_from: Vec<MountSource> = opened.resolved.iter().map(|r| MountSource::of(r, &base_image)).collect();
     let mut pushed = Vec::new();
     let mut push_reports = Vec::new();
     if args.push {
@@ -234,7 +322,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
             |l| json!({"digest": l.descriptor.digest, "size": l.descriptor.size, "mediaType": l.descriptor.media_type}),
         )
         .collect();
-    let base_name = opened.resolved.as_ref().map(ToString::to_string).unwrap_or_else(|| base.to_string());
+    let base_name = resolved_base.as_ref().map(ToString::to_string).unwrap_or_else(|| base.to_string());
     let report = json!({
         "ok": true,
         "digest": digest,
@@ -248,7 +336,8 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         "push": push_reports,
         "outputs": written,
         "warnings": built.warnings,
-        "python": python_report,
+        "python": python,
+        "variant": if test_variant { "test" } else { "production" },
     });
     let mut human = vec![digest.to_string()];
     if !out.quiet {

@@ -33,7 +33,10 @@ Exit codes:
   3  configuration error (oxbuild.toml, references, flags)
   4  build or input error (app files, base image, layout or archive content)
   5  registry error (unreachable, authentication, not found)
-  6  output error (writing an OCI layout)
+  6  output error (writing a layout, an archive or the cache)
+  7  assess failed (a gate failed)
+  8  health failed (unhealthy, exited, or past the deadline)
+  9  container runtime error (podman/docker missing or failing)
 
 Environment:
   OXBUILD_REGISTRY_USER, OXBUILD_REGISTRY_PASSWORD  credentials for registries that ask
@@ -50,6 +53,55 @@ pub enum Command {
     Push(CopyArgs),
     /// Copy an image between any two locations: registries, layouts, archives.
     Copy(CopyArgs),
+    /// Build the test variant and run the quality gates of [assess] in it.
+    Assess(AssessArgs),
+    /// Build the image, start it, and wait until its healthcheck says healthy.
+    Health(HealthArgs),
+}
+
+/// What the stages that build and then run an image share.
+#[derive(Debug, Args)]
+pub struct StageArgs {
+    /// The app directory, holding oxbuild.toml.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+
+    /// The container runtime: podman or docker (default: [runtime] program,
+    /// else the first on PATH).
+    #[arg(long, value_name = "PROGRAM")]
+    pub runtime: Option<String>,
+
+    /// Use this base image instead of [image] base.
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+
+    /// The platform to take from a multi-platform base (os/arch[/variant]).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AssessArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+
+    /// Also write a JUnit XML report of the gates here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+
+    /// Give up after this long (e.g. 90s, 2m). Default: the healthcheck's start
+    /// period plus (retries + 2) intervals plus one timeout, at least 60s.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
 }
 
 /// Locations, for --help.
@@ -121,6 +173,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
 
+    /// Which image: `production`, or `test` (production plus test
+    /// requirements and test files, for `assess`).
+    #[arg(long, value_enum, default_value_t = Variant::Production)]
+    pub variant: Variant,
+
     /// Use this base image instead of [image] base: a registry reference,
     /// oci:DIR[:NAME], oci-archive:FILE or docker-archive:FILE.
     #[arg(long, value_name = "REF")]
@@ -128,6 +185,15 @@ pub struct BuildArgs {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// The image variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Variant {
+    /// What ships: no test tools, no test files.
+    Production,
+    /// Production plus test requirements and test files.
+    Test,
 }
 
 /// How registries are reached; shared by every command that talks to one.

@@ -5,6 +5,7 @@ mod build;
 mod cli;
 mod location;
 mod report;
+mod stages;
 mod transfer;
 
 use clap::Parser as _;
@@ -24,6 +25,8 @@ fn main() {
             cli::Command::Inspect(args) => transfer::inspect(args, reporter).await,
             cli::Command::Push(args) => transfer::copy(args, reporter, true).await,
             cli::Command::Copy(args) => transfer::copy(args, reporter, false).await,
+            cli::Command::Assess(args) => stages::assess(args, reporter).await,
+            cli::Command::Health(args) => stages::health(args, reporter).await,
         }
     });
     if let Err(failure) = result {

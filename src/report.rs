@@ -12,26 +12,43 @@ pub struct Failure {
     pub kind: &'static str,
     /// One line saying what went wrong and what to do.
     pub message: String,
+    /// The JSON report was printed by the stage.
+    pub json_done: bool,
 }
 
 impl Failure {
     pub fn config(message: impl std::fmt::Display) -> Failure {
-        Failure { code: 3, kind: "config", message: message.to_string() }
+        Failure { code: 3, kind: "config", message: message.to_string(), json_done: false }
     }
     pub fn build(message: impl std::fmt::Display) -> Failure {
-        Failure { code: 4, kind: "build", message: message.to_string() }
+        Failure { code: 4, kind: "build", message: message.to_string(), json_done: false }
     }
     pub fn input(message: impl std::fmt::Display) -> Failure {
-        Failure { code: 4, kind: "input", message: message.to_string() }
+        Failure { code: 4, kind: "input", message: message.to_string(), json_done: false }
     }
     pub fn registry(message: impl std::fmt::Display) -> Failure {
-        Failure { code: 5, kind: "registry", message: message.to_string() }
+        Failure { code: 5, kind: "registry", message: message.to_string(), json_done: false }
     }
     pub fn output(message: impl std::fmt::Display) -> Failure {
-        Failure { code: 6, kind: "output", message: message.to_string() }
+        Failure { code: 6, kind: "output", message: message.to_string(), json_done: false }
+    }
+    pub fn assess(message: impl std::fmt::Display) -> Failure {
+        Failure { code: 7, kind: "assess", message: message.to_string(), json_done: false }
+    }
+    pub fn health(message: impl std::fmt::Display) -> Failure {
+        Failure { code: 8, kind: "health", message: message.to_string(), json_done: false }
+    }
+    pub fn runtime(message: impl std::fmt::Display) -> Failure {
+        Failure { code: 9, kind: "runtime", message: message.to_string(), json_done: false }
+    }
+    /// Marks the failure's JSON report as printed already (stages print a
+    /// fuller one themselves).
+    pub fn reported(mut self) -> Failure {
+        self.json_done = true;
+        self
     }
     pub fn internal(message: impl std::fmt::Display) -> Failure {
-        Failure { code: 1, kind: "internal", message: message.to_string() }
+        Failure { code: 1, kind: "internal", message: message.to_string(), json_done: false }
     }
 }
 
@@ -71,7 +88,7 @@ impl Reporter {
     /// Reports `f` and returns its exit code.
     pub fn fail(&self, f: &Failure) -> i32 {
         eprintln!("error: {}", f.message);
-        if self.json {
+        if self.json && !f.json_done {
             let report =
                 serde_json::json!({"ok": false, "error": {"kind": f.kind, "code": f.code, "message": f.message}});
             println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());

@@ -20,11 +20,14 @@ pub fn add_app_files(
     layer: &mut LayerBuilder,
     root: &Path,
     include: Option<&[String]>,
+    exclude: &[String],
     workdir: &str,
     owner: Owner,
 ) -> Result<Vec<String>, Error> {
     let ignore = DockerIgnore::load(root).map_err(Error::Input)?;
-    let mut walk = Walk { root, workdir: workdir.trim_end_matches('/'), owner, ignore, layer, warnings: Vec::new() };
+    let exclude: Vec<String> = exclude.iter().map(|e| clean_rel(e)).filter(|e| !e.is_empty()).collect();
+    let mut walk =
+        Walk { root, workdir: workdir.trim_end_matches('/'), owner, ignore, exclude, layer, warnings: Vec::new() };
     walk.layer.dir(walk.workdir, owner, 0o755);
     match include {
         None => walk.visit_dir_children(root, "")?,
@@ -65,6 +68,8 @@ struct Walk<'a> {
     workdir: &'a str,
     owner: Owner,
     ignore: DockerIgnore,
+    /// Paths (relative to the root) left out, with everything below them: the test files.
+    exclude: Vec<String>,
     layer: &'a mut LayerBuilder,
     warnings: Vec<String>,
 }
@@ -94,6 +99,9 @@ impl Walk<'_> {
 
     fn visit(&mut self, path: &Path, rel: &str) -> Result<(), Error> {
         let meta = fs::symlink_metadata(path).map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))?;
+        if self.exclude.iter().any(|e| rel == e || rel.starts_with(&format!("{e}/"))) {
+            return Ok(());
+        }
         let ignored = self.ignore.is_ignored(rel);
         let ft = meta.file_type();
         let dest = format!("{}/{rel}", self.workdir);
@@ -182,7 +190,7 @@ mod tests {
         std::os::unix::fs::symlink("app.py", root.join("pkg/alias.py")).unwrap();
 
         let mut layer = LayerBuilder::new(0, Owner::ROOT);
-        add_app_files(&mut layer, root, None, "/app", Owner { uid: 1000, gid: 1000 }).unwrap();
+        add_app_files(&mut layer, root, None, &[], "/app", Owner { uid: 1000, gid: 1000 }).unwrap();
         let tar = layer.write_tar(Vec::new()).unwrap();
         let mut archive = tar::Archive::new(tar.as_slice());
         let got: Vec<(String, u32, u64)> = archive
@@ -208,7 +216,7 @@ mod tests {
         assert_eq!(py.1, 0o644);
 
         let mut only = LayerBuilder::new(0, Owner::ROOT);
-        let e = add_app_files(&mut only, root, Some(&["nope".to_string()]), "/app", Owner::ROOT).unwrap_err();
+        let e = add_app_files(&mut only, root, Some(&["nope".to_string()]), &[], "/app", Owner::ROOT).unwrap_err();
         assert!(e.to_string().contains("`nope`"), "{e}");
     }
 
@@ -217,7 +225,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("pw")).unwrap();
         let mut layer = LayerBuilder::new(0, Owner::ROOT);
-        let e = add_app_files(&mut layer, dir.path(), None, "/app", Owner::ROOT).unwrap_err().to_string();
+        let e = add_app_files(&mut layer, dir.path(), None, &[], "/app", Owner::ROOT).unwrap_err().to_string();
         assert!(e.contains("pw") && e.contains("outside"), "{e}");
     }
 }

@@ -49,6 +49,8 @@ pub struct Built {
     pub added: Vec<Descriptor>,
     /// Things skipped on the way, for the user to see.
     pub warnings: Vec<String>,
+    /// Who the image runs as.
+    pub owner: Owner,
 }
 
 /// A layer made before the build (the Python dependency layer), placed between
@@ -96,7 +98,10 @@ pub fn build(
     }
     blobs.extend(extra.iter().map(|e| (e.blob.clone(), e.created_by.clone())));
     let mut app = LayerBuilder::new(epoch, Owner::ROOT);
-    let warnings = context::add_app_files(&mut app, dir, cfg.app.include.as_deref(), &cfg.image.workdir, owner)?;
+    // Test files belong to the test variant only.
+    let tests = cfg.assess.test_paths(dir);
+    let warnings =
+        context::add_app_files(&mut app, dir, cfg.app.include.as_deref(), &tests, &cfg.image.workdir, owner)?;
     blobs.push((app.write_gzip(store)?, format!("oxbuild: app files into {}", cfg.image.workdir)));
 
     let mut layers: Vec<Layer> = base.layers().to_vec();
@@ -113,5 +118,45 @@ pub fn build(
     let mut config = base.config_json()?;
     runtime::apply(&mut config, cfg, owner, &env, &history, epoch);
     let image = Image::assemble(format, &config, layers, &BTreeMap::new()).map_err(|e| Error::Base(e.to_string()))?;
-    Ok(Built { image, added, warnings })
+    Ok(Built { image, added, warnings, owner })
+}
+
+/// The test variant of `prod`: every production layer unchanged, then `extra`
+/// (the test requirements' layer) and a layer with the test files
+/// (`[assess] include`) in the workdir, owned by the image's user.
+pub fn test_variant(
+    prod: &Built,
+    dir: &Path,
+    cfg: &Config,
+    extra: &[ExtraLayer],
+    store: &BlobStore,
+    epoch: u64,
+) -> Result<Built, Error> {
+    let mut blobs: Vec<(LayerBlob, String)> = extra.iter().map(|e| (e.blob.clone(), e.created_by.clone())).collect();
+    let tests = cfg.assess.test_paths(dir);
+    let mut warnings = Vec::new();
+    if !tests.is_empty() {
+        let mut layer = LayerBuilder::new(epoch, Owner::ROOT);
+        warnings = context::add_app_files(&mut layer, dir, Some(&tests), &[], &cfg.image.workdir, prod.owner)?;
+        blobs.push((
+            layer.write_gzip(store)?,
+            format!("oxbuild: test files ({}) into {}", tests.join(", "), cfg.image.workdir),
+        ));
+    }
+    let format = prod.image.format();
+    let mut layers = prod.image.layers().to_vec();
+    let mut added = Vec::new();
+    let mut history = Vec::new();
+    for (blob, created_by) in blobs {
+        let descriptor = blob.descriptor(format.gzip_layer());
+        added.push(descriptor.clone());
+        history.push(AddedLayer { diff_id: blob.diff_id.clone(), created_by });
+        layers.push(Layer::file(descriptor, blob.path));
+    }
+    let mut config = prod.image.config_json()?;
+    let env: Vec<(String, String)> = extra.iter().flat_map(|e| e.env.iter().cloned()).collect();
+    runtime::extend(&mut config, &env, &history, epoch);
+    config["config"]["Labels"]["dev.oxbuild.variant"] = serde_json::json!("test");
+    let image = Image::assemble(format, &config, layers, &BTreeMap::new()).map_err(|e| Error::Base(e.to_string()))?;
+    Ok(Built { image, added, warnings, owner: prod.owner })
 }

@@ -104,6 +104,34 @@ pub fn apply(
     }
 }
 
+/// Adds `layers` to an existing config (diff_ids, history) and sets `env`
+/// entries that are not set yet, keeping everything else as it is.
+pub fn extend(config: &mut Value, env: &[(String, String)], layers: &[AddedLayer], epoch: u64) {
+    let created = timestamp(epoch);
+    let Some(root) = config.as_object_mut() else { return };
+    let c = object(root, "config");
+    let mut current: Vec<String> = c
+        .get("Env")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    for (k, v) in env {
+        if !current.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
+            current.push(format!("{k}={v}"));
+        }
+    }
+    c.insert("Env".into(), json!(current));
+    let rootfs = object(root, "rootfs");
+    let diff_ids = rootfs.entry("diff_ids").or_insert(json!([]));
+    if let Some(ids) = diff_ids.as_array_mut() {
+        ids.extend(layers.iter().map(|l| json!(l.diff_id)));
+    }
+    let history = root.entry("history").or_insert(json!([]));
+    if let Some(h) = history.as_array_mut() {
+        h.extend(layers.iter().map(|l| json!({"created": created, "created_by": l.created_by, "comment": "oxbuild"})));
+    }
+}
+
 fn object<'a>(parent: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
     let v = parent.entry(key).or_insert(json!({}));
     if !v.is_object() {

@@ -67,6 +67,56 @@ pub struct Config {
     /// `[python]`: the dependency layer.
     #[serde(default)]
     pub python: PythonConfig,
+    /// `[assess]`: the test variant and the quality gates.
+    #[serde(default)]
+    pub assess: AssessConfig,
+    /// `[runtime]`: the container runtime for assess and health.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+}
+
+/// `[assess]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AssessConfig {
+    /// Test files copied into the workdir of the test variant only; default
+    /// `["tests"]` when that directory exists.
+    pub include: Option<Vec<String>>,
+    /// The gates, run in order in the test variant.
+    #[serde(default)]
+    pub gates: Vec<Gate>,
+    /// Give gates network access (off by default, so tests cannot depend on it).
+    #[serde(default)]
+    pub network: bool,
+}
+
+/// One quality gate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Gate {
+    /// Its name, shown in output and reports.
+    pub name: String,
+    /// The shell command, run with `sh -c` in the workdir.
+    pub run: String,
+}
+
+impl AssessConfig {
+    /// The test paths of the app in `dir`.
+    pub fn test_paths(&self, dir: &Path) -> Vec<String> {
+        match &self.include {
+            Some(paths) => paths.clone(),
+            None if dir.join("tests").is_dir() => vec!["tests".to_string()],
+            None => Vec::new(),
+        }
+    }
+}
+
+/// `[runtime]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RuntimeConfig {
+    /// `podman` or `docker`; default: the first found on PATH.
+    pub program: Option<String>,
 }
 
 /// `[python]`.
@@ -320,6 +370,29 @@ impl Config {
                     return Err(format!("[app] include: `{p}` must be a path inside the app directory"));
                 }
             }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for gate in &self.assess.gates {
+            if gate.name.trim().is_empty() || gate.run.trim().is_empty() {
+                return Err("[assess] gates: every gate needs a `name` and a `run` command".into());
+            }
+            if !names.insert(gate.name.as_str()) {
+                return Err(format!("[assess] gates: the name `{}` is used twice", gate.name));
+            }
+        }
+        if let Some(include) = &self.assess.include {
+            for p in include {
+                if Path::new(p).is_absolute() || Path::new(p).components().any(|c| c == std::path::Component::ParentDir)
+                {
+                    return Err(format!("[assess] include: `{p}` must be a path inside the app directory"));
+                }
+            }
+        }
+        if let Some(program) = &self.runtime.program
+            && program != "podman"
+            && program != "docker"
+        {
+            return Err(format!("[runtime] program `{program}`: use \"podman\" or \"docker\""));
         }
         let py = &self.python;
         if py.requirements.is_some() && py.lock.is_some() {

@@ -297,6 +297,9 @@ pub struct Settings {
     pub find_links: Vec<PathBuf>,
     /// No index, only find-links.
     pub no_index: bool,
+    /// Pins already installed by a lower layer (the production lock, under a
+    /// test lock): the same pin is skipped, a different version is an error.
+    pub installed: Vec<Pin>,
 }
 
 /// A dependency layer ready to go into the image.
@@ -312,6 +315,8 @@ pub struct Prepared {
     pub wheels: Vec<String>,
     /// How many wheels were downloaded this time.
     pub downloaded: usize,
+    /// The pins that apply to the target (including those skipped as installed).
+    pub pins: Vec<Pin>,
 }
 
 /// Makes (or reuses) the dependency layer for `settings` on `target`.
@@ -324,11 +329,24 @@ pub async fn prepare(
     epoch: u64,
 ) -> Result<Prepared, Error> {
     let reqs = Requirements::load(&settings.requirements)?;
-    let pins = applicable(&reqs, target)?;
+    let all = applicable(&reqs, target)?;
+    let mut pins = Vec::new();
+    for pin in &all {
+        match settings.installed.iter().find(|p| p.key() == pin.key()) {
+            Some(p) if version::compare(&p.version, &pin.version).is_eq() => {}
+            Some(p) => {
+                return Err(Error::Package(format!(
+                    "{} pins {}=={}, but {} already installs {}=={}; make the locks agree (compile the test lock with the production one as a constraint)",
+                    pin.origin, pin.name, pin.version, p.origin, p.name, p.version
+                )));
+            }
+            None => pins.push(pin.clone()),
+        }
+    }
     let key = layer_key(&pins, target, &settings.prefix, epoch);
     if let Some(c) = cached_layer(layer_cache, &key, store) {
         let blob = LayerBlob { path: store.path(&c.digest), digest: c.digest, size: c.size, diff_id: c.diff_id };
-        return Ok(Prepared { blob, key, reused: true, wheels: c.wheels, downloaded: 0 });
+        return Ok(Prepared { blob, key, reused: true, wheels: c.wheels, downloaded: 0, pins: all });
     }
     let mut find_links = settings.find_links.clone();
     find_links.extend(reqs.options.find_links.iter().cloned());
@@ -350,5 +368,5 @@ pub async fn prepare(
         wheels: names.clone(),
     };
     remember_layer(layer_cache, &key, &record)?;
-    Ok(Prepared { blob, key, reused: false, wheels: names, downloaded })
+    Ok(Prepared { blob, key, reused: false, wheels: names, downloaded, pins: all })
 }

@@ -10,7 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/health":
-            self.reply(200, {"status": "ok"})
+            # PLAINWEB_HEALTH=fail lets tests see an unhealthy app.
+            if os.environ.get("PLAINWEB_HEALTH") == "fail":
+                self.reply(500, {"status": "failing on purpose"})
+            else:
+                self.reply(200, {"status": "ok"})
         elif self.path == "/":
             self.reply(200, {"app": "plainweb", "uid": os.getuid()})
         else:
@@ -29,6 +33,10 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
+    # PLAINWEB_EXIT=N lets tests see an app that dies at start.
+    if os.environ.get("PLAINWEB_EXIT"):
+        print("plainweb: exiting at start, as PLAINWEB_EXIT asks", flush=True)
+        sys.exit(int(os.environ["PLAINWEB_EXIT"]))
     port = int(os.environ.get("PLAINWEB_PORT", "8000"))
     # As PID 1 in a container, Python ignores SIGTERM unless told otherwise.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -1,0 +1,227 @@
+//! The health stage: start the image detached with its ports published on
+//! loopback, then run its healthcheck test in the container on the image's
+//! own interval, timeout, retries and start period, until it is healthy,
+//! unhealthy, exits, or an overall deadline passes.
+
+use std::collections::VecDeque;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::{Containers, Error, Runtime};
+
+/// The image's `Healthcheck`, as in its config.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// `["CMD", …]` or `["CMD-SHELL", "…"]`.
+    pub test: Vec<String>,
+    /// Between probes.
+    pub interval: Duration,
+    /// Per probe.
+    pub timeout: Duration,
+    /// Consecutive failures that make it unhealthy.
+    pub retries: u32,
+    /// Failures in this time after start do not count.
+    pub start_period: Duration,
+}
+
+impl Check {
+    /// Reads `config.Healthcheck` of an image config (Docker's defaults for
+    /// missing values); None when the image has none.
+    pub fn from_config(config: &serde_json::Value) -> Option<Check> {
+        let hc = &config["config"]["Healthcheck"];
+        let test: Vec<String> = hc["Test"].as_array()?.iter().filter_map(|v| v.as_str().map(String::from)).collect();
+        if test.is_empty() || test[0] == "NONE" {
+            return None;
+        }
+        let ns = |k: &str, default: u64| Duration::from_nanos(hc[k].as_u64().filter(|v| *v > 0).unwrap_or(default));
+        Some(Check {
+            test,
+            interval: ns("Interval", 30_000_000_000),
+            timeout: ns("Timeout", 30_000_000_000),
+            retries: hc["Retries"].as_u64().filter(|r| *r > 0).unwrap_or(3) as u32,
+            start_period: Duration::from_nanos(hc["StartPeriod"].as_u64().unwrap_or(0)),
+        })
+    }
+
+    fn command(&self) -> Vec<String> {
+        match self.test.first().map(String::as_str) {
+            Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), self.test[1..].join(" ")],
+            Some("CMD") => self.test[1..].to_vec(),
+            _ => self.test.clone(),
+        }
+    }
+}
+
+/// One probe's result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Probe {
+    /// Seconds since the container started.
+    pub at: f64,
+    /// Exit code, or None when it timed out.
+    pub exit_code: Option<i32>,
+    /// What it printed (trimmed, at most 2 KiB).
+    pub output: String,
+}
+
+/// How the stage ended.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The healthcheck passed.
+    Healthy {
+        /// Seconds from start to the passing probe.
+        seconds: f64,
+    },
+    /// `retries` consecutive failures after the start period.
+    Unhealthy,
+    /// The container stopped by itself.
+    Exited {
+        /// Its exit code.
+        exit_code: i32,
+    },
+    /// The overall deadline passed first.
+    Deadline {
+        /// The deadline, in seconds.
+        seconds: f64,
+    },
+}
+
+/// The stage's full report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The last probes, oldest first.
+    pub probes: Vec<Probe>,
+    /// The container's logs (on failure only).
+    pub logs: String,
+    /// Published ports: container port → loopback host port.
+    pub ports: Vec<(u16, u16)>,
+}
+
+/// Starts `image` and waits for its healthcheck. `ports` are published on
+/// 127.0.0.1 at free host ports. `on_probe` sees each probe as it happens.
+pub async fn run(
+    runtime: &Runtime,
+    containers: &Containers,
+    image: &str,
+    check: &Check,
+    ports: &[u16],
+    deadline: Duration,
+    mut on_probe: impl FnMut(&Probe),
+) -> Result<Report, Error> {
+    let name = containers.name("health");
+    let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
+    if runtime.program() == "podman" {
+        // Podman's own timer needs systemd; oxbuild polls instead.
+        args.push("--health-cmd=none".into());
+    }
+    for p in ports {
+        args.extend(["-p".into(), format!("127.0.0.1::{p}")]);
+    }
+    args.push(image.to_string());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    runtime.output("run", &refs).await?;
+    let started = Instant::now();
+    let published = published_ports(runtime, &name, ports).await;
+
+    let mut probes: VecDeque<Probe> = VecDeque::new();
+    let mut failures = 0;
+    let mut wait = Duration::from_millis(300).min(check.interval);
+    let outcome = loop {
+        if let Some(code) = exited(runtime, &name).await {
+            break Outcome::Exited { exit_code: code };
+        }
+        if started.elapsed() >= deadline {
+            break Outcome::Deadline { seconds: deadline.as_secs_f64() };
+        }
+        tokio::time::sleep(wait.min(deadline.saturating_sub(started.elapsed()))).await;
+        wait = check.interval;
+        if let Some(code) = exited(runtime, &name).await {
+            break Outcome::Exited { exit_code: code };
+        }
+        let probe = probe(runtime, &name, check, started).await;
+        on_probe(&probe);
+        let ok = probe.exit_code == Some(0);
+        probes.push_back(probe);
+        if probes.len() > 5 {
+            probes.pop_front();
+        }
+        if ok {
+            break Outcome::Healthy { seconds: started.elapsed().as_secs_f64() };
+        }
+        if started.elapsed() >= check.start_period {
+            failures += 1;
+            if failures >= check.retries {
+                break Outcome::Unhealthy;
+            }
+        }
+    };
+    let logs = if matches!(outcome, Outcome::Healthy { .. }) { String::new() } else { logs(runtime, &name).await };
+    Ok(Report { outcome, probes: probes.into(), logs, ports: published })
+}
+
+async fn probe(runtime: &Runtime, name: &str, check: &Check, started: Instant) -> Probe {
+    let at = started.elapsed().as_secs_f64();
+    let mut cmd = runtime.command();
+    cmd.arg("exec").arg(name).args(check.command()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    match tokio::time::timeout(check.timeout, cmd.output()).await {
+        Ok(Ok(out)) => {
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            let text = text.trim();
+            let cut = text.char_indices().nth(2048).map(|(i, _)| i).unwrap_or(text.len());
+            Probe { at, exit_code: Some(out.status.code().unwrap_or(-1)), output: text[..cut].to_string() }
+        }
+        Ok(Err(e)) => Probe { at, exit_code: Some(-1), output: format!("could not run the probe: {e}") },
+        Err(_) => {
+            Probe { at, exit_code: None, output: format!("timed out after {}", crate::gates::human(check.timeout)) }
+        }
+    }
+}
+
+/// The exit code when the container is no longer running.
+async fn exited(runtime: &Runtime, name: &str) -> Option<i32> {
+    let out =
+        runtime.output("inspect", &["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", name]).await.ok()?;
+    let mut parts = out.split_whitespace();
+    let status = parts.next()?;
+    let code = parts.next()?.parse().ok()?;
+    matches!(status, "exited" | "stopped" | "dead").then_some(code)
+}
+
+async fn logs(runtime: &Runtime, name: &str) -> String {
+    match runtime.command().args(["logs", "--tail", "200", name]).output().await {
+        Ok(out) => format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        Err(e) => format!("(no logs: {e})"),
+    }
+}
+
+async fn published_ports(runtime: &Runtime, name: &str, ports: &[u16]) -> Vec<(u16, u16)> {
+    let mut out = Vec::new();
+    for p in ports {
+        if let Ok(text) = runtime.output("port", &["port", name, &format!("{p}/tcp")]).await
+            && let Some(host) =
+                text.lines().next().and_then(|l| l.rsplit(':').next()).and_then(|h| h.trim().parse().ok())
+        {
+            out.push((*p, host));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthcheck_config_is_read_with_docker_defaults() {
+        let c = Check::from_config(&serde_json::json!({"config": {"Healthcheck": {"Test": ["CMD-SHELL", "curl -f x"], "Interval": 2_000_000_000u64}}})).unwrap();
+        assert_eq!(c.interval, Duration::from_secs(2));
+        assert_eq!(c.timeout, Duration::from_secs(30));
+        assert_eq!(c.retries, 3);
+        assert_eq!(c.command(), vec!["/bin/sh", "-c", "curl -f x"]);
+        assert!(Check::from_config(&serde_json::json!({"config": {"Healthcheck": {"Test": ["NONE"]}}})).is_none());
+        assert!(Check::from_config(&serde_json::json!({"config": {}})).is_none());
+    }
+}

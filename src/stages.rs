@@ -1,0 +1,225 @@
+//! `oxbuild assess` and `oxbuild health`: the only commands that use a
+//! container runtime. The image goes into the runtime through a
+//! docker-archive (`load`), so no registry is needed.
+
+use std::time::Duration;
+
+use oxbuild_image::Image;
+use oxbuild_runtime::{Containers, Runtime, gates, health};
+use serde_json::json;
+
+use crate::build::{BuildInputs, assemble, cache_dir};
+use crate::cli::{AssessArgs, HealthArgs, StageArgs};
+use crate::report::{Failure, Reporter};
+
+fn runtime(arg: Option<&str>, cfg: &oxbuild_config::Config) -> Result<Runtime, Failure> {
+    Runtime::detect(arg.or(cfg.runtime.program.as_deref())).map_err(Failure::runtime)
+}
+
+/// Puts `image` into the runtime under a name unique to its digest. The name
+/// stays afterwards: it is content-addressed, so a rerun (or a parallel run of
+/// the same image) reuses it instead of loading again.
+async fn load(runtime: &Runtime, image: &Image, app: &std::path::Path, out: Reporter) -> Result<String, Failure> {
+    let app_name: String = app
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_lowercase()))
+        .unwrap_or_else(|| "app".into())
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+        .collect();
+    let name = format!("localhost/oxbuild/{}:{}", app_name.trim_matches(['-', '.', '_']), &image.digest().hex()[..16]);
+    if runtime.has_image(&name).await {
+        return Ok(name);
+    }
+    out.step(format!("loading {name} into {}", runtime.program()));
+    let dir = cache_dir().join("tmp");
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::output(format!("creating {}: {e}", dir.display())))?;
+    let archive = tempfile::Builder::new()
+        .suffix(".tar")
+        .tempfile_in(&dir)
+        .map_err(|e| Failure::output(format!("creating an archive in {}: {e}", dir.display())))?;
+    let (img, path, n) = (image.clone(), archive.path().to_path_buf(), name.clone());
+    tokio::task::spawn_blocking(move || oxbuild_image::archive::write_archive(&img, &path, &[n]))
+        .await
+        .map_err(|e| Failure::internal(e.to_string()))?
+        .map_err(Failure::output)?;
+    runtime.load(archive.path(), &name).await.map_err(Failure::runtime)?;
+    Ok(name)
+}
+
+/// Runs `stage`, removing every container of `containers` afterwards, also
+/// when Ctrl-C or SIGTERM arrives first (then exiting 130 or 143).
+async fn guarded<T>(containers: &Containers, stage: impl std::future::Future<Output = T>) -> T {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let sigterm = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let result = tokio::select! {
+        r = stage => r,
+        _ = tokio::signal::ctrl_c() => {
+            containers.remove_all().await;
+            eprintln!("interrupted: removed oxbuild's containers");
+            std::process::exit(130);
+        }
+        _ = sigterm => {
+            containers.remove_all().await;
+            eprintln!("terminated: removed oxbuild's containers");
+            std::process::exit(143);
+        }
+    };
+    containers.remove_all().await;
+    result
+}
+
+fn inputs(args: &StageArgs, test_variant: bool) -> BuildInputs<'_> {
+    BuildInputs {
+        dir: &args.dir,
+        base: args.base.as_deref(),
+        platform: args.platform.as_deref(),
+        registry: &args.registry,
+        test_variant,
+    }
+}
+
+pub async fn health(args: HealthArgs, out: Reporter) -> Result<(), Failure> {
+    let assembled = assemble(inputs(&args.stage, false), out).await?;
+    let image = &assembled.prod.image;
+    let config = image.config_json().map_err(Failure::input)?;
+    let check = health::Check::from_config(&config)
+        .ok_or_else(|| Failure::config("the image has no healthcheck: add a [healthcheck] section to oxbuild.toml"))?;
+    let runtime = runtime(args.stage.runtime.as_deref(), &assembled.cfg)?;
+    let name = load(&runtime, image, &args.stage.dir, out).await?;
+    let ports: Vec<u16> = config["config"]["ExposedPorts"]
+        .as_object()
+        .map(|m| m.keys().filter_map(|k| k.split('/').next()?.parse().ok()).collect())
+        .unwrap_or_default();
+    let deadline = match &args.timeout {
+        Some(t) => humantime::parse_duration(t).map_err(|e| Failure::config(format!("--timeout `{t}`: {e}")))?,
+        None => {
+            (check.start_period + check.interval * (check.retries + 2) + check.timeout).max(Duration::from_secs(60))
+        }
+    };
+    out.step(format!(
+        "starting {name}; probing every {} (deadline {})",
+        gates::human(check.interval),
+        gates::human(deadline)
+    ));
+    let containers = Containers::new(&runtime);
+    let report = guarded(&containers, async {
+        health::run(&runtime, &containers, &name, &check, &ports, deadline, |p| {
+            let result = match p.exit_code {
+                Some(0) => "healthy".to_string(),
+                Some(c) => format!("failed (exit {c})"),
+                None => "timed out".to_string(),
+            };
+            out.step(format!("  probe at {:.1}s: {result}", p.at));
+        })
+        .await
+    })
+    .await
+    .map_err(Failure::runtime)?;
+
+    let json = json!({"ok": matches!(report.outcome, health::Outcome::Healthy { .. }), "stage": "health", "image": image.digest(), "report": report});
+    match &report.outcome {
+        health::Outcome::Healthy { seconds } => {
+            out.result(&json, &[format!("healthy after {seconds:.1}s")]);
+            Ok(())
+        }
+        failed => {
+            let why = match failed {
+                health::Outcome::Exited { exit_code } => format!("the container exited with code {exit_code}"),
+                health::Outcome::Unhealthy => format!("unhealthy: {} probes in a row failed", check.retries),
+                health::Outcome::Deadline { seconds } => format!("not healthy within the {seconds:.0}s deadline"),
+                health::Outcome::Healthy { .. } => unreachable!(),
+            };
+            eprintln!("--- container logs (last 200 lines) ---\n{}", report.logs.trim_end());
+            for p in &report.probes {
+                eprintln!("--- probe at {:.1}s (exit {:?}) ---\n{}", p.at, p.exit_code, p.output);
+            }
+            if out.json {
+                println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+            }
+            Err(Failure::health(format!("health: {why}")).reported())
+        }
+    }
+}
+
+pub async fn assess(args: AssessArgs, out: Reporter) -> Result<(), Failure> {
+    let assembled = assemble(inputs(&args.stage, true), out).await?;
+    let cfg = &assembled.cfg;
+    if cfg.assess.gates.is_empty() {
+        return Err(Failure::config(
+            "no gates to run: add [assess] gates = [{ name = \"pytest\", run = \"python -m pytest\" }] to oxbuild.toml",
+        ));
+    }
+    let image = &assembled.test.as_ref().expect("the test variant was asked for").image;
+    let config = image.config_json().map_err(Failure::input)?;
+    let runtime = runtime(args.stage.runtime.as_deref(), cfg)?;
+    let name = load(&runtime, image, &args.stage.dir, out).await?;
+    let opts = gates::GateOptions {
+        image: name.clone(),
+        user: config["config"]["User"].as_str().filter(|u| !u.is_empty()).map(String::from),
+        workdir: config["config"]["WorkingDir"].as_str().filter(|w| !w.is_empty()).map(String::from),
+        network: cfg.assess.network,
+    };
+    let containers = Containers::new(&runtime);
+    let results = guarded(&containers, async {
+        let mut results = Vec::new();
+        for gate in &cfg.assess.gates {
+            if !out.quiet {
+                eprintln!("── {} ── {}", gate.name, gate.run);
+            }
+            let gate = gates::Gate { name: gate.name.clone(), run: gate.run.clone() };
+            let prefix = format!("[{}] ", gate.name);
+            let r = gates::run(&runtime, &containers, &gate, &opts, |line| {
+                if !out.quiet {
+                    // Gate output goes to stderr so that stdout stays the report.
+                    eprintln!("{prefix}{line}");
+                }
+            })
+            .await?;
+            results.push(r);
+        }
+        Ok::<_, oxbuild_runtime::Error>(results)
+    })
+    .await
+    .map_err(Failure::runtime)?;
+
+    if let Some(path) = &args.junit {
+        std::fs::write(path, gates::junit(&results))
+            .map_err(|e| Failure::output(format!("--junit {}: {e}", path.display())))?;
+    }
+    let failed: Vec<&str> = results.iter().filter(|r| !r.passed()).map(|r| r.name.as_str()).collect();
+    let width = results.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let mut table = vec![format!("{:width$}  result  time", "gate")];
+    for r in &results {
+        let verdict = if r.passed() { "pass".to_string() } else { format!("FAIL ({})", r.exit_code) };
+        table.push(format!("{:width$}  {verdict:6}  {}", r.name, gates::human(Duration::from_secs_f64(r.seconds))));
+    }
+    let json = json!({"ok": failed.is_empty(), "stage": "assess", "image": image.digest(), "gates": results});
+    if failed.is_empty() {
+        out.result(&json, &table);
+        Ok(())
+    } else {
+        if out.json {
+            println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+        } else {
+            for line in &table {
+                println!("{line}");
+            }
+        }
+        Err(Failure::assess(format!(
+            "assess: {} of {} gates failed: {}",
+            failed.len(),
+            results.len(),
+            failed.join(", ")
+        ))
+        .reported())
+    }
+}

@@ -1,0 +1,170 @@
+//! assess and health against real podman: healthy, unhealthy, dying apps,
+//! failing gates, and cleanup after each, SIGTERM included.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Workspace, run};
+use oxbuild_testkit::{base_archive, podman_output, wheelhouse};
+
+fn base() -> String {
+    format!("oci-archive:{}", base_archive().display())
+}
+
+/// Names of containers that oxbuild process `pid` started and left behind.
+fn leftovers(pid: u32) -> Vec<String> {
+    let out = podman_output(&["ps", "-a", "--format", "{{.Names}}"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|n| n.starts_with(&format!("oxbuild-{pid}-")))
+        .map(String::from)
+        .collect()
+}
+
+/// Runs oxbuild and returns (exit code, stdout, stderr, pid).
+fn run_stage(cmd: &mut Command) -> (i32, String, String, u32) {
+    let child = cmd
+        .env("CONTAINERS_CONF", oxbuild_testkit::containers_conf())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr), pid)
+}
+
+#[test]
+fn a_healthy_app_passes_and_leaves_no_container() {
+    let ws = Workspace::new();
+    let (code, stdout, stderr, pid) = run_stage(ws.oxbuild().args(["health", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("healthy after"), "{stdout}");
+    assert!(leftovers(pid).is_empty(), "{:?}", leftovers(pid));
+}
+
+#[test]
+fn an_unhealthy_app_is_reported_with_its_logs_and_probe_output() {
+    let ws = Workspace::new();
+    ws.edit_config("PLAINWEB_PORT = \"8000\"", "PLAINWEB_PORT = \"8000\", PLAINWEB_HEALTH = \"fail\"");
+    let (code, stdout, stderr, pid) =
+        run_stage(ws.oxbuild().args(["health", "--json", "--timeout", "120s", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 8, "{stderr}");
+    assert!(stderr.contains("unhealthy: 3 probes in a row failed"), "{stderr}");
+    assert!(stderr.contains("plainweb: listening on :8000"), "the container's logs are shown: {stderr}");
+    assert!(stderr.contains("500"), "the probe's output is shown: {stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["report"]["outcome"]["status"], "unhealthy");
+    assert!(leftovers(pid).is_empty());
+}
+
+#[test]
+fn an_app_that_exits_at_start_is_reported_with_its_exit_code_not_at_the_deadline() {
+    let ws = Workspace::new();
+    ws.edit_config("PLAINWEB_PORT = \"8000\"", "PLAINWEB_PORT = \"8000\", PLAINWEB_EXIT = \"3\"");
+    let (code, stdout, stderr, pid) =
+        run_stage(ws.oxbuild().args(["health", "--json", "--timeout", "600s", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 8, "{stderr}");
+    assert!(stderr.contains("the container exited with code 3"), "{stderr}");
+    assert!(stderr.contains("exiting at start"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["report"]["outcome"]["status"], "exited", "reported on exit, not after the 600s deadline");
+    assert!(leftovers(pid).is_empty());
+}
+
+/// pyweb with the offline wheelhouse, and a third gate after pytest.
+fn pyweb_for_assess() -> Workspace {
+    let ws = Workspace::of("pyweb");
+    ws.edit_config(
+        "test-requirements = \"requirements-test.txt\"",
+        &format!(
+            "test-requirements = \"requirements-test.txt\"\nfind-links = [\"{}\"]\nno-index = true",
+            wheelhouse().display()
+        ),
+    );
+    ws.edit_config(
+        "  { name = \"pytest\"",
+        "  { name = \"after\", run = \"echo after-ran; id -u\" },\n  { name = \"pytest\"",
+    );
+    ws
+}
+
+#[test]
+fn passing_gates_pass_and_the_production_image_has_no_test_files() {
+    let ws = pyweb_for_assess();
+    let (code, stdout, stderr, pid) = run_stage(ws.oxbuild().args(["assess", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("[pytest] 2 passed"), "{stderr}");
+    assert!(stderr.contains("[after] 1000"), "gates run as the image's user: {stderr}");
+    assert!(stdout.contains("pytest   pass"), "{stdout}");
+    assert!(leftovers(pid).is_empty());
+
+    // The production image of the same app: no tests, no pytest.
+    let layout = ws.tmp.path().join("prod");
+    let (code, out, err) = run(ws
+        .oxbuild()
+        .args(["build", "-q", "--json", "--base", &base(), "--output"])
+        .arg(format!("oci:{}", layout.display()))
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for layer in report["added"].as_array().unwrap() {
+        let blob = layout.join("blobs/sha256").join(&layer["digest"].as_str().unwrap()["sha256:".len()..]);
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(blob).unwrap()));
+        for e in archive.entries().unwrap() {
+            let path = e.unwrap().path().unwrap().to_string_lossy().into_owned();
+            assert!(
+                !path.starts_with("app/tests") && !path.contains("site-packages/pytest"),
+                "{path} is in production"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_failing_test_fails_assess_after_every_gate_ran() {
+    let ws = pyweb_for_assess();
+    std::fs::write(ws.app().join("tests/test_broken.py"), "def test_broken():\n    assert 1 + 1 == 3\n").unwrap();
+    let junit = ws.tmp.path().join("junit.xml");
+    let (code, stdout, stderr, pid) =
+        run_stage(ws.oxbuild().args(["assess", "--base", &base(), "--junit"]).arg(&junit).arg(ws.app()));
+    assert_eq!(code, 7, "{stderr}");
+    assert!(stderr.contains("1 of 3 gates failed: pytest"), "{stderr}");
+    assert!(stderr.contains("[compile]") || stdout.contains("compile  pass"), "{stdout}");
+    assert!(stderr.contains("[after] after-ran"), "{stderr}");
+    assert!(stdout.contains("FAIL (1)"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("tests=\"3\" failures=\"1\"") && xml.contains("test_broken"), "{xml}");
+    assert!(leftovers(pid).is_empty());
+}
+
+#[test]
+fn sigterm_mid_stage_removes_the_containers() {
+    let ws = Workspace::new();
+    ws.edit_config("PLAINWEB_PORT = \"8000\"", "PLAINWEB_PORT = \"8000\", PLAINWEB_HEALTH = \"fail\"");
+    ws.edit_config("retries = 3", "retries = 1000");
+    let mut child = ws
+        .oxbuild()
+        .env("CONTAINERS_CONF", oxbuild_testkit::containers_conf())
+        .args(["health", "--timeout", "600s", "--base", &base()])
+        .arg(ws.app())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Wait (bounded) until the container exists, then terminate oxbuild.
+    let until = Instant::now() + Duration::from_secs(120);
+    while leftovers(pid).is_empty() {
+        assert!(Instant::now() < until, "the health container never appeared");
+        assert!(child.try_wait().unwrap().is_none(), "oxbuild ended before the container appeared");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(leftovers(pid).is_empty(), "{:?}", leftovers(pid));
+}
