@@ -41,6 +41,17 @@ pub fn add_app_files(
                         root.display()
                     )));
                 }
+                // A directory symlink in the middle of the path could lead anywhere on the host.
+                let inside = match (root.canonicalize(), path.parent().map(Path::canonicalize)) {
+                    (Ok(r), Some(Ok(parent))) => parent.starts_with(&r),
+                    _ => false,
+                };
+                if !rel.is_empty() && !inside {
+                    return Err(Error::Input(format!(
+                        "[app] include `{p}` goes through a symlink that leads outside {}; name the real path instead",
+                        root.display()
+                    )));
+                }
                 if rel.is_empty() {
                     walk.visit_dir_children(root, "")?;
                 } else {
@@ -218,6 +229,19 @@ mod tests {
         let mut only = LayerBuilder::new(0, Owner::ROOT);
         let e = add_app_files(&mut only, root, Some(&["nope".to_string()]), &[], "/app", Owner::ROOT).unwrap_err();
         assert!(e.to_string().contains("`nope`"), "{e}");
+    }
+
+    #[test]
+    fn include_through_a_symlinked_directory_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), "token").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+        let mut layer = LayerBuilder::new(0, Owner::ROOT);
+        let e = add_app_files(&mut layer, dir.path(), Some(&["link/secret".to_string()]), &[], "/app", Owner::ROOT)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("link/secret") && e.contains("outside"), "{e}");
     }
 
     #[test]

@@ -94,7 +94,7 @@ async fn fetch_one(
     let all = sources.candidates(&pin.name).await?;
     let same_version: Vec<_> = all
         .iter()
-        .filter(|c| source::version_of(&c.filename).is_some_and(|v| version::compare(&v, &pin.version).is_eq()))
+        .filter(|c| source::version_of(&c.filename).is_some_and(|v| version::same(&v, &pin.version)))
         .collect();
     let best = same_version
         .iter()
@@ -175,7 +175,10 @@ fn finish(pin: &Pin, filename: String, digest: Digest, store: &BlobStore, downlo
 /// and can be known before any download.
 pub fn layer_key(pins: &[Pin], target: &Target, prefix: &str, epoch: u64) -> String {
     let mut h = Sha256::new();
-    h.update(format!("format={LAYER_FORMAT}\nprefix={prefix}\nepoch={epoch}\ninterpreter={}\n", target.interpreter));
+    h.update(format!(
+        "format={LAYER_FORMAT}\nprefix={prefix}\nepoch={epoch}\ninterpreter={}\nversion={}\n",
+        target.interpreter, target.full_version
+    ));
     for (p, a, pl) in target.tags() {
         h.update(format!("tag={p}-{a}-{pl}\n"));
     }
@@ -333,7 +336,7 @@ pub async fn prepare(
     let mut pins = Vec::new();
     for pin in &all {
         match settings.installed.iter().find(|p| p.key() == pin.key()) {
-            Some(p) if version::compare(&p.version, &pin.version).is_eq() => {}
+            Some(p) if version::same(&p.version, &pin.version) => {}
             Some(p) => {
                 return Err(Error::Package(format!(
                     "{} pins {}=={}, but {} already installs {}=={}; make the locks agree (compile the test lock with the production one as a constraint)",

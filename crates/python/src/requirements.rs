@@ -185,8 +185,10 @@ fn parse_requirement(line: &str, origin: &str) -> Result<Pin, String> {
         None => (spec.trim(), None),
     };
     if req.contains(" @ ") || req.contains("://") {
+        // The URL is not repeated: it may carry a token.
+        let name = req.split(|c: char| c.is_whitespace() || c == '@').next().unwrap_or("");
         return Err(format!(
-            "`{req}` is a direct URL reference; oxbuild needs name==version pins (put the wheel in a find-links wheelhouse)"
+            "`{name}` is a direct URL reference; oxbuild needs name==version pins (put the wheel in a find-links wheelhouse)"
         ));
     }
     let name_end =
@@ -243,7 +245,7 @@ mod tests {
         );
         let e = parse("django\n").unwrap_err().to_string();
         assert!(e.contains("not pinned"), "{e}");
-        let e = parse("pkg @ https://example.com/pkg.whl\n").unwrap_err().to_string();
-        assert!(e.contains("direct URL"), "{e}");
+        let e = parse("pkg @ git+https://ghp_TOKEN@example.com/pkg.git\n").unwrap_err().to_string();
+        assert!(e.contains("direct URL") && e.contains("`pkg`") && !e.contains("TOKEN"), "{e}");
     }
 }

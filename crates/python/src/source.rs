@@ -58,8 +58,25 @@ impl Index {
     }
 }
 
+/// Percent-decodes URL user info (`+` stays `+`, unlike form decoding).
 fn percent(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `raw` with any user info replaced by `***`.
@@ -191,7 +208,11 @@ impl Sources {
         let mut delay = Duration::from_millis(200);
         for attempt in 1..=5 {
             let mut req = self.http.get(url.clone()).header(ACCEPT, accept);
-            if let Some((u, p)) = self.indexes.get(index).and_then(|i| i.auth.as_ref()) {
+            // An index's credentials go to that index only, not to a file host it links to.
+            if let Some(i) = self.indexes.get(index)
+                && let Some((u, p)) = &i.auth
+                && i.url.origin() == url.origin()
+            {
                 req = req.basic_auth(u, Some(p));
             }
             match req.send().await {
@@ -299,6 +320,8 @@ mod tests {
         let i = Index::parse("https://user:s3cret@pkgs.example.com/simple").unwrap();
         assert_eq!(i.url.as_str(), "https://pkgs.example.com/simple/");
         assert_eq!(i.auth, Some(("user".to_string(), "s3cret".to_string())));
+        let plus = Index::parse("https://u:ab+cd%2Fe@pkgs.example.com/simple").unwrap();
+        assert_eq!(plus.auth, Some(("u".to_string(), "ab+cd/e".to_string())));
     }
 
     #[test]

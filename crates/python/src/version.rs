@@ -28,6 +28,28 @@ pub fn compare(a: &str, b: &str) -> Ordering {
     Ordering::Equal
 }
 
+/// True when two versions are the same release: equal release segments (zero
+/// padded) and the same pre/post/dev suffix, so `1.0` never matches `1.0rc1`
+/// or `1.0.post1`. A `+local` part counts only when both have one.
+pub fn same(a: &str, b: &str) -> bool {
+    let suffix = |v: &str| -> (String, Option<String>) {
+        let v = v.trim().to_ascii_lowercase();
+        let v = v.trim_start_matches('v').to_string();
+        let (public, local) = match v.split_once('+') {
+            Some((p, l)) => (p.to_string(), Some(l.to_string())),
+            None => (v, None),
+        };
+        let rest: String = public
+            .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '!')
+            .chars()
+            .filter(|c| !matches!(c, '.' | '-' | '_'))
+            .collect();
+        (rest, local)
+    };
+    let ((ra, la), (rb, lb)) = (suffix(a), suffix(b));
+    compare(a, b) == Ordering::Equal && ra == rb && (la.is_none() || lb.is_none() || la == lb)
+}
+
 /// Evaluates `version OP spec` for the PEP 440 comparison operators.
 pub fn satisfies(version: &str, op: &str, spec: &str) -> bool {
     if let Some(prefix) = spec.strip_suffix(".*") {
@@ -62,6 +84,16 @@ pub fn satisfies(version: &str, op: &str, spec: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_release_only() {
+        assert!(same("1.0", "1.0.0"));
+        assert!(same("3.0.4", "3.0.4"));
+        assert!(!same("1.0", "1.0rc1"));
+        assert!(!same("1.0", "1.0.post1"));
+        assert!(same("1.0rc1", "1.0-rc1"));
+        assert!(!same("1.0", "1.1"));
+    }
 
     #[test]
     fn numeric_not_lexical() {

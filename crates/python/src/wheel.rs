@@ -83,8 +83,11 @@ fn b64_hash(bytes: &[u8]) -> String {
 }
 
 /// A path inside the wheel, checked never to leave the install tree.
+/// Backslashes count as separators too: a name like `..\\..\\x` is refused, not
+/// taken as one odd file name that later code might split.
 fn safe_rel(wheel: &str, name: &str) -> Result<PathBuf, Error> {
-    let p = Path::new(name);
+    let unified = name.replace('\\', "/");
+    let p = Path::new(&unified);
     if p.is_absolute() || p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
         return Err(Error::Package(format!(
             "wheel {wheel} has an entry `{name}` that would land outside the environment; refusing to install it"
@@ -146,6 +149,7 @@ pub fn install(path: &Path, filename: &str, venv: &VenvLayout, stage: &Path) -> 
             continue;
         }
         let rel = safe_rel(filename, &name)?;
+        let name = rel.to_string_lossy().into_owned();
         let mut bytes = Vec::new();
         entry.read_to_end(&mut bytes).map_err(|e| bad(format!("{name}: {e}")))?;
         if let Some(want) = expected.get(&name)
@@ -181,6 +185,14 @@ pub fn install(path: &Path, filename: &str, venv: &VenvLayout, stage: &Path) -> 
     // Console and GUI scripts from entry_points.txt.
     if let Ok(ep) = read(&mut zip, &format!("{dist_info}/entry_points.txt")) {
         for (script, target) in entry_points(&String::from_utf8_lossy(&ep)) {
+            let plain = !script.is_empty()
+                && !script.starts_with('.')
+                && script.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !plain {
+                return Err(bad(format!(
+                    "entry point name `{script}` is not a plain file name; refusing to install it"
+                )));
+            }
             let (module, attr) =
                 target.split_once(':').ok_or_else(|| bad(format!("entry point `{script} = {target}` has no `:`")))?;
             let attr = attr.split('[').next().unwrap_or(attr).trim();
@@ -231,6 +243,12 @@ fn rewrite_shebang(bytes: Vec<u8>, shebang: &str) -> Vec<u8> {
 }
 
 fn write_staged(stage: &Path, rel: &str, bytes: &[u8], executable: bool) -> Result<Staged, Error> {
+    // Every destination is checked again here, whatever computed it.
+    let safe = !rel.contains('\\')
+        && Path::new(rel).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if !safe {
+        return Err(Error::Package(format!("refusing to write `{rel}`: it would land outside the environment")));
+    }
     let path = stage.join(rel);
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)
@@ -334,6 +352,25 @@ mod tests {
             fs::read_to_string(stage.join("lib/python3.11/site-packages/demo_pkg-1.0.dist-info/INSTALLER")).unwrap(),
             "oxbuild\n"
         );
+    }
+
+    #[test]
+    fn backslash_traversal_and_odd_script_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let whl = make_wheel(dir.path(), "bs-1.0-py3-none-any.whl", &[("..\\..\\..\\escaped", b"x")]);
+        let e = install(&whl, "bs-1.0-py3-none-any.whl", &venv(), &dir.path().join("s")).unwrap_err().to_string();
+        assert!(e.contains("outside the environment"), "{e}");
+        let whl = make_wheel(
+            dir.path(),
+            "ep-1.0-py3-none-any.whl",
+            &[
+                ("ep/__init__.py", b""),
+                ("ep-1.0.dist-info/entry_points.txt", b"[console_scripts]\n../../../x = ep:main\n"),
+            ],
+        );
+        let e = install(&whl, "ep-1.0-py3-none-any.whl", &venv(), &dir.path().join("s2")).unwrap_err().to_string();
+        assert!(e.contains("not a plain file name"), "{e}");
+        assert!(!dir.path().join("escaped").exists() && !dir.path().join("x").exists());
     }
 
     #[test]

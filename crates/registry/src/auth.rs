@@ -66,6 +66,8 @@ impl std::fmt::Debug for Credential {
 #[derive(Debug, Clone, Default)]
 pub struct Keychain {
     fixed: Option<Credential>,
+    /// The registries `fixed` is for; every registry when None.
+    fixed_for: Option<Vec<String>>,
     no_files: bool,
 }
 
@@ -79,28 +81,35 @@ pub struct Found {
 }
 
 impl Keychain {
-    /// `OXBUILD_REGISTRY_USER`/`OXBUILD_REGISTRY_PASSWORD` when set, then the config files.
+    /// `OXBUILD_REGISTRY_USER`/`OXBUILD_REGISTRY_PASSWORD` when set (for the
+    /// registries listed in `OXBUILD_REGISTRY`, comma-separated, or for any
+    /// registry when it is unset), then the config files.
     pub fn from_env() -> Keychain {
         let fixed = std::env::var("OXBUILD_REGISTRY_USER")
             .ok()
             .filter(|u| !u.is_empty())
             .map(|user| Credential::basic(user, std::env::var("OXBUILD_REGISTRY_PASSWORD").unwrap_or_default()));
-        Keychain { fixed, no_files: false }
+        let fixed_for = std::env::var("OXBUILD_REGISTRY")
+            .ok()
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| r.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect());
+        Keychain { fixed, fixed_for, no_files: false }
     }
 
     /// Only `credential`, for every registry; no config file is read.
     pub fn fixed(credential: Credential) -> Keychain {
-        Keychain { fixed: Some(credential), no_files: true }
+        Keychain { fixed: Some(credential), fixed_for: None, no_files: true }
     }
 
     /// No credentials at all.
     pub fn anonymous() -> Keychain {
-        Keychain { fixed: None, no_files: true }
+        Keychain { fixed: None, fixed_for: None, no_files: true }
     }
 
     /// The credential for `registry` (host[:port]), if any is configured.
     pub fn lookup(&self, registry: &str) -> Result<Option<Found>, Error> {
-        if let Some(c) = &self.fixed {
+        let applies = self.fixed_for.as_ref().is_none_or(|hosts| hosts.iter().any(|h| h == registry));
+        if let Some(c) = self.fixed.as_ref().filter(|_| applies) {
             return Ok(Some(Found {
                 credential: c.clone(),
                 source: "OXBUILD_REGISTRY_USER/OXBUILD_REGISTRY_PASSWORD".into(),

@@ -97,7 +97,9 @@ impl Client {
         install_crypto();
         let http = reqwest::Client::builder()
             .user_agent(concat!("oxbuild/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(std::time::Duration::from_secs(15));
+            .connect_timeout(std::time::Duration::from_secs(15))
+            // A transfer that stalls this long is dropped and retried.
+            .read_timeout(std::time::Duration::from_secs(120));
         let http = match &opts.ca_pem {
             Some(pem) => {
                 let certs = reqwest::Certificate::from_pem_bundle(pem)
@@ -134,7 +136,13 @@ impl Client {
             return s;
         }
         let probe = self.http.get(format!("https://{registry}/v2/")).timeout(Duration::from_secs(5)).send().await;
-        let scheme = if probe.is_ok() { "https" } else { "http" };
+        // A TLS server with a certificate we do not trust is still a TLS server:
+        // stay on https so the user sees the certificate error, not a confusing 400.
+        let scheme = match probe {
+            Ok(_) => "https",
+            Err(e) if transport_detail(&e).to_lowercase().contains("certificate") => "https",
+            Err(_) => "http",
+        };
         self.schemes.lock().unwrap().insert(registry.to_string(), scheme);
         scheme
     }
@@ -260,13 +268,22 @@ impl Client {
         mut make: impl FnMut(&reqwest::Client) -> Result<RequestBuilder, Error>,
     ) -> Result<Response, Error> {
         let mut auth = self.auth_header(registry, scopes).await?;
+        let api_host = Self::api_host(registry).to_string();
         for round in 0..2 {
-            let mut req = make(&self.http)?;
-            if let Some(h) = &auth {
-                req = req.header(AUTHORIZATION, h);
+            let mut request = make(&self.http)?
+                .build()
+                .map_err(|e| Error::Invalid(format!("{what}: cannot build the request: {}", transport_detail(&e))))?;
+            // Credentials go only to the registry itself, never to another host an
+            // upload Location or redirect names.
+            if let Some(h) = &auth
+                && same_authority(request.url(), &api_host)
+                && let Ok(value) = HeaderValue::from_str(h)
+            {
+                request.headers_mut().insert(AUTHORIZATION, value);
             }
-            let resp = req
-                .send()
+            let resp = self
+                .http
+                .execute(request)
                 .await
                 .map_err(|e| Error::Unreachable { registry: registry.to_string(), detail: transport_detail(&e) })?;
             if resp.status() != StatusCode::UNAUTHORIZED {
@@ -528,6 +545,16 @@ impl Client {
     }
 }
 
+/// True when `url` points at `host` (`name` or `name:port`, IPv6 in brackets).
+fn same_authority(url: &url::Url, host: &str) -> bool {
+    let Some(h) = url.host() else { return false };
+    let name = h.to_string();
+    match host.rsplit_once(':').filter(|(n, p)| !n.ends_with(':') && p.parse::<u16>().is_ok() && !p.contains(']')) {
+        Some((n, p)) => n == name && url.port_or_known_default().map(|x| x.to_string()).as_deref() == Some(p),
+        None => host == name,
+    }
+}
+
 fn file_body(path: &Path) -> Result<reqwest::Body, Error> {
     let file =
         std::fs::File::open(path).map_err(|e| oxbuild_image::Error::io(format!("reading {}", path.display()), e))?;
@@ -643,6 +670,17 @@ mod tests {
         }
         assert!(matches!(parse_challenge(r#"Basic realm="Registry""#), Some(Challenge::Basic)));
         assert!(parse_challenge("Negotiate").is_none());
+    }
+
+    #[test]
+    fn credentials_only_go_to_the_registry_host() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert!(same_authority(&u("http://127.0.0.1:5000/v2/x"), "127.0.0.1:5000"));
+        assert!(!same_authority(&u("http://127.0.0.1:5001/v2/x"), "127.0.0.1:5000"));
+        assert!(!same_authority(&u("https://storage.example.net/upload?x"), "registry.example.com"));
+        assert!(same_authority(&u("https://registry.example.com/v2/"), "registry.example.com"));
+        assert!(same_authority(&u("https://registry.example.com/v2/"), "registry.example.com:443"));
+        assert!(same_authority(&u("http://[::1]:5000/v2/"), "[::1]:5000"));
     }
 
     #[test]
