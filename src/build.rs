@@ -172,10 +172,12 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
     }
 
     out.step(format!("building {}", dir.display()));
+    let base_name = opened.resolved.as_ref().map(|r| Reference { digest: None, ..r.clone() }.to_string());
     let prod = {
         let (dir, cfg, base_image, store) = (dir.to_path_buf(), cfg.clone(), base_image.clone(), store.clone());
         tokio::task::spawn_blocking(move || {
-            oxbuild_build::build(&dir, &cfg, &base_image, &base_fs, &extra, &store, epoch)
+            let base = oxbuild_build::Base { image: &base_image, name: &base_name, fs: &base_fs };
+            oxbuild_build::build(&dir, &cfg, &base, &extra, &store, epoch)
         })
         .await
         .map_err(|e| Failure::internal(format!("the build task failed: {e}")))?

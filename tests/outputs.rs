@@ -129,18 +129,31 @@ fn push_and_copy_move_images_between_archives_layouts_and_registries() {
 }
 
 #[test]
-fn a_base_from_an_archive_gives_the_same_image_as_from_a_registry() {
+fn a_base_from_an_archive_gives_the_same_layers_as_from_a_registry() {
     let registry = Registry::start();
     let from_registry = registry.seed("python:3.11");
     let ws = Workspace::new();
-    let a = build_json(ws.oxbuild().args(["build", "-q", "--base", &from_registry]).arg(ws.app()));
-    let b = build_json(
-        ws.oxbuild()
-            .args(["build", "-q", "--base"])
-            .arg(format!("oci-archive:{}", base_archive().display()))
-            .arg(ws.app()),
-    );
-    assert_eq!(a["digest"], b["digest"]);
+    let labels = |base: &str, name: &str| {
+        let layout = ws.tmp.path().join(name);
+        let report = build_json(
+            ws.oxbuild()
+                .args(["build", "-q", "--base", base, "--output"])
+                .arg(format!("oci:{}", layout.display()))
+                .arg(ws.app()),
+        );
+        let config = layout.join("blobs/sha256").join(&report["config"].as_str().unwrap()["sha256:".len()..]);
+        let config: serde_json::Value = serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
+        (report["layers"].clone(), config["config"]["Labels"].clone())
+    };
+    let (layers_a, labels_a) = labels(&from_registry, "a");
+    let (layers_b, mut labels_b) = labels(&format!("oci-archive:{}", base_archive().display()), "b");
+    assert_eq!(layers_a, layers_b, "the same layers, whichever way the base came");
+    // Only a registry base has a name to record; everything else is the same.
+    assert_eq!(labels_a["org.opencontainers.image.base.name"], from_registry.as_str());
+    assert!(labels_b.get("org.opencontainers.image.base.name").is_none());
+    labels_b["org.opencontainers.image.base.name"] = labels_a["org.opencontainers.image.base.name"].clone();
+    assert_eq!(labels_a, labels_b);
+    assert!(labels_a["org.opencontainers.image.base.digest"].as_str().unwrap().starts_with("sha256:"));
 }
 
 #[test]

@@ -54,3 +54,51 @@ fn two_copies_give_the_same_digest_and_one_byte_changes_only_the_app_layer() {
     );
     assert_ne!(a["digest"], d["digest"]);
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn two_git_clones_give_the_same_digest_and_carry_git_labels() {
+    let registry = Registry::start();
+    let base = registry.seed("python:3.11");
+    let origin = Workspace::new();
+    let repo = origin.app();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "app"]);
+    git(&repo, &["tag", "v1.0.0"]);
+
+    let clone = |name: &str| {
+        let dir = origin.tmp.path().join(name);
+        let out = std::process::Command::new("git").args(["clone", "-q"]).arg(&repo).arg(&dir).output().unwrap();
+        assert!(out.status.success());
+        dir
+    };
+    let (one, two) = (clone("one"), clone("two"));
+    // Checkouts made at different times have different file times; git does not keep them.
+    let later = std::fs::File::options().append(true).open(two.join("plainweb/__main__.py")).unwrap();
+    later.set_modified(SystemTime::now() + Duration::from_secs(600)).unwrap();
+
+    let layout = origin.tmp.path().join("layout");
+    let a = build_json(
+        origin
+            .oxbuild()
+            .args(["build", "-q", "--base", &base, "--output"])
+            .arg(format!("oci:{}", layout.display()))
+            .arg(&one),
+    );
+    let b = build_json(origin.oxbuild().args(["build", "-q", "--base", &base]).arg(&two));
+    assert_eq!(a["digest"], b["digest"]);
+
+    let config = layout.join("blobs/sha256").join(&a["config"].as_str().unwrap()["sha256:".len()..]);
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
+    let labels = &config["config"]["Labels"];
+    assert_eq!(labels["version"], "v1.0.0");
+    assert_eq!(labels["branch"], "main");
+    assert_eq!(labels["commit"].as_str().unwrap().len(), 40);
+    assert_eq!(labels["org.opencontainers.image.revision"], labels["commit"]);
+    assert_eq!(labels["org.opencontainers.image.created"], "1970-01-01T00:00:00Z");
+}

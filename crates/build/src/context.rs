@@ -232,6 +232,20 @@ mod tests {
     }
 
     #[test]
+    fn fifos_and_sockets_are_skipped_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("app.py"), "x").unwrap();
+        let ok = std::process::Command::new("mkfifo").arg(dir.path().join("pipe")).status().unwrap().success();
+        assert!(ok, "mkfifo");
+        let _socket = std::os::unix::net::UnixListener::bind(dir.path().join("sock")).unwrap();
+        let mut layer = LayerBuilder::new(0, Owner::ROOT);
+        let warnings = add_app_files(&mut layer, dir.path(), None, &[], "/app", Owner::ROOT).unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings.iter().any(|w| w.contains("pipe")) && warnings.iter().any(|w| w.contains("sock")));
+        assert_eq!(layer.len(), 2, "the workdir and app.py only");
+    }
+
+    #[test]
     fn include_through_a_symlinked_directory_is_refused() {
         let outside = tempfile::tempdir().unwrap();
         fs::write(outside.path().join("secret"), "token").unwrap();

@@ -16,6 +16,7 @@ pub mod context;
 pub mod dockerignore;
 pub mod runtime;
 pub mod user;
+pub mod vcs;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -76,17 +77,28 @@ pub fn scan_base(base: &Image) -> Result<BTreeMap<String, Node>, Error> {
     .map_err(|e| Error::Base(e.to_string()))
 }
 
-/// Builds the app in `dir` with `cfg` on top of `base` (whose root filesystem
-/// scan is `base_fs`), with `extra` layers under the app; new blobs go into `store`.
+/// The base image as the build sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Base<'a> {
+    /// The image, its layers on disk.
+    pub image: &'a Image,
+    /// Its name in a registry (`registry/repo:tag`), recorded as a label.
+    pub name: &'a Option<String>,
+    /// Its root filesystem scan ([`scan_base`]).
+    pub fs: &'a BTreeMap<String, Node>,
+}
+
+/// Builds the app in `dir` with `cfg` on top of `base`, with `extra` layers
+/// under the app; new blobs go into `store`.
 pub fn build(
     dir: &Path,
     cfg: &Config,
-    base: &Image,
-    base_fs: &BTreeMap<String, Node>,
+    base: &Base<'_>,
     extra: &[ExtraLayer],
     store: &BlobStore,
     epoch: u64,
 ) -> Result<Built, Error> {
+    let (base_name, base_fs, base) = (&base.name, base.fs, base.image);
     let format = if cfg.healthcheck.is_some() { Format::Docker } else { Format::Oci };
     let plan = user::plan(&cfg.image, base_fs, epoch)?;
     let owner = plan.owner;
@@ -117,7 +129,26 @@ pub fn build(
     let env: Vec<(String, String)> = extra.iter().flat_map(|e| e.env.iter().cloned()).collect();
     let mut config = base.config_json()?;
     runtime::apply(&mut config, cfg, owner, &env, &history, epoch);
-    let image = Image::assemble(format, &config, layers, &BTreeMap::new()).map_err(|e| Error::Base(e.to_string()))?;
+
+    // Provenance: the base, and the git checkout. oxbuild.toml's labels win.
+    let mut stamped: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(name) = &base_name {
+        stamped.insert("org.opencontainers.image.base.name".into(), name.clone());
+    }
+    stamped.insert("org.opencontainers.image.base.digest".into(), base.digest().to_string());
+    if cfg.image.git_labels
+        && let Some(git) = vcs::GitInfo::read(dir)
+    {
+        stamped.extend(git.labels(&runtime::timestamp(epoch)));
+    }
+    stamped.retain(|k, _| !cfg.image.labels.contains_key(k));
+    for (k, v) in &stamped {
+        config["config"]["Labels"][k.as_str()] = serde_json::json!(v);
+    }
+    // OCI manifests carry the namespaced ones as annotations too.
+    let annotations: BTreeMap<String, String> =
+        stamped.into_iter().filter(|(k, _)| k.starts_with("org.opencontainers.image.")).collect();
+    let image = Image::assemble(format, &config, layers, &annotations).map_err(|e| Error::Base(e.to_string()))?;
     Ok(Built { image, added, warnings, owner })
 }
 
@@ -157,6 +188,12 @@ pub fn test_variant(
     let env: Vec<(String, String)> = extra.iter().flat_map(|e| e.env.iter().cloned()).collect();
     runtime::extend(&mut config, &env, &history, epoch);
     config["config"]["Labels"]["dev.oxbuild.variant"] = serde_json::json!("test");
-    let image = Image::assemble(format, &config, layers, &BTreeMap::new()).map_err(|e| Error::Base(e.to_string()))?;
+    let image = Image::assemble(format, &config, layers, &prod_annotations(&prod.image))
+        .map_err(|e| Error::Base(e.to_string()))?;
     Ok(Built { image, added, warnings, owner: prod.owner })
+}
+
+/// The manifest annotations of `image` (kept on its test variant).
+fn prod_annotations(image: &Image) -> BTreeMap<String, String> {
+    serde_json::from_slice::<oxbuild_image::ManifestView>(image.manifest()).map(|m| m.annotations).unwrap_or_default()
 }

@@ -206,6 +206,13 @@ pub struct ImageConfig {
     /// Image labels, merged over the base's.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Stamp labels from git (commit, branch, version, OCI revision/source/…).
+    #[serde(default = "yes")]
+    pub git_labels: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The uid a created user gets when `uid` is not set.
