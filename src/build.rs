@@ -83,6 +83,7 @@ pub struct BuildInputs<'a> {
 
 /// The result of the build stage.
 pub struct Assembled {
+    pub dir: PathBuf,
     pub cfg: Config,
     pub prod: oxbuild_build::Built,
     pub test: Option<oxbuild_build::Built>,
@@ -216,7 +217,19 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
     }
 
     let mount_from = opened.resolved.iter().map(|r| MountSource::of(r, &base_image)).collect();
-    Ok(Assembled { cfg, prod, test, base, resolved_base: opened.resolved, mount_from, platform, python, client, store })
+    Ok(Assembled {
+        dir: dir.to_path_buf(),
+        cfg,
+        prod,
+        test,
+        base,
+        resolved_base: opened.resolved,
+        mount_from,
+        platform,
+        python,
+        client,
+        store,
+    })
 }
 
 fn describe_prepared(p: &oxbuild_python::Prepared) -> String {

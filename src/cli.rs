@@ -57,6 +57,59 @@ pub enum Command {
     Assess(AssessArgs),
     /// Build the image, start it, and wait until its healthcheck says healthy.
     Health(HealthArgs),
+    /// Build, then push the image with the tags of the publish policy.
+    Publish(PublishArgs),
+    /// Build, assess, health, publish: the one command a CI job runs.
+    Pipeline(PipelineArgs),
+    /// Write a commented oxbuild.toml for the Python project in DIR.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+
+    /// Do not run the quality gates.
+    #[arg(long)]
+    pub skip_assess: bool,
+
+    /// Do not start the image and wait for its healthcheck.
+    #[arg(long)]
+    pub skip_health: bool,
+
+    /// Build and verify, but push nothing.
+    #[arg(long)]
+    pub no_publish: bool,
+
+    /// Write the gates' JUnit XML report here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// The health stage's deadline (e.g. 90s, 2m).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The project directory.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+
+    /// The base image to write into the config.
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+
+    /// Replace an existing oxbuild.toml.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// What the stages that build and then run an image share.

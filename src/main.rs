@@ -3,7 +3,9 @@
 
 mod build;
 mod cli;
+mod init;
 mod location;
+mod pipeline;
 mod report;
 mod stages;
 mod transfer;
@@ -27,6 +29,9 @@ fn main() {
             cli::Command::Copy(args) => transfer::copy(args, reporter, false).await,
             cli::Command::Assess(args) => stages::assess(args, reporter).await,
             cli::Command::Health(args) => stages::health(args, reporter).await,
+            cli::Command::Publish(args) => pipeline::publish(args, reporter).await,
+            cli::Command::Pipeline(args) => pipeline::pipeline(args, reporter).await,
+            cli::Command::Init(args) => init::run(args, reporter),
         }
     });
     if let Err(failure) = result {

@@ -8,7 +8,7 @@ use oxbuild_image::Image;
 use oxbuild_runtime::{Containers, Runtime, gates, health};
 use serde_json::json;
 
-use crate::build::{BuildInputs, assemble, cache_dir};
+use crate::build::{Assembled, BuildInputs, assemble, cache_dir};
 use crate::cli::{AssessArgs, HealthArgs, StageArgs};
 use crate::report::{Failure, Reporter};
 
@@ -77,7 +77,8 @@ async fn guarded<T>(containers: &Containers, stage: impl std::future::Future<Out
     result
 }
 
-fn inputs(args: &StageArgs, test_variant: bool) -> BuildInputs<'_> {
+/// The build stage's inputs from the shared stage arguments.
+pub fn inputs(args: &StageArgs, test_variant: bool) -> BuildInputs<'_> {
     BuildInputs {
         dir: &args.dir,
         base: args.base.as_deref(),
@@ -87,19 +88,54 @@ fn inputs(args: &StageArgs, test_variant: bool) -> BuildInputs<'_> {
     }
 }
 
-pub async fn health(args: HealthArgs, out: Reporter) -> Result<(), Failure> {
-    let assembled = assemble(inputs(&args.stage, false), out).await?;
+/// A finished stage: its JSON report and its human lines. A failed stage
+/// carries its failure too; its diagnostics were printed on stderr already.
+pub struct StageResult {
+    pub json: serde_json::Value,
+    pub human: Vec<String>,
+    pub failure: Option<Failure>,
+}
+
+impl StageResult {
+    /// Prints the result the way a single-stage command does.
+    fn finish(self, out: Reporter) -> Result<(), Failure> {
+        match self.failure {
+            None => {
+                out.result(&self.json, &self.human);
+                Ok(())
+            }
+            Some(f) => {
+                if out.json {
+                    println!("{}", serde_json::to_string_pretty(&self.json).unwrap_or_default());
+                } else {
+                    for line in &self.human {
+                        println!("{line}");
+                    }
+                }
+                Err(f.reported())
+            }
+        }
+    }
+}
+
+/// The health stage on the production image of `assembled`.
+pub async fn health_stage(
+    assembled: &Assembled,
+    runtime_arg: Option<&str>,
+    timeout: Option<&str>,
+    out: Reporter,
+) -> Result<StageResult, Failure> {
     let image = &assembled.prod.image;
     let config = image.config_json().map_err(Failure::input)?;
     let check = health::Check::from_config(&config)
         .ok_or_else(|| Failure::config("the image has no healthcheck: add a [healthcheck] section to oxbuild.toml"))?;
-    let runtime = runtime(args.stage.runtime.as_deref(), &assembled.cfg)?;
-    let name = load(&runtime, image, &args.stage.dir, out).await?;
+    let runtime = runtime(runtime_arg, &assembled.cfg)?;
+    let name = load(&runtime, image, &assembled.dir, out).await?;
     let ports: Vec<u16> = config["config"]["ExposedPorts"]
         .as_object()
         .map(|m| m.keys().filter_map(|k| k.split('/').next()?.parse().ok()).collect())
         .unwrap_or_default();
-    let deadline = match &args.timeout {
+    let deadline = match timeout {
         Some(t) => humantime::parse_duration(t).map_err(|e| Failure::config(format!("--timeout `{t}`: {e}")))?,
         None => {
             (check.start_period + check.interval * (check.retries + 2) + check.timeout).max(Duration::from_secs(60))
@@ -125,43 +161,44 @@ pub async fn health(args: HealthArgs, out: Reporter) -> Result<(), Failure> {
     .await
     .map_err(Failure::runtime)?;
 
-    let json = json!({"ok": matches!(report.outcome, health::Outcome::Healthy { .. }), "stage": "health", "image": image.digest(), "report": report});
-    match &report.outcome {
-        health::Outcome::Healthy { seconds } => {
-            out.result(&json, &[format!("healthy after {seconds:.1}s")]);
-            Ok(())
-        }
+    let ok = matches!(report.outcome, health::Outcome::Healthy { .. });
+    let json = json!({"ok": ok, "stage": "health", "image": image.digest(), "report": report});
+    let (human, failure) = match &report.outcome {
+        health::Outcome::Healthy { seconds } => (vec![format!("healthy after {seconds:.1}s")], None),
         failed => {
             let why = match failed {
                 health::Outcome::Exited { exit_code } => format!("the container exited with code {exit_code}"),
                 health::Outcome::Unhealthy => format!("unhealthy: {} probes in a row failed", check.retries),
                 health::Outcome::Deadline { seconds } => format!("not healthy within the {seconds:.0}s deadline"),
-                health::Outcome::Healthy { .. } => unreachable!(),
+                health::Outcome::Healthy { .. } => unreachable!("matched above"),
             };
             eprintln!("--- container logs (last 200 lines) ---\n{}", report.logs.trim_end());
             for p in &report.probes {
                 eprintln!("--- probe at {:.1}s (exit {:?}) ---\n{}", p.at, p.exit_code, p.output);
             }
-            if out.json {
-                println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
-            }
-            Err(Failure::health(format!("health: {why}")).reported())
+            (Vec::new(), Some(Failure::health(format!("health: {why}"))))
         }
-    }
+    };
+    Ok(StageResult { json, human, failure })
 }
 
-pub async fn assess(args: AssessArgs, out: Reporter) -> Result<(), Failure> {
-    let assembled = assemble(inputs(&args.stage, true), out).await?;
+/// The assess stage on the test variant of `assembled`.
+pub async fn assess_stage(
+    assembled: &Assembled,
+    runtime_arg: Option<&str>,
+    junit: Option<&std::path::Path>,
+    out: Reporter,
+) -> Result<StageResult, Failure> {
     let cfg = &assembled.cfg;
     if cfg.assess.gates.is_empty() {
         return Err(Failure::config(
             "no gates to run: add [assess] gates = [{ name = \"pytest\", run = \"python -m pytest\" }] to oxbuild.toml",
         ));
     }
-    let image = &assembled.test.as_ref().expect("the test variant was asked for").image;
+    let image = &assembled.test.as_ref().ok_or_else(|| Failure::internal("the test variant was not built"))?.image;
     let config = image.config_json().map_err(Failure::input)?;
-    let runtime = runtime(args.stage.runtime.as_deref(), cfg)?;
-    let name = load(&runtime, image, &args.stage.dir, out).await?;
+    let runtime = runtime(runtime_arg, cfg)?;
+    let name = load(&runtime, image, &assembled.dir, out).await?;
     let opts = gates::GateOptions {
         image: name.clone(),
         user: config["config"]["User"].as_str().filter(|u| !u.is_empty()).map(String::from),
@@ -191,35 +228,32 @@ pub async fn assess(args: AssessArgs, out: Reporter) -> Result<(), Failure> {
     .await
     .map_err(Failure::runtime)?;
 
-    if let Some(path) = &args.junit {
+    if let Some(path) = junit {
         std::fs::write(path, gates::junit(&results))
             .map_err(|e| Failure::output(format!("--junit {}: {e}", path.display())))?;
     }
     let failed: Vec<&str> = results.iter().filter(|r| !r.passed()).map(|r| r.name.as_str()).collect();
     let width = results.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
-    let mut table = vec![format!("{:width$}  result  time", "gate")];
+    let passed = results.len() - failed.len();
+    let mut table =
+        vec![format!("{passed} of {} gates passed", results.len()), format!("{:width$}  result  time", "gate")];
     for r in &results {
         let verdict = if r.passed() { "pass".to_string() } else { format!("FAIL ({})", r.exit_code) };
         table.push(format!("{:width$}  {verdict:6}  {}", r.name, gates::human(Duration::from_secs_f64(r.seconds))));
     }
     let json = json!({"ok": failed.is_empty(), "stage": "assess", "image": image.digest(), "gates": results});
-    if failed.is_empty() {
-        out.result(&json, &table);
-        Ok(())
-    } else {
-        if out.json {
-            println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
-        } else {
-            for line in &table {
-                println!("{line}");
-            }
-        }
-        Err(Failure::assess(format!(
-            "assess: {} of {} gates failed: {}",
-            failed.len(),
-            results.len(),
-            failed.join(", ")
-        ))
-        .reported())
-    }
+    let failure = (!failed.is_empty()).then(|| {
+        Failure::assess(format!("assess: {} of {} gates failed: {}", failed.len(), results.len(), failed.join(", ")))
+    });
+    Ok(StageResult { json, human: table, failure })
+}
+
+pub async fn health(args: HealthArgs, out: Reporter) -> Result<(), Failure> {
+    let assembled = assemble(inputs(&args.stage, false), out).await?;
+    health_stage(&assembled, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await?.finish(out)
+}
+
+pub async fn assess(args: AssessArgs, out: Reporter) -> Result<(), Failure> {
+    let assembled = assemble(inputs(&args.stage, true), out).await?;
+    assess_stage(&assembled, args.stage.runtime.as_deref(), args.junit.as_deref(), out).await?.finish(out)
 }

@@ -75,6 +75,11 @@ impl Workspace {
             .env_remove("REGISTRY_AUTH_FILE")
             .env_remove("XDG_RUNTIME_DIR")
             .env_remove("OXBUILD_CA_FILE")
+            .env_remove("OXBUILD_REGISTRY")
+            .env_remove("GITHUB_HEAD_REF")
+            .env_remove("GITHUB_REF_NAME")
+            .env_remove("CI_COMMIT_REF_NAME")
+            .env_remove("BRANCH_NAME")
             .env("HOME", self.tmp.path().join("home"));
         cmd
     }
@@ -95,4 +100,31 @@ pub fn build_json(cmd: &mut Command) -> serde_json::Value {
     let (code, stdout, stderr) = run(cmd.arg("--json"));
     assert_eq!(code, 0, "oxbuild failed:\n{stderr}\n{stdout}");
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("--json output is not JSON ({e}): {stdout}"))
+}
+
+/// Runs git in `dir`, which must succeed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=oxbuild test",
+            "-c",
+            "user.email=test@oxbuild.invalid",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Makes `dir` a git repository on `main` with one commit of everything in it.
+pub fn commit_all(dir: &Path) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-q", "-m", "app"]);
 }

@@ -14,6 +14,7 @@
 
 pub mod context;
 pub mod dockerignore;
+pub mod publish;
 pub mod runtime;
 pub mod user;
 pub mod vcs;

@@ -73,6 +73,45 @@ pub struct Config {
     /// `[runtime]`: the container runtime for assess and health.
     #[serde(default)]
     pub runtime: RuntimeConfig,
+    /// `[publish]`: where images go and which tags they get.
+    #[serde(default)]
+    pub publish: PublishConfig,
+}
+
+/// `[publish]`: the publish policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PublishConfig {
+    /// Where to publish; default `[image] repository`.
+    pub repository: Option<String>,
+    /// Branches whose builds are tagged `latest`.
+    #[serde(default = "default_latest_branches")]
+    pub latest_branches: Vec<String>,
+    /// Tag with the git tag's name when HEAD is exactly at a tag.
+    #[serde(default = "yes")]
+    pub git_tag: bool,
+    /// Tag with the short commit sha.
+    #[serde(default = "yes")]
+    pub sha: bool,
+    /// More tags, always.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig {
+            repository: None,
+            latest_branches: default_latest_branches(),
+            git_tag: true,
+            sha: true,
+            tags: Vec::new(),
+        }
+    }
+}
+
+fn default_latest_branches() -> Vec<String> {
+    vec!["main".into()]
 }
 
 /// `[assess]`.
@@ -285,6 +324,43 @@ impl HealthcheckConfig {
     }
 }
 
+fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
+    let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(1);
+    Error::Parse { path: path.to_path_buf(), line, message: e.message().trim().replace('\n', " ") }
+}
+
+/// Applies `OXBUILD_<SECTION>_<KEY>` variables to a raw config table: for
+/// example `OXBUILD_IMAGE_BASE` sets `[image] base` and
+/// `OXBUILD_PYTHON_INDEX_URL` sets `[python] index-url`. Values are TOML
+/// (`["a", "b"]`, `true`, `3`) or else plain strings. Returns true when
+/// something changed. Other `OXBUILD_*` variables (credentials, the cache
+/// directory) are not config keys and are left alone.
+pub fn apply_env(table: &mut toml::Table, vars: impl IntoIterator<Item = (String, String)>) -> bool {
+    const SECTIONS: [&str; 7] = ["image", "app", "healthcheck", "python", "assess", "runtime", "publish"];
+    let mut changed = false;
+    for (name, raw) in vars {
+        let Some(rest) = name.strip_prefix("OXBUILD_") else { continue };
+        let rest = rest.to_ascii_lowercase();
+        let Some(section) = SECTIONS.iter().find(|s| rest.starts_with(&format!("{s}_"))) else { continue };
+        let key = rest[section.len() + 1..].replace('_', "-");
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(raw.clone()));
+        let entry = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(t) = entry {
+            t.insert(key, value);
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// True when a pyproject.toml text has a `[tool.oxbuild]` table.
+fn has_tool_oxbuild(text: &str) -> bool {
+    text.parse::<toml::Table>().ok().and_then(|t| t.get("tool")?.get("oxbuild").cloned()).is_some()
+}
+
 fn default_workdir() -> String {
     "/app".into()
 }
@@ -309,8 +385,30 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 }
 
 impl Config {
-    /// Reads `oxbuild.toml` from the app directory `dir`.
+    /// Reads the app's configuration from `dir`: `oxbuild.toml`, or else the
+    /// `[tool.oxbuild]` table of `pyproject.toml`; then applies `OXBUILD_*`
+    /// environment overrides (see [`apply_env`]).
     pub fn load(dir: &Path) -> Result<Config, Error> {
+        Config::load_with_env(dir, std::env::vars())
+    }
+
+    /// [`Config::load`] with the environment given.
+    pub fn load_with_env(dir: &Path, vars: impl IntoIterator<Item = (String, String)>) -> Result<Config, Error> {
+        let (cfg, mut table) = Config::load_file(dir)?;
+        if !apply_env(&mut table, vars) {
+            return Ok(cfg);
+        }
+        let env = PathBuf::from("OXBUILD_* environment");
+        let updated: Config = table.try_into().map_err(|e: toml::de::Error| Error::Invalid {
+            path: env.clone(),
+            message: format!("an override is not valid: {}", e.message().trim().replace('\n', " ")),
+        })?;
+        updated.validate().map_err(|message| Error::Invalid { path: env, message })?;
+        Ok(updated)
+    }
+
+    /// The config and its raw table, for overrides.
+    fn load_file(dir: &Path) -> Result<(Config, toml::Table), Error> {
         let path = dir.join(FILE_NAME);
         if !dir.is_dir() {
             return Err(Error::Read {
@@ -318,28 +416,50 @@ impl Config {
                 why: "no such directory; give the app directory".into(),
             });
         }
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::Read {
-                    path,
-                    why: "not found; every app needs an oxbuild.toml at its root (see the README's config reference)"
-                        .into(),
-                });
+        let pyproject = dir.join("pyproject.toml");
+        let from_pyproject = std::fs::read_to_string(&pyproject).ok().filter(|t| has_tool_oxbuild(t));
+        match (std::fs::read_to_string(&path), from_pyproject) {
+            (Ok(_), Some(_)) => Err(Error::Read {
+                path,
+                why: "pyproject.toml has a [tool.oxbuild] table too; keep the settings in one place".into(),
+            }),
+            (Ok(text), None) => {
+                let cfg = Config::parse(&path, &text)?;
+                Ok((cfg, text.parse().unwrap_or_default()))
             }
-            Err(e) => {
-                return Err(Error::Read { path, why: e.to_string() });
+            (Err(e), Some(text)) if e.kind() == std::io::ErrorKind::NotFound => {
+                let cfg = Config::parse_pyproject(&pyproject, &text)?;
+                let table: toml::Table = text.parse().unwrap_or_default();
+                let tool = table.get("tool").and_then(|t| t.get("oxbuild")).and_then(|t| t.as_table()).cloned();
+                Ok((cfg, tool.unwrap_or_default()))
             }
-        };
-        Config::parse(&path, &text)
+            (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Read {
+                path,
+                why: "not found; every app needs an oxbuild.toml (or [tool.oxbuild] in pyproject.toml) at its root: `oxbuild init` writes one".into(),
+            }),
+            (Err(e), _) => Err(Error::Read { path, why: e.to_string() }),
+        }
+    }
+
+    /// Parses the `[tool.oxbuild]` table of a pyproject.toml; errors name the
+    /// file and the line in it.
+    pub fn parse_pyproject(path: &Path, text: &str) -> Result<Config, Error> {
+        #[derive(Deserialize)]
+        struct Pyproject {
+            tool: Tool,
+        }
+        #[derive(Deserialize)]
+        struct Tool {
+            oxbuild: Config,
+        }
+        let parsed: Pyproject = toml::from_str(text).map_err(|e| parse_error(path, text, &e))?;
+        parsed.tool.oxbuild.validate().map_err(|message| Error::Invalid { path: path.to_path_buf(), message })?;
+        Ok(parsed.tool.oxbuild)
     }
 
     /// Parses and validates `text`, naming `path` in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
-        let cfg: Config = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(1);
-            Error::Parse { path: path.to_path_buf(), line, message: e.message().trim().replace('\n', " ") }
-        })?;
+        let cfg: Config = toml::from_str(text).map_err(|e| parse_error(path, text, &e))?;
         cfg.validate().map_err(|message| Error::Invalid { path: path.to_path_buf(), message })?;
         Ok(cfg)
     }
@@ -490,6 +610,40 @@ mod tests {
         let e =
             parse(&format!("{MINIMAL}[healthcheck]\ncmd = [\"true\"]\nshell = \"true\"\n")).unwrap_err().to_string();
         assert!(e.contains("exactly one"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_keys_with_toml_or_string_values() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), format!("{MINIMAL}[python]\nno-index = false\n")).unwrap();
+        let vars = vec![
+            ("OXBUILD_IMAGE_BASE".to_string(), "ghcr.io/org/python:3.12".to_string()),
+            ("OXBUILD_PYTHON_NO_INDEX".to_string(), "true".to_string()),
+            ("OXBUILD_IMAGE_PORTS".to_string(), "[8080, 9090]".to_string()),
+            ("OXBUILD_REGISTRY_USER".to_string(), "not-a-config-key".to_string()),
+        ];
+        let c = Config::load_with_env(dir.path(), vars).unwrap();
+        assert_eq!(c.image.base, "ghcr.io/org/python:3.12");
+        assert!(c.python.no_index);
+        assert_eq!(c.image.ports, vec![8080, 9090]);
+        let e = Config::load_with_env(dir.path(), vec![("OXBUILD_IMAGE_COLOUR".to_string(), "x".to_string())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("OXBUILD_* environment") && e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn pyproject_tool_table_is_read_with_its_own_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[project]\nname = \"x\"\n\n[tool.ruff]\nline-length = 100\n\n[tool.oxbuild.image]\nbase = \"r.io/python:3.11\"\n".to_string();
+        std::fs::write(dir.path().join("pyproject.toml"), &text).unwrap();
+        assert_eq!(Config::load_with_env(dir.path(), vec![]).unwrap().image.base, "r.io/python:3.11");
+        std::fs::write(dir.path().join("pyproject.toml"), format!("{text}wrokdir = \"/x\"\n")).unwrap();
+        let e = Config::load_with_env(dir.path(), vec![]).unwrap_err().to_string();
+        assert!(e.contains("pyproject.toml:9:") && e.contains("wrokdir"), "{e}");
+        std::fs::write(dir.path().join(FILE_NAME), MINIMAL).unwrap();
+        let e = Config::load_with_env(dir.path(), vec![]).unwrap_err().to_string();
+        assert!(e.contains("one place"), "{e}");
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub async fn run(
     let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
     if runtime.program() == "podman" {
         // Podman's own timer needs systemd; oxbuild polls instead.
-        args.push("--health-cmd=none".into());
+        args.push("--health-interval=disable".into());
     }
     for p in ports {
         args.extend(["-p".into(), format!("127.0.0.1::{p}")]);

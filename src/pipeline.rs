@@ -1,0 +1,160 @@
+//! `oxbuild pipeline` (build, assess, health, publish; stops at the first
+//! failure) and `oxbuild publish` (build, then push with the publish policy).
+
+use std::time::Instant;
+
+use oxbuild_build::publish::{self, Checkout};
+use oxbuild_registry::Reference;
+use serde_json::json;
+
+use crate::build::{Assembled, assemble};
+use crate::cli::{PipelineArgs, PublishArgs};
+use crate::report::{Failure, Reporter};
+use crate::stages::{StageResult, assess_stage, health_stage, inputs};
+
+/// Pushes the production image of `assembled` with the tags of the publish policy.
+async fn publish_stage(assembled: &Assembled, out: Reporter) -> Result<StageResult, Failure> {
+    let cfg = &assembled.cfg;
+    let repo_text = cfg.publish.repository.as_ref().or(cfg.image.repository.as_ref()).ok_or_else(|| {
+        Failure::config("nowhere to publish: set [publish] repository (or [image] repository) in oxbuild.toml")
+    })?;
+    let repository = Reference::parse(repo_text).map_err(|e| Failure::config(format!("[publish] repository: {e}")))?;
+    let plan = publish::plan(&cfg.publish, &Checkout::read(&assembled.dir));
+    for note in &plan.notes {
+        out.step(note);
+    }
+    let image = &assembled.prod.image;
+    out.step(format!("publishing {} to {} as {}", image.digest(), repository.name(), describe_tags(&plan.tags)));
+    let report = oxbuild_registry::push(&assembled.client, image, &repository, &plan.tags, &assembled.mount_from)
+        .await
+        .map_err(|e| Failure::registry(format!("publishing to {}: {e}", repository.name())))?;
+    let pinned = repository.with_digest(image.digest()).to_string();
+    let mut human = vec![pinned.clone()];
+    human.extend(plan.tags.iter().map(|t| format!("pushed {}", repository.with_tag(t))));
+    let json = json!({
+        "ok": true,
+        "stage": "publish",
+        "digest": image.digest(),
+        "reference": pinned,
+        "tags": plan.tags,
+        "notes": plan.notes,
+        "push": report,
+    });
+    Ok(StageResult { json, human, failure: None })
+}
+
+fn describe_tags(tags: &[String]) -> String {
+    if tags.is_empty() { "its digest only".into() } else { tags.join(", ") }
+}
+
+pub async fn publish(args: PublishArgs, out: Reporter) -> Result<(), Failure> {
+    let assembled = assemble(inputs(&args.stage, false), out).await?;
+    let result = publish_stage(&assembled, out).await?;
+    out.result(&result.json, &result.human);
+    Ok(())
+}
+
+pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> {
+    let mut stages: Vec<serde_json::Value> = Vec::new();
+    let mut human: Vec<String> = Vec::new();
+    let report = |stages: &[serde_json::Value], failed: Option<&Failure>| {
+        json!({
+            "ok": failed.is_none(),
+            "failed_stage": failed.map(|f| f.kind),
+            "error": failed.map(|f| json!({"kind": f.kind, "code": f.code, "message": f.message})),
+            "stages": stages,
+        })
+    };
+    // A failure ends the pipeline: its JSON report still lists every stage so far.
+    let fail = |stages: &[serde_json::Value], f: Failure| -> Failure {
+        if out.json {
+            println!("{}", serde_json::to_string_pretty(&report(stages, Some(&f))).unwrap_or_default());
+        }
+        f.reported()
+    };
+
+    let started = Instant::now();
+    let run_assess = !args.skip_assess;
+    let assembled = match assemble(inputs(&args.stage, run_assess), out).await {
+        Ok(a) => a,
+        Err(f) => {
+            stages.push(json!({"stage": "build", "status": "failed", "seconds": started.elapsed().as_secs_f64()}));
+            return Err(fail(&stages, f));
+        }
+    };
+    let image = &assembled.prod.image;
+    let size: u64 = image.layers().iter().map(|l| l.descriptor.size).sum();
+    stages.push(json!({
+        "stage": "build",
+        "status": "passed",
+        "seconds": started.elapsed().as_secs_f64(),
+        "digest": image.digest(),
+        "size": size,
+        "layers": image.layers().iter().map(|l| json!({"digest": l.descriptor.digest, "size": l.descriptor.size})).collect::<Vec<_>>(),
+        "test_digest": assembled.test.as_ref().map(|t| t.image.digest()),
+        "python": assembled.python,
+    }));
+    human.push(format!("build    passed  {}", image.digest()));
+
+    type Stage<'a> = (&'static str, Option<&'static str>);
+    let plan: [Stage; 3] = [
+        (
+            "assess",
+            if args.skip_assess {
+                Some("--skip-assess")
+            } else if assembled.cfg.assess.gates.is_empty() {
+                Some("no [assess] gates")
+            } else {
+                None
+            },
+        ),
+        (
+            "health",
+            if args.skip_health {
+                Some("--skip-health")
+            } else if assembled.cfg.healthcheck.is_none() {
+                Some("no [healthcheck]")
+            } else {
+                None
+            },
+        ),
+        ("publish", if args.no_publish { Some("--no-publish") } else { None }),
+    ];
+    for (name, skip) in plan {
+        if let Some(why) = skip {
+            out.step(format!("{name}: skipped ({why})"));
+            stages.push(json!({"stage": name, "status": "skipped", "reason": why}));
+            human.push(format!("{name:8} skipped ({why})"));
+            continue;
+        }
+        out.step(format!("== {name}"));
+        let t = Instant::now();
+        let result = match name {
+            "assess" => assess_stage(&assembled, args.stage.runtime.as_deref(), args.junit.as_deref(), out).await,
+            "health" => health_stage(&assembled, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await,
+            _ => publish_stage(&assembled, out).await,
+        };
+        let seconds = t.elapsed().as_secs_f64();
+        match result {
+            Ok(StageResult { json: detail, failure: None, human: lines }) => {
+                stages.push(json!({"stage": name, "status": "passed", "seconds": seconds, "detail": detail}));
+                human.push(format!("{name:8} passed  {}", lines.first().cloned().unwrap_or_default()));
+            }
+            Ok(StageResult { json: detail, failure: Some(f), human: lines }) => {
+                stages.push(json!({"stage": name, "status": "failed", "seconds": seconds, "detail": detail}));
+                if !out.json {
+                    for line in lines {
+                        println!("{line}");
+                    }
+                }
+                return Err(fail(&stages, f));
+            }
+            Err(f) => {
+                stages.push(json!({"stage": name, "status": "failed", "seconds": seconds}));
+                return Err(fail(&stages, f));
+            }
+        }
+    }
+    out.result(&report(&stages, None), &human);
+    Ok(())
+}
