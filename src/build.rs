@@ -63,7 +63,7 @@ pub fn client(args: &RegistryArgs) -> Result<Client, Failure> {
 
 /// Maps a Python dependency error to its exit code: lock problems are
 /// configuration, unreachable indexes are network, the rest build errors.
-fn python_failure(e: oxbuild_python::Error) -> Failure {
+pub fn python_failure(e: oxbuild_python::Error) -> Failure {
     match e {
         oxbuild_python::Error::Lock { .. } => Failure::config(e),
         oxbuild_python::Error::Index(_) => Failure::registry(e),
@@ -79,6 +79,8 @@ pub struct BuildInputs<'a> {
     pub registry: &'a RegistryArgs,
     /// Also make the test variant.
     pub test_variant: bool,
+    /// A registry repository that caches dependency layers between runners.
+    pub cache_repo: Option<&'a str>,
 }
 
 /// The result of the build stage.
@@ -127,6 +129,10 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
         .and_then(|a| a.iter().filter_map(|v| v.as_str()).find_map(|e| e.strip_prefix("PATH=")))
         .map(str::to_string);
     let layer_cache = cache_dir().join("python-layers");
+    let cache_repo = inputs
+        .cache_repo
+        .map(|r| Reference::parse(r).map_err(|e| Failure::config(format!("--cache-repo: {e}"))))
+        .transpose()?;
 
     let test_requirements = cfg.python.test_requirements.as_ref().map(|t| dir.join(t));
     let needs_python =
@@ -158,12 +164,19 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
             target.libc,
             requirements.display()
         ));
-        let prepared =
-            oxbuild_python::prepare(&settings(requirements, Vec::new()), target, &store, &layer_cache, epoch)
-                .await
-                .map_err(python_failure)?;
+        let (prepared, source) = crate::deps::layer(
+            &settings(requirements, Vec::new()),
+            target,
+            &store,
+            &layer_cache,
+            epoch,
+            cache_repo.as_ref(),
+            &client,
+            out,
+        )
+        .await?;
         out.step(describe_prepared(&prepared));
-        python = python_json(target, &prepared);
+        python = python_json(target, &prepared, source);
         prod_pins = prepared.pins.clone();
         extra.push(oxbuild_build::ExtraLayer {
             blob: prepared.blob,
@@ -193,12 +206,19 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
         let mut test_extra = Vec::new();
         if let (Some(requirements), Some(target)) = (test_requirements, &target) {
             out.step(format!("test dependencies from {}", requirements.display()));
-            let prepared =
-                oxbuild_python::prepare(&settings(requirements, prod_pins), target, &store, &layer_cache, epoch)
-                    .await
-                    .map_err(python_failure)?;
+            let (prepared, source) = crate::deps::layer(
+                &settings(requirements, prod_pins),
+                target,
+                &store,
+                &layer_cache,
+                epoch,
+                cache_repo.as_ref(),
+                &client,
+                out,
+            )
+            .await?;
             out.step(describe_prepared(&prepared));
-            python["test"] = python_json(target, &prepared);
+            python["test"] = python_json(target, &prepared, source);
             test_extra.push(oxbuild_build::ExtraLayer {
                 blob: prepared.blob,
                 created_by: format!("oxbuild: test dependencies into {}", cfg.python.venv),
@@ -240,7 +260,11 @@ fn describe_prepared(p: &oxbuild_python::Prepared) -> String {
     }
 }
 
-fn python_json(target: &oxbuild_python::Target, prepared: &oxbuild_python::Prepared) -> serde_json::Value {
+fn python_json(
+    target: &oxbuild_python::Target,
+    prepared: &oxbuild_python::Prepared,
+    source: &str,
+) -> serde_json::Value {
     json!({
         "interpreter": target.interpreter,
         "version": target.full_version,
@@ -248,6 +272,7 @@ fn python_json(target: &oxbuild_python::Target, prepared: &oxbuild_python::Prepa
         "libc": format!("{:?}", target.libc),
         "key": prepared.key,
         "reused": prepared.reused,
+        "source": source,
         "downloaded": prepared.downloaded,
         "wheels": prepared.wheels,
         "layer": prepared.blob.digest,
@@ -284,6 +309,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         platform: args.platform.as_deref(),
         registry: &args.registry,
         test_variant,
+        cache_repo: args.cache_repo.as_deref(),
     };
     let assembled = assemble(inputs, out).await?;
     let Assembled { prod, test, base, resolved_base, mount_from, platform, python, client, store, .. } = assembled;

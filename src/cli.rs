@@ -128,6 +128,11 @@ pub struct StageArgs {
     #[arg(long, value_name = "REF")]
     pub base: Option<String>,
 
+    /// A registry repository where dependency layers are cached, so that
+    /// fresh CI runners reuse them instead of downloading wheels.
+    #[arg(long, value_name = "REPO", env = "OXBUILD_CACHE_REPO")]
+    pub cache_repo: Option<String>,
+
     /// The platform to take from a multi-platform base (os/arch[/variant]).
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
@@ -230,6 +235,11 @@ pub struct BuildArgs {
     /// requirements and test files, for `assess`).
     #[arg(long, value_enum, default_value_t = Variant::Production)]
     pub variant: Variant,
+
+    /// A registry repository where dependency layers are cached, so that
+    /// fresh CI runners reuse them instead of downloading wheels.
+    #[arg(long, value_name = "REPO", env = "OXBUILD_CACHE_REPO")]
+    pub cache_repo: Option<String>,
 
     /// Use this base image instead of [image] base: a registry reference,
     /// oci:DIR[:NAME], oci-archive:FILE or docker-archive:FILE.

@@ -3,6 +3,7 @@
 
 mod build;
 mod cli;
+mod deps;
 mod init;
 mod location;
 mod pipeline;

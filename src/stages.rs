@@ -85,6 +85,7 @@ pub fn inputs(args: &StageArgs, test_variant: bool) -> BuildInputs<'_> {
         platform: args.platform.as_deref(),
         registry: &args.registry,
         test_variant,
+        cache_repo: args.cache_repo.as_deref(),
     }
 }
 

@@ -209,3 +209,101 @@ fn an_unpinned_requirement_names_the_line_and_the_fix() {
     std::fs::write(ws.app().join("requirements.txt"), "gunicorn==27.0.1\nmarkupsafe>=3\n").unwrap();
     assert_build_error(&ws, 3, &["requirements.txt:2", "markupsafe>=3", "uv pip compile"]);
 }
+
+/// A real HTTP package index (Python's http.server over a PEP 503 tree made
+/// from the test wheelhouse) whose log counts what was downloaded.
+struct LocalIndex {
+    child: std::process::Child,
+    url: String,
+    log: std::path::PathBuf,
+    _root: tempfile::TempDir,
+}
+
+impl LocalIndex {
+    fn start() -> LocalIndex {
+        let root = tempfile::tempdir().unwrap();
+        let files = root.path().join("files");
+        std::fs::create_dir_all(&files).unwrap();
+        let mut projects: std::collections::BTreeMap<String, String> = Default::default();
+        for entry in std::fs::read_dir(wheelhouse()).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            std::fs::copy(entry.path(), files.join(&name)).unwrap();
+            let bytes = std::fs::read(entry.path()).unwrap();
+            let sha = oxbuild_image::Digest::of(&bytes);
+            let project = name.split('-').next().unwrap().to_lowercase().replace('_', "-");
+            projects
+                .entry(project)
+                .or_default()
+                .push_str(&format!("<a href=\"../../files/{name}#sha256={}\">{name}</a>\n", sha.hex()));
+        }
+        for (project, links) in projects {
+            let dir = root.path().join("simple").join(project);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("index.html"), format!("<html><body>\n{links}</body></html>\n")).unwrap();
+        }
+        let log = root.path().join("access.log");
+        let port = oxbuild_testkit::free_port();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .arg(root.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}/simple/");
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < until, "the index did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        LocalIndex { child, url, log, _root: root }
+    }
+
+    /// How many wheel files were downloaded so far.
+    fn wheel_downloads(&self) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("GET /files/") && l.contains(".whl"))
+            .count()
+    }
+}
+
+impl Drop for LocalIndex {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_fresh_runner_with_a_cache_repo_downloads_no_wheel() {
+    let index = LocalIndex::start();
+    let registry = Registry::start();
+    let ws = Workspace::of("pyweb");
+    ws.edit_config(
+        "requirements = \"requirements.txt\"",
+        &format!("requirements = \"requirements.txt\"\nindex-url = \"{}\"", index.url),
+    );
+    let cache_repo = registry.reference("cache/deps");
+
+    let first =
+        build_json(ws.oxbuild().args(["build", "-q", "--base", &base(), "--cache-repo", &cache_repo]).arg(ws.app()));
+    assert_eq!(first["python"]["source"], "built");
+    assert_eq!(index.wheel_downloads(), 2, "gunicorn and markupsafe came from the index");
+
+    // Another runner: an empty local cache, the same cache repository.
+    let fresh = ws.tmp.path().join("fresh-runner-cache");
+    let second = build_json(
+        ws.oxbuild()
+            .env("OXBUILD_CACHE_DIR", &fresh)
+            .env("OXBUILD_CACHE_REPO", &cache_repo)
+            .args(["build", "-q", "--base", &base()])
+            .arg(ws.app()),
+    );
+    assert_eq!(second["python"]["source"], "cache repository");
+    assert_eq!(index.wheel_downloads(), 2, "no wheel was downloaded again");
+    assert_eq!(second["python"]["layer"], first["python"]["layer"]);
+    assert_eq!(second["digest"], first["digest"]);
+}

@@ -322,15 +322,21 @@ pub struct Prepared {
     pub pins: Vec<Pin>,
 }
 
-/// Makes (or reuses) the dependency layer for `settings` on `target`.
-/// `layer_cache` holds the finished-layer records; wheels and layers go into `store`.
-pub async fn prepare(
-    settings: &Settings,
-    target: &Target,
-    store: &BlobStore,
-    layer_cache: &Path,
-    epoch: u64,
-) -> Result<Prepared, Error> {
+/// The lock read and the layer's cache key computed: everything known before
+/// any wheel is looked at.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    reqs: Requirements,
+    /// The pins to install (those of lower layers left out).
+    pub pins: Vec<Pin>,
+    /// Every pin that applies to the target.
+    pub all: Vec<Pin>,
+    /// The layer's cache key.
+    pub key: String,
+}
+
+/// Reads the lock for `target` and computes the layer's cache key.
+pub fn plan(settings: &Settings, target: &Target, epoch: u64) -> Result<Planned, Error> {
     let reqs = Requirements::load(&settings.requirements)?;
     let all = applicable(&reqs, target)?;
     let mut pins = Vec::new();
@@ -347,29 +353,69 @@ pub async fn prepare(
         }
     }
     let key = layer_key(&pins, target, &settings.prefix, epoch);
-    if let Some(c) = cached_layer(layer_cache, &key, store) {
-        let blob = LayerBlob { path: store.path(&c.digest), digest: c.digest, size: c.size, diff_id: c.diff_id };
-        return Ok(Prepared { blob, key, reused: true, wheels: c.wheels, downloaded: 0, pins: all });
-    }
+    Ok(Planned { reqs, pins, all, key })
+}
+
+/// The planned layer from the local layer cache, if it is there.
+pub fn from_cache(planned: &Planned, layer_cache: &Path, store: &BlobStore) -> Option<Prepared> {
+    let c = cached_layer(layer_cache, &planned.key, store)?;
+    let blob = LayerBlob { path: store.path(&c.digest), digest: c.digest, size: c.size, diff_id: c.diff_id };
+    Some(Prepared {
+        blob,
+        key: planned.key.clone(),
+        reused: true,
+        wheels: c.wheels,
+        downloaded: 0,
+        pins: planned.all.clone(),
+    })
+}
+
+/// Fetches the wheels of `planned`, installs them into the layer, and records
+/// it in the local layer cache.
+pub async fn build(
+    planned: &Planned,
+    settings: &Settings,
+    target: &Target,
+    store: &BlobStore,
+    layer_cache: &Path,
+    epoch: u64,
+) -> Result<Prepared, Error> {
+    let reqs = &planned.reqs;
     let mut find_links = settings.find_links.clone();
     find_links.extend(reqs.options.find_links.iter().cloned());
     let index_url = settings.index_url.clone().or(reqs.options.index_url.clone());
     let mut extra = settings.extra_index_urls.clone();
     extra.extend(reqs.options.extra_index_urls.iter().cloned());
     let sources = Sources::new(find_links, index_url.as_deref(), &extra, settings.no_index || reqs.options.no_index)?;
-    let wheels = fetch(&pins, &sources, target, store).await?;
+    let wheels = fetch(&planned.pins, &sources, target, store).await?;
     let downloaded = wheels.iter().filter(|w| w.downloaded).count();
     let (ws, t, prefix, st) = (wheels.clone(), target.clone(), settings.prefix.clone(), store.clone());
     let blob = tokio::task::spawn_blocking(move || dependency_layer(&ws, &t, &prefix, epoch, &st))
         .await
         .map_err(|e| Error::Package(format!("installing wheels failed: {e}")))??;
     let names: Vec<String> = wheels.iter().map(|w| w.filename.clone()).collect();
-    let record = CachedLayer {
-        digest: blob.digest.clone(),
-        size: blob.size,
-        diff_id: blob.diff_id.clone(),
-        wheels: names.clone(),
-    };
-    remember_layer(layer_cache, &key, &record)?;
-    Ok(Prepared { blob, key, reused: false, wheels: names, downloaded, pins: all })
+    remember(layer_cache, &planned.key, &blob, names.clone())?;
+    Ok(Prepared { blob, key: planned.key.clone(), reused: false, wheels: names, downloaded, pins: planned.all.clone() })
+}
+
+/// Records a layer (made here or fetched from a cache repository) in the local layer cache.
+pub fn remember(layer_cache: &Path, key: &str, blob: &LayerBlob, wheels: Vec<String>) -> Result<(), Error> {
+    let record = CachedLayer { digest: blob.digest.clone(), size: blob.size, diff_id: blob.diff_id.clone(), wheels };
+    remember_layer(layer_cache, key, &record)
+}
+
+/// Makes (or reuses) the dependency layer for `settings` on `target`.
+/// `layer_cache` holds the finished-layer records; wheels and layers go into `store`.
+pub async fn prepare(
+    settings: &Settings,
+    target: &Target,
+    store: &BlobStore,
+    layer_cache: &Path,
+    epoch: u64,
+) -> Result<Prepared, Error> {
+    let planned = plan(settings, target, epoch)?;
+    match from_cache(&planned, layer_cache, store) {
+        Some(p) => Ok(p),
+        None => build(&planned, settings, target, store, layer_cache, epoch).await,
+    }
 }

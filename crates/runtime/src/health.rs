@@ -191,10 +191,24 @@ async fn exited(runtime: &Runtime, name: &str) -> Option<i32> {
 }
 
 async fn logs(runtime: &Runtime, name: &str) -> String {
-    match runtime.command().args(["logs", "--tail", "200", name]).output().await {
-        Ok(out) => format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        Err(e) => format!("(no logs: {e})"),
+    // Right after a container exits, its log may not be flushed yet: ask again
+    // for a moment rather than show nothing.
+    let mut text = String::new();
+    for _ in 0..10 {
+        // Not `--tail`: podman 4.3 sometimes answers it with nothing for a
+        // container that just exited. The last 200 lines are cut here instead.
+        text = match runtime.command().args(["logs", name]).output().await {
+            Ok(out) => format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+            Err(e) => return format!("(no logs: {e})"),
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        text = lines[lines.len().saturating_sub(200)..].join("\n");
+        if !text.trim().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    text
 }
 
 async fn published_ports(runtime: &Runtime, name: &str, ports: &[u16]) -> Vec<(u16, u16)> {
