@@ -307,3 +307,23 @@ fn a_fresh_runner_with_a_cache_repo_downloads_no_wheel() {
     assert_eq!(second["python"]["layer"], first["python"]["layer"]);
     assert_eq!(second["digest"], first["digest"]);
 }
+
+#[test]
+fn pylock_and_uv_lock_install_the_same_layer_as_the_requirements_file() {
+    let plain = offline_pyweb();
+    let reference = build_json(plain.oxbuild().args(["build", "-q", "--base", &base()]).arg(plain.app()));
+    for lock in ["pylock.toml", "uv.lock"] {
+        // Offline: the wheels come from the find-links wheelhouse, checked against the lock's hashes.
+        let ws = offline_pyweb();
+        ws.edit_config("requirements = \"requirements.txt\"", &format!("lock = \"{lock}\""));
+        let report = build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+        assert_eq!(report["python"]["wheels"], reference["python"]["wheels"], "{lock}");
+        assert_eq!(report["python"]["layer"], reference["python"]["layer"], "{lock}");
+    }
+    // Online, from the URLs the lock names: no index is asked.
+    let ws = Workspace::of("pyweb");
+    ws.edit_config("requirements = \"requirements.txt\"", "lock = \"uv.lock\"\nno-index = true");
+    let report = build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    assert_eq!(report["python"]["downloaded"], 2, "{}", report["python"]);
+    assert_eq!(report["python"]["layer"], reference["python"]["layer"]);
+}

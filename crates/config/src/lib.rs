@@ -163,9 +163,10 @@ pub struct RuntimeConfig {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PythonConfig {
     /// A pinned requirements file, relative to the app directory. When neither
-    /// this nor `lock` is set, `requirements.txt` is used if it exists.
+    /// this nor `lock` is set, the first of `requirements.txt`, `pylock.toml`
+    /// and `uv.lock` that exists is used.
     pub requirements: Option<String>,
-    /// A `pylock.toml` or `uv.lock` (not supported yet).
+    /// A `pylock.toml` (PEP 751) or `uv.lock`.
     pub lock: Option<String>,
     /// Pinned requirements of the test variant.
     pub test_requirements: Option<String>,
@@ -205,11 +206,13 @@ fn default_venv() -> String {
 }
 
 impl PythonConfig {
-    /// The requirements file to install for the app in `dir`, if any.
+    /// The lock to install for the app in `dir`, if any.
     pub fn requirements_path(&self, dir: &Path) -> Option<PathBuf> {
-        match &self.requirements {
-            Some(r) => Some(dir.join(r)),
-            None => Some(dir.join("requirements.txt")).filter(|p| self.lock.is_none() && p.is_file()),
+        match (&self.requirements, &self.lock) {
+            (Some(r), _) | (None, Some(r)) => Some(dir.join(r)),
+            (None, None) => {
+                ["requirements.txt", "pylock.toml", "uv.lock"].iter().map(|f| dir.join(f)).find(|p| p.is_file())
+            }
         }
     }
 }
@@ -526,9 +529,13 @@ impl Config {
             return Err("[python] set either `requirements` or `lock`, not both".into());
         }
         if let Some(lock) = &py.lock {
-            return Err(format!(
-                "[python] lock = \"{lock}\": pylock.toml and uv.lock are not supported yet; export pinned requirements (`uv export --format requirements-txt` or `uv pip compile`) and set `requirements`"
-            ));
+            let name = Path::new(lock).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let known = name == "uv.lock" || (name.starts_with("pylock.") && name.ends_with(".toml"));
+            if !known {
+                return Err(format!(
+                    "[python] lock = \"{lock}\": name a pylock.toml (pylock.*.toml) or a uv.lock; a requirements file goes in `requirements`"
+                ));
+            }
         }
         if !py.venv.starts_with('/') || py.venv.trim_end_matches('/').is_empty() {
             return Err(format!("[python] venv `{}` must be an absolute path other than /", py.venv));

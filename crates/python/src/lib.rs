@@ -14,6 +14,7 @@
 //!   tags, prefix and layer format).
 
 mod error;
+pub mod lockfile;
 pub mod marker;
 pub mod name;
 pub mod requirements;
@@ -91,7 +92,17 @@ async fn fetch_one(
     store: &BlobStore,
 ) -> Result<Wheel, Error> {
     let what = format!("{}=={} ({})", pin.name, pin.version, pin.origin);
-    let all = sources.candidates(&pin.name).await?;
+    // Local wheelhouses first, then the files the lock names, and the indexes
+    // only when neither has a wheel that fits.
+    let mut all = sources.local_candidates(&pin.name)?;
+    all.extend(pin.direct.iter().cloned());
+    let fits = |c: &source::Candidate| {
+        source::version_of(&c.filename).is_some_and(|v| version::same(&v, &pin.version))
+            && wheel::WheelName::parse(&c.filename).is_some_and(|w| w.tags.iter().any(|t| ranking.contains_key(t)))
+    };
+    if !all.iter().any(fits) {
+        all.extend(sources.index_candidates(&pin.name).await?);
+    }
     let same_version: Vec<_> = all
         .iter()
         .filter(|c| source::version_of(&c.filename).is_some_and(|v| version::same(&v, &pin.version)))
@@ -160,7 +171,8 @@ async fn fetch_one(
         )));
     }
     store.insert_bytes(&bytes)?;
-    finish(pin, chosen.filename.clone(), digest, store, matches!(chosen.location, source::Location::Url(..)))
+    let downloaded = matches!(chosen.location, source::Location::Url(..) | source::Location::Direct(_));
+    finish(pin, chosen.filename.clone(), digest, store, downloaded)
 }
 
 fn finish(pin: &Pin, filename: String, digest: Digest, store: &BlobStore, downloaded: bool) -> Result<Wheel, Error> {
@@ -337,7 +349,7 @@ pub struct Planned {
 
 /// Reads the lock for `target` and computes the layer's cache key.
 pub fn plan(settings: &Settings, target: &Target, epoch: u64) -> Result<Planned, Error> {
-    let reqs = Requirements::load(&settings.requirements)?;
+    let reqs = lockfile::load(&settings.requirements, target)?;
     let all = applicable(&reqs, target)?;
     let mut pins = Vec::new();
     for pin in &all {

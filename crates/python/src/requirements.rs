@@ -21,6 +21,8 @@ pub struct Pin {
     pub marker: Option<Marker>,
     /// Where it was written, for messages: `file:line`.
     pub origin: String,
+    /// Files the lock itself names (pylock.toml, uv.lock), tried before any index.
+    pub direct: Vec<crate::source::Candidate>,
 }
 
 impl Pin {
@@ -205,7 +207,7 @@ fn parse_requirement(line: &str, origin: &str) -> Result<Pin, String> {
     let version = rest.strip_prefix("===").or_else(|| rest.strip_prefix("==")).map(str::trim);
     match version {
         Some(v) if !v.is_empty() && !v.contains(['*', ',', '<', '>', '!', '~']) => {
-            Ok(Pin { name, version: v.to_string(), hashes, marker, origin: origin.to_string() })
+            Ok(Pin { name, version: v.to_string(), hashes, marker, origin: origin.to_string(), direct: Vec::new() })
         }
         _ => Err(format!("`{}` is not pinned; {UNPINNED_HINT}", req.trim())),
     }

@@ -29,6 +29,8 @@ pub enum Location {
     File(PathBuf),
     /// A URL on an index (credentials not included).
     Url(url::Url, usize),
+    /// A URL named by the lock file itself (no index credentials are sent).
+    Direct(url::Url),
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +169,13 @@ impl Sources {
 
     /// Every file offered for `name`, local ones first.
     pub async fn candidates(&self, name: &str) -> Result<Vec<Candidate>, Error> {
+        let mut out = self.local_candidates(name)?;
+        out.extend(self.index_candidates(name).await?);
+        Ok(out)
+    }
+
+    /// The files of `name` in the find-links directories.
+    pub fn local_candidates(&self, name: &str) -> Result<Vec<Candidate>, Error> {
         let key = normalize(name);
         let mut out = Vec::new();
         for dir in &self.find_links {
@@ -179,6 +188,13 @@ impl Sources {
                 }
             }
         }
+        Ok(out)
+    }
+
+    /// The files of `name` on the indexes.
+    pub async fn index_candidates(&self, name: &str) -> Result<Vec<Candidate>, Error> {
+        let key = normalize(name);
+        let mut out = Vec::new();
         for (i, index) in self.indexes.iter().enumerate() {
             out.extend(self.index_page(i, index, &key).await?);
         }
@@ -233,8 +249,12 @@ impl Sources {
     pub async fn download(&self, c: &Candidate) -> Result<Vec<u8>, Error> {
         match &c.location {
             Location::File(p) => std::fs::read(p).map_err(|e| Error::Index(format!("reading {}: {e}", p.display()))),
-            Location::Url(url, i) => {
-                let resp = self.get(*i, url.clone(), "*/*").await?;
+            Location::Url(url, _) | Location::Direct(url) => {
+                let index = match &c.location {
+                    Location::Url(_, i) => *i,
+                    _ => usize::MAX,
+                };
+                let resp = self.get(index, url.clone(), "*/*").await?;
                 if !resp.status().is_success() {
                     return Err(Error::Index(format!("downloading {} answered {}", c.filename, resp.status())));
                 }

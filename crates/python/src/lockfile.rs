@@ -1,0 +1,291 @@
+//! Lock files: pinned `requirements.txt`, PEP 751 `pylock.toml`, and
+//! `uv.lock`, all read into the same [`Requirements`]. The TOML locks also name
+//! their files (URL or path) and hashes, so with them no index is needed.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::Path;
+
+use crate::marker::{Environment, Marker};
+use crate::name::normalize;
+use crate::requirements::{Pin, Requirements};
+use crate::source::{Candidate, Location};
+use crate::{Error, Target};
+
+/// Reads the lock at `path`, by its name: `pylock.toml` / `pylock.*.toml`,
+/// `uv.lock`, or else a requirements file. `target` decides which of uv.lock's
+/// dependency edges apply.
+pub fn load(path: &Path, target: &Target) -> Result<Requirements, Error> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let is_pylock = name == "pylock.toml" || (name.starts_with("pylock.") && name.ends_with(".toml"));
+    if !is_pylock && name != "uv.lock" {
+        return Requirements::load(path);
+    }
+    let file = path.display().to_string();
+    let err = |line: usize, message: String| Error::Lock { file: file.clone(), line, message };
+    let text = std::fs::read_to_string(path).map_err(|e| err(0, e.to_string()))?;
+    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(1);
+        err(line, e.message().trim().to_string())
+    })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let pins = if is_pylock { pylock(&doc, &file, dir)? } else { uv(&doc, &file, target)? };
+    Ok(Requirements { pins, ..Default::default() })
+}
+
+fn str_of<'a>(t: &'a toml::Table, k: &str) -> Option<&'a str> {
+    t.get(k).and_then(|v| v.as_str())
+}
+
+/// One file of a lock: a candidate when it has a URL or path.
+fn file_candidate(file: &toml::Table, dir: &Path) -> Option<Candidate> {
+    let sha = file
+        .get("hashes")
+        .and_then(|h| h.get("sha256"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .or_else(|| str_of(file, "hash").and_then(|h| h.strip_prefix("sha256:")).map(str::to_string));
+    let (location, filename) = if let Some(url) = str_of(file, "url") {
+        let url = url::Url::parse(url).ok()?;
+        let name = url.path_segments()?.next_back()?.to_string();
+        (Location::Direct(url), name)
+    } else {
+        let p = dir.join(str_of(file, "path")?);
+        let name = p.file_name()?.to_string_lossy().into_owned();
+        (Location::File(p), name)
+    };
+    let filename = str_of(file, "name").map(str::to_string).unwrap_or(filename);
+    Some(Candidate { filename, location, sha256: sha })
+}
+
+/// PEP 751: `[[packages]]` with name, version, marker, wheels and sdist.
+fn pylock(doc: &toml::Table, file: &str, dir: &Path) -> Result<Vec<Pin>, Error> {
+    let version = str_of(doc, "lock-version").unwrap_or("");
+    if !version.starts_with("1.") {
+        return Err(Error::Lock {
+            file: file.into(),
+            line: 1,
+            message: format!("lock-version `{version}` is not 1.x"),
+        });
+    }
+    let packages = doc.get("packages").and_then(|p| p.as_array()).cloned().unwrap_or_default();
+    let mut pins = Vec::new();
+    for p in packages.iter().filter_map(|p| p.as_table()) {
+        let name = str_of(p, "name").unwrap_or("?").to_string();
+        let origin = format!("{file} (package {name})");
+        let bad = |m: String| Error::Lock { file: file.into(), line: 0, message: format!("package `{name}`: {m}") };
+        let version = str_of(p, "version")
+            .ok_or_else(|| {
+                bad("has no version (a VCS or directory package); oxbuild installs pinned wheels only".into())
+            })?
+            .to_string();
+        let marker = str_of(p, "marker").map(Marker::parse).transpose().map_err(bad)?;
+        let mut direct = Vec::new();
+        let mut hashes = BTreeSet::new();
+        let wheels = p.get("wheels").and_then(|w| w.as_array()).cloned().unwrap_or_default();
+        for w in wheels.iter().filter_map(|w| w.as_table()) {
+            if let Some(c) = file_candidate(w, dir) {
+                hashes.extend(c.sha256.clone());
+                direct.push(c);
+            }
+        }
+        if let Some(sdist) = p.get("sdist").and_then(|s| s.as_table())
+            && let Some(c) = file_candidate(sdist, dir)
+        {
+            // The sdist is listed so that a package with no fitting wheel is
+            // reported as source-only rather than missing.
+            hashes.extend(c.sha256.clone());
+            direct.push(c);
+        }
+        pins.push(Pin { name, version, hashes: hashes.into_iter().collect(), marker, origin, direct });
+    }
+    Ok(pins)
+}
+
+/// uv.lock: every package reachable from the project's own package(s) by
+/// dependency edges whose markers hold for the target.
+fn uv(doc: &toml::Table, file: &str, target: &Target) -> Result<Vec<Pin>, Error> {
+    let env = Environment::linux(target.major, target.minor, &target.full_version, &target.machine);
+    let packages: Vec<toml::Table> = doc
+        .get("package")
+        .and_then(|p| p.as_array())
+        .map(|a| a.iter().filter_map(|p| p.as_table().cloned()).collect())
+        .unwrap_or_default();
+    let is_root = |p: &toml::Table| {
+        p.get("source").and_then(|s| s.as_table()).is_some_and(|s| {
+            s.contains_key("editable")
+                || s.contains_key("virtual")
+                || s.get("directory").and_then(|d| d.as_str()) == Some(".")
+        })
+    };
+    let mut by_name: BTreeMap<String, Vec<&toml::Table>> = BTreeMap::new();
+    for p in &packages {
+        by_name.entry(normalize(str_of(p, "name").unwrap_or(""))).or_default().push(p);
+    }
+    let roots: Vec<&toml::Table> = packages.iter().filter(|p| is_root(p)).collect();
+    if roots.is_empty() {
+        return Err(Error::Lock {
+            file: file.into(),
+            line: 0,
+            message: "no project package (source editable, virtual or \".\") to start from".into(),
+        });
+    }
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut queue: VecDeque<&toml::Table> = roots.iter().copied().collect();
+    let mut pins = Vec::new();
+    while let Some(p) = queue.pop_front() {
+        let deps = p.get("dependencies").and_then(|d| d.as_array()).cloned().unwrap_or_default();
+        for d in deps.iter().filter_map(|d| d.as_table()) {
+            let name = normalize(str_of(d, "name").unwrap_or(""));
+            if let Some(m) = str_of(d, "marker") {
+                let marker = Marker::parse(m).map_err(|e| Error::Lock { file: file.into(), line: 0, message: e })?;
+                if !marker.evaluate(&env).map_err(|e| Error::Lock { file: file.into(), line: 0, message: e })? {
+                    continue;
+                }
+            }
+            let candidates = by_name.get(&name).cloned().unwrap_or_default();
+            let chosen = match str_of(d, "version") {
+                Some(v) => candidates.into_iter().find(|c| str_of(c, "version") == Some(v)),
+                None => candidates.into_iter().next(),
+            };
+            let Some(dep) = chosen else {
+                return Err(Error::Lock {
+                    file: file.into(),
+                    line: 0,
+                    message: format!("dependency `{name}` has no [[package]] entry"),
+                });
+            };
+            let version = str_of(dep, "version").unwrap_or("").to_string();
+            if !seen.insert((name.clone(), version.clone())) || is_root(dep) {
+                continue;
+            }
+            queue.push_back(dep);
+            let mut direct = Vec::new();
+            let mut hashes = BTreeSet::new();
+            let wheels = dep.get("wheels").and_then(|w| w.as_array()).cloned().unwrap_or_default();
+            let files = wheels.iter().chain(dep.get("sdist")).filter_map(|w| w.as_table());
+            for f in files {
+                if let Some(c) = file_candidate(f, Path::new(".")) {
+                    hashes.extend(c.sha256.clone());
+                    direct.push(c);
+                }
+            }
+            if version.is_empty() {
+                return Err(Error::Lock {
+                    file: file.into(),
+                    line: 0,
+                    message: format!("package `{name}` has no version"),
+                });
+            }
+            pins.push(Pin {
+                name: str_of(dep, "name").unwrap_or(&name).to_string(),
+                version,
+                hashes: hashes.into_iter().collect(),
+                marker: None,
+                origin: format!("{file} (package {name})"),
+                direct,
+            });
+        }
+    }
+    Ok(pins)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Libc;
+
+    fn target() -> Target {
+        Target {
+            major: 3,
+            minor: 11,
+            interpreter: "/usr/bin/python3.11".into(),
+            full_version: "3.11".into(),
+            machine: "x86_64".into(),
+            libc: Libc::Glibc(36),
+        }
+    }
+
+    #[test]
+    fn uv_lock_follows_dependencies_whose_markers_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("uv.lock");
+        std::fs::write(
+            &path,
+            r#"version = 1
+requires-python = ">=3.11"
+
+[[package]]
+name = "app"
+version = "0.1.0"
+source = { virtual = "." }
+dependencies = [
+    { name = "flask" },
+    { name = "pywin32", marker = "sys_platform == 'win32'" },
+]
+
+[[package]]
+name = "flask"
+version = "3.1.0"
+source = { registry = "https://pypi.org/simple" }
+dependencies = [{ name = "click" }]
+wheels = [{ url = "https://files.example/flask-3.1.0-py3-none-any.whl", hash = "sha256:aaaa", size = 1 }]
+
+[[package]]
+name = "click"
+version = "8.1.8"
+source = { registry = "https://pypi.org/simple" }
+dependencies = [{ name = "colorama", marker = "platform_system == 'Windows'" }]
+sdist = { url = "https://files.example/click-8.1.8.tar.gz", hash = "sha256:cccc", size = 1 }
+wheels = [{ url = "https://files.example/click-8.1.8-py3-none-any.whl", hash = "sha256:bbbb", size = 1 }]
+
+[[package]]
+name = "colorama"
+version = "0.4.6"
+source = { registry = "https://pypi.org/simple" }
+
+[[package]]
+name = "pywin32"
+version = "308"
+source = { registry = "https://pypi.org/simple" }
+"#,
+        )
+        .unwrap();
+        let reqs = load(&path, &target()).unwrap();
+        let names: Vec<(&str, &str)> = reqs.pins.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
+        assert_eq!(names, vec![("flask", "3.1.0"), ("click", "8.1.8")]);
+        assert_eq!(reqs.pins[1].hashes, vec!["bbbb", "cccc"]);
+        assert_eq!(reqs.pins[0].direct[0].filename, "flask-3.1.0-py3-none-any.whl");
+    }
+
+    #[test]
+    fn pylock_packages_with_markers_paths_and_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pylock.toml");
+        std::fs::write(
+            &path,
+            r#"lock-version = "1.0"
+created-by = "test"
+
+[[packages]]
+name = "markupsafe"
+version = "3.0.4"
+[[packages.wheels]]
+path = "wheels/markupsafe-3.0.4-cp311-cp311-manylinux_2_17_x86_64.whl"
+hashes = { sha256 = "dddd" }
+
+[[packages]]
+name = "colorama"
+version = "0.4.6"
+marker = "sys_platform == 'win32'"
+"#,
+        )
+        .unwrap();
+        let reqs = load(&path, &target()).unwrap();
+        assert_eq!(reqs.pins.len(), 2);
+        assert_eq!(reqs.pins[0].hashes, vec!["dddd"]);
+        assert!(matches!(&reqs.pins[0].direct[0].location, Location::File(p) if p.starts_with(dir.path())));
+        assert!(reqs.pins[1].marker.is_some());
+        std::fs::write(&path, "lock-version = \"2.0\"\n").unwrap();
+        assert!(load(&path, &target()).unwrap_err().to_string().contains("lock-version"));
+    }
+}
