@@ -327,3 +327,41 @@ fn pylock_and_uv_lock_install_the_same_layer_as_the_requirements_file() {
     assert_eq!(report["python"]["downloaded"], 2, "{}", report["python"]);
     assert_eq!(report["python"]["layer"], reference["python"]["layer"]);
 }
+
+#[test]
+fn private_index_credentials_stay_out_of_output_and_image() {
+    let secret = "idx-T0ken-9f8e7d";
+    let index = LocalIndex::start();
+    let with_credentials = index.url.replace("http://", &format!("http://ci-bot:{secret}@"));
+    let ws = Workspace::of("pyweb");
+    ws.edit_config(
+        "requirements = \"requirements.txt\"",
+        &format!("requirements = \"requirements.txt\"\nindex-url = \"{with_credentials}\""),
+    );
+    let layout = ws.tmp.path().join("layout");
+    let (code, stdout, stderr) = run(ws
+        .oxbuild()
+        .args(["build", "--json", "--base", &base(), "--output"])
+        .arg(format!("oci:{}", layout.display()))
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(index.wheel_downloads(), 2);
+    assert!(!stdout.contains(secret) && !stderr.contains(secret), "the index token leaked into the output");
+    // Nor into any blob of the image (config and every layer, decompressed).
+    for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let mut plain = Vec::new();
+        if flate2::read::GzDecoder::new(bytes.as_slice()).read_to_end(&mut plain).is_err() {
+            plain = bytes;
+        }
+        assert!(!plain.windows(secret.len()).any(|w| w == secret.as_bytes()), "the index token is in a blob");
+    }
+
+    // An index that cannot be reached is named without the token.
+    drop(index);
+    std::fs::remove_dir_all(ws.cache()).unwrap();
+    let (code, stdout, stderr) = run(ws.oxbuild().args(["build", "--json", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("127.0.0.1"), "{stderr}");
+    assert!(!stdout.contains(secret) && !stderr.contains(secret), "the index token leaked into an error: {stderr}");
+}
