@@ -49,15 +49,20 @@ fn source_date_epoch() -> Result<u64, Failure> {
 }
 
 /// A registry client configured from the command line and the environment.
-pub fn client(args: &RegistryArgs) -> Result<Client, Failure> {
+pub fn client(args: &RegistryArgs, out: Reporter) -> Result<Client, Failure> {
     let ca_pem = match &args.ca_file {
         Some(path) => {
             Some(std::fs::read(path).map_err(|e| Failure::config(format!("--ca-file {}: {e}", path.display())))?)
         }
         None => None,
     };
-    let opts =
-        ClientOptions { insecure: args.insecure.clone(), keychain: Keychain::from_env(), ca_pem, ..Default::default() };
+    let opts = ClientOptions {
+        insecure: args.insecure.clone(),
+        keychain: Keychain::from_env(),
+        ca_pem,
+        progress: crate::progress::sink(out),
+        ..Default::default()
+    };
     Client::new(opts).map_err(Failure::config)
 }
 
@@ -110,7 +115,7 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
         None => Location::parse(&cfg.image.base, "[image] base")?,
     };
     let store = store()?;
-    let client = client(inputs.registry)?;
+    let client = client(inputs.registry, out)?;
 
     out.step(format!("reading base {base} ({platform})"));
     let opened = base.open(&client, &platform, &store).await?;
@@ -176,6 +181,9 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
         )
         .await?;
         out.step(describe_prepared(&prepared));
+        for w in &prepared.wheels {
+            out.detail(w);
+        }
         python = python_json(target, &prepared, source);
         prod_pins = prepared.pins.clone();
         extra.push(oxbuild_build::ExtraLayer {
@@ -199,6 +207,9 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
     };
     for w in &prod.warnings {
         out.warn(w);
+    }
+    for layer in &prod.added {
+        out.detail(format!("layer {} {}", layer.digest, crate::progress::size(layer.size)));
     }
 
     let mut test = None;

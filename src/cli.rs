@@ -16,8 +16,12 @@ pub struct Cli {
     pub command: Command,
 
     /// Print nothing but the result (and errors).
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Say more: every blob (also those already cached or present), every layer built.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 
     /// Print a machine-readable JSON report on stdout instead of text.
     #[arg(long, global = true)]

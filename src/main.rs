@@ -7,6 +7,7 @@ mod deps;
 mod init;
 mod location;
 mod pipeline;
+mod progress;
 mod report;
 mod stages;
 mod transfer;
@@ -15,7 +16,7 @@ use clap::Parser as _;
 
 fn main() {
     let cli = cli::Cli::parse();
-    let reporter = report::Reporter { quiet: cli.quiet, json: cli.json };
+    let reporter = report::Reporter { quiet: cli.quiet, verbose: cli.verbose, json: cli.json };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => std::process::exit(

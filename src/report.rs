@@ -56,6 +56,7 @@ impl Failure {
 #[derive(Debug, Clone, Copy)]
 pub struct Reporter {
     pub quiet: bool,
+    pub verbose: bool,
     pub json: bool,
 }
 
@@ -65,6 +66,13 @@ impl Reporter {
     pub fn step(&self, msg: impl std::fmt::Display) {
         if !self.quiet {
             eprintln!("  {msg}");
+        }
+    }
+
+    /// A detail line, shown with -v only.
+    pub fn detail(&self, msg: impl std::fmt::Display) {
+        if self.verbose && !self.quiet {
+            eprintln!("    {msg}");
         }
     }
 

@@ -12,7 +12,7 @@ use crate::report::{Failure, Reporter};
 
 pub async fn inspect(args: InspectArgs, out: Reporter) -> Result<(), Failure> {
     let source = Location::parse(&args.source, "SOURCE")?;
-    let (client, store, platform) = (client(&args.registry)?, store()?, platform(args.platform.as_deref())?);
+    let (client, store, platform) = (client(&args.registry, out)?, store()?, platform(args.platform.as_deref())?);
     let opened = source.open(&client, &platform, &store).await?;
     let image = &opened.image;
     let manifest: serde_json::Value = serde_json::from_slice(image.manifest()).map_err(Failure::input)?;
@@ -71,7 +71,7 @@ pub async fn copy(args: CopyArgs, out: Reporter, registry_only: bool) -> Result<
             "push writes to a registry; DEST `{dest}` is not one (use `oxbuild copy` for layouts and archives)"
         )));
     }
-    let (client, store, platform) = (client(&args.registry)?, store()?, platform(args.platform.as_deref())?);
+    let (client, store, platform) = (client(&args.registry, out)?, store()?, platform(args.platform.as_deref())?);
     out.step(format!("reading {source}"));
     let opened = source.open(&client, &platform, &store).await?;
     let mount_from: Vec<MountSource> = opened.resolved.iter().map(|r| MountSource::of(r, &opened.image)).collect();

@@ -80,3 +80,27 @@ fn a_second_push_uploads_nothing_and_another_repository_mounts_by_the_registrys_
     assert_eq!(mounts(&log, "team/two"), 1, "the base layer is mounted from python");
     assert_eq!(report["push"][0]["report"]["blobs_mounted"], 1);
 }
+
+#[test]
+fn progress_is_one_plain_line_per_blob_moved_and_nothing_when_quiet() {
+    let registry = Registry::start();
+    let base = registry.seed("python:3.11");
+    let ws = Workspace::new();
+    let target = registry.reference("team/progress:v1");
+    let (code, _, stderr) =
+        run(ws.oxbuild().args(["build", "--base", &base, "--push", "--tag", &target]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    let lines =
+        |word: &str| stderr.lines().filter(|l| l.trim_start().starts_with(word) && l.contains("sha256:")).count();
+    assert_eq!(lines("downloaded"), 1, "the base layer: {stderr}");
+    assert_eq!(lines("mounted"), 1, "{stderr}");
+    assert_eq!(lines("uploaded"), 3, "user layer, app layer, config: {stderr}");
+
+    let (code, _, stderr) =
+        run(ws.oxbuild().args(["build", "-q", "--base", &base, "--push", "--tag", &target]).arg(ws.app()));
+    assert_eq!(code, 0);
+    assert!(stderr.trim().is_empty(), "quiet means quiet: {stderr}");
+    let (_, _, verbose) =
+        run(ws.oxbuild().args(["build", "-v", "--base", &base, "--push", "--tag", &target]).arg(ws.app()));
+    assert!(verbose.contains("cached") && verbose.contains("present"), "-v lists blobs that did not move: {verbose}");
+}

@@ -14,7 +14,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 use crate::auth::{Credential, Found, Keychain};
 use crate::error::transport_detail;
-use crate::{Error, Reference, is_loopback};
+use crate::{Error, Event, Reference, is_loopback};
 
 /// How to reach registries.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +27,8 @@ pub struct ClientOptions {
     pub ca_pem: Option<Vec<u8>>,
     /// How transient failures are retried.
     pub retry: RetryPolicy,
+    /// Who hears about blobs moving.
+    pub progress: Option<crate::Progress>,
 }
 
 /// Bounded exponential backoff with jitter.
@@ -328,6 +330,13 @@ impl Client {
         }
     }
 
+    /// Reports a progress event, if anyone listens.
+    pub fn emit(&self, event: Event) {
+        if let Some(p) = &self.opts.progress {
+            p.emit(event);
+        }
+    }
+
     /// Fetches a manifest or index: its raw bytes, media type and digest. A
     /// reference by digest is verified against the bytes.
     pub async fn get_manifest(&self, r: &Reference) -> Result<(Vec<u8>, String, Digest), Error> {
@@ -429,11 +438,13 @@ impl Client {
     /// against its digest before it becomes visible. Returns its path.
     async fn fetch_blob_once(&self, repo: &Reference, desc: &Descriptor, store: &BlobStore) -> Result<PathBuf, Error> {
         if store.contains(&desc.digest) {
+            self.emit(Event::Finish { digest: desc.digest.clone(), size: desc.size, outcome: "cached" });
             return Ok(store.path(&desc.digest));
         }
         let url = format!("{}blobs/{}", self.repo_url(repo).await, desc.digest);
         let what = format!("blob {} of {}", desc.digest, repo.name());
         let resp = self.send(&repo.registry, &pull_scope(repo), &what, |http| Ok(http.get(&url))).await?;
+        self.emit(Event::Start { digest: desc.digest.clone(), size: desc.size, direction: "download" });
         let mut writer = store.writer()?;
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
@@ -441,11 +452,14 @@ impl Client {
                 .map_err(|e| Error::Unreachable { registry: repo.registry.clone(), detail: transport_detail(&e) })?;
             std::io::Write::write_all(&mut writer, &chunk)
                 .map_err(|e| oxbuild_image::Error::io(format!("caching {what}"), e))?;
+            self.emit(Event::Advance { digest: desc.digest.clone(), bytes: chunk.len() as u64 });
             if writer.written() > desc.size {
                 return Err(Error::Invalid(format!("{what} is larger than its descriptor says ({} bytes)", desc.size)));
             }
         }
-        writer.commit(&desc.digest).map_err(|e| Error::Invalid(format!("{what}: {e}")))
+        let path = writer.commit(&desc.digest).map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
+        self.emit(Event::Finish { digest: desc.digest.clone(), size: desc.size, outcome: "downloaded" });
+        Ok(path)
     }
 
     /// True when `repo` has the blob.
@@ -514,7 +528,7 @@ impl Client {
                 .header(CONTENT_LENGTH, HeaderValue::from(size));
             Ok(match body {
                 BlobBody::Bytes(b) => req.body(b.as_ref().clone()),
-                BlobBody::File(path) => req.body(file_body(path)?),
+                BlobBody::File(path) => req.body(self.file_body(path, digest)?),
                 // The stream can be sent once; a retry starts the whole upload over.
                 BlobBody::Remote(_) => req.body(remote.take().ok_or_else(|| Error::Unreachable {
                     registry: repo.registry.clone(),
@@ -555,11 +569,20 @@ fn same_authority(url: &url::Url, host: &str) -> bool {
     }
 }
 
-fn file_body(path: &Path) -> Result<reqwest::Body, Error> {
-    let file =
-        std::fs::File::open(path).map_err(|e| oxbuild_image::Error::io(format!("reading {}", path.display()), e))?;
-    let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
-    Ok(reqwest::Body::wrap_stream(stream))
+impl Client {
+    /// A file streamed from disk as a request body, reporting progress.
+    fn file_body(&self, path: &Path, digest: &Digest) -> Result<reqwest::Body, Error> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| oxbuild_image::Error::io(format!("reading {}", path.display()), e))?;
+        let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
+        let (client, digest) = (self.clone(), digest.clone());
+        let counted = stream.inspect(move |chunk| {
+            if let Ok(c) = chunk {
+                client.emit(Event::Advance { digest: digest.clone(), bytes: c.len() as u64 });
+            }
+        });
+        Ok(reqwest::Body::wrap_stream(counted))
+    }
 }
 
 fn location(resp: &Response, base: &str) -> Option<String> {

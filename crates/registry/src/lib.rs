@@ -20,11 +20,13 @@
 mod auth;
 mod client;
 mod error;
+pub mod progress;
 mod reference;
 mod remote;
 
 pub use auth::{Credential, Found, Keychain};
 pub use client::{BlobBody, Client, ClientOptions, RetryPolicy};
 pub use error::Error;
+pub use progress::{Event, Progress};
 pub use reference::{DOCKER_HUB, Reference, ReferenceError, is_loopback};
 pub use remote::{MountSource, Pulled, PushReport, fetch_layers, open, pull, push, resolve};

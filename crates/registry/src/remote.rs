@@ -11,7 +11,7 @@ use oxbuild_image::{
 };
 
 use crate::client::BlobBody;
-use crate::{Client, Error, Reference};
+use crate::{Client, Error, Event, Reference};
 
 /// How many blobs move at once.
 const CONCURRENCY: usize = 4;
@@ -171,7 +171,10 @@ pub async fn push(
         .map(|(desc, body)| {
             let (skipped, mounted, uploaded, bytes) = (&skipped, &mounted, &uploaded, &bytes);
             async move {
+                let done =
+                    |outcome| client.emit(Event::Finish { digest: desc.digest.clone(), size: desc.size, outcome });
                 if client.blob_exists(target, &desc.digest).await? {
+                    done("present");
                     skipped.fetch_add(1, Ordering::Relaxed);
                     return Ok::<_, Error>(());
                 }
@@ -184,11 +187,14 @@ pub async fn push(
                 sources.dedup();
                 for source in sources {
                     if client.mount_blob(target, &desc.digest, source).await? {
+                        done("mounted");
                         mounted.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
                     }
                 }
+                client.emit(Event::Start { digest: desc.digest.clone(), size: desc.size, direction: "upload" });
                 client.upload_blob(target, &desc.digest, desc.size, &body).await?;
+                done("uploaded");
                 uploaded.fetch_add(1, Ordering::Relaxed);
                 bytes.fetch_add(desc.size, Ordering::Relaxed);
                 Ok(())
