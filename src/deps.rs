@@ -85,6 +85,7 @@ async fn from_repository(
         digest: layer.descriptor.digest.clone(),
         size: layer.descriptor.size,
         diff_id,
+        compression: oxbuild_image::LayerCompression::Gzip,
     };
     let _ = oxbuild_python::remember(layer_cache, &planned.key, &blob, wheels.clone());
     out.step(format!("  dependency layer found in {}", tagged));

@@ -120,3 +120,29 @@ fn oci_layout_output_is_readable_by_skopeo() {
     assert_eq!(info["Digest"], report["digest"]);
     assert_eq!(info["Layers"].as_array().unwrap().len(), 3);
 }
+
+#[test]
+fn zstd_layers_are_an_option_for_oci_images_and_run_in_podman() {
+    let registry = Registry::start();
+    let base = registry.seed("python:3.11");
+    let ws = Workspace::new();
+    ws.edit_config("labels = {", "compression = \"zstd\"\nlabels = {");
+    let (code, _, stderr) = common::run(ws.oxbuild().args(["build", "-q", "--base", &base]).arg(ws.app()));
+    assert_eq!(code, 3, "zstd and a healthcheck do not go together: {stderr}");
+    assert!(stderr.contains("zstd") && stderr.contains("healthcheck"), "{stderr}");
+
+    let toml = ws.app().join("oxbuild.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, &text[..text.find("[healthcheck]").unwrap()]).unwrap();
+    let target = registry.reference("team/zstd:v1");
+    let report =
+        build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--push", "--tag", &target]).arg(ws.app()));
+    let types: Vec<&str> =
+        report["added"].as_array().unwrap().iter().map(|l| l["mediaType"].as_str().unwrap()).collect();
+    assert!(types.iter().all(|t| *t == "application/vnd.oci.image.layer.v1.tar+zstd"), "{types:?}");
+
+    let port = free_port();
+    let container = Container::run(&target, &["-p", &format!("127.0.0.1:{port}:8000")]);
+    let answer = http_get(port, "/health", Duration::from_secs(60));
+    assert_eq!(answer.map(|a| a.0), Some(200), "logs:\n{}", container.logs());
+}

@@ -24,7 +24,7 @@ use std::path::Path;
 
 use oxbuild_config::Config;
 use oxbuild_image::rootfs::{self, Node, Want};
-use oxbuild_image::{BlobStore, Descriptor, Format, Image, Layer, LayerBlob, LayerBuilder, Owner};
+use oxbuild_image::{BlobStore, Descriptor, Format, Image, Layer, LayerBlob, LayerBuilder, LayerCompression, Owner};
 
 pub use runtime::AddedLayer;
 
@@ -104,10 +104,11 @@ pub fn build(
     let plan = user::plan(&cfg.image, base_fs, epoch)?;
     let owner = plan.owner;
 
+    let compression = compression(cfg);
     let mut blobs: Vec<(LayerBlob, String)> = Vec::new();
     if let Some(layer) = plan.layer {
         let created_by = format!("oxbuild: add user {} ({}:{})", cfg.image.user, owner.uid, owner.gid);
-        blobs.push((layer.write_gzip(store)?, created_by));
+        blobs.push((layer.write(store, compression)?, created_by));
     }
     blobs.extend(extra.iter().map(|e| (e.blob.clone(), e.created_by.clone())));
     let mut app = LayerBuilder::new(epoch, Owner::ROOT);
@@ -115,13 +116,13 @@ pub fn build(
     let tests = cfg.assess.test_paths(dir);
     let warnings =
         context::add_app_files(&mut app, dir, cfg.app.include.as_deref(), &tests, &cfg.image.workdir, owner)?;
-    blobs.push((app.write_gzip(store)?, format!("oxbuild: app files into {}", cfg.image.workdir)));
+    blobs.push((app.write(store, compression)?, format!("oxbuild: app files into {}", cfg.image.workdir)));
 
     let mut layers: Vec<Layer> = base.layers().to_vec();
     let mut added = Vec::new();
     let mut history = Vec::new();
     for (blob, created_by) in blobs {
-        let descriptor = blob.descriptor(format.gzip_layer());
+        let descriptor = blob.descriptor_in(format)?;
         added.push(descriptor.clone());
         history.push(AddedLayer { diff_id: blob.diff_id.clone(), created_by });
         layers.push(Layer::file(descriptor, blob.path));
@@ -171,7 +172,7 @@ pub fn test_variant(
         let mut layer = LayerBuilder::new(epoch, Owner::ROOT);
         warnings = context::add_app_files(&mut layer, dir, Some(&tests), &[], &cfg.image.workdir, prod.owner)?;
         blobs.push((
-            layer.write_gzip(store)?,
+            layer.write(store, compression(cfg))?,
             format!("oxbuild: test files ({}) into {}", tests.join(", "), cfg.image.workdir),
         ));
     }
@@ -180,7 +181,7 @@ pub fn test_variant(
     let mut added = Vec::new();
     let mut history = Vec::new();
     for (blob, created_by) in blobs {
-        let descriptor = blob.descriptor(format.gzip_layer());
+        let descriptor = blob.descriptor_in(format)?;
         added.push(descriptor.clone());
         history.push(AddedLayer { diff_id: blob.diff_id.clone(), created_by });
         layers.push(Layer::file(descriptor, blob.path));
@@ -192,6 +193,14 @@ pub fn test_variant(
     let image = Image::assemble(format, &config, layers, &prod_annotations(&prod.image))
         .map_err(|e| Error::Base(e.to_string()))?;
     Ok(Built { image, added, warnings, owner: prod.owner })
+}
+
+/// The compression of the layers oxbuild writes for `cfg`.
+fn compression(cfg: &Config) -> LayerCompression {
+    match cfg.image.compression {
+        oxbuild_config::Compression::Gzip => LayerCompression::Gzip,
+        oxbuild_config::Compression::Zstd => LayerCompression::Zstd,
+    }
 }
 
 /// The manifest annotations of `image` (kept on its test variant).

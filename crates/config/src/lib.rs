@@ -251,6 +251,21 @@ pub struct ImageConfig {
     /// Stamp labels from git (commit, branch, version, OCI revision/source/…).
     #[serde(default = "yes")]
     pub git_labels: bool,
+    /// Compression of the layers oxbuild writes: `gzip` (default) or `zstd`
+    /// (OCI media types only, so not with a healthcheck).
+    #[serde(default)]
+    pub compression: Compression,
+}
+
+/// Layer compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// gzip, read by every runtime and registry.
+    #[default]
+    Gzip,
+    /// zstd: smaller and faster, for OCI images.
+    Zstd,
 }
 
 fn yes() -> bool {
@@ -500,6 +515,11 @@ impl Config {
                     return Err(format!("[app] include: `{p}` must be a path inside the app directory"));
                 }
             }
+        }
+        if img.compression == Compression::Zstd && self.healthcheck.is_some() {
+            return Err(
+                "[image] compression = \"zstd\" needs OCI media types, but a [healthcheck] needs Docker's (podman and Docker ignore healthchecks on OCI images); use gzip, or drop the healthcheck".into(),
+            );
         }
         let mut names = std::collections::BTreeSet::new();
         for gate in &self.assess.gates {

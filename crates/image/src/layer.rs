@@ -64,12 +64,36 @@ pub struct LayerBlob {
     pub size: u64,
     /// Digest of the uncompressed tar (the config's `rootfs.diff_ids` entry).
     pub diff_id: Digest,
+    /// How the blob is compressed.
+    pub compression: LayerCompression,
+}
+
+/// How a layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayerCompression {
+    /// gzip (every runtime reads it; the only choice for Docker media types).
+    #[default]
+    Gzip,
+    /// zstd (OCI media types only).
+    Zstd,
 }
 
 impl LayerBlob {
     /// This blob's descriptor with `media_type`.
     pub fn descriptor(&self, media_type: &str) -> Descriptor {
         Descriptor::new(media_type, self.digest.clone(), self.size)
+    }
+
+    /// This blob's descriptor in `format`, or an error when the format cannot
+    /// carry its compression (zstd in a Docker image).
+    pub fn descriptor_in(&self, format: crate::Format) -> Result<Descriptor, Error> {
+        match (self.compression, format) {
+            (LayerCompression::Gzip, f) => Ok(self.descriptor(f.gzip_layer())),
+            (LayerCompression::Zstd, crate::Format::Oci) => Ok(self.descriptor(crate::media::OCI_LAYER_ZSTD)),
+            (LayerCompression::Zstd, crate::Format::Docker) => Err(Error::Invalid(
+                "zstd layers need OCI media types, and this image uses Docker's (it has a healthcheck)".into(),
+            )),
+        }
     }
 }
 
@@ -218,7 +242,27 @@ impl LayerBuilder {
         let blob = gz.finish().map_err(|e| Error::io("compressing a layer", e))?;
         let size = blob.written();
         let (digest, path) = blob.commit_computed()?;
-        Ok(LayerBlob { path, digest, size, diff_id })
+        Ok(LayerBlob { path, digest, size, diff_id, compression: LayerCompression::Gzip })
+    }
+
+    /// Writes the layer as a zstd blob (level 3, single-threaded, so the bytes
+    /// depend only on the entries) into `store`.
+    pub fn write_zstd(&self, store: &BlobStore) -> Result<LayerBlob, Error> {
+        let zst = zstd::stream::write::Encoder::new(store.writer()?, 3).map_err(|e| Error::io("starting zstd", e))?;
+        let uncompressed = self.write_tar(HashingWriter::new(zst))?;
+        let (zst, diff_id, _) = uncompressed.finish();
+        let blob = zst.finish().map_err(|e| Error::io("compressing a layer", e))?;
+        let size = blob.written();
+        let (digest, path) = blob.commit_computed()?;
+        Ok(LayerBlob { path, digest, size, diff_id, compression: LayerCompression::Zstd })
+    }
+
+    /// Writes the layer with `compression`.
+    pub fn write(&self, store: &BlobStore, compression: LayerCompression) -> Result<LayerBlob, Error> {
+        match compression {
+            LayerCompression::Gzip => self.write_gzip(store),
+            LayerCompression::Zstd => self.write_zstd(store),
+        }
     }
 }
 
@@ -322,6 +366,22 @@ mod tests {
 
     const GOLDEN_DIFF_ID: &str = "sha256:154a526485c0be9ebb6a1efb3a44c5bb6c260c04bf027a31a1e34d7a17838785";
     const GOLDEN_DIGEST: &str = "sha256:d1e084f2caf6e07aa3faa875118c445e90dc1d14557a89e78a27eb68135b78ae";
+
+    #[test]
+    fn zstd_layers_round_trip_and_are_reproducible() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let mut l = LayerBuilder::new(0, Owner::ROOT);
+        l.bytes("etc/hello", b"hello\n".repeat(1000), Owner::ROOT, 0o644);
+        let a = l.write_zstd(&store).unwrap();
+        assert_eq!(a.digest, l.write_zstd(&store).unwrap().digest);
+        assert_eq!(a.diff_id, l.write_gzip(&store).unwrap().diff_id, "the same tar underneath");
+        let mut tar = Vec::new();
+        zstd::stream::read::Decoder::new(std::fs::File::open(&a.path).unwrap()).unwrap().read_to_end(&mut tar).unwrap();
+        assert_eq!(Digest::of(&tar), a.diff_id);
+        assert!(a.descriptor_in(crate::Format::Docker).is_err());
+        assert_eq!(a.descriptor_in(crate::Format::Oci).unwrap().media_type, crate::media::OCI_LAYER_ZSTD);
+    }
 
     #[test]
     fn non_ascii_names_round_trip() {

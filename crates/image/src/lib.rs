@@ -32,7 +32,7 @@ pub mod store;
 pub use digest::{Digest, DigestParseError, Hasher, HashingWriter};
 pub use error::Error;
 pub use image::{BlobLocation, Image, Layer};
-pub use layer::{LayerBlob, LayerBuilder, Owner};
+pub use layer::{LayerBlob, LayerBuilder, LayerCompression, Owner};
 pub use manifest::{Descriptor, IndexView, ManifestView, Platform, PlatformParseError};
 pub use media::Format;
 pub use store::BlobStore;

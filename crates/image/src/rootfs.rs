@@ -45,7 +45,7 @@ pub fn scan(layers: &[Layer], want: impl Fn(&str) -> Want) -> Result<BTreeMap<St
         let magic: Vec<u8> = reader.fill_buf().map_err(err)?.iter().take(4).copied().collect();
         let stream: Box<dyn Read> = match magic.as_slice() {
             [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(reader)),
-            [0x28, 0xb5, 0x2f, 0xfd] => return Err(Error::Invalid(format!("{what}: zstd layers cannot be read yet"))),
+            [0x28, 0xb5, 0x2f, 0xfd] => Box::new(zstd::stream::read::Decoder::with_buffer(reader).map_err(err)?),
             _ => Box::new(reader),
         };
         let mut removed: Vec<String> = Vec::new();

@@ -371,7 +371,13 @@ pub fn plan(settings: &Settings, target: &Target, epoch: u64) -> Result<Planned,
 /// The planned layer from the local layer cache, if it is there.
 pub fn from_cache(planned: &Planned, layer_cache: &Path, store: &BlobStore) -> Option<Prepared> {
     let c = cached_layer(layer_cache, &planned.key, store)?;
-    let blob = LayerBlob { path: store.path(&c.digest), digest: c.digest, size: c.size, diff_id: c.diff_id };
+    let blob = LayerBlob {
+        path: store.path(&c.digest),
+        digest: c.digest,
+        size: c.size,
+        diff_id: c.diff_id,
+        compression: Default::default(),
+    };
     Some(Prepared {
         blob,
         key: planned.key.clone(),
