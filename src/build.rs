@@ -48,6 +48,27 @@ fn source_date_epoch() -> Result<u64, Failure> {
     }
 }
 
+/// `16MiB`, `5MB`, `1048576`: a size in bytes.
+fn parse_size(s: &str) -> Result<u64, Failure> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => 0,
+    };
+    match n.parse::<u64>() {
+        Ok(n) if mult > 0 && n > 0 => Ok(n * mult),
+        _ => Err(Failure::config(format!("--chunk-size `{s}` is not a size: write it like 16MiB, 5MB or 1048576"))),
+    }
+}
+
 /// A registry client configured from the command line and the environment.
 pub fn client(args: &RegistryArgs, out: Reporter) -> Result<Client, Failure> {
     let ca_pem = match &args.ca_file {
@@ -56,7 +77,9 @@ pub fn client(args: &RegistryArgs, out: Reporter) -> Result<Client, Failure> {
         }
         None => None,
     };
+    let chunk_size = args.chunk_size.as_deref().map(parse_size).transpose()?;
     let opts = ClientOptions {
+        chunk_size,
         insecure: args.insecure.clone(),
         keychain: Keychain::from_env(),
         ca_pem,

@@ -274,4 +274,9 @@ pub struct RegistryArgs {
     /// Trust the CA certificates in this PEM file, besides the system's roots.
     #[arg(long = "ca-file", value_name = "PEM", env = "OXBUILD_CA_FILE")]
     pub ca_file: Option<PathBuf>,
+
+    /// Upload blobs in chunks of this size (e.g. 16MiB) instead of one request
+    /// each; for registries or proxies that limit request sizes.
+    #[arg(long, value_name = "SIZE", env = "OXBUILD_CHUNK_SIZE")]
+    pub chunk_size: Option<String>,
 }

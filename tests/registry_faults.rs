@@ -104,3 +104,33 @@ fn progress_is_one_plain_line_per_blob_moved_and_nothing_when_quiet() {
         run(ws.oxbuild().args(["build", "-v", "--base", &base, "--push", "--tag", &target]).arg(ws.app()));
     assert!(verbose.contains("cached") && verbose.contains("present"), "-v lists blobs that did not move: {verbose}");
 }
+
+#[test]
+fn chunked_uploads_send_patches_and_the_result_verifies() {
+    let registry = Registry::start();
+    let base = registry.seed("python:3.11");
+    let dest = Registry::start();
+    let ws = Workspace::new();
+    let target = dest.reference("team/chunked:v1");
+    let report = build_json(
+        ws.oxbuild()
+            .args(["build", "-q", "--base", &base, "--push", "--tag", &target, "--chunk-size", "8MiB"])
+            .arg(ws.app()),
+    );
+    let patches = dest.log().matches("\"PATCH /v2/team/chunked/blobs/uploads/").count();
+    let base_size = report["layers"][0]["size"].as_u64().unwrap();
+    assert!(patches as u64 >= base_size / (8 << 20), "the base layer went up in 8 MiB pieces: {patches} PATCHes");
+    assert_eq!(dest.skopeo_inspect(&target, false)["Digest"], report["digest"]);
+    let out = ws.tmp.path().join("pulled");
+    let copy = std::process::Command::new("skopeo")
+        .args(["copy", "--quiet", "--src-tls-verify=false"])
+        .arg(format!("docker://{target}"))
+        .arg(format!("oci:{}", out.display()))
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "pull-and-verify: {}", String::from_utf8_lossy(&copy.stderr));
+
+    let (code, _, stderr) =
+        run(ws.oxbuild().args(["build", "-q", "--push", "--tag", &target, "--chunk-size", "lots"]).arg(ws.app()));
+    assert_eq!(code, 3, "{stderr}");
+}

@@ -29,6 +29,8 @@ pub struct ClientOptions {
     pub retry: RetryPolicy,
     /// Who hears about blobs moving.
     pub progress: Option<crate::Progress>,
+    /// Upload files in PATCH chunks of this many bytes; one monolithic PUT when None.
+    pub chunk_size: Option<u64>,
 }
 
 /// Bounded exponential backoff with jitter.
@@ -508,6 +510,9 @@ impl Client {
             self.send(&repo.registry, &scopes, &what, |http| Ok(http.post(&start).header(CONTENT_LENGTH, "0"))).await?;
         let loc = location(&resp, &start)
             .ok_or_else(|| Error::Invalid(format!("{what}: the registry gave no upload location")))?;
+        if let (Some(chunk), BlobBody::File(path)) = (self.opts.chunk_size, body) {
+            return self.upload_chunks(repo, digest, path, loc, chunk.max(1), &what).await;
+        }
         let mut put_url =
             url::Url::parse(&loc).map_err(|_| Error::Invalid(format!("{what}: bad upload location {loc}")))?;
         put_url.query_pairs_mut().append_pair("digest", digest.as_str());
@@ -537,6 +542,60 @@ impl Client {
             })
         })
         .await?;
+        Ok(())
+    }
+
+    /// A chunked upload: PATCH the file in pieces of `chunk` bytes (each with
+    /// its Content-Range, following the Location the registry returns), then
+    /// PUT with the digest. Memory use is one chunk.
+    async fn upload_chunks(
+        &self,
+        repo: &Reference,
+        digest: &Digest,
+        path: &Path,
+        mut loc: String,
+        chunk: u64,
+        what: &str,
+    ) -> Result<(), Error> {
+        use tokio::io::AsyncReadExt as _;
+        let scopes = push_scope(repo);
+        let io = |e| oxbuild_image::Error::io(format!("reading {}", path.display()), e);
+        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+        let mut offset: u64 = 0;
+        let mut buf = vec![0u8; usize::try_from(chunk).unwrap_or(usize::MAX).min(1 << 30)];
+        loop {
+            let mut filled = 0;
+            while filled < buf.len() {
+                let n = file.read(&mut buf[filled..]).await.map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 {
+                break;
+            }
+            let piece = buf[..filled].to_vec();
+            let range = format!("{}-{}", offset, offset + filled as u64 - 1);
+            let resp = self
+                .send(&repo.registry, &scopes, what, |http| {
+                    Ok(http
+                        .patch(&loc)
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header("Content-Range", range.clone())
+                        .header(CONTENT_LENGTH, HeaderValue::from(piece.len()))
+                        .body(piece.clone()))
+                })
+                .await?;
+            loc = location(&resp, &loc).unwrap_or(loc);
+            offset += filled as u64;
+            self.emit(Event::Advance { digest: digest.clone(), bytes: filled as u64 });
+        }
+        let mut put_url =
+            url::Url::parse(&loc).map_err(|_| Error::Invalid(format!("{what}: bad upload location {loc}")))?;
+        put_url.query_pairs_mut().append_pair("digest", digest.as_str());
+        self.send(&repo.registry, &scopes, what, |http| Ok(http.put(put_url.clone()).header(CONTENT_LENGTH, "0")))
+            .await?;
         Ok(())
     }
 
