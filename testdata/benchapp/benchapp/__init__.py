@@ -1,0 +1,1 @@
+"""benchapp: the benchmark's reference app."""
