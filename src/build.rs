@@ -147,7 +147,8 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
         .await
         .map_err(|e| Failure::registry(format!("pulling base image {base}: {e}")))?;
     let scan_base = base_image.clone();
-    let base_fs = tokio::task::spawn_blocking(move || oxbuild_build::scan_base(&scan_base))
+    let scan_cache = cache_dir().join("rootfs");
+    let base_fs = tokio::task::spawn_blocking(move || oxbuild_build::scan_base(&scan_base, Some(&scan_cache)))
         .await
         .map_err(|e| Failure::internal(format!("reading the base failed: {e}")))?
         .map_err(Failure::build)?;

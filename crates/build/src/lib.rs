@@ -67,15 +67,49 @@ pub struct ExtraLayer {
     pub env: Vec<(String, String)>,
 }
 
+/// Bumped when what a base scan keeps changes, so older cached scans are not used.
+const SCAN_FORMAT: &str = "rootfs-scan-v1";
+
 /// Reads what the build needs from the base's root filesystem (accounts,
-/// Python interpreter, libc), in one pass over its layers.
-pub fn scan_base(base: &Image) -> Result<BTreeMap<String, Node>, Error> {
-    rootfs::scan(base.layers(), |p| match (user::wants(p), oxbuild_python::target::wants(p)) {
+/// Python interpreter, libc), in one pass over its layers. With `cache`, the
+/// result is kept there under the base's layer digests, so a rebuild on the
+/// same base decompresses nothing.
+pub fn scan_base(base: &Image, cache: Option<&Path>) -> Result<BTreeMap<String, Node>, Error> {
+    let key = {
+        let mut text = SCAN_FORMAT.to_string();
+        for l in base.layers() {
+            text.push('\n');
+            text.push_str(l.descriptor.digest.as_str());
+        }
+        oxbuild_image::Digest::of(text.as_bytes())
+    };
+    let cached = cache.map(|dir| dir.join(format!("{}.json", key.hex())));
+    if let Some(path) = &cached
+        && let Ok(bytes) = std::fs::read(path)
+        && let Ok(found) = serde_json::from_slice::<BTreeMap<String, Node>>(&bytes)
+    {
+        return Ok(found);
+    }
+    let mut found = rootfs::scan(base.layers(), |p| match (user::wants(p), oxbuild_python::target::wants(p)) {
         (Want::Content, _) | (_, Want::Content) => Want::Content,
         (Want::Exists, _) | (_, Want::Exists) => Want::Exists,
         _ => Want::Skip,
     })
-    .map_err(|e| Error::Base(e.to_string()))
+    .map_err(|e| Error::Base(e.to_string()))?;
+    for (path, node) in found.iter_mut() {
+        if let Node::File(Some(bytes)) = node {
+            *bytes = oxbuild_python::target::essence(path, bytes);
+        }
+    }
+    if let Some(path) = &cached {
+        // A cache that cannot be written only costs the next build a rescan.
+        let _ = std::fs::create_dir_all(path.parent().expect("a file in a directory"));
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, serde_json::to_vec(&found).unwrap_or_default()).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
+    Ok(found)
 }
 
 /// The base image as the build sees it.
@@ -206,4 +240,35 @@ fn compression(cfg: &Config) -> LayerCompression {
 /// The manifest annotations of `image` (kept on its test variant).
 fn prod_annotations(image: &Image) -> BTreeMap<String, String> {
     serde_json::from_slice::<oxbuild_image::ManifestView>(image.manifest()).map(|m| m.annotations).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oxbuild_image::media;
+
+    #[test]
+    fn base_scans_are_cached_by_layer_digests_and_keep_only_what_detection_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("store")).unwrap();
+        let mut libc = b"GLIBC_2.17\0GLIBC_2.36\0".to_vec();
+        libc.extend(std::iter::repeat_n(0u8, 200_000));
+        let mut b = LayerBuilder::new(0, Owner::ROOT);
+        b.bytes("etc/passwd", b"root:x:0:0::/root:/bin/sh\n".to_vec(), Owner::ROOT, 0o644)
+            .bytes("usr/lib/x86_64-linux-gnu/libc.so.6", libc, Owner::ROOT, 0o755)
+            .bytes("usr/bin/python3.11", b"ELF".to_vec(), Owner::ROOT, 0o755);
+        let blob = b.write_gzip(&store).unwrap();
+        let layer = Layer::file(blob.descriptor(media::OCI_LAYER_GZIP), blob.path.clone());
+        let config = serde_json::json!({"rootfs": {"type": "layers", "diff_ids": [blob.diff_id]}});
+        let image = Image::assemble(Format::Oci, &config, vec![layer], &BTreeMap::new()).unwrap();
+
+        let cache = dir.path().join("scans");
+        let first = scan_base(&image, Some(&cache)).unwrap();
+        assert_eq!(rootfs::content(&first, "usr/lib/x86_64-linux-gnu/libc.so.6"), Some(b"GLIBC_2.36".as_slice()));
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+        // The cached scan is used: the layer itself is no longer needed.
+        std::fs::remove_file(&blob.path).unwrap();
+        assert_eq!(scan_base(&image, Some(&cache)).unwrap(), first);
+        assert!(scan_base(&image, None).is_err(), "without the cache the missing layer is noticed");
+    }
 }

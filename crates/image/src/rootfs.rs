@@ -23,7 +23,7 @@ pub enum Want {
 }
 
 /// A path found in the root filesystem.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Node {
     /// A regular file; its bytes when they were asked for.
     File(Option<Vec<u8>>),
