@@ -181,6 +181,17 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
         installed,
     };
 
+    let deps = DepsContext {
+        target: target.clone(),
+        store: store.clone(),
+        layer_cache: layer_cache.clone(),
+        epoch,
+        cache_repo: cache_repo.clone(),
+        client: client.clone(),
+        venv: cfg.python.venv.clone(),
+        base_path: base_path.clone(),
+        out,
+    };
     let mut extra = Vec::new();
     let mut python = serde_json::Value::Null;
     let mut prod_pins = Vec::new();
@@ -193,28 +204,11 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
             target.libc,
             requirements.display()
         ));
-        let (prepared, source) = crate::deps::layer(
-            &settings(requirements, Vec::new()),
-            target,
-            &store,
-            &layer_cache,
-            epoch,
-            cache_repo.as_ref(),
-            &client,
-            out,
-        )
-        .await?;
-        out.step(describe_prepared(&prepared));
-        for w in &prepared.wheels {
-            out.detail(w);
-        }
-        python = python_json(target, &prepared, source);
-        prod_pins = prepared.pins.clone();
-        extra.push(oxbuild_build::ExtraLayer {
-            blob: prepared.blob,
-            created_by: format!("oxbuild: python dependencies into {}", cfg.python.venv),
-            env: oxbuild_python::env(&cfg.python.venv, base_path.as_deref()),
-        });
+        let (layer, json, pins) =
+            python_layer(&settings(requirements, Vec::new()), "python dependencies", &deps).await?;
+        python = json;
+        prod_pins = pins;
+        extra.push(layer);
     }
 
     out.step(format!("building {}", dir.display()));
@@ -239,26 +233,11 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
     let mut test = None;
     if inputs.test_variant {
         let mut test_extra = Vec::new();
-        if let (Some(requirements), Some(target)) = (test_requirements, &target) {
+        if let (Some(requirements), Some(_)) = (test_requirements, &target) {
             out.step(format!("test dependencies from {}", requirements.display()));
-            let (prepared, source) = crate::deps::layer(
-                &settings(requirements, prod_pins),
-                target,
-                &store,
-                &layer_cache,
-                epoch,
-                cache_repo.as_ref(),
-                &client,
-                out,
-            )
-            .await?;
-            out.step(describe_prepared(&prepared));
-            python["test"] = python_json(target, &prepared, source);
-            test_extra.push(oxbuild_build::ExtraLayer {
-                blob: prepared.blob,
-                created_by: format!("oxbuild: test dependencies into {}", cfg.python.venv),
-                env: oxbuild_python::env(&cfg.python.venv, base_path.as_deref()),
-            });
+            let (layer, json, _) = python_layer(&settings(requirements, prod_pins), "test dependencies", &deps).await?;
+            python["test"] = json;
+            test_extra.push(layer);
         }
         out.step("building the test variant");
         let (prod, dir, cfg, store) = (prod.clone(), dir.to_path_buf(), cfg.clone(), store.clone());
@@ -285,6 +264,51 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
         client,
         store,
     })
+}
+
+/// What making a dependency layer needs besides its lock.
+struct DepsContext {
+    target: Option<oxbuild_python::Target>,
+    store: BlobStore,
+    layer_cache: PathBuf,
+    epoch: u64,
+    cache_repo: Option<Reference>,
+    client: Client,
+    venv: String,
+    base_path: Option<String>,
+    out: Reporter,
+}
+
+/// Makes (or reuses) one dependency layer: the layer for the image, its JSON
+/// report and the pins it holds.
+async fn python_layer(
+    settings: &oxbuild_python::Settings,
+    what: &str,
+    cx: &DepsContext,
+) -> Result<(oxbuild_build::ExtraLayer, serde_json::Value, Vec<oxbuild_python::Pin>), Failure> {
+    let target = cx.target.as_ref().ok_or_else(|| Failure::internal("no Python target"))?;
+    let (prepared, source) = crate::deps::layer(
+        settings,
+        target,
+        &cx.store,
+        &cx.layer_cache,
+        cx.epoch,
+        cx.cache_repo.as_ref(),
+        &cx.client,
+        cx.out,
+    )
+    .await?;
+    cx.out.step(describe_prepared(&prepared));
+    for w in &prepared.wheels {
+        cx.out.detail(w);
+    }
+    let json = python_json(target, &prepared, source);
+    let layer = oxbuild_build::ExtraLayer {
+        blob: prepared.blob,
+        created_by: format!("oxbuild: {what} into {}", cx.venv),
+        env: oxbuild_python::env(&cx.venv, cx.base_path.as_deref()),
+    };
+    Ok((layer, json, prepared.pins))
 }
 
 fn describe_prepared(p: &oxbuild_python::Prepared) -> String {

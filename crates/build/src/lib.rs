@@ -153,14 +153,7 @@ pub fn build(
     blobs.push((app.write(store, compression)?, format!("oxbuild: app files into {}", cfg.image.workdir)));
 
     let mut layers: Vec<Layer> = base.layers().to_vec();
-    let mut added = Vec::new();
-    let mut history = Vec::new();
-    for (blob, created_by) in blobs {
-        let descriptor = blob.descriptor_in(format)?;
-        added.push(descriptor.clone());
-        history.push(AddedLayer { diff_id: blob.diff_id.clone(), created_by });
-        layers.push(Layer::file(descriptor, blob.path));
-    }
+    let (added, history) = stack(&mut layers, blobs, format)?;
 
     let env: Vec<(String, String)> = extra.iter().flat_map(|e| e.env.iter().cloned()).collect();
     let mut config = base.config_json()?;
@@ -212,6 +205,23 @@ pub fn test_variant(
     }
     let format = prod.image.format();
     let mut layers = prod.image.layers().to_vec();
+    let (added, history) = stack(&mut layers, blobs, format)?;
+    let mut config = prod.image.config_json()?;
+    let env: Vec<(String, String)> = extra.iter().flat_map(|e| e.env.iter().cloned()).collect();
+    runtime::extend(&mut config, &env, &history, epoch);
+    config["config"]["Labels"]["dev.oxbuild.variant"] = serde_json::json!("test");
+    let image = Image::assemble(format, &config, layers, &prod_annotations(&prod.image))
+        .map_err(|e| Error::Base(e.to_string()))?;
+    Ok(Built { image, added, warnings, owner: prod.owner })
+}
+
+/// Puts `blobs` on top of `layers` in `format`; returns their descriptors and
+/// the history entries the config needs.
+fn stack(
+    layers: &mut Vec<Layer>,
+    blobs: Vec<(LayerBlob, String)>,
+    format: Format,
+) -> Result<(Vec<Descriptor>, Vec<AddedLayer>), Error> {
     let mut added = Vec::new();
     let mut history = Vec::new();
     for (blob, created_by) in blobs {
@@ -220,13 +230,7 @@ pub fn test_variant(
         history.push(AddedLayer { diff_id: blob.diff_id.clone(), created_by });
         layers.push(Layer::file(descriptor, blob.path));
     }
-    let mut config = prod.image.config_json()?;
-    let env: Vec<(String, String)> = extra.iter().flat_map(|e| e.env.iter().cloned()).collect();
-    runtime::extend(&mut config, &env, &history, epoch);
-    config["config"]["Labels"]["dev.oxbuild.variant"] = serde_json::json!("test");
-    let image = Image::assemble(format, &config, layers, &prod_annotations(&prod.image))
-        .map_err(|e| Error::Base(e.to_string()))?;
-    Ok(Built { image, added, warnings, owner: prod.owner })
+    Ok((added, history))
 }
 
 /// The compression of the layers oxbuild writes for `cfg`.
