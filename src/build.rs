@@ -287,7 +287,7 @@ async fn python_layer(
     cx: &DepsContext,
 ) -> Result<(oxbuild_build::ExtraLayer, serde_json::Value, Vec<oxbuild_python::Pin>), Failure> {
     let target = cx.target.as_ref().ok_or_else(|| Failure::internal("no Python target"))?;
-    let (prepared, source) = crate::deps::layer(
+    let dep = crate::deps::layer(
         settings,
         target,
         &cx.store,
@@ -298,17 +298,18 @@ async fn python_layer(
         cx.out,
     )
     .await?;
-    cx.out.step(describe_prepared(&prepared));
-    for w in &prepared.wheels {
+    cx.out.step(describe_prepared(&dep.prepared));
+    for w in &dep.prepared.wheels {
         cx.out.detail(w);
     }
-    let json = python_json(target, &prepared, source);
+    let json = python_json(target, &dep.prepared, dep.source);
     let layer = oxbuild_build::ExtraLayer {
-        blob: prepared.blob,
+        layer: dep.layer,
+        diff_id: dep.diff_id,
         created_by: format!("oxbuild: {what} into {}", cx.venv),
         env: oxbuild_python::env(&cx.venv, cx.base_path.as_deref()),
     };
-    Ok((layer, json, prepared.pins))
+    Ok((layer, json, dep.prepared.pins))
 }
 
 fn describe_prepared(p: &oxbuild_python::Prepared) -> String {

@@ -25,7 +25,27 @@ fn cache_tag(key: &str) -> String {
     format!("deps-{}", &key[..key.len().min(64)])
 }
 
-/// Makes or reuses the layer; returns it and where it came from.
+/// A dependency layer ready for the image.
+pub struct DepLayer {
+    /// The layer: on disk, or left in the cache repository (mounted or
+    /// streamed from there when pushed, fetched only when written out).
+    pub layer: Layer,
+    /// Its uncompressed digest.
+    pub diff_id: oxbuild_image::Digest,
+    /// What was made (wheels, key, downloads, pins).
+    pub prepared: Prepared,
+    /// Where it came from: [`BUILT`], [`LOCAL`] or [`REMOTE`].
+    pub source: &'static str,
+}
+
+impl DepLayer {
+    fn local(prepared: Prepared, source: &'static str) -> DepLayer {
+        let layer = Layer::file(prepared.blob.descriptor(Format::Oci.gzip_layer()), prepared.blob.path.clone());
+        DepLayer { layer, diff_id: prepared.blob.diff_id.clone(), prepared, source }
+    }
+}
+
+/// Makes or reuses the layer.
 #[allow(clippy::too_many_arguments)]
 pub async fn layer(
     settings: &Settings,
@@ -36,15 +56,15 @@ pub async fn layer(
     cache_repo: Option<&Reference>,
     client: &Client,
     out: Reporter,
-) -> Result<(Prepared, &'static str), Failure> {
+) -> Result<DepLayer, Failure> {
     let planned = oxbuild_python::plan(settings, target, epoch).map_err(crate::build::python_failure)?;
     if let Some(p) = oxbuild_python::from_cache(&planned, layer_cache, store) {
-        return Ok((p, LOCAL));
+        return Ok(DepLayer::local(p, LOCAL));
     }
     if let Some(repo) = cache_repo
-        && let Some(p) = from_repository(&planned, repo, client, store, layer_cache, out).await
+        && let Some(found) = from_repository(&planned, repo, client, out).await
     {
-        return Ok((p, REMOTE));
+        return Ok(found);
     }
     let prepared = oxbuild_python::build(&planned, settings, target, store, layer_cache, epoch)
         .await
@@ -52,19 +72,13 @@ pub async fn layer(
     if let Some(repo) = cache_repo {
         to_repository(&prepared, repo, client, out).await;
     }
-    Ok((prepared, BUILT))
+    Ok(DepLayer::local(prepared, BUILT))
 }
 
-/// The layer from the cache repository; None (with a note) when it is not there
+/// The layer from the cache repository, left there: one manifest and one
+/// config request, no layer download. None (with a note) when it is not there
 /// or cannot be had, so that the build goes on and makes it.
-async fn from_repository(
-    planned: &Planned,
-    repo: &Reference,
-    client: &Client,
-    store: &BlobStore,
-    layer_cache: &Path,
-    out: Reporter,
-) -> Option<Prepared> {
+async fn from_repository(planned: &Planned, repo: &Reference, client: &Client, out: Reporter) -> Option<DepLayer> {
     let tagged = repo.with_tag(&cache_tag(&planned.key));
     let opened = match oxbuild_registry::open(client, &tagged, &Platform::host()).await {
         Ok(o) => o,
@@ -74,22 +88,23 @@ async fn from_repository(
             return None;
         }
     };
-    let image = oxbuild_registry::fetch_layers(client, &opened.image, store).await.ok()?;
-    let config = image.config_json().ok()?;
-    let layer = image.layers().first()?;
-    let diff_id = config["rootfs"]["diff_ids"][0].as_str()?.parse().ok()?;
+    let config = opened.image.config_json().ok()?;
+    let layer = opened.image.layers().first()?.clone();
+    let diff_id: oxbuild_image::Digest = config["rootfs"]["diff_ids"][0].as_str()?.parse().ok()?;
     let wheels: Vec<String> =
         config["oxbuild"]["wheels"].as_array()?.iter().filter_map(|w| w.as_str().map(String::from)).collect();
+    out.step(format!("  dependency layer found in {tagged}"));
     let blob = oxbuild_image::LayerBlob {
-        path: layer.path().ok()?.to_path_buf(),
+        // Not on disk: whoever needs the bytes fetches them through `layer`.
+        path: std::path::PathBuf::new(),
         digest: layer.descriptor.digest.clone(),
         size: layer.descriptor.size,
-        diff_id,
+        diff_id: diff_id.clone(),
         compression: oxbuild_image::LayerCompression::Gzip,
     };
-    let _ = oxbuild_python::remember(layer_cache, &planned.key, &blob, wheels.clone());
-    out.step(format!("  dependency layer found in {}", tagged));
-    Some(Prepared { blob, key: planned.key.clone(), reused: true, wheels, downloaded: 0, pins: planned.all.clone() })
+    let prepared =
+        Prepared { blob, key: planned.key.clone(), reused: true, wheels, downloaded: 0, pins: planned.all.clone() };
+    Some(DepLayer { layer, diff_id, prepared, source: REMOTE })
 }
 
 /// Stores a layer made here in the cache repository. A failure only warns:

@@ -19,7 +19,8 @@ fn runtime(arg: Option<&str>, cfg: &oxbuild_config::Config) -> Result<Runtime, F
 /// Puts `image` into the runtime under a name unique to its digest. The name
 /// stays afterwards: it is content-addressed, so a rerun (or a parallel run of
 /// the same image) reuses it instead of loading again.
-async fn load(runtime: &Runtime, image: &Image, app: &std::path::Path, out: Reporter) -> Result<String, Failure> {
+async fn load(runtime: &Runtime, image: &Image, assembled: &Assembled, out: Reporter) -> Result<String, Failure> {
+    let app = assembled.dir.as_path();
     let app_name: String = app
         .canonicalize()
         .ok()
@@ -39,7 +40,11 @@ async fn load(runtime: &Runtime, image: &Image, app: &std::path::Path, out: Repo
         .suffix(".tar")
         .tempfile_in(&dir)
         .map_err(|e| Failure::output(format!("creating an archive in {}: {e}", dir.display())))?;
-    let (img, path, n) = (image.clone(), archive.path().to_path_buf(), name.clone());
+    // Layers still in a registry (the base, a cached dependency layer) are fetched now.
+    let local = oxbuild_registry::fetch_layers(&assembled.client, image, &assembled.store)
+        .await
+        .map_err(|e| Failure::registry(format!("fetching layers to load {name}: {e}")))?;
+    let (img, path, n) = (local, archive.path().to_path_buf(), name.clone());
     tokio::task::spawn_blocking(move || oxbuild_image::archive::write_archive(&img, &path, &[n]))
         .await
         .map_err(|e| Failure::internal(e.to_string()))?
@@ -131,7 +136,7 @@ pub async fn health_stage(
     let check = health::Check::from_config(&config)
         .ok_or_else(|| Failure::config("the image has no healthcheck: add a [healthcheck] section to oxbuild.toml"))?;
     let runtime = runtime(runtime_arg, &assembled.cfg)?;
-    let name = load(&runtime, image, &assembled.dir, out).await?;
+    let name = load(&runtime, image, assembled, out).await?;
     let ports: Vec<u16> = config["config"]["ExposedPorts"]
         .as_object()
         .map(|m| m.keys().filter_map(|k| k.split('/').next()?.parse().ok()).collect())
@@ -199,7 +204,7 @@ pub async fn assess_stage(
     let image = &assembled.test.as_ref().ok_or_else(|| Failure::internal("the test variant was not built"))?.image;
     let config = image.config_json().map_err(Failure::input)?;
     let runtime = runtime(runtime_arg, cfg)?;
-    let name = load(&runtime, image, &assembled.dir, out).await?;
+    let name = load(&runtime, image, assembled, out).await?;
     let opts = gates::GateOptions {
         image: name.clone(),
         user: config["config"]["User"].as_str().filter(|u| !u.is_empty()).map(String::from),

@@ -306,6 +306,19 @@ fn a_fresh_runner_with_a_cache_repo_downloads_no_wheel() {
     assert_eq!(index.wheel_downloads(), 2, "no wheel was downloaded again");
     assert_eq!(second["python"]["layer"], first["python"]["layer"]);
     assert_eq!(second["digest"], first["digest"]);
+
+    // Pushed to the same registry, the cached layer is mounted, never downloaded.
+    let target = registry.reference("team/pyweb:v1");
+    let third = build_json(
+        ws.oxbuild()
+            .env("OXBUILD_CACHE_DIR", &fresh)
+            .args(["build", "-q", "--base", &base(), "--cache-repo", &cache_repo, "--push", "--tag", &target])
+            .arg(ws.app()),
+    );
+    let layer = third["python"]["layer"].as_str().unwrap();
+    assert!(!fresh.join("blobs/sha256").join(&layer["sha256:".len()..]).exists(), "the layer stayed in the registry");
+    assert!(third["push"][0]["report"]["blobs_mounted"].as_u64().unwrap() >= 1, "{}", third["push"]);
+    assert_eq!(registry.skopeo_inspect(&target, false)["Digest"], third["digest"]);
 }
 
 #[test]

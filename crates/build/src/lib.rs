@@ -59,8 +59,11 @@ pub struct Built {
 /// the user layer and the app layer, with the environment it needs.
 #[derive(Debug, Clone)]
 pub struct ExtraLayer {
-    /// The blob, already in the store.
-    pub blob: LayerBlob,
+    /// The layer: its blob on disk, or still in a registry (a cache
+    /// repository), from where a push mounts or streams it.
+    pub layer: Layer,
+    /// Its uncompressed digest, for `rootfs.diff_ids`.
+    pub diff_id: oxbuild_image::Digest,
     /// For the config's history.
     pub created_by: String,
     /// Environment defaults it brings (`PATH`, `VIRTUAL_ENV`); oxbuild.toml's env wins.
@@ -139,18 +142,18 @@ pub fn build(
     let owner = plan.owner;
 
     let compression = compression(cfg);
-    let mut blobs: Vec<(LayerBlob, String)> = Vec::new();
+    let mut blobs: Vec<(Piece, String)> = Vec::new();
     if let Some(layer) = plan.layer {
         let created_by = format!("oxbuild: add user {} ({}:{})", cfg.image.user, owner.uid, owner.gid);
-        blobs.push((layer.write(store, compression)?, created_by));
+        blobs.push((Piece::Blob(layer.write(store, compression)?), created_by));
     }
-    blobs.extend(extra.iter().map(|e| (e.blob.clone(), e.created_by.clone())));
+    blobs.extend(extra.iter().map(|e| (Piece::Layer(e.layer.clone(), e.diff_id.clone()), e.created_by.clone())));
     let mut app = LayerBuilder::new(epoch, Owner::ROOT);
     // Test files belong to the test variant only.
     let tests = cfg.assess.test_paths(dir);
     let warnings =
         context::add_app_files(&mut app, dir, cfg.app.include.as_deref(), &tests, &cfg.image.workdir, owner)?;
-    blobs.push((app.write(store, compression)?, format!("oxbuild: app files into {}", cfg.image.workdir)));
+    blobs.push((Piece::Blob(app.write(store, compression)?), format!("oxbuild: app files into {}", cfg.image.workdir)));
 
     let mut layers: Vec<Layer> = base.layers().to_vec();
     let (added, history) = stack(&mut layers, blobs, format)?;
@@ -192,14 +195,15 @@ pub fn test_variant(
     store: &BlobStore,
     epoch: u64,
 ) -> Result<Built, Error> {
-    let mut blobs: Vec<(LayerBlob, String)> = extra.iter().map(|e| (e.blob.clone(), e.created_by.clone())).collect();
+    let mut blobs: Vec<(Piece, String)> =
+        extra.iter().map(|e| (Piece::Layer(e.layer.clone(), e.diff_id.clone()), e.created_by.clone())).collect();
     let tests = cfg.assess.test_paths(dir);
     let mut warnings = Vec::new();
     if !tests.is_empty() {
         let mut layer = LayerBuilder::new(epoch, Owner::ROOT);
         warnings = context::add_app_files(&mut layer, dir, Some(&tests), &[], &cfg.image.workdir, prod.owner)?;
         blobs.push((
-            layer.write(store, compression(cfg))?,
+            Piece::Blob(layer.write(store, compression(cfg))?),
             format!("oxbuild: test files ({}) into {}", tests.join(", "), cfg.image.workdir),
         ));
     }
@@ -219,18 +223,33 @@ pub fn test_variant(
 /// the history entries the config needs.
 fn stack(
     layers: &mut Vec<Layer>,
-    blobs: Vec<(LayerBlob, String)>,
+    pieces: Vec<(Piece, String)>,
     format: Format,
 ) -> Result<(Vec<Descriptor>, Vec<AddedLayer>), Error> {
     let mut added = Vec::new();
     let mut history = Vec::new();
-    for (blob, created_by) in blobs {
-        let descriptor = blob.descriptor_in(format)?;
-        added.push(descriptor.clone());
-        history.push(AddedLayer { diff_id: blob.diff_id.clone(), created_by });
-        layers.push(Layer::file(descriptor, blob.path));
+    for (piece, created_by) in pieces {
+        let (layer, diff_id) = match piece {
+            Piece::Blob(blob) => (Layer::file(blob.descriptor_in(format)?, blob.path), blob.diff_id),
+            Piece::Layer(mut layer, diff_id) => {
+                let mt = format.layer(&layer.descriptor.media_type).ok_or_else(|| {
+                    Error::Base(format!("layer {} cannot go into this image's format", layer.descriptor.digest))
+                })?;
+                layer.descriptor.media_type = mt.to_string();
+                (layer, diff_id)
+            }
+        };
+        added.push(layer.descriptor.clone());
+        history.push(AddedLayer { diff_id, created_by });
+        layers.push(layer);
     }
     Ok((added, history))
+}
+
+/// A layer to stack: written here, or made before (on disk or in a registry).
+enum Piece {
+    Blob(LayerBlob),
+    Layer(Layer, oxbuild_image::Digest),
 }
 
 /// The compression of the layers oxbuild writes for `cfg`.
