@@ -142,26 +142,42 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
 
     out.step(format!("reading base {base} ({platform})"));
     let opened = base.open(&client, &platform, &store).await?;
-    // The user layer needs the base's /etc/passwd, so its layers come local (cached by digest).
-    let base_image = oxbuild_registry::fetch_layers(&client, &opened.image, &store)
-        .await
-        .map_err(|e| Failure::registry(format!("pulling base image {base}: {e}")))?;
-    let scan_base = base_image.clone();
+    let cache_repo = inputs
+        .cache_repo
+        .map(|r| Reference::parse(r).map_err(|e| Failure::config(format!("--cache-repo: {e}"))))
+        .transpose()?;
+    // What the build reads of the base (accounts, interpreter, libc) comes from
+    // a scan: cached here, or in the cache repository, or made by fetching the
+    // layers once. Without a scan to make, the base's layers stay where they are.
     let scan_cache = cache_dir().join("rootfs");
-    let base_fs = tokio::task::spawn_blocking(move || oxbuild_build::scan_base(&scan_base, Some(&scan_cache)))
-        .await
-        .map_err(|e| Failure::internal(format!("reading the base failed: {e}")))?
-        .map_err(Failure::build)?;
+    let mut base_image = opened.image.clone();
+    let base_fs = match oxbuild_build::cached_scan(&base_image, &scan_cache) {
+        Some(found) => found,
+        None => match crate::deps::scan_from_repository(&base_image, cache_repo.as_ref(), &client, out).await {
+            Some(found) => {
+                oxbuild_build::remember_scan(&base_image, &scan_cache, &found);
+                found
+            }
+            None => {
+                base_image = oxbuild_registry::fetch_layers(&client, &opened.image, &store)
+                    .await
+                    .map_err(|e| Failure::registry(format!("pulling base image {base}: {e}")))?;
+                let (image, dir) = (base_image.clone(), scan_cache.clone());
+                let found = tokio::task::spawn_blocking(move || oxbuild_build::scan_base(&image, Some(&dir)))
+                    .await
+                    .map_err(|e| Failure::internal(format!("reading the base failed: {e}")))?
+                    .map_err(Failure::build)?;
+                crate::deps::scan_to_repository(&base_image, &found, cache_repo.as_ref(), &client, out).await;
+                found
+            }
+        },
+    };
     let base_config = base_image.config_json().map_err(Failure::input)?;
     let base_path = base_config["config"]["Env"]
         .as_array()
         .and_then(|a| a.iter().filter_map(|v| v.as_str()).find_map(|e| e.strip_prefix("PATH=")))
         .map(str::to_string);
     let layer_cache = cache_dir().join("python-layers");
-    let cache_repo = inputs
-        .cache_repo
-        .map(|r| Reference::parse(r).map_err(|e| Failure::config(format!("--cache-repo: {e}"))))
-        .transpose()?;
 
     let test_requirements = cfg.python.test_requirements.as_ref().map(|t| dir.join(t));
     let needs_python =

@@ -127,3 +127,48 @@ async fn to_repository(prepared: &Prepared, repo: &Reference, client: &Client, o
         Err(e) => out.warn(format!("could not store the dependency layer in {}: {e}", repo.name())),
     }
 }
+
+/// The tag of a base scan in the cache repository.
+fn scan_tag(base: &Image) -> String {
+    format!("scan-{}", &oxbuild_build::scan_key(base).hex()[..64])
+}
+
+/// A scan of `base` kept in the cache repository (a config-only image), so a
+/// fresh runner does not download the base to read it.
+pub async fn scan_from_repository(
+    base: &Image,
+    repo: Option<&Reference>,
+    client: &Client,
+    out: Reporter,
+) -> Option<std::collections::BTreeMap<String, oxbuild_image::rootfs::Node>> {
+    let tagged = repo?.with_tag(&scan_tag(base));
+    let opened = oxbuild_registry::open(client, &tagged, &Platform::host()).await.ok()?;
+    let config = opened.image.config_json().ok()?;
+    let scan = serde_json::from_value(config["oxbuild"]["scan"].clone()).ok()?;
+    out.step(format!("  base scan found in {tagged}"));
+    Some(scan)
+}
+
+/// Stores a scan of `base` in the cache repository; a failure only warns.
+pub async fn scan_to_repository(
+    base: &Image,
+    scan: &std::collections::BTreeMap<String, oxbuild_image::rootfs::Node>,
+    repo: Option<&Reference>,
+    client: &Client,
+    out: Reporter,
+) {
+    let Some(repo) = repo else { return };
+    let config = json!({
+        "architecture": Platform::host().architecture,
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": []},
+        "oxbuild": {"kind": "base-scan", "scan": scan},
+    });
+    let result = match Image::assemble(Format::Oci, &config, Vec::new(), &Default::default()) {
+        Ok(image) => oxbuild_registry::push(client, &image, repo, &[scan_tag(base)], &[]).await.map(|_| ()),
+        Err(e) => Err(oxbuild_registry::Error::Invalid(e.to_string())),
+    };
+    if let Err(e) = result {
+        out.warn(format!("could not store the base scan in {}: {e}", repo.name()));
+    }
+}

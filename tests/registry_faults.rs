@@ -100,8 +100,10 @@ fn progress_is_one_plain_line_per_blob_moved_and_nothing_when_quiet() {
         run(ws.oxbuild().args(["build", "-q", "--base", &base, "--push", "--tag", &target]).arg(ws.app()));
     assert_eq!(code, 0);
     assert!(stderr.trim().is_empty(), "quiet means quiet: {stderr}");
-    let (_, _, verbose) =
-        run(ws.oxbuild().args(["build", "-v", "--base", &base, "--push", "--tag", &target]).arg(ws.app()));
+    // Writing a layout needs the base's bytes: they come from the local cache.
+    let layout = format!("oci:{}", ws.tmp.path().join("layout").display());
+    let args = ["build", "-v", "--base", &base, "--push", "--tag", &target, "--output", &layout];
+    let (_, _, verbose) = run(ws.oxbuild().args(args).arg(ws.app()));
     assert!(verbose.contains("cached") && verbose.contains("present"), "-v lists blobs that did not move: {verbose}");
 }
 
@@ -133,4 +135,31 @@ fn chunked_uploads_send_patches_and_the_result_verifies() {
     let (code, _, stderr) =
         run(ws.oxbuild().args(["build", "-q", "--push", "--tag", &target, "--chunk-size", "lots"]).arg(ws.app()));
     assert_eq!(code, 3, "{stderr}");
+}
+
+#[test]
+fn a_fresh_runner_with_a_cache_repo_does_not_download_the_base() {
+    let registry = Registry::start();
+    let base = registry.seed("python:3.11");
+    let ws = Workspace::new();
+    let cache_repo = registry.reference("cache/oxbuild");
+    let first =
+        build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--cache-repo", &cache_repo]).arg(ws.app()));
+
+    let fresh = ws.tmp.path().join("fresh-runner");
+    let target = registry.reference("team/fresh:v1");
+    let (code, stdout, stderr) = run(ws
+        .oxbuild()
+        .env("OXBUILD_CACHE_DIR", &fresh)
+        .args(["build", "--json", "--base", &base, "--cache-repo", &cache_repo, "--push", "--tag", &target])
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    let second: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(second["digest"], first["digest"]);
+    assert!(stderr.contains("base scan found"), "{stderr}");
+    assert!(!stderr.contains("downloaded"), "nothing is downloaded: {stderr}");
+    let base_layer = second["layers"][0]["digest"].as_str().unwrap();
+    assert!(!fresh.join("blobs/sha256").join(&base_layer["sha256:".len()..]).exists());
+    assert_eq!(second["push"][0]["report"]["blobs_mounted"], 1, "the base is mounted: {}", second["push"]);
+    assert_eq!(registry.skopeo_inspect(&target, false)["Digest"], second["digest"]);
 }

@@ -73,24 +73,39 @@ pub struct ExtraLayer {
 /// Bumped when what a base scan keeps changes, so older cached scans are not used.
 const SCAN_FORMAT: &str = "rootfs-scan-v1";
 
+/// The cache key of a base scan: the scan format and the base's layer digests.
+pub fn scan_key(base: &Image) -> oxbuild_image::Digest {
+    let mut text = SCAN_FORMAT.to_string();
+    for l in base.layers() {
+        text.push('\n');
+        text.push_str(l.descriptor.digest.as_str());
+    }
+    oxbuild_image::Digest::of(text.as_bytes())
+}
+
+/// A scan of `base` cached in `dir`, if there is one.
+pub fn cached_scan(base: &Image, dir: &Path) -> Option<BTreeMap<String, Node>> {
+    let bytes = std::fs::read(dir.join(format!("{}.json", scan_key(base).hex()))).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Keeps a scan of `base` in `dir`. A cache that cannot be written only costs
+/// the next build a rescan.
+pub fn remember_scan(base: &Image, dir: &Path, scan: &BTreeMap<String, Node>) {
+    let path = dir.join(format!("{}.json", scan_key(base).hex()));
+    let _ = std::fs::create_dir_all(dir);
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&tmp, serde_json::to_vec(scan).unwrap_or_default()).is_ok() {
+        let _ = std::fs::rename(&tmp, path);
+    }
+}
+
 /// Reads what the build needs from the base's root filesystem (accounts,
-/// Python interpreter, libc), in one pass over its layers. With `cache`, the
-/// result is kept there under the base's layer digests, so a rebuild on the
-/// same base decompresses nothing.
+/// Python interpreter, libc), in one pass over its layers, which must be on
+/// disk. With `cache`, the result is kept there under the base's layer
+/// digests, so a rebuild on the same base decompresses nothing.
 pub fn scan_base(base: &Image, cache: Option<&Path>) -> Result<BTreeMap<String, Node>, Error> {
-    let key = {
-        let mut text = SCAN_FORMAT.to_string();
-        for l in base.layers() {
-            text.push('\n');
-            text.push_str(l.descriptor.digest.as_str());
-        }
-        oxbuild_image::Digest::of(text.as_bytes())
-    };
-    let cached = cache.map(|dir| dir.join(format!("{}.json", key.hex())));
-    if let Some(path) = &cached
-        && let Ok(bytes) = std::fs::read(path)
-        && let Ok(found) = serde_json::from_slice::<BTreeMap<String, Node>>(&bytes)
-    {
+    if let Some(found) = cache.and_then(|dir| cached_scan(base, dir)) {
         return Ok(found);
     }
     let mut found = rootfs::scan(base.layers(), |p| match (user::wants(p), oxbuild_python::target::wants(p)) {
@@ -104,13 +119,8 @@ pub fn scan_base(base: &Image, cache: Option<&Path>) -> Result<BTreeMap<String, 
             *bytes = oxbuild_python::target::essence(path, bytes);
         }
     }
-    if let Some(path) = &cached {
-        // A cache that cannot be written only costs the next build a rescan.
-        let _ = std::fs::create_dir_all(path.parent().expect("a file in a directory"));
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&tmp, serde_json::to_vec(&found).unwrap_or_default()).is_ok() {
-            let _ = std::fs::rename(&tmp, path);
-        }
+    if let Some(dir) = cache {
+        remember_scan(base, dir, &found);
     }
     Ok(found)
 }
@@ -118,7 +128,7 @@ pub fn scan_base(base: &Image, cache: Option<&Path>) -> Result<BTreeMap<String, 
 /// The base image as the build sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Base<'a> {
-    /// The image, its layers on disk.
+    /// The image; its layers may still be in a registry (only the scan reads them).
     pub image: &'a Image,
     /// Its name in a registry (`registry/repo:tag`), recorded as a label.
     pub name: &'a Option<String>,
