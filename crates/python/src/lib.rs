@@ -421,19 +421,3 @@ pub fn remember(layer_cache: &Path, key: &str, blob: &LayerBlob, wheels: Vec<Str
     let record = CachedLayer { digest: blob.digest.clone(), size: blob.size, diff_id: blob.diff_id.clone(), wheels };
     remember_layer(layer_cache, key, &record)
 }
-
-/// Makes (or reuses) the dependency layer for `settings` on `target`.
-/// `layer_cache` holds the finished-layer records; wheels and layers go into `store`.
-pub async fn prepare(
-    settings: &Settings,
-    target: &Target,
-    store: &BlobStore,
-    layer_cache: &Path,
-    epoch: u64,
-) -> Result<Prepared, Error> {
-    let planned = plan(settings, target, epoch)?;
-    match from_cache(&planned, layer_cache, store) {
-        Some(p) => Ok(p),
-        None => build(&planned, settings, target, store, layer_cache, epoch).await,
-    }
-}
