@@ -8,7 +8,7 @@ use oxbuild_image::{BlobStore, Platform};
 use oxbuild_registry::{Client, ClientOptions, Keychain, MountSource, Reference};
 use serde_json::json;
 
-use crate::cli::{BuildArgs, RegistryArgs};
+use crate::cli::{AppArgs, BuildArgs, RegistryArgs};
 use crate::location::Location;
 use crate::report::{Failure, Reporter};
 
@@ -109,6 +109,18 @@ pub struct BuildInputs<'a> {
     pub test_variant: bool,
     /// A registry repository that caches dependency layers between runners.
     pub cache_repo: Option<&'a str>,
+}
+
+/// The build stage's inputs from the command line.
+pub fn inputs(args: &AppArgs, test_variant: bool) -> BuildInputs<'_> {
+    BuildInputs {
+        dir: &args.dir,
+        base: args.base.as_deref(),
+        platform: args.platform.as_deref(),
+        registry: &args.registry,
+        test_variant,
+        cache_repo: args.cache_repo.as_deref(),
+    }
 }
 
 /// The result of the build stage.
@@ -314,49 +326,45 @@ async fn python_layer(
         cx.out,
     )
     .await?;
-    cx.out.step(describe_prepared(&dep.prepared));
-    for w in &dep.prepared.wheels {
+    cx.out.step(describe(&dep));
+    for w in &dep.wheels {
         cx.out.detail(w);
     }
-    let json = python_json(target, &dep.prepared, dep.source);
+    let json = python_json(target, &dep);
     let layer = oxbuild_build::ExtraLayer {
         layer: dep.layer,
         diff_id: dep.diff_id,
         created_by: format!("oxbuild: {what} into {}", cx.venv),
         env: oxbuild_python::env(&cx.venv, cx.base_path.as_deref()),
     };
-    Ok((layer, json, dep.prepared.pins))
+    Ok((layer, json, dep.pins))
 }
 
-fn describe_prepared(p: &oxbuild_python::Prepared) -> String {
-    if p.reused {
-        format!("  reused the dependency layer ({} wheels, unchanged lock)", p.wheels.len())
+fn describe(d: &crate::deps::DepLayer) -> String {
+    if d.reused() {
+        format!("  reused the dependency layer ({} wheels, unchanged lock; {})", d.wheels.len(), d.source)
     } else {
-        format!("  installed {} wheels ({} downloaded)", p.wheels.len(), p.downloaded)
+        format!("  installed {} wheels ({} downloaded)", d.wheels.len(), d.downloaded)
     }
 }
 
-fn python_json(
-    target: &oxbuild_python::Target,
-    prepared: &oxbuild_python::Prepared,
-    source: &str,
-) -> serde_json::Value {
+fn python_json(target: &oxbuild_python::Target, d: &crate::deps::DepLayer) -> serde_json::Value {
     json!({
         "interpreter": target.interpreter,
         "version": target.full_version,
         "machine": target.machine,
         "libc": format!("{:?}", target.libc),
-        "key": prepared.key,
-        "reused": prepared.reused,
-        "source": source,
-        "downloaded": prepared.downloaded,
-        "wheels": prepared.wheels,
-        "layer": prepared.blob.digest,
+        "key": d.key,
+        "reused": d.reused(),
+        "source": d.source,
+        "downloaded": d.downloaded,
+        "wheels": d.wheels,
+        "layer": d.layer.descriptor.digest,
     })
 }
 
 pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
-    let repository_cfg = Config::load(&args.dir).map_err(Failure::config)?.image.repository;
+    let repository_cfg = Config::load(&args.app.dir).map_err(Failure::config)?.image.repository;
     let repository = repository_cfg
         .as_deref()
         .map(Reference::parse)
@@ -379,15 +387,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         ));
     }
     let test_variant = args.variant == crate::cli::Variant::Test;
-    let inputs = BuildInputs {
-        dir: &args.dir,
-        base: args.base.as_deref(),
-        platform: args.platform.as_deref(),
-        registry: &args.registry,
-        test_variant,
-        cache_repo: args.cache_repo.as_deref(),
-    };
-    let assembled = assemble(inputs, out).await?;
+    let assembled = assemble(inputs(&args.app, test_variant), out).await?;
     let Assembled { prod, test, base, resolved_base, mount_from, platform, python, client, store, .. } = assembled;
     let built = if test_variant { test.expect("asked for") } else { prod };
     let image = &built.image;

@@ -116,33 +116,42 @@ pub struct InitArgs {
     pub force: bool,
 }
 
-/// What the stages that build and then run an image share.
+/// What every command that builds the app takes: where it is and what it builds on.
 #[derive(Debug, Args)]
-pub struct StageArgs {
+pub struct AppArgs {
     /// The app directory, holding oxbuild.toml.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
+
+    /// Use this base image instead of [image] base: a registry reference,
+    /// oci:DIR[:NAME], oci-archive:FILE or docker-archive:FILE.
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+
+    /// The platform to take from a multi-platform base (os/arch[/variant]).
+    /// Default: the machine's own, e.g. linux/amd64.
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+
+    /// A registry repository where dependency layers and base scans are
+    /// cached, so that fresh CI runners reuse them instead of downloading.
+    #[arg(long, value_name = "REPO", env = "OXBUILD_CACHE_REPO")]
+    pub cache_repo: Option<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// What the stages that build and then run an image share.
+#[derive(Debug, Args)]
+pub struct StageArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
 
     /// The container runtime: podman or docker (default: [runtime] program,
     /// else the first on PATH).
     #[arg(long, value_name = "PROGRAM")]
     pub runtime: Option<String>,
-
-    /// Use this base image instead of [image] base.
-    #[arg(long, value_name = "REF")]
-    pub base: Option<String>,
-
-    /// A registry repository where dependency layers are cached, so that
-    /// fresh CI runners reuse them instead of downloading wheels.
-    #[arg(long, value_name = "REPO", env = "OXBUILD_CACHE_REPO")]
-    pub cache_repo: Option<String>,
-
-    /// The platform to take from a multi-platform base (os/arch[/variant]).
-    #[arg(long, value_name = "OS/ARCH")]
-    pub platform: Option<String>,
-
-    #[command(flatten)]
-    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -211,9 +220,8 @@ pub struct CopyArgs {
 #[derive(Debug, Args)]
 #[command(after_help = LOCATIONS)]
 pub struct BuildArgs {
-    /// The app directory, holding oxbuild.toml.
-    #[arg(default_value = ".")]
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub app: AppArgs,
 
     /// Name the image: a full reference (registry/repo:tag) or a bare tag that
     /// applies to [image] repository. Repeatable.
@@ -230,28 +238,10 @@ pub struct BuildArgs {
     #[arg(short, long = "output", value_name = "DEST")]
     pub outputs: Vec<String>,
 
-    /// The platform to take from a multi-platform base (os/arch[/variant]).
-    /// Default: the machine's own, e.g. linux/amd64.
-    #[arg(long, value_name = "OS/ARCH")]
-    pub platform: Option<String>,
-
     /// Which image: `production`, or `test` (production plus test
     /// requirements and test files, for `assess`).
     #[arg(long, value_enum, default_value_t = Variant::Production)]
     pub variant: Variant,
-
-    /// A registry repository where dependency layers are cached, so that
-    /// fresh CI runners reuse them instead of downloading wheels.
-    #[arg(long, value_name = "REPO", env = "OXBUILD_CACHE_REPO")]
-    pub cache_repo: Option<String>,
-
-    /// Use this base image instead of [image] base: a registry reference,
-    /// oci:DIR[:NAME], oci-archive:FILE or docker-archive:FILE.
-    #[arg(long, value_name = "REF")]
-    pub base: Option<String>,
-
-    #[command(flatten)]
-    pub registry: RegistryArgs,
 }
 
 /// The image variants.

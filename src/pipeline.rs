@@ -7,10 +7,10 @@ use oxbuild_build::publish::{self, Checkout};
 use oxbuild_registry::Reference;
 use serde_json::json;
 
-use crate::build::{Assembled, assemble};
+use crate::build::{Assembled, assemble, inputs};
 use crate::cli::{PipelineArgs, PublishArgs};
 use crate::report::{Failure, Reporter};
-use crate::stages::{StageResult, assess_stage, health_stage, inputs};
+use crate::stages::{StageResult, assess_stage, health_stage};
 
 /// Pushes the production image of `assembled` with the tags of the publish policy.
 async fn publish_stage(assembled: &Assembled, out: Reporter) -> Result<StageResult, Failure> {
@@ -48,7 +48,7 @@ fn describe_tags(tags: &[String]) -> String {
 }
 
 pub async fn publish(args: PublishArgs, out: Reporter) -> Result<(), Failure> {
-    let assembled = assemble(inputs(&args.stage, false), out).await?;
+    let assembled = assemble(inputs(&args.stage.app, false), out).await?;
     let result = publish_stage(&assembled, out).await?;
     out.result(&result.json, &result.human);
     Ok(())
@@ -75,7 +75,7 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
 
     let started = Instant::now();
     let run_assess = !args.skip_assess;
-    let assembled = match assemble(inputs(&args.stage, run_assess), out).await {
+    let assembled = match assemble(inputs(&args.stage.app, run_assess), out).await {
         Ok(a) => a,
         Err(f) => {
             stages.push(json!({"stage": "build", "status": "failed", "seconds": started.elapsed().as_secs_f64()}));

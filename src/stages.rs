@@ -8,8 +8,8 @@ use oxbuild_image::Image;
 use oxbuild_runtime::{Containers, Runtime, gates, health};
 use serde_json::json;
 
-use crate::build::{Assembled, BuildInputs, assemble, cache_dir};
-use crate::cli::{AssessArgs, HealthArgs, StageArgs};
+use crate::build::{Assembled, assemble, cache_dir, inputs};
+use crate::cli::{AssessArgs, HealthArgs};
 use crate::report::{Failure, Reporter};
 
 fn runtime(arg: Option<&str>, cfg: &oxbuild_config::Config) -> Result<Runtime, Failure> {
@@ -80,18 +80,6 @@ async fn guarded<T>(containers: &Containers, stage: impl std::future::Future<Out
     };
     containers.remove_all().await;
     result
-}
-
-/// The build stage's inputs from the shared stage arguments.
-pub fn inputs(args: &StageArgs, test_variant: bool) -> BuildInputs<'_> {
-    BuildInputs {
-        dir: &args.dir,
-        base: args.base.as_deref(),
-        platform: args.platform.as_deref(),
-        registry: &args.registry,
-        test_variant,
-        cache_repo: args.cache_repo.as_deref(),
-    }
 }
 
 /// A finished stage: its JSON report and its human lines. A failed stage
@@ -255,11 +243,11 @@ pub async fn assess_stage(
 }
 
 pub async fn health(args: HealthArgs, out: Reporter) -> Result<(), Failure> {
-    let assembled = assemble(inputs(&args.stage, false), out).await?;
+    let assembled = assemble(inputs(&args.stage.app, false), out).await?;
     health_stage(&assembled, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await?.finish(out)
 }
 
 pub async fn assess(args: AssessArgs, out: Reporter) -> Result<(), Failure> {
-    let assembled = assemble(inputs(&args.stage, true), out).await?;
+    let assembled = assemble(inputs(&args.stage.app, true), out).await?;
     assess_stage(&assembled, args.stage.runtime.as_deref(), args.junit.as_deref(), out).await?.finish(out)
 }
