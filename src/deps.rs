@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::report::{Failure, Reporter};
 
-/// Where a prepared layer came from.
+/// Where a dependency layer came from: made here.
 pub const BUILT: &str = "built";
 /// From the local layer cache.
 pub const LOCAL: &str = "local cache";
@@ -32,16 +32,35 @@ pub struct DepLayer {
     pub layer: Layer,
     /// Its uncompressed digest.
     pub diff_id: oxbuild_image::Digest,
-    /// What was made (wheels, key, downloads, pins).
-    pub prepared: Prepared,
+    /// Its cache key.
+    pub key: String,
+    /// The wheels in it.
+    pub wheels: Vec<String>,
+    /// Wheels downloaded to make it (0 when it was reused).
+    pub downloaded: usize,
+    /// Every pin of the lock that applies to the target.
+    pub pins: Vec<oxbuild_python::Pin>,
     /// Where it came from: [`BUILT`], [`LOCAL`] or [`REMOTE`].
     pub source: &'static str,
 }
 
 impl DepLayer {
     fn local(prepared: Prepared, source: &'static str) -> DepLayer {
-        let layer = Layer::file(prepared.blob.descriptor(Format::Oci.gzip_layer()), prepared.blob.path.clone());
-        DepLayer { layer, diff_id: prepared.blob.diff_id.clone(), prepared, source }
+        let blob = prepared.blob;
+        DepLayer {
+            layer: Layer::file(blob.descriptor(Format::Oci.gzip_layer()), blob.path),
+            diff_id: blob.diff_id,
+            key: prepared.key,
+            wheels: prepared.wheels,
+            downloaded: prepared.downloaded,
+            pins: prepared.pins,
+            source,
+        }
+    }
+
+    /// True when no wheel had to be installed for it.
+    pub fn reused(&self) -> bool {
+        self.source != BUILT
     }
 }
 
@@ -94,17 +113,15 @@ async fn from_repository(planned: &Planned, repo: &Reference, client: &Client, o
     let wheels: Vec<String> =
         config["oxbuild"]["wheels"].as_array()?.iter().filter_map(|w| w.as_str().map(String::from)).collect();
     out.step(format!("  dependency layer found in {tagged}"));
-    let blob = oxbuild_image::LayerBlob {
-        // Not on disk: whoever needs the bytes fetches them through `layer`.
-        path: std::path::PathBuf::new(),
-        digest: layer.descriptor.digest.clone(),
-        size: layer.descriptor.size,
-        diff_id: diff_id.clone(),
-        compression: oxbuild_image::LayerCompression::Gzip,
-    };
-    let prepared =
-        Prepared { blob, key: planned.key.clone(), reused: true, wheels, downloaded: 0, pins: planned.all.clone() };
-    Some(DepLayer { layer, diff_id, prepared, source: REMOTE })
+    Some(DepLayer {
+        layer,
+        diff_id,
+        key: planned.key.clone(),
+        wheels,
+        downloaded: 0,
+        pins: planned.all.clone(),
+        source: REMOTE,
+    })
 }
 
 /// Stores a layer made here in the cache repository. A failure only warns:
