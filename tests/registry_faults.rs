@@ -22,14 +22,7 @@ fn a_push_survives_a_proxy_that_fails_one_request_in_ten() {
     // Read back without the proxy, with skopeo: manifest, and every blob verified on copy.
     let direct = registry.reference("team/flaky:v1");
     assert_eq!(registry.skopeo_inspect(&direct, false)["Digest"], report["digest"]);
-    let out = ws.tmp.path().join("pulled");
-    let copy = std::process::Command::new("skopeo")
-        .args(["copy", "--quiet", "--src-tls-verify=false"])
-        .arg(format!("docker://{direct}"))
-        .arg(format!("oci:{}", out.display()))
-        .output()
-        .unwrap();
-    assert!(copy.status.success(), "pull-and-verify failed: {}", String::from_utf8_lossy(&copy.stderr));
+    registry.pull_and_verify(&direct, &ws.tmp.path().join("pulled"));
 }
 
 #[test]
@@ -123,14 +116,7 @@ fn chunked_uploads_send_patches_and_the_result_verifies() {
     let base_size = report["layers"][0]["size"].as_u64().unwrap();
     assert!(patches as u64 >= base_size / (8 << 20), "the base layer went up in 8 MiB pieces: {patches} PATCHes");
     assert_eq!(dest.skopeo_inspect(&target, false)["Digest"], report["digest"]);
-    let out = ws.tmp.path().join("pulled");
-    let copy = std::process::Command::new("skopeo")
-        .args(["copy", "--quiet", "--src-tls-verify=false"])
-        .arg(format!("docker://{target}"))
-        .arg(format!("oci:{}", out.display()))
-        .output()
-        .unwrap();
-    assert!(copy.status.success(), "pull-and-verify: {}", String::from_utf8_lossy(&copy.stderr));
+    dest.pull_and_verify(&target, &ws.tmp.path().join("pulled"));
 
     let (code, _, stderr) =
         run(ws.oxbuild().args(["build", "-q", "--push", "--tag", &target, "--chunk-size", "lots"]).arg(ws.app()));

@@ -227,6 +227,19 @@ impl Registry {
         reference
     }
 
+    /// Pulls `reference` with skopeo into an OCI layout at `dir`, which checks
+    /// every blob against its digest; panics with skopeo's error otherwise.
+    pub fn pull_and_verify(&self, reference: &str, dir: &Path) {
+        let out = Command::new("skopeo")
+            .args(["copy", "--quiet"])
+            .args(self.tool_args("src-"))
+            .arg(format!("docker://{reference}"))
+            .arg(format!("oci:{}", dir.display()))
+            .output()
+            .expect("skopeo runs");
+        assert!(out.status.success(), "pull-and-verify of {reference}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// `skopeo inspect` of `reference` as JSON (raw manifest with `raw`).
     pub fn skopeo_inspect(&self, reference: &str, raw: bool) -> serde_json::Value {
         let mut cmd = Command::new("skopeo");
