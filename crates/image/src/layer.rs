@@ -10,10 +10,12 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use flate2::{Compression, GzBuilder};
+use flate2::Compression;
 
 use crate::digest::HashingWriter;
+use crate::gzip::ParallelGzip;
 use crate::{BlobStore, Descriptor, Digest, Error};
 
 /// Who owns an entry in the image, and with which permission bits.
@@ -30,11 +32,29 @@ impl Owner {
     pub const ROOT: Owner = Owner { uid: 0, gid: 0 };
 }
 
+/// The bytes of a layer entry, read when the layer is written rather than
+/// when the entry is added: a file inside an archive, say, streamed straight
+/// into the layer without being unpacked to disk first.
+pub trait EntrySource: Send + Sync + std::fmt::Debug {
+    /// How many bytes [`EntrySource::open`] yields: the size in the tar header.
+    fn len(&self) -> u64;
+
+    /// True for an empty entry.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A reader over the bytes. An error from it (a checksum that does not
+    /// match, say) fails the layer, and nothing is committed to the store.
+    fn open(&self) -> io::Result<Box<dyn Read + '_>>;
+}
+
 #[derive(Debug, Clone)]
 enum Content {
     Dir,
     File(PathBuf),
     Bytes(Vec<u8>),
+    Source(Arc<dyn EntrySource>),
     Symlink(String),
 }
 
@@ -134,6 +154,12 @@ impl LayerBuilder {
         self
     }
 
+    /// A regular file at `path` whose bytes come from `source` when the layer is written.
+    pub fn source(&mut self, path: &str, source: Arc<dyn EntrySource>, owner: Owner, mode: u32) -> &mut Self {
+        self.insert(path, owner, mode, Content::Source(source));
+        self
+    }
+
     /// A symbolic link at `path` pointing at `target` (kept as given).
     pub fn symlink(&mut self, path: &str, target: &str, owner: Owner) -> &mut Self {
         self.insert(path, owner, 0o777, Content::Symlink(target.to_string()));
@@ -216,6 +242,14 @@ impl LayerBuilder {
                 set_size(&mut header, &mut pax, bytes.len() as u64);
                 finish(tar, header, pax, bytes.as_slice()).map_err(write_err)
             }
+            Content::Source(source) => {
+                let len = source.len();
+                header.set_entry_type(tar::EntryType::Regular);
+                set_size(&mut header, &mut pax, len);
+                let inner = source.open().map_err(write_err)?.take(len);
+                let reader = ExactReader { inner, left: len, short: || format!("{path} ended before its {len} bytes") };
+                finish(tar, header, pax, reader).map_err(write_err)
+            }
             Content::File(source) => {
                 let file = File::open(source).map_err(|e| Error::io(format!("reading {}", source.display()), e))?;
                 let len = file.metadata().map_err(|e| Error::io(format!("reading {}", source.display()), e))?.len();
@@ -225,7 +259,8 @@ impl LayerBuilder {
                 // header already promised `len` bytes.
                 // Large reads: a layer of big files is otherwise a storm of 8 KiB syscalls.
                 let buffered = io::BufReader::with_capacity(1 << 20, file);
-                let reader = ExactReader { inner: buffered.take(len), left: len, path: source };
+                let short = || format!("{} shrank while it was being archived", source.display());
+                let reader = ExactReader { inner: buffered.take(len), left: len, short };
                 finish(tar, header, pax, reader).map_err(write_err)
             }
         }
@@ -233,10 +268,11 @@ impl LayerBuilder {
 
     /// Writes the layer as a gzip blob into `store`, returning its digests.
     ///
-    /// Compression uses a fixed gzip header (no name, no mtime, unknown OS) so the
-    /// blob digest depends only on the entries.
+    /// Compression (level 6) uses a fixed gzip header (no name, no mtime,
+    /// unknown OS) and runs on every core in fixed-size blocks (see
+    /// [`crate::gzip`]), so the blob digest depends only on the entries.
     pub fn write_gzip(&self, store: &BlobStore) -> Result<LayerBlob, Error> {
-        let gz = GzBuilder::new().mtime(0).operating_system(255).write(store.writer()?, Compression::new(6));
+        let gz = ParallelGzip::new(store.writer()?, Compression::new(6));
         let uncompressed = self.write_tar(HashingWriter::new(gz))?;
         let (gz, diff_id, _) = uncompressed.finish();
         let blob = gz.finish().map_err(|e| Error::io("compressing a layer", e))?;
@@ -289,20 +325,18 @@ fn finish<W: Write, R: Read>(
 
 /// Reads exactly `left` bytes or fails, so a file truncated mid-build cannot
 /// produce a corrupt tar.
-struct ExactReader<'a, R> {
+struct ExactReader<R, F> {
     inner: R,
     left: u64,
-    path: &'a Path,
+    /// The error message for a short read.
+    short: F,
 }
 
-impl<R: Read> Read for ExactReader<'_, R> {
+impl<R: Read, F: Fn() -> String> Read for ExactReader<R, F> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n == 0 && self.left > 0 && !buf.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("{} shrank while it was being archived", self.path.display()),
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, (self.short)()));
         }
         self.left -= n as u64;
         Ok(n)
@@ -365,7 +399,7 @@ mod tests {
     }
 
     const GOLDEN_DIFF_ID: &str = "sha256:154a526485c0be9ebb6a1efb3a44c5bb6c260c04bf027a31a1e34d7a17838785";
-    const GOLDEN_DIGEST: &str = "sha256:d1e084f2caf6e07aa3faa875118c445e90dc1d14557a89e78a27eb68135b78ae";
+    const GOLDEN_DIGEST: &str = "sha256:20a50f1d1c3600245dcfe6b21fa724dfcdf439897c9d29e56702910224242c5f";
 
     #[test]
     fn zstd_layers_round_trip_and_are_reproducible() {

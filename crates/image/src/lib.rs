@@ -21,6 +21,7 @@
 pub mod archive;
 mod digest;
 mod error;
+pub mod gzip;
 mod image;
 pub mod layer;
 pub mod layout;
@@ -32,7 +33,7 @@ pub mod store;
 pub use digest::{Digest, DigestParseError, Hasher, HashingWriter};
 pub use error::Error;
 pub use image::{BlobLocation, Image, Layer};
-pub use layer::{LayerBlob, LayerBuilder, LayerCompression, Owner};
+pub use layer::{EntrySource, LayerBlob, LayerBuilder, LayerCompression, Owner};
 pub use manifest::{Descriptor, IndexView, ManifestView, Platform, PlatformParseError};
 pub use media::Format;
 pub use store::BlobStore;

@@ -256,11 +256,9 @@ pub fn dependency_layer(
         prefix: prefix.to_string(),
         python_dir: format!("python{}.{}", target.major, target.minor),
     };
-    let stage =
-        tempfile::tempdir_in(store.root()).map_err(|e| oxbuild_image::Error::io("creating a staging directory", e))?;
     let mut files: BTreeMap<String, wheel::Staged> = BTreeMap::new();
     for w in wheels {
-        for staged in wheel::install(&w.path, &w.filename, &venv, stage.path())? {
+        for staged in wheel::install(&w.path, &w.filename, &venv)? {
             files.insert(staged.rel.clone(), staged);
         }
     }
@@ -280,13 +278,25 @@ pub fn dependency_layer(
         target.full_version, target.interpreter
     );
     layer.bytes(&format!("{p}/pyvenv.cfg"), cfg.into_bytes(), Owner::ROOT, 0o644);
-    for (rel, staged) in &files {
+    for (rel, staged) in files {
         let mode = if staged.executable { 0o755 } else { 0o644 };
-        layer.file(&format!("{p}/{rel}"), &staged.source, Owner::ROOT, mode);
+        let path = format!("{p}/{rel}");
+        match staged.content {
+            wheel::Content::Bytes(bytes) => layer.bytes(&path, bytes, Owner::ROOT, mode),
+            wheel::Content::Entry(entry) => layer.source(&path, entry, Owner::ROOT, mode),
+        };
     }
-    let blob = layer.write_gzip(store)?;
-    drop(stage);
-    Ok(blob)
+    // The wheels' files are inflated into the layer as it is written; a file
+    // that does not match its RECORD is a package error, not an I/O one.
+    layer.write_gzip(store).map_err(|e| match &e {
+        oxbuild_image::Error::Io { source, .. } => {
+            match source.get_ref().and_then(|inner| inner.downcast_ref::<wheel::Corrupt>()) {
+                Some(corrupt) => Error::Package(corrupt.0.clone()),
+                None => e.into(),
+            }
+        }
+        _ => e.into(),
+    })
 }
 
 /// The environment the venv needs: `VIRTUAL_ENV`, and `PATH` with the venv's
@@ -420,4 +430,83 @@ pub async fn build(
 pub fn remember(layer_cache: &Path, key: &str, blob: &LayerBlob, wheels: Vec<String>) -> Result<(), Error> {
     let record = CachedLayer { digest: blob.digest.clone(), size: blob.size, diff_id: blob.diff_id.clone(), wheels };
     remember_layer(layer_cache, key, &record)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    fn target() -> Target {
+        Target {
+            major: 3,
+            minor: 11,
+            interpreter: "/usr/bin/python3.11".into(),
+            full_version: "3.11.2".into(),
+            machine: "x86_64".into(),
+            libc: tags::Libc::Glibc(36),
+        }
+    }
+
+    /// A wheel whose `pkg/data.txt` holds `content` while its RECORD hashes `recorded`.
+    fn wheel(dir: &Path, content: &[u8], recorded: &[u8]) -> Wheel {
+        use base64::Engine as _;
+        let filename = "pkg-1.0-py3-none-any.whl";
+        let path = dir.join(filename);
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default();
+        zip.start_file("pkg/data.txt", opts).unwrap();
+        zip.write_all(content).unwrap();
+        zip.start_file("pkg-1.0.dist-info/WHEEL", opts).unwrap();
+        zip.write_all(b"Wheel-Version: 1.0\n").unwrap();
+        zip.start_file("pkg-1.0.dist-info/RECORD", opts).unwrap();
+        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(recorded));
+        zip.write_all(format!("pkg/data.txt,sha256={hash},{}\n", recorded.len()).as_bytes()).unwrap();
+        zip.finish().unwrap();
+        let digest = Digest::of(&std::fs::read(&path).unwrap());
+        Wheel { pin: "pkg==1.0".into(), filename: filename.into(), digest, path, downloaded: false }
+    }
+
+    fn blobs(store: &BlobStore) -> Vec<String> {
+        let dir = store.root().join("sha256");
+        std::fs::read_dir(dir)
+            .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn wheel_files_are_streamed_into_the_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("store")).unwrap();
+        let content = b"streamed without a copy on disk\n".repeat(1000);
+        let w = wheel(dir.path(), &content, &content);
+        let blob = dependency_layer(&[w], &target(), "/opt/venv", 0, &store).unwrap();
+        assert_eq!(blobs(&store), vec![blob.digest.hex().to_string()]);
+        let gz = std::fs::File::open(&blob.path).unwrap();
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+        let mut found = None;
+        for e in tar.entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path().unwrap().to_string_lossy() == "opt/venv/lib/python3.11/site-packages/pkg/data.txt" {
+                let mut bytes = Vec::new();
+                e.read_to_end(&mut bytes).unwrap();
+                found = Some(bytes);
+            }
+        }
+        assert!(found.expect("the file is in the layer") == content);
+    }
+
+    #[test]
+    fn a_file_that_does_not_match_its_record_fails_the_layer_and_stores_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("store")).unwrap();
+        let w = wheel(dir.path(), &b"tampered\n".repeat(500), &b"original\n".repeat(500));
+        let e = dependency_layer(&[w], &target(), "/opt/venv", 0, &store).unwrap_err();
+        assert!(matches!(e, Error::Package(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains("pkg-1.0-py3-none-any.whl") && text.contains("pkg/data.txt"), "{text}");
+        assert!(text.contains("does not match the hash in its RECORD"), "{text}");
+        assert!(blobs(&store).is_empty(), "{:?}", blobs(&store));
+    }
 }

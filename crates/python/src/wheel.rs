@@ -4,11 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
+
+use oxbuild_image::EntrySource;
 
 use crate::Error;
 use crate::name::normalize;
@@ -67,15 +70,125 @@ impl VenvLayout {
     }
 }
 
-/// A file to go into the layer: path relative to the prefix, staged on disk.
+/// A file to go into the layer, with its path relative to the prefix.
 #[derive(Debug, Clone)]
 pub struct Staged {
     /// Relative to the venv prefix.
     pub rel: String,
-    /// The staged bytes.
-    pub source: PathBuf,
+    /// What it holds.
+    pub content: Content,
     /// Executable?
     pub executable: bool,
+}
+
+/// What an installed file holds.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// Bytes the installer made or changed: scripts, RECORD, INSTALLER.
+    Bytes(Vec<u8>),
+    /// A file of the wheel as it is, inflated straight into the layer when
+    /// the layer is written and checked against the wheel's RECORD then.
+    Entry(Arc<WheelEntry>),
+}
+
+/// One file inside a wheel, located by offset, so that installing it costs
+/// one pass over its compressed bytes and no copy on disk.
+#[derive(Debug)]
+pub struct WheelEntry {
+    wheel: Arc<fs::File>,
+    filename: Arc<str>,
+    name: String,
+    start: u64,
+    compressed: u64,
+    size: u64,
+    deflated: bool,
+    /// The RECORD hash (urlsafe base64 of the SHA-256, unpadded).
+    sha256: String,
+}
+
+/// A wheel file that does not match its RECORD, found while its bytes were
+/// streamed into the layer.
+#[derive(Debug)]
+pub struct Corrupt(pub String);
+
+impl std::fmt::Display for Corrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Corrupt {}
+
+impl EntrySource for WheelEntry {
+    fn len(&self) -> u64 {
+        self.size
+    }
+
+    fn open(&self) -> io::Result<Box<dyn Read + '_>> {
+        let raw = io::BufReader::with_capacity(
+            256 * 1024,
+            At { file: &self.wheel, pos: self.start, end: self.start + self.compressed },
+        );
+        let inner: Box<dyn Read> =
+            if self.deflated { Box::new(flate2::bufread::DeflateDecoder::new(raw)) } else { Box::new(raw) };
+        Ok(Box::new(Checked { inner, entry: self, hasher: Sha256::new(), seen: 0 }))
+    }
+}
+
+/// Reads `file` from `pos` to `end` with positioned reads, so that every
+/// entry of a wheel shares one open file.
+struct At<'a> {
+    file: &'a fs::File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt as _;
+        let want = buf.len().min((self.end - self.pos) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Hashes an entry's bytes as they pass and fails the read that completes it
+/// (or ends it early) unless they are the size and hash the RECORD says.
+struct Checked<'a> {
+    inner: Box<dyn Read + 'a>,
+    entry: &'a WheelEntry,
+    hasher: Sha256,
+    seen: u64,
+}
+
+impl Read for Checked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let e = self.entry;
+        let want = buf.len().min((e.size - self.seen) as usize);
+        let n = if want == 0 { 0 } else { self.inner.read(&mut buf[..want])? };
+        self.hasher.update(&buf[..n]);
+        self.seen += n as u64;
+        let corrupt = |why: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                Corrupt(format!("wheel {}: {} {why}; the wheel is corrupt", e.filename, e.name)),
+            )
+        };
+        if n == 0 && self.seen < e.size && want > 0 {
+            return Err(corrupt("is shorter than the wheel's directory says"));
+        }
+        if self.seen == e.size && want > 0 {
+            let got = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.hasher.clone().finalize());
+            if got != e.sha256 {
+                return Err(corrupt("does not match the hash in its RECORD"));
+            }
+        }
+        Ok(n)
+    }
 }
 
 fn b64_hash(bytes: &[u8]) -> String {
@@ -96,12 +209,15 @@ fn safe_rel(wheel: &str, name: &str) -> Result<PathBuf, Error> {
     Ok(p.to_path_buf())
 }
 
-/// Installs the wheel at `path` into `stage` (a directory standing for the
-/// venv prefix), returning what it wrote. Checks each file against the
-/// wheel's RECORD.
-pub fn install(path: &Path, filename: &str, venv: &VenvLayout, stage: &Path) -> Result<Vec<Staged>, Error> {
+/// Installs the wheel at `path` into a venv laid out as `venv`, returning
+/// the files to put in the layer. Files the installer changes or makes are
+/// returned as bytes; the rest stay in the wheel and are inflated straight
+/// into the layer when it is written, where each is checked against the
+/// wheel's RECORD (a mismatch fails the layer with [`Corrupt`]).
+pub fn install(path: &Path, filename: &str, venv: &VenvLayout) -> Result<Vec<Staged>, Error> {
     let bad = |why: String| Error::Package(format!("wheel {filename}: {why}"));
     let file = fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let shared = Arc::new(file.try_clone().map_err(|e| bad(e.to_string()))?);
     let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a valid zip file ({e})")))?;
     let parsed = WheelName::parse(filename).ok_or_else(|| bad("not a wheel file name".into()))?;
 
@@ -140,46 +256,76 @@ pub fn install(path: &Path, filename: &str, venv: &VenvLayout, stage: &Path) -> 
 
     let site = venv.site_packages();
     let shebang = format!("#!{}/bin/python", venv.prefix.trim_end_matches('/'));
+    let wheel_name: Arc<str> = filename.into();
     let mut staged = Vec::new();
     let mut record: Vec<(String, String, u64)> = Vec::new();
     for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| bad(e.to_string()))?;
-        let name = entry.name().map_err(|e| bad(format!("an entry name is not readable ({e})")))?.into_owned();
-        if entry.is_dir() {
-            continue;
-        }
+        // The directory entry only: no bytes are read here.
+        let (name, unix_exec, mut located) = {
+            let entry = zip.by_index_raw(i).map_err(|e| bad(e.to_string()))?;
+            let name = entry.name().map_err(|e| bad(format!("an entry name is not readable ({e})")))?.into_owned();
+            if entry.is_dir() {
+                continue;
+            }
+            let deflated = match entry.compression() {
+                zip::CompressionMethod::Deflated => Some(true),
+                zip::CompressionMethod::Stored => Some(false),
+                _ => None,
+            };
+            let located = match (deflated, entry.data_start(), entry.encrypted()) {
+                (Some(deflated), Some(start), false) if entry.size() > 0 => Some(WheelEntry {
+                    wheel: shared.clone(),
+                    filename: wheel_name.clone(),
+                    name: String::new(),
+                    start,
+                    compressed: entry.compressed_size(),
+                    size: entry.size(),
+                    deflated,
+                    sha256: String::new(),
+                }),
+                _ => None,
+            };
+            (name, entry.unix_mode().is_some_and(|m| m & 0o111 != 0), located)
+        };
         let rel = safe_rel(filename, &name)?;
-        let name = rel.to_string_lossy().into_owned();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(|e| bad(format!("{name}: {e}")))?;
-        if let Some(want) = expected.get(&name)
-            && *want != b64_hash(&bytes)
-        {
-            return Err(bad(format!("{name} does not match the hash in its RECORD; the wheel is corrupt")));
-        }
-        let unix_exec = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
         let rel_str = rel.to_string_lossy().replace('\\', "/");
         if rel_str == format!("{dist_info}/RECORD") || rel_str == format!("{dist_info}/INSTALLER") {
             continue;
         }
-        let (dest, executable, bytes) = match rel_str.strip_prefix(&format!("{data_dir}/")) {
+        let name = rel.to_string_lossy().into_owned();
+        let (dest, executable, rewrite) = match rel_str.strip_prefix(&format!("{data_dir}/")) {
             Some(rest) => {
                 let (scheme, inner) = rest.split_once('/').unwrap_or((rest, ""));
                 match scheme {
-                    "purelib" | "platlib" => (format!("{site}/{inner}"), unix_exec, bytes),
-                    "scripts" => {
-                        let bytes = rewrite_shebang(bytes, &shebang);
-                        (format!("bin/{inner}"), true, bytes)
-                    }
-                    "headers" => (format!("include/site/{}/{}/{inner}", venv.python_dir, parsed.name), false, bytes),
-                    "data" => (inner.to_string(), unix_exec, bytes),
+                    "purelib" | "platlib" => (format!("{site}/{inner}"), unix_exec, false),
+                    "scripts" => (format!("bin/{inner}"), true, true),
+                    "headers" => (format!("include/site/{}/{}/{inner}", venv.python_dir, parsed.name), false, false),
+                    "data" => (inner.to_string(), unix_exec, false),
                     other => return Err(bad(format!("unknown .data scheme `{other}`"))),
                 }
             }
-            None => (format!("{site}/{rel_str}"), unix_exec, bytes),
+            None => (format!("{site}/{rel_str}"), unix_exec, false),
         };
+        let want = expected.get(&name);
+        // Unchanged files with a RECORD hash stay in the wheel; anything the
+        // installer rewrites, or that it must hash itself, is read now.
+        if let (Some(entry), Some(want), false) = (located.as_mut(), want, rewrite) {
+            entry.name = name;
+            entry.sha256 = want.clone();
+            record.push((dest.clone(), want.clone(), entry.size));
+            staged.push(stage(&dest, Content::Entry(Arc::new(located.take().expect("matched"))), executable)?);
+            continue;
+        }
+        let mut bytes = Vec::new();
+        zip.by_index(i).and_then(|mut e| Ok(e.read_to_end(&mut bytes)?)).map_err(|e| bad(format!("{name}: {e}")))?;
+        if let Some(want) = want
+            && *want != b64_hash(&bytes)
+        {
+            return Err(bad(format!("{name} does not match the hash in its RECORD; the wheel is corrupt")));
+        }
+        let bytes = if rewrite { rewrite_shebang(bytes, &shebang) } else { bytes };
         record.push((dest.clone(), b64_hash(&bytes), bytes.len() as u64));
-        staged.push(write_staged(stage, &dest, &bytes, executable)?);
+        staged.push(stage(&dest, Content::Bytes(bytes), executable)?);
     }
 
     // Console and GUI scripts from entry_points.txt.
@@ -203,14 +349,14 @@ pub fn install(path: &Path, filename: &str, venv: &VenvLayout, stage: &Path) -> 
             );
             let dest = format!("bin/{script}");
             record.push((dest.clone(), b64_hash(body.as_bytes()), body.len() as u64));
-            staged.push(write_staged(stage, &dest, body.as_bytes(), true)?);
+            staged.push(stage(&dest, Content::Bytes(body.into_bytes()), true)?);
         }
     }
 
     let installer = b"oxbuild\n";
     let installer_rel = format!("{site}/{dist_info}/INSTALLER");
     record.push((installer_rel.clone(), b64_hash(installer), installer.len() as u64));
-    staged.push(write_staged(stage, &installer_rel, installer, false)?);
+    staged.push(stage(&installer_rel, Content::Bytes(installer.to_vec()), false)?);
 
     // RECORD paths are relative to site-packages.
     let depth = site.split('/').count();
@@ -223,7 +369,7 @@ pub fn install(path: &Path, filename: &str, venv: &VenvLayout, stage: &Path) -> 
         text.push_str(&format!("{},sha256={hash},{size}\n", csv(&rel)));
     }
     text.push_str(&format!("{dist_info}/RECORD,,\n"));
-    staged.push(write_staged(stage, &format!("{site}/{dist_info}/RECORD"), text.as_bytes(), false)?);
+    staged.push(stage(&format!("{site}/{dist_info}/RECORD"), Content::Bytes(text.into_bytes()), false)?);
     Ok(staged)
 }
 
@@ -242,22 +388,14 @@ fn rewrite_shebang(bytes: Vec<u8>, shebang: &str) -> Vec<u8> {
     }
 }
 
-fn write_staged(stage: &Path, rel: &str, bytes: &[u8], executable: bool) -> Result<Staged, Error> {
+fn stage(rel: &str, content: Content, executable: bool) -> Result<Staged, Error> {
     // Every destination is checked again here, whatever computed it.
     let safe = !rel.contains('\\')
         && Path::new(rel).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
     if !safe {
         return Err(Error::Package(format!("refusing to write `{rel}`: it would land outside the environment")));
     }
-    let path = stage.join(rel);
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)
-            .map_err(|e| oxbuild_image::Error::io(format!("creating {}", parent.display()), e))?;
-    }
-    let mut f =
-        fs::File::create(&path).map_err(|e| oxbuild_image::Error::io(format!("writing {}", path.display()), e))?;
-    f.write_all(bytes).map_err(|e| oxbuild_image::Error::io(format!("writing {}", path.display()), e))?;
-    Ok(Staged { rel: rel.to_string(), source: path, executable })
+    Ok(Staged { rel: rel.to_string(), content, executable })
 }
 
 /// `name = module:attr` pairs of the `[console_scripts]` and `[gui_scripts]` sections.
@@ -279,6 +417,8 @@ fn entry_points(text: &str) -> Vec<(String, String)> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     #[test]
@@ -335,30 +475,67 @@ mod tests {
                 ("demo_pkg-1.0.dist-info/entry_points.txt", b"[console_scripts]\ndemo = demo_pkg:main\n"),
             ],
         );
-        let stage = dir.path().join("stage");
-        let staged = install(&whl, "demo_pkg-1.0-py3-none-any.whl", &venv(), &stage).unwrap();
+        let staged = install(&whl, "demo_pkg-1.0-py3-none-any.whl", &venv()).unwrap();
         let rels: Vec<&str> = staged.iter().map(|s| s.rel.as_str()).collect();
         assert!(rels.contains(&"lib/python3.11/site-packages/demo_pkg/__init__.py"), "{rels:?}");
-        let tool = fs::read_to_string(stage.join("bin/demo-tool")).unwrap();
+        assert_eq!(text(&staged, "lib/python3.11/site-packages/demo_pkg/__init__.py"), "def main():\n    return 0\n");
+        let tool = text(&staged, "bin/demo-tool");
         assert!(tool.starts_with("#!/opt/venv/bin/python\n"), "{tool}");
-        let demo = fs::read_to_string(stage.join("bin/demo")).unwrap();
+        let demo = text(&staged, "bin/demo");
         assert!(demo.contains("from demo_pkg import main") && demo.contains("sys.exit(main())"), "{demo}");
         assert!(staged.iter().find(|s| s.rel == "bin/demo").unwrap().executable);
-        let record =
-            fs::read_to_string(stage.join("lib/python3.11/site-packages/demo_pkg-1.0.dist-info/RECORD")).unwrap();
+        let record = text(&staged, "lib/python3.11/site-packages/demo_pkg-1.0.dist-info/RECORD");
         assert!(record.contains("../../../bin/demo,sha256="), "{record}");
         assert!(record.contains("demo_pkg-1.0.dist-info/INSTALLER,sha256="), "{record}");
-        assert_eq!(
-            fs::read_to_string(stage.join("lib/python3.11/site-packages/demo_pkg-1.0.dist-info/INSTALLER")).unwrap(),
-            "oxbuild\n"
-        );
+        let init_hash = b64_hash(b"def main():\n    return 0\n");
+        assert!(record.contains(&format!("demo_pkg/__init__.py,sha256={init_hash},25\n")), "{record}");
+        assert_eq!(text(&staged, "lib/python3.11/site-packages/demo_pkg-1.0.dist-info/INSTALLER"), "oxbuild\n");
+    }
+
+    /// The content of an installed file, read the way the layer writer reads it.
+    fn text(staged: &[Staged], rel: &str) -> String {
+        let found = staged.iter().find(|s| s.rel == rel).unwrap_or_else(|| panic!("{rel} was not installed"));
+        match &found.content {
+            Content::Bytes(b) => String::from_utf8(b.clone()).unwrap(),
+            Content::Entry(e) => {
+                let mut out = String::new();
+                e.open().unwrap().read_to_string(&mut out).unwrap();
+                out
+            }
+        }
+    }
+
+    /// A file whose bytes differ from its RECORD hash is left in the wheel at
+    /// install time and caught as it is streamed, whether stored or deflated.
+    #[test]
+    fn files_that_do_not_match_their_record_are_caught_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        for method in [zip::CompressionMethod::Stored, zip::CompressionMethod::Deflated] {
+            let path = dir.path().join("bad-1.0-py3-none-any.whl");
+            let mut zip = zip::ZipWriter::new(fs::File::create(&path).unwrap());
+            let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+            zip.start_file("bad/__init__.py", opts).unwrap();
+            zip.write_all(&b"print('tampered')\n".repeat(50)).unwrap();
+            zip.start_file("bad-1.0.dist-info/WHEEL", opts).unwrap();
+            zip.write_all(b"Wheel-Version: 1.0\n").unwrap();
+            zip.start_file("bad-1.0.dist-info/RECORD", opts).unwrap();
+            let honest = b64_hash(&b"print('original')\n".repeat(50));
+            zip.write_all(format!("bad/__init__.py,sha256={honest},900\n").as_bytes()).unwrap();
+            zip.finish().unwrap();
+            let staged = install(&path, "bad-1.0-py3-none-any.whl", &venv()).unwrap();
+            let entry = staged.iter().find(|s| s.rel.ends_with("bad/__init__.py")).unwrap();
+            let Content::Entry(e) = &entry.content else { panic!("{method:?}: expected a streamed entry") };
+            let err = e.open().unwrap().read_to_end(&mut Vec::new()).unwrap_err();
+            let corrupt = err.get_ref().and_then(|i| i.downcast_ref::<Corrupt>()).expect("a Corrupt error");
+            assert!(corrupt.0.contains("bad/__init__.py does not match the hash in its RECORD"), "{corrupt}");
+        }
     }
 
     #[test]
     fn backslash_traversal_and_odd_script_names_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let whl = make_wheel(dir.path(), "bs-1.0-py3-none-any.whl", &[("..\\..\\..\\escaped", b"x")]);
-        let e = install(&whl, "bs-1.0-py3-none-any.whl", &venv(), &dir.path().join("s")).unwrap_err().to_string();
+        let e = install(&whl, "bs-1.0-py3-none-any.whl", &venv()).unwrap_err().to_string();
         assert!(e.contains("outside the environment"), "{e}");
         let whl = make_wheel(
             dir.path(),
@@ -368,7 +545,7 @@ mod tests {
                 ("ep-1.0.dist-info/entry_points.txt", b"[console_scripts]\n../../../x = ep:main\n"),
             ],
         );
-        let e = install(&whl, "ep-1.0-py3-none-any.whl", &venv(), &dir.path().join("s2")).unwrap_err().to_string();
+        let e = install(&whl, "ep-1.0-py3-none-any.whl", &venv()).unwrap_err().to_string();
         assert!(e.contains("not a plain file name"), "{e}");
         assert!(!dir.path().join("escaped").exists() && !dir.path().join("x").exists());
     }
@@ -377,7 +554,7 @@ mod tests {
     fn escaping_entries_and_corrupt_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let whl = make_wheel(dir.path(), "evil-1.0-py3-none-any.whl", &[("../../etc/cron.d/evil", b"x")]);
-        let e = install(&whl, "evil-1.0-py3-none-any.whl", &venv(), &dir.path().join("s")).unwrap_err().to_string();
+        let e = install(&whl, "evil-1.0-py3-none-any.whl", &venv()).unwrap_err().to_string();
         assert!(e.contains("outside the environment") && e.contains("../../etc/cron.d/evil"), "{e}");
         assert!(!dir.path().join("etc").exists());
     }
