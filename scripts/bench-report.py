@@ -34,22 +34,38 @@ def ratio(a, b):
     return "n/a" if a is None or b in (None, 0) else f"{a / b:.3f}"
 
 
-def layers(tool):
+def manifest(name):
     try:
-        m = json.load(open(os.path.join(out, f"manifest-{tool}.json")))
-        return [l["size"] for l in m["layers"]]
+        return json.load(open(os.path.join(out, f"manifest-{name}.json")))
     except OSError:
-        return []
+        return None
+
+
+def layers(tool):
+    m = manifest(tool)
+    return [l["size"] for l in m["layers"]] if m else []
 
 
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 buildah = subprocess.run(["buildah", "--version"], capture_output=True, text=True).stdout.strip()
 skopeo = subprocess.run(["skopeo", "--version"], capture_output=True, text=True).stdout.strip()
 print("# Benchmarks\n")
-print(f"Measured {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by `scripts/bench` (medians of {runs} runs, "
+print(f"Measured {datetime.fromtimestamp(os.path.getmtime(os.path.join(out, 'raw.jsonl')), timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by `scripts/bench` (medians of {runs} runs, "
       f"both tools side by side in one run). Machine: {os.cpu_count()} cores, {cpu}, {platform.platform()}. "
       f"Peers: {buildah}; {skopeo}. Everything on loopback: a private Debian `docker-registry` per measurement.\n")
 print("## Build and push of testdata/benchapp (Flask, gunicorn, pydantic, numpy)\n")
+print("Both tools start from the same base (`python:3.11`, seeded into the registry with skopeo) and install the same "
+      "wheels from the same local wheelhouse (`pip download` of `testdata/benchapp/requirements.txt`).\n")
+print("- oxbuild: `oxbuild build -q --json APP --base REG/python:3.11 --tag REG/bench/app:TAG --push` "
+      "(`find-links = [\"wheelhouse\"]`, `no-index = true`), with `--cache-repo REG/bench/cache` in c), "
+      "after another runner filled it.")
+print("- buildah: `buildah bud --layers --format docker -t REG/bench/app:TAG APP` with "
+      "`testdata/benchapp/Dockerfile` (a venv, `pip install --no-index --find-links` from a bind-mounted "
+      "wheelhouse, the app, USER, HEALTHCHECK), then `buildah push`; in c) `--cache-to`/`--cache-from "
+      "REG/bench/cache`, after another runner filled it.")
+print("- a) starts each tool with empty local state (cache directory; buildah `--root`/`--runroot`); b) appends one "
+      "line to `benchapp/app.py` and builds again with a's state; \"uploaded\" is the growth of the registry's "
+      "storage directory (blobs plus the registry's own link files).\n")
 print("| scenario | oxbuild | buildah | oxbuild / buildah | uploaded (oxbuild) | uploaded (buildah) | peak RSS oxbuild | peak RSS buildah |")
 print("|---|---|---|---|---|---|---|---|")
 names = {"a": "a) fresh runner", "b": "b) warm rebuild, one-line change", "c": "c) fresh runner, registry cache"}
@@ -69,11 +85,56 @@ tree = median("compress", "tree_bytes")
 po, pp = median("compress-oxbuild", "seconds"), median("compress-pigz", "seconds")
 print("## Layer compression\n")
 if tree and po and pp:
-    print(f"The installed dependency tree ({tree / 1e6:.1f} MB): oxbuild's layer writer (tar + gzip level 6, zlib-rs) "
+    print(f"The installed dependency tree ({tree / 1e6:.1f} MB): oxbuild's layer writer (tar + gzip level 6, zlib-rs, "
+          f"1 MiB blocks on {os.cpu_count()} threads) "
           f"{tree / po / 1e6:.1f} MB/s; `tar -c | pigz -p 2 -6` {tree / pp / 1e6:.1f} MB/s; ratio {ratio(tree / po, tree / pp)}.\n")
 print("## Pushing a 1 GiB image from an OCI layout\n")
 xo, xs = median("push-oxbuild", "seconds"), median("push-skopeo", "seconds")
 mo, ms = median("push-oxbuild", "rss_kb"), median("push-skopeo", "rss_kb")
 print(f"`oxbuild push oci:…` {fmt_s(xo)} (peak RSS {mo / 1024:.0f} MiB); `skopeo copy oci:… docker://…` {fmt_s(xs)} "
       f"(peak RSS {ms / 1024:.0f} MiB); oxbuild / skopeo {ratio(xo, xs)}.\n")
-print("Raw measurements: `target/bench/raw.jsonl` after a run.")
+print("Raw measurements: `target/bench/raw.jsonl` after a run.\n")
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+print("## Against the targets (issue 8)\n")
+print("| target | this run | |")
+print("|---|---|---|")
+for s_, limit, label in (("a", 1 / 6, "a) fresh runner ≤ 1/6 of buildah"), ("b", 1 / 6, "b) warm rebuild ≤ 1/6"),
+                         ("c", 1 / 20, "c) fresh runner with a registry cache ≤ 1/20")):
+    o, b = median(f"{s_}-oxbuild", "seconds"), median(f"{s_}-buildah", "seconds")
+    if o is not None and b:
+        print(f"| {label} | {o / b:.3f} | {verdict(o / b <= limit)} |")
+    else:
+        print(f"| {label} | n/a | not measured |")
+ma, mb = manifest("oxbuild"), manifest("b-oxbuild")
+sent = median("b-oxbuild", "blob_bytes")
+if ma and mb and sent is not None:
+    before = {l["digest"] for l in ma["layers"]}
+    new = [l for l in mb["layers"] if l["digest"] not in before]
+    allowed = sum(l["size"] for l in new) + mb["config"]["size"]
+    print(f"| bytes uploaded in b) ≤ changed layers + config (+ manifest) | {int(sent)} blob bytes sent (oxbuild's `--json` "
+          f"report) against {allowed} for {len(new)} changed layer(s) and the config | {verdict(sent <= allowed)} |")
+dep_o = max(layers("oxbuild")[1:], default=None)
+lb = layers("buildah")
+if dep_o and lb:
+    dep_b = max(lb[1:])
+    print(f"| dependency layer no larger than buildah's | {dep_o / 1e6:.2f} MB against {dep_b / 1e6:.2f} MB | "
+          f"{verdict(dep_o <= dep_b)} |")
+if tree and po and pp:
+    print(f"| compression ≥ `pigz -p 2` | {pp / po:.2f}× pigz's throughput | {verdict(po <= pp)} |")
+if mo:
+    print(f"| peak memory pushing a 1 GiB layer | {mo / 1024:.0f} MiB | {verdict(mo / 1024 < 100)} (under 100 MiB) |")
+print()
+
+# Hand-written findings are kept across runs: everything from this heading on.
+notes_heading = "## What was found"
+try:
+    previous = open("BENCHMARKS.md").read()
+    if notes_heading in previous:
+        print(notes_heading + previous.split(notes_heading, 1)[1].rstrip())
+except OSError:
+    pass

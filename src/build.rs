@@ -225,7 +225,7 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
     let mut prod_pins = Vec::new();
     if let (Some(requirements), Some(target)) = (cfg.python.requirements_path(dir), &target) {
         out.step(format!(
-            "python dependencies for Python {}.{} on {} ({:?}) from {}",
+            "python dependencies for Python {}.{} on {} ({}) from {}",
             target.major,
             target.minor,
             target.machine,
@@ -353,7 +353,7 @@ fn python_json(target: &oxbuild_python::Target, d: &crate::deps::DepLayer) -> se
         "interpreter": target.interpreter,
         "version": target.full_version,
         "machine": target.machine,
-        "libc": format!("{:?}", target.libc),
+        "libc": target.libc.to_string(),
         "key": d.key,
         "reused": d.reused(),
         "source": d.source,

@@ -126,7 +126,7 @@ async fn fetch_one(
         let wheels: Vec<&str> =
             same_version.iter().filter(|c| c.filename.ends_with(".whl")).map(|c| c.filename.as_str()).collect();
         let tried: Vec<String> = target.tags().iter().take(3).map(|(p, a, pl)| format!("{p}-{a}-{pl}")).collect();
-        let platform = format!("Python {}.{} on {} ({:?})", target.major, target.minor, target.machine, target.libc);
+        let platform = format!("Python {}.{} on {} ({})", target.major, target.minor, target.machine, target.libc);
         return Err(Error::Package(if same_version.is_empty() {
             format!("{what}: no file of this version in {}", sources.describe())
         } else if wheels.is_empty() {

@@ -12,6 +12,15 @@ pub enum Libc {
     Musl(u32),
 }
 
+impl std::fmt::Display for Libc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Libc::Glibc(minor) => write!(f, "glibc 2.{minor}"),
+            Libc::Musl(minor) => write!(f, "musl 1.{minor}"),
+        }
+    }
+}
+
 /// The interpreter and platform wheels must fit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -131,6 +140,12 @@ mod tests {
             machine: machine.into(),
             libc: Libc::Glibc(36),
         }
+    }
+
+    #[test]
+    fn libc_reads_as_its_version() {
+        assert_eq!(Libc::Glibc(36).to_string(), "glibc 2.36");
+        assert_eq!(Libc::Musl(2).to_string(), "musl 1.2");
     }
 
     #[test]
