@@ -113,3 +113,97 @@ fn credential_helpers_are_run_and_a_missing_one_is_named() {
     assert!(stderr.contains(registry.host()) && stderr.contains("could not be run"), "{stderr}");
     assert!(!stderr.contains(secret) && !stdout.contains(secret));
 }
+
+/// The bearer-token flow of Docker Hub, GHCR, Quay and Harbor, against the
+/// real registry checking real signed tokens: oxbuild answers the challenge,
+/// asks the token service for exactly the scopes each request needs (pull on
+/// the base, push and pull on the target, and pull on the source of a
+/// cross-repository mount), and never shows the password.
+#[test]
+fn bearer_tokens_from_a_token_service() {
+    let secret = "token-Secret-314";
+    let registry = Registry::start_with_token("ci", secret);
+    let base = registry.seed("python:3.11");
+    let seeding = registry.token_requests().len();
+    let ws = Workspace::new();
+    let target = registry.reference("team/bearer:v1");
+    let (code, stdout, stderr) = run(ws
+        .oxbuild()
+        .env("OXBUILD_REGISTRY_USER", "ci")
+        .env("OXBUILD_REGISTRY_PASSWORD", secret)
+        .args(["build", "-q", "--json", "--base", &base, "--push", "--tag", &target])
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    let asked: Vec<_> = registry.token_requests().split_off(seeding);
+    assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(registry.skopeo_inspect(&target, false)["Digest"], report["digest"]);
+    // The base's layer was mounted from `python`, not uploaded again.
+    assert!(report["push"][0]["report"]["blobs_mounted"].as_u64().unwrap() >= 1, "{report}");
+
+    assert!(asked.iter().all(|r| r.granted), "{asked:?}");
+    let scopes: Vec<String> = asked.iter().flat_map(|r| r.scopes.clone()).collect();
+    assert!(scopes.iter().any(|s| s == "repository:python:pull"), "{scopes:?}");
+    assert!(scopes.iter().any(|s| s == "repository:team/bearer:pull,push"), "{scopes:?}");
+    let mount = asked.iter().any(|r| {
+        r.scopes.iter().any(|s| s == "repository:team/bearer:pull,push")
+            && r.scopes.iter().any(|s| s == "repository:python:pull")
+    });
+    assert!(mount, "a mount asks for push on the target and pull on the source in one token: {asked:?}");
+    // One token per set of scopes, however many requests run in parallel.
+    let mut distinct: Vec<&Vec<String>> = asked.iter().map(|r| &r.scopes).collect();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), asked.len(), "a token was fetched twice: {asked:?}");
+
+    // A wrong password: the token service refuses, oxbuild names the registry
+    // and the user and exits 5, and the password appears nowhere.
+    let wrong = "not-the-Secret-271";
+    let (code, stdout, stderr) = run(ws
+        .oxbuild()
+        .env("OXBUILD_REGISTRY_USER", "ci")
+        .env("OXBUILD_REGISTRY_PASSWORD", wrong)
+        .args(["build", "-q", "--base", &base])
+        .arg(ws.app()));
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains(registry.host()) && stderr.contains("`ci`"), "{stderr}");
+    assert!(!stderr.contains(wrong) && !stdout.contains(wrong));
+    assert!(registry.token_requests().iter().any(|r| !r.granted && r.user.as_deref() == Some("ci")));
+}
+
+/// `docker login` against a registry whose token service issues refresh
+/// tokens stores an `identitytoken`; oxbuild trades it for access tokens with
+/// an OAuth2 POST, as Docker does, and keeps it out of its output.
+#[test]
+fn docker_identity_tokens_are_traded_for_access_tokens() {
+    let identity = "refresh-Token-5150";
+    let registry = Registry::start_with_identity_token("ci", "a-password-not-given-to-oxbuild", identity);
+    let base = registry.seed("python:3.11");
+    let seeding = registry.token_requests().len();
+    let ws = Workspace::new();
+    let docker = ws.tmp.path().join("docker");
+    write_json(
+        &docker.join("config.json"),
+        serde_json::json!({"auths": {registry.host(): {"identitytoken": identity}}}),
+    );
+    let target = registry.reference("team/identity:v1");
+    let (code, stdout, stderr) = run(ws
+        .oxbuild()
+        .env("DOCKER_CONFIG", &docker)
+        .args(["build", "--base", &base, "--push", "--tag", &target])
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains(identity) && !stderr.contains(identity));
+    let asked = registry.token_requests().split_off(seeding);
+    assert!(!asked.is_empty() && asked.iter().all(|r| r.refresh && r.granted), "{asked:?}");
+    registry.skopeo_inspect(&target, false);
+
+    // A refresh token the service does not know is refused with the registry named.
+    let stale = "stale-Token-0000";
+    write_json(&docker.join("config.json"), serde_json::json!({"auths": {registry.host(): {"identitytoken": stale}}}));
+    let (code, stdout, stderr) =
+        run(ws.oxbuild().env("DOCKER_CONFIG", &docker).args(["build", "-q", "--base", &base]).arg(ws.app()));
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains(registry.host()), "{stderr}");
+    assert!(!stderr.contains(stale) && !stdout.contains(stale));
+}

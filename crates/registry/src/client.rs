@@ -83,6 +83,9 @@ pub struct Client {
     opts: Arc<ClientOptions>,
     challenges: Arc<Mutex<HashMap<String, Challenge>>>,
     tokens: Arc<Mutex<HashMap<(String, String), String>>>,
+    /// Held while a token is fetched, so that requests starting together
+    /// (parallel blob uploads) share one token instead of each asking.
+    token_fetch: Arc<tokio::sync::Mutex<()>>,
     credentials: Arc<Mutex<HashMap<String, Option<Found>>>>,
     schemes: Arc<Mutex<HashMap<String, &'static str>>>,
 }
@@ -120,6 +123,7 @@ impl Client {
             opts: Arc::new(opts),
             challenges: Arc::default(),
             tokens: Arc::default(),
+            token_fetch: Arc::default(),
             credentials: Arc::default(),
             schemes: Arc::default(),
         })
@@ -186,6 +190,10 @@ impl Client {
             Some(Challenge::Basic) => Ok(self.credential(registry)?.and_then(|f| f.credential.basic_header())),
             Some(Challenge::Bearer { realm, service }) => {
                 let key = (registry.to_string(), scopes.join(" "));
+                if let Some(t) = self.tokens.lock().unwrap().get(&key) {
+                    return Ok(Some(format!("Bearer {t}")));
+                }
+                let _fetching = self.token_fetch.lock().await;
                 if let Some(t) = self.tokens.lock().unwrap().get(&key) {
                     return Ok(Some(format!("Bearer {t}")));
                 }
@@ -302,8 +310,15 @@ impl Client {
             if matches!(challenge, Challenge::Basic) && self.credential(registry)?.is_none() {
                 break;
             }
-            // A cached token may have expired: drop it so a fresh one is fetched.
-            self.tokens.lock().unwrap().remove(&(registry.to_string(), scopes.join(" ")));
+            // The token this request carried may have expired: drop it so a
+            // fresh one is fetched (unless another request already replaced it).
+            if let Some(sent) = &auth {
+                let key = (registry.to_string(), scopes.join(" "));
+                let mut tokens = self.tokens.lock().unwrap();
+                if tokens.get(&key).is_some_and(|t| sent.strip_prefix("Bearer ") == Some(t.as_str())) {
+                    tokens.remove(&key);
+                }
+            }
             self.challenges.lock().unwrap().insert(registry.to_string(), challenge);
             auth = self.auth_header(registry, scopes).await?;
         }

@@ -1,7 +1,9 @@
 //! Real parts for oxbuild's tests, never mocks of them:
 //!
 //! - [`Registry`]: a private Debian `docker-registry` process on a free loopback
-//!   port, optionally behind htpasswd basic auth, torn down when dropped;
+//!   port, optionally behind htpasswd basic auth or the bearer-token flow of
+//!   the public registries (with a [`TokenServer`] issuing the tokens it
+//!   checks), torn down when dropped;
 //! - [`base_archive`]: the Python base image (built once by `scripts/test-env`
 //!   with mmdebstrap) as an OCI archive, which [`Registry::seed`] copies in with
 //!   skopeo, so the base never depends on oxbuild itself;
@@ -17,8 +19,10 @@
 //! ```
 
 mod proxy;
+mod token;
 
 pub use proxy::{Fault, Proxy, Seen};
+pub use token::{TokenRequest, TokenServer};
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -98,23 +102,48 @@ pub struct Registry {
     host: String,
     auth: Option<(String, String)>,
     tls: bool,
+    token: Option<TokenServer>,
+}
+
+/// How a test registry authenticates.
+enum Auth {
+    Anonymous,
+    Basic(String, String),
+    Token(String, String, Option<String>),
 }
 
 impl Registry {
     /// Starts an anonymous registry over plain HTTP.
     pub fn start() -> Registry {
-        Registry::spawn(None, false)
+        Registry::spawn(Auth::Anonymous, false)
     }
 
     /// Starts a registry that demands basic auth for `user`/`password`.
     pub fn start_with_auth(user: &str, password: &str) -> Registry {
-        Registry::spawn(Some((user.to_string(), password.to_string())), false)
+        Registry::spawn(Auth::Basic(user.to_string(), password.to_string()), false)
+    }
+
+    /// Starts a registry that demands bearer tokens, issued by a
+    /// [`TokenServer`] to `user`/`password` ([`Registry::token_requests`]).
+    pub fn start_with_token(user: &str, password: &str) -> Registry {
+        Registry::spawn(Auth::Token(user.to_string(), password.to_string(), None), false)
+    }
+
+    /// Like [`Registry::start_with_token`], and the token service also takes
+    /// the OAuth2 refresh token `identity_token` (Docker's `identitytoken`).
+    pub fn start_with_identity_token(user: &str, password: &str, identity_token: &str) -> Registry {
+        Registry::spawn(Auth::Token(user.to_string(), password.to_string(), Some(identity_token.to_string())), false)
     }
 
     /// Starts a registry that serves HTTPS only, with a certificate for
     /// 127.0.0.1 signed by a CA made for it ([`Registry::ca_file`]).
     pub fn start_tls() -> Registry {
-        Registry::spawn(None, true)
+        Registry::spawn(Auth::Anonymous, true)
+    }
+
+    /// What the token service of a [`Registry::start_with_token`] registry was asked.
+    pub fn token_requests(&self) -> Vec<TokenRequest> {
+        self.token.as_ref().expect("only a token registry has a token service").requests()
     }
 
     /// The PEM file of the CA that signed a TLS registry's certificate.
@@ -137,13 +166,30 @@ impl Registry {
         args
     }
 
-    fn spawn(auth: Option<(String, String)>, tls: bool) -> Registry {
+    fn spawn(mode: Auth, tls: bool) -> Registry {
         let dir = tempfile::tempdir().expect("a temp dir");
         let mut config = format!(
             "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:0\n",
             dir.path().join("data").display()
         );
-        if let Some((user, password)) = &auth {
+        let mut token = None;
+        let auth = match mode {
+            Auth::Anonymous => None,
+            Auth::Basic(user, password) => Some((user, password)),
+            Auth::Token(user, password, refresh) => {
+                let server = TokenServer::start_with_refresh(dir.path(), &user, &password, refresh.as_deref());
+                config.push_str(&format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                    server.realm(),
+                    token::SERVICE,
+                    token::ISSUER,
+                    server.certificate().display()
+                ));
+                token = Some(server);
+                Some((user, password))
+            }
+        };
+        if let Some((user, password)) = auth.as_ref().filter(|_| token.is_none()) {
             let out = Command::new("htpasswd")
                 .args(["-Bbn", user, password])
                 .output()
@@ -180,7 +226,7 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("docker-registry runs (scripts/test-env installs it)");
-        let mut registry = Registry { child, dir, host: String::new(), auth, tls };
+        let mut registry = Registry { child, dir, host: String::new(), auth, tls, token };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let text = registry.log();
