@@ -207,6 +207,7 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
         find_links: cfg.python.find_links.iter().map(|f| dir.join(f)).collect(),
         no_index: cfg.python.no_index,
         installed,
+        compression: oxbuild_build::compression(&cfg),
     };
 
     let deps = DepsContext {

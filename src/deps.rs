@@ -48,7 +48,9 @@ impl DepLayer {
     fn local(prepared: Prepared, source: &'static str) -> DepLayer {
         let blob = prepared.blob;
         DepLayer {
-            layer: Layer::file(blob.descriptor(Format::Oci.gzip_layer()), blob.path),
+            // OCI media types always exist (gzip or zstd); the build turns them
+            // into the image's format.
+            layer: Layer::file(blob.descriptor_in(Format::Oci).expect("OCI has every compression"), blob.path),
             diff_id: blob.diff_id,
             key: prepared.key,
             wheels: prepared.wheels,
@@ -133,7 +135,10 @@ async fn to_repository(prepared: &Prepared, repo: &Reference, client: &Client, o
         "rootfs": {"type": "layers", "diff_ids": [prepared.blob.diff_id]},
         "oxbuild": {"kind": "python-dependency-layer", "key": prepared.key, "wheels": prepared.wheels},
     });
-    let layer = Layer::file(prepared.blob.descriptor(Format::Oci.gzip_layer()), prepared.blob.path.clone());
+    let layer = Layer::file(
+        prepared.blob.descriptor_in(Format::Oci).expect("OCI has every compression"),
+        prepared.blob.path.clone(),
+    );
     let image = match Image::assemble(Format::Oci, &config, vec![layer], &Default::default()) {
         Ok(i) => i,
         Err(e) => return out.warn(format!("cache repository: {e}")),

@@ -67,6 +67,38 @@ fn native_wheels_and_console_scripts_run_in_podman() {
     assert_eq!(String::from_utf8_lossy(&owner.stdout).trim(), "0", "dependencies are root's, not the app's");
 }
 
+/// With `compression = "zstd"` the dependency layer is zstd like the others,
+/// gets its own cache key (a gzip build does not reuse it), and runs.
+#[test]
+fn zstd_covers_the_dependency_layer_too() {
+    let registry = Registry::start();
+    let ws = offline_pyweb();
+    let toml = ws.app().join("oxbuild.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    // zstd needs OCI media types, so no [healthcheck].
+    let text =
+        text[..text.find("[healthcheck]").unwrap()].replace("ports = [8000]", "ports = [8000]\ncompression = \"zstd\"");
+    std::fs::write(&toml, text).unwrap();
+    let target = registry.reference("team/pyweb-zstd:v1");
+    let report =
+        build_json(ws.oxbuild().args(["build", "-q", "--base", &base(), "--push", "--tag", &target]).arg(ws.app()));
+    let added = report["added"].as_array().unwrap();
+    let deps = added.iter().find(|l| l["digest"] == report["python"]["layer"]).expect("the dependency layer is added");
+    assert_eq!(deps["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd", "{report}");
+    assert!(added.iter().all(|l| l["mediaType"] == deps["mediaType"]), "{added:?}");
+
+    ws.edit_config("compression = \"zstd\"", "compression = \"gzip\"");
+    let gzip = build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    assert_ne!(gzip["python"]["key"], report["python"]["key"]);
+    assert_eq!(gzip["python"]["source"], "built", "{gzip}");
+
+    let port = free_port();
+    let container = Container::run(&target, &["-p", &format!("127.0.0.1:{port}:8000")]);
+    let (status, body) = http_get(port, "/", Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("no answer; logs:\n{}", container.logs()));
+    assert_eq!(status, 200, "{body}");
+}
+
 #[test]
 fn an_arm64_target_gets_aarch64_wheels_on_this_machine() {
     let ws = offline_pyweb();

@@ -263,7 +263,7 @@ enum Piece {
 }
 
 /// The compression of the layers oxbuild writes for `cfg`.
-fn compression(cfg: &Config) -> LayerCompression {
+pub fn compression(cfg: &Config) -> LayerCompression {
     match cfg.image.compression {
         oxbuild_config::Compression::Gzip => LayerCompression::Gzip,
         oxbuild_config::Compression::Zstd => LayerCompression::Zstd,

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
-use oxbuild_image::{BlobStore, Digest, LayerBlob, LayerBuilder, Owner};
+use oxbuild_image::{BlobStore, Digest, LayerBlob, LayerBuilder, LayerCompression, Owner};
 use sha2::{Digest as _, Sha256};
 
 pub use error::Error;
@@ -38,7 +38,7 @@ pub use tags::{Libc, Target};
 
 /// Bumped whenever the layer's content for the same inputs would change, so
 /// cached layers from older oxbuild versions are not reused.
-pub const LAYER_FORMAT: u32 = 1;
+pub const LAYER_FORMAT: u32 = 2;
 
 /// A wheel chosen and present in the blob store.
 #[derive(Debug, Clone)]
@@ -185,12 +185,15 @@ fn finish(pin: &Pin, filename: String, digest: Digest, store: &BlobStore, downlo
 
 /// The cache key of a dependency layer: everything that decides its bytes
 /// and can be known before any download.
-pub fn layer_key(pins: &[Pin], target: &Target, prefix: &str, epoch: u64) -> String {
+pub fn layer_key(pins: &[Pin], target: &Target, prefix: &str, epoch: u64, compression: LayerCompression) -> String {
     let mut h = Sha256::new();
     h.update(format!(
         "format={LAYER_FORMAT}\nprefix={prefix}\nepoch={epoch}\ninterpreter={}\nversion={}\n",
         target.interpreter, target.full_version
     ));
+    if compression != LayerCompression::Gzip {
+        h.update(format!("compression={compression:?}\n"));
+    }
     for (p, a, pl) in target.tags() {
         h.update(format!("tag={p}-{a}-{pl}\n"));
     }
@@ -249,6 +252,7 @@ pub fn dependency_layer(
     target: &Target,
     prefix: &str,
     epoch: u64,
+    compression: LayerCompression,
     store: &BlobStore,
 ) -> Result<LayerBlob, Error> {
     let prefix = prefix.trim_end_matches('/');
@@ -288,7 +292,7 @@ pub fn dependency_layer(
     }
     // The wheels' files are inflated into the layer as it is written; a file
     // that does not match its RECORD is a package error, not an I/O one.
-    layer.write_gzip(store).map_err(|e| match &e {
+    layer.write(store, compression).map_err(|e| match &e {
         oxbuild_image::Error::Io { source, .. } => {
             match source.get_ref().and_then(|inner| inner.downcast_ref::<wheel::Corrupt>()) {
                 Some(corrupt) => Error::Package(corrupt.0.clone()),
@@ -325,6 +329,8 @@ pub struct Settings {
     /// Pins already installed by a lower layer (the production lock, under a
     /// test lock): the same pin is skipped, a different version is an error.
     pub installed: Vec<Pin>,
+    /// How the layer is compressed (the image's `compression`).
+    pub compression: LayerCompression,
 }
 
 /// A dependency layer ready to go into the image.
@@ -355,6 +361,8 @@ pub struct Planned {
     pub all: Vec<Pin>,
     /// The layer's cache key.
     pub key: String,
+    /// How the layer is compressed.
+    pub compression: LayerCompression,
 }
 
 /// Reads the lock for `target` and computes the layer's cache key.
@@ -374,8 +382,8 @@ pub fn plan(settings: &Settings, target: &Target, epoch: u64) -> Result<Planned,
             None => pins.push(pin.clone()),
         }
     }
-    let key = layer_key(&pins, target, &settings.prefix, epoch);
-    Ok(Planned { reqs, pins, all, key })
+    let key = layer_key(&pins, target, &settings.prefix, epoch, settings.compression);
+    Ok(Planned { reqs, pins, all, key, compression: settings.compression })
 }
 
 /// The planned layer from the local layer cache, if it is there.
@@ -386,7 +394,7 @@ pub fn from_cache(planned: &Planned, layer_cache: &Path, store: &BlobStore) -> O
         digest: c.digest,
         size: c.size,
         diff_id: c.diff_id,
-        compression: Default::default(),
+        compression: planned.compression,
     };
     Some(Prepared {
         blob,
@@ -418,7 +426,8 @@ pub async fn build(
     let wheels = fetch(&planned.pins, &sources, target, store).await?;
     let downloaded = wheels.iter().filter(|w| w.downloaded).count();
     let (ws, t, prefix, st) = (wheels.clone(), target.clone(), settings.prefix.clone(), store.clone());
-    let blob = tokio::task::spawn_blocking(move || dependency_layer(&ws, &t, &prefix, epoch, &st))
+    let compression = settings.compression;
+    let blob = tokio::task::spawn_blocking(move || dependency_layer(&ws, &t, &prefix, epoch, compression, &st))
         .await
         .map_err(|e| Error::Package(format!("installing wheels failed: {e}")))??;
     let names: Vec<String> = wheels.iter().map(|w| w.filename.clone()).collect();
@@ -481,7 +490,7 @@ mod tests {
         let store = BlobStore::open(dir.path().join("store")).unwrap();
         let content = b"streamed without a copy on disk\n".repeat(1000);
         let w = wheel(dir.path(), &content, &content);
-        let blob = dependency_layer(&[w], &target(), "/opt/venv", 0, &store).unwrap();
+        let blob = dependency_layer(&[w], &target(), "/opt/venv", 0, LayerCompression::Gzip, &store).unwrap();
         assert_eq!(blobs(&store), vec![blob.digest.hex().to_string()]);
         let gz = std::fs::File::open(&blob.path).unwrap();
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(gz));
@@ -502,7 +511,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path().join("store")).unwrap();
         let w = wheel(dir.path(), &b"tampered\n".repeat(500), &b"original\n".repeat(500));
-        let e = dependency_layer(&[w], &target(), "/opt/venv", 0, &store).unwrap_err();
+        let e = dependency_layer(&[w], &target(), "/opt/venv", 0, LayerCompression::Gzip, &store).unwrap_err();
         assert!(matches!(e, Error::Package(_)), "{e:?}");
         let text = e.to_string();
         assert!(text.contains("pkg-1.0-py3-none-any.whl") && text.contains("pkg/data.txt"), "{text}");
