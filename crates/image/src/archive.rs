@@ -14,9 +14,10 @@ use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::{Component, Path};
 
-use flate2::{Compression, GzBuilder};
+use flate2::Compression;
 use serde_json::json;
 
+use crate::gzip::ParallelGzip;
 use crate::layout::{image_from_index, index_json, named};
 use crate::{
     BlobStore, Descriptor, Digest, Error, Format, Image, Layer, LayerBuilder, Owner, Platform, canonical_json, media,
@@ -71,13 +72,26 @@ pub fn read_archive(path: &Path, name: Option<&str>, platform: &Platform, store:
     // Small metadata files by name; every other regular file by its digest.
     let mut meta: HashMap<String, Vec<u8>> = HashMap::new();
     let mut by_path: HashMap<String, Digest> = HashMap::new();
+    let mut links: HashMap<String, String> = HashMap::new();
     let entries = archive.entries().map_err(|e| Error::io(format!("reading {what}"), e))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| Error::io(format!("reading {what}"), e))?;
         let raw = entry.path().map_err(|e| Error::io(format!("reading {what}"), e))?.into_owned();
         let name = clean(&raw)
             .ok_or_else(|| Error::Invalid(format!("{what}: entry `{}` leads outside the archive", raw.display())))?;
-        if !entry.header().entry_type().is_file() {
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            // `docker save` (before Docker 25) stores a layer repeated in the
+            // image once and links the other copies to it: a symlink relative
+            // to its own directory, or a hard link named from the root.
+            let target = entry.link_name().map_err(|e| Error::io(format!("reading {what}"), e))?;
+            let from = if kind.is_symlink() { name.rsplit_once('/').map_or("", |(dir, _)| dir) } else { "" };
+            if let Some(target) = target.and_then(|t| resolve(from, &t)) {
+                links.insert(name, target);
+            }
+            continue;
+        }
+        if !kind.is_file() {
             continue;
         }
         if matches!(name.as_str(), "index.json" | "manifest.json" | "oci-layout" | "repositories") {
@@ -104,6 +118,20 @@ pub fn read_archive(path: &Path, name: Option<&str>, platform: &Platform, store:
         };
         by_path.insert(name, digest);
     }
+    for link in links.keys() {
+        // Follow a few hops of links to links; a cycle or a dangling link is
+        // left out and named as missing if the manifest needs it.
+        let mut at = link;
+        for _ in 0..8 {
+            match links.get(at) {
+                Some(next) => at = next,
+                None => break,
+            }
+        }
+        if let Some(digest) = by_path.get(at).cloned() {
+            by_path.insert(link.clone(), digest);
+        }
+    }
     let find = |d: &Digest| {
         if store.contains(d) { Ok(store.path(d)) } else { Err(Error::Invalid(format!("{what}: blob {d} is missing"))) }
     };
@@ -114,6 +142,23 @@ pub fn read_archive(path: &Path, name: Option<&str>, platform: &Platform, store:
         Error::Invalid(format!("{what}: neither index.json nor manifest.json found; not an image archive"))
     })?;
     from_docker_manifest(manifest, name, &by_path, store, &what)
+}
+
+/// A link target `target` seen from directory `from`, normalised; None when
+/// it is absolute or climbs out of the archive.
+fn resolve(from: &str, target: &Path) -> Option<String> {
+    let mut parts: Vec<String> = from.split('/').filter(|p| !p.is_empty()).map(String::from).collect();
+    for c in target.components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_str()?.to_string()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            _ => return None,
+        }
+    }
+    Some(parts.join("/"))
 }
 
 /// Normalises an entry name; None when it is absolute or climbs out with `..`.
@@ -177,7 +222,7 @@ fn from_docker_manifest(
             // Registries want compressed layers; the diff_id (of the tar) stays the same.
             let mut w = store.writer()?;
             {
-                let mut gz = GzBuilder::new().mtime(0).operating_system(255).write(&mut w, Compression::new(6));
+                let mut gz = ParallelGzip::new(&mut w, Compression::new(6));
                 let mut src = File::open(&path).map_err(|e| Error::io("reading a layer", e))?;
                 std::io::copy(&mut src, &mut gz).map_err(|e| Error::io("compressing a layer", e))?;
                 gz.finish().map_err(|e| Error::io("compressing a layer", e))?;
@@ -280,6 +325,76 @@ mod tests {
         std::fs::write(&evil, tar_with(&[(&wrong, b"not that")])).unwrap();
         let e = read_archive(&evil, None, &Platform::host(), &store).unwrap_err().to_string();
         assert!(e.contains("digest mismatch"), "{e}");
+    }
+
+    /// Legacy `docker save` writes a layer that appears twice once, and the
+    /// second copy is a symlink to the first (`../abc/layer.tar`).
+    #[test]
+    fn docker_save_archives_with_linked_repeated_layers_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("store")).unwrap();
+        let mut l = LayerBuilder::new(0, Owner::ROOT);
+        l.bytes("same", b"twice".to_vec(), Owner::ROOT, 0o644);
+        let layer_tar = l.write_tar(Vec::new()).unwrap();
+        let diff_id = Digest::of(&layer_tar);
+        let config = canonical_json(
+            &json!({"os": "linux", "architecture": "amd64", "rootfs": {"type": "layers", "diff_ids": [diff_id, diff_id]}}),
+        );
+        let layers = ["abc/layer.tar", "def/layer.tar", "ghi/layer.tar"];
+        let manifest = canonical_json(&json!([{"Config": "cfg.json", "RepoTags": ["app:v1"], "Layers": layers}]));
+        let mut out = Vec::new();
+        {
+            let mut b = tar::Builder::new(&mut out);
+            let mut file = |name: &str, data: &[u8]| {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                b.append_data(&mut h, name, data).unwrap();
+            };
+            file("cfg.json", &config);
+            file("abc/layer.tar", &layer_tar);
+            file("manifest.json", &manifest);
+            let mut link = tar::Header::new_gnu();
+            link.set_entry_type(tar::EntryType::Symlink);
+            link.set_size(0);
+            b.append_link(&mut link, "def/layer.tar", "../abc/layer.tar").unwrap();
+            let mut hard = tar::Header::new_gnu();
+            hard.set_entry_type(tar::EntryType::Link);
+            hard.set_size(0);
+            b.append_link(&mut hard, "ghi/layer.tar", "def/layer.tar").unwrap();
+            let mut out_of_bounds = tar::Header::new_gnu();
+            out_of_bounds.set_entry_type(tar::EntryType::Symlink);
+            out_of_bounds.set_size(0);
+            b.append_link(&mut out_of_bounds, "evil/layer.tar", "../../etc/passwd").unwrap();
+            b.finish().unwrap();
+        }
+        let path = dir.path().join("saved.tar");
+        std::fs::write(&path, out).unwrap();
+        let image = read_archive(&path, Some("app:v1"), &Platform::host(), &store).unwrap();
+        assert_eq!(image.layers().len(), 3);
+        let digests: Vec<_> = image.layers().iter().map(|l| l.descriptor.digest.clone()).collect();
+        assert!(digests.iter().all(|d| *d == digests[0]), "{digests:?}");
+
+        // A link that climbs out of the archive is never followed.
+        let evil = canonical_json(&json!([{"Config": "cfg.json", "Layers": ["evil/layer.tar"]}]));
+        let mut out = Vec::new();
+        {
+            let mut b = tar::Builder::new(&mut out);
+            let mut h = tar::Header::new_gnu();
+            h.set_size(config.len() as u64);
+            b.append_data(&mut h, "cfg.json", config.as_slice()).unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_size(evil.len() as u64);
+            b.append_data(&mut h, "manifest.json", evil.as_slice()).unwrap();
+            let mut link = tar::Header::new_gnu();
+            link.set_entry_type(tar::EntryType::Symlink);
+            link.set_size(0);
+            b.append_link(&mut link, "evil/layer.tar", "../../etc/passwd").unwrap();
+            b.finish().unwrap();
+        }
+        std::fs::write(&path, out).unwrap();
+        let e = read_archive(&path, None, &Platform::host(), &store).unwrap_err().to_string();
+        assert!(e.contains("evil/layer.tar") && e.contains("missing"), "{e}");
     }
 
     #[test]
