@@ -199,7 +199,7 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
     } else {
         None
     };
-    let settings = |requirements: PathBuf, installed: Vec<oxbuild_python::Pin>| oxbuild_python::Settings {
+    let settings = |requirements: PathBuf, installed: Vec<oxbuild_python::Pin>, groups| oxbuild_python::Settings {
         requirements,
         prefix: cfg.python.venv.clone(),
         index_url: cfg.python.index_url.clone(),
@@ -208,6 +208,7 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
         no_index: cfg.python.no_index,
         installed,
         compression: oxbuild_build::compression(&cfg),
+        groups,
     };
 
     let deps = DepsContext {
@@ -234,7 +235,7 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
             requirements.display()
         ));
         let (layer, json, pins) =
-            python_layer(&settings(requirements, Vec::new()), "python dependencies", &deps).await?;
+            python_layer(&settings(requirements, Vec::new(), Vec::new()), "python dependencies", &deps).await?;
         python = json;
         prod_pins = pins;
         extra.push(layer);
@@ -263,8 +264,11 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
     if inputs.test_variant {
         let mut test_extra = Vec::new();
         if let (Some(requirements), Some(_)) = (test_requirements, &target) {
-            out.step(format!("test dependencies from {}", requirements.display()));
-            let (layer, json, _) = python_layer(&settings(requirements, prod_pins), "test dependencies", &deps).await?;
+            let groups = cfg.python.test_groups();
+            let from = if groups.is_empty() { String::new() } else { format!(" (groups: {})", groups.join(", ")) };
+            out.step(format!("test dependencies from {}{from}", requirements.display()));
+            let test_settings = settings(requirements, prod_pins, groups);
+            let (layer, json, _) = python_layer(&test_settings, "test dependencies", &deps).await?;
             python["test"] = json;
             test_extra.push(layer);
         }

@@ -124,6 +124,26 @@ fn passing_gates_pass_and_the_production_image_has_no_test_files() {
     }
 }
 
+/// uv users keep one lock: the project's dependencies go to production and
+/// its `dev` group to the test variant, where pytest then runs.
+#[test]
+fn a_uv_lock_dev_group_is_the_test_variant() {
+    let ws = pyweb_for_assess();
+    ws.edit_config("requirements = \"requirements.txt\"", "lock = \"uv.lock\"");
+    ws.edit_config("test-requirements = \"requirements-test.txt\"", "test-requirements = \"uv.lock\"");
+    let (code, _, stderr, pid) = run_stage(ws.oxbuild().args(["assess", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("(groups: dev)"), "{stderr}");
+    assert!(stderr.contains("[pytest] 2 passed"), "{stderr}");
+    assert!(leftovers(pid).is_empty());
+
+    // A group the lock does not have is named, with the ones it has.
+    ws.edit_config("test-requirements = \"uv.lock\"", "test-requirements = \"uv.lock\"\ntest-groups = [\"lint\"]");
+    let (code, _, stderr, _) = run_stage(ws.oxbuild().args(["assess", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("uv.lock") && stderr.contains("`lint`") && stderr.contains("dev"), "{stderr}");
+}
+
 #[test]
 fn a_failing_test_fails_assess_after_every_gate_ran() {
     let ws = pyweb_for_assess();

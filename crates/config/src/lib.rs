@@ -168,8 +168,12 @@ pub struct PythonConfig {
     pub requirements: Option<String>,
     /// A `pylock.toml` (PEP 751) or `uv.lock`.
     pub lock: Option<String>,
-    /// Pinned requirements of the test variant.
+    /// Pinned requirements of the test variant: a requirements file, a
+    /// pylock.toml, or a uv.lock (then its `test-groups` are installed).
     pub test_requirements: Option<String>,
+    /// The dependency groups of a uv.lock `test-requirements` to install in the
+    /// test variant; `["dev"]` (uv's default group) when not set.
+    pub test_groups: Option<Vec<String>>,
     /// Where the virtual environment goes in the image.
     #[serde(default = "default_venv")]
     pub venv: String,
@@ -192,6 +196,7 @@ impl Default for PythonConfig {
             requirements: None,
             lock: None,
             test_requirements: None,
+            test_groups: None,
             venv: default_venv(),
             index_url: None,
             extra_index_url: Vec::new(),
@@ -206,6 +211,18 @@ fn default_venv() -> String {
 }
 
 impl PythonConfig {
+    /// The uv.lock dependency groups the test variant installs (empty unless
+    /// `test-requirements` is a uv.lock).
+    pub fn test_groups(&self) -> Vec<String> {
+        let uv =
+            self.test_requirements.as_deref().is_some_and(|t| Path::new(t).file_name() == Some("uv.lock".as_ref()));
+        match (&self.test_groups, uv) {
+            (_, false) => Vec::new(),
+            (Some(groups), true) => groups.clone(),
+            (None, true) => vec!["dev".to_string()],
+        }
+    }
+
     /// The lock to install for the app in `dir`, if any.
     pub fn requirements_path(&self, dir: &Path) -> Option<PathBuf> {
         match (&self.requirements, &self.lock) {
@@ -548,6 +565,16 @@ impl Config {
         if py.requirements.is_some() && py.lock.is_some() {
             return Err("[python] set either `requirements` or `lock`, not both".into());
         }
+        let test_is_uv =
+            py.test_requirements.as_deref().is_some_and(|t| Path::new(t).file_name() == Some("uv.lock".as_ref()));
+        if py.test_groups.is_some() && !test_is_uv {
+            return Err(
+                "[python] test-groups picks dependency groups of a uv.lock: set test-requirements = \"uv.lock\" too, or drop test-groups".into(),
+            );
+        }
+        if py.test_groups.as_ref().is_some_and(|g| g.is_empty() || g.iter().any(|g| g.trim().is_empty())) {
+            return Err("[python] test-groups: name at least one group, e.g. [\"dev\"]".into());
+        }
         if let Some(lock) = &py.lock {
             let name = Path::new(lock).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let known = name == "uv.lock" || (name.starts_with("pylock.") && name.ends_with(".toml"));
@@ -637,6 +664,25 @@ mod tests {
         let e =
             parse(&format!("{MINIMAL}[healthcheck]\ncmd = [\"true\"]\nshell = \"true\"\n")).unwrap_err().to_string();
         assert!(e.contains("exactly one"), "{e}");
+    }
+
+    #[test]
+    fn test_groups_belong_to_a_uv_lock() {
+        let uv = parse(&format!("{MINIMAL}[python]\ntest-requirements = \"uv.lock\"\n")).unwrap();
+        assert_eq!(uv.python.test_groups(), vec!["dev"], "uv's default group");
+        let named =
+            parse(&format!("{MINIMAL}[python]\ntest-requirements = \"uv.lock\"\ntest-groups = [\"test\", \"lint\"]\n"));
+        assert_eq!(named.unwrap().python.test_groups(), vec!["test", "lint"]);
+        let plain = parse(&format!("{MINIMAL}[python]\ntest-requirements = \"requirements-test.txt\"\n")).unwrap();
+        assert!(plain.python.test_groups().is_empty());
+        let e = parse(&format!(
+            "{MINIMAL}[python]\ntest-requirements = \"requirements-test.txt\"\ntest-groups = [\"dev\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("test-groups") && e.contains("uv.lock"), "{e}");
+        let e = parse(&format!("{MINIMAL}[python]\ntest-requirements = \"uv.lock\"\ntest-groups = []\n")).unwrap_err();
+        assert!(e.to_string().contains("at least one group"), "{e}");
     }
 
     #[test]

@@ -331,6 +331,9 @@ pub struct Settings {
     pub installed: Vec<Pin>,
     /// How the layer is compressed (the image's `compression`).
     pub compression: LayerCompression,
+    /// uv.lock dependency groups to start from instead of the project's
+    /// dependencies (the test variant's `test-groups`).
+    pub groups: Vec<String>,
 }
 
 /// A dependency layer ready to go into the image.
@@ -367,7 +370,7 @@ pub struct Planned {
 
 /// Reads the lock for `target` and computes the layer's cache key.
 pub fn plan(settings: &Settings, target: &Target, epoch: u64) -> Result<Planned, Error> {
-    let reqs = lockfile::load(&settings.requirements, target)?;
+    let reqs = lockfile::load(&settings.requirements, target, &settings.groups)?;
     let all = applicable(&reqs, target)?;
     let mut pins = Vec::new();
     for pin in &all {

@@ -13,8 +13,9 @@ use crate::{Error, Target};
 
 /// Reads the lock at `path`, by its name: `pylock.toml` / `pylock.*.toml`,
 /// `uv.lock`, or else a requirements file. `target` decides which of uv.lock's
-/// dependency edges apply.
-pub fn load(path: &Path, target: &Target) -> Result<Requirements, Error> {
+/// dependency edges apply; `groups` (uv.lock only) starts from those
+/// dependency groups of the project instead of its dependencies.
+pub fn load(path: &Path, target: &Target, groups: &[String]) -> Result<Requirements, Error> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let is_pylock = name == "pylock.toml" || (name.starts_with("pylock.") && name.ends_with(".toml"));
     if !is_pylock && name != "uv.lock" {
@@ -28,7 +29,7 @@ pub fn load(path: &Path, target: &Target) -> Result<Requirements, Error> {
         err(line, e.message().trim().to_string())
     })?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let pins = if is_pylock { pylock(&doc, &file, dir)? } else { uv(&doc, &file, target)? };
+    let pins = if is_pylock { pylock(&doc, &file, dir)? } else { uv(&doc, &file, target, groups)? };
     Ok(Requirements { pins, ..Default::default() })
 }
 
@@ -102,9 +103,12 @@ fn pylock(doc: &toml::Table, file: &str, dir: &Path) -> Result<Vec<Pin>, Error> 
 }
 
 /// uv.lock: every package reachable from the project's own package(s) by
-/// dependency edges whose markers hold for the target.
-fn uv(doc: &toml::Table, file: &str, target: &Target) -> Result<Vec<Pin>, Error> {
+/// dependency edges whose markers hold for the target, with the extras each
+/// edge asks for. With `groups`, the walk starts from those dependency groups
+/// of the project (`[package.dev-dependencies]`) instead of its dependencies.
+fn uv(doc: &toml::Table, file: &str, target: &Target, groups: &[String]) -> Result<Vec<Pin>, Error> {
     let env = Environment::linux(target.major, target.minor, &target.full_version, &target.machine);
+    let lock_err = |message: String| Error::Lock { file: file.into(), line: 0, message };
     let packages: Vec<toml::Table> = doc
         .get("package")
         .and_then(|p| p.as_array())
@@ -123,22 +127,50 @@ fn uv(doc: &toml::Table, file: &str, target: &Target) -> Result<Vec<Pin>, Error>
     }
     let roots: Vec<&toml::Table> = packages.iter().filter(|p| is_root(p)).collect();
     if roots.is_empty() {
-        return Err(Error::Lock {
-            file: file.into(),
-            line: 0,
-            message: "no project package (source editable, virtual or \".\") to start from".into(),
-        });
+        return Err(lock_err("no project package (source editable, virtual or \".\") to start from".into()));
+    }
+    // The edges of `table[key]`, or of `table[key][sub]` (a group or an extra).
+    let edges = |table: &toml::Table, key: &str, sub: Option<&str>| -> Vec<toml::Value> {
+        let list = table.get(key);
+        let list = match sub {
+            Some(sub) => list.and_then(|l| l.as_table()).and_then(|t| t.get(sub)),
+            None => list,
+        };
+        list.and_then(|l| l.as_array()).cloned().unwrap_or_default()
+    };
+    let mut pending: VecDeque<Vec<toml::Value>> = VecDeque::new();
+    if groups.is_empty() {
+        pending.extend(roots.iter().map(|r| edges(r, "dependencies", None)));
+    }
+    for group in groups {
+        let lists: Vec<Vec<toml::Value>> = roots
+            .iter()
+            .filter(|r| r.get("dev-dependencies").and_then(|d| d.as_table()).is_some_and(|t| t.contains_key(group)))
+            .map(|r| edges(r, "dev-dependencies", Some(group)))
+            .collect();
+        if lists.is_empty() {
+            let known: BTreeSet<&str> = roots
+                .iter()
+                .filter_map(|r| r.get("dev-dependencies").and_then(|d| d.as_table()))
+                .flat_map(|t| t.keys().map(String::as_str))
+                .collect();
+            let known =
+                if known.is_empty() { "none".to_string() } else { known.into_iter().collect::<Vec<_>>().join(", ") };
+            return Err(lock_err(format!(
+                "the project has no dependency group `{group}` (groups in the lock: {known}); set [python] test-groups"
+            )));
+        }
+        pending.extend(lists);
     }
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut queue: VecDeque<&toml::Table> = roots.iter().copied().collect();
+    let mut seen_extras: BTreeSet<(String, String, String)> = BTreeSet::new();
     let mut pins = Vec::new();
-    while let Some(p) = queue.pop_front() {
-        let deps = p.get("dependencies").and_then(|d| d.as_array()).cloned().unwrap_or_default();
+    while let Some(deps) = pending.pop_front() {
         for d in deps.iter().filter_map(|d| d.as_table()) {
             let name = normalize(str_of(d, "name").unwrap_or(""));
             if let Some(m) = str_of(d, "marker") {
-                let marker = Marker::parse(m).map_err(|e| Error::Lock { file: file.into(), line: 0, message: e })?;
-                if !marker.evaluate(&env).map_err(|e| Error::Lock { file: file.into(), line: 0, message: e })? {
+                let marker = Marker::parse(m).map_err(lock_err)?;
+                if !marker.evaluate(&env).map_err(lock_err)? {
                     continue;
                 }
             }
@@ -148,17 +180,23 @@ fn uv(doc: &toml::Table, file: &str, target: &Target) -> Result<Vec<Pin>, Error>
                 None => candidates.into_iter().next(),
             };
             let Some(dep) = chosen else {
-                return Err(Error::Lock {
-                    file: file.into(),
-                    line: 0,
-                    message: format!("dependency `{name}` has no [[package]] entry"),
-                });
+                return Err(lock_err(format!("dependency `{name}` has no [[package]] entry")));
             };
-            let version = str_of(dep, "version").unwrap_or("").to_string();
-            if !seen.insert((name.clone(), version.clone())) || is_root(dep) {
+            if is_root(dep) {
                 continue;
             }
-            queue.push_back(dep);
+            let version = str_of(dep, "version").unwrap_or("").to_string();
+            // `name[extra]`: what the extra adds comes from the package's
+            // optional dependencies, once per extra.
+            for extra in d.get("extra").and_then(|e| e.as_array()).into_iter().flatten().filter_map(|e| e.as_str()) {
+                if seen_extras.insert((name.clone(), version.clone(), extra.to_string())) {
+                    pending.push_back(edges(dep, "optional-dependencies", Some(extra)));
+                }
+            }
+            if !seen.insert((name.clone(), version.clone())) {
+                continue;
+            }
+            pending.push_back(edges(dep, "dependencies", None));
             let mut direct = Vec::new();
             let mut hashes = BTreeSet::new();
             let wheels = dep.get("wheels").and_then(|w| w.as_array()).cloned().unwrap_or_default();
@@ -170,11 +208,7 @@ fn uv(doc: &toml::Table, file: &str, target: &Target) -> Result<Vec<Pin>, Error>
                 }
             }
             if version.is_empty() {
-                return Err(Error::Lock {
-                    file: file.into(),
-                    line: 0,
-                    message: format!("package `{name}` has no version"),
-                });
+                return Err(lock_err(format!("package `{name}` has no version")));
             }
             pins.push(Pin {
                 name: str_of(dep, "name").unwrap_or(&name).to_string(),
@@ -250,11 +284,54 @@ source = { registry = "https://pypi.org/simple" }
 "#,
         )
         .unwrap();
-        let reqs = load(&path, &target()).unwrap();
+        let reqs = load(&path, &target(), &[]).unwrap();
         let names: Vec<(&str, &str)> = reqs.pins.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
         assert_eq!(names, vec![("flask", "3.1.0"), ("click", "8.1.8")]);
         assert_eq!(reqs.pins[1].hashes, vec!["bbbb", "cccc"]);
         assert_eq!(reqs.pins[0].direct[0].filename, "flask-3.1.0-py3-none-any.whl");
+    }
+
+    #[test]
+    fn uv_lock_extras_and_dependency_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("uv.lock");
+        let pkg = |name: &str, version: &str, extra: &str| {
+            format!(
+                "[[package]]\nname = \"{name}\"\nversion = \"{version}\"\nsource = {{ registry = \"https://pypi.org/simple\" }}\n{extra}\n"
+            )
+        };
+        let text = [
+            "version = 1\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\nsource = { editable = \".\" }\n\
+             dependencies = [{ name = \"uvicorn\", extra = [\"standard\"] }]\n\n\
+             [package.dev-dependencies]\ndev = [{ name = \"pytest\" }]\nlint = [{ name = \"ruff\" }]\n\n"
+                .to_string(),
+            pkg(
+                "uvicorn",
+                "0.30.0",
+                "dependencies = [{ name = \"click\" }]\n\n[package.optional-dependencies]\nstandard = [{ name = \"httptools\" }, { name = \"uvloop\", marker = \"sys_platform == 'win32'\" }]",
+            ),
+            pkg("click", "8.1.8", ""),
+            pkg("httptools", "0.6.4", ""),
+            pkg("uvloop", "0.21.0", ""),
+            pkg("pytest", "8.3.0", "dependencies = [{ name = \"click\" }, { name = \"iniconfig\" }]"),
+            pkg("iniconfig", "2.0.0", ""),
+            pkg("ruff", "0.8.0", ""),
+        ]
+        .concat();
+        std::fs::write(&path, text).unwrap();
+        let names = |groups: &[&str]| -> Vec<String> {
+            let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+            let mut n: Vec<String> =
+                load(&path, &target(), &groups).unwrap().pins.into_iter().map(|p| p.name).collect();
+            n.sort();
+            n
+        };
+        // The extra brings httptools (uvloop's marker does not hold here).
+        assert_eq!(names(&[]), vec!["click", "httptools", "uvicorn"]);
+        assert_eq!(names(&["dev"]), vec!["click", "iniconfig", "pytest"]);
+        assert_eq!(names(&["dev", "lint"]), vec!["click", "iniconfig", "pytest", "ruff"]);
+        let e = load(&path, &target(), &["docs".to_string()]).unwrap_err().to_string();
+        assert!(e.contains("`docs`") && e.contains("dev, lint"), "{e}");
     }
 
     #[test]
@@ -280,12 +357,12 @@ marker = "sys_platform == 'win32'"
 "#,
         )
         .unwrap();
-        let reqs = load(&path, &target()).unwrap();
+        let reqs = load(&path, &target(), &[]).unwrap();
         assert_eq!(reqs.pins.len(), 2);
         assert_eq!(reqs.pins[0].hashes, vec!["dddd"]);
         assert!(matches!(&reqs.pins[0].direct[0].location, Location::File(p) if p.starts_with(dir.path())));
         assert!(reqs.pins[1].marker.is_some());
         std::fs::write(&path, "lock-version = \"2.0\"\n").unwrap();
-        assert!(load(&path, &target()).unwrap_err().to_string().contains("lock-version"));
+        assert!(load(&path, &target(), &[]).unwrap_err().to_string().contains("lock-version"));
     }
 }
