@@ -35,60 +35,51 @@ pub enum Node {
     Dir,
 }
 
+/// What one layer does to the layers below it.
+#[derive(Default)]
+struct LayerScan {
+    /// Whiteouts: paths this layer removes.
+    removed: Vec<String>,
+    /// Opaque directories: their lower contents are hidden.
+    opaque: Vec<String>,
+    /// Wanted paths this layer adds or replaces.
+    added: Vec<(String, Node)>,
+}
+
 /// Paths (without a leading `/`) of the final root filesystem chosen by `want`.
-pub fn scan(layers: &[Layer], want: impl Fn(&str) -> Want) -> Result<BTreeMap<String, Node>, Error> {
-    let mut fs: BTreeMap<String, Node> = BTreeMap::new();
-    for layer in layers {
-        let what = format!("reading layer {}", layer.descriptor.digest);
-        let err = |e: std::io::Error| Error::io(what.clone(), e);
-        let mut reader = BufReader::with_capacity(1 << 20, File::open(layer.path()?).map_err(err)?);
-        let magic: Vec<u8> = reader.fill_buf().map_err(err)?.iter().take(4).copied().collect();
-        let stream: Box<dyn Read> = match magic.as_slice() {
-            [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(reader)),
-            [0x28, 0xb5, 0x2f, 0xfd] => Box::new(zstd::stream::read::Decoder::with_buffer(reader).map_err(err)?),
-            _ => Box::new(reader),
-        };
-        let mut removed: Vec<String> = Vec::new();
-        let mut opaque: Vec<String> = Vec::new();
-        let mut added: Vec<(String, Node)> = Vec::new();
-        let mut archive = tar::Archive::new(stream);
-        for entry in archive.entries().map_err(err)? {
-            let mut entry = entry.map_err(err)?;
-            let path = entry.path().map_err(err)?.to_string_lossy().into_owned();
-            let path = path.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/').to_string();
-            let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
-            if name == ".wh..wh..opq" {
-                opaque.push(dir.to_string());
-                continue;
+///
+/// Layers are decompressed on as many threads as there are cores (each layer
+/// is one gzip stream, so one layer is one thread's work) and applied in
+/// order afterwards; the result is the same as reading them one by one.
+pub fn scan(layers: &[Layer], want: impl Fn(&str) -> Want + Sync) -> Result<BTreeMap<String, Node>, Error> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(layers.len()).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<LayerScan, Error>>>> =
+        layers.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(layer) = layers.get(i) else { return };
+            let scanned = scan_layer(layer, &want);
+            let failed = scanned.is_err();
+            *results[i].lock().unwrap() = Some(scanned);
+            if failed {
+                // No point reading further layers: the first error is reported.
+                next.store(layers.len(), std::sync::atomic::Ordering::Relaxed);
+                return;
             }
-            if let Some(hidden) = name.strip_prefix(".wh.") {
-                removed.push(if dir.is_empty() { hidden.to_string() } else { format!("{dir}/{hidden}") });
-                continue;
-            }
-            let wanted = want(&path);
-            if wanted == Want::Skip {
-                continue;
-            }
-            let link = |e: &tar::Entry<'_, Box<dyn Read>>| {
-                e.link_name().ok().flatten().map(|l| l.to_string_lossy().into_owned()).unwrap_or_default()
-            };
-            let node = match entry.header().entry_type() {
-                tar::EntryType::Directory => Node::Dir,
-                tar::EntryType::Symlink => Node::Symlink(link(&entry)),
-                tar::EntryType::Link => Node::Hardlink(link(&entry).trim_start_matches('/').to_string()),
-                t if t.is_file() => {
-                    if wanted == Want::Content {
-                        let mut bytes = Vec::new();
-                        entry.read_to_end(&mut bytes).map_err(err)?;
-                        Node::File(Some(bytes))
-                    } else {
-                        Node::File(None)
-                    }
-                }
-                _ => continue,
-            };
-            added.push((path, node));
         }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        work();
+    });
+    let mut fs: BTreeMap<String, Node> = BTreeMap::new();
+    for result in results {
+        let Some(layer) = result.into_inner().unwrap() else { continue };
+        let LayerScan { removed, opaque, added } = layer?;
         let under = |p: &str, dir: &str| dir.is_empty() || p == dir || p.starts_with(&format!("{dir}/"));
         fs.retain(|p, _| !removed.iter().any(|r| under(p, r)) && !opaque.iter().any(|d| p != d && under(p, d)));
         fs.extend(added);
@@ -103,6 +94,59 @@ pub fn scan(layers: &[Layer], want: impl Fn(&str) -> Want) -> Result<BTreeMap<St
         .collect();
     fs.extend(resolved);
     Ok(fs)
+}
+
+/// Reads one layer: its whiteouts, opaque directories and wanted paths.
+fn scan_layer(layer: &Layer, want: &impl Fn(&str) -> Want) -> Result<LayerScan, Error> {
+    let what = format!("reading layer {}", layer.descriptor.digest);
+    let err = |e: std::io::Error| Error::io(what.clone(), e);
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(layer.path()?).map_err(err)?);
+    let magic: Vec<u8> = reader.fill_buf().map_err(err)?.iter().take(4).copied().collect();
+    let stream: Box<dyn Read> = match magic.as_slice() {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+        [0x28, 0xb5, 0x2f, 0xfd] => Box::new(zstd::stream::read::Decoder::with_buffer(reader).map_err(err)?),
+        _ => Box::new(reader),
+    };
+    let mut scanned = LayerScan::default();
+    let mut archive = tar::Archive::new(stream);
+    for entry in archive.entries().map_err(err)? {
+        let mut entry = entry.map_err(err)?;
+        let path = entry.path().map_err(err)?.to_string_lossy().into_owned();
+        let path = path.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/').to_string();
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+        if name == ".wh..wh..opq" {
+            scanned.opaque.push(dir.to_string());
+            continue;
+        }
+        if let Some(hidden) = name.strip_prefix(".wh.") {
+            scanned.removed.push(if dir.is_empty() { hidden.to_string() } else { format!("{dir}/{hidden}") });
+            continue;
+        }
+        let wanted = want(&path);
+        if wanted == Want::Skip {
+            continue;
+        }
+        let link = |e: &tar::Entry<'_, Box<dyn Read>>| {
+            e.link_name().ok().flatten().map(|l| l.to_string_lossy().into_owned()).unwrap_or_default()
+        };
+        let node = match entry.header().entry_type() {
+            tar::EntryType::Directory => Node::Dir,
+            tar::EntryType::Symlink => Node::Symlink(link(&entry)),
+            tar::EntryType::Link => Node::Hardlink(link(&entry).trim_start_matches('/').to_string()),
+            t if t.is_file() => {
+                if wanted == Want::Content {
+                    let mut bytes = Vec::new();
+                    entry.read_to_end(&mut bytes).map_err(err)?;
+                    Node::File(Some(bytes))
+                } else {
+                    Node::File(None)
+                }
+            }
+            _ => continue,
+        };
+        scanned.added.push((path, node));
+    }
+    Ok(scanned)
 }
 
 /// The content of `path` in `scanned`, following symlinks within it.
@@ -140,7 +184,7 @@ pub fn resolve_link(link: &str, target: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BlobStore, LayerBuilder, Owner, media};
+    use crate::{BlobStore, Digest, LayerBuilder, Owner, media};
 
     fn layer(store: &BlobStore, build: impl FnOnce(&mut LayerBuilder)) -> Layer {
         let mut b = LayerBuilder::new(0, Owner::ROOT);
@@ -171,6 +215,43 @@ mod tests {
         assert!(!fs.contains_key("etc/group"));
         assert!(!fs.contains_key("opt/x/a") && fs.contains_key("opt/x/b"));
         assert_eq!(content(&fs, "/usr/bin/python3"), Some(b"ELF".as_slice()));
+    }
+
+    /// Layers are read on several threads but applied in order: the topmost
+    /// write wins however the threads finish, and a broken layer is named.
+    #[test]
+    fn many_layers_apply_in_order_and_a_broken_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let mut layers: Vec<Layer> = (0..7)
+            .map(|i| {
+                layer(&store, |b| {
+                    // Lower layers are bigger, so they tend to finish last.
+                    b.bytes("etc/passwd", format!("v{i}").into_bytes(), Owner::ROOT, 0o644).bytes(
+                        "var/filler",
+                        vec![i as u8; (7 - i) * 200_000],
+                        Owner::ROOT,
+                        0o644,
+                    );
+                    if i == 2 {
+                        b.bytes("etc/gone", b"x".to_vec(), Owner::ROOT, 0o644);
+                    }
+                    if i == 5 {
+                        b.bytes("etc/.wh.gone", Vec::new(), Owner::ROOT, 0o644);
+                    }
+                })
+            })
+            .collect();
+        let fs = scan(&layers, |_| Want::Content).unwrap();
+        assert_eq!(fs.get("etc/passwd"), Some(&Node::File(Some(b"v6".to_vec()))));
+        assert!(!fs.contains_key("etc/gone"));
+
+        let broken = dir.path().join("broken");
+        std::fs::write(&broken, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255, 1, 2, 3]).unwrap();
+        let digest = Digest::of(b"broken");
+        layers[3] = Layer::file(crate::Descriptor::new(media::OCI_LAYER_GZIP, digest.clone(), 13), broken);
+        let e = scan(&layers, |_| Want::Content).unwrap_err().to_string();
+        assert!(e.contains(digest.as_str()), "{e}");
     }
 
     #[test]
