@@ -118,20 +118,24 @@ pub fn read_archive(path: &Path, name: Option<&str>, platform: &Platform, store:
         };
         by_path.insert(name, digest);
     }
-    for link in links.keys() {
-        // Follow a few hops of links to links; a cycle or a dangling link is
-        // left out and named as missing if the manifest needs it.
-        let mut at = link;
-        for _ in 0..8 {
-            match links.get(at) {
-                Some(next) => at = next,
-                None => break,
+    // Links to links are followed (a few hops); a cycle, a longer chain or a
+    // dangling link resolves to nothing and is named as missing if the
+    // manifest needs it. Resolved against the files only, so the outcome
+    // does not depend on the order links are looked at.
+    let resolved: Vec<(String, Digest)> = links
+        .keys()
+        .filter_map(|link| {
+            let mut at = link;
+            for _ in 0..8 {
+                match links.get(at) {
+                    Some(next) => at = next,
+                    None => return by_path.get(at).map(|d| (link.clone(), d.clone())),
+                }
             }
-        }
-        if let Some(digest) = by_path.get(at).cloned() {
-            by_path.insert(link.clone(), digest);
-        }
-    }
+            None
+        })
+        .collect();
+    by_path.extend(resolved);
     let find = |d: &Digest| {
         if store.contains(d) { Ok(store.path(d)) } else { Err(Error::Invalid(format!("{what}: blob {d} is missing"))) }
     };

@@ -100,7 +100,7 @@ impl<W: Write> ParallelGzip<W> {
     pub fn finish(mut self) -> io::Result<W> {
         let data = std::mem::take(&mut self.block);
         let dictionary = std::mem::take(&mut self.previous_tail);
-        if self.workers.is_none() {
+        if self.workers.is_none() && self.next_index == 0 {
             // Everything fit in one block: no threads, one deflate stream.
             let (bytes, crc) = compress_block(&mut Compress::new(self.level, false), &dictionary, &data, true)?;
             self.emit(0, bytes, crc)?;
@@ -156,9 +156,17 @@ impl<W: Write> ParallelGzip<W> {
     }
 
     fn dispatch(&mut self, job: Job) -> io::Result<()> {
-        let workers = self.workers.get_or_insert_with(|| spawn(self.threads, self.level));
-        let worker = (job.index % workers.jobs.len() as u64) as usize;
+        if self.workers.is_none() {
+            self.workers = spawn(self.threads, self.level);
+        }
         self.next_index += 1;
+        let Some(workers) = &self.workers else {
+            // No thread could be started (a pids limit, say): compress here.
+            let (bytes, crc) =
+                compress_block(&mut Compress::new(self.level, false), &job.dictionary, &job.data, job.last)?;
+            return self.emit(job.index, bytes, crc);
+        };
+        let worker = (job.index % workers.jobs.len() as u64) as usize;
         workers.jobs[worker].send(job).map_err(|_| io::Error::other("a compression thread stopped"))
     }
 
@@ -204,25 +212,38 @@ impl<W: Write> Write for ParallelGzip<W> {
     }
 }
 
-fn spawn(threads: usize, level: Compression) -> Workers {
+/// Starts up to `threads` workers; None when not even one can be started.
+fn spawn(threads: usize, level: Compression) -> Option<Workers> {
     let (done_tx, done) = mpsc::channel();
     let mut jobs = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
-    for _ in 0..threads {
+    for n in 0..threads {
         let (tx, rx) = mpsc::channel::<Job>();
         let done_tx = done_tx.clone();
-        handles.push(thread::spawn(move || {
+        let started = thread::Builder::new().name(format!("gzip-{n}")).spawn(move || {
             let mut deflate = Compress::new(level, false);
             for job in rx {
-                let result = compress_block(&mut deflate, &job.dictionary, &job.data, job.last);
-                if done_tx.send(Done { index: job.index, result }).is_err() {
+                // A panic becomes an error for this block, so the writer
+                // fails instead of waiting for a block that never comes.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    compress_block(&mut deflate, &job.dictionary, &job.data, job.last)
+                }))
+                .unwrap_or_else(|_| Err(io::Error::other("a compression thread panicked")));
+                let failed = result.is_err();
+                if done_tx.send(Done { index: job.index, result }).is_err() || failed {
                     return;
                 }
             }
-        }));
-        jobs.push(tx);
+        });
+        match started {
+            Ok(handle) => {
+                handles.push(handle);
+                jobs.push(tx);
+            }
+            Err(_) => break,
+        }
     }
-    Workers { jobs, done, handles }
+    (!jobs.is_empty()).then_some(Workers { jobs, done, handles })
 }
 
 /// Raw deflate of one block, primed with `dictionary`, ended with a sync flush

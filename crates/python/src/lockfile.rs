@@ -182,16 +182,17 @@ fn uv(doc: &toml::Table, file: &str, target: &Target, groups: &[String]) -> Resu
             let Some(dep) = chosen else {
                 return Err(lock_err(format!("dependency `{name}` has no [[package]] entry")));
             };
-            if is_root(dep) {
-                continue;
-            }
             let version = str_of(dep, "version").unwrap_or("").to_string();
             // `name[extra]`: what the extra adds comes from the package's
-            // optional dependencies, once per extra.
+            // optional dependencies, once per extra; the project's own extras
+            // too (a dev group of `app[test]`).
             for extra in d.get("extra").and_then(|e| e.as_array()).into_iter().flatten().filter_map(|e| e.as_str()) {
                 if seen_extras.insert((name.clone(), version.clone(), extra.to_string())) {
                     pending.push_back(edges(dep, "optional-dependencies", Some(extra)));
                 }
+            }
+            if is_root(dep) {
+                continue;
             }
             if !seen.insert((name.clone(), version.clone())) {
                 continue;
@@ -303,7 +304,8 @@ source = { registry = "https://pypi.org/simple" }
         let text = [
             "version = 1\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\nsource = { editable = \".\" }\n\
              dependencies = [{ name = \"uvicorn\", extra = [\"standard\"] }]\n\n\
-             [package.dev-dependencies]\ndev = [{ name = \"pytest\" }]\nlint = [{ name = \"ruff\" }]\n\n"
+             [package.optional-dependencies]\ntest = [{ name = \"hypothesis\" }]\n\n\
+             [package.dev-dependencies]\ndev = [{ name = \"pytest\" }, { name = \"app\", extra = [\"test\"] }]\nlint = [{ name = \"ruff\" }]\n\n"
                 .to_string(),
             pkg(
                 "uvicorn",
@@ -316,6 +318,7 @@ source = { registry = "https://pypi.org/simple" }
             pkg("pytest", "8.3.0", "dependencies = [{ name = \"click\" }, { name = \"iniconfig\" }]"),
             pkg("iniconfig", "2.0.0", ""),
             pkg("ruff", "0.8.0", ""),
+            pkg("hypothesis", "6.0.0", ""),
         ]
         .concat();
         std::fs::write(&path, text).unwrap();
@@ -328,8 +331,9 @@ source = { registry = "https://pypi.org/simple" }
         };
         // The extra brings httptools (uvloop's marker does not hold here).
         assert_eq!(names(&[]), vec!["click", "httptools", "uvicorn"]);
-        assert_eq!(names(&["dev"]), vec!["click", "iniconfig", "pytest"]);
-        assert_eq!(names(&["dev", "lint"]), vec!["click", "iniconfig", "pytest", "ruff"]);
+        // The dev group asks for the project's own `test` extra: hypothesis.
+        assert_eq!(names(&["dev"]), vec!["click", "hypothesis", "iniconfig", "pytest"]);
+        assert_eq!(names(&["lint"]), vec!["ruff"]);
         let e = load(&path, &target(), &["docs".to_string()]).unwrap_err().to_string();
         assert!(e.contains("`docs`") && e.contains("dev, lint"), "{e}");
     }

@@ -95,7 +95,9 @@ pub enum Content {
 /// one pass over its compressed bytes and no copy on disk.
 #[derive(Debug)]
 pub struct WheelEntry {
-    wheel: Arc<fs::File>,
+    /// Opened when the entry is read, so a lock of a thousand wheels does not
+    /// hold a thousand files open.
+    wheel: Arc<Path>,
     filename: Arc<str>,
     name: String,
     start: u64,
@@ -125,27 +127,27 @@ impl EntrySource for WheelEntry {
     }
 
     fn open(&self) -> io::Result<Box<dyn Read + '_>> {
-        let raw = io::BufReader::with_capacity(
-            256 * 1024,
-            At { file: &self.wheel, pos: self.start, end: self.start + self.compressed },
-        );
+        let file = fs::File::open(&self.wheel)?;
+        let raw =
+            io::BufReader::with_capacity(256 * 1024, At { file, pos: self.start, end: self.start + self.compressed });
         let inner: Box<dyn Read> =
             if self.deflated { Box::new(flate2::bufread::DeflateDecoder::new(raw)) } else { Box::new(raw) };
         Ok(Box::new(Checked { inner, entry: self, hasher: Sha256::new(), seen: 0 }))
     }
 }
 
-/// Reads `file` from `pos` to `end` with positioned reads, so that every
-/// entry of a wheel shares one open file.
-struct At<'a> {
-    file: &'a fs::File,
+/// Reads `file` from `pos` to `end`.
+struct At {
+    file: fs::File,
     pos: u64,
     end: u64,
 }
 
-impl Read for At<'_> {
+impl Read for At {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         use std::os::unix::fs::FileExt as _;
+        // Positioned reads: nothing else moves this file's offset, but the
+        // entry's own bounds are all that is ever read.
         let want = buf.len().min((self.end - self.pos) as usize);
         if want == 0 {
             return Ok(0);
@@ -169,15 +171,24 @@ impl Read for Checked<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let e = self.entry;
         let want = buf.len().min((e.size - self.seen) as usize);
-        let n = if want == 0 { 0 } else { self.inner.read(&mut buf[..want])? };
-        self.hasher.update(&buf[..n]);
-        self.seen += n as u64;
         let corrupt = |why: &str| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 Corrupt(format!("wheel {}: {} {why}; the wheel is corrupt", e.filename, e.name)),
             )
         };
+        let n = match want {
+            0 => 0,
+            _ => match self.inner.read(&mut buf[..want]) {
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::InvalidData || err.kind() == io::ErrorKind::InvalidInput => {
+                    return Err(corrupt(&format!("cannot be inflated ({err})")));
+                }
+                Err(err) => return Err(err),
+            },
+        };
+        self.hasher.update(&buf[..n]);
+        self.seen += n as u64;
         if n == 0 && self.seen < e.size && want > 0 {
             return Err(corrupt("is shorter than the wheel's directory says"));
         }
@@ -217,7 +228,7 @@ fn safe_rel(wheel: &str, name: &str) -> Result<PathBuf, Error> {
 pub fn install(path: &Path, filename: &str, venv: &VenvLayout) -> Result<Vec<Staged>, Error> {
     let bad = |why: String| Error::Package(format!("wheel {filename}: {why}"));
     let file = fs::File::open(path).map_err(|e| bad(e.to_string()))?;
-    let shared = Arc::new(file.try_clone().map_err(|e| bad(e.to_string()))?);
+    let shared: Arc<Path> = Arc::from(path);
     let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a valid zip file ({e})")))?;
     let parsed = WheelName::parse(filename).ok_or_else(|| bad("not a wheel file name".into()))?;
 
@@ -529,6 +540,29 @@ mod tests {
             let corrupt = err.get_ref().and_then(|i| i.downcast_ref::<Corrupt>()).expect("a Corrupt error");
             assert!(corrupt.0.contains("bad/__init__.py does not match the hash in its RECORD"), "{corrupt}");
         }
+    }
+
+    /// Damaged deflate data is the wheel's fault too, not an I/O error.
+    #[test]
+    fn a_damaged_deflate_stream_is_reported_as_a_corrupt_wheel() {
+        let dir = tempfile::tempdir().unwrap();
+        let content: Vec<u8> = (0..20_000u32).flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()).collect();
+        let whl = make_wheel(dir.path(), "dmg-1.0-py3-none-any.whl", &[("dmg/data.bin", &content)]);
+        let start = {
+            let mut zip = zip::ZipArchive::new(fs::File::open(&whl).unwrap()).unwrap();
+            zip.by_name("dmg/data.bin").map(|e| e.data_start().unwrap()).unwrap()
+        };
+        let mut bytes = fs::read(&whl).unwrap();
+        for b in &mut bytes[start as usize + 10..start as usize + 400] {
+            *b = 0xff;
+        }
+        fs::write(&whl, bytes).unwrap();
+        let staged = install(&whl, "dmg-1.0-py3-none-any.whl", &venv()).unwrap();
+        let entry = staged.iter().find(|s| s.rel.ends_with("dmg/data.bin")).unwrap();
+        let Content::Entry(e) = &entry.content else { panic!("expected a streamed entry") };
+        let err = e.open().unwrap().read_to_end(&mut Vec::new()).unwrap_err();
+        let corrupt = err.get_ref().and_then(|i| i.downcast_ref::<Corrupt>());
+        assert!(corrupt.is_some_and(|c| c.0.contains("dmg/data.bin")), "{err:?}");
     }
 
     #[test]

@@ -76,16 +76,21 @@ pub enum BlobBody {
     Remote(Reference),
 }
 
+/// A token's cache key: the registry, and the scopes joined by spaces.
+type TokenKey = (String, String);
+
 /// A registry client shared by every pull and push of a run. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     opts: Arc<ClientOptions>,
     challenges: Arc<Mutex<HashMap<String, Challenge>>>,
-    tokens: Arc<Mutex<HashMap<(String, String), String>>>,
-    /// Held while a token is fetched, so that requests starting together
-    /// (parallel blob uploads) share one token instead of each asking.
-    token_fetch: Arc<tokio::sync::Mutex<()>>,
+    tokens: Arc<Mutex<HashMap<TokenKey, String>>>,
+    /// One lock per (registry, scopes), held while that token is fetched, so
+    /// that requests starting together (parallel blob uploads) share one
+    /// token instead of each asking, and a slow token service for one
+    /// registry holds up no other.
+    token_fetch: Arc<Mutex<HashMap<TokenKey, Arc<tokio::sync::Mutex<()>>>>>,
     credentials: Arc<Mutex<HashMap<String, Option<Found>>>>,
     schemes: Arc<Mutex<HashMap<String, &'static str>>>,
 }
@@ -193,7 +198,8 @@ impl Client {
                 if let Some(t) = self.tokens.lock().unwrap().get(&key) {
                     return Ok(Some(format!("Bearer {t}")));
                 }
-                let _fetching = self.token_fetch.lock().await;
+                let flight = self.token_fetch.lock().unwrap().entry(key.clone()).or_default().clone();
+                let _fetching = flight.lock().await;
                 if let Some(t) = self.tokens.lock().unwrap().get(&key) {
                     return Ok(Some(format!("Bearer {t}")));
                 }
