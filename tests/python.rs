@@ -181,6 +181,14 @@ fn a_hash_mismatch_is_refused() {
     let ws = offline_pyweb();
     ws.edit("requirements.txt", "378b26b9", "000000000");
     assert_build_error(&ws, 4, &["gunicorn==27.0.1", "requirements.txt:2", "hash"]);
+    // The wheel the lock does not allow was streamed into the cache but never committed.
+    let gunicorn = "378b26b9a38adcf4592f28828233c1716acc55e833ea06bf48719782efaa0d10";
+    let blobs = ws.cache().join("blobs/sha256");
+    assert!(blobs.is_dir(), "the cache was used: {}", blobs.display());
+    assert!(!blobs.join(gunicorn).exists());
+    let partial: Vec<_> =
+        std::fs::read_dir(ws.cache().join("blobs")).unwrap().flatten().filter(|e| e.path().is_file()).collect();
+    assert!(partial.iter().all(|e| !e.file_name().to_string_lossy().starts_with(".partial")), "{partial:?}");
 }
 
 #[test]

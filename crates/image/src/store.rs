@@ -87,6 +87,11 @@ impl BlobWriter {
         self.hasher.len()
     }
 
+    /// The digest of what was written so far (nothing is committed).
+    pub fn digest(&self) -> Digest {
+        self.hasher.clone().finish().0
+    }
+
     /// Moves the content into place under the digest of what was written.
     pub fn commit_computed(self) -> Result<(Digest, PathBuf), Error> {
         let (digest, _) = self.hasher.clone().finish();

@@ -152,8 +152,8 @@ async fn fetch_one(
     {
         return finish(pin, chosen.filename.clone(), d.clone(), store, false);
     }
-    let bytes = sources.download(chosen).await?;
-    let digest = Digest::of(&bytes);
+    let blob = sources.download(chosen, store).await?;
+    let digest = blob.digest();
     if let Some(expected) = &known
         && expected != &digest
     {
@@ -170,7 +170,7 @@ async fn fetch_one(
             pin.hashes.iter().map(|h| format!("sha256:{h}")).collect::<Vec<_>>().join(", ")
         )));
     }
-    store.insert_bytes(&bytes)?;
+    blob.commit(&digest)?;
     let downloaded = matches!(chosen.location, source::Location::Url(..) | source::Location::Direct(_));
     finish(pin, chosen.filename.clone(), digest, store, downloaded)
 }

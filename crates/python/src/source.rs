@@ -6,6 +6,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::io::Write as _;
+
+use futures_util::StreamExt as _;
+use oxbuild_image::BlobStore;
+use oxbuild_image::store::BlobWriter;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 
 use crate::Error;
@@ -245,10 +250,18 @@ impl Sources {
         unreachable!("the last attempt returns")
     }
 
-    /// Downloads a candidate's bytes.
-    pub async fn download(&self, c: &Candidate) -> Result<Vec<u8>, Error> {
+    /// Copies or downloads a candidate into a blob-store writer, which the
+    /// caller checks against the lock and commits (or drops: nothing stays).
+    pub async fn download(&self, c: &Candidate, store: &BlobStore) -> Result<BlobWriter, Error> {
+        let mut out = store.writer()?;
+        let write_err = |e: std::io::Error| Error::Image(oxbuild_image::Error::io("writing into the wheel cache", e));
         match &c.location {
-            Location::File(p) => std::fs::read(p).map_err(|e| Error::Index(format!("reading {}: {e}", p.display()))),
+            Location::File(p) => {
+                let mut file =
+                    std::fs::File::open(p).map_err(|e| Error::Index(format!("reading {}: {e}", p.display())))?;
+                std::io::copy(&mut file, &mut out)
+                    .map_err(|e| Error::Index(format!("reading {}: {e}", p.display())))?;
+            }
             Location::Url(url, _) | Location::Direct(url) => {
                 let index = match &c.location {
                     Location::Url(_, i) => *i,
@@ -258,13 +271,16 @@ impl Sources {
                 if !resp.status().is_success() {
                     return Err(Error::Index(format!("downloading {} answered {}", c.filename, resp.status())));
                 }
-                let bytes = resp
-                    .bytes()
-                    .await
-                    .map_err(|e| Error::Index(format!("downloading {}: {}", c.filename, root_cause(&e))))?;
-                Ok(bytes.to_vec())
+                // Streamed into the store: a wheel of a gigabyte never sits in memory.
+                let mut body = resp.bytes_stream();
+                while let Some(chunk) = body.next().await {
+                    let chunk =
+                        chunk.map_err(|e| Error::Index(format!("downloading {}: {}", c.filename, root_cause(&e))))?;
+                    out.write_all(&chunk).map_err(write_err)?;
+                }
             }
         }
+        Ok(out)
     }
 }
 
