@@ -11,8 +11,11 @@ struct Project {
     packages: Vec<String>,
     entrypoint: Vec<String>,
     entry_note: String,
-    requirements: Option<String>,
+    /// The `[python]` key and file: `requirements`/`lock`.
+    requirements: Option<(&'static str, String)>,
     lock_note: Option<String>,
+    /// uv.lock dependency groups that name pytest (for the test variant).
+    pytest_group: Option<String>,
     tests: bool,
 }
 
@@ -38,15 +41,36 @@ fn detect(dir: &Path) -> Result<Project, Failure> {
             )));
         }
     };
-    let requirements = dir.join("requirements.txt").is_file().then(|| "requirements.txt".to_string());
-    let lock_note = if dir.join("uv.lock").is_file() && requirements.is_none() {
-        Some("uv.lock found: export it with `uv export --format requirements-txt --no-hashes -o requirements.txt` (hashes welcome) and set [python] requirements".to_string())
-    } else if dir.join("pyproject.toml").is_file() && requirements.is_none() {
-        Some("pyproject.toml found but no lock: pin the dependencies with `uv pip compile pyproject.toml -o requirements.txt --generate-hashes`".to_string())
+    // oxbuild reads these locks itself, most specific first.
+    let requirements = if dir.join("requirements.txt").is_file() {
+        Some(("requirements", "requirements.txt".to_string()))
+    } else if dir.join("pylock.toml").is_file() {
+        Some(("lock", "pylock.toml".to_string()))
+    } else if dir.join("uv.lock").is_file() {
+        Some(("lock", "uv.lock".to_string()))
     } else {
         None
     };
-    Ok(Project { packages, entrypoint, entry_note, requirements, lock_note, tests: dir.join("tests").is_dir() })
+    let lock_note = (requirements.is_none() && dir.join("pyproject.toml").is_file()).then(|| {
+        "pyproject.toml found but no lock: `uv lock` (then set lock = \"uv.lock\"), or pin the dependencies with `uv pip compile pyproject.toml -o requirements.txt --generate-hashes`".to_string()
+    });
+    // A uv.lock whose dev group has pytest can be the test variant's lock too.
+    let pytest_group = match &requirements {
+        Some((_, f)) if f == "uv.lock" => oxbuild_python::lockfile::uv_groups(&dir.join(f))
+            .ok()
+            .and_then(|groups| groups.into_iter().find(|(_, names)| names.iter().any(|n| n == "pytest")))
+            .map(|(group, _)| group),
+        _ => None,
+    };
+    Ok(Project {
+        packages,
+        entrypoint,
+        entry_note,
+        requirements,
+        lock_note,
+        pytest_group,
+        tests: dir.join("tests").is_dir(),
+    })
 }
 
 fn toml_list(items: &[String]) -> String {
@@ -84,16 +108,29 @@ pub fn run(args: InitArgs, out: Reporter) -> Result<(), Failure> {
         include = toml_list(&include),
     );
     match (&p.requirements, &p.lock_note) {
-        (Some(r), _) => text.push_str(&format!("\n[python]\nrequirements = {r:?}   # pinned with ==\n")),
+        (Some((key, file)), _) => {
+            text.push_str(&format!("\n[python]\n{key} = {file:?}\n"));
+            if let (Some(group), true) = (&p.pytest_group, p.tests) {
+                let groups = if group == "dev" { String::new() } else { format!("\ntest-groups = [{group:?}]") };
+                text.push_str(&format!(
+                    "test-requirements = {file:?}   # its `{group}` group, in the test variant only{groups}\n"
+                ));
+            }
+        }
         (None, Some(note)) => text.push_str(&format!("\n# [python]\n# {note}\n")),
         (None, None) => {}
     }
-    if p.tests {
-        text.push_str(
+    match (p.tests, &p.pytest_group) {
+        (true, Some(_)) => text.push_str(
+            "\n[assess]                        # run by `oxbuild assess` in the test variant\n\
+             gates = [{ name = \"pytest\", run = \"python -m pytest -q tests\" }]\n",
+        ),
+        (true, None) => text.push_str(
             "\n# [assess]                      # run by `oxbuild assess` in the test variant\n\
              # gates = [{ name = \"pytest\", run = \"python -m pytest -q tests\" }]\n\
              # (add pytest to [python] test-requirements)\n",
-        );
+        ),
+        _ => {}
     }
     text.push_str(
         "\n# [healthcheck]                 # polled by `oxbuild health`\n\

@@ -164,3 +164,34 @@ fn init_writes_a_config_for_the_example_that_builds_and_runs() {
     assert_eq!(answer.as_ref().map(|a| a.0), Some(200), "logs:\n{}", container.logs());
     assert!(answer.unwrap().1.contains("\"uid\": 1000"));
 }
+
+/// A uv project: init reads uv.lock itself (no export), and since its dev
+/// group has pytest, makes that the test variant's lock and a pytest gate;
+/// the written config builds and assesses.
+#[test]
+fn init_takes_a_uv_lock_and_its_dev_group() {
+    let ws = Workspace::of("pyweb");
+    for f in ["oxbuild.toml", "requirements.txt", "requirements-test.txt", "pylock.toml"] {
+        std::fs::remove_file(ws.app().join(f)).unwrap();
+    }
+    std::fs::write(ws.app().join("pyweb/__main__.py"), "print('pyweb')\n").unwrap();
+    let base = format!("oci-archive:{}", base_archive().display());
+    let (code, _, stderr) = run(ws.oxbuild().args(["init", "--base", &base]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    let written = std::fs::read_to_string(ws.app().join("oxbuild.toml")).unwrap();
+    assert!(written.contains("lock = \"uv.lock\""), "{written}");
+    assert!(written.contains("test-requirements = \"uv.lock\""), "{written}");
+    assert!(written.contains("\n[assess]") && written.contains("pytest"), "{written}");
+
+    // Offline: the wheelhouse through the documented environment overrides.
+    let wheels = format!("[\"{}\"]", wheelhouse().display());
+    let (code, _, stderr) = run(ws
+        .oxbuild()
+        .env("CONTAINERS_CONF", oxbuild_testkit::containers_conf())
+        .env("OXBUILD_PYTHON_FIND_LINKS", &wheels)
+        .env("OXBUILD_PYTHON_NO_INDEX", "true")
+        .args(["assess"])
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("[pytest] 2 passed"), "{stderr}");
+}

@@ -33,6 +33,33 @@ pub fn load(path: &Path, target: &Target, groups: &[String]) -> Result<Requireme
     Ok(Requirements { pins, ..Default::default() })
 }
 
+/// The dependency groups of a uv.lock's project and the packages each
+/// names directly, e.g. `dev: [pytest, mypy]`; for `oxbuild init`.
+pub fn uv_groups(path: &Path) -> Result<BTreeMap<String, Vec<String>>, Error> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Lock {
+        file: file.clone(),
+        line: 0,
+        message: e.to_string(),
+    })?;
+    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::Lock {
+        file,
+        line: 0,
+        message: e.message().trim().to_string(),
+    })?;
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let packages = doc.get("package").and_then(|p| p.as_array()).into_iter().flatten().filter_map(|p| p.as_table());
+    for p in packages {
+        let Some(dev) = p.get("dev-dependencies").and_then(|d| d.as_table()) else { continue };
+        for (group, list) in dev {
+            let names =
+                list.as_array().into_iter().flatten().filter_map(|d| d.as_table()).filter_map(|d| str_of(d, "name"));
+            groups.entry(group.clone()).or_default().extend(names.map(normalize));
+        }
+    }
+    Ok(groups)
+}
+
 fn str_of<'a>(t: &'a toml::Table, k: &str) -> Option<&'a str> {
     t.get(k).and_then(|v| v.as_str())
 }
@@ -336,6 +363,9 @@ source = { registry = "https://pypi.org/simple" }
         assert_eq!(names(&["lint"]), vec!["ruff"]);
         let e = load(&path, &target(), &["docs".to_string()]).unwrap_err().to_string();
         assert!(e.contains("`docs`") && e.contains("dev, lint"), "{e}");
+        let groups = uv_groups(&path).unwrap();
+        assert_eq!(groups["dev"], vec!["pytest", "app"]);
+        assert_eq!(groups["lint"], vec!["ruff"]);
     }
 
     #[test]
