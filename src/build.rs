@@ -335,6 +335,9 @@ async fn python_layer(
     for w in &dep.wheels {
         cx.out.detail(w);
     }
+    for warning in &dep.yanked {
+        cx.out.warn(warning);
+    }
     let json = python_json(target, &dep);
     let layer = oxbuild_build::ExtraLayer {
         layer: dep.layer,
@@ -364,6 +367,7 @@ fn python_json(target: &oxbuild_python::Target, d: &crate::deps::DepLayer) -> se
         "source": d.source,
         "downloaded": d.downloaded,
         "wheels": d.wheels,
+        "yanked": d.yanked,
         "layer": d.layer.descriptor.digest,
     })
 }

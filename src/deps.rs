@@ -42,6 +42,8 @@ pub struct DepLayer {
     pub pins: Vec<oxbuild_python::Pin>,
     /// Where it came from: [`BUILT`], [`LOCAL`] or [`REMOTE`].
     pub source: &'static str,
+    /// Warnings about yanked wheels (when it was built here).
+    pub yanked: Vec<String>,
 }
 
 impl DepLayer {
@@ -57,6 +59,7 @@ impl DepLayer {
             downloaded: prepared.downloaded,
             pins: prepared.pins,
             source,
+            yanked: prepared.yanked,
         }
     }
 
@@ -123,6 +126,7 @@ async fn from_repository(planned: &Planned, repo: &Reference, client: &Client, o
         downloaded: 0,
         pins: planned.all.clone(),
         source: REMOTE,
+        yanked: Vec::new(),
     })
 }
 

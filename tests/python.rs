@@ -300,6 +300,13 @@ impl LocalIndex {
         LocalIndex { child, url, log, _root: root }
     }
 
+    /// Marks every file of `project` as yanked (PEP 592) with `reason`.
+    fn yank(&self, project: &str, reason: &str) {
+        let page = self._root.path().join("simple").join(project).join("index.html");
+        let html = std::fs::read_to_string(&page).unwrap();
+        std::fs::write(&page, html.replace("<a href=", &format!("<a data-yanked=\"{reason}\" href="))).unwrap();
+    }
+
     /// How many wheel files were downloaded so far.
     fn wheel_downloads(&self) -> usize {
         std::fs::read_to_string(&self.log)
@@ -315,6 +322,26 @@ impl Drop for LocalIndex {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Locks pin exact versions, and PEP 592 lets an exact pin use a yanked
+/// file: the build goes on and says so, on stderr and in --json.
+#[test]
+fn a_yanked_pin_is_installed_with_a_warning() {
+    let index = LocalIndex::start();
+    index.yank("gunicorn", "use 27.0.2");
+    let ws = Workspace::of("pyweb");
+    ws.edit_config(
+        "requirements = \"requirements.txt\"",
+        &format!("requirements = \"requirements.txt\"\nindex-url = \"{}\"", index.url),
+    );
+    let (code, stdout, stderr) = run(ws.oxbuild().args(["build", "--json", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("gunicorn==27.0.1 is yanked on its index (use 27.0.2)"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let yanked = report["python"]["yanked"].as_array().unwrap();
+    assert_eq!(yanked.len(), 1, "markupsafe is not yanked: {yanked:?}");
+    assert!(yanked[0].as_str().unwrap().starts_with("gunicorn==27.0.1"), "{yanked:?}");
 }
 
 #[test]

@@ -53,6 +53,20 @@ pub struct Wheel {
     pub path: PathBuf,
     /// True when it was downloaded (not found in the cache or a find-links dir).
     pub downloaded: bool,
+    /// The index's reason when the file is yanked (PEP 592), possibly empty.
+    pub yanked: Option<String>,
+}
+
+impl Wheel {
+    /// The warning for a yanked wheel, if it is one.
+    pub fn yanked_warning(&self) -> Option<String> {
+        let reason = self.yanked.as_ref()?;
+        let why = if reason.is_empty() { String::new() } else { format!(" ({reason})") };
+        Some(format!(
+            "{} is yanked on its index{why}: installed because the lock pins it; consider moving the pin",
+            self.pin
+        ))
+    }
 }
 
 /// The pins of `reqs` that apply to `target`.
@@ -121,7 +135,8 @@ async fn fetch_one(
             }
             Some((*rank, *c))
         })
-        .min_by_key(|(rank, c)| (*rank, c.filename.clone()));
+        // A yanked file only when nothing else of the version fits as well.
+        .min_by_key(|(rank, c)| (*rank, c.yanked.is_some(), c.filename.clone()));
     let Some((_, chosen)) = best else {
         let wheels: Vec<&str> =
             same_version.iter().filter(|c| c.filename.ends_with(".whl")).map(|c| c.filename.as_str()).collect();
@@ -150,7 +165,7 @@ async fn fetch_one(
     if let Some(d) = &known
         && store.contains(d)
     {
-        return finish(pin, chosen.filename.clone(), d.clone(), store, false);
+        return finish(pin, chosen, d.clone(), store, false);
     }
     let blob = sources.download(chosen, store).await?;
     let digest = blob.digest();
@@ -172,15 +187,29 @@ async fn fetch_one(
     }
     blob.commit(&digest)?;
     let downloaded = matches!(chosen.location, source::Location::Url(..) | source::Location::Direct(_));
-    finish(pin, chosen.filename.clone(), digest, store, downloaded)
+    finish(pin, chosen, digest, store, downloaded)
 }
 
-fn finish(pin: &Pin, filename: String, digest: Digest, store: &BlobStore, downloaded: bool) -> Result<Wheel, Error> {
+fn finish(
+    pin: &Pin,
+    chosen: &source::Candidate,
+    digest: Digest,
+    store: &BlobStore,
+    downloaded: bool,
+) -> Result<Wheel, Error> {
+    let filename = chosen.filename.clone();
     if !pin.hashes.is_empty() && !pin.hashes.contains(&digest.hex().to_string()) {
         return Err(Error::Package(format!("{}=={}: hash mismatch for {filename}", pin.name, pin.version)));
     }
     let path = store.path(&digest);
-    Ok(Wheel { pin: format!("{}=={}", pin.name, pin.version), filename, digest, path, downloaded })
+    Ok(Wheel {
+        pin: format!("{}=={}", pin.name, pin.version),
+        filename,
+        digest,
+        path,
+        downloaded,
+        yanked: chosen.yanked.clone(),
+    })
 }
 
 /// The cache key of a dependency layer: everything that decides its bytes
@@ -349,6 +378,8 @@ pub struct Prepared {
     pub wheels: Vec<String>,
     /// How many wheels were downloaded this time.
     pub downloaded: usize,
+    /// Warnings about yanked wheels it holds (when it was built here).
+    pub yanked: Vec<String>,
     /// The pins that apply to the target (including those skipped as installed).
     pub pins: Vec<Pin>,
 }
@@ -406,6 +437,7 @@ pub fn from_cache(planned: &Planned, layer_cache: &Path, store: &BlobStore) -> O
         wheels: c.wheels,
         downloaded: 0,
         pins: planned.all.clone(),
+        yanked: Vec::new(),
     })
 }
 
@@ -435,7 +467,16 @@ pub async fn build(
         .map_err(|e| Error::Package(format!("installing wheels failed: {e}")))??;
     let names: Vec<String> = wheels.iter().map(|w| w.filename.clone()).collect();
     remember(layer_cache, &planned.key, &blob, names.clone())?;
-    Ok(Prepared { blob, key: planned.key.clone(), reused: false, wheels: names, downloaded, pins: planned.all.clone() })
+    let yanked = wheels.iter().filter_map(Wheel::yanked_warning).collect();
+    Ok(Prepared {
+        blob,
+        key: planned.key.clone(),
+        reused: false,
+        wheels: names,
+        downloaded,
+        pins: planned.all.clone(),
+        yanked,
+    })
 }
 
 /// Records a layer (made here or fetched from a cache repository) in the local layer cache.
@@ -477,7 +518,7 @@ mod tests {
         zip.write_all(format!("pkg/data.txt,sha256={hash},{}\n", recorded.len()).as_bytes()).unwrap();
         zip.finish().unwrap();
         let digest = Digest::of(&std::fs::read(&path).unwrap());
-        Wheel { pin: "pkg==1.0".into(), filename: filename.into(), digest, path, downloaded: false }
+        Wheel { pin: "pkg==1.0".into(), filename: filename.into(), digest, path, downloaded: false, yanked: None }
     }
 
     fn blobs(store: &BlobStore) -> Vec<String> {

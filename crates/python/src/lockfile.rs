@@ -82,7 +82,7 @@ fn file_candidate(file: &toml::Table, dir: &Path) -> Option<Candidate> {
         (Location::File(p), name)
     };
     let filename = str_of(file, "name").map(str::to_string).unwrap_or(filename);
-    Some(Candidate { filename, location, sha256: sha })
+    Some(Candidate { filename, location, sha256: sha, yanked: None })
 }
 
 /// PEP 751: `[[packages]]` with name, version, marker, wheels and sdist.

@@ -25,7 +25,14 @@ pub struct Candidate {
     pub location: Location,
     /// Its sha256 (hex), when the source says.
     pub sha256: Option<String>,
+    /// Yanked on the index (PEP 592), with the reason given (may be empty).
+    /// Locks pin exact versions, and PEP 592 lets an exact pin use a yanked
+    /// file; it is chosen only when nothing else fits, with a warning.
+    pub yanked: Option<String>,
 }
+
+/// A file listed on an index page: name, URL, sha256, yanked reason.
+type Listed = (String, url::Url, Option<String>, Option<String>);
 
 /// Where a candidate file is.
 #[derive(Debug, Clone)]
@@ -189,7 +196,12 @@ impl Sources {
             for entry in entries.flatten() {
                 let filename = entry.file_name().to_string_lossy().into_owned();
                 if project_of(&filename).is_some_and(|p| normalize(&p) == key) {
-                    out.push(Candidate { filename, location: Location::File(entry.path()), sha256: None });
+                    out.push(Candidate {
+                        filename,
+                        location: Location::File(entry.path()),
+                        sha256: None,
+                        yanked: None,
+                    });
                 }
             }
         }
@@ -220,7 +232,12 @@ impl Sources {
         let files = if json { parse_json(&body, &page) } else { parse_html(&body, &page) };
         Ok(files
             .into_iter()
-            .map(|(filename, url, sha256)| Candidate { filename, location: Location::Url(url, i), sha256 })
+            .map(|(filename, url, sha256, yanked)| Candidate {
+                filename,
+                location: Location::Url(url, i),
+                sha256,
+                yanked,
+            })
             .collect())
     }
 
@@ -310,40 +327,52 @@ pub fn version_of(filename: &str) -> Option<String> {
     stem.rsplit_once('-').map(|(_, v)| v.to_string())
 }
 
-fn parse_json(body: &str, page: &url::Url) -> Vec<(String, url::Url, Option<String>)> {
+fn parse_json(body: &str, page: &url::Url) -> Vec<Listed> {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     v["files"]
         .as_array()
         .map(|files| {
             files
                 .iter()
-                .filter(|f| f["yanked"].as_bool() != Some(true) && !f["yanked"].is_string())
                 .filter_map(|f| {
                     let url = page.join(f["url"].as_str()?).ok()?;
-                    Some((f["filename"].as_str()?.to_string(), url, f["hashes"]["sha256"].as_str().map(str::to_string)))
+                    let yanked = match &f["yanked"] {
+                        serde_json::Value::Bool(true) => Some(String::new()),
+                        serde_json::Value::String(reason) => Some(reason.clone()),
+                        _ => None,
+                    };
+                    let sha256 = f["hashes"]["sha256"].as_str().map(str::to_string);
+                    Some((f["filename"].as_str()?.to_string(), url, sha256, yanked))
                 })
                 .collect()
         })
         .unwrap_or_default()
 }
 
-fn parse_html(body: &str, page: &url::Url) -> Vec<(String, url::Url, Option<String>)> {
+fn parse_html(body: &str, page: &url::Url) -> Vec<Listed> {
     let mut out = Vec::new();
     for chunk in body.split("<a ").skip(1) {
         let Some(start) = chunk.find("href=\"") else { continue };
         let rest = &chunk[start + 6..];
         let Some(end) = rest.find('"') else { continue };
         let href = rest[..end].replace("&amp;", "&");
-        if chunk.contains("data-yanked") {
-            continue;
-        }
+        let tag = &chunk[..chunk.find('>').unwrap_or(chunk.len())];
+        let yanked = tag.find("data-yanked").map(|at| {
+            let value = tag[at + "data-yanked".len()..].strip_prefix("=\"").unwrap_or("");
+            unescape(&value[..value.find('"').unwrap_or(0)])
+        });
         let Ok(mut url) = page.join(&href) else { continue };
         let sha256 = url.fragment().and_then(|f| f.strip_prefix("sha256=")).map(str::to_string);
         url.set_fragment(None);
         let filename = url.path_segments().and_then(|mut s| s.next_back()).unwrap_or_default().to_string();
-        out.push((filename, url, sha256));
+        out.push((filename, url, sha256, yanked));
     }
     out
+}
+
+/// The few HTML entities an index writes in attribute values.
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
 }
 
 #[cfg(test)]
@@ -363,15 +392,20 @@ mod tests {
     #[test]
     fn html_and_json_pages() {
         let page = url::Url::parse("https://example.com/simple/markupsafe/").unwrap();
-        let html = r#"<a href="../../files/markupsafe-3.0.2-cp311-cp311-manylinux_2_17_x86_64.whl#sha256=abc">x</a><a href="/y/markupsafe-1.0.tar.gz" data-yanked="">y</a>"#;
+        let html = r#"<a href="../../files/markupsafe-3.0.2-cp311-cp311-manylinux_2_17_x86_64.whl#sha256=abc">x</a><a href="/y/markupsafe-1.0.tar.gz" data-yanked="">y</a><a href="/y/markupsafe-1.1.tar.gz" data-yanked="broke &lt;3.8&gt;">z</a>"#;
         let files = parse_html(html, &page);
-        assert_eq!(files.len(), 1);
+        assert_eq!(files.len(), 3);
         assert_eq!(files[0].0, "markupsafe-3.0.2-cp311-cp311-manylinux_2_17_x86_64.whl");
         assert_eq!(files[0].2.as_deref(), Some("abc"));
-        let json = r#"{"files":[{"filename":"a-1.0-py3-none-any.whl","url":"https://f/a-1.0-py3-none-any.whl","hashes":{"sha256":"def"}},{"filename":"a-0.9.tar.gz","url":"x","hashes":{},"yanked":"broken"}]}"#;
+        assert_eq!(files[0].3, None);
+        assert_eq!(files[1].3.as_deref(), Some(""));
+        assert_eq!(files[2].3.as_deref(), Some("broke <3.8>"));
+        let json = r#"{"files":[{"filename":"a-1.0-py3-none-any.whl","url":"https://f/a-1.0-py3-none-any.whl","hashes":{"sha256":"def"}},{"filename":"a-0.9.tar.gz","url":"x","hashes":{},"yanked":"broken"},{"filename":"a-0.8.tar.gz","url":"y","hashes":{},"yanked":true}]}"#;
         let files = parse_json(json, &page);
-        assert_eq!(files.len(), 1);
-        assert_eq!(files[0].2.as_deref(), Some("def"));
+        assert_eq!(files.len(), 3);
+        assert_eq!((files[0].2.as_deref(), files[0].3.as_deref()), (Some("def"), None));
+        assert_eq!(files[1].3.as_deref(), Some("broken"));
+        assert_eq!(files[2].3.as_deref(), Some(""));
     }
 
     #[test]
