@@ -133,10 +133,14 @@ async fn fetch_one(
             {
                 return None;
             }
-            Some((*rank, *c))
+            Some((*rank, w.build, *c))
         })
-        // A yanked file only when nothing else of the version fits as well.
-        .min_by_key(|(rank, c)| (*rank, c.yanked.is_some(), c.filename.clone()));
+        // The best tag; then a file that is not yanked; then the highest build
+        // tag (PEP 427's tie-breaker); then the name, so the choice is stable.
+        .min_by_key(|(rank, build, c)| {
+            (*rank, c.yanked.is_some(), std::cmp::Reverse(build.clone()), c.filename.clone())
+        })
+        .map(|(rank, _, c)| (rank, c));
     let Some((_, chosen)) = best else {
         let wheels: Vec<&str> =
             same_version.iter().filter(|c| c.filename.ends_with(".whl")).map(|c| c.filename.as_str()).collect();
@@ -526,6 +530,35 @@ mod tests {
         std::fs::read_dir(dir)
             .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
             .unwrap_or_default()
+    }
+
+    /// Two builds of the same wheel: the higher build tag wins (PEP 427),
+    /// not the first file name as text.
+    #[tokio::test]
+    async fn the_highest_build_tag_is_chosen() {
+        let dir = tempfile::tempdir().unwrap();
+        let house = dir.path().join("house");
+        std::fs::create_dir_all(&house).unwrap();
+        for build in ["1", "2", ""] {
+            let name = if build.is_empty() {
+                "pkg-1.0-py3-none-any.whl".to_string()
+            } else {
+                format!("pkg-1.0-{build}-py3-none-any.whl")
+            };
+            std::fs::write(house.join(name), format!("wheel {build}")).unwrap();
+        }
+        let store = BlobStore::open(dir.path().join("store")).unwrap();
+        let sources = Sources::new(vec![house], None, &[], true).unwrap();
+        let pin = Pin {
+            name: "pkg".into(),
+            version: "1.0".into(),
+            hashes: Vec::new(),
+            marker: None,
+            origin: "test".into(),
+            direct: Vec::new(),
+        };
+        let wheels = fetch(&[pin], &sources, &target(), &store).await.unwrap();
+        assert_eq!(wheels[0].filename, "pkg-1.0-2-py3-none-any.whl", "as text, build 1 sorts first");
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct WheelName {
     pub version: String,
     /// Every tag the file name stands for.
     pub tags: Vec<Tag>,
+    /// The build tag as PEP 427 sorts it: leading digits as a number, then
+    /// the rest; None when there is none (which sorts lowest).
+    pub build: Option<(u64, String)>,
     /// The whole file name.
     pub filename: String,
 }
@@ -35,14 +38,19 @@ impl WheelName {
     pub fn parse(filename: &str) -> Option<WheelName> {
         let stem = filename.strip_suffix(".whl")?;
         let parts: Vec<&str> = stem.split('-').collect();
-        let (name, version, rest) = match parts.len() {
-            5 => (parts[0], parts[1], &parts[2..]),
-            6 => (parts[0], parts[1], &parts[3..]),
+        let (name, version, build, rest) = match parts.len() {
+            5 => (parts[0], parts[1], None, &parts[2..]),
+            6 => (parts[0], parts[1], Some(parts[2]), &parts[3..]),
             _ => return None,
         };
+        let build = build.map(|b| {
+            let digits = b.len() - b.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            (b[..digits].parse().unwrap_or(0), b[digits..].to_string())
+        });
         Some(WheelName {
             name: name.to_string(),
             version: version.to_string(),
+            build,
             tags: expand(rest[0], rest[1], rest[2]),
             filename: filename.to_string(),
         })
@@ -431,6 +439,15 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+
+    #[test]
+    fn build_tags_sort_as_pep_427_says() {
+        let build = |f: &str| WheelName::parse(f).unwrap().build;
+        assert_eq!(build("a-1.0-py3-none-any.whl"), None);
+        assert_eq!(build("a-1.0-10b-py3-none-any.whl"), Some((10, "b".to_string())));
+        assert!(build("a-1.0-10-py3-none-any.whl") > build("a-1.0-9-py3-none-any.whl"), "numerically, not as text");
+        assert!(build("a-1.0-1-py3-none-any.whl") > build("a-1.0-py3-none-any.whl"));
+    }
 
     #[test]
     fn file_names() {
