@@ -117,6 +117,10 @@ async fn from_repository(planned: &Planned, repo: &Reference, client: &Client, o
     let diff_id: oxbuild_image::Digest = config["rootfs"]["diff_ids"][0].as_str()?.parse().ok()?;
     let wheels: Vec<String> =
         config["oxbuild"]["wheels"].as_array()?.iter().filter_map(|w| w.as_str().map(String::from)).collect();
+    let yanked: Vec<String> = config["oxbuild"]["yanked"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|w| w.as_str().map(String::from)).collect())
+        .unwrap_or_default();
     out.step(format!("  dependency layer found in {tagged}"));
     Some(DepLayer {
         layer,
@@ -126,7 +130,7 @@ async fn from_repository(planned: &Planned, repo: &Reference, client: &Client, o
         downloaded: 0,
         pins: planned.all.clone(),
         source: REMOTE,
-        yanked: Vec::new(),
+        yanked,
     })
 }
 
@@ -137,7 +141,9 @@ async fn to_repository(prepared: &Prepared, repo: &Reference, client: &Client, o
         "architecture": Platform::host().architecture,
         "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [prepared.blob.diff_id]},
-        "oxbuild": {"kind": "python-dependency-layer", "key": prepared.key, "wheels": prepared.wheels},
+        "oxbuild": {
+            "kind": "python-dependency-layer", "key": prepared.key, "wheels": prepared.wheels, "yanked": prepared.yanked,
+        },
     });
     let layer = Layer::file(
         prepared.blob.descriptor_in(Format::Oci).expect("OCI has every compression"),

@@ -325,7 +325,8 @@ impl Drop for LocalIndex {
 }
 
 /// Locks pin exact versions, and PEP 592 lets an exact pin use a yanked
-/// file: the build goes on and says so, on stderr and in --json.
+/// file: the build goes on and says so, on stderr and in --json, also when
+/// the layer is reused from the cache.
 #[test]
 fn a_yanked_pin_is_installed_with_a_warning() {
     let index = LocalIndex::start();
@@ -342,6 +343,14 @@ fn a_yanked_pin_is_installed_with_a_warning() {
     let yanked = report["python"]["yanked"].as_array().unwrap();
     assert_eq!(yanked.len(), 1, "markupsafe is not yanked: {yanked:?}");
     assert!(yanked[0].as_str().unwrap().starts_with("gunicorn==27.0.1"), "{yanked:?}");
+
+    // Reused from the layer cache, the layer still says so.
+    let (code, stdout, stderr) = run(ws.oxbuild().args(["build", "--json", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    let again: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(again["python"]["reused"], true);
+    assert!(stderr.contains("gunicorn==27.0.1 is yanked"), "{stderr}");
+    assert_eq!(again["python"]["yanked"], report["python"]["yanked"]);
 }
 
 #[test]

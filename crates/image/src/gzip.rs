@@ -64,6 +64,9 @@ pub struct ParallelGzip<W: Write> {
     next_out: u64,
     waiting: BTreeMap<u64, (Vec<u8>, crc32fast::Hasher)>,
     workers: Option<Workers>,
+    /// Blocks are compressed on the calling thread: none was asked for, or
+    /// none could be started.
+    inline: bool,
     crc: crc32fast::Hasher,
     total_in: u64,
     header_written: bool,
@@ -76,13 +79,15 @@ impl<W: Write> ParallelGzip<W> {
         Self::with_threads(out, level, threads)
     }
 
-    /// A writer at `level` on exactly `threads` worker threads (at least one).
-    /// The output is the same for every thread count.
+    /// A writer at `level` on exactly `threads` worker threads; 0 compresses
+    /// on the calling thread (as when no thread can be started). The output
+    /// is the same for every thread count.
     pub fn with_threads(out: W, level: Compression, threads: usize) -> Self {
         ParallelGzip {
             out,
             level,
-            threads: threads.max(1),
+            threads,
+            inline: threads == 0,
             block: Vec::with_capacity(BLOCK),
             previous_tail: Vec::new(),
             next_index: 0,
@@ -148,7 +153,7 @@ impl<W: Write> ParallelGzip<W> {
         self.dispatch(Job { index: self.next_index, dictionary, data, last: false })?;
         // Keep a bounded number of blocks in flight: memory stays at a few
         // blocks per thread however large the layer.
-        while self.next_index - self.next_out >= 2 * self.threads as u64 {
+        while self.workers.is_some() && self.next_index - self.next_out >= 2 * self.threads as u64 {
             self.collect(true)?;
         }
         while self.collect(false)? {}
@@ -156,8 +161,9 @@ impl<W: Write> ParallelGzip<W> {
     }
 
     fn dispatch(&mut self, job: Job) -> io::Result<()> {
-        if self.workers.is_none() {
+        if self.workers.is_none() && !self.inline {
             self.workers = spawn(self.threads, self.level);
+            self.inline = self.workers.is_none();
         }
         self.next_index += 1;
         let Some(workers) = &self.workers else {
@@ -331,6 +337,7 @@ mod tests {
     fn bytes_do_not_depend_on_the_thread_count() {
         let data = sample(5 * BLOCK + 12345);
         let one = compress(&data, 1);
+        assert_eq!(compress(&data, 0), one, "on the calling thread");
         assert_eq!(compress(&data, 2), one);
         assert_eq!(compress(&data, 7), one);
     }

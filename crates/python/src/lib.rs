@@ -256,6 +256,9 @@ pub struct CachedLayer {
     pub diff_id: Digest,
     /// The wheels it holds.
     pub wheels: Vec<String>,
+    /// Warnings about yanked wheels in it, repeated whenever it is reused.
+    #[serde(default)]
+    pub yanked: Vec<String>,
 }
 
 /// Looks a layer up in the on-disk layer cache (its blob must be in `store`).
@@ -441,7 +444,7 @@ pub fn from_cache(planned: &Planned, layer_cache: &Path, store: &BlobStore) -> O
         wheels: c.wheels,
         downloaded: 0,
         pins: planned.all.clone(),
-        yanked: Vec::new(),
+        yanked: c.yanked,
     })
 }
 
@@ -470,8 +473,8 @@ pub async fn build(
         .await
         .map_err(|e| Error::Package(format!("installing wheels failed: {e}")))??;
     let names: Vec<String> = wheels.iter().map(|w| w.filename.clone()).collect();
-    remember(layer_cache, &planned.key, &blob, names.clone())?;
-    let yanked = wheels.iter().filter_map(Wheel::yanked_warning).collect();
+    let yanked: Vec<String> = wheels.iter().filter_map(Wheel::yanked_warning).collect();
+    remember(layer_cache, &planned.key, &blob, names.clone(), yanked.clone())?;
     Ok(Prepared {
         blob,
         key: planned.key.clone(),
@@ -484,8 +487,15 @@ pub async fn build(
 }
 
 /// Records a layer (made here or fetched from a cache repository) in the local layer cache.
-pub fn remember(layer_cache: &Path, key: &str, blob: &LayerBlob, wheels: Vec<String>) -> Result<(), Error> {
-    let record = CachedLayer { digest: blob.digest.clone(), size: blob.size, diff_id: blob.diff_id.clone(), wheels };
+pub fn remember(
+    layer_cache: &Path,
+    key: &str,
+    blob: &LayerBlob,
+    wheels: Vec<String>,
+    yanked: Vec<String>,
+) -> Result<(), Error> {
+    let record =
+        CachedLayer { digest: blob.digest.clone(), size: blob.size, diff_id: blob.diff_id.clone(), wheels, yanked };
     remember_layer(layer_cache, key, &record)
 }
 
