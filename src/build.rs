@@ -171,14 +171,9 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
                 found
             }
             None => {
-                base_image = oxbuild_registry::fetch_layers(&client, &opened.image, &store)
-                    .await
-                    .map_err(|e| Failure::registry(format!("pulling base image {base}: {e}")))?;
-                let (image, dir) = (base_image.clone(), scan_cache.clone());
-                let found = tokio::task::spawn_blocking(move || oxbuild_build::scan_base(&image, Some(&dir)))
-                    .await
-                    .map_err(|e| Failure::internal(format!("reading the base failed: {e}")))?
-                    .map_err(Failure::build)?;
+                let (image, found) = fetch_and_scan(&opened.image, &base, &client, &store).await?;
+                base_image = image;
+                let found = oxbuild_build::finish_scan(&base_image, found, Some(&scan_cache));
                 crate::deps::scan_to_repository(&base_image, &found, cache_repo.as_ref(), &client, out).await;
                 found
             }
@@ -297,6 +292,38 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
         client,
         store,
     })
+}
+
+/// Fetches the base's layers and reads each as soon as it is on disk, so
+/// that reading one overlaps downloading the next (up to four at a time).
+async fn fetch_and_scan(
+    image: &oxbuild_image::Image,
+    base: &Location,
+    client: &Client,
+    store: &BlobStore,
+) -> Result<(oxbuild_image::Image, BTreeMap<String, oxbuild_image::rootfs::Node>), Failure> {
+    use futures_util::{StreamExt as _, TryStreamExt as _};
+    let fetched: Vec<(oxbuild_image::Layer, oxbuild_image::rootfs::LayerScan)> =
+        futures_util::stream::iter(image.layers().iter().cloned())
+            .map(|layer| async move {
+                let local = oxbuild_registry::fetch_layer(client, layer, store)
+                    .await
+                    .map_err(|e| Failure::registry(format!("pulling base image {base}: {e}")))?;
+                let reading = local.clone();
+                let scanned = tokio::task::spawn_blocking(move || {
+                    oxbuild_image::rootfs::scan_layer(&reading, &oxbuild_build::base_wants)
+                })
+                .await
+                .map_err(|e| Failure::internal(format!("reading the base failed: {e}")))?
+                .map_err(|e| Failure::build(oxbuild_build::Error::Base(e.to_string())))?;
+                Ok::<_, Failure>((local, scanned))
+            })
+            .buffered(4)
+            .try_collect()
+            .await?;
+    let (layers, scans): (Vec<_>, Vec<_>) = fetched.into_iter().unzip();
+    let image = image.relocated(layers).map_err(Failure::input)?;
+    Ok((image, oxbuild_image::rootfs::merge(scans)))
 }
 
 /// What making a dependency layer needs besides its lock.

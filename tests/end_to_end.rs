@@ -146,3 +146,32 @@ fn zstd_layers_are_an_option_for_oci_images_and_run_in_podman() {
     let answer = http_get(port, "/health", Duration::from_secs(60));
     assert_eq!(answer.map(|a| a.0), Some(200), "logs:\n{}", container.logs());
 }
+
+/// A base of several layers, read from a registry: each layer is read as it
+/// arrives and the results are stacked in order, so the account an upper
+/// layer added is seen and no second user layer is made. (Whiteouts across
+/// layers are covered by the rootfs unit tests.)
+#[test]
+fn a_multi_layer_base_is_read_in_layer_order() {
+    let registry = Registry::start();
+    let python = registry.seed("python:3.11");
+    let ws = Workspace::new();
+    // First image: python + a user layer (uid 1000 "app") + the app.
+    let first = registry.reference("team/layered:base");
+    let report =
+        build_json(ws.oxbuild().args(["build", "-q", "--base", &python, "--push", "--tag", &first]).arg(ws.app()));
+    assert_eq!(report["added"].as_array().unwrap().len(), 2, "user + app layers: {report}");
+
+    // Built on top of it, with a fresh cache so the base is fetched and read.
+    let fresh = Workspace::new();
+    let second = build_json(
+        fresh
+            .oxbuild()
+            .env("OXBUILD_CACHE_DIR", fresh.tmp.path().join("empty-cache"))
+            .args(["build", "-q", "--base", &first])
+            .arg(fresh.app()),
+    );
+    let added = second["added"].as_array().unwrap();
+    assert_eq!(added.len(), 1, "the account comes from the base's second layer, so only the app is added: {second}");
+    assert_eq!(second["layers"].as_array().unwrap().len(), 4);
+}

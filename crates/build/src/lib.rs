@@ -100,6 +100,15 @@ pub fn remember_scan(base: &Image, dir: &Path, scan: &BTreeMap<String, Node>) {
     }
 }
 
+/// The paths of a base the build reads: accounts, the Python interpreter, libc.
+pub fn base_wants(path: &str) -> Want {
+    match (user::wants(path), oxbuild_python::target::wants(path)) {
+        (Want::Content, _) | (_, Want::Content) => Want::Content,
+        (Want::Exists, _) | (_, Want::Exists) => Want::Exists,
+        _ => Want::Skip,
+    }
+}
+
 /// Reads what the build needs from the base's root filesystem (accounts,
 /// Python interpreter, libc), in one pass over its layers, which must be on
 /// disk. With `cache`, the result is kept there under the base's layer
@@ -108,12 +117,13 @@ pub fn scan_base(base: &Image, cache: Option<&Path>) -> Result<BTreeMap<String, 
     if let Some(found) = cache.and_then(|dir| cached_scan(base, dir)) {
         return Ok(found);
     }
-    let mut found = rootfs::scan(base.layers(), |p| match (user::wants(p), oxbuild_python::target::wants(p)) {
-        (Want::Content, _) | (_, Want::Content) => Want::Content,
-        (Want::Exists, _) | (_, Want::Exists) => Want::Exists,
-        _ => Want::Skip,
-    })
-    .map_err(|e| Error::Base(e.to_string()))?;
+    let found = rootfs::scan(base.layers(), base_wants).map_err(|e| Error::Base(e.to_string()))?;
+    Ok(finish_scan(base, found, cache))
+}
+
+/// Keeps only what the build uses of the files a base scan read (see
+/// [`base_wants`]), and remembers the result in `cache`.
+pub fn finish_scan(base: &Image, mut found: BTreeMap<String, Node>, cache: Option<&Path>) -> BTreeMap<String, Node> {
     for (path, node) in found.iter_mut() {
         if let Node::File(Some(bytes)) = node {
             *bytes = oxbuild_python::target::essence(path, bytes);
@@ -122,7 +132,7 @@ pub fn scan_base(base: &Image, cache: Option<&Path>) -> Result<BTreeMap<String, 
     if let Some(dir) = cache {
         remember_scan(base, dir, &found);
     }
-    Ok(found)
+    found
 }
 
 /// The base image as the build sees it.

@@ -35,9 +35,10 @@ pub enum Node {
     Dir,
 }
 
-/// What one layer does to the layers below it.
-#[derive(Default)]
-struct LayerScan {
+/// What one layer does to the layers below it ([`scan_layer`]); layers'
+/// scans are combined bottom to top by [`merge`].
+#[derive(Debug, Default)]
+pub struct LayerScan {
     /// Whiteouts: paths this layer removes.
     removed: Vec<String>,
     /// Opaque directories: their lower contents are hidden.
@@ -76,10 +77,20 @@ pub fn scan(layers: &[Layer], want: impl Fn(&str) -> Want + Sync) -> Result<BTre
         }
         work();
     });
-    let mut fs: BTreeMap<String, Node> = BTreeMap::new();
+    let mut scans = Vec::with_capacity(layers.len());
     for result in results {
         let Some(layer) = result.into_inner().unwrap() else { continue };
-        let LayerScan { removed, opaque, added } = layer?;
+        scans.push(layer?);
+    }
+    Ok(merge(scans))
+}
+
+/// The root filesystem that layers' scans (bottom first) make together:
+/// each layer's whiteouts and opaque directories hide what is below, then
+/// its own paths are added.
+pub fn merge(scans: impl IntoIterator<Item = LayerScan>) -> BTreeMap<String, Node> {
+    let mut fs: BTreeMap<String, Node> = BTreeMap::new();
+    for LayerScan { removed, opaque, added } in scans {
         let under = |p: &str, dir: &str| dir.is_empty() || p == dir || p.starts_with(&format!("{dir}/"));
         fs.retain(|p, _| !removed.iter().any(|r| under(p, r)) && !opaque.iter().any(|d| p != d && under(p, d)));
         fs.extend(added);
@@ -93,11 +104,12 @@ pub fn scan(layers: &[Layer], want: impl Fn(&str) -> Want + Sync) -> Result<BTre
         })
         .collect();
     fs.extend(resolved);
-    Ok(fs)
+    fs
 }
 
-/// Reads one layer: its whiteouts, opaque directories and wanted paths.
-fn scan_layer(layer: &Layer, want: &impl Fn(&str) -> Want) -> Result<LayerScan, Error> {
+/// Reads one layer (on disk): its whiteouts, opaque directories and the
+/// paths `want` asks for.
+pub fn scan_layer(layer: &Layer, want: &impl Fn(&str) -> Want) -> Result<LayerScan, Error> {
     let what = format!("reading layer {}", layer.descriptor.digest);
     let err = |e: std::io::Error| Error::io(what.clone(), e);
     let mut reader = BufReader::with_capacity(1 << 20, File::open(layer.path()?).map_err(err)?);

@@ -29,4 +29,4 @@ pub use client::{BlobBody, Client, ClientOptions, RetryPolicy};
 pub use error::Error;
 pub use progress::{Event, Progress};
 pub use reference::{DOCKER_HUB, Reference, ReferenceError, is_loopback};
-pub use remote::{MountSource, Pulled, PushReport, fetch_layers, open, pull, push, resolve};
+pub use remote::{MountSource, Pulled, PushReport, fetch_layer, fetch_layers, open, pull, push, resolve};

@@ -72,25 +72,25 @@ pub async fn open(client: &Client, r: &Reference, platform: &Platform) -> Result
 /// (verified), and returns the image with all its layers on disk.
 pub async fn fetch_layers(client: &Client, image: &Image, store: &BlobStore) -> Result<Image, Error> {
     let layers: Vec<Layer> = stream::iter(image.layers().iter().cloned())
-        .map(|layer| async move {
-            match &layer.location {
-                BlobLocation::File(_) => Ok::<_, Error>(layer),
-                BlobLocation::Registry { registry, repository } => {
-                    let repo = Reference {
-                        registry: registry.clone(),
-                        repository: repository.clone(),
-                        tag: None,
-                        digest: None,
-                    };
-                    let path = client.fetch_blob(&repo, &layer.descriptor, store).await?;
-                    Ok(Layer::file(layer.descriptor, path))
-                }
-            }
-        })
+        .map(|layer| fetch_layer(client, layer, store))
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
     Ok(image.relocated(layers)?)
+}
+
+/// `layer` on disk: fetched into `store` (verified) when it is in a
+/// registry, as it is when it is a file already.
+pub async fn fetch_layer(client: &Client, layer: Layer, store: &BlobStore) -> Result<Layer, Error> {
+    match &layer.location {
+        BlobLocation::File(_) => Ok(layer),
+        BlobLocation::Registry { registry, repository } => {
+            let repo =
+                Reference { registry: registry.clone(), repository: repository.clone(), tag: None, digest: None };
+            let path = client.fetch_blob(&repo, &layer.descriptor, store).await?;
+            Ok(Layer::file(layer.descriptor, path))
+        }
+    }
 }
 
 /// Pulls `r` for `platform`: manifest, config and every layer into `store`,
