@@ -154,6 +154,18 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
 
     out.step(format!("reading base {base} ({platform})"));
     let opened = base.open(&client, &platform, &store).await?;
+    // A base that is one image (not an index) is the platform it is: a
+    // --platform it does not have is an error, and what is reported is what
+    // the image really is.
+    let platform = match image_platform(&opened.image) {
+        Some(actual) if inputs.platform.is_some() && !platform.matches(&actual) => {
+            return Err(Failure::input(format!(
+                "base {base} is a {actual} image, not {platform}: use a base that has {platform} (a multi-platform index, or an archive of that platform), or drop --platform"
+            )));
+        }
+        Some(actual) => actual,
+        None => platform,
+    };
     let cache_repo = inputs
         .cache_repo
         .map(|r| Reference::parse(r).map_err(|e| Failure::config(format!("--cache-repo: {e}"))))
@@ -291,6 +303,16 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
         python,
         client,
         store,
+    })
+}
+
+/// The platform an image's config declares, if it declares one.
+fn image_platform(image: &oxbuild_image::Image) -> Option<Platform> {
+    let config = image.config_json().ok()?;
+    Some(Platform {
+        os: config["os"].as_str()?.to_string(),
+        architecture: config["architecture"].as_str()?.to_string(),
+        variant: config["variant"].as_str().map(str::to_string),
     })
 }
 

@@ -53,3 +53,21 @@ fn the_platform_is_chosen_from_an_index_and_a_missing_one_lists_what_exists() {
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("--platform"), "{stderr}");
 }
+
+/// A base that is one image, not an index, is the platform it is: a
+/// --platform it does not have is refused, naming both, and without one the
+/// report says what was really built.
+#[test]
+fn a_single_image_base_is_its_own_platform() {
+    let ws = Workspace::new();
+    let amd64 = format!("oci-archive:{}", oxbuild_testkit::base_archive().display());
+    let (code, stdout, stderr) =
+        run(ws.oxbuild().args(["build", "-q", "--base", &amd64, "--platform", "linux/s390x"]).arg(ws.app()));
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("linux/amd64") && stderr.contains("linux/s390x"), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+
+    let arm64 = format!("oci-archive:{}", oxbuild_testkit::arm64_base_archive().display());
+    let report = build_json(ws.oxbuild().args(["build", "-q", "--base", &arm64]).arg(ws.app()));
+    assert!(report["platform"].as_str().unwrap().starts_with("linux/arm64"), "{report}");
+}
