@@ -2,8 +2,8 @@
 /// what to do about it. Never carries an index credential.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The lock or requirements file is wrong.
-    #[error("{file}:{line}: {message}")]
+    /// The lock or requirements file is wrong (line 0: the file as a whole).
+    #[error("{file}{}: {message}", if *line > 0 { format!(":{line}") } else { String::new() })]
     Lock {
         /// The file.
         file: String,
@@ -24,4 +24,14 @@ pub enum Error {
     /// Writing files or layers failed.
     #[error(transparent)]
     Image(#[from] oxbuild_image::Error),
+}
+
+/// The message for a lock or requirements file that cannot be read.
+pub(crate) fn unreadable(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        "no such file; create it (a pinned requirements file, pylock.toml or uv.lock), or fix the path in [python]"
+            .into()
+    } else {
+        format!("cannot be read: {e}")
+    }
 }

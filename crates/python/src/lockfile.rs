@@ -23,7 +23,7 @@ pub fn load(path: &Path, target: &Target, groups: &[String]) -> Result<Requireme
     }
     let file = path.display().to_string();
     let err = |line: usize, message: String| Error::Lock { file: file.clone(), line, message };
-    let text = std::fs::read_to_string(path).map_err(|e| err(0, e.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| err(0, crate::error::unreadable(&e)))?;
     let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(1);
         err(line, e.message().trim().to_string())
@@ -40,7 +40,7 @@ pub fn uv_groups(path: &Path) -> Result<BTreeMap<String, Vec<String>>, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Lock {
         file: file.clone(),
         line: 0,
-        message: e.to_string(),
+        message: crate::error::unreadable(&e),
     })?;
     let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::Lock {
         file,

@@ -73,7 +73,7 @@ impl Requirements {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Lock {
             file: file.clone(),
             line: 0,
-            message: e.to_string(),
+            message: crate::error::unreadable(&e),
         })?;
         let dir = path.parent().unwrap_or(Path::new("."));
         self.parse_into(&text, &file, dir, depth)
@@ -216,6 +216,15 @@ fn parse_requirement(line: &str, origin: &str) -> Result<Pin, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_file_is_named_without_a_line_and_says_what_to_do() {
+        let e = Requirements::load(Path::new("/nonexistent/requirements.txt")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "/nonexistent/requirements.txt: no such file; create it (a pinned requirements file, pylock.toml or uv.lock), or fix the path in [python]"
+        );
+    }
 
     fn parse(text: &str) -> Result<Requirements, Error> {
         Requirements::parse(text, "requirements.txt", Path::new("/app"))
