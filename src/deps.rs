@@ -25,6 +25,12 @@ fn cache_tag(key: &str) -> String {
     format!("deps-{}", &key[..key.len().min(64)])
 }
 
+/// `blob` as a layer with its OCI media type (gzip or zstd, both of which OCI
+/// has); the build turns it into the image's format.
+fn oci_layer(blob: &oxbuild_image::LayerBlob) -> Layer {
+    Layer::file(blob.descriptor_in(Format::Oci).expect("OCI has every compression"), blob.path.clone())
+}
+
 /// A dependency layer ready for the image.
 pub struct DepLayer {
     /// The layer: on disk, or left in the cache repository (mounted or
@@ -50,9 +56,7 @@ impl DepLayer {
     fn local(prepared: Prepared, source: &'static str) -> DepLayer {
         let blob = prepared.blob;
         DepLayer {
-            // OCI media types always exist (gzip or zstd); the build turns them
-            // into the image's format.
-            layer: Layer::file(blob.descriptor_in(Format::Oci).expect("OCI has every compression"), blob.path),
+            layer: oci_layer(&blob),
             diff_id: blob.diff_id,
             key: prepared.key,
             wheels: prepared.wheels,
@@ -145,10 +149,7 @@ async fn to_repository(prepared: &Prepared, repo: &Reference, client: &Client, o
             "kind": "python-dependency-layer", "key": prepared.key, "wheels": prepared.wheels, "yanked": prepared.yanked,
         },
     });
-    let layer = Layer::file(
-        prepared.blob.descriptor_in(Format::Oci).expect("OCI has every compression"),
-        prepared.blob.path.clone(),
-    );
+    let layer = oci_layer(&prepared.blob);
     let image = match Image::assemble(Format::Oci, &config, vec![layer], &Default::default()) {
         Ok(i) => i,
         Err(e) => return out.warn(format!("cache repository: {e}")),

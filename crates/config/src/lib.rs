@@ -214,13 +214,16 @@ impl PythonConfig {
     /// The uv.lock dependency groups the test variant installs (empty unless
     /// `test-requirements` is a uv.lock).
     pub fn test_groups(&self) -> Vec<String> {
-        let uv =
-            self.test_requirements.as_deref().is_some_and(|t| Path::new(t).file_name() == Some("uv.lock".as_ref()));
-        match (&self.test_groups, uv) {
+        match (&self.test_groups, self.test_lock_is_uv()) {
             (_, false) => Vec::new(),
             (Some(groups), true) => groups.clone(),
             (None, true) => vec!["dev".to_string()],
         }
+    }
+
+    /// True when `test-requirements` names a uv.lock.
+    fn test_lock_is_uv(&self) -> bool {
+        self.test_requirements.as_deref().is_some_and(|t| Path::new(t).file_name() == Some("uv.lock".as_ref()))
     }
 
     /// The lock to install for the app in `dir`, if any.
@@ -565,9 +568,7 @@ impl Config {
         if py.requirements.is_some() && py.lock.is_some() {
             return Err("[python] set either `requirements` or `lock`, not both".into());
         }
-        let test_is_uv =
-            py.test_requirements.as_deref().is_some_and(|t| Path::new(t).file_name() == Some("uv.lock".as_ref()));
-        if py.test_groups.is_some() && !test_is_uv {
+        if py.test_groups.is_some() && !py.test_lock_is_uv() {
             return Err(
                 "[python] test-groups picks dependency groups of a uv.lock: set test-requirements = \"uv.lock\" too, or drop test-groups".into(),
             );
