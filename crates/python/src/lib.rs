@@ -506,14 +506,7 @@ mod tests {
     use super::*;
 
     fn target() -> Target {
-        Target {
-            major: 3,
-            minor: 11,
-            interpreter: "/usr/bin/python3.11".into(),
-            full_version: "3.11.2".into(),
-            machine: "x86_64".into(),
-            libc: tags::Libc::Glibc(36),
-        }
+        crate::tags::debian("x86_64")
     }
 
     /// A wheel whose `pkg/data.txt` holds `content` while its RECORD hashes `recorded`.

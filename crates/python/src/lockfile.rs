@@ -254,17 +254,9 @@ fn uv(doc: &toml::Table, file: &str, target: &Target, groups: &[String]) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Libc;
 
     fn target() -> Target {
-        Target {
-            major: 3,
-            minor: 11,
-            interpreter: "/usr/bin/python3.11".into(),
-            full_version: "3.11".into(),
-            machine: "x86_64".into(),
-            libc: Libc::Glibc(36),
-        }
+        crate::tags::debian("x86_64")
     }
 
     #[test]

@@ -127,20 +127,22 @@ pub fn expand(python: &str, abi: &str, platform: &str) -> Vec<Tag> {
     out
 }
 
+/// Debian bookworm's Python 3.11 on `machine`: the target the crate's tests use.
+#[cfg(test)]
+pub(crate) fn debian(machine: &str) -> Target {
+    Target {
+        major: 3,
+        minor: 11,
+        interpreter: "/usr/bin/python3.11".into(),
+        full_version: "3.11".into(),
+        machine: machine.into(),
+        libc: Libc::Glibc(36),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn debian(machine: &str) -> Target {
-        Target {
-            major: 3,
-            minor: 11,
-            interpreter: "/usr/bin/python3.11".into(),
-            full_version: "3.11".into(),
-            machine: machine.into(),
-            libc: Libc::Glibc(36),
-        }
-    }
 
     #[test]
     fn libc_reads_as_its_version() {
