@@ -40,6 +40,18 @@ fn write_json(path: &std::path::Path, value: serde_json::Value) {
     std::fs::write(path, value.to_string()).unwrap();
 }
 
+/// Builds and pushes the app to `target` with credentials from the docker
+/// config in `docker`, and checks that `secret` shows up in no output.
+fn push_with_docker_config(ws: &Workspace, docker: &std::path::Path, base: &str, target: &str, secret: &str) {
+    let (code, stdout, stderr) = run(ws
+        .oxbuild()
+        .env("DOCKER_CONFIG", docker)
+        .args(["build", "--base", base, "--push", "--tag", target])
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains(secret) && !stderr.contains(secret));
+}
+
 #[test]
 fn docker_config_and_podman_auth_files_supply_credentials() {
     let secret = "cfg-Secret-77";
@@ -52,13 +64,7 @@ fn docker_config_and_podman_auth_files_supply_credentials() {
     let docker = ws.tmp.path().join("docker");
     write_json(&docker.join("config.json"), entry.clone());
     let target = registry.reference("team/docker-config:v1");
-    let (code, stdout, stderr) = run(ws
-        .oxbuild()
-        .env("DOCKER_CONFIG", &docker)
-        .args(["build", "--base", &base, "--push", "--tag", &target])
-        .arg(ws.app()));
-    assert_eq!(code, 0, "{stderr}");
-    assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    push_with_docker_config(&ws, &docker, &base, &target, secret);
     registry.skopeo_inspect(&target, false);
 
     let podman_auth = ws.tmp.path().join("auth.json");
@@ -187,13 +193,7 @@ fn docker_identity_tokens_are_traded_for_access_tokens() {
         serde_json::json!({"auths": {registry.host(): {"identitytoken": identity}}}),
     );
     let target = registry.reference("team/identity:v1");
-    let (code, stdout, stderr) = run(ws
-        .oxbuild()
-        .env("DOCKER_CONFIG", &docker)
-        .args(["build", "--base", &base, "--push", "--tag", &target])
-        .arg(ws.app()));
-    assert_eq!(code, 0, "{stderr}");
-    assert!(!stdout.contains(identity) && !stderr.contains(identity));
+    push_with_docker_config(&ws, &docker, &base, &target, identity);
     let asked = registry.token_requests().split_off(seeding);
     assert!(!asked.is_empty() && asked.iter().all(|r| r.refresh && r.granted), "{asked:?}");
     registry.skopeo_inspect(&target, false);
