@@ -154,10 +154,11 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
 
     out.step(format!("reading base {base} ({platform})"));
     let opened = base.open(&client, &platform, &store).await?;
+    let base_config = opened.image.config_json().map_err(Failure::input)?;
     // A base that is one image (not an index) is the platform it is: a
     // --platform it does not have is an error, and what is reported is what
     // the image really is.
-    let platform = match image_platform(&opened.image) {
+    let platform = match config_platform(&base_config) {
         Some(actual) if inputs.platform.is_some() && !platform.matches(&actual) => {
             return Err(Failure::input(format!(
                 "base {base} is a {actual} image, not {platform}: use a base that has {platform} (a multi-platform index, or an archive of that platform), or drop --platform"
@@ -191,7 +192,6 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
             }
         },
     };
-    let base_config = base_image.config_json().map_err(Failure::input)?;
     let base_path = base_config["config"]["Env"]
         .as_array()
         .and_then(|a| a.iter().filter_map(|v| v.as_str()).find_map(|e| e.strip_prefix("PATH=")))
@@ -306,9 +306,8 @@ pub async fn assemble(inputs: BuildInputs<'_>, out: Reporter) -> Result<Assemble
     })
 }
 
-/// The platform an image's config declares, if it declares one.
-fn image_platform(image: &oxbuild_image::Image) -> Option<Platform> {
-    let config = image.config_json().ok()?;
+/// The platform an image config declares, if it declares one.
+fn config_platform(config: &serde_json::Value) -> Option<Platform> {
     Some(Platform {
         os: config["os"].as_str()?.to_string(),
         architecture: config["architecture"].as_str()?.to_string(),
