@@ -22,31 +22,28 @@ pub fn load(path: &Path, target: &Target, groups: &[String]) -> Result<Requireme
         return Requirements::load(path);
     }
     let file = path.display().to_string();
-    let err = |line: usize, message: String| Error::Lock { file: file.clone(), line, message };
-    let text = std::fs::read_to_string(path).map_err(|e| err(0, crate::error::unreadable(&e)))?;
-    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(1);
-        err(line, e.message().trim().to_string())
-    })?;
+    let doc = read_toml(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let pins = if is_pylock { pylock(&doc, &file, dir)? } else { uv(&doc, &file, target, groups)? };
     Ok(Requirements { pins, ..Default::default() })
 }
 
+/// A TOML lock file, or an error naming the file (and the line, for a
+/// syntax error).
+fn read_toml(path: &Path) -> Result<toml::Table, Error> {
+    let file = path.display().to_string();
+    let err = |line: usize, message: String| Error::Lock { file: file.clone(), line, message };
+    let text = std::fs::read_to_string(path).map_err(|e| err(0, crate::error::unreadable(&e)))?;
+    text.parse().map_err(|e: toml::de::Error| {
+        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(1);
+        err(line, e.message().trim().to_string())
+    })
+}
+
 /// The dependency groups of a uv.lock's project and the packages each
 /// names directly, e.g. `dev: [pytest, mypy]`; for `oxbuild init`.
 pub fn uv_groups(path: &Path) -> Result<BTreeMap<String, Vec<String>>, Error> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Lock {
-        file: file.clone(),
-        line: 0,
-        message: crate::error::unreadable(&e),
-    })?;
-    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::Lock {
-        file,
-        line: 0,
-        message: e.message().trim().to_string(),
-    })?;
+    let doc = read_toml(path)?;
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let packages = doc.get("package").and_then(|p| p.as_array()).into_iter().flatten().filter_map(|p| p.as_table());
     for p in packages {
