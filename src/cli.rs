@@ -44,7 +44,9 @@ Exit codes:
 
 Environment:
   OXBUILD_REGISTRY_USER, OXBUILD_REGISTRY_PASSWORD  credentials for registries that ask
-  OXBUILD_CACHE_DIR   where pulled and built blobs are cached (default ~/.cache/oxbuild)
+  OXBUILD_CACHE_DIR   the cache: blobs, base scans, dependency layers (default ~/.cache/oxbuild)
+  OXBUILD_CACHE_MAX_SIZE  the cache is pruned to this size after each command (default 10GiB)
+  HTTPS_PROXY, HTTP_PROXY, NO_PROXY  proxies for registries and package indexes
   SOURCE_DATE_EPOCH   timestamp of every file and of the image (default 0)";
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +69,31 @@ pub enum Command {
     Pipeline(PipelineArgs),
     /// Write a commented oxbuild.toml for the Python project in DIR.
     Init(InitArgs),
+    /// Show or prune oxbuild's cache (blobs, base scans, dependency layers).
+    Cache(CacheArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Where the cache is, and how much each bucket holds.
+    Info,
+    /// Remove cache entries: all of them, or those not used for --older-than,
+    /// then the least recently used until the cache fits --max-size. Waits for
+    /// running builds to finish first, so none loses what it is using.
+    Prune {
+        /// Keep the cache at most this big (e.g. 5GiB; 0 empties it).
+        #[arg(long, value_name = "SIZE")]
+        max_size: Option<String>,
+        /// Remove entries not used for this long (e.g. 30d, 12h).
+        #[arg(long, value_name = "DURATION")]
+        older_than: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -2,10 +2,9 @@
 //! together. Everything that builds, pulls or pushes lives in `crates/`.
 
 mod build;
+mod cache;
 mod cli;
-mod deps;
 mod init;
-mod location;
 mod pipeline;
 mod progress;
 mod report;
@@ -23,6 +22,18 @@ fn main() {
             reporter.fail(&report::Failure::internal(format!("cannot start the async runtime: {e}"))),
         ),
     };
+    // Every command but init and cache holds the cache's shared lock while it
+    // runs, so that `oxbuild cache prune` waits instead of deleting what it uses.
+    let uses_cache = !matches!(cli.command, cli::Command::Init(_) | cli::Command::Cache(_));
+    let held = match uses_cache.then(build::cache).transpose() {
+        Ok(cache) => cache.map(|c| (c.lock_shared().map_err(report::Failure::output), c)),
+        Err(f) => std::process::exit(reporter.fail(&f)),
+    };
+    let cache = match held {
+        Some((Ok(lock), cache)) => Some((lock, cache)),
+        Some((Err(f), _)) => std::process::exit(reporter.fail(&f)),
+        None => None,
+    };
     let result = runtime.block_on(async {
         match cli.command {
             cli::Command::Build(args) => build::run(args, reporter).await,
@@ -34,8 +45,13 @@ fn main() {
             cli::Command::Publish(args) => pipeline::publish(args, reporter).await,
             cli::Command::Pipeline(args) => pipeline::pipeline(args, reporter).await,
             cli::Command::Init(args) => init::run(args, reporter),
+            cli::Command::Cache(args) => cache::run(args, reporter),
         }
     });
+    if let Some((lock, cache)) = cache {
+        drop(lock);
+        cache::enforce_limit(&cache, reporter);
+    }
     if let Err(failure) = result {
         std::process::exit(reporter.fail(&failure));
     }

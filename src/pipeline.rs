@@ -7,13 +7,15 @@ use oxbuild_build::publish::{self, Checkout};
 use oxbuild_registry::Reference;
 use serde_json::json;
 
-use crate::build::{Assembled, assemble, inputs};
+use oxbuild_engine::{Assembled, Services};
+
+use crate::build::{assemble, services};
 use crate::cli::{PipelineArgs, PublishArgs};
 use crate::report::{Failure, Reporter};
 use crate::stages::{StageResult, assess_stage, health_stage};
 
 /// Pushes the production image of `assembled` with the tags of the publish policy.
-async fn publish_stage(assembled: &Assembled, out: Reporter) -> Result<StageResult, Failure> {
+async fn publish_stage(assembled: &Assembled, services: &Services, out: Reporter) -> Result<StageResult, Failure> {
     let cfg = &assembled.cfg;
     let repo_text = cfg.publish.repository.as_ref().or(cfg.image.repository.as_ref()).ok_or_else(|| {
         Failure::config("nowhere to publish: set [publish] repository (or [image] repository) in oxbuild.toml")
@@ -25,7 +27,7 @@ async fn publish_stage(assembled: &Assembled, out: Reporter) -> Result<StageResu
     }
     let image = &assembled.prod.image;
     out.step(format!("publishing {} to {} as {}", image.digest(), repository.name(), describe_tags(&plan.tags)));
-    let report = oxbuild_registry::push(&assembled.client, image, &repository, &plan.tags, &assembled.mount_from)
+    let report = oxbuild_registry::push(&services.client, image, &repository, &plan.tags, &assembled.mount_from)
         .await
         .map_err(|e| Failure::registry(format!("publishing to {}: {e}", repository.name())))?;
     let pinned = repository.with_digest(image.digest()).to_string();
@@ -48,8 +50,9 @@ fn describe_tags(tags: &[String]) -> String {
 }
 
 pub async fn publish(args: PublishArgs, out: Reporter) -> Result<(), Failure> {
-    let assembled = assemble(inputs(&args.stage.app, false), out).await?;
-    let result = publish_stage(&assembled, out).await?;
+    let services = services(&args.stage.app.registry, out)?;
+    let assembled = assemble(&args.stage.app, false, &services).await?;
+    let result = publish_stage(&assembled, &services, out).await?;
     out.result(&result.json, &result.human);
     Ok(())
 }
@@ -75,7 +78,8 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
 
     let started = Instant::now();
     let run_assess = !args.skip_assess;
-    let assembled = match assemble(inputs(&args.stage.app, run_assess), out).await {
+    let services = services(&args.stage.app.registry, out)?;
+    let assembled = match assemble(&args.stage.app, run_assess, &services).await {
         Ok(a) => a,
         Err(f) => {
             stages.push(json!({"stage": "build", "status": "failed", "seconds": started.elapsed().as_secs_f64()}));
@@ -92,7 +96,7 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
         "size": size,
         "layers": image.layers().iter().map(|l| json!({"digest": l.descriptor.digest, "size": l.descriptor.size})).collect::<Vec<_>>(),
         "test_digest": assembled.test.as_ref().map(|t| t.image.digest()),
-        "python": assembled.python,
+        "python": assembled.dependencies["python"],
     }));
     human.push(format!("build    passed  {}", image.digest()));
 
@@ -130,9 +134,13 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
         out.step(format!("== {name}"));
         let t = Instant::now();
         let result = match name {
-            "assess" => assess_stage(&assembled, args.stage.runtime.as_deref(), args.junit.as_deref(), out).await,
-            "health" => health_stage(&assembled, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await,
-            _ => publish_stage(&assembled, out).await,
+            "assess" => {
+                assess_stage(&assembled, &services, args.stage.runtime.as_deref(), args.junit.as_deref(), out).await
+            }
+            "health" => {
+                health_stage(&assembled, &services, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await
+            }
+            _ => publish_stage(&assembled, &services, out).await,
         };
         let seconds = t.elapsed().as_secs_f64();
         match result {

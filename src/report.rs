@@ -52,6 +52,27 @@ impl Failure {
     }
 }
 
+impl From<oxbuild_engine::Error> for Failure {
+    fn from(e: oxbuild_engine::Error) -> Failure {
+        use oxbuild_engine::Kind;
+        match e.kind {
+            Kind::Config => Failure::config(e.message),
+            Kind::Build => Failure::build(e.message),
+            Kind::Input => Failure::input(e.message),
+            Kind::Registry => Failure::registry(e.message),
+            Kind::Output => Failure::output(e.message),
+            Kind::Runtime => Failure::runtime(e.message),
+            Kind::Internal => Failure::internal(e.message),
+        }
+    }
+}
+
+impl From<oxbuild_engine::location::Error> for Failure {
+    fn from(e: oxbuild_engine::location::Error) -> Failure {
+        oxbuild_engine::Error::from(e).into()
+    }
+}
+
 /// Where progress goes.
 #[derive(Debug, Clone, Copy)]
 pub struct Reporter {
@@ -102,5 +123,17 @@ impl Reporter {
             println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
         }
         f.code
+    }
+}
+
+impl oxbuild_engine::Events for Reporter {
+    fn step(&self, message: &str) {
+        Reporter::step(self, message);
+    }
+    fn detail(&self, message: &str) {
+        Reporter::detail(self, message);
+    }
+    fn warn(&self, message: &str) {
+        Reporter::warn(self, message);
     }
 }

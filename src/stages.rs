@@ -8,7 +8,9 @@ use oxbuild_image::Image;
 use oxbuild_runtime::{Containers, Runtime, gates, health};
 use serde_json::json;
 
-use crate::build::{Assembled, assemble, cache_dir, inputs};
+use oxbuild_engine::{Assembled, Services};
+
+use crate::build::{assemble, services};
 use crate::cli::{AssessArgs, HealthArgs};
 use crate::report::{Failure, Reporter};
 
@@ -16,40 +18,10 @@ fn runtime(arg: Option<&str>, cfg: &oxbuild_config::Config) -> Result<Runtime, F
     Runtime::detect(arg.or(cfg.runtime.program.as_deref())).map_err(Failure::runtime)
 }
 
-/// Puts `image` into the runtime under a name unique to its digest. The name
-/// stays afterwards: it is content-addressed, so a rerun (or a parallel run of
-/// the same image) reuses it instead of loading again.
-async fn load(runtime: &Runtime, image: &Image, assembled: &Assembled, out: Reporter) -> Result<String, Failure> {
-    let app = assembled.dir.as_path();
-    let app_name: String = app
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_lowercase()))
-        .unwrap_or_else(|| "app".into())
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
-        .collect();
-    let name = format!("localhost/oxbuild/{}:{}", app_name.trim_matches(['-', '.', '_']), &image.digest().hex()[..16]);
-    if runtime.has_image(&name).await {
-        return Ok(name);
-    }
-    out.step(format!("loading {name} into {}", runtime.program()));
-    let dir = cache_dir().join("tmp");
-    std::fs::create_dir_all(&dir).map_err(|e| Failure::output(format!("creating {}: {e}", dir.display())))?;
-    let archive = tempfile::Builder::new()
-        .suffix(".tar")
-        .tempfile_in(&dir)
-        .map_err(|e| Failure::output(format!("creating an archive in {}: {e}", dir.display())))?;
-    // Layers still in a registry (the base, a cached dependency layer) are fetched now.
-    let local = oxbuild_registry::fetch_layers(&assembled.client, image, &assembled.store)
-        .await
-        .map_err(|e| Failure::registry(format!("fetching layers to load {name}: {e}")))?;
-    let (img, path, n) = (local, archive.path().to_path_buf(), name.clone());
-    tokio::task::spawn_blocking(move || oxbuild_image::archive::write_archive(&img, &path, &[n]))
-        .await
-        .map_err(|e| Failure::internal(e.to_string()))?
-        .map_err(Failure::output)?;
-    runtime.load(archive.path(), &name).await.map_err(Failure::runtime)?;
+/// Puts `image` into the runtime (see `oxbuild_engine::load`) and returns its name there.
+async fn load(runtime: &Runtime, image: &Image, assembled: &Assembled, services: &Services) -> Result<String, Failure> {
+    let name = oxbuild_engine::load::runtime_name(&assembled.dir, image);
+    oxbuild_engine::load::load(runtime, image, &name, services).await?;
     Ok(name)
 }
 
@@ -115,6 +87,7 @@ impl StageResult {
 /// The health stage on the production image of `assembled`.
 pub async fn health_stage(
     assembled: &Assembled,
+    services: &Services,
     runtime_arg: Option<&str>,
     timeout: Option<&str>,
     out: Reporter,
@@ -124,7 +97,7 @@ pub async fn health_stage(
     let check = health::Check::from_config(&config)
         .ok_or_else(|| Failure::config("the image has no healthcheck: add a [healthcheck] section to oxbuild.toml"))?;
     let runtime = runtime(runtime_arg, &assembled.cfg)?;
-    let name = load(&runtime, image, assembled, out).await?;
+    let name = load(&runtime, image, assembled, services).await?;
     let ports: Vec<u16> = config["config"]["ExposedPorts"]
         .as_object()
         .map(|m| m.keys().filter_map(|k| k.split('/').next()?.parse().ok()).collect())
@@ -179,6 +152,7 @@ pub async fn health_stage(
 /// The assess stage on the test variant of `assembled`.
 pub async fn assess_stage(
     assembled: &Assembled,
+    services: &Services,
     runtime_arg: Option<&str>,
     junit: Option<&std::path::Path>,
     out: Reporter,
@@ -192,7 +166,7 @@ pub async fn assess_stage(
     let image = &assembled.test.as_ref().ok_or_else(|| Failure::internal("the test variant was not built"))?.image;
     let config = image.config_json().map_err(Failure::input)?;
     let runtime = runtime(runtime_arg, cfg)?;
-    let name = load(&runtime, image, assembled, out).await?;
+    let name = load(&runtime, image, assembled, services).await?;
     let opts = gates::GateOptions {
         image: name.clone(),
         user: config["config"]["User"].as_str().filter(|u| !u.is_empty()).map(String::from),
@@ -243,11 +217,13 @@ pub async fn assess_stage(
 }
 
 pub async fn health(args: HealthArgs, out: Reporter) -> Result<(), Failure> {
-    let assembled = assemble(inputs(&args.stage.app, false), out).await?;
-    health_stage(&assembled, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await?.finish(out)
+    let services = services(&args.stage.app.registry, out)?;
+    let assembled = assemble(&args.stage.app, false, &services).await?;
+    health_stage(&assembled, &services, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await?.finish(out)
 }
 
 pub async fn assess(args: AssessArgs, out: Reporter) -> Result<(), Failure> {
-    let assembled = assemble(inputs(&args.stage.app, true), out).await?;
-    assess_stage(&assembled, args.stage.runtime.as_deref(), args.junit.as_deref(), out).await?.finish(out)
+    let services = services(&args.stage.app.registry, out)?;
+    let assembled = assemble(&args.stage.app, true, &services).await?;
+    assess_stage(&assembled, &services, args.stage.runtime.as_deref(), args.junit.as_deref(), out).await?.finish(out)
 }

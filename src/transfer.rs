@@ -1,19 +1,31 @@
 //! `oxbuild inspect`, `oxbuild push` and `oxbuild copy`: an image from any
 //! location, shown or written to any other.
 
-use oxbuild_image::Image;
-use oxbuild_registry::MountSource;
+use oxbuild_engine::Location;
+use oxbuild_image::{Image, Platform};
+use oxbuild_registry::PushReport;
 use serde_json::json;
 
-use crate::build::{client, platform, store};
+use crate::build::{platform, services};
 use crate::cli::{CopyArgs, InspectArgs};
-use crate::location::Location;
 use crate::report::{Failure, Reporter};
+
+/// The one line a push reports.
+pub fn describe_push(r: &PushReport) -> String {
+    let blobs = |n: u64| if n == 1 { "1 blob".to_string() } else { format!("{n} blobs") };
+    format!(
+        "  {} uploaded ({} bytes), {} mounted, {} already there",
+        blobs(r.blobs_uploaded),
+        r.bytes_uploaded,
+        r.blobs_mounted,
+        r.blobs_skipped
+    )
+}
 
 pub async fn inspect(args: InspectArgs, out: Reporter) -> Result<(), Failure> {
     let source = Location::parse(&args.source, "SOURCE")?;
-    let (client, store, platform) = (client(&args.registry, out)?, store()?, platform(args.platform.as_deref())?);
-    let opened = source.open(&client, &platform, &store).await?;
+    let (services, platform) = (services(&args.registry, out)?, platform(args.platform.as_deref())?);
+    let opened = source.open(&services.target(), &platform.unwrap_or_else(Platform::host)).await?;
     let image = &opened.image;
     let manifest: serde_json::Value = serde_json::from_slice(image.manifest()).map_err(Failure::input)?;
     let config = image.config_json().map_err(Failure::input)?;
@@ -66,27 +78,24 @@ fn describe(image: &Image, config: &serde_json::Value) -> Vec<String> {
 pub async fn copy(args: CopyArgs, out: Reporter, registry_only: bool) -> Result<(), Failure> {
     let source = Location::parse(&args.source, "SOURCE")?;
     let dest = Location::parse(&args.dest, "DEST")?;
-    if registry_only && !matches!(dest, Location::Registry(_)) {
+    if registry_only && !dest.is_registry() {
         return Err(Failure::config(format!(
             "push writes to a registry; DEST `{dest}` is not one (use `oxbuild copy` for layouts and archives)"
         )));
     }
-    let (client, store, platform) = (client(&args.registry, out)?, store()?, platform(args.platform.as_deref())?);
+    let (services, platform) = (services(&args.registry, out)?, platform(args.platform.as_deref())?);
     out.step(format!("reading {source}"));
-    let opened = source.open(&client, &platform, &store).await?;
-    let mount_from: Vec<MountSource> = opened.resolved.iter().map(|r| MountSource::of(r, &opened.image)).collect();
+    let opened = source.open(&services.target(), &platform.unwrap_or_else(Platform::host)).await?;
     out.step(format!("writing {dest}"));
-    let names: Vec<String> = match &dest {
-        Location::Registry(_) => Vec::new(),
-        _ => opened.resolved.iter().filter(|r| r.tag.is_some()).map(name_without_digest).collect(),
+    let names: Vec<String> = if dest.is_registry() {
+        Vec::new()
+    } else {
+        opened.resolved.iter().filter(|r| r.tag.is_some()).map(name_without_digest).collect()
     };
-    let report = dest.write(&client, &opened.image, &store, &names, &mount_from).await?;
+    let report = dest.write(&services.target(), &opened.image, &names, &opened.mount_sources()).await?;
     let digest = opened.image.digest();
     if let Some(r) = &report {
-        out.step(format!(
-            "  {} blobs uploaded ({} bytes), {} mounted, {} already there",
-            r.blobs_uploaded, r.bytes_uploaded, r.blobs_mounted, r.blobs_skipped
-        ));
+        out.step(describe_push(r));
     }
     let json =
         json!({"ok": true, "digest": digest, "source": source.to_string(), "dest": dest.to_string(), "push": report});

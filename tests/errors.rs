@@ -5,7 +5,7 @@ mod common;
 use std::io::Read as _;
 
 use common::{Workspace, build_json, run};
-use oxbuild_testkit::{Registry, free_port};
+use oxbuild_testkit::Registry;
 
 /// Asserts a failed run: the exit code, one `error:` line on stderr that
 /// contains each of `needles`, and no panic.
@@ -71,7 +71,9 @@ fn base_image_that_does_not_exist() {
 #[test]
 fn unreachable_registry() {
     let ws = Workspace::new();
-    let base = format!("127.0.0.1:{}/python:3.11", free_port());
+    // Port 1 (tcpmux) is privileged and unused: a probed "free" port could be
+    // taken by another test's server before oxbuild connects.
+    let base = "127.0.0.1:1/python:3.11".to_string();
     assert_fails(
         run(ws.oxbuild().args(["build", "-q", "--base", &base]).arg(ws.app())),
         5,

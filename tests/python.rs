@@ -160,7 +160,7 @@ fn wheels_come_from_pypi_once_and_then_from_the_cache() {
     let first = build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
     assert_eq!(first["python"]["downloaded"], 2, "{}", first["python"]);
     // Without the layer cache, the wheels are still in the blob store by hash.
-    std::fs::remove_dir_all(ws.cache().join("python-layers")).unwrap();
+    std::fs::remove_dir_all(ws.bucket("layers")).unwrap();
     let second = build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
     assert_eq!(second["python"]["downloaded"], 0, "{}", second["python"]);
     assert_eq!(second["python"]["reused"], false);
@@ -183,11 +183,11 @@ fn a_hash_mismatch_is_refused() {
     assert_build_error(&ws, 4, &["gunicorn==27.0.1", "requirements.txt:2", "hash"]);
     // The wheel the lock does not allow was streamed into the cache but never committed.
     let gunicorn = "378b26b9a38adcf4592f28828233c1716acc55e833ea06bf48719782efaa0d10";
-    let blobs = ws.cache().join("blobs/sha256");
+    let blobs = ws.bucket("blobs").join("sha256");
     assert!(blobs.is_dir(), "the cache was used: {}", blobs.display());
     assert!(!blobs.join(gunicorn).exists());
     let partial: Vec<_> =
-        std::fs::read_dir(ws.cache().join("blobs")).unwrap().flatten().filter(|e| e.path().is_file()).collect();
+        std::fs::read_dir(ws.bucket("blobs")).unwrap().flatten().filter(|e| e.path().is_file()).collect();
     assert!(partial.iter().all(|e| !e.file_name().to_string_lossy().starts_with(".partial")), "{partial:?}");
 }
 
@@ -283,20 +283,25 @@ impl LocalIndex {
             std::fs::write(dir.join("index.html"), format!("<html><body>\n{links}</body></html>\n")).unwrap();
         }
         let log = root.path().join("access.log");
-        let port = oxbuild_testkit::free_port();
-        let child = std::process::Command::new("python3")
-            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+        // Port 0: the server picks a free port itself and says which, so no
+        // other test can take it between a probe and the bind.
+        let mut child = std::process::Command::new("python3")
+            .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory"])
             .arg(root.path())
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
+        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+        let port: u16 = first
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the index did not say its port: {first}"));
         let url = format!("http://127.0.0.1:{port}/simple/");
-        let until = std::time::Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < until, "the index did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
         LocalIndex { child, url, log, _root: root }
     }
 
@@ -392,7 +397,9 @@ fn a_fresh_runner_with_a_cache_repo_downloads_no_wheel() {
             .arg(ws.app()),
     );
     let layer = third["python"]["layer"].as_str().unwrap();
-    assert!(!fresh.join("blobs/sha256").join(&layer["sha256:".len()..]).exists(), "the layer stayed in the registry");
+    let blobs = fresh.join(format!("blobs-v{}", oxbuild_cache::FORMAT)).join("sha256");
+    assert!(blobs.is_dir(), "the fresh runner has a blob cache: {}", blobs.display());
+    assert!(!blobs.join(&layer["sha256:".len()..]).exists(), "the layer stayed in the registry");
     assert!(third["push"][0]["report"]["blobs_mounted"].as_u64().unwrap() >= 1, "{}", third["push"]);
     assert_eq!(registry.skopeo_inspect(&target, false)["Digest"], third["digest"]);
 }

@@ -33,6 +33,13 @@ fn tls_registry_with_a_ca_file() {
     let (code, _, stderr) = run(ws.oxbuild().args(["build", "-q", "--ca-file", "/nonexistent/ca.pem"]).arg(ws.app()));
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
+
+    // A file that holds no certificate is named, before anything is fetched.
+    let not_pem = ws.tmp.path().join("not-a-ca.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let (code, _, stderr) = run(ws.oxbuild().args(["build", "-q", "--ca-file"]).arg(&not_pem).arg(ws.app()));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("not-a-ca.pem") && stderr.contains("no PEM certificate"), "{stderr}");
 }
 
 fn write_json(path: &std::path::Path, value: serde_json::Value) {

@@ -37,7 +37,7 @@ fn a_corrupted_blob_is_a_digest_error_and_never_enters_the_cache() {
     assert_eq!(code, 5, "{stderr}");
     assert!(stderr.contains("digest mismatch"), "{stderr}");
     assert!(proxy.injected() >= 1);
-    let blobs = ws.cache().join("blobs");
+    let blobs = ws.bucket("blobs");
     let mut stored = Vec::new();
     for dir in [blobs.clone(), blobs.join("sha256")] {
         for entry in std::fs::read_dir(&dir).unwrap() {
@@ -51,7 +51,7 @@ fn a_corrupted_blob_is_a_digest_error_and_never_enters_the_cache() {
 }
 
 #[test]
-fn a_second_push_uploads_nothing_and_another_repository_mounts_by_the_registrys_own_count() {
+fn a_second_push_uploads_nothing_and_another_repository_gets_only_mounts_by_the_registrys_own_count() {
     let registry = Registry::start();
     let base = registry.seed("python:3.11");
     let ws = Workspace::new();
@@ -66,12 +66,21 @@ fn a_second_push_uploads_nothing_and_another_repository_mounts_by_the_registrys_
     let after_second = registry.log();
     assert_eq!(uploads(&after_second, "team/one"), uploads(&after_first, "team/one"), "second push uploads nothing");
 
+    // Another repository of the same registry gets mounts, not uploads: the
+    // base layer from python (named by the build), the rest from team/one
+    // (remembered in the cache's locations bucket). Only the manifest is new.
     let second = registry.reference("team/two:v1");
     let report =
         build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--push", "--tag", &second]).arg(ws.app()));
     let log = registry.log();
-    assert_eq!(mounts(&log, "team/two"), 1, "the base layer is mounted from python");
-    assert_eq!(report["push"][0]["report"]["blobs_mounted"], 1);
+    let blobs = report["layers"].as_array().unwrap().len() + 1;
+    assert_eq!(uploads(&log, "team/two"), 0, "no blob bytes went to team/two:\n{log}");
+    assert_eq!(log.matches("\"PATCH /v2/team/two/blobs/uploads/").count(), 0);
+    assert_eq!(mounts(&log, "team/two"), blobs, "every layer and the config are mounted");
+    assert_eq!(log.matches("\"PUT /v2/team/two/manifests/v1").count(), 1);
+    assert_eq!(report["push"][0]["report"]["blobs_mounted"], blobs);
+    assert_eq!(report["push"][0]["report"]["bytes_uploaded"], 0);
+    registry.pull_and_verify(&second, &ws.tmp.path().join("pulled"));
 }
 
 #[test]

@@ -64,6 +64,12 @@ impl Workspace {
         self.tmp.path().join("cache")
     }
 
+    /// A bucket of this workspace's cache (`blobs`, `layers`, ...).
+    #[allow(dead_code)]
+    pub fn bucket(&self, name: &str) -> PathBuf {
+        self.cache().join(format!("{name}-v{}", oxbuild_cache::FORMAT))
+    }
+
     /// `oxbuild` with this workspace's cache and no registry credentials.
     pub fn oxbuild(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxbuild"));

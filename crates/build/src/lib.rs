@@ -83,23 +83,6 @@ pub fn scan_key(base: &Image) -> oxbuild_image::Digest {
     oxbuild_image::Digest::of(text.as_bytes())
 }
 
-/// A scan of `base` cached in `dir`, if there is one.
-pub fn cached_scan(base: &Image, dir: &Path) -> Option<BTreeMap<String, Node>> {
-    let bytes = std::fs::read(dir.join(format!("{}.json", scan_key(base).hex()))).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// Keeps a scan of `base` in `dir`. A cache that cannot be written only costs
-/// the next build a rescan.
-pub fn remember_scan(base: &Image, dir: &Path, scan: &BTreeMap<String, Node>) {
-    let path = dir.join(format!("{}.json", scan_key(base).hex()));
-    let _ = std::fs::create_dir_all(dir);
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    if std::fs::write(&tmp, serde_json::to_vec(scan).unwrap_or_default()).is_ok() {
-        let _ = std::fs::rename(&tmp, path);
-    }
-}
-
 /// The paths of a base the build reads: accounts, the Python interpreter, libc.
 pub fn base_wants(path: &str) -> Want {
     match (user::wants(path), oxbuild_python::target::wants(path)) {
@@ -111,26 +94,19 @@ pub fn base_wants(path: &str) -> Want {
 
 /// Reads what the build needs from the base's root filesystem (accounts,
 /// Python interpreter, libc), in one pass over its layers, which must be on
-/// disk. With `cache`, the result is kept there under the base's layer
-/// digests, so a rebuild on the same base decompresses nothing.
-pub fn scan_base(base: &Image, cache: Option<&Path>) -> Result<BTreeMap<String, Node>, Error> {
-    if let Some(found) = cache.and_then(|dir| cached_scan(base, dir)) {
-        return Ok(found);
-    }
+/// disk. Callers cache the result by [`scan_key`] (the engine does).
+pub fn scan_base(base: &Image) -> Result<BTreeMap<String, Node>, Error> {
     let found = rootfs::scan(base.layers(), base_wants).map_err(|e| Error::Base(e.to_string()))?;
-    Ok(finish_scan(base, found, cache))
+    Ok(finish_scan(found))
 }
 
 /// Keeps only what the build uses of the files a base scan read (see
-/// [`base_wants`]), and remembers the result in `cache`.
-pub fn finish_scan(base: &Image, mut found: BTreeMap<String, Node>, cache: Option<&Path>) -> BTreeMap<String, Node> {
+/// [`base_wants`]).
+pub fn finish_scan(mut found: BTreeMap<String, Node>) -> BTreeMap<String, Node> {
     for (path, node) in found.iter_mut() {
         if let Node::File(Some(bytes)) = node {
             *bytes = oxbuild_python::target::essence(path, bytes);
         }
-    }
-    if let Some(dir) = cache {
-        remember_scan(base, dir, &found);
     }
     found
 }
@@ -291,7 +267,7 @@ mod tests {
     use oxbuild_image::media;
 
     #[test]
-    fn base_scans_are_cached_by_layer_digests_and_keep_only_what_detection_needs() {
+    fn base_scans_keep_only_what_detection_needs() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path().join("store")).unwrap();
         let mut libc = b"GLIBC_2.17\0GLIBC_2.36\0".to_vec();
@@ -305,13 +281,9 @@ mod tests {
         let config = serde_json::json!({"rootfs": {"type": "layers", "diff_ids": [blob.diff_id]}});
         let image = Image::assemble(Format::Oci, &config, vec![layer], &BTreeMap::new()).unwrap();
 
-        let cache = dir.path().join("scans");
-        let first = scan_base(&image, Some(&cache)).unwrap();
+        let first = scan_base(&image).unwrap();
         assert_eq!(rootfs::content(&first, "usr/lib/x86_64-linux-gnu/libc.so.6"), Some(b"GLIBC_2.36".as_slice()));
-        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
-        // The cached scan is used: the layer itself is no longer needed.
         std::fs::remove_file(&blob.path).unwrap();
-        assert_eq!(scan_base(&image, Some(&cache)).unwrap(), first);
-        assert!(scan_base(&image, None).is_err(), "without the cache the missing layer is noticed");
+        assert!(scan_base(&image).is_err(), "a missing layer is noticed");
     }
 }

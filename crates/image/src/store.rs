@@ -37,9 +37,18 @@ impl BlobStore {
         self.root.join(digest.algorithm()).join(digest.hex())
     }
 
-    /// True when the blob is in the store.
+    /// True when the blob is in the store. A blob found is marked used (its
+    /// modification time), so that pruning the cache removes the least
+    /// recently used blobs first.
     pub fn contains(&self, digest: &Digest) -> bool {
-        self.path(digest).is_file()
+        let path = self.path(digest);
+        if !path.is_file() {
+            return false;
+        }
+        if let Ok(f) = fs::File::open(&path) {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
+        true
     }
 
     /// Moves the file at `from` into the store as `digest`, after checking it.

@@ -25,7 +25,7 @@ pub mod version;
 pub mod wheel;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 use oxbuild_image::{BlobStore, Digest, LayerBlob, LayerBuilder, LayerCompression, Owner};
@@ -245,41 +245,6 @@ pub fn layer_key(pins: &[Pin], target: &Target, prefix: &str, epoch: u64, compre
     hex::encode(h.finalize())
 }
 
-/// A finished dependency layer, as cached.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct CachedLayer {
-    /// Compressed digest.
-    pub digest: Digest,
-    /// Compressed size.
-    pub size: u64,
-    /// Uncompressed digest.
-    pub diff_id: Digest,
-    /// The wheels it holds.
-    pub wheels: Vec<String>,
-    /// Warnings about yanked wheels in it, repeated whenever it is reused.
-    #[serde(default)]
-    pub yanked: Vec<String>,
-}
-
-/// Looks a layer up in the on-disk layer cache (its blob must be in `store`).
-pub fn cached_layer(cache_dir: &Path, key: &str, store: &BlobStore) -> Option<CachedLayer> {
-    let text = std::fs::read(cache_dir.join(format!("{key}.json"))).ok()?;
-    let cached: CachedLayer = serde_json::from_slice(&text).ok()?;
-    store.contains(&cached.digest).then_some(cached)
-}
-
-/// Records a finished layer in the on-disk layer cache.
-pub fn remember_layer(cache_dir: &Path, key: &str, layer: &CachedLayer) -> Result<(), Error> {
-    std::fs::create_dir_all(cache_dir)
-        .map_err(|e| oxbuild_image::Error::io(format!("creating {}", cache_dir.display()), e))?;
-    let tmp = cache_dir.join(format!(".{key}.tmp"));
-    std::fs::write(&tmp, serde_json::to_vec(layer).expect("serialises"))
-        .map_err(|e| oxbuild_image::Error::io(format!("writing {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, cache_dir.join(format!("{key}.json")))
-        .map_err(|e| oxbuild_image::Error::io(format!("writing into {}", cache_dir.display()), e))?;
-    Ok(())
-}
-
 /// Installs `wheels` into a virtual environment at `prefix` for `target` and
 /// writes it as one layer into `store`. Everything is owned by root, so the
 /// app's user cannot change its dependencies.
@@ -379,8 +344,6 @@ pub struct Prepared {
     pub blob: LayerBlob,
     /// Its cache key.
     pub key: String,
-    /// True when it came from the layer cache (no wheel was touched).
-    pub reused: bool,
     /// The wheels in it (file names).
     pub wheels: Vec<String>,
     /// How many wheels were downloaded this time.
@@ -427,36 +390,15 @@ pub fn plan(settings: &Settings, target: &Target, epoch: u64) -> Result<Planned,
     Ok(Planned { reqs, pins, all, key, compression: settings.compression })
 }
 
-/// The planned layer from the local layer cache, if it is there.
-pub fn from_cache(planned: &Planned, layer_cache: &Path, store: &BlobStore) -> Option<Prepared> {
-    let c = cached_layer(layer_cache, &planned.key, store)?;
-    let blob = LayerBlob {
-        path: store.path(&c.digest),
-        digest: c.digest,
-        size: c.size,
-        diff_id: c.diff_id,
-        compression: planned.compression,
-    };
-    Some(Prepared {
-        blob,
-        key: planned.key.clone(),
-        reused: true,
-        wheels: c.wheels,
-        downloaded: 0,
-        pins: planned.all.clone(),
-        yanked: c.yanked,
-    })
-}
-
-/// Fetches the wheels of `planned`, installs them into the layer, and records
-/// it in the local layer cache.
+/// Fetches the wheels of `planned` and installs them into the layer. The
+/// caller caches the result under `planned.key`.
 pub async fn build(
     planned: &Planned,
     settings: &Settings,
     target: &Target,
     store: &BlobStore,
-    layer_cache: &Path,
     epoch: u64,
+    http: &oxbuild_http::Client,
 ) -> Result<Prepared, Error> {
     let reqs = &planned.reqs;
     let mut find_links = settings.find_links.clone();
@@ -464,7 +406,13 @@ pub async fn build(
     let index_url = settings.index_url.clone().or(reqs.options.index_url.clone());
     let mut extra = settings.extra_index_urls.clone();
     extra.extend(reqs.options.extra_index_urls.iter().cloned());
-    let sources = Sources::new(find_links, index_url.as_deref(), &extra, settings.no_index || reqs.options.no_index)?;
+    let sources = Sources::new(
+        find_links,
+        index_url.as_deref(),
+        &extra,
+        settings.no_index || reqs.options.no_index,
+        http.clone(),
+    )?;
     let wheels = fetch(&planned.pins, &sources, target, store).await?;
     let downloaded = wheels.iter().filter(|w| w.downloaded).count();
     let (ws, t, prefix, st) = (wheels.clone(), target.clone(), settings.prefix.clone(), store.clone());
@@ -474,34 +422,13 @@ pub async fn build(
         .map_err(|e| Error::Package(format!("installing wheels failed: {e}")))??;
     let names: Vec<String> = wheels.iter().map(|w| w.filename.clone()).collect();
     let yanked: Vec<String> = wheels.iter().filter_map(Wheel::yanked_warning).collect();
-    remember(layer_cache, &planned.key, &blob, names.clone(), yanked.clone())?;
-    Ok(Prepared {
-        blob,
-        key: planned.key.clone(),
-        reused: false,
-        wheels: names,
-        downloaded,
-        pins: planned.all.clone(),
-        yanked,
-    })
-}
-
-/// Records a layer (made here or fetched from a cache repository) in the local layer cache.
-pub fn remember(
-    layer_cache: &Path,
-    key: &str,
-    blob: &LayerBlob,
-    wheels: Vec<String>,
-    yanked: Vec<String>,
-) -> Result<(), Error> {
-    let record =
-        CachedLayer { digest: blob.digest.clone(), size: blob.size, diff_id: blob.diff_id.clone(), wheels, yanked };
-    remember_layer(layer_cache, key, &record)
+    Ok(Prepared { blob, key: planned.key.clone(), wheels: names, downloaded, pins: planned.all.clone(), yanked })
 }
 
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
+    use std::path::Path;
 
     use super::*;
 
@@ -551,7 +478,8 @@ mod tests {
             std::fs::write(house.join(name), format!("wheel {build}")).unwrap();
         }
         let store = BlobStore::open(dir.path().join("store")).unwrap();
-        let sources = Sources::new(vec![house], None, &[], true).unwrap();
+        let sources =
+            Sources::new(vec![house], None, &[], true, oxbuild_http::Client::new(Default::default()).unwrap()).unwrap();
         let pin = Pin {
             name: "pkg".into(),
             version: "1.0".into(),

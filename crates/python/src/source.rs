@@ -141,7 +141,7 @@ fn netrc(host: &str) -> Option<(String, String)> {
 pub struct Sources {
     find_links: Vec<PathBuf>,
     indexes: Vec<Index>,
-    http: reqwest::Client,
+    http: oxbuild_http::Client,
 }
 
 /// The default index.
@@ -149,14 +149,14 @@ pub const PYPI: &str = "https://pypi.org/simple/";
 
 impl Sources {
     /// find-links directories first, then `index_url` (PyPI when None) and the
-    /// extra indexes, unless `no_index`.
+    /// extra indexes, unless `no_index`; indexes are asked through `http`.
     pub fn new(
         find_links: Vec<PathBuf>,
         index_url: Option<&str>,
         extra: &[String],
         no_index: bool,
+        http: oxbuild_http::Client,
     ) -> Result<Sources, Error> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut indexes = Vec::new();
         if !no_index {
             indexes.push(Index::parse(index_url.unwrap_or(PYPI))?);
@@ -164,11 +164,6 @@ impl Sources {
                 indexes.push(Index::parse(e)?);
             }
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("oxbuild/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
-            .build()
-            .map_err(|e| Error::Index(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Sources { find_links, indexes, http })
     }
 
@@ -241,30 +236,35 @@ impl Sources {
             .collect())
     }
 
-    /// GET with retries on connection errors, 5xx and 429.
+    /// GET through the shared client, retried on connection errors, 5xx and
+    /// 429 (after the index's `Retry-After` when it sends one). A status that
+    /// is still an error after the last try is returned for the caller to name.
     async fn get(&self, index: usize, url: url::Url, accept: &str) -> Result<reqwest::Response, Error> {
-        let mut delay = Duration::from_millis(200);
-        for attempt in 1..=5 {
-            let mut req = self.http.get(url.clone()).header(ACCEPT, accept);
-            // An index's credentials go to that index only, not to a file host it links to.
-            if let Some(i) = self.indexes.get(index)
-                && let Some((u, p)) = &i.auth
-                && i.url.origin() == url.origin()
-            {
-                req = req.basic_auth(u, Some(p));
-            }
-            match req.send().await {
-                Ok(r) if !(r.status().is_server_error() || r.status() == 429) || attempt == 5 => return Ok(r),
-                Err(e) if attempt == 5 => {
-                    let host = url.host_str().unwrap_or("the index");
-                    return Err(Error::Index(format!("cannot reach {host}: {}", root_cause(&e))));
+        let result = self
+            .http
+            .retrying(|| async {
+                let mut req = self.http.reqwest().get(url.clone()).header(ACCEPT, accept);
+                // An index's credentials go to that index only, not to a file host it links to.
+                if let Some(i) = self.indexes.get(index)
+                    && let Some((u, p)) = &i.auth
+                    && i.url.origin() == url.origin()
+                {
+                    req = req.basic_auth(u, Some(p));
                 }
-                _ => {}
+                match req.send().await {
+                    Ok(r) if r.status().is_server_error() || r.status() == 429 => Err(Attempt::Status(r)),
+                    Ok(r) => Ok(r),
+                    Err(e) => Err(Attempt::Transport(oxbuild_http::describe(&e))),
+                }
+            })
+            .await;
+        match result {
+            Ok(r) | Err(Attempt::Status(r)) => Ok(r),
+            Err(Attempt::Transport(detail)) => {
+                let host = url.host_str().unwrap_or("the index");
+                Err(Error::Index(format!("cannot reach {host}: {detail}")))
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
         }
-        unreachable!("the last attempt returns")
     }
 
     /// Copies or downloads a candidate into a blob-store writer, which the
@@ -291,8 +291,9 @@ impl Sources {
                 // Streamed into the store: a wheel of a gigabyte never sits in memory.
                 let mut body = resp.bytes_stream();
                 while let Some(chunk) = body.next().await {
-                    let chunk =
-                        chunk.map_err(|e| Error::Index(format!("downloading {}: {}", c.filename, root_cause(&e))))?;
+                    let chunk = chunk.map_err(|e| {
+                        Error::Index(format!("downloading {}: {}", c.filename, oxbuild_http::describe(&e)))
+                    })?;
                     out.write_all(&chunk).map_err(write_err)?;
                 }
             }
@@ -301,12 +302,24 @@ impl Sources {
     }
 }
 
-fn root_cause(e: &reqwest::Error) -> String {
-    let mut source: &dyn std::error::Error = e;
-    while let Some(next) = source.source() {
-        source = next;
+/// One try of an index request that did not succeed.
+enum Attempt {
+    /// A 5xx or 429: worth another try, and named if the last one.
+    Status(reqwest::Response),
+    /// No answer at all.
+    Transport(String),
+}
+
+impl oxbuild_http::Transient for Attempt {
+    fn is_transient(&self) -> bool {
+        true
     }
-    source.to_string()
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Attempt::Status(r) => oxbuild_http::retry_after(r.headers()),
+            Attempt::Transport(_) => None,
+        }
+    }
 }
 
 /// The project name a file name starts with (wheel or sdist).

@@ -1,10 +1,16 @@
 //! oxbuild's client for the OCI distribution API.
 //!
-//! It speaks to registries directly over HTTP (reqwest), because a build engine
+//! It speaks to registries directly over HTTP (through `oxbuild_http`, the
+//! client every part of oxbuild shares), because a build engine
 //! needs things a generic client does not give: manifests kept as raw bytes,
 //! a HEAD before every upload, cross-repository mounts that fall back to an
 //! upload when refused, streaming blobs in and out of a verified on-disk store,
 //! and errors that name the registry but never a secret.
+//!
+//! Where things are: `transport/` sends one request (scheme probe, auth
+//! challenge, token, error mapping); `manifests.rs`, `blobs.rs` and
+//! `upload.rs` are the distribution API calls; `remote.rs` pulls and pushes
+//! whole images with them.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), oxbuild_registry::Error> {
@@ -18,15 +24,18 @@
 //! ```
 
 mod auth;
+mod blobs;
 mod client;
-mod error;
+mod manifests;
 pub mod progress;
 mod reference;
 mod remote;
+mod transport;
+mod upload;
 
 pub use auth::{Credential, Found, Keychain};
-pub use client::{BlobBody, Client, ClientOptions, RetryPolicy};
-pub use error::Error;
+pub use client::{BlobBody, BlobLocations, Client, ClientOptions};
 pub use progress::{Event, Progress};
 pub use reference::{DOCKER_HUB, Reference, ReferenceError, is_loopback};
 pub use remote::{MountSource, Pulled, PushReport, fetch_layer, fetch_layers, open, pull, push, resolve};
+pub use transport::error::Error;

@@ -178,14 +178,20 @@ pub async fn push(
                     skipped.fetch_add(1, Ordering::Relaxed);
                     return Ok::<_, Error>(());
                 }
-                let mut sources: Vec<&Reference> =
-                    mount_from.iter().filter(|s| s.digests.contains(&desc.digest)).map(|s| &s.repository).collect();
+                // Mount candidates: where the blob lives now, the repositories
+                // the caller names, then any this machine has seen holding it.
+                let mut sources: Vec<Reference> = Vec::new();
                 if let BlobBody::Remote(origin) = &body {
-                    sources.insert(0, origin);
+                    sources.push(origin.clone());
                 }
+                sources.extend(
+                    mount_from.iter().filter(|s| s.digests.contains(&desc.digest)).map(|s| s.repository.clone()),
+                );
+                sources.extend(client.known_holders(&desc.digest, target));
                 sources.retain(|s| s.registry == target.registry && s.repository != target.repository);
-                sources.dedup();
-                for source in sources {
+                let mut tried = HashSet::new();
+                sources.retain(|s| tried.insert(s.repository.clone()));
+                for source in &sources {
                     if client.mount_blob(target, &desc.digest, source).await? {
                         done("mounted");
                         mounted.fetch_add(1, Ordering::Relaxed);

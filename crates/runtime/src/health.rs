@@ -110,18 +110,28 @@ pub async fn run(
     deadline: Duration,
     mut on_probe: impl FnMut(&Probe),
 ) -> Result<Report, Error> {
-    let name = containers.name("health");
-    let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
-    if runtime.program() == "podman" {
-        // Podman's own timer needs systemd; oxbuild polls instead.
-        args.push("--health-interval=disable".into());
-    }
-    for p in ports {
-        args.extend(["-p".into(), format!("127.0.0.1::{p}")]);
-    }
-    args.push(image.to_string());
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    runtime.output("run", &refs).await?;
+    // The runtime picks each host port itself, by probing for a free one and
+    // then binding it; another process can take the port in between, so a
+    // start that fails with "address already in use" is tried again.
+    let mut attempt = 0;
+    let name = loop {
+        let name = containers.name("health");
+        let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
+        if runtime.program() == "podman" {
+            // Podman's own timer needs systemd; oxbuild polls instead.
+            args.push("--health-interval=disable".into());
+        }
+        for p in ports {
+            args.extend(["-p".into(), format!("127.0.0.1::{p}")]);
+        }
+        args.push(image.to_string());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        match runtime.output("run", &refs).await {
+            Ok(_) => break name,
+            Err(e) if attempt < 3 && e.to_string().contains("address already in use") => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    };
     let started = Instant::now();
     let published = published_ports(runtime, &name, ports).await;
 

@@ -10,7 +10,9 @@
 //! - [`podman`] and [`Container`]: podman configured for these machines
 //!   (`CONTAINERS_CONF`), with containers that are removed when dropped;
 //! - [`Proxy`]: an in-test HTTP proxy in front of a registry, only for what a
-//!   real registry does not do on demand (resets, 5xx, 429, corrupt blobs).
+//!   real registry does not do on demand (resets, 5xx, 429, corrupt blobs);
+//! - [`ForwardProxy`]: an HTTP forward proxy (CONNECT and absolute-form, with
+//!   optional basic auth) for `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` tests.
 //!
 //! ```no_run
 //! let registry = oxbuild_testkit::Registry::start();
@@ -18,9 +20,11 @@
 //! assert!(base.starts_with("127.0.0.1:"));
 //! ```
 
+mod forward_proxy;
 mod proxy;
 mod token;
 
+pub use forward_proxy::{ForwardProxy, ProxySeen};
 pub use proxy::{Fault, Proxy, Seen};
 pub use token::{TokenRequest, TokenServer};
 

@@ -21,6 +21,12 @@ pub enum Fault {
     },
     /// Flip one byte in the body of every blob GET larger than 64 KiB.
     CorruptBlobs,
+    /// Hold every request this many milliseconds before passing it on: a slow
+    /// registry, so that a test can act while a build is still running.
+    Delay {
+        /// The wait per request.
+        millis: u64,
+    },
 }
 
 /// One request the proxy saw: method, path and query, body length.
@@ -159,6 +165,9 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
         return Ok(());
     }
 
+    if let Fault::Delay { millis } = s.fault {
+        thread::sleep(std::time::Duration::from_millis(millis));
+    }
     let mut upstream = TcpStream::connect(&s.upstream)?;
     let mut out = format!("{request_line}\r\n");
     for h in head.iter().skip(1) {

@@ -1,3 +1,7 @@
+//! Registry failures as [`Error`], from status codes and transport errors.
+
+use reqwest::{Response, StatusCode};
+
 /// A registry operation that failed, saying which registry and what to do.
 ///
 /// No variant ever carries a password or token: credentials are only ever
@@ -101,23 +105,71 @@ impl Error {
     }
 }
 
-/// Describes a transport error by its causes, e.g. "connection refused".
+/// Describes a transport error by its causes, e.g. "connection refused",
+/// with any credential in a URL (a proxy's) removed.
 pub(crate) fn transport_detail(err: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
+    oxbuild_http::describe(err)
+}
+
+impl oxbuild_http::Transient for Error {
+    fn is_transient(&self) -> bool {
+        Error::is_transient(self)
+    }
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        Error::retry_after(self)
+    }
+}
+
+/// `resp` when its status is a success, else the error it stands for.
+pub(crate) async fn check_status(resp: Response, registry: &str, what: &str) -> Result<Response, Error> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    match status {
+        StatusCode::NOT_FOUND => Err(Error::NotFound { what: what.to_string() }),
+        StatusCode::FORBIDDEN => Err(Error::Denied { registry: registry.to_string(), what: what.to_string() }),
+        _ => {
+            let retry_after = oxbuild_http::retry_after(resp.headers());
+            let body = resp.text().await.unwrap_or_default();
+            Err(Error::Status {
+                what: what.to_string(),
+                status: status.as_u16(),
+                detail: registry_message(&body),
+                retry_after,
+            })
         }
-        source = s.source();
     }
-    if err.is_timeout() {
-        parts.push("timed out".into());
+}
+
+/// The `errors[].message` of a distribution error body, or a short excerpt.
+fn registry_message(body: &str) -> String {
+    let parsed: Option<Vec<String>> = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| {
+        v["errors"].as_array().map(|errs| {
+            errs.iter()
+                .map(|e| {
+                    format!("{} {}", e["code"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or(""))
+                        .trim()
+                        .to_string()
+                })
+                .collect()
+        })
+    });
+    match parsed {
+        Some(msgs) if !msgs.is_empty() => format!(": {}", msgs.join("; ")),
+        _ if body.trim().is_empty() => String::new(),
+        _ => format!(": {}", body.trim().chars().take(200).collect::<String>()),
     }
-    if parts.is_empty() {
-        parts.push(if err.is_connect() { "connection failed".into() } else { "request failed".into() });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_errors_are_summarised() {
+        let body = r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#;
+        assert_eq!(registry_message(body), ": MANIFEST_UNKNOWN manifest unknown");
+        assert_eq!(registry_message(""), "");
     }
-    // The innermost causes are the telling ones ("Connection refused (os error 111)").
-    parts.into_iter().rev().take(2).collect::<Vec<_>>().join(" / ")
 }

@@ -1,0 +1,125 @@
+//! The base image: opened from any location, and scanned for what the build
+//! reads of its root filesystem (accounts, interpreter, libc). A scan is
+//! found in the local cache, else in the cache repository, else made by
+//! fetching the layers once, each read as soon as it has arrived.
+
+use std::collections::BTreeMap;
+
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use oxbuild_cache::Bucket;
+use oxbuild_image::rootfs::{self, Node};
+use oxbuild_image::{Image, Layer, Platform};
+use oxbuild_location::{Location, Opened};
+
+use crate::error::task;
+use crate::{Error, Kind, Request, Services, cache_repo};
+
+/// A base's root filesystem, as far as the build reads it.
+pub type Scan = BTreeMap<String, Node>;
+
+/// The base as the build uses it.
+#[derive(Debug, Clone)]
+pub struct Base {
+    /// As opened from its location.
+    pub opened: Opened,
+    /// The image; its layers are on disk when this run had to scan them,
+    /// else still where they were.
+    pub image: Image,
+    /// Its config, parsed.
+    pub config: serde_json::Value,
+    /// The platform it is.
+    pub platform: Platform,
+    /// What the build reads of its files.
+    pub fs: Scan,
+    /// The `PATH` of its config, if it sets one.
+    pub path: Option<String>,
+}
+
+/// The platform an image config declares, if it declares one.
+fn config_platform(config: &serde_json::Value) -> Option<Platform> {
+    Some(Platform {
+        os: config["os"].as_str()?.to_string(),
+        architecture: config["architecture"].as_str()?.to_string(),
+        variant: config["variant"].as_str().map(str::to_string),
+    })
+}
+
+/// Opens the base at `location` for the request's platform and scans it.
+pub async fn open(location: &Location, request: &Request, services: &Services) -> Result<Base, Error> {
+    let wanted = request.platform.clone().unwrap_or_else(Platform::host);
+    services.events.step(&format!("reading base {location} ({wanted})"));
+    let opened = location.open(&services.target(), &wanted).await?;
+    let config = opened.image.config_json().map_err(|e| Error::new(Kind::Input, e))?;
+    // A base that is one image (not an index) is the platform it is: a
+    // --platform it does not have is an error, and what is reported is what
+    // the image really is.
+    let platform = match config_platform(&config) {
+        Some(actual) if request.platform.is_some() && !wanted.matches(&actual) => {
+            return Err(Error::new(
+                Kind::Input,
+                format!(
+                    "base {location} is a {actual} image, not {wanted}: use a base that has {wanted} (a multi-platform index, or an archive of that platform), or drop --platform"
+                ),
+            ));
+        }
+        Some(actual) => actual,
+        None => wanted,
+    };
+    let (image, fs) = scan(&opened.image, location, request, services).await?;
+    let path = config["config"]["Env"]
+        .as_array()
+        .and_then(|a| a.iter().filter_map(|v| v.as_str()).find_map(|e| e.strip_prefix("PATH=")))
+        .map(str::to_string);
+    Ok(Base { opened, image, config, platform, fs, path })
+}
+
+/// The scan of `image`: cached here, in the cache repository, or made now.
+/// Returns the image too, with its layers on disk when they had to be fetched.
+async fn scan(
+    image: &Image,
+    location: &Location,
+    request: &Request,
+    services: &Services,
+) -> Result<(Image, Scan), Error> {
+    let key = oxbuild_build::scan_key(image).hex().to_string();
+    if let Some(found) = services.cache.get::<Scan>(Bucket::Scans, &key) {
+        return Ok((image.clone(), found));
+    }
+    if let Some(repo) = &request.cache_repo
+        && let Some(found) = cache_repo::scan(image, repo, services).await
+    {
+        let _ = services.cache.put(Bucket::Scans, &key, &found);
+        return Ok((image.clone(), found));
+    }
+    let (image, found) = fetch_and_scan(image, location, services).await?;
+    let found = oxbuild_build::finish_scan(found);
+    // A cache that cannot be written only costs the next build a rescan.
+    let _ = services.cache.put(Bucket::Scans, &key, &found);
+    if let Some(repo) = &request.cache_repo {
+        cache_repo::store_scan(&image, &found, repo, services).await;
+    }
+    Ok((image, found))
+}
+
+/// Fetches the base's layers and reads each as soon as it is on disk, so
+/// that reading one overlaps downloading the next (up to four at a time).
+async fn fetch_and_scan(image: &Image, location: &Location, services: &Services) -> Result<(Image, Scan), Error> {
+    let fetched: Vec<(Layer, rootfs::LayerScan)> = futures_util::stream::iter(image.layers().iter().cloned())
+        .map(|layer| async move {
+            let local = oxbuild_registry::fetch_layer(&services.client, layer, &services.store)
+                .await
+                .map_err(|e| Error::new(Kind::Registry, format!("pulling base image {location}: {e}")))?;
+            let reading = local.clone();
+            let scanned = tokio::task::spawn_blocking(move || rootfs::scan_layer(&reading, &oxbuild_build::base_wants))
+                .await
+                .map_err(task)?
+                .map_err(|e| Error::from(oxbuild_build::Error::Base(e.to_string())))?;
+            Ok::<_, Error>((local, scanned))
+        })
+        .buffered(4)
+        .try_collect()
+        .await?;
+    let (layers, scans): (Vec<_>, Vec<_>) = fetched.into_iter().unzip();
+    let image = image.relocated(layers).map_err(|e| Error::new(Kind::Input, e))?;
+    Ok((image, rootfs::merge(scans)))
+}

@@ -1,0 +1,141 @@
+//! The cache repository: a registry repository that stateless CI runners
+//! share (`--cache-repo`), so that a fresh runner reuses dependency layers and
+//! base scans instead of downloading wheels and bases.
+//!
+//! Its format, versioned by [`FORMAT`] in every tag and config so that
+//! runners of different oxbuild versions never misread each other:
+//! - `deps-v<F>-<key>`: a one-layer image holding a dependency layer; its
+//!   config's `oxbuild` object names the kind, the format, the key, the wheels
+//!   and the yanked-file warnings. Found with one manifest and one config
+//!   request; the layer stays in the registry (mounted or streamed when pushed).
+//! - `scan-v<F>-<key>`: a config-only image whose `oxbuild.scan` is a base scan,
+//!   keyed by the base's layer digests.
+
+use oxbuild_image::{Format, Image, Layer, Platform};
+use oxbuild_registry::Reference;
+use serde_json::json;
+
+use crate::Services;
+use crate::base::Scan;
+
+/// The cache repository's format.
+pub const FORMAT: u32 = 2;
+
+/// The kind of a dependency layer's config.
+const DEPS: &str = "dependency-layer";
+/// The kind of a base scan's config.
+const SCAN: &str = "base-scan";
+
+/// The tag of a dependency layer.
+pub fn deps_tag(key: &str) -> String {
+    format!("deps-v{FORMAT}-{}", &key[..key.len().min(64)])
+}
+
+/// The tag of a base scan.
+pub fn scan_tag(base: &Image) -> String {
+    format!("scan-v{FORMAT}-{}", oxbuild_build::scan_key(base).hex())
+}
+
+/// A dependency layer found in the cache repository.
+#[derive(Debug, Clone)]
+pub struct CachedDeps {
+    /// The layer, left in the registry.
+    pub layer: Layer,
+    /// Its uncompressed digest.
+    pub diff_id: oxbuild_image::Digest,
+    /// The wheels (or packages) in it.
+    pub wheels: Vec<String>,
+    /// Warnings kept with it.
+    pub yanked: Vec<String>,
+}
+
+/// The config of a cache image, if it is of this format and `kind`.
+async fn open(tagged: &Reference, kind: &str, services: &Services) -> Option<(Image, serde_json::Value)> {
+    let opened = match oxbuild_registry::open(&services.client, tagged, &Platform::host()).await {
+        Ok(o) => o,
+        Err(oxbuild_registry::Error::NotFound { .. }) => return None,
+        Err(e) => {
+            services.events.warn(&format!("cache repository {}: {e}; building it here", tagged.name()));
+            return None;
+        }
+    };
+    let config = opened.image.config_json().ok()?;
+    let meta = &config["oxbuild"];
+    (meta["format"].as_u64() == Some(u64::from(FORMAT)) && meta["kind"].as_str() == Some(kind))
+        .then_some((opened.image, config))
+}
+
+/// The dependency layer with cache key `key`, if the repository has it. None
+/// (with a note) when it is not there or cannot be had: the build goes on.
+pub async fn deps(key: &str, repo: &Reference, services: &Services) -> Option<CachedDeps> {
+    let tagged = repo.with_tag(&deps_tag(key));
+    let (image, config) = open(&tagged, DEPS, services).await?;
+    let meta = &config["oxbuild"];
+    if meta["key"].as_str() != Some(key) {
+        return None;
+    }
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array().map(|a| a.iter().filter_map(|w| w.as_str().map(String::from)).collect()).unwrap_or_default()
+    };
+    let layer = image.layers().first()?.clone();
+    let diff_id = config["rootfs"]["diff_ids"][0].as_str()?.parse().ok()?;
+    services.events.step(&format!("  dependency layer found in {tagged}"));
+    Some(CachedDeps { layer, diff_id, wheels: strings(&meta["wheels"]), yanked: strings(&meta["yanked"]) })
+}
+
+/// Stores a dependency layer made here. A failure only warns: the build has what it needs.
+pub async fn store_deps(
+    key: &str,
+    layer: Layer,
+    diff_id: &oxbuild_image::Digest,
+    wheels: &[String],
+    yanked: &[String],
+    repo: &Reference,
+    services: &Services,
+) {
+    let meta = json!({"kind": DEPS, "format": FORMAT, "key": key, "wheels": wheels, "yanked": yanked});
+    let tag = deps_tag(key);
+    match push(vec![layer], vec![diff_id.to_string()], meta, repo, &tag, services).await {
+        Ok(()) => services.events.step(&format!("  stored the dependency layer as {}", repo.with_tag(&tag))),
+        Err(e) => services.events.warn(&format!("could not store the dependency layer in {}: {e}", repo.name())),
+    }
+}
+
+/// The scan of `base`, if the repository has it.
+pub async fn scan(base: &Image, repo: &Reference, services: &Services) -> Option<Scan> {
+    let tagged = repo.with_tag(&scan_tag(base));
+    let (_, config) = open(&tagged, SCAN, services).await?;
+    let scan = serde_json::from_value(config["oxbuild"]["scan"].clone()).ok()?;
+    services.events.step(&format!("  base scan found in {tagged}"));
+    Some(scan)
+}
+
+/// Stores a scan of `base`; a failure only warns.
+pub async fn store_scan(base: &Image, scan: &Scan, repo: &Reference, services: &Services) {
+    let meta = json!({"kind": SCAN, "format": FORMAT, "scan": scan});
+    if let Err(e) = push(Vec::new(), Vec::new(), meta, repo, &scan_tag(base), services).await {
+        services.events.warn(&format!("could not store the base scan in {}: {e}", repo.name()));
+    }
+}
+
+/// Pushes a cache image: `layers` and a config carrying `meta`.
+async fn push(
+    layers: Vec<Layer>,
+    diff_ids: Vec<String>,
+    meta: serde_json::Value,
+    repo: &Reference,
+    tag: &str,
+    services: &Services,
+) -> Result<(), String> {
+    let config = json!({
+        "architecture": Platform::host().architecture,
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "oxbuild": meta,
+    });
+    let image = Image::assemble(Format::Oci, &config, layers, &Default::default()).map_err(|e| e.to_string())?;
+    oxbuild_registry::push(&services.client, &image, repo, &[tag.to_string()], &[])
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}

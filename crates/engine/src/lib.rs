@@ -1,0 +1,246 @@
+//! oxbuild's build engine, usable without the `oxbuild` binary.
+//!
+//! [`assemble`] turns a [`Request`] (an app directory, its config, a base)
+//! into the production image and, when asked, its test variant, using
+//! [`Services`] that every command shares: one registry client (over the one
+//! HTTP client), one [`Cache`], and an [`Events`] sink for progress.
+//!
+//! The flow, one module each:
+//! 1. [`base`]: open the base from any [`Location`], read what the build needs
+//!    of its root filesystem (a scan), cached locally and in the cache repository;
+//! 2. [`provider`]: each language's dependency layer, behind
+//!    [`DependencyProvider`]; [`python`] is the first;
+//! 3. `oxbuild_build`: the user layer, the app layer and the runtime config;
+//! 4. [`cache_repo`]: the cache repository's format, shared by runners.
+//!
+//! [`load`] puts a built image into a container runtime for assess and health.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), oxbuild_engine::Error> {
+//! use oxbuild_engine::{Request, Services, assemble};
+//! let services = Services::new(
+//!     oxbuild_registry::Client::new(Default::default()).unwrap(),
+//!     oxbuild_cache::Cache::open("/tmp/oxbuild-cache")?,
+//!     std::sync::Arc::new(oxbuild_engine::Quiet),
+//! )?;
+//! let request = Request::new("examples/app");
+//! let built = assemble(&request, &services).await?;
+//! oxbuild_registry::push(&services.client, &built.prod.image, &"127.0.0.1:5000/app:v1".parse().unwrap(), &["v1".into()], &built.mount_from).await.unwrap();
+//! # Ok(()) }
+//! ```
+
+pub mod base;
+pub mod cache_repo;
+mod error;
+pub mod load;
+pub mod provider;
+pub mod python;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use oxbuild_cache::Cache;
+use oxbuild_config::Config;
+use oxbuild_image::{BlobStore, Platform};
+use oxbuild_registry::{Client, MountSource, Reference};
+
+pub use error::{Error, Kind};
+pub use oxbuild_location::{self as location, Location};
+pub use provider::{DependencyProvider, Provided};
+
+/// Where progress goes: the binary prints it, a library user may log it.
+pub trait Events: Send + Sync {
+    /// A step of the work, shown unless quiet.
+    fn step(&self, message: &str);
+    /// A detail, shown when verbose.
+    fn detail(&self, message: &str);
+    /// A warning, always shown.
+    fn warn(&self, message: &str);
+}
+
+/// Events that go nowhere.
+#[derive(Debug, Clone, Copy)]
+pub struct Quiet;
+
+impl Events for Quiet {
+    fn step(&self, _: &str) {}
+    fn detail(&self, _: &str) {}
+    fn warn(&self, _: &str) {}
+}
+
+/// What every build shares: the clients, the cache, and where progress goes.
+#[derive(Clone)]
+pub struct Services {
+    /// The registry client (it carries the shared HTTP client).
+    pub client: Client,
+    /// The cache.
+    pub cache: Cache,
+    /// The cache's blob store.
+    pub store: BlobStore,
+    /// Progress.
+    pub events: Arc<dyn Events>,
+}
+
+impl Services {
+    /// Services over `client` and `cache`.
+    pub fn new(client: Client, cache: Cache, events: Arc<dyn Events>) -> Result<Services, Error> {
+        let store = cache.blobs()?;
+        Ok(Services { client, cache, store, events })
+    }
+
+    /// The shared HTTP client.
+    pub fn http(&self) -> &oxbuild_http::Client {
+        self.client.http()
+    }
+
+    /// Where reading and writing images goes through.
+    pub fn target(&self) -> oxbuild_location::Target<'_> {
+        oxbuild_location::Target { client: &self.client, store: &self.store }
+    }
+}
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The app directory.
+    pub dir: PathBuf,
+    /// Its config; read from the directory when None.
+    pub config: Option<Config>,
+    /// A base overriding `[image] base`.
+    pub base: Option<String>,
+    /// The platform to take from a multi-platform base; the machine's own when None.
+    pub platform: Option<Platform>,
+    /// Also build the test variant.
+    pub test_variant: bool,
+    /// A registry repository that caches dependency layers and base scans between runners.
+    pub cache_repo: Option<Reference>,
+    /// Every timestamp in the image (`SOURCE_DATE_EPOCH`).
+    pub epoch: u64,
+}
+
+impl Request {
+    /// A production build of the app in `dir`, as its config says.
+    pub fn new(dir: impl Into<PathBuf>) -> Request {
+        Request {
+            dir: dir.into(),
+            config: None,
+            base: None,
+            platform: None,
+            test_variant: false,
+            cache_repo: None,
+            epoch: 0,
+        }
+    }
+}
+
+/// What [`assemble`] made.
+#[derive(Debug, Clone)]
+pub struct Assembled {
+    /// The app directory.
+    pub dir: PathBuf,
+    /// Its config.
+    pub cfg: Config,
+    /// The production image.
+    pub prod: oxbuild_build::Built,
+    /// The test variant, when asked for.
+    pub test: Option<oxbuild_build::Built>,
+    /// Where the base came from.
+    pub base: Location,
+    /// For a registry base: its reference pinned to the digest.
+    pub resolved_base: Option<Reference>,
+    /// Repositories a push to the same registry can mount the base's layers from.
+    pub mount_from: Vec<MountSource>,
+    /// The platform built.
+    pub platform: Platform,
+    /// What each dependency provider reports, by language (`{"python": {...}}`).
+    pub dependencies: serde_json::Value,
+}
+
+/// The build: read the base, make the dependency layer(s), build the
+/// production image and, when asked, its test variant.
+pub async fn assemble(request: &Request, services: &Services) -> Result<Assembled, Error> {
+    let dir = request.dir.as_path();
+    let cfg = match &request.config {
+        Some(c) => c.clone(),
+        None => Config::load(dir)?,
+    };
+    let base_location = match &request.base {
+        Some(b) => Location::parse(b, "--base")?,
+        None => Location::parse(&cfg.image.base, "[image] base")?,
+    };
+    let base = base::open(&base_location, request, services).await?;
+
+    let events = &services.events;
+    let mut prod_layers = Vec::new();
+    let mut test_layers = Vec::new();
+    let mut dependencies = serde_json::Map::new();
+    for provider in provider::all() {
+        let cx = provider::Context { request, cfg: &cfg, base: &base, services };
+        if let Some(provided) = provider.provide(&cx).await? {
+            prod_layers.extend(provided.production);
+            test_layers.extend(provided.test);
+            dependencies.insert(provider.language().to_string(), provided.report);
+        }
+    }
+
+    events.step(&format!("building {}", dir.display()));
+    let base_name = base.opened.resolved.as_ref().map(|r| Reference { digest: None, ..r.clone() }.to_string());
+    let epoch = request.epoch;
+    let prod = {
+        let (dir, cfg, image, fs, store) =
+            (dir.to_path_buf(), cfg.clone(), base.image.clone(), base.fs.clone(), services.store.clone());
+        tokio::task::spawn_blocking(move || {
+            let base = oxbuild_build::Base { image: &image, name: &base_name, fs: &fs };
+            oxbuild_build::build(&dir, &cfg, &base, &prod_layers, &store, epoch)
+        })
+        .await
+        .map_err(error::task)??
+    };
+    for w in &prod.warnings {
+        events.warn(w);
+    }
+    for layer in &prod.added {
+        events.detail(&format!("layer {} ({} bytes)", layer.digest, layer.size));
+    }
+
+    let test = if request.test_variant {
+        events.step("building the test variant");
+        let (prod, dir, cfg, store) = (prod.clone(), dir.to_path_buf(), cfg.clone(), services.store.clone());
+        let built = tokio::task::spawn_blocking(move || {
+            oxbuild_build::test_variant(&prod, &dir, &cfg, &test_layers, &store, epoch)
+        })
+        .await
+        .map_err(error::task)??;
+        Some(built)
+    } else {
+        None
+    };
+
+    let mount_from = base.opened.resolved.iter().map(|r| MountSource::of(r, &base.image)).collect();
+    Ok(Assembled {
+        dir: dir.to_path_buf(),
+        cfg,
+        prod,
+        test,
+        base: base_location,
+        resolved_base: base.opened.resolved,
+        mount_from,
+        platform: base.platform,
+        dependencies: serde_json::Value::Object(dependencies),
+    })
+}
+
+/// Where blobs were seen, kept in the cache's `locations` bucket, so that a
+/// push to one repository mounts what another repository of the same
+/// registry already holds (`staging/app`, then `prod/app`).
+#[derive(Debug, Clone)]
+pub struct CacheLocations(pub Cache);
+
+impl oxbuild_registry::BlobLocations for CacheLocations {
+    fn repositories(&self, digest: &oxbuild_image::Digest) -> Vec<String> {
+        self.0.locations(digest)
+    }
+    fn remember(&self, digest: &oxbuild_image::Digest, repository: &str) {
+        self.0.add_location(digest, repository);
+    }
+}

@@ -1,0 +1,256 @@
+//! The Python dependency provider: a virtual-environment layer from the
+//! project's lock (requirements, pylock.toml or uv.lock), found in the local
+//! cache, else in the cache repository, else installed from wheels here.
+
+use futures_util::FutureExt as _;
+use oxbuild_build::ExtraLayer;
+use oxbuild_cache::Bucket;
+use oxbuild_image::{Format, Layer, LayerBlob};
+use oxbuild_python::{Pin, Planned, Settings, Target};
+use serde_json::json;
+
+use crate::provider::{Context, DependencyProvider, Provided};
+use crate::{Error, cache_repo};
+
+/// See the module docs.
+#[derive(Debug, Clone, Copy)]
+pub struct Python;
+
+/// A finished dependency layer, as the local cache keeps it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct CachedLayer {
+    digest: oxbuild_image::Digest,
+    size: u64,
+    diff_id: oxbuild_image::Digest,
+    wheels: Vec<String>,
+    #[serde(default)]
+    yanked: Vec<String>,
+}
+
+/// Where a dependency layer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Built,
+    Local,
+    Remote,
+}
+
+impl Source {
+    fn describe(self) -> &'static str {
+        match self {
+            Source::Built => "built",
+            Source::Local => "local cache",
+            Source::Remote => "cache repository",
+        }
+    }
+}
+
+/// A dependency layer ready for the image.
+struct DepLayer {
+    layer: Layer,
+    diff_id: oxbuild_image::Digest,
+    key: String,
+    wheels: Vec<String>,
+    downloaded: usize,
+    pins: Vec<Pin>,
+    source: Source,
+    yanked: Vec<String>,
+}
+
+/// `blob` as a layer with its OCI media type (gzip or zstd, both of which OCI
+/// has); the build turns it into the image's format.
+fn oci_layer(blob: &LayerBlob) -> Layer {
+    Layer::file(blob.descriptor_in(Format::Oci).expect("OCI has every compression"), blob.path.clone())
+}
+
+impl DependencyProvider for Python {
+    fn language(&self) -> &'static str {
+        "python"
+    }
+
+    fn provide<'a>(
+        &'a self,
+        cx: &'a Context<'a>,
+    ) -> futures_util::future::BoxFuture<'a, Result<Option<Provided>, Error>> {
+        provide(cx).boxed()
+    }
+}
+
+async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
+    let (cfg, dir) = (cx.cfg, cx.request.dir.as_path());
+    let requirements = cfg.python.requirements_path(dir);
+    let test_requirements =
+        cfg.python.test_requirements.as_ref().map(|t| dir.join(t)).filter(|_| cx.request.test_variant);
+    if requirements.is_none() && test_requirements.is_none() {
+        return Ok(None);
+    }
+    let target = oxbuild_python::target::detect(&cx.base.fs, &cx.base.config)?;
+    let settings = |requirements: std::path::PathBuf, installed: Vec<Pin>, groups| Settings {
+        requirements,
+        prefix: cfg.python.venv.clone(),
+        index_url: cfg.python.index_url.clone(),
+        extra_index_urls: cfg.python.extra_index_url.clone(),
+        find_links: cfg.python.find_links.iter().map(|f| dir.join(f)).collect(),
+        no_index: cfg.python.no_index,
+        installed,
+        compression: oxbuild_build::compression(cfg),
+        groups,
+    };
+    let events = &cx.services.events;
+    let mut report = serde_json::Value::Null;
+    let mut production = Vec::new();
+    let mut prod_pins = Vec::new();
+    if let Some(requirements) = requirements {
+        events.step(&format!(
+            "python dependencies for Python {}.{} on {} ({}) from {}",
+            target.major,
+            target.minor,
+            target.machine,
+            target.libc,
+            requirements.display()
+        ));
+        let dep = layer(&settings(requirements, Vec::new(), Vec::new()), &target, cx).await?;
+        report = describe(&target, &dep, cx);
+        production.push(extra(&dep, "python dependencies", cx));
+        prod_pins = dep.pins;
+    }
+    let mut test = Vec::new();
+    if let Some(requirements) = test_requirements {
+        let groups = cfg.python.test_groups();
+        let from = if groups.is_empty() { String::new() } else { format!(" (groups: {})", groups.join(", ")) };
+        events.step(&format!("test dependencies from {}{from}", requirements.display()));
+        let dep = layer(&settings(requirements, prod_pins, groups), &target, cx).await?;
+        report["test"] = describe(&target, &dep, cx);
+        test.push(extra(&dep, "test dependencies", cx));
+    }
+    Ok(Some(Provided { production, test, report }))
+}
+
+/// The layer as the build stacks it, with the environment the venv needs.
+fn extra(dep: &DepLayer, what: &str, cx: &Context<'_>) -> ExtraLayer {
+    let venv = &cx.cfg.python.venv;
+    ExtraLayer {
+        layer: dep.layer.clone(),
+        diff_id: dep.diff_id.clone(),
+        created_by: format!("oxbuild: {what} into {venv}"),
+        env: oxbuild_python::env(venv, cx.base.path.as_deref()),
+    }
+}
+
+/// Reports the layer on the way and returns its JSON report.
+fn describe(target: &Target, d: &DepLayer, cx: &Context<'_>) -> serde_json::Value {
+    let events = &cx.services.events;
+    if d.source == Source::Built {
+        events.step(&format!("  installed {} wheels ({} downloaded)", d.wheels.len(), d.downloaded));
+    } else {
+        events.step(&format!(
+            "  reused the dependency layer ({} wheels, unchanged lock; {})",
+            d.wheels.len(),
+            d.source.describe()
+        ));
+    }
+    for w in &d.wheels {
+        events.detail(w);
+    }
+    for warning in &d.yanked {
+        events.warn(warning);
+    }
+    json!({
+        "interpreter": target.interpreter,
+        "version": target.full_version,
+        "machine": target.machine,
+        "libc": target.libc.to_string(),
+        "key": d.key,
+        "reused": d.source != Source::Built,
+        "source": d.source.describe(),
+        "downloaded": d.downloaded,
+        "wheels": d.wheels,
+        "yanked": d.yanked,
+        "layer": d.layer.descriptor.digest,
+    })
+}
+
+/// Makes or reuses one dependency layer: the local cache, then the cache
+/// repository, then wheels.
+async fn layer(settings: &Settings, target: &Target, cx: &Context<'_>) -> Result<DepLayer, Error> {
+    let services = cx.services;
+    let planned = oxbuild_python::plan(settings, target, cx.request.epoch)?;
+    if let Some(found) = from_cache(&planned, cx) {
+        return Ok(found);
+    }
+    let cache_repo = cx.request.cache_repo.as_ref();
+    if let Some(repo) = cache_repo
+        && let Some(found) = cache_repo::deps(&planned.key, repo, services).await
+    {
+        return Ok(DepLayer {
+            layer: found.layer,
+            diff_id: found.diff_id,
+            key: planned.key.clone(),
+            wheels: found.wheels,
+            downloaded: 0,
+            pins: planned.all.clone(),
+            source: Source::Remote,
+            yanked: found.yanked,
+        });
+    }
+    let prepared =
+        oxbuild_python::build(&planned, settings, target, &services.store, cx.request.epoch, services.http()).await?;
+    let record = CachedLayer {
+        digest: prepared.blob.digest.clone(),
+        size: prepared.blob.size,
+        diff_id: prepared.blob.diff_id.clone(),
+        wheels: prepared.wheels.clone(),
+        yanked: prepared.yanked.clone(),
+    };
+    services.cache.put(Bucket::Layers, &planned.key, &record)?;
+    let layer = oci_layer(&prepared.blob);
+    if let Some(repo) = cache_repo {
+        let blob = &prepared.blob;
+        cache_repo::store_deps(
+            &planned.key,
+            layer.clone(),
+            &blob.diff_id,
+            &prepared.wheels,
+            &prepared.yanked,
+            repo,
+            services,
+        )
+        .await;
+    }
+    Ok(DepLayer {
+        layer,
+        diff_id: prepared.blob.diff_id,
+        key: prepared.key,
+        wheels: prepared.wheels,
+        downloaded: prepared.downloaded,
+        pins: prepared.pins,
+        source: Source::Built,
+        yanked: prepared.yanked,
+    })
+}
+
+/// The planned layer from the local cache, when its record and its blob are both there.
+fn from_cache(planned: &Planned, cx: &Context<'_>) -> Option<DepLayer> {
+    let services = cx.services;
+    let c: CachedLayer = services.cache.get(Bucket::Layers, &planned.key)?;
+    if !services.store.contains(&c.digest) {
+        return None;
+    }
+    let blob = LayerBlob {
+        path: services.store.path(&c.digest),
+        digest: c.digest,
+        size: c.size,
+        diff_id: c.diff_id.clone(),
+        compression: planned.compression,
+    };
+    Some(DepLayer {
+        layer: oci_layer(&blob),
+        diff_id: c.diff_id,
+        key: planned.key.clone(),
+        wheels: c.wheels,
+        downloaded: 0,
+        pins: planned.all.clone(),
+        source: Source::Local,
+        yanked: c.yanked,
+    })
+}

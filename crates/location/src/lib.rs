@@ -1,0 +1,211 @@
+//! Where an image is read from or written to, behind one [`Location`]: a
+//! registry, an OCI layout, an oci-archive or a docker-archive. Any source
+//! pairs with any sink, so build outputs, `push` of an air-gapped archive and
+//! `copy` are the same few lines (the shape of go-containerregistry's
+//! `remote`/`layout`/`tarball` and ko's publishers).
+//!
+//! One short file per backend: `registry.rs`, `layout.rs` and `archive.rs`
+//! (oci-archive and docker-archive share it: oxbuild writes one tar that is
+//! both, and reads either). A new sink (a daemon, a referrers-aware registry, an
+//! index) is a new variant and a new file; the callers do not change.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), oxbuild_location::Error> {
+//! use oxbuild_location::{Location, Target};
+//! let client = oxbuild_registry::Client::new(Default::default()).unwrap();
+//! let store = oxbuild_image::BlobStore::open("/tmp/blobs").unwrap();
+//! let target = Target { client: &client, store: &store };
+//! let from = Location::parse("oci-archive:app.tar", "SOURCE")?;
+//! let image = from.open(&target, &oxbuild_image::Platform::host()).await?;
+//! Location::parse("127.0.0.1:5000/team/app:v1", "DEST")?.write(&target, &image.image, &[], &[]).await?;
+//! # Ok(()) }
+//! ```
+
+mod archive;
+mod layout;
+mod registry;
+
+use std::path::PathBuf;
+
+use oxbuild_image::{BlobStore, Image, Platform};
+use oxbuild_registry::{Client, MountSource, PushReport, Reference};
+
+/// The forms accepted wherever an image location is asked for.
+pub const FORMS: &str =
+    "REGISTRY/REPO[:TAG|@DIGEST] (or docker://…), oci:DIR[:NAME], oci-archive:FILE[:NAME], docker-archive:FILE[:NAME]";
+
+/// Why reading or writing an image failed, by kind, so that callers can map
+/// kinds to exit codes.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The location itself is malformed.
+    #[error("{0}")]
+    Config(String),
+    /// The registry failed.
+    #[error("{0}")]
+    Registry(String),
+    /// The content read is unusable (a broken layout or archive).
+    #[error("{0}")]
+    Input(String),
+    /// Writing a layout or archive failed.
+    #[error("{0}")]
+    Output(String),
+}
+
+/// A parsed image location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An image in a registry.
+    Registry(Reference),
+    /// An OCI image layout directory, optionally naming one image in it.
+    Layout { dir: PathBuf, name: Option<String> },
+    /// A tar of an OCI layout.
+    OciArchive { file: PathBuf, name: Option<String> },
+    /// A tar for `docker load` / `podman load`.
+    DockerArchive { file: PathBuf, name: Option<String> },
+}
+
+/// What reading and writing need: the registry client and the blob store.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    /// For registry locations, and for layers still in a registry.
+    pub client: &'a Client,
+    /// Where blobs are read into and written from.
+    pub store: &'a BlobStore,
+}
+
+/// An image read from a location.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The image; a registry's layers stay there until needed.
+    pub image: Image,
+    /// For a registry: the reference pinned to the manifest digest.
+    pub resolved: Option<Reference>,
+}
+
+impl Opened {
+    /// The repository a push to the same registry can mount this image's layers from.
+    pub fn mount_sources(&self) -> Vec<MountSource> {
+        self.resolved.iter().map(|r| MountSource::of(r, &self.image)).collect()
+    }
+}
+
+/// Splits `PATH[:NAME]`; a NAME never contains `/`.
+fn path_and_name(rest: &str) -> (PathBuf, Option<String>) {
+    match rest.rsplit_once(':') {
+        Some((path, name)) if !path.is_empty() && !name.is_empty() && !name.contains('/') => {
+            (PathBuf::from(path), Some(name.to_string()))
+        }
+        _ => (PathBuf::from(rest), None),
+    }
+}
+
+impl Location {
+    /// Parses `s`; `what` names the flag or setting in errors.
+    pub fn parse(s: &str, what: &str) -> Result<Location, Error> {
+        let bad = |why: String| Error::Config(format!("{what}: `{s}` {why}; use one of {FORMS}"));
+        let local = |rest: &str| {
+            if rest.is_empty() { Err(bad("names no path".into())) } else { Ok(path_and_name(rest)) }
+        };
+        if let Some(rest) = s.strip_prefix("oci:") {
+            let (dir, name) = local(rest)?;
+            return Ok(Location::Layout { dir, name });
+        }
+        if let Some(rest) = s.strip_prefix("oci-archive:") {
+            let (file, name) = local(rest)?;
+            return Ok(Location::OciArchive { file, name });
+        }
+        if let Some(rest) = s.strip_prefix("docker-archive:") {
+            let (file, name) = local(rest)?;
+            return Ok(Location::DockerArchive { file, name });
+        }
+        let reference = s.strip_prefix("docker://").unwrap_or(s);
+        Reference::parse(reference).map(Location::Registry).map_err(|e| bad(format!("is not a location ({e})")))
+    }
+
+    /// True for a registry location.
+    pub fn is_registry(&self) -> bool {
+        matches!(self, Location::Registry(_))
+    }
+
+    /// Reads the image for `platform`.
+    pub async fn open(&self, target: &Target<'_>, platform: &Platform) -> Result<Opened, Error> {
+        match self {
+            Location::Registry(r) => registry::open(target, r, platform).await,
+            Location::Layout { dir, name } => layout::open(dir, name.as_deref(), platform),
+            Location::OciArchive { file, name } | Location::DockerArchive { file, name } => {
+                archive::open(target, file, name.as_deref(), platform).await
+            }
+        }
+    }
+
+    /// Writes `image` here. `names` are full references to record in a layout
+    /// or archive; `mount_from` lists repositories a registry push may mount
+    /// from. A registry write reports what it moved.
+    pub async fn write(
+        &self,
+        target: &Target<'_>,
+        image: &Image,
+        names: &[String],
+        mount_from: &[MountSource],
+    ) -> Result<Option<PushReport>, Error> {
+        if let Location::Registry(r) = self {
+            return registry::write(target, r, image, mount_from).await.map(Some);
+        }
+        // Layouts and archives hold every blob: fetch what is still in a registry.
+        let image = oxbuild_registry::fetch_layers(target.client, image, target.store)
+            .await
+            .map_err(|e| Error::Registry(format!("fetching layers to write {self}: {e}")))?;
+        match self {
+            Location::Registry(_) => unreachable!("written above"),
+            Location::Layout { dir, name } => layout::write(&image, dir, name.as_deref(), names)?,
+            Location::OciArchive { file, name } | Location::DockerArchive { file, name } => {
+                archive::write(image, file, name.as_deref(), names).await?
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let with_name = |f: &mut std::fmt::Formatter<'_>, kind: &str, p: &PathBuf, n: &Option<String>| {
+            write!(f, "{kind}:{}", p.display())?;
+            if let Some(n) = n {
+                write!(f, ":{n}")?;
+            }
+            Ok(())
+        };
+        match self {
+            Location::Registry(r) => write!(f, "{r}"),
+            Location::Layout { dir, name } => with_name(f, "oci", dir, name),
+            Location::OciArchive { file, name } => with_name(f, "oci-archive", file, name),
+            Location::DockerArchive { file, name } => with_name(f, "docker-archive", file, name),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        assert!(Location::parse("127.0.0.1:5000/a:b", "x").unwrap().is_registry());
+        assert!(Location::parse("docker://127.0.0.1:5000/a:b", "x").unwrap().is_registry());
+        assert_eq!(
+            Location::parse("oci:/tmp/lay:v1", "x").unwrap(),
+            Location::Layout { dir: "/tmp/lay".into(), name: Some("v1".into()) }
+        );
+        assert_eq!(
+            Location::parse("docker-archive:out/image.tar", "x").unwrap(),
+            Location::DockerArchive { file: "out/image.tar".into(), name: None }
+        );
+        assert_eq!(
+            Location::parse("oci-archive:a.tar:app", "x").unwrap().to_string(),
+            "oci-archive:a.tar:app".to_string()
+        );
+        let e = Location::parse("oci:", "--output").unwrap_err().to_string();
+        assert!(e.contains("--output") && e.contains("oci:DIR"), "{e}");
+    }
+}
