@@ -12,13 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-pub(crate) fn dbg_log(msg: String) {
-    use std::io::Write as _;
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open("/tmp/fp/events.log").unwrap();
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros();
-    let _ = writeln!(f, "{t} pid={} {:?} {msg}", std::process::id(), thread::current().name());
-}
-
 /// Longer request or response heads are refused rather than buffered.
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -65,17 +58,13 @@ impl ForwardProxy {
     }
 
     fn spawn(credentials: Option<(String, String)>) -> ForwardProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let listener = listen_on_loopback();
         let addr = listener.local_addr().expect("a bound listener has an address").to_string();
         let shared = Arc::new(Shared { credentials, log: Mutex::new(Log::default()), stop: AtomicBool::new(false) });
         let s = shared.clone();
-        dbg_log(format!("proxy bound {addr}"));
-        let a2 = addr.clone();
         thread::spawn(move || {
             for conn in listener.incoming() {
-                dbg_log(format!("proxy {a2} accepted {:?}", conn.as_ref().map(|c| c.peer_addr())));
                 if s.stop.load(Ordering::Relaxed) {
-                    dbg_log(format!("proxy {a2} stops"));
                     break;
                 }
                 let Ok(conn) = conn else { continue };
@@ -88,12 +77,12 @@ impl ForwardProxy {
         ForwardProxy { addr, shared }
     }
 
-    /// `http://127.0.0.1:PORT`, for `HTTP_PROXY`/`HTTPS_PROXY`.
+    /// `http://127.0.0.2:PORT` (its own loopback address), for `HTTP_PROXY`/`HTTPS_PROXY`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// `http://user:password@127.0.0.1:PORT`; panics unless started with auth.
+    /// `http://user:password@127.0.0.2:PORT`; panics unless started with auth.
     pub fn url_with_credentials(&self) -> String {
         let (user, password) =
             self.shared.credentials.as_ref().expect("only a proxy started with auth has credentials");
@@ -115,9 +104,23 @@ impl Drop for ForwardProxy {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         // Wake the accept loop so it sees the flag.
-        let c = TcpStream::connect(&self.addr);
-        dbg_log(format!("proxy {} drop wake {:?}", self.addr, c.as_ref().map(|c| c.local_addr())));
+        let _ = TcpStream::connect(&self.addr);
     }
+}
+
+/// Where forward proxies (and this file's test origins) listen: Linux answers
+/// on all of 127.0.0.0/8, and nothing else in the test suite uses this address.
+const OWN_LOOPBACK: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 2);
+
+/// A listener on a free port of [`OWN_LOOPBACK`] (127.0.0.1 where that address
+/// is missing, as on macOS). The rest of the test suite, running alongside,
+/// sends to ports on 127.0.0.1 that it no longer holds: clients retry a
+/// registry or proxy that has stopped, and podman's forwarding for a container
+/// published on `127.0.0.1:PORT` diverts new connections to that port while
+/// the container starts or stops. A listener given such a port would take that
+/// traffic for its own.
+fn listen_on_loopback() -> TcpListener {
+    TcpListener::bind((OWN_LOOPBACK, 0)).or_else(|_| TcpListener::bind("127.0.0.1:0")).expect("a loopback port")
 }
 
 impl Shared {
@@ -169,12 +172,8 @@ fn handle(client: TcpStream, shared: &Shared) -> io::Result<()> {
     // Only CONNECT and absolute `http://` URLs are proxy requests; an
     // origin-form request means the client took the proxy for the server.
     let Some(destination) = destination else { return reject(client, reader, "400 Bad Request", "") };
-    let upstream = match TcpStream::connect(&destination) {
-        Ok(u) => u,
-        Err(e) => {
-            eprintln!("DBG connect {destination} failed: {e:?}");
-            return reject(client, reader, "502 Bad Gateway", "");
-        }
+    let Ok(upstream) = TcpStream::connect(&destination) else {
+        return reject(client, reader, "502 Bad Gateway", "");
     };
     match absolute {
         None => tunnel(client, reader, upstream),
@@ -255,12 +254,13 @@ fn forward(
     // The body goes up while the answer comes down: a server may answer
     // before it has read a large upload.
     let sender = thread::spawn(move || {
-        if let Err(e) = body.copy(&mut reader, &mut to_upstream) {
-            eprintln!("DBG body copy failed: {e:?}");
+        // A body that cannot be passed on in full ends upstream too: else
+        // upstream waits for the rest of it, and this proxy for its answer.
+        if body.copy(&mut reader, &mut to_upstream).is_err() {
+            let _ = to_upstream.shutdown(Shutdown::Write);
         }
         reader
     });
-    eprintln!("DBG forward local {:?} -> {:?}", upstream.local_addr(), upstream.peer_addr());
     let result = relay_response(BufReader::new(upstream.try_clone()?), &client);
     let _ = client.shutdown(Shutdown::Write);
     // The answer is complete: a body upstream did not wait for goes nowhere.
@@ -276,7 +276,6 @@ fn forward(
 fn relay_response(mut upstream: BufReader<TcpStream>, mut client: &TcpStream) -> io::Result<()> {
     loop {
         let Some(head) = read_head(&mut upstream)? else {
-            eprintln!("DBG upstream EOF before head");
             client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
             return Ok(());
         };
@@ -449,19 +448,15 @@ mod tests {
     /// An HTTP server answering every request with [`OK`], one request per
     /// connection; each raw request it read comes out of the receiver.
     fn origin() -> (String, mpsc::Receiver<String>) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = listen_on_loopback();
         let addr = listener.local_addr().unwrap().to_string();
-        dbg_log(format!("origin bound {addr}"));
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
                 let tx = tx.clone();
-                eprintln!("DBG origin accepted {:?}", conn.peer_addr());
-                dbg_log(format!("origin {:?} accepted {:?}", conn.local_addr(), conn.peer_addr()));
                 thread::spawn(move || {
                     let request = read_request(&mut conn);
-                    eprintln!("DBG origin read {request:?}");
                     let _ = tx.send(request);
                     let _ = conn.write_all(OK.as_bytes());
                 });
@@ -495,7 +490,6 @@ mod tests {
     /// Sends `request` to the proxy and reads until the proxy closes.
     fn exchange(proxy: &ForwardProxy, request: &str) -> String {
         let mut conn = TcpStream::connect(&proxy.addr).unwrap();
-        dbg_log(format!("client {:?} -> {:?}", conn.local_addr(), conn.peer_addr()));
         conn.set_read_timeout(Some(WAIT)).unwrap();
         conn.write_all(request.as_bytes()).unwrap();
         let mut answer = String::new();
@@ -539,6 +533,22 @@ mod tests {
             assert!(request.ends_with(&format!("{framing}\r\nConnection: close\r\n\r\n{body}")), "{request}");
         }
         assert_eq!(proxy.hosts(), vec![origin]);
+    }
+
+    #[test]
+    fn a_body_cut_short_ends_upstream_too() {
+        let (origin, requests) = origin();
+        let proxy = ForwardProxy::start();
+        let mut conn = TcpStream::connect(&proxy.addr).unwrap();
+        conn.set_read_timeout(Some(WAIT)).unwrap();
+        write!(conn, "PUT http://{origin}/up HTTP/1.1\r\nHost: {origin}\r\nContent-Length: 10\r\n\r\nhello").unwrap();
+        conn.shutdown(Shutdown::Write).unwrap();
+        // The origin sees the request end, rather than wait for the rest of the body.
+        let request = requests.recv_timeout(WAIT).unwrap();
+        assert!(request.ends_with("Content-Length: 10\r\nConnection: close\r\n\r\nhello"), "{request}");
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
     }
 
     #[test]
