@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Workspace, build_json};
-use oxbuild_testkit::{Container, Registry, free_port, http_get, podman_output};
+use oxbuild_testkit::{Container, Registry, http_get, podman_output};
 
 #[test]
 fn build_push_and_run_the_example_in_podman() {
@@ -28,9 +28,7 @@ fn build_push_and_run_the_example_in_podman() {
     );
     assert_eq!(raw["layers"].as_array().unwrap().len(), 3, "base + user + app layers");
 
-    let port = free_port();
-    let publish = format!("127.0.0.1:{port}:8000");
-    let container = Container::run(&target, &["-p", &publish]);
+    let (container, port) = Container::serve(&target, 8000);
 
     let (status, body) = http_get(port, "/", Duration::from_secs(60))
         .unwrap_or_else(|| panic!("no HTTP answer on port {port}; logs:\n{}", container.logs()));
@@ -141,8 +139,7 @@ fn zstd_layers_are_an_option_for_oci_images_and_run_in_podman() {
         report["added"].as_array().unwrap().iter().map(|l| l["mediaType"].as_str().unwrap()).collect();
     assert!(types.iter().all(|t| *t == "application/vnd.oci.image.layer.v1.tar+zstd"), "{types:?}");
 
-    let port = free_port();
-    let container = Container::run(&target, &["-p", &format!("127.0.0.1:{port}:8000")]);
+    let (container, port) = Container::serve(&target, 8000);
     let answer = http_get(port, "/health", Duration::from_secs(60));
     assert_eq!(answer.map(|a| a.0), Some(200), "logs:\n{}", container.logs());
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Workspace, build_json, run};
-use oxbuild_testkit::{Container, Registry, base_archive, free_port, http_get, podman_output, unique_name};
+use oxbuild_testkit::{Container, Registry, base_archive, http_get, podman_output, unique_name};
 
 fn tool(cmd: &mut Command) -> String {
     let out = cmd.output().expect("the tool runs");
@@ -28,8 +28,7 @@ fn both_archive_kinds_load_into_podman_and_run() {
         );
         let loaded = podman_output(&["load", "-q", "-i", file.to_str().unwrap()]);
         assert!(loaded.status.success(), "podman load of {kind}: {}", String::from_utf8_lossy(&loaded.stderr));
-        let port = free_port();
-        let container = Container::run(&name, &["-p", &format!("127.0.0.1:{port}:8000")]);
+        let (container, port) = Container::serve(&name, 8000);
         let answer = http_get(port, "/health", Duration::from_secs(60));
         assert_eq!(answer.map(|a| a.0), Some(200), "{kind} image did not serve; logs:\n{}", container.logs());
     }

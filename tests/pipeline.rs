@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Workspace, build_json, commit_all, git, run};
-use oxbuild_testkit::{Container, Registry, base_archive, free_port, http_get, wheelhouse};
+use oxbuild_testkit::{Container, Registry, base_archive, http_get, wheelhouse};
 
 fn base() -> String {
     format!("oci-archive:{}", base_archive().display())
@@ -20,6 +20,13 @@ fn tags(registry: &Registry, repo: &str) -> Vec<String> {
         .output()
         .unwrap();
     if !out.status.success() {
+        // A repository nothing was ever pushed to has no tags; any other
+        // failure (the registry is down, skopeo is broken) fails the test.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("NAME_UNKNOWN") || stderr.contains("name unknown") || stderr.contains("404 (Not Found)"),
+            "skopeo list-tags failed: {stderr}"
+        );
         return Vec::new();
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -158,8 +165,7 @@ fn init_writes_a_config_for_the_example_that_builds_and_runs() {
 
     let target = registry.reference("team/init:v1");
     build_json(ws.oxbuild().args(["build", "-q", "--push", "--tag", &target]).arg(ws.app()));
-    let port = free_port();
-    let container = Container::run(&target, &["-p", &format!("127.0.0.1:{port}:8000")]);
+    let (container, port) = Container::serve(&target, 8000);
     let answer = http_get(port, "/", Duration::from_secs(60));
     assert_eq!(answer.as_ref().map(|a| a.0), Some(200), "logs:\n{}", container.logs());
     assert!(answer.unwrap().1.contains("\"uid\": 1000"));

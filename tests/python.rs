@@ -4,11 +4,15 @@
 mod common;
 
 use std::io::Read as _;
+
+use base64::Engine as _;
 use std::path::Path;
 use std::time::Duration;
 
 use common::{Workspace, build_json, run};
-use oxbuild_testkit::{Container, Registry, arm64_base_archive, base_archive, free_port, http_get, wheelhouse};
+use oxbuild_testkit::{
+    Container, IndexOptions, PackageIndex, Registry, arm64_base_archive, base_archive, http_get, wheelhouse,
+};
 
 /// The pyweb app, offline: wheels from the test wheelhouse only.
 fn offline_pyweb() -> Workspace {
@@ -54,9 +58,8 @@ fn native_wheels_and_console_scripts_run_in_podman() {
     assert_eq!(wheels.len(), 2, "colorama's marker is for win32 only: {wheels:?}");
     assert!(wheels.iter().any(|w| w.as_str().unwrap().contains("x86_64")));
 
-    let port = free_port();
     // gunicorn is the entrypoint: it must be found on PATH in the venv.
-    let container = Container::run(&target, &["-p", &format!("127.0.0.1:{port}:8000")]);
+    let (container, port) = Container::serve(&target, 8000);
     let (status, body) = http_get(port, "/", Duration::from_secs(60))
         .unwrap_or_else(|| panic!("no answer; logs:\n{}", container.logs()));
     assert_eq!(status, 200, "{body}");
@@ -92,8 +95,7 @@ fn zstd_covers_the_dependency_layer_too() {
     assert_ne!(gzip["python"]["key"], report["python"]["key"]);
     assert_eq!(gzip["python"]["source"], "built", "{gzip}");
 
-    let port = free_port();
-    let container = Container::run(&target, &["-p", &format!("127.0.0.1:{port}:8000")]);
+    let (container, port) = Container::serve(&target, 8000);
     let (status, body) = http_get(port, "/", Duration::from_secs(60))
         .unwrap_or_else(|| panic!("no answer; logs:\n{}", container.logs()));
     assert_eq!(status, 200, "{body}");
@@ -250,96 +252,17 @@ fn an_unpinned_requirement_names_the_line_and_the_fix() {
     assert_build_error(&ws, 3, &["requirements.txt:2", "markupsafe>=3", "uv pip compile"]);
 }
 
-/// A real HTTP package index (Python's http.server over a PEP 503 tree made
-/// from the test wheelhouse) whose log counts what was downloaded.
-struct LocalIndex {
-    child: std::process::Child,
-    url: String,
-    log: std::path::PathBuf,
-    _root: tempfile::TempDir,
-}
-
-impl LocalIndex {
-    fn start() -> LocalIndex {
-        let root = tempfile::tempdir().unwrap();
-        let files = root.path().join("files");
-        std::fs::create_dir_all(&files).unwrap();
-        let mut projects: std::collections::BTreeMap<String, String> = Default::default();
-        for entry in std::fs::read_dir(wheelhouse()).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            std::fs::copy(entry.path(), files.join(&name)).unwrap();
-            let bytes = std::fs::read(entry.path()).unwrap();
-            let sha = oxbuild_image::Digest::of(&bytes);
-            let project = name.split('-').next().unwrap().to_lowercase().replace('_', "-");
-            projects
-                .entry(project)
-                .or_default()
-                .push_str(&format!("<a href=\"../../files/{name}#sha256={}\">{name}</a>\n", sha.hex()));
-        }
-        for (project, links) in projects {
-            let dir = root.path().join("simple").join(project);
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join("index.html"), format!("<html><body>\n{links}</body></html>\n")).unwrap();
-        }
-        let log = root.path().join("access.log");
-        // Port 0: the server picks a free port itself and says which, so no
-        // other test can take it between a probe and the bind.
-        let mut child = std::process::Command::new("python3")
-            .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory"])
-            .arg(root.path())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
-        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
-        let port: u16 = first
-            .split_whitespace()
-            .skip_while(|w| *w != "port")
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the index did not say its port: {first}"));
-        let url = format!("http://127.0.0.1:{port}/simple/");
-        LocalIndex { child, url, log, _root: root }
-    }
-
-    /// Marks every file of `project` as yanked (PEP 592) with `reason`.
-    fn yank(&self, project: &str, reason: &str) {
-        let page = self._root.path().join("simple").join(project).join("index.html");
-        let html = std::fs::read_to_string(&page).unwrap();
-        std::fs::write(&page, html.replace("<a href=", &format!("<a data-yanked=\"{reason}\" href="))).unwrap();
-    }
-
-    /// How many wheel files were downloaded so far.
-    fn wheel_downloads(&self) -> usize {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("GET /files/") && l.contains(".whl"))
-            .count()
-    }
-}
-
-impl Drop for LocalIndex {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Locks pin exact versions, and PEP 592 lets an exact pin use a yanked
 /// file: the build goes on and says so, on stderr and in --json, also when
 /// the layer is reused from the cache.
 #[test]
 fn a_yanked_pin_is_installed_with_a_warning() {
-    let index = LocalIndex::start();
+    let index = PackageIndex::start(&wheelhouse());
     index.yank("gunicorn", "use 27.0.2");
     let ws = Workspace::of("pyweb");
     ws.edit_config(
         "requirements = \"requirements.txt\"",
-        &format!("requirements = \"requirements.txt\"\nindex-url = \"{}\"", index.url),
+        &format!("requirements = \"requirements.txt\"\nindex-url = \"{}\"", index.url()),
     );
     let (code, stdout, stderr) = run(ws.oxbuild().args(["build", "--json", "--base", &base()]).arg(ws.app()));
     assert_eq!(code, 0, "{stderr}");
@@ -360,12 +283,12 @@ fn a_yanked_pin_is_installed_with_a_warning() {
 
 #[test]
 fn a_fresh_runner_with_a_cache_repo_downloads_no_wheel() {
-    let index = LocalIndex::start();
+    let index = PackageIndex::start(&wheelhouse());
     let registry = Registry::start();
     let ws = Workspace::of("pyweb");
     ws.edit_config(
         "requirements = \"requirements.txt\"",
-        &format!("requirements = \"requirements.txt\"\nindex-url = \"{}\"", index.url),
+        &format!("requirements = \"requirements.txt\"\nindex-url = \"{}\"", index.url()),
     );
     let cache_repo = registry.reference("cache/deps");
 
@@ -427,8 +350,19 @@ fn pylock_and_uv_lock_install_the_same_layer_as_the_requirements_file() {
 #[test]
 fn private_index_credentials_stay_out_of_output_and_image() {
     let secret = "idx-T0ken-9f8e7d";
-    let index = LocalIndex::start();
-    let with_credentials = index.url.replace("http://", &format!("http://ci-bot:{secret}@"));
+    // The index demands credentials and sends downloads to a file host on
+    // another origin, as indexes with a CDN do: the credentials must reach
+    // the index and nothing else, redirect or not.
+    let files = PackageIndex::start(&wheelhouse());
+    let index = PackageIndex::start_with(
+        &wheelhouse(),
+        IndexOptions {
+            auth: Some(("ci-bot".into(), secret.into())),
+            files_at: Some(files.base()),
+            ..IndexOptions::default()
+        },
+    );
+    let with_credentials = index.url().replace("http://", &format!("http://ci-bot:{secret}@"));
     let ws = Workspace::of("pyweb");
     ws.edit_config(
         "requirements = \"requirements.txt\"",
@@ -441,7 +375,13 @@ fn private_index_credentials_stay_out_of_output_and_image() {
         .arg(format!("oci:{}", layout.display()))
         .arg(ws.app()));
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(index.wheel_downloads(), 2);
+    assert_eq!(files.wheel_downloads(), 2, "the wheels came from the file host, through the redirect");
+    let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("ci-bot:{secret}")));
+    let asked = index.requests();
+    assert!(asked.iter().any(|r| r.line.starts_with("GET /simple/")), "{asked:?}");
+    assert!(asked.iter().all(|r| r.authorization.as_deref() == Some(expected.as_str())), "{asked:?}");
+    assert!(asked.iter().any(|r| r.status == 302), "downloads were redirected: {asked:?}");
+    assert!(files.requests().iter().all(|r| r.authorization.is_none()), "{:?}", files.requests());
     assert!(!stdout.contains(secret) && !stderr.contains(secret), "the index token leaked into the output");
     // Nor into any blob of the image (config and every layer, decompressed).
     for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
@@ -460,4 +400,129 @@ fn private_index_credentials_stay_out_of_output_and_image() {
     assert_eq!(code, 5, "{stderr}");
     assert!(stderr.contains("127.0.0.1"), "{stderr}");
     assert!(!stdout.contains(secret) && !stderr.contains(secret), "the index token leaked into an error: {stderr}");
+}
+
+#[test]
+fn index_credentials_from_netrc_default_entry() {
+    let secret = "netrc-Pa55";
+    let index = PackageIndex::start_with(
+        &wheelhouse(),
+        IndexOptions { auth: Some(("ci-bot".into(), secret.into())), ..IndexOptions::default() },
+    );
+    let ws = Workspace::of("pyweb");
+    ws.edit_config(
+        "requirements = \"requirements.txt\"",
+        &format!("requirements = \"requirements.txt\"\nindex-url = \"{}\"", index.url()),
+    );
+    let netrc = ws.tmp.path().join("netrc");
+    std::fs::write(&netrc, format!("# CI credentials\nmachine other.example.com login x password y\n\ndefault login ci-bot password \"{secret}\"\n"))
+        .unwrap();
+    // Without them the index refuses, and the error says where.
+    let (code, _, stderr) =
+        run(ws.oxbuild().env("NETRC", "/nonexistent").args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    assert_ne!(code, 0);
+    assert!(stderr.contains("401") && !stderr.contains(secret), "{stderr}");
+    let report = build_json(ws.oxbuild().env("NETRC", &netrc).args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    assert_eq!(report["python"]["downloaded"], 2);
+}
+
+/// Tiny pure-Python wheels, written by Python's zipfile so that oxbuild's own
+/// code makes none of its test input: (name, version, module text).
+fn make_wheels(dir: &Path, wheels: &[(&str, &str, &str)]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let script = r#"
+import base64, hashlib, sys, zipfile
+out, name, version, text = sys.argv[1:5]
+dist = f"{name}-{version}.dist-info"
+files = {
+    f"{name}.py": text.encode(),
+    f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+    f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+def digest(b):
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b"=").decode()
+record = "".join(f"{p},{digest(b)},{len(b)}\n" for p, b in files.items()) + f"{dist}/RECORD,,\n"
+with zipfile.ZipFile(f"{out}/{name}-{version}-py3-none-any.whl", "w") as z:
+    for p, b in files.items():
+        z.writestr(p, b)
+    z.writestr(f"{dist}/RECORD", record)
+"#;
+    for (name, version, text) in wheels {
+        let out = std::process::Command::new("python3")
+            .args(["-c", script])
+            .arg(dir)
+            .args([name, version, text])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// Versions and markers as PEP 440 and PEP 508 say, against a real index
+/// whose pages have a `<base>` and character references: local versions
+/// (served as `%2B`), epochs, `===`, alternative spellings, and
+/// `python_full_version` markers for the base's interpreter (3.11.2, read
+/// from its package database).
+#[test]
+fn versions_and_markers_follow_pep_440_and_508() {
+    let ws = Workspace::new();
+    let house = ws.tmp.path().join("house");
+    make_wheels(
+        &house,
+        &[
+            ("localver", "1.0+cpu", "KIND = 'cpu'"),
+            ("localver", "1.0", "KIND = 'plain'"),
+            ("epochpkg", "2.0", "EPOCH = 0"),
+            ("arb", "1.0", "WHICH = '1.0'"),
+            ("arb", "1.0.0", "WHICH = '1.0.0'"),
+            ("spell", "1.0a1", "X = 1"),
+            ("newer", "1.0", "X = 1"),
+        ],
+    );
+    let index = PackageIndex::start_with(&house, IndexOptions { base_and_entities: true, ..IndexOptions::default() });
+    ws.edit_config(
+        "[app]",
+        &format!("[python]\nrequirements = \"requirements.txt\"\nindex-url = \"{}\"\n\n[app]", index.url()),
+    );
+    let build = |requirements: &str| {
+        std::fs::write(ws.app().join("requirements.txt"), requirements).unwrap();
+        run(ws.oxbuild().args(["build", "-q", "--json", "--base", &base()]).arg(ws.app()))
+    };
+    let wheels = |stdout: &str| -> Vec<String> {
+        let report: serde_json::Value = serde_json::from_str(stdout).unwrap();
+        report["python"]["wheels"].as_array().unwrap().iter().map(|w| w.as_str().unwrap().to_string()).collect()
+    };
+
+    let (code, stdout, stderr) = build(concat!(
+        "localver==1.0+CPU\n",
+        "arb===1.0\n",
+        "spell==1.0-ALPHA-1\n",
+        "newer==1.0 ; python_full_version >= \"3.11.3\"\n",
+        "epochpkg==0!2.0 ; python_full_version >= \"3.11.2rc1\" and python_version < \"3.12\"\n",
+    ));
+    assert_eq!(code, 0, "{stderr}");
+    let got = wheels(&stdout);
+    assert_eq!(
+        got,
+        vec![
+            "localver-1.0+cpu-py3-none-any.whl",
+            "arb-1.0-py3-none-any.whl",
+            "spell-1.0a1-py3-none-any.whl",
+            "epochpkg-2.0-py3-none-any.whl",
+        ],
+        "the +cpu file (served as %2B), the exact === string, the normalised spelling; `newer` is for 3.11.3+ only"
+    );
+    // The links were relative to the page's <base>, with `&amp;` in them.
+    let asked = index.requests();
+    assert!(
+        asked.iter().any(|r| r.line.starts_with("GET /files/localver-1.0%2Bcpu-py3-none-any.whl?via=index&n=1")),
+        "{asked:?}"
+    );
+
+    // A local pin never takes a file without its label, and an epoch is part of the version.
+    for (pin, name) in [("localver==1.0+cu121\n", "localver"), ("epochpkg==1!2.0\n", "epochpkg")] {
+        let (code, _, stderr) = build(pin);
+        assert_eq!(code, 4, "{pin}: {stderr}");
+        assert!(stderr.contains(name) && stderr.contains("no file of this version"), "{stderr}");
+    }
 }

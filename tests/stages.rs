@@ -16,6 +16,7 @@ fn base() -> String {
 /// Names of containers that oxbuild process `pid` started and left behind.
 fn leftovers(pid: u32) -> Vec<String> {
     let out = podman_output(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(out.status.success(), "podman ps failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|n| n.starts_with(&format!("oxbuild-{pid}-")))

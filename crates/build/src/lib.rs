@@ -71,7 +71,7 @@ pub struct ExtraLayer {
 }
 
 /// Bumped when what a base scan keeps changes, so older cached scans are not used.
-const SCAN_FORMAT: &str = "rootfs-scan-v1";
+const SCAN_FORMAT: &str = "rootfs-scan-v2";
 
 /// The cache key of a base scan: the scan format and the base's layer digests.
 pub fn scan_key(base: &Image) -> oxbuild_image::Digest {

@@ -71,18 +71,8 @@ impl Wheel {
 
 /// The pins of `reqs` that apply to `target`.
 pub fn applicable(reqs: &Requirements, target: &Target) -> Result<Vec<Pin>, Error> {
-    let env = marker::Environment::linux(target.major, target.minor, &target.full_version, &target.machine);
-    let mut out = Vec::new();
-    for pin in &reqs.pins {
-        let applies = match &pin.marker {
-            Some(m) => m.evaluate(&env).map_err(|e| Error::Package(format!("{}: {e}", pin.origin)))?,
-            None => true,
-        };
-        if applies {
-            out.push(pin.clone());
-        }
-    }
-    Ok(out)
+    let env = target.marker_environment()?;
+    Ok(reqs.pins.iter().filter(|pin| pin.marker.as_ref().is_none_or(|m| m.evaluate(&env))).cloned().collect())
 }
 
 /// Finds, verifies and caches the best wheel of every pin for `target`.
@@ -110,17 +100,17 @@ async fn fetch_one(
     // only when neither has a wheel that fits.
     let mut all = sources.local_candidates(&pin.name)?;
     all.extend(pin.direct.iter().cloned());
+    let of_pin = |c: &source::Candidate| {
+        source::version_of(&c.filename).is_some_and(|v| version::matches(&v, &pin.version, pin.arbitrary))
+    };
     let fits = |c: &source::Candidate| {
-        source::version_of(&c.filename).is_some_and(|v| version::same(&v, &pin.version))
+        of_pin(c)
             && wheel::WheelName::parse(&c.filename).is_some_and(|w| w.tags.iter().any(|t| ranking.contains_key(t)))
     };
     if !all.iter().any(fits) {
         all.extend(sources.index_candidates(&pin.name).await?);
     }
-    let same_version: Vec<_> = all
-        .iter()
-        .filter(|c| source::version_of(&c.filename).is_some_and(|v| version::same(&v, &pin.version)))
-        .collect();
+    let same_version: Vec<_> = all.iter().filter(|c| of_pin(c)).collect();
     let best = same_version
         .iter()
         .filter_map(|c| {
@@ -133,14 +123,23 @@ async fn fetch_one(
             {
                 return None;
             }
-            Some((*rank, w.build, *c))
+            let version = source::version_of(&c.filename).and_then(|v| version::parse(&v));
+            Some((*rank, w.build, version, *c))
         })
-        // The best tag; then a file that is not yanked; then the highest build
-        // tag (PEP 427's tie-breaker); then the name, so the choice is stable.
-        .min_by_key(|(rank, build, c)| {
-            (*rank, c.yanked.is_some(), std::cmp::Reverse(build.clone()), c.filename.clone())
+        // A file that is not yanked; then the highest version (a public pin
+        // matches local versions too, `2.3.0+cpu` above `2.3.0`, as pip
+        // chooses); then the best tag; then the highest build tag (PEP 427's
+        // tie-breaker); then the name, so the choice is stable.
+        .min_by_key(|(rank, build, version, c)| {
+            (
+                c.yanked.is_some(),
+                std::cmp::Reverse(version.clone()),
+                *rank,
+                std::cmp::Reverse(build.clone()),
+                c.filename.clone(),
+            )
         })
-        .map(|(rank, _, c)| (rank, c));
+        .map(|(rank, _, _, c)| (rank, c));
     let Some((_, chosen)) = best else {
         let wheels: Vec<&str> =
             same_version.iter().filter(|c| c.filename.ends_with(".whl")).map(|c| c.filename.as_str()).collect();
@@ -481,6 +480,7 @@ mod tests {
         let sources =
             Sources::new(vec![house], None, &[], true, oxbuild_http::Client::new(Default::default()).unwrap()).unwrap();
         let pin = Pin {
+            arbitrary: false,
             name: "pkg".into(),
             version: "1.0".into(),
             hashes: Vec::new(),

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 
-use crate::marker::{Environment, Marker};
+use crate::marker::Marker;
 use crate::name::normalize;
 use crate::requirements::{Pin, Requirements};
 use crate::source::{Candidate, Location};
@@ -121,7 +121,15 @@ fn pylock(doc: &toml::Table, file: &str, dir: &Path) -> Result<Vec<Pin>, Error> 
             hashes.extend(c.sha256.clone());
             direct.push(c);
         }
-        pins.push(Pin { name, version, hashes: hashes.into_iter().collect(), marker, origin, direct });
+        pins.push(Pin {
+            name,
+            version,
+            arbitrary: false,
+            hashes: hashes.into_iter().collect(),
+            marker,
+            origin,
+            direct,
+        });
     }
     Ok(pins)
 }
@@ -131,7 +139,7 @@ fn pylock(doc: &toml::Table, file: &str, dir: &Path) -> Result<Vec<Pin>, Error> 
 /// edge asks for. With `groups`, the walk starts from those dependency groups
 /// of the project (`[package.dev-dependencies]`) instead of its dependencies.
 fn uv(doc: &toml::Table, file: &str, target: &Target, groups: &[String]) -> Result<Vec<Pin>, Error> {
-    let env = Environment::linux(target.major, target.minor, &target.full_version, &target.machine);
+    let env = target.marker_environment()?;
     let lock_err = |message: String| Error::Lock { file: file.into(), line: 0, message };
     let packages: Vec<toml::Table> = doc
         .get("package")
@@ -192,15 +200,16 @@ fn uv(doc: &toml::Table, file: &str, target: &Target, groups: &[String]) -> Resu
     while let Some(deps) = pending.pop_front() {
         for d in deps.iter().filter_map(|d| d.as_table()) {
             let name = normalize(str_of(d, "name").unwrap_or(""));
-            if let Some(m) = str_of(d, "marker") {
-                let marker = Marker::parse(m).map_err(lock_err)?;
-                if !marker.evaluate(&env).map_err(lock_err)? {
-                    continue;
-                }
+            if let Some(m) = str_of(d, "marker")
+                && !Marker::parse(m).map_err(lock_err)?.evaluate(&env)
+            {
+                continue;
             }
             let candidates = by_name.get(&name).cloned().unwrap_or_default();
             let chosen = match str_of(d, "version") {
-                Some(v) => candidates.into_iter().find(|c| str_of(c, "version") == Some(v)),
+                Some(v) => {
+                    candidates.into_iter().find(|c| str_of(c, "version").is_some_and(|c| crate::version::same(c, v)))
+                }
                 None => candidates.into_iter().next(),
             };
             let Some(dep) = chosen else {
@@ -236,6 +245,7 @@ fn uv(doc: &toml::Table, file: &str, target: &Target, groups: &[String]) -> Resu
                 return Err(lock_err(format!("package `{name}` has no version")));
             }
             pins.push(Pin {
+                arbitrary: false,
                 name: str_of(dep, "name").unwrap_or(&name).to_string(),
                 version,
                 hashes: hashes.into_iter().collect(),

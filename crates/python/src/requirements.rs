@@ -3,6 +3,7 @@
 //! an environment marker, plus index options.
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
 
 use crate::Error;
 use crate::marker::Marker;
@@ -13,8 +14,10 @@ use crate::name::normalize;
 pub struct Pin {
     /// The name as written.
     pub name: String,
-    /// The exact version.
+    /// The exact version, normalised (PEP 440), or as written for `===`.
     pub version: String,
+    /// Pinned with `===` (arbitrary string equality) rather than `==`.
+    pub arbitrary: bool,
     /// Accepted sha256 hashes (hex); empty when the lock has none.
     pub hashes: Vec<String>,
     /// The marker, when the requirement applies to some environments only.
@@ -165,7 +168,8 @@ fn split_option(line: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Parses `name[extras]==version [; marker] [--hash=sha256:...]...`.
+/// Parses `name[extras]==version [; marker] [--hash=sha256:...]...`: the
+/// requirement itself by `pep508_rs` (PEP 508), the hashes here.
 fn parse_requirement(line: &str, origin: &str) -> Result<Pin, String> {
     let mut hashes = Vec::new();
     let mut spec = String::new();
@@ -182,34 +186,47 @@ fn parse_requirement(line: &str, origin: &str) -> Result<Pin, String> {
             spec.push(' ');
         }
     }
-    let (req, marker) = match spec.split_once(';') {
-        Some((r, m)) => (r.trim(), Some(Marker::parse(m.trim())?)),
-        None => (spec.trim(), None),
+    let spec = spec.trim();
+    let pin = |name: String, version: String, arbitrary: bool, marker: Option<Marker>| Pin {
+        name,
+        version,
+        arbitrary,
+        hashes: hashes.clone(),
+        marker,
+        origin: origin.to_string(),
+        direct: Vec::new(),
     };
-    if req.contains(" @ ") || req.contains("://") {
-        // The URL is not repeated: it may carry a token.
-        let name = req.split(|c: char| c.is_whitespace() || c == '@').next().unwrap_or("");
-        return Err(format!(
-            "`{name}` is a direct URL reference; oxbuild needs name==version pins (put the wheel in a find-links wheelhouse)"
-        ));
-    }
-    let name_end =
-        req.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))).unwrap_or(req.len());
-    let name = req[..name_end].to_string();
-    if name.is_empty() {
-        return Err(format!("`{req}` does not start with a package name"));
-    }
-    let mut rest = req[name_end..].trim();
-    if rest.starts_with('[') {
-        let close = rest.find(']').ok_or_else(|| format!("`{req}`: the extras `[` is not closed"))?;
-        rest = rest[close + 1..].trim();
-    }
-    let version = rest.strip_prefix("===").or_else(|| rest.strip_prefix("==")).map(str::trim);
-    match version {
-        Some(v) if !v.is_empty() && !v.contains(['*', ',', '<', '>', '!', '~']) => {
-            Ok(Pin { name, version: v.to_string(), hashes, marker, origin: origin.to_string(), direct: Vec::new() })
+    // `===` compares strings, not versions, so its operand is taken as
+    // written; pep508_rs would normalise it (and refuses non-PEP 440 ones).
+    let (req, marker_text) = match spec.split_once(';') {
+        Some((r, m)) => (r.trim(), Some(m.trim())),
+        None => (spec, None),
+    };
+    if let Some((name, version)) = req.split_once("===") {
+        let name = name.split('[').next().unwrap_or("").trim();
+        let version = version.trim();
+        if name.is_empty() || version.is_empty() || version.contains([',', ' ']) {
+            return Err(format!("`{req}` is not a pin; {UNPINNED_HINT}"));
         }
-        _ => Err(format!("`{}` is not pinned; {UNPINNED_HINT}", req.trim())),
+        let marker = marker_text.map(Marker::parse).transpose()?;
+        return Ok(pin(name.to_string(), version.to_string(), true, marker));
+    }
+    let parsed = pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(spec).map_err(|e| {
+        // The URL of a direct reference is not repeated: it may carry a token.
+        if spec.contains("://") { "a direct URL reference that cannot be read".to_string() } else { e.to_string() }
+    })?;
+    let name = parsed.name.to_string();
+    let marker = Marker::from_tree(parsed.marker);
+    match parsed.version_or_url {
+        Some(pep508_rs::VersionOrUrl::Url(_)) => Err(format!(
+            "`{name}` is a direct URL reference; oxbuild needs name==version pins (put the wheel in a find-links wheelhouse)"
+        )),
+        Some(pep508_rs::VersionOrUrl::VersionSpecifier(specs))
+            if specs.len() == 1 && *specs[0].operator() == pep440_rs::Operator::Equal =>
+        {
+            Ok(pin(name, specs[0].version().to_string(), false, marker))
+        }
+        _ => Err(format!("`{req}` is not pinned; {UNPINNED_HINT}")),
     }
 }
 
@@ -258,5 +275,27 @@ mod tests {
         assert!(e.contains("not pinned"), "{e}");
         let e = parse("pkg @ git+https://ghp_TOKEN@example.com/pkg.git\n").unwrap_err().to_string();
         assert!(e.contains("direct URL") && e.contains("`pkg`") && !e.contains("TOKEN"), "{e}");
+    }
+
+    #[test]
+    fn pins_are_read_as_pep_508_and_pep_440_say() {
+        let r = parse("Pkg_One==1.0-RC1\nepoch==1!2.0\ncpu==2.3.0+CPU\nodd===1.0-Custom ; python_version >= \"3\"\n")
+            .unwrap();
+        let got: Vec<(String, &str, bool)> =
+            r.pins.iter().map(|p| (p.key(), p.version.as_str(), p.arbitrary)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("pkg-one".to_string(), "1.0rc1", false),
+                ("epoch".to_string(), "1!2.0", false),
+                ("cpu".to_string(), "2.3.0+cpu", false),
+                ("odd".to_string(), "1.0-Custom", true),
+            ]
+        );
+        assert!(r.pins[3].marker.is_some());
+        for unpinned in ["pkg==1.*", "pkg==1.0,<2", "pkg~=1.0", "pkg!=1.0"] {
+            let e = parse(unpinned).unwrap_err().to_string();
+            assert!(e.contains("not pinned"), "{unpinned}: {e}");
+        }
     }
 }

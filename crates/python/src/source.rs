@@ -72,25 +72,9 @@ impl Index {
     }
 }
 
-/// Percent-decodes URL user info (`+` stays `+`, unlike form decoding).
+/// Percent-decodes URL user info or a file name (`+` stays `+`, unlike form decoding).
 fn percent(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 /// `raw` with any user info replaced by `***`.
@@ -109,31 +93,20 @@ pub fn redact(raw: &str) -> String {
     }
 }
 
-/// Credentials for `host` from `$NETRC` or `~/.netrc`.
+/// Credentials for `host` from `$NETRC` or `~/.netrc`: its `machine` entry,
+/// else the `default` one. Parsed by `rust-netrc`, which knows `default`,
+/// `macdef`, comments and quoted tokens.
 fn netrc(host: &str) -> Option<(String, String)> {
     let path = std::env::var_os("NETRC")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".netrc")))?;
-    let text = std::fs::read_to_string(path).ok()?;
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let mut i = 0;
-    while i < words.len() {
-        if words[i] == "machine" && words.get(i + 1) == Some(&host) {
-            let (mut login, mut password) = (None, None);
-            let mut j = i + 2;
-            while j + 1 < words.len() && words[j] != "machine" {
-                match words[j] {
-                    "login" => login = Some(words[j + 1].to_string()),
-                    "password" => password = Some(words[j + 1].to_string()),
-                    _ => {}
-                }
-                j += 2;
-            }
-            return Some((login?, password.unwrap_or_default()));
-        }
-        i += 1;
-    }
-    None
+    netrc_entry(&std::fs::read_to_string(path).ok()?, host)
+}
+
+fn netrc_entry(text: &str, host: &str) -> Option<(String, String)> {
+    let parsed: netrc::Netrc = text.parse().ok()?;
+    let auth = parsed.hosts.get(host).or_else(|| parsed.hosts.get("default"))?;
+    Some((auth.login.clone(), auth.password.clone()))
 }
 
 /// The configured sources, in the order they are asked.
@@ -362,30 +335,41 @@ fn parse_json(body: &str, page: &url::Url) -> Vec<Listed> {
         .unwrap_or_default()
 }
 
+/// A PEP 503 page: every `<a href>` is a file, its fragment the hash, its
+/// `data-yanked` the yank (PEP 592). Tokenised by `html5gum`, which decodes
+/// character references in attributes; a `<base href>` moves the page's base.
 fn parse_html(body: &str, page: &url::Url) -> Vec<Listed> {
+    let mut base = page.clone();
     let mut out = Vec::new();
-    for chunk in body.split("<a ").skip(1) {
-        let Some(start) = chunk.find("href=\"") else { continue };
-        let rest = &chunk[start + 6..];
-        let Some(end) = rest.find('"') else { continue };
-        let href = rest[..end].replace("&amp;", "&");
-        let tag = &chunk[..chunk.find('>').unwrap_or(chunk.len())];
-        let yanked = tag.find("data-yanked").map(|at| {
-            let value = tag[at + "data-yanked".len()..].strip_prefix("=\"").unwrap_or("");
-            unescape(&value[..value.find('"').unwrap_or(0)])
-        });
-        let Ok(mut url) = page.join(&href) else { continue };
-        let sha256 = url.fragment().and_then(|f| f.strip_prefix("sha256=")).map(str::to_string);
-        url.set_fragment(None);
-        let filename = url.path_segments().and_then(|mut s| s.next_back()).unwrap_or_default().to_string();
-        out.push((filename, url, sha256, yanked));
+    for token in html5gum::Tokenizer::new(body).flatten() {
+        let html5gum::Token::StartTag(tag) = token else { continue };
+        let attr = |name: &str| {
+            tag.attributes
+                .iter()
+                .find(|(k, _)| k.as_slice() == name.as_bytes())
+                .map(|(_, v)| String::from_utf8_lossy(&v.value).into_owned())
+        };
+        match tag.name.as_slice() {
+            b"base" => {
+                if let Some(href) = attr("href")
+                    && let Ok(url) = page.join(&href)
+                {
+                    base = url;
+                }
+            }
+            b"a" => {
+                let Some(href) = attr("href") else { continue };
+                let Ok(mut url) = base.join(&href) else { continue };
+                let sha256 = url.fragment().and_then(|f| f.strip_prefix("sha256=")).map(str::to_string);
+                url.set_fragment(None);
+                // File names are percent-encoded in URLs: `torch-2.3.0%2Bcpu-…` is `torch-2.3.0+cpu-…`.
+                let filename = url.path_segments().and_then(|mut s| s.next_back()).map(percent).unwrap_or_default();
+                out.push((filename, url, sha256, attr("data-yanked")));
+            }
+            _ => {}
+        }
     }
     out
-}
-
-/// The few HTML entities an index writes in attribute values.
-fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
 }
 
 #[cfg(test)]
@@ -426,5 +410,42 @@ mod tests {
         assert_eq!(project_of("Markup_Safe-3.0-py3-none-any.whl").as_deref(), Some("Markup_Safe"));
         assert_eq!(project_of("markupsafe-3.0.2.tar.gz").as_deref(), Some("markupsafe"));
         assert_eq!(version_of("markupsafe-3.0.2.tar.gz").as_deref(), Some("3.0.2"));
+    }
+
+    #[test]
+    fn html_entities_base_and_percent_encoded_names() {
+        let page = url::Url::parse("https://example.com/simple/torch/").unwrap();
+        let html = r#"<!DOCTYPE html><html><head><base href="https://files.example.net/whl/"></head><body>
+<a href="torch-2.3.0%2Bcpu-cp311-cp311-linux_x86_64.whl#sha256=aa&amp;x=1" data-requires-python="&gt;=3.8">t</a>
+<a href='../other/torch-2.2.0-py3-none-any.whl' data-yanked="no &quot;longer&quot; &#x3C;ok&#62;">u</a>
+</body></html>"#;
+        let files = parse_html(html, &page);
+        assert_eq!(files.len(), 2, "{files:?}");
+        assert_eq!(files[0].0, "torch-2.3.0+cpu-cp311-cp311-linux_x86_64.whl");
+        assert_eq!(files[0].1.as_str(), "https://files.example.net/whl/torch-2.3.0%2Bcpu-cp311-cp311-linux_x86_64.whl");
+        assert_eq!(files[0].2.as_deref(), Some("aa&x=1"));
+        assert_eq!(files[1].1.as_str(), "https://files.example.net/other/torch-2.2.0-py3-none-any.whl");
+        assert_eq!(files[1].3.as_deref(), Some(r#"no "longer" <ok>"#));
+        assert_eq!(version_of(&files[0].0).as_deref(), Some("2.3.0+cpu"));
+    }
+
+    #[test]
+    fn netrc_default_comments_macdef_and_quotes() {
+        let text = r#"# a comment line
+machine pkgs.example.com login alice password "p w#d" # trailing comment
+macdef init
+  cd /pub
+  machine not.a.host login x password y
+
+default login anyone password fallback
+"#;
+        assert_eq!(netrc_entry(text, "pkgs.example.com"), Some(("alice".into(), "p w#d".into())));
+        assert_eq!(netrc_entry(text, "other.example.org"), Some(("anyone".into(), "fallback".into())));
+        assert_eq!(
+            netrc_entry(text, "not.a.host"),
+            Some(("anyone".into(), "fallback".into())),
+            "macdef bodies are no entries"
+        );
+        assert_eq!(netrc_entry("machine a login b password c\n", "z"), None);
     }
 }

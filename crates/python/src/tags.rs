@@ -49,6 +49,12 @@ const LEGACY: [(&str, u32, &[&str]); 3] = [
 ];
 
 impl Target {
+    /// The PEP 508 marker environment of this target.
+    pub fn marker_environment(&self) -> Result<crate::marker::Environment, crate::Error> {
+        crate::marker::Environment::linux(self.major, self.minor, &self.full_version, &self.machine)
+            .map_err(crate::Error::Target)
+    }
+
     /// Platform tags, most specific first.
     pub fn platforms(&self) -> Vec<String> {
         let arch = &self.machine;

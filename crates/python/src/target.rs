@@ -11,7 +11,7 @@ use crate::tags::{Libc, Target};
 /// Which paths the target detection needs from a root filesystem scan.
 pub fn wants(path: &str) -> Want {
     let in_lib = path.starts_with("lib") || path.starts_with("usr/lib");
-    if in_lib && path.ends_with("/libc.so.6") {
+    if (in_lib && path.ends_with("/libc.so.6")) || path == DPKG_STATUS || path == APK_INSTALLED {
         Want::Content
     } else if (in_lib && path.contains("/ld-musl-")) || interpreter_version(path).is_some() {
         Want::Exists
@@ -19,6 +19,11 @@ pub fn wants(path: &str) -> Want {
         Want::Skip
     }
 }
+
+/// Debian's and Ubuntu's package database.
+const DPKG_STATUS: &str = "var/lib/dpkg/status";
+/// Alpine's package database.
+const APK_INSTALLED: &str = "lib/apk/db/installed";
 
 /// `(minor)` of `usr/bin/python3.X` or `usr/local/bin/python3.X`.
 fn interpreter_version(path: &str) -> Option<u32> {
@@ -61,8 +66,12 @@ pub fn detect(scanned: &BTreeMap<String, Node>, config: &serde_json::Value) -> R
                 .into(),
         ));
     };
-    let full_version =
-        declared.filter(|v| v.starts_with(&format!("3.{minor}"))).unwrap_or_else(|| format!("3.{minor}"));
+    // The full version matters to `python_full_version` markers: the image's
+    // PYTHON_VERSION (official images), else the distribution's package.
+    let full_version = declared
+        .filter(|v| v.starts_with(&format!("3.{minor}")))
+        .or_else(|| packaged_version(scanned, minor))
+        .unwrap_or_else(|| format!("3.{minor}"));
 
     let arch = config["architecture"].as_str().unwrap_or("amd64");
     let machine = machine(arch, config["variant"].as_str());
@@ -87,12 +96,55 @@ pub fn detect(scanned: &BTreeMap<String, Node>, config: &serde_json::Value) -> R
 }
 
 /// What detection needs of a file's content, for a compact cache of base
-/// scans: a libc shrinks to its newest `GLIBC_2.N` string; other files stay.
+/// scans: a libc shrinks to its newest `GLIBC_2.N` string, a package
+/// database to the name and version of its Python packages (in its own
+/// format, so that shrinking twice changes nothing); other files stay.
 pub fn essence(path: &str, bytes: &[u8]) -> Vec<u8> {
+    if path == DPKG_STATUS || path == APK_INSTALLED {
+        let apk = path == APK_INSTALLED;
+        let (name_key, version_key) = if apk { ("P:", "V:") } else { ("Package: ", "Version: ") };
+        return python_packages(&String::from_utf8_lossy(bytes), apk)
+            .into_iter()
+            .map(|(name, version)| format!("{name_key}{name}\n{version_key}{version}\n\n"))
+            .collect::<String>()
+            .into_bytes();
+    }
     match glibc_minor(bytes) {
         Some(minor) if path.ends_with("/libc.so.6") => format!("GLIBC_2.{minor}").into_bytes(),
         _ => bytes.to_vec(),
     }
+}
+
+/// `(package, version)` of the Python packages in a dpkg status file (stanzas
+/// of `Package:` and `Version:`) or an apk database (`P:` and `V:` lines).
+fn python_packages(text: &str, apk: bool) -> Vec<(String, String)> {
+    let (name_key, version_key) = if apk { ("P:", "V:") } else { ("Package: ", "Version: ") };
+    let mut out = Vec::new();
+    for stanza in text.split("\n\n") {
+        let field = |key: &str| stanza.lines().find_map(|l| l.strip_prefix(key)).map(str::trim);
+        if let (Some(name), Some(version)) = (field(name_key), field(version_key))
+            && (name.starts_with("python3") || name.starts_with("libpython3"))
+        {
+            out.push((name.to_string(), version.to_string()));
+        }
+    }
+    out
+}
+
+/// The interpreter's full version from the distribution's package of
+/// `python3.<minor>` (Debian: `3.11.2-6+deb12u6`, `3.13.0~rc1-1`; Alpine:
+/// `3.11.9-r0`), as PEP 440 writes it: `3.11.2`, `3.13.0rc1`.
+fn packaged_version(scanned: &BTreeMap<String, Node>, minor: u32) -> Option<String> {
+    let (path, apk) =
+        [(DPKG_STATUS, false), (APK_INSTALLED, true)].into_iter().find(|(p, _)| scanned.contains_key(*p))?;
+    let text = String::from_utf8_lossy(rootfs::content(scanned, path)?).into_owned();
+    let names = [format!("python3.{minor}-minimal"), format!("python3.{minor}"), "python3".to_string()];
+    python_packages(&text, apk)
+        .into_iter()
+        .filter(|(name, _)| names.contains(name))
+        // Debian's `~rc1` sorts before the release, as PEP 440's `rc1` does.
+        .map(|(_, version)| version.split('-').next().unwrap_or("").replace('~', ""))
+        .find(|v| v.starts_with(&format!("3.{minor}.")) && crate::version::parse(v).is_some())
 }
 
 /// The newest `GLIBC_2.N` symbol version a libc.so.6 defines.
@@ -133,6 +185,33 @@ mod tests {
         fs.insert("usr/local/bin/python3.12".to_string(), Node::File(None));
         let t = detect(&fs, &serde_json::json!({"config": {"Env": ["PYTHON_VERSION=3.12.1"]}})).unwrap();
         assert_eq!((t.interpreter.as_str(), t.full_version.as_str()), ("/usr/local/bin/python3.12", "3.12.1"));
+    }
+
+    #[test]
+    fn the_full_version_comes_from_the_package_database() {
+        let status = "Package: libc6\nVersion: 2.36-9\n\nPackage: python3.11-minimal\nStatus: install ok installed\nVersion: 3.11.2-6+deb12u6\n\nPackage: python3.13-minimal\nVersion: 3.13.0~rc1-1\n";
+        let mut fs = BTreeMap::new();
+        fs.insert("usr/bin/python3.11".to_string(), Node::File(None));
+        fs.insert("lib/x86_64-linux-gnu/libc.so.6".to_string(), Node::File(Some(b"GLIBC_2.36".to_vec())));
+        let essence = essence(DPKG_STATUS, status.as_bytes());
+        assert_eq!(
+            String::from_utf8(essence.clone()).unwrap(),
+            "Package: python3.11-minimal\nVersion: 3.11.2-6+deb12u6\n\nPackage: python3.13-minimal\nVersion: 3.13.0~rc1-1\n\n"
+        );
+        assert_eq!(super::essence(DPKG_STATUS, &essence), essence, "shrinking twice changes nothing");
+        fs.insert(DPKG_STATUS.to_string(), Node::File(Some(essence)));
+        let t = detect(&fs, &serde_json::json!({"config": {}})).unwrap();
+        assert_eq!(t.full_version, "3.11.2");
+        fs.insert("usr/bin/python3.13".to_string(), Node::File(None));
+        let t = detect(&fs, &serde_json::json!({"config": {}})).unwrap();
+        assert_eq!(t.full_version, "3.13.0rc1", "Debian's ~rc1 is PEP 440's rc1");
+
+        let apk = "C:Q1abc=\nP:python3\nV:3.12.8-r1\nA:aarch64\n\nP:musl\nV:1.2.5-r0\n";
+        let mut fs = BTreeMap::new();
+        fs.insert("usr/bin/python3.12".to_string(), Node::File(None));
+        fs.insert("lib/ld-musl-aarch64.so.1".to_string(), Node::File(None));
+        fs.insert(APK_INSTALLED.to_string(), Node::File(Some(super::essence(APK_INSTALLED, apk.as_bytes()))));
+        assert_eq!(detect(&fs, &serde_json::json!({"config": {}})).unwrap().full_version, "3.12.8");
     }
 
     #[test]

@@ -1,83 +1,40 @@
-//! Just enough of PEP 440 for markers and pins: release segments compared
-//! numerically (`3.10` > `3.9`), with `*` prefix matches for `==`.
+//! PEP 440 versions, by `pep440_rs`: epochs (`1!2.0`), pre-, post- and
+//! dev-releases with every alternative spelling (`1.0-RC1` is `1.0rc1`,
+//! `1.0-1` is `1.0.post1`), local versions (`2.3.0+cpu`), and ordering that
+//! puts `3.13.0rc1` before `3.13`.
 
-use std::cmp::Ordering;
+use std::str::FromStr as _;
 
-/// The numeric release segments of a version, e.g. `3.11.2` → `[3, 11, 2]`.
-/// Anything after the release (`rc1`, `.post1`, `+local`) is ignored.
-pub fn release(v: &str) -> Vec<u64> {
-    let v = v.trim().trim_start_matches(['v', 'V']);
-    let v = v.split_once('!').map(|(_, r)| r).unwrap_or(v);
-    v.split('.')
-        .map_while(|part| {
-            let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
-            if digits.is_empty() { None } else { digits.parse().ok() }
-        })
-        .collect()
+pub use pep440_rs::Version;
+
+/// Parses `v` as PEP 440 normalises it; None when it is not a PEP 440 version.
+pub fn parse(v: &str) -> Option<Version> {
+    Version::from_str(v.trim()).ok()
 }
 
-/// Compares two versions by release segments, missing ones counting as 0.
-pub fn compare(a: &str, b: &str) -> Ordering {
-    let (a, b) = (release(a), release(b));
-    for i in 0..a.len().max(b.len()) {
-        match a.get(i).unwrap_or(&0).cmp(b.get(i).unwrap_or(&0)) {
-            Ordering::Equal => continue,
-            other => return other,
-        }
+/// True when a file of version `candidate` fits the pin `==pin`, or `===pin`
+/// when `arbitrary`.
+///
+/// `==` is PEP 440 equality: versions compare normalised, and a pin without a
+/// local label ignores the candidate's (`==2.3.0` takes `2.3.0+cpu`, as pip
+/// does), while a pin with one needs it (`==2.3.0+cpu` never takes `2.3.0`).
+/// `===` is string equality, ignoring case, as the `packaging` library does:
+/// `pep440_rs` would normalise both sides first, which `===` exists to avoid.
+pub fn matches(candidate: &str, pin: &str, arbitrary: bool) -> bool {
+    if arbitrary {
+        return candidate.trim().eq_ignore_ascii_case(pin.trim());
     }
-    Ordering::Equal
+    let (Some(c), Some(p)) = (parse(candidate), parse(pin)) else { return false };
+    if p.local().is_empty() { c.without_local() == p } else { c == p }
 }
 
-/// True when two versions are the same release: equal release segments (zero
-/// padded) and the same pre/post/dev suffix, so `1.0` never matches `1.0rc1`
-/// or `1.0.post1`. A `+local` part counts only when both have one.
+/// True when two pins name the same version: equal once normalised, local
+/// labels included (`1.0` and `1.0.0` are; `1.0` and `1.0rc1` are not).
+/// Strings that are not PEP 440 versions are compared as written.
 pub fn same(a: &str, b: &str) -> bool {
-    let suffix = |v: &str| -> (String, Option<String>) {
-        let v = v.trim().to_ascii_lowercase();
-        let v = v.trim_start_matches('v').to_string();
-        let (public, local) = match v.split_once('+') {
-            Some((p, l)) => (p.to_string(), Some(l.to_string())),
-            None => (v, None),
-        };
-        let rest: String = public
-            .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '!')
-            .chars()
-            .filter(|c| !matches!(c, '.' | '-' | '_'))
-            .collect();
-        (rest, local)
-    };
-    let ((ra, la), (rb, lb)) = (suffix(a), suffix(b));
-    compare(a, b) == Ordering::Equal && ra == rb && (la.is_none() || lb.is_none() || la == lb)
-}
-
-/// Evaluates `version OP spec` for the PEP 440 comparison operators.
-pub fn satisfies(version: &str, op: &str, spec: &str) -> bool {
-    if let Some(prefix) = spec.strip_suffix(".*") {
-        let (v, p) = (release(version), release(prefix));
-        let matches = v.len() >= p.len() && v[..p.len()] == p[..];
-        return match op {
-            "==" => matches,
-            "!=" => !matches,
-            _ => false,
-        };
-    }
-    let ord = compare(version, spec);
-    match op {
-        "==" | "===" => ord == Ordering::Equal,
-        "!=" => ord != Ordering::Equal,
-        "<" => ord == Ordering::Less,
-        "<=" => ord != Ordering::Greater,
-        ">" => ord == Ordering::Greater,
-        ">=" => ord != Ordering::Less,
-        "~=" => {
-            let s = release(spec);
-            if s.len() < 2 {
-                return false;
-            }
-            let v = release(version);
-            ord != Ordering::Less && v.len() >= s.len() - 1 && v[..s.len() - 1] == s[..s.len() - 1]
-        }
-        _ => false,
+    match (parse(a), parse(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a.trim().eq_ignore_ascii_case(b.trim()),
     }
 }
 
@@ -96,13 +53,47 @@ mod tests {
     }
 
     #[test]
-    fn numeric_not_lexical() {
-        assert_eq!(compare("3.10", "3.9"), Ordering::Greater);
-        assert_eq!(compare("3.11", "3.11.0"), Ordering::Equal);
-        assert!(satisfies("3.11.2", "==", "3.11.*"));
-        assert!(!satisfies("3.12.0", "==", "3.11.*"));
-        assert!(satisfies("3.11", "~=", "3.8"));
-        assert!(!satisfies("4.0", "~=", "3.8"));
-        assert!(satisfies("3.11", "<", "3.12"));
+    fn epochs_count() {
+        assert!(!same("1!2.0", "2.0"));
+        assert!(same("0!2.0", "2.0"));
+        assert!(!matches("2.0", "1!2.0", false));
+        assert!(parse("1!1.0").unwrap() > parse("2024.1").unwrap());
+    }
+
+    #[test]
+    fn alternative_spellings_are_normalised() {
+        assert!(same("1.0alpha1", "1.0a1"));
+        assert!(same("1.0-c1", "1.0rc1"));
+        assert!(same("1.0.pre1", "1.0rc1"));
+        assert!(same("1.0-1", "1.0.post1"));
+        assert!(same("1.0_post_1", "1.0.post1"));
+        assert!(same("1.0-dev2", "1.0.dev2"));
+        assert!(same("V1.0", "1.0"));
+        assert!(same("1.0+Ubuntu-1", "1.0+ubuntu.1"));
+        assert!(matches("1.0a1", "1.0alpha1", false));
+    }
+
+    #[test]
+    fn local_versions_only_match_when_the_pin_allows() {
+        assert!(matches("2.3.0+cpu", "2.3.0", false), "a public pin ignores the candidate's label");
+        assert!(matches("2.3.0+cpu", "2.3.0+cpu", false));
+        assert!(!matches("2.3.0", "2.3.0+cpu", false), "a local pin needs its label");
+        assert!(!matches("2.3.0+cu121", "2.3.0+cpu", false));
+    }
+
+    #[test]
+    fn arbitrary_equality_is_a_string_comparison() {
+        assert!(matches("1.0", "1.0", true));
+        assert!(!matches("1.0.0", "1.0", true), "=== does not pad");
+        assert!(!matches("1.0a1", "1.0alpha1", true), "=== does not normalise");
+        assert!(matches("1.0-Custom", "1.0-custom", true));
+    }
+
+    #[test]
+    fn pre_releases_order_before_the_release() {
+        assert!(parse("3.13.0rc1").unwrap() < parse("3.13").unwrap());
+        assert!(parse("3.10").unwrap() > parse("3.9").unwrap());
+        assert!(parse("1.0.dev1").unwrap() < parse("1.0a1").unwrap());
+        assert!(parse("1.0.post1").unwrap() > parse("1.0").unwrap());
     }
 }

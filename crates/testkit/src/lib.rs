@@ -11,6 +11,8 @@
 //!   (`CONTAINERS_CONF`), with containers that are removed when dropped;
 //! - [`Proxy`]: an in-test HTTP proxy in front of a registry, only for what a
 //!   real registry does not do on demand (resets, 5xx, 429, corrupt blobs);
+//! - [`PackageIndex`]: a PEP 503 index over a directory of wheels, with basic
+//!   auth and redirects to a file host when a test asks, recording every request;
 //! - [`ForwardProxy`]: an HTTP forward proxy (CONNECT and absolute-form, with
 //!   optional basic auth) for `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` tests.
 //!
@@ -21,15 +23,17 @@
 //! ```
 
 mod forward_proxy;
+mod index;
 mod proxy;
 mod token;
 
 pub use forward_proxy::{ForwardProxy, ProxySeen};
+pub use index::{IndexOptions, IndexRequest, PackageIndex};
 pub use proxy::{Fault, Proxy, Seen};
 pub use token::{TokenRequest, TokenServer};
 
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -92,11 +96,6 @@ pub fn unique_name(prefix: &str) -> String {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
-
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
 /// A private docker-registry process; stopped and deleted when dropped.
@@ -383,6 +382,39 @@ impl Container {
         let container = Container { name: name.clone(), remove_image: Some(image.to_string()) };
         assert!(out.status.success(), "podman run {image}: {}", String::from_utf8_lossy(&out.stderr));
         container
+    }
+
+    /// Like [`Container::run`], publishing `port` of the container on a
+    /// loopback port that podman chooses, and returns that port (read back
+    /// with `podman port`): nothing probes for a free port that another test
+    /// could take first. A start that loses podman's own race for the port is
+    /// tried again.
+    pub fn serve(image: &str, port: u16) -> (Container, u16) {
+        let publish = format!("127.0.0.1::{port}");
+        for attempt in 0.. {
+            let name = unique_name("oxbuild-test");
+            let out = podman_output(&["run", "-d", "--tls-verify=false", "--name", &name, "-p", &publish, image]);
+            let container = Container { name, remove_image: Some(image.to_string()) };
+            if !out.status.success() {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                if attempt < 3 && stderr.contains("address already in use") {
+                    continue;
+                }
+                panic!("podman run {image}: {stderr}");
+            }
+            let out = podman_output(&["port", &container.name, &format!("{port}/tcp")]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            let host: u16 = text
+                .lines()
+                .next()
+                .and_then(|l| l.rsplit(':').next())
+                .and_then(|p| p.trim().parse().ok())
+                .unwrap_or_else(|| {
+                    panic!("podman port {}: {text}{}", container.name, String::from_utf8_lossy(&out.stderr))
+                });
+            return (container, host);
+        }
+        unreachable!("the loop returns or panics")
     }
 
     /// `podman exec` in the container.

@@ -1,0 +1,271 @@
+//! A package index for tests: a PEP 503 simple index over a directory of
+//! wheels, on a loopback port the operating system picks. It can demand HTTP
+//! basic auth, send file downloads to another host with a redirect (as
+//! indexes that keep files on a CDN do), and it records what every request
+//! carried, so a test can prove where credentials went.
+//!
+//! File links percent-encode the name (`torch-2.3.0%2Bcpu-…`), as real
+//! indexes do for local versions.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use base64::Engine as _;
+
+/// How an index behaves.
+#[derive(Debug, Clone, Default)]
+pub struct IndexOptions {
+    /// Demand these credentials (HTTP basic auth) on every request.
+    pub auth: Option<(String, String)>,
+    /// Answer file downloads with a redirect to this base URL
+    /// (`http://host:port/`), where the same `files/NAME` is served.
+    pub files_at: Option<String>,
+    /// Write pages as some index servers do: a `<base href>` that the links
+    /// are relative to, and character references in attribute values
+    /// (`?via=index&amp;n=1`).
+    pub base_and_entities: bool,
+}
+
+/// One request the index answered.
+#[derive(Debug, Clone)]
+pub struct IndexRequest {
+    /// Method and path, e.g. `GET /simple/flask/`.
+    pub line: String,
+    /// The `Authorization` header, if one was sent.
+    pub authorization: Option<String>,
+    /// The status answered.
+    pub status: u16,
+}
+
+struct Shared {
+    root: PathBuf,
+    options: IndexOptions,
+    seen: Mutex<Vec<IndexRequest>>,
+    stop: AtomicBool,
+}
+
+/// A running index; stops when dropped.
+pub struct PackageIndex {
+    addr: String,
+    shared: Arc<Shared>,
+    _root: tempfile::TempDir,
+}
+
+fn percent_encode(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The project a wheel or sdist file belongs to, normalised (PEP 503).
+fn project_of(file: &str) -> String {
+    let name = file.split('-').next().unwrap_or("");
+    let mut out = String::new();
+    for c in name.chars() {
+        match c {
+            '-' | '_' | '.' if !out.ends_with('-') => out.push('-'),
+            '-' | '_' | '.' => {}
+            c => out.push(c.to_ascii_lowercase()),
+        }
+    }
+    out
+}
+
+impl PackageIndex {
+    /// An index over the wheels and sdists in `files`, anonymous.
+    pub fn start(files: &Path) -> PackageIndex {
+        PackageIndex::start_with(files, IndexOptions::default())
+    }
+
+    /// An index over the files in `files`, behaving as `options` say.
+    pub fn start_with(files: &Path, options: IndexOptions) -> PackageIndex {
+        let root = tempfile::tempdir().expect("a temporary directory");
+        let served = root.path().join("files");
+        std::fs::create_dir_all(&served).unwrap();
+        let mut projects: BTreeMap<String, String> = BTreeMap::new();
+        let mut names: Vec<String> = std::fs::read_dir(files)
+            .unwrap_or_else(|e| panic!("{}: {e}", files.display()))
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in names {
+            let bytes = std::fs::read(files.join(&name)).unwrap();
+            std::fs::write(served.join(&name), &bytes).unwrap();
+            let sha = sha256_hex(&bytes);
+            let href = if options.base_and_entities {
+                format!("{}?via=index&amp;n=1#sha256={sha}", percent_encode(&name))
+            } else {
+                format!("../../files/{}#sha256={sha}", percent_encode(&name))
+            };
+            projects.entry(project_of(&name)).or_default().push_str(&format!("<a href=\"{href}\">{name}</a>\n"));
+        }
+        for (project, links) in projects {
+            let dir = root.path().join("simple").join(project);
+            std::fs::create_dir_all(&dir).unwrap();
+            let head = if options.base_and_entities { "<head><base href=\"/files/\"></head>" } else { "" };
+            std::fs::write(
+                dir.join("index.html"),
+                format!("<!DOCTYPE html>\n<html>{head}<body>\n{links}</body></html>\n"),
+            )
+            .unwrap();
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let addr = listener.local_addr().unwrap().to_string();
+        let shared = Arc::new(Shared {
+            root: root.path().to_path_buf(),
+            options,
+            seen: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        });
+        let s = shared.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let s = s.clone();
+                thread::spawn(move || {
+                    let _ = serve(conn, &s);
+                });
+            }
+        });
+        PackageIndex { addr, shared, _root: root }
+    }
+
+    /// The index URL: `http://127.0.0.1:PORT/simple/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/simple/", self.addr)
+    }
+
+    /// The server's base URL: `http://127.0.0.1:PORT/`.
+    pub fn base(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// `host:port`.
+    pub fn host(&self) -> &str {
+        &self.addr
+    }
+
+    /// Marks every file of `project` as yanked (PEP 592) with `reason`.
+    pub fn yank(&self, project: &str, reason: &str) {
+        let page = self.shared.root.join("simple").join(project).join("index.html");
+        let html = std::fs::read_to_string(&page).unwrap();
+        std::fs::write(&page, html.replace("<a href=", &format!("<a data-yanked=\"{reason}\" href="))).unwrap();
+    }
+
+    /// Every request answered so far.
+    pub fn requests(&self) -> Vec<IndexRequest> {
+        self.shared.seen.lock().unwrap().clone()
+    }
+
+    /// How many wheel files were served (200) so far.
+    pub fn wheel_downloads(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.status == 200 && r.line.starts_with("GET /files/") && r.line.ends_with(".whl"))
+            .count()
+    }
+}
+
+impl Drop for PackageIndex {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(&self.addr);
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut authorization = None;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = header.split_once(':')
+            && k.trim().eq_ignore_ascii_case("authorization")
+        {
+            authorization = Some(v.trim().to_string());
+        }
+    }
+    let line = line.trim_end().rsplit_once(' ').map(|(l, _)| l.to_string()).unwrap_or_default();
+    let path = line.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_string();
+    let expected = s
+        .options
+        .auth
+        .as_ref()
+        .map(|(u, p)| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))));
+    let (status, head, body): (u16, String, Vec<u8>) = if expected.is_some() && authorization != expected {
+        (401, "WWW-Authenticate: Basic realm=\"index\"\r\n".into(), Vec::new())
+    } else if let (Some(files_at), Some(name)) = (&s.options.files_at, path.strip_prefix("/files/")) {
+        (302, format!("Location: {files_at}files/{name}\r\n"), Vec::new())
+    } else {
+        let rel = percent_decode(path.trim_start_matches('/'));
+        let mut file = s.root.join(&rel);
+        if rel.contains("..") {
+            file = s.root.join("missing");
+        } else if file.is_dir() {
+            file = file.join("index.html");
+        }
+        match std::fs::read(&file) {
+            Ok(bytes) => {
+                let kind = if file.extension().is_some_and(|e| e == "html") {
+                    "text/html"
+                } else {
+                    "application/octet-stream"
+                };
+                (200, format!("Content-Type: {kind}\r\n"), bytes)
+            }
+            Err(_) => (404, String::new(), Vec::new()),
+        }
+    };
+    s.seen.lock().unwrap().push(IndexRequest { line, authorization, status });
+    let reason = match status {
+        200 => "OK",
+        302 => "Found",
+        401 => "Unauthorized",
+        _ => "Not Found",
+    };
+    let mut out = conn;
+    out.write_all(
+        format!("HTTP/1.1 {status} {reason}\r\n{head}Content-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+            .as_bytes(),
+    )?;
+    out.write_all(&body)?;
+    out.flush()
+}
