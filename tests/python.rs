@@ -519,6 +519,29 @@ fn versions_and_markers_follow_pep_440_and_508() {
         "{asked:?}"
     );
 
+    // A release-candidate interpreter (the base says PYTHON_VERSION=3.11.0rc1)
+    // is older than 3.11.0 in markers: PEP 440 orders pre-releases first.
+    let rc_base = ws.tmp.path().join("rc-base");
+    let (code, _, stderr) = run(ws
+        .oxbuild()
+        .env("OXBUILD_IMAGE_ENV", "{ PYTHON_VERSION = \"3.11.0rc1\" }")
+        .args(["build", "-q", "--base", &base(), "--output"])
+        .arg(format!("oci:{}", rc_base.display()))
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::write(
+        ws.app().join("requirements.txt"),
+        "spell==1.0a1 ; python_full_version < \"3.11\"\nnewer==1.0 ; python_full_version >= \"3.11.0\"\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(ws
+        .oxbuild()
+        .args(["build", "-q", "--json", "--base"])
+        .arg(format!("oci:{}", rc_base.display()))
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(wheels(&stdout), vec!["spell-1.0a1-py3-none-any.whl"], "3.11.0rc1 < 3.11");
+
     // A local pin never takes a file without its label, and an epoch is part of the version.
     for (pin, name) in [("localver==1.0+cu121\n", "localver"), ("epochpkg==1!2.0\n", "epochpkg")] {
         let (code, _, stderr) = build(pin);

@@ -1,21 +1,11 @@
 //! Package names, normalised as PEP 503 says: lowercase, runs of `-_.` as `-`.
 
-/// The normalised form of a distribution name.
+/// The normalised form of a distribution name, by `pep508_rs`. A name it
+/// refuses as invalid (which no index would serve) is only lowercased, so
+/// that the error a caller reports still names it.
 pub fn normalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.push(c.to_ascii_lowercase());
-        }
-    }
-    out
+    use std::str::FromStr as _;
+    pep508_rs::PackageName::from_str(name.trim()).map(|n| n.to_string()).unwrap_or_else(|_| name.to_ascii_lowercase())
 }
 
 #[cfg(test)]
