@@ -127,7 +127,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     let services = services(&args.app.registry, out)?;
     let test_variant = args.variant == crate::cli::Variant::Test;
     let assembled = assemble(&args.app, test_variant, &services).await?;
-    let Assembled { prod, test, base, resolved_base, mount_from, platform, dependencies, .. } = assembled;
+    let Assembled { prod, test, base, resolved_base, mount_from, platform, dependencies, bytecode, .. } = assembled;
     let built = if test_variant { test.expect("asked for") } else { prod };
     let image = &built.image;
     let digest = image.digest();
@@ -190,6 +190,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         "outputs": written,
         "warnings": built.warnings,
         "python": dependencies["python"],
+        "bytecode": bytecode,
         "variant": if test_variant { "test" } else { "production" },
     });
     let mut human = vec![digest.to_string()];

@@ -11,11 +11,21 @@ use crate::Error;
 use crate::dockerignore::DockerIgnore;
 
 /// Directory names never copied: version-control metadata differs between two
-/// clones of the same commit and would break reproducibility.
-const ALWAYS_SKIPPED: &[&str] = &[".git", ".hg", ".svn"];
+/// clones of the same commit and would break reproducibility, and a
+/// checkout's `__pycache__` holds bytecode of whatever Python ran there
+/// (oxbuild compiles the image's own).
+const ALWAYS_SKIPPED: &[&str] = &[".git", ".hg", ".svn", "__pycache__"];
 
-/// Adds the app's files under `workdir`, owned by `owner`. Returns warnings
-/// (skipped sockets and fifos) for the caller to show.
+/// What went into the layer besides the files themselves.
+#[derive(Debug, Default)]
+pub struct Added {
+    /// Skipped sockets and fifos, for the caller to show.
+    pub warnings: Vec<String>,
+    /// The Python sources added: their path in the image and on disk.
+    pub python: Vec<(String, PathBuf)>,
+}
+
+/// Adds the app's files under `workdir`, owned by `owner`.
 pub fn add_app_files(
     layer: &mut LayerBuilder,
     root: &Path,
@@ -23,11 +33,11 @@ pub fn add_app_files(
     exclude: &[String],
     workdir: &str,
     owner: Owner,
-) -> Result<Vec<String>, Error> {
+) -> Result<Added, Error> {
     let ignore = DockerIgnore::load(root).map_err(Error::Input)?;
     let exclude: Vec<String> = exclude.iter().map(|e| clean_rel(e)).filter(|e| !e.is_empty()).collect();
     let mut walk =
-        Walk { root, workdir: workdir.trim_end_matches('/'), owner, ignore, exclude, layer, warnings: Vec::new() };
+        Walk { root, workdir: workdir.trim_end_matches('/'), owner, ignore, exclude, layer, added: Added::default() };
     walk.layer.dir(walk.workdir, owner, 0o755);
     match include {
         None => walk.visit_dir_children(root, "")?,
@@ -60,7 +70,7 @@ pub fn add_app_files(
             }
         }
     }
-    Ok(walk.warnings)
+    Ok(walk.added)
 }
 
 fn clean_rel(p: &str) -> String {
@@ -82,7 +92,7 @@ struct Walk<'a> {
     /// Paths (relative to the root) left out, with everything below them: the test files.
     exclude: Vec<String>,
     layer: &'a mut LayerBuilder,
-    warnings: Vec<String>,
+    added: Added,
 }
 
 impl Walk<'_> {
@@ -133,6 +143,9 @@ impl Walk<'_> {
             // group/other write bits would make two clones differ.
             let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
             self.layer.file(&dest, path, self.owner, mode);
+            if rel.ends_with(".py") {
+                self.added.python.push((dest.clone(), path.to_path_buf()));
+            }
         } else if ft.is_symlink() {
             let target = fs::read_link(path).map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))?;
             let target_str = target
@@ -146,7 +159,8 @@ impl Walk<'_> {
             }
             self.layer.symlink(&dest, target_str, self.owner);
         } else if ft.is_socket() || ft.is_fifo() || ft.is_block_device() || ft.is_char_device() {
-            self.warnings
+            self.added
+                .warnings
                 .push(format!("skipped {}: sockets, fifos and devices cannot go into an image", path.display()));
         }
         Ok(())
@@ -239,7 +253,9 @@ mod tests {
         assert!(ok, "mkfifo");
         let _socket = std::os::unix::net::UnixListener::bind(dir.path().join("sock")).unwrap();
         let mut layer = LayerBuilder::new(0, Owner::ROOT);
-        let warnings = add_app_files(&mut layer, dir.path(), None, &[], "/app", Owner::ROOT).unwrap();
+        let added = add_app_files(&mut layer, dir.path(), None, &[], "/app", Owner::ROOT).unwrap();
+        assert_eq!(added.python, vec![("/app/app.py".to_string(), dir.path().join("app.py"))]);
+        let warnings = added.warnings;
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings.iter().any(|w| w.contains("pipe")) && warnings.iter().any(|w| w.contains("sock")));
         assert_eq!(layer.len(), 2, "the workdir and app.py only");

@@ -25,6 +25,7 @@ use std::path::Path;
 use oxbuild_config::Config;
 use oxbuild_image::rootfs::{self, Node, Want};
 use oxbuild_image::{BlobStore, Descriptor, Format, Image, Layer, LayerBlob, LayerBuilder, LayerCompression, Owner};
+use oxbuild_python::bytecode::{Compiler, Source};
 
 pub use runtime::AddedLayer;
 
@@ -53,6 +54,8 @@ pub struct Built {
     pub warnings: Vec<String>,
     /// Who the image runs as.
     pub owner: Owner,
+    /// App sources compiled to bytecode in this image's app (or test) layer.
+    pub compiled: usize,
 }
 
 /// A layer made before the build (the Python dependency layer), placed between
@@ -120,6 +123,39 @@ pub struct Base<'a> {
     pub name: &'a Option<String>,
     /// Its root filesystem scan ([`scan_base`]).
     pub fs: &'a BTreeMap<String, Node>,
+    /// Its interpreter, to compile the app's bytecode; none without.
+    pub bytecode: Option<&'a Compiler>,
+}
+
+/// Adds the app's files (see [`context::add_app_files`]) and, with a
+/// compiler, their bytecode, to `layer`; returns the warnings and how many
+/// sources were compiled.
+#[allow(clippy::too_many_arguments)]
+fn add_app(
+    layer: &mut LayerBuilder,
+    dir: &Path,
+    include: Option<&[String]>,
+    exclude: &[String],
+    workdir: &str,
+    owner: Owner,
+    bytecode: Option<&Compiler>,
+    epoch: u64,
+) -> Result<(Vec<String>, usize), Error> {
+    let added = context::add_app_files(layer, dir, include, exclude, workdir, owner)?;
+    let mut warnings = added.warnings;
+    let Some(compiler) = bytecode else { return Ok((warnings, 0)) };
+    let sources = added
+        .python
+        .into_iter()
+        .map(|(path, file)| {
+            let bytes = std::fs::read(&file).map_err(|e| Error::Input(format!("reading {}: {e}", file.display())))?;
+            Ok(Source { path: format!("/{}", path.trim_start_matches('/')), bytes })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let outcome = oxbuild_python::bytecode::add_to_layer(layer, &sources, compiler, epoch, owner)
+        .map_err(|e| Error::Input(e.to_string()))?;
+    warnings.extend(outcome.skipped);
+    Ok((warnings, outcome.compiled))
 }
 
 /// Builds the app in `dir` with `cfg` on top of `base`, with `extra` layers
@@ -132,7 +168,7 @@ pub fn build(
     store: &BlobStore,
     epoch: u64,
 ) -> Result<Built, Error> {
-    let (base_name, base_fs, base) = (&base.name, base.fs, base.image);
+    let (base_name, base_fs, bytecode, base) = (&base.name, base.fs, base.bytecode, base.image);
     let format = if cfg.healthcheck.is_some() { Format::Docker } else { Format::Oci };
     let plan = user::plan(&cfg.image, base_fs, epoch)?;
     let owner = plan.owner;
@@ -147,8 +183,8 @@ pub fn build(
     let mut app = LayerBuilder::new(epoch, Owner::ROOT);
     // Test files belong to the test variant only.
     let tests = cfg.assess.test_paths(dir);
-    let warnings =
-        context::add_app_files(&mut app, dir, cfg.app.include.as_deref(), &tests, &cfg.image.workdir, owner)?;
+    let (warnings, compiled) =
+        add_app(&mut app, dir, cfg.app.include.as_deref(), &tests, &cfg.image.workdir, owner, bytecode, epoch)?;
     blobs.push((Piece::Blob(app.write(store, compression)?), format!("oxbuild: app files into {}", cfg.image.workdir)));
 
     let mut layers: Vec<Layer> = base.layers().to_vec();
@@ -177,7 +213,7 @@ pub fn build(
     let annotations: BTreeMap<String, String> =
         stamped.into_iter().filter(|(k, _)| k.starts_with("org.opencontainers.image.")).collect();
     let image = Image::assemble(format, &config, layers, &annotations).map_err(|e| Error::Base(e.to_string()))?;
-    Ok(Built { image, added, warnings, owner })
+    Ok(Built { image, added, warnings, owner, compiled })
 }
 
 /// The test variant of `prod`: every production layer unchanged, then `extra`
@@ -190,14 +226,16 @@ pub fn test_variant(
     extra: &[ExtraLayer],
     store: &BlobStore,
     epoch: u64,
+    bytecode: Option<&Compiler>,
 ) -> Result<Built, Error> {
     let mut blobs: Vec<(Piece, String)> =
         extra.iter().map(|e| (Piece::Layer(e.layer.clone(), e.diff_id.clone()), e.created_by.clone())).collect();
     let tests = cfg.assess.test_paths(dir);
-    let mut warnings = Vec::new();
+    let (mut warnings, mut compiled) = (Vec::new(), 0);
     if !tests.is_empty() {
         let mut layer = LayerBuilder::new(epoch, Owner::ROOT);
-        warnings = context::add_app_files(&mut layer, dir, Some(&tests), &[], &cfg.image.workdir, prod.owner)?;
+        (warnings, compiled) =
+            add_app(&mut layer, dir, Some(&tests), &[], &cfg.image.workdir, prod.owner, bytecode, epoch)?;
         blobs.push((
             Piece::Blob(layer.write(store, compression(cfg))?),
             format!("oxbuild: test files ({}) into {}", tests.join(", "), cfg.image.workdir),
@@ -212,7 +250,7 @@ pub fn test_variant(
     config["config"]["Labels"]["dev.oxbuild.variant"] = serde_json::json!("test");
     let image = Image::assemble(format, &config, layers, &prod_annotations(&prod.image))
         .map_err(|e| Error::Base(e.to_string()))?;
-    Ok(Built { image, added, warnings, owner: prod.owner })
+    Ok(Built { image, added, warnings, owner: prod.owner, compiled })
 }
 
 /// Puts `blobs` on top of `layers` in `format`; returns their descriptors and

@@ -12,6 +12,7 @@
 //! | `layers` | finished dependency layers, by lock key |
 //! | `index` | package-index metadata |
 //! | `locations` | which registry repositories hold which blob, so that pushes mount instead of uploading |
+//! | `interpreters` | which blob holds the files a base's Python needs to compile bytecode outside the image |
 //! | `tmp` | scratch files (archives for `podman load`) |
 //!
 //! Entries are written atomically (a temporary file renamed into place) and
@@ -81,14 +82,23 @@ pub enum Bucket {
     Index,
     /// Which repositories hold which blobs.
     Locations,
+    /// The files a base's interpreter needs to run outside the image.
+    Interpreters,
     /// Scratch files.
     Tmp,
 }
 
 impl Bucket {
     /// Every bucket.
-    pub const ALL: [Bucket; 6] =
-        [Bucket::Blobs, Bucket::Scans, Bucket::Layers, Bucket::Index, Bucket::Locations, Bucket::Tmp];
+    pub const ALL: [Bucket; 7] = [
+        Bucket::Blobs,
+        Bucket::Scans,
+        Bucket::Layers,
+        Bucket::Index,
+        Bucket::Locations,
+        Bucket::Interpreters,
+        Bucket::Tmp,
+    ];
 
     /// The bucket's name, as `cache info` shows it.
     pub fn name(self) -> &'static str {
@@ -98,6 +108,7 @@ impl Bucket {
             Bucket::Layers => "layers",
             Bucket::Index => "index",
             Bucket::Locations => "locations",
+            Bucket::Interpreters => "interpreters",
             Bucket::Tmp => "tmp",
         }
     }

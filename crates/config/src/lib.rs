@@ -188,6 +188,40 @@ pub struct PythonConfig {
     /// Use no index at all: only `find-links`.
     #[serde(default)]
     pub no_index: bool,
+    /// Compile `.pyc` files for the dependencies and the app: `"auto"` (the
+    /// default) whenever an interpreter of the target's version can run,
+    /// `true` to make a missing one an error, `false` for none.
+    #[serde(default)]
+    pub compile_bytecode: Bytecode,
+}
+
+/// `[python] compile-bytecode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Bytecode {
+    /// Compile when an interpreter can run; else warn once and ship none.
+    #[default]
+    Auto,
+    /// Compile, or fail the build.
+    Always,
+    /// Ship no bytecode.
+    Never,
+}
+
+impl<'de> Deserialize<'de> for Bytecode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(Bytecode::Always),
+            Raw::Bool(false) => Ok(Bytecode::Never),
+            Raw::Text(t) if t == "auto" => Ok(Bytecode::Auto),
+            Raw::Text(t) => Err(serde::de::Error::custom(format!("`{t}` is not one of \"auto\", true, false"))),
+        }
+    }
 }
 
 impl Default for PythonConfig {
@@ -202,6 +236,7 @@ impl Default for PythonConfig {
             extra_index_url: Vec::new(),
             find_links: Vec::new(),
             no_index: false,
+            compile_bytecode: Bytecode::Auto,
         }
     }
 }

@@ -20,6 +20,8 @@ pub type Scan = BTreeMap<String, Node>;
 /// The base as the build uses it.
 #[derive(Debug, Clone)]
 pub struct Base {
+    /// Where it was read from.
+    pub location: Location,
     /// As opened from its location.
     pub opened: Opened,
     /// The image; its layers are on disk when this run had to scan them,
@@ -70,7 +72,7 @@ pub async fn open(location: &Location, request: &Request, services: &Services) -
         .as_array()
         .and_then(|a| a.iter().filter_map(|v| v.as_str()).find_map(|e| e.strip_prefix("PATH=")))
         .map(str::to_string);
-    Ok(Base { opened, image, config, platform, fs, path })
+    Ok(Base { location: location.clone(), opened, image, config, platform, fs, path })
 }
 
 /// The scan of `image`: cached here, in the cache repository, or made now.

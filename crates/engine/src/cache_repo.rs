@@ -10,6 +10,9 @@
 //!   request; the layer stays in the registry (mounted or streamed when pushed).
 //! - `scan-v<F>-<key>`: a config-only image whose `oxbuild.scan` is a base scan,
 //!   keyed by the base's layer digests.
+//! - `kit-v<F>-<hash>`: a one-layer image holding the files a base's Python
+//!   needs to compile bytecode, so that a fresh runner compiles without
+//!   downloading the base.
 
 use oxbuild_image::{Format, Image, Layer, Platform};
 use oxbuild_registry::Reference;
@@ -25,6 +28,40 @@ pub const FORMAT: u32 = 2;
 const DEPS: &str = "dependency-layer";
 /// The kind of a base scan's config.
 const SCAN: &str = "base-scan";
+/// The kind of an interpreter kit's config.
+const KIT: &str = "interpreter-kit";
+
+/// The tag of a base interpreter's kit (see `crate::interpreter`).
+pub fn kit_tag(key: &str) -> String {
+    format!("kit-v{FORMAT}-{}", oxbuild_image::Digest::of(key.as_bytes()).hex())
+}
+
+/// The kit with cache key `key`, fetched into the store, if the repository has it.
+pub async fn kit(key: &str, repo: &Reference, services: &Services) -> Option<std::path::PathBuf> {
+    let tagged = repo.with_tag(&kit_tag(key));
+    let (image, config) = open(&tagged, KIT, services).await?;
+    if config["oxbuild"]["key"].as_str() != Some(key) {
+        return None;
+    }
+    let layer = image.layers().first()?.clone();
+    let local = oxbuild_registry::fetch_layer(&services.client, layer, &services.store).await.ok()?;
+    services.events.step(&format!("  interpreter kit found in {tagged}"));
+    local.path().ok().map(|p| p.to_path_buf())
+}
+
+/// Stores a kit made here; a failure only warns.
+pub async fn store_kit(
+    key: &str,
+    layer: Layer,
+    diff_id: &oxbuild_image::Digest,
+    repo: &Reference,
+    services: &Services,
+) {
+    let meta = json!({"kind": KIT, "format": FORMAT, "key": key});
+    if let Err(e) = push(vec![layer], vec![diff_id.to_string()], meta, repo, &kit_tag(key), services).await {
+        services.events.warn(&format!("could not store the interpreter kit in {}: {e}", repo.name()));
+    }
+}
 
 /// The tag of a dependency layer.
 pub fn deps_tag(key: &str) -> String {
@@ -47,6 +84,19 @@ pub struct CachedDeps {
     pub wheels: Vec<String>,
     /// Warnings kept with it.
     pub yanked: Vec<String>,
+    /// Sources compiled to bytecode in it.
+    pub compiled: usize,
+}
+
+/// What the config of a dependency layer's cache image says about it.
+#[derive(Debug, Clone)]
+pub struct DepsMeta {
+    /// The wheels (or packages) in it.
+    pub wheels: Vec<String>,
+    /// Warnings to repeat whenever it is reused.
+    pub yanked: Vec<String>,
+    /// Sources compiled to bytecode in it.
+    pub compiled: usize,
 }
 
 /// The config of a cache image, if it is of this format and `kind`.
@@ -80,7 +130,13 @@ pub async fn deps(key: &str, repo: &Reference, services: &Services) -> Option<Ca
     let layer = image.layers().first()?.clone();
     let diff_id = config["rootfs"]["diff_ids"][0].as_str()?.parse().ok()?;
     services.events.step(&format!("  dependency layer found in {tagged}"));
-    Some(CachedDeps { layer, diff_id, wheels: strings(&meta["wheels"]), yanked: strings(&meta["yanked"]) })
+    Some(CachedDeps {
+        layer,
+        diff_id,
+        wheels: strings(&meta["wheels"]),
+        yanked: strings(&meta["yanked"]),
+        compiled: meta["compiled"].as_u64().unwrap_or(0) as usize,
+    })
 }
 
 /// Stores a dependency layer made here. A failure only warns: the build has what it needs.

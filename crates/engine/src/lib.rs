@@ -32,6 +32,7 @@
 pub mod base;
 pub mod cache_repo;
 mod error;
+pub mod interpreter;
 pub mod load;
 pub mod provider;
 pub mod python;
@@ -154,6 +155,8 @@ pub struct Assembled {
     pub platform: Platform,
     /// What each dependency provider reports, by language (`{"python": {...}}`).
     pub dependencies: serde_json::Value,
+    /// Which interpreter compiled the bytecode, and how many sources.
+    pub bytecode: serde_json::Value,
 }
 
 /// The build: read the base, make the dependency layer(s), build the
@@ -169,13 +172,15 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
         None => Location::parse(&cfg.image.base, "[image] base")?,
     };
     let base = base::open(&base_location, request, services).await?;
+    let (provisioned, mut bytecode) = python::bytecode(&cfg, &base, request.cache_repo.as_ref(), services).await?;
+    let compiler = provisioned.as_ref().map(|p| p.compiler.clone());
 
     let events = &services.events;
     let mut prod_layers = Vec::new();
     let mut test_layers = Vec::new();
     let mut dependencies = serde_json::Map::new();
     for provider in provider::all() {
-        let cx = provider::Context { request, cfg: &cfg, base: &base, services };
+        let cx = provider::Context { request, cfg: &cfg, base: &base, services, bytecode: compiler.as_ref() };
         if let Some(provided) = provider.provide(&cx).await? {
             prod_layers.extend(provided.production);
             test_layers.extend(provided.test);
@@ -187,10 +192,16 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
     let base_name = base.opened.resolved.as_ref().map(|r| Reference { digest: None, ..r.clone() }.to_string());
     let epoch = request.epoch;
     let prod = {
-        let (dir, cfg, image, fs, store) =
-            (dir.to_path_buf(), cfg.clone(), base.image.clone(), base.fs.clone(), services.store.clone());
+        let (dir, cfg, image, fs, store, compiler) = (
+            dir.to_path_buf(),
+            cfg.clone(),
+            base.image.clone(),
+            base.fs.clone(),
+            services.store.clone(),
+            compiler.clone(),
+        );
         tokio::task::spawn_blocking(move || {
-            let base = oxbuild_build::Base { image: &image, name: &base_name, fs: &fs };
+            let base = oxbuild_build::Base { image: &image, name: &base_name, fs: &fs, bytecode: compiler.as_ref() };
             oxbuild_build::build(&dir, &cfg, &base, &prod_layers, &store, epoch)
         })
         .await
@@ -205,9 +216,10 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
 
     let test = if request.test_variant {
         events.step("building the test variant");
-        let (prod, dir, cfg, store) = (prod.clone(), dir.to_path_buf(), cfg.clone(), services.store.clone());
+        let (prod, dir, cfg, store, compiler) =
+            (prod.clone(), dir.to_path_buf(), cfg.clone(), services.store.clone(), compiler.clone());
         let built = tokio::task::spawn_blocking(move || {
-            oxbuild_build::test_variant(&prod, &dir, &cfg, &test_layers, &store, epoch)
+            oxbuild_build::test_variant(&prod, &dir, &cfg, &test_layers, &store, epoch, compiler.as_ref())
         })
         .await
         .map_err(error::task)??;
@@ -216,6 +228,12 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
         None
     };
 
+    if compiler.is_some() {
+        bytecode["app"] = serde_json::json!(prod.compiled);
+        bytecode["dependencies"] = serde_json::json!(dependencies.get("python").map(|p| p["compiled"].clone()));
+        events.step(&format!("  compiled {} app sources to bytecode", prod.compiled));
+    }
+    drop(provisioned);
     let mount_from = base.opened.resolved.iter().map(|r| MountSource::of(r, &base.image)).collect();
     Ok(Assembled {
         dir: dir.to_path_buf(),
@@ -227,6 +245,7 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
         mount_from,
         platform: base.platform,
         dependencies: serde_json::Value::Object(dependencies),
+        bytecode,
     })
 }
 

@@ -20,6 +20,8 @@ pub struct Context<'a> {
     pub base: &'a Base,
     /// The shared clients and cache.
     pub services: &'a Services,
+    /// The interpreter that compiles bytecode, when there is one.
+    pub bytecode: Option<&'a oxbuild_python::bytecode::Compiler>,
 }
 
 /// The layers a provider made.

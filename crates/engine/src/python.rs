@@ -25,6 +25,9 @@ struct CachedLayer {
     wheels: Vec<String>,
     #[serde(default)]
     yanked: Vec<String>,
+    /// Sources compiled to bytecode in it.
+    #[serde(default)]
+    compiled: usize,
 }
 
 /// Where a dependency layer came from.
@@ -55,6 +58,7 @@ struct DepLayer {
     pins: Vec<Pin>,
     source: Source,
     yanked: Vec<String>,
+    compiled: usize,
 }
 
 /// `blob` as a layer with its OCI media type (gzip or zstd, both of which OCI
@@ -95,6 +99,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         installed,
         compression: oxbuild_build::compression(cfg),
         groups,
+        bytecode: cx.bytecode.cloned(),
     };
     let events = &cx.services.events;
     let mut report = serde_json::Value::Null;
@@ -166,6 +171,7 @@ fn describe(target: &Target, d: &DepLayer, cx: &Context<'_>) -> serde_json::Valu
         "downloaded": d.downloaded,
         "wheels": d.wheels,
         "yanked": d.yanked,
+        "compiled": d.compiled,
         "layer": d.layer.descriptor.digest,
     })
 }
@@ -191,6 +197,7 @@ async fn layer(settings: &Settings, target: &Target, cx: &Context<'_>) -> Result
             pins: planned.all.clone(),
             source: Source::Remote,
             yanked: found.yanked,
+            compiled: found.compiled,
         });
     }
     let prepared =
@@ -201,6 +208,7 @@ async fn layer(settings: &Settings, target: &Target, cx: &Context<'_>) -> Result
         diff_id: prepared.blob.diff_id.clone(),
         wheels: prepared.wheels.clone(),
         yanked: prepared.yanked.clone(),
+        compiled: prepared.bytecode.compiled,
     };
     services.cache.put(Bucket::Layers, &planned.key, &record)?;
     let layer = oci_layer(&prepared.blob);
@@ -217,6 +225,9 @@ async fn layer(settings: &Settings, target: &Target, cx: &Context<'_>) -> Result
         )
         .await;
     }
+    for warning in &prepared.bytecode.skipped {
+        services.events.warn(warning);
+    }
     Ok(DepLayer {
         layer,
         diff_id: prepared.blob.diff_id,
@@ -226,6 +237,7 @@ async fn layer(settings: &Settings, target: &Target, cx: &Context<'_>) -> Result
         pins: prepared.pins,
         source: Source::Built,
         yanked: prepared.yanked,
+        compiled: prepared.bytecode.compiled,
     })
 }
 
@@ -252,5 +264,60 @@ fn from_cache(planned: &Planned, cx: &Context<'_>) -> Option<DepLayer> {
         pins: planned.all.clone(),
         source: Source::Local,
         yanked: c.yanked,
+        compiled: c.compiled,
     })
+}
+
+/// The compiler for the image's bytecode, as `[python] compile-bytecode`
+/// asks, with its part of the build report. None when the base has no
+/// Python, when bytecode is off, or (under "auto", with a warning) when no
+/// interpreter of the base's version can run here.
+pub async fn bytecode(
+    cfg: &oxbuild_config::Config,
+    base: &crate::base::Base,
+    cache_repo: Option<&oxbuild_registry::Reference>,
+    services: &crate::Services,
+) -> Result<(Option<crate::interpreter::Provisioned>, serde_json::Value), Error> {
+    use oxbuild_config::Bytecode;
+    let mode = cfg.python.compile_bytecode;
+    if mode == Bytecode::Never {
+        return Ok((None, json!({"mode": "off"})));
+    }
+    let target = match oxbuild_python::target::detect(&base.fs, &base.config) {
+        Ok(t) => t,
+        Err(e) if mode == Bytecode::Always => return Err(e.into()),
+        Err(_) => return Ok((None, json!({"mode": "auto", "compiled": false, "reason": "the base has no Python"}))),
+    };
+    match crate::interpreter::provision(base, &target, cache_repo, services).await? {
+        Ok(p) => {
+            let report = json!({
+                "mode": if mode == Bytecode::Always { "true" } else { "auto" },
+                "compiled": true,
+                "interpreter": p.compiler.origin(),
+                "version": p.compiler.version,
+                "confined": p.compiler.confined,
+            });
+            services.events.step(&format!(
+                "bytecode by {} (Python {}){}",
+                p.compiler.origin(),
+                p.compiler.version.split_whitespace().next().unwrap_or(""),
+                if p.compiler.confined { "" } else { ", unconfined: this kernel has no Landlock" }
+            ));
+            Ok((Some(p), report))
+        }
+        Err(why) if mode == Bytecode::Always => Err(Error::new(
+            crate::Kind::Build,
+            format!(
+                "compile-bytecode = true, but no interpreter can compile for Python {}: {why}. Put python3.{} of exactly that version on PATH, or build on a runner of the base's architecture",
+                target.full_version, target.minor
+            ),
+        )),
+        Err(why) => {
+            services.events.warn(&format!(
+                "shipping without bytecode ({why}); the image will compile its modules at every start. Set [python] compile-bytecode = false to silence this, or provide python3.{} {}",
+                target.minor, target.full_version
+            ));
+            Ok((None, json!({"mode": "auto", "compiled": false, "reason": why})))
+        }
+    }
 }

@@ -13,6 +13,7 @@
 //!   (in the blob store, by sha256) and of finished layers (by lock content,
 //!   tags, prefix and layer format).
 
+pub mod bytecode;
 mod error;
 pub mod lockfile;
 pub mod marker;
@@ -28,7 +29,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
-use oxbuild_image::{BlobStore, Digest, LayerBlob, LayerBuilder, LayerCompression, Owner};
+use oxbuild_image::{BlobStore, Digest, EntrySource as _, LayerBlob, LayerBuilder, LayerCompression, Owner};
 use sha2::{Digest as _, Sha256};
 
 pub use error::Error;
@@ -254,7 +255,8 @@ pub fn dependency_layer(
     epoch: u64,
     compression: LayerCompression,
     store: &BlobStore,
-) -> Result<LayerBlob, Error> {
+    bytecode: Option<&bytecode::Compiler>,
+) -> Result<(LayerBlob, bytecode::Outcome), Error> {
     let prefix = prefix.trim_end_matches('/');
     let venv = wheel::VenvLayout {
         prefix: prefix.to_string(),
@@ -282,6 +284,23 @@ pub fn dependency_layer(
         target.full_version, target.interpreter
     );
     layer.bytes(&format!("{p}/pyvenv.cfg"), cfg.into_bytes(), Owner::ROOT, 0o644);
+    let mut sources = Vec::new();
+    if bytecode.is_some() {
+        for (rel, staged) in &files {
+            if !rel.ends_with(".py") || rel.contains("__pycache__/") {
+                continue;
+            }
+            let bytes = match &staged.content {
+                wheel::Content::Bytes(b) => b.clone(),
+                wheel::Content::Entry(entry) => {
+                    let mut buf = Vec::with_capacity(entry.len() as usize);
+                    entry.open().and_then(|mut r| std::io::Read::read_to_end(&mut r, &mut buf)).map_err(corrupt)?;
+                    buf
+                }
+            };
+            sources.push(bytecode::Source { path: format!("/{p}/{rel}"), bytes });
+        }
+    }
     for (rel, staged) in files {
         let mode = if staged.executable { 0o755 } else { 0o644 };
         let path = format!("{p}/{rel}");
@@ -290,9 +309,14 @@ pub fn dependency_layer(
             wheel::Content::Entry(entry) => layer.source(&path, entry, Owner::ROOT, mode),
         };
     }
+    let outcome = match bytecode {
+        Some(compiler) => bytecode::add_to_layer(&mut layer, &sources, compiler, epoch, Owner::ROOT)?,
+        None => bytecode::Outcome::default(),
+    };
+    drop(sources);
     // The wheels' files are inflated into the layer as it is written; a file
     // that does not match its RECORD is a package error, not an I/O one.
-    layer.write(store, compression).map_err(|e| match &e {
+    let blob = layer.write(store, compression).map_err(|e| match &e {
         oxbuild_image::Error::Io { source, .. } => {
             match source.get_ref().and_then(|inner| inner.downcast_ref::<wheel::Corrupt>()) {
                 Some(corrupt) => Error::Package(corrupt.0.clone()),
@@ -300,7 +324,16 @@ pub fn dependency_layer(
             }
         }
         _ => e.into(),
-    })
+    })?;
+    Ok((blob, outcome))
+}
+
+/// A wheel file read for compiling that does not match its RECORD.
+fn corrupt(e: std::io::Error) -> Error {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<wheel::Corrupt>()) {
+        Some(c) => Error::Package(c.0.clone()),
+        None => Error::Package(format!("reading a wheel file: {e}")),
+    }
 }
 
 /// The environment the venv needs: `VIRTUAL_ENV`, and `PATH` with the venv's
@@ -334,6 +367,8 @@ pub struct Settings {
     /// uv.lock dependency groups to start from instead of the project's
     /// dependencies (the test variant's `test-groups`).
     pub groups: Vec<String>,
+    /// The interpreter that compiles the layer's bytecode; none without.
+    pub bytecode: Option<bytecode::Compiler>,
 }
 
 /// A dependency layer ready to go into the image.
@@ -351,6 +386,8 @@ pub struct Prepared {
     pub yanked: Vec<String>,
     /// The pins that apply to the target (including those skipped as installed).
     pub pins: Vec<Pin>,
+    /// What compiling its sources to bytecode did.
+    pub bytecode: bytecode::Outcome,
 }
 
 /// The lock read and the layer's cache key computed: everything known before
@@ -385,7 +422,11 @@ pub fn plan(settings: &Settings, target: &Target, epoch: u64) -> Result<Planned,
             None => pins.push(pin.clone()),
         }
     }
-    let key = layer_key(&pins, target, &settings.prefix, epoch, settings.compression);
+    let mut key = layer_key(&pins, target, &settings.prefix, epoch, settings.compression);
+    if let Some(compiler) = &settings.bytecode {
+        // Bytecode depends on the exact interpreter build, not just X.Y.Z.
+        key = hex::encode(Sha256::digest(format!("{key}\nbytecode=timestamp {}", compiler.version)));
+    }
     Ok(Planned { reqs, pins, all, key, compression: settings.compression })
 }
 
@@ -416,12 +457,23 @@ pub async fn build(
     let downloaded = wheels.iter().filter(|w| w.downloaded).count();
     let (ws, t, prefix, st) = (wheels.clone(), target.clone(), settings.prefix.clone(), store.clone());
     let compression = settings.compression;
-    let blob = tokio::task::spawn_blocking(move || dependency_layer(&ws, &t, &prefix, epoch, compression, &st))
-        .await
-        .map_err(|e| Error::Package(format!("installing wheels failed: {e}")))??;
+    let compiler = settings.bytecode.clone();
+    let (blob, bytecode) = tokio::task::spawn_blocking(move || {
+        dependency_layer(&ws, &t, &prefix, epoch, compression, &st, compiler.as_ref())
+    })
+    .await
+    .map_err(|e| Error::Package(format!("installing wheels failed: {e}")))??;
     let names: Vec<String> = wheels.iter().map(|w| w.filename.clone()).collect();
     let yanked: Vec<String> = wheels.iter().filter_map(Wheel::yanked_warning).collect();
-    Ok(Prepared { blob, key: planned.key.clone(), wheels: names, downloaded, pins: planned.all.clone(), yanked })
+    Ok(Prepared {
+        blob,
+        key: planned.key.clone(),
+        wheels: names,
+        downloaded,
+        pins: planned.all.clone(),
+        yanked,
+        bytecode,
+    })
 }
 
 #[cfg(test)]
@@ -498,7 +550,8 @@ mod tests {
         let store = BlobStore::open(dir.path().join("store")).unwrap();
         let content = b"streamed without a copy on disk\n".repeat(1000);
         let w = wheel(dir.path(), &content, &content);
-        let blob = dependency_layer(&[w], &target(), "/opt/venv", 0, LayerCompression::Gzip, &store).unwrap();
+        let (blob, _) =
+            dependency_layer(&[w], &target(), "/opt/venv", 0, LayerCompression::Gzip, &store, None).unwrap();
         assert_eq!(blobs(&store), vec![blob.digest.hex().to_string()]);
         let gz = std::fs::File::open(&blob.path).unwrap();
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(gz));
@@ -519,7 +572,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path().join("store")).unwrap();
         let w = wheel(dir.path(), &b"tampered\n".repeat(500), &b"original\n".repeat(500));
-        let e = dependency_layer(&[w], &target(), "/opt/venv", 0, LayerCompression::Gzip, &store).unwrap_err();
+        let e = dependency_layer(&[w], &target(), "/opt/venv", 0, LayerCompression::Gzip, &store, None).unwrap_err();
         assert!(matches!(e, Error::Package(_)), "{e:?}");
         let text = e.to_string();
         assert!(text.contains("pkg-1.0-py3-none-any.whl") && text.contains("pkg/data.txt"), "{text}");

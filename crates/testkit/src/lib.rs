@@ -266,10 +266,16 @@ impl Registry {
     /// Copies the Python base image in as `path` (e.g. `python:3.11`) with
     /// skopeo, and returns its full reference.
     pub fn seed(&self, path: &str) -> String {
+        self.seed_archive(&base_archive(), path)
+    }
+
+    /// Copies the image in the OCI archive `archive` to `path` with skopeo and
+    /// returns its full reference.
+    pub fn seed_archive(&self, archive: &Path, path: &str) -> String {
         let reference = self.reference(path);
         let mut cmd = Command::new("skopeo");
         cmd.args(["copy", "--quiet"]).args(self.tool_args("dest-"));
-        cmd.arg(format!("oci-archive:{}", base_archive().display()));
+        cmd.arg(format!("oci-archive:{}", archive.display()));
         cmd.arg(format!("docker://{reference}"));
         let out = cmd.output().expect("skopeo runs");
         assert!(out.status.success(), "seeding {reference} failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -1,0 +1,424 @@
+//! Bytecode: `.pyc` files for every `.py` oxbuild puts in an image, so that
+//! the app's non-root user, who cannot write `__pycache__` in a root-owned
+//! venv, never compiles a module at start.
+//!
+//! The `.pyc` files are timestamp-based (PEP 552's default form) and record
+//! exactly what the image holds: the source's size and its modification time,
+//! which in an oxbuild layer is `SOURCE_DATE_EPOCH` for every file. The
+//! interpreter checks those two numbers with one `stat` and uses the file,
+//! so start-up costs what a pip-built image's does; a derived image that
+//! edits a source changes its time, and the `.pyc` is then ignored, never
+//! wrongly used. (Hash-based `.pyc` files would make the interpreter read and
+//! hash every source on every import, or, unchecked, trust stale ones.)
+//!
+//! A [`Compiler`] is a CPython of the target's version run as a child
+//! process with a small driver on its standard input and output: oxbuild sends
+//! each source with its path in the image and gets the `.pyc` bytes back, so
+//! the interpreter writes nothing. It runs with `PYTHONHASHSEED=0`, a cleared
+//! environment and, where the kernel has Landlock, no right to write outside
+//! oxbuild's temporary directory nor to open network connections. Files are
+//! compiled in a fixed order by a fixed number of processes, each taking
+//! every n-th file, so the bytes depend on neither the machine nor its cores.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use crate::Error;
+
+/// The driver, run with `-c`: a header frame (`sys.version`, the cache tag),
+/// then for each request (path, source) one status byte and one frame: the
+/// `.pyc` bytes, or why the source does not compile. Frames are a 4-byte
+/// little-endian length and the bytes.
+const DRIVER: &str = r#"
+import sys
+from importlib._bootstrap_external import _code_to_timestamp_pyc
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+def frame(b):
+    out.write(len(b).to_bytes(4, "little")); out.write(b)
+frame((sys.version + "\n" + str(sys.implementation.cache_tag)).encode())
+out.flush()
+mtime = int(sys.argv[1]) & 0xFFFFFFFF
+while True:
+    n = int.from_bytes(inp.read(4), "little")
+    if n == 0:
+        break
+    path = inp.read(n).decode()
+    src = inp.read(int.from_bytes(inp.read(4), "little"))
+    try:
+        code = compile(src, path, "exec", dont_inherit=True, optimize=0)
+        data = bytes(_code_to_timestamp_pyc(code, mtime, len(src)))
+        out.write(b"\0"); frame(data)
+    except Exception as e:
+        out.write(b"\1"); frame(("%s: %s" % (type(e).__name__, e)).encode())
+    out.flush()
+"#;
+
+/// How many interpreters compile side by side. Fixed, not the number of
+/// cores: which process compiles which file must not depend on the machine.
+const PROCESSES: usize = 2;
+
+/// A command that runs a CPython, and where it may write.
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    /// The program to run: the interpreter, or the base's dynamic loader.
+    pub program: PathBuf,
+    /// Arguments before the interpreter's own (the loader's `--library-path`
+    /// and the interpreter's path).
+    pub args: Vec<OsString>,
+    /// The whole environment (it is cleared first).
+    pub env: Vec<(OsString, OsString)>,
+    /// The one directory it may write in.
+    pub scratch: PathBuf,
+    /// Where it came from, for the report: `the base's /usr/bin/python3.11`.
+    pub origin: String,
+}
+
+/// A source to compile.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Its absolute path in the image (recorded in the bytecode for tracebacks).
+    pub path: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// What compiling one source gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compiled {
+    /// The `.pyc` file's bytes.
+    Pyc(Vec<u8>),
+    /// It does not compile (Python 2 syntax, for example), and why.
+    Skipped(String),
+}
+
+/// A CPython ready to compile, with what it said about itself.
+#[derive(Debug, Clone)]
+pub struct Compiler {
+    interpreter: Interpreter,
+    /// Its `sys.version`.
+    pub version: String,
+    /// Its cache tag, e.g. `cpython-311`, for `__pycache__` names.
+    pub cache_tag: String,
+    /// True when the kernel confines it (Landlock).
+    pub confined: bool,
+}
+
+impl Interpreter {
+    /// The command that runs `code` in this interpreter, with the cleared
+    /// environment and the confinement every compile gets.
+    fn command(&self, code: &str) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args)
+            .args(["-S", "-s", "-B", "-c", code])
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.scratch);
+        sandbox::confine(&mut cmd, &self.scratch);
+        cmd
+    }
+
+    /// Runs `code` to the end, as a compile would run, and returns what it printed.
+    pub fn run(&self, code: &str) -> Result<std::process::Output, Error> {
+        self.command(code).stdin(Stdio::null()).output().map_err(|e| run_error(self, e))
+    }
+}
+
+fn run_error(interpreter: &Interpreter, why: impl std::fmt::Display) -> Error {
+    Error::Target(format!("the interpreter for bytecode ({}) cannot be used: {why}", interpreter.origin))
+}
+
+/// One running driver.
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+}
+
+fn read_frame(stdout: &mut ChildStdout) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    stdout.read_exact(&mut len)?;
+    let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
+    stdout.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+fn write_frame(stdin: &mut ChildStdin, bytes: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("a source larger than 4 GiB"))?;
+    stdin.write_all(&len.to_le_bytes())?;
+    stdin.write_all(bytes)
+}
+
+impl Compiler {
+    /// Starts `interpreter` once, to learn its version and cache tag.
+    pub fn new(interpreter: Interpreter) -> Result<Compiler, Error> {
+        let (worker, header) = Compiler::spawn(&interpreter, 0)?;
+        drop(worker.stdin);
+        let _ = worker.child.wait_with_output();
+        let (version, cache_tag) = header;
+        Ok(Compiler { confined: sandbox::available(), interpreter, version, cache_tag })
+    }
+
+    /// Where the interpreter came from.
+    pub fn origin(&self) -> &str {
+        &self.interpreter.origin
+    }
+
+    fn spawn(interpreter: &Interpreter, epoch: u64) -> Result<(Worker, (String, String)), Error> {
+        let mut cmd = interpreter.command(DRIVER);
+        cmd.arg(epoch.to_string()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| run_error(interpreter, e))?;
+        let stdin = child.stdin.take().expect("piped");
+        let mut stdout = child.stdout.take().expect("piped");
+        let header = match read_frame(&mut stdout) {
+            Ok(h) => h,
+            Err(_) => {
+                let out = child.wait_with_output().map_err(|e| run_error(interpreter, e))?;
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("it exited");
+                return Err(run_error(interpreter, last.trim()));
+            }
+        };
+        let text = String::from_utf8_lossy(&header).into_owned();
+        let (version, tag) = text.rsplit_once('\n').unwrap_or((text.as_str(), ""));
+        Ok((Worker { child, stdin, stdout }, (version.to_string(), tag.to_string())))
+    }
+
+    /// Compiles `sources`, in order, every `.pyc` recording `epoch` as its
+    /// source's modification time. The result is in the same order.
+    pub fn compile(&self, sources: &[Source], epoch: u64) -> Result<Vec<Compiled>, Error> {
+        if sources.is_empty() {
+            return Ok(Vec::new());
+        }
+        let shares: Vec<Vec<(usize, &Source)>> = (0..PROCESSES.min(sources.len()))
+            .map(|k| sources.iter().enumerate().filter(|(i, _)| i % PROCESSES == k).collect())
+            .collect();
+        let results: Vec<Result<Vec<(usize, Compiled)>, Error>> = std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                shares.iter().map(|share| scope.spawn(move || self.compile_share(share, epoch))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Target("a compile thread panicked".into()))))
+                .collect()
+        });
+        let mut out: Vec<Option<Compiled>> = vec![None; sources.len()];
+        for share in results {
+            for (i, compiled) in share? {
+                out[i] = Some(compiled);
+            }
+        }
+        Ok(out.into_iter().map(|c| c.expect("every source has a result")).collect())
+    }
+
+    fn compile_share(&self, share: &[(usize, &Source)], epoch: u64) -> Result<Vec<(usize, Compiled)>, Error> {
+        let (mut worker, _) = Compiler::spawn(&self.interpreter, epoch)?;
+        let broken = |e: std::io::Error| run_error(&self.interpreter, format!("it stopped answering ({e})"));
+        let mut out = Vec::with_capacity(share.len());
+        for (i, source) in share {
+            write_frame(&mut worker.stdin, source.path.as_bytes()).map_err(broken)?;
+            write_frame(&mut worker.stdin, &source.bytes).map_err(broken)?;
+            worker.stdin.flush().map_err(broken)?;
+            let mut status = [0u8; 1];
+            worker.stdout.read_exact(&mut status).map_err(broken)?;
+            let payload = read_frame(&mut worker.stdout).map_err(broken)?;
+            out.push((
+                *i,
+                match status[0] {
+                    0 => Compiled::Pyc(payload),
+                    _ => Compiled::Skipped(String::from_utf8_lossy(&payload).into_owned()),
+                },
+            ));
+        }
+        worker.stdin.write_all(&0u32.to_le_bytes()).map_err(broken)?;
+        drop(worker.stdin);
+        let _ = worker.child.wait();
+        Ok(out)
+    }
+}
+
+/// What compiling a layer's sources did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Sources compiled.
+    pub compiled: usize,
+    /// Warnings for sources that do not compile, one each, as pip gives them.
+    pub skipped: Vec<String>,
+}
+
+/// Compiles `sources` (absolute paths in the image) and adds each `.pyc`,
+/// with its `__pycache__` directory, to `layer`, owned by `owner`.
+pub fn add_to_layer(
+    layer: &mut oxbuild_image::LayerBuilder,
+    sources: &[Source],
+    compiler: &Compiler,
+    epoch: u64,
+    owner: oxbuild_image::Owner,
+) -> Result<Outcome, Error> {
+    let mut outcome = Outcome::default();
+    for (source, compiled) in sources.iter().zip(compiler.compile(sources, epoch)?) {
+        match compiled {
+            Compiled::Pyc(bytes) => {
+                let Some(pyc) = pyc_path(source.path.trim_start_matches('/'), &compiler.cache_tag) else { continue };
+                if let Some((dir, _)) = pyc.rsplit_once('/') {
+                    layer.dir(dir, owner, 0o755);
+                }
+                layer.bytes(&pyc, bytes, owner, 0o644);
+                outcome.compiled += 1;
+            }
+            Compiled::Skipped(why) => outcome.skipped.push(format!("{} was not byte-compiled: {why}", source.path)),
+        }
+    }
+    Ok(outcome)
+}
+
+/// Where the `.pyc` of `py` (a path ending in `.py`) goes: `dir/__pycache__/name.TAG.pyc`.
+pub fn pyc_path(py: &str, cache_tag: &str) -> Option<String> {
+    let stem = py.strip_suffix(".py")?;
+    let (dir, name) = stem.rsplit_once('/').unwrap_or(("", stem));
+    Some(if dir.is_empty() {
+        format!("__pycache__/{name}.{cache_tag}.pyc")
+    } else {
+        format!("{dir}/__pycache__/{name}.{cache_tag}.pyc")
+    })
+}
+
+/// Landlock, where the kernel has it: the interpreter may read anything but
+/// write only in its scratch directory, and may open no TCP connection.
+/// Where the kernel lacks it, the interpreter runs unconfined (and
+/// [`Compiler::confined`] says so): it still gets a cleared environment, no
+/// credentials, and only sources on its standard input.
+mod sandbox {
+    use std::os::unix::process::CommandExt as _;
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    use landlock::{
+        ABI, Access, AccessFs, AccessNet, Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, path_beneath_rules,
+    };
+
+    const ABI_WANTED: ABI = ABI::V4;
+
+    /// True when the kernel enforces Landlock.
+    pub fn available() -> bool {
+        // landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) answers the ABI version.
+        // SAFETY: this form of the call reads and writes no memory.
+        let abi = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1u32) };
+        abi >= 1
+    }
+
+    fn ruleset(scratch: &Path) -> Result<RulesetCreated, landlock::RulesetError> {
+        Ruleset::default()
+            .handle_access(AccessFs::from_all(ABI_WANTED))?
+            .handle_access(AccessNet::from_all(ABI_WANTED))?
+            .create()?
+            .add_rules(path_beneath_rules(["/"], AccessFs::from_read(ABI_WANTED)))?
+            .add_rules(path_beneath_rules([scratch], AccessFs::from_all(ABI_WANTED)))
+    }
+
+    /// Confines what `cmd` starts, if the kernel can.
+    pub fn confine(cmd: &mut std::process::Command, scratch: &Path) {
+        if !available() {
+            return;
+        }
+        let Ok(ruleset) = ruleset(scratch) else { return };
+        // The ruleset is made here, in the parent; the child, between fork
+        // and exec, only applies it.
+        let ruleset = Mutex::new(Some(ruleset));
+        // SAFETY: the closure runs in the child after fork; it takes the
+        // prepared ruleset and makes the two system calls that apply it.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(r) = ruleset.lock().ok().and_then(|mut r| r.take()) {
+                    r.restrict_self().map_err(std::io::Error::other)?;
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pyc_paths() {
+        assert_eq!(pyc_path("a/b/c.py", "cpython-311").as_deref(), Some("a/b/__pycache__/c.cpython-311.pyc"));
+        assert_eq!(pyc_path("top.py", "cpython-311").as_deref(), Some("__pycache__/top.cpython-311.pyc"));
+        assert_eq!(pyc_path("data.txt", "cpython-311"), None);
+    }
+
+    /// The machine's own python3, confined like a base's interpreter.
+    fn host_interpreter(scratch: &std::path::Path) -> Option<Interpreter> {
+        let python =
+            ["/usr/bin/python3", "/usr/local/bin/python3"].into_iter().find(|p| std::path::Path::new(p).exists())?;
+        Some(Interpreter {
+            program: python.into(),
+            args: Vec::new(),
+            env: vec![("PYTHONHASHSEED".into(), "0".into())],
+            scratch: scratch.to_path_buf(),
+            origin: "the test machine's python3".into(),
+        })
+    }
+
+    fn host() -> Option<Compiler> {
+        Compiler::new(host_interpreter(&tempfile::tempdir().unwrap().keep())?).ok()
+    }
+
+    #[test]
+    fn the_interpreter_cannot_write_outside_its_scratch_directory() {
+        let (scratch, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let Some(python) = host_interpreter(scratch.path()) else { return };
+        assert!(sandbox::available(), "this kernel has Landlock; without it the README says what happens");
+        let code = format!(
+            r#"
+import socket
+def attempt(f):
+    try:
+        f(); return "allowed"
+    except PermissionError:
+        return "denied"
+print(attempt(lambda: open({inside:?}, "w").write("x")))
+print(attempt(lambda: open({outside:?}, "w").write("x")))
+print(attempt(lambda: open("/etc/hostname").read()))
+print(attempt(lambda: socket.create_connection(("127.0.0.1", 1), timeout=2)))
+"#,
+            inside = scratch.path().join("ok.txt").display().to_string(),
+            outside = outside.path().join("escaped.txt").display().to_string(),
+        );
+        let out = python.run(&code).unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            stdout.lines().collect::<Vec<_>>(),
+            ["allowed", "denied", "allowed", "denied"],
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(scratch.path().join("ok.txt").exists());
+        assert!(!outside.path().join("escaped.txt").exists());
+    }
+
+    #[test]
+    fn compiles_in_order_and_skips_what_does_not_compile() {
+        let Some(c) = host() else { return };
+        let sources: Vec<Source> = (0..5)
+            .map(|i| Source { path: format!("/app/m{i}.py"), bytes: format!("X = {i}\n").into_bytes() })
+            .chain([Source { path: "/app/py2.py".into(), bytes: b"print 'hello'\n".to_vec() }])
+            .collect();
+        let out = c.compile(&sources, 1_700_000_000).unwrap();
+        assert_eq!(out.len(), 6);
+        for (i, compiled) in out.iter().take(5).enumerate() {
+            let Compiled::Pyc(pyc) = compiled else { panic!("{compiled:?}") };
+            // flags 0 (timestamp), the epoch, the source size.
+            assert_eq!(&pyc[4..8], &[0, 0, 0, 0]);
+            assert_eq!(&pyc[8..12], &1_700_000_000u32.to_le_bytes());
+            assert_eq!(&pyc[12..16], &(format!("X = {i}\n").len() as u32).to_le_bytes());
+            assert!(pyc.windows(b"/app/m0.py".len()).any(|w| w == format!("/app/m{i}.py").as_bytes()));
+        }
+        assert!(matches!(&out[5], Compiled::Skipped(why) if why.contains("SyntaxError")), "{:?}", out[5]);
+        // The same input gives the same bytes.
+        assert_eq!(c.compile(&sources, 1_700_000_000).unwrap(), out);
+        assert!(c.cache_tag.starts_with("cpython-"), "{}", c.cache_tag);
+    }
+}

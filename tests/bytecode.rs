@@ -1,0 +1,223 @@
+//! Bytecode: every `.py` oxbuild puts in an image has a `.pyc` that the
+//! image's own interpreter uses as it is, for the production image and the
+//! test variant, on one architecture or another.
+
+mod common;
+
+use std::io::Read as _;
+use std::path::Path;
+
+use common::{Workspace, build_json, run};
+use oxbuild_image::{Descriptor, Platform, canonical_json, media};
+use oxbuild_registry::{Client, ClientOptions, Reference};
+use oxbuild_testkit::{Registry, arm64_base_archive, base_archive, podman_output, unique_name, wheelhouse};
+
+/// The pyweb app (gunicorn, markupsafe; pytest in its test variant), offline.
+fn offline_pyweb() -> Workspace {
+    let ws = Workspace::of("pyweb");
+    ws.edit_config(
+        "requirements = \"requirements.txt\"",
+        &format!("requirements = \"requirements.txt\"\nfind-links = [\"{}\"]\nno-index = true", wheelhouse().display()),
+    );
+    ws
+}
+
+/// Run in the image by its own interpreter: imports `modules`, then checks
+/// that every imported module from the venv or the app has a `.pyc` whose
+/// header matches its source exactly as it is (timestamp form, the source's
+/// mtime and size), which is what makes the interpreter use it.
+const CHECK: &str = r#"
+import importlib, importlib.util, os, sys
+for m in sys.argv[1:]:
+    importlib.import_module(m)
+checked, bad = 0, []
+for name, mod in sorted(sys.modules.items()):
+    f = getattr(mod, "__file__", None) or ""
+    if not f.endswith(".py") or not (f.startswith("/opt/venv/") or f.startswith("/app/")):
+        continue
+    checked += 1
+    try:
+        head = open(importlib.util.cache_from_source(f), "rb").read(16)
+    except OSError as e:
+        bad.append("no pyc for %s (%s)" % (f, e)); continue
+    st = os.stat(f)
+    want = importlib.util.MAGIC_NUMBER + (0).to_bytes(4, "little") + (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little") + (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+    if head != want:
+        bad.append("stale pyc for %s" % f)
+print(checked)
+print("\n".join(bad))
+"#;
+
+/// Loads the image at `archive` into podman and runs CHECK and `python -v`
+/// on `modules` in it, as the image's user; returns how many modules were checked.
+fn check_in_podman(archive: &Path, modules: &[&str]) -> usize {
+    let name = format!("localhost/{}:bytecode", unique_name("oxbuild-test"));
+    let out = podman_output(&["load", "-q", "-i", &archive.display().to_string()]);
+    assert!(out.status.success(), "podman load: {}", String::from_utf8_lossy(&out.stderr));
+    let loaded = String::from_utf8_lossy(&out.stdout).trim().rsplit(' ').next().unwrap_or("").to_string();
+    let out = podman_output(&["tag", &loaded, &name]);
+    assert!(out.status.success(), "podman tag: {}", String::from_utf8_lossy(&out.stderr));
+    let mut args = vec!["run", "--rm", "--entrypoint", "python", &name, "-c", CHECK];
+    args.extend_from_slice(modules);
+    let out = podman_output(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let mut lines = stdout.lines();
+    let checked: usize = lines.next().unwrap().trim().parse().unwrap();
+    let bad: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    // And the interpreter itself says so: nothing is compiled from source.
+    let imports = modules.iter().map(|m| format!("import {m}")).collect::<Vec<_>>().join("; ");
+    let out = podman_output(&["run", "--rm", "--entrypoint", "python", &name, "-v", "-c", &imports]);
+    let verbose = String::from_utf8_lossy(&out.stderr);
+    let compiled: Vec<&str> = verbose
+        .lines()
+        .filter(|l| l.starts_with("# code object from /") || l.contains("bytecode is stale"))
+        .filter(|l| l.contains("/opt/venv/") || l.contains("/app/"))
+        .collect();
+    assert!(compiled.is_empty(), "modules compiled at start: {compiled:#?}");
+    let _ = podman_output(&["rmi", "-f", &name, &loaded]);
+    checked
+}
+
+#[test]
+fn production_and_test_images_load_every_module_from_bytecode() {
+    let ws = offline_pyweb();
+    let prod = ws.tmp.path().join("prod.tar");
+    let report = build_json(
+        ws.oxbuild()
+            .args(["build", "-q", "--base"])
+            .arg(format!("oci-archive:{}", base_archive().display()))
+            .arg("--output")
+            .arg(format!("docker-archive:{}", prod.display()))
+            .arg(ws.app()),
+    );
+    let bytecode = &report["bytecode"];
+    assert_eq!(bytecode["compiled"], true, "{bytecode}");
+    assert_eq!(bytecode["interpreter"], "the base's /usr/bin/python3.11", "{bytecode}");
+    assert!(bytecode["version"].as_str().unwrap().starts_with("3.11.2"), "{bytecode}");
+    assert!(report["python"]["compiled"].as_u64().unwrap() > 50, "gunicorn and markupsafe: {}", report["python"]);
+    assert!(bytecode["app"].as_u64().unwrap() >= 2, "{bytecode}");
+    let checked = check_in_podman(&prod, &["pyweb.app", "gunicorn.app.wsgiapp", "markupsafe"]);
+    assert!(checked > 10, "{checked} modules checked");
+
+    let test = ws.tmp.path().join("test.tar");
+    let report = build_json(
+        ws.oxbuild()
+            .args(["build", "-q", "--variant", "test", "--base"])
+            .arg(format!("oci-archive:{}", base_archive().display()))
+            .arg("--output")
+            .arg(format!("docker-archive:{}", test.display()))
+            .arg(ws.app()),
+    );
+    assert!(report["python"]["test"]["compiled"].as_u64().unwrap() > 50, "pytest: {}", report["python"]["test"]);
+    let checked = check_in_podman(&test, &["pyweb.app", "pytest", "tests.test_app"]);
+    assert!(checked > 50, "{checked} modules checked");
+}
+
+/// A checkout's `__pycache__` never reaches the image; a source that does
+/// not compile is skipped with a warning, as pip does.
+#[test]
+fn checkout_bytecode_is_dropped_and_bad_sources_are_skipped() {
+    let ws = Workspace::new();
+    let pkg = ws.app().join("plainweb");
+    std::fs::create_dir_all(pkg.join("__pycache__")).unwrap();
+    std::fs::write(pkg.join("__pycache__/stale.cpython-39.pyc"), b"not from this image").unwrap();
+    std::fs::write(pkg.join("legacy.py"), "print 'python 2'\n").unwrap();
+    let layout = ws.tmp.path().join("layout");
+    let (code, stdout, stderr) = run(ws
+        .oxbuild()
+        .args(["build", "--json", "--base"])
+        .arg(format!("oci-archive:{}", base_archive().display()))
+        .arg("--output")
+        .arg(format!("oci:{}", layout.display()))
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("legacy.py was not byte-compiled") && stderr.contains("SyntaxError"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let app = report["added"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_string();
+    let names = layer_names(&layout.join("blobs/sha256").join(&app["sha256:".len()..]));
+    assert!(names.iter().any(|n| n == "app/plainweb/__pycache__/__main__.cpython-311.pyc"), "{names:?}");
+    assert!(names.iter().any(|n| n == "app/plainweb/legacy.py"), "the source itself stays: {names:?}");
+    assert!(!names.iter().any(|n| n.contains("stale") || n.contains("legacy.cpython")), "{names:?}");
+
+    // compile-bytecode = false ships none.
+    ws.edit_config("[app]", "[python]\ncompile-bytecode = false\n\n[app]");
+    let report = build_json(
+        ws.oxbuild()
+            .args(["build", "-q", "--base"])
+            .arg(format!("oci-archive:{}", base_archive().display()))
+            .arg(ws.app()),
+    );
+    assert_eq!(report["bytecode"]["mode"], "off");
+    assert_ne!(report["added"], serde_json::Value::Null);
+}
+
+/// Entry names of a gzip layer.
+fn layer_names(blob: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(blob).unwrap()));
+    for entry in archive.entries().unwrap() {
+        names.push(entry.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string());
+    }
+    names
+}
+
+/// The bytes of `path` in a gzip layer.
+fn layer_file(blob: &Path, path: &str) -> Option<Vec<u8>> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(blob).unwrap()));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_string_lossy() == path {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            return Some(bytes);
+        }
+    }
+    None
+}
+
+/// A two-platform base (the amd64 and the arm64 test bases under one index):
+/// the arm64 image is compiled by the amd64 member's interpreter on this
+/// x86_64 machine, and its pure-Python bytecode is byte for byte the amd64 image's.
+#[test]
+fn an_arm64_image_gets_the_same_bytecode_from_the_runnable_member() {
+    let registry = Registry::start();
+    let amd64 = Reference::parse(&registry.seed("python:3.11-amd64")).unwrap();
+    let arm64 = Reference::parse(&registry.seed_archive(&arm64_base_archive(), "python:3.11-arm64")).unwrap();
+    let multi = amd64.with_tag("multi");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = Client::new(ClientOptions::default()).unwrap();
+        let mut entries = Vec::new();
+        for (r, arch) in [(&amd64, "amd64"), (&arm64, "arm64")] {
+            let (bytes, media_type, digest) = client.get_manifest(r).await.unwrap();
+            let mut d = Descriptor::new(media_type, digest, bytes.len() as u64);
+            d.platform = Some(Platform { os: "linux".into(), architecture: arch.into(), variant: None });
+            entries.push(d);
+        }
+        let index = serde_json::json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": entries});
+        client.put_manifest(&multi, "multi", &canonical_json(&index), media::OCI_INDEX).await.unwrap();
+    });
+    let ws = offline_pyweb();
+    let pyc = "opt/venv/lib/python3.11/site-packages/gunicorn/__pycache__/__init__.cpython-311.pyc";
+    let mut found = Vec::new();
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let layout = ws.tmp.path().join(platform.replace('/', "-"));
+        let report = build_json(
+            ws.oxbuild()
+                .args(["build", "-q", "--base", &multi.to_string(), "--platform", platform, "--output"])
+                .arg(format!("oci:{}", layout.display()))
+                .arg(ws.app()),
+        );
+        assert_eq!(report["bytecode"]["compiled"], true, "{platform}: {}", report["bytecode"]);
+        let deps = report["python"]["layer"].as_str().unwrap();
+        let blob = layout.join("blobs/sha256").join(&deps["sha256:".len()..]);
+        found.push((
+            report["bytecode"]["interpreter"].clone(),
+            layer_file(&blob, pyc).expect("the pyc is in the layer"),
+        ));
+    }
+    assert_eq!(found[0].0, "the base's /usr/bin/python3.11");
+    assert_eq!(found[1].0, "the base's /usr/bin/python3.11 of its linux/amd64 image", "the runnable member compiled");
+    assert_eq!(found[0].1, found[1].1, "the same bytecode bytes on both architectures");
+}
