@@ -83,6 +83,16 @@ print(f"Image size (compressed layers): oxbuild {fmt_mb(sum(lo))} in {len(lo)} l
       f"buildah {fmt_mb(sum(lb))} in {len(lb)} layers {[round(x / 1e6, 2) for x in lb]} MB.\n")
 tree = median("compress", "tree_bytes")
 po, pp = median("compress-oxbuild", "seconds"), median("compress-pigz", "seconds")
+print("## Startup of the images from b), in podman\n")
+so, sb = median("startup-oxbuild", "seconds"), median("startup-buildah", "seconds")
+io, ib = median("startup-oxbuild", "import_seconds"), median("startup-buildah", "import_seconds")
+if so and sb:
+    n = len(values("startup-oxbuild", "seconds"))
+    print("| measure (median of %d, interleaved) | oxbuild image | buildah (pip-built) image | oxbuild / buildah |" % n)
+    print("|---|---|---|---|")
+    print(f"| `podman run` to the first 200 on /health | {fmt_s(so)} | {fmt_s(sb)} | {ratio(so, sb)} |")
+    print(f"| `import numpy, flask, pydantic, gunicorn, benchapp.app` in the container | {io:.3f} s | {ib:.3f} s | {ratio(io, ib)} |")
+    print()
 print("## Layer compression\n")
 if tree and po and pp:
     print(f"The installed dependency tree ({tree / 1e6:.1f} MB): oxbuild's layer writer (tar + gzip level 6, zlib-rs, "
@@ -128,6 +138,16 @@ if tree and po and pp:
     print(f"| compression ≥ `pigz -p 2` | {pp / po:.2f}× pigz's throughput | {verdict(po <= pp)} |")
 if mo:
     print(f"| peak memory pushing a 1 GiB layer | {mo / 1024:.0f} MiB | {verdict(mo / 1024 < 100)} (under 100 MiB) |")
+if so and sb:
+    print(f"| startup ≤ 1.0× the pip-built image's (issue 15) | {so / sb:.3f} | {verdict(so <= sb)} |")
+for s_, limit, label in (("a", 1 / 6, "a) with bytecode ≤ 1/6 (issue 15)"), ("b", 1 / 12, "b) with bytecode ≤ 1/12 (issue 15)"),
+                         ("c", 1 / 50, "c) with bytecode ≤ 1/50 (issue 15)")):
+    o, b = median(f"{s_}-oxbuild", "seconds"), median(f"{s_}-buildah", "seconds")
+    if o is not None and b:
+        print(f"| {label} | {o / b:.3f} | {verdict(o / b <= limit)} |")
+if ma and manifest("buildah"):
+    size_o, size_b = sum(l["size"] for l in ma["layers"]), sum(l["size"] for l in manifest("buildah")["layers"])
+    print(f"| image no larger than buildah's (issue 15) | {size_o / 1e6:.1f} MB against {size_b / 1e6:.1f} MB | {verdict(size_o <= size_b)} |")
 print()
 
 # Hand-written findings are kept across runs: everything from this heading on.
