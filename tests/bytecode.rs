@@ -7,20 +7,10 @@ mod common;
 use std::io::Read as _;
 use std::path::Path;
 
-use common::{Workspace, build_json, run};
+use common::{Workspace, build_json, offline_pyweb, run};
 use oxbuild_image::{Descriptor, Platform, canonical_json, media};
 use oxbuild_registry::{Client, ClientOptions, Reference};
-use oxbuild_testkit::{Registry, arm64_base_archive, base_archive, podman_output, unique_name, wheelhouse};
-
-/// The pyweb app (gunicorn, markupsafe; pytest in its test variant), offline.
-fn offline_pyweb() -> Workspace {
-    let ws = Workspace::of("pyweb");
-    ws.edit_config(
-        "requirements = \"requirements.txt\"",
-        &format!("requirements = \"requirements.txt\"\nfind-links = [\"{}\"]\nno-index = true", wheelhouse().display()),
-    );
-    ws
-}
+use oxbuild_testkit::{Registry, arm64_base_archive, base_archive, podman_output, unique_name};
 
 /// Run in the image by its own interpreter: imports `modules`, then checks
 /// that every imported module from the venv or the app has a `.pyc` whose

@@ -9,21 +9,10 @@ use base64::Engine as _;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Workspace, build_json, run};
+use common::{Workspace, build_json, offline_pyweb, run};
 use oxbuild_testkit::{
     Container, IndexOptions, PackageIndex, Registry, arm64_base_archive, base_archive, http_get, wheelhouse,
 };
-
-/// The pyweb app, offline: wheels from the test wheelhouse only.
-fn offline_pyweb() -> Workspace {
-    let ws = Workspace::of("pyweb");
-    let wheels = wheelhouse();
-    ws.edit_config(
-        "requirements = \"requirements.txt\"",
-        &format!("requirements = \"requirements.txt\"\nfind-links = [\"{}\"]\nno-index = true", wheels.display()),
-    );
-    ws
-}
 
 fn base() -> String {
     format!("oci-archive:{}", base_archive().display())

@@ -91,6 +91,20 @@ impl Workspace {
     }
 }
 
+/// The pyweb app (gunicorn, markupsafe; pytest in its test variant),
+/// offline: wheels from the test wheelhouse only.
+pub fn offline_pyweb() -> Workspace {
+    let ws = Workspace::of("pyweb");
+    ws.edit_config(
+        "requirements = \"requirements.txt\"",
+        &format!(
+            "requirements = \"requirements.txt\"\nfind-links = [\"{}\"]\nno-index = true",
+            oxbuild_testkit::wheelhouse().display()
+        ),
+    );
+    ws
+}
+
 /// Output as (exit code, stdout, stderr).
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
     let Output { status, stdout, stderr } = cmd.output().expect("oxbuild runs");

@@ -219,6 +219,52 @@ fn read_through(found: &std::collections::BTreeMap<String, Node>, path: &str) ->
     None
 }
 
+/// The kit at `kit` (a blob in the store) unpacked in the `interpreters`
+/// bucket, once: a rebuild reuses it after checking that every file it
+/// listed is still there (pruning the cache may have removed some).
+async fn unpacked(kit: &Path, services: &Services) -> Result<PathBuf, Error> {
+    let name = kit.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = services.cache.bucket(Bucket::Interpreters)?.join(&name);
+    let (kit, tmp) = (kit.to_path_buf(), services.cache.bucket(Bucket::Tmp)?);
+    tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
+        let manifest = dir.join("files");
+        let whole = std::fs::read_to_string(&manifest).is_ok_and(|text| {
+            text.lines().all(|l| {
+                let (size, path) = l.split_once(' ').unwrap_or(("", l));
+                std::fs::symlink_metadata(dir.join("root").join(path))
+                    .is_ok_and(|m| m.is_symlink() || m.is_dir() || size.parse() == Ok(m.len()))
+            })
+        });
+        if whole {
+            return Ok(dir.join("root"));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let fresh = tempfile::Builder::new().prefix("kit-").tempdir_in(&tmp)?;
+        std::fs::create_dir_all(fresh.path().join("root"))?;
+        let mut listed = String::new();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&kit)?));
+        // Unpacked now, for the cache's least-recently-used order (the kit's
+        // own times are all 1970).
+        archive.set_preserve_mtime(false);
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let path = entry.path()?.to_string_lossy().trim_end_matches('/').to_string();
+            listed.push_str(&format!("{} {path}\n", entry.header().size()?));
+            entry.unpack_in(fresh.path().join("root"))?;
+        }
+        std::fs::write(fresh.path().join("files"), listed)?;
+        // Into place in one rename; a concurrent build that got there first wins.
+        let kept = fresh.keep();
+        if std::fs::rename(&kept, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&kept);
+        }
+        Ok(dir.join("root"))
+    })
+    .await
+    .map_err(task)?
+    .map_err(|e| Error::new(Kind::Output, format!("unpacking the base's interpreter: {e}")))
+}
+
 /// The dynamic loader in an unpacked kit, relative to its root.
 fn loader(root: &Path) -> Option<String> {
     let known = [
@@ -239,7 +285,7 @@ async fn from_base(
     cache_repo: Option<&Reference>,
     scratch: &Path,
     services: &Services,
-) -> Result<Option<Interpreter>, Error> {
+) -> Result<Option<(Interpreter, String)>, Error> {
     let host = Platform::host();
     let runs_here = |p: &Platform| p.os == "linux" && p.architecture == host.architecture;
     // A multi-platform base lends the interpreter of its member this runner
@@ -264,15 +310,8 @@ async fn from_base(
         }
     };
     let kit = kit(&image, target, cache_repo, services).await?;
-    let root = scratch.join("root");
-    let unpack_to = root.clone();
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let file = std::fs::File::open(&kit)?;
-        tar::Archive::new(flate2::read::GzDecoder::new(file)).unpack(&unpack_to)
-    })
-    .await
-    .map_err(task)?
-    .map_err(|e| Error::new(Kind::Output, format!("unpacking the base's interpreter: {e}")))?;
+    let kit_id = kit.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let root = unpacked(&kit, services).await?;
     let Some(loader) = loader(&root) else { return Ok(None) };
     let interpreter = target.interpreter.trim_start_matches('/');
     let prefix = interpreter.rsplit_once("/bin/").map(|(p, _)| p).unwrap_or("usr");
@@ -292,7 +331,7 @@ async fn from_base(
         .filter(|d| d.is_dir())
         .map(|d| d.display().to_string())
         .collect();
-    Ok(Some(Interpreter {
+    let interpreter = Interpreter {
         program: root.join(&loader),
         args: vec!["--library-path".into(), library_path.join(":").into(), root.join(interpreter).into()],
         env: vec![
@@ -302,7 +341,8 @@ async fn from_base(
         ],
         scratch: scratch.to_path_buf(),
         origin: format!("the base's {}{whose}", target.interpreter),
-    }))
+    };
+    Ok(Some((interpreter, kit_id)))
 }
 
 /// A `python3.X` on the runner's PATH, if it is exactly the target's version.
@@ -332,6 +372,26 @@ fn from_path(target: &Target, scratch: &Path) -> Result<Option<Compiler>, String
     }
 }
 
+/// What a kit's interpreter said of itself, kept so that a rebuild starts
+/// no process until there is something to compile.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Probe {
+    version: String,
+    cache_tag: String,
+}
+
+/// The compiler of a kit's `interpreter`, asked its version once per kit.
+fn probed(interpreter: Interpreter, kit: &str, services: &Services) -> Result<Compiler, oxbuild_python::Error> {
+    let key = format!("probe-{kit}");
+    if let Some(p) = services.cache.get::<Probe>(Bucket::Interpreters, &key) {
+        return Ok(Compiler::known(interpreter, p.version, p.cache_tag));
+    }
+    let compiler = Compiler::new(interpreter)?;
+    let probe = Probe { version: compiler.version.clone(), cache_tag: compiler.cache_tag.clone() };
+    let _ = services.cache.put(Bucket::Interpreters, &key, &probe);
+    Ok(compiler)
+}
+
 /// True when `compiler` is the target's Python, as far as the target's
 /// version is known (`3.11` alone matches any 3.11).
 fn same_version(compiler: &Compiler, target: &Target) -> bool {
@@ -357,7 +417,7 @@ pub async fn provision(
         .map_err(|e| Error::new(Kind::Output, format!("creating a directory in {}: {e}", tmp.display())))?;
     let mut why = Vec::new();
     match from_base(base, target, cache_repo, scratch.path(), services).await? {
-        Some(interpreter) => match Compiler::new(interpreter) {
+        Some((interpreter, kit)) => match probed(interpreter, &kit, services) {
             // Another member of a multi-platform base must be the same Python.
             Ok(compiler) if !same_version(&compiler, target) => why.push(format!(
                 "{} is Python {}, not the base's {}",

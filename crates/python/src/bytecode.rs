@@ -160,6 +160,13 @@ impl Compiler {
         Ok(Compiler { confined: sandbox::available(), interpreter, version, cache_tag })
     }
 
+    /// A compiler whose version and cache tag are known already (from an
+    /// earlier [`Compiler::new`] of the same interpreter files), so that no
+    /// process is started until there is something to compile.
+    pub fn known(interpreter: Interpreter, version: String, cache_tag: String) -> Compiler {
+        Compiler { confined: sandbox::available(), interpreter, version, cache_tag }
+    }
+
     /// Where the interpreter came from.
     pub fn origin(&self) -> &str {
         &self.interpreter.origin

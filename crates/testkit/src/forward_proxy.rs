@@ -7,7 +7,6 @@
 use base64::Engine as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -36,13 +35,13 @@ struct Log {
 struct Shared {
     credentials: Option<(String, String)>,
     log: Mutex<Log>,
-    stop: AtomicBool,
 }
 
 /// A running forward proxy on a loopback port; stops accepting when dropped.
 pub struct ForwardProxy {
     addr: String,
     shared: Arc<Shared>,
+    _server: crate::server::Server,
 }
 
 impl ForwardProxy {
@@ -58,23 +57,12 @@ impl ForwardProxy {
     }
 
     fn spawn(credentials: Option<(String, String)>) -> ForwardProxy {
-        let listener = listen_on_loopback();
-        let addr = listener.local_addr().expect("a bound listener has an address").to_string();
-        let shared = Arc::new(Shared { credentials, log: Mutex::new(Log::default()), stop: AtomicBool::new(false) });
+        let shared = Arc::new(Shared { credentials, log: Mutex::new(Log::default()) });
         let s = shared.clone();
-        thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let s = s.clone();
-                thread::spawn(move || {
-                    let _ = handle(conn, &s);
-                });
-            }
+        let server = crate::server::Server::start(listen_on_loopback(), move |conn| {
+            let _ = handle(conn, &s);
         });
-        ForwardProxy { addr, shared }
+        ForwardProxy { addr: server.addr().to_string(), shared, _server: server }
     }
 
     /// `http://127.0.0.2:PORT` (its own loopback address), for `HTTP_PROXY`/`HTTPS_PROXY`.
@@ -97,14 +85,6 @@ impl ForwardProxy {
     /// The distinct `host:port` values clients asked to reach, in first-seen order.
     pub fn hosts(&self) -> Vec<String> {
         self.shared.log.lock().unwrap().hosts.clone()
-    }
-}
-
-impl Drop for ForwardProxy {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect(&self.addr);
     }
 }
 

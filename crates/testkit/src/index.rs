@@ -11,9 +11,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
 
 use base64::Engine as _;
 
@@ -46,13 +44,13 @@ struct Shared {
     root: PathBuf,
     options: IndexOptions,
     seen: Mutex<Vec<IndexRequest>>,
-    stop: AtomicBool,
 }
 
 /// A running index; stops when dropped.
 pub struct PackageIndex {
     addr: String,
     shared: Arc<Shared>,
+    _server: crate::server::Server,
     _root: tempfile::TempDir,
 }
 
@@ -137,26 +135,12 @@ impl PackageIndex {
         }
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let addr = listener.local_addr().unwrap().to_string();
-        let shared = Arc::new(Shared {
-            root: root.path().to_path_buf(),
-            options,
-            seen: Mutex::new(Vec::new()),
-            stop: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared { root: root.path().to_path_buf(), options, seen: Mutex::new(Vec::new()) });
         let s = shared.clone();
-        thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let s = s.clone();
-                thread::spawn(move || {
-                    let _ = serve(conn, &s);
-                });
-            }
+        let server = crate::server::Server::start(listener, move |conn| {
+            let _ = serve(conn, &s);
         });
-        PackageIndex { addr, shared, _root: root }
+        PackageIndex { addr, shared, _server: server, _root: root }
     }
 
     /// The index URL: `http://127.0.0.1:PORT/simple/`.
@@ -192,13 +176,6 @@ impl PackageIndex {
             .iter()
             .filter(|r| r.status == 200 && r.line.starts_with("GET /files/") && r.line.ends_with(".whl"))
             .count()
-    }
-}
-
-impl Drop for PackageIndex {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(&self.addr);
     }
 }
 

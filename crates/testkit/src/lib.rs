@@ -25,6 +25,7 @@
 mod forward_proxy;
 mod index;
 mod proxy;
+mod server;
 mod token;
 
 pub use forward_proxy::{ForwardProxy, ProxySeen};

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead as _, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -46,13 +46,13 @@ struct Shared {
     count: AtomicU64,
     injected: AtomicU64,
     seen: Mutex<Vec<Seen>>,
-    stop: AtomicBool,
 }
 
 /// A running proxy; stops accepting when dropped.
 pub struct Proxy {
     host: String,
     shared: Arc<Shared>,
+    _server: crate::server::Server,
 }
 
 impl Proxy {
@@ -66,22 +66,12 @@ impl Proxy {
             count: AtomicU64::new(0),
             injected: AtomicU64::new(0),
             seen: Mutex::new(Vec::new()),
-            stop: AtomicBool::new(false),
         });
         let s = shared.clone();
-        thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let s = s.clone();
-                thread::spawn(move || {
-                    let _ = handle(conn, &s);
-                });
-            }
+        let server = crate::server::Server::start(listener, move |conn| {
+            let _ = handle(conn, &s);
         });
-        Proxy { host, shared }
+        Proxy { host, shared, _server: server }
     }
 
     /// `127.0.0.1:PORT` of the proxy.
@@ -97,14 +87,6 @@ impl Proxy {
     /// Every request seen so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect(&self.host);
     }
 }
 
