@@ -227,18 +227,20 @@ async fn unpacked(kit: &Path, services: &Services) -> Result<PathBuf, Error> {
     let dir = services.cache.bucket(Bucket::Interpreters)?.join(&name);
     let (kit, tmp) = (kit.to_path_buf(), services.cache.bucket(Bucket::Tmp)?);
     tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
-        let manifest = dir.join("files");
-        let whole = std::fs::read_to_string(&manifest).is_ok_and(|text| {
-            text.lines().all(|l| {
-                let (size, path) = l.split_once(' ').unwrap_or(("", l));
-                std::fs::symlink_metadata(dir.join("root").join(path))
-                    .is_ok_and(|m| m.is_symlink() || m.is_dir() || size.parse() == Ok(m.len()))
+        // A kit directory only ever appears whole (by one rename); it can
+        // lose files only to `cache prune`, which runs while no build does.
+        let whole = |dir: &Path| {
+            std::fs::read_to_string(dir.join("files")).is_ok_and(|text| {
+                text.lines().all(|l| {
+                    let (size, path) = l.split_once(' ').unwrap_or(("", l));
+                    std::fs::symlink_metadata(dir.join("root").join(path))
+                        .is_ok_and(|m| m.is_symlink() || m.is_dir() || size.parse() == Ok(m.len()))
+                })
             })
-        });
-        if whole {
+        };
+        if whole(&dir) {
             return Ok(dir.join("root"));
         }
-        let _ = std::fs::remove_dir_all(&dir);
         let fresh = tempfile::Builder::new().prefix("kit-").tempdir_in(&tmp)?;
         std::fs::create_dir_all(fresh.path().join("root"))?;
         let mut listed = String::new();
@@ -253,16 +255,33 @@ async fn unpacked(kit: &Path, services: &Services) -> Result<PathBuf, Error> {
             entry.unpack_in(fresh.path().join("root"))?;
         }
         std::fs::write(fresh.path().join("files"), listed)?;
-        // Into place in one rename; a concurrent build that got there first wins.
         let kept = fresh.keep();
-        if std::fs::rename(&kept, &dir).is_err() {
-            let _ = std::fs::remove_dir_all(&kept);
+        for _ in 0..2 {
+            if std::fs::rename(&kept, &dir).is_ok() {
+                return Ok(dir.join("root"));
+            }
+            // Another build put a whole one there first: use it. A pruned
+            // one is moved aside (atomically, so no user of it is hit) and
+            // replaced.
+            if whole(&dir) {
+                let _ = std::fs::remove_dir_all(&kept);
+                return Ok(dir.join("root"));
+            }
+            let aside = tmp.join(format!("pruned-kit-{}-{}", std::process::id(), unique_suffix()));
+            let _ = std::fs::rename(&dir, &aside);
+            let _ = std::fs::remove_dir_all(&aside);
         }
-        Ok(dir.join("root"))
+        Err(std::io::Error::other(format!("{} could not be put into place", dir.display())))
     })
     .await
     .map_err(task)?
     .map_err(|e| Error::new(Kind::Output, format!("unpacking the base's interpreter: {e}")))
+}
+
+/// A suffix that differs between calls of one process.
+fn unique_suffix() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The dynamic loader in an unpacked kit, relative to its root.
