@@ -25,7 +25,7 @@ use std::path::Path;
 use oxbuild_config::Config;
 use oxbuild_image::rootfs::{self, Node, Want};
 use oxbuild_image::{BlobStore, Descriptor, Format, Image, Layer, LayerBlob, LayerBuilder, LayerCompression, Owner};
-use oxbuild_python::bytecode::{Compiler, Source};
+use oxbuild_python::bytecode::Compiler;
 
 pub use runtime::AddedLayer;
 
@@ -144,15 +144,13 @@ fn add_app(
     let added = context::add_app_files(layer, dir, include, exclude, workdir, owner)?;
     let mut warnings = added.warnings;
     let Some(compiler) = bytecode else { return Ok((warnings, 0)) };
-    let sources = added
-        .python
-        .into_iter()
-        .map(|(path, file)| {
-            let bytes = std::fs::read(&file).map_err(|e| Error::Input(format!("reading {}: {e}", file.display())))?;
-            Ok(Source { path: format!("/{}", path.trim_start_matches('/')), bytes })
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
-    let outcome = oxbuild_python::bytecode::add_to_layer(layer, &sources, compiler, epoch, owner)
+    let paths: Vec<String> =
+        added.python.iter().map(|(path, _)| format!("/{}", path.trim_start_matches('/'))).collect();
+    let read = |i: usize| {
+        let file = &added.python[i].1;
+        std::fs::read(file).map_err(|e| oxbuild_python::Error::Target(format!("reading {}: {e}", file.display())))
+    };
+    let outcome = oxbuild_python::bytecode::add_to_layer(layer, &paths, read, compiler, epoch, owner)
         .map_err(|e| Error::Input(e.to_string()))?;
     warnings.extend(outcome.skipped);
     Ok((warnings, outcome.compiled))

@@ -67,8 +67,34 @@ fn kit_wants(interpreter: &str, minor: u32) -> impl Fn(&str) -> Want + Send + 's
                 && rest.ends_with(".py");
             return if top || package { Want::Content } else { Want::Skip };
         }
-        if shared_library(path) { Want::Content } else { Want::Skip }
+        if shared_library(path) && runtime_library(path) { Want::Content } else { Want::Skip }
     }
+}
+
+/// Libraries a CPython interpreter links, by name: the C library and its
+/// companions, zlib, expat, libffi, libgcc's, and libpython itself. Reading
+/// every library of a base (OpenSSL, Perl, apt) would hold tens of MB in
+/// memory for nothing; the kit keeps of these only what the interpreter's
+/// ELF says it loads (see `needed_closure`).
+fn runtime_library(path: &str) -> bool {
+    const NAMES: [&str; 14] = [
+        "ld-",
+        "libc.",
+        "libc.musl",
+        "libm.",
+        "libpthread.",
+        "libdl.",
+        "libutil.",
+        "librt.",
+        "libz.",
+        "libexpat.",
+        "libffi.",
+        "libgcc_s.",
+        "libpython3",
+        "libcrypt.",
+    ];
+    let name = path.rsplit('/').next().unwrap_or(path);
+    NAMES.iter().any(|n| name.starts_with(n))
 }
 
 /// True for a shared library or dynamic loader in one of [`LIB_DIRS`] or a

@@ -195,52 +195,75 @@ impl Compiler {
     /// Compiles `sources`, in order, every `.pyc` recording `epoch` as its
     /// source's modification time. The result is in the same order.
     pub fn compile(&self, sources: &[Source], epoch: u64) -> Result<Vec<Compiled>, Error> {
-        if sources.is_empty() {
-            return Ok(Vec::new());
-        }
-        let shares: Vec<Vec<(usize, &Source)>> = (0..PROCESSES.min(sources.len()))
-            .map(|k| sources.iter().enumerate().filter(|(i, _)| i % PROCESSES == k).collect())
-            .collect();
-        let results: Vec<Result<Vec<(usize, Compiled)>, Error>> = std::thread::scope(|scope| {
-            let handles: Vec<_> =
-                shares.iter().map(|share| scope.spawn(move || self.compile_share(share, epoch))).collect();
+        let paths: Vec<String> = sources.iter().map(|s| s.path.clone()).collect();
+        let out = std::sync::Mutex::new(vec![None; sources.len()]);
+        self.compile_with(
+            &paths,
+            |i| Ok(sources[i].bytes.clone()),
+            |i, compiled| {
+                out.lock().expect("no compile thread panics holding it")[i] = Some(compiled);
+                Ok(())
+            },
+            epoch,
+        )?;
+        let out = out.into_inner().expect("no compile thread panics holding it");
+        Ok(out.into_iter().map(|c| c.expect("every source has a result")).collect())
+    }
+
+    /// Compiles the sources at `paths` (absolute paths in the image), reading
+    /// each with `read` only when its turn comes and handing each result to
+    /// `emit` at once, so that neither all sources nor all `.pyc` files are
+    /// ever in memory together. Process `k` of [`PROCESSES`] takes every
+    /// `k`-th source, in order.
+    pub fn compile_with<R, E>(&self, paths: &[String], read: R, emit: E, epoch: u64) -> Result<(), Error>
+    where
+        R: Fn(usize) -> Result<Vec<u8>, Error> + Sync,
+        E: Fn(usize, Compiled) -> Result<(), Error> + Sync,
+    {
+        let workers = PROCESSES.min(paths.len());
+        let results: Vec<Result<(), Error>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|k| {
+                    let (read, emit) = (&read, &emit);
+                    scope.spawn(move || self.compile_share(paths, k, read, emit, epoch))
+                })
+                .collect();
             handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|_| Err(Error::Target("a compile thread panicked".into()))))
                 .collect()
         });
-        let mut out: Vec<Option<Compiled>> = vec![None; sources.len()];
-        for share in results {
-            for (i, compiled) in share? {
-                out[i] = Some(compiled);
-            }
-        }
-        Ok(out.into_iter().map(|c| c.expect("every source has a result")).collect())
+        results.into_iter().collect()
     }
 
-    fn compile_share(&self, share: &[(usize, &Source)], epoch: u64) -> Result<Vec<(usize, Compiled)>, Error> {
+    fn compile_share<R, E>(&self, paths: &[String], k: usize, read: &R, emit: &E, epoch: u64) -> Result<(), Error>
+    where
+        R: Fn(usize) -> Result<Vec<u8>, Error> + Sync,
+        E: Fn(usize, Compiled) -> Result<(), Error> + Sync,
+    {
         let (mut worker, _) = Compiler::spawn(&self.interpreter, epoch)?;
         let broken = |e: std::io::Error| run_error(&self.interpreter, format!("it stopped answering ({e})"));
-        let mut out = Vec::with_capacity(share.len());
-        for (i, source) in share {
-            write_frame(&mut worker.stdin, source.path.as_bytes()).map_err(broken)?;
-            write_frame(&mut worker.stdin, &source.bytes).map_err(broken)?;
+        for (i, path) in paths.iter().enumerate().skip(k).step_by(PROCESSES) {
+            let source = read(i)?;
+            write_frame(&mut worker.stdin, path.as_bytes()).map_err(broken)?;
+            write_frame(&mut worker.stdin, &source).map_err(broken)?;
             worker.stdin.flush().map_err(broken)?;
+            drop(source);
             let mut status = [0u8; 1];
             worker.stdout.read_exact(&mut status).map_err(broken)?;
             let payload = read_frame(&mut worker.stdout).map_err(broken)?;
-            out.push((
-                *i,
+            emit(
+                i,
                 match status[0] {
                     0 => Compiled::Pyc(payload),
                     _ => Compiled::Skipped(String::from_utf8_lossy(&payload).into_owned()),
                 },
-            ));
+            )?;
         }
         worker.stdin.write_all(&0u32.to_le_bytes()).map_err(broken)?;
         drop(worker.stdin);
         let _ = worker.child.wait();
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -253,29 +276,59 @@ pub struct Outcome {
     pub skipped: Vec<String>,
 }
 
-/// Compiles `sources` (absolute paths in the image) and adds each `.pyc`,
-/// with its `__pycache__` directory, to `layer`, owned by `owner`.
-pub fn add_to_layer(
+/// Compiles the sources at `paths` (absolute paths in the image; `read`
+/// gives each one's bytes when it is compiled) and adds each `.pyc`, with its
+/// `__pycache__` directory, to `layer`, owned by `owner`. The `.pyc` files
+/// wait in a directory of the compiler's scratch directory, which must
+/// outlive the layer's writing, so that none is held in memory.
+pub fn add_to_layer<R>(
     layer: &mut oxbuild_image::LayerBuilder,
-    sources: &[Source],
+    paths: &[String],
+    read: R,
     compiler: &Compiler,
     epoch: u64,
     owner: oxbuild_image::Owner,
-) -> Result<Outcome, Error> {
-    let mut outcome = Outcome::default();
-    for (source, compiled) in sources.iter().zip(compiler.compile(sources, epoch)?) {
-        match compiled {
-            Compiled::Pyc(bytes) => {
-                let Some(pyc) = pyc_path(source.path.trim_start_matches('/'), &compiler.cache_tag) else { continue };
-                if let Some((dir, _)) = pyc.rsplit_once('/') {
-                    layer.dir(dir, owner, 0o755);
-                }
-                layer.bytes(&pyc, bytes, owner, 0o644);
-                outcome.compiled += 1;
+) -> Result<Outcome, Error>
+where
+    R: Fn(usize) -> Result<Vec<u8>, Error> + Sync,
+{
+    let scratch = &compiler.interpreter.scratch;
+    let dir = tempfile::Builder::new()
+        .prefix("pyc-")
+        .tempdir_in(scratch)
+        .map_err(|e| Error::Target(format!("creating a directory in {}: {e}", scratch.display())))?
+        .keep();
+    let skipped = std::sync::Mutex::new(Vec::new());
+    compiler.compile_with(
+        paths,
+        read,
+        |i, compiled| {
+            match compiled {
+                Compiled::Pyc(bytes) => std::fs::write(dir.join(format!("{i}.pyc")), bytes)
+                    .map_err(|e| Error::Target(format!("writing bytecode into {}: {e}", dir.display())))?,
+                Compiled::Skipped(why) => skipped.lock().expect("no compile thread panics holding it").push((i, why)),
             }
-            Compiled::Skipped(why) => outcome.skipped.push(format!("{} was not byte-compiled: {why}", source.path)),
+            Ok(())
+        },
+        epoch,
+    )?;
+    let mut skipped = skipped.into_inner().expect("no compile thread panics holding it");
+    skipped.sort();
+    let mut outcome = Outcome::default();
+    for (i, path) in paths.iter().enumerate() {
+        let file = dir.join(format!("{i}.pyc"));
+        if !file.exists() {
+            continue;
         }
+        let Some(pyc) = pyc_path(path.trim_start_matches('/'), &compiler.cache_tag) else { continue };
+        if let Some((parent, _)) = pyc.rsplit_once('/') {
+            layer.dir(parent, owner, 0o755);
+        }
+        layer.file(&pyc, &file, owner, 0o644);
+        outcome.compiled += 1;
     }
+    outcome.skipped =
+        skipped.into_iter().map(|(i, why)| format!("{} was not byte-compiled: {why}", paths[i])).collect();
     Ok(outcome)
 }
 

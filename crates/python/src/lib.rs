@@ -284,23 +284,16 @@ pub fn dependency_layer(
         target.full_version, target.interpreter
     );
     layer.bytes(&format!("{p}/pyvenv.cfg"), cfg.into_bytes(), Owner::ROOT, 0o644);
-    let mut sources = Vec::new();
-    if bytecode.is_some() {
-        for (rel, staged) in &files {
-            if !rel.ends_with(".py") || rel.contains("__pycache__/") {
-                continue;
-            }
-            let bytes = match &staged.content {
-                wheel::Content::Bytes(b) => b.clone(),
-                wheel::Content::Entry(entry) => {
-                    let mut buf = Vec::with_capacity(entry.len() as usize);
-                    entry.open().and_then(|mut r| std::io::Read::read_to_end(&mut r, &mut buf)).map_err(corrupt)?;
-                    buf
-                }
-            };
-            sources.push(bytecode::Source { path: format!("/{p}/{rel}"), bytes });
-        }
-    }
+    // Sources to compile: read from their wheels only when compiled.
+    let sources: Vec<(String, wheel::Content)> = if bytecode.is_some() {
+        files
+            .iter()
+            .filter(|(rel, _)| rel.ends_with(".py") && !rel.contains("__pycache__/"))
+            .map(|(rel, staged)| (format!("/{p}/{rel}"), staged.content.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     for (rel, staged) in files {
         let mode = if staged.executable { 0o755 } else { 0o644 };
         let path = format!("{p}/{rel}");
@@ -310,10 +303,20 @@ pub fn dependency_layer(
         };
     }
     let outcome = match bytecode {
-        Some(compiler) => bytecode::add_to_layer(&mut layer, &sources, compiler, epoch, Owner::ROOT)?,
+        Some(compiler) => {
+            let paths: Vec<String> = sources.iter().map(|(path, _)| path.clone()).collect();
+            let read = |i: usize| match &sources[i].1 {
+                wheel::Content::Bytes(b) => Ok(b.clone()),
+                wheel::Content::Entry(entry) => {
+                    let mut buf = Vec::with_capacity(entry.len() as usize);
+                    entry.open().and_then(|mut r| std::io::Read::read_to_end(&mut r, &mut buf)).map_err(corrupt)?;
+                    Ok(buf)
+                }
+            };
+            bytecode::add_to_layer(&mut layer, &paths, read, compiler, epoch, Owner::ROOT)?
+        }
         None => bytecode::Outcome::default(),
     };
-    drop(sources);
     // The wheels' files are inflated into the layer as it is written; a file
     // that does not match its RECORD is a package error, not an I/O one.
     let blob = layer.write(store, compression).map_err(|e| match &e {
