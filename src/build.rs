@@ -124,6 +124,9 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
             "--push needs somewhere to go: give --tag registry/repo:tag, or set [image] repository in oxbuild.toml",
         ));
     }
+    if !tags.is_empty() && !args.push && outputs.is_empty() {
+        out.warn("--tag names the image for --push and --output only; without either, nothing is pushed or written");
+    }
     let services = services(&args.app.registry, out)?;
     let test_variant = args.variant == crate::cli::Variant::Test;
     let assembled = assemble(&args.app, test_variant, &services).await?;

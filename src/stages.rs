@@ -72,7 +72,10 @@ impl StageResult {
             }
             Some(f) => {
                 if out.json {
-                    println!("{}", serde_json::to_string_pretty(&self.json).unwrap_or_default());
+                    // The same error object every failed command reports, next to the stage's details.
+                    let mut json = self.json;
+                    json["error"] = json!({"kind": f.kind, "code": f.code, "message": f.message});
+                    println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
                 } else {
                     for line in &self.human {
                         println!("{line}");

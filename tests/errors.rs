@@ -143,3 +143,31 @@ fn right_password_pushes_and_the_secret_stays_out_of_the_image() {
         assert!(!String::from_utf8_lossy(&plain).contains(secret), "secret found in blob {digest}");
     }
 }
+
+/// The base may come from `--base` or `OXBUILD_IMAGE_BASE` alone; with none
+/// of the three, the error says where to set it.
+#[test]
+fn the_base_may_come_from_the_command_line_or_the_environment_alone() {
+    let ws = Workspace::new();
+    ws.edit_config("base = \"127.0.0.1:5000/python:3.11\"", "");
+    let archive = format!("oci-archive:{}", oxbuild_testkit::base_archive().display());
+    let by_flag = build_json(ws.oxbuild().args(["build", "-q", "--base", &archive]).arg(ws.app()));
+    let by_env = build_json(ws.oxbuild().env("OXBUILD_IMAGE_BASE", &archive).args(["build", "-q"]).arg(ws.app()));
+    assert_eq!(by_flag["digest"], by_env["digest"]);
+    assert_fails(
+        run(ws.oxbuild().env_remove("OXBUILD_IMAGE_BASE").args(["build", "-q"]).arg(ws.app())),
+        3,
+        &["no base image", "[image] base", "--base"],
+    );
+}
+
+/// `--tag` without `--push` or `--output` does nothing, and says so.
+#[test]
+fn a_tag_without_push_or_output_is_pointed_out() {
+    let ws = Workspace::new();
+    let archive = format!("oci-archive:{}", oxbuild_testkit::base_archive().display());
+    let (code, _, stderr) =
+        run(ws.oxbuild().args(["build", "-q", "--base", &archive, "--tag", "127.0.0.1:5000/a/b:v1"]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("warning: --tag names the image for --push and --output only"), "{stderr}");
+}

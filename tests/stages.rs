@@ -59,6 +59,9 @@ fn an_unhealthy_app_is_reported_with_its_logs_and_probe_output() {
     assert!(stderr.contains("500"), "the probe's output is shown: {stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["report"]["outcome"]["status"], "unhealthy");
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["error"]["kind"], "health", "the documented error object: {report}");
+    assert_eq!(report["error"]["code"], 8);
     assert!(leftovers(pid).is_empty());
 }
 

@@ -58,6 +58,7 @@ pub enum Error {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `[image]`: base, destination and runtime settings.
+    #[serde(default)]
     pub image: ImageConfig,
     /// `[app]`: what goes into the app layer.
     #[serde(default)]
@@ -276,8 +277,9 @@ impl PythonConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ImageConfig {
-    /// The base image reference, by tag or `@sha256:` digest.
-    pub base: String,
+    /// The base image reference, by tag or `@sha256:` digest; None when the
+    /// file leaves it to `--base` or `OXBUILD_IMAGE_BASE`.
+    pub base: Option<String>,
     /// Where `--push` goes when `--tag` names no registry.
     pub repository: Option<String>,
     /// The working directory, where the app's files go.
@@ -310,6 +312,26 @@ pub struct ImageConfig {
     /// (OCI media types only, so not with a healthcheck).
     #[serde(default)]
     pub compression: Compression,
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        ImageConfig {
+            base: None,
+            repository: None,
+            workdir: default_workdir(),
+            user: default_user(),
+            uid: None,
+            gid: None,
+            entrypoint: None,
+            cmd: None,
+            env: BTreeMap::new(),
+            ports: Vec::new(),
+            labels: BTreeMap::new(),
+            git_labels: true,
+            compression: Compression::Gzip,
+        }
+    }
 }
 
 /// Layer compression.
@@ -539,7 +561,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         let img = &self.image;
-        if img.base.trim().is_empty() {
+        if img.base.as_deref().is_some_and(|b| b.trim().is_empty()) {
             return Err("[image] base is empty: name the base image, e.g. \"registry.example.com/python:3.11\"".into());
         }
         if img.user == "root" || img.user.is_empty() || img.uid == Some(0) {
@@ -732,7 +754,7 @@ mod tests {
             ("OXBUILD_REGISTRY_USER".to_string(), "not-a-config-key".to_string()),
         ];
         let c = Config::load_with_env(dir.path(), vars).unwrap();
-        assert_eq!(c.image.base, "ghcr.io/org/python:3.12");
+        assert_eq!(c.image.base.as_deref(), Some("ghcr.io/org/python:3.12"));
         assert!(c.python.no_index);
         assert_eq!(c.image.ports, vec![8080, 9090]);
         let e = Config::load_with_env(dir.path(), vec![("OXBUILD_IMAGE_COLOUR".to_string(), "x".to_string())])
@@ -746,7 +768,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let text = "[project]\nname = \"x\"\n\n[tool.ruff]\nline-length = 100\n\n[tool.oxbuild.image]\nbase = \"r.io/python:3.11\"\n".to_string();
         std::fs::write(dir.path().join("pyproject.toml"), &text).unwrap();
-        assert_eq!(Config::load_with_env(dir.path(), vec![]).unwrap().image.base, "r.io/python:3.11");
+        assert_eq!(Config::load_with_env(dir.path(), vec![]).unwrap().image.base.as_deref(), Some("r.io/python:3.11"));
         std::fs::write(dir.path().join("pyproject.toml"), format!("{text}wrokdir = \"/x\"\n")).unwrap();
         let e = Config::load_with_env(dir.path(), vec![]).unwrap_err().to_string();
         assert!(e.contains("pyproject.toml:9:") && e.contains("wrokdir"), "{e}");

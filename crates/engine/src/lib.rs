@@ -167,9 +167,18 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
         Some(c) => c.clone(),
         None => Config::load(dir)?,
     };
-    let base_location = match &request.base {
-        Some(b) => Location::parse(b, "--base")?,
-        None => Location::parse(&cfg.image.base, "[image] base")?,
+    let base_location = match (&request.base, &cfg.image.base) {
+        (Some(b), _) => Location::parse(b, "--base")?,
+        (None, Some(b)) => Location::parse(b, "[image] base")?,
+        (None, None) => {
+            return Err(Error::new(
+                Kind::Config,
+                format!(
+                    "{}: no base image: set [image] base in oxbuild.toml (or OXBUILD_IMAGE_BASE), or pass --base",
+                    dir.display()
+                ),
+            ));
+        }
     };
     let base = base::open(&base_location, request, services).await?;
     let (provisioned, mut bytecode) = python::bytecode(&cfg, &base, request.cache_repo.as_ref(), services).await?;
