@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::io::Read as _;
 use std::path::Path;
 
-use common::{Workspace, build_json, offline_pyweb, run};
+use common::{Workspace, base, blob_in, build_json, layer_entries, layer_file, offline_pyweb, run};
 use oxbuild_image::{Descriptor, Platform, canonical_json, media};
 use oxbuild_registry::{Client, ClientOptions, Reference};
-use oxbuild_testkit::{Registry, arm64_base_archive, base_archive, podman_output, unique_name};
+use oxbuild_testkit::{Registry, arm64_base_archive, podman_output, unique_name};
 
 /// Run in the image by its own interpreter: imports `modules`, then checks
 /// that every imported module from the venv or the app has a `.pyc` whose
@@ -77,7 +76,7 @@ fn production_and_test_images_load_every_module_from_bytecode() {
     let report = build_json(
         ws.oxbuild()
             .args(["build", "-q", "--base"])
-            .arg(format!("oci-archive:{}", base_archive().display()))
+            .arg(base())
             .arg("--output")
             .arg(format!("docker-archive:{}", prod.display()))
             .arg(ws.app()),
@@ -95,7 +94,7 @@ fn production_and_test_images_load_every_module_from_bytecode() {
     let report = build_json(
         ws.oxbuild()
             .args(["build", "-q", "--variant", "test", "--base"])
-            .arg(format!("oci-archive:{}", base_archive().display()))
+            .arg(base())
             .arg("--output")
             .arg(format!("docker-archive:{}", test.display()))
             .arg(ws.app()),
@@ -118,7 +117,7 @@ fn checkout_bytecode_is_dropped_and_bad_sources_are_skipped() {
     let (code, stdout, stderr) = run(ws
         .oxbuild()
         .args(["build", "--json", "--base"])
-        .arg(format!("oci-archive:{}", base_archive().display()))
+        .arg(base())
         .arg("--output")
         .arg(format!("oci:{}", layout.display()))
         .arg(ws.app()));
@@ -126,45 +125,16 @@ fn checkout_bytecode_is_dropped_and_bad_sources_are_skipped() {
     assert!(stderr.contains("legacy.py was not byte-compiled") && stderr.contains("SyntaxError"), "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let app = report["added"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_string();
-    let names = layer_names(&layout.join("blobs/sha256").join(&app["sha256:".len()..]));
+    let names: Vec<String> = layer_entries(&blob_in(&layout, &app)).into_iter().map(|(n, _)| n).collect();
     assert!(names.iter().any(|n| n == "app/plainweb/__pycache__/__main__.cpython-311.pyc"), "{names:?}");
     assert!(names.iter().any(|n| n == "app/plainweb/legacy.py"), "the source itself stays: {names:?}");
     assert!(!names.iter().any(|n| n.contains("stale") || n.contains("legacy.cpython")), "{names:?}");
 
     // compile-bytecode = false ships none.
     ws.edit_config("[app]", "[python]\ncompile-bytecode = false\n\n[app]");
-    let report = build_json(
-        ws.oxbuild()
-            .args(["build", "-q", "--base"])
-            .arg(format!("oci-archive:{}", base_archive().display()))
-            .arg(ws.app()),
-    );
+    let report = build_json(ws.oxbuild().args(["build", "-q", "--base"]).arg(base()).arg(ws.app()));
     assert_eq!(report["bytecode"]["mode"], "off");
     assert_ne!(report["added"], serde_json::Value::Null);
-}
-
-/// Entry names of a gzip layer.
-fn layer_names(blob: &Path) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(blob).unwrap()));
-    for entry in archive.entries().unwrap() {
-        names.push(entry.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string());
-    }
-    names
-}
-
-/// The bytes of `path` in a gzip layer.
-fn layer_file(blob: &Path, path: &str) -> Option<Vec<u8>> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(blob).unwrap()));
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        if entry.path().unwrap().to_string_lossy() == path {
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes).unwrap();
-            return Some(bytes);
-        }
-    }
-    None
 }
 
 /// A two-platform base (the amd64 and the arm64 test bases under one index):
@@ -201,7 +171,7 @@ fn an_arm64_image_gets_the_same_bytecode_from_the_runnable_member() {
         );
         assert_eq!(report["bytecode"]["compiled"], true, "{platform}: {}", report["bytecode"]);
         let deps = report["python"]["layer"].as_str().unwrap();
-        let blob = layout.join("blobs/sha256").join(&deps["sha256:".len()..]);
+        let blob = blob_in(&layout, deps);
         found.push((
             report["bytecode"]["interpreter"].clone(),
             layer_file(&blob, pyc).expect("the pyc is in the layer"),

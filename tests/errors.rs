@@ -4,7 +4,7 @@ mod common;
 
 use std::io::Read as _;
 
-use common::{Workspace, build_json, run};
+use common::{Workspace, base, build_json, run};
 use oxbuild_testkit::Registry;
 
 /// Asserts a failed run: the exit code, one `error:` line on stderr that
@@ -150,7 +150,7 @@ fn right_password_pushes_and_the_secret_stays_out_of_the_image() {
 fn the_base_may_come_from_the_command_line_or_the_environment_alone() {
     let ws = Workspace::new();
     ws.edit_config("base = \"127.0.0.1:5000/python:3.11\"", "");
-    let archive = format!("oci-archive:{}", oxbuild_testkit::base_archive().display());
+    let archive = base();
     let by_flag = build_json(ws.oxbuild().args(["build", "-q", "--base", &archive]).arg(ws.app()));
     let by_env = build_json(ws.oxbuild().env("OXBUILD_IMAGE_BASE", &archive).args(["build", "-q"]).arg(ws.app()));
     assert_eq!(by_flag["digest"], by_env["digest"]);
@@ -165,7 +165,7 @@ fn the_base_may_come_from_the_command_line_or_the_environment_alone() {
 #[test]
 fn a_tag_without_push_or_output_is_pointed_out() {
     let ws = Workspace::new();
-    let archive = format!("oci-archive:{}", oxbuild_testkit::base_archive().display());
+    let archive = base();
     let (code, _, stderr) =
         run(ws.oxbuild().args(["build", "-q", "--base", &archive, "--tag", "127.0.0.1:5000/a/b:v1"]).arg(ws.app()));
     assert_eq!(code, 0, "{stderr}");

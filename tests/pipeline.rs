@@ -5,12 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Workspace, build_json, commit_all, git, run};
+use common::{Workspace, base, build_json, commit_all, git, run};
 use oxbuild_testkit::{Container, Registry, base_archive, http_get, wheelhouse};
-
-fn base() -> String {
-    format!("oci-archive:{}", base_archive().display())
-}
 
 /// The tags of `repo` in `registry`, sorted.
 fn tags(registry: &Registry, repo: &str) -> Vec<String> {

@@ -9,32 +9,8 @@ use base64::Engine as _;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Workspace, build_json, offline_pyweb, run};
-use oxbuild_testkit::{
-    Container, IndexOptions, PackageIndex, Registry, arm64_base_archive, base_archive, http_get, wheelhouse,
-};
-
-fn base() -> String {
-    format!("oci-archive:{}", base_archive().display())
-}
-
-/// Entries of a gzip layer blob: (path, mode).
-fn layer_entries(blob: &Path) -> Vec<(String, u32)> {
-    let file = std::fs::File::open(blob).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    archive
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.path().unwrap().to_string_lossy().into_owned(), e.header().mode().unwrap())
-        })
-        .collect()
-}
-
-fn blob_in(layout: &Path, digest: &str) -> std::path::PathBuf {
-    layout.join("blobs/sha256").join(&digest["sha256:".len()..])
-}
+use common::{Workspace, base, blob_in, build_json, layer_entries, layer_file, offline_pyweb, run};
+use oxbuild_testkit::{Container, IndexOptions, PackageIndex, Registry, arm64_base_archive, http_get, wheelhouse};
 
 #[test]
 fn native_wheels_and_console_scripts_run_in_podman() {
@@ -114,17 +90,9 @@ fn an_arm64_target_gets_aarch64_wheels_on_this_machine() {
     assert!(so.0.contains("aarch64"), "{}", so.0);
 
     // The extension really is an aarch64 ELF file (e_machine 183).
-    let file = std::fs::File::open(&deps).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    for e in archive.entries().unwrap() {
-        let mut e = e.unwrap();
-        if e.path().unwrap().to_string_lossy() == so.0 {
-            let mut head = [0u8; 20];
-            e.read_exact(&mut head).unwrap();
-            assert_eq!(&head[..4], b"\x7fELF");
-            assert_eq!(u16::from_le_bytes([head[18], head[19]]), 183);
-        }
-    }
+    let head = layer_file(&deps, &so.0).expect("the extension is in the layer");
+    assert_eq!(&head[..4], b"\x7fELF");
+    assert_eq!(u16::from_le_bytes([head[18], head[19]]), 183);
 }
 
 #[test]

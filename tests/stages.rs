@@ -6,12 +6,8 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Workspace, run};
-use oxbuild_testkit::{base_archive, podman_output, wheelhouse};
-
-fn base() -> String {
-    format!("oci-archive:{}", base_archive().display())
-}
+use common::{Workspace, base, run};
+use oxbuild_testkit::{podman_output, wheelhouse};
 
 /// Names of containers that oxbuild process `pid` started and left behind.
 fn leftovers(pid: u32) -> Vec<String> {

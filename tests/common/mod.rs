@@ -91,6 +91,43 @@ impl Workspace {
     }
 }
 
+/// The cached Python base image, as an `oci-archive:` location.
+pub fn base() -> String {
+    format!("oci-archive:{}", oxbuild_testkit::base_archive().display())
+}
+
+/// The blob of `digest` in the OCI layout at `layout`.
+pub fn blob_in(layout: &Path, digest: &str) -> PathBuf {
+    layout.join("blobs/sha256").join(&digest["sha256:".len()..])
+}
+
+/// Entries of a gzip layer blob: (path, mode).
+pub fn layer_entries(blob: &Path) -> Vec<(String, u32)> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(blob).unwrap()));
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.path().unwrap().to_string_lossy().trim_end_matches('/').to_string(), e.header().mode().unwrap())
+        })
+        .collect()
+}
+
+/// The bytes of the file at `path` in a gzip layer blob.
+pub fn layer_file(blob: &Path, path: &str) -> Option<Vec<u8>> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(blob).unwrap()));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_string_lossy() == path {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            return Some(bytes);
+        }
+    }
+    None
+}
+
 /// The pyweb app (gunicorn, markupsafe; pytest in its test variant),
 /// offline: wheels from the test wheelhouse only.
 pub fn offline_pyweb() -> Workspace {
