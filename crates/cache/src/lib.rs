@@ -34,7 +34,6 @@ mod prune;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use oxbuild_image::{BlobStore, Digest};
 use serde::Serialize;
@@ -255,13 +254,7 @@ pub struct Lock {
     _file: fs::File,
 }
 
-/// Marks a file used now, for least-recently-used pruning. A file that cannot
-/// be touched only ages sooner.
-pub fn touch(path: &Path) {
-    if let Ok(f) = fs::File::open(path) {
-        let _ = f.set_modified(SystemTime::now());
-    }
-}
+pub use oxbuild_image::store::touch;
 
 /// A key as a file name: anything but `[A-Za-z0-9._-]` becomes `_`.
 fn sanitize(key: &str) -> String {

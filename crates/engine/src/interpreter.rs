@@ -152,7 +152,7 @@ async fn kit(
                 // Other links are stored as the files they lead to, so that
                 // absolute targets (`/lib/…`) resolve inside the kit.
                 _ => {
-                    if let Some(bytes) = read_through(&found, path) {
+                    if let Some(bytes) = rootfs::content(&found, path).map(<[u8]>::to_vec) {
                         layer.bytes(path, bytes, Owner::ROOT, 0o755);
                     }
                 }
@@ -188,8 +188,8 @@ fn needed_closure(found: &std::collections::BTreeMap<String, Node>, interpreter:
     let mut wanted: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut queue = vec![interpreter.to_string()];
     while let Some(path) = queue.pop() {
-        let Some(bytes) = read_through(found, &path) else { continue };
-        let Ok(elf) = goblin::elf::Elf::parse(&bytes) else { continue };
+        let Some(bytes) = rootfs::content(found, &path) else { continue };
+        let Ok(elf) = goblin::elf::Elf::parse(bytes) else { continue };
         if let Some(interp) = elf.interpreter {
             for p in by_name.get(interp.rsplit('/').next().unwrap_or(interp)).into_iter().flatten() {
                 wanted.insert(p.clone());
@@ -211,38 +211,6 @@ fn needed_closure(found: &std::collections::BTreeMap<String, Node>, interpreter:
         }
     }
     move |path: &str| !is_lib(path) || wanted.contains(path)
-}
-
-/// The content of the regular file at `path`, following links in every
-/// component (a merged /usr's `lib -> usr/lib` included).
-fn read_through(found: &std::collections::BTreeMap<String, Node>, path: &str) -> Option<Vec<u8>> {
-    let mut pending: std::collections::VecDeque<String> =
-        path.split('/').filter(|p| !p.is_empty()).map(String::from).collect();
-    let mut current = String::new();
-    let mut hops = 0;
-    while let Some(part) = pending.pop_front() {
-        let candidate = if current.is_empty() { part } else { format!("{current}/{part}") };
-        match found.get(&candidate) {
-            Some(Node::Symlink(target)) | Some(Node::Hardlink(target)) => {
-                hops += 1;
-                if hops > 40 {
-                    return None;
-                }
-                let resolved = match found.get(&candidate) {
-                    Some(Node::Symlink(_)) => rootfs::resolve_link(&candidate, target),
-                    _ => target.clone(),
-                };
-                let mut restart: std::collections::VecDeque<String> =
-                    resolved.split('/').filter(|p| !p.is_empty()).map(String::from).collect();
-                restart.extend(pending.drain(..));
-                pending = restart;
-                current.clear();
-            }
-            Some(Node::File(Some(bytes))) if pending.is_empty() => return Some(bytes.clone()),
-            _ => current = candidate,
-        }
-    }
-    None
 }
 
 /// The kit at `kit` (a blob in the store) unpacked in the `interpreters`

@@ -132,15 +132,34 @@ pub fn scan_layer(layer: &Layer, want: &impl Fn(&str) -> Want) -> Result<LayerSc
     Ok(scanned)
 }
 
-/// The content of `path` in `scanned`, following symlinks within it.
+/// The content of `path` in `scanned`, following links within it in every
+/// component: a merged /usr's `lib -> usr/lib` on the way as well as a link
+/// at the end.
 pub fn content<'a>(scanned: &'a BTreeMap<String, Node>, path: &str) -> Option<&'a [u8]> {
-    let mut path = path.trim_start_matches('/').to_string();
-    for _ in 0..16 {
-        match scanned.get(&path)? {
-            Node::File(Some(bytes)) => return Some(bytes),
-            Node::Symlink(target) => path = resolve_link(&path, target),
-            _ => return None,
+    let mut pending: std::collections::VecDeque<String> =
+        path.split('/').filter(|p| !p.is_empty()).map(String::from).collect();
+    let mut current = String::new();
+    let mut hops = 0;
+    while let Some(part) = pending.pop_front() {
+        let candidate = if current.is_empty() { part } else { format!("{current}/{part}") };
+        let resolved = match scanned.get(&candidate) {
+            Some(Node::Symlink(target)) => resolve_link(&candidate, target),
+            Some(Node::Hardlink(target)) => target.clone(),
+            Some(Node::File(Some(bytes))) if pending.is_empty() => return Some(bytes),
+            _ => {
+                current = candidate;
+                continue;
+            }
+        };
+        hops += 1;
+        if hops > 16 {
+            return None;
         }
+        let mut restart: std::collections::VecDeque<String> =
+            resolved.split('/').filter(|p| !p.is_empty()).map(String::from).collect();
+        restart.extend(pending.drain(..));
+        pending = restart;
+        current.clear();
     }
     None
 }
@@ -174,6 +193,22 @@ mod tests {
         build(&mut b);
         let blob = b.write_gzip(store).unwrap();
         Layer::file(blob.descriptor(media::OCI_LAYER_GZIP), blob.path)
+    }
+
+    #[test]
+    fn content_follows_links_in_every_component() {
+        let mut fs = BTreeMap::new();
+        fs.insert("lib".to_string(), Node::Symlink("usr/lib".into()));
+        fs.insert("lib64".to_string(), Node::Symlink("/usr/lib64".into()));
+        fs.insert("usr/lib/x/libc.so.6".to_string(), Node::File(Some(b"libc".to_vec())));
+        fs.insert("usr/lib64/ld.so".to_string(), Node::Symlink("/lib/x/libc.so.6".into()));
+        fs.insert("usr/lib/x/libc.hard".to_string(), Node::Hardlink("usr/lib/x/libc.so.6".into()));
+        fs.insert("loop".to_string(), Node::Symlink("loop".into()));
+        assert_eq!(content(&fs, "lib/x/libc.so.6"), Some(b"libc".as_slice()));
+        assert_eq!(content(&fs, "/lib64/ld.so"), Some(b"libc".as_slice()));
+        assert_eq!(content(&fs, "usr/lib/x/libc.hard"), Some(b"libc".as_slice()));
+        assert_eq!(content(&fs, "usr/lib/x"), None, "a directory has no content");
+        assert_eq!(content(&fs, "loop"), None, "a link loop ends");
     }
 
     #[test]

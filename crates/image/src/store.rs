@@ -45,9 +45,7 @@ impl BlobStore {
         if !path.is_file() {
             return false;
         }
-        if let Ok(f) = fs::File::open(&path) {
-            let _ = f.set_modified(std::time::SystemTime::now());
-        }
+        touch(&path);
         true
     }
 
@@ -131,6 +129,14 @@ impl Write for BlobWriter {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
+    }
+}
+
+/// Marks a file used now, for least-recently-used pruning of the cache it
+/// is in. A file that cannot be touched only ages sooner.
+pub fn touch(path: &Path) {
+    if let Ok(f) = fs::File::open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
     }
 }
 
