@@ -127,9 +127,20 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     if !tags.is_empty() && !args.push && outputs.is_empty() {
         out.warn("--tag names the image for --push and --output only; without either, nothing is pushed or written");
     }
+    let started = std::time::SystemTime::now();
     let services = services(&args.app.registry, out)?;
     let test_variant = args.variant == crate::cli::Variant::Test;
     let assembled = assemble(&args.app, test_variant, &services).await?;
+    // Only the production image gets an SBOM: the test variant holds packages it does not list.
+    let ships = args.push || !outputs.is_empty() || args.attest.sbom_dir.is_some();
+    let referrers = if test_variant || !ships {
+        Vec::new()
+    } else {
+        crate::attest::prepare(&assembled, started, &args.attest, &services, out)?
+    };
+    if test_variant && (args.attest.sbom_dir.is_some()) {
+        out.warn("--sbom-dir: only the production image gets an SBOM and provenance; nothing was written");
+    }
     let Assembled { prod, test, base, resolved_base, mount_from, platform, dependencies, bytecode, .. } = assembled;
     let built = if test_variant { test.expect("asked for") } else { prod };
     let image = &built.image;
@@ -139,7 +150,8 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     let mut written = Vec::new();
     for output in &outputs {
         out.step(format!("writing {output}"));
-        output.write(&services.target(), image, &names, &[]).await?;
+        crate::attest::warn_if_dropped(output, &referrers, out);
+        output.write(&services.target(), image, &referrers, &names, &[]).await?;
         written.push(output.to_string());
     }
 
@@ -163,11 +175,12 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
                 .await
                 .map_err(|e| Failure::registry(format!("pushing to {name}: {e}")))?;
             out.step(crate::transfer::describe_push(&report));
+            let attached = crate::attest::attach(&services, &target, &referrers, out).await?;
             pushed.push(target.with_digest(digest.clone()).to_string());
             for t in &repo_tags {
                 pushed.push(target.with_tag(t).to_string());
             }
-            push_reports.push(json!({"repository": name, "report": report}));
+            push_reports.push(json!({"repository": name, "report": report, "referrers": attached}));
         }
     }
 
@@ -195,6 +208,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         "python": dependencies["python"],
         "bytecode": bytecode,
         "variant": if test_variant { "test" } else { "production" },
+        "referrers": referrers.iter().map(|r| crate::attest::describe(r, None)).collect::<Vec<_>>(),
     });
     let mut human = vec![digest.to_string()];
     if !out.quiet {

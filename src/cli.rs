@@ -67,6 +67,8 @@ pub enum Command {
     Publish(PublishArgs),
     /// Build, assess, health, publish: the one command a CI job runs.
     Pipeline(PipelineArgs),
+    /// Print the SBOM attached to an image (SPDX or CycloneDX JSON).
+    Sbom(SbomArgs),
     /// Write a commented oxbuild.toml for the Python project in DIR.
     Init(InitArgs),
     /// Show or prune oxbuild's cache (blobs, base scans, dependency layers).
@@ -100,6 +102,62 @@ pub enum CacheCommand {
 pub struct PublishArgs {
     #[command(flatten)]
     pub stage: StageArgs,
+
+    #[command(flatten)]
+    pub attest: AttestArgs,
+}
+
+/// The SBOMs and provenance that go with a pushed or written image.
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    /// Do not attach the SBOMs (SPDX, CycloneDX) and the build provenance to
+    /// the image. By default every push and every --output carries them as
+    /// OCI referrers of the image.
+    #[arg(long)]
+    pub no_attach: bool,
+
+    /// Also write the SBOMs and the provenance here as plain files:
+    /// sbom.spdx.json, sbom.cdx.json, provenance.intoto.json.
+    #[arg(long, value_name = "DIR")]
+    pub sbom_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = LOCATIONS)]
+pub struct SbomArgs {
+    /// The image whose SBOM to print: a registry reference, oci:DIR, oci-archive:FILE.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+
+    /// Which SBOM: spdx (SPDX 2.3 JSON) or cyclonedx (CycloneDX 1.6 JSON).
+    #[arg(long, value_enum, default_value_t = SbomFormat::Spdx)]
+    pub format: SbomFormat,
+
+    /// The platform to take from a multi-platform image (os/arch[/variant]).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// The SBOM formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SbomFormat {
+    /// SPDX 2.3 JSON.
+    Spdx,
+    /// CycloneDX 1.6 JSON.
+    Cyclonedx,
+}
+
+impl SbomFormat {
+    /// As `oxbuild_engine::attest::FORMATS` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SbomFormat::Spdx => "spdx",
+            SbomFormat::Cyclonedx => "cyclonedx",
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +184,9 @@ pub struct PipelineArgs {
     /// The health stage's deadline (e.g. 90s, 2m).
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
+
+    #[command(flatten)]
+    pub attest: AttestArgs,
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +301,11 @@ pub struct CopyArgs {
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
 
+    /// Leave the image's referrers (SBOMs, provenance, signatures) behind;
+    /// by default they come along, so an archive carries them across an air gap.
+    #[arg(long)]
+    pub no_referrers: bool,
+
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -266,9 +332,13 @@ pub struct BuildArgs {
     pub outputs: Vec<String>,
 
     /// Which image: `production`, or `test` (production plus test
-    /// requirements and test files, for `assess`).
+    /// requirements and test files, for `assess`). Only the production
+    /// image gets an SBOM and provenance.
     #[arg(long, value_enum, default_value_t = Variant::Production)]
     pub variant: Variant,
+
+    #[command(flatten)]
+    pub attest: AttestArgs,
 }
 
 /// The image variants.

@@ -1,6 +1,7 @@
 //! The `oxbuild` command: parses arguments and wires the library crates
 //! together. Everything that builds, pulls or pushes lives in `crates/`.
 
+mod attest;
 mod build;
 mod cache;
 mod cli;
@@ -44,6 +45,7 @@ fn main() {
             cli::Command::Health(args) => stages::health(args, reporter).await,
             cli::Command::Publish(args) => pipeline::publish(args, reporter).await,
             cli::Command::Pipeline(args) => pipeline::pipeline(args, reporter).await,
+            cli::Command::Sbom(args) => attest::sbom(args, reporter).await,
             cli::Command::Init(args) => init::run(args, reporter),
             cli::Command::Cache(args) => cache::run(args, reporter),
         }

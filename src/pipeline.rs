@@ -1,7 +1,7 @@
 //! `oxbuild pipeline` (build, assess, health, publish; stops at the first
 //! failure) and `oxbuild publish` (build, then push with the publish policy).
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use oxbuild_build::publish::{self, Checkout};
 use oxbuild_registry::Reference;
@@ -10,12 +10,19 @@ use serde_json::json;
 use oxbuild_engine::{Assembled, Services};
 
 use crate::build::{assemble, services};
-use crate::cli::{PipelineArgs, PublishArgs};
+use crate::cli::{AttestArgs, PipelineArgs, PublishArgs};
 use crate::report::{Failure, Reporter};
 use crate::stages::{StageResult, assess_stage, health_stage};
 
-/// Pushes the production image of `assembled` with the tags of the publish policy.
-async fn publish_stage(assembled: &Assembled, services: &Services, out: Reporter) -> Result<StageResult, Failure> {
+/// Pushes the production image of `assembled` with the tags of the publish
+/// policy, and attaches its SBOMs and provenance (unless `--no-attach`).
+async fn publish_stage(
+    assembled: &Assembled,
+    services: &Services,
+    attest: &AttestArgs,
+    started: SystemTime,
+    out: Reporter,
+) -> Result<StageResult, Failure> {
     let cfg = &assembled.cfg;
     let repo_text = cfg.publish.repository.as_ref().or(cfg.image.repository.as_ref()).ok_or_else(|| {
         Failure::config("nowhere to publish: set [publish] repository (or [image] repository) in oxbuild.toml")
@@ -26,10 +33,12 @@ async fn publish_stage(assembled: &Assembled, services: &Services, out: Reporter
         out.step(note);
     }
     let image = &assembled.prod.image;
+    let referrers = crate::attest::prepare(assembled, started, attest, services, out)?;
     out.step(format!("publishing {} to {} as {}", image.digest(), repository.name(), describe_tags(&plan.tags)));
     let report = oxbuild_registry::push(&services.client, image, &repository, &plan.tags, &assembled.mount_from)
         .await
         .map_err(|e| Failure::registry(format!("publishing to {}: {e}", repository.name())))?;
+    let attached = crate::attest::attach(services, &repository, &referrers, out).await?;
     let pinned = repository.with_digest(image.digest()).to_string();
     let mut human = vec![pinned.clone()];
     human.extend(plan.tags.iter().map(|t| format!("pushed {}", repository.with_tag(t))));
@@ -41,6 +50,7 @@ async fn publish_stage(assembled: &Assembled, services: &Services, out: Reporter
         "tags": plan.tags,
         "notes": plan.notes,
         "push": report,
+        "referrers": attached,
     });
     Ok(StageResult { json, human, failure: None })
 }
@@ -50,9 +60,10 @@ fn describe_tags(tags: &[String]) -> String {
 }
 
 pub async fn publish(args: PublishArgs, out: Reporter) -> Result<(), Failure> {
+    let started = SystemTime::now();
     let services = services(&args.stage.app.registry, out)?;
     let assembled = assemble(&args.stage.app, false, &services).await?;
-    let result = publish_stage(&assembled, &services, out).await?;
+    let result = publish_stage(&assembled, &services, &args.attest, started, out).await?;
     out.result(&result.json, &result.human);
     Ok(())
 }
@@ -77,6 +88,7 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
     };
 
     let started = Instant::now();
+    let started_at = SystemTime::now();
     let run_assess = !args.skip_assess;
     let services = services(&args.stage.app.registry, out)?;
     let assembled = match assemble(&args.stage.app, run_assess, &services).await {
@@ -140,7 +152,7 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
             "health" => {
                 health_stage(&assembled, &services, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await
             }
-            _ => publish_stage(&assembled, &services, out).await,
+            _ => publish_stage(&assembled, &services, &args.attest, started_at, out).await,
         };
         let seconds = t.elapsed().as_secs_f64();
         match result {

@@ -30,6 +30,13 @@ pub async fn inspect(args: InspectArgs, out: Reporter) -> Result<(), Failure> {
     let manifest: serde_json::Value = serde_json::from_slice(image.manifest()).map_err(Failure::input)?;
     let config = image.config_json().map_err(Failure::input)?;
     let layers: Vec<_> = image.layers().iter().map(|l| &l.descriptor).collect();
+    let referrers = source.referrers(&services.target(), &opened).await?;
+    let listed: Vec<_> = referrers.iter().map(|r| crate::attest::describe(r, None)).collect();
+    let mut human = describe(image, &config);
+    human.push(format!("referrers    {}", referrers.len()));
+    for r in &referrers {
+        human.push(format!("  {}  {}", r.digest(), crate::attest::kind(r.artifact_type())));
+    }
     let report = json!({
         "ok": true,
         "source": source.to_string(),
@@ -40,8 +47,9 @@ pub async fn inspect(args: InspectArgs, out: Reporter) -> Result<(), Failure> {
         "layers": layers,
         "manifestJson": manifest,
         "configJson": config,
+        "referrers": listed,
     });
-    out.result(&report, &describe(image, &config));
+    out.result(&report, &human);
     Ok(())
 }
 
@@ -92,13 +100,25 @@ pub async fn copy(args: CopyArgs, out: Reporter, registry_only: bool) -> Result<
     } else {
         opened.resolved.iter().filter(|r| r.tag.is_some()).map(name_without_digest).collect()
     };
-    let report = dest.write(&services.target(), &opened.image, &names, &opened.mount_sources()).await?;
+    let referrers = if args.no_referrers { Vec::new() } else { source.referrers(&services.target(), &opened).await? };
+    crate::attest::warn_if_dropped(&dest, &referrers, out);
+    let written = dest.write(&services.target(), &opened.image, &referrers, &names, &opened.mount_sources()).await?;
     let digest = opened.image.digest();
-    if let Some(r) = &report {
+    if let Some(r) = &written.push {
         out.step(describe_push(r));
     }
-    let json =
-        json!({"ok": true, "digest": digest, "source": source.to_string(), "dest": dest.to_string(), "push": report});
+    if !written.referrers.is_empty() {
+        out.step(format!("  with {} referrer(s)", written.referrers.len()));
+    }
+    let json = json!({
+        "ok": true,
+        "digest": digest,
+        "source": source.to_string(),
+        "dest": dest.to_string(),
+        "push": written.push,
+        "referrers": written.referrers,
+        "listed": written.listed,
+    });
     out.result(&json, &[digest.to_string()]);
     Ok(())
 }

@@ -111,7 +111,20 @@ fn oci_layout_output_is_readable_by_skopeo() {
     let ws = Workspace::new();
     let layout = ws.tmp.path().join("layout");
     let out = format!("oci:{}", layout.display());
+    // By default the SBOMs and the provenance sit beside the image in index.json.
     let report = build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--output", &out]).arg(ws.app()));
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let referrers = index["manifests"].as_array().unwrap().iter().filter(|m| m["artifactType"].is_string()).count();
+    assert_eq!(referrers, 3, "{index}");
+    let named = index["manifests"].as_array().unwrap().iter().find(|m| m["digest"] == report["digest"]).unwrap();
+    assert_eq!(named["annotations"]["org.opencontainers.image.ref.name"], "latest", "so tools can pick it: {index}");
+
+    // skopeo picks an image by name only among OCI manifests, and this app
+    // (with a healthcheck) is a Docker one: without referrers it is the only entry.
+    let plain = ws.tmp.path().join("plain");
+    let out = format!("oci:{}", plain.display());
+    let report =
+        build_json(ws.oxbuild().args(["build", "-q", "--no-attach", "--base", &base, "--output", &out]).arg(ws.app()));
     let skopeo = std::process::Command::new("skopeo").args(["inspect"]).arg(&out).output().unwrap();
     assert!(skopeo.status.success(), "{}", String::from_utf8_lossy(&skopeo.stderr));
     let info: serde_json::Value = serde_json::from_slice(&skopeo.stdout).unwrap();

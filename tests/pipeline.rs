@@ -28,6 +28,10 @@ fn tags(registry: &Registry, repo: &str) -> Vec<String> {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut tags: Vec<String> = v["Tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
     tags.sort();
+    // The referrers fallback tag lists the SBOMs and provenance; it is not a publish tag.
+    let listing: Vec<String> = tags.iter().filter(|t| t.starts_with("sha256-")).cloned().collect();
+    assert!(listing.len() <= 1, "one image, one referrers tag: {tags:?}");
+    tags.retain(|t| !t.starts_with("sha256-"));
     tags
 }
 

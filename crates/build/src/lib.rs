@@ -74,7 +74,7 @@ pub struct ExtraLayer {
 }
 
 /// Bumped when what a base scan keeps changes, so older cached scans are not used.
-const SCAN_FORMAT: &str = "rootfs-scan-v2";
+const SCAN_FORMAT: &str = "rootfs-scan-v3";
 
 /// The cache key of a base scan: the scan format and the base's layer digests.
 pub fn scan_key(base: &Image) -> oxbuild_image::Digest {
@@ -86,13 +86,17 @@ pub fn scan_key(base: &Image) -> oxbuild_image::Digest {
     oxbuild_image::Digest::of(text.as_bytes())
 }
 
-/// The paths of a base the build reads: accounts, the Python interpreter, libc.
+/// The paths of a base the build reads: accounts, the Python interpreter,
+/// libc, and the package database and os-release for the SBOM.
 pub fn base_wants(path: &str) -> Want {
-    match (user::wants(path), oxbuild_python::target::wants(path)) {
-        (Want::Content, _) | (_, Want::Content) => Want::Content,
-        (Want::Exists, _) | (_, Want::Exists) => Want::Exists,
-        _ => Want::Skip,
-    }
+    [user::wants(path), oxbuild_python::target::wants(path), oxbuild_sbom::os::wants(path)]
+        .into_iter()
+        .max_by_key(|w| match w {
+            Want::Skip => 0,
+            Want::Exists => 1,
+            Want::Content => 2,
+        })
+        .unwrap_or(Want::Skip)
 }
 
 /// Reads what the build needs from the base's root filesystem (accounts,
@@ -108,7 +112,10 @@ pub fn scan_base(base: &Image) -> Result<BTreeMap<String, Node>, Error> {
 pub fn finish_scan(mut found: BTreeMap<String, Node>) -> BTreeMap<String, Node> {
     for (path, node) in found.iter_mut() {
         if let Node::File(Some(bytes)) = node {
-            *bytes = oxbuild_python::target::essence(path, bytes);
+            *bytes = match oxbuild_sbom::os::essence(path, bytes) {
+                Some(kept) => kept,
+                None => oxbuild_python::target::essence(path, bytes),
+            };
         }
     }
     found

@@ -479,6 +479,15 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     })
 }
 
+/// The `[project]` name and version of the pyproject.toml in `dir`, when it
+/// has them (a static version only; a dynamic one is not known without a build).
+pub fn project_metadata(dir: &Path) -> (Option<String>, Option<String>) {
+    let Ok(text) = std::fs::read_to_string(dir.join("pyproject.toml")) else { return (None, None) };
+    let Ok(table) = text.parse::<toml::Table>() else { return (None, None) };
+    let field = |k: &str| table.get("project").and_then(|p| p.get(k)).and_then(|v| v.as_str()).map(str::to_string);
+    (field("name"), field("version"))
+}
+
 impl Config {
     /// Reads the app's configuration from `dir`: `oxbuild.toml`, or else the
     /// `[tool.oxbuild]` table of `pyproject.toml`; then applies `OXBUILD_*`

@@ -86,6 +86,8 @@ pub struct CachedDeps {
     pub yanked: Vec<String>,
     /// Sources compiled to bytecode in it.
     pub compiled: usize,
+    /// The packages in it, for the SBOM.
+    pub packages: Vec<oxbuild_sbom::Package>,
 }
 
 /// What the config of a dependency layer's cache image says about it.
@@ -97,6 +99,8 @@ pub struct DepsMeta {
     pub yanked: Vec<String>,
     /// Sources compiled to bytecode in it.
     pub compiled: usize,
+    /// The packages in it, for the SBOM.
+    pub packages: Vec<oxbuild_sbom::Package>,
 }
 
 /// The config of a cache image, if it is of this format and `kind`.
@@ -129,6 +133,8 @@ pub async fn deps(key: &str, repo: &Reference, services: &Services) -> Option<Ca
     };
     let layer = image.layers().first()?.clone();
     let diff_id = config["rootfs"]["diff_ids"][0].as_str()?.parse().ok()?;
+    // Written by an oxbuild without SBOMs: rebuilt, so the SBOM can be exact.
+    let packages = serde_json::from_value(meta.get("packages")?.clone()).ok()?;
     services.events.step(&format!("  dependency layer found in {tagged}"));
     Some(CachedDeps {
         layer,
@@ -136,6 +142,7 @@ pub async fn deps(key: &str, repo: &Reference, services: &Services) -> Option<Ca
         wheels: strings(&meta["wheels"]),
         yanked: strings(&meta["yanked"]),
         compiled: meta["compiled"].as_u64().unwrap_or(0) as usize,
+        packages,
     })
 }
 
@@ -144,12 +151,19 @@ pub async fn store_deps(
     key: &str,
     layer: Layer,
     diff_id: &oxbuild_image::Digest,
-    wheels: &[String],
-    yanked: &[String],
+    deps: &DepsMeta,
     repo: &Reference,
     services: &Services,
 ) {
-    let meta = json!({"kind": DEPS, "format": FORMAT, "key": key, "wheels": wheels, "yanked": yanked});
+    let meta = json!({
+        "kind": DEPS,
+        "format": FORMAT,
+        "key": key,
+        "wheels": deps.wheels,
+        "yanked": deps.yanked,
+        "compiled": deps.compiled,
+        "packages": deps.packages,
+    });
     let tag = deps_tag(key);
     match push(vec![layer], vec![diff_id.to_string()], meta, repo, &tag, services).await {
         Ok(()) => services.events.step(&format!("  stored the dependency layer as {}", repo.with_tag(&tag))),

@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod attest;
 pub mod base;
 pub mod cache_repo;
 mod error;
@@ -157,6 +158,14 @@ pub struct Assembled {
     pub dependencies: serde_json::Value,
     /// Which interpreter compiled the bytecode, and how many sources.
     pub bytecode: serde_json::Value,
+    /// The base's manifest digest (for its platform).
+    pub base_digest: oxbuild_image::Digest,
+    /// The base's OS and packages, read from its layers.
+    pub os: oxbuild_sbom::Os,
+    /// The packages the providers installed in the production image.
+    pub packages: Vec<oxbuild_sbom::Package>,
+    /// `SOURCE_DATE_EPOCH` of the build.
+    pub epoch: u64,
 }
 
 /// The build: read the base, make the dependency layer(s), build the
@@ -188,12 +197,14 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
     let mut prod_layers = Vec::new();
     let mut test_layers = Vec::new();
     let mut dependencies = serde_json::Map::new();
+    let mut packages = Vec::new();
     for provider in provider::all() {
         let cx = provider::Context { request, cfg: &cfg, base: &base, services, bytecode: compiler.as_ref() };
         if let Some(provided) = provider.provide(&cx).await? {
             prod_layers.extend(provided.production);
             test_layers.extend(provided.test);
             dependencies.insert(provider.language().to_string(), provided.report);
+            packages.extend(provided.packages);
         }
     }
 
@@ -244,7 +255,12 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
     }
     drop(provisioned);
     let mount_from = base.opened.resolved.iter().map(|r| MountSource::of(r, &base.image)).collect();
+    let os = oxbuild_sbom::os::read(&base.fs);
     Ok(Assembled {
+        base_digest: base.image.digest(),
+        os,
+        packages,
+        epoch,
         dir: dir.to_path_buf(),
         cfg,
         prod,

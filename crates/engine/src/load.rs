@@ -41,7 +41,7 @@ pub async fn load(runtime: &Runtime, image: &Image, name: &str, services: &Servi
         .await
         .map_err(|e| Error::new(Kind::Registry, format!("fetching layers to load {name}: {e}")))?;
     let (path, names) = (archive.path().to_path_buf(), vec![name.to_string()]);
-    tokio::task::spawn_blocking(move || oxbuild_image::archive::write_archive(&local, &path, &names))
+    tokio::task::spawn_blocking(move || oxbuild_image::archive::write_archive(&local, &[], &path, &names))
         .await
         .map_err(task)?
         .map_err(|e| Error::new(Kind::Output, e))?;

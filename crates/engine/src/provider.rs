@@ -33,6 +33,8 @@ pub struct Provided {
     pub test: Vec<ExtraLayer>,
     /// What it did, for the build report (`--json`).
     pub report: serde_json::Value,
+    /// The packages in the production layers, for the SBOM.
+    pub packages: Vec<oxbuild_sbom::Package>,
 }
 
 /// One language's dependency layers.

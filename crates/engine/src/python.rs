@@ -28,6 +28,10 @@ struct CachedLayer {
     /// Sources compiled to bytecode in it.
     #[serde(default)]
     compiled: usize,
+    /// The packages in it, for the SBOM; an entry from before SBOMs has
+    /// none and is rebuilt.
+    #[serde(default)]
+    packages: Option<Vec<oxbuild_sbom::Package>>,
 }
 
 /// Where a dependency layer came from.
@@ -59,6 +63,30 @@ struct DepLayer {
     source: Source,
     yanked: Vec<String>,
     compiled: usize,
+    packages: Vec<oxbuild_sbom::Package>,
+}
+
+/// The SBOM's records of what `prepared` installed into `layer`.
+fn packages(installed: &[oxbuild_python::Installed], layer: &oxbuild_image::Digest) -> Vec<oxbuild_sbom::Package> {
+    installed
+        .iter()
+        .map(|i| oxbuild_sbom::Package {
+            ecosystem: "pypi".into(),
+            name: i.name.clone(),
+            version: i.version.clone(),
+            file: Some(i.filename.clone()),
+            sha256: Some(i.sha256.clone()),
+            license: oxbuild_sbom::license::from_metadata(
+                i.metadata.license_expression.as_deref(),
+                i.metadata.license.as_deref(),
+                &i.metadata.classifiers,
+            ),
+            source: i.source.clone(),
+            url: i.url.clone(),
+            layer: Some(layer.clone()),
+            dependencies: i.dependencies.clone(),
+        })
+        .collect()
 }
 
 /// `blob` as a layer with its OCI media type (gzip or zstd, both of which OCI
@@ -105,6 +133,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
     let mut report = serde_json::Value::Null;
     let mut production = Vec::new();
     let mut prod_pins = Vec::new();
+    let mut installed = Vec::new();
     if let Some(requirements) = requirements {
         events.step(&format!(
             "python dependencies for Python {}.{} on {} ({}) from {}",
@@ -118,6 +147,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         report = describe(&target, &dep, cx);
         production.push(extra(&dep, "python dependencies", cx));
         prod_pins = dep.pins;
+        installed = dep.packages;
     }
     let mut test = Vec::new();
     if let Some(requirements) = test_requirements {
@@ -128,7 +158,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         report["test"] = describe(&target, &dep, cx);
         test.push(extra(&dep, "test dependencies", cx));
     }
-    Ok(Some(Provided { production, test, report }))
+    Ok(Some(Provided { production, test, report, packages: installed }))
 }
 
 /// The layer as the build stacks it, with the environment the venv needs.
@@ -198,10 +228,12 @@ async fn layer(settings: &Settings, target: &Target, cx: &Context<'_>) -> Result
             source: Source::Remote,
             yanked: found.yanked,
             compiled: found.compiled,
+            packages: found.packages,
         });
     }
     let prepared =
         oxbuild_python::build(&planned, settings, target, &services.store, cx.request.epoch, services.http()).await?;
+    let installed = packages(&prepared.installed, &prepared.blob.digest);
     let record = CachedLayer {
         digest: prepared.blob.digest.clone(),
         size: prepared.blob.size,
@@ -209,21 +241,19 @@ async fn layer(settings: &Settings, target: &Target, cx: &Context<'_>) -> Result
         wheels: prepared.wheels.clone(),
         yanked: prepared.yanked.clone(),
         compiled: prepared.bytecode.compiled,
+        packages: Some(installed.clone()),
     };
     services.cache.put(Bucket::Layers, &planned.key, &record)?;
     let layer = oci_layer(&prepared.blob);
     if let Some(repo) = cache_repo {
         let blob = &prepared.blob;
-        cache_repo::store_deps(
-            &planned.key,
-            layer.clone(),
-            &blob.diff_id,
-            &prepared.wheels,
-            &prepared.yanked,
-            repo,
-            services,
-        )
-        .await;
+        let meta = cache_repo::DepsMeta {
+            wheels: prepared.wheels.clone(),
+            yanked: prepared.yanked.clone(),
+            compiled: prepared.bytecode.compiled,
+            packages: installed.clone(),
+        };
+        cache_repo::store_deps(&planned.key, layer.clone(), &blob.diff_id, &meta, repo, services).await;
     }
     for warning in &prepared.bytecode.skipped {
         services.events.warn(warning);
@@ -238,6 +268,7 @@ async fn layer(settings: &Settings, target: &Target, cx: &Context<'_>) -> Result
         source: Source::Built,
         yanked: prepared.yanked,
         compiled: prepared.bytecode.compiled,
+        packages: installed,
     })
 }
 
@@ -248,6 +279,7 @@ fn from_cache(planned: &Planned, cx: &Context<'_>) -> Option<DepLayer> {
     if !services.store.contains(&c.digest) {
         return None;
     }
+    let packages = c.packages?;
     let blob = LayerBlob {
         path: services.store.path(&c.digest),
         digest: c.digest,
@@ -265,6 +297,7 @@ fn from_cache(planned: &Planned, cx: &Context<'_>) -> Option<DepLayer> {
         source: Source::Local,
         yanked: c.yanked,
         compiled: c.compiled,
+        packages,
     })
 }
 

@@ -18,27 +18,38 @@ use flate2::Compression;
 use serde_json::json;
 
 use crate::gzip::ParallelGzip;
-use crate::layout::{image_from_index, index_json, named};
+use crate::layout::{image_from_index, index_json, named, referrers_in_index};
 use crate::{
     BlobStore, Descriptor, Digest, Error, Format, Image, Layer, LayerBuilder, Owner, Platform, canonical_json, media,
 };
 
 /// Writes `image` as an archive at `path` (replaced atomically), tagged with
-/// `names` (e.g. `registry/repo:tag`) in both `index.json` and `manifest.json`.
-pub fn write_archive(image: &Image, path: &Path, names: &[String]) -> Result<(), Error> {
+/// `names` (e.g. `registry/repo:tag`) in both `index.json` and `manifest.json`,
+/// with `referrers` (SBOMs, provenance) listed in `index.json` beside it.
+pub fn write_archive(image: &Image, referrers: &[Image], path: &Path, names: &[String]) -> Result<(), Error> {
     let mut tar = LayerBuilder::new(0, Owner::ROOT);
     let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
-    for layer in image.layers() {
-        tar.file(&blob(&layer.descriptor.digest), layer.path()?, Owner::ROOT, 0o644);
+    let mut written = std::collections::HashSet::new();
+    for one in std::iter::once(image).chain(referrers) {
+        for layer in one.layers() {
+            if written.insert(layer.descriptor.digest.clone()) {
+                tar.file(&blob(&layer.descriptor.digest), layer.path()?, Owner::ROOT, 0o644);
+            }
+        }
+        if written.insert(one.config_descriptor().digest.clone()) {
+            tar.bytes(&blob(&one.config_descriptor().digest), one.config().to_vec(), Owner::ROOT, 0o644);
+        }
+        if written.insert(one.digest()) {
+            tar.bytes(&blob(&one.digest()), one.manifest().to_vec(), Owner::ROOT, 0o644);
+        }
     }
-    tar.bytes(&blob(&image.config_descriptor().digest), image.config().to_vec(), Owner::ROOT, 0o644);
-    tar.bytes(&blob(&image.digest()), image.manifest().to_vec(), Owner::ROOT, 0o644);
     tar.bytes("oci-layout", canonical_json(&json!({"imageLayoutVersion": "1.0.0"})), Owner::ROOT, 0o644);
-    let entries: Vec<serde_json::Value> = if names.is_empty() {
+    let mut entries: Vec<serde_json::Value> = if names.is_empty() {
         vec![serde_json::to_value(named(image, None)).expect("descriptors serialise")]
     } else {
         names.iter().map(|n| serde_json::to_value(named(image, Some(n))).expect("descriptors serialise")).collect()
     };
+    entries.extend(referrers.iter().map(|r| serde_json::to_value(named(r, None)).expect("descriptors serialise")));
     tar.bytes("index.json", index_json(entries), Owner::ROOT, 0o644);
     let docker = json!([{
         "Config": blob(&image.config_descriptor().digest),
@@ -63,9 +74,14 @@ pub fn write_archive(image: &Image, path: &Path, names: &[String]) -> Result<(),
     Ok(())
 }
 
-/// Reads the image named `name` (or the only one) from the archive at `path`;
-/// its blobs go into `store`, verified.
-pub fn read_archive(path: &Path, name: Option<&str>, platform: &Platform, store: &BlobStore) -> Result<Image, Error> {
+/// Reads the image named `name` (or the only one) from the archive at `path`,
+/// and the referrers it holds for it; their blobs go into `store`, verified.
+pub fn read_archive(
+    path: &Path,
+    name: Option<&str>,
+    platform: &Platform,
+    store: &BlobStore,
+) -> Result<(Image, Vec<Image>), Error> {
     let what = format!("archive {}", path.display());
     let file = File::open(path).map_err(|e| Error::io(format!("opening {what}"), e))?;
     let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
@@ -140,12 +156,14 @@ pub fn read_archive(path: &Path, name: Option<&str>, platform: &Platform, store:
         if store.contains(d) { Ok(store.path(d)) } else { Err(Error::Invalid(format!("{what}: blob {d} is missing"))) }
     };
     if let Some(index) = meta.get("index.json") {
-        return image_from_index(index, name, platform, &what, &find);
+        let image = image_from_index(index, name, platform, &what, &find)?;
+        let referrers = referrers_in_index(index, &image.digest(), &what, &find)?;
+        return Ok((image, referrers));
     }
     let manifest = meta.get("manifest.json").ok_or_else(|| {
         Error::Invalid(format!("{what}: neither index.json nor manifest.json found; not an image archive"))
     })?;
-    from_docker_manifest(manifest, name, &by_path, store, &what)
+    Ok((from_docker_manifest(manifest, name, &by_path, store, &what)?, Vec::new()))
 }
 
 /// A link target `target` seen from directory `from`, normalised; None when
@@ -263,17 +281,63 @@ mod tests {
         let host = Platform::host();
 
         write_layout(&image, &dir.path().join("layout"), Some("v1")).unwrap();
-        let back = read_layout(&dir.path().join("layout"), Some("v1"), &host).unwrap();
+        let back = read_layout(&dir.path().join("layout"), Some("v1"), &host).unwrap().0;
         assert_eq!(back.digest(), image.digest());
         let e = read_layout(&dir.path().join("layout"), Some("v2"), &host).unwrap_err().to_string();
         assert!(e.contains("no image named `v2`") && e.contains("v1"), "{e}");
 
         let archive = dir.path().join("image.tar");
-        write_archive(&image, &archive, &["example.com/app:v1".to_string()]).unwrap();
+        write_archive(&image, &[], &archive, &["example.com/app:v1".to_string()]).unwrap();
         let other = BlobStore::open(dir.path().join("other")).unwrap();
-        let back = read_archive(&archive, None, &host, &other).unwrap();
+        let back = read_archive(&archive, None, &host, &other).unwrap().0;
         assert_eq!(back.digest(), image.digest());
         assert!(back.layers()[0].path().unwrap().starts_with(other.root()));
+    }
+
+    /// An SBOM-like artifact referring to `image`.
+    fn referrer(store: &BlobStore, image: &Image, text: &str) -> Image {
+        let digest = store.insert_bytes(text.as_bytes()).unwrap();
+        let payload = Layer::file(
+            crate::Descriptor::new("application/spdx+json", digest.clone(), text.len() as u64),
+            store.path(&digest),
+        );
+        Image::artifact("application/spdx+json", payload, &image.descriptor(), &BTreeMap::new())
+    }
+
+    #[test]
+    fn referrers_travel_in_layouts_and_archives_beside_their_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("store")).unwrap();
+        let image = sample(&store);
+        let sbom = referrer(&store, &image, "{\"spdxVersion\":\"SPDX-2.3\"}");
+        let unrelated = referrer(&store, &sample_other(), "{}");
+        let host = Platform::host();
+
+        let archive = dir.path().join("image.tar");
+        write_archive(&image, std::slice::from_ref(&sbom), &archive, &[]).unwrap();
+        let other = BlobStore::open(dir.path().join("other")).unwrap();
+        let (back, referrers) = read_archive(&archive, None, &host, &other).unwrap();
+        assert_eq!(back.digest(), image.digest(), "the referrer is not taken for the image");
+        assert_eq!(referrers.len(), 1);
+        assert_eq!(referrers[0].digest(), sbom.digest());
+        assert_eq!(referrers[0].artifact_type(), Some("application/spdx+json"));
+        assert_eq!(referrers[0].subject().unwrap().digest, image.digest());
+
+        let layout = dir.path().join("layout");
+        write_layout(&image, &layout, Some("v1")).unwrap();
+        write_layout(&sbom, &layout, None).unwrap();
+        write_layout(&unrelated, &layout, None).unwrap();
+        let (_, referrers) = read_layout(&layout, Some("v1"), &host).unwrap();
+        let digests: Vec<_> = referrers.iter().map(Image::digest).collect();
+        assert_eq!(digests, [sbom.digest()], "only the image's own referrers");
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        assert!(index["manifests"].as_array().unwrap().iter().any(|m| m["artifactType"] == "application/spdx+json"));
+    }
+
+    fn sample_other() -> Image {
+        let config = json!({"architecture": "arm64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}});
+        Image::assemble(Format::Oci, &config, Vec::new(), &BTreeMap::new()).unwrap()
     }
 
     #[test]
@@ -374,7 +438,7 @@ mod tests {
         }
         let path = dir.path().join("saved.tar");
         std::fs::write(&path, out).unwrap();
-        let image = read_archive(&path, Some("app:v1"), &Platform::host(), &store).unwrap();
+        let image = read_archive(&path, Some("app:v1"), &Platform::host(), &store).unwrap().0;
         assert_eq!(image.layers().len(), 3);
         let digests: Vec<_> = image.layers().iter().map(|l| l.descriptor.digest.clone()).collect();
         assert!(digests.iter().all(|d| *d == digests[0]), "{digests:?}");
@@ -419,7 +483,7 @@ mod tests {
             tar_with(&[("cfg.json", &config), ("abc/layer.tar", &layer_tar), ("manifest.json", &manifest)]),
         )
         .unwrap();
-        let image = read_archive(&path, Some("app:v1"), &Platform::host(), &store).unwrap();
+        let image = read_archive(&path, Some("app:v1"), &Platform::host(), &store).unwrap().0;
         assert_eq!(image.config(), config.as_slice(), "the config bytes are kept");
         let gz = std::fs::read(image.layers()[0].path().unwrap()).unwrap();
         let mut plain = Vec::new();

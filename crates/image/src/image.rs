@@ -62,6 +62,11 @@ pub struct Image {
     config: Vec<u8>,
     config_descriptor: Descriptor,
     layers: Vec<Layer>,
+    /// Set on an artifact manifest (an SBOM, a signature): what it holds.
+    artifact_type: Option<String>,
+    /// Set on a referrer: the manifest it refers to.
+    subject: Option<Descriptor>,
+    annotations: BTreeMap<String, String>,
 }
 
 impl Image {
@@ -86,7 +91,81 @@ impl Image {
         {
             return Err(Error::Invalid("the layers given do not match the manifest's layers".into()));
         }
-        Ok(Image { manifest, media_type, config, config_descriptor: view.config, layers })
+        // An artifact manifest without its own type takes its config's (OCI 1.1).
+        let artifact_type = view.artifact_type.or_else(|| {
+            (view.subject.is_some()
+                && view.config.media_type != media::OCI_CONFIG
+                && view.config.media_type != media::DOCKER_CONFIG)
+                .then(|| view.config.media_type.clone())
+        });
+        Ok(Image {
+            manifest,
+            media_type,
+            config,
+            config_descriptor: view.config,
+            layers,
+            artifact_type,
+            subject: view.subject,
+            annotations: view.annotations,
+        })
+    }
+
+    /// An artifact manifest (OCI 1.1): `payload` as its one layer, the empty
+    /// config, and `subject` as the manifest it refers to, so that registries
+    /// and layouts list it among the subject's referrers.
+    pub fn artifact(
+        artifact_type: &str,
+        payload: Layer,
+        subject: &Descriptor,
+        annotations: &BTreeMap<String, String>,
+    ) -> Image {
+        let config_descriptor = Descriptor::of(media::EMPTY, media::EMPTY_JSON);
+        let subject = Descriptor::new(subject.media_type.clone(), subject.digest.clone(), subject.size);
+        let mut manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": config_descriptor,
+            "layers": [&payload.descriptor],
+            "subject": subject,
+        });
+        if !annotations.is_empty() {
+            manifest["annotations"] = json!(annotations);
+        }
+        Image {
+            manifest: canonical_json(&manifest),
+            media_type: media::OCI_MANIFEST.to_string(),
+            config: media::EMPTY_JSON.to_vec(),
+            config_descriptor,
+            layers: vec![payload],
+            artifact_type: Some(artifact_type.to_string()),
+            subject: Some(subject),
+            annotations: annotations.clone(),
+        }
+    }
+
+    /// What this artifact holds, when it is one.
+    pub fn artifact_type(&self) -> Option<&str> {
+        self.artifact_type.as_deref()
+    }
+
+    /// The manifest this one refers to, when it is a referrer.
+    pub fn subject(&self) -> Option<&Descriptor> {
+        self.subject.as_ref()
+    }
+
+    /// The manifest's annotations.
+    pub fn annotations(&self) -> &BTreeMap<String, String> {
+        &self.annotations
+    }
+
+    /// Its entry in a referrers index: the manifest's descriptor with its
+    /// artifact type and annotations, as the distribution spec lists them.
+    pub fn referrer_descriptor(&self) -> Descriptor {
+        let mut d = self.descriptor();
+        d.artifact_type = self.artifact_type.clone();
+        d.annotations = self.annotations.clone();
+        d
     }
 
     /// A new image in `format` with `config` (written as canonical JSON) and
@@ -129,12 +208,16 @@ impl Image {
         if format == Format::Oci && !annotations.is_empty() {
             manifest["annotations"] = json!(annotations);
         }
+        let annotations = if format == Format::Oci { annotations.clone() } else { BTreeMap::new() };
         Ok(Image {
             manifest: canonical_json(&manifest),
             media_type: format.manifest().to_string(),
             config,
             config_descriptor,
             layers: translated,
+            artifact_type: None,
+            subject: None,
+            annotations,
         })
     }
 

@@ -54,9 +54,11 @@ pub fn write_layout(image: &Image, dir: &Path, name: Option<&str>) -> Result<Des
     Ok(desc)
 }
 
-/// The manifest descriptor of `image`, with the ref-name annotation when named.
+/// The manifest descriptor of `image`, with the ref-name annotation when
+/// named; a referrer's carries its artifact type and annotations, as the
+/// image-layout spec lists referrers in `index.json`.
 pub(crate) fn named(image: &Image, name: Option<&str>) -> Descriptor {
-    let mut desc = image.descriptor();
+    let mut desc = if image.subject().is_some() { image.referrer_descriptor() } else { image.descriptor() };
     if let Some(name) = name {
         desc.annotations.insert(REF_NAME.to_string(), name.to_string());
     }
@@ -69,9 +71,10 @@ pub(crate) fn index_json(manifests: Vec<serde_json::Value>) -> Vec<u8> {
 }
 
 /// Reads the image named `name` (or the only one) from the OCI layout at
-/// `dir`, choosing `platform` from a nested index. Every blob is checked
-/// against its digest before the image is returned.
-pub fn read_layout(dir: &Path, name: Option<&str>, platform: &Platform) -> Result<Image, Error> {
+/// `dir`, choosing `platform` from a nested index, and the referrers the
+/// layout holds for it. Every blob is checked against its digest before the
+/// image is returned.
+pub fn read_layout(dir: &Path, name: Option<&str>, platform: &Platform) -> Result<(Image, Vec<Image>), Error> {
     let what = format!("OCI layout {}", dir.display());
     if !dir.join("oci-layout").is_file() {
         return Err(Error::Invalid(format!("{what}: not an OCI image layout (no oci-layout file)")));
@@ -82,7 +85,30 @@ pub fn read_layout(dir: &Path, name: Option<&str>, platform: &Platform) -> Resul
         let path = blobs.join(d.algorithm()).join(d.hex());
         if path.is_file() { Ok(path) } else { Err(Error::Invalid(format!("{what}: blob {d} is missing"))) }
     };
-    image_from_index(&index, name, platform, &what, &find)
+    let image = image_from_index(&index, name, platform, &what, &find)?;
+    let referrers = referrers_in_index(&index, &image.digest(), &what, &find)?;
+    Ok((image, referrers))
+}
+
+/// The manifests listed in an `index.json` whose `subject` is `subject`.
+pub(crate) fn referrers_in_index(
+    index: &[u8],
+    subject: &Digest,
+    what: &str,
+    find: &dyn Fn(&Digest) -> Result<PathBuf, Error>,
+) -> Result<Vec<Image>, Error> {
+    let index: IndexView =
+        serde_json::from_slice(index).map_err(|e| Error::Invalid(format!("{what}: index.json is not valid: {e}")))?;
+    let mut out = Vec::new();
+    for entry in index.manifests.iter().filter(|d| media::is_manifest(&d.media_type) && &d.digest != subject) {
+        let manifest = read_verified(entry, what, find)?;
+        let Ok(view) = serde_json::from_slice::<ManifestView>(&manifest) else { continue };
+        if view.subject.as_ref().map(|s| &s.digest) != Some(subject) {
+            continue;
+        }
+        out.push(image_of(manifest, view, what, find)?);
+    }
+    Ok(out)
 }
 
 /// Resolves `name` in an `index.json` and builds the image, reading blobs
@@ -98,16 +124,18 @@ pub(crate) fn image_from_index(
         serde_json::from_slice(index).map_err(|e| Error::Invalid(format!("{what}: index.json is not valid: {e}")))?;
     let names: Vec<&str> =
         index.manifests.iter().filter_map(|d| d.annotations.get(REF_NAME).map(String::as_str)).collect();
+    // Referrers (SBOMs, signatures) sit beside the images; they are not one to choose.
+    let images: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.artifact_type.is_none()).collect();
     let entry = match name {
         Some(n) => index.manifests.iter().find(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(n)),
-        None if index.manifests.len() == 1 => index.manifests.first(),
+        None if images.len() == 1 => images.first().copied(),
         None => None,
     };
     let Some(entry) = entry else {
         let listed = if names.is_empty() { "no named images".to_string() } else { names.join(", ") };
         return Err(Error::Invalid(match name {
             Some(n) => format!("{what} has no image named `{n}`; it has: {listed}"),
-            None => format!("{what} holds {} images; name one (…:NAME); it has: {listed}", index.manifests.len()),
+            None => format!("{what} holds {} images; name one (…:NAME); it has: {listed}", images.len()),
         }));
     };
     let mut desc = entry.clone();
@@ -125,6 +153,16 @@ pub(crate) fn image_from_index(
     let manifest = read_verified(&desc, what, find)?;
     let view: ManifestView = serde_json::from_slice(&manifest)
         .map_err(|e| Error::Invalid(format!("{what}: manifest {} is not valid: {e}", desc.digest)))?;
+    image_of(manifest, view, what, find)
+}
+
+/// The image of a manifest read from a layout: its config and layers, verified.
+fn image_of(
+    manifest: Vec<u8>,
+    view: ManifestView,
+    what: &str,
+    find: &dyn Fn(&Digest) -> Result<PathBuf, Error>,
+) -> Result<Image, Error> {
     let config = read_verified(&view.config, what, find)?;
     let mut layers = Vec::with_capacity(view.layers.len());
     for l in view.layers {

@@ -24,6 +24,9 @@ pub struct Descriptor {
     /// The platform, on an index entry.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub platform: Option<Platform>,
+    /// The artifact type, on a referrers index entry.
+    #[serde(rename = "artifactType", skip_serializing_if = "Option::is_none", default)]
+    pub artifact_type: Option<String>,
     /// Annotations.
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub annotations: BTreeMap<String, String>,
@@ -32,7 +35,14 @@ pub struct Descriptor {
 impl Descriptor {
     /// A descriptor with no platform or annotations.
     pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Self {
-        Descriptor { media_type: media_type.into(), digest, size, platform: None, annotations: BTreeMap::new() }
+        Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            platform: None,
+            artifact_type: None,
+            annotations: BTreeMap::new(),
+        }
     }
 
     /// The descriptor of `bytes` with `media_type`.
@@ -122,6 +132,12 @@ pub struct ManifestView {
     /// Manifest annotations.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// What an artifact manifest holds (an SBOM, a provenance statement).
+    #[serde(rename = "artifactType", default)]
+    pub artifact_type: Option<String>,
+    /// The manifest this one refers to (OCI 1.1 referrers).
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
 }
 
 /// The fields oxbuild reads from an index or manifest list.

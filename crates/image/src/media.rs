@@ -23,6 +23,11 @@ pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.ta
 /// Docker foreign (non-distributable) gzip layer.
 pub const DOCKER_LAYER_FOREIGN: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 
+/// The empty descriptor's media type: the config of an artifact manifest.
+pub const EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// The empty descriptor's content.
+pub const EMPTY_JSON: &[u8] = b"{}";
+
 /// Every manifest and index type oxbuild reads, for an HTTP `Accept` header.
 pub const ACCEPT_MANIFESTS: [&str; 4] = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST];
 

@@ -18,22 +18,28 @@ pub(crate) async fn open(
 ) -> Result<Opened, Error> {
     let (file, name, platform, store) =
         (file.to_path_buf(), name.map(String::from), platform.clone(), target.store.clone());
-    let image = tokio::task::spawn_blocking(move || {
+    let (image, referrers) = tokio::task::spawn_blocking(move || {
         oxbuild_image::archive::read_archive(&file, name.as_deref(), &platform, &store)
     })
     .await
     .map_err(|e| Error::Input(format!("reading an archive: {e}")))?
     .map_err(|e| Error::Input(e.to_string()))?;
-    Ok(Opened { image, resolved: None })
+    Ok(Opened { image, resolved: None, referrers })
 }
 
 /// Writes an archive of either kind on a blocking thread: oxbuild writes one
 /// tar that is both, so `podman load` and `docker load` accept either.
-pub(crate) async fn write(image: Image, file: &Path, name: Option<&str>, names: &[String]) -> Result<(), Error> {
+pub(crate) async fn write(
+    image: Image,
+    referrers: Vec<Image>,
+    file: &Path,
+    name: Option<&str>,
+    names: &[String],
+) -> Result<(), Error> {
     let mut all: Vec<String> = name.iter().map(|n| n.to_string()).collect();
     all.extend(names.iter().cloned());
     let file = file.to_path_buf();
-    tokio::task::spawn_blocking(move || oxbuild_image::archive::write_archive(&image, &file, &all))
+    tokio::task::spawn_blocking(move || oxbuild_image::archive::write_archive(&image, &referrers, &file, &all))
         .await
         .map_err(|e| Error::Output(format!("writing an archive: {e}")))?
         .map_err(|e| Error::Output(e.to_string()))

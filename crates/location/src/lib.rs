@@ -81,6 +81,20 @@ pub struct Opened {
     pub image: Image,
     /// For a registry: the reference pinned to the manifest digest.
     pub resolved: Option<Reference>,
+    /// The referrers a layout or archive holds for the image (a registry's
+    /// are asked for with [`Location::referrers`]).
+    pub referrers: Vec<Image>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    /// For a registry: what the image's push moved.
+    pub push: Option<PushReport>,
+    /// The referrers written, by their manifest descriptors (with artifact types).
+    pub referrers: Vec<oxbuild_image::Descriptor>,
+    /// For a registry: how the referrers were made findable.
+    pub listed: Option<oxbuild_registry::Listed>,
 }
 
 impl Opened {
@@ -139,31 +153,71 @@ impl Location {
         }
     }
 
-    /// Writes `image` here. `names` are full references to record in a layout
+    /// The referrers of an image opened here: a registry is asked (its
+    /// referrers API, else the fallback tag); a layout's or archive's were
+    /// read with the image.
+    pub async fn referrers(&self, target: &Target<'_>, opened: &Opened) -> Result<Vec<Image>, Error> {
+        match (self, &opened.resolved) {
+            (Location::Registry(_), Some(resolved)) => {
+                oxbuild_registry::open_referrers(target.client, resolved, &opened.image.digest())
+                    .await
+                    .map_err(|e| Error::Registry(format!("reading the referrers of {resolved}: {e}")))
+            }
+            _ => Ok(opened.referrers.clone()),
+        }
+    }
+
+    /// Writes `image` here, with `referrers` (artifacts whose subject is the
+    /// image) beside it. `names` are full references to record in a layout
     /// or archive; `mount_from` lists repositories a registry push may mount
-    /// from. A registry write reports what it moved.
+    /// from. A registry write reports what it moved. A docker-archive has no
+    /// place for referrers: the caller says so (see [`Location::holds_referrers`]).
     pub async fn write(
         &self,
         target: &Target<'_>,
         image: &Image,
+        referrers: &[Image],
         names: &[String],
         mount_from: &[MountSource],
-    ) -> Result<Option<PushReport>, Error> {
+    ) -> Result<Written, Error> {
+        let referrers = if self.holds_referrers() { referrers } else { &[] };
+        let descriptors = referrers.iter().map(Image::referrer_descriptor).collect();
         if let Location::Registry(r) = self {
-            return registry::write(target, r, image, mount_from).await.map(Some);
+            let push = registry::write(target, r, image, mount_from).await?;
+            let listed = registry::attach(target, r, referrers).await?;
+            return Ok(Written { push: Some(push), referrers: descriptors, listed });
         }
         // Layouts and archives hold every blob: fetch what is still in a registry.
-        let image = oxbuild_registry::fetch_layers(target.client, image, target.store)
-            .await
-            .map_err(|e| Error::Registry(format!("fetching layers to write {self}: {e}")))?;
+        let fetch = |image: Image| async move {
+            oxbuild_registry::fetch_layers(target.client, &image, target.store)
+                .await
+                .map_err(|e| Error::Registry(format!("fetching layers to write {self}: {e}")))
+        };
+        let image = fetch(image.clone()).await?;
+        let mut local = Vec::with_capacity(referrers.len());
+        for r in referrers {
+            local.push(fetch(r.clone()).await?);
+        }
+        // Beside referrers an image must be named for tools like skopeo to
+        // pick it (`oci:DIR:latest`): without a name or a tag, it is `latest`.
+        let has_referrers = !local.is_empty();
+        let name = |n: &Option<String>| {
+            if n.is_none() && names.is_empty() && has_referrers { Some("latest".to_string()) } else { n.clone() }
+        };
         match self {
             Location::Registry(_) => unreachable!("written above"),
-            Location::Layout { dir, name } => layout::write(&image, dir, name.as_deref(), names)?,
-            Location::OciArchive { file, name } | Location::DockerArchive { file, name } => {
-                archive::write(image, file, name.as_deref(), names).await?
+            Location::Layout { dir, name: n } => layout::write(&image, &local, dir, name(n).as_deref(), names)?,
+            Location::OciArchive { file, name: n } | Location::DockerArchive { file, name: n } => {
+                archive::write(image, local, file, name(n).as_deref(), names).await?
             }
         }
-        Ok(None)
+        Ok(Written { push: None, referrers: descriptors, listed: None })
+    }
+
+    /// Whether this kind of location can hold referrers (every kind but a
+    /// docker-archive, which `docker load` reads).
+    pub fn holds_referrers(&self) -> bool {
+        !matches!(self, Location::DockerArchive { .. })
     }
 }
 

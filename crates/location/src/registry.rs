@@ -17,7 +17,7 @@ pub(crate) async fn open(target: &Target<'_>, r: &Reference, platform: &Platform
         };
         Error::Registry(format!("reading {r}: {e}{hint}"))
     })?;
-    Ok(Opened { image: pulled.image, resolved: Some(pulled.resolved) })
+    Ok(Opened { image: pulled.image, resolved: Some(pulled.resolved), referrers: Vec::new() })
 }
 
 /// Pushes `image` under `r`'s tag, or by digest when it has none.
@@ -31,4 +31,25 @@ pub(crate) async fn write(
     oxbuild_registry::push(target.client, image, r, &tags, mount_from)
         .await
         .map_err(|e| Error::Registry(format!("pushing to {}: {e}", r.name())))
+}
+
+/// Attaches each of `referrers` to its subject in `r`'s repository; how they
+/// were listed, when there were any.
+pub(crate) async fn attach(
+    target: &Target<'_>,
+    r: &Reference,
+    referrers: &[Image],
+) -> Result<Option<oxbuild_registry::Listed>, Error> {
+    let mut listed = None;
+    for artifact in referrers {
+        let (_, how) = oxbuild_registry::attach(target.client, r, artifact).await.map_err(|e| {
+            Error::Registry(format!(
+                "attaching {} to {}: {e}",
+                artifact.artifact_type().unwrap_or("an artifact"),
+                r.name()
+            ))
+        })?;
+        listed = Some(how);
+    }
+    Ok(listed)
 }

@@ -46,6 +46,16 @@ pub const LAYER_FORMAT: u32 = 2;
 pub struct Wheel {
     /// The pin it satisfies.
     pub pin: String,
+    /// The package's name, as the lock writes it.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// What it depends on, as the lock records it.
+    pub dependencies: Vec<String>,
+    /// The index it came from (credentials removed), or `find-links`.
+    pub source: Option<String>,
+    /// The URL it was (or would be) downloaded from, credentials removed.
+    pub url: Option<String>,
     /// The wheel file name.
     pub filename: String,
     /// Its sha256.
@@ -169,7 +179,7 @@ async fn fetch_one(
     if let Some(d) = &known
         && store.contains(d)
     {
-        return finish(pin, chosen, d.clone(), store, false);
+        return finish(pin, chosen, sources, d.clone(), store, false);
     }
     let blob = sources.download(chosen, store).await?;
     let digest = blob.digest();
@@ -191,12 +201,13 @@ async fn fetch_one(
     }
     blob.commit(&digest)?;
     let downloaded = matches!(chosen.location, source::Location::Url(..) | source::Location::Direct(_));
-    finish(pin, chosen, digest, store, downloaded)
+    finish(pin, chosen, sources, digest, store, downloaded)
 }
 
 fn finish(
     pin: &Pin,
     chosen: &source::Candidate,
+    sources: &Sources,
     digest: Digest,
     store: &BlobStore,
     downloaded: bool,
@@ -206,14 +217,32 @@ fn finish(
         return Err(Error::Package(format!("{}=={}: hash mismatch for {filename}", pin.name, pin.version)));
     }
     let path = store.path(&digest);
+    let (source, url) = match &chosen.location {
+        source::Location::File(_) => (Some("find-links".to_string()), None),
+        source::Location::Url(url, i) => (sources.index_url(*i), Some(without_credentials(url))),
+        source::Location::Direct(url) => (None, Some(without_credentials(url))),
+    };
     Ok(Wheel {
         pin: format!("{}=={}", pin.name, pin.version),
+        name: pin.name.clone(),
+        version: pin.version.clone(),
+        dependencies: pin.dependencies.clone(),
+        source,
+        url,
         filename,
         digest,
         path,
         downloaded,
         yanked: chosen.yanked.clone(),
     })
+}
+
+/// `url` with any user info removed, for reports and the SBOM.
+fn without_credentials(url: &url::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
 }
 
 /// The cache key of a dependency layer: everything that decides its bytes
@@ -391,6 +420,29 @@ pub struct Prepared {
     pub pins: Vec<Pin>,
     /// What compiling its sources to bytecode did.
     pub bytecode: bytecode::Outcome,
+    /// Every package installed, for the SBOM.
+    pub installed: Vec<Installed>,
+}
+
+/// A package installed into a dependency layer, as the SBOM lists it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Installed {
+    /// The name, as the lock writes it.
+    pub name: String,
+    /// The version.
+    pub version: String,
+    /// The wheel file.
+    pub filename: String,
+    /// Its sha256 (hex).
+    pub sha256: String,
+    /// The index it came from (credentials removed), or `find-links`.
+    pub source: Option<String>,
+    /// Its URL, credentials removed.
+    pub url: Option<String>,
+    /// Its license metadata.
+    pub metadata: wheel::Metadata,
+    /// What it depends on (normalised names), as the lock records it.
+    pub dependencies: Vec<String>,
 }
 
 /// The lock read and the layer's cache key computed: everything known before
@@ -461,8 +513,24 @@ pub async fn build(
     let (ws, t, prefix, st) = (wheels.clone(), target.clone(), settings.prefix.clone(), store.clone());
     let compression = settings.compression;
     let compiler = settings.bytecode.clone();
-    let (blob, bytecode) = tokio::task::spawn_blocking(move || {
-        dependency_layer(&ws, &t, &prefix, epoch, compression, &st, compiler.as_ref())
+    let (blob, bytecode, installed) = tokio::task::spawn_blocking(move || {
+        let (blob, bytecode) = dependency_layer(&ws, &t, &prefix, epoch, compression, &st, compiler.as_ref())?;
+        let installed = ws
+            .iter()
+            .map(|w| {
+                Ok(Installed {
+                    name: w.name.clone(),
+                    version: w.version.clone(),
+                    filename: w.filename.clone(),
+                    sha256: w.digest.hex().to_string(),
+                    source: w.source.clone(),
+                    url: w.url.clone(),
+                    metadata: wheel::metadata(&w.path, &w.filename)?,
+                    dependencies: w.dependencies.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok::<_, Error>((blob, bytecode, installed))
     })
     .await
     .map_err(|e| Error::Package(format!("installing wheels failed: {e}")))??;
@@ -476,6 +544,7 @@ pub async fn build(
         pins: planned.all.clone(),
         yanked,
         bytecode,
+        installed,
     })
 }
 
@@ -506,7 +575,19 @@ mod tests {
         zip.write_all(format!("pkg/data.txt,sha256={hash},{}\n", recorded.len()).as_bytes()).unwrap();
         zip.finish().unwrap();
         let digest = Digest::of(&std::fs::read(&path).unwrap());
-        Wheel { pin: "pkg==1.0".into(), filename: filename.into(), digest, path, downloaded: false, yanked: None }
+        Wheel {
+            pin: "pkg==1.0".into(),
+            name: "pkg".into(),
+            version: "1.0".into(),
+            dependencies: Vec::new(),
+            source: None,
+            url: None,
+            filename: filename.into(),
+            digest,
+            path,
+            downloaded: false,
+            yanked: None,
+        }
     }
 
     fn blobs(store: &BlobStore) -> Vec<String> {
@@ -542,6 +623,7 @@ mod tests {
             marker: None,
             origin: "test".into(),
             direct: Vec::new(),
+            dependencies: Vec::new(),
         };
         let wheels = fetch(&[pin], &sources, &target(), &store).await.unwrap();
         assert_eq!(wheels[0].filename, "pkg-1.0-2-py3-none-any.whl", "as text, build 1 sorts first");

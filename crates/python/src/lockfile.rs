@@ -121,6 +121,14 @@ fn pylock(doc: &toml::Table, file: &str, dir: &Path) -> Result<Vec<Pin>, Error> 
             hashes.extend(c.sha256.clone());
             direct.push(c);
         }
+        let dependencies = p
+            .get("dependencies")
+            .and_then(|d| d.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_table().and_then(|d| str_of(d, "name")))
+            .map(normalize)
+            .collect();
         pins.push(Pin {
             name,
             version,
@@ -129,6 +137,7 @@ fn pylock(doc: &toml::Table, file: &str, dir: &Path) -> Result<Vec<Pin>, Error> 
             marker,
             origin,
             direct,
+            dependencies,
         });
     }
     Ok(pins)
@@ -196,6 +205,18 @@ fn uv(doc: &toml::Table, file: &str, target: &Target, groups: &[String]) -> Resu
     }
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     let mut seen_extras: BTreeSet<(String, String, String)> = BTreeSet::new();
+    // The edges whose markers hold, by package: its dependencies and those
+    // of the extras asked of it.
+    let mut deps_of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let holds = |edge: &toml::Value| -> Result<Option<String>, Error> {
+        let Some(e) = edge.as_table() else { return Ok(None) };
+        if let Some(m) = str_of(e, "marker")
+            && !Marker::parse(m).map_err(lock_err)?.evaluate(&env)
+        {
+            return Ok(None);
+        }
+        Ok(str_of(e, "name").map(normalize))
+    };
     let mut pins = Vec::new();
     while let Some(deps) = pending.pop_front() {
         for d in deps.iter().filter_map(|d| d.as_table()) {
@@ -221,7 +242,11 @@ fn uv(doc: &toml::Table, file: &str, target: &Target, groups: &[String]) -> Resu
             // too (a dev group of `app[test]`).
             for extra in d.get("extra").and_then(|e| e.as_array()).into_iter().flatten().filter_map(|e| e.as_str()) {
                 if seen_extras.insert((name.clone(), version.clone(), extra.to_string())) {
-                    pending.push_back(edges(dep, "optional-dependencies", Some(extra)));
+                    let added = edges(dep, "optional-dependencies", Some(extra));
+                    for edge in &added {
+                        deps_of.entry(name.clone()).or_default().extend(holds(edge)?);
+                    }
+                    pending.push_back(added);
                 }
             }
             if is_root(dep) {
@@ -230,7 +255,11 @@ fn uv(doc: &toml::Table, file: &str, target: &Target, groups: &[String]) -> Resu
             if !seen.insert((name.clone(), version.clone())) {
                 continue;
             }
-            pending.push_back(edges(dep, "dependencies", None));
+            let needs = edges(dep, "dependencies", None);
+            for edge in &needs {
+                deps_of.entry(name.clone()).or_default().extend(holds(edge)?);
+            }
+            pending.push_back(needs);
             let mut direct = Vec::new();
             let mut hashes = BTreeSet::new();
             let wheels = dep.get("wheels").and_then(|w| w.as_array()).cloned().unwrap_or_default();
@@ -252,8 +281,12 @@ fn uv(doc: &toml::Table, file: &str, target: &Target, groups: &[String]) -> Resu
                 marker: None,
                 origin: format!("{file} (package {name})"),
                 direct,
+                dependencies: Vec::new(),
             });
         }
+    }
+    for pin in &mut pins {
+        pin.dependencies = deps_of.get(&pin.key()).map(|d| d.iter().cloned().collect()).unwrap_or_default();
     }
     Ok(pins)
 }
@@ -316,6 +349,8 @@ source = { registry = "https://pypi.org/simple" }
         assert_eq!(names, vec![("flask", "3.1.0"), ("click", "8.1.8")]);
         assert_eq!(reqs.pins[1].hashes, vec!["bbbb", "cccc"]);
         assert_eq!(reqs.pins[0].direct[0].filename, "flask-3.1.0-py3-none-any.whl");
+        assert_eq!(reqs.pins[0].dependencies, ["click"], "the lock's edges are kept");
+        assert!(reqs.pins[1].dependencies.is_empty(), "colorama's marker does not hold");
     }
 
     #[test]

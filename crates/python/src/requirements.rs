@@ -26,6 +26,9 @@ pub struct Pin {
     pub origin: String,
     /// Files the lock itself names (pylock.toml, uv.lock), tried before any index.
     pub direct: Vec<crate::source::Candidate>,
+    /// Normalised names of the packages it depends on, where the lock records
+    /// them (uv.lock and pylock.toml edges, `# via` comments of pip-compile).
+    pub dependencies: Vec<String>,
 }
 
 impl Pin {
@@ -56,6 +59,8 @@ pub struct Requirements {
     pub pins: Vec<Pin>,
     /// Index options.
     pub options: IndexOptions,
+    /// `# via` edges seen: (the pin's normalised name, a package that needs it).
+    pub(crate) via: Vec<(String, String)>,
 }
 
 const UNPINNED_HINT: &str = "oxbuild installs exactly what a lock says: pin every requirement with `==` (generate the file with `uv pip compile` or `pip-compile`)";
@@ -65,6 +70,7 @@ impl Requirements {
     pub fn load(path: &Path) -> Result<Requirements, Error> {
         let mut out = Requirements::default();
         out.read(path, 0)?;
+        out.link_via();
         Ok(out)
     }
 
@@ -86,12 +92,51 @@ impl Requirements {
     pub fn parse(text: &str, file: &str, dir: &Path) -> Result<Requirements, Error> {
         let mut out = Requirements::default();
         out.parse_into(text, file, dir, 0)?;
+        out.link_via();
         Ok(out)
     }
 
+    /// Turns the `# via` comments that pip-compile and `uv pip compile` write
+    /// under each pin into dependency edges of the pins that need it.
+    fn link_via(&mut self) {
+        for (child, parent) in std::mem::take(&mut self.via) {
+            for pin in self.pins.iter_mut().filter(|p| p.key() == parent) {
+                if !pin.dependencies.contains(&child) {
+                    pin.dependencies.push(child.clone());
+                }
+            }
+        }
+    }
+
+    /// Records a `# via` comment line (`# via flask`, or `#   flask` in a
+    /// `# via` list) for the last pin. Returns whether a list continues.
+    fn via_line(&mut self, comment: &str, listing: bool) -> bool {
+        let Some(pin) = self.pins.last() else { return false };
+        let child = pin.key();
+        let (names, continues) = match comment.strip_prefix("via") {
+            Some(rest) if rest.trim().is_empty() => return true,
+            Some(rest) if rest.starts_with(char::is_whitespace) => (rest.trim(), false),
+            _ if listing && comment.starts_with(char::is_alphanumeric) => (comment, true),
+            _ if listing && comment.starts_with('-') => return true,
+            _ => return false,
+        };
+        // `-r requirements.in`, `-c constraints.txt` and `(pyproject.toml)` are files, not packages.
+        if let Some(name) = names.split_whitespace().next().filter(|n| n.starts_with(char::is_alphanumeric)) {
+            self.via.push((child, normalize(name)));
+        }
+        continues
+    }
+
     fn parse_into(&mut self, text: &str, file: &str, dir: &Path, depth: usize) -> Result<(), Error> {
+        let mut listing = false;
         for (line_no, line) in logical_lines(text) {
             let err = |message: String| Error::Lock { file: file.to_string(), line: line_no, message };
+            if let Some(comment) = line.trim().strip_prefix('#') {
+                listing = self.via_line(comment.trim(), listing);
+                continue;
+            }
+            listing = false;
+            let raw = line.clone();
             let line = strip_comment(&line);
             let line = line.trim();
             if line.is_empty() {
@@ -119,6 +164,10 @@ impl Requirements {
                 continue;
             }
             self.pins.push(parse_requirement(line, &format!("{file}:{line_no}")).map_err(err)?);
+            // Older pip-compile writes `# via` after the pin on its line.
+            if let Some((_, inline)) = raw.split_once(" # via ") {
+                self.via_line(&format!("via {inline}"), false);
+            }
         }
         Ok(())
     }
@@ -195,6 +244,7 @@ fn parse_requirement(line: &str, origin: &str) -> Result<Pin, String> {
         marker,
         origin: origin.to_string(),
         direct: Vec::new(),
+        dependencies: Vec::new(),
     };
     // `===` compares strings, not versions, so its operand is taken as
     // written; pep508_rs would normalise it (and refuses non-PEP 440 ones).
@@ -262,6 +312,21 @@ mod tests {
         assert!(r.pins[2].marker.is_some());
         assert_eq!(r.options.index_url.as_deref(), Some("https://pypi.org/simple"));
         assert_eq!(r.options.find_links, vec![PathBuf::from("/app/wheels")]);
+    }
+
+    #[test]
+    fn via_comments_become_dependency_edges() {
+        let r = parse(
+            "flask==3.1.0\n    # via -r requirements.in\njinja2==3.1.4\n    # via flask\n\
+             markupsafe==3.0.2\n    # via\n    #   jinja2\n    #   -r requirements.in\n    #   werkzeug\n\
+             werkzeug==3.1.3  # via flask\n",
+        )
+        .unwrap();
+        let deps = |n: usize| r.pins[n].dependencies.clone();
+        assert_eq!(deps(0), ["jinja2", "werkzeug"], "flask");
+        assert_eq!(deps(1), ["markupsafe"], "jinja2");
+        assert_eq!(deps(2), Vec::<String>::new(), "markupsafe");
+        assert_eq!(deps(3), ["markupsafe"], "werkzeug, named after a file in the list");
     }
 
     #[test]

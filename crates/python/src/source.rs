@@ -140,6 +140,11 @@ impl Sources {
         Ok(Sources { find_links, indexes, http })
     }
 
+    /// The URL of index `i` (as candidates name it), credentials removed.
+    pub fn index_url(&self, i: usize) -> Option<String> {
+        self.indexes.get(i).map(|index| index.url.to_string())
+    }
+
     /// Where files were looked for, for messages (credentials redacted).
     pub fn describe(&self) -> String {
         let mut parts: Vec<String> = self.find_links.iter().map(|p| format!("find-links {}", p.display())).collect();

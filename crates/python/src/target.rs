@@ -96,19 +96,10 @@ pub fn detect(scanned: &BTreeMap<String, Node>, config: &serde_json::Value) -> R
 }
 
 /// What detection needs of a file's content, for a compact cache of base
-/// scans: a libc shrinks to its newest `GLIBC_2.N` string, a package
-/// database to the name and version of its Python packages (in its own
-/// format, so that shrinking twice changes nothing); other files stay.
+/// scans: a libc shrinks to its newest `GLIBC_2.N` string; other files stay
+/// (package databases are shrunk by the SBOM's scan, which keeps every
+/// package's name and version in the database's own format).
 pub fn essence(path: &str, bytes: &[u8]) -> Vec<u8> {
-    if path == DPKG_STATUS || path == APK_INSTALLED {
-        let apk = path == APK_INSTALLED;
-        let (name_key, version_key) = if apk { ("P:", "V:") } else { ("Package: ", "Version: ") };
-        return python_packages(&String::from_utf8_lossy(bytes), apk)
-            .into_iter()
-            .map(|(name, version)| format!("{name_key}{name}\n{version_key}{version}\n\n"))
-            .collect::<String>()
-            .into_bytes();
-    }
     match glibc_minor(bytes) {
         Some(minor) if path.ends_with("/libc.so.6") => format!("GLIBC_2.{minor}").into_bytes(),
         _ => bytes.to_vec(),
@@ -193,13 +184,7 @@ mod tests {
         let mut fs = BTreeMap::new();
         fs.insert("usr/bin/python3.11".to_string(), Node::File(None));
         fs.insert("lib/x86_64-linux-gnu/libc.so.6".to_string(), Node::File(Some(b"GLIBC_2.36".to_vec())));
-        let essence = essence(DPKG_STATUS, status.as_bytes());
-        assert_eq!(
-            String::from_utf8(essence.clone()).unwrap(),
-            "Package: python3.11-minimal\nVersion: 3.11.2-6+deb12u6\n\nPackage: python3.13-minimal\nVersion: 3.13.0~rc1-1\n\n"
-        );
-        assert_eq!(super::essence(DPKG_STATUS, &essence), essence, "shrinking twice changes nothing");
-        fs.insert(DPKG_STATUS.to_string(), Node::File(Some(essence)));
+        fs.insert(DPKG_STATUS.to_string(), Node::File(Some(status.as_bytes().to_vec())));
         let t = detect(&fs, &serde_json::json!({"config": {}})).unwrap();
         assert_eq!(t.full_version, "3.11.2");
         fs.insert("usr/bin/python3.13".to_string(), Node::File(None));
@@ -210,7 +195,7 @@ mod tests {
         let mut fs = BTreeMap::new();
         fs.insert("usr/bin/python3.12".to_string(), Node::File(None));
         fs.insert("lib/ld-musl-aarch64.so.1".to_string(), Node::File(None));
-        fs.insert(APK_INSTALLED.to_string(), Node::File(Some(super::essence(APK_INSTALLED, apk.as_bytes()))));
+        fs.insert(APK_INSTALLED.to_string(), Node::File(Some(apk.as_bytes().to_vec())));
         assert_eq!(detect(&fs, &serde_json::json!({"config": {}})).unwrap().full_version, "3.12.8");
     }
 

@@ -228,6 +228,71 @@ fn safe_rel(wheel: &str, name: &str) -> Result<PathBuf, Error> {
     Ok(p.to_path_buf())
 }
 
+/// What a wheel's core metadata (`*.dist-info/METADATA`) says of its license.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Metadata {
+    /// `License-Expression` (PEP 639).
+    pub license_expression: Option<String>,
+    /// `License`: free text, possibly several lines.
+    pub license: Option<String>,
+    /// `Classifier`s under `License ::`.
+    pub classifiers: Vec<String>,
+}
+
+/// Reads the license fields of the wheel at `path`'s METADATA (an email-style
+/// header block; continuation lines start with white space).
+pub fn metadata(path: &Path, filename: &str) -> Result<Metadata, Error> {
+    let bad = |why: String| Error::Package(format!("wheel {filename}: {why}"));
+    let file = fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a valid zip file ({e})")))?;
+    let parsed = WheelName::parse(filename).ok_or_else(|| bad("not a wheel file name".into()))?;
+    let name = zip
+        .file_names()
+        .filter_map(|n| n.ok())
+        .find(|n| {
+            n.split_once('/').is_some_and(|(d, rest)| {
+                rest == "METADATA"
+                    && d.ends_with(".dist-info")
+                    && normalize(d.split('-').next().unwrap_or("")) == parsed.key()
+            })
+        })
+        .map(|n| n.into_owned());
+    // PEP 427 requires METADATA; a wheel without it declares no license.
+    let Some(name) = name else { return Ok(Metadata::default()) };
+    let mut text = String::new();
+    zip.by_name(&name)
+        .map_err(|e| bad(format!("{name}: {e}")))?
+        .read_to_string(&mut text)
+        .map_err(|e| bad(format!("{name}: {e}")))?;
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, value)) = fields.last_mut() {
+                // setuptools indents continued lines by 8 spaces and a `|`.
+                let cont = line.trim_start();
+                value.push('\n');
+                value.push_str(cont.strip_prefix('|').unwrap_or(cont).trim_end());
+            }
+        } else if let Some((k, v)) = line.split_once(':') {
+            fields.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let one =
+        |key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty());
+    Ok(Metadata {
+        license_expression: one("license-expression"),
+        license: one("license"),
+        classifiers: fields
+            .iter()
+            .filter(|(k, v)| k == "classifier" && v.starts_with("License ::"))
+            .map(|(_, v)| v.clone())
+            .collect(),
+    })
+}
+
 /// Installs the wheel at `path` into a venv laid out as `venv`, returning
 /// the files to put in the layer. Files the installer changes or makes are
 /// returned as bytes; the rest stay in the wheel and are inflated straight

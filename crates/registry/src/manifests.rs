@@ -16,13 +16,15 @@ impl Client {
     }
 
     /// Puts a manifest under `reference` (a tag or a digest) in `repo`.
+    /// Returns true when the registry says it processed the manifest's
+    /// `subject` (the `OCI-Subject` header of a referrers-aware registry).
     pub async fn put_manifest(
         &self,
         repo: &Reference,
         reference: &str,
         bytes: &[u8],
         media_type: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         self.retrying(|| self.put_manifest_once(repo, reference, bytes, media_type)).await
     }
 
@@ -64,14 +66,15 @@ impl Client {
         reference: &str,
         bytes: &[u8],
         media_type: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let url = format!("{}manifests/{reference}", self.repo_url(repo).await);
         let what = format!("pushing the manifest to {}:{reference}", repo.name());
         let bytes = bytes.to_vec();
-        self.send(&repo.registry, &push_scope(repo), &what, |http| {
-            Ok(http.put(&url).header(CONTENT_TYPE, media_type).body(bytes.clone()))
-        })
-        .await?;
-        Ok(())
+        let resp = self
+            .send(&repo.registry, &push_scope(repo), &what, |http| {
+                Ok(http.put(&url).header(CONTENT_TYPE, media_type).body(bytes.clone()))
+            })
+            .await?;
+        Ok(resp.headers().contains_key("oci-subject"))
     }
 }

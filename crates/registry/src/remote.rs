@@ -113,6 +113,10 @@ pub struct PushReport {
     pub blobs_uploaded: u64,
     /// Bytes of blob content uploaded.
     pub bytes_uploaded: u64,
+    /// The registry indexed the manifest's `subject` itself (it answers the
+    /// referrers API), so no fallback tag is needed.
+    #[serde(skip)]
+    pub subject_indexed: bool,
 }
 
 fn body_of(layer: &Layer) -> BlobBody {
@@ -212,13 +216,15 @@ pub async fn push(
 
     let digest = image.digest();
     let references: Vec<String> = if tags.is_empty() { vec![digest.to_string()] } else { tags.to_vec() };
+    let mut subject_indexed = false;
     for reference in references {
-        client.put_manifest(target, &reference, image.manifest(), image.media_type()).await?;
+        subject_indexed |= client.put_manifest(target, &reference, image.manifest(), image.media_type()).await?;
     }
     Ok(PushReport {
         blobs_skipped: skipped.into_inner(),
         blobs_mounted: mounted.into_inner(),
         blobs_uploaded: uploaded.into_inner(),
         bytes_uploaded: bytes.into_inner(),
+        subject_indexed,
     })
 }

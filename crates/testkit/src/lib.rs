@@ -91,6 +91,16 @@ pub fn wheelhouse() -> PathBuf {
     test_env("OXBUILD_TEST_WHEELHOUSE")
 }
 
+/// A directory of real PyPI wheels for testdata/flaskapp (x86_64).
+pub fn flask_wheelhouse() -> PathBuf {
+    test_env("OXBUILD_TEST_FLASK_WHEELHOUSE")
+}
+
+/// A venv with the SBOM validators: `bin/pyspdxtools` and cyclonedx-python-lib.
+pub fn validators() -> PathBuf {
+    test_env("OXBUILD_TEST_VALIDATORS")
+}
+
 /// A name no other test or parallel run uses.
 pub fn unique_name(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);

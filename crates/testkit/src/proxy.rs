@@ -1,11 +1,13 @@
 //! A small HTTP proxy in front of a real registry, for what no real registry
 //! does on demand: failing requests (connection resets, 500, 503, 429 with
-//! `Retry-After`) and corrupting blobs. It also records every request it sees.
+//! `Retry-After`), corrupting blobs, and holding one writer's request so that
+//! two concurrent writers interleave the same way every run. It also records
+//! every request it sees.
 
 use std::io::{BufRead as _, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
 /// What the proxy does to traffic.
@@ -27,6 +29,23 @@ pub enum Fault {
         /// The wait per request.
         millis: u64,
     },
+    /// A fixed interleaving of two read-modify-write clients of the paths
+    /// containing `path`: the first PUT is held until a second PUT has been
+    /// answered, and reads that come after that wait until the held PUT has
+    /// landed. So writer A's stale write lands after writer B's, and B's
+    /// check reads what A wrote. [`Proxy::wait_held`] says when A is held.
+    HoldFirstPut {
+        /// A part of the request path, e.g. `/manifests/sha256-`.
+        path: &'static str,
+    },
+}
+
+/// Where [`Fault::HoldFirstPut`] is.
+#[derive(Debug, Default)]
+struct Gate {
+    held: bool,
+    second_done: bool,
+    held_done: bool,
 }
 
 /// One request the proxy saw: method, path and query, body length.
@@ -46,6 +65,8 @@ struct Shared {
     count: AtomicU64,
     injected: AtomicU64,
     seen: Mutex<Vec<Seen>>,
+    gate: Mutex<Gate>,
+    changed: Condvar,
 }
 
 /// A running proxy; stops accepting when dropped.
@@ -66,6 +87,8 @@ impl Proxy {
             count: AtomicU64::new(0),
             injected: AtomicU64::new(0),
             seen: Mutex::new(Vec::new()),
+            gate: Mutex::new(Gate::default()),
+            changed: Condvar::new(),
         });
         let s = shared.clone();
         let server = crate::server::Server::start(listener, move |conn| {
@@ -88,6 +111,50 @@ impl Proxy {
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.seen.lock().unwrap().clone()
     }
+
+    /// Waits (up to 60 s) until [`Fault::HoldFirstPut`] holds a PUT; false on timeout.
+    pub fn wait_held(&self) -> bool {
+        let gate = self.shared.gate.lock().unwrap();
+        let (gate, _) = self.shared.changed.wait_timeout_while(gate, WAIT, |g| !g.held).unwrap();
+        gate.held
+    }
+}
+
+/// The longest a held request waits, so a test that goes wrong fails rather than hangs.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Holds a request as [`Fault::HoldFirstPut`] says; returns whether it is the held PUT.
+fn hold(s: &Shared, method: &str, path: &str) -> bool {
+    let Fault::HoldFirstPut { path: part } = s.fault else { return false };
+    if !path.contains(part) {
+        return false;
+    }
+    let mut gate = s.gate.lock().unwrap();
+    if method == "PUT" && !gate.held {
+        gate.held = true;
+        s.changed.notify_all();
+        let _ = s.changed.wait_timeout_while(gate, WAIT, |g| !g.second_done).unwrap();
+        return true;
+    }
+    if method == "GET" && gate.second_done && !gate.held_done {
+        let _ = s.changed.wait_timeout_while(gate, WAIT, |g| !g.held_done).unwrap();
+    }
+    false
+}
+
+/// Records that an answer came back for a request [`hold`] looked at.
+fn answered(s: &Shared, method: &str, path: &str, was_held: bool) {
+    let Fault::HoldFirstPut { path: part } = s.fault else { return };
+    if !path.contains(part) || method != "PUT" {
+        return;
+    }
+    let mut gate = s.gate.lock().unwrap();
+    if was_held {
+        gate.held_done = true;
+    } else {
+        gate.second_done = true;
+    }
+    s.changed.notify_all();
 }
 
 fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
@@ -150,6 +217,7 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
     if let Fault::Delay { millis } = s.fault {
         thread::sleep(std::time::Duration::from_millis(millis));
     }
+    let held = hold(s, &method, &path);
     let mut upstream = TcpStream::connect(&s.upstream)?;
     let mut out = format!("{request_line}\r\n");
     for h in head.iter().skip(1) {
@@ -167,6 +235,7 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
     upstream.write_all(&body)?;
     let mut response = Vec::new();
     upstream.read_to_end(&mut response)?;
+    answered(s, &method, &path, held);
 
     if matches!(s.fault, Fault::CorruptBlobs)
         && method == "GET"

@@ -1,0 +1,149 @@
+//! OCI 1.1 referrers: artifacts (SBOMs, provenance, signatures) that name an
+//! image as their `subject`.
+//!
+//! Attaching pushes the artifact by digest. A registry that answers the
+//! referrers API says so with an `OCI-Subject` header and lists it by
+//! itself; for one that does not (Debian's `docker-registry`, many others),
+//! oxbuild maintains the fallback the distribution spec describes: an image
+//! index under the tag `sha256-<hex>` of the subject, listing every referrer.
+//!
+//! That index is read, extended and written back, and registries like
+//! Debian's ignore `If-Match`, so two writers can interleave. oxbuild
+//! re-reads after writing and writes again while its entry is missing. What
+//! remains: a writer whose PUT lands *after* another writer's re-read can
+//! still drop that writer's entry, and only a registry with the referrers
+//! API (or `If-Match`) closes that window.
+
+use std::time::Duration;
+
+use oxbuild_image::{Descriptor, Digest, Image, IndexView, Platform, canonical_json, media};
+use reqwest::header::ACCEPT;
+use serde_json::json;
+
+use crate::client::pull_scope;
+use crate::{Client, Error, PushReport, Reference, push};
+
+/// How many times the fallback index is read and written before giving up.
+const ATTEMPTS: u32 = 6;
+
+/// The fallback tag for referrers of `digest`: `sha256-<hex>`.
+pub fn fallback_tag(digest: &Digest) -> String {
+    let tag = format!("{}-{}", digest.algorithm(), digest.hex());
+    tag.chars().take(128).collect()
+}
+
+/// How an artifact was made findable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Listed {
+    /// The registry indexes referrers itself.
+    Api,
+    /// oxbuild updated the `sha256-<hex>` fallback index.
+    FallbackTag,
+}
+
+/// Pushes `artifact` (which must have a subject) to `repo` and makes it
+/// findable as a referrer of its subject.
+pub async fn attach(client: &Client, repo: &Reference, artifact: &Image) -> Result<(PushReport, Listed), Error> {
+    let subject = artifact
+        .subject()
+        .ok_or_else(|| Error::Invalid(format!("artifact {} has no subject to attach to", artifact.digest())))?
+        .clone();
+    let repo = Reference { tag: None, digest: None, ..repo.clone() };
+    let report = push(client, artifact, &repo, &[], &[]).await?;
+    if report.subject_indexed {
+        return Ok((report, Listed::Api));
+    }
+    add_to_fallback(client, &repo, &subject.digest, &artifact.referrer_descriptor()).await?;
+    Ok((report, Listed::FallbackTag))
+}
+
+/// Adds `entry` to the fallback index of `subject`, re-reading after each
+/// write until the entry is there (see the module docs for the race).
+async fn add_to_fallback(client: &Client, repo: &Reference, subject: &Digest, entry: &Descriptor) -> Result<(), Error> {
+    let tag = fallback_tag(subject);
+    let tagged = repo.with_tag(&tag);
+    for attempt in 0..ATTEMPTS {
+        let mut entries = fallback_entries(client, &tagged).await?;
+        if !entries.iter().any(|e| e["digest"].as_str() == Some(entry.digest.as_str())) {
+            entries.push(serde_json::to_value(entry).expect("descriptors serialise"));
+            let index =
+                canonical_json(&json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": entries}));
+            client.put_manifest(repo, &tag, &index, media::OCI_INDEX).await?;
+        }
+        let after = fallback_entries(client, &tagged).await?;
+        if after.iter().any(|e| e["digest"].as_str() == Some(entry.digest.as_str())) {
+            return Ok(());
+        }
+        // Another writer replaced the index between our read and write.
+        tokio::time::sleep(Duration::from_millis(50 << attempt.min(4))).await;
+    }
+    Err(Error::Invalid(format!(
+        "{}: the referrers index kept losing entry {} to concurrent writers after {ATTEMPTS} attempts; run the command again",
+        tagged, entry.digest
+    )))
+}
+
+/// The raw entries of a fallback index (none when the tag does not exist).
+async fn fallback_entries(client: &Client, tagged: &Reference) -> Result<Vec<serde_json::Value>, Error> {
+    match client.get_manifest(tagged).await {
+        Ok((bytes, _, _)) => {
+            let v: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Invalid(format!("the referrers index {tagged} is not valid JSON: {e}")))?;
+            Ok(v["manifests"].as_array().cloned().unwrap_or_default())
+        }
+        Err(Error::NotFound { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The referrers of `subject` in `repo`: from the referrers API when the
+/// registry has it, else from the fallback tag.
+pub async fn referrers(client: &Client, repo: &Reference, subject: &Digest) -> Result<Vec<Descriptor>, Error> {
+    let repo = Reference { tag: None, digest: None, ..repo.clone() };
+    if let Some(found) = from_api(client, &repo, subject).await? {
+        return Ok(found);
+    }
+    let tagged = repo.with_tag(&fallback_tag(subject));
+    let entries = fallback_entries(client, &tagged).await?;
+    let index: IndexView = serde_json::from_value(json!({"manifests": entries}))
+        .map_err(|e| Error::Invalid(format!("the referrers index {tagged} is not valid: {e}")))?;
+    Ok(index.manifests)
+}
+
+/// The referrers API's answer, or None when the registry does not have it.
+async fn from_api(client: &Client, repo: &Reference, subject: &Digest) -> Result<Option<Vec<Descriptor>>, Error> {
+    let url = format!("{}referrers/{subject}", client.repo_url(repo).await);
+    let what = format!("referrers of {}@{subject}", repo.name());
+    let sent = client
+        .retrying(|| async {
+            let resp = client
+                .send(&repo.registry, &pull_scope(repo), &what, |http| {
+                    Ok(http.get(&url).header(ACCEPT, media::OCI_INDEX))
+                })
+                .await;
+            match resp {
+                Ok(r) => Ok(Some(r.bytes().await.map_err(|e| Error::Invalid(format!("{what}: {e}")))?)),
+                // No such endpoint: 404, or 400/405 from registries that route it elsewhere.
+                Err(Error::NotFound { .. }) | Err(Error::Status { status: 400 | 405, .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+    let Some(bytes) = sent else { return Ok(None) };
+    let Ok(index) = serde_json::from_slice::<IndexView>(&bytes) else { return Ok(None) };
+    Ok(Some(index.manifests))
+}
+
+/// Every referrer of `subject` in `repo`, opened (their blobs left in the registry).
+pub async fn open_referrers(client: &Client, repo: &Reference, subject: &Digest) -> Result<Vec<Image>, Error> {
+    let mut out = Vec::new();
+    for d in referrers(client, repo, subject).await? {
+        if !media::is_manifest(&d.media_type) {
+            continue;
+        }
+        let pulled = crate::open(client, &repo.with_digest(d.digest.clone()), &Platform::host()).await?;
+        out.push(pulled.image);
+    }
+    Ok(out)
+}
