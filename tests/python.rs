@@ -349,6 +349,11 @@ fn private_index_credentials_stay_out_of_output_and_image() {
         }
         assert!(!plain.windows(secret.len()).any(|w| w == secret.as_bytes()), "the index token is in a blob");
     }
+    // The SBOM beside the image names the index each package came from, without its credentials.
+    let (code, sbom, stderr) =
+        run(ws.oxbuild().args(["sbom", "--format", "cyclonedx"]).arg(format!("oci:{}", layout.display())));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(sbom.contains(&format!("\"value\":\"{}", index.url())) && !sbom.contains(secret), "{sbom}");
 
     // An index that cannot be reached is named without the token.
     drop(index);
