@@ -17,7 +17,7 @@
 //! let target = Target { client: &client, store: &store };
 //! let from = Location::parse("oci-archive:app.tar", "SOURCE")?;
 //! let image = from.open(&target, &oxbuild_image::Platform::host()).await?;
-//! Location::parse("127.0.0.1:5000/team/app:v1", "DEST")?.write(&target, &image.image, &[], &[]).await?;
+//! Location::parse("127.0.0.1:5000/team/app:v1", "DEST")?.write(&target, &image.image, &image.referrers, &[], &[]).await?;
 //! # Ok(()) }
 //! ```
 
