@@ -299,7 +299,8 @@ mod tests {
         let payload = payload("r/app", &subject.digest);
         std::fs::write(dir.path().join("p"), &payload).unwrap();
         let layer = signature_layer(&payload, &key.sign(&payload), dir.path().join("p"));
-        let twice = merged(&[layer.clone()], &[layer.clone()]);
+        let one = std::slice::from_ref(&layer);
+        let twice = merged(one, one);
         assert_eq!(twice.len(), 1, "the same signature is not added twice");
         let image = signature_image(twice, &subject).unwrap();
         let m: serde_json::Value = serde_json::from_slice(image.manifest()).unwrap();
