@@ -133,8 +133,11 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     let assembled = assemble(&args.app, test_variant, &services).await?;
     // Only the production image gets an SBOM: the test variant holds packages it does not list.
     let ships = args.push || !outputs.is_empty() || args.attest.sbom_dir.is_some();
-    let referrers = if test_variant || !ships {
-        Vec::new()
+    let proofs = if test_variant || !ships {
+        if args.attest.sign_key.is_some() {
+            out.warn("--sign-key: only the production image is signed; the test variant is not");
+        }
+        crate::attest::Proofs::none()
     } else {
         crate::attest::prepare(&assembled, started, &args.attest, &services, out)?
     };
@@ -147,11 +150,23 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     let digest = image.digest();
     let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
 
+    // A layout or archive's signature names the image's first tag, else its repository, else the app.
+    let identity = tags.first().or(repository.as_ref()).map(|r| r.name()).unwrap_or_else(|| {
+        args.app
+            .dir
+            .canonicalize()
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "app".into())
+    });
     let mut written = Vec::new();
+    let mut listed = Vec::new();
     for output in &outputs {
         out.step(format!("writing {output}"));
+        let referrers = proofs.for_destination(image, &identity, &services)?;
         crate::attest::warn_if_dropped(output, &referrers, out);
         output.write(&services.target(), image, &referrers, &names, &[]).await?;
+        listed.extend(referrers.iter().map(|r| crate::attest::describe(r, None)));
         written.push(output.to_string());
     }
 
@@ -175,6 +190,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
                 .await
                 .map_err(|e| Failure::registry(format!("pushing to {name}: {e}")))?;
             out.step(crate::transfer::describe_push(&report));
+            let referrers = proofs.for_destination(image, &name, &services)?;
             let attached = crate::attest::attach(&services, &target, &referrers, out).await?;
             pushed.push(target.with_digest(digest.clone()).to_string());
             for t in &repo_tags {
@@ -208,7 +224,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         "python": dependencies["python"],
         "bytecode": bytecode,
         "variant": if test_variant { "test" } else { "production" },
-        "referrers": referrers.iter().map(|r| crate::attest::describe(r, None)).collect::<Vec<_>>(),
+        "referrers": listed,
     });
     let mut human = vec![digest.to_string()];
     if !out.quiet {

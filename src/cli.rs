@@ -41,11 +41,14 @@ Exit codes:
   7  assess failed (a gate failed)
   8  health failed (unhealthy, exited, or past the deadline)
   9  container runtime error (podman/docker missing or failing)
+ 10  verification failed (a signature, an attachment or a policy rule)
 
 Environment:
   OXBUILD_REGISTRY_USER, OXBUILD_REGISTRY_PASSWORD  credentials for registries that ask
   OXBUILD_CACHE_DIR   the cache: blobs, base scans, dependency layers (default ~/.cache/oxbuild)
   OXBUILD_CACHE_MAX_SIZE  the cache is pruned to this size after each command (default 10GiB)
+  OXBUILD_SIGN_KEY    a signing key's PEM content (instead of --sign-key / --key FILE)
+  OXBUILD_SIGN_PASSPHRASE  the passphrase of an encrypted signing key
   HTTPS_PROXY, HTTP_PROXY, NO_PROXY  proxies for registries and package indexes
   SOURCE_DATE_EPOCH   timestamp of every file and of the image (default 0)";
 
@@ -69,6 +72,10 @@ pub enum Command {
     Pipeline(PipelineArgs),
     /// Print the SBOM attached to an image (SPDX or CycloneDX JSON).
     Sbom(SbomArgs),
+    /// Sign an image with an ECDSA P-256 key, in cosign's format.
+    Sign(SignArgs),
+    /// Check an image's signatures, SBOMs and provenance, and a policy.
+    Verify(VerifyArgs),
     /// Write a commented oxbuild.toml for the Python project in DIR.
     Init(InitArgs),
     /// Show or prune oxbuild's cache (blobs, base scans, dependency layers).
@@ -120,6 +127,68 @@ pub struct AttestArgs {
     /// sbom.spdx.json, sbom.cdx.json, provenance.intoto.json.
     #[arg(long, value_name = "DIR")]
     pub sbom_dir: Option<PathBuf>,
+
+    /// Sign the pushed or written image with this ECDSA P-256 key (PKCS#8
+    /// PEM, possibly encrypted: the passphrase comes from
+    /// OXBUILD_SIGN_PASSPHRASE). OXBUILD_SIGN_KEY may hold the PEM instead.
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = LOCATIONS)]
+pub struct SignArgs {
+    /// The image to sign: a registry reference, oci:DIR[:NAME] or oci-archive:FILE[:NAME].
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+
+    /// The ECDSA P-256 private key (PKCS#8 PEM, possibly encrypted, with the
+    /// passphrase in OXBUILD_SIGN_PASSPHRASE). Default: the PEM in OXBUILD_SIGN_KEY.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<PathBuf>,
+
+    /// The repository the signature names (`critical.identity.docker-reference`).
+    /// Default: the image's repository, or for a layout or archive its file name.
+    #[arg(long, value_name = "REPO")]
+    pub identity: Option<String>,
+
+    /// The platform to take from a multi-platform image (os/arch[/variant]).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = LOCATIONS)]
+pub struct VerifyArgs {
+    /// The image to check: a registry reference, oci:DIR[:NAME] or oci-archive:FILE[:NAME].
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+
+    #[command(flatten)]
+    pub verify: VerifyOptions,
+
+    /// The platform to take from a multi-platform image (os/arch[/variant]).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// What `verify` (and pipeline's verify stage) checks against.
+#[derive(Debug, Args)]
+pub struct VerifyOptions {
+    /// A public key (PEM) that must have signed the image. Repeatable.
+    #[arg(long = "key", value_name = "PUB")]
+    pub keys: Vec<PathBuf>,
+
+    /// A policy file (TOML): require-signature-by, deny-licenses,
+    /// allowed-base-registries, max-age. See docs/supply-chain.md.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +256,15 @@ pub struct PipelineArgs {
 
     #[command(flatten)]
     pub attest: AttestArgs,
+
+    /// After publishing, verify what was pushed: signatures by these public
+    /// keys (--verify-key, repeatable) and the policy (--verify-policy).
+    #[arg(long = "verify-key", value_name = "PUB")]
+    pub verify_keys: Vec<PathBuf>,
+
+    /// A policy file the pushed image must pass (see `oxbuild verify`).
+    #[arg(long, value_name = "FILE")]
+    pub verify_policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -46,6 +46,8 @@ fn main() {
             cli::Command::Publish(args) => pipeline::publish(args, reporter).await,
             cli::Command::Pipeline(args) => pipeline::pipeline(args, reporter).await,
             cli::Command::Sbom(args) => attest::sbom(args, reporter).await,
+            cli::Command::Sign(args) => attest::sign(args, reporter).await,
+            cli::Command::Verify(args) => attest::verify(args, reporter).await,
             cli::Command::Init(args) => init::run(args, reporter),
             cli::Command::Cache(args) => cache::run(args, reporter),
         }

@@ -7,10 +7,10 @@ use oxbuild_build::publish::{self, Checkout};
 use oxbuild_registry::Reference;
 use serde_json::json;
 
-use oxbuild_engine::{Assembled, Services};
+use oxbuild_engine::{Assembled, Location, Services};
 
 use crate::build::{assemble, services};
-use crate::cli::{AttestArgs, PipelineArgs, PublishArgs};
+use crate::cli::{AttestArgs, PipelineArgs, PublishArgs, VerifyOptions};
 use crate::report::{Failure, Reporter};
 use crate::stages::{StageResult, assess_stage, health_stage};
 
@@ -33,11 +33,12 @@ async fn publish_stage(
         out.step(note);
     }
     let image = &assembled.prod.image;
-    let referrers = crate::attest::prepare(assembled, started, attest, services, out)?;
+    let proofs = crate::attest::prepare(assembled, started, attest, services, out)?;
     out.step(format!("publishing {} to {} as {}", image.digest(), repository.name(), describe_tags(&plan.tags)));
     let report = oxbuild_registry::push(&services.client, image, &repository, &plan.tags, &assembled.mount_from)
         .await
         .map_err(|e| Failure::registry(format!("publishing to {}: {e}", repository.name())))?;
+    let referrers = proofs.for_destination(image, &repository.name(), services)?;
     let attached = crate::attest::attach(services, &repository, &referrers, out).await?;
     let pinned = repository.with_digest(image.digest()).to_string();
     let mut human = vec![pinned.clone()];
@@ -53,6 +54,25 @@ async fn publish_stage(
         "referrers": attached,
     });
     Ok(StageResult { json, human, failure: None })
+}
+
+/// Verifies what the publish stage pushed: the repository at the image's digest.
+async fn verify_published(
+    assembled: &Assembled,
+    args: &PipelineArgs,
+    services: &Services,
+) -> Result<StageResult, Failure> {
+    let cfg = &assembled.cfg;
+    let repo_text = cfg.publish.repository.as_ref().or(cfg.image.repository.as_ref()).ok_or_else(|| {
+        Failure::config("nothing was published to verify: set [publish] repository (or [image] repository)")
+    })?;
+    let repository = Reference::parse(repo_text).map_err(|e| Failure::config(format!("[publish] repository: {e}")))?;
+    let pushed = Location::Registry(repository.with_digest(assembled.prod.image.digest()));
+    let opts = VerifyOptions { keys: args.verify_keys.clone(), policy: args.verify_policy.clone() };
+    let (json, human, failure) = crate::attest::verify_stage(&pushed, &opts, None, services).await?;
+    let mut json = json;
+    json["stage"] = json!("verify");
+    Ok(StageResult { json, human, failure })
 }
 
 fn describe_tags(tags: &[String]) -> String {
@@ -113,7 +133,8 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
     human.push(format!("build    passed  {}", image.digest()));
 
     type Stage<'a> = (&'static str, Option<&'static str>);
-    let plan: [Stage; 3] = [
+    let verifies = !args.verify_keys.is_empty() || args.verify_policy.is_some();
+    let plan: [Stage; 4] = [
         (
             "assess",
             if args.skip_assess {
@@ -135,6 +156,16 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
             },
         ),
         ("publish", if args.no_publish { Some("--no-publish") } else { None }),
+        (
+            "verify",
+            if args.no_publish {
+                Some("--no-publish")
+            } else if !verifies {
+                Some("no --verify-key or --verify-policy")
+            } else {
+                None
+            },
+        ),
     ];
     for (name, skip) in plan {
         if let Some(why) = skip {
@@ -152,7 +183,8 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
             "health" => {
                 health_stage(&assembled, &services, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await
             }
-            _ => publish_stage(&assembled, &services, &args.attest, started_at, out).await,
+            "publish" => publish_stage(&assembled, &services, &args.attest, started_at, out).await,
+            _ => verify_published(&assembled, &args, &services).await,
         };
         let seconds = t.elapsed().as_secs_f64();
         match result {

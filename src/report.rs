@@ -41,6 +41,9 @@ impl Failure {
     pub fn runtime(message: impl std::fmt::Display) -> Failure {
         Failure { code: 9, kind: "runtime", message: message.to_string(), json_done: false }
     }
+    pub fn verify(message: impl std::fmt::Display) -> Failure {
+        Failure { code: 10, kind: "verify", message: message.to_string(), json_done: false }
+    }
     /// Marks the failure's JSON report as printed already (stages print a
     /// fuller one themselves).
     pub fn reported(mut self) -> Failure {

@@ -117,7 +117,7 @@ pub async fn copy(args: CopyArgs, out: Reporter, registry_only: bool) -> Result<
         "dest": dest.to_string(),
         "push": written.push,
         "referrers": written.referrers,
-        "listed": written.listed,
+        "attached": written.attached,
     });
     out.result(&json, &[digest.to_string()]);
     Ok(())

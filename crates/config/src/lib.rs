@@ -13,6 +13,8 @@
 //! assert_eq!(cfg.image.workdir, "/app");
 //! ```
 
+pub mod policy;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

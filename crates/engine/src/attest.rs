@@ -159,3 +159,12 @@ pub async fn sbom_of(referrers: &[Image], format: &str, services: &crate::Servic
     let path = local.path().map_err(|e| Error::new(Kind::Input, e))?;
     std::fs::read(path).map(Some).map_err(|e| Error::new(Kind::Input, format!("reading {}: {e}", path.display())))
 }
+
+/// A signature of `image` by `key`, naming `repository` (`registry/path`),
+/// as the `.sig` artifact that refers to it; the payload goes into `store`.
+pub fn signature(key: &oxbuild_sign::Key, image: &Image, repository: &str, store: &BlobStore) -> Result<Image, Error> {
+    let payload = oxbuild_sign::payload(repository, &image.digest());
+    let digest = store.insert_bytes(&payload).map_err(|e| Error::new(Kind::Output, e))?;
+    let layer = oxbuild_sign::signature_layer(&payload, &key.sign(&payload), store.path(&digest));
+    oxbuild_sign::signature_image(vec![layer], &image.descriptor()).map_err(|e| Error::new(Kind::Internal, e))
+}

@@ -37,6 +37,7 @@ pub mod interpreter;
 pub mod load;
 pub mod provider;
 pub mod python;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -25,6 +25,8 @@ mod archive;
 mod layout;
 mod registry;
 
+pub use registry::{Attached, attach};
+
 use std::path::PathBuf;
 
 use oxbuild_image::{BlobStore, Image, Platform};
@@ -93,8 +95,8 @@ pub struct Written {
     pub push: Option<PushReport>,
     /// The referrers written, by their manifest descriptors (with artifact types).
     pub referrers: Vec<oxbuild_image::Descriptor>,
-    /// For a registry: how the referrers were made findable.
-    pub listed: Option<oxbuild_registry::Listed>,
+    /// For a registry: each referrer as attached there.
+    pub attached: Vec<Attached>,
 }
 
 impl Opened {
@@ -180,12 +182,12 @@ impl Location {
         names: &[String],
         mount_from: &[MountSource],
     ) -> Result<Written, Error> {
-        let referrers = if self.holds_referrers() { referrers } else { &[] };
+        let referrers = if self.holds_referrers() { oxbuild_sign::with_subject(referrers, image) } else { Vec::new() };
         let descriptors = referrers.iter().map(Image::referrer_descriptor).collect();
         if let Location::Registry(r) = self {
             let push = registry::write(target, r, image, mount_from).await?;
-            let listed = registry::attach(target, r, referrers).await?;
-            return Ok(Written { push: Some(push), referrers: descriptors, listed });
+            let attached = registry::attach(target, r, &referrers).await?;
+            return Ok(Written { push: Some(push), referrers: descriptors, attached });
         }
         // Layouts and archives hold every blob: fetch what is still in a registry.
         let fetch = |image: Image| async move {
@@ -196,7 +198,7 @@ impl Location {
         let image = fetch(image.clone()).await?;
         let mut local = Vec::with_capacity(referrers.len());
         for r in referrers {
-            local.push(fetch(r.clone()).await?);
+            local.push(fetch(r).await?);
         }
         // Beside referrers an image must be named for tools like skopeo to
         // pick it (`oci:DIR:latest`): without a name or a tag, it is `latest`.
@@ -211,7 +213,7 @@ impl Location {
                 archive::write(image, local, file, name(n).as_deref(), names).await?
             }
         }
-        Ok(Written { push: None, referrers: descriptors, listed: None })
+        Ok(Written { push: None, referrers: descriptors, attached: Vec::new() })
     }
 
     /// Whether this kind of location can hold referrers (every kind but a

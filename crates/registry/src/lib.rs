@@ -38,6 +38,6 @@ pub use auth::{Credential, Found, Keychain};
 pub use client::{BlobBody, BlobLocations, Client, ClientOptions};
 pub use progress::{Event, Progress};
 pub use reference::{DOCKER_HUB, Reference, ReferenceError, is_loopback};
-pub use referrers::{Listed, attach, fallback_tag, open_referrers, referrers};
+pub use referrers::{Listed, accumulate, attach, fallback_tag, open_referrers, referrers};
 pub use remote::{MountSource, Pulled, PushReport, fetch_layer, fetch_layers, open, pull, push, resolve};
 pub use transport::error::Error;

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use oxbuild_image::{Descriptor, Digest, Image, IndexView, Platform, canonical_json, media};
+use oxbuild_image::{Descriptor, Digest, Image, IndexView, Layer, Platform, canonical_json, media};
 use reqwest::header::ACCEPT;
 use serde_json::json;
 
@@ -25,6 +25,56 @@ use crate::{Client, Error, PushReport, Reference, push};
 
 /// How many times the fallback index is read and written before giving up.
 const ATTEMPTS: u32 = 6;
+
+/// Adds `layers` to the manifest that `tag` holds for `subject` (made by
+/// `make` from all its layers), the way cosign keeps every signature of an
+/// image as a layer of one `sha256-<hex>.sig` manifest, and lists that
+/// manifest among the subject's referrers in place of the one it replaces.
+/// Layers already there (the same descriptor) are not added twice. The tag
+/// is read again after each write, and written again while a layer of ours
+/// is missing, so two writers at once both end up in it.
+pub async fn accumulate(
+    client: &Client,
+    repo: &Reference,
+    subject: &Digest,
+    tag: &str,
+    layers: &[Layer],
+    make: &(dyn Fn(Vec<Layer>) -> Result<Image, Error> + Sync),
+) -> Result<(Image, Listed), Error> {
+    let repo = Reference { tag: None, digest: None, ..repo.clone() };
+    let tagged = repo.with_tag(tag);
+    let ours = |image: &Image| layers.iter().all(|l| image.layers().iter().any(|h| h.descriptor == l.descriptor));
+    for attempt in 0..ATTEMPTS {
+        let existing = match crate::open(client, &tagged, &Platform::host()).await {
+            Ok(pulled) => Some(pulled.image),
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let mut all: Vec<Layer> = existing.as_ref().map(|e| e.layers().to_vec()).unwrap_or_default();
+        for l in layers {
+            if !all.iter().any(|h| h.descriptor == l.descriptor) {
+                all.push(l.clone());
+            }
+        }
+        let image = make(all)?;
+        let replaces = existing.as_ref().map(Image::digest).filter(|d| *d != image.digest());
+        let report = push(client, &image, &repo, &[tag.to_string()], &[]).await?;
+        let listed = if report.subject_indexed {
+            Listed::Api
+        } else {
+            add_to_fallback(client, &repo, subject, &image.referrer_descriptor(), replaces.as_ref()).await?;
+            Listed::FallbackTag
+        };
+        let now = crate::open(client, &tagged, &Platform::host()).await?.image;
+        if ours(&now) {
+            return Ok((now, listed));
+        }
+        tokio::time::sleep(Duration::from_millis(50 << attempt.min(4))).await;
+    }
+    Err(Error::Invalid(format!(
+        "{tagged}: concurrent writers kept replacing it after {ATTEMPTS} attempts; run the command again"
+    )))
+}
 
 /// The fallback tag for referrers of `digest`: `sha256-<hex>`.
 pub fn fallback_tag(digest: &Digest) -> String {
@@ -54,18 +104,27 @@ pub async fn attach(client: &Client, repo: &Reference, artifact: &Image) -> Resu
     if report.subject_indexed {
         return Ok((report, Listed::Api));
     }
-    add_to_fallback(client, &repo, &subject.digest, &artifact.referrer_descriptor()).await?;
+    add_to_fallback(client, &repo, &subject.digest, &artifact.referrer_descriptor(), None).await?;
     Ok((report, Listed::FallbackTag))
 }
 
-/// Adds `entry` to the fallback index of `subject`, re-reading after each
-/// write until the entry is there (see the module docs for the race).
-async fn add_to_fallback(client: &Client, repo: &Reference, subject: &Digest, entry: &Descriptor) -> Result<(), Error> {
+/// Adds `entry` to the fallback index of `subject` (dropping `replaces`, an
+/// entry it supersedes), re-reading after each write until the entry is
+/// there (see the module docs for the race).
+async fn add_to_fallback(
+    client: &Client,
+    repo: &Reference,
+    subject: &Digest,
+    entry: &Descriptor,
+    replaces: Option<&Digest>,
+) -> Result<(), Error> {
     let tag = fallback_tag(subject);
     let tagged = repo.with_tag(&tag);
     for attempt in 0..ATTEMPTS {
         let mut entries = fallback_entries(client, &tagged).await?;
-        if !entries.iter().any(|e| e["digest"].as_str() == Some(entry.digest.as_str())) {
+        let stale = |e: &serde_json::Value| replaces.is_some_and(|r| e["digest"].as_str() == Some(r.as_str()));
+        if !entries.iter().any(|e| e["digest"].as_str() == Some(entry.digest.as_str())) || entries.iter().any(stale) {
+            entries.retain(|e| !stale(e) && e["digest"].as_str() != Some(entry.digest.as_str()));
             entries.push(serde_json::to_value(entry).expect("descriptors serialise"));
             let index =
                 canonical_json(&json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": entries}));
@@ -135,15 +194,36 @@ async fn from_api(client: &Client, repo: &Reference, subject: &Digest) -> Result
     Ok(Some(index.manifests))
 }
 
-/// Every referrer of `subject` in `repo`, opened (their blobs left in the registry).
+/// Every referrer of `subject` in `repo`, opened (their blobs left in the
+/// registry), and the manifest of cosign's `sha256-<hex>.sig` tag when a
+/// signer that does not list referrers (cosign itself) put one there.
 pub async fn open_referrers(client: &Client, repo: &Reference, subject: &Digest) -> Result<Vec<Image>, Error> {
-    let mut out = Vec::new();
-    for d in referrers(client, repo, subject).await? {
+    let repo = Reference { tag: None, digest: None, ..repo.clone() };
+    let mut out: Vec<Image> = Vec::new();
+    for d in referrers(client, &repo, subject).await? {
         if !media::is_manifest(&d.media_type) {
             continue;
         }
         let pulled = crate::open(client, &repo.with_digest(d.digest.clone()), &Platform::host()).await?;
         out.push(pulled.image);
     }
+    let sig = repo.with_tag(&format!("{}.sig", fallback_tag(subject)));
+    match crate::open(client, &sig, &Platform::host()).await {
+        Ok(pulled) => {
+            // The tag holds the newest signatures: it replaces a listed older one.
+            let current = pulled.image;
+            out.retain(|r| r.digest() == current.digest() || !is_signature_of(r, &current));
+            if !out.iter().any(|r| r.digest() == current.digest()) {
+                out.push(current);
+            }
+        }
+        Err(Error::NotFound { .. }) => {}
+        Err(e) => return Err(e),
+    }
     Ok(out)
+}
+
+/// Whether `r` is an older version of the signature manifest `current`.
+fn is_signature_of(r: &Image, current: &Image) -> bool {
+    r.artifact_type().is_some() && r.artifact_type() == current.artifact_type()
 }

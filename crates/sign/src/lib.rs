@@ -211,6 +211,31 @@ pub fn signature_image(layers: Vec<Layer>, subject: &Descriptor) -> Result<Image
     Image::from_raw(canonical_json(&manifest), config, layers).map_err(|e| Error::Format(e.to_string()))
 }
 
+/// Whether `image` holds signatures (layers of the simple-signing type).
+pub fn is_signature(image: &Image) -> bool {
+    image.layers().iter().any(|l| l.descriptor.media_type == SIMPLE_SIGNING)
+}
+
+/// `referrers` of `image` with every signature manifest in oxbuild's shape:
+/// one with a `subject` (cosign's own `.sig` manifests have none), so that
+/// layouts, archives and registries list it among the image's referrers.
+/// Referrers of other images are left out.
+pub fn with_subject(referrers: &[Image], image: &Image) -> Vec<Image> {
+    let subject = image.descriptor();
+    referrers
+        .iter()
+        .filter_map(|r| match r.subject() {
+            Some(s) if s.digest != subject.digest => None,
+            Some(_) if !is_signature(r) => Some(r.clone()),
+            _ if is_signature(r) => {
+                let layers = r.layers().iter().filter(|l| l.descriptor.media_type == SIMPLE_SIGNING).cloned().collect();
+                signature_image(layers, &subject).ok()
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// One signature found on a `.sig` manifest's layer.
 #[derive(Debug, Clone)]
 pub struct Found {
