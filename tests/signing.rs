@@ -223,6 +223,59 @@ async fn two_signatures_added_at_once_are_both_kept() {
     assert_eq!(sigs[0].digest(), pulled.image.digest());
 }
 
+/// A key in cosign's encrypted format (`cosign generate-key-pair`), written
+/// by Python from its documented shape: scrypt, then NaCl's secretbox over
+/// the PKCS#8 DER. Returns (key PEM, public PEM).
+fn cosign_key(password: &str) -> (String, String) {
+    let script = r#"
+import base64, hashlib, json, os, sys
+import nacl.secret
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+key = ec.generate_private_key(ec.SECP256R1())
+der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+salt, nonce = os.urandom(32), os.urandom(24)
+box_key = hashlib.scrypt(sys.argv[1].encode(), salt=salt, n=32768, r=8, p=1, dklen=32, maxmem=128 * 1024 * 1024)
+ciphertext = nacl.secret.SecretBox(box_key).encrypt(der, nonce).ciphertext
+b64 = lambda b: base64.b64encode(b).decode()
+doc = {"kdf": {"name": "scrypt", "params": {"N": 32768, "r": 8, "p": 1}, "salt": b64(salt)},
+       "cipher": {"name": "nacl/secretbox", "nonce": b64(nonce)}, "ciphertext": b64(ciphertext)}
+body = base64.b64encode(json.dumps(doc).encode()).decode()
+lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+print("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----")
+print(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode())
+"#;
+    let python = oxbuild_testkit::validators().join("bin/python");
+    let (code, out, err) = run(Command::new(python).args(["-c", script, password]));
+    assert_eq!(code, 0, "{err}");
+    let split = out.find("-----BEGIN PUBLIC KEY-----").unwrap();
+    (out[..split].to_string(), out[split..].to_string())
+}
+
+#[test]
+fn a_cosign_encrypted_key_signs_and_a_wrong_password_is_said() {
+    let ws = offline_pyweb();
+    let (key, public) = cosign_key("cosign-pw");
+    std::fs::write(ws.tmp.path().join("cosign.key"), &key).unwrap();
+    std::fs::write(ws.tmp.path().join("cosign.pub"), &public).unwrap();
+    let archive = format!("oci-archive:{}", ws.tmp.path().join("app.tar").display());
+    build_json(ws.oxbuild().args(["build", "-q", "--base", &base(), "--output", &archive]).arg(ws.app()));
+    let sign = |password: &str| {
+        run(ws
+            .oxbuild()
+            .env("OXBUILD_SIGN_PASSPHRASE", password)
+            .args(["sign", &archive, "--key"])
+            .arg(ws.tmp.path().join("cosign.key")))
+    };
+    let (code, _, stderr) = sign("wrong");
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("cosign.key") && stderr.contains("wrong password"), "{stderr}");
+    let (code, _, stderr) = sign("cosign-pw");
+    assert_eq!(code, 0, "{stderr}");
+    let (code, report, _) = verify(&ws, &archive, &["--key", &path(ws.tmp.path().join("cosign.pub"))]);
+    assert_eq!(code, 0, "{report}");
+}
+
 #[test]
 fn policies_deny_licenses_foreign_bases_and_missing_signatures() {
     let registry = Registry::start();

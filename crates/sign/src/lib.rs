@@ -14,8 +14,11 @@
 //!   manifest a `subject`, so it is listed among the image's referrers.
 //!
 //! Keys are ECDSA P-256 in PKCS#8 PEM, plain or encrypted (PBES2, as
-//! `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes them). A key is never
+//! `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes them), or cosign's own
+//! encrypted key (`cosign generate-key-pair`, see [`cosign`]). A key is never
 //! printed: [`Key`]'s `Debug` shows only the public key's fingerprint.
+
+pub mod cosign;
 
 use base64::Engine as _;
 use oxbuild_image::{Descriptor, Digest, Image, Layer, canonical_json, media};
@@ -78,9 +81,15 @@ impl Key {
         if pem.contains("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----")
             || pem.contains("-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----")
         {
-            return Err(Error::Key(format!(
-                "{what} is in cosign's own encrypted format, which oxbuild does not read: convert it to PKCS#8 with `cosign import-key-pair`'s inverse, e.g. `openssl pkcs8 -topk8 -v2 aes-256-cbc` of the decrypted key"
-            )));
+            let Some(pass) = passphrase else {
+                return Err(Error::Key(format!(
+                    "{what} is an encrypted cosign key: set OXBUILD_SIGN_PASSPHRASE to its password"
+                )));
+            };
+            let der = cosign::decrypt(pem, pass, what)?;
+            return SigningKey::from_pkcs8_der(&der)
+                .map(Key)
+                .map_err(|_| Error::Key(format!("{what} holds a key that is not ECDSA P-256")));
         }
         if pem.contains("-----BEGIN EC PRIVATE KEY-----") {
             return Err(Error::Key(format!(
