@@ -70,7 +70,17 @@ fn the_whole_pipeline_builds_assesses_checks_health_and_publishes_what_passed() 
         .iter()
         .map(|s| (s["stage"].as_str().unwrap(), s["status"].as_str().unwrap()))
         .collect();
-    assert_eq!(stages, vec![("build", "passed"), ("assess", "passed"), ("health", "passed"), ("publish", "passed")]);
+    assert_eq!(
+        stages,
+        vec![
+            ("build", "passed"),
+            ("assess", "passed"),
+            ("health", "passed"),
+            ("publish", "passed"),
+            ("verify", "skipped")
+        ],
+        "verify runs only with --verify-key or --verify-policy"
+    );
     let built = report["stages"][0]["digest"].as_str().unwrap();
     assert_eq!(report["stages"][3]["detail"]["digest"], built, "what passed is what is published");
     assert_ne!(report["stages"][0]["test_digest"], built, "assess ran on the test variant");
