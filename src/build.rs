@@ -88,11 +88,27 @@ pub fn request(args: &AppArgs, test_variant: bool) -> Result<Request, Failure> {
         dir: args.dir.clone(),
         config: None,
         base: args.base.clone(),
-        platform: platform(args.platform.as_deref())?,
+        platform: platform(args.platform.as_deref().filter(|p| !p.contains(',')))?,
         test_variant,
         cache_repo,
         epoch: source_date_epoch()?,
     })
+}
+
+/// One push per repository, carrying all of its tags; `[image] repository`
+/// by digest when no tag names one.
+pub fn by_repository(tags: &[Reference], repository: Option<&Reference>) -> BTreeMap<String, (Reference, Vec<String>)> {
+    let mut by_repo: BTreeMap<String, (Reference, Vec<String>)> = BTreeMap::new();
+    for t in tags {
+        let entry = by_repo.entry(t.name()).or_insert_with(|| (t.clone(), Vec::new()));
+        entry.1.extend(t.tag.clone());
+    }
+    if by_repo.is_empty()
+        && let Some(repo) = repository
+    {
+        by_repo.insert(repo.name(), (repo.clone(), Vec::new()));
+    }
+    by_repo
 }
 
 /// Builds the app of `args` with `services`.
@@ -102,7 +118,8 @@ pub async fn assemble(args: &AppArgs, test_variant: bool, services: &Services) -
 }
 
 pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
-    let repository_cfg = oxbuild_config::Config::load(&args.app.dir).map_err(Failure::config)?.image.repository;
+    let cfg = oxbuild_config::Config::load(&args.app.dir).map_err(Failure::config)?;
+    let repository_cfg = cfg.image.repository.clone();
     let repository = repository_cfg
         .as_deref()
         .map(Reference::parse)
@@ -127,10 +144,18 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     if !tags.is_empty() && !args.push && outputs.is_empty() {
         out.warn("--tag names the image for --push and --output only; without either, nothing is pushed or written");
     }
+    let platforms = crate::multi::platforms(args.app.platform.as_deref(), &cfg.image.platforms)?;
+    if platforms.len() > 1 {
+        return crate::multi::run(&args, platforms, &tags, &outputs, repository.as_ref(), out).await;
+    }
     let started = std::time::SystemTime::now();
     let services = services(&args.app.registry, out)?;
     let test_variant = args.variant == crate::cli::Variant::Test;
-    let assembled = assemble(&args.app, test_variant, &services).await?;
+    let mut request = request(&args.app, test_variant)?;
+    if let [one] = platforms.as_slice() {
+        request.platform = Some(one.clone());
+    }
+    let assembled = oxbuild_engine::assemble(&request, &services).await.map_err(Failure::from)?;
     // Only the production image gets an SBOM: the test variant holds packages it does not list.
     let ships = args.push || !outputs.is_empty() || args.attest.sbom_dir.is_some();
     let proofs = if test_variant || !ships {
@@ -173,18 +198,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     let mut pushed = Vec::new();
     let mut push_reports = Vec::new();
     if args.push {
-        // One push per repository, carrying all of its tags.
-        let mut by_repo: BTreeMap<String, (Reference, Vec<String>)> = BTreeMap::new();
-        for t in &tags {
-            let entry = by_repo.entry(t.name()).or_insert_with(|| (t.clone(), Vec::new()));
-            entry.1.extend(t.tag.clone());
-        }
-        if by_repo.is_empty()
-            && let Some(repo) = &repository
-        {
-            by_repo.insert(repo.name(), (repo.clone(), Vec::new()));
-        }
-        for (name, (target, repo_tags)) in by_repo {
+        for (name, (target, repo_tags)) in by_repository(&tags, repository.as_ref()) {
             out.step(format!("pushing {name}"));
             let report = oxbuild_registry::push(&services.client, image, &target, &repo_tags, &mount_from)
                 .await

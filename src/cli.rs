@@ -294,9 +294,11 @@ pub struct AppArgs {
     #[arg(long, value_name = "REF")]
     pub base: Option<String>,
 
-    /// The platform to take from a multi-platform base (os/arch[/variant]).
-    /// Default: the machine's own, e.g. linux/amd64.
-    #[arg(long, value_name = "OS/ARCH")]
+    /// The platform to build, taken from a multi-platform base
+    /// (os/arch[/variant]); default: [image] platforms, else the machine's
+    /// own. `build` takes a list (linux/amd64,linux/arm64): one image per
+    /// platform under one index.
+    #[arg(long, value_name = "OS/ARCH[,...]")]
     pub platform: Option<String>,
 
     /// A registry repository where dependency layers and base scans are

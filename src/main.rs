@@ -6,6 +6,7 @@ mod build;
 mod cache;
 mod cli;
 mod init;
+mod multi;
 mod pipeline;
 mod progress;
 mod report;

@@ -2,7 +2,8 @@
 //! location, shown or written to any other.
 
 use oxbuild_engine::Location;
-use oxbuild_image::{Image, Platform};
+use oxbuild_engine::location::Content;
+use oxbuild_image::Image;
 use oxbuild_registry::PushReport;
 use serde_json::json;
 
@@ -25,7 +26,37 @@ pub fn describe_push(r: &PushReport) -> String {
 pub async fn inspect(args: InspectArgs, out: Reporter) -> Result<(), Failure> {
     let source = Location::parse(&args.source, "SOURCE")?;
     let (services, platform) = (services(&args.registry, out)?, platform(args.platform.as_deref())?);
-    let opened = source.open(&services.target(), &platform.unwrap_or_else(Platform::host)).await?;
+    let opened = match source.open_any(&services.target(), platform.as_ref()).await? {
+        Content::Image(opened) => *opened,
+        Content::Index(opened) => {
+            let index = &opened.index;
+            let entries: Vec<_> = index
+                .children()
+                .iter()
+                .map(|(d, image)| json!({"platform": d.platform.as_ref().map(ToString::to_string), "digest": d.digest, "size": d.size, "mediaType": image.media_type()}))
+                .collect();
+            let mut human = vec![
+                format!("digest       {}", index.digest()),
+                format!("media type   {}", index.media_type()),
+                format!("platforms    {}", index.children().len()),
+            ];
+            for (d, _) in index.children() {
+                let p = d.platform.as_ref().map(ToString::to_string).unwrap_or_else(|| "?".into());
+                human.push(format!("  {p:16} {}", d.digest));
+            }
+            human.push("(--platform OS/ARCH shows one of them)".into());
+            let report = json!({
+                "ok": true,
+                "source": source.to_string(),
+                "resolved": opened.resolved.as_ref().map(ToString::to_string),
+                "digest": index.digest(),
+                "mediaType": index.media_type(),
+                "manifests": entries,
+            });
+            out.result(&report, &human);
+            return Ok(());
+        }
+    };
     let image = &opened.image;
     let manifest: serde_json::Value = serde_json::from_slice(image.manifest()).map_err(Failure::input)?;
     let config = image.config_json().map_err(Failure::input)?;
@@ -93,7 +124,40 @@ pub async fn copy(args: CopyArgs, out: Reporter, registry_only: bool) -> Result<
     }
     let (services, platform) = (services(&args.registry, out)?, platform(args.platform.as_deref())?);
     out.step(format!("reading {source}"));
-    let opened = source.open(&services.target(), &platform.unwrap_or_else(Platform::host)).await?;
+    let opened = match source.open_any(&services.target(), platform.as_ref()).await? {
+        Content::Image(opened) => *opened,
+        Content::Index(opened) => {
+            // A whole index, every platform, with its digests unchanged.
+            let names: Vec<String> = if dest.is_registry() {
+                Vec::new()
+            } else {
+                opened.resolved.iter().filter(|r| r.tag.is_some()).map(name_without_digest).collect()
+            };
+            out.step(format!("writing {dest} ({} platforms)", opened.index.children().len()));
+            let mount: Vec<oxbuild_registry::MountSource> = opened
+                .resolved
+                .iter()
+                .flat_map(|r| {
+                    opened.index.children().iter().map(move |(_, image)| oxbuild_registry::MountSource::of(r, image))
+                })
+                .collect();
+            let written = dest.write_index(&services.target(), &opened.index, &names, &mount).await?;
+            if let Some(r) = &written.push {
+                out.step(describe_push(r));
+            }
+            let digest = opened.index.digest();
+            let json = json!({
+                "ok": true,
+                "digest": digest,
+                "source": source.to_string(),
+                "dest": dest.to_string(),
+                "push": written.push,
+                "manifests": opened.index.children().iter().map(|(d, _)| json!({"platform": d.platform.as_ref().map(ToString::to_string), "digest": d.digest})).collect::<Vec<_>>(),
+            });
+            out.result(&json, &[digest.to_string()]);
+            return Ok(());
+        }
+    };
     out.step(format!("writing {dest}"));
     let names: Vec<String> = if dest.is_registry() {
         Vec::new()

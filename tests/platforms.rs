@@ -1,52 +1,41 @@
-//! Choosing the platform from a multi-platform base.
+//! Platforms: choosing one from a multi-platform base, and building several
+//! at once under one index. The base is real: Debian's amd64 minbase and an
+//! arm64 root filesystem unpacked without emulation, under one OCI index
+//! that podman made (scripts/test-env).
 
 mod common;
 
-use common::{Workspace, build_json, run};
-use oxbuild_image::{Descriptor, Platform, canonical_json, media};
-use oxbuild_registry::{Client, ClientOptions, Reference};
-use oxbuild_testkit::Registry;
+use std::time::{Duration, Instant};
 
-/// Pushes an index to `registry` at `python:multi` whose amd64 entry is the
-/// seeded base and whose arm64/v8 entry is the same manifest (the bytes do
-/// not matter for choosing).
-fn push_index(registry: &Registry) -> (String, oxbuild_image::Digest) {
-    let base = Reference::parse(&registry.seed("python:3.11")).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let client = Client::new(ClientOptions::default()).unwrap();
-        let (bytes, media_type, digest) = client.get_manifest(&base).await.unwrap();
-        let entry = |os: &str, arch: &str, variant: Option<&str>| {
-            let mut d = Descriptor::new(media_type.clone(), digest.clone(), bytes.len() as u64);
-            d.platform = Some(Platform { os: os.into(), architecture: arch.into(), variant: variant.map(Into::into) });
-            d
-        };
-        let index = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": media::OCI_INDEX,
-            "manifests": [entry("linux", "arm64", Some("v8")), entry("linux", "amd64", None)],
-        });
-        let multi = base.with_tag("multi");
-        client.put_manifest(&multi, "multi", &canonical_json(&index), media::OCI_INDEX).await.unwrap();
-        (multi.to_string(), digest)
-    })
+use common::{Workspace, build_json, offline_pyweb, run};
+use oxbuild_testkit::{Container, Registry, http_get};
+use serde_json::Value;
+
+fn raw(registry: &Registry, reference: &str) -> Value {
+    registry.skopeo_inspect(reference, true)
 }
 
 #[test]
 fn the_platform_is_chosen_from_an_index_and_a_missing_one_lists_what_exists() {
     let registry = Registry::start();
-    let (multi, amd64_digest) = push_index(&registry);
+    let multi = registry.seed_multi("python:multi");
+    let index = raw(&registry, &multi);
+    let amd64 =
+        index["manifests"].as_array().unwrap().iter().find(|m| m["platform"]["architecture"] == "amd64").unwrap();
     let ws = Workspace::new();
 
     let report =
         build_json(ws.oxbuild().args(["build", "-q", "--base", &multi, "--platform", "linux/amd64"]).arg(ws.app()));
-    assert!(report["base"].as_str().unwrap().ends_with(amd64_digest.as_str()), "{report}");
+    assert!(report["base"].as_str().unwrap().ends_with(amd64["digest"].as_str().unwrap()), "{report}");
     assert_eq!(report["platform"], "linux/amd64");
+    let report =
+        build_json(ws.oxbuild().args(["build", "-q", "--base", &multi, "--platform", "linux/arm64"]).arg(ws.app()));
+    assert_eq!(report["platform"], "linux/arm64");
 
     let (code, _, stderr) =
         run(ws.oxbuild().args(["build", "-q", "--base", &multi, "--platform", "linux/s390x"]).arg(ws.app()));
     assert_eq!(code, 5, "{stderr}");
-    assert!(stderr.contains("linux/s390x") && stderr.contains("linux/arm64/v8, linux/amd64"), "{stderr}");
+    assert!(stderr.contains("linux/s390x") && stderr.contains("linux/amd64, linux/arm64"), "{stderr}");
 
     let (code, _, stderr) =
         run(ws.oxbuild().args(["build", "-q", "--base", &multi, "--platform", "linux"]).arg(ws.app()));
@@ -70,4 +59,138 @@ fn a_single_image_base_is_its_own_platform() {
     let arm64 = format!("oci-archive:{}", oxbuild_testkit::arm64_base_archive().display());
     let report = build_json(ws.oxbuild().args(["build", "-q", "--base", &arm64]).arg(ws.app()));
     assert!(report["platform"].as_str().unwrap().starts_with("linux/arm64"), "{report}");
+}
+
+/// The machine type of an ELF file (62: x86-64, 183: AArch64).
+fn elf_machine(bytes: &[u8]) -> u16 {
+    assert_eq!(&bytes[..4], b"\x7fELF", "not an ELF file");
+    u16::from_le_bytes([bytes[18], bytes[19]])
+}
+
+#[test]
+fn a_two_platform_index_is_pushed_runs_copies_and_rebuilds_to_the_same_digest() {
+    let registry = Registry::start();
+    let elsewhere = Registry::start();
+    let multi = registry.seed_multi("python:multi");
+    let ws = offline_pyweb();
+    let target = format!("{}/team/pyweb:v1", registry.host());
+    let platforms = "linux/amd64,linux/arm64";
+    let build = |ws: &Workspace, extra: &[&str]| {
+        build_json(
+            ws.oxbuild().args(["build", "-q", "--base", &multi, "--platform", platforms]).args(extra).arg(ws.app()),
+        )
+    };
+    let report = build(&ws, &["--push", "--tag", &target]);
+    let digest = report["digest"].as_str().unwrap();
+    let manifests = report["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 2, "{report}");
+    assert!(manifests.iter().all(|m| m["python"]["wheels"].as_array().unwrap().len() == 2), "{report}");
+
+    // skopeo sees the index with both platforms; it is a manifest list, as the healthcheck needs Docker media types.
+    let index = raw(&registry, &target);
+    assert_eq!(index["mediaType"], "application/vnd.docker.distribution.manifest.list.v2+json");
+    let archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+    assert_eq!(registry.skopeo_inspect(&target, false)["Digest"], digest, "tags point at the index");
+
+    // The arm64 child's native extension is an AArch64 ELF file.
+    let layout = ws.tmp.path().join("arm64");
+    let out = std::process::Command::new("skopeo")
+        .args(["copy", "--quiet", "--src-tls-verify=false", "--override-arch", "arm64"])
+        .arg(format!("docker://{target}"))
+        .arg(format!("oci:{}", layout.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut machines = Vec::new();
+    for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let path = entry.unwrap().path();
+        if flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap()).header().is_none() {
+            continue;
+        }
+        for (name, _) in common::layer_entries(&path) {
+            if name.contains("markupsafe/_speedups") && name.ends_with(".so") {
+                machines.push((name.clone(), elf_machine(&common::layer_file(&path, &name).unwrap())));
+            }
+        }
+    }
+    assert!(!machines.is_empty() && machines.iter().all(|(_, m)| *m == 183), "{machines:?}");
+
+    // podman on this amd64 machine runs the amd64 member, and it gets healthy.
+    let (container, port) = Container::serve(&target, 8000);
+    let (status, _) = http_get(port, "/health", Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("no HTTP answer; logs:\n{}", container.logs()));
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !container.healthcheck() {
+        assert!(Instant::now() < deadline, "never healthy; logs:\n{}", container.logs());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // copy to another repository and to an oci-archive, then push the archive: the same digests.
+    let copy = format!("{}/team/copy:v1", registry.host());
+    let (code, _, err) = run(ws.oxbuild().args(["copy", &target, &copy]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(raw(&registry, &copy), index);
+    let archive = format!("oci-archive:{}", ws.tmp.path().join("index.tar").display());
+    let (code, _, err) = run(ws.oxbuild().args(["copy", &target, &archive]));
+    assert_eq!(code, 0, "{err}");
+    let moved = format!("{}/air/pyweb:v1", elsewhere.host());
+    let (code, stdout, err) = run(ws.oxbuild().args(["push", "--json", &archive, &moved]));
+    assert_eq!(code, 0, "{err}");
+    let pushed: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(pushed["digest"], digest);
+    assert_eq!(elsewhere.skopeo_inspect(&moved, false)["Digest"], digest);
+    let (code, stdout, _) = run(ws.oxbuild().args(["inspect", "--json", &moved]));
+    assert_eq!(code, 0);
+    let inspected: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(inspected["manifests"].as_array().unwrap().len(), 2, "{inspected}");
+
+    // A fresh build elsewhere gives the same index.
+    let again = offline_pyweb();
+    let rebuilt = build(&again, &[]);
+    assert_eq!(rebuilt["digest"], digest);
+}
+
+#[test]
+fn a_platform_without_wheels_fails_every_platform_it_must_and_publishes_nothing() {
+    let registry = Registry::start();
+    let multi = registry.seed_multi("python:multi");
+    // The flask app's wheelhouse has x86_64 wheels only (numpy, markupsafe).
+    let ws = Workspace::of("flaskapp");
+    ws.edit_config(
+        "requirements = \"requirements.txt\"",
+        &format!(
+            "requirements = \"requirements.txt\"\nfind-links = [\"{}\"]\nno-index = true",
+            oxbuild_testkit::flask_wheelhouse().display()
+        ),
+    );
+    let target = format!("{}/team/flask:v1", registry.host());
+    let (code, stdout, stderr) = run(ws
+        .oxbuild()
+        .args(["build", "--base", &multi, "--platform", "linux/amd64,linux/arm64", "--push", "--tag", &target])
+        .arg(ws.app()));
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("1 of 2 platforms failed (linux/arm64)"), "{stderr}");
+    assert!(stderr.contains("aarch64") && (stderr.contains("numpy") || stderr.contains("markupsafe")), "{stderr}");
+    let tags = std::process::Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{}/team/flask", registry.host()))
+        .output()
+        .unwrap();
+    assert!(!tags.status.success() || !String::from_utf8_lossy(&tags.stdout).contains("v1"), "no tag was published");
+
+    let (code, _, stderr) = run(ws
+        .oxbuild()
+        .args(["build", "--base", &multi, "--platform", "linux/amd64,linux/arm64", "--output"])
+        .arg(format!("docker-archive:{}", ws.tmp.path().join("x.tar").display()))
+        .arg(ws.app()));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("docker-archive holds one image") && stderr.contains("oci-archive:"), "{stderr}");
 }

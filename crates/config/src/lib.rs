@@ -314,6 +314,11 @@ pub struct ImageConfig {
     /// (OCI media types only, so not with a healthcheck).
     #[serde(default)]
     pub compression: Compression,
+    /// The platforms to build (`["linux/amd64", "linux/arm64"]`): one image
+    /// each, under an index. Empty: the one `--platform` asks for, or the
+    /// machine's own.
+    #[serde(default)]
+    pub platforms: Vec<String>,
 }
 
 impl Default for ImageConfig {
@@ -332,6 +337,7 @@ impl Default for ImageConfig {
             labels: BTreeMap::new(),
             git_labels: true,
             compression: Compression::Gzip,
+            platforms: Vec::new(),
         }
     }
 }
@@ -595,6 +601,14 @@ impl Config {
         }
         if img.ports.contains(&0) {
             return Err("[image] ports: 0 is not a port".into());
+        }
+        for p in &img.platforms {
+            let parts: Vec<&str> = p.split('/').collect();
+            if !(2..=3).contains(&parts.len()) || parts.iter().any(|x| x.is_empty()) {
+                return Err(format!(
+                    "[image] platforms: `{p}` is not a platform (os/arch[/variant], e.g. linux/arm64)"
+                ));
+            }
         }
         if let Some(include) = &self.app.include {
             for p in include {

@@ -18,9 +18,10 @@ use flate2::Compression;
 use serde_json::json;
 
 use crate::gzip::ParallelGzip;
-use crate::layout::{image_from_index, index_json, named, referrers_in_index};
+use crate::layout::{image_from_index, index_in_index, index_json, named, referrers_in_index};
 use crate::{
-    BlobStore, Descriptor, Digest, Error, Format, Image, Layer, LayerBuilder, Owner, Platform, canonical_json, media,
+    BlobStore, Descriptor, Digest, Error, Format, Image, Index, Layer, LayerBuilder, Owner, Platform, canonical_json,
+    media,
 };
 
 /// Writes `image` as an archive at `path` (replaced atomically), tagged with
@@ -57,7 +58,46 @@ pub fn write_archive(image: &Image, referrers: &[Image], path: &Path, names: &[S
         "Layers": image.layers().iter().map(|l| blob(&l.descriptor.digest)).collect::<Vec<_>>(),
     }]);
     tar.bytes("manifest.json", canonical_json(&docker), Owner::ROOT, 0o644);
+    persist(tar, path)
+}
 
+/// Writes `index` and every image it lists as an OCI archive at `path`, the
+/// index named by each of `names` in `index.json`. (A docker-archive holds
+/// one image, so there is no `manifest.json`.)
+pub fn write_archive_index(index: &Index, path: &Path, names: &[String]) -> Result<(), Error> {
+    let mut tar = LayerBuilder::new(0, Owner::ROOT);
+    let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    let mut written = std::collections::HashSet::new();
+    for (_, one) in index.children() {
+        for layer in one.layers() {
+            if written.insert(layer.descriptor.digest.clone()) {
+                tar.file(&blob(&layer.descriptor.digest), layer.path()?, Owner::ROOT, 0o644);
+            }
+        }
+        if written.insert(one.config_descriptor().digest.clone()) {
+            tar.bytes(&blob(&one.config_descriptor().digest), one.config().to_vec(), Owner::ROOT, 0o644);
+        }
+        if written.insert(one.digest()) {
+            tar.bytes(&blob(&one.digest()), one.manifest().to_vec(), Owner::ROOT, 0o644);
+        }
+    }
+    tar.bytes(&blob(&index.digest()), index.manifest().to_vec(), Owner::ROOT, 0o644);
+    tar.bytes("oci-layout", canonical_json(&json!({"imageLayoutVersion": "1.0.0"})), Owner::ROOT, 0o644);
+    let entry = |name: Option<&String>| {
+        let mut d = index.descriptor();
+        if let Some(n) = name {
+            d.annotations.insert(crate::layout::REF_NAME.to_string(), n.clone());
+        }
+        serde_json::to_value(d).expect("descriptors serialise")
+    };
+    let entries: Vec<serde_json::Value> =
+        if names.is_empty() { vec![entry(None)] } else { names.iter().map(|n| entry(Some(n))).collect() };
+    tar.bytes("index.json", index_json(entries), Owner::ROOT, 0o644);
+    persist(tar, path)
+}
+
+/// Writes `tar` to `path`, replacing it atomically.
+fn persist(tar: LayerBuilder, path: &Path) -> Result<(), Error> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
         .prefix(".oxbuild-archive-")
@@ -74,6 +114,16 @@ pub fn write_archive(image: &Image, referrers: &[Image], path: &Path, names: &[S
     Ok(())
 }
 
+/// What an archive or layout holds under a name.
+#[derive(Debug, Clone)]
+pub enum Found {
+    /// One image (chosen by platform from an index when one was asked for),
+    /// with the referrers held for it.
+    Image(Box<Image>, Vec<Image>),
+    /// A whole index, when no platform was asked for.
+    Index(Index),
+}
+
 /// Reads the image named `name` (or the only one) from the archive at `path`,
 /// and the referrers it holds for it; their blobs go into `store`, verified.
 pub fn read_archive(
@@ -82,6 +132,19 @@ pub fn read_archive(
     platform: &Platform,
     store: &BlobStore,
 ) -> Result<(Image, Vec<Image>), Error> {
+    match read_archive_any(path, name, Some(platform), store)? {
+        Found::Image(image, referrers) => Ok((*image, referrers)),
+        Found::Index(_) => unreachable!("a platform was asked for"),
+    }
+}
+
+/// Like [`read_archive`]; without `platform`, an index comes back whole.
+pub fn read_archive_any(
+    path: &Path,
+    name: Option<&str>,
+    platform: Option<&Platform>,
+    store: &BlobStore,
+) -> Result<Found, Error> {
     let what = format!("archive {}", path.display());
     let file = File::open(path).map_err(|e| Error::io(format!("opening {what}"), e))?;
     let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
@@ -156,14 +219,19 @@ pub fn read_archive(
         if store.contains(d) { Ok(store.path(d)) } else { Err(Error::Invalid(format!("{what}: blob {d} is missing"))) }
     };
     if let Some(index) = meta.get("index.json") {
-        let image = image_from_index(index, name, platform, &what, &find)?;
+        if platform.is_none()
+            && let Some(whole) = index_in_index(index, name, &what, &find)?
+        {
+            return Ok(Found::Index(whole));
+        }
+        let image = image_from_index(index, name, platform.unwrap_or(&Platform::host()), &what, &find)?;
         let referrers = referrers_in_index(index, &image.digest(), &what, &find)?;
-        return Ok((image, referrers));
+        return Ok(Found::Image(Box::new(image), referrers));
     }
     let manifest = meta.get("manifest.json").ok_or_else(|| {
         Error::Invalid(format!("{what}: neither index.json nor manifest.json found; not an image archive"))
     })?;
-    Ok((from_docker_manifest(manifest, name, &by_path, store, &what)?, Vec::new()))
+    Ok(Found::Image(Box::new(from_docker_manifest(manifest, name, &by_path, store, &what)?), Vec::new()))
 }
 
 /// A link target `target` seen from directory `from`, normalised; None when

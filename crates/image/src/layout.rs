@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::digest::Hasher;
-use crate::{Descriptor, Digest, Error, Image, IndexView, Layer, ManifestView, Platform, canonical_json, media};
+use crate::{Descriptor, Digest, Error, Image, Index, IndexView, Layer, ManifestView, Platform, canonical_json, media};
 
 /// The annotation naming an image inside a layout (`oci:DIR:NAME`).
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -16,9 +16,39 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// An existing `index.json` keeps its other entries; an entry with the same
 /// name is replaced.
 pub fn write_layout(image: &Image, dir: &Path, name: Option<&str>) -> Result<Descriptor, Error> {
+    let blobs = create(dir)?;
+    put_image(image, &blobs, dir)?;
+    let desc = named(image, name);
+    record(dir, &desc, name)?;
+    Ok(desc)
+}
+
+/// Writes `index` and every image it lists into the OCI layout at `dir`,
+/// the index named `name` in `index.json` when given.
+pub fn write_layout_index(index: &Index, dir: &Path, name: Option<&str>) -> Result<Descriptor, Error> {
+    let blobs = create(dir)?;
+    for (_, image) in index.children() {
+        put_image(image, &blobs, dir)?;
+    }
+    write_blob(&blobs, &index.digest(), index.manifest())?;
+    let mut desc = index.descriptor();
+    if let Some(name) = name {
+        desc.annotations.insert(REF_NAME.to_string(), name.to_string());
+    }
+    record(dir, &desc, name)?;
+    Ok(desc)
+}
+
+/// The layout's `blobs/sha256` directory and `oci-layout` file, made.
+fn create(dir: &Path) -> Result<PathBuf, Error> {
     let blobs = dir.join("blobs").join("sha256");
     fs::create_dir_all(&blobs).map_err(|e| Error::io(format!("creating the OCI layout {}", dir.display()), e))?;
     write_file(&dir.join("oci-layout"), &canonical_json(&json!({"imageLayoutVersion": "1.0.0"})))?;
+    Ok(blobs)
+}
+
+/// An image's layers, config and manifest into `blobs`.
+fn put_image(image: &Image, blobs: &Path, dir: &Path) -> Result<(), Error> {
     for layer in image.layers() {
         let to = blobs.join(layer.descriptor.digest.hex());
         if to.is_file() {
@@ -32,10 +62,13 @@ pub fn write_layout(image: &Image, dir: &Path, name: Option<&str>) -> Result<Des
         }
         fs::rename(&tmp, &to).map_err(|e| Error::io(format!("writing {}", to.display()), e))?;
     }
-    write_blob(&blobs, &image.config_descriptor().digest, image.config())?;
-    write_blob(&blobs, &image.digest(), image.manifest())?;
+    write_blob(blobs, &image.config_descriptor().digest, image.config())?;
+    write_blob(blobs, &image.digest(), image.manifest())
+}
 
-    let desc = named(image, name);
+/// Adds `desc` to `index.json`, replacing the entry of the same name (or,
+/// unnamed, of the same digest).
+fn record(dir: &Path, desc: &Descriptor, name: Option<&str>) -> Result<(), Error> {
     let index_path = dir.join("index.json");
     let mut manifests: Vec<serde_json::Value> = match fs::read(&index_path) {
         Ok(bytes) => {
@@ -47,11 +80,10 @@ pub fn write_layout(image: &Image, dir: &Path, name: Option<&str>) -> Result<Des
     };
     manifests.retain(|m| match name {
         Some(n) => m["annotations"][REF_NAME].as_str() != Some(n),
-        None => m["digest"].as_str() != Some(image.digest().as_str()),
+        None => m["digest"].as_str() != Some(desc.digest.as_str()),
     });
-    manifests.push(serde_json::to_value(&desc).expect("descriptors serialise"));
-    write_file(&index_path, &index_json(manifests))?;
-    Ok(desc)
+    manifests.push(serde_json::to_value(desc).expect("descriptors serialise"));
+    write_file(&index_path, &index_json(manifests))
 }
 
 /// The manifest descriptor of `image`, with the ref-name annotation when
@@ -90,6 +122,69 @@ pub fn read_layout(dir: &Path, name: Option<&str>, platform: &Platform) -> Resul
     Ok((image, referrers))
 }
 
+/// The index named `name` (or the only entry) of the OCI layout at `dir`
+/// with every image it lists, verified; None when that entry is one image.
+pub fn read_layout_index(dir: &Path, name: Option<&str>) -> Result<Option<Index>, Error> {
+    let what = format!("OCI layout {}", dir.display());
+    if !dir.join("oci-layout").is_file() {
+        return Err(Error::Invalid(format!("{what}: not an OCI image layout (no oci-layout file)")));
+    }
+    let index = fs::read(dir.join("index.json")).map_err(|e| Error::io(format!("{what}: reading index.json"), e))?;
+    let blobs = dir.join("blobs");
+    let find = |d: &Digest| -> Result<PathBuf, Error> {
+        let path = blobs.join(d.algorithm()).join(d.hex());
+        if path.is_file() { Ok(path) } else { Err(Error::Invalid(format!("{what}: blob {d} is missing"))) }
+    };
+    index_in_index(&index, name, &what, &find)
+}
+
+/// The index entry `name` (or the only one) of an `index.json`, with its
+/// images, when that entry is an index.
+pub(crate) fn index_in_index(
+    index: &[u8],
+    name: Option<&str>,
+    what: &str,
+    find: &dyn Fn(&Digest) -> Result<PathBuf, Error>,
+) -> Result<Option<Index>, Error> {
+    let view: IndexView =
+        serde_json::from_slice(index).map_err(|e| Error::Invalid(format!("{what}: index.json is not valid: {e}")))?;
+    let entry = entry(&view, name, what)?;
+    if !media::is_index(&entry.media_type) {
+        return Ok(None);
+    }
+    let raw = read_verified(entry, what, find)?;
+    let nested: IndexView = serde_json::from_slice(&raw)
+        .map_err(|e| Error::Invalid(format!("{what}: index {} is not valid: {e}", entry.digest)))?;
+    let mut images = Vec::new();
+    for d in nested.manifests.iter().filter(|d| media::is_manifest(&d.media_type)) {
+        let manifest = read_verified(d, what, find)?;
+        let view: ManifestView = serde_json::from_slice(&manifest)
+            .map_err(|e| Error::Invalid(format!("{what}: manifest {} is not valid: {e}", d.digest)))?;
+        images.push(image_of(manifest, view, what, find)?);
+    }
+    Index::from_raw(raw, images).map(Some).map_err(|e| Error::Invalid(format!("{what}: {e}")))
+}
+
+/// The entry named `name` of an `index.json`, or its only image or index.
+fn entry<'a>(index: &'a IndexView, name: Option<&str>, what: &str) -> Result<&'a Descriptor, Error> {
+    let names: Vec<&str> =
+        index.manifests.iter().filter_map(|d| d.annotations.get(REF_NAME).map(String::as_str)).collect();
+    // Referrers (SBOMs, signatures) sit beside the images; they are not one to choose.
+    let images: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.artifact_type.is_none()).collect();
+    let found = match name {
+        Some(n) => index.manifests.iter().find(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(n)),
+        None if images.len() == 1 => images.first().copied(),
+        None => None,
+    };
+    found.ok_or_else(|| {
+        let listed = if names.is_empty() { "no named images".to_string() } else { names.join(", ") };
+        Error::Invalid(match name {
+            Some(n) => format!("{what} has no image named `{n}`; it has: {listed}"),
+            None => format!("{what} holds {} images; name one (…:NAME); it has: {listed}", images.len()),
+        })
+    })
+}
+
 /// The manifests listed in an `index.json` whose `subject` is `subject`.
 pub(crate) fn referrers_in_index(
     index: &[u8],
@@ -122,22 +217,7 @@ pub(crate) fn image_from_index(
 ) -> Result<Image, Error> {
     let index: IndexView =
         serde_json::from_slice(index).map_err(|e| Error::Invalid(format!("{what}: index.json is not valid: {e}")))?;
-    let names: Vec<&str> =
-        index.manifests.iter().filter_map(|d| d.annotations.get(REF_NAME).map(String::as_str)).collect();
-    // Referrers (SBOMs, signatures) sit beside the images; they are not one to choose.
-    let images: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.artifact_type.is_none()).collect();
-    let entry = match name {
-        Some(n) => index.manifests.iter().find(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(n)),
-        None if images.len() == 1 => images.first().copied(),
-        None => None,
-    };
-    let Some(entry) = entry else {
-        let listed = if names.is_empty() { "no named images".to_string() } else { names.join(", ") };
-        return Err(Error::Invalid(match name {
-            Some(n) => format!("{what} has no image named `{n}`; it has: {listed}"),
-            None => format!("{what} holds {} images; name one (…:NAME); it has: {listed}", images.len()),
-        }));
-    };
+    let entry = entry(&index, name, what)?;
     let mut desc = entry.clone();
     if media::is_index(&desc.media_type) {
         let nested: IndexView = serde_json::from_slice(&read_verified(&desc, what, find)?)

@@ -44,3 +44,38 @@ pub(crate) async fn write(
         .map_err(|e| Error::Output(format!("writing an archive: {e}")))?
         .map_err(|e| Error::Output(e.to_string()))
 }
+
+/// Reads an archive whole: its index with every image, or its one image.
+pub(crate) async fn open_any(target: &Target<'_>, file: &Path, name: Option<&str>) -> Result<crate::Content, Error> {
+    let (file, name, store) = (file.to_path_buf(), name.map(String::from), target.store.clone());
+    let found = tokio::task::spawn_blocking(move || {
+        oxbuild_image::archive::read_archive_any(&file, name.as_deref(), None, &store)
+    })
+    .await
+    .map_err(|e| Error::Input(format!("reading an archive: {e}")))?
+    .map_err(|e| Error::Input(e.to_string()))?;
+    Ok(match found {
+        oxbuild_image::archive::Found::Index(index) => {
+            crate::Content::Index(crate::OpenedIndex { index, resolved: None })
+        }
+        oxbuild_image::archive::Found::Image(image, referrers) => {
+            crate::Content::Image(Box::new(Opened { image: *image, resolved: None, referrers }))
+        }
+    })
+}
+
+/// Writes an index with all its images as an oci-archive.
+pub(crate) async fn write_index(
+    index: oxbuild_image::Index,
+    file: &Path,
+    name: Option<&str>,
+    names: &[String],
+) -> Result<(), Error> {
+    let mut all: Vec<String> = name.iter().map(|n| n.to_string()).collect();
+    all.extend(names.iter().cloned());
+    let file = file.to_path_buf();
+    tokio::task::spawn_blocking(move || oxbuild_image::archive::write_archive_index(&index, &file, &all))
+        .await
+        .map_err(|e| Error::Output(format!("writing an archive: {e}")))?
+        .map_err(|e| Error::Output(e.to_string()))
+}

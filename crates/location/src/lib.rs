@@ -29,7 +29,7 @@ pub use registry::{Attached, attach};
 
 use std::path::PathBuf;
 
-use oxbuild_image::{BlobStore, Image, Platform};
+use oxbuild_image::{BlobStore, Image, Index, Platform};
 use oxbuild_registry::{Client, MountSource, PushReport, Reference};
 
 /// The forms accepted wherever an image location is asked for.
@@ -86,6 +86,24 @@ pub struct Opened {
     /// The referrers a layout or archive holds for the image (a registry's
     /// are asked for with [`Location::referrers`]).
     pub referrers: Vec<Image>,
+}
+
+/// An index read from a location, with every image it lists.
+#[derive(Debug, Clone)]
+pub struct OpenedIndex {
+    /// The index; a registry's layers stay there until needed.
+    pub index: Index,
+    /// For a registry: the reference pinned to the index's digest.
+    pub resolved: Option<Reference>,
+}
+
+/// What a location holds: one image, or a whole index.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// One image.
+    Image(Box<Opened>),
+    /// An index and all of its images.
+    Index(OpenedIndex),
 }
 
 /// What a write did.
@@ -153,6 +171,73 @@ impl Location {
                 archive::open(target, file, name.as_deref(), platform).await
             }
         }
+    }
+
+    /// Reads what is here: with `platform`, that platform's image (as
+    /// [`Location::open`]); without, a whole index when the location holds
+    /// one, else its one image.
+    pub async fn open_any(&self, target: &Target<'_>, platform: Option<&Platform>) -> Result<Content, Error> {
+        if let Some(p) = platform {
+            return self.open(target, p).await.map(|o| Content::Image(Box::new(o)));
+        }
+        match self {
+            Location::Registry(r) => match oxbuild_registry::open_index(target.client, r)
+                .await
+                .map_err(|e| Error::Registry(format!("reading {r}: {e}")))?
+            {
+                Some((index, resolved)) => Ok(Content::Index(OpenedIndex { index, resolved: Some(resolved) })),
+                None => self.open(target, &Platform::host()).await.map(|o| Content::Image(Box::new(o))),
+            },
+            Location::Layout { dir, name } => {
+                match oxbuild_image::layout::read_layout_index(dir, name.as_deref())
+                    .map_err(|e| Error::Input(e.to_string()))?
+                {
+                    Some(index) => Ok(Content::Index(OpenedIndex { index, resolved: None })),
+                    None => self.open(target, &Platform::host()).await.map(|o| Content::Image(Box::new(o))),
+                }
+            }
+            Location::OciArchive { file, name } | Location::DockerArchive { file, name } => {
+                archive::open_any(target, file, name.as_deref()).await
+            }
+        }
+    }
+
+    /// Writes `index` and all its images here, the index under `r`'s tag in
+    /// a registry, named in a layout or archive. A docker-archive holds one
+    /// image, so writing an index there is an error.
+    pub async fn write_index(
+        &self,
+        target: &Target<'_>,
+        index: &Index,
+        names: &[String],
+        mount_from: &[MountSource],
+    ) -> Result<Written, Error> {
+        if let Location::Registry(r) = self {
+            let tags: Vec<String> = r.tag.iter().cloned().collect();
+            let push = oxbuild_registry::push_index(target.client, index, r, &tags, mount_from)
+                .await
+                .map_err(|e| Error::Registry(format!("pushing to {}: {e}", r.name())))?;
+            return Ok(Written { push: Some(push), ..Written::default() });
+        }
+        if let Location::DockerArchive { .. } = self {
+            return Err(Error::Config(format!(
+                "{self}: a docker-archive holds one image, and this is an index of {} platforms; write an oci-archive: (or oci:) instead, or pick one with --platform",
+                index.children().len()
+            )));
+        }
+        let index = oxbuild_registry::fetch_index(target.client, index, target.store)
+            .await
+            .map_err(|e| Error::Registry(format!("fetching layers to write {self}: {e}")))?;
+        match self {
+            Location::Layout { dir, name } => {
+                let tag = names.first().and_then(|n| n.rsplit_once(':')).map(|(_, t)| t).filter(|t| !t.contains('/'));
+                oxbuild_image::layout::write_layout_index(&index, dir, name.as_deref().or(tag))
+                    .map_err(|e| Error::Output(e.to_string()))?;
+            }
+            Location::OciArchive { file, name } => archive::write_index(index, file, name.as_deref(), names).await?,
+            Location::Registry(_) | Location::DockerArchive { .. } => unreachable!("handled above"),
+        }
+        Ok(Written::default())
     }
 
     /// The referrers of an image opened here: a registry is asked (its

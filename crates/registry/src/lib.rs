@@ -39,5 +39,8 @@ pub use client::{BlobBody, BlobLocations, Client, ClientOptions};
 pub use progress::{Event, Progress};
 pub use reference::{DOCKER_HUB, Reference, ReferenceError, is_loopback};
 pub use referrers::{Listed, accumulate, attach, fallback_tag, open_referrers, referrers};
-pub use remote::{MountSource, Pulled, PushReport, fetch_layer, fetch_layers, open, pull, push, resolve};
+pub use remote::{
+    MountSource, Pulled, PushReport, fetch_index, fetch_layer, fetch_layers, open, open_index, pull, push, push_index,
+    resolve,
+};
 pub use transport::error::Error;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 use oxbuild_image::{
-    BlobLocation, BlobStore, Descriptor, Digest, Image, IndexView, Layer, ManifestView, Platform, media,
+    BlobLocation, BlobStore, Descriptor, Digest, Image, Index, IndexView, Layer, ManifestView, Platform, media,
 };
 
 use crate::client::BlobBody;
@@ -227,4 +227,56 @@ pub async fn push(
         bytes_uploaded: bytes.into_inner(),
         subject_indexed,
     })
+}
+
+/// Reads `r` when it is an index: the index and every image it lists
+/// (their layers left in the registry), with `r` pinned to the index's
+/// digest. None when `r` is a single image.
+pub async fn open_index(client: &Client, r: &Reference) -> Result<Option<(Index, Reference)>, Error> {
+    let (bytes, media_type, digest) = client.get_manifest(r).await?;
+    if !media::is_index(&media_type) {
+        return Ok(None);
+    }
+    let view: IndexView =
+        serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("the index of {r} is not valid: {e}")))?;
+    let mut images = Vec::new();
+    for d in view.manifests.iter().filter(|d| media::is_manifest(&d.media_type)) {
+        images.push(open(client, &r.with_digest(d.digest.clone()), &Platform::host()).await?.image);
+    }
+    let index = Index::from_raw(bytes, images).map_err(|e| Error::Invalid(format!("{r}: {e}")))?;
+    Ok(Some((index, r.with_digest(digest))))
+}
+
+/// Every layer of every image of `index` on disk, fetched into `store` when still in a registry.
+pub async fn fetch_index(client: &Client, index: &Index, store: &BlobStore) -> Result<Index, Error> {
+    let mut images = Vec::with_capacity(index.children().len());
+    for (_, image) in index.children() {
+        images.push(fetch_layers(client, image, store).await?);
+    }
+    Ok(Index::from_raw(index.manifest().to_vec(), images)?)
+}
+
+/// Pushes every image of `index` by digest (a blob two of them share goes up
+/// once), then the index under each of `tags`, or by digest without any:
+/// no tag ever points at an index whose images are missing.
+pub async fn push_index(
+    client: &Client,
+    index: &Index,
+    target: &Reference,
+    tags: &[String],
+    mount_from: &[MountSource],
+) -> Result<PushReport, Error> {
+    let mut total = PushReport::default();
+    for (_, image) in index.children() {
+        let r = push(client, image, target, &[], mount_from).await?;
+        total.blobs_skipped += r.blobs_skipped;
+        total.blobs_mounted += r.blobs_mounted;
+        total.blobs_uploaded += r.blobs_uploaded;
+        total.bytes_uploaded += r.bytes_uploaded;
+    }
+    let references: Vec<String> = if tags.is_empty() { vec![index.digest().to_string()] } else { tags.to_vec() };
+    for reference in references {
+        total.subject_indexed |= client.put_manifest(target, &reference, index.manifest(), index.media_type()).await?;
+    }
+    Ok(total)
 }

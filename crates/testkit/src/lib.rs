@@ -86,6 +86,11 @@ pub fn arm64_base_archive() -> PathBuf {
     test_env("OXBUILD_TEST_BASE_ARM64")
 }
 
+/// The amd64 and arm64 bases under one OCI index, as an OCI archive.
+pub fn multi_base_archive() -> PathBuf {
+    test_env("OXBUILD_TEST_BASE_MULTI")
+}
+
 /// A directory of real PyPI wheels for testdata/pyweb, x86_64 and aarch64.
 pub fn wheelhouse() -> PathBuf {
     test_env("OXBUILD_TEST_WHEELHOUSE")
@@ -289,6 +294,21 @@ impl Registry {
         cmd.arg(format!("oci-archive:{}", archive.display()));
         cmd.arg(format!("docker://{reference}"));
         let out = cmd.output().expect("skopeo runs");
+        assert!(out.status.success(), "seeding {reference} failed: {}", String::from_utf8_lossy(&out.stderr));
+        reference
+    }
+
+    /// Copies the multi-platform base (both platforms) to `path` with
+    /// `skopeo copy --all` and returns its full reference.
+    pub fn seed_multi(&self, path: &str) -> String {
+        let reference = self.reference(path);
+        let out = Command::new("skopeo")
+            .args(["copy", "--all", "--quiet"])
+            .args(self.tool_args("dest-"))
+            .arg(format!("oci-archive:{}", multi_base_archive().display()))
+            .arg(format!("docker://{reference}"))
+            .output()
+            .expect("skopeo runs");
         assert!(out.status.success(), "seeding {reference} failed: {}", String::from_utf8_lossy(&out.stderr));
         reference
     }

@@ -1,0 +1,184 @@
+//! `build` for several platforms (`--platform linux/amd64,linux/arm64`, or
+//! `[image] platforms`): one image per platform, built concurrently (each
+//! with its own interpreter, libc and wheels; no emulation), under one
+//! index. Nothing is written or pushed unless every platform built.
+
+use std::collections::BTreeMap;
+
+use oxbuild_engine::{Assembled, Location};
+use oxbuild_image::{Index, Platform};
+use oxbuild_registry::Reference;
+use serde_json::json;
+
+use crate::attest::Proofs;
+use crate::cli::{AttestArgs, BuildArgs};
+use crate::report::{Failure, Reporter};
+
+/// The platforms asked for: the `--platform` list, else `[image] platforms`.
+pub fn platforms(flag: Option<&str>, configured: &[String]) -> Result<Vec<Platform>, Failure> {
+    let (list, what): (Vec<&str>, &str) = match flag {
+        Some(f) => (f.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(), "--platform"),
+        None => (configured.iter().map(String::as_str).collect(), "[image] platforms"),
+    };
+    let mut out: Vec<Platform> = Vec::new();
+    for p in list {
+        let parsed: Platform = p.parse().map_err(|e| Failure::config(format!("{what}: {e}")))?;
+        if !out.contains(&parsed) {
+            out.push(parsed);
+        }
+    }
+    Ok(out)
+}
+
+/// The directory `--sbom-dir` gets for one platform: `DIR/linux-arm64`.
+fn per_platform(args: &AttestArgs, platform: &Platform) -> AttestArgs {
+    AttestArgs {
+        no_attach: args.no_attach,
+        sbom_dir: args.sbom_dir.as_ref().map(|d| d.join(platform.to_string().replace('/', "-"))),
+        sign_key: args.sign_key.clone(),
+    }
+}
+
+/// Builds, writes and pushes the index of `platforms`.
+pub async fn run(
+    args: &BuildArgs,
+    platforms: Vec<Platform>,
+    tags: &[Reference],
+    outputs: &[Location],
+    repository: Option<&Reference>,
+    out: Reporter,
+) -> Result<(), Failure> {
+    if args.variant == crate::cli::Variant::Test {
+        return Err(Failure::config(
+            "--variant test is built for one platform (the one assess runs on): give a single --platform",
+        ));
+    }
+    if let Some(o) = outputs.iter().find(|o| matches!(o, Location::DockerArchive { .. })) {
+        return Err(Failure::config(format!(
+            "--output {o}: a docker-archive holds one image, and {} platforms were asked for; write oci-archive: or oci: instead",
+            platforms.len()
+        )));
+    }
+    let started = std::time::SystemTime::now();
+    let services = crate::build::services(&args.app.registry, out)?;
+    let request = crate::build::request(&args.app, false)?;
+    out.step(format!("building {} platforms: {}", platforms.len(), list(&platforms)));
+    let builds = platforms.iter().map(|p| {
+        let mut request = request.clone();
+        request.platform = Some(p.clone());
+        let services = &services;
+        async move { oxbuild_engine::assemble(&request, services).await }
+    });
+    let results = futures_util::future::join_all(builds).await;
+    let mut built: Vec<Assembled> = Vec::new();
+    let mut failed: Vec<(Platform, Failure)> = Vec::new();
+    for (p, r) in platforms.iter().zip(results) {
+        match r {
+            Ok(a) => built.push(a),
+            Err(e) => failed.push((p.clone(), Failure::from(e))),
+        }
+    }
+    if !failed.is_empty() {
+        for (p, f) in &failed {
+            out.warn(format!("{p}: {}", f.message));
+        }
+        let (_, first) = &failed[0];
+        let names: Vec<String> = failed.iter().map(|(p, _)| p.to_string()).collect();
+        return Err(Failure {
+            message: format!(
+                "{} of {} platforms failed ({}); nothing was written or pushed. {}",
+                failed.len(),
+                platforms.len(),
+                names.join(", "),
+                failed.iter().map(|(p, f)| format!("{p}: {}", f.message)).collect::<Vec<_>>().join(" | ")
+            ),
+            ..Failure::build("")
+        }
+        .with_code(first.code, first.kind));
+    }
+
+    // The index carries the annotations its images do (an OCI image's
+    // `org.opencontainers.image.*`), so a reader sees the same either way.
+    let annotations: BTreeMap<String, String> = built[0].prod.image.annotations().clone();
+    let children = built.iter().map(|a| (a.platform.clone(), a.prod.image.clone())).collect();
+    let index = Index::assemble(children, &annotations).map_err(Failure::build)?;
+    let ships = args.push || !outputs.is_empty() || args.attest.sbom_dir.is_some();
+    let mut proofs: Vec<Proofs> = Vec::new();
+    for a in &built {
+        proofs.push(if ships {
+            crate::attest::prepare(a, started, &per_platform(&args.attest, &a.platform), &services, out)?
+        } else {
+            Proofs::none()
+        });
+    }
+    let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
+    let mut written = Vec::new();
+    for output in outputs {
+        out.step(format!("writing {output}"));
+        output.write_index(&services.target(), &index, &names, &[]).await?;
+        written.push(output.to_string());
+    }
+    if !outputs.is_empty() && ships && !args.attest.no_attach {
+        out.warn("layouts and archives of an index do not carry its SBOMs and provenance yet; pushes do, and --sbom-dir writes them");
+    }
+
+    let mut pushed = Vec::new();
+    let mut push_reports = Vec::new();
+    if args.push {
+        let mount_from: Vec<_> = built.iter().flat_map(|a| a.mount_from.iter().cloned()).collect();
+        for (name, (target, repo_tags)) in crate::build::by_repository(tags, repository) {
+            out.step(format!("pushing {name} ({} platforms)", index.children().len()));
+            let report = oxbuild_registry::push_index(&services.client, &index, &target, &repo_tags, &mount_from)
+                .await
+                .map_err(|e| Failure::registry(format!("pushing to {name}: {e}")))?;
+            out.step(crate::transfer::describe_push(&report));
+            let mut attached = Vec::new();
+            for ((_, image), p) in index.children().iter().zip(&proofs) {
+                let referrers = p.for_destination(image, &name, &services)?;
+                attached.extend(crate::attest::attach(&services, &target, &referrers, out).await?);
+            }
+            pushed.push(target.with_digest(index.digest()).to_string());
+            pushed.extend(repo_tags.iter().map(|t| target.with_tag(t).to_string()));
+            push_reports.push(json!({"repository": name, "report": report, "referrers": attached}));
+        }
+    }
+
+    let manifests: Vec<_> = built
+        .iter()
+        .map(|a| {
+            let image = &a.prod.image;
+            json!({
+                "platform": a.platform.to_string(),
+                "digest": image.digest(),
+                "base": a.resolved_base.as_ref().map(ToString::to_string).unwrap_or_else(|| a.base.to_string()),
+                "layers": image.layers().iter().map(|l| json!({"digest": l.descriptor.digest, "size": l.descriptor.size, "mediaType": l.descriptor.media_type})).collect::<Vec<_>>(),
+                "python": a.dependencies["python"],
+                "bytecode": a.bytecode,
+                "warnings": a.prod.warnings,
+            })
+        })
+        .collect();
+    let report = json!({
+        "ok": true,
+        "digest": index.digest(),
+        "mediaType": index.media_type(),
+        "platforms": platforms.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "manifests": manifests,
+        "pushed": pushed,
+        "push": push_reports,
+        "outputs": written,
+        "variant": "production",
+    });
+    let mut human = vec![index.digest().to_string()];
+    if !out.quiet {
+        human.extend(built.iter().map(|a| format!("  {}  {}", a.platform, a.prod.image.digest())));
+        human.extend(pushed.iter().filter(|p| !p.contains('@')).map(|p| format!("pushed {p}")));
+        human.extend(written.iter().map(|w| format!("wrote {w}")));
+    }
+    out.result(&report, &human);
+    Ok(())
+}
+
+fn list(platforms: &[Platform]) -> String {
+    platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
