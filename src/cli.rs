@@ -115,7 +115,7 @@ pub struct PublishArgs {
 }
 
 /// The SBOMs and provenance that go with a pushed or written image.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct AttestArgs {
     /// Do not attach the SBOMs (SPDX, CycloneDX) and the build provenance to
     /// the image. By default every push and every --output carries them as

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use oxbuild_engine::{Assembled, Location};
+use oxbuild_engine::{Assembled, Location, Request, Services};
 use oxbuild_image::{Index, Platform};
 use oxbuild_registry::Reference;
 use serde_json::json;
@@ -31,7 +31,7 @@ pub fn platforms(flag: Option<&str>, configured: &[String]) -> Result<Vec<Platfo
 }
 
 /// The directory `--sbom-dir` gets for one platform: `DIR/linux-arm64`.
-fn per_platform(args: &AttestArgs, platform: &Platform) -> AttestArgs {
+pub fn per_platform(args: &AttestArgs, platform: &Platform) -> AttestArgs {
     AttestArgs {
         no_attach: args.no_attach,
         sbom_dir: args.sbom_dir.as_ref().map(|d| d.join(platform.to_string().replace('/', "-"))),
@@ -62,46 +62,8 @@ pub async fn run(
     let started = std::time::SystemTime::now();
     let services = crate::build::services(&args.app.registry, out)?;
     let request = crate::build::request(&args.app, false)?;
-    out.step(format!("building {} platforms: {}", platforms.len(), list(&platforms)));
-    let builds = platforms.iter().map(|p| {
-        let mut request = request.clone();
-        request.platform = Some(p.clone());
-        let services = &services;
-        async move { oxbuild_engine::assemble(&request, services).await }
-    });
-    let results = futures_util::future::join_all(builds).await;
-    let mut built: Vec<Assembled> = Vec::new();
-    let mut failed: Vec<(Platform, Failure)> = Vec::new();
-    for (p, r) in platforms.iter().zip(results) {
-        match r {
-            Ok(a) => built.push(a),
-            Err(e) => failed.push((p.clone(), Failure::from(e))),
-        }
-    }
-    if !failed.is_empty() {
-        for (p, f) in &failed {
-            out.warn(format!("{p}: {}", f.message));
-        }
-        let (_, first) = &failed[0];
-        let names: Vec<String> = failed.iter().map(|(p, _)| p.to_string()).collect();
-        return Err(Failure {
-            message: format!(
-                "{} of {} platforms failed ({}); nothing was written or pushed. {}",
-                failed.len(),
-                platforms.len(),
-                names.join(", "),
-                failed.iter().map(|(p, f)| format!("{p}: {}", f.message)).collect::<Vec<_>>().join(" | ")
-            ),
-            ..Failure::build("")
-        }
-        .with_code(first.code, first.kind));
-    }
-
-    // The index carries the annotations its images do (an OCI image's
-    // `org.opencontainers.image.*`), so a reader sees the same either way.
-    let annotations: BTreeMap<String, String> = built[0].prod.image.annotations().clone();
-    let children = built.iter().map(|a| (a.platform.clone(), a.prod.image.clone())).collect();
-    let index = Index::assemble(children, &annotations).map_err(Failure::build)?;
+    let built = assemble_all(&request, &platforms, None, &services, out).await?;
+    let index = index_of(&built)?;
     let ships = args.push || !outputs.is_empty() || args.attest.sbom_dir.is_some();
     let mut proofs: Vec<Proofs> = Vec::new();
     for a in &built {
@@ -181,4 +143,90 @@ pub async fn run(
 
 fn list(platforms: &[Platform]) -> String {
     platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Builds `request` for every one of `platforms` at once, the test variant
+/// too for the platform `test_on` (the one this machine runs). Every
+/// platform that fails is reported, and then the whole build fails.
+pub async fn assemble_all(
+    request: &Request,
+    platforms: &[Platform],
+    test_on: Option<&Platform>,
+    services: &Services,
+    out: Reporter,
+) -> Result<Vec<Assembled>, Failure> {
+    out.step(format!("building {} platforms: {}", platforms.len(), list(platforms)));
+    let builds = platforms.iter().map(|p| {
+        let mut request = request.clone();
+        request.platform = Some(p.clone());
+        request.test_variant = test_on.is_some_and(|t| t.matches(p));
+        async move { oxbuild_engine::assemble(&request, services).await }
+    });
+    let results = futures_util::future::join_all(builds).await;
+    let mut built: Vec<Assembled> = Vec::new();
+    let mut failed: Vec<(Platform, Failure)> = Vec::new();
+    for (p, r) in platforms.iter().zip(results) {
+        match r {
+            Ok(a) => built.push(a),
+            Err(e) => failed.push((p.clone(), Failure::from(e))),
+        }
+    }
+    if failed.is_empty() {
+        return Ok(built);
+    }
+    for (p, f) in &failed {
+        out.warn(format!("{p}: {}", f.message));
+    }
+    let (_, first) = &failed[0];
+    let names: Vec<String> = failed.iter().map(|(p, _)| p.to_string()).collect();
+    Err(Failure {
+        message: format!(
+            "{} of {} platforms failed ({}); nothing was written or pushed. {}",
+            failed.len(),
+            platforms.len(),
+            names.join(", "),
+            failed.iter().map(|(p, f)| format!("{p}: {}", f.message)).collect::<Vec<_>>().join(" | ")
+        ),
+        ..Failure::build("")
+    }
+    .with_code(first.code, first.kind))
+}
+
+/// The index over the production images of `built`, with the annotations
+/// its images carry (an OCI image's `org.opencontainers.image.*`), so that a
+/// reader sees the same either way.
+pub fn index_of(built: &[Assembled]) -> Result<Index, Failure> {
+    let annotations: BTreeMap<String, String> = built[0].prod.image.annotations().clone();
+    let children = built.iter().map(|a| (a.platform.clone(), a.prod.image.clone())).collect();
+    Index::assemble(children, &annotations).map_err(Failure::build)
+}
+
+/// The member this machine can run.
+pub fn native(built: &[Assembled]) -> Option<usize> {
+    let host = Platform::host();
+    built.iter().position(|a| host.matches(&a.platform))
+}
+
+/// What was checked of a member without running it: its interpreter and
+/// that its native extensions are ELF files of its own architecture.
+pub fn unrun(a: &Assembled) -> serde_json::Value {
+    let python = &a.dependencies["python"];
+    let expected = oxbuild_engine::check::elf_machine(&a.platform.architecture);
+    let extensions = python["layer"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .map(|d| oxbuild_engine::check::extensions(&a.prod.image, &d).unwrap_or_default())
+        .unwrap_or_default();
+    let wrong: Vec<&str> =
+        extensions.iter().filter(|(_, m)| expected.is_some_and(|e| e != *m)).map(|(n, _)| n.as_str()).collect();
+    json!({
+        "platform": a.platform.to_string(),
+        "digest": a.prod.image.digest(),
+        "run": false,
+        "interpreter": python["interpreter"],
+        "machine": python["machine"],
+        "native_extensions": extensions.len(),
+        "extensions_for_other_machines": wrong,
+        "note": format!("{} was not run here; its native extensions were checked to be ELF files for {}", a.platform, a.platform.architecture),
+    })
 }

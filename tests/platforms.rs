@@ -194,3 +194,46 @@ fn a_platform_without_wheels_fails_every_platform_it_must_and_publishes_nothing(
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("docker-archive holds one image") && stderr.contains("oci-archive:"), "{stderr}");
 }
+
+#[test]
+fn the_pipeline_assesses_and_checks_the_native_member_and_publishes_the_index() {
+    let registry = Registry::start();
+    let multi = registry.seed_multi("python:multi");
+    let ws = offline_pyweb();
+    common::commit_all(&ws.app());
+    let (code, stdout, stderr) = run(ws
+        .oxbuild()
+        .env("CONTAINERS_CONF", oxbuild_testkit::containers_conf())
+        .env("OXBUILD_PUBLISH_REPOSITORY", registry.reference("team/pyweb"))
+        .args(["pipeline", "--json", "--base", &multi, "--platform", "linux/amd64,linux/arm64"])
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let stage = |name: &str| report["stages"].as_array().unwrap().iter().find(|s| s["stage"] == name).unwrap().clone();
+    let build = stage("build");
+    let index_digest = build["digest"].as_str().unwrap().to_string();
+    assert_eq!(build["manifests"].as_array().unwrap().len(), 2, "{build}");
+    for name in ["assess", "health"] {
+        let s = stage(name);
+        assert_eq!(s["status"], "passed", "{s}");
+        assert_eq!(s["detail"]["ran_on"], "linux/amd64", "{s}");
+        let arm = &s["detail"]["not_run"][0];
+        assert_eq!(arm["platform"], "linux/arm64");
+        assert_eq!(arm["run"], false);
+        assert!(arm["native_extensions"].as_u64().unwrap() > 0, "{arm}");
+        assert!(arm["extensions_for_other_machines"].as_array().unwrap().is_empty(), "{arm}");
+        assert!(arm["note"].as_str().unwrap().contains("was not run"), "{arm}");
+    }
+    let publish = stage("publish");
+    assert_eq!(publish["detail"]["digest"], index_digest.as_str());
+    let tags = publish["detail"]["tags"].as_array().unwrap();
+    assert!(!tags.is_empty(), "on main the policy tags latest and the commit: {publish}");
+    for tag in tags {
+        let reference = registry.reference(&format!("team/pyweb:{}", tag.as_str().unwrap()));
+        assert_eq!(
+            registry.skopeo_inspect(&reference, false)["Digest"],
+            index_digest.as_str(),
+            "tags point at the index"
+        );
+    }
+}

@@ -32,6 +32,7 @@
 pub mod attest;
 pub mod base;
 pub mod cache_repo;
+pub mod check;
 mod error;
 pub mod interpreter;
 pub mod load;
