@@ -200,7 +200,7 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
     }
     human.push(format!("build    passed  {}", build_stage["digest"].as_str().unwrap_or("")));
     stages.push(build_stage);
-    let no_member = native.is_none().then(|| "no member of the index runs on this machine");
+    let no_member = native.is_none().then_some("no member of the index runs on this machine");
 
     type Stage<'a> = (&'static str, Option<&'static str>);
     let verifies = !args.verify_keys.is_empty() || args.verify_policy.is_some();
