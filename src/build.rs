@@ -95,6 +95,15 @@ pub fn request(args: &AppArgs, test_variant: bool) -> Result<Request, Failure> {
     })
 }
 
+/// The repository a layout's or archive's signature names: the first
+/// tag's, else `[image] repository`, else the app directory's name.
+pub fn identity(app: &AppArgs, tags: &[Reference], repository: Option<&Reference>) -> String {
+    tags.first().or(repository).map(|r| r.name()).unwrap_or_else(|| {
+        let dir = app.dir.canonicalize().unwrap_or_else(|_| app.dir.clone());
+        dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "app".into())
+    })
+}
+
 /// One push per repository, carrying all of its tags; `[image] repository`
 /// by digest when no tag names one.
 pub fn by_repository(tags: &[Reference], repository: Option<&Reference>) -> BTreeMap<String, (Reference, Vec<String>)> {
@@ -176,14 +185,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
 
     // A layout or archive's signature names the image's first tag, else its repository, else the app.
-    let identity = tags.first().or(repository.as_ref()).map(|r| r.name()).unwrap_or_else(|| {
-        args.app
-            .dir
-            .canonicalize()
-            .ok()
-            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "app".into())
-    });
+    let identity = identity(&args.app, &tags, repository.as_ref());
     let mut written = Vec::new();
     let mut listed = Vec::new();
     for output in &outputs {

@@ -75,13 +75,18 @@ pub async fn run(
     }
     let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
     let mut written = Vec::new();
-    for output in outputs {
-        out.step(format!("writing {output}"));
-        output.write_index(&services.target(), &index, &names, &[]).await?;
-        written.push(output.to_string());
-    }
-    if !outputs.is_empty() && ships && !args.attest.no_attach {
-        out.warn("layouts and archives of an index do not carry its SBOMs and provenance yet; pushes do, and --sbom-dir writes them");
+    if !outputs.is_empty() {
+        // Each image's proofs go beside the index, as a push attaches them.
+        let identity = crate::build::identity(&args.app, tags, repository);
+        let mut referrers = Vec::new();
+        for ((_, image), p) in index.children().iter().zip(&proofs) {
+            referrers.extend(p.for_destination(image, &identity, &services)?);
+        }
+        for output in outputs {
+            out.step(format!("writing {output}"));
+            output.write_index(&services.target(), &index, &referrers, &names, &[]).await?;
+            written.push(output.to_string());
+        }
     }
 
     let mut pushed = Vec::new();

@@ -141,7 +141,12 @@ pub async fn copy(args: CopyArgs, out: Reporter, registry_only: bool) -> Result<
                     opened.index.children().iter().map(move |(_, image)| oxbuild_registry::MountSource::of(r, image))
                 })
                 .collect();
-            let written = dest.write_index(&services.target(), &opened.index, &names, &mount).await?;
+            let referrers = if args.no_referrers {
+                Vec::new()
+            } else {
+                source.index_referrers(&services.target(), &opened).await?
+            };
+            let written = dest.write_index(&services.target(), &opened.index, &referrers, &names, &mount).await?;
             if let Some(r) = &written.push {
                 out.step(describe_push(r));
             }
@@ -153,6 +158,7 @@ pub async fn copy(args: CopyArgs, out: Reporter, registry_only: bool) -> Result<
                 "dest": dest.to_string(),
                 "push": written.push,
                 "manifests": opened.index.children().iter().map(|(d, _)| json!({"platform": d.platform.as_ref().map(ToString::to_string), "digest": d.digest})).collect::<Vec<_>>(),
+                "referrers": written.referrers,
             });
             out.result(&json, &[digest.to_string()]);
             return Ok(());

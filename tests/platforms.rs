@@ -98,6 +98,11 @@ fn a_two_platform_index_is_pushed_runs_copies_and_rebuilds_to_the_same_digest() 
     assert_eq!(archs, ["amd64", "arm64"]);
     assert_eq!(registry.skopeo_inspect(&target, false)["Digest"], digest, "tags point at the index");
 
+    // Each image has its own SBOM: the arm64 one lists the aarch64 wheel.
+    let (code, sbom, err) = run(ws.oxbuild().args(["sbom", "--platform", "linux/arm64", &target]));
+    assert_eq!(code, 0, "{err}");
+    assert!(sbom.contains("aarch64") && !sbom.contains("x86_64.whl"), "the arm64 image's SBOM");
+
     // The arm64 child's native extension is an AArch64 ELF file.
     let layout = ws.tmp.path().join("arm64");
     let out = std::process::Command::new("skopeo")
@@ -146,6 +151,9 @@ fn a_two_platform_index_is_pushed_runs_copies_and_rebuilds_to_the_same_digest() 
     let pushed: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(pushed["digest"], digest);
     assert_eq!(elsewhere.skopeo_inspect(&moved, false)["Digest"], digest);
+    let (code, carried, err) = run(ws.oxbuild().args(["sbom", "--platform", "linux/arm64", &moved]));
+    assert_eq!(code, 0, "the SBOMs crossed the air gap with the index: {err}");
+    assert_eq!(carried, sbom);
     let (code, stdout, _) = run(ws.oxbuild().args(["inspect", "--json", &moved]));
     assert_eq!(code, 0);
     let inspected: Value = serde_json::from_str(&stdout).unwrap();

@@ -62,13 +62,14 @@ pub fn write_archive(image: &Image, referrers: &[Image], path: &Path, names: &[S
 }
 
 /// Writes `index` and every image it lists as an OCI archive at `path`, the
-/// index named by each of `names` in `index.json`. (A docker-archive holds
-/// one image, so there is no `manifest.json`.)
-pub fn write_archive_index(index: &Index, path: &Path, names: &[String]) -> Result<(), Error> {
+/// index named by each of `names` in `index.json`, with `referrers` (of the
+/// index or its images) beside it. (A docker-archive holds one image, so
+/// there is no `manifest.json`.)
+pub fn write_archive_index(index: &Index, referrers: &[Image], path: &Path, names: &[String]) -> Result<(), Error> {
     let mut tar = LayerBuilder::new(0, Owner::ROOT);
     let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
     let mut written = std::collections::HashSet::new();
-    for (_, one) in index.children() {
+    for one in index.children().iter().map(|(_, i)| i).chain(referrers) {
         for layer in one.layers() {
             if written.insert(layer.descriptor.digest.clone()) {
                 tar.file(&blob(&layer.descriptor.digest), layer.path()?, Owner::ROOT, 0o644);
@@ -90,8 +91,9 @@ pub fn write_archive_index(index: &Index, path: &Path, names: &[String]) -> Resu
         }
         serde_json::to_value(d).expect("descriptors serialise")
     };
-    let entries: Vec<serde_json::Value> =
+    let mut entries: Vec<serde_json::Value> =
         if names.is_empty() { vec![entry(None)] } else { names.iter().map(|n| entry(Some(n))).collect() };
+    entries.extend(referrers.iter().map(|r| serde_json::to_value(named(r, None)).expect("descriptors serialise")));
     tar.bytes("index.json", index_json(entries), Owner::ROOT, 0o644);
     persist(tar, path)
 }
@@ -120,8 +122,9 @@ pub enum Found {
     /// One image (chosen by platform from an index when one was asked for),
     /// with the referrers held for it.
     Image(Box<Image>, Vec<Image>),
-    /// A whole index, when no platform was asked for.
-    Index(Index),
+    /// A whole index, when no platform was asked for, with the referrers
+    /// held for it and its images.
+    Index(Index, Vec<Image>),
 }
 
 /// Reads the image named `name` (or the only one) from the archive at `path`,
@@ -134,7 +137,7 @@ pub fn read_archive(
 ) -> Result<(Image, Vec<Image>), Error> {
     match read_archive_any(path, name, Some(platform), store)? {
         Found::Image(image, referrers) => Ok((*image, referrers)),
-        Found::Index(_) => unreachable!("a platform was asked for"),
+        Found::Index(..) => unreachable!("a platform was asked for"),
     }
 }
 
@@ -220,9 +223,9 @@ pub fn read_archive_any(
     };
     if let Some(index) = meta.get("index.json") {
         if platform.is_none()
-            && let Some(whole) = index_in_index(index, name, &what, &find)?
+            && let Some((whole, referrers)) = index_in_index(index, name, &what, &find)?
         {
-            return Ok(Found::Index(whole));
+            return Ok(Found::Index(whole, referrers));
         }
         let image = image_from_index(index, name, platform.unwrap_or(&Platform::host()), &what, &find)?;
         let referrers = referrers_in_index(index, &image.digest(), &what, &find)?;

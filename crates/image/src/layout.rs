@@ -123,8 +123,9 @@ pub fn read_layout(dir: &Path, name: Option<&str>, platform: &Platform) -> Resul
 }
 
 /// The index named `name` (or the only entry) of the OCI layout at `dir`
-/// with every image it lists, verified; None when that entry is one image.
-pub fn read_layout_index(dir: &Path, name: Option<&str>) -> Result<Option<Index>, Error> {
+/// with every image it lists, verified, and the referrers the layout holds
+/// for the index and its images; None when that entry is one image.
+pub fn read_layout_index(dir: &Path, name: Option<&str>) -> Result<Option<(Index, Vec<Image>)>, Error> {
     let what = format!("OCI layout {}", dir.display());
     if !dir.join("oci-layout").is_file() {
         return Err(Error::Invalid(format!("{what}: not an OCI image layout (no oci-layout file)")));
@@ -139,13 +140,13 @@ pub fn read_layout_index(dir: &Path, name: Option<&str>) -> Result<Option<Index>
 }
 
 /// The index entry `name` (or the only one) of an `index.json`, with its
-/// images, when that entry is an index.
+/// images and the referrers listed for any of them, when that entry is an index.
 pub(crate) fn index_in_index(
     index: &[u8],
     name: Option<&str>,
     what: &str,
     find: &dyn Fn(&Digest) -> Result<PathBuf, Error>,
-) -> Result<Option<Index>, Error> {
+) -> Result<Option<(Index, Vec<Image>)>, Error> {
     let view: IndexView =
         serde_json::from_slice(index).map_err(|e| Error::Invalid(format!("{what}: index.json is not valid: {e}")))?;
     let entry = entry(&view, name, what)?;
@@ -162,7 +163,12 @@ pub(crate) fn index_in_index(
             .map_err(|e| Error::Invalid(format!("{what}: manifest {} is not valid: {e}", d.digest)))?;
         images.push(image_of(manifest, view, what, find)?);
     }
-    Index::from_raw(raw, images).map(Some).map_err(|e| Error::Invalid(format!("{what}: {e}")))
+    let whole = Index::from_raw(raw, images).map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
+    let mut referrers = referrers_in_index(index, &whole.digest(), what, find)?;
+    for (d, _) in whole.children() {
+        referrers.extend(referrers_in_index(index, &d.digest, what, find)?);
+    }
+    Ok(Some((whole, referrers)))
 }
 
 /// The entry named `name` of an `index.json`, or its only image or index.

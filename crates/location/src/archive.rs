@@ -55,8 +55,8 @@ pub(crate) async fn open_any(target: &Target<'_>, file: &Path, name: Option<&str
     .map_err(|e| Error::Input(format!("reading an archive: {e}")))?
     .map_err(|e| Error::Input(e.to_string()))?;
     Ok(match found {
-        oxbuild_image::archive::Found::Index(index) => {
-            crate::Content::Index(crate::OpenedIndex { index, resolved: None })
+        oxbuild_image::archive::Found::Index(index, referrers) => {
+            crate::Content::Index(crate::OpenedIndex { index, resolved: None, referrers })
         }
         oxbuild_image::archive::Found::Image(image, referrers) => {
             crate::Content::Image(Box::new(Opened { image: *image, resolved: None, referrers }))
@@ -67,6 +67,7 @@ pub(crate) async fn open_any(target: &Target<'_>, file: &Path, name: Option<&str
 /// Writes an index with all its images as an oci-archive.
 pub(crate) async fn write_index(
     index: oxbuild_image::Index,
+    referrers: Vec<Image>,
     file: &Path,
     name: Option<&str>,
     names: &[String],
@@ -74,7 +75,7 @@ pub(crate) async fn write_index(
     let mut all: Vec<String> = name.iter().map(|n| n.to_string()).collect();
     all.extend(names.iter().cloned());
     let file = file.to_path_buf();
-    tokio::task::spawn_blocking(move || oxbuild_image::archive::write_archive_index(&index, &file, &all))
+    tokio::task::spawn_blocking(move || oxbuild_image::archive::write_archive_index(&index, &referrers, &file, &all))
         .await
         .map_err(|e| Error::Output(format!("writing an archive: {e}")))?
         .map_err(|e| Error::Output(e.to_string()))

@@ -95,6 +95,9 @@ pub struct OpenedIndex {
     pub index: Index,
     /// For a registry: the reference pinned to the index's digest.
     pub resolved: Option<Reference>,
+    /// The referrers a layout or archive holds for the index and its images
+    /// (a registry's are asked for with [`Location::index_referrers`]).
+    pub referrers: Vec<Image>,
 }
 
 /// What a location holds: one image, or a whole index.
@@ -185,14 +188,16 @@ impl Location {
                 .await
                 .map_err(|e| Error::Registry(format!("reading {r}: {e}")))?
             {
-                Some((index, resolved)) => Ok(Content::Index(OpenedIndex { index, resolved: Some(resolved) })),
+                Some((index, resolved)) => {
+                    Ok(Content::Index(OpenedIndex { index, resolved: Some(resolved), referrers: Vec::new() }))
+                }
                 None => self.open(target, &Platform::host()).await.map(|o| Content::Image(Box::new(o))),
             },
             Location::Layout { dir, name } => {
                 match oxbuild_image::layout::read_layout_index(dir, name.as_deref())
                     .map_err(|e| Error::Input(e.to_string()))?
                 {
-                    Some(index) => Ok(Content::Index(OpenedIndex { index, resolved: None })),
+                    Some((index, referrers)) => Ok(Content::Index(OpenedIndex { index, resolved: None, referrers })),
                     None => self.open(target, &Platform::host()).await.map(|o| Content::Image(Box::new(o))),
                 }
             }
@@ -202,22 +207,45 @@ impl Location {
         }
     }
 
-    /// Writes `index` and all its images here, the index under `r`'s tag in
-    /// a registry, named in a layout or archive. A docker-archive holds one
+    /// The referrers of an index opened here and of its images: a
+    /// registry is asked for each; a layout's or archive's were read with it.
+    pub async fn index_referrers(&self, target: &Target<'_>, opened: &OpenedIndex) -> Result<Vec<Image>, Error> {
+        let (Location::Registry(_), Some(resolved)) = (self, &opened.resolved) else {
+            return Ok(opened.referrers.clone());
+        };
+        let mut out = Vec::new();
+        let digests =
+            std::iter::once(opened.index.digest()).chain(opened.index.children().iter().map(|(d, _)| d.digest.clone()));
+        for d in digests {
+            out.extend(
+                oxbuild_registry::open_referrers(target.client, resolved, &d)
+                    .await
+                    .map_err(|e| Error::Registry(format!("reading the referrers of {resolved}: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Writes `index` and all its images here, with `referrers` (of the
+    /// index or its images) beside them: the index under `r`'s tag in a
+    /// registry, named in a layout or archive. A docker-archive holds one
     /// image, so writing an index there is an error.
     pub async fn write_index(
         &self,
         target: &Target<'_>,
         index: &Index,
+        referrers: &[Image],
         names: &[String],
         mount_from: &[MountSource],
     ) -> Result<Written, Error> {
+        let descriptors = referrers.iter().map(Image::referrer_descriptor).collect();
         if let Location::Registry(r) = self {
             let tags: Vec<String> = r.tag.iter().cloned().collect();
             let push = oxbuild_registry::push_index(target.client, index, r, &tags, mount_from)
                 .await
                 .map_err(|e| Error::Registry(format!("pushing to {}: {e}", r.name())))?;
-            return Ok(Written { push: Some(push), ..Written::default() });
+            let attached = registry::attach(target, r, referrers).await?;
+            return Ok(Written { push: Some(push), referrers: descriptors, attached });
         }
         if let Location::DockerArchive { .. } = self {
             return Err(Error::Config(format!(
@@ -225,19 +253,30 @@ impl Location {
                 index.children().len()
             )));
         }
-        let index = oxbuild_registry::fetch_index(target.client, index, target.store)
-            .await
-            .map_err(|e| Error::Registry(format!("fetching layers to write {self}: {e}")))?;
+        let fetch = |e: oxbuild_registry::Error| Error::Registry(format!("fetching layers to write {self}: {e}"));
+        let index = oxbuild_registry::fetch_index(target.client, index, target.store).await.map_err(fetch)?;
+        let mut local = Vec::with_capacity(referrers.len());
+        for r in referrers {
+            local.push(oxbuild_registry::fetch_layers(target.client, r, target.store).await.map_err(fetch)?);
+        }
+        // Beside referrers the index must be named for tools to pick it.
+        let default = (names.is_empty() && !local.is_empty()).then(|| "latest".to_string());
         match self {
             Location::Layout { dir, name } => {
                 let tag = names.first().and_then(|n| n.rsplit_once(':')).map(|(_, t)| t).filter(|t| !t.contains('/'));
-                oxbuild_image::layout::write_layout_index(&index, dir, name.as_deref().or(tag))
+                let named = name.as_deref().or(tag).or(default.as_deref());
+                oxbuild_image::layout::write_layout_index(&index, dir, named)
                     .map_err(|e| Error::Output(e.to_string()))?;
+                for r in &local {
+                    oxbuild_image::layout::write_layout(r, dir, None).map_err(|e| Error::Output(e.to_string()))?;
+                }
             }
-            Location::OciArchive { file, name } => archive::write_index(index, file, name.as_deref(), names).await?,
+            Location::OciArchive { file, name } => {
+                archive::write_index(index, local, file, name.as_deref().or(default.as_deref()), names).await?
+            }
             Location::Registry(_) | Location::DockerArchive { .. } => unreachable!("handled above"),
         }
-        Ok(Written::default())
+        Ok(Written { push: None, referrers: descriptors, attached: Vec::new() })
     }
 
     /// The referrers of an image opened here: a registry is asked (its
