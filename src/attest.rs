@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::SystemTime;
 
+use oxbuild_engine::location::Content;
 use oxbuild_engine::{Assembled, Location, Services};
 use oxbuild_image::{Image, Platform};
 use oxbuild_registry::Reference;
@@ -29,6 +30,13 @@ impl Proofs {
     /// Nothing: the test variant, or a build that neither pushes nor writes.
     pub fn none() -> Proofs {
         Proofs { referrers: Vec::new(), key: None }
+    }
+
+    /// The same without the provenance: with several platforms, the index
+    /// gets one provenance for all of them (see `crate::multi`).
+    pub fn without_provenance(mut self) -> Proofs {
+        self.referrers.retain(|r| r.artifact_type() != Some(oxbuild_sbom::IN_TOTO_MEDIA_TYPE));
+        self
     }
 
     /// The referrers for `image` at a destination named `repository`: the
@@ -239,12 +247,38 @@ pub async fn verify_stage(
     services: &Services,
 ) -> Result<(serde_json::Value, Vec<String>, Option<Failure>), Failure> {
     let (keys, policy) = verification(opts)?;
-    let opened = source.open(&services.target(), &platform.unwrap_or_else(Platform::host)).await?;
-    let referrers = source.referrers(&services.target(), &opened).await?;
-    let checks = oxbuild_engine::verify::verify(&opened.image, &referrers, &keys, policy.as_ref(), services).await?;
+    // An index: the member for this machine (or --platform), with the
+    // referrers of both the member and the index.
+    let (image, index, referrers) = match source.open_any(&services.target(), None).await? {
+        Content::Index(opened) => {
+            let wanted = platform.unwrap_or_else(Platform::host);
+            let (_, member) = opened
+                .index
+                .children()
+                .iter()
+                .find(|(d, _)| d.platform.as_ref().is_some_and(|p| wanted.matches(p)))
+                .ok_or_else(|| {
+                    Failure::input(format!("{source} has no image for {wanted}; choose one with --platform"))
+                })?;
+            let mine = [member.digest(), opened.index.digest()];
+            let referrers: Vec<Image> = source
+                .index_referrers(&services.target(), &opened)
+                .await?
+                .into_iter()
+                .filter(|r| r.subject().is_some_and(|s| mine.contains(&s.digest)))
+                .collect();
+            (member.clone(), Some(opened.index.digest()), referrers)
+        }
+        Content::Image(opened) => {
+            let referrers = source.referrers(&services.target(), &opened).await?;
+            (opened.image, None, referrers)
+        }
+    };
+    let checks =
+        oxbuild_engine::verify::verify(&image, index.as_ref(), &referrers, &keys, policy.as_ref(), services).await?;
     let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.rule.as_str()).collect();
-    let digest = opened.image.digest();
-    let json = json!({"ok": failed.is_empty(), "image": source.to_string(), "digest": digest, "rules": checks});
+    let digest = image.digest();
+    let json = json!({"ok": failed.is_empty(), "image": source.to_string(), "digest": digest, "index": index, "rules": checks});
     let mut human = vec![format!("{} {digest}", if failed.is_empty() { "verified" } else { "NOT verified" })];
     human.extend(checks.iter().map(|c| format!("  {}  {}: {}", if c.ok { "pass" } else { "FAIL" }, c.rule, c.detail)));
     let failure = (!failed.is_empty()).then(|| {

@@ -65,20 +65,14 @@ pub async fn run(
     let built = assemble_all(&request, &platforms, None, &services, out).await?;
     let index = index_of(&built)?;
     let ships = args.push || !outputs.is_empty() || args.attest.sbom_dir.is_some();
-    let mut proofs: Vec<Proofs> = Vec::new();
-    for a in &built {
-        proofs.push(if ships {
-            crate::attest::prepare(a, started, &per_platform(&args.attest, &a.platform), &services, out)?
-        } else {
-            Proofs::none()
-        });
-    }
+    let (proofs, index_proofs) =
+        if ships { prepare(&built, &index, started, &args.attest, &services, out)? } else { (Vec::new(), Vec::new()) };
     let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
     let mut written = Vec::new();
     if !outputs.is_empty() {
         // Each image's proofs go beside the index, as a push attaches them.
         let identity = crate::build::identity(&args.app, tags, repository);
-        let mut referrers = Vec::new();
+        let mut referrers = index_proofs.clone();
         for ((_, image), p) in index.children().iter().zip(&proofs) {
             referrers.extend(p.for_destination(image, &identity, &services)?);
         }
@@ -99,7 +93,7 @@ pub async fn run(
                 .await
                 .map_err(|e| Failure::registry(format!("pushing to {name}: {e}")))?;
             out.step(crate::transfer::describe_push(&report));
-            let mut attached = Vec::new();
+            let mut attached = crate::attest::attach(&services, &target, &index_proofs, out).await?;
             for ((_, image), p) in index.children().iter().zip(&proofs) {
                 let referrers = p.for_destination(image, &name, &services)?;
                 attached.extend(crate::attest::attach(&services, &target, &referrers, out).await?);
@@ -234,4 +228,46 @@ pub fn unrun(a: &Assembled) -> serde_json::Value {
         "extensions_for_other_machines": wrong,
         "note": format!("{} was not run here; its native extensions were checked to be ELF files for {}", a.platform, a.platform.architecture),
     })
+}
+
+/// The proofs of an index: each image's SBOMs (and signature), and one
+/// provenance for the whole index, naming every platform and base. With
+/// `--sbom-dir`, each platform's SBOMs go into `DIR/<os>-<arch>/` and the
+/// provenance into `DIR/provenance.intoto.json`.
+pub fn prepare(
+    built: &[Assembled],
+    index: &Index,
+    started: std::time::SystemTime,
+    args: &AttestArgs,
+    services: &oxbuild_engine::Services,
+    out: Reporter,
+) -> Result<(Vec<Proofs>, Vec<oxbuild_image::Image>), Failure> {
+    let mut proofs = Vec::new();
+    for a in built {
+        let p = crate::attest::prepare(a, started, &per_platform(args, &a.platform), services, out)?;
+        proofs.push(p.without_provenance());
+    }
+    if let Some(dir) = &args.sbom_dir {
+        for a in built {
+            let _ =
+                std::fs::remove_file(dir.join(a.platform.to_string().replace('/', "-")).join("provenance.intoto.json"));
+        }
+    }
+    let subject = (oxbuild_engine::attest::subject_name(&built[0]), index.digest());
+    let statement = oxbuild_engine::attest::provenance(built, subject, started, std::time::SystemTime::now());
+    if let Some(dir) = &args.sbom_dir {
+        let path = dir.join("provenance.intoto.json");
+        std::fs::write(&path, &statement).map_err(|e| Failure::output(format!("writing {}: {e}", path.display())))?;
+    }
+    if args.no_attach {
+        return Ok((proofs, Vec::new()));
+    }
+    let artifact = oxbuild_engine::attest::artifact(
+        oxbuild_sbom::IN_TOTO_MEDIA_TYPE,
+        &statement,
+        &index.descriptor(),
+        built[0].epoch,
+        &services.store,
+    )?;
+    Ok((proofs, vec![artifact]))
 }

@@ -30,14 +30,12 @@ async fn publish_stage(
     for note in &plan.notes {
         out.step(note);
     }
-    let mut proofs = Vec::new();
-    for a in built {
-        let args = if built.len() > 1 { crate::multi::per_platform(attest, &a.platform) } else { attest.clone() };
-        proofs.push(crate::attest::prepare(a, started, &args, services, out)?);
-    }
     let mount_from: Vec<_> = built.iter().flat_map(|a| a.mount_from.iter().cloned()).collect();
+    let mut proofs = Vec::new();
+    let mut index_proofs = Vec::new();
     let (digest, report) = if built.len() > 1 {
         let index = crate::multi::index_of(built)?;
+        (proofs, index_proofs) = crate::multi::prepare(built, &index, started, attest, services, out)?;
         out.step(format!(
             "publishing index {} ({} platforms) to {} as {}",
             index.digest(),
@@ -51,13 +49,14 @@ async fn publish_stage(
         (index.digest(), report)
     } else {
         let image = &assembled.prod.image;
+        proofs.push(crate::attest::prepare(assembled, started, attest, services, out)?);
         out.step(format!("publishing {} to {} as {}", image.digest(), repository.name(), describe_tags(&plan.tags)));
         let report = oxbuild_registry::push(&services.client, image, &repository, &plan.tags, &mount_from)
             .await
             .map_err(|e| Failure::registry(format!("publishing to {}: {e}", repository.name())))?;
         (image.digest(), report)
     };
-    let mut attached = Vec::new();
+    let mut attached = crate::attest::attach(services, &repository, &index_proofs, out).await?;
     for (a, p) in built.iter().zip(&proofs) {
         let referrers = p.for_destination(&a.prod.image, &repository.name(), services)?;
         attached.extend(crate::attest::attach(services, &repository, &referrers, out).await?);

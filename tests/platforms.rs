@@ -80,8 +80,27 @@ fn a_two_platform_index_is_pushed_runs_copies_and_rebuilds_to_the_same_digest() 
             ws.oxbuild().args(["build", "-q", "--base", &multi, "--platform", platforms]).args(extra).arg(ws.app()),
         )
     };
-    let report = build(&ws, &["--push", "--tag", &target]);
+    let key = ws.tmp.path().join("key.pem");
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key.to_str().unwrap()]);
+    let public = ws.tmp.path().join("key.pub");
+    openssl(&["pkey", "-in", key.to_str().unwrap(), "-pubout", "-out", public.to_str().unwrap()]);
+    let report = build(&ws, &["--push", "--tag", &target, "--sign-key", key.to_str().unwrap()]);
     let digest = report["digest"].as_str().unwrap();
+
+    // The index has the provenance (naming both platforms); each image its SBOMs and signature.
+    let fallback = format!("{}/team/pyweb:sha256-{}", registry.host(), &digest["sha256:".len()..]);
+    let listed = raw(&registry, &fallback);
+    let types: Vec<&str> =
+        listed["manifests"].as_array().unwrap().iter().filter_map(|m| m["artifactType"].as_str()).collect();
+    assert_eq!(types, ["application/vnd.in-toto+json"], "{listed}");
+    let (code, verified, err) = run(ws.oxbuild().args(["verify", "--json", &target, "--key"]).arg(&public));
+    assert_eq!(code, 0, "{err}\n{verified}");
+    let verified: Value = serde_json::from_str(&verified).unwrap();
+    assert_eq!(verified["index"], digest, "{verified}");
     let manifests = report["manifests"].as_array().unwrap();
     assert_eq!(manifests.len(), 2, "{report}");
     assert!(manifests.iter().all(|m| m["python"]["wheels"].as_array().unwrap().len() == 2), "{report}");

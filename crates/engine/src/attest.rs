@@ -92,30 +92,53 @@ fn input(dir: &std::path::Path, path: &std::path::Path) -> Option<Input> {
 /// The SBOMs and provenance of `image`; `started` and `finished` bound the build.
 pub fn documents(a: &Assembled, image: &Image, started: SystemTime, finished: SystemTime) -> Attestations {
     let inv = inventory(a, image);
-    let config = ["oxbuild.toml", "pyproject.toml"].iter().map(|f| a.dir.join(f)).find(|p| p.is_file());
-    let mut indexes: Vec<String> =
-        a.packages.iter().filter_map(|p| p.source.clone()).filter(|s| s != "find-links").collect();
-    indexes.sort();
-    indexes.dedup();
-    let provenance = Provenance {
-        subject: (inv.image.name.clone(), image.digest()),
-        config: config.and_then(|c| input(&a.dir, &c)),
-        locks: a.cfg.python.requirements_path(&a.dir).and_then(|l| input(&a.dir, &l)).into_iter().collect(),
-        platforms: vec![a.platform.to_string()],
-        variant: "production".into(),
-        epoch: a.epoch,
-        base: (inv.base.reference.clone(), a.base_digest.clone()),
-        git: inv.app.commit.clone().map(|c| (inv.app.source.clone(), c)),
-        indexes,
-        tool_version: inv.tool_version.clone(),
-        started,
-        finished,
-    };
+    let provenance = provenance(std::slice::from_ref(a), (inv.image.name.clone(), image.digest()), started, finished);
     Attestations {
         spdx: oxbuild_sbom::spdx_json::document(&inv),
         cyclonedx: oxbuild_sbom::cyclonedx::document(&inv),
-        provenance: provenance.statement(),
+        provenance,
     }
+}
+
+/// The provenance statement of what `built` made (one image, or an index
+/// over one image per platform), about `subject` (name and digest).
+pub fn provenance(
+    built: &[Assembled],
+    subject: (String, Digest),
+    started: SystemTime,
+    finished: SystemTime,
+) -> Vec<u8> {
+    let a = &built[0];
+    let config = ["oxbuild.toml", "pyproject.toml"].iter().map(|f| a.dir.join(f)).find(|p| p.is_file());
+    let mut indexes: Vec<String> = built
+        .iter()
+        .flat_map(|a| a.packages.iter().filter_map(|p| p.source.clone()))
+        .filter(|s| s != "find-links")
+        .collect();
+    indexes.sort();
+    indexes.dedup();
+    let commit = label(&a.prod.image, "org.opencontainers.image.revision");
+    let source = label(&a.prod.image, "org.opencontainers.image.source");
+    Provenance {
+        subject,
+        config: config.and_then(|c| input(&a.dir, &c)),
+        locks: a.cfg.python.requirements_path(&a.dir).and_then(|l| input(&a.dir, &l)).into_iter().collect(),
+        platforms: built.iter().map(|a| a.platform.to_string()).collect(),
+        variant: "production".into(),
+        epoch: a.epoch,
+        bases: built.iter().map(|a| (base_name(&a.base), a.base_digest.clone())).collect(),
+        git: commit.map(|c| (source, c)),
+        indexes,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        started,
+        finished,
+    }
+    .statement()
+}
+
+/// The name documents give the image (or index) of `a`.
+pub fn subject_name(a: &Assembled) -> String {
+    image_name(a)
 }
 
 impl Attestations {
@@ -124,26 +147,35 @@ impl Attestations {
     /// `created` annotation is `SOURCE_DATE_EPOCH`); the provenance's is not,
     /// as it records when the build ran.
     pub fn artifacts(&self, subject: &Image, epoch: u64, store: &BlobStore) -> Result<Vec<Image>, Error> {
-        let created = oxbuild_sbom::timestamp(epoch);
-        let docs = [
-            (oxbuild_sbom::SPDX_MEDIA_TYPE, &self.spdx, None),
-            (oxbuild_sbom::CYCLONEDX_MEDIA_TYPE, &self.cyclonedx, None),
-            (oxbuild_sbom::IN_TOTO_MEDIA_TYPE, &self.provenance, Some("https://slsa.dev/provenance/v1")),
-        ];
-        let mut out = Vec::new();
-        for (media_type, bytes, predicate) in docs {
-            let digest = store.insert_bytes(bytes).map_err(|e| Error::new(Kind::Output, e))?;
-            let payload =
-                Layer::file(Descriptor::new(media_type, digest.clone(), bytes.len() as u64), store.path(&digest));
-            let mut annotations = BTreeMap::from([("org.opencontainers.image.created".to_string(), created.clone())]);
-            if let Some(p) = predicate {
-                annotations.insert("in-toto.io/predicate-type".to_string(), p.to_string());
-            }
-            out.push(Image::artifact(media_type, payload, &subject.descriptor(), &annotations));
-        }
-        Ok(out)
+        let subject = subject.descriptor();
+        Ok(vec![
+            artifact(oxbuild_sbom::SPDX_MEDIA_TYPE, &self.spdx, &subject, epoch, store)?,
+            artifact(oxbuild_sbom::CYCLONEDX_MEDIA_TYPE, &self.cyclonedx, &subject, epoch, store)?,
+            artifact(oxbuild_sbom::IN_TOTO_MEDIA_TYPE, &self.provenance, &subject, epoch, store)?,
+        ])
     }
 }
+
+/// `bytes` (an SBOM or a provenance statement of `media_type`) as an
+/// artifact referring to `subject`, its payload stored in `store`.
+pub fn artifact(
+    media_type: &str,
+    bytes: &[u8],
+    subject: &Descriptor,
+    epoch: u64,
+    store: &BlobStore,
+) -> Result<Image, Error> {
+    let digest = store.insert_bytes(bytes).map_err(|e| Error::new(Kind::Output, e))?;
+    let payload = Layer::file(Descriptor::new(media_type, digest.clone(), bytes.len() as u64), store.path(&digest));
+    let mut annotations =
+        BTreeMap::from([("org.opencontainers.image.created".to_string(), oxbuild_sbom::timestamp(epoch))]);
+    if media_type == oxbuild_sbom::IN_TOTO_MEDIA_TYPE {
+        annotations.insert("in-toto.io/predicate-type".to_string(), "https://slsa.dev/provenance/v1".to_string());
+    }
+    Ok(Image::artifact(media_type, payload, subject, &annotations))
+}
+
+impl Attestations {}
 
 /// The SBOM of `format` (`spdx` or `cyclonedx`) among `referrers`, fetched
 /// when it is still in a registry.

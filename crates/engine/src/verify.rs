@@ -56,15 +56,20 @@ async fn fetch(layer: &oxbuild_image::Layer, services: &Services) -> Result<Vec<
     std::fs::read(path).map_err(|e| Error::new(Kind::Input, format!("reading {}: {e}", path.display())))
 }
 
-/// Checks `image` and its `referrers` against `keys` and `policy`.
+/// Checks `image` and its `referrers` against `keys` and `policy`. When
+/// the image is a member of the index `index`, a signature or provenance
+/// about the index counts for it too.
 pub async fn verify(
     image: &Image,
+    index: Option<&oxbuild_image::Digest>,
     referrers: &[Image],
     keys: &[NamedKey],
     policy: Option<&Policy>,
     services: &Services,
 ) -> Result<Vec<Check>, Error> {
     let digest = image.digest();
+    let about = |d: &str| d == digest.as_str() || index.is_some_and(|i| i.as_str() == d);
+    let about_hex = |h: &str| h == digest.hex() || index.is_some_and(|i| i.hex() == h);
     let mut checks = Vec::new();
 
     // Signatures: every one that names this digest, against each key.
@@ -74,7 +79,7 @@ pub async fn verify(
         for (layer, found) in oxbuild_sign::signatures(sig) {
             let payload = fetch(&layer, services).await?;
             match oxbuild_sign::claims(&payload) {
-                Ok(c) if c.digest == digest.as_str() => naming.push((payload, found.signature)),
+                Ok(c) if about(&c.digest) => naming.push((payload, found.signature)),
                 _ => elsewhere += 1,
             }
         }
@@ -136,7 +141,9 @@ pub async fn verify(
     let statements: Vec<Value> = provenance.iter().filter_map(|(_, b)| serde_json::from_slice(b).ok()).collect();
     let statement = statements
         .iter()
-        .filter(|s| s["subject"].as_array().into_iter().flatten().any(|x| x["digest"]["sha256"] == hex.as_str()))
+        .filter(|s| {
+            s["subject"].as_array().into_iter().flatten().any(|x| x["digest"]["sha256"].as_str().is_some_and(about_hex))
+        })
         .max_by_key(|s| s["predicate"]["runDetails"]["metadata"]["finishedOn"].as_str().unwrap_or("").to_string());
     checks.push(match (statements.is_empty(), statement) {
         (true, _) => check("provenance", false, "no provenance is attached"),

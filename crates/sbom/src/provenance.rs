@@ -37,8 +37,8 @@ pub struct Provenance {
     pub variant: String,
     /// `SOURCE_DATE_EPOCH`.
     pub epoch: u64,
-    /// The base: how it was named and its manifest digest.
-    pub base: (String, Digest),
+    /// The base of each platform: how it was named and its manifest digest.
+    pub bases: Vec<(String, Digest)>,
     /// The git remote (credentials removed) and commit.
     pub git: Option<(Option<String>, String)>,
     /// Package indexes used, credentials removed.
@@ -71,8 +71,11 @@ impl Provenance {
         if let Some(c) = &self.config {
             external["config"] = input(c);
         }
-        let mut resolved =
-            vec![json!({"uri": self.base.0, "digest": sha256(&self.base.1), "annotations": {"role": "base image"}})];
+        let mut resolved: Vec<Value> = self
+            .bases
+            .iter()
+            .map(|(uri, d)| json!({"uri": uri, "digest": sha256(d), "annotations": {"role": "base image"}}))
+            .collect();
         if let Some((source, commit)) = &self.git {
             let uri = match source {
                 Some(s) => format!("git+{s}@{commit}"),
