@@ -88,7 +88,7 @@ pub fn request(args: &AppArgs, test_variant: bool) -> Result<Request, Failure> {
         dir: args.dir.clone(),
         config: None,
         base: args.base.clone(),
-        platform: platform(args.platform.as_deref().filter(|p| !p.contains(',')))?,
+        platform: platform(args.platform.as_deref().filter(|p| !p.contains(',') && *p != "all"))?,
         test_variant,
         cache_repo,
         epoch: source_date_epoch()?,
@@ -153,15 +153,15 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     if !tags.is_empty() && !args.push && outputs.is_empty() {
         out.warn("--tag names the image for --push and --output only; without either, nothing is pushed or written");
     }
-    let platforms = crate::multi::platforms(args.app.platform.as_deref(), &cfg.image.platforms)?;
-    if platforms.len() > 1 {
-        return crate::multi::run(&args, platforms, &tags, &outputs, repository.as_ref(), out).await;
+    let asked = crate::multi::platforms(args.app.platform.as_deref(), &cfg.image.platforms)?;
+    if asked.several() {
+        return crate::multi::run(&args, asked, &tags, &outputs, repository.as_ref(), out).await;
     }
     let started = std::time::SystemTime::now();
     let services = services(&args.app.registry, out)?;
     let test_variant = args.variant == crate::cli::Variant::Test;
     let mut request = request(&args.app, test_variant)?;
-    if let [one] = platforms.as_slice() {
+    if let Some(one) = asked.one() {
         request.platform = Some(one.clone());
     }
     let assembled = oxbuild_engine::assemble(&request, &services).await.map_err(Failure::from)?;

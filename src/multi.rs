@@ -14,12 +14,43 @@ use crate::attest::Proofs;
 use crate::cli::{AttestArgs, BuildArgs};
 use crate::report::{Failure, Reporter};
 
-/// The platforms asked for: the `--platform` list, else `[image] platforms`.
-pub fn platforms(flag: Option<&str>, configured: &[String]) -> Result<Vec<Platform>, Failure> {
+/// The platforms asked for: the `--platform` list, else `[image] platforms`;
+/// `all` is every platform of the base that has a Python (see [`resolve`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    /// These platforms.
+    List(Vec<Platform>),
+    /// Every usable platform of the base.
+    All,
+}
+
+impl Asked {
+    /// True when more than one image (or possibly so, for `all`) is built.
+    pub fn several(&self) -> bool {
+        match self {
+            Asked::List(l) => l.len() > 1,
+            Asked::All => true,
+        }
+    }
+
+    /// The one platform asked for, if exactly one.
+    pub fn one(&self) -> Option<&Platform> {
+        match self {
+            Asked::List(l) if l.len() == 1 => l.first(),
+            _ => None,
+        }
+    }
+}
+
+/// Reads `--platform` (or `[image] platforms`).
+pub fn platforms(flag: Option<&str>, configured: &[String]) -> Result<Asked, Failure> {
     let (list, what): (Vec<&str>, &str) = match flag {
         Some(f) => (f.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(), "--platform"),
         None => (configured.iter().map(String::as_str).collect(), "[image] platforms"),
     };
+    if list == ["all"] {
+        return Ok(Asked::All);
+    }
     let mut out: Vec<Platform> = Vec::new();
     for p in list {
         let parsed: Platform = p.parse().map_err(|e| Failure::config(format!("{what}: {e}")))?;
@@ -27,7 +58,32 @@ pub fn platforms(flag: Option<&str>, configured: &[String]) -> Result<Vec<Platfo
             out.push(parsed);
         }
     }
-    Ok(out)
+    Ok(Asked::List(out))
+}
+
+/// The platforms to build: the list, or for `all` every platform of the
+/// base whose Python oxbuild can find, saying which others it skips and why.
+pub async fn resolve(
+    asked: Asked,
+    request: &Request,
+    services: &Services,
+    out: Reporter,
+) -> Result<Vec<Platform>, Failure> {
+    if let Asked::List(l) = asked {
+        return Ok(l);
+    }
+    let found = oxbuild_engine::base_platforms(request, services).await?;
+    let mut usable = Vec::new();
+    for (p, ok) in found {
+        match ok {
+            Ok(()) => usable.push(p),
+            Err(why) => out.warn(format!("--platform all: skipping {p}: {why}")),
+        }
+    }
+    if usable.is_empty() {
+        return Err(Failure::build("--platform all: no platform of the base has a Python oxbuild can build for"));
+    }
+    Ok(usable)
 }
 
 /// The directory `--sbom-dir` gets for one platform: `DIR/linux-arm64`.
@@ -39,10 +95,10 @@ pub fn per_platform(args: &AttestArgs, platform: &Platform) -> AttestArgs {
     }
 }
 
-/// Builds, writes and pushes the index of `platforms`.
+/// Builds, writes and pushes the index of the platforms `asked`.
 pub async fn run(
     args: &BuildArgs,
-    platforms: Vec<Platform>,
+    asked: Asked,
     tags: &[Reference],
     outputs: &[Location],
     repository: Option<&Reference>,
@@ -55,13 +111,13 @@ pub async fn run(
     }
     if let Some(o) = outputs.iter().find(|o| matches!(o, Location::DockerArchive { .. })) {
         return Err(Failure::config(format!(
-            "--output {o}: a docker-archive holds one image, and {} platforms were asked for; write oci-archive: or oci: instead",
-            platforms.len()
+            "--output {o}: a docker-archive holds one image, and several platforms were asked for; write oci-archive: or oci: instead"
         )));
     }
     let started = std::time::SystemTime::now();
     let services = crate::build::services(&args.app.registry, out)?;
     let request = crate::build::request(&args.app, false)?;
+    let platforms = resolve(asked, &request, &services, out).await?;
     let built = assemble_all(&request, &platforms, None, &services, out).await?;
     let index = index_of(&built)?;
     let ships = args.push || !outputs.is_empty() || args.attest.sbom_dir.is_some();

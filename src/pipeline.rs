@@ -95,13 +95,14 @@ async fn assemble_platforms(
     out: Reporter,
 ) -> Result<Vec<Assembled>, Failure> {
     let cfg = oxbuild_config::Config::load(&app.dir).map_err(Failure::config)?;
-    let platforms = crate::multi::platforms(app.platform.as_deref(), &cfg.image.platforms)?;
+    let asked = crate::multi::platforms(app.platform.as_deref(), &cfg.image.platforms)?;
     let mut request = crate::build::request(app, test_variant)?;
-    if platforms.len() > 1 {
+    if asked.several() {
+        let platforms = crate::multi::resolve(asked, &request, services, out).await?;
         let host = oxbuild_image::Platform::host();
         return crate::multi::assemble_all(&request, &platforms, test_variant.then_some(&host), services, out).await;
     }
-    if let [one] = platforms.as_slice() {
+    if let Some(one) = asked.one() {
         request.platform = Some(one.clone());
     }
     Ok(vec![oxbuild_engine::assemble(&request, services).await.map_err(Failure::from)?])

@@ -178,10 +178,13 @@ fn a_two_platform_index_is_pushed_runs_copies_and_rebuilds_to_the_same_digest() 
     let inspected: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(inspected["manifests"].as_array().unwrap().len(), 2, "{inspected}");
 
-    // A fresh build elsewhere gives the same index.
+    // A fresh build elsewhere gives the same index, and so does `all` of this base's platforms.
     let again = offline_pyweb();
     let rebuilt = build(&again, &[]);
     assert_eq!(rebuilt["digest"], digest);
+    let all = build_json(again.oxbuild().args(["build", "-q", "--base", &multi, "--platform", "all"]).arg(again.app()));
+    assert_eq!(all["platforms"], serde_json::json!(["linux/amd64", "linux/arm64"]));
+    assert_eq!(all["digest"], digest);
 }
 
 #[test]

@@ -170,6 +170,62 @@ pub struct Assembled {
     pub epoch: u64,
 }
 
+/// Every platform of the base that a build can target, and why each other
+/// one cannot be: `--platform all`. A base that is one image has its own
+/// platform only. Each platform's base is scanned (and the scan cached) to
+/// find its Python.
+pub async fn base_platforms(
+    request: &Request,
+    services: &Services,
+) -> Result<Vec<(Platform, Result<(), String>)>, Error> {
+    let cfg = match &request.config {
+        Some(c) => c.clone(),
+        None => Config::load(&request.dir)?,
+    };
+    let location = base_location(request, &cfg)?;
+    let platforms: Vec<Platform> = match location.open_any(&services.target(), None).await? {
+        location::Content::Index(opened) => opened
+            .index
+            .children()
+            .iter()
+            .filter_map(|(d, _)| d.platform.clone())
+            .filter(|p| p.os != "unknown")
+            .collect(),
+        location::Content::Image(opened) => {
+            let config = opened.image.config_json().map_err(|e| Error::new(Kind::Input, e))?;
+            vec![Platform {
+                os: config["os"].as_str().unwrap_or("linux").to_string(),
+                architecture: config["architecture"].as_str().unwrap_or("amd64").to_string(),
+                variant: config["variant"].as_str().map(str::to_string),
+            }]
+        }
+    };
+    let mut out = Vec::new();
+    for p in platforms {
+        let mut one = request.clone();
+        one.platform = Some(p.clone());
+        let base = base::open(&location, &one, services).await?;
+        let usable = oxbuild_python::target::detect(&base.fs, &base.config).map(|_| ()).map_err(|e| e.to_string());
+        out.push((p, usable));
+    }
+    Ok(out)
+}
+
+/// Where the base comes from: `--base`, else `[image] base`.
+fn base_location(request: &Request, cfg: &Config) -> Result<Location, Error> {
+    match (&request.base, &cfg.image.base) {
+        (Some(b), _) => Ok(Location::parse(b, "--base")?),
+        (None, Some(b)) => Ok(Location::parse(b, "[image] base")?),
+        (None, None) => Err(Error::new(
+            Kind::Config,
+            format!(
+                "{}: no base image: set [image] base in oxbuild.toml (or OXBUILD_IMAGE_BASE), or pass --base",
+                request.dir.display()
+            ),
+        )),
+    }
+}
+
 /// The build: read the base, make the dependency layer(s), build the
 /// production image and, when asked, its test variant.
 pub async fn assemble(request: &Request, services: &Services) -> Result<Assembled, Error> {
@@ -178,19 +234,7 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
         Some(c) => c.clone(),
         None => Config::load(dir)?,
     };
-    let base_location = match (&request.base, &cfg.image.base) {
-        (Some(b), _) => Location::parse(b, "--base")?,
-        (None, Some(b)) => Location::parse(b, "[image] base")?,
-        (None, None) => {
-            return Err(Error::new(
-                Kind::Config,
-                format!(
-                    "{}: no base image: set [image] base in oxbuild.toml (or OXBUILD_IMAGE_BASE), or pass --base",
-                    dir.display()
-                ),
-            ));
-        }
-    };
+    let base_location = base_location(request, &cfg)?;
     let base = base::open(&base_location, request, services).await?;
     let (provisioned, mut bytecode) = python::bytecode(&cfg, &base, request.cache_repo.as_ref(), services).await?;
     let compiler = provisioned.as_ref().map(|p| p.compiler.clone());
