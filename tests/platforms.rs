@@ -267,3 +267,31 @@ fn the_pipeline_assesses_and_checks_the_native_member_and_publishes_the_index() 
         );
     }
 }
+
+#[test]
+fn a_fresh_runner_with_a_warm_cache_repository_builds_both_platforms_without_a_wheel() {
+    let registry = Registry::start();
+    let multi = registry.seed_multi("python:multi");
+    let cache_repo = registry.reference("cache/oxbuild");
+    let ws = offline_pyweb();
+    let args = ["build", "--base", &multi, "--platform", "linux/amd64,linux/arm64", "--cache-repo", &cache_repo];
+    let first = build_json(ws.oxbuild().args(args).arg(ws.app()));
+    assert!(first["manifests"].as_array().unwrap().iter().all(|m| m["python"]["reused"] == false), "{first}");
+
+    // No wheels at all on the fresh runner: its find-links directory is empty.
+    let empty = ws.tmp.path().join("no-wheels");
+    std::fs::create_dir_all(&empty).unwrap();
+    let fresh = Workspace::of("pyweb");
+    fresh.edit_config(
+        "requirements = \"requirements.txt\"",
+        &format!("requirements = \"requirements.txt\"\nfind-links = [\"{}\"]\nno-index = true", empty.display()),
+    );
+    let (code, stdout, stderr) = run(fresh.oxbuild().args(args).arg("--json").arg(fresh.app()));
+    assert_eq!(code, 0, "{stderr}");
+    let second: Value = serde_json::from_str(&stdout).unwrap();
+    for m in second["manifests"].as_array().unwrap() {
+        assert_eq!(m["python"]["source"], "cache repository", "{m}");
+        assert_eq!(m["python"]["downloaded"], 0, "{m}");
+    }
+    assert!(stderr.matches("dependency layer found").count() == 2, "{stderr}");
+}
