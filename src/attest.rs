@@ -6,7 +6,6 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use oxbuild_engine::location::Content;
 use oxbuild_engine::{Assembled, Location, Services};
 use oxbuild_image::{Image, Platform};
 use oxbuild_registry::Reference;
@@ -247,33 +246,8 @@ pub async fn verify_stage(
     services: &Services,
 ) -> Result<(serde_json::Value, Vec<String>, Option<Failure>), Failure> {
     let (keys, policy) = verification(opts)?;
-    // An index: the member for this machine (or --platform), with the
-    // referrers of both the member and the index.
-    let (image, index, referrers) = match source.open_any(&services.target(), None).await? {
-        Content::Index(opened) => {
-            let wanted = platform.unwrap_or_else(Platform::host);
-            let (_, member) = opened
-                .index
-                .children()
-                .iter()
-                .find(|(d, _)| d.platform.as_ref().is_some_and(|p| wanted.matches(p)))
-                .ok_or_else(|| {
-                    Failure::input(format!("{source} has no image for {wanted}; choose one with --platform"))
-                })?;
-            let mine = [member.digest(), opened.index.digest()];
-            let referrers: Vec<Image> = source
-                .index_referrers(&services.target(), &opened)
-                .await?
-                .into_iter()
-                .filter(|r| r.subject().is_some_and(|s| mine.contains(&s.digest)))
-                .collect();
-            (member.clone(), Some(opened.index.digest()), referrers)
-        }
-        Content::Image(opened) => {
-            let referrers = source.referrers(&services.target(), &opened).await?;
-            (opened.image, None, referrers)
-        }
-    };
+    let wanted = platform.unwrap_or_else(Platform::host);
+    let (image, index, referrers) = oxbuild_engine::verify::open(source, &wanted, services).await?;
     let checks =
         oxbuild_engine::verify::verify(&image, index.as_ref(), &referrers, &keys, policy.as_ref(), services).await?;
     let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.rule.as_str()).collect();

@@ -3,8 +3,6 @@
 //! with its own interpreter, libc and wheels; no emulation), under one
 //! index. Nothing is written or pushed unless every platform built.
 
-use std::collections::BTreeMap;
-
 use oxbuild_engine::{Assembled, Location, Request, Services};
 use oxbuild_image::{Index, Platform};
 use oxbuild_registry::Reference;
@@ -200,9 +198,8 @@ fn list(platforms: &[Platform]) -> String {
     platforms.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
-/// Builds `request` for every one of `platforms` at once, the test variant
-/// too for the platform `test_on` (the one this machine runs). Every
-/// platform that fails is reported, and then the whole build fails.
+/// Builds `request` for every one of `platforms` at once (see
+/// `oxbuild_engine::platforms`), warning about each platform that failed.
 pub async fn assemble_all(
     request: &Request,
     platforms: &[Platform],
@@ -211,79 +208,17 @@ pub async fn assemble_all(
     out: Reporter,
 ) -> Result<Vec<Assembled>, Failure> {
     out.step(format!("building {} platforms: {}", platforms.len(), list(platforms)));
-    let builds = platforms.iter().map(|p| {
-        let mut request = request.clone();
-        request.platform = Some(p.clone());
-        request.test_variant = test_on.is_some_and(|t| t.matches(p));
-        async move { oxbuild_engine::assemble(&request, services).await }
-    });
-    let results = futures_util::future::join_all(builds).await;
-    let mut built: Vec<Assembled> = Vec::new();
-    let mut failed: Vec<(Platform, Failure)> = Vec::new();
-    for (p, r) in platforms.iter().zip(results) {
-        match r {
-            Ok(a) => built.push(a),
-            Err(e) => failed.push((p.clone(), Failure::from(e))),
+    oxbuild_engine::platforms::assemble_all(request, platforms, test_on, services).await.map_err(|failed| {
+        for (p, e) in &failed.failures {
+            out.warn(format!("{p}: {}", e.message));
         }
-    }
-    if failed.is_empty() {
-        return Ok(built);
-    }
-    for (p, f) in &failed {
-        out.warn(format!("{p}: {}", f.message));
-    }
-    let (_, first) = &failed[0];
-    let names: Vec<String> = failed.iter().map(|(p, _)| p.to_string()).collect();
-    Err(Failure {
-        message: format!(
-            "{} of {} platforms failed ({}); nothing was written or pushed. {}",
-            failed.len(),
-            platforms.len(),
-            names.join(", "),
-            failed.iter().map(|(p, f)| format!("{p}: {}", f.message)).collect::<Vec<_>>().join(" | ")
-        ),
-        ..Failure::build("")
-    }
-    .with_code(first.code, first.kind))
-}
-
-/// The index over the production images of `built`, with the annotations
-/// its images carry (an OCI image's `org.opencontainers.image.*`), so that a
-/// reader sees the same either way.
-pub fn index_of(built: &[Assembled]) -> Result<Index, Failure> {
-    let annotations: BTreeMap<String, String> = built[0].prod.image.annotations().clone();
-    let children = built.iter().map(|a| (a.platform.clone(), a.prod.image.clone())).collect();
-    Index::assemble(children, &annotations).map_err(Failure::build)
-}
-
-/// The member this machine can run.
-pub fn native(built: &[Assembled]) -> Option<usize> {
-    let host = Platform::host();
-    built.iter().position(|a| host.matches(&a.platform))
-}
-
-/// What was checked of a member without running it: its interpreter and
-/// that its native extensions are ELF files of its own architecture.
-pub fn unrun(a: &Assembled) -> serde_json::Value {
-    let python = &a.dependencies["python"];
-    let expected = oxbuild_engine::check::elf_machine(&a.platform.architecture);
-    let extensions = python["layer"]
-        .as_str()
-        .and_then(|d| d.parse().ok())
-        .map(|d| oxbuild_engine::check::extensions(&a.prod.image, &d).unwrap_or_default())
-        .unwrap_or_default();
-    let wrong: Vec<&str> =
-        extensions.iter().filter(|(_, m)| expected.is_some_and(|e| e != *m)).map(|(n, _)| n.as_str()).collect();
-    json!({
-        "platform": a.platform.to_string(),
-        "digest": a.prod.image.digest(),
-        "run": false,
-        "interpreter": python["interpreter"],
-        "machine": python["machine"],
-        "native_extensions": extensions.len(),
-        "extensions_for_other_machines": wrong,
-        "note": format!("{} was not run here; its native extensions were checked to be ELF files for {}", a.platform, a.platform.architecture),
+        Failure::from(failed.into_error())
     })
+}
+
+/// The index over the production images of `built`.
+pub fn index_of(built: &[Assembled]) -> Result<Index, Failure> {
+    Ok(oxbuild_engine::platforms::index_of(built)?)
 }
 
 /// The proofs of an index: each image's SBOMs (and signature), and one

@@ -170,7 +170,7 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
     };
     // With several platforms, assess and health run on the member this
     // machine runs; the others are checked without running.
-    let native = if built.len() > 1 { crate::multi::native(&built) } else { Some(0) };
+    let native = if built.len() > 1 { oxbuild_engine::platforms::native(&built) } else { Some(0) };
     let assembled = &built[native.unwrap_or(0)];
     let image = &assembled.prod.image;
     let size: u64 = image.layers().iter().map(|l| l.descriptor.size).sum();
@@ -194,8 +194,12 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
                 .map(|a| json!({"platform": a.platform.to_string(), "digest": a.prod.image.digest()}))
                 .collect::<Vec<_>>()
         );
-        not_run =
-            built.iter().enumerate().filter(|(i, _)| Some(*i) != native).map(|(_, a)| crate::multi::unrun(a)).collect();
+        not_run = built
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != native)
+            .map(|(_, a)| oxbuild_engine::platforms::unrun(a))
+            .collect();
         build_stage["checked_without_running"] = json!(not_run);
     }
     human.push(format!("build    passed  {}", build_stage["digest"].as_str().unwrap_or("")));

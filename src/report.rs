@@ -50,12 +50,6 @@ impl Failure {
         self.json_done = true;
         self
     }
-    /// The same failure with another exit code and kind.
-    pub fn with_code(mut self, code: i32, kind: &'static str) -> Failure {
-        self.code = code;
-        self.kind = kind;
-        self
-    }
     pub fn internal(message: impl std::fmt::Display) -> Failure {
         Failure { code: 1, kind: "internal", message: message.to_string(), json_done: false }
     }

@@ -36,6 +36,7 @@ pub mod check;
 mod error;
 pub mod interpreter;
 pub mod load;
+pub mod platforms;
 pub mod provider;
 pub mod python;
 pub mod verify;

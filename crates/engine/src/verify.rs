@@ -56,6 +56,45 @@ async fn fetch(layer: &oxbuild_image::Layer, services: &Services) -> Result<Vec<
     std::fs::read(path).map_err(|e| Error::new(Kind::Input, format!("reading {}: {e}", path.display())))
 }
 
+/// The image to verify at `location`, and the referrers that speak for it:
+/// for an index, the member for `platform` with the referrers of that
+/// member and of the index (whose digest comes back too).
+pub async fn open(
+    location: &crate::Location,
+    platform: &oxbuild_image::Platform,
+    services: &Services,
+) -> Result<(Image, Option<oxbuild_image::Digest>, Vec<Image>), Error> {
+    use crate::location::Content;
+    let target = services.target();
+    match location.open_any(&target, None).await? {
+        Content::Index(opened) => {
+            let (_, member) = opened
+                .index
+                .children()
+                .iter()
+                .find(|(d, _)| d.platform.as_ref().is_some_and(|p| platform.matches(p)))
+                .ok_or_else(|| {
+                    Error::new(
+                        Kind::Input,
+                        format!("{location} has no image for {platform}; choose one with --platform"),
+                    )
+                })?;
+            let mine = [member.digest(), opened.index.digest()];
+            let referrers = location
+                .index_referrers(&target, &opened)
+                .await?
+                .into_iter()
+                .filter(|r| r.subject().is_some_and(|s| mine.contains(&s.digest)))
+                .collect();
+            Ok((member.clone(), Some(opened.index.digest()), referrers))
+        }
+        Content::Image(opened) => {
+            let referrers = location.referrers(&target, &opened).await?;
+            Ok((opened.image, None, referrers))
+        }
+    }
+}
+
 /// Checks `image` and its `referrers` against `keys` and `policy`. When
 /// the image is a member of the index `index`, a signature or provenance
 /// about the index counts for it too.
