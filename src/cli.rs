@@ -44,7 +44,9 @@ Exit codes:
  10  verification failed (a signature, an attachment or a policy rule)
 
 Environment:
-  OXBUILD_REGISTRY_USER, OXBUILD_REGISTRY_PASSWORD  credentials for registries that ask
+  OXBUILD_REGISTRY_USER, OXBUILD_REGISTRY_PASSWORD  credentials for the hosts in OXBUILD_REGISTRY
+  OXBUILD_REGISTRY    the registries (host[:port], comma-separated) those credentials are for
+  OXBUILD_TOKEN_REALMS  token-service hosts on other hosts than their registry that may get credentials
   OXBUILD_CACHE_DIR   the cache: blobs, base scans, dependency layers (default ~/.cache/oxbuild)
   OXBUILD_CACHE_MAX_SIZE  the cache is pruned to this size after each command (default 10GiB)
   OXBUILD_SIGN_KEY    a signing key's PEM content (instead of --sign-key / --key FILE)

@@ -34,14 +34,21 @@ struct Bar {
     active: usize,
 }
 
-/// The progress display for `out`, or None when nothing is to be shown.
+/// The progress display for `out`; when quiet, only notices (warnings).
 pub fn sink(out: Reporter) -> Option<Progress> {
     if out.quiet {
-        return None;
+        return Some(Progress::new(move |e| {
+            if let Event::Notice(text) = e {
+                out.warn(text);
+            }
+        }));
     }
     let verbose = out.verbose;
     if !std::io::stderr().is_terminal() {
         return Some(Progress::new(move |e| {
+            if let Event::Notice(text) = e {
+                out.warn(text);
+            }
             if let Event::Finish { digest, size, outcome } = e {
                 let moved = matches!(*outcome, "downloaded" | "uploaded" | "mounted");
                 if moved || verbose {
@@ -54,6 +61,10 @@ pub fn sink(out: Reporter) -> Option<Progress> {
     Some(Progress::new(move |e| {
         let mut s = state.lock().unwrap();
         match e {
+            Event::Notice(text) => match &s.bar {
+                Some(b) => b.println(format!("warning: {text}")),
+                None => out.warn(text),
+            },
             Event::Start { size, direction, .. } => {
                 let bar = s.bar.get_or_insert_with(|| {
                     let b = ProgressBar::new(0);

@@ -95,7 +95,8 @@ fn wrong_password_is_rejected_and_never_shown() {
     let ws = Workspace::new();
     for json in [false, true] {
         let mut cmd = ws.oxbuild();
-        cmd.env("OXBUILD_REGISTRY_USER", "ci")
+        cmd.env("OXBUILD_REGISTRY", registry.host())
+            .env("OXBUILD_REGISTRY_USER", "ci")
             .env("OXBUILD_REGISTRY_PASSWORD", secret)
             .args(["build", "-q", "--base", &base]);
         if json {
@@ -124,6 +125,7 @@ fn right_password_pushes_and_the_secret_stays_out_of_the_image() {
     let layout = ws.tmp.path().join("layout");
     let report = build_json(
         ws.oxbuild()
+            .env("OXBUILD_REGISTRY", registry.host())
             .env("OXBUILD_REGISTRY_USER", "ci")
             .env("OXBUILD_REGISTRY_PASSWORD", secret)
             .args(["build", "-q", "--base", &base, "--push", "--tag", &target, "--output"])

@@ -142,6 +142,7 @@ fn bearer_tokens_from_a_token_service() {
     let target = registry.reference("team/bearer:v1");
     let (code, stdout, stderr) = run(ws
         .oxbuild()
+        .env("OXBUILD_REGISTRY", registry.host())
         .env("OXBUILD_REGISTRY_USER", "ci")
         .env("OXBUILD_REGISTRY_PASSWORD", secret)
         .args(["build", "-q", "--json", "--base", &base, "--push", "--tag", &target])
@@ -174,6 +175,7 @@ fn bearer_tokens_from_a_token_service() {
     let wrong = "not-the-Secret-271";
     let (code, stdout, stderr) = run(ws
         .oxbuild()
+        .env("OXBUILD_REGISTRY", registry.host())
         .env("OXBUILD_REGISTRY_USER", "ci")
         .env("OXBUILD_REGISTRY_PASSWORD", wrong)
         .args(["build", "-q", "--base", &base])
@@ -213,4 +215,51 @@ fn docker_identity_tokens_are_traded_for_access_tokens() {
     assert_eq!(code, 5, "{stderr}");
     assert!(stderr.contains(registry.host()), "{stderr}");
     assert!(!stderr.contains(stale) && !stdout.contains(stale));
+}
+
+/// Credentials from the environment go only to the registries named with
+/// them, and never to a token service on another host unless the user
+/// trusts it: a private registry's password must not reach a third party.
+#[test]
+fn credentials_go_only_where_they_belong() {
+    let secret = "only-Mine-1618";
+    let registry = Registry::start_with_token("ci", secret);
+    let base = registry.seed("python:3.11");
+    let ws = Workspace::new();
+    // No OXBUILD_REGISTRY: refused, and the message says what to set.
+    let (code, stdout, stderr) = run(ws
+        .oxbuild()
+        .env("OXBUILD_REGISTRY_USER", "ci")
+        .env("OXBUILD_REGISTRY_PASSWORD", secret)
+        .args(["build", "-q", "--base", &base])
+        .arg(ws.app()));
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("OXBUILD_REGISTRY=") && stderr.contains(registry.host()), "{stderr}");
+    assert!(!stderr.contains(secret) && !stdout.contains(secret));
+    assert!(registry.token_requests().iter().all(|r| r.user.is_none() || r.granted), "the password was never sent");
+
+    // A token service on another host (127.0.0.2) gets no credentials...
+    let foreign = Registry::start_with_foreign_token("ci", secret);
+    let base = foreign.seed("python:3.11");
+    let seeded = foreign.token_requests().len();
+    let build = |trust: Option<&str>| {
+        let mut cmd = ws.oxbuild();
+        cmd.env("OXBUILD_REGISTRY", foreign.host())
+            .env("OXBUILD_REGISTRY_USER", "ci")
+            .env("OXBUILD_REGISTRY_PASSWORD", secret)
+            .env_remove("OXBUILD_TOKEN_REALMS");
+        if let Some(t) = trust {
+            cmd.env("OXBUILD_TOKEN_REALMS", t);
+        }
+        run(cmd.args(["build", "-q", "--base", &base]).arg(ws.app()))
+    };
+    let (code, stdout, stderr) = build(None);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("127.0.0.2") && stderr.contains("OXBUILD_TOKEN_REALMS"), "says why: {stderr}");
+    assert!(!stderr.contains(secret) && !stdout.contains(secret));
+    let asked = foreign.token_requests().split_off(seeded);
+    assert!(!asked.is_empty() && asked.iter().all(|r| r.user.is_none()), "no credentials went to 127.0.0.2: {asked:?}");
+    // ...until the user lists it as trusted.
+    let (code, _, stderr) = build(Some("127.0.0.2"));
+    assert_eq!(code, 0, "{stderr}");
 }

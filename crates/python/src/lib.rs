@@ -377,7 +377,7 @@ pub fn env(prefix: &str, base_path: Option<&str>) -> Vec<(String, String)> {
 }
 
 /// Where the dependencies come from and where they go.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// The pinned requirements file.
     pub requirements: PathBuf,
@@ -401,6 +401,22 @@ pub struct Settings {
     pub groups: Vec<String>,
     /// The interpreter that compiles the layer's bytecode; none without.
     pub bytecode: Option<bytecode::Compiler>,
+}
+
+/// Index URLs may carry credentials (`https://user:token@host/simple`):
+/// they are shown with the user info replaced.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("requirements", &self.requirements)
+            .field("prefix", &self.prefix)
+            .field("index_url", &self.index_url.as_deref().map(source::redact))
+            .field("extra_index_urls", &self.extra_index_urls.iter().map(|u| source::redact(u)).collect::<Vec<_>>())
+            .field("find_links", &self.find_links)
+            .field("no_index", &self.no_index)
+            .field("groups", &self.groups)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A dependency layer ready to go into the image.
@@ -627,6 +643,31 @@ mod tests {
         };
         let wheels = fetch(&[pin], &sources, &target(), &store).await.unwrap();
         assert_eq!(wheels[0].filename, "pkg-1.0-2-py3-none-any.whl", "as text, build 1 sorts first");
+    }
+
+    /// Every type that holds an index credential formats without it.
+    #[test]
+    fn debug_output_never_shows_an_index_secret() {
+        let secret = "s3cret-Index-Token";
+        let url = format!("https://ci-bot:{secret}@pypi.example.com/simple/");
+        let http = oxbuild_http::Client::new(Default::default()).unwrap();
+        let sources = Sources::new(Vec::new(), Some(&url), std::slice::from_ref(&url), false, http).unwrap();
+        let settings = Settings {
+            requirements: "requirements.txt".into(),
+            prefix: "/opt/venv".into(),
+            index_url: Some(url.clone()),
+            extra_index_urls: vec![url.clone()],
+            find_links: Vec::new(),
+            no_index: false,
+            installed: Vec::new(),
+            compression: LayerCompression::Gzip,
+            groups: Vec::new(),
+            bytecode: None,
+        };
+        for shown in [format!("{sources:?}"), format!("{settings:?}"), format!("{sources:#?}")] {
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains("pypi.example.com"), "{shown}");
+        }
     }
 
     #[test]

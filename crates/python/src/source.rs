@@ -45,10 +45,20 @@ pub enum Location {
     Direct(url::Url),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Index {
     url: url::Url,
     auth: Option<(String, String)>,
+}
+
+/// Never the password: the user name at most.
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("url", &self.url.as_str())
+            .field("user", &self.auth.as_ref().map(|(u, _)| u))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Index {

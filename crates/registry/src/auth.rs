@@ -81,18 +81,24 @@ pub struct Found {
 }
 
 impl Keychain {
-    /// `OXBUILD_REGISTRY_USER`/`OXBUILD_REGISTRY_PASSWORD` when set (for the
-    /// registries listed in `OXBUILD_REGISTRY`, comma-separated, or for any
-    /// registry when it is unset), then the config files.
+    /// `OXBUILD_REGISTRY_USER`/`OXBUILD_REGISTRY_PASSWORD` when set, for the
+    /// registries listed in `OXBUILD_REGISTRY` (comma-separated) only, then
+    /// the config files. Credentials from the environment with no registry
+    /// named for them go nowhere: a registry that asks gets an error saying
+    /// to set `OXBUILD_REGISTRY`.
     pub fn from_env() -> Keychain {
         let fixed = std::env::var("OXBUILD_REGISTRY_USER")
             .ok()
             .filter(|u| !u.is_empty())
             .map(|user| Credential::basic(user, std::env::var("OXBUILD_REGISTRY_PASSWORD").unwrap_or_default()));
-        let fixed_for = std::env::var("OXBUILD_REGISTRY")
-            .ok()
-            .filter(|r| !r.trim().is_empty())
-            .map(|r| r.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect());
+        let fixed_for = Some(
+            std::env::var("OXBUILD_REGISTRY")
+                .unwrap_or_default()
+                .split(',')
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect(),
+        );
         Keychain { fixed, fixed_for, no_files: false }
     }
 
@@ -109,6 +115,18 @@ impl Keychain {
     /// The credential for `registry` (host[:port]), if any is configured.
     pub fn lookup(&self, registry: &str) -> Result<Option<Found>, Error> {
         let applies = self.fixed_for.as_ref().is_none_or(|hosts| hosts.iter().any(|h| h == registry));
+        if let (Some(c), Some(hosts)) = (&self.fixed, &self.fixed_for)
+            && hosts.is_empty()
+            && self.no_files_for(registry)
+        {
+            return Err(Error::Credentials {
+                registry: registry.to_string(),
+                detail: format!(
+                    "OXBUILD_REGISTRY_USER (`{}`) is set, but OXBUILD_REGISTRY names no registry for it, so it is sent nowhere: set OXBUILD_REGISTRY={registry} (comma-separated for several)",
+                    c.who()
+                ),
+            });
+        }
         if let Some(c) = self.fixed.as_ref().filter(|_| applies) {
             return Ok(Some(Found {
                 credential: c.clone(),
@@ -136,6 +154,20 @@ impl Keychain {
             }
         }
         Ok(None)
+    }
+
+    /// True when no auth file has credentials for `registry` (so the
+    /// environment's unscoped ones would have been the only candidate).
+    fn no_files_for(&self, registry: &str) -> bool {
+        if self.no_files {
+            return true;
+        }
+        let server = if registry == crate::DOCKER_HUB { "https://index.docker.io/v1/" } else { registry };
+        !auth_files().into_iter().any(|(path, _)| {
+            std::fs::File::open(&path).is_ok_and(|f| {
+                docker_credential::get_credential_from_reader(std::io::BufReader::new(f), server).is_ok()
+            })
+        })
     }
 }
 

@@ -7,6 +7,9 @@ use oxbuild_image::Digest;
 /// What happened to a blob.
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// Something the user should know that is not a failure (credentials
+    /// withheld from a host, say); never carries a secret.
+    Notice(String),
     /// A transfer of `size` bytes begins.
     Start {
         /// The blob.

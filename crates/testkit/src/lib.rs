@@ -129,6 +129,8 @@ enum Auth {
     Anonymous,
     Basic(String, String),
     Token(String, String, Option<String>),
+    /// A token service on another host (127.0.0.2) than the registry's.
+    ForeignToken(String, String),
 }
 
 impl Registry {
@@ -146,6 +148,13 @@ impl Registry {
     /// [`TokenServer`] to `user`/`password` ([`Registry::token_requests`]).
     pub fn start_with_token(user: &str, password: &str) -> Registry {
         Registry::spawn(Auth::Token(user.to_string(), password.to_string(), None), false)
+    }
+
+    /// Like [`Registry::start_with_token`], with the token service on
+    /// another host (127.0.0.2) than the registry (127.0.0.1), as a
+    /// registry that sends clients to a third party's realm does.
+    pub fn start_with_foreign_token(user: &str, password: &str) -> Registry {
+        Registry::spawn(Auth::ForeignToken(user.to_string(), password.to_string()), false)
     }
 
     /// Like [`Registry::start_with_token`], and the token service also takes
@@ -195,8 +204,13 @@ impl Registry {
         let auth = match mode {
             Auth::Anonymous => None,
             Auth::Basic(user, password) => Some((user, password)),
-            Auth::Token(user, password, refresh) => {
-                let server = TokenServer::start_with_refresh(dir.path(), &user, &password, refresh.as_deref());
+            Auth::Token(..) | Auth::ForeignToken(..) => {
+                let (user, password, refresh, ip) = match mode {
+                    Auth::Token(u, p, r) => (u, p, r, "127.0.0.1"),
+                    Auth::ForeignToken(u, p) => (u, p, None, "127.0.0.2"),
+                    _ => unreachable!("matched above"),
+                };
+                let server = TokenServer::start_on(ip, dir.path(), &user, &password, refresh.as_deref());
                 config.push_str(&format!(
                     "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
                     server.realm(),

@@ -39,6 +39,7 @@ pub struct TokenRequest {
 
 /// A token service on a loopback port, stopped when dropped.
 pub struct TokenServer {
+    host: String,
     port: u16,
     certificate: PathBuf,
     requests: Arc<Mutex<Vec<TokenRequest>>>,
@@ -52,10 +53,21 @@ impl TokenServer {
         TokenServer::start_with_refresh(dir, user, password, None)
     }
 
+    /// Like [`TokenServer::start_with_refresh`], listening on `ip` (a
+    /// loopback address other than the registry's makes a token service on
+    /// another host).
+    pub fn start_on(ip: &str, dir: &Path, user: &str, password: &str, refresh: Option<&str>) -> TokenServer {
+        TokenServer::serve(ip, dir, user, password, refresh)
+    }
+
     /// Like [`TokenServer::start`], and also grants what is asked with the
     /// OAuth2 refresh token `refresh` (what `docker login` stores as an
     /// `identitytoken`).
     pub fn start_with_refresh(dir: &Path, user: &str, password: &str, refresh: Option<&str>) -> TokenServer {
+        TokenServer::serve("127.0.0.1", dir, user, password, refresh)
+    }
+
+    fn serve(ip: &str, dir: &Path, user: &str, password: &str, refresh: Option<&str>) -> TokenServer {
         let key = dir.join("token.key");
         let certificate = dir.join("token.crt");
         let out = Command::new("openssl")
@@ -75,7 +87,7 @@ impl TokenServer {
         assert!(der.status.success(), "openssl x509: {}", String::from_utf8_lossy(&der.stderr));
         let x5c = base64::engine::general_purpose::STANDARD.encode(&der.stdout);
 
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let listener = TcpListener::bind(format!("{ip}:0")).expect("a loopback port");
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -97,12 +109,12 @@ impl TokenServer {
                 }
             }
         });
-        TokenServer { port, certificate, requests, stop }
+        TokenServer { host: ip.to_string(), port, certificate, requests, stop }
     }
 
     /// The realm URL the registry sends clients to.
     pub fn realm(&self) -> String {
-        format!("http://127.0.0.1:{}/token", self.port)
+        format!("http://{}:{}/token", self.host, self.port)
     }
 
     /// The certificate the registry trusts tokens signed under.

@@ -64,8 +64,32 @@ impl Client {
                 q.append_pair("scope", s);
             }
         }
+        let realm_host = url.host_str().unwrap_or("").to_string();
+        let realm_authority = match url.port() {
+            Some(p) => format!("{realm_host}:{p}"),
+            None => realm_host.clone(),
+        };
+        // A realm must be HTTPS, except on loopback and for hosts named insecure.
+        if url.scheme() != "https"
+            && !crate::is_loopback(&realm_authority)
+            && !self.opts.insecure.iter().any(|h| *h == realm_authority || *h == realm_host)
+        {
+            return Err(Error::Invalid(format!(
+                "registry {registry} names its token service {realm_authority} over plain HTTP; oxbuild talks to token services over HTTPS only (loopback and --insecure-registry hosts excepted)"
+            )));
+        }
+        // Credentials go to the realm only when it is the registry's own
+        // host, Docker Hub's own auth service, or a host the user trusts.
+        let credential = self.credential(registry)?.map(|f| f.credential);
+        let withheld = credential.is_some() && !realm_trusted(registry, &realm_host);
+        if withheld {
+            self.emit(crate::Event::Notice(format!(
+                "credentials for {registry} withheld from its token service {realm_host}: it is not the registry's own host; list it in OXBUILD_TOKEN_REALMS to send them"
+            )));
+        }
+        let credential = credential.filter(|_| !withheld);
         let http = self.http.reqwest();
-        let req = match self.credential(registry)?.map(|f| f.credential) {
+        let req = match credential {
             // Docker's identity token is an OAuth2 refresh token.
             Some(Credential::IdentityToken(token)) => {
                 let mut form = vec![
@@ -88,6 +112,14 @@ impl Client {
         })?;
         match resp.status() {
             s if s.is_success() => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if withheld => {
+                return Err(Error::Credentials {
+                    registry: registry.to_string(),
+                    detail: format!(
+                        "its token service {realm_host} wants credentials, and oxbuild sends them only to the registry's own host or Docker Hub's auth service; if {realm_host} is trusted, list it in OXBUILD_TOKEN_REALMS (comma-separated)"
+                    ),
+                });
+            }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Err(self.unauthorized(registry)),
             s => {
                 return Err(Error::Status {
@@ -109,5 +141,44 @@ impl Client {
         t.token
             .or(t.access_token)
             .ok_or_else(|| Error::Invalid(format!("the token service of {registry} sent no token")))
+    }
+}
+
+/// Whether credentials for `registry` may go to a token service on
+/// `realm_host`: the registry's own host (any port), Docker Hub's pair
+/// (`registry-1.docker.io` and `auth.docker.io`), or a host listed in
+/// `OXBUILD_TOKEN_REALMS`.
+pub(crate) fn realm_trusted(registry: &str, realm_host: &str) -> bool {
+    let registry_host =
+        registry.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map_or(registry, |(h, _)| h);
+    if registry_host.eq_ignore_ascii_case(realm_host) {
+        return true;
+    }
+    let hub = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+    if hub.contains(&registry_host) && realm_host == "auth.docker.io" {
+        return true;
+    }
+    std::env::var("OXBUILD_TOKEN_REALMS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .any(|h| !h.is_empty() && h.eq_ignore_ascii_case(realm_host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::realm_trusted;
+
+    #[test]
+    fn credentials_go_only_to_the_registrys_own_realm_or_a_known_pair() {
+        assert!(realm_trusted("registry.example.com", "registry.example.com"));
+        assert!(realm_trusted("127.0.0.1:5000", "127.0.0.1"), "any port of the registry's host");
+        assert!(realm_trusted("registry-1.docker.io", "auth.docker.io"));
+        assert!(
+            !realm_trusted("registry.example.com", "auth.docker.io"),
+            "a private registry's password never goes to Docker Hub"
+        );
+        assert!(!realm_trusted("registry.example.com", "evil.example.net"));
+        assert!(!realm_trusted("127.0.0.1:5000", "127.0.0.2"));
     }
 }
