@@ -218,8 +218,15 @@ pub fn read_archive_any(
         })
         .collect();
     by_path.extend(resolved);
+    // Only blobs this archive holds: one that happens to be in the store
+    // from an earlier read is not the archive's.
+    let held: std::collections::HashSet<&Digest> = by_path.values().collect();
     let find = |d: &Digest| {
-        if store.contains(d) { Ok(store.path(d)) } else { Err(Error::Invalid(format!("{what}: blob {d} is missing"))) }
+        if held.contains(d) && store.contains(d) {
+            Ok(store.path(d))
+        } else {
+            Err(Error::Invalid(format!("{what}: blob {d} is missing")))
+        }
     };
     if let Some(index) = meta.get("index.json") {
         if platform.is_none()
@@ -373,6 +380,31 @@ mod tests {
             store.path(&digest),
         );
         Image::artifact("application/spdx+json", payload, &image.descriptor(), &BTreeMap::new())
+    }
+
+    /// An archive whose manifest names a blob it does not hold is refused,
+    /// even when that blob is in the store from an earlier read.
+    #[test]
+    fn a_blob_missing_from_the_archive_is_not_taken_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path().join("store")).unwrap();
+        let image = sample(&store);
+        let mut tar = LayerBuilder::new(0, Owner::ROOT);
+        let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+        tar.bytes(&blob(&image.config_descriptor().digest), image.config().to_vec(), Owner::ROOT, 0o644);
+        tar.bytes(&blob(&image.digest()), image.manifest().to_vec(), Owner::ROOT, 0o644);
+        tar.bytes("oci-layout", canonical_json(&json!({"imageLayoutVersion": "1.0.0"})), Owner::ROOT, 0o644);
+        tar.bytes(
+            "index.json",
+            index_json(vec![serde_json::to_value(named(&image, None)).unwrap()]),
+            Owner::ROOT,
+            0o644,
+        );
+        let path = dir.path().join("short.tar");
+        persist(tar, &path).unwrap();
+        assert!(store.contains(&image.layers()[0].descriptor.digest), "the layer is in the store");
+        let e = read_archive(&path, None, &Platform::host(), &store).unwrap_err().to_string();
+        assert!(e.contains("is missing") && e.contains(image.layers()[0].descriptor.digest.as_str()), "{e}");
     }
 
     #[test]

@@ -587,8 +587,14 @@ mod tests {
         zip.start_file("pkg-1.0.dist-info/WHEEL", opts).unwrap();
         zip.write_all(b"Wheel-Version: 1.0\n").unwrap();
         zip.start_file("pkg-1.0.dist-info/RECORD", opts).unwrap();
-        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(recorded));
-        zip.write_all(format!("pkg/data.txt,sha256={hash},{}\n", recorded.len()).as_bytes()).unwrap();
+        let hash = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(b));
+        let record = format!(
+            "pkg/data.txt,sha256={},{}\npkg-1.0.dist-info/WHEEL,sha256={},11\npkg-1.0.dist-info/RECORD,,\n",
+            hash(recorded),
+            recorded.len(),
+            hash(b"Wheel-Version: 1.0\n")
+        );
+        zip.write_all(record.as_bytes()).unwrap();
         zip.finish().unwrap();
         let digest = Digest::of(&std::fs::read(&path).unwrap());
         Wheel {

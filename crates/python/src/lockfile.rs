@@ -24,7 +24,7 @@ pub fn load(path: &Path, target: &Target, groups: &[String]) -> Result<Requireme
     let file = path.display().to_string();
     let doc = read_toml(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let pins = if is_pylock { pylock(&doc, &file, dir)? } else { uv(&doc, &file, target, groups)? };
+    let pins = if is_pylock { pylock(&doc, &file, dir)? } else { uv(&doc, &file, dir, target, groups)? };
     Ok(Requirements { pins, ..Default::default() })
 }
 
@@ -147,7 +147,7 @@ fn pylock(doc: &toml::Table, file: &str, dir: &Path) -> Result<Vec<Pin>, Error> 
 /// dependency edges whose markers hold for the target, with the extras each
 /// edge asks for. With `groups`, the walk starts from those dependency groups
 /// of the project (`[package.dev-dependencies]`) instead of its dependencies.
-fn uv(doc: &toml::Table, file: &str, target: &Target, groups: &[String]) -> Result<Vec<Pin>, Error> {
+fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, groups: &[String]) -> Result<Vec<Pin>, Error> {
     let env = target.marker_environment()?;
     let lock_err = |message: String| Error::Lock { file: file.into(), line: 0, message };
     let packages: Vec<toml::Table> = doc
@@ -265,7 +265,8 @@ fn uv(doc: &toml::Table, file: &str, target: &Target, groups: &[String]) -> Resu
             let wheels = dep.get("wheels").and_then(|w| w.as_array()).cloned().unwrap_or_default();
             let files = wheels.iter().chain(dep.get("sdist")).filter_map(|w| w.as_table());
             for f in files {
-                if let Some(c) = file_candidate(f, Path::new(".")) {
+                // A `path` is relative to the lock's directory, as in pylock.toml.
+                if let Some(c) = file_candidate(f, dir) {
                     hashes.extend(c.sha256.clone());
                     direct.push(c);
                 }
@@ -351,6 +352,26 @@ source = { registry = "https://pypi.org/simple" }
         assert_eq!(reqs.pins[0].direct[0].filename, "flask-3.1.0-py3-none-any.whl");
         assert_eq!(reqs.pins[0].dependencies, ["click"], "the lock's edges are kept");
         assert!(reqs.pins[1].dependencies.is_empty(), "colorama's marker does not hold");
+    }
+
+    /// A `path` in uv.lock is relative to the lock's directory, as in
+    /// pylock.toml, wherever oxbuild runs from.
+    #[test]
+    fn uv_lock_paths_are_relative_to_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("uv.lock");
+        std::fs::write(
+            &path,
+            "version = 1\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\nsource = { virtual = \".\" }\ndependencies = [{ name = \"local\" }]\n\n\
+             [[package]]\nname = \"local\"\nversion = \"1.0\"\nsource = { path = \"wheels/local-1.0-py3-none-any.whl\" }\n\
+             wheels = [{ path = \"wheels/local-1.0-py3-none-any.whl\", hash = \"sha256:abcd\" }]\n",
+        )
+        .unwrap();
+        let reqs = load(&path, &target(), &[]).unwrap();
+        match &reqs.pins[0].direct[0].location {
+            Location::File(p) => assert_eq!(p, &dir.path().join("wheels/local-1.0-py3-none-any.whl")),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -337,6 +337,12 @@ pub fn install(path: &Path, filename: &str, venv: &VenvLayout) -> Result<Vec<Sta
             hash.strip_prefix("sha256=").map(|h| (path.trim_matches('"').to_string(), h.to_string()))
         })
         .collect();
+    // Every file must be listed in RECORD (PEP 427), except RECORD and its
+    // signatures; one that is not was added after the wheel was made.
+    let listed: std::collections::BTreeSet<String> =
+        record_text.lines().filter_map(|l| l.rsplitn(3, ',').nth(2).map(|p| p.trim_matches('"').to_string())).collect();
+    let unrecorded_ok =
+        [format!("{dist_info}/RECORD"), format!("{dist_info}/RECORD.jws"), format!("{dist_info}/RECORD.p7s")];
 
     let site = venv.site_packages();
     let shebang = format!("#!{}/bin/python", venv.prefix.trim_end_matches('/'));
@@ -391,6 +397,11 @@ pub fn install(path: &Path, filename: &str, venv: &VenvLayout) -> Result<Vec<Sta
             None => (format!("{site}/{rel_str}"), unix_exec, false),
         };
         let want = expected.get(&name);
+        if want.is_none() && !listed.contains(&name) && !unrecorded_ok.contains(&name) {
+            return Err(bad(format!(
+                "{name} is not listed in its RECORD, so nothing vouches for it; the wheel is corrupt or was changed after it was built"
+            )));
+        }
         // Unchanged files with a RECORD hash stay in the wheel; anything the
         // installer rewrites, or that it must hash itself, is read now.
         if let (Some(entry), Some(want), false) = (located.as_mut(), want, rewrite) {
@@ -544,8 +555,11 @@ mod tests {
             zip.write_all(data).unwrap();
             record.push_str(&format!("{name},sha256={},{}\n", b64_hash(data), data.len()));
         }
+        let wheel = b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\n";
         zip.start_file(format!("{stem}.dist-info/WHEEL"), opts).unwrap();
-        zip.write_all(b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\n").unwrap();
+        zip.write_all(wheel).unwrap();
+        record.push_str(&format!("{stem}.dist-info/WHEEL,sha256={},{}\n", b64_hash(wheel), wheel.len()));
+        record.push_str(&format!("{stem}.dist-info/RECORD,,\n"));
         zip.start_file(format!("{stem}.dist-info/RECORD"), opts).unwrap();
         zip.write_all(record.as_bytes()).unwrap();
         zip.finish().unwrap();
@@ -598,6 +612,34 @@ mod tests {
         }
     }
 
+    /// A file the RECORD does not list was added after the wheel was built:
+    /// refused, naming it, rather than installed unchecked.
+    #[test]
+    fn a_file_missing_from_record_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sly-1.0-py3-none-any.whl");
+        let mut zip = zip::ZipWriter::new(fs::File::create(&path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default();
+        for (name, data) in [
+            ("sly/__init__.py", &b"x = 1\n"[..]),
+            ("sly/extra.pth", b"import os\n"),
+            ("sly-1.0.dist-info/WHEEL", b"Wheel-Version: 1.0\n"),
+        ] {
+            zip.start_file(name, opts).unwrap();
+            zip.write_all(data).unwrap();
+        }
+        zip.start_file("sly-1.0.dist-info/RECORD", opts).unwrap();
+        let record = format!(
+            "sly/__init__.py,sha256={},6\nsly-1.0.dist-info/WHEEL,sha256={},19\nsly-1.0.dist-info/RECORD,,\n",
+            b64_hash(b"x = 1\n"),
+            b64_hash(b"Wheel-Version: 1.0\n")
+        );
+        zip.write_all(record.as_bytes()).unwrap();
+        zip.finish().unwrap();
+        let e = install(&path, "sly-1.0-py3-none-any.whl", &venv()).unwrap_err().to_string();
+        assert!(e.contains("sly/extra.pth") && e.contains("not listed in its RECORD"), "{e}");
+    }
+
     /// A file whose bytes differ from its RECORD hash is left in the wheel at
     /// install time and caught as it is streamed, whether stored or deflated.
     #[test]
@@ -613,7 +655,9 @@ mod tests {
             zip.write_all(b"Wheel-Version: 1.0\n").unwrap();
             zip.start_file("bad-1.0.dist-info/RECORD", opts).unwrap();
             let honest = b64_hash(&b"print('original')\n".repeat(50));
-            zip.write_all(format!("bad/__init__.py,sha256={honest},900\n").as_bytes()).unwrap();
+            let wheel = b64_hash(b"Wheel-Version: 1.0\n");
+            let record = format!("bad/__init__.py,sha256={honest},900\nbad-1.0.dist-info/WHEEL,sha256={wheel},19\n");
+            zip.write_all(record.as_bytes()).unwrap();
             zip.finish().unwrap();
             let staged = install(&path, "bad-1.0-py3-none-any.whl", &venv()).unwrap();
             let entry = staged.iter().find(|s| s.rel.ends_with("bad/__init__.py")).unwrap();
