@@ -166,3 +166,58 @@ fn a_fresh_runner_with_a_cache_repo_does_not_download_the_base() {
     assert_eq!(second["push"][0]["report"]["blobs_mounted"], 1, "the base is mounted: {}", second["push"]);
     assert_eq!(registry.skopeo_inspect(&target, false)["Digest"], second["digest"]);
 }
+
+/// The cache repository is verified, not trusted: with OXBUILD_CACHE_KEY an
+/// entry someone changed there (a scan whose /etc/passwd gains a root
+/// account) is detected, reported and rebuilt from the source, and the image
+/// is bit-identical to one built without the cache repository.
+#[test]
+fn a_tampered_cache_repository_entry_is_detected_and_rebuilt() {
+    let registry = Registry::start();
+    let base = registry.seed("python:3.11");
+    let ws = Workspace::new();
+    let cache_repo = registry.reference("cache/oxbuild");
+    let key = "fleet-Key-2718";
+    let build = |cache: &str, key: Option<&str>| {
+        let mut cmd = ws.oxbuild();
+        cmd.env("OXBUILD_CACHE_DIR", ws.tmp.path().join(cache)).env_remove("OXBUILD_CACHE_KEY");
+        if let Some(k) = key {
+            cmd.env("OXBUILD_CACHE_KEY", k);
+        }
+        run(cmd.args(["build", "--json", "--base", &base, "--cache-repo", &cache_repo]).arg(ws.app()))
+    };
+    let (code, first, stderr) = build("one", Some(key));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("unauthenticated"), "{stderr}");
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+
+    // Someone with push access rewrites the scan entry.
+    let tags = registry.skopeo_list_tags("cache/oxbuild");
+    let scan_tag = tags.iter().find(|t| t.starts_with("scan-")).expect("a scan entry").clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = oxbuild_registry::Client::new(Default::default()).unwrap();
+        let tagged = oxbuild_registry::Reference::parse(&format!("{cache_repo}:{scan_tag}")).unwrap();
+        let opened = oxbuild_registry::open(&client, &tagged, &oxbuild_image::Platform::host()).await.unwrap();
+        let mut config = opened.image.config_json().unwrap();
+        let passwd = &mut config["oxbuild"]["scan"]["etc/passwd"]["File"];
+        let mut bytes: Vec<u8> = serde_json::from_value(passwd.clone()).unwrap();
+        bytes.extend_from_slice(b"app:x:0:0::/root:/bin/sh\n");
+        *passwd = serde_json::json!(bytes);
+        let forged =
+            oxbuild_image::Image::assemble(oxbuild_image::Format::Oci, &config, Vec::new(), &Default::default())
+                .unwrap();
+        oxbuild_registry::push(&client, &forged, &tagged, std::slice::from_ref(&scan_tag), &[]).await.unwrap();
+    });
+
+    let (code, second, stderr) = build("two", Some(key));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("MAC does not match") && stderr.contains(&scan_tag), "reported: {stderr}");
+    let second: serde_json::Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(second["digest"], first["digest"], "rebuilt from the source, bit for bit");
+
+    // Without a key the entry is used, and the build says it is unauthenticated.
+    let (code, _, stderr) = build("three", None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("unauthenticated") && stderr.contains("OXBUILD_CACHE_KEY"), "{stderr}");
+}

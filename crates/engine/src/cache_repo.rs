@@ -13,6 +13,15 @@
 //! - `kit-v<F>-<hash>`: a one-layer image holding the files a base's Python
 //!   needs to compile bytecode, so that a fresh runner compiles without
 //!   downloading the base.
+//!
+//! The repository is a trust boundary: whoever can push to it could change
+//! what every later build produces (a scan's `/etc/passwd` goes into the
+//! image). With `OXBUILD_CACHE_KEY` (or a file named by
+//! `OXBUILD_CACHE_KEY_FILE`) every entry carries an HMAC-SHA256, under that
+//! key, of its `oxbuild` object (which names the cache key, itself derived
+//! from the inputs: the lock and target, or the base's layers) and of its
+//! layers; an entry whose MAC does not match is reported and rebuilt from the
+//! source. Without a key, entries are used unauthenticated, with a warning.
 
 use oxbuild_image::{Format, Image, Layer, Platform};
 use oxbuild_registry::Reference;
@@ -103,7 +112,56 @@ pub struct DepsMeta {
     pub packages: Vec<oxbuild_sbom::Package>,
 }
 
-/// The config of a cache image, if it is of this format and `kind`.
+/// The fleet's key for the cache repository's MACs, if one is configured.
+fn mac_key() -> Option<Vec<u8>> {
+    if let Ok(k) = std::env::var("OXBUILD_CACHE_KEY")
+        && !k.is_empty()
+    {
+        return Some(k.into_bytes());
+    }
+    let file = std::env::var_os("OXBUILD_CACHE_KEY_FILE")?;
+    std::fs::read(file).ok().map(|b| b.trim_ascii().to_vec()).filter(|b| !b.is_empty())
+}
+
+/// HMAC-SHA256 (hex) of an entry: its `oxbuild` object without the MAC, and
+/// its layers' digests and diff ids.
+fn mac(key: &[u8], meta: &serde_json::Value, layers: &[String], diff_ids: &serde_json::Value) -> String {
+    use hmac::{KeyInit as _, Mac as _};
+    let mut meta = meta.clone();
+    if let Some(m) = meta.as_object_mut() {
+        m.remove("mac");
+    }
+    let bound = oxbuild_image::canonical_json(&json!({"meta": meta, "layers": layers, "diff_ids": diff_ids}));
+    let mut h = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    h.update(&bound);
+    hex::encode(h.finalize().into_bytes())
+}
+
+/// Whether an entry read from the repository may be used: its MAC matches
+/// under the configured key, or (without a key) always, with a warning once.
+fn authentic(tagged: &Reference, image: &Image, config: &serde_json::Value, services: &Services) -> bool {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let Some(key) = mac_key() else {
+        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            services.events.warn(&format!(
+                "entries of the cache repository {} are used unauthenticated: anyone who can push there can change what this build produces; set OXBUILD_CACHE_KEY on every runner to sign and check them",
+                tagged.name()
+            ));
+        }
+        return true;
+    };
+    let layers: Vec<String> = image.layers().iter().map(|l| l.descriptor.digest.to_string()).collect();
+    let expected = mac(&key, &config["oxbuild"], &layers, &config["rootfs"]["diff_ids"]);
+    if config["oxbuild"]["mac"].as_str() == Some(expected.as_str()) {
+        return true;
+    }
+    services.events.warn(&format!(
+        "{tagged}: its MAC does not match (tampered with, or made without this OXBUILD_CACHE_KEY); not used, building it from the source"
+    ));
+    false
+}
+
+/// The config of a cache image, if it is of this format and `kind`, and authentic.
 async fn open(tagged: &Reference, kind: &str, services: &Services) -> Option<(Image, serde_json::Value)> {
     let opened = match oxbuild_registry::open(&services.client, tagged, &Platform::host()).await {
         Ok(o) => o,
@@ -115,8 +173,8 @@ async fn open(tagged: &Reference, kind: &str, services: &Services) -> Option<(Im
     };
     let config = opened.image.config_json().ok()?;
     let meta = &config["oxbuild"];
-    (meta["format"].as_u64() == Some(u64::from(FORMAT)) && meta["kind"].as_str() == Some(kind))
-        .then_some((opened.image, config))
+    let ours = meta["format"].as_u64() == Some(u64::from(FORMAT)) && meta["kind"].as_str() == Some(kind);
+    (ours && authentic(tagged, &opened.image, &config, services)).then_some((opened.image, config))
 }
 
 /// The dependency layer with cache key `key`, if the repository has it. None
@@ -175,6 +233,11 @@ pub async fn store_deps(
 pub async fn scan(base: &Image, repo: &Reference, services: &Services) -> Option<Scan> {
     let tagged = repo.with_tag(&scan_tag(base));
     let (_, config) = open(&tagged, SCAN, services).await?;
+    // The MAC covers the key, and the key is the base's layers: a scan of
+    // another base under this tag is refused.
+    if config["oxbuild"]["key"].as_str() != Some(oxbuild_build::scan_key(base).hex()) {
+        return None;
+    }
     let scan = serde_json::from_value(config["oxbuild"]["scan"].clone()).ok()?;
     services.events.step(&format!("  base scan found in {tagged}"));
     Some(scan)
@@ -182,7 +245,7 @@ pub async fn scan(base: &Image, repo: &Reference, services: &Services) -> Option
 
 /// Stores a scan of `base`; a failure only warns.
 pub async fn store_scan(base: &Image, scan: &Scan, repo: &Reference, services: &Services) {
-    let meta = json!({"kind": SCAN, "format": FORMAT, "scan": scan});
+    let meta = json!({"kind": SCAN, "format": FORMAT, "key": oxbuild_build::scan_key(base).hex(), "scan": scan});
     if let Err(e) = push(Vec::new(), Vec::new(), meta, repo, &scan_tag(base), services).await {
         services.events.warn(&format!("could not store the base scan in {}: {e}", repo.name()));
     }
@@ -197,6 +260,11 @@ async fn push(
     tag: &str,
     services: &Services,
 ) -> Result<(), String> {
+    let mut meta = meta;
+    if let Some(key) = mac_key() {
+        let digests: Vec<String> = layers.iter().map(|l| l.descriptor.digest.to_string()).collect();
+        meta["mac"] = json!(mac(&key, &meta, &digests, &json!(diff_ids)));
+    }
     let config = json!({
         "architecture": Platform::host().architecture,
         "os": "linux",

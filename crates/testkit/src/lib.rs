@@ -340,6 +340,21 @@ impl Registry {
         assert!(out.status.success(), "pull-and-verify of {reference}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// The tags of repository `path`, listed by skopeo; empty when it has none.
+    pub fn skopeo_list_tags(&self, path: &str) -> Vec<String> {
+        let out = Command::new("skopeo")
+            .arg("list-tags")
+            .args(self.tool_args(""))
+            .arg(format!("docker://{}", self.reference(path)))
+            .output()
+            .expect("skopeo runs");
+        if !out.status.success() {
+            return Vec::new();
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("skopeo prints JSON");
+        v["Tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(String::from)).collect()
+    }
+
     /// `skopeo inspect` of `reference` as JSON (raw manifest with `raw`).
     pub fn skopeo_inspect(&self, reference: &str, raw: bool) -> serde_json::Value {
         let mut cmd = Command::new("skopeo");
