@@ -169,6 +169,19 @@ pub(crate) fn realm_trusted(registry: &str, realm_host: &str) -> bool {
 mod tests {
     use super::realm_trusted;
 
+    /// A token service over plain HTTP off loopback is refused before any
+    /// request is made, credentials or not.
+    #[tokio::test]
+    async fn a_plain_http_realm_off_loopback_is_refused() {
+        let client = crate::Client::new(crate::ClientOptions::default()).unwrap();
+        let e = client
+            .fetch_token("registry.example.com", "http://auth.example.com/token", None, &[])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auth.example.com") && e.contains("HTTPS only"), "{e}");
+    }
+
     #[test]
     fn credentials_go_only_to_the_registrys_own_realm_or_a_known_pair() {
         assert!(realm_trusted("registry.example.com", "registry.example.com"));
