@@ -221,3 +221,23 @@ fn a_tampered_cache_repository_entry_is_detected_and_rebuilt() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("unauthenticated") && stderr.contains("OXBUILD_CACHE_KEY"), "{stderr}");
 }
+
+/// Package indexes fail too: the index pages and wheel downloads of a build
+/// go through a proxy that fails every third request (resets, 500, 503,
+/// 429 with Retry-After), and the build still installs every wheel.
+#[test]
+fn reliability_wheel_downloads_survive_a_flaky_index() {
+    let index = oxbuild_testkit::PackageIndex::start(&oxbuild_testkit::wheelhouse());
+    let upstream = index.base().trim_start_matches("http://").trim_end_matches('/').to_string();
+    let proxy = Proxy::start(&upstream, Fault::Flaky { every: 3 });
+    let ws = Workspace::of("pyweb");
+    ws.edit_config(
+        "requirements = \"requirements.txt\"",
+        &format!("requirements = \"requirements.txt\"\nindex-url = \"http://{}/simple/\"", proxy.host()),
+    );
+    let base = format!("oci-archive:{}", oxbuild_testkit::base_archive().display());
+    let report = build_json(ws.oxbuild().args(["build", "-q", "--base", &base]).arg(ws.app()));
+    assert_eq!(report["python"]["wheels"].as_array().unwrap().len(), 2, "{report}");
+    assert_eq!(report["python"]["downloaded"], 2);
+    assert!(proxy.injected() >= 1, "the proxy failed something: {} requests", proxy.seen().len());
+}
