@@ -241,3 +241,48 @@ fn reliability_wheel_downloads_survive_a_flaky_index() {
     assert_eq!(report["python"]["downloaded"], 2);
     assert!(proxy.injected() >= 1, "the proxy failed something: {} requests", proxy.seen().len());
 }
+
+/// Several builds at once (pyweb, and plainweb from two directories),
+/// sharing one cache and one registry, one of them killed midway: the others succeed, the killed one
+/// succeeds when run again, and the cache is still readable.
+#[test]
+fn reliability_concurrent_builds_share_a_cache_and_survive_a_killed_one() {
+    let registry = Registry::start();
+    let base = registry.seed("python:3.11");
+    let shared = tempfile::tempdir().unwrap();
+    let apps = [Workspace::new(), common::offline_pyweb(), Workspace::of("plainweb")];
+    let start = |i: usize| {
+        let ws = &apps[i];
+        ws.oxbuild()
+            .env("OXBUILD_CACHE_DIR", shared.path())
+            .args(["build", "-q", "--base", &base, "--push", "--tag"])
+            .arg(registry.reference(&format!("team/app{i}:v1")))
+            .arg(ws.app())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut children: Vec<std::process::Child> = (0..apps.len()).map(start).collect();
+    // Kill the second build once it has started working (it has made the
+    // cache's lock or written something), wherever it is by then.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_dir(shared.path()).map(|d| d.count()).unwrap_or(0) == 0 && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    children[1].kill().unwrap();
+    let killed = children.remove(1).wait_with_output().unwrap();
+    assert!(!killed.status.success(), "the build was killed");
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "a build beside the killed one failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // Run again, it completes, and its tag resolves to complete blobs.
+    let mut again = start(1);
+    let status = again.wait().unwrap();
+    assert!(status.success(), "the killed build completes when run again");
+    registry.pull_and_verify(&registry.reference("team/app1:v1"), &shared.path().join("pulled"));
+    let (code, _, stderr) = run(apps[0].oxbuild().env("OXBUILD_CACHE_DIR", shared.path()).args(["cache", "info"]));
+    assert_eq!(code, 0, "the cache is still readable: {stderr}");
+}
