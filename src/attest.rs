@@ -4,6 +4,7 @@
 //! `oxbuild_registry::referrers`; this wires them to the flags.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use oxbuild_engine::{Assembled, Location, Services};
@@ -22,7 +23,7 @@ pub const FILES: [&str; 3] = ["sbom.spdx.json", "sbom.cdx.json", "provenance.int
 /// provenance, and the key that signs it for each destination.
 pub struct Proofs {
     referrers: Vec<Image>,
-    key: Option<oxbuild_sign::Key>,
+    key: Option<Arc<oxbuild_sign::Key>>,
 }
 
 impl Proofs {
@@ -31,11 +32,9 @@ impl Proofs {
         Proofs { referrers: Vec::new(), key: None }
     }
 
-    /// The same without the provenance: with several platforms, the index
-    /// gets one provenance for all of them (see `crate::multi`).
-    pub fn without_provenance(mut self) -> Proofs {
-        self.referrers.retain(|r| r.artifact_type() != Some(oxbuild_sbom::IN_TOTO_MEDIA_TYPE));
-        self
+    /// `referrers`, and `key` to sign each destination with.
+    pub fn new(referrers: Vec<Image>, key: Option<Arc<oxbuild_sign::Key>>) -> Proofs {
+        Proofs { referrers, key }
     }
 
     /// The referrers for `image` at a destination named `repository`: the
@@ -66,8 +65,8 @@ pub fn signing_key(flag: Option<&Path>, name: &str) -> Result<Option<oxbuild_sig
     oxbuild_sign::Key::from_pem(&pem, pass.as_deref(), &what).map(Some).map_err(Failure::config)
 }
 
-/// The proofs of the production image of `assembled`, after writing the
-/// documents to `--sbom-dir` when asked; no documents with `--no-attach`.
+/// The proofs of the production image of `assembled`: its documents (see
+/// [`documents`]) and the signing key.
 pub fn prepare(
     assembled: &Assembled,
     started: SystemTime,
@@ -75,19 +74,46 @@ pub fn prepare(
     services: &Services,
     out: Reporter,
 ) -> Result<Proofs, Failure> {
-    let key = signing_key(args.sign_key.as_deref(), "--sign-key")?;
+    let key = signing_key(args.sign_key.as_deref(), "--sign-key")?.map(Arc::new);
+    let referrers = documents(assembled, started, args.sbom_dir.as_deref(), !args.no_attach, true, services, out)?;
+    Ok(Proofs { referrers, key })
+}
+
+/// The SBOMs of the production image of `assembled` and, with
+/// `provenance`, its provenance: written into `sbom_dir` when given, and
+/// returned as artifacts referring to the image when `attach`.
+pub fn documents(
+    assembled: &Assembled,
+    started: SystemTime,
+    sbom_dir: Option<&Path>,
+    attach: bool,
+    provenance: bool,
+    services: &Services,
+    out: Reporter,
+) -> Result<Vec<Image>, Failure> {
     let image = &assembled.prod.image;
     let docs = oxbuild_engine::attest::documents(assembled, image, started, SystemTime::now());
-    if let Some(dir) = &args.sbom_dir {
+    let files = FILES.iter().zip([&docs.spdx, &docs.cyclonedx, &docs.provenance]).take(if provenance { 3 } else { 2 });
+    if let Some(dir) = sbom_dir {
         std::fs::create_dir_all(dir).map_err(|e| Failure::output(format!("--sbom-dir {}: {e}", dir.display())))?;
-        for (name, bytes) in FILES.iter().zip([&docs.spdx, &docs.cyclonedx, &docs.provenance]) {
+        for (name, bytes) in files {
             let path = dir.join(name);
             std::fs::write(&path, bytes).map_err(|e| Failure::output(format!("writing {}: {e}", path.display())))?;
         }
-        out.step(format!("wrote the SBOMs and the provenance into {}", dir.display()));
+        out.step(format!(
+            "wrote the SBOMs{} into {}",
+            if provenance { " and the provenance" } else { "" },
+            dir.display()
+        ));
     }
-    let referrers = if args.no_attach { Vec::new() } else { docs.artifacts(image, assembled.epoch, &services.store)? };
-    Ok(Proofs { referrers, key })
+    if !attach {
+        return Ok(Vec::new());
+    }
+    let mut artifacts = docs.artifacts(image, assembled.epoch, &services.store)?;
+    if !provenance {
+        artifacts.retain(|r| r.artifact_type() != Some(oxbuild_sbom::IN_TOTO_MEDIA_TYPE));
+    }
+    Ok(artifacts)
 }
 
 /// A short name for an artifact type, for people.

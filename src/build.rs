@@ -154,13 +154,14 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         out.warn("--tag names the image for --push and --output only; without either, nothing is pushed or written");
     }
     let asked = crate::multi::platforms(args.app.platform.as_deref(), &cfg.image.platforms)?;
+    let test_variant = args.variant == crate::cli::Variant::Test;
+    let mut request = request(&args.app, test_variant)?;
+    request.config = Some(cfg);
     if asked.several() {
-        return crate::multi::run(&args, asked, &tags, &outputs, repository.as_ref(), out).await;
+        return crate::multi::run(&args, asked, request, &tags, &outputs, repository.as_ref(), out).await;
     }
     let started = std::time::SystemTime::now();
     let services = services(&args.app.registry, out)?;
-    let test_variant = args.variant == crate::cli::Variant::Test;
-    let mut request = request(&args.app, test_variant)?;
     if let Some(one) = asked.one() {
         request.platform = Some(one.clone());
     }

@@ -84,19 +84,11 @@ pub async fn resolve(
     Ok(usable)
 }
 
-/// The directory `--sbom-dir` gets for one platform: `DIR/linux-arm64`.
-pub fn per_platform(args: &AttestArgs, platform: &Platform) -> AttestArgs {
-    AttestArgs {
-        no_attach: args.no_attach,
-        sbom_dir: args.sbom_dir.as_ref().map(|d| d.join(platform.to_string().replace('/', "-"))),
-        sign_key: args.sign_key.clone(),
-    }
-}
-
 /// Builds, writes and pushes the index of the platforms `asked`.
 pub async fn run(
     args: &BuildArgs,
     asked: Asked,
+    request: Request,
     tags: &[Reference],
     outputs: &[Location],
     repository: Option<&Reference>,
@@ -114,7 +106,6 @@ pub async fn run(
     }
     let started = std::time::SystemTime::now();
     let services = crate::build::services(&args.app.registry, out)?;
-    let request = crate::build::request(&args.app, false)?;
     let platforms = resolve(asked, &request, &services, out).await?;
     let built = assemble_all(&request, &platforms, None, &services, out).await?;
     let index = index_of(&built)?;
@@ -233,16 +224,12 @@ pub fn prepare(
     services: &oxbuild_engine::Services,
     out: Reporter,
 ) -> Result<(Vec<Proofs>, Vec<oxbuild_image::Image>), Failure> {
+    let key = crate::attest::signing_key(args.sign_key.as_deref(), "--sign-key")?.map(std::sync::Arc::new);
     let mut proofs = Vec::new();
     for a in built {
-        let p = crate::attest::prepare(a, started, &per_platform(args, &a.platform), services, out)?;
-        proofs.push(p.without_provenance());
-    }
-    if let Some(dir) = &args.sbom_dir {
-        for a in built {
-            let _ =
-                std::fs::remove_file(dir.join(a.platform.to_string().replace('/', "-")).join("provenance.intoto.json"));
-        }
+        let dir = args.sbom_dir.as_ref().map(|d| d.join(a.platform.to_string().replace('/', "-")));
+        let referrers = crate::attest::documents(a, started, dir.as_deref(), !args.no_attach, false, services, out)?;
+        proofs.push(Proofs::new(referrers, key.clone()));
     }
     let subject = (oxbuild_engine::attest::subject_name(&built[0]), index.digest());
     let statement = oxbuild_engine::attest::provenance(built, subject, started, std::time::SystemTime::now());

@@ -97,6 +97,7 @@ async fn assemble_platforms(
     let cfg = oxbuild_config::Config::load(&app.dir).map_err(Failure::config)?;
     let asked = crate::multi::platforms(app.platform.as_deref(), &cfg.image.platforms)?;
     let mut request = crate::build::request(app, test_variant)?;
+    request.config = Some(cfg);
     if asked.several() {
         let platforms = crate::multi::resolve(asked, &request, services, out).await?;
         let host = oxbuild_image::Platform::host();

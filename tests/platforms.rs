@@ -192,14 +192,7 @@ fn a_platform_without_wheels_fails_every_platform_it_must_and_publishes_nothing(
     let registry = Registry::start();
     let multi = registry.seed_multi("python:multi");
     // The flask app's wheelhouse has x86_64 wheels only (numpy, markupsafe).
-    let ws = Workspace::of("flaskapp");
-    ws.edit_config(
-        "requirements = \"requirements.txt\"",
-        &format!(
-            "requirements = \"requirements.txt\"\nfind-links = [\"{}\"]\nno-index = true",
-            oxbuild_testkit::flask_wheelhouse().display()
-        ),
-    );
+    let ws = common::offline_flaskapp();
     let target = format!("{}/team/flask:v1", registry.host());
     let (code, stdout, stderr) = run(ws
         .oxbuild()

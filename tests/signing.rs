@@ -156,12 +156,8 @@ fn signed_images_verify_here_and_after_crossing_an_air_gap_and_others_do_not() {
     assert!(detail.contains("name another image"), "A's signature does not count for B: {report}");
 
     // copy to an oci-archive, push to another registry: it verifies there, and cosign's tag is there too.
-    let archive = ws.tmp.path().join("carried.tar");
-    let (code, _, err) = run(ws.oxbuild().args(["copy", &target, &format!("oci-archive:{}", archive.display())]));
-    assert_eq!(code, 0, "{err}");
     let moved = format!("{}/air/pyweb:v1", elsewhere.host());
-    let (code, _, err) = run(ws.oxbuild().args(["push", &format!("oci-archive:{}", archive.display()), &moved]));
-    assert_eq!(code, 0, "{err}");
+    common::carry_through_archive(&ws, &target, &moved);
     let (code, report, _) = verify(&ws, &moved, &["--key", &path(k.join("release.pub"))]);
     assert_eq!(code, 0, "{report}");
     assert_eq!(python_verifies(elsewhere.host(), "air/pyweb", digest, &k.join("release.pub")), 1);

@@ -8,24 +8,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{Workspace, base, build_json, commit_all, run};
+use common::{base, build_json, commit_all, run};
 use oxbuild_image::{BlobStore, Descriptor, Format, Image, Layer};
 use oxbuild_registry::{Client, ClientOptions, Reference};
 use oxbuild_testkit::{Fault, Proxy, Registry};
 use serde_json::Value;
-
-/// The flask + numpy app, offline: wheels from the test wheelhouse only.
-fn flaskapp() -> Workspace {
-    let ws = Workspace::of("flaskapp");
-    ws.edit_config(
-        "requirements = \"requirements.txt\"",
-        &format!(
-            "requirements = \"requirements.txt\"\nfind-links = [\"{}\"]\nno-index = true",
-            oxbuild_testkit::flask_wheelhouse().display()
-        ),
-    );
-    ws
-}
 
 /// `(name, sha256)` of every pin of a pip-compile requirements file.
 fn pins(requirements: &Path) -> Vec<(String, String)> {
@@ -77,7 +64,7 @@ async fn fallback_index(repo: &Reference, digest: &str) -> Vec<Descriptor> {
 async fn the_sbom_is_exact_valid_attached_carried_and_reproducible() {
     let registry = Registry::start();
     let other = Registry::start();
-    let ws = flaskapp();
+    let ws = common::offline_flaskapp();
     commit_all(&ws.app());
     let sbom_dir = ws.tmp.path().join("sbom");
     let target = format!("{}/team/flaskapp:v1", registry.host());
@@ -159,12 +146,8 @@ async fn the_sbom_is_exact_valid_attached_carried_and_reproducible() {
     assert_eq!(printed.trim_end().as_bytes(), std::fs::read(sbom_dir.join("sbom.spdx.json")).unwrap());
 
     // copy to an oci-archive, then push it to another registry: the referrers come along.
-    let archive = ws.tmp.path().join("carried.tar");
-    let (code, _, err) = run(ws.oxbuild().args(["copy", &target, &format!("oci-archive:{}", archive.display())]));
-    assert_eq!(code, 0, "{err}");
     let moved = format!("{}/air/gapped:v1", other.host());
-    let (code, _, err) = run(ws.oxbuild().args(["push", &format!("oci-archive:{}", archive.display()), &moved]));
-    assert_eq!(code, 0, "{err}");
+    common::carry_through_archive(&ws, &target, &moved);
     let there = fallback_index(&Reference::parse(&format!("{}/air/gapped", other.host())).unwrap(), &digest).await;
     assert_eq!(there.len(), 3, "{there:?}");
     let (code, printed, err) = run(ws.oxbuild().args(["sbom", "--format", "cyclonedx", &moved]));

@@ -131,15 +131,32 @@ pub fn layer_file(blob: &Path, path: &str) -> Option<Vec<u8>> {
 /// The pyweb app (gunicorn, markupsafe; pytest in its test variant),
 /// offline: wheels from the test wheelhouse only.
 pub fn offline_pyweb() -> Workspace {
-    let ws = Workspace::of("pyweb");
+    offline("pyweb", &oxbuild_testkit::wheelhouse())
+}
+
+/// The flask + numpy app (x86_64 wheels only), offline.
+pub fn offline_flaskapp() -> Workspace {
+    offline("flaskapp", &oxbuild_testkit::flask_wheelhouse())
+}
+
+/// A copy of `testdata/<name>` whose wheels come from `wheelhouse` only.
+fn offline(name: &str, wheelhouse: &Path) -> Workspace {
+    let ws = Workspace::of(name);
     ws.edit_config(
         "requirements = \"requirements.txt\"",
-        &format!(
-            "requirements = \"requirements.txt\"\nfind-links = [\"{}\"]\nno-index = true",
-            oxbuild_testkit::wheelhouse().display()
-        ),
+        &format!("requirements = \"requirements.txt\"\nfind-links = [\"{}\"]\nno-index = true", wheelhouse.display()),
     );
     ws
+}
+
+/// The air-gap path: `oxbuild copy SOURCE oci-archive:…` in the workspace,
+/// then `oxbuild push` of that archive to `dest`; both must succeed.
+pub fn carry_through_archive(ws: &Workspace, source: &str, dest: &str) {
+    let archive = format!("oci-archive:{}", ws.tmp.path().join("carried.tar").display());
+    let (code, _, err) = run(ws.oxbuild().args(["copy", source, &archive]));
+    assert_eq!(code, 0, "copy {source} {archive}: {err}");
+    let (code, _, err) = run(ws.oxbuild().args(["push", &archive, dest]));
+    assert_eq!(code, 0, "push {archive} {dest}: {err}");
 }
 
 /// Output as (exit code, stdout, stderr).

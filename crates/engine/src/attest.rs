@@ -44,7 +44,7 @@ fn base_name(location: &Location) -> String {
 
 /// The name documents give the image: `[image] repository`, else the app's
 /// name; never a tag, which differs between two builds of the same bytes.
-fn image_name(a: &Assembled) -> String {
+pub fn subject_name(a: &Assembled) -> String {
     match &a.cfg.image.repository {
         Some(r) => r.split('@').next().unwrap_or(r).to_string(),
         None => app_name(a),
@@ -68,7 +68,7 @@ fn label(image: &Image, key: &str) -> Option<String> {
 pub fn inventory(a: &Assembled, image: &Image) -> Inventory {
     let (_, version) = oxbuild_config::project_metadata(&a.dir);
     Inventory {
-        image: Subject { name: image_name(a), digest: image.digest(), platform: a.platform.to_string() },
+        image: Subject { name: subject_name(a), digest: image.digest(), platform: a.platform.to_string() },
         app: App {
             name: app_name(a),
             version: version.or_else(|| label(image, "org.opencontainers.image.version")),
@@ -136,11 +136,6 @@ pub fn provenance(
     .statement()
 }
 
-/// The name documents give the image (or index) of `a`.
-pub fn subject_name(a: &Assembled) -> String {
-    image_name(a)
-}
-
 impl Attestations {
     /// Each document as an artifact referring to `subject`, its payload
     /// stored in `store`. The SBOMs' manifests are reproducible (their
@@ -185,11 +180,17 @@ pub async fn sbom_of(referrers: &[Image], format: &str, services: &crate::Servic
     };
     let Some(artifact) = referrers.iter().find(|r| r.artifact_type() == Some(media_type)) else { return Ok(None) };
     let Some(layer) = artifact.layers().first() else { return Ok(None) };
+    payload(layer, services).await.map(Some)
+}
+
+/// The bytes of an artifact's payload `layer`, fetched into the store when
+/// it is still in a registry.
+pub(crate) async fn payload(layer: &Layer, services: &crate::Services) -> Result<Vec<u8>, Error> {
     let local = oxbuild_registry::fetch_layer(&services.client, layer.clone(), &services.store)
         .await
-        .map_err(|e| Error::new(Kind::Registry, format!("fetching the {format} SBOM: {e}")))?;
+        .map_err(|e| Error::new(Kind::Registry, format!("fetching {}: {e}", layer.descriptor.digest)))?;
     let path = local.path().map_err(|e| Error::new(Kind::Input, e))?;
-    std::fs::read(path).map(Some).map_err(|e| Error::new(Kind::Input, format!("reading {}: {e}", path.display())))
+    std::fs::read(path).map_err(|e| Error::new(Kind::Input, format!("reading {}: {e}", path.display())))
 }
 
 /// A signature of `image` by `key`, naming `repository` (`registry/path`),

@@ -42,18 +42,10 @@ async fn payloads(referrers: &[Image], media_type: &str, services: &Services) ->
     let mut out = Vec::new();
     for r in referrers.iter().filter(|r| r.artifact_type() == Some(media_type)) {
         if let Some(layer) = r.layers().first() {
-            out.push((r.clone(), fetch(layer, services).await?));
+            out.push((r.clone(), crate::attest::payload(layer, services).await?));
         }
     }
     Ok(out)
-}
-
-async fn fetch(layer: &oxbuild_image::Layer, services: &Services) -> Result<Vec<u8>, Error> {
-    let local = oxbuild_registry::fetch_layer(&services.client, layer.clone(), &services.store)
-        .await
-        .map_err(|e| Error::new(Kind::Registry, format!("fetching {}: {e}", layer.descriptor.digest)))?;
-    let path = local.path().map_err(|e| Error::new(Kind::Input, e))?;
-    std::fs::read(path).map_err(|e| Error::new(Kind::Input, format!("reading {}: {e}", path.display())))
 }
 
 /// The image to verify at `location`, and the referrers that speak for it:
@@ -116,7 +108,7 @@ pub async fn verify(
     let mut elsewhere = 0;
     for sig in referrers.iter().filter(|r| oxbuild_sign::is_signature(r)) {
         for (layer, found) in oxbuild_sign::signatures(sig) {
-            let payload = fetch(&layer, services).await?;
+            let payload = crate::attest::payload(&layer, services).await?;
             match oxbuild_sign::claims(&payload) {
                 Ok(c) if about(&c.digest) => naming.push((payload, found.signature)),
                 _ => elsewhere += 1,

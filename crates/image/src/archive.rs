@@ -18,7 +18,7 @@ use flate2::Compression;
 use serde_json::json;
 
 use crate::gzip::ParallelGzip;
-use crate::layout::{image_from_index, index_in_index, index_json, named, referrers_in_index};
+use crate::layout::{found_in_index, index_json, named, with_name};
 use crate::{
     BlobStore, Descriptor, Digest, Error, Format, Image, Index, Layer, LayerBuilder, Owner, Platform, canonical_json,
     media,
@@ -28,34 +28,11 @@ use crate::{
 /// `names` (e.g. `registry/repo:tag`) in both `index.json` and `manifest.json`,
 /// with `referrers` (SBOMs, provenance) listed in `index.json` beside it.
 pub fn write_archive(image: &Image, referrers: &[Image], path: &Path, names: &[String]) -> Result<(), Error> {
-    let mut tar = LayerBuilder::new(0, Owner::ROOT);
-    let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
-    let mut written = std::collections::HashSet::new();
-    for one in std::iter::once(image).chain(referrers) {
-        for layer in one.layers() {
-            if written.insert(layer.descriptor.digest.clone()) {
-                tar.file(&blob(&layer.descriptor.digest), layer.path()?, Owner::ROOT, 0o644);
-            }
-        }
-        if written.insert(one.config_descriptor().digest.clone()) {
-            tar.bytes(&blob(&one.config_descriptor().digest), one.config().to_vec(), Owner::ROOT, 0o644);
-        }
-        if written.insert(one.digest()) {
-            tar.bytes(&blob(&one.digest()), one.manifest().to_vec(), Owner::ROOT, 0o644);
-        }
-    }
-    tar.bytes("oci-layout", canonical_json(&json!({"imageLayoutVersion": "1.0.0"})), Owner::ROOT, 0o644);
-    let mut entries: Vec<serde_json::Value> = if names.is_empty() {
-        vec![serde_json::to_value(named(image, None)).expect("descriptors serialise")]
-    } else {
-        names.iter().map(|n| serde_json::to_value(named(image, Some(n))).expect("descriptors serialise")).collect()
-    };
-    entries.extend(referrers.iter().map(|r| serde_json::to_value(named(r, None)).expect("descriptors serialise")));
-    tar.bytes("index.json", index_json(entries), Owner::ROOT, 0o644);
+    let mut tar = oci_tar([image], None, &image.descriptor(), names, referrers)?;
     let docker = json!([{
-        "Config": blob(&image.config_descriptor().digest),
+        "Config": blob_path(&image.config_descriptor().digest),
         "RepoTags": names,
-        "Layers": image.layers().iter().map(|l| blob(&l.descriptor.digest)).collect::<Vec<_>>(),
+        "Layers": image.layers().iter().map(|l| blob_path(&l.descriptor.digest)).collect::<Vec<_>>(),
     }]);
     tar.bytes("manifest.json", canonical_json(&docker), Owner::ROOT, 0o644);
     persist(tar, path)
@@ -66,36 +43,56 @@ pub fn write_archive(image: &Image, referrers: &[Image], path: &Path, names: &[S
 /// index or its images) beside it. (A docker-archive holds one image, so
 /// there is no `manifest.json`.)
 pub fn write_archive_index(index: &Index, referrers: &[Image], path: &Path, names: &[String]) -> Result<(), Error> {
+    let images = index.children().iter().map(|(_, i)| i);
+    let own = (index.digest(), index.manifest());
+    let tar = oci_tar(images, Some(own), &index.descriptor(), names, referrers)?;
+    persist(tar, path)
+}
+
+/// Where a blob goes in an archive.
+fn blob_path(d: &Digest) -> String {
+    format!("blobs/sha256/{}", d.hex())
+}
+
+/// The OCI layout an archive holds: every blob of `images` and `referrers`
+/// (each once), then `extra` (an index's own bytes), the `oci-layout` file,
+/// and `index.json` listing `top` under each of `names` (or unnamed) and
+/// the referrers beside it.
+fn oci_tar<'a>(
+    images: impl IntoIterator<Item = &'a Image>,
+    extra: Option<(Digest, &[u8])>,
+    top: &Descriptor,
+    names: &[String],
+    referrers: &'a [Image],
+) -> Result<LayerBuilder, Error> {
     let mut tar = LayerBuilder::new(0, Owner::ROOT);
-    let blob = |d: &Digest| format!("blobs/sha256/{}", d.hex());
     let mut written = std::collections::HashSet::new();
-    for one in index.children().iter().map(|(_, i)| i).chain(referrers) {
+    for one in images.into_iter().chain(referrers) {
         for layer in one.layers() {
             if written.insert(layer.descriptor.digest.clone()) {
-                tar.file(&blob(&layer.descriptor.digest), layer.path()?, Owner::ROOT, 0o644);
+                tar.file(&blob_path(&layer.descriptor.digest), layer.path()?, Owner::ROOT, 0o644);
             }
         }
         if written.insert(one.config_descriptor().digest.clone()) {
-            tar.bytes(&blob(&one.config_descriptor().digest), one.config().to_vec(), Owner::ROOT, 0o644);
+            tar.bytes(&blob_path(&one.config_descriptor().digest), one.config().to_vec(), Owner::ROOT, 0o644);
         }
         if written.insert(one.digest()) {
-            tar.bytes(&blob(&one.digest()), one.manifest().to_vec(), Owner::ROOT, 0o644);
+            tar.bytes(&blob_path(&one.digest()), one.manifest().to_vec(), Owner::ROOT, 0o644);
         }
     }
-    tar.bytes(&blob(&index.digest()), index.manifest().to_vec(), Owner::ROOT, 0o644);
+    if let Some((digest, bytes)) = extra {
+        tar.bytes(&blob_path(&digest), bytes.to_vec(), Owner::ROOT, 0o644);
+    }
     tar.bytes("oci-layout", canonical_json(&json!({"imageLayoutVersion": "1.0.0"})), Owner::ROOT, 0o644);
-    let entry = |name: Option<&String>| {
-        let mut d = index.descriptor();
-        if let Some(n) = name {
-            d.annotations.insert(crate::layout::REF_NAME.to_string(), n.clone());
-        }
-        serde_json::to_value(d).expect("descriptors serialise")
+    let entry = |d: Descriptor| serde_json::to_value(d).expect("descriptors serialise");
+    let mut entries: Vec<serde_json::Value> = if names.is_empty() {
+        vec![entry(top.clone())]
+    } else {
+        names.iter().map(|n| entry(with_name(top.clone(), Some(n)))).collect()
     };
-    let mut entries: Vec<serde_json::Value> =
-        if names.is_empty() { vec![entry(None)] } else { names.iter().map(|n| entry(Some(n))).collect() };
-    entries.extend(referrers.iter().map(|r| serde_json::to_value(named(r, None)).expect("descriptors serialise")));
+    entries.extend(referrers.iter().map(|r| entry(named(r, None))));
     tar.bytes("index.json", index_json(entries), Owner::ROOT, 0o644);
-    persist(tar, path)
+    Ok(tar)
 }
 
 /// Writes `tar` to `path`, replacing it atomically.
@@ -116,16 +113,7 @@ fn persist(tar: LayerBuilder, path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// What an archive or layout holds under a name.
-#[derive(Debug, Clone)]
-pub enum Found {
-    /// One image (chosen by platform from an index when one was asked for),
-    /// with the referrers held for it.
-    Image(Box<Image>, Vec<Image>),
-    /// A whole index, when no platform was asked for, with the referrers
-    /// held for it and its images.
-    Index(Index, Vec<Image>),
-}
+pub use crate::layout::Found;
 
 /// Reads the image named `name` (or the only one) from the archive at `path`,
 /// and the referrers it holds for it; their blobs go into `store`, verified.
@@ -229,14 +217,7 @@ pub fn read_archive_any(
         }
     };
     if let Some(index) = meta.get("index.json") {
-        if platform.is_none()
-            && let Some((whole, referrers)) = index_in_index(index, name, &what, &find)?
-        {
-            return Ok(Found::Index(whole, referrers));
-        }
-        let image = image_from_index(index, name, platform.unwrap_or(&Platform::host()), &what, &find)?;
-        let referrers = referrers_in_index(index, &image.digest(), &what, &find)?;
-        return Ok(Found::Image(Box::new(image), referrers));
+        return found_in_index(index, name, platform, &what, &find);
     }
     let manifest = meta.get("manifest.json").ok_or_else(|| {
         Error::Invalid(format!("{what}: neither index.json nor manifest.json found; not an image archive"))

@@ -94,20 +94,6 @@ impl Index {
     pub fn children(&self) -> &[(Descriptor, Image)] {
         &self.children
     }
-
-    /// The same index with each image replaced by `f` of it (the same
-    /// manifest, its layers somewhere else).
-    pub fn try_map(self, mut f: impl FnMut(Image) -> Result<Image, Error>) -> Result<Index, Error> {
-        let mut children = Vec::with_capacity(self.children.len());
-        for (d, image) in self.children {
-            let moved = f(image)?;
-            if moved.digest() != d.digest {
-                return Err(Error::Invalid("a relocated image must keep its digest".into()));
-            }
-            children.push((d, moved));
-        }
-        Ok(Index { children, ..self })
-    }
 }
 
 #[cfg(test)]

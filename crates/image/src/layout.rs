@@ -31,10 +31,7 @@ pub fn write_layout_index(index: &Index, dir: &Path, name: Option<&str>) -> Resu
         put_image(image, &blobs, dir)?;
     }
     write_blob(&blobs, &index.digest(), index.manifest())?;
-    let mut desc = index.descriptor();
-    if let Some(name) = name {
-        desc.annotations.insert(REF_NAME.to_string(), name.to_string());
-    }
+    let desc = with_name(index.descriptor(), name);
     record(dir, &desc, name)?;
     Ok(desc)
 }
@@ -90,7 +87,11 @@ fn record(dir: &Path, desc: &Descriptor, name: Option<&str>) -> Result<(), Error
 /// named; a referrer's carries its artifact type and annotations, as the
 /// image-layout spec lists referrers in `index.json`.
 pub(crate) fn named(image: &Image, name: Option<&str>) -> Descriptor {
-    let mut desc = if image.subject().is_some() { image.referrer_descriptor() } else { image.descriptor() };
+    with_name(if image.subject().is_some() { image.referrer_descriptor() } else { image.descriptor() }, name)
+}
+
+/// `desc` with the ref-name annotation when `name` is given.
+pub(crate) fn with_name(mut desc: Descriptor, name: Option<&str>) -> Descriptor {
     if let Some(name) = name {
         desc.annotations.insert(REF_NAME.to_string(), name.to_string());
     }
@@ -107,25 +108,14 @@ pub(crate) fn index_json(manifests: Vec<serde_json::Value>) -> Vec<u8> {
 /// layout holds for it. Every blob is checked against its digest before the
 /// image is returned.
 pub fn read_layout(dir: &Path, name: Option<&str>, platform: &Platform) -> Result<(Image, Vec<Image>), Error> {
-    let what = format!("OCI layout {}", dir.display());
-    if !dir.join("oci-layout").is_file() {
-        return Err(Error::Invalid(format!("{what}: not an OCI image layout (no oci-layout file)")));
+    match read_layout_any(dir, name, Some(platform))? {
+        Found::Image(image, referrers) => Ok((*image, referrers)),
+        Found::Index(..) => unreachable!("a platform was asked for"),
     }
-    let index = fs::read(dir.join("index.json")).map_err(|e| Error::io(format!("{what}: reading index.json"), e))?;
-    let blobs = dir.join("blobs");
-    let find = |d: &Digest| -> Result<PathBuf, Error> {
-        let path = blobs.join(d.algorithm()).join(d.hex());
-        if path.is_file() { Ok(path) } else { Err(Error::Invalid(format!("{what}: blob {d} is missing"))) }
-    };
-    let image = image_from_index(&index, name, platform, &what, &find)?;
-    let referrers = referrers_in_index(&index, &image.digest(), &what, &find)?;
-    Ok((image, referrers))
 }
 
-/// The index named `name` (or the only entry) of the OCI layout at `dir`
-/// with every image it lists, verified, and the referrers the layout holds
-/// for the index and its images; None when that entry is one image.
-pub fn read_layout_index(dir: &Path, name: Option<&str>) -> Result<Option<(Index, Vec<Image>)>, Error> {
+/// Like [`read_layout`]; without `platform`, an index comes back whole.
+pub fn read_layout_any(dir: &Path, name: Option<&str>, platform: Option<&Platform>) -> Result<Found, Error> {
     let what = format!("OCI layout {}", dir.display());
     if !dir.join("oci-layout").is_file() {
         return Err(Error::Invalid(format!("{what}: not an OCI image layout (no oci-layout file)")));
@@ -136,12 +126,42 @@ pub fn read_layout_index(dir: &Path, name: Option<&str>) -> Result<Option<(Index
         let path = blobs.join(d.algorithm()).join(d.hex());
         if path.is_file() { Ok(path) } else { Err(Error::Invalid(format!("{what}: blob {d} is missing"))) }
     };
-    index_in_index(&index, name, &what, &find)
+    found_in_index(&index, name, platform, &what, &find)
+}
+
+/// What a layout or an archive holds under a name.
+#[derive(Debug, Clone)]
+pub enum Found {
+    /// One image (chosen by platform from an index when one was asked for),
+    /// with the referrers held for it.
+    Image(Box<Image>, Vec<Image>),
+    /// A whole index, when no platform was asked for, with the referrers
+    /// held for it and its images.
+    Index(Index, Vec<Image>),
+}
+
+/// What the entry `name` of an `index.json` is: with `platform`, that
+/// platform's image; without, the whole index when it is one, else its image.
+pub(crate) fn found_in_index(
+    index: &[u8],
+    name: Option<&str>,
+    platform: Option<&Platform>,
+    what: &str,
+    find: &dyn Fn(&Digest) -> Result<PathBuf, Error>,
+) -> Result<Found, Error> {
+    if platform.is_none()
+        && let Some((whole, referrers)) = index_in_index(index, name, what, find)?
+    {
+        return Ok(Found::Index(whole, referrers));
+    }
+    let image = image_from_index(index, name, platform.unwrap_or(&Platform::host()), what, find)?;
+    let referrers = referrers_in_index(index, &image.digest(), what, find)?;
+    Ok(Found::Image(Box::new(image), referrers))
 }
 
 /// The index entry `name` (or the only one) of an `index.json`, with its
 /// images and the referrers listed for any of them, when that entry is an index.
-pub(crate) fn index_in_index(
+fn index_in_index(
     index: &[u8],
     name: Option<&str>,
     what: &str,

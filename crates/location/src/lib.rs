@@ -109,6 +109,20 @@ pub enum Content {
     Index(OpenedIndex),
 }
 
+impl From<oxbuild_image::layout::Found> for Content {
+    /// What a layout or archive held, as read (nothing of it is in a registry).
+    fn from(found: oxbuild_image::layout::Found) -> Content {
+        match found {
+            oxbuild_image::layout::Found::Index(index, referrers) => {
+                Content::Index(OpenedIndex { index, resolved: None, referrers })
+            }
+            oxbuild_image::layout::Found::Image(image, referrers) => {
+                Content::Image(Box::new(Opened { image: *image, resolved: None, referrers }))
+            }
+        }
+    }
+}
+
 /// What a write did.
 #[derive(Debug, Clone, Default)]
 pub struct Written {
@@ -193,16 +207,9 @@ impl Location {
                 }
                 None => self.open(target, &Platform::host()).await.map(|o| Content::Image(Box::new(o))),
             },
-            Location::Layout { dir, name } => {
-                match oxbuild_image::layout::read_layout_index(dir, name.as_deref())
-                    .map_err(|e| Error::Input(e.to_string()))?
-                {
-                    Some((index, referrers)) => Ok(Content::Index(OpenedIndex { index, resolved: None, referrers })),
-                    None => self.open(target, &Platform::host()).await.map(|o| Content::Image(Box::new(o))),
-                }
-            }
+            Location::Layout { dir, name } => layout::read(dir, name.as_deref(), None),
             Location::OciArchive { file, name } | Location::DockerArchive { file, name } => {
-                archive::open_any(target, file, name.as_deref()).await
+                archive::read(target, file, name.as_deref(), None).await
             }
         }
     }
@@ -253,26 +260,17 @@ impl Location {
                 index.children().len()
             )));
         }
-        let fetch = |e: oxbuild_registry::Error| Error::Registry(format!("fetching layers to write {self}: {e}"));
-        let index = oxbuild_registry::fetch_index(target.client, index, target.store).await.map_err(fetch)?;
-        let mut local = Vec::with_capacity(referrers.len());
-        for r in referrers {
-            local.push(oxbuild_registry::fetch_layers(target.client, r, target.store).await.map_err(fetch)?);
-        }
-        // Beside referrers the index must be named for tools to pick it.
-        let default = (names.is_empty() && !local.is_empty()).then(|| "latest".to_string());
+        let index = oxbuild_registry::fetch_index(target.client, index, target.store)
+            .await
+            .map_err(|e| Error::Registry(format!("fetching layers to write {self}: {e}")))?;
+        let local = self.fetched(target, referrers).await?;
         match self {
             Location::Layout { dir, name } => {
-                let tag = names.first().and_then(|n| n.rsplit_once(':')).map(|(_, t)| t).filter(|t| !t.contains('/'));
-                let named = name.as_deref().or(tag).or(default.as_deref());
-                oxbuild_image::layout::write_layout_index(&index, dir, named)
-                    .map_err(|e| Error::Output(e.to_string()))?;
-                for r in &local {
-                    oxbuild_image::layout::write_layout(r, dir, None).map_err(|e| Error::Output(e.to_string()))?;
-                }
+                layout::write_index(&index, &local, dir, named(name, names, &local).as_deref(), names)?
             }
             Location::OciArchive { file, name } => {
-                archive::write_index(index, local, file, name.as_deref().or(default.as_deref()), names).await?
+                let name = named(name, names, &local);
+                archive::write_index(index, local, file, name.as_deref(), names).await?
             }
             Location::Registry(_) | Location::DockerArchive { .. } => unreachable!("handled above"),
         }
@@ -313,31 +311,33 @@ impl Location {
             let attached = registry::attach(target, r, &referrers).await?;
             return Ok(Written { push: Some(push), referrers: descriptors, attached });
         }
-        // Layouts and archives hold every blob: fetch what is still in a registry.
-        let fetch = |image: Image| async move {
-            oxbuild_registry::fetch_layers(target.client, &image, target.store)
-                .await
-                .map_err(|e| Error::Registry(format!("fetching layers to write {self}: {e}")))
-        };
-        let image = fetch(image.clone()).await?;
-        let mut local = Vec::with_capacity(referrers.len());
-        for r in referrers {
-            local.push(fetch(r).await?);
-        }
-        // Beside referrers an image must be named for tools like skopeo to
-        // pick it (`oci:DIR:latest`): without a name or a tag, it is `latest`.
-        let has_referrers = !local.is_empty();
-        let name = |n: &Option<String>| {
-            if n.is_none() && names.is_empty() && has_referrers { Some("latest".to_string()) } else { n.clone() }
-        };
+        let image = self.fetched(target, std::slice::from_ref(image)).await?.remove(0);
+        let local = self.fetched(target, &referrers).await?;
         match self {
             Location::Registry(_) => unreachable!("written above"),
-            Location::Layout { dir, name: n } => layout::write(&image, &local, dir, name(n).as_deref(), names)?,
-            Location::OciArchive { file, name: n } | Location::DockerArchive { file, name: n } => {
-                archive::write(image, local, file, name(n).as_deref(), names).await?
+            Location::Layout { dir, name } => {
+                layout::write(&image, &local, dir, named(name, names, &local).as_deref(), names)?
+            }
+            Location::OciArchive { file, name } | Location::DockerArchive { file, name } => {
+                let name = named(name, names, &local);
+                archive::write(image, local, file, name.as_deref(), names).await?
             }
         }
         Ok(Written { push: None, referrers: descriptors, attached: Vec::new() })
+    }
+
+    /// `images` with every layer on disk (layouts and archives hold every
+    /// blob): what is still in a registry is fetched.
+    async fn fetched(&self, target: &Target<'_>, images: &[Image]) -> Result<Vec<Image>, Error> {
+        let mut local = Vec::with_capacity(images.len());
+        for image in images {
+            local.push(
+                oxbuild_registry::fetch_layers(target.client, image, target.store)
+                    .await
+                    .map_err(|e| Error::Registry(format!("fetching layers to write {self}: {e}")))?,
+            );
+        }
+        Ok(local)
     }
 
     /// Whether this kind of location can hold referrers (every kind but a
@@ -345,6 +345,13 @@ impl Location {
     pub fn holds_referrers(&self) -> bool {
         !matches!(self, Location::DockerArchive { .. })
     }
+}
+
+/// The name an image or index gets in a layout or archive: `name`, else
+/// (beside referrers, so that tools like skopeo can pick it,
+/// `oci:DIR:latest`) `latest` when neither it nor a tag names it.
+fn named(name: &Option<String>, names: &[String], referrers: &[Image]) -> Option<String> {
+    if name.is_none() && names.is_empty() && !referrers.is_empty() { Some("latest".to_string()) } else { name.clone() }
 }
 
 impl std::fmt::Display for Location {

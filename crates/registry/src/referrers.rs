@@ -50,12 +50,7 @@ pub async fn accumulate(
             Err(Error::NotFound { .. }) => None,
             Err(e) => return Err(e),
         };
-        let mut all: Vec<Layer> = existing.as_ref().map(|e| e.layers().to_vec()).unwrap_or_default();
-        for l in layers {
-            if !all.iter().any(|h| h.descriptor == l.descriptor) {
-                all.push(l.clone());
-            }
-        }
+        let all = merged(existing.as_ref().map(|e| e.layers().to_vec()).unwrap_or_default(), layers);
         let image = make(all)?;
         let replaces = existing.as_ref().map(Image::digest).filter(|d| *d != image.digest());
         let report = push(client, &image, &repo, &[tag.to_string()], &[]).await?;
@@ -74,6 +69,17 @@ pub async fn accumulate(
     Err(Error::Invalid(format!(
         "{tagged}: concurrent writers kept replacing it after {ATTEMPTS} attempts; run the command again"
     )))
+}
+
+/// `existing` with those of `more` it does not have yet (the same
+/// descriptor, annotations included: the same signature is kept once).
+fn merged(mut existing: Vec<Layer>, more: &[Layer]) -> Vec<Layer> {
+    for l in more {
+        if !existing.iter().any(|h| h.descriptor == l.descriptor) {
+            existing.push(l.clone());
+        }
+    }
+    existing
 }
 
 /// The fallback tag for referrers of `digest`: `sha256-<hex>`.
@@ -226,4 +232,23 @@ pub async fn open_referrers(client: &Client, repo: &Reference, subject: &Digest)
 /// Whether `r` is an older version of the signature manifest `current`.
 fn is_signature_of(r: &Image, current: &Image) -> bool {
     r.artifact_type().is_some() && r.artifact_type() == current.artifact_type()
+}
+
+#[cfg(test)]
+mod tests {
+    use oxbuild_image::{Descriptor, Layer};
+
+    use super::merged;
+
+    #[test]
+    fn the_same_signature_is_not_added_twice_and_another_is() {
+        let layer = |sig: &str| {
+            let mut d = Descriptor::of("application/vnd.dev.cosign.simplesigning.v1+json", b"{}");
+            d.annotations.insert("dev.cosignproject.cosign/signature".into(), sig.into());
+            Layer::file(d, "/nonexistent".into())
+        };
+        let once = merged(vec![layer("a")], &[layer("a")]);
+        assert_eq!(once.len(), 1, "the same signature is not added twice");
+        assert_eq!(merged(once, &[layer("b")]).len(), 2, "the same payload signed by another key is");
+    }
 }

@@ -2,7 +2,7 @@
 //! the base's OS packages and every installed language package, with the
 //! dependency graph the locks record.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
@@ -88,12 +88,10 @@ pub fn document(inv: &Inventory) -> Vec<u8> {
     }
 
     let sorted = inv.sorted_packages();
-    let mut by_key: BTreeMap<String, String> = BTreeMap::new();
     let mut refs = Vec::new();
     for p in &sorted {
         let purl = p.purl();
         let r = unique(purl.clone(), &mut taken);
-        by_key.insert(format!("{}/{}", p.ecosystem, p.key()), r.clone());
         let mut c = json!({"type": "library", "bom-ref": r, "name": p.name, "version": p.version, "purl": purl});
         if let Some(sha) = &p.sha256 {
             c["hashes"] = json!([{"alg": "SHA-256", "content": sha}]);
@@ -126,14 +124,7 @@ pub fn document(inv: &Inventory) -> Vec<u8> {
     top.extend(refs.iter().cloned());
     dependencies.push(json!({"ref": image_ref, "dependsOn": top}));
     dependencies.push(json!({"ref": base_ref, "dependsOn": os_refs}));
-    for (p, r) in sorted.iter().zip(&refs) {
-        let mut deps: Vec<&String> = p
-            .dependencies
-            .iter()
-            .filter_map(|d| by_key.get(&format!("{}/{}", p.ecosystem, crate::normalize(d))))
-            .collect();
-        deps.sort();
-        deps.dedup();
+    for (r, deps) in refs.iter().zip(crate::dependency_ids(&sorted, &refs)) {
         dependencies.push(json!({"ref": r, "dependsOn": deps}));
     }
 

@@ -232,6 +232,26 @@ impl Inventory {
     }
 }
 
+/// For each of `packages` (whose document ids are `ids`, in the same
+/// order), the ids of the listed packages it depends on, sorted, each once.
+fn dependency_ids<'a>(packages: &[&Package], ids: &'a [String]) -> Vec<Vec<&'a String>> {
+    let by_key: std::collections::BTreeMap<String, &String> =
+        packages.iter().zip(ids).map(|(p, id)| (format!("{}/{}", p.ecosystem, p.key()), id)).collect();
+    packages
+        .iter()
+        .map(|p| {
+            let mut deps: Vec<&String> = p
+                .dependencies
+                .iter()
+                .filter_map(|d| by_key.get(&format!("{}/{}", p.ecosystem, normalize(d))).copied())
+                .collect();
+            deps.sort();
+            deps.dedup();
+            deps
+        })
+        .collect()
+}
+
 /// RFC 3339 UTC seconds (`2026-12-01T00:00:00Z`), as both formats want.
 pub fn timestamp(epoch: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch)).to_string()

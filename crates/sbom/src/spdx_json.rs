@@ -124,12 +124,10 @@ pub fn document(inv: &Inventory) -> Vec<u8> {
         relationships.push(rel(&image_id, "CONTAINS", &id));
     }
 
-    let mut by_key: BTreeMap<String, String> = BTreeMap::new();
     let sorted = inv.sorted_packages();
     let mut ids = Vec::new();
     for p in &sorted {
         let id = spdx_id(&[&p.ecosystem, &p.key(), &p.version], &mut taken);
-        by_key.insert(format!("{}/{}", p.ecosystem, p.key()), id.clone());
         let mut pkg = json!({
             "SPDXID": id,
             "name": p.name,
@@ -158,14 +156,7 @@ pub fn document(inv: &Inventory) -> Vec<u8> {
         relationships.push(rel(&image_id, "CONTAINS", &id));
         ids.push(id);
     }
-    for (p, id) in sorted.iter().zip(&ids) {
-        let mut deps: Vec<&String> = p
-            .dependencies
-            .iter()
-            .filter_map(|d| by_key.get(&format!("{}/{}", p.ecosystem, crate::normalize(d))))
-            .collect();
-        deps.sort();
-        deps.dedup();
+    for (id, deps) in ids.iter().zip(crate::dependency_ids(&sorted, &ids)) {
         for dep in deps {
             relationships.push(rel(id, "DEPENDS_ON", dep));
         }
