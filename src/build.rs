@@ -55,8 +55,13 @@ pub fn services(args: &RegistryArgs, out: Reporter) -> Result<Services, Failure>
         }
         None => None,
     };
-    let http =
-        oxbuild_http::Client::new(oxbuild_http::Options { ca_pem, ..Default::default() }).map_err(Failure::config)?;
+    let mut opts = oxbuild_http::Options { ca_pem, ..Default::default() };
+    if let Ok(v) = std::env::var("OXBUILD_READ_TIMEOUT") {
+        opts.read_timeout = humantime::parse_duration(v.trim()).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
+            Failure::config(format!("OXBUILD_READ_TIMEOUT=`{v}` is not a duration: write it like 30s or 2m"))
+        })?;
+    }
+    let http = oxbuild_http::Client::new(opts).map_err(Failure::config)?;
     let chunk_size = match args.chunk_size.as_deref() {
         Some(s) => match parse_size(s, "--chunk-size")? {
             0 => return Err(Failure::config("--chunk-size must be more than 0 bytes")),
@@ -82,7 +87,11 @@ pub fn request(args: &AppArgs, test_variant: bool) -> Result<Request, Failure> {
     let cache_repo = args
         .cache_repo
         .as_deref()
-        .map(|r| Reference::parse(r).map_err(|e| Failure::config(format!("--cache-repo: {e}"))))
+        .map(|r| {
+            Reference::parse(r)
+                .map(oxbuild_engine::cache_repo::CacheRepo::new)
+                .map_err(|e| Failure::config(format!("--cache-repo: {e}")))
+        })
         .transpose()?;
     Ok(Request {
         dir: args.dir.clone(),

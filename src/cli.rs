@@ -49,9 +49,10 @@ Environment:
   OXBUILD_TOKEN_REALMS  token-service hosts on other hosts than their registry that may get credentials
   OXBUILD_CACHE_DIR   the cache: blobs, base scans, dependency layers (default ~/.cache/oxbuild)
   OXBUILD_CACHE_MAX_SIZE  the cache is pruned to this size after each command (default 10GiB)
-  OXBUILD_CACHE_KEY   the fleet's secret that signs and checks --cache-repo entries (or OXBUILD_CACHE_KEY_FILE)
+  OXBUILD_CACHE_KEY   the fleet's secret that signs and checks --cache-repo entries (or OXBUILD_CACHE_KEY_FILE, or [cache] key-file)
   OXBUILD_SIGN_KEY    a signing key's PEM content (instead of --sign-key / --key FILE)
   OXBUILD_SIGN_PASSPHRASE  the passphrase of an encrypted signing key
+  OXBUILD_READ_TIMEOUT  how long a transfer may stall before it is dropped and tried again (default 2m)
   HTTPS_PROXY, HTTP_PROXY, NO_PROXY  proxies for registries and package indexes
   SOURCE_DATE_EPOCH   timestamp of every file and of the image (default 0)";
 

@@ -286,3 +286,131 @@ fn reliability_concurrent_builds_share_a_cache_and_survive_a_killed_one() {
     let (code, _, stderr) = run(apps[0].oxbuild().env("OXBUILD_CACHE_DIR", shared.path()).args(["cache", "info"]));
     assert_eq!(code, 0, "the cache is still readable: {stderr}");
 }
+
+/// `[cache] key-file` names the fleet's key: entries are signed and checked
+/// under it, a file that cannot be read is an error naming it, and a key file
+/// inside the app directory (which would ship in the image) is refused.
+#[test]
+fn a_cache_key_file_named_in_the_config_signs_and_checks_entries() {
+    let registry = Registry::start();
+    let base = registry.seed("python:3.11");
+    let ws = Workspace::new();
+    let secrets = tempfile::tempdir().unwrap();
+    let key_file = secrets.path().join("cache.key");
+    std::fs::write(&key_file, "fleet-secret-31415\n").unwrap();
+    let cache = format!(
+        "[cache]\nrepository = \"{}\"\nkey-file = \"{}\"\n",
+        registry.reference("cache/oxbuild"),
+        key_file.display()
+    );
+    ws.append_config(&cache);
+    let build = |cache_dir: &str| {
+        let mut cmd = ws.oxbuild();
+        cmd.env("OXBUILD_CACHE_DIR", ws.tmp.path().join(cache_dir))
+            .env_remove("OXBUILD_CACHE_KEY")
+            .env_remove("OXBUILD_CACHE_KEY_FILE");
+        run(cmd.args(["build", "-q", "--base", &base]).arg(ws.app()))
+    };
+    let (code, _, stderr) = build("one");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("unauthenticated"), "the config's key is used: {stderr}");
+    assert!(registry.skopeo_list_tags("cache/oxbuild").iter().any(|t| t.starts_with("scan-")));
+
+    // Another key: every entry fails its check, is reported and rebuilt.
+    std::fs::write(&key_file, "another-fleet").unwrap();
+    let (code, _, stderr) = build("two");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("MAC does not match"), "{stderr}");
+    assert!(!stderr.contains("another-fleet") && !stderr.contains("fleet-secret"), "{stderr}");
+
+    std::fs::remove_file(&key_file).unwrap();
+    let (code, _, stderr) = build("three");
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains(&key_file.display().to_string()) && stderr.contains("key-file"), "{stderr}");
+
+    let inside = ws.app().join("cache.key");
+    std::fs::write(&inside, "fleet-secret-31415").unwrap();
+    ws.edit_config(&format!("key-file = \"{}\"", key_file.display()), "key-file = \"cache.key\"");
+    let (code, _, stderr) = build("four");
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("inside the app directory"), "{stderr}");
+}
+
+/// Builds the default app with its base pulled through a proxy with `fault`,
+/// the read timeout at 2 s; returns the report and how many faults were injected.
+fn build_through(fault: Fault, push: bool) -> (serde_json::Value, serde_json::Value, u64) {
+    let registry = Registry::start();
+    registry.seed("python:3.11");
+    let proxy = Proxy::start(registry.host(), fault);
+    let ws = Workspace::new();
+    let base = format!("{}/python:3.11", proxy.host());
+    let direct = build_json(
+        ws.oxbuild()
+            .env("OXBUILD_CACHE_DIR", ws.tmp.path().join("direct"))
+            .args(["build", "-q", "--base", &registry.reference("python:3.11")])
+            .arg(ws.app()),
+    );
+    let mut cmd = ws.oxbuild();
+    cmd.env("OXBUILD_READ_TIMEOUT", "2s").args(["build", "-q", "--base", &base]);
+    let target = format!("{}/team/faults:v1", proxy.host());
+    if push {
+        cmd.args(["--push", "--tag", &target]);
+    }
+    let report = build_json(cmd.arg(ws.app()));
+    if push {
+        let direct = registry.reference("team/faults:v1");
+        assert_eq!(registry.skopeo_inspect(&direct, false)["Digest"], report["digest"]);
+        registry.pull_and_verify(&direct, &ws.tmp.path().join("pulled"));
+    }
+    (report, direct, proxy.injected())
+}
+
+/// A base pulled over a link that cuts every other answer short: each cut
+/// transfer is dropped (nothing half-written is kept) and tried again, and
+/// the image has the same layers as one built from the base directly.
+#[test]
+fn reliability_a_base_pull_survives_bodies_cut_short() {
+    let (report, direct, injected) = build_through(Fault::Truncate { every: 2 }, false);
+    assert!(injected >= 2, "the proxy cut answers: {injected}");
+    assert_eq!(report["layers"], direct["layers"]);
+}
+
+/// A base pulled over a link that stalls every third answer midway: the
+/// read timeout (`OXBUILD_READ_TIMEOUT`) drops the transfer and it is tried
+/// again.
+#[test]
+fn reliability_a_base_pull_survives_stalled_bodies() {
+    let (report, direct, injected) = build_through(Fault::Stall { every: 3 }, false);
+    assert!(injected >= 1, "the proxy stalled answers: {injected}");
+    assert_eq!(report["layers"], direct["layers"]);
+}
+
+/// A slow link (bodies in 16 KiB pieces with a pause after each) is slow,
+/// not broken: pull and push complete, and the pushed image verifies.
+#[test]
+fn reliability_a_build_and_push_over_a_slow_link_completes() {
+    let (report, direct, _) = build_through(Fault::SlowBodies { piece: 16 * 1024, millis: 1 }, true);
+    assert_eq!(report["layers"], direct["layers"]);
+}
+
+/// Wheel downloads and index pages cut short or stalled are tried again as
+/// a whole; every wheel is installed and matches its lock.
+#[test]
+fn reliability_wheel_downloads_survive_bodies_cut_short_or_stalled() {
+    for fault in [Fault::Truncate { every: 2 }, Fault::Stall { every: 3 }] {
+        let index = oxbuild_testkit::PackageIndex::start(&oxbuild_testkit::wheelhouse());
+        let upstream = index.base().trim_start_matches("http://").trim_end_matches('/').to_string();
+        let proxy = Proxy::start(&upstream, fault);
+        let ws = Workspace::of("pyweb");
+        ws.edit_config(
+            "requirements = \"requirements.txt\"",
+            &format!("requirements = \"requirements.txt\"\nindex-url = \"http://{}/simple/\"", proxy.host()),
+        );
+        let base = format!("oci-archive:{}", oxbuild_testkit::base_archive().display());
+        let report = build_json(
+            ws.oxbuild().env("OXBUILD_READ_TIMEOUT", "2s").args(["build", "-q", "--base", &base]).arg(ws.app()),
+        );
+        assert_eq!(report["python"]["downloaded"], 2, "{report}");
+        assert!(proxy.injected() >= 1, "the proxy broke something: {} requests", proxy.seen().len());
+    }
+}

@@ -48,6 +48,15 @@ impl Workspace {
         self.edit("oxbuild.toml", from, to);
     }
 
+    /// Appends `text` to the app's oxbuild.toml.
+    #[allow(dead_code)]
+    pub fn append_config(&self, text: &str) {
+        let path = self.app().join("oxbuild.toml");
+        let mut config = std::fs::read_to_string(&path).unwrap();
+        config.push_str(text);
+        std::fs::write(&path, config).unwrap();
+    }
+
     /// Replaces `from` by `to` in an app file (which must contain it).
     pub fn edit(&self, file: &str, from: &str, to: &str) {
         let path = self.app().join(file);

@@ -79,6 +79,23 @@ pub struct Config {
     /// `[publish]`: where images go and which tags they get.
     #[serde(default)]
     pub publish: PublishConfig,
+    /// `[cache]`: the cache repository that CI runners share.
+    #[serde(default)]
+    pub cache: CacheConfig,
+}
+
+/// `[cache]`: the cache repository shared by runners, and its key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CacheConfig {
+    /// A registry repository caching dependency layers and base scans
+    /// (`--cache-repo` and `OXBUILD_CACHE_REPO` win over it).
+    pub repository: Option<String>,
+    /// A file (relative to the app directory) holding the fleet's secret that
+    /// signs and checks the cache repository's entries. `OXBUILD_CACHE_KEY`
+    /// and `OXBUILD_CACHE_KEY_FILE` win over it. The secret itself never
+    /// belongs in this file.
+    pub key_file: Option<String>,
 }
 
 /// `[publish]`: the publish policy.

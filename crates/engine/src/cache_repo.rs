@@ -46,9 +46,9 @@ pub fn kit_tag(key: &str) -> String {
 }
 
 /// The kit with cache key `key`, fetched into the store, if the repository has it.
-pub async fn kit(key: &str, repo: &Reference, services: &Services) -> Option<std::path::PathBuf> {
-    let tagged = repo.with_tag(&kit_tag(key));
-    let (image, config) = open(&tagged, KIT, services).await?;
+pub async fn kit(key: &str, repo: &CacheRepo, services: &Services) -> Option<std::path::PathBuf> {
+    let tagged = repo.reference.with_tag(&kit_tag(key));
+    let (image, config) = open(repo, &tagged, KIT, services).await?;
     if config["oxbuild"]["key"].as_str() != Some(key) {
         return None;
     }
@@ -63,12 +63,12 @@ pub async fn store_kit(
     key: &str,
     layer: Layer,
     diff_id: &oxbuild_image::Digest,
-    repo: &Reference,
+    repo: &CacheRepo,
     services: &Services,
 ) {
     let meta = json!({"kind": KIT, "format": FORMAT, "key": key});
     if let Err(e) = push(vec![layer], vec![diff_id.to_string()], meta, repo, &kit_tag(key), services).await {
-        services.events.warn(&format!("could not store the interpreter kit in {}: {e}", repo.name()));
+        services.events.warn(&format!("could not store the interpreter kit in {}: {e}", repo.reference.name()));
     }
 }
 
@@ -112,15 +112,105 @@ pub struct DepsMeta {
     pub packages: Vec<oxbuild_sbom::Package>,
 }
 
-/// The fleet's key for the cache repository's MACs, if one is configured.
-fn mac_key() -> Option<Vec<u8>> {
-    if let Ok(k) = std::env::var("OXBUILD_CACHE_KEY")
-        && !k.is_empty()
-    {
-        return Some(k.into_bytes());
+/// A cache repository, and the fleet's key that signs and checks its entries.
+#[derive(Clone)]
+pub struct CacheRepo {
+    /// The registry repository.
+    pub reference: Reference,
+    /// The MAC key; None uses entries unauthenticated (with a warning).
+    key: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for CacheRepo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheRepo")
+            .field("reference", &self.reference.to_string())
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
-    let file = std::env::var_os("OXBUILD_CACHE_KEY_FILE")?;
-    std::fs::read(file).ok().map(|b| b.trim_ascii().to_vec()).filter(|b| !b.is_empty())
+}
+
+impl CacheRepo {
+    /// The repository `reference`, its key still to be found by [`CacheRepo::keyed`].
+    pub fn new(reference: Reference) -> CacheRepo {
+        CacheRepo { reference, key: None }
+    }
+
+    /// The repository with this key, which wins over the environment and the config.
+    pub fn with_key(reference: Reference, key: Vec<u8>) -> CacheRepo {
+        CacheRepo { reference, key: Some(key) }
+    }
+
+    /// Whether entries are signed and checked.
+    pub fn has_key(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// The repository a build of `dir` uses: `explicit` (`--cache-repo`), else
+    /// `[cache] repository`; with its key from `OXBUILD_CACHE_KEY`, else the
+    /// file `OXBUILD_CACHE_KEY_FILE` names, else `[cache] key-file`. A key file
+    /// that is named but unreadable or empty is an error, never a silent
+    /// fallback to unauthenticated entries.
+    pub fn resolve(
+        explicit: Option<&CacheRepo>,
+        cfg: &oxbuild_config::Config,
+        dir: &std::path::Path,
+    ) -> Result<Option<CacheRepo>, crate::Error> {
+        let mut repo = match (explicit, &cfg.cache.repository) {
+            (Some(r), _) => r.clone(),
+            (None, Some(r)) => CacheRepo::new(
+                Reference::parse(r)
+                    .map_err(|e| crate::Error::new(crate::Kind::Config, format!("[cache] repository `{r}`: {e}")))?,
+            ),
+            (None, None) => return Ok(None),
+        };
+        if repo.key.is_none() {
+            repo.key = key_from(
+                std::env::var("OXBUILD_CACHE_KEY").ok(),
+                std::env::var_os("OXBUILD_CACHE_KEY_FILE").map(|f| ("OXBUILD_CACHE_KEY_FILE", f.into())),
+                cfg.cache.key_file.as_ref().map(|f| ("[cache] key-file", dir.join(f))),
+            )?;
+            if let Some(f) = &cfg.cache.key_file
+                && std::env::var_os("OXBUILD_CACHE_KEY").is_none()
+                && std::env::var_os("OXBUILD_CACHE_KEY_FILE").is_none()
+                && let (Ok(file), Ok(app)) = (dir.join(f).canonicalize(), dir.canonicalize())
+                && file.starts_with(&app)
+            {
+                return Err(crate::Error::new(
+                    crate::Kind::Config,
+                    format!(
+                        "{}: the cache key file ([cache] key-file) is inside the app directory, so the secret would be copied into the image; keep it outside, e.g. /run/secrets/oxbuild-cache-key",
+                        file.display()
+                    ),
+                ));
+            }
+        }
+        Ok(Some(repo))
+    }
+}
+
+/// The key: the value itself, else the first key file named (its content, trimmed).
+fn key_from(
+    value: Option<String>,
+    env_file: Option<(&str, std::path::PathBuf)>,
+    cfg_file: Option<(&str, std::path::PathBuf)>,
+) -> Result<Option<Vec<u8>>, crate::Error> {
+    if let Some(v) = value.filter(|v| !v.is_empty()) {
+        return Ok(Some(v.into_bytes()));
+    }
+    let Some((what, path)) = env_file.or(cfg_file) else { return Ok(None) };
+    let bad = |why: String| {
+        crate::Error::new(
+            crate::Kind::Config,
+            format!("{}: the cache key file ({what}) {why}; give a file holding the fleet's secret", path.display()),
+        )
+    };
+    let bytes = std::fs::read(&path).map_err(|e| bad(format!("cannot be read ({e})")))?;
+    let key = bytes.trim_ascii().to_vec();
+    if key.is_empty() {
+        return Err(bad("is empty".into()));
+    }
+    Ok(Some(key))
 }
 
 /// HMAC-SHA256 (hex) of an entry: its `oxbuild` object without the MAC, and
@@ -139,9 +229,15 @@ fn mac(key: &[u8], meta: &serde_json::Value, layers: &[String], diff_ids: &serde
 
 /// Whether an entry read from the repository may be used: its MAC matches
 /// under the configured key, or (without a key) always, with a warning once.
-fn authentic(tagged: &Reference, image: &Image, config: &serde_json::Value, services: &Services) -> bool {
+fn authentic(
+    repo: &CacheRepo,
+    tagged: &Reference,
+    image: &Image,
+    config: &serde_json::Value,
+    services: &Services,
+) -> bool {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    let Some(key) = mac_key() else {
+    let Some(key) = &repo.key else {
         if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
             services.events.warn(&format!(
                 "entries of the cache repository {} are used unauthenticated: anyone who can push there can change what this build produces; set OXBUILD_CACHE_KEY on every runner to sign and check them",
@@ -151,7 +247,7 @@ fn authentic(tagged: &Reference, image: &Image, config: &serde_json::Value, serv
         return true;
     };
     let layers: Vec<String> = image.layers().iter().map(|l| l.descriptor.digest.to_string()).collect();
-    let expected = mac(&key, &config["oxbuild"], &layers, &config["rootfs"]["diff_ids"]);
+    let expected = mac(key, &config["oxbuild"], &layers, &config["rootfs"]["diff_ids"]);
     if config["oxbuild"]["mac"].as_str() == Some(expected.as_str()) {
         return true;
     }
@@ -162,7 +258,12 @@ fn authentic(tagged: &Reference, image: &Image, config: &serde_json::Value, serv
 }
 
 /// The config of a cache image, if it is of this format and `kind`, and authentic.
-async fn open(tagged: &Reference, kind: &str, services: &Services) -> Option<(Image, serde_json::Value)> {
+async fn open(
+    repo: &CacheRepo,
+    tagged: &Reference,
+    kind: &str,
+    services: &Services,
+) -> Option<(Image, serde_json::Value)> {
     let opened = match oxbuild_registry::open(&services.client, tagged, &Platform::host()).await {
         Ok(o) => o,
         Err(oxbuild_registry::Error::NotFound { .. }) => return None,
@@ -174,14 +275,14 @@ async fn open(tagged: &Reference, kind: &str, services: &Services) -> Option<(Im
     let config = opened.image.config_json().ok()?;
     let meta = &config["oxbuild"];
     let ours = meta["format"].as_u64() == Some(u64::from(FORMAT)) && meta["kind"].as_str() == Some(kind);
-    (ours && authentic(tagged, &opened.image, &config, services)).then_some((opened.image, config))
+    (ours && authentic(repo, tagged, &opened.image, &config, services)).then_some((opened.image, config))
 }
 
 /// The dependency layer with cache key `key`, if the repository has it. None
 /// (with a note) when it is not there or cannot be had: the build goes on.
-pub async fn deps(key: &str, repo: &Reference, services: &Services) -> Option<CachedDeps> {
-    let tagged = repo.with_tag(&deps_tag(key));
-    let (image, config) = open(&tagged, DEPS, services).await?;
+pub async fn deps(key: &str, repo: &CacheRepo, services: &Services) -> Option<CachedDeps> {
+    let tagged = repo.reference.with_tag(&deps_tag(key));
+    let (image, config) = open(repo, &tagged, DEPS, services).await?;
     let meta = &config["oxbuild"];
     if meta["key"].as_str() != Some(key) {
         return None;
@@ -210,7 +311,7 @@ pub async fn store_deps(
     layer: Layer,
     diff_id: &oxbuild_image::Digest,
     deps: &DepsMeta,
-    repo: &Reference,
+    repo: &CacheRepo,
     services: &Services,
 ) {
     let meta = json!({
@@ -224,15 +325,17 @@ pub async fn store_deps(
     });
     let tag = deps_tag(key);
     match push(vec![layer], vec![diff_id.to_string()], meta, repo, &tag, services).await {
-        Ok(()) => services.events.step(&format!("  stored the dependency layer as {}", repo.with_tag(&tag))),
-        Err(e) => services.events.warn(&format!("could not store the dependency layer in {}: {e}", repo.name())),
+        Ok(()) => services.events.step(&format!("  stored the dependency layer as {}", repo.reference.with_tag(&tag))),
+        Err(e) => {
+            services.events.warn(&format!("could not store the dependency layer in {}: {e}", repo.reference.name()))
+        }
     }
 }
 
 /// The scan of `base`, if the repository has it.
-pub async fn scan(base: &Image, repo: &Reference, services: &Services) -> Option<Scan> {
-    let tagged = repo.with_tag(&scan_tag(base));
-    let (_, config) = open(&tagged, SCAN, services).await?;
+pub async fn scan(base: &Image, repo: &CacheRepo, services: &Services) -> Option<Scan> {
+    let tagged = repo.reference.with_tag(&scan_tag(base));
+    let (_, config) = open(repo, &tagged, SCAN, services).await?;
     // The MAC covers the key, and the key is the base's layers: a scan of
     // another base under this tag is refused.
     if config["oxbuild"]["key"].as_str() != Some(oxbuild_build::scan_key(base).hex()) {
@@ -244,10 +347,10 @@ pub async fn scan(base: &Image, repo: &Reference, services: &Services) -> Option
 }
 
 /// Stores a scan of `base`; a failure only warns.
-pub async fn store_scan(base: &Image, scan: &Scan, repo: &Reference, services: &Services) {
+pub async fn store_scan(base: &Image, scan: &Scan, repo: &CacheRepo, services: &Services) {
     let meta = json!({"kind": SCAN, "format": FORMAT, "key": oxbuild_build::scan_key(base).hex(), "scan": scan});
     if let Err(e) = push(Vec::new(), Vec::new(), meta, repo, &scan_tag(base), services).await {
-        services.events.warn(&format!("could not store the base scan in {}: {e}", repo.name()));
+        services.events.warn(&format!("could not store the base scan in {}: {e}", repo.reference.name()));
     }
 }
 
@@ -256,14 +359,14 @@ async fn push(
     layers: Vec<Layer>,
     diff_ids: Vec<String>,
     meta: serde_json::Value,
-    repo: &Reference,
+    repo: &CacheRepo,
     tag: &str,
     services: &Services,
 ) -> Result<(), String> {
     let mut meta = meta;
-    if let Some(key) = mac_key() {
+    if let Some(key) = &repo.key {
         let digests: Vec<String> = layers.iter().map(|l| l.descriptor.digest.to_string()).collect();
-        meta["mac"] = json!(mac(&key, &meta, &digests, &json!(diff_ids)));
+        meta["mac"] = json!(mac(key, &meta, &digests, &json!(diff_ids)));
     }
     let config = json!({
         "architecture": Platform::host().architecture,
@@ -272,7 +375,7 @@ async fn push(
         "oxbuild": meta,
     });
     let image = Image::assemble(Format::Oci, &config, layers, &Default::default()).map_err(|e| e.to_string())?;
-    oxbuild_registry::push(&services.client, &image, repo, &[tag.to_string()], &[])
+    oxbuild_registry::push(&services.client, &image, &repo.reference, &[tag.to_string()], &[])
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())

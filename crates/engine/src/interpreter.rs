@@ -18,7 +18,6 @@ use oxbuild_image::rootfs::{self, Node, Want};
 use oxbuild_image::{LayerBuilder, LayerCompression, Owner, Platform};
 use oxbuild_python::Target;
 use oxbuild_python::bytecode::{Compiler, Interpreter};
-use oxbuild_registry::Reference;
 
 use crate::base::Base;
 use crate::error::task;
@@ -112,7 +111,7 @@ fn shared_library(path: &str) -> bool {
 async fn kit(
     image: &oxbuild_image::Image,
     target: &Target,
-    cache_repo: Option<&Reference>,
+    cache_repo: Option<&crate::cache_repo::CacheRepo>,
     services: &Services,
 ) -> Result<PathBuf, Error> {
     let key = format!("{KIT_FORMAT}-{}-{}", oxbuild_build::scan_key(image).hex(), target.minor);
@@ -295,7 +294,7 @@ fn loader(root: &Path) -> Option<String> {
 async fn from_base(
     base: &Base,
     target: &Target,
-    cache_repo: Option<&Reference>,
+    cache_repo: Option<&crate::cache_repo::CacheRepo>,
     scratch: &Path,
     services: &Services,
 ) -> Result<Option<(Interpreter, String)>, Error> {
@@ -420,7 +419,7 @@ fn same_version(compiler: &Compiler, target: &Target) -> bool {
 pub async fn provision(
     base: &Base,
     target: &Target,
-    cache_repo: Option<&Reference>,
+    cache_repo: Option<&crate::cache_repo::CacheRepo>,
     services: &Services,
 ) -> Result<Result<Provisioned, String>, Error> {
     let tmp = services.cache.bucket(Bucket::Tmp)?;

@@ -117,13 +117,26 @@ pub struct Request {
     pub platform: Option<Platform>,
     /// Also build the test variant.
     pub test_variant: bool,
-    /// A registry repository that caches dependency layers and base scans between runners.
-    pub cache_repo: Option<Reference>,
+    /// A registry repository that caches dependency layers and base scans
+    /// between runners; `[cache] repository` when None.
+    pub cache_repo: Option<cache_repo::CacheRepo>,
     /// Every timestamp in the image (`SOURCE_DATE_EPOCH`).
     pub epoch: u64,
 }
 
 impl Request {
+    /// This request with its config loaded (when it had none) and its cache
+    /// repository and key found (see [`cache_repo::CacheRepo::resolve`]).
+    fn resolved(&self) -> Result<(Request, Config), Error> {
+        let cfg = match &self.config {
+            Some(c) => c.clone(),
+            None => Config::load(&self.dir)?,
+        };
+        let mut request = self.clone();
+        request.cache_repo = cache_repo::CacheRepo::resolve(self.cache_repo.as_ref(), &cfg, &self.dir)?;
+        Ok((request, cfg))
+    }
+
     /// A production build of the app in `dir`, as its config says.
     pub fn new(dir: impl Into<PathBuf>) -> Request {
         Request {
@@ -179,11 +192,8 @@ pub async fn base_platforms(
     request: &Request,
     services: &Services,
 ) -> Result<Vec<(Platform, Result<(), String>)>, Error> {
-    let cfg = match &request.config {
-        Some(c) => c.clone(),
-        None => Config::load(&request.dir)?,
-    };
-    let location = base_location(request, &cfg)?;
+    let (request, cfg) = &request.resolved()?;
+    let location = base_location(request, cfg)?;
     let platforms: Vec<Platform> = match location.open_any(&services.target(), None).await? {
         location::Content::Index(opened) => opened
             .index
@@ -230,11 +240,8 @@ fn base_location(request: &Request, cfg: &Config) -> Result<Location, Error> {
 /// The build: read the base, make the dependency layer(s), build the
 /// production image and, when asked, its test variant.
 pub async fn assemble(request: &Request, services: &Services) -> Result<Assembled, Error> {
-    let dir = request.dir.as_path();
-    let cfg = match &request.config {
-        Some(c) => c.clone(),
-        None => Config::load(dir)?,
-    };
+    let (request, cfg) = &request.resolved()?;
+    let (dir, cfg) = (request.dir.as_path(), cfg.clone());
     let base_location = base_location(request, &cfg)?;
     let base = base::open(&base_location, request, services).await?;
     let (provisioned, mut bytecode) = python::bytecode(&cfg, &base, request.cache_repo.as_ref(), services).await?;

@@ -308,7 +308,7 @@ fn from_cache(planned: &Planned, cx: &Context<'_>) -> Option<DepLayer> {
 pub async fn bytecode(
     cfg: &oxbuild_config::Config,
     base: &crate::base::Base,
-    cache_repo: Option<&oxbuild_registry::Reference>,
+    cache_repo: Option<&crate::cache_repo::CacheRepo>,
     services: &crate::Services,
 ) -> Result<(Option<crate::interpreter::Provisioned>, serde_json::Value), Error> {
     use oxbuild_config::Bytecode;

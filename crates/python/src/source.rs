@@ -203,15 +203,21 @@ impl Sources {
 
     async fn index_page(&self, i: usize, index: &Index, key: &str) -> Result<Vec<Candidate>, Error> {
         let page = index.url.join(&format!("{key}/")).map_err(|e| Error::Index(e.to_string()))?;
-        let resp = self.get(i, page.clone(), "application/vnd.pypi.simple.v1+json, text/html;q=0.1").await?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(Vec::new());
-        }
-        if !resp.status().is_success() {
-            return Err(Error::Index(format!("index {} answered {} for {key}", index.url, resp.status())));
-        }
-        let json = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.contains("json"));
-        let body = resp.text().await.map_err(|e| Error::Index(format!("reading the index page for {key}: {e}")))?;
+        let accept = "application/vnd.pypi.simple.v1+json, text/html;q=0.1";
+        let read = |resp: reqwest::Response| async move {
+            let json =
+                resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.contains("json"));
+            let body = resp.text().await.map_err(|e| Attempt::Transport(oxbuild_http::describe(&e)))?;
+            Ok((json, body))
+        };
+        let (json, body) = match self.get(i, &page, accept, read).await {
+            Ok(page) => page,
+            Err(Failed::Status(reqwest::StatusCode::NOT_FOUND)) => return Ok(Vec::new()),
+            Err(Failed::Status(status)) => {
+                return Err(Error::Index(format!("index {} answered {status} for {key}", index.url)));
+            }
+            Err(Failed::Other(e)) => return Err(e),
+        };
         let files = if json { parse_json(&body, &page) } else { parse_html(&body, &page) };
         Ok(files
             .into_iter()
@@ -224,10 +230,17 @@ impl Sources {
             .collect())
     }
 
-    /// GET through the shared client, retried on connection errors, 5xx and
-    /// 429 (after the index's `Retry-After` when it sends one). A status that
-    /// is still an error after the last try is returned for the caller to name.
-    async fn get(&self, index: usize, url: url::Url, accept: &str) -> Result<reqwest::Response, Error> {
+    /// GET through the shared client and `read` the answer, as one attempt:
+    /// retried as a whole on connection errors, a body cut short or stalled
+    /// (the client's read timeout), 5xx and 429 (after the index's
+    /// `Retry-After` when it sends one). A status that is still an error
+    /// after the last try, or any other unsuccessful status, is returned for
+    /// the caller to name.
+    async fn get<T, F, Fut>(&self, index: usize, url: &url::Url, accept: &str, read: F) -> Result<T, Failed>
+    where
+        F: Fn(reqwest::Response) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Attempt>>,
+    {
         let result = self
             .http
             .retrying(|| async {
@@ -240,72 +253,97 @@ impl Sources {
                     req = req.basic_auth(u, Some(p));
                 }
                 match req.send().await {
-                    Ok(r) if r.status().is_server_error() || r.status() == 429 => Err(Attempt::Status(r)),
-                    Ok(r) => Ok(r),
+                    Ok(r) if r.status().is_server_error() || r.status() == 429 => {
+                        Err(Attempt::Status(r.status(), oxbuild_http::retry_after(r.headers())))
+                    }
+                    Ok(r) if !r.status().is_success() => Err(Attempt::Final(Failed::Status(r.status()))),
+                    Ok(r) => read(r).await,
                     Err(e) => Err(Attempt::Transport(oxbuild_http::describe(&e))),
                 }
             })
             .await;
-        match result {
-            Ok(r) | Err(Attempt::Status(r)) => Ok(r),
-            Err(Attempt::Transport(detail)) => {
+        result.map_err(|attempt| match attempt {
+            Attempt::Status(status, _) => Failed::Status(status),
+            Attempt::Final(failed) => failed,
+            Attempt::Transport(detail) => {
                 let host = url.host_str().unwrap_or("the index");
-                Err(Error::Index(format!("cannot reach {host}: {detail}")))
+                Failed::Other(Error::Index(format!("cannot reach {host}: {detail}")))
             }
-        }
+        })
     }
 
     /// Copies or downloads a candidate into a blob-store writer, which the
     /// caller checks against the lock and commits (or drops: nothing stays).
     pub async fn download(&self, c: &Candidate, store: &BlobStore) -> Result<BlobWriter, Error> {
-        let mut out = store.writer()?;
         let write_err = |e: std::io::Error| Error::Image(oxbuild_image::Error::io("writing into the wheel cache", e));
         match &c.location {
             Location::File(p) => {
+                let mut out = store.writer()?;
                 let mut file =
                     std::fs::File::open(p).map_err(|e| Error::Index(format!("reading {}: {e}", p.display())))?;
                 std::io::copy(&mut file, &mut out)
                     .map_err(|e| Error::Index(format!("reading {}: {e}", p.display())))?;
+                Ok(out)
             }
             Location::Url(url, _) | Location::Direct(url) => {
                 let index = match &c.location {
                     Location::Url(_, i) => *i,
                     _ => usize::MAX,
                 };
-                let resp = self.get(index, url.clone(), "*/*").await?;
-                if !resp.status().is_success() {
-                    return Err(Error::Index(format!("downloading {} answered {}", c.filename, resp.status())));
-                }
-                // Streamed into the store: a wheel of a gigabyte never sits in memory.
-                let mut body = resp.bytes_stream();
-                while let Some(chunk) = body.next().await {
-                    let chunk = chunk.map_err(|e| {
-                        Error::Index(format!("downloading {}: {}", c.filename, oxbuild_http::describe(&e)))
-                    })?;
-                    out.write_all(&chunk).map_err(write_err)?;
+                // Streamed into the store: a wheel of a gigabyte never sits in
+                // memory. A transfer cut short starts again in a new writer;
+                // the dropped one leaves nothing behind.
+                let read = |resp: reqwest::Response| async move {
+                    let mut out = store.writer().map_err(|e| Attempt::Final(Failed::Other(e.into())))?;
+                    let mut body = resp.bytes_stream();
+                    while let Some(chunk) = body.next().await {
+                        let chunk = chunk.map_err(|e| Attempt::Transport(oxbuild_http::describe(&e)))?;
+                        out.write_all(&chunk).map_err(|e| Attempt::Final(Failed::Other(write_err(e))))?;
+                    }
+                    Ok(out)
+                };
+                match self.get(index, url, "*/*", read).await {
+                    Ok(out) => Ok(out),
+                    Err(Failed::Status(status)) => {
+                        Err(Error::Index(format!("downloading {} answered {status}", c.filename)))
+                    }
+                    Err(Failed::Other(Error::Index(detail))) => {
+                        Err(Error::Index(format!("downloading {}: {detail}", c.filename)))
+                    }
+                    Err(Failed::Other(e)) => Err(e),
                 }
             }
         }
-        Ok(out)
     }
 }
 
 /// One try of an index request that did not succeed.
 enum Attempt {
-    /// A 5xx or 429: worth another try, and named if the last one.
-    Status(reqwest::Response),
-    /// No answer at all.
+    /// A 5xx or 429, and the wait the index asked for: worth another try,
+    /// and named if the last one.
+    Status(reqwest::StatusCode, Option<Duration>),
+    /// No answer, or a body cut short or stalled: worth another try.
     Transport(String),
+    /// Not worth another try.
+    Final(Failed),
+}
+
+/// An index request that failed for good.
+enum Failed {
+    /// The index answered with this unsuccessful status.
+    Status(reqwest::StatusCode),
+    /// Anything else.
+    Other(Error),
 }
 
 impl oxbuild_http::Transient for Attempt {
     fn is_transient(&self) -> bool {
-        true
+        !matches!(self, Attempt::Final(_))
     }
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            Attempt::Status(r) => oxbuild_http::retry_after(r.headers()),
-            Attempt::Transport(_) => None,
+            Attempt::Status(_, wait) => *wait,
+            _ => None,
         }
     }
 }

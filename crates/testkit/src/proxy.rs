@@ -16,13 +16,34 @@ pub enum Fault {
     /// Pass everything through untouched (a counting proxy).
     None,
     /// Fail one request in `every`, cycling through a reset connection, 500,
-    /// 503 and 429 with `Retry-After: 1`.
+    /// 502, 503 and 429 with `Retry-After: 1`.
     Flaky {
         /// 10 fails 10% of requests.
         every: u64,
     },
     /// Flip one byte in the body of every blob GET larger than 64 KiB.
     CorruptBlobs,
+    /// Cut one successful GET answer with a body in `every` short: the head
+    /// and half the body are sent, then the connection is closed.
+    Truncate {
+        /// 2 cuts every other answer.
+        every: u64,
+    },
+    /// Stall one successful GET answer with a body in `every`: the head and
+    /// half the body are sent, then nothing more (until the client gives up,
+    /// or 60 s).
+    Stall {
+        /// 2 stalls every other answer.
+        every: u64,
+    },
+    /// Send every answer's body in small pieces with a pause after each: a
+    /// slow but working link.
+    SlowBodies {
+        /// Bytes per piece.
+        piece: usize,
+        /// The pause after each piece.
+        millis: u64,
+    },
     /// Hold every request this many milliseconds before passing it on: a slow
     /// registry, so that a test can act while a build is still running.
     Delay {
@@ -63,6 +84,8 @@ struct Shared {
     upstream: String,
     fault: Fault,
     count: AtomicU64,
+    /// Successful GET answers with a body, for [`Fault::Truncate`] and [`Fault::Stall`].
+    answers: AtomicU64,
     injected: AtomicU64,
     seen: Mutex<Vec<Seen>>,
     gate: Mutex<Gate>,
@@ -85,6 +108,7 @@ impl Proxy {
             upstream: upstream.to_string(),
             fault,
             count: AtomicU64::new(0),
+            answers: AtomicU64::new(0),
             injected: AtomicU64::new(0),
             seen: Mutex::new(Vec::new()),
             gate: Mutex::new(Gate::default()),
@@ -201,13 +225,14 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
         && n % every == every - 1
     {
         s.injected.fetch_add(1, Ordering::Relaxed);
-        let reply = match (n / every) % 4 {
+        let reply = match (n / every) % 5 {
             0 => {
                 let _ = client.shutdown(Shutdown::Both);
                 return Ok(());
             }
             1 => "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            2 => "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            2 => "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            3 => "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             _ => "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         };
         client.write_all(reply.as_bytes())?;
@@ -249,8 +274,46 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
             s.injected.fetch_add(1, Ordering::Relaxed);
         }
     }
-    client.write_all(&response)?;
-    Ok(())
+    let Some(at) = find(&response, b"\r\n\r\n").map(|at| at + 4) else {
+        return client.write_all(&response);
+    };
+    let body_len = response.len() - at;
+    let ok = response.starts_with(b"HTTP/1.1 2") || response.starts_with(b"HTTP/1.0 2");
+    let cut = |every: u64| {
+        if method != "GET" || !ok || body_len < 2 {
+            return false;
+        }
+        let nth = s.answers.fetch_add(1, Ordering::Relaxed);
+        let hit = nth % every == every - 1;
+        if hit {
+            s.injected.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
+    };
+    match s.fault {
+        Fault::Truncate { every } if cut(every) => {
+            client.write_all(&response[..at + body_len / 2])?;
+            client.shutdown(Shutdown::Both)
+        }
+        Fault::Stall { every } if cut(every) => {
+            client.write_all(&response[..at + body_len / 2])?;
+            client.flush()?;
+            // Wait for the client to give up (a read returns 0 or fails), at most WAIT.
+            client.set_read_timeout(Some(WAIT))?;
+            let _ = client.read(&mut [0u8; 1]);
+            Ok(())
+        }
+        Fault::SlowBodies { piece, millis } => {
+            client.write_all(&response[..at])?;
+            for chunk in response[at..].chunks(piece.max(1)) {
+                client.write_all(chunk)?;
+                client.flush()?;
+                thread::sleep(std::time::Duration::from_millis(millis));
+            }
+            Ok(())
+        }
+        _ => client.write_all(&response),
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
