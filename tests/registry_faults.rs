@@ -414,3 +414,105 @@ fn reliability_wheel_downloads_survive_bodies_cut_short_or_stalled() {
         assert!(proxy.injected() >= 1, "the proxy broke something: {} requests", proxy.seen().len());
     }
 }
+
+/// A kill point from a seed: a request number in 1..=`of` (splitmix64, so
+/// the points are spread but the same on every run).
+fn kill_point(seed: u64, of: usize) -> usize {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    1 + ((z ^ (z >> 31)) % of.max(1) as u64) as usize
+}
+
+/// Runs `cmd`, SIGKILLs it once the proxy has seen `after` more requests
+/// (or lets it finish if it finishes first); returns whether it was killed.
+fn kill_after(mut cmd: std::process::Command, proxy: &Proxy, after: usize) -> bool {
+    let start = proxy.seen().len();
+    let mut child =
+        cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("oxbuild runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if proxy.seen().len() >= start + after || std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// `build --push` SIGKILLed at seeded points through its requests (the
+/// base's pull, the blob uploads, the manifest, the referrers), all sharing
+/// one cache: after each kill every tag of the repository resolves to
+/// complete blobs, and a rerun completes with the image a clean run makes.
+#[test]
+fn reliability_build_push_killed_at_seeded_points_leaves_only_complete_tags() {
+    let registry = Registry::start();
+    registry.seed("python:3.11");
+    let proxy = Proxy::start(registry.host(), Fault::Delay { millis: 15 });
+    let ws = Workspace::new();
+    let base = format!("{}/python:3.11", proxy.host());
+    let push = |cache: &str, tag: &str| {
+        let mut cmd = ws.oxbuild();
+        cmd.env("OXBUILD_CACHE_DIR", ws.tmp.path().join(cache))
+            .args(["build", "-q", "--base", &base, "--push", "--tag"])
+            .arg(format!("{}/{tag}", proxy.host()))
+            .arg(ws.app());
+        cmd
+    };
+    // A clean run, to count the requests a whole build makes.
+    let before = proxy.seen().len();
+    let clean = build_json(&mut push("clean", "team/clean:v1"));
+    let requests = proxy.seen().len() - before;
+    assert!(requests > 10, "a build makes requests: {requests}");
+
+    let mut killed = 0;
+    for seed in 1..=5 {
+        let at = kill_point(seed, requests);
+        killed += usize::from(kill_after(push("shared", "team/killed:v1"), &proxy, at));
+        registry.assert_complete("team/killed");
+    }
+    assert!(killed >= 3, "most seeded points land inside the build: {killed} of 5");
+    let again = build_json(&mut push("shared", "team/killed:v1"));
+    assert_eq!(again["digest"], clean["digest"], "the rerun makes the clean run's image");
+    assert!(registry.assert_complete("team/killed").contains(&"v1".to_string()));
+    let (code, _, stderr) =
+        run(ws.oxbuild().env("OXBUILD_CACHE_DIR", ws.tmp.path().join("shared")).args(["cache", "info"]));
+    assert_eq!(code, 0, "the cache is still readable: {stderr}");
+}
+
+/// `copy` of a multi-platform index SIGKILLed at seeded points: the
+/// destination never has a tag whose index, children or blobs are missing,
+/// and a rerun completes with the source's digest.
+#[test]
+fn reliability_an_index_copy_killed_at_seeded_points_leaves_only_complete_tags() {
+    let registry = Registry::start();
+    let source = registry.seed_multi("multi/python:3.11");
+    let proxy = Proxy::start(registry.host(), Fault::Delay { millis: 15 });
+    let ws = Workspace::new();
+    let from = format!("{}/multi/python:3.11", proxy.host());
+    let copy = |to: &str| {
+        let mut cmd = ws.oxbuild();
+        cmd.args(["copy", "-q", &from]).arg(format!("{}/{to}", proxy.host()));
+        cmd
+    };
+    let before = proxy.seen().len();
+    let clean = build_json(&mut copy("mirror/clean:3.11"));
+    let requests = proxy.seen().len() - before;
+    let digest = registry.skopeo_inspect(&source, true);
+    assert!(digest["manifests"].as_array().is_some_and(|m| m.len() >= 2), "an index: {digest}");
+
+    let mut killed = 0;
+    for seed in 11..=15 {
+        let at = kill_point(seed, requests);
+        killed += usize::from(kill_after(copy("mirror/killed:3.11"), &proxy, at));
+        registry.assert_complete("mirror/killed");
+    }
+    assert!(killed >= 3, "most seeded points land inside the copy: {killed} of 5");
+    let again = build_json(&mut copy("mirror/killed:3.11"));
+    assert_eq!(again["digest"], clean["digest"]);
+    assert!(registry.assert_complete("mirror/killed").contains(&"3.11".to_string()));
+}

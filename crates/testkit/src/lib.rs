@@ -340,6 +340,78 @@ impl Registry {
         assert!(out.status.success(), "pull-and-verify of {reference}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// Asserts that every tag of repository `path` resolves to complete
+    /// content: each manifest (and every child of an index) is there, and
+    /// every blob it names is there with its digest and size. Returns the
+    /// tags checked. Reads the registry directly, without oxbuild's client.
+    pub fn assert_complete(&self, path: &str) -> Vec<String> {
+        let (status, body) = self.raw_get(&format!("/v2/{path}/tags/list"), "application/json");
+        if status == 404 {
+            return Vec::new();
+        }
+        assert_eq!(status, 200, "listing the tags of {path}");
+        let listed: serde_json::Value = serde_json::from_slice(&body).expect("a tag list");
+        let tags: Vec<String> =
+            listed["tags"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(String::from)).collect();
+        for tag in &tags {
+            self.assert_manifest_complete(path, tag, &format!("{path}:{tag}"));
+        }
+        tags
+    }
+
+    fn assert_manifest_complete(&self, path: &str, reference: &str, what: &str) {
+        const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+        let (status, body) = self.raw_get(&format!("/v2/{path}/manifests/{reference}"), ACCEPT);
+        assert_eq!(status, 200, "{what}: manifest {reference} is missing");
+        if reference.starts_with("sha256:") {
+            assert_eq!(
+                format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body))),
+                reference,
+                "{what}"
+            );
+        }
+        let manifest: serde_json::Value = serde_json::from_slice(&body).expect("a manifest");
+        for child in manifest["manifests"].as_array().into_iter().flatten() {
+            self.assert_manifest_complete(path, child["digest"].as_str().unwrap(), what);
+        }
+        let blobs = manifest["layers"].as_array().into_iter().flatten().chain(manifest.get("config"));
+        for blob in blobs {
+            let digest = blob["digest"].as_str().expect("a digest");
+            let (status, bytes) = self.raw_get(&format!("/v2/{path}/blobs/{digest}"), "*/*");
+            assert_eq!(status, 200, "{what}: blob {digest} is missing");
+            assert_eq!(
+                format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))),
+                digest,
+                "{what}: blob"
+            );
+            assert_eq!(Some(bytes.len() as u64), blob["size"].as_u64(), "{what}: size of blob {digest}");
+        }
+    }
+
+    /// A plain GET of `path` on the registry: (status, body), following one redirect.
+    fn raw_get(&self, path: &str, accept: &str) -> (u16, Vec<u8>) {
+        let mut s = TcpStream::connect(&self.host).expect("the registry answers");
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\nAccept: {accept}\r\n\r\n", self.host).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let at = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP answer");
+        let head = String::from_utf8_lossy(&raw[..at]).to_string();
+        let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status");
+        if (300..400).contains(&status) {
+            let location = head
+                .lines()
+                .find_map(|l| {
+                    l.split_once(':')
+                        .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+                        .map(|(_, v)| v.trim().to_string())
+                })
+                .expect("a Location");
+            let local = location.split_once(&self.host).map(|(_, p)| p.to_string()).unwrap_or(location);
+            return self.raw_get(&local, accept);
+        }
+        (status, raw[at + 4..].to_vec())
+    }
+
     /// The tags of repository `path`, listed by skopeo; empty when it has none.
     pub fn skopeo_list_tags(&self, path: &str) -> Vec<String> {
         let out = Command::new("skopeo")
