@@ -268,7 +268,7 @@ async fn unpacked(kit: &Path, services: &Services) -> Result<PathBuf, Error> {
     })
     .await
     .map_err(task)?
-    .map_err(|e| Error::new(Kind::Output, format!("unpacking the base's interpreter: {e}")))
+    .map_err(|e| Error::new(Kind::Output, format!("unpacking the base's interpreter: {}", oxbuild_image::causes(&e))))
 }
 
 /// A suffix that differs between calls of one process.

@@ -4,7 +4,7 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A filesystem operation failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", causes(source))]
     Io {
         /// What was being done, naming the path.
         what: String,
@@ -22,4 +22,20 @@ impl Error {
     pub fn io(what: impl Into<String>, source: io::Error) -> Error {
         Error::Io { what: what.into(), source }
     }
+}
+
+/// `err` with each of its causes that its own text does not already say:
+/// `failed to unpack `x`: No space left on device (os error 28)`. Wrappers
+/// such as tar's keep the telling cause only as a source.
+pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = s.source();
+    }
+    text
 }

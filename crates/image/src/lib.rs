@@ -32,7 +32,7 @@ pub mod rootfs;
 pub mod store;
 
 pub use digest::{Digest, DigestParseError, Hasher, HashingWriter};
-pub use error::Error;
+pub use error::{Error, causes};
 pub use image::{BlobLocation, Image, Layer};
 pub use index::Index;
 pub use layer::{EntrySource, LayerBlob, LayerBuilder, LayerCompression, Owner};
