@@ -102,3 +102,220 @@ fn reliability_a_full_disk_under_the_cache_is_a_clear_error_and_the_next_build_s
         assert_blobs_intact(&cache);
     }
 }
+
+/// Asserts a clear failure: exit `code`, every needle in stderr, no panic.
+fn refused(result: (i32, String, String), code: i32, needles: &[&str]) -> String {
+    let (got, _, stderr) = result;
+    assert_eq!(got, code, "{needles:?}: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "`{n}` is named: {stderr}");
+    }
+    stderr
+}
+
+/// oxbuild.toml garbled, cut short, binary or absurdly long: a config error
+/// (exit 3) naming the file, never a panic.
+#[test]
+fn reliability_garbled_or_truncated_configs_are_named() {
+    let ws = Workspace::new();
+    let path = ws.app().join("oxbuild.toml");
+    let good = std::fs::read(&path).unwrap();
+    let deep = format!("[image]\nports = {}\n", "[".repeat(100_000));
+    let variants: Vec<(&str, Vec<u8>)> = vec![
+        ("cut short", good[..good.len() / 3].to_vec()),
+        ("cut in a table name", b"[ima".to_vec()),
+        ("binary", vec![0xff, 0xfe, 0x00, 0x9c, 0x80, 0x01]),
+        ("a value of the wrong kind", b"[image]\nports = \"eighty\"\n".to_vec()),
+        ("nested 100,000 deep", deep.into_bytes()),
+    ];
+    for (what, bytes) in variants {
+        std::fs::write(&path, &bytes).unwrap();
+        let result = run(ws.oxbuild().args(["build", "-q", "--base", &common::base()]).arg(ws.app()));
+        eprintln!("variant: {what}");
+        let stderr = refused(result, 3, &["oxbuild.toml"]);
+        assert!(stderr.len() < 4096, "{what}: the error stays short: {} bytes", stderr.len());
+    }
+}
+
+/// Locks garbled or cut short (requirements.txt, uv.lock, pylock.toml): a
+/// config error naming the lock, never a panic and never a build without
+/// the dependencies.
+#[test]
+fn reliability_garbled_or_truncated_locks_are_named() {
+    let ws = common::offline_pyweb();
+    let app = ws.app();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("requirements.txt", vec![0xff, 0xfe, b'\n', 0x80]),
+        ("requirements.txt", b"gunicorn==23.0.0 --hash=sha256:".to_vec()),
+        ("uv.lock", std::fs::read(app.join("uv.lock")).unwrap()[..200].to_vec()),
+        ("pylock.toml", std::fs::read(app.join("pylock.toml")).unwrap()[..150].to_vec()),
+    ];
+    let original = std::fs::read_to_string(app.join("oxbuild.toml")).unwrap();
+    for (file, bytes) in cases {
+        let config = if file == "requirements.txt" {
+            original.clone()
+        } else {
+            original.replace("requirements = \"requirements.txt\"", &format!("lock = \"{file}\""))
+        };
+        std::fs::write(app.join("oxbuild.toml"), config).unwrap();
+        let kept = std::fs::read(app.join(file)).unwrap();
+        std::fs::write(app.join(file), &bytes).unwrap();
+        let result = run(ws.oxbuild().args(["build", "-q", "--base", &common::base()]).arg(&app));
+        refused(result, 3, &[file]);
+        std::fs::write(app.join(file), kept).unwrap();
+    }
+}
+
+/// An OCI layout written by oxbuild, then damaged by `damage`: read as a
+/// base and by `copy`, it fails with exit 4 naming `needles`.
+fn damaged_layout(damage: impl Fn(&Path), needles: &[&str]) {
+    let ws = Workspace::new();
+    let layout = ws.tmp.path().join("layout");
+    let dest = format!("oci:{}", layout.display());
+    build_json(ws.oxbuild().args(["build", "-q", "--base", &common::base(), "--output", &dest]).arg(ws.app()));
+    damage(&layout);
+    let copy =
+        run(ws.oxbuild().args(["copy", "-q", &dest]).arg(format!("oci:{}", ws.tmp.path().join("out").display())));
+    refused(copy, 4, needles);
+    let build = run(ws.oxbuild().args(["build", "-q", "--base", &dest]).arg(ws.app()));
+    refused(build, 4, needles);
+}
+
+/// The manifest the layout's index.json points at, as JSON, and its path.
+fn top_manifest(layout: &Path) -> (serde_json::Value, std::path::PathBuf) {
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_string();
+    let path = common::blob_in(layout, &digest);
+    (serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap(), path)
+}
+
+/// Stores `manifest` as a blob of the layout and points index.json at it.
+fn replace_manifest(layout: &Path, manifest: &[u8]) {
+    let digest = oxbuild_image::Digest::of(manifest);
+    std::fs::write(common::blob_in(layout, &digest.to_string()), manifest).unwrap();
+    let path = layout.join("index.json");
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    index["manifests"][0]["digest"] = serde_json::json!(digest.to_string());
+    index["manifests"][0]["size"] = serde_json::json!(manifest.len());
+    std::fs::write(path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// index.json cut short, or a manifest that is not JSON (under its own
+/// correct digest): named.
+#[test]
+fn reliability_garbled_or_truncated_manifests_and_indexes_are_named() {
+    damaged_layout(
+        |layout| {
+            let path = layout.join("index.json");
+            let bytes = std::fs::read(&path).unwrap();
+            std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        },
+        &["index.json"],
+    );
+    damaged_layout(|layout| replace_manifest(layout, b"{\"schemaVersion\": 2, \"layers\": [tru"), &["manifest"]);
+}
+
+/// A descriptor claiming an absurd size (2^62 bytes) or the wrong digest:
+/// refused by what it names, without trying to read or allocate that much.
+#[test]
+fn reliability_absurd_sizes_and_digest_mismatches_in_descriptors_are_refused() {
+    damaged_layout(
+        |layout| {
+            let (mut manifest, _) = top_manifest(layout);
+            manifest["layers"][0]["size"] = serde_json::json!(1u64 << 62);
+            replace_manifest(layout, &serde_json::to_vec(&manifest).unwrap());
+        },
+        &["size"],
+    );
+    damaged_layout(
+        |layout| {
+            let (mut manifest, _) = top_manifest(layout);
+            manifest["config"]["digest"] = serde_json::json!(format!("sha256:{}", "ab".repeat(32)));
+            replace_manifest(layout, &serde_json::to_vec(&manifest).unwrap());
+        },
+        &["abababab"],
+    );
+}
+
+/// Rewrites the archive at `from` into `to`, adding `extra` entries after its own.
+fn with_extra_entries(from: &Path, to: &Path, extra: impl Fn(&mut tar::Builder<std::fs::File>)) {
+    let mut out = tar::Builder::new(std::fs::File::create(to).unwrap());
+    let mut archive = tar::Archive::new(std::fs::File::open(from).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let path = entry.path().unwrap().into_owned();
+        out.append_data(&mut header, path, &mut entry).unwrap();
+    }
+    extra(&mut out);
+    out.finish().unwrap();
+}
+
+/// OCI archives with entries that climb out with `..`, hard and symbolic
+/// links out of the tree, device files and duplicate entries. oxbuild never
+/// unpacks an archive onto disk (each blob goes into the store under its
+/// digest), so links and devices are inert and nothing lands outside; an
+/// escaping name and a duplicate are refused by name.
+#[test]
+fn reliability_hostile_archives_are_refused_or_inert_and_write_nothing_outside() {
+    let ws = Workspace::new();
+    let good = ws.tmp.path().join("good.tar");
+    let dest = format!("oci-archive:{}", good.display());
+    build_json(ws.oxbuild().args(["build", "-q", "--base", &common::base(), "--output", &dest]).arg(ws.app()));
+    let copy = |archive: &Path| {
+        let out = ws.tmp.path().join(format!("out-{}", archive.file_stem().unwrap().to_string_lossy()));
+        let result = run(ws
+            .oxbuild()
+            .args(["copy", "-q"])
+            .arg(format!("oci-archive:{}", archive.display()))
+            .arg(format!("oci:{}", out.display())));
+        (result, out)
+    };
+    let entry = |kind: tar::EntryType, size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(0o644);
+        h
+    };
+
+    let escaping = ws.tmp.path().join("escaping.tar");
+    with_extra_entries(&good, &escaping, |b| {
+        let mut h = entry(tar::EntryType::Regular, 1);
+        let name = b"../../escaped";
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_cksum();
+        b.append(&h, &b"x"[..]).unwrap();
+    });
+    let ((code, _, stderr), _) = copy(&escaping);
+    refused((code, String::new(), stderr), 4, &["../../escaped", "outside the archive"]);
+    assert!(!ws.tmp.path().parent().unwrap().join("escaped").exists());
+
+    let duplicate = ws.tmp.path().join("duplicate.tar");
+    with_extra_entries(&good, &duplicate, |b| {
+        let mut h = entry(tar::EntryType::Regular, 2);
+        b.append_data(&mut h, "index.json", &b"{}"[..]).unwrap();
+    });
+    let ((code, _, stderr), _) = copy(&duplicate);
+    refused((code, String::new(), stderr), 4, &["index.json", "appears twice"]);
+
+    let inert = ws.tmp.path().join("inert.tar");
+    with_extra_entries(&good, &inert, |b| {
+        let mut h = entry(tar::EntryType::Link, 0);
+        b.append_link(&mut h, "blobs/sha256/hardlink", "/etc/shadow").unwrap();
+        let mut h = entry(tar::EntryType::Symlink, 0);
+        b.append_link(&mut h, "blobs/sha256/symlink", "../../../../etc/passwd").unwrap();
+        let mut h = entry(tar::EntryType::Char, 0);
+        h.set_device_major(1).unwrap();
+        h.set_device_minor(3).unwrap();
+        b.append_data(&mut h, "blobs/sha256/null", std::io::empty()).unwrap();
+    });
+    let ((code, _, stderr), out) = copy(&inert);
+    assert_eq!(code, 0, "links and devices are never followed or made: {stderr}");
+    for entry in std::fs::read_dir(out.join("blobs/sha256")).unwrap() {
+        let entry = entry.unwrap();
+        assert!(entry.file_type().unwrap().is_file(), "only blobs: {}", entry.path().display());
+        assert!(!["hardlink", "symlink", "null"].contains(&entry.file_name().to_str().unwrap()));
+    }
+}

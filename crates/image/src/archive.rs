@@ -157,12 +157,23 @@ pub fn read_archive_any(
             let target = entry.link_name().map_err(|e| Error::io(format!("reading {what}"), e))?;
             let from = if kind.is_symlink() { name.rsplit_once('/').map_or("", |(dir, _)| dir) } else { "" };
             if let Some(target) = target.and_then(|t| resolve(from, &t)) {
-                links.insert(name, target);
+                if links.insert(name.clone(), target).is_some() || by_path.contains_key(&name) {
+                    return Err(Error::Invalid(format!(
+                        "{what}: entry `{name}` appears twice; an archive with duplicate entries is ambiguous, so it is refused"
+                    )));
+                }
             }
             continue;
         }
         if !kind.is_file() {
             continue;
+        }
+        // Two entries of one name would let two readers see two different
+        // images in one archive (tar keeps the last, some tools the first).
+        if meta.contains_key(&name) || by_path.contains_key(&name) || links.contains_key(&name) {
+            return Err(Error::Invalid(format!(
+                "{what}: entry `{name}` appears twice; an archive with duplicate entries is ambiguous, so it is refused"
+            )));
         }
         if matches!(name.as_str(), "index.json" | "manifest.json" | "oci-layout" | "repositories") {
             let mut bytes = Vec::new();

@@ -251,17 +251,28 @@ impl LayerBuilder {
                 finish(tar, header, pax, reader).map_err(write_err)
             }
             Content::File(source) => {
-                let file = File::open(source).map_err(|e| Error::io(format!("reading {}", source.display()), e))?;
-                let len = file.metadata().map_err(|e| Error::io(format!("reading {}", source.display()), e))?.len();
+                let reading = |e| Error::io(format!("reading {}", source.display()), e);
+                let file = File::open(source).map_err(reading)?;
+                let before = file.metadata().map_err(reading)?;
+                let len = before.len();
                 header.set_entry_type(tar::EntryType::Regular);
                 set_size(&mut header, &mut pax, len);
                 // Guard against the file changing size while it is archived: the
                 // header already promised `len` bytes.
                 // Large reads: a layer of big files is otherwise a storm of 8 KiB syscalls.
-                let buffered = io::BufReader::with_capacity(1 << 20, file);
+                let buffered = io::BufReader::with_capacity(1 << 20, file.try_clone().map_err(reading)?);
                 let short = || format!("{} shrank while it was being archived", source.display());
                 let reader = ExactReader { inner: buffered.take(len), left: len, short };
-                finish(tar, header, pax, reader).map_err(write_err)
+                finish(tar, header, pax, reader).map_err(write_err)?;
+                // A file that grew or was rewritten meanwhile would ship torn.
+                let after = file.metadata().map_err(reading)?;
+                if after.len() != len || after.modified().ok() != before.modified().ok() {
+                    return Err(Error::Invalid(format!(
+                        "{} changed while it was being archived; build again once nothing writes to it",
+                        source.display()
+                    )));
+                }
+                Ok(())
             }
         }
     }

@@ -227,6 +227,9 @@ fn parse_requirement(line: &str, origin: &str) -> Result<Pin, String> {
         if let Some(h) = w.strip_prefix("--hash=").or_else(|| (w == "--hash").then(|| words.next()).flatten()) {
             let hex =
                 h.strip_prefix("sha256:").ok_or_else(|| format!("hash `{h}`: only sha256 hashes are supported"))?;
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("hash `{h}` is not a sha256 digest (64 hex digits); the file may be cut short"));
+            }
             hashes.push(hex.to_ascii_lowercase());
         } else if w.starts_with("--") {
             return Err(format!("unknown per-requirement option `{w}`"));
@@ -299,14 +302,15 @@ mod tests {
 
     #[test]
     fn pip_compile_output_parses() {
-        let r = parse(
+        let (a, b) = ("A".repeat(64), "b".repeat(64));
+        let r = parse(&format!(
             "# generated\n--index-url https://pypi.org/simple\n--find-links wheels\n\
-             markupsafe==3.0.2 \\\n    --hash=sha256:AAAA \\\n    --hash=sha256:bbbb\n    # via jinja2\n\
+             markupsafe==3.0.2 \\\n    --hash=sha256:{a} \\\n    --hash=sha256:{b}\n    # via jinja2\n\
              Flask[async]==3.1.0 ; python_version >= \"3.9\"\ncolorama==0.4.6 ; sys_platform == \"win32\"\n",
-        )
+        ))
         .unwrap();
         assert_eq!(r.pins.len(), 3);
-        assert_eq!(r.pins[0].hashes, vec!["aaaa", "bbbb"]);
+        assert_eq!(r.pins[0].hashes, vec!["a".repeat(64), b]);
         assert_eq!(r.pins[0].origin, "requirements.txt:4");
         assert_eq!((r.pins[1].key().as_str(), r.pins[1].version.as_str()), ("flask", "3.1.0"));
         assert!(r.pins[2].marker.is_some());

@@ -711,6 +711,48 @@ mod tests {
     }
 
     #[test]
+    fn absolute_paths_symlink_entries_and_truncated_zips_are_handled() {
+        let dir = tempfile::tempdir().unwrap();
+        let whl = make_wheel(dir.path(), "abs-1.0-py3-none-any.whl", &[("/etc/cron.d/evil", b"x")]);
+        let e = install(&whl, "abs-1.0-py3-none-any.whl", &venv()).unwrap_err().to_string();
+        assert!(e.contains("/etc/cron.d/evil"), "{e}");
+
+        // A symlink entry is installed as the plain file zip stores (its
+        // target as text), never as a link out of the environment.
+        let path = dir.path().join("ln-1.0-py3-none-any.whl");
+        let mut zip = zip::ZipWriter::new(fs::File::create(&path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o644);
+        zip.add_symlink("ln/link", "/etc/passwd", opts).unwrap();
+        let wheel = b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\n";
+        zip.start_file("ln-1.0.dist-info/WHEEL", opts).unwrap();
+        zip.write_all(wheel).unwrap();
+        let record = format!(
+            "ln/link,sha256={},11\nln-1.0.dist-info/WHEEL,sha256={},{}\nln-1.0.dist-info/RECORD,,\n",
+            b64_hash(b"/etc/passwd"),
+            b64_hash(wheel),
+            wheel.len()
+        );
+        zip.start_file("ln-1.0.dist-info/RECORD", opts).unwrap();
+        zip.write_all(record.as_bytes()).unwrap();
+        zip.finish().unwrap();
+        let staged = install(&path, "ln-1.0-py3-none-any.whl", &venv()).unwrap();
+        // (Content has no link variant: a staged file is always bytes.)
+        let link = staged.iter().find(|s| s.rel.ends_with("ln/link")).expect("installed");
+        let len = match &link.content {
+            Content::Bytes(b) => b.len() as u64,
+            Content::Entry(e) => e.size,
+        };
+        assert_eq!(len, "/etc/passwd".len() as u64, "the target as text");
+
+        // A wheel cut short is not a zip: named, nothing installed.
+        let good = make_wheel(dir.path(), "cut-1.0-py3-none-any.whl", &[("cut/__init__.py", b"x = 1\n")]);
+        let bytes = fs::read(&good).unwrap();
+        fs::write(&good, &bytes[..bytes.len() / 2]).unwrap();
+        let e = install(&good, "cut-1.0-py3-none-any.whl", &venv()).unwrap_err().to_string();
+        assert!(e.contains("cut-1.0-py3-none-any.whl") && e.contains("not a valid zip"), "{e}");
+    }
+
+    #[test]
     fn escaping_entries_and_corrupt_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let whl = make_wheel(dir.path(), "evil-1.0-py3-none-any.whl", &[("../../etc/cron.d/evil", b"x")]);
