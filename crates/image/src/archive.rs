@@ -156,12 +156,12 @@ pub fn read_archive_any(
             // to its own directory, or a hard link named from the root.
             let target = entry.link_name().map_err(|e| Error::io(format!("reading {what}"), e))?;
             let from = if kind.is_symlink() { name.rsplit_once('/').map_or("", |(dir, _)| dir) } else { "" };
-            if let Some(target) = target.and_then(|t| resolve(from, &t)) {
-                if links.insert(name.clone(), target).is_some() || by_path.contains_key(&name) {
-                    return Err(Error::Invalid(format!(
-                        "{what}: entry `{name}` appears twice; an archive with duplicate entries is ambiguous, so it is refused"
-                    )));
-                }
+            if let Some(target) = target.and_then(|t| resolve(from, &t))
+                && (links.insert(name.clone(), target).is_some() || by_path.contains_key(&name))
+            {
+                return Err(Error::Invalid(format!(
+                    "{what}: entry `{name}` appears twice; an archive with duplicate entries is ambiguous, so it is refused"
+                )));
             }
             continue;
         }
