@@ -117,6 +117,16 @@ xo, xs = median("push-oxbuild", "seconds"), median("push-skopeo", "seconds")
 mo, ms = median("push-oxbuild", "rss_kb"), median("push-skopeo", "rss_kb")
 print(f"`oxbuild push oci:…` {fmt_s(xo)} (peak RSS {mo / 1024:.0f} MiB); `skopeo copy oci:… docker://…` {fmt_s(xs)} "
       f"(peak RSS {ms / 1024:.0f} MiB); oxbuild / skopeo {ratio(xo, xs)}.\n")
+print("## Bounded resources (issue 20)\n")
+bt, bw = median("bounded-tree", "rss_kb"), median("bounded-wheel", "rss_kb")
+tree_bytes = median("bounded-tree", "tree_bytes")
+print("A fresh runner builds and pushes an app of 2,048 random files of 1 MiB, and an app whose lock holds "
+      "a wheel with one random 1 GiB file.\n")
+print("| build and push | seconds | peak RSS |")
+print("|---|---|---|")
+print(f"| app tree of {(tree_bytes or 0) / 2**30:.1f} GiB | {fmt_s(median('bounded-tree', 'seconds'))} | "
+      f"{'n/a' if bt is None else f'{bt / 1024:.0f} MiB'} |")
+print(f"| 1 GiB wheel | {fmt_s(median('bounded-wheel', 'seconds'))} | {'n/a' if bw is None else f'{bw / 1024:.0f} MiB'} |\n")
 print("Raw measurements: `target/bench/raw.jsonl` after a run.\n")
 
 
@@ -152,6 +162,10 @@ if tree and po and pp:
     print(f"| compression ≥ `pigz -p 2` | {pp / po:.2f}× pigz's throughput | {verdict(po <= pp)} |")
 if mo:
     print(f"| peak memory pushing a 1 GiB layer | {mo / 1024:.0f} MiB | {verdict(mo / 1024 < 100)} (under 100 MiB) |")
+if bt:
+    print(f"| peak memory, 2 GiB app tree built and pushed (issue 20) | {bt / 1024:.0f} MiB | {verdict(bt / 1024 < 100)} (under 100 MiB) |")
+if bw:
+    print(f"| peak memory, 1 GiB wheel built and pushed (issue 20) | {bw / 1024:.0f} MiB | {verdict(bw / 1024 < 100)} (under 100 MiB) |")
 if so and sb:
     print(f"| startup ≤ 1.0× the pip-built image's (issue 15) | {so / sb:.3f} | {verdict(so <= sb)} |")
 if mo_ is not None and ao_:

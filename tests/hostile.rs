@@ -319,3 +319,117 @@ fn reliability_hostile_archives_are_refused_or_inert_and_write_nothing_outside()
         assert!(!["hardlink", "symlink", "null"].contains(&entry.file_name().to_str().unwrap()));
     }
 }
+
+/// A symlink loop on an include path is named as a loop; loops inside the
+/// app are copied as the links they are (as `COPY` does), never followed;
+/// a file the build cannot read (run as an unprivileged user) is named.
+#[test]
+fn reliability_symlink_loops_and_unreadable_app_files_are_named() {
+    let ws = Workspace::new();
+    let app = ws.app();
+    std::os::unix::fs::symlink("b", app.join("plainweb/a")).unwrap();
+    std::os::unix::fs::symlink("a", app.join("plainweb/b")).unwrap();
+    std::os::unix::fs::symlink(".", app.join("plainweb/self")).unwrap();
+    let layout = ws.tmp.path().join("layout");
+    let report = build_json(
+        ws.oxbuild()
+            .args(["build", "-q", "--base", &common::base(), "--output"])
+            .arg(format!("oci:{}", layout.display()))
+            .arg(&app),
+    );
+    let app_layer = report["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_string();
+    let entries = common::layer_entries(&common::blob_in(&layout, &app_layer));
+    for link in ["app/plainweb/a", "app/plainweb/b", "app/plainweb/self"] {
+        assert!(entries.iter().any(|(p, _)| p == link), "{link} is in the layer as a link: {entries:?}");
+    }
+    assert!(!entries.iter().any(|(p, _)| p.contains("self/")), "a loop is never followed");
+
+    std::os::unix::fs::symlink("loop", app.join("loop")).unwrap();
+    ws.edit_config("include = [\"plainweb\"]", "include = [\"plainweb\", \"loop/x\"]");
+    let result = run(ws.oxbuild().args(["build", "-q", "--base", &common::base()]).arg(&app));
+    refused(result, 4, &["loop/x", "loops"]);
+    ws.edit_config("include = [\"plainweb\", \"loop/x\"]", "include = [\"plainweb\"]");
+
+    // Unreadable: as root every file is readable, so run as `nobody`.
+    let private = app.join("plainweb/private.txt");
+    std::fs::write(&private, "not for the image").unwrap();
+    std::fs::set_permissions(&private, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    let base = ws.tmp.path().join("base.tar");
+    std::fs::copy(oxbuild_testkit::base_archive(), &base).unwrap();
+    let cache = ws.tmp.path().join("nobody-cache");
+    std::fs::create_dir(&cache).unwrap();
+    let chown = std::process::Command::new("chown").arg("-R").arg("65534:65534").arg(&cache).status().unwrap();
+    assert!(chown.success());
+    std::fs::set_permissions(ws.tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_oxbuild"))
+        .env("OXBUILD_CACHE_DIR", &cache)
+        .env("HOME", &cache)
+        .args(["build", "-q", "--base"])
+        .arg(format!("oci-archive:{}", base.display()))
+        .arg(&app);
+    refused(run(&mut cmd), 4, &["private.txt", "Permission denied"]);
+}
+
+/// Files rewritten, resized and deleted while builds run: every build
+/// either succeeds with a whole version of each file in its app layer, or
+/// fails naming the file that changed or vanished. Never a torn file, never
+/// a panic. (The writer never pauses, so most builds meet a change.)
+#[test]
+fn reliability_files_that_change_or_vanish_during_the_build_are_named() {
+    let ws = Workspace::new();
+    let app = ws.app();
+    let hot = app.join("plainweb/hot.bin");
+    let gone = app.join("plainweb/gone.txt");
+    std::fs::write(&hot, vec![b'a'; 4 << 20]).unwrap();
+    std::fs::write(&gone, "here").unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, hot, gone) = (stop.clone(), hot.clone(), gone.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (byte, len) = if n % 2 == 0 { (b'b', 2 << 20) } else { (b'a', 4 << 20) };
+                let _ = std::fs::write(&hot, vec![byte; len]);
+                if n % 3 == 0 {
+                    let _ = std::fs::remove_file(&gone);
+                } else {
+                    let _ = std::fs::write(&gone, "here");
+                }
+                n += 1;
+            }
+        })
+    };
+    let mut changed = 0;
+    for i in 0..8 {
+        let layout = ws.tmp.path().join(format!("layout-{i}"));
+        let (code, stdout, stderr) = run(ws
+            .oxbuild()
+            .args(["build", "-q", "--json", "--base", &common::base(), "--output"])
+            .arg(format!("oci:{}", layout.display()))
+            .arg(&app));
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        if code == 0 {
+            let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            let layer = report["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_string();
+            if let Some(bytes) = common::layer_file(&common::blob_in(&layout, &layer), "app/plainweb/hot.bin") {
+                // The file as it was at one moment: empty (just truncated),
+                // or one whole version; never a mixture or a partial length.
+                let whole = bytes.is_empty()
+                    || (bytes.len() == 2 << 20 && bytes.iter().all(|b| *b == b'b'))
+                    || (bytes.len() == 4 << 20 && bytes.iter().all(|b| *b == b'a'));
+                assert!(whole, "hot.bin shipped torn: {} bytes", bytes.len());
+            }
+        } else {
+            assert_eq!(code, 4, "{stderr}");
+            let named = stderr.contains("hot.bin") || stderr.contains("gone.txt");
+            let said = ["changed while", "shrank while", "No such file"].iter().any(|w| stderr.contains(w));
+            assert!(named && said, "the error names the file and what happened: {stderr}");
+            changed += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(changed >= 1, "the writer never met a build: the test did not test anything");
+}

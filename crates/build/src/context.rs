@@ -45,11 +45,14 @@ pub fn add_app_files(
             for p in paths {
                 let rel = clean_rel(p);
                 let path = root.join(&rel);
-                if fs::symlink_metadata(&path).is_err() {
-                    return Err(Error::Input(format!(
-                        "[app] include names `{p}`, which does not exist in {}",
-                        root.display()
-                    )));
+                if let Err(e) = fs::symlink_metadata(&path) {
+                    // ELOOP: a symlink on the way points back at itself.
+                    let why = match e.raw_os_error() {
+                        _ if e.kind() == std::io::ErrorKind::NotFound => "which does not exist".to_string(),
+                        Some(40) => format!("which cannot be reached: a symlink on the way loops ({e})"),
+                        _ => format!("which cannot be read ({e})"),
+                    };
+                    return Err(Error::Input(format!("[app] include names `{p}`, {why} in {}", root.display())));
                 }
                 // A directory symlink in the middle of the path could lead anywhere on the host.
                 let inside = match (root.canonicalize(), path.parent().map(Path::canonicalize)) {

@@ -25,6 +25,16 @@ pub mod target;
 pub mod version;
 pub mod wheel;
 
+/// Entry points for the fuzz targets (`fuzz/`) and their corpus replay
+/// tests: each feeds untrusted bytes to a parser that is private here.
+#[doc(hidden)]
+pub mod fuzz {
+    /// A simple-index page (PEP 691 JSON, then PEP 503 HTML).
+    pub fn simple_index(data: &[u8]) {
+        crate::source::page_parsers(&String::from_utf8_lossy(data));
+    }
+}
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

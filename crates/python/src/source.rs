@@ -366,6 +366,13 @@ pub fn version_of(filename: &str) -> Option<String> {
     stem.rsplit_once('-').map(|(_, v)| v.to_string())
 }
 
+/// Both page parsers over `body` (for the fuzz targets).
+pub(crate) fn page_parsers(body: &str) {
+    let page = url::Url::parse("https://index.example/simple/pkg/").expect("a valid URL");
+    let _ = parse_json(body, &page);
+    let _ = parse_html(body, &page);
+}
+
 fn parse_json(body: &str, page: &url::Url) -> Vec<Listed> {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     v["files"]

@@ -32,6 +32,16 @@ mod reference;
 pub mod referrers;
 mod remote;
 mod transport;
+
+/// Entry points for the fuzz targets (`fuzz/`) and their corpus replay
+/// tests: each feeds untrusted bytes to a parser that is private here.
+#[doc(hidden)]
+pub mod fuzz {
+    /// A registry's `WWW-Authenticate` header.
+    pub fn www_authenticate(data: &[u8]) {
+        let _ = crate::transport::challenge::parse(&String::from_utf8_lossy(data));
+    }
+}
 mod upload;
 
 pub use auth::{Credential, Found, Keychain};
