@@ -390,9 +390,9 @@ fn reliability_files_that_change_or_vanish_during_the_build_are_named() {
         std::thread::spawn(move || {
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let (byte, len) = if n % 2 == 0 { (b'b', 2 << 20) } else { (b'a', 4 << 20) };
+                let (byte, len) = if n.is_multiple_of(2) { (b'b', 2 << 20) } else { (b'a', 4 << 20) };
                 let _ = std::fs::write(&hot, vec![byte; len]);
-                if n % 3 == 0 {
+                if n.is_multiple_of(3) {
                     let _ = std::fs::remove_file(&gone);
                 } else {
                     let _ = std::fs::write(&gone, "here");
