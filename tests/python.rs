@@ -138,7 +138,7 @@ fn assert_build_error(ws: &Workspace, code: i32, needles: &[&str]) {
 #[test]
 fn a_hash_mismatch_is_refused() {
     let ws = offline_pyweb();
-    ws.edit("requirements.txt", "378b26b9", "000000000");
+    ws.edit("requirements.txt", "378b26b9", "00000000");
     assert_build_error(&ws, 4, &["gunicorn==27.0.1", "requirements.txt:2", "hash"]);
     // The wheel the lock does not allow was streamed into the cache but never committed.
     let gunicorn = "378b26b9a38adcf4592f28828233c1716acc55e833ea06bf48719782efaa0d10";
