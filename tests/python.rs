@@ -511,3 +511,95 @@ fn versions_and_markers_follow_pep_440_and_508() {
         assert!(stderr.contains(name) && stderr.contains("no file of this version"), "{stderr}");
     }
 }
+
+/// Removes the pin of `name` (and its hash lines) from a requirements file.
+fn drop_pin(ws: &Workspace, file: &str, name: &str) {
+    let path = ws.app().join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut out = Vec::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if line.starts_with(&format!("{name}==")) {
+            skipping = true;
+            continue;
+        }
+        if skipping && line.starts_with(' ') {
+            continue;
+        }
+        skipping = false;
+        out.push(line);
+    }
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+}
+
+/// A lock with pins dropped by hand (pytest's pluggy and iniconfig) fails
+/// before anything is pushed, naming every missing requirement and who
+/// needs it, with what to do; the registry gets no tag.
+#[test]
+fn an_incomplete_lock_fails_before_anything_is_pushed_naming_every_missing_requirement() {
+    let registry = Registry::start();
+    let ws = offline_pyweb();
+    drop_pin(&ws, "requirements-test.txt", "pluggy");
+    drop_pin(&ws, "requirements-test.txt", "iniconfig");
+    let target = registry.reference("team/incomplete:v1");
+    let (code, _, stderr) = run(ws
+        .oxbuild()
+        .args(["build", "-q", "--variant", "test", "--base", &base(), "--push", "--tag", &target])
+        .arg(ws.app()));
+    assert_eq!(code, 3, "{stderr}");
+    for needle in [
+        "requirements-test.txt",
+        "pluggy",
+        "iniconfig",
+        "needed by pytest 9.2.0: not in the lock",
+        "2 problems",
+        "uv pip compile",
+    ] {
+        assert!(stderr.contains(needle), "`{needle}`: {stderr}");
+    }
+    assert!(registry.skopeo_list_tags("team/incomplete").is_empty(), "nothing was pushed");
+}
+
+/// A wheel whose Requires-Python excludes the base's interpreter is named
+/// with both versions, before the layer is written; a lock whose own
+/// requires-python excludes it says so before any wheel is fetched.
+#[test]
+fn a_package_needing_a_newer_python_is_named_with_both_versions() {
+    let ws = offline_pyweb();
+    let house = ws.tmp.path().join("newer");
+    std::fs::create_dir_all(&house).unwrap();
+    let made = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import base64, hashlib, sys, zipfile
+files = {"newer/__init__.py": b"", "newer-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\n",
+         "newer-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: newer\nVersion: 1.0\nRequires-Python: >=3.12\n"}
+rec = "".join(f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()},{len(b)}\n" for n, b in files.items())
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for n, b in files.items():
+        z.writestr(n, b)
+    z.writestr("newer-1.0.dist-info/RECORD", rec + "newer-1.0.dist-info/RECORD,,\n")
+"#,
+        )
+        .arg(house.join("newer-1.0-py3-none-any.whl"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let bytes = std::fs::read(house.join("newer-1.0-py3-none-any.whl")).unwrap();
+    let sha = oxbuild_image::Digest::of(&bytes).hex().to_string();
+    let path = ws.app().join("requirements.txt");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!("newer==1.0 --hash=sha256:{sha}\n"));
+    std::fs::write(&path, text).unwrap();
+    ws.edit_config("find-links = [", &format!("find-links = [\"{}\", ", house.display()));
+    assert_build_error(&ws, 3, &["newer 1.0 needs Python >=3.12", "the base has Python 3.11", "requirements.txt"]);
+
+    let lock = ws.app().join("uv.lock");
+    let text = std::fs::read_to_string(&lock).unwrap();
+    let line =
+        text.lines().find(|l| l.starts_with("requires-python")).expect("uv.lock has requires-python").to_string();
+    std::fs::write(&lock, text.replace(&line, "requires-python = \"==3.12.*\"")).unwrap();
+    ws.edit_config("requirements = \"requirements.txt\"", "lock = \"uv.lock\"");
+    assert_build_error(&ws, 3, &["uv.lock", "the lock is for Python ==3.12.*", "the base has Python 3.11"]);
+}

@@ -14,6 +14,7 @@
 //!   tags, prefix and layer format).
 
 pub mod bytecode;
+pub mod check;
 mod error;
 pub mod lockfile;
 pub mod marker;
@@ -489,6 +490,9 @@ pub struct Planned {
 /// Reads the lock for `target` and computes the layer's cache key.
 pub fn plan(settings: &Settings, target: &Target, epoch: u64) -> Result<Planned, Error> {
     let reqs = lockfile::load(&settings.requirements, target, &settings.groups)?;
+    if let Some(spec) = &reqs.requires_python {
+        check::lock_requires_python(spec, &settings.requirements.display().to_string(), target)?;
+    }
     let all = applicable(&reqs, target)?;
     let mut pins = Vec::new();
     for pin in &all {
@@ -539,7 +543,33 @@ pub async fn build(
     let (ws, t, prefix, st) = (wheels.clone(), target.clone(), settings.prefix.clone(), store.clone());
     let compression = settings.compression;
     let compiler = settings.bytecode.clone();
+    let lock = settings.requirements.display().to_string();
+    let (below, all) = (settings.installed.clone(), planned.all.clone());
     let (blob, bytecode, installed) = tokio::task::spawn_blocking(move || {
+        // Before anything is written: what the image holds must be whole.
+        let mut dists = Vec::new();
+        for w in &ws {
+            let requires = wheel::requires(&w.path, &w.filename)?;
+            dists.push(check::Dist {
+                name: w.name.clone(),
+                version: w.version.clone(),
+                from: w.filename.clone(),
+                requires: Some(requires),
+            });
+        }
+        for p in &below {
+            dists.push(check::Dist {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                from: p.origin.clone(),
+                requires: None,
+            });
+        }
+        let mut extras: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        for p in all.iter().chain(&below) {
+            extras.entry(p.key()).or_default().extend(p.extras.iter().cloned());
+        }
+        check::dependencies(&dists, &extras, &t, &lock)?;
         let (blob, bytecode) = dependency_layer(&ws, &t, &prefix, epoch, compression, &st, compiler.as_ref())?;
         let installed = ws
             .iter()
@@ -656,6 +686,7 @@ mod tests {
             origin: "test".into(),
             direct: Vec::new(),
             dependencies: Vec::new(),
+            extras: Vec::new(),
         };
         let wheels = fetch(&[pin], &sources, &target(), &store).await.unwrap();
         assert_eq!(wheels[0].filename, "pkg-1.0-2-py3-none-any.whl", "as text, build 1 sorts first");

@@ -25,7 +25,8 @@ pub fn load(path: &Path, target: &Target, groups: &[String]) -> Result<Requireme
     let doc = read_toml(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let pins = if is_pylock { pylock(&doc, &file, dir)? } else { uv(&doc, &file, dir, target, groups)? };
-    Ok(Requirements { pins, ..Default::default() })
+    let requires_python = str_of(&doc, "requires-python").map(str::to_string);
+    Ok(Requirements { pins, requires_python, ..Default::default() })
 }
 
 /// A TOML lock file, or an error naming the file (and the line, for a
@@ -138,6 +139,7 @@ fn pylock(doc: &toml::Table, file: &str, dir: &Path) -> Result<Vec<Pin>, Error> 
             origin,
             direct,
             dependencies,
+            extras: Vec::new(),
         });
     }
     Ok(pins)
@@ -283,11 +285,17 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, groups: &[Stri
                 origin: format!("{file} (package {name})"),
                 direct,
                 dependencies: Vec::new(),
+                extras: Vec::new(),
             });
         }
     }
     for pin in &mut pins {
         pin.dependencies = deps_of.get(&pin.key()).map(|d| d.iter().cloned().collect()).unwrap_or_default();
+        pin.extras = seen_extras
+            .iter()
+            .filter(|(n, v, _)| *n == pin.key() && *v == pin.version)
+            .map(|(_, _, e)| normalize(e))
+            .collect();
     }
     Ok(pins)
 }

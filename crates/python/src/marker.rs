@@ -43,6 +43,11 @@ impl Environment {
         .map_err(|e| format!("the interpreter's version `{full}` is not a PEP 440 version: {e}"))?;
         Ok(Environment { env })
     }
+
+    /// pep508_rs's form of it, for evaluating whole requirements.
+    pub(crate) fn pep508(&self) -> &MarkerEnvironment {
+        &self.env
+    }
 }
 
 /// A parsed marker, ready to evaluate.

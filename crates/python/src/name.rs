@@ -8,8 +8,45 @@ pub fn normalize(name: &str) -> String {
     pep508_rs::PackageName::from_str(name.trim()).map(|n| n.to_string()).unwrap_or_else(|_| name.to_ascii_lowercase())
 }
 
+/// Parses a PEP 508 requirement with `pep508_rs`, after checking the name
+/// and extras that its parser would otherwise panic on: pep508_rs 0.9 takes
+/// a name ending in `.`, `-` or `_` before another character (`torreth-.`,
+/// found by fuzzing) and then fails its own validation with a panic. A
+/// requirement comes from a lock or a wheel's METADATA, so it is untrusted.
+pub(crate) fn parse_requirement(spec: &str) -> Result<pep508_rs::Requirement<pep508_rs::VerbatimUrl>, String> {
+    use std::str::FromStr as _;
+    let valid = |n: &str| {
+        let b = n.as_bytes();
+        !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
+    };
+    let rest = spec.trim_start();
+    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))).unwrap_or(rest.len());
+    if !valid(&rest[..end]) {
+        return Err(format!("`{}` is not a valid package name", &rest[..end]));
+    }
+    if let Some(open) = rest[end..].trim_start().strip_prefix('[') {
+        let inside = open.split(']').next().unwrap_or("");
+        for extra in inside.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if !valid(extra) {
+                return Err(format!("`{extra}` is not a valid extra name"));
+            }
+        }
+    }
+    pep508_rs::Requirement::from_str(spec).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_pep508_would_panic_on_are_errors() {
+        assert!(super::parse_requirement("torreth-.\u{ff}").is_err());
+        assert!(super::parse_requirement("a[x-. ]").is_err());
+        assert!(super::parse_requirement("flask[async] ==3.1.0").is_ok());
+    }
+
     #[test]
     fn pep503() {
         assert_eq!(super::normalize("MarkupSafe"), "markupsafe");

@@ -3,7 +3,6 @@
 //! an environment marker, plus index options.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr as _;
 
 use crate::Error;
 use crate::marker::Marker;
@@ -29,6 +28,8 @@ pub struct Pin {
     /// Normalised names of the packages it depends on, where the lock records
     /// them (uv.lock and pylock.toml edges, `# via` comments of pip-compile).
     pub dependencies: Vec<String>,
+    /// The extras the lock asks of it (`flask[async]`), normalised.
+    pub extras: Vec<String>,
 }
 
 impl Pin {
@@ -61,6 +62,8 @@ pub struct Requirements {
     pub options: IndexOptions,
     /// `# via` edges seen: (the pin's normalised name, a package that needs it).
     pub(crate) via: Vec<(String, String)>,
+    /// The lock's own `requires-python` (uv.lock, pylock.toml).
+    pub requires_python: Option<String>,
 }
 
 const UNPINNED_HINT: &str = "oxbuild installs exactly what a lock says: pin every requirement with `==` (generate the file with `uv pip compile` or `pip-compile`)";
@@ -248,6 +251,7 @@ fn parse_requirement(line: &str, origin: &str) -> Result<Pin, String> {
         origin: origin.to_string(),
         direct: Vec::new(),
         dependencies: Vec::new(),
+        extras: Vec::new(),
     };
     // `===` compares strings, not versions, so its operand is taken as
     // written; pep508_rs would normalise it (and refuses non-PEP 440 ones).
@@ -264,11 +268,14 @@ fn parse_requirement(line: &str, origin: &str) -> Result<Pin, String> {
         let marker = marker_text.map(Marker::parse).transpose()?;
         return Ok(pin(name.to_string(), version.to_string(), true, marker));
     }
-    let parsed = pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(spec).map_err(|e| {
+    let parsed = crate::name::parse_requirement(spec).map_err(|e| {
         // The URL of a direct reference is not repeated: it may carry a token.
-        if spec.contains("://") { "a direct URL reference that cannot be read".to_string() } else { e.to_string() }
+        if spec.contains("://") { "a direct URL reference that cannot be read".to_string() } else { e }
     })?;
     let name = parsed.name.to_string();
+    let extras: Vec<String> = parsed.extras.iter().map(|e| e.to_string()).collect();
+    let pin =
+        |name, version, arbitrary, marker| Pin { extras: extras.clone(), ..pin(name, version, arbitrary, marker) };
     let marker = Marker::from_tree(parsed.marker);
     match parsed.version_or_url {
         Some(pep508_rs::VersionOrUrl::Url(_)) => Err(format!(

@@ -239,9 +239,48 @@ pub struct Metadata {
     pub classifiers: Vec<String>,
 }
 
-/// Reads the license fields of the wheel at `path`'s METADATA (an email-style
-/// header block; continuation lines start with white space).
+/// Reads the license fields of the wheel at `path`'s METADATA.
 pub fn metadata(path: &Path, filename: &str) -> Result<Metadata, Error> {
+    let fields = metadata_fields(path, filename)?;
+    let one =
+        |key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty());
+    Ok(Metadata {
+        license_expression: one("license-expression"),
+        license: one("license"),
+        classifiers: fields
+            .iter()
+            .filter(|(k, v)| k == "classifier" && v.starts_with("License ::"))
+            .map(|(_, v)| v.clone())
+            .collect(),
+    })
+}
+
+/// What a wheel's METADATA says it needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requires {
+    /// `Requires-Dist`: PEP 508 requirements, markers and all.
+    pub dist: Vec<String>,
+    /// `Requires-Python`: a PEP 440 specifier set.
+    pub python: Option<String>,
+}
+
+/// Reads what the wheel at `path` needs: its `Requires-Dist` and `Requires-Python`.
+pub fn requires(path: &Path, filename: &str) -> Result<Requires, Error> {
+    let fields = metadata_fields(path, filename)?;
+    Ok(Requires {
+        dist: fields.iter().filter(|(k, _)| k == "requires-dist").map(|(_, v)| v.trim().to_string()).collect(),
+        python: fields
+            .iter()
+            .find(|(k, _)| k == "requires-python")
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty()),
+    })
+}
+
+/// The header fields of the wheel's METADATA (an email-style header block;
+/// continuation lines start with white space), keys in lower case. A wheel
+/// without METADATA has none.
+fn metadata_fields(path: &Path, filename: &str) -> Result<Vec<(String, String)>, Error> {
     let bad = |why: String| Error::Package(format!("wheel {filename}: {why}"));
     let file = fs::File::open(path).map_err(|e| bad(e.to_string()))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a valid zip file ({e})")))?;
@@ -257,11 +296,12 @@ pub fn metadata(path: &Path, filename: &str) -> Result<Metadata, Error> {
             })
         })
         .map(|n| n.into_owned());
-    // PEP 427 requires METADATA; a wheel without it declares no license.
-    let Some(name) = name else { return Ok(Metadata::default()) };
+    // PEP 427 requires METADATA; a wheel without it declares nothing.
+    let Some(name) = name else { return Ok(Vec::new()) };
     let mut text = String::new();
     zip.by_name(&name)
         .map_err(|e| bad(format!("{name}: {e}")))?
+        .take(16 << 20)
         .read_to_string(&mut text)
         .map_err(|e| bad(format!("{name}: {e}")))?;
     let mut fields: Vec<(String, String)> = Vec::new();
@@ -280,17 +320,7 @@ pub fn metadata(path: &Path, filename: &str) -> Result<Metadata, Error> {
             fields.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    let one =
-        |key: &str| fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty());
-    Ok(Metadata {
-        license_expression: one("license-expression"),
-        license: one("license"),
-        classifiers: fields
-            .iter()
-            .filter(|(k, v)| k == "classifier" && v.starts_with("License ::"))
-            .map(|(_, v)| v.clone())
-            .collect(),
-    })
+    Ok(fields)
 }
 
 /// Installs the wheel at `path` into a venv laid out as `venv`, returning

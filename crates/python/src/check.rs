@@ -1,0 +1,260 @@
+//! Honest dependency checks, made before a layer is written or anything is
+//! pushed, so that an image never fails at import:
+//! - **Requires-Python**: the lock's own `requires-python` and each wheel's
+//!   `Requires-Python` must admit the target's interpreter;
+//! - **completeness**: every installed distribution's `Requires-Dist`,
+//!   evaluated for the target with the extras asked of it, must be met by
+//!   the installed set, at a version its specifier allows.
+//!
+//! Every problem is reported at once, with who needs what, rather than one
+//! per run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr as _;
+
+use pep508_rs::{ExtraName, Requirement, VerbatimUrl, VersionOrUrl};
+
+use crate::name::normalize;
+use crate::{Error, Target};
+
+/// One distribution that the image will hold.
+#[derive(Debug, Clone)]
+pub struct Dist {
+    /// Its name, as written.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Where it came from (a wheel's file name, or the lower layer).
+    pub from: String,
+    /// What it needs; None for a distribution already checked in a lower
+    /// layer (it counts as installed, its own needs are not checked again).
+    pub requires: Option<crate::wheel::Requires>,
+}
+
+/// The target's interpreter version, as PEP 440 compares it.
+fn interpreter(target: &Target) -> Option<pep440_rs::Version> {
+    pep440_rs::Version::from_str(&target.full_version).ok()
+}
+
+/// Checks the lock's own `requires-python` against the target, before any
+/// wheel is looked at: a lock made for another Python says so, instead of
+/// failing later on every wheel.
+pub fn lock_requires_python(spec: &str, lock: &str, target: &Target) -> Result<(), Error> {
+    let Some(version) = interpreter(target) else { return Ok(()) };
+    let Ok(specs) = pep440_rs::VersionSpecifiers::from_str(spec) else { return Ok(()) };
+    if specs.contains(&version) {
+        return Ok(());
+    }
+    Err(Error::Lock {
+        file: lock.to_string(),
+        line: 0,
+        message: format!(
+            "the lock is for Python {spec} (its requires-python), and the base has Python {}: use a base whose Python fits, or lock again for {}.{}",
+            target.full_version, target.major, target.minor
+        ),
+    })
+}
+
+/// Checks `dists` (everything the image will hold) for the target: every
+/// `Requires-Python` and every applicable `Requires-Dist`. `extras` are the
+/// extras the lock asks of each package (normalised name to extras).
+pub fn dependencies(
+    dists: &[Dist],
+    extras: &BTreeMap<String, BTreeSet<String>>,
+    target: &Target,
+    lock: &str,
+) -> Result<(), Error> {
+    let env = target.marker_environment()?;
+    let env = env.pep508();
+    let version = interpreter(target);
+    let mut problems: Vec<String> = Vec::new();
+
+    // Requires-Python, naming the package and both versions.
+    for d in dists {
+        let Some(spec) = d.requires.as_ref().and_then(|r| r.python.as_deref()) else { continue };
+        let (Some(v), Ok(specs)) = (&version, pep440_rs::VersionSpecifiers::from_str(spec)) else { continue };
+        if !specs.contains(v) {
+            problems.push(format!(
+                "{} {} needs Python {spec} (Requires-Python of {}), and the base has Python {}",
+                d.name, d.version, d.from, target.full_version
+            ));
+        }
+    }
+
+    // Parse each Requires-Dist once; one a tool wrote that PEP 508 cannot
+    // read is left out rather than guessed at.
+    let parsed: Vec<(usize, Requirement<VerbatimUrl>)> = dists
+        .iter()
+        .enumerate()
+        .flat_map(|(i, d)| {
+            d.requires
+                .iter()
+                .flat_map(|r| r.dist.iter())
+                .filter_map(move |r| crate::name::parse_requirement(r).ok().map(|r| (i, r)))
+        })
+        .collect();
+    let installed: BTreeMap<String, usize> = dists.iter().enumerate().map(|(i, d)| (normalize(&d.name), i)).collect();
+
+    // The extras asked of each installed package: the lock's, and those its
+    // dependants' requirements ask for, until nothing more is asked.
+    let mut asked: BTreeMap<String, BTreeSet<String>> = extras.clone();
+    let applies = |asked: &BTreeMap<String, BTreeSet<String>>, i: usize, r: &Requirement<VerbatimUrl>| {
+        let of: Vec<ExtraName> = asked
+            .get(&normalize(&dists[i].name))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| ExtraName::from_str(e).ok())
+            .collect();
+        r.evaluate_markers(env, &of)
+    };
+    loop {
+        let mut more = false;
+        for (i, r) in &parsed {
+            if !applies(&asked, *i, r) || r.extras.is_empty() {
+                continue;
+            }
+            let set = asked.entry(normalize(r.name.as_ref())).or_default();
+            for e in &r.extras {
+                more |= set.insert(normalize(e.as_ref()));
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+
+    for (i, r) in &parsed {
+        if !applies(&asked, *i, r) {
+            continue;
+        }
+        let who = &dists[*i];
+        let needed = normalize(r.name.as_ref());
+        let spec = match &r.version_or_url {
+            Some(VersionOrUrl::VersionSpecifier(s)) if !s.is_empty() => format!(" {s}"),
+            _ => String::new(),
+        };
+        let Some(&j) = installed.get(&needed) else {
+            problems.push(format!("{}{spec}, needed by {} {}: not in the lock", r.name, who.name, who.version));
+            continue;
+        };
+        if let Some(VersionOrUrl::VersionSpecifier(specs)) = &r.version_or_url
+            && let Ok(have) = pep440_rs::Version::from_str(&dists[j].version)
+            && !specs.contains(&have)
+        {
+            problems.push(format!(
+                "{}{spec}, needed by {} {}: the lock has {} {}",
+                r.name, who.name, who.version, dists[j].name, dists[j].version
+            ));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    problems.sort();
+    problems.dedup();
+    Err(Error::Lock {
+        file: lock.to_string(),
+        line: 0,
+        message: format!(
+            "the image would fail when its packages are imported on Python {} ({}): {} problem{}:\n  - {}\nlock every dependency for this Python (`uv pip compile requirements.in --generate-hashes -o requirements.txt`, `uv lock` or `pip-compile`), or use a base with a Python that fits, then build again",
+            target.full_version,
+            target.machine,
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            problems.join("\n  - ")
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wheel::Requires;
+
+    fn dist(name: &str, version: &str, dist: &[&str], python: Option<&str>) -> Dist {
+        Dist {
+            name: name.into(),
+            version: version.into(),
+            from: format!("{name}-{version}-py3-none-any.whl"),
+            requires: Some(Requires {
+                dist: dist.iter().map(|s| s.to_string()).collect(),
+                python: python.map(str::to_string),
+            }),
+        }
+    }
+
+    fn target() -> Target {
+        crate::tags::debian("x86_64")
+    }
+
+    fn check(dists: &[Dist], extras: &[(&str, &str)]) -> Result<(), String> {
+        let mut asked: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (n, e) in extras {
+            asked.entry(n.to_string()).or_default().insert(e.to_string());
+        }
+        dependencies(dists, &asked, &target(), "requirements.txt").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_complete_set_passes_and_markers_and_extras_are_evaluated_for_the_target() {
+        let dists = [
+            dist(
+                "Flask",
+                "3.1.0",
+                &[
+                    "Werkzeug>=3.1",
+                    "click>=8.1.3",
+                    "colorama; platform_system == \"Windows\"",
+                    "asgiref>=3.2; extra == \"async\"",
+                    "importlib-metadata>=3.6; python_version < \"3.10\"",
+                ],
+                Some(">=3.9"),
+            ),
+            dist("werkzeug", "3.1.3", &["MarkupSafe>=2.1.1"], None),
+            dist("click", "8.1.8", &[], Some(">=3.7")),
+            dist("markupsafe", "3.0.2", &[], None),
+        ];
+        assert_eq!(check(&dists, &[]), Ok(()));
+        let e = check(&dists, &[("flask", "async")]).unwrap_err();
+        assert!(e.contains("asgiref >=3.2, needed by Flask 3.1.0: not in the lock"), "{e}");
+        assert!(e.contains("1 problem:"), "{e}");
+    }
+
+    #[test]
+    fn every_missing_and_conflicting_requirement_is_named_with_who_needs_it() {
+        let dists = [
+            dist("app-lib", "1.0", &["requests[socks]>=2.30", "idna<3"], None),
+            dist(
+                "requests",
+                "2.32.3",
+                &["idna>=2.5,<4", "urllib3>=1.21.1", "PySocks>=1.5.6; extra == \"socks\""],
+                None,
+            ),
+            dist("idna", "3.7", &[], None),
+        ];
+        let e = check(&dists, &[]).unwrap_err();
+        assert!(e.contains("urllib3 >=1.21.1, needed by requests 2.32.3: not in the lock"), "{e}");
+        assert!(e.contains("pysocks >=1.5.6, needed by requests 2.32.3: not in the lock"), "extras travel: {e}");
+        assert!(e.contains("idna <3, needed by app-lib 1.0: the lock has idna 3.7"), "{e}");
+        assert!(e.contains("3 problems:"), "{e}");
+        assert!(e.contains("uv pip compile"), "{e}");
+    }
+
+    #[test]
+    fn requires_python_names_the_package_and_both_versions() {
+        let dists = [dist("Django", "5.2", &[], Some(">=3.12"))];
+        let e = check(&dists, &[]).unwrap_err();
+        assert!(e.contains("Django 5.2 needs Python >=3.12") && e.contains("the base has Python 3.11"), "{e}");
+        let e = lock_requires_python("==3.12.*", "uv.lock", &target()).unwrap_err().to_string();
+        assert!(e.starts_with("uv.lock: the lock is for Python ==3.12.*") && e.contains("Python 3.11"), "{e}");
+        assert!(lock_requires_python(">=3.9", "uv.lock", &target()).is_ok());
+    }
+
+    #[test]
+    fn a_lower_layers_packages_count_as_installed() {
+        let prod = Dist { name: "flask".into(), version: "3.1.0".into(), from: "production".into(), requires: None };
+        let dists = [prod, dist("pytest-flask", "1.3.0", &["Flask", "pytest>=5.2"], None)];
+        let e = check(&dists, &[]).unwrap_err();
+        assert!(e.contains("pytest >=5.2, needed by pytest-flask") && !e.contains("Flask,"), "{e}");
+    }
+}
