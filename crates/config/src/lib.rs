@@ -281,16 +281,61 @@ impl PythonConfig {
         self.test_requirements.as_deref().is_some_and(|t| Path::new(t).file_name() == Some("uv.lock".as_ref()))
     }
 
-    /// The lock to install for the app in `dir`, if any.
-    pub fn requirements_path(&self, dir: &Path) -> Option<PathBuf> {
-        match (&self.requirements, &self.lock) {
-            (Some(r), _) | (None, Some(r)) => Some(dir.join(r)),
-            (None, None) => {
-                ["requirements.txt", "pylock.toml", "uv.lock"].iter().map(|f| dir.join(f)).find(|p| p.is_file())
+    /// The lock to install for the app in `dir`, if any. With none named, a
+    /// lock at the root is never ignored: the one there is used; several, or
+    /// one that oxbuild cannot read, are an error saying what to do.
+    pub fn requirements_path(&self, dir: &Path) -> Result<Option<PathBuf>, String> {
+        if let Some(r) = self.requirements.as_ref().or(self.lock.as_ref()) {
+            return Ok(Some(dir.join(r)));
+        }
+        let readable: Vec<&str> = LOCK_FILES.iter().copied().filter(|f| dir.join(f).is_file()).collect();
+        let foreign: Vec<(&str, &str)> = FOREIGN_LOCKS.iter().copied().filter(|(f, _)| dir.join(f).is_file()).collect();
+        match (readable.as_slice(), foreign.as_slice()) {
+            ([], []) => Ok(None),
+            ([one], []) => Ok(Some(dir.join(one))),
+            ([], [(file, export)]) => Err(format!(
+                "{}: {file} is at the app's root, and oxbuild does not read it yet; export it (`{export}`) and name the file in [python] requirements",
+                dir.display()
+            )),
+            _ => {
+                let all: Vec<&str> = readable.iter().copied().chain(foreign.iter().map(|(f, _)| *f)).collect();
+                Err(format!(
+                    "{}: several locks are at the app's root ({}); name the one to install in [python] (requirements = \"...\" or lock = \"...\")",
+                    dir.display(),
+                    all.join(", ")
+                ))
             }
         }
     }
+
+    /// Locks at the root of `dir` other than the one `[python]` names: a
+    /// `requirements.txt` exported from a poetry.lock, say, that may have
+    /// drifted from it. Empty when `[python]` names none.
+    pub fn locks_beside(&self, dir: &Path) -> Vec<String> {
+        let Some(named) = self.requirements.as_ref().or(self.lock.as_ref()) else { return Vec::new() };
+        let named = dir.join(named);
+        LOCK_FILES
+            .iter()
+            .copied()
+            .chain(FOREIGN_LOCKS.iter().map(|(f, _)| *f))
+            .filter(|f| dir.join(f).is_file() && dir.join(f) != named)
+            .filter(|f| Some(dir.join(f)) != self.test_requirements.as_ref().map(|t| dir.join(t)))
+            .map(str::to_string)
+            .collect()
+    }
 }
+
+/// The locks oxbuild reads, looked for at an app's root when `[python]`
+/// names none.
+pub const LOCK_FILES: [&str; 3] = ["requirements.txt", "pylock.toml", "uv.lock"];
+
+/// Other tools' locks that oxbuild does not read yet, and how to export each
+/// to a requirements file it does.
+pub const FOREIGN_LOCKS: [(&str, &str); 3] = [
+    ("poetry.lock", "poetry export --format requirements.txt --output requirements.txt"),
+    ("Pipfile.lock", "pipenv requirements --hash > requirements.txt"),
+    ("pdm.lock", "pdm export --format requirements --output requirements.txt"),
+];
 
 /// `[image]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -711,6 +756,27 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_at_the_root_is_never_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = parse("").unwrap();
+        assert_eq!(cfg.python.requirements_path(dir.path()), Ok(None));
+        std::fs::write(dir.path().join("poetry.lock"), "").unwrap();
+        let e = cfg.python.requirements_path(dir.path()).unwrap_err();
+        assert!(e.contains("poetry.lock") && e.contains("poetry export"), "{e}");
+        std::fs::write(dir.path().join("requirements.txt"), "").unwrap();
+        let e = cfg.python.requirements_path(dir.path()).unwrap_err();
+        assert!(e.contains("several locks") && e.contains("requirements.txt, poetry.lock"), "{e}");
+        std::fs::remove_file(dir.path().join("poetry.lock")).unwrap();
+        assert_eq!(cfg.python.requirements_path(dir.path()), Ok(Some(dir.path().join("requirements.txt"))));
+
+        std::fs::write(dir.path().join("uv.lock"), "").unwrap();
+        let named = parse("[python]\nlock = \"uv.lock\"\n").unwrap();
+        assert_eq!(named.python.requirements_path(dir.path()), Ok(Some(dir.path().join("uv.lock"))));
+        assert_eq!(named.python.locks_beside(dir.path()), ["requirements.txt"]);
+        assert!(cfg.python.locks_beside(dir.path()).is_empty(), "nothing named: nothing beside");
+    }
 
     fn parse(text: &str) -> Result<Config, Error> {
         Config::parse(Path::new("app/oxbuild.toml"), text)

@@ -122,7 +122,15 @@ pub fn provenance(
     Provenance {
         subject,
         config: config.and_then(|c| input(&a.dir, &c)),
-        locks: a.cfg.python.requirements_path(&a.dir).and_then(|l| input(&a.dir, &l)).into_iter().collect(),
+        locks: a
+            .cfg
+            .python
+            .requirements_path(&a.dir)
+            .ok()
+            .flatten()
+            .and_then(|l| input(&a.dir, &l))
+            .into_iter()
+            .collect(),
         platforms: built.iter().map(|a| a.platform.to_string()).collect(),
         variant: "production".into(),
         epoch: a.epoch,

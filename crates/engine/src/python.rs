@@ -10,7 +10,7 @@ use oxbuild_python::{Pin, Planned, Settings, Target};
 use serde_json::json;
 
 use crate::provider::{Context, DependencyProvider, Provided};
-use crate::{Error, cache_repo};
+use crate::{Error, Kind, cache_repo};
 
 /// See the module docs.
 #[derive(Debug, Clone, Copy)]
@@ -110,7 +110,16 @@ impl DependencyProvider for Python {
 
 async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
     let (cfg, dir) = (cx.cfg, cx.request.dir.as_path());
-    let requirements = cfg.python.requirements_path(dir);
+    let requirements = cfg.python.requirements_path(dir).map_err(|e| Error::new(Kind::Config, e))?;
+    let beside = cfg.python.locks_beside(dir);
+    if !beside.is_empty() {
+        cx.services.events.warn(&format!(
+            "{} beside the lock in use ({}) {} not read; if it is the real lock, name it in [python] instead",
+            beside.join(", "),
+            cfg.python.requirements.as_ref().or(cfg.python.lock.as_ref()).map(String::as_str).unwrap_or("?"),
+            if beside.len() == 1 { "is" } else { "are" }
+        ));
+    }
     let test_requirements =
         cfg.python.test_requirements.as_ref().map(|t| dir.join(t)).filter(|_| cx.request.test_variant);
     if requirements.is_none() && test_requirements.is_none() {
