@@ -186,7 +186,8 @@ pub struct PythonConfig {
     /// this nor `lock` is set, the first of `requirements.txt`, `pylock.toml`
     /// and `uv.lock` that exists is used.
     pub requirements: Option<String>,
-    /// A `pylock.toml` (PEP 751) or `uv.lock`.
+    /// A `pylock.toml` (PEP 751), `uv.lock`, `poetry.lock`, `Pipfile.lock`
+    /// or `pdm.lock`.
     pub lock: Option<String>,
     /// Pinned requirements of the test variant: a requirements file, a
     /// pylock.toml, or a uv.lock (then its `test-groups` are installed).
@@ -266,45 +267,40 @@ fn default_venv() -> String {
 }
 
 impl PythonConfig {
-    /// The uv.lock dependency groups the test variant installs (empty unless
-    /// `test-requirements` is a uv.lock).
+    /// The dependency groups the test variant installs: `test-groups`, else
+    /// the format's own test group (`dev`; Pipfile.lock's `develop`). Empty
+    /// unless `test-requirements` is a lock with groups (uv.lock,
+    /// poetry.lock, pdm.lock, Pipfile.lock).
     pub fn test_groups(&self) -> Vec<String> {
-        match (&self.test_groups, self.test_lock_is_uv()) {
-            (_, false) => Vec::new(),
-            (Some(groups), true) => groups.clone(),
-            (None, true) => vec!["dev".to_string()],
+        match (&self.test_groups, self.test_lock_group()) {
+            (_, None) => Vec::new(),
+            (Some(groups), Some(_)) => groups.clone(),
+            (None, Some(default)) => vec![default.to_string()],
         }
     }
 
-    /// True when `test-requirements` names a uv.lock.
-    fn test_lock_is_uv(&self) -> bool {
-        self.test_requirements.as_deref().is_some_and(|t| Path::new(t).file_name() == Some("uv.lock".as_ref()))
+    /// The default test group when `test-requirements` names a lock with groups.
+    fn test_lock_group(&self) -> Option<&'static str> {
+        let name = Path::new(self.test_requirements.as_deref()?).file_name()?.to_str()?;
+        GROUPED_LOCKS.iter().find(|(f, _)| *f == name).map(|(_, g)| *g)
     }
 
     /// The lock to install for the app in `dir`, if any. With none named, a
-    /// lock at the root is never ignored: the one there is used; several, or
-    /// one that oxbuild cannot read, are an error saying what to do.
+    /// lock at the root is never ignored: the one there is used, and several
+    /// are an error asking which to name.
     pub fn requirements_path(&self, dir: &Path) -> Result<Option<PathBuf>, String> {
         if let Some(r) = self.requirements.as_ref().or(self.lock.as_ref()) {
             return Ok(Some(dir.join(r)));
         }
-        let readable: Vec<&str> = LOCK_FILES.iter().copied().filter(|f| dir.join(f).is_file()).collect();
-        let foreign: Vec<(&str, &str)> = FOREIGN_LOCKS.iter().copied().filter(|(f, _)| dir.join(f).is_file()).collect();
-        match (readable.as_slice(), foreign.as_slice()) {
-            ([], []) => Ok(None),
-            ([one], []) => Ok(Some(dir.join(one))),
-            ([], [(file, export)]) => Err(format!(
-                "{}: {file} is at the app's root, and oxbuild does not read it yet; export it (`{export}`) and name the file in [python] requirements",
-                dir.display()
+        let found: Vec<&str> = LOCK_FILES.iter().copied().filter(|f| dir.join(f).is_file()).collect();
+        match found.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(dir.join(one))),
+            several => Err(format!(
+                "{}: several locks are at the app's root ({}); name the one to install in [python] (requirements = \"...\" or lock = \"...\")",
+                dir.display(),
+                several.join(", ")
             )),
-            _ => {
-                let all: Vec<&str> = readable.iter().copied().chain(foreign.iter().map(|(f, _)| *f)).collect();
-                Err(format!(
-                    "{}: several locks are at the app's root ({}); name the one to install in [python] (requirements = \"...\" or lock = \"...\")",
-                    dir.display(),
-                    all.join(", ")
-                ))
-            }
         }
     }
 
@@ -317,7 +313,6 @@ impl PythonConfig {
         LOCK_FILES
             .iter()
             .copied()
-            .chain(FOREIGN_LOCKS.iter().map(|(f, _)| *f))
             .filter(|f| dir.join(f).is_file() && dir.join(f) != named)
             .filter(|f| Some(dir.join(f)) != self.test_requirements.as_ref().map(|t| dir.join(t)))
             .map(str::to_string)
@@ -327,15 +322,13 @@ impl PythonConfig {
 
 /// The locks oxbuild reads, looked for at an app's root when `[python]`
 /// names none.
-pub const LOCK_FILES: [&str; 3] = ["requirements.txt", "pylock.toml", "uv.lock"];
+pub const LOCK_FILES: [&str; 6] =
+    ["requirements.txt", "pylock.toml", "uv.lock", "poetry.lock", "Pipfile.lock", "pdm.lock"];
 
-/// Other tools' locks that oxbuild does not read yet, and how to export each
-/// to a requirements file it does.
-pub const FOREIGN_LOCKS: [(&str, &str); 3] = [
-    ("poetry.lock", "poetry export --format requirements.txt --output requirements.txt"),
-    ("Pipfile.lock", "pipenv requirements --hash > requirements.txt"),
-    ("pdm.lock", "pdm export --format requirements --output requirements.txt"),
-];
+/// The locks whose packages carry groups, and the group a test variant
+/// installs from each when `test-groups` names none.
+const GROUPED_LOCKS: [(&str, &str); 4] =
+    [("uv.lock", "dev"), ("poetry.lock", "dev"), ("pdm.lock", "dev"), ("Pipfile.lock", "develop")];
 
 /// `[image]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -712,9 +705,9 @@ impl Config {
         if py.requirements.is_some() && py.lock.is_some() {
             return Err("[python] set either `requirements` or `lock`, not both".into());
         }
-        if py.test_groups.is_some() && !py.test_lock_is_uv() {
+        if py.test_groups.is_some() && py.test_lock_group().is_none() {
             return Err(
-                "[python] test-groups picks dependency groups of a uv.lock: set test-requirements = \"uv.lock\" too, or drop test-groups".into(),
+                "[python] test-groups picks dependency groups of a lock that has them (uv.lock, poetry.lock, pdm.lock, Pipfile.lock): set test-requirements to it too, or drop test-groups".into(),
             );
         }
         if py.test_groups.as_ref().is_some_and(|g| g.is_empty() || g.iter().any(|g| g.trim().is_empty())) {
@@ -763,8 +756,7 @@ mod tests {
         let cfg = parse("").unwrap();
         assert_eq!(cfg.python.requirements_path(dir.path()), Ok(None));
         std::fs::write(dir.path().join("poetry.lock"), "").unwrap();
-        let e = cfg.python.requirements_path(dir.path()).unwrap_err();
-        assert!(e.contains("poetry.lock") && e.contains("poetry export"), "{e}");
+        assert_eq!(cfg.python.requirements_path(dir.path()), Ok(Some(dir.path().join("poetry.lock"))));
         std::fs::write(dir.path().join("requirements.txt"), "").unwrap();
         let e = cfg.python.requirements_path(dir.path()).unwrap_err();
         assert!(e.contains("several locks") && e.contains("requirements.txt, poetry.lock"), "{e}");

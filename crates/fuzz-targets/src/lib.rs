@@ -16,8 +16,11 @@ use std::path::{Path, PathBuf};
 pub use oxbuild_python::fuzz::simple_index;
 pub use oxbuild_registry::fuzz::www_authenticate;
 
+/// A fuzz entry point: any bytes, no panic.
+pub type Target = fn(&[u8]);
+
 /// Every target: its name (the directory of its corpus) and its function.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("image_reference", image_reference),
     ("dockerignore", dockerignore),
     ("requirements", requirements),
@@ -35,7 +38,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// The function of target `name`.
-pub fn target(name: &str) -> Option<fn(&[u8])> {
+pub fn target(name: &str) -> Option<Target> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 

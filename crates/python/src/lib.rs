@@ -16,6 +16,7 @@
 pub mod bytecode;
 pub mod check;
 mod error;
+pub mod grouped;
 pub mod lockfile;
 pub mod marker;
 pub mod name;

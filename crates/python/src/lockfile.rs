@@ -1,6 +1,8 @@
 //! Lock files: pinned `requirements.txt`, PEP 751 `pylock.toml`, and
-//! `uv.lock`, all read into the same [`Requirements`]. The TOML locks also name
-//! their files (URL or path) and hashes, so with them no index is needed.
+//! `uv.lock`, all read into the same [`Requirements`]; and the locks whose
+//! packages carry their groups (`Pipfile.lock`, `poetry.lock`, `pdm.lock`)
+//! in `crate::grouped`. pylock and uv locks also name their files (URL or
+//! path) and hashes, so with them no index is needed.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
@@ -18,12 +20,23 @@ use crate::{Error, Target};
 pub fn load(path: &Path, target: &Target, groups: &[String]) -> Result<Requirements, Error> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let is_pylock = name == "pylock.toml" || (name.starts_with("pylock.") && name.ends_with(".toml"));
-    if !is_pylock && name != "uv.lock" {
-        return Requirements::load(path);
-    }
     let file = path.display().to_string();
-    let doc = read_toml(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
+    match name.as_str() {
+        "Pipfile.lock" => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::Lock {
+                file: file.clone(),
+                line: 0,
+                message: crate::error::unreadable(&e),
+            })?;
+            return crate::grouped::pipfile(&text, &file, target, groups);
+        }
+        "poetry.lock" => return crate::grouped::poetry(&read_toml(path)?, &file, target, groups),
+        "pdm.lock" => return crate::grouped::pdm(&read_toml(path)?, &file, dir, target, groups),
+        _ if !is_pylock && name != "uv.lock" => return Requirements::load(path),
+        _ => {}
+    }
+    let doc = read_toml(path)?;
     let pins = if is_pylock { pylock(&doc, &file, dir)? } else { uv(&doc, &file, dir, target, groups)? };
     let requires_python = str_of(&doc, "requires-python").map(str::to_string);
     Ok(Requirements { pins, requires_python, ..Default::default() })

@@ -1,0 +1,508 @@
+//! Locks whose packages say which groups need them: `Pipfile.lock`
+//! (`default` and `develop`), `poetry.lock` (Poetry 2: `groups` and
+//! per-group `markers`; production is `main`) and `pdm.lock` (`groups`;
+//! production is `default`). Each is read directly, no tool installed, into
+//! the same pins as every other lock: production takes the production
+//! group, a test variant the groups it names.
+//!
+//! Poetry and Pipenv locks name their files and hashes but not where the
+//! files are, so those wheels come from the index (PyPI, the lock's own
+//! source, or `[python] index-url`), checked against the lock's hashes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::marker::{Environment, Marker};
+use crate::name::normalize;
+use crate::requirements::{Pin, Requirements};
+use crate::source::{Candidate, Location};
+use crate::{Error, Target};
+
+/// The group production installs from each format.
+pub fn production_group(file: &str) -> &'static str {
+    match file {
+        "Pipfile.lock" => "default",
+        "poetry.lock" => "main",
+        _ => "default",
+    }
+}
+
+/// The groups a test variant installs from each format when `[python]
+/// test-groups` names none.
+pub fn default_test_group(file: &str) -> &'static str {
+    match file {
+        "Pipfile.lock" => "develop",
+        _ => "dev",
+    }
+}
+
+fn lock_err(file: &str, message: String) -> Error {
+    Error::Lock { file: file.to_string(), line: 0, message }
+}
+
+/// Whether `marker` (absent: always) holds for the target.
+fn holds(marker: Option<&str>, env: &Environment, file: &str) -> Result<bool, Error> {
+    match marker.map(str::trim).filter(|m| !m.is_empty()) {
+        None => Ok(true),
+        Some(m) => Ok(Marker::parse(m).map_err(|e| lock_err(file, e))?.evaluate(env)),
+    }
+}
+
+fn sha256_of(hash: &str) -> Option<String> {
+    hash.strip_prefix("sha256:").map(str::to_ascii_lowercase)
+}
+
+/// Pipfile.lock (JSON): `default` for production, or the sections named
+/// by `groups` (`develop`).
+pub fn pipfile(text: &str, file: &str, target: &Target, groups: &[String]) -> Result<Requirements, Error> {
+    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::Lock {
+        file: file.to_string(),
+        line: e.line(),
+        message: format!("not a Pipfile.lock: {e}"),
+    })?;
+    let env = target.marker_environment()?;
+    let sections: Vec<String> =
+        if groups.is_empty() { vec![production_group("Pipfile.lock").to_string()] } else { groups.to_vec() };
+    let mut pins = Vec::new();
+    for section in &sections {
+        let Some(packages) = doc.get(section).and_then(|s| s.as_object()) else {
+            return Err(lock_err(file, format!("has no `{section}` section (it has default and develop)")));
+        };
+        for (name, p) in packages {
+            let origin = format!("{file} ({section}: {name})");
+            if !holds(p.get("markers").and_then(|m| m.as_str()), &env, file)? {
+                continue;
+            }
+            for kind in ["git", "path", "file", "hg", "svn"] {
+                if let Some(at) = p.get(kind).and_then(|v| v.as_str()) {
+                    let at = if kind == "path" { at.to_string() } else { oxbuild_http::redact(at) };
+                    return Err(lock_err(
+                        file,
+                        format!(
+                            "`{name}` comes from {kind} `{at}`, which oxbuild cannot install yet: publish it as a wheel (a find-links wheelhouse or an index) and lock that version"
+                        ),
+                    ));
+                }
+            }
+            let version = p
+                .get("version")
+                .and_then(|v| v.as_str())
+                .and_then(|v| v.strip_prefix("=="))
+                .ok_or_else(|| lock_err(file, format!("`{name}` has no `==` version")))?;
+            let hashes: Vec<String> = p
+                .get("hashes")
+                .and_then(|h| h.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|h| h.as_str().and_then(sha256_of))
+                .collect();
+            let extras = p.get("extras").and_then(|e| e.as_array()).into_iter().flatten().filter_map(|e| e.as_str());
+            pins.push(Pin {
+                name: name.clone(),
+                version: version.to_string(),
+                arbitrary: false,
+                hashes,
+                marker: None,
+                origin,
+                direct: Vec::new(),
+                dependencies: Vec::new(),
+                extras: extras.map(normalize).collect(),
+            });
+        }
+    }
+    let meta = &doc["_meta"];
+    let mut out = Requirements { pins: merge(pins), ..Default::default() };
+    // The first source is the index Pipenv locked against (PyPI by default);
+    // one written with `${VAR}` is left to [python] index-url.
+    if let Some(url) = meta["sources"][0]["url"].as_str()
+        && !url.contains("${")
+        && !url.starts_with("https://pypi.org/simple")
+    {
+        out.options.index_url = Some(url.to_string());
+    }
+    out.requires_python = meta["requires"]["python_full_version"]
+        .as_str()
+        .map(|v| format!("=={v}"))
+        .or_else(|| meta["requires"]["python_version"].as_str().map(|v| format!("=={v}.*")));
+    Ok(out)
+}
+
+/// poetry.lock (Poetry 2, lock-version 2.1): the packages whose `groups`
+/// include `main` (or those named by `groups`), where the group's marker holds.
+pub fn poetry(doc: &toml::Table, file: &str, target: &Target, groups: &[String]) -> Result<Requirements, Error> {
+    let env = target.marker_environment()?;
+    let wanted: Vec<String> =
+        if groups.is_empty() { vec![production_group("poetry.lock").to_string()] } else { groups.to_vec() };
+    let packages = doc.get("package").and_then(|p| p.as_array()).cloned().unwrap_or_default();
+    let mut pins = Vec::new();
+    let mut seen_groups = BTreeSet::new();
+    for p in packages.iter().filter_map(|p| p.as_table()) {
+        let name = p.get("name").and_then(|v| v.as_str()).unwrap_or("?").to_string();
+        let Some(pkg_groups) = p.get("groups").and_then(|g| g.as_array()) else {
+            return Err(lock_err(
+                file,
+                format!(
+                    "`{name}` has no `groups`: the lock was written by Poetry 1; run `poetry lock` with Poetry 2 and build again"
+                ),
+            ));
+        };
+        let pkg_groups: Vec<&str> = pkg_groups.iter().filter_map(|g| g.as_str()).collect();
+        seen_groups.extend(pkg_groups.iter().map(|g| g.to_string()));
+        let mut needed = false;
+        for g in wanted.iter().filter(|g| pkg_groups.contains(&g.as_str())) {
+            let marker = match p.get("markers") {
+                Some(toml::Value::String(m)) => Some(m.as_str()),
+                Some(toml::Value::Table(t)) => t.get(g.as_str()).and_then(|m| m.as_str()),
+                _ => None,
+            };
+            needed |= holds(marker, &env, file)?;
+        }
+        if !needed {
+            continue;
+        }
+        if let Some(source) = p.get("source").and_then(|s| s.as_table()) {
+            let kind = source.get("type").and_then(|t| t.as_str()).unwrap_or("");
+            if kind != "legacy" && !kind.is_empty() {
+                let url = source.get("url").and_then(|u| u.as_str()).unwrap_or("");
+                return Err(lock_err(
+                    file,
+                    format!(
+                        "`{name}` comes from a {kind} source `{}`, which oxbuild cannot install yet: publish it as a wheel (a find-links wheelhouse or an index) and lock that version",
+                        oxbuild_http::redact(url)
+                    ),
+                ));
+            }
+        }
+        let version = p
+            .get("version")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| lock_err(file, format!("`{name}` has no version")))?;
+        let hashes: Vec<String> = p
+            .get("files")
+            .and_then(|f| f.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.get("hash").and_then(|h| h.as_str()).and_then(sha256_of))
+            .collect();
+        let mut dependencies: Vec<String> = p
+            .get("dependencies")
+            .and_then(|d| d.as_table())
+            .map(|d| d.keys().map(|k| normalize(k)).collect())
+            .unwrap_or_default();
+        dependencies.sort();
+        pins.push(Pin {
+            name: name.clone(),
+            version: version.to_string(),
+            arbitrary: false,
+            hashes,
+            marker: None,
+            origin: format!("{file} (package {name})"),
+            direct: Vec::new(),
+            dependencies,
+            extras: Vec::new(),
+        });
+    }
+    for g in &wanted {
+        if !seen_groups.contains(g) && !groups.is_empty() {
+            let known: Vec<String> = seen_groups.iter().cloned().collect();
+            return Err(lock_err(
+                file,
+                format!(
+                    "no package is in group `{g}` (groups in the lock: {}); set [python] test-groups",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    let mut out = Requirements { pins, ..Default::default() };
+    out.requires_python =
+        doc.get("metadata").and_then(|m| m.get("python-versions")).and_then(|v| v.as_str()).and_then(poetry_constraint);
+    Ok(out)
+}
+
+/// pdm.lock: the packages whose `groups` include `default` (or those named by
+/// `groups`) and whose marker holds.
+pub fn pdm(
+    doc: &toml::Table,
+    file: &str,
+    dir: &Path,
+    target: &Target,
+    groups: &[String],
+) -> Result<Requirements, Error> {
+    let env = target.marker_environment()?;
+    let wanted: Vec<String> =
+        if groups.is_empty() { vec![production_group("pdm.lock").to_string()] } else { groups.to_vec() };
+    let packages = doc.get("package").and_then(|p| p.as_array()).cloned().unwrap_or_default();
+    let mut pins = Vec::new();
+    for p in packages.iter().filter_map(|p| p.as_table()) {
+        let name = p.get("name").and_then(|v| v.as_str()).unwrap_or("?").to_string();
+        let pkg_groups: Vec<&str> =
+            p.get("groups").and_then(|g| g.as_array()).into_iter().flatten().filter_map(|g| g.as_str()).collect();
+        if !wanted.iter().any(|g| pkg_groups.contains(&g.as_str())) {
+            continue;
+        }
+        if !holds(p.get("marker").and_then(|m| m.as_str()), &env, file)? {
+            continue;
+        }
+        let version = p.get("version").and_then(|v| v.as_str()).ok_or_else(|| {
+            lock_err(
+                file,
+                format!("`{name}` has no version (a VCS or directory package), which oxbuild cannot install yet"),
+            )
+        })?;
+        let mut hashes = Vec::new();
+        let mut direct = Vec::new();
+        for f in p.get("files").and_then(|f| f.as_array()).into_iter().flatten().filter_map(|f| f.as_table()) {
+            let sha = f.get("hash").and_then(|h| h.as_str()).and_then(sha256_of);
+            hashes.extend(sha.clone());
+            if let Some(url) = f.get("url").and_then(|u| u.as_str()).and_then(|u| url::Url::parse(u).ok())
+                && let Some(filename) = url.path_segments().and_then(|mut s| s.next_back()).map(str::to_string)
+            {
+                direct.push(Candidate { filename, location: Location::Direct(url), sha256: sha, yanked: None });
+            } else if let Some(path) = f.get("path").and_then(|p| p.as_str()) {
+                let path = dir.join(path);
+                let filename = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                direct.push(Candidate { filename, location: Location::File(path), sha256: sha, yanked: None });
+            }
+        }
+        let extras = p.get("extras").and_then(|e| e.as_array()).into_iter().flatten().filter_map(|e| e.as_str());
+        let dependencies = p
+            .get("dependencies")
+            .and_then(|d| d.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_str())
+            .filter_map(|d| crate::name::parse_requirement(d).ok())
+            .map(|r| normalize(r.name.as_ref()))
+            .collect();
+        pins.push(Pin {
+            name: name.clone(),
+            version: version.to_string(),
+            arbitrary: false,
+            hashes,
+            marker: None,
+            origin: format!("{file} (package {name})"),
+            direct,
+            dependencies,
+            extras: extras.map(normalize).collect(),
+        });
+    }
+    let mut out = Requirements { pins: merge(pins), ..Default::default() };
+    out.requires_python =
+        doc.get("metadata").and_then(|m| m.get("requires_python")).and_then(|v| v.as_str()).map(str::to_string);
+    Ok(out)
+}
+
+/// One pin per package and version: PDM and Pipenv list `name[extra]` as
+/// entries of their own, so their extras and files are merged.
+fn merge(pins: Vec<Pin>) -> Vec<Pin> {
+    let mut by: BTreeMap<(String, String), Pin> = BTreeMap::new();
+    let mut order = Vec::new();
+    for pin in pins {
+        let key = (pin.key(), pin.version.clone());
+        match by.get_mut(&key) {
+            Some(have) => {
+                for e in pin.extras {
+                    if !have.extras.contains(&e) {
+                        have.extras.push(e);
+                    }
+                }
+                for h in pin.hashes {
+                    if !have.hashes.contains(&h) {
+                        have.hashes.push(h);
+                    }
+                }
+                have.direct.extend(pin.direct);
+                have.dependencies.extend(pin.dependencies);
+                have.dependencies.sort();
+                have.dependencies.dedup();
+            }
+            None => {
+                order.push(key.clone());
+                by.insert(key, pin);
+            }
+        }
+    }
+    order.into_iter().filter_map(|k| by.remove(&k)).collect()
+}
+
+/// A Poetry version constraint (`^3.11`, `~3.11`, `>=3.11,<4.0`, `3.11.*`,
+/// `*`) as a PEP 440 specifier set; None for what it cannot say (`||`).
+pub fn poetry_constraint(c: &str) -> Option<String> {
+    let c = c.trim();
+    if c.contains("||") {
+        return None;
+    }
+    let mut out = Vec::new();
+    for part in c.split([',', ' ']).map(str::trim).filter(|p| !p.is_empty()) {
+        if part == "*" {
+            continue;
+        }
+        let bump = |v: &str, at: usize| -> Option<String> {
+            let mut n: Vec<u64> = v.split('.').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+            let at = at.min(n.len() - 1);
+            n[at] += 1;
+            n.truncate(at + 1);
+            Some(n.iter().map(u64::to_string).collect::<Vec<_>>().join("."))
+        };
+        if let Some(v) = part.strip_prefix('^') {
+            // ^3.11 is >=3.11,<4; ^0.3 is >=0.3,<0.4.
+            let first_nonzero = v.split('.').position(|x| x != "0").unwrap_or(0);
+            out.push(format!(">={v}"));
+            out.push(format!("<{}", bump(v, first_nonzero)?));
+        } else if let Some(v) = part.strip_prefix('~').filter(|v| !v.starts_with('=')) {
+            // ~3.11 is >=3.11,<3.12; ~3 is >=3,<4.
+            let parts = v.split('.').count();
+            out.push(format!(">={v}"));
+            out.push(format!("<{}", bump(v, if parts == 1 { 0 } else { 1 })?));
+        } else if part.starts_with(['<', '>', '=', '!', '~']) {
+            out.push(part.to_string());
+        } else {
+            out.push(format!("=={part}"));
+        }
+    }
+    Some(out.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        crate::tags::debian("x86_64")
+    }
+
+    fn keys(r: &Requirements) -> Vec<String> {
+        r.pins.iter().map(|p| format!("{}=={}", p.key(), p.version)).collect()
+    }
+
+    #[test]
+    fn poetry_constraints_become_pep_440() {
+        assert_eq!(poetry_constraint("^3.11").as_deref(), Some(">=3.11,<4"));
+        assert_eq!(poetry_constraint("^0.3.1").as_deref(), Some(">=0.3.1,<0.4"));
+        assert_eq!(poetry_constraint("~3.11").as_deref(), Some(">=3.11,<3.12"));
+        assert_eq!(poetry_constraint(">=3.10,<3.13").as_deref(), Some(">=3.10,<3.13"));
+        assert_eq!(poetry_constraint("3.11.*").as_deref(), Some("==3.11.*"));
+        assert_eq!(poetry_constraint("^3.8 || ^4.0"), None);
+    }
+
+    #[test]
+    fn pipfile_lock_default_and_develop_with_markers_extras_and_hashes() {
+        let h = "a".repeat(64);
+        let text = format!(
+            r#"{{"_meta": {{"requires": {{"python_version": "3.11"}}, "sources": [{{"name": "pypi", "url": "https://pypi.org/simple", "verify_ssl": true}}]}},
+             "default": {{
+               "flask": {{"hashes": ["sha256:{h}"], "index": "pypi", "version": "==3.1.0", "markers": "python_version >= '3.9'"}},
+               "uvicorn": {{"extras": ["standard"], "hashes": [], "version": "==0.30.0"}},
+               "colorama": {{"version": "==0.4.6", "markers": "sys_platform == 'win32'"}}
+             }},
+             "develop": {{"pytest": {{"version": "==8.3.0"}}}}}}"#
+        );
+        let prod = pipfile(&text, "Pipfile.lock", &target(), &[]).unwrap();
+        assert_eq!(keys(&prod), ["flask==3.1.0", "uvicorn==0.30.0"]);
+        assert_eq!(prod.pins[0].hashes, vec![h.clone()]);
+        assert_eq!(prod.pins[1].extras, vec!["standard"]);
+        assert_eq!(prod.requires_python.as_deref(), Some("==3.11.*"));
+        assert_eq!(prod.options.index_url, None, "PyPI is the default anyway");
+        let dev = pipfile(&text, "Pipfile.lock", &target(), &["develop".into()]).unwrap();
+        assert_eq!(keys(&dev), ["pytest==8.3.0"]);
+        let git = r#"{"default": {"x": {"git": "https://tok@example.com/x.git", "ref": "abc"}}}"#;
+        let e = pipfile(git, "Pipfile.lock", &target(), &[]).unwrap_err().to_string();
+        assert!(e.contains("`x` comes from git") && !e.contains("tok@"), "{e}");
+        let e = pipfile("{\"default\": ", "Pipfile.lock", &target(), &[]).unwrap_err().to_string();
+        assert!(e.starts_with("Pipfile.lock:1: not a Pipfile.lock"), "{e}");
+    }
+
+    #[test]
+    fn poetry_lock_groups_and_per_group_markers() {
+        let doc: toml::Table = r#"
+[[package]]
+name = "flask"
+version = "3.1.0"
+groups = ["main"]
+files = [{file = "flask-3.1.0-py3-none-any.whl", hash = "sha256:bbbb"}]
+[package.dependencies]
+click = ">=8.1.3"
+Werkzeug = ">=3.1"
+
+[[package]]
+name = "colorama"
+version = "0.4.6"
+groups = ["main", "dev"]
+markers = {main = "platform_system == \"Windows\"", dev = "sys_platform == \"linux\""}
+files = []
+
+[[package]]
+name = "pytest"
+version = "8.3.0"
+groups = ["dev"]
+files = []
+
+[metadata]
+lock-version = "2.1"
+python-versions = "^3.11"
+"#
+        .parse()
+        .unwrap();
+        let prod = poetry(&doc, "poetry.lock", &target(), &[]).unwrap();
+        assert_eq!(keys(&prod), ["flask==3.1.0"]);
+        assert_eq!(prod.pins[0].dependencies, ["click", "werkzeug"]);
+        assert_eq!(prod.pins[0].hashes, ["bbbb"]);
+        assert_eq!(prod.requires_python.as_deref(), Some(">=3.11,<4"));
+        let dev = poetry(&doc, "poetry.lock", &target(), &["dev".into()]).unwrap();
+        assert_eq!(keys(&dev), ["colorama==0.4.6", "pytest==8.3.0"], "dev's own marker holds on linux");
+        let e = poetry(&doc, "poetry.lock", &target(), &["test".into()]).unwrap_err().to_string();
+        assert!(e.contains("no package is in group `test`") && e.contains("dev, main"), "{e}");
+        let old: toml::Table = "[[package]]\nname = \"x\"\nversion = \"1\"\n".parse().unwrap();
+        let e = poetry(&old, "poetry.lock", &target(), &[]).unwrap_err().to_string();
+        assert!(e.contains("Poetry 1") && e.contains("poetry lock"), "{e}");
+    }
+
+    #[test]
+    fn pdm_lock_groups_markers_files_and_extras_entries_merged() {
+        let doc: toml::Table = r#"
+[metadata]
+groups = ["default", "dev"]
+requires_python = ">=3.11"
+
+[[package]]
+name = "uvicorn"
+version = "0.30.0"
+groups = ["default"]
+dependencies = ["click>=7.0", "h11>=0.8"]
+files = [{file = "uvicorn-0.30.0-py3-none-any.whl", hash = "sha256:cccc"}]
+
+[[package]]
+name = "uvicorn"
+version = "0.30.0"
+extras = ["standard"]
+groups = ["default"]
+dependencies = ["uvicorn==0.30.0", "httptools>=0.5.0"]
+files = [{file = "uvicorn-0.30.0-py3-none-any.whl", hash = "sha256:cccc"}]
+
+[[package]]
+name = "uvloop"
+version = "0.19.0"
+groups = ["default"]
+marker = "sys_platform != \"win32\""
+files = [{url = "https://files.example/uvloop-0.19.0-cp311-cp311-manylinux_2_17_x86_64.whl", hash = "sha256:dddd"}]
+
+[[package]]
+name = "pytest"
+version = "8.3.0"
+groups = ["dev"]
+files = []
+"#
+        .parse()
+        .unwrap();
+        let prod = pdm(&doc, "pdm.lock", Path::new("/app"), &target(), &[]).unwrap();
+        assert_eq!(keys(&prod), ["uvicorn==0.30.0", "uvloop==0.19.0"]);
+        assert_eq!(prod.pins[0].extras, ["standard"]);
+        assert_eq!(prod.pins[0].hashes, ["cccc"]);
+        assert!(prod.pins[0].dependencies.contains(&"httptools".to_string()));
+        assert_eq!(prod.pins[1].direct.len(), 1, "a file with a URL is fetched from it");
+        assert_eq!(prod.requires_python.as_deref(), Some(">=3.11"));
+        let dev = pdm(&doc, "pdm.lock", Path::new("/app"), &target(), &["dev".into()]).unwrap();
+        assert_eq!(keys(&dev), ["pytest==8.3.0"]);
+    }
+}
