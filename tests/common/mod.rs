@@ -143,6 +143,17 @@ pub fn offline_pyweb() -> Workspace {
     offline("pyweb", &oxbuild_testkit::wheelhouse())
 }
 
+/// `testdata/<name>`, offline: its `[python]` section takes the test
+/// wheelhouse as `find-links`, with no index.
+pub fn offline_from_wheelhouse(name: &str) -> Workspace {
+    let ws = Workspace::of(name);
+    ws.edit_config(
+        "[python]\n",
+        &format!("[python]\nfind-links = [\"{}\"]\nno-index = true\n", oxbuild_testkit::wheelhouse().display()),
+    );
+    ws
+}
+
 /// The flask + numpy app (x86_64 wheels only), offline.
 pub fn offline_flaskapp() -> Workspace {
     offline("flaskapp", &oxbuild_testkit::flask_wheelhouse())

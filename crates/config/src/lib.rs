@@ -715,10 +715,11 @@ impl Config {
         }
         if let Some(lock) = &py.lock {
             let name = Path::new(lock).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let known = name == "uv.lock" || (name.starts_with("pylock.") && name.ends_with(".toml"));
+            let known = matches!(name.as_str(), "uv.lock" | "poetry.lock" | "Pipfile.lock" | "pdm.lock")
+                || (name.starts_with("pylock.") && name.ends_with(".toml"));
             if !known {
                 return Err(format!(
-                    "[python] lock = \"{lock}\": name a pylock.toml (pylock.*.toml) or a uv.lock; a requirements file goes in `requirements`"
+                    "[python] lock = \"{lock}\": name a pylock.toml (pylock.*.toml), uv.lock, poetry.lock, Pipfile.lock or pdm.lock; a requirements file goes in `requirements`"
                 ));
             }
         }

@@ -288,8 +288,14 @@ pub fn pdm(
         });
     }
     let mut out = Requirements { pins: merge(pins), ..Default::default() };
-    out.requires_python =
-        doc.get("metadata").and_then(|m| m.get("requires_python")).and_then(|v| v.as_str()).map(str::to_string);
+    // PDM 2.2x writes it per target (`[[metadata.targets]]`); older ones in `[metadata]`.
+    let meta = doc.get("metadata");
+    let targets = meta.and_then(|m| m.get("targets")).and_then(|t| t.as_array()).cloned().unwrap_or_default();
+    out.requires_python = meta
+        .and_then(|m| m.get("requires_python"))
+        .or_else(|| if targets.len() == 1 { targets[0].get("requires_python") } else { None })
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
     Ok(out)
 }
 

@@ -1,0 +1,1 @@
+"""pyweb: a WSGI app whose answers depend on its locked dependencies."""

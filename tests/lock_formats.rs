@@ -1,0 +1,91 @@
+//! Projects locked by Poetry, Pipenv and PDM (testdata/poetryweb, pipenvweb,
+//! pdmweb: the locks were written by the real tools), read with no tool
+//! installed: each builds, passes its tests in the test variant, reaches
+//! healthy in podman and is published; production holds only the
+//! production group. A lock with a pin removed by hand fails before
+//! anything is pushed, naming what is missing.
+
+mod common;
+
+use common::{base, build_json, offline_from_wheelhouse, run};
+use oxbuild_testkit::Registry;
+
+const PROJECTS: [(&str, &str); 3] =
+    [("poetryweb", "poetry.lock"), ("pipenvweb", "Pipfile.lock"), ("pdmweb", "pdm.lock")];
+
+#[test]
+fn poetry_pipenv_and_pdm_projects_build_pass_their_tests_reach_healthy_and_publish() {
+    let registry = Registry::start();
+    for (app, lock) in PROJECTS {
+        let ws = offline_from_wheelhouse(app);
+        let repo = registry.reference(&format!("team/{app}"));
+        let report = build_json(
+            ws.oxbuild()
+                .env("CONTAINERS_CONF", oxbuild_testkit::containers_conf())
+                .env("OXBUILD_PUBLISH_REPOSITORY", &repo)
+                .args(["pipeline", "--base", &base()])
+                .arg(ws.app()),
+        );
+        let stages: Vec<(&str, &str)> = report["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["stage"].as_str().unwrap(), s["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            &stages[..4],
+            [("build", "passed"), ("assess", "passed"), ("health", "passed"), ("publish", "passed")],
+            "{app}: {report}"
+        );
+        let wheels: Vec<String> = report["stages"][0]["python"]["wheels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap().split('-').next().unwrap().to_lowercase())
+            .collect();
+        assert_eq!(wheels, ["gunicorn", "markupsafe"], "{app} ({lock}): production holds its production group only");
+        let test: Vec<String> = report["stages"][0]["python"]["test"]["wheels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap().split('-').next().unwrap().to_lowercase())
+            .collect();
+        assert!(test.contains(&"pytest".to_string()) && test.contains(&"pluggy".to_string()), "{app}: {test:?}");
+    }
+}
+
+#[test]
+fn a_hand_edited_lock_of_each_format_fails_before_anything_is_pushed() {
+    let registry = Registry::start();
+    for (app, lock) in PROJECTS {
+        let ws = offline_from_wheelhouse(app);
+        let path = ws.app().join(lock);
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Drop pluggy, which pytest needs, from the dev group.
+        let edited = match lock {
+            "Pipfile.lock" => {
+                let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+                doc["develop"].as_object_mut().unwrap().remove("pluggy");
+                serde_json::to_string_pretty(&doc).unwrap()
+            }
+            _ => text
+                .split("\n[[package]]\n")
+                .filter(|p| !p.starts_with("name = \"pluggy\""))
+                .collect::<Vec<_>>()
+                .join("\n[[package]]\n"),
+        };
+        assert_ne!(edited, text, "{app}: pluggy was in the lock");
+        std::fs::write(&path, edited).unwrap();
+        let target = registry.reference(&format!("team/{app}:v1"));
+        let (code, _, stderr) = run(ws
+            .oxbuild()
+            .args(["build", "-q", "--variant", "test", "--base", &base(), "--push", "--tag", &target])
+            .arg(ws.app()));
+        assert_eq!(code, 3, "{app}: {stderr}");
+        assert!(
+            stderr.contains(lock) && stderr.contains("pluggy") && stderr.contains("needed by pytest"),
+            "{app}: {stderr}"
+        );
+        assert!(registry.skopeo_list_tags(&format!("team/{app}")).is_empty(), "{app}: nothing was pushed");
+    }
+}
