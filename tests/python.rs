@@ -175,12 +175,18 @@ fn an_sdist_only_package_says_how_to_supply_a_wheel() {
     let house = ws.tmp.path().join("sdists");
     std::fs::create_dir_all(&house).unwrap();
     std::fs::write(house.join("onlysource-1.0.tar.gz"), b"not really").unwrap();
+    std::fs::write(house.join("alsosource-2.0.tar.gz"), b"not really").unwrap();
     ws.edit_config(
         &format!("find-links = [\"{}\"]", wheelhouse().display()),
         &format!("find-links = [\"{}\", \"{}\"]", wheelhouse().display(), house.display()),
     );
-    std::fs::write(ws.app().join("requirements.txt"), "onlysource==1.0\n").unwrap();
-    assert_build_error(&ws, 4, &["onlysource==1.0", "source distribution", "pip wheel", "find-links"]);
+    std::fs::write(ws.app().join("requirements.txt"), "onlysource==1.0\ngunicorn==27.0.1\nalsosource==2.0\n").unwrap();
+    // Every source-only package in one run, not one per run.
+    assert_build_error(
+        &ws,
+        4,
+        &["2 packages cannot be installed", "onlysource==1.0", "alsosource==2.0", "source distribution", "pip wheel"],
+    );
 }
 
 #[test]

@@ -40,7 +40,7 @@ pub mod fuzz {
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use futures_util::{StreamExt as _, TryStreamExt as _, stream};
+use futures_util::{StreamExt as _, stream};
 use oxbuild_image::{BlobStore, Digest, EntrySource as _, LayerBlob, LayerBuilder, LayerCompression, Owner};
 use sha2::{Digest as _, Sha256};
 
@@ -101,14 +101,30 @@ pub fn applicable(reqs: &Requirements, target: &Target) -> Result<Vec<Pin>, Erro
 /// Finds, verifies and caches the best wheel of every pin for `target`.
 pub async fn fetch(pins: &[Pin], sources: &Sources, target: &Target, store: &BlobStore) -> Result<Vec<Wheel>, Error> {
     let ranking = target.ranking();
-    stream::iter(pins.iter().cloned())
+    let results: Vec<Result<Wheel, Error>> = stream::iter(pins.iter().cloned())
         .map(|pin| {
             let ranking = &ranking;
             async move { fetch_one(&pin, sources, target, ranking, store).await }
         })
         .buffered(4)
-        .try_collect()
-        .await
+        .collect()
+        .await;
+    // Every package that has no usable wheel is reported in one run, not
+    // one per run; any other failure (an index, the cache) is reported as it is.
+    let mut wheels = Vec::new();
+    let mut unusable = Vec::new();
+    for r in results {
+        match r {
+            Ok(w) => wheels.push(w),
+            Err(Error::Package(why)) => unusable.push(why),
+            Err(e) => return Err(e),
+        }
+    }
+    match unusable.len() {
+        0 => Ok(wheels),
+        1 => Err(Error::Package(unusable.remove(0))),
+        n => Err(Error::Package(format!("{n} packages cannot be installed:\n  - {}", unusable.join("\n  - ")))),
+    }
 }
 
 async fn fetch_one(
@@ -176,11 +192,14 @@ async fn fetch_one(
                 pin.name, pin.version
             )
         } else {
+            // A long list of file names hides the point; a few show what the package ships.
+            let shown = wheels.len().min(5);
+            let more = if wheels.len() > shown { format!(" and {} more", wheels.len() - shown) } else { String::new() };
             format!(
-                "{what}: no wheel fits {platform} (tags tried: {}, … and {} more); available: {}",
+                "{what}: no wheel fits {platform} (tags tried: {}, … and {} more); available: {}{more}",
                 tried.join(", "),
                 ranking.len().saturating_sub(3),
-                wheels.join(", ")
+                wheels[..shown].join(", ")
             )
         }));
     };
