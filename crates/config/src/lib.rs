@@ -192,9 +192,13 @@ pub struct PythonConfig {
     /// Pinned requirements of the test variant: a requirements file, a
     /// pylock.toml, or a uv.lock (then its `test-groups` are installed).
     pub test_requirements: Option<String>,
-    /// The dependency groups of a uv.lock `test-requirements` to install in the
-    /// test variant; `["dev"]` (uv's default group) when not set.
+    /// The dependency groups of a lock `test-requirements` to install in the
+    /// test variant; `["dev"]` (`["develop"]` for Pipfile.lock) when not set.
     pub test_groups: Option<Vec<String>>,
+    /// Dependency groups production installs besides the lock's production
+    /// part (uv's `prod` group, say).
+    #[serde(default)]
+    pub groups: Vec<String>,
     /// Where the virtual environment goes in the image.
     #[serde(default = "default_venv")]
     pub venv: String,
@@ -252,6 +256,7 @@ impl Default for PythonConfig {
             lock: None,
             test_requirements: None,
             test_groups: None,
+            groups: Vec::new(),
             venv: default_venv(),
             index_url: None,
             extra_index_url: Vec::new(),

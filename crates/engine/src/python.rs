@@ -126,7 +126,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         return Ok(None);
     }
     let target = oxbuild_python::target::detect(&cx.base.fs, &cx.base.config)?;
-    let settings = |requirements: std::path::PathBuf, installed: Vec<Pin>, groups| Settings {
+    let settings = |requirements: std::path::PathBuf, installed: Vec<Pin>, selection| Settings {
         requirements,
         prefix: cfg.python.venv.clone(),
         index_url: cfg.python.index_url.clone(),
@@ -135,7 +135,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         no_index: cfg.python.no_index,
         installed,
         compression: oxbuild_build::compression(cfg),
-        groups,
+        selection,
         bytecode: cx.bytecode.cloned(),
     };
     let events = &cx.services.events;
@@ -152,7 +152,8 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
             target.libc,
             requirements.display()
         ));
-        let dep = layer(&settings(requirements, Vec::new(), Vec::new()), &target, cx).await?;
+        let selection = oxbuild_python::lockfile::Selection { production: true, groups: cfg.python.groups.clone() };
+        let dep = layer(&settings(requirements, Vec::new(), selection), &target, cx).await?;
         report = describe(&target, &dep, cx);
         production.push(extra(&dep, "python dependencies", cx));
         prod_pins = dep.pins;
@@ -163,7 +164,12 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         let groups = cfg.python.test_groups();
         let from = if groups.is_empty() { String::new() } else { format!(" (groups: {})", groups.join(", ")) };
         events.step(&format!("test dependencies from {}{from}", requirements.display()));
-        let dep = layer(&settings(requirements, prod_pins, groups), &target, cx).await?;
+        let selection = if groups.is_empty() {
+            oxbuild_python::lockfile::Selection::production()
+        } else {
+            oxbuild_python::lockfile::Selection::groups(groups)
+        };
+        let dep = layer(&settings(requirements, prod_pins, selection), &target, cx).await?;
         report["test"] = describe(&target, &dep, cx);
         test.push(extra(&dep, "test dependencies", cx));
     }

@@ -104,15 +104,16 @@ fn target_for_locks() -> oxbuild_python::Target {
 /// A `uv.lock`, for its dependencies and its dev group.
 pub fn uv_lock(data: &[u8]) {
     let path = scratch_file("uv/uv.lock", data);
-    let _ = oxbuild_python::lockfile::load(&path, &target_for_locks(), &[]);
-    let _ = oxbuild_python::lockfile::load(&path, &target_for_locks(), &["dev".to_string()]);
+    let _ = oxbuild_python::lockfile::load(&path, &target_for_locks(), &Default::default());
+    let dev = oxbuild_python::lockfile::Selection::groups(vec!["dev".to_string()]);
+    let _ = oxbuild_python::lockfile::load(&path, &target_for_locks(), &dev);
     let _ = oxbuild_python::lockfile::uv_groups(&path);
 }
 
 /// A PEP 751 `pylock.toml`.
 pub fn pylock(data: &[u8]) {
     let path = scratch_file("pylock/pylock.toml", data);
-    let _ = oxbuild_python::lockfile::load(&path, &target_for_locks(), &[]);
+    let _ = oxbuild_python::lockfile::load(&path, &target_for_locks(), &Default::default());
 }
 
 /// An image manifest, with an empty config.

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use crate::marker::{Environment, Marker};
 use crate::name::normalize;
-use crate::requirements::{Pin, Requirements};
+use crate::requirements::{Pin, Requirements, Selection};
 use crate::source::{Candidate, Location};
 use crate::{Error, Target};
 
@@ -36,6 +36,13 @@ pub fn default_test_group(file: &str) -> &'static str {
     }
 }
 
+/// The groups to install from lock `file`: its production group when the
+/// selection asks for production, and the named ones.
+fn wanted(file: &str, selection: &Selection) -> Vec<String> {
+    let production = selection.production.then(|| production_group(file).to_string());
+    production.into_iter().chain(selection.groups.iter().cloned()).collect()
+}
+
 fn lock_err(file: &str, message: String) -> Error {
     Error::Lock { file: file.to_string(), line: 0, message }
 }
@@ -54,15 +61,14 @@ fn sha256_of(hash: &str) -> Option<String> {
 
 /// Pipfile.lock (JSON): `default` for production, or the sections named
 /// by `groups` (`develop`).
-pub fn pipfile(text: &str, file: &str, target: &Target, groups: &[String]) -> Result<Requirements, Error> {
+pub fn pipfile(text: &str, file: &str, target: &Target, selection: &Selection) -> Result<Requirements, Error> {
     let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::Lock {
         file: file.to_string(),
         line: e.line(),
         message: format!("not a Pipfile.lock: {e}"),
     })?;
     let env = target.marker_environment()?;
-    let sections: Vec<String> =
-        if groups.is_empty() { vec![production_group("Pipfile.lock").to_string()] } else { groups.to_vec() };
+    let sections = wanted("Pipfile.lock", selection);
     let mut pins = Vec::new();
     for section in &sections {
         let Some(packages) = doc.get(section).and_then(|s| s.as_object()) else {
@@ -129,10 +135,9 @@ pub fn pipfile(text: &str, file: &str, target: &Target, groups: &[String]) -> Re
 
 /// poetry.lock (Poetry 2, lock-version 2.1): the packages whose `groups`
 /// include `main` (or those named by `groups`), where the group's marker holds.
-pub fn poetry(doc: &toml::Table, file: &str, target: &Target, groups: &[String]) -> Result<Requirements, Error> {
+pub fn poetry(doc: &toml::Table, file: &str, target: &Target, selection: &Selection) -> Result<Requirements, Error> {
     let env = target.marker_environment()?;
-    let wanted: Vec<String> =
-        if groups.is_empty() { vec![production_group("poetry.lock").to_string()] } else { groups.to_vec() };
+    let wanted = wanted("poetry.lock", selection);
     let packages = doc.get("package").and_then(|p| p.as_array()).cloned().unwrap_or_default();
     let mut pins = Vec::new();
     let mut seen_groups = BTreeSet::new();
@@ -202,13 +207,13 @@ pub fn poetry(doc: &toml::Table, file: &str, target: &Target, groups: &[String])
             extras: Vec::new(),
         });
     }
-    for g in &wanted {
-        if !seen_groups.contains(g) && !groups.is_empty() {
+    for g in &selection.groups {
+        if !seen_groups.contains(g) {
             let known: Vec<String> = seen_groups.iter().cloned().collect();
             return Err(lock_err(
                 file,
                 format!(
-                    "no package is in group `{g}` (groups in the lock: {}); set [python] test-groups",
+                    "no package is in group `{g}` (groups in the lock: {}); fix [python] groups or test-groups",
                     known.join(", ")
                 ),
             ));
@@ -227,11 +232,10 @@ pub fn pdm(
     file: &str,
     dir: &Path,
     target: &Target,
-    groups: &[String],
+    selection: &Selection,
 ) -> Result<Requirements, Error> {
     let env = target.marker_environment()?;
-    let wanted: Vec<String> =
-        if groups.is_empty() { vec![production_group("pdm.lock").to_string()] } else { groups.to_vec() };
+    let wanted = wanted("pdm.lock", selection);
     let packages = doc.get("package").and_then(|p| p.as_array()).cloned().unwrap_or_default();
     let mut pins = Vec::new();
     for p in packages.iter().filter_map(|p| p.as_table()) {
@@ -404,18 +408,18 @@ mod tests {
              }},
              "develop": {{"pytest": {{"version": "==8.3.0"}}}}}}"#
         );
-        let prod = pipfile(&text, "Pipfile.lock", &target(), &[]).unwrap();
+        let prod = pipfile(&text, "Pipfile.lock", &target(), &Selection::production()).unwrap();
         assert_eq!(keys(&prod), ["flask==3.1.0", "uvicorn==0.30.0"]);
         assert_eq!(prod.pins[0].hashes, vec![h.clone()]);
         assert_eq!(prod.pins[1].extras, vec!["standard"]);
         assert_eq!(prod.requires_python.as_deref(), Some("==3.11.*"));
         assert_eq!(prod.options.index_url, None, "PyPI is the default anyway");
-        let dev = pipfile(&text, "Pipfile.lock", &target(), &["develop".into()]).unwrap();
+        let dev = pipfile(&text, "Pipfile.lock", &target(), &Selection::groups(vec!["develop".into()])).unwrap();
         assert_eq!(keys(&dev), ["pytest==8.3.0"]);
         let git = r#"{"default": {"x": {"git": "https://tok@example.com/x.git", "ref": "abc"}}}"#;
-        let e = pipfile(git, "Pipfile.lock", &target(), &[]).unwrap_err().to_string();
+        let e = pipfile(git, "Pipfile.lock", &target(), &Selection::production()).unwrap_err().to_string();
         assert!(e.contains("`x` comes from git") && !e.contains("tok@"), "{e}");
-        let e = pipfile("{\"default\": ", "Pipfile.lock", &target(), &[]).unwrap_err().to_string();
+        let e = pipfile("{\"default\": ", "Pipfile.lock", &target(), &Selection::production()).unwrap_err().to_string();
         assert!(e.starts_with("Pipfile.lock:1: not a Pipfile.lock"), "{e}");
     }
 
@@ -450,17 +454,22 @@ python-versions = "^3.11"
 "#
         .parse()
         .unwrap();
-        let prod = poetry(&doc, "poetry.lock", &target(), &[]).unwrap();
+        let prod = poetry(&doc, "poetry.lock", &target(), &Selection::production()).unwrap();
         assert_eq!(keys(&prod), ["flask==3.1.0"]);
         assert_eq!(prod.pins[0].dependencies, ["click", "werkzeug"]);
         assert_eq!(prod.pins[0].hashes, ["bbbb"]);
         assert_eq!(prod.requires_python.as_deref(), Some(">=3.11,<4"));
-        let dev = poetry(&doc, "poetry.lock", &target(), &["dev".into()]).unwrap();
+        let dev = poetry(&doc, "poetry.lock", &target(), &Selection::groups(vec!["dev".into()])).unwrap();
         assert_eq!(keys(&dev), ["colorama==0.4.6", "pytest==8.3.0"], "dev's own marker holds on linux");
-        let e = poetry(&doc, "poetry.lock", &target(), &["test".into()]).unwrap_err().to_string();
+        // [python] groups: production and the named group.
+        let both = Selection { production: true, groups: vec!["dev".into()] };
+        let both = poetry(&doc, "poetry.lock", &target(), &both).unwrap();
+        assert_eq!(keys(&both), ["flask==3.1.0", "colorama==0.4.6", "pytest==8.3.0"]);
+        let e =
+            poetry(&doc, "poetry.lock", &target(), &Selection::groups(vec!["test".into()])).unwrap_err().to_string();
         assert!(e.contains("no package is in group `test`") && e.contains("dev, main"), "{e}");
         let old: toml::Table = "[[package]]\nname = \"x\"\nversion = \"1\"\n".parse().unwrap();
-        let e = poetry(&old, "poetry.lock", &target(), &[]).unwrap_err().to_string();
+        let e = poetry(&old, "poetry.lock", &target(), &Selection::production()).unwrap_err().to_string();
         assert!(e.contains("Poetry 1") && e.contains("poetry lock"), "{e}");
     }
 
@@ -501,14 +510,14 @@ files = []
 "#
         .parse()
         .unwrap();
-        let prod = pdm(&doc, "pdm.lock", Path::new("/app"), &target(), &[]).unwrap();
+        let prod = pdm(&doc, "pdm.lock", Path::new("/app"), &target(), &Selection::production()).unwrap();
         assert_eq!(keys(&prod), ["uvicorn==0.30.0", "uvloop==0.19.0"]);
         assert_eq!(prod.pins[0].extras, ["standard"]);
         assert_eq!(prod.pins[0].hashes, ["cccc"]);
         assert!(prod.pins[0].dependencies.contains(&"httptools".to_string()));
         assert_eq!(prod.pins[1].direct.len(), 1, "a file with a URL is fetched from it");
         assert_eq!(prod.requires_python.as_deref(), Some(">=3.11"));
-        let dev = pdm(&doc, "pdm.lock", Path::new("/app"), &target(), &["dev".into()]).unwrap();
+        let dev = pdm(&doc, "pdm.lock", Path::new("/app"), &target(), &Selection::groups(vec!["dev".into()])).unwrap();
         assert_eq!(keys(&dev), ["pytest==8.3.0"]);
     }
 }

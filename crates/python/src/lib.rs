@@ -427,9 +427,8 @@ pub struct Settings {
     pub installed: Vec<Pin>,
     /// How the layer is compressed (the image's `compression`).
     pub compression: LayerCompression,
-    /// uv.lock dependency groups to start from instead of the project's
-    /// dependencies (the test variant's `test-groups`).
-    pub groups: Vec<String>,
+    /// Which part of a lock with groups to install.
+    pub selection: lockfile::Selection,
     /// The interpreter that compiles the layer's bytecode; none without.
     pub bytecode: Option<bytecode::Compiler>,
 }
@@ -445,7 +444,7 @@ impl std::fmt::Debug for Settings {
             .field("extra_index_urls", &self.extra_index_urls.iter().map(|u| source::redact(u)).collect::<Vec<_>>())
             .field("find_links", &self.find_links)
             .field("no_index", &self.no_index)
-            .field("groups", &self.groups)
+            .field("selection", &self.selection)
             .finish_non_exhaustive()
     }
 }
@@ -509,7 +508,7 @@ pub struct Planned {
 
 /// Reads the lock for `target` and computes the layer's cache key.
 pub fn plan(settings: &Settings, target: &Target, epoch: u64) -> Result<Planned, Error> {
-    let reqs = lockfile::load(&settings.requirements, target, &settings.groups)?;
+    let reqs = lockfile::load(&settings.requirements, target, &settings.selection)?;
     if let Some(spec) = &reqs.requires_python {
         check::lock_requires_python(spec, &settings.requirements.display().to_string(), target)?;
     }
@@ -728,7 +727,7 @@ mod tests {
             no_index: false,
             installed: Vec::new(),
             compression: LayerCompression::Gzip,
-            groups: Vec::new(),
+            selection: lockfile::Selection::production(),
             bytecode: None,
         };
         for shown in [format!("{sources:?}"), format!("{settings:?}"), format!("{sources:#?}")] {

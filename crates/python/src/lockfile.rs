@@ -9,15 +9,16 @@ use std::path::Path;
 
 use crate::marker::Marker;
 use crate::name::normalize;
+pub use crate::requirements::Selection;
 use crate::requirements::{Pin, Requirements};
 use crate::source::{Candidate, Location};
 use crate::{Error, Target};
 
 /// Reads the lock at `path`, by its name: `pylock.toml` / `pylock.*.toml`,
 /// `uv.lock`, or else a requirements file. `target` decides which of uv.lock's
-/// dependency edges apply; `groups` (uv.lock only) starts from those
-/// dependency groups of the project instead of its dependencies.
-pub fn load(path: &Path, target: &Target, groups: &[String]) -> Result<Requirements, Error> {
+/// dependency edges apply; `selection` says which part of a lock with groups
+/// to install (the production part, named groups, or both).
+pub fn load(path: &Path, target: &Target, selection: &Selection) -> Result<Requirements, Error> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let is_pylock = name == "pylock.toml" || (name.starts_with("pylock.") && name.ends_with(".toml"));
     let file = path.display().to_string();
@@ -29,15 +30,25 @@ pub fn load(path: &Path, target: &Target, groups: &[String]) -> Result<Requireme
                 line: 0,
                 message: crate::error::unreadable(&e),
             })?;
-            return crate::grouped::pipfile(&text, &file, target, groups);
+            return crate::grouped::pipfile(&text, &file, target, selection);
         }
-        "poetry.lock" => return crate::grouped::poetry(&read_toml(path)?, &file, target, groups),
-        "pdm.lock" => return crate::grouped::pdm(&read_toml(path)?, &file, dir, target, groups),
+        "poetry.lock" => return crate::grouped::poetry(&read_toml(path)?, &file, target, selection),
+        "pdm.lock" => return crate::grouped::pdm(&read_toml(path)?, &file, dir, target, selection),
+        _ if name != "uv.lock" && !selection.groups.is_empty() => {
+            return Err(Error::Lock {
+                file,
+                line: 0,
+                message: format!(
+                    "has no dependency groups, so groups {} cannot be installed from it; name a uv.lock, poetry.lock, pdm.lock or Pipfile.lock, or drop [python] groups",
+                    selection.groups.join(", ")
+                ),
+            });
+        }
         _ if !is_pylock && name != "uv.lock" => return Requirements::load(path),
         _ => {}
     }
     let doc = read_toml(path)?;
-    let pins = if is_pylock { pylock(&doc, &file, dir)? } else { uv(&doc, &file, dir, target, groups)? };
+    let pins = if is_pylock { pylock(&doc, &file, dir)? } else { uv(&doc, &file, dir, target, selection)? };
     let requires_python = str_of(&doc, "requires-python").map(str::to_string);
     Ok(Requirements { pins, requires_python, ..Default::default() })
 }
@@ -160,9 +171,11 @@ fn pylock(doc: &toml::Table, file: &str, dir: &Path) -> Result<Vec<Pin>, Error> 
 
 /// uv.lock: every package reachable from the project's own package(s) by
 /// dependency edges whose markers hold for the target, with the extras each
-/// edge asks for. With `groups`, the walk starts from those dependency groups
+/// edge asks for. The walk starts from the project's dependencies (for
+/// production) and from the dependency groups `selection` names.
 /// of the project (`[package.dev-dependencies]`) instead of its dependencies.
-fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, groups: &[String]) -> Result<Vec<Pin>, Error> {
+fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Selection) -> Result<Vec<Pin>, Error> {
+    let groups = &selection.groups;
     let env = target.marker_environment()?;
     let lock_err = |message: String| Error::Lock { file: file.into(), line: 0, message };
     let packages: Vec<toml::Table> = doc
@@ -195,7 +208,7 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, groups: &[Stri
         list.and_then(|l| l.as_array()).cloned().unwrap_or_default()
     };
     let mut pending: VecDeque<Vec<toml::Value>> = VecDeque::new();
-    if groups.is_empty() {
+    if selection.production {
         pending.extend(roots.iter().map(|r| edges(r, "dependencies", None)));
     }
     for group in groups {
@@ -213,7 +226,7 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, groups: &[Stri
             let known =
                 if known.is_empty() { "none".to_string() } else { known.into_iter().collect::<Vec<_>>().join(", ") };
             return Err(lock_err(format!(
-                "the project has no dependency group `{group}` (groups in the lock: {known}); set [python] test-groups"
+                "the project has no dependency group `{group}` (groups in the lock: {known}); fix [python] groups or test-groups"
             )));
         }
         pending.extend(lists);
@@ -366,7 +379,7 @@ source = { registry = "https://pypi.org/simple" }
 "#,
         )
         .unwrap();
-        let reqs = load(&path, &target(), &[]).unwrap();
+        let reqs = load(&path, &target(), &Selection::production()).unwrap();
         let names: Vec<(&str, &str)> = reqs.pins.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
         assert_eq!(names, vec![("flask", "3.1.0"), ("click", "8.1.8")]);
         assert_eq!(reqs.pins[1].hashes, vec!["bbbb", "cccc"]);
@@ -388,7 +401,7 @@ source = { registry = "https://pypi.org/simple" }
              wheels = [{ path = \"wheels/local-1.0-py3-none-any.whl\", hash = \"sha256:abcd\" }]\n",
         )
         .unwrap();
-        let reqs = load(&path, &target(), &[]).unwrap();
+        let reqs = load(&path, &target(), &Selection::production()).unwrap();
         match &reqs.pins[0].direct[0].location {
             Location::File(p) => assert_eq!(p, &dir.path().join("wheels/local-1.0-py3-none-any.whl")),
             other => panic!("{other:?}"),
@@ -427,8 +440,9 @@ source = { registry = "https://pypi.org/simple" }
         std::fs::write(&path, text).unwrap();
         let names = |groups: &[&str]| -> Vec<String> {
             let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+            let selection = if groups.is_empty() { Selection::production() } else { Selection::groups(groups) };
             let mut n: Vec<String> =
-                load(&path, &target(), &groups).unwrap().pins.into_iter().map(|p| p.name).collect();
+                load(&path, &target(), &selection).unwrap().pins.into_iter().map(|p| p.name).collect();
             n.sort();
             n
         };
@@ -437,7 +451,12 @@ source = { registry = "https://pypi.org/simple" }
         // The dev group asks for the project's own `test` extra: hypothesis.
         assert_eq!(names(&["dev"]), vec!["click", "hypothesis", "iniconfig", "pytest"]);
         assert_eq!(names(&["lint"]), vec!["ruff"]);
-        let e = load(&path, &target(), &["docs".to_string()]).unwrap_err().to_string();
+        // [python] groups: the project's dependencies and a named group.
+        let both = Selection { production: true, groups: vec!["dev".to_string()] };
+        let mut n: Vec<String> = load(&path, &target(), &both).unwrap().pins.into_iter().map(|p| p.name).collect();
+        n.sort();
+        assert!(n.contains(&"uvicorn".to_string()) && n.len() > names(&[]).len(), "{n:?}");
+        let e = load(&path, &target(), &Selection::groups(vec!["docs".to_string()])).unwrap_err().to_string();
         assert!(e.contains("`docs`") && e.contains("dev, lint"), "{e}");
         let groups = uv_groups(&path).unwrap();
         assert_eq!(groups["dev"], vec!["pytest", "app"]);
@@ -467,12 +486,12 @@ marker = "sys_platform == 'win32'"
 "#,
         )
         .unwrap();
-        let reqs = load(&path, &target(), &[]).unwrap();
+        let reqs = load(&path, &target(), &Selection::production()).unwrap();
         assert_eq!(reqs.pins.len(), 2);
         assert_eq!(reqs.pins[0].hashes, vec!["dddd"]);
         assert!(matches!(&reqs.pins[0].direct[0].location, Location::File(p) if p.starts_with(dir.path())));
         assert!(reqs.pins[1].marker.is_some());
         std::fs::write(&path, "lock-version = \"2.0\"\n").unwrap();
-        assert!(load(&path, &target(), &[]).unwrap_err().to_string().contains("lock-version"));
+        assert!(load(&path, &target(), &Selection::production()).unwrap_err().to_string().contains("lock-version"));
     }
 }

@@ -66,6 +66,35 @@ pub struct Requirements {
     pub requires_python: Option<String>,
 }
 
+/// Which part of a lock with groups to install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// The production part: uv's project dependencies, Poetry's `main`,
+    /// PDM's and Pipenv's `default`.
+    pub production: bool,
+    /// Named groups besides (`[python] groups`), or alone (a test variant's
+    /// `test-groups`).
+    pub groups: Vec<String>,
+}
+
+impl Selection {
+    /// The production part only.
+    pub fn production() -> Selection {
+        Selection { production: true, groups: Vec::new() }
+    }
+
+    /// These groups only.
+    pub fn groups(groups: Vec<String>) -> Selection {
+        Selection { production: false, groups }
+    }
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection::production()
+    }
+}
+
 const UNPINNED_HINT: &str = "oxbuild installs exactly what a lock says: pin every requirement with `==` (generate the file with `uv pip compile` or `pip-compile`)";
 
 impl Requirements {
