@@ -609,3 +609,43 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
     ws.edit_config("requirements = \"requirements.txt\"", "lock = \"uv.lock\"");
     assert_build_error(&ws, 3, &["uv.lock", "the lock is for Python ==3.12.*", "the base has Python 3.11"]);
 }
+
+/// A wheel built here for a hashed lock (a rebuilt gunicorn, so its bytes
+/// differ from PyPI's) is refused by hash, unless `[python]
+/// trust-local-wheels` names the package; then it is installed and the SBOM
+/// says it was trusted rather than matched.
+#[test]
+fn a_local_wheel_for_a_hashed_lock_needs_trust_local_wheels_and_the_sbom_says_so() {
+    let ws = offline_pyweb();
+    let house = ws.tmp.path().join("rebuilt");
+    std::fs::create_dir_all(&house).unwrap();
+    let wheel = "gunicorn-27.0.1-py3-none-any.whl";
+    let rezip = std::process::Command::new("python3")
+        .args(["-c", "import sys, zipfile\nsrc, dst = sys.argv[1:]\nwith zipfile.ZipFile(src) as a, zipfile.ZipFile(dst, 'w', zipfile.ZIP_STORED) as b:\n    for i in a.infolist():\n        b.writestr(i.filename, a.read(i.filename))\n"])
+        .arg(wheelhouse().join(wheel))
+        .arg(house.join(wheel))
+        .status()
+        .unwrap();
+    assert!(rezip.success());
+    ws.edit_config(
+        &format!("find-links = [\"{}\"]", wheelhouse().display()),
+        &format!("find-links = [\"{}\", \"{}\"]", house.display(), wheelhouse().display()),
+    );
+    // Only the rebuilt gunicorn is offered: the wheelhouse's copy goes.
+    let only = ws.tmp.path().join("only");
+    std::fs::create_dir_all(&only).unwrap();
+    for entry in std::fs::read_dir(wheelhouse()).unwrap() {
+        let entry = entry.unwrap();
+        if !entry.file_name().to_string_lossy().starts_with("gunicorn") {
+            std::fs::copy(entry.path(), only.join(entry.file_name())).unwrap();
+        }
+    }
+    ws.edit_config(&format!("\"{}\"]", wheelhouse().display()), &format!("\"{}\"]", only.display()));
+    assert_build_error(&ws, 4, &["gunicorn==27.0.1", "hash mismatch"]);
+
+    ws.edit_config("no-index = true", "no-index = true\ntrust-local-wheels = [\"gunicorn\"]");
+    let sboms = ws.tmp.path().join("sboms");
+    build_json(ws.oxbuild().args(["build", "-q", "--base", &base(), "--sbom-dir"]).arg(&sboms).arg(ws.app()));
+    let spdx = std::fs::read_to_string(sboms.join("sbom.spdx.json")).unwrap();
+    assert!(spdx.contains("trust-local-wheels"), "the SBOM marks the trusted wheel");
+}

@@ -199,6 +199,11 @@ pub struct PythonConfig {
     /// part (uv's `prod` group, say).
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Packages whose wheel in `find-links` is installed although the lock's
+    /// hashes do not name it (a wheel built here from a source-only
+    /// package); the SBOM says so.
+    #[serde(default)]
+    pub trust_local_wheels: Vec<String>,
     /// Where the virtual environment goes in the image.
     #[serde(default = "default_venv")]
     pub venv: String,
@@ -257,6 +262,7 @@ impl Default for PythonConfig {
             test_requirements: None,
             test_groups: None,
             groups: Vec::new(),
+            trust_local_wheels: Vec::new(),
             venv: default_venv(),
             index_url: None,
             extra_index_url: Vec::new(),

@@ -136,6 +136,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         installed,
         compression: oxbuild_build::compression(cfg),
         selection,
+        trust_local_wheels: cfg.python.trust_local_wheels.clone(),
         bytecode: cx.bytecode.cloned(),
     };
     let events = &cx.services.events;

@@ -222,7 +222,8 @@ async fn fetch_one(
             chosen.filename
         )));
     }
-    if !pin.hashes.is_empty() && !pin.hashes.contains(&digest.hex().to_string()) {
+    if !pin.hashes.is_empty() && !pin.hashes.contains(&digest.hex().to_string()) && !sources.trusts(&pin.key(), chosen)
+    {
         return Err(Error::Package(format!(
             "{what}: hash mismatch for {}: got sha256:{}, the lock allows {}",
             chosen.filename,
@@ -244,11 +245,16 @@ fn finish(
     downloaded: bool,
 ) -> Result<Wheel, Error> {
     let filename = chosen.filename.clone();
-    if !pin.hashes.is_empty() && !pin.hashes.contains(&digest.hex().to_string()) {
+    let unhashed = !pin.hashes.is_empty() && !pin.hashes.contains(&digest.hex().to_string());
+    if unhashed && !sources.trusts(&pin.key(), chosen) {
         return Err(Error::Package(format!("{}=={}: hash mismatch for {filename}", pin.name, pin.version)));
     }
     let path = store.path(&digest);
     let (source, url) = match &chosen.location {
+        // The SBOM says so: this wheel is not the one the lock's hashes name.
+        source::Location::File(_) if unhashed => {
+            (Some("find-links (trusted by [python] trust-local-wheels, not the lock's hash)".to_string()), None)
+        }
         source::Location::File(_) => (Some("find-links".to_string()), None),
         source::Location::Url(url, i) => (sources.index_url(*i), Some(without_credentials(url))),
         source::Location::Direct(url) => (None, Some(without_credentials(url))),
@@ -429,6 +435,8 @@ pub struct Settings {
     pub compression: LayerCompression,
     /// Which part of a lock with groups to install.
     pub selection: lockfile::Selection,
+    /// Packages whose `find-links` wheel is taken without the lock's hash.
+    pub trust_local_wheels: Vec<String>,
     /// The interpreter that compiles the layer's bytecode; none without.
     pub bytecode: Option<bytecode::Compiler>,
 }
@@ -556,7 +564,8 @@ pub async fn build(
         &extra,
         settings.no_index || reqs.options.no_index,
         http.clone(),
-    )?;
+    )?
+    .trusting(&settings.trust_local_wheels);
     let wheels = fetch(&planned.pins, &sources, target, store).await?;
     let downloaded = wheels.iter().filter(|w| w.downloaded).count();
     let (ws, t, prefix, st) = (wheels.clone(), target.clone(), settings.prefix.clone(), store.clone());
@@ -728,6 +737,7 @@ mod tests {
             installed: Vec::new(),
             compression: LayerCompression::Gzip,
             selection: lockfile::Selection::production(),
+            trust_local_wheels: Vec::new(),
             bytecode: None,
         };
         for shown in [format!("{sources:?}"), format!("{settings:?}"), format!("{sources:#?}")] {

@@ -283,6 +283,19 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
             if !seen.insert((name.clone(), version.clone())) {
                 continue;
             }
+            // A package from git, a URL or a directory has no index files to
+            // fetch: say where it comes from, not that the index lacks it.
+            if let Some(source) = dep.get("source").and_then(|s| s.as_table())
+                && let Some((kind, at)) = ["git", "url", "path", "directory", "editable"]
+                    .iter()
+                    .find_map(|k| source.get(*k).and_then(|v| v.as_str()).map(|v| (*k, v)))
+                && dep.get("wheels").is_none()
+            {
+                let at = if matches!(kind, "git" | "url") { oxbuild_http::redact(at) } else { at.to_string() };
+                return Err(lock_err(format!(
+                    "package `{name}` comes from {kind} `{at}`, which oxbuild cannot install yet: publish it as a wheel (a find-links wheelhouse or an index) and lock that version"
+                )));
+            }
             let needs = edges(dep, "dependencies", None);
             for edge in &needs {
                 deps_of.entry(name.clone()).or_default().extend(holds(edge)?);
@@ -406,6 +419,16 @@ source = { registry = "https://pypi.org/simple" }
             Location::File(p) => assert_eq!(p, &dir.path().join("wheels/local-1.0-py3-none-any.whl")),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn uv_lock_git_and_url_sources_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("uv.lock");
+        let text = "version = 1\nrequires-python = \">=3.11\"\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\nsource = { virtual = \".\" }\ndependencies = [{ name = \"tool\" }]\n\n[[package]]\nname = \"tool\"\nversion = \"1.0\"\nsource = { git = \"https://user:tok@example.com/tool.git?rev=abc#abc\" }\n";
+        std::fs::write(&path, text).unwrap();
+        let e = load(&path, &target(), &Selection::production()).unwrap_err().to_string();
+        assert!(e.contains("`tool` comes from git") && !e.contains("tok@"), "{e}");
     }
 
     #[test]

@@ -125,12 +125,28 @@ pub struct Sources {
     find_links: Vec<PathBuf>,
     indexes: Vec<Index>,
     http: oxbuild_http::Client,
+    /// Packages (normalised) whose `find-links` wheel is taken although the
+    /// lock's hashes do not name it (`[python] trust-local-wheels`).
+    trusted: Vec<String>,
 }
 
 /// The default index.
 pub const PYPI: &str = "https://pypi.org/simple/";
 
 impl Sources {
+    /// These sources, taking a `find-links` wheel of each of `names` even
+    /// when the lock's hashes do not name it (a wheel built here from a
+    /// source-only package cannot match a hash the lock took from PyPI).
+    pub fn trusting(mut self, names: &[String]) -> Sources {
+        self.trusted = names.iter().map(|n| normalize(n)).collect();
+        self
+    }
+
+    /// Whether `candidate` of package `key` is taken without the lock's hash.
+    pub fn trusts(&self, key: &str, candidate: &Candidate) -> bool {
+        matches!(candidate.location, Location::File(_)) && self.trusted.iter().any(|t| t == key)
+    }
+
     /// find-links directories first, then `index_url` (PyPI when None) and the
     /// extra indexes, unless `no_index`; indexes are asked through `http`.
     pub fn new(
@@ -147,7 +163,7 @@ impl Sources {
                 indexes.push(Index::parse(e)?);
             }
         }
-        Ok(Sources { find_links, indexes, http })
+        Ok(Sources { find_links, indexes, http, trusted: Vec::new() })
     }
 
     /// The URL of index `i` (as candidates name it), credentials removed.
