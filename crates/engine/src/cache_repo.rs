@@ -380,3 +380,29 @@ async fn push(
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_key_never_shows_in_debug() {
+        let repo = CacheRepo::with_key(Reference::parse("registry.example/cache").unwrap(), b"fleet-S3cret".to_vec());
+        let shown = format!("{repo:?}");
+        assert!(!shown.contains("fleet-S3cret") && shown.contains("<redacted>"), "{shown}");
+        assert!(repo.has_key());
+    }
+
+    #[test]
+    fn a_named_key_file_that_is_missing_or_empty_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.key");
+        let e = key_from(None, None, Some(("[cache] key-file", missing.clone()))).unwrap_err().to_string();
+        assert!(e.contains("missing.key") && e.contains("cannot be read"), "{e}");
+        let empty = dir.path().join("empty.key");
+        std::fs::write(&empty, "\n").unwrap();
+        let e = key_from(None, Some(("OXBUILD_CACHE_KEY_FILE", empty)), None).unwrap_err().to_string();
+        assert!(e.contains("OXBUILD_CACHE_KEY_FILE") && e.contains("is empty"), "{e}");
+        assert_eq!(key_from(Some("k".into()), Some(("x", missing)), None).unwrap(), Some(b"k".to_vec()));
+    }
+}

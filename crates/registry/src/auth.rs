@@ -227,4 +227,26 @@ mod tests {
         assert!(!format!("{:?}", Credential::IdentityToken("tok123".into())).contains("tok123"));
         assert!(!format!("{:?}", Keychain::fixed(c)).contains("hunter2"));
     }
+
+    /// Credentials from an auth file go to their own host only: not to
+    /// another host, nor to the same host on another port. (nextest runs
+    /// each test in its own process, so the environment is this test's.)
+    #[test]
+    fn auth_file_credentials_go_to_their_own_host_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("auth.json");
+        std::fs::write(&file, r#"{"auths": {"registry.example:5000": {"auth": "Y2k6czNjcmV0"}}}"#).unwrap();
+        // SAFETY: this test's process has no other threads reading the environment.
+        unsafe {
+            std::env::set_var("REGISTRY_AUTH_FILE", &file);
+            std::env::set_var("DOCKER_CONFIG", dir.path().join("none"));
+            std::env::remove_var("OXBUILD_REGISTRY_USER");
+        }
+        let keys = Keychain::from_env();
+        let found = keys.lookup("registry.example:5000").unwrap().expect("its own host");
+        assert_eq!(found.credential.who(), "ci");
+        for other in ["registry.example", "registry.example:5001", "auth.example", "docker.io"] {
+            assert!(keys.lookup(other).unwrap().is_none(), "{other} gets nothing");
+        }
+    }
 }
