@@ -1,5 +1,6 @@
-//! Projects locked by Poetry, Pipenv and PDM (testdata/poetryweb, pipenvweb,
-//! pdmweb: the locks were written by the real tools), read with no tool
+//! pyweb's app locked by Poetry, Pipenv and PDM (testdata/poetryweb,
+//! pipenvweb, pdmweb hold each tool's project file and the lock it wrote;
+//! the tests add pyweb's code), read with no tool
 //! installed: each builds, passes its tests in the test variant, reaches
 //! healthy in podman and is published; production holds only the
 //! production group. A lock with a pin removed by hand fails before
@@ -7,7 +8,7 @@
 
 mod common;
 
-use common::{base, build_json, offline_from_wheelhouse, run};
+use common::{base, offline_pyweb_locked_as, run};
 use oxbuild_testkit::Registry;
 
 const PROJECTS: [(&str, &str); 3] =
@@ -17,21 +18,10 @@ const PROJECTS: [(&str, &str); 3] =
 fn poetry_pipenv_and_pdm_projects_build_pass_their_tests_reach_healthy_and_publish() {
     let registry = Registry::start();
     for (app, lock) in PROJECTS {
-        let ws = offline_from_wheelhouse(app);
+        let ws = offline_pyweb_locked_as(app);
         let repo = registry.reference(&format!("team/{app}"));
-        let report = build_json(
-            ws.oxbuild()
-                .env("CONTAINERS_CONF", oxbuild_testkit::containers_conf())
-                .env("OXBUILD_PUBLISH_REPOSITORY", &repo)
-                .args(["pipeline", "--base", &base()])
-                .arg(ws.app()),
-        );
-        let stages: Vec<(&str, &str)> = report["stages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| (s["stage"].as_str().unwrap(), s["status"].as_str().unwrap()))
-            .collect();
+        let (report, stages) = common::pipeline(&ws, &repo, &[]);
+        let stages: Vec<(&str, &str)> = stages.iter().map(|(s, t)| (s.as_str(), t.as_str())).collect();
         assert_eq!(
             &stages[..4],
             [("build", "passed"), ("assess", "passed"), ("health", "passed"), ("publish", "passed")],
@@ -58,7 +48,7 @@ fn poetry_pipenv_and_pdm_projects_build_pass_their_tests_reach_healthy_and_publi
 fn a_hand_edited_lock_of_each_format_fails_before_anything_is_pushed() {
     let registry = Registry::start();
     for (app, lock) in PROJECTS {
-        let ws = offline_from_wheelhouse(app);
+        let ws = offline_pyweb_locked_as(app);
         let path = ws.app().join(lock);
         let text = std::fs::read_to_string(&path).unwrap();
         // Drop pluggy, which pytest needs, from the dev group.

@@ -57,19 +57,8 @@ fn the_whole_pipeline_builds_assesses_checks_health_and_publishes_what_passed() 
     );
     commit_all(&ws.app());
     let sha = git(&ws.app(), &["rev-parse", "--short", "HEAD"]);
-    let report = build_json(
-        ws.oxbuild()
-            .env("CONTAINERS_CONF", oxbuild_testkit::containers_conf())
-            .env("OXBUILD_PUBLISH_REPOSITORY", registry.reference("team/pyweb"))
-            .args(["pipeline", "--base", &base()])
-            .arg(ws.app()),
-    );
-    let stages: Vec<(&str, &str)> = report["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s["stage"].as_str().unwrap(), s["status"].as_str().unwrap()))
-        .collect();
+    let (report, stages) = common::pipeline(&ws, &registry.reference("team/pyweb"), &[]);
+    let stages: Vec<(&str, &str)> = stages.iter().map(|(s, t)| (s.as_str(), t.as_str())).collect();
     assert_eq!(
         stages,
         vec![

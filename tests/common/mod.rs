@@ -143,10 +143,15 @@ pub fn offline_pyweb() -> Workspace {
     offline("pyweb", &oxbuild_testkit::wheelhouse())
 }
 
-/// `testdata/<name>`, offline: its `[python]` section takes the test
+/// `testdata/<name>` (a lock of pyweb's dependencies by another tool) with
+/// pyweb's app and tests, offline: its `[python]` section takes the test
 /// wheelhouse as `find-links`, with no index.
-pub fn offline_from_wheelhouse(name: &str) -> Workspace {
+pub fn offline_pyweb_locked_as(name: &str) -> Workspace {
     let ws = Workspace::of(name);
+    let pyweb = oxbuild_testkit::repo_root().join("testdata/pyweb");
+    for dir in ["pyweb", "tests"] {
+        copy_tree(&pyweb.join(dir), &ws.app().join(dir));
+    }
     ws.edit_config(
         "[python]\n",
         &format!("[python]\nfind-links = [\"{}\"]\nno-index = true\n", oxbuild_testkit::wheelhouse().display()),
@@ -221,4 +226,25 @@ pub fn commit_all(dir: &Path) {
     git(dir, &["init", "-q", "-b", "main"]);
     git(dir, &["add", "."]);
     git(dir, &["commit", "-q", "-m", "app"]);
+}
+
+/// Runs `oxbuild pipeline` on the app, publishing to `repository` (with
+/// `extra` arguments); returns its report and each stage's (name, status).
+pub fn pipeline(ws: &Workspace, repository: &str, extra: &[&str]) -> (serde_json::Value, Vec<(String, String)>) {
+    let report = build_json(
+        ws.oxbuild()
+            .env("CONTAINERS_CONF", oxbuild_testkit::containers_conf())
+            .env("OXBUILD_PUBLISH_REPOSITORY", repository)
+            .arg("pipeline")
+            .args(extra)
+            .args(["--base", &base()])
+            .arg(ws.app()),
+    );
+    let stages = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["stage"].as_str().unwrap().to_string(), s["status"].as_str().unwrap().to_string()))
+        .collect();
+    (report, stages)
 }

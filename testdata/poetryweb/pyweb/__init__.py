@@ -1,1 +1,0 @@
-"""pyweb: a WSGI app whose answers depend on its locked dependencies."""
