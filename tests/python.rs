@@ -181,12 +181,23 @@ fn an_sdist_only_package_says_how_to_supply_a_wheel() {
         &format!("find-links = [\"{}\", \"{}\"]", wheelhouse().display(), house.display()),
     );
     std::fs::write(ws.app().join("requirements.txt"), "onlysource==1.0\ngunicorn==27.0.1\nalsosource==2.0\n").unwrap();
-    // Every source-only package in one run, not one per run.
+    // Every source-only package in one run, not one per run: here each is
+    // built, and each is named as not a valid sdist.
     assert_build_error(
         &ws,
         4,
-        &["2 packages cannot be installed", "onlysource==1.0", "alsosource==2.0", "source distribution", "pip wheel"],
+        &["2 packages cannot be installed", "onlysource-1.0.tar.gz: not a valid .tar.gz", "alsosource-2.0.tar.gz"],
     );
+    // A runner without the base's Python cannot build them, and says how to go on.
+    let empty = ws.tmp.path().join("no-python");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (code, _, stderr) =
+        run(ws.oxbuild().env("PATH", &empty).args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 4, "{stderr}");
+    for needle in ["2 packages cannot be installed", "onlysource==1.0", "alsosource==2.0", "no python3.11", "pip wheel"]
+    {
+        assert!(stderr.contains(needle), "`{needle}`: {stderr}");
+    }
 }
 
 #[test]

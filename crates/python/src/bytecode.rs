@@ -343,6 +343,12 @@ pub fn pyc_path(py: &str, cache_tag: &str) -> Option<String> {
     })
 }
 
+/// Confines what `cmd` starts to writing in `scratch` only, and to no
+/// network, where the kernel has Landlock (see `sandbox`).
+pub(crate) fn confine(cmd: &mut Command, scratch: &std::path::Path) {
+    sandbox::confine(cmd, scratch);
+}
+
 /// Landlock, where the kernel has it: the interpreter may read anything but
 /// write only in its scratch directory, and may open no TCP connection.
 /// Where the kernel lacks it, the interpreter runs unconfined (and

@@ -21,6 +21,7 @@ pub mod lockfile;
 pub mod marker;
 pub mod name;
 pub mod requirements;
+pub mod sdist;
 pub mod source;
 pub mod tags;
 pub mod target;
@@ -99,9 +100,15 @@ pub fn applicable(reqs: &Requirements, target: &Target) -> Result<Vec<Pin>, Erro
 }
 
 /// Finds, verifies and caches the best wheel of every pin for `target`.
-pub async fn fetch(pins: &[Pin], sources: &Sources, target: &Target, store: &BlobStore) -> Result<Vec<Wheel>, Error> {
+pub async fn fetch(
+    pins: &[Pin],
+    sources: &Sources,
+    target: &Target,
+    store: &BlobStore,
+    builder: Option<&sdist::Builder>,
+) -> Result<Vec<Wheel>, Error> {
     let ranking = target.ranking();
-    let results: Vec<Result<Wheel, Error>> = stream::iter(pins.iter().cloned())
+    let results: Vec<Result<Fetched, Error>> = stream::iter(pins.iter().cloned())
         .map(|pin| {
             let ranking = &ranking;
             async move { fetch_one(&pin, sources, target, ranking, store).await }
@@ -113,18 +120,46 @@ pub async fn fetch(pins: &[Pin], sources: &Sources, target: &Target, store: &Blo
     // one per run; any other failure (an index, the cache) is reported as it is.
     let mut wheels = Vec::new();
     let mut unusable = Vec::new();
-    for r in results {
+    let mut to_build = Vec::new();
+    for (pin, r) in pins.iter().zip(results) {
         match r {
-            Ok(w) => wheels.push(w),
+            Ok(Fetched::Wheel(w)) => wheels.push(w),
+            Ok(Fetched::SourceOnly { candidate, message }) => match builder {
+                Some(_) => to_build.push((pin, candidate)),
+                None => unusable.push(message),
+            },
             Err(Error::Package(why)) => unusable.push(why),
             Err(e) => return Err(e),
         }
     }
+    // Sdists are built one at a time: each build is a process of its own.
+    if let Some(builder) = builder {
+        for (pin, candidate) in to_build {
+            match sdist::build(pin, &candidate, builder, sources, target, store).await {
+                Ok(w) => wheels.push(w),
+                Err(Error::Package(why)) => unusable.push(why),
+                Err(e) => return Err(e),
+            }
+        }
+    }
     match unusable.len() {
-        0 => Ok(wheels),
+        0 => {
+            // In the lock's order, whatever order they were built in.
+            let order: Vec<String> = pins.iter().map(|p| format!("{}=={}", p.name, p.version)).collect();
+            wheels.sort_by_key(|w| order.iter().position(|o| *o == w.pin));
+            Ok(wheels)
+        }
         1 => Err(Error::Package(unusable.remove(0))),
         n => Err(Error::Package(format!("{n} packages cannot be installed:\n  - {}", unusable.join("\n  - ")))),
     }
+}
+
+/// What looking for a pin's file found.
+enum Fetched {
+    /// A wheel that fits, in the store.
+    Wheel(Wheel),
+    /// Only a source distribution; `message` says so for a build that cannot build it.
+    SourceOnly { candidate: source::Candidate, message: String },
 }
 
 async fn fetch_one(
@@ -133,7 +168,7 @@ async fn fetch_one(
     target: &Target,
     ranking: &std::collections::HashMap<tags::Tag, usize>,
     store: &BlobStore,
-) -> Result<Wheel, Error> {
+) -> Result<Fetched, Error> {
     let what = format!("{}=={} ({})", pin.name, pin.version, pin.origin);
     // Local wheelhouses first, then the files the lock names, and the indexes
     // only when neither has a wheel that fits.
@@ -184,11 +219,24 @@ async fn fetch_one(
             same_version.iter().filter(|c| c.filename.ends_with(".whl")).map(|c| c.filename.as_str()).collect();
         let tried: Vec<String> = target.tags().iter().take(3).map(|(p, a, pl)| format!("{p}-{a}-{pl}")).collect();
         let platform = format!("Python {}.{} on {} ({})", target.major, target.minor, target.machine, target.libc);
+        if wheels.is_empty()
+            && let Some(sdist) = same_version.iter().find(|c| {
+                sdist::is_sdist(&c.filename)
+                    && (pin.hashes.is_empty()
+                        || c.sha256.as_ref().is_none_or(|h| pin.hashes.contains(&h.to_ascii_lowercase())))
+            })
+        {
+            let message = format!(
+                "{what} is published only as a source distribution, and this runner has no python{}.{} to build it with: put python{}.{} on PATH, or build a wheel for {platform} (`pip wheel {}=={} -w wheelhouse`) and add the directory to `find-links` with [python] trust-local-wheels",
+                target.major, target.minor, target.major, target.minor, pin.name, pin.version
+            );
+            return Ok(Fetched::SourceOnly { candidate: (*sdist).clone(), message });
+        }
         return Err(Error::Package(if same_version.is_empty() {
             format!("{what}: no file of this version in {}", sources.describe())
         } else if wheels.is_empty() {
             format!(
-                "{what} is published only as a source distribution, and oxbuild installs wheels only: build one for {platform} (`pip wheel {}=={} -w wheelhouse` on a matching machine) and add the directory to `find-links`",
+                "{what} is published only as a source distribution, and none of its files matches the lock's hashes: build a wheel for {platform} (`pip wheel {}=={} -w wheelhouse`) and add the directory to `find-links` with [python] trust-local-wheels",
                 pin.name, pin.version
             )
         } else {
@@ -210,7 +258,7 @@ async fn fetch_one(
     if let Some(d) = &known
         && store.contains(d)
     {
-        return finish(pin, chosen, sources, d.clone(), store, false);
+        return finish(pin, chosen, sources, d.clone(), store, false).map(Fetched::Wheel);
     }
     let blob = sources.download(chosen, store).await?;
     let digest = blob.digest();
@@ -233,7 +281,7 @@ async fn fetch_one(
     }
     blob.commit(&digest)?;
     let downloaded = matches!(chosen.location, source::Location::Url(..) | source::Location::Direct(_));
-    finish(pin, chosen, sources, digest, store, downloaded)
+    finish(pin, chosen, sources, digest, store, downloaded).map(Fetched::Wheel)
 }
 
 fn finish(
@@ -275,7 +323,7 @@ fn finish(
 }
 
 /// `url` with any user info removed, for reports and the SBOM.
-fn without_credentials(url: &url::Url) -> String {
+pub(crate) fn without_credentials(url: &url::Url) -> String {
     let mut url = url.clone();
     let _ = url.set_username("");
     let _ = url.set_password(None);
@@ -566,7 +614,8 @@ pub async fn build(
         http.clone(),
     )?
     .trusting(&settings.trust_local_wheels);
-    let wheels = fetch(&planned.pins, &sources, target, store).await?;
+    let builder = sdist::Builder::find(target, epoch);
+    let wheels = fetch(&planned.pins, &sources, target, store, builder.as_ref()).await?;
     let downloaded = wheels.iter().filter(|w| w.downloaded).count();
     let (ws, t, prefix, st) = (wheels.clone(), target.clone(), settings.prefix.clone(), store.clone());
     let compression = settings.compression;
@@ -716,7 +765,7 @@ mod tests {
             dependencies: Vec::new(),
             extras: Vec::new(),
         };
-        let wheels = fetch(&[pin], &sources, &target(), &store).await.unwrap();
+        let wheels = fetch(&[pin], &sources, &target(), &store, None).await.unwrap();
         assert_eq!(wheels[0].filename, "pkg-1.0-2-py3-none-any.whl", "as text, build 1 sorts first");
     }
 

@@ -96,6 +96,12 @@ pub fn wheelhouse() -> PathBuf {
     test_env("OXBUILD_TEST_WHEELHOUSE")
 }
 
+/// Build backends as PyPI's pure-Python wheels (flit-core, setuptools), for
+/// the tests that build sdists.
+pub fn build_wheelhouse() -> PathBuf {
+    test_env("OXBUILD_TEST_BUILD_WHEELHOUSE")
+}
+
 /// A directory of real PyPI wheels for testdata/flaskapp (x86_64).
 pub fn flask_wheelhouse() -> PathBuf {
     test_env("OXBUILD_TEST_FLASK_WHEELHOUSE")

@@ -1,0 +1,129 @@
+//! Packages published only as source distributions, built into wheels in
+//! the same run by their own PEP 517 backend, with the backend installed by
+//! oxbuild from wheels: flit-core, and setuptools' legacy backend for a
+//! `setup.py`-only sdist. A sdist that compiles C is named.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{base, blob_in, build_json, layer_file, offline_pyweb, run};
+
+/// Writes `name-version.tar.gz` into `dir` holding `files` under
+/// `name-version/`, as `python -m build --sdist` lays one out; returns its
+/// path and sha256.
+fn sdist(dir: &Path, name: &str, version: &str, files: &[(&str, &str)]) -> (PathBuf, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(format!("{name}-{version}.tar.gz"));
+    let spec = serde_json::json!(
+        files.iter().map(|(p, c)| [format!("{name}-{version}/{p}"), c.to_string()]).collect::<Vec<_>>()
+    );
+    let made = std::process::Command::new("python3")
+        .args(["-c", "import io, json, sys, tarfile\nwith tarfile.open(sys.argv[1], 'w:gz') as t:\n    for name, text in json.loads(sys.argv[2]):\n        data = text.encode()\n        info = tarfile.TarInfo(name)\n        info.size = len(data)\n        t.addfile(info, io.BytesIO(data))\n"])
+        .arg(&path)
+        .arg(spec.to_string())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let sha = oxbuild_image::Digest::of(&std::fs::read(&path).unwrap()).hex().to_string();
+    (path, sha)
+}
+
+/// pyweb, offline, with `sdists` and the build backends' wheels in
+/// `find-links`, and `pins` as its whole production lock.
+fn app_with(sdists: &Path, pins: &str) -> common::Workspace {
+    let ws = offline_pyweb();
+    let house = oxbuild_testkit::wheelhouse();
+    ws.edit_config(
+        &format!("find-links = [\"{}\"]", house.display()),
+        &format!(
+            "find-links = [\"{}\", \"{}\", \"{}\"]",
+            house.display(),
+            sdists.display(),
+            oxbuild_testkit::build_wheelhouse().display()
+        ),
+    );
+    std::fs::write(ws.app().join("requirements.txt"), pins).unwrap();
+    ws
+}
+
+#[test]
+fn source_only_packages_are_built_with_their_backend_and_the_image_is_reproducible() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sdists");
+    let (_, flit) = sdist(
+        &dir,
+        "greet",
+        "1.0",
+        &[
+            (
+                "pyproject.toml",
+                "[build-system]\nrequires = [\"flit_core >=3.2,<4\"]\nbuild-backend = \"flit_core.buildapi\"\n\n[project]\nname = \"greet\"\nversion = \"1.0\"\ndescription = \"Says hello\"\n",
+            ),
+            ("greet.py", "\"\"\"Says hello.\"\"\"\n\ndef hello():\n    return 'hello from an sdist'\n"),
+            ("PKG-INFO", "Metadata-Version: 2.1\nName: greet\nVersion: 1.0\n"),
+        ],
+    );
+    let (_, legacy) = sdist(
+        &dir,
+        "legacy",
+        "2.0",
+        &[
+            ("setup.py", "from setuptools import setup\nsetup(name='legacy', version='2.0', py_modules=['legacy'])\n"),
+            ("legacy.py", "ANSWER = 42\n"),
+            ("PKG-INFO", "Metadata-Version: 2.1\nName: legacy\nVersion: 2.0\n"),
+        ],
+    );
+    let ws = app_with(&dir, &format!("greet==1.0 --hash=sha256:{flit}\nlegacy==2.0 --hash=sha256:{legacy}\n"));
+    let layout = ws.tmp.path().join("layout");
+    let report = build_json(
+        ws.oxbuild()
+            .args(["build", "-q", "--base", &base(), "--output"])
+            .arg(format!("oci:{}", layout.display()))
+            .arg(ws.app()),
+    );
+    let wheels = report["python"]["wheels"].to_string();
+    assert!(
+        wheels.contains("greet-1.0-py2.py3-none-any.whl") && wheels.contains("legacy-2.0-py3-none-any.whl"),
+        "{wheels}"
+    );
+    let deps = report["python"]["layer"].as_str().unwrap();
+    let greet =
+        layer_file(&blob_in(&layout, deps), "opt/venv/lib/python3.11/site-packages/greet.py").expect("installed");
+    assert!(String::from_utf8_lossy(&greet).contains("hello from an sdist"));
+    assert!(layer_file(&blob_in(&layout, deps), "opt/venv/lib/python3.11/site-packages/legacy.py").is_some());
+
+    // A fresh runner builds them again, to the same image.
+    let again = build_json(
+        ws.oxbuild()
+            .env("OXBUILD_CACHE_DIR", ws.tmp.path().join("fresh"))
+            .args(["build", "-q", "--base", &base()])
+            .arg(ws.app()),
+    );
+    assert_eq!(again["digest"], report["digest"], "sdist builds are reproducible");
+}
+
+#[test]
+fn an_sdist_that_compiles_c_fails_naming_it_with_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sdists");
+    let (_, sha) = sdist(
+        &dir,
+        "fast",
+        "1.0",
+        &[
+            (
+                "setup.py",
+                "from setuptools import setup, Extension\nsetup(name='fast', version='1.0', ext_modules=[Extension('fast', ['fast.c'])])\n",
+            ),
+            ("fast.c", "#include <Python.h>\n"),
+            ("PKG-INFO", "Metadata-Version: 2.1\nName: fast\nVersion: 1.0\n"),
+        ],
+    );
+    let ws = app_with(&dir, &format!("fast==1.0 --hash=sha256:{sha}\n"));
+    let (code, _, stderr) = run(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 4, "{stderr}");
+    for needle in ["fast==1.0", "fast-1.0.tar.gz", "the build failed", "gcc", "compiles C", "find-links"] {
+        assert!(stderr.contains(needle), "`{needle}`: {stderr}");
+    }
+}
