@@ -79,3 +79,38 @@ fn a_hand_edited_lock_of_each_format_fails_before_anything_is_pushed() {
         assert!(registry.skopeo_list_tags(&format!("team/{app}")).is_empty(), "{app}: nothing was pushed");
     }
 }
+
+/// A Poetry project that is a package (poetry-core backend), whose app
+/// layer holds none of its code: its entrypoint imports the package that
+/// oxbuild built and installed into the venv, as `poetry install` would,
+/// and the image reaches healthy. `install-project = false` leaves it out,
+/// and then the build says nothing of it.
+#[test]
+fn a_poetry_project_that_is_a_package_is_installed_and_its_entrypoint_imports_it() {
+    let registry = Registry::start();
+    let ws = offline_pyweb_locked_as("poetryweb");
+    ws.edit("pyproject.toml", "[tool.poetry]\npackage-mode = false\n", "[tool.poetry]\npackages = [{ include = \"pyweb\" }]\n\n[build-system]\nrequires = [\"poetry-core>=2.0\"]\nbuild-backend = \"poetry.core.masonry.api\"\n");
+    ws.edit_config("include = [\"pyweb\"]", "include = [\"pyproject.toml\"]");
+    ws.edit_config(
+        &format!("find-links = [\"{}\"]", oxbuild_testkit::wheelhouse().display()),
+        &format!(
+            "find-links = [\"{}\", \"{}\"]",
+            oxbuild_testkit::wheelhouse().display(),
+            oxbuild_testkit::build_wheelhouse().display()
+        ),
+    );
+    let (report, stages) = common::pipeline(&ws, &registry.reference("team/package"), &["--skip-assess"]);
+    let stages: Vec<(&str, &str)> = stages.iter().map(|(s, t)| (s.as_str(), t.as_str())).collect();
+    assert_eq!(&stages[..3], [("build", "passed"), ("assess", "skipped"), ("health", "passed")], "{report}");
+    assert!(
+        report["stages"][0]["python"]["project"]["wheel"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("poetryweb-0.1.0-py3-none-any")),
+        "{report}"
+    );
+
+    ws.edit_config("[python]\n", "[python]\ninstall-project = false\n");
+    let (code, stdout, stderr) = run(ws.oxbuild().args(["build", "-q", "--json", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains("\"project\""), "{stdout}");
+}

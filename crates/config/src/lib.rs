@@ -204,6 +204,11 @@ pub struct PythonConfig {
     /// package); the SBOM says so.
     #[serde(default)]
     pub trust_local_wheels: Vec<String>,
+    /// Build and install the project itself when it is a package (its
+    /// pyproject.toml has a `[build-system]`), as `poetry install` and `uv
+    /// sync` do; default true.
+    #[serde(default = "yes")]
+    pub install_project: bool,
     /// Where the virtual environment goes in the image.
     #[serde(default = "default_venv")]
     pub venv: String,
@@ -263,6 +268,7 @@ impl Default for PythonConfig {
             test_groups: None,
             groups: Vec::new(),
             trust_local_wheels: Vec::new(),
+            install_project: true,
             venv: default_venv(),
             index_url: None,
             extra_index_url: Vec::new(),

@@ -122,7 +122,8 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
     }
     let test_requirements =
         cfg.python.test_requirements.as_ref().map(|t| dir.join(t)).filter(|_| cx.request.test_variant);
-    if requirements.is_none() && test_requirements.is_none() {
+    let project = cfg.python.install_project && oxbuild_python::sdist::is_package(dir);
+    if requirements.is_none() && test_requirements.is_none() && !project {
         return Ok(None);
     }
     let target = oxbuild_python::target::detect(&cx.base.fs, &cx.base.config)?;
@@ -159,6 +160,35 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         production.push(extra(&dep, "python dependencies", cx));
         prod_pins = dep.pins;
         installed = dep.packages;
+    }
+    // The project itself, when it is a package, as `poetry install` and `uv
+    // sync` install it: a layer of its own over the dependencies.
+    if cfg.python.install_project && oxbuild_python::sdist::is_package(dir) {
+        events.step(&format!("the project in {} as a package into {}", dir.display(), cfg.python.venv));
+        let requirements_file =
+            cfg.python.requirements_path(dir).ok().flatten().unwrap_or_else(|| dir.join("pyproject.toml"));
+        let project_settings =
+            settings(requirements_file, Vec::new(), oxbuild_python::lockfile::Selection::production());
+        let project = oxbuild_python::project_layer(
+            dir,
+            &project_settings,
+            &prod_pins,
+            &target,
+            &cx.services.store,
+            cx.request.epoch,
+            cx.services.http(),
+        )
+        .await?;
+        events.step(&format!("  installed {}", project.wheel));
+        let layer = oci_layer(&project.blob);
+        installed.extend(packages(std::slice::from_ref(&project.installed), &project.blob.digest));
+        report["project"] = json!({"wheel": project.wheel, "layer": project.blob.digest});
+        production.push(ExtraLayer {
+            layer,
+            diff_id: project.blob.diff_id.clone(),
+            created_by: format!("oxbuild: the project into {}", cfg.python.venv),
+            env: oxbuild_python::env(&cfg.python.venv, cx.base.path.as_deref()),
+        });
     }
     let mut test = Vec::new();
     if let Some(requirements) = test_requirements {

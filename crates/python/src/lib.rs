@@ -590,6 +590,107 @@ pub fn plan(settings: &Settings, target: &Target, epoch: u64) -> Result<Planned,
     Ok(Planned { reqs, pins, all, key, compression: settings.compression })
 }
 
+/// The sources of `settings`, with the lock's own index options after them.
+fn sources_of(
+    settings: &Settings,
+    options: &requirements::IndexOptions,
+    http: &oxbuild_http::Client,
+) -> Result<Sources, Error> {
+    let mut find_links = settings.find_links.clone();
+    find_links.extend(options.find_links.iter().cloned());
+    let index_url = settings.index_url.clone().or(options.index_url.clone());
+    let mut extra = settings.extra_index_urls.clone();
+    extra.extend(options.extra_index_urls.iter().cloned());
+    Ok(Sources::new(find_links, index_url.as_deref(), &extra, settings.no_index || options.no_index, http.clone())?
+        .trusting(&settings.trust_local_wheels))
+}
+
+/// The project itself installed into the venv, as `poetry install` and `uv
+/// sync` do: a layer of its own above the dependencies, so that changing
+/// the app never invalidates the dependency layer.
+#[derive(Debug, Clone)]
+pub struct ProjectLayer {
+    /// The layer blob, in the store.
+    pub blob: LayerBlob,
+    /// The wheel built.
+    pub wheel: String,
+    /// The project as the SBOM lists it.
+    pub installed: Installed,
+}
+
+/// Builds the project in `dir` (a package: see [`sdist::is_package`]) with
+/// its own backend and installs it over `installed` (the dependency layer's
+/// pins), after checking that they meet its requirements.
+pub async fn project_layer(
+    dir: &std::path::Path,
+    settings: &Settings,
+    installed: &[Pin],
+    target: &Target,
+    store: &BlobStore,
+    epoch: u64,
+    http: &oxbuild_http::Client,
+) -> Result<ProjectLayer, Error> {
+    let sources = sources_of(settings, &Default::default(), http)?;
+    let Some(builder) = sdist::Builder::find(target, epoch) else {
+        return Err(Error::Package(format!(
+            "the project in {} is a package (its pyproject.toml has a [build-system]), and this runner has no python{}.{} to build it with: put one on PATH, or set [python] install-project = false",
+            dir.display(),
+            target.major,
+            target.minor
+        )));
+    };
+    let built = sdist::build_project(dir, &builder, &sources, target, store).await?;
+    let name = wheel::WheelName::parse(&built.filename)
+        .ok_or_else(|| Error::Package(format!("the project built `{}`, not a wheel", built.filename)))?;
+    let requires = wheel::requires(&built.path, &built.filename)?;
+    let mut dists = vec![check::Dist {
+        name: name.name.clone(),
+        version: name.version.clone(),
+        from: built.filename.clone(),
+        requires: Some(requires),
+    }];
+    dists.extend(installed.iter().map(|p| check::Dist {
+        name: p.name.clone(),
+        version: p.version.clone(),
+        from: p.origin.clone(),
+        requires: None,
+    }));
+    let lock = settings.requirements.display().to_string();
+    check::dependencies(&dists, &BTreeMap::new(), target, &lock)?;
+    let wheel = Wheel {
+        pin: format!("{}=={}", name.name, name.version),
+        name: name.name.clone(),
+        version: name.version.clone(),
+        dependencies: Vec::new(),
+        source: Some(format!("built here from the project ({})", built.requirements.join(", "))),
+        url: None,
+        filename: built.filename.clone(),
+        digest: built.digest.clone(),
+        path: built.path.clone(),
+        downloaded: false,
+        yanked: None,
+    };
+    let (t, prefix, st, compression, compiler) =
+        (target.clone(), settings.prefix.clone(), store.clone(), settings.compression, settings.bytecode.clone());
+    let w = wheel.clone();
+    let (blob, _) = tokio::task::spawn_blocking(move || {
+        dependency_layer(std::slice::from_ref(&w), &t, &prefix, epoch, compression, &st, compiler.as_ref())
+    })
+    .await
+    .map_err(|e| Error::Package(format!("installing the project failed: {e}")))??;
+    let installed = Installed {
+        name: wheel.name.clone(),
+        version: wheel.version.clone(),
+        filename: wheel.filename.clone(),
+        sha256: wheel.digest.hex().to_string(),
+        source: wheel.source.clone(),
+        url: None,
+        metadata: wheel::metadata(&wheel.path, &wheel.filename)?,
+        dependencies: Vec::new(),
+    };
+    Ok(ProjectLayer { blob, wheel: wheel.filename, installed })
+}
+
 /// Fetches the wheels of `planned` and installs them into the layer. The
 /// caller caches the result under `planned.key`.
 pub async fn build(
@@ -600,20 +701,7 @@ pub async fn build(
     epoch: u64,
     http: &oxbuild_http::Client,
 ) -> Result<Prepared, Error> {
-    let reqs = &planned.reqs;
-    let mut find_links = settings.find_links.clone();
-    find_links.extend(reqs.options.find_links.iter().cloned());
-    let index_url = settings.index_url.clone().or(reqs.options.index_url.clone());
-    let mut extra = settings.extra_index_urls.clone();
-    extra.extend(reqs.options.extra_index_urls.iter().cloned());
-    let sources = Sources::new(
-        find_links,
-        index_url.as_deref(),
-        &extra,
-        settings.no_index || reqs.options.no_index,
-        http.clone(),
-    )?
-    .trusting(&settings.trust_local_wheels);
+    let sources = sources_of(settings, &planned.reqs.options, http)?;
     let builder = sdist::Builder::find(target, epoch);
     let wheels = fetch(&planned.pins, &sources, target, store, builder.as_ref()).await?;
     let downloaded = wheels.iter().filter(|w| w.downloaded).count();

@@ -222,8 +222,7 @@ async fn install_requirements(
             .filter_map(|c| {
                 let w = wheel::WheelName::parse(&c.filename)?;
                 let v = pep440_rs::Version::from_str(&w.version).ok()?;
-                let fits =
-                    pure(&w) && !v.any_prerelease() && specifiers.as_ref().is_none_or(|s| s.contains(&v));
+                let fits = pure(&w) && !v.any_prerelease() && specifiers.as_ref().is_none_or(|s| s.contains(&v));
                 fits.then_some((v, c))
             })
             .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.filename.cmp(&a.1.filename)));
@@ -335,65 +334,11 @@ pub async fn build(
         .prefix("oxbuild-sdist-")
         .tempdir()
         .map_err(|e| fail(format!("a temporary directory: {e}")))?;
-    let (src, site, out) = (dir.path().join("src"), dir.path().join("site"), dir.path().join("out"));
-    // PATH is an empty directory: no compiler (nor anything else) is found.
-    let no_tools = dir.path().join("no-tools");
-    for d in [&site, &out, &no_tools] {
-        std::fs::create_dir_all(d).map_err(|e| fail(e.to_string()))?;
-    }
+    let src = dir.path().join("src");
     unpack(&sdist, &candidate.filename, &src).map_err(&fail)?;
     let root = project_root(&src);
-    let system = build_system(&root).map_err(&fail)?;
-    let requirements = install_requirements(&system.requires, sources, target, store, &site).await.map_err(&fail)?;
-
-    let mut cmd = Command::new(&builder.python);
-    cmd.args(["-S", "-s", "-B", "-c", HOOK])
-        .arg(&site)
-        .arg(&out)
-        .arg(&system.backend)
-        .args(&system.backend_path)
-        .env_clear()
-        .env("SOURCE_DATE_EPOCH", builder.epoch.max(315_532_800).to_string())
-        .env("HOME", dir.path())
-        .env("PATH", &no_tools)
-        .env("TMPDIR", dir.path())
-        .env("PYTHONHASHSEED", "0")
-        .current_dir(&root)
-        .stdin(Stdio::null());
-    crate::bytecode::confine(&mut cmd, dir.path());
-    let output = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .map_err(|e| fail(e.to_string()))?
-        .map_err(|e| fail(format!("{} could not be started: {e}", builder.python.display())))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let built = stdout.lines().rev().find_map(|l| l.strip_prefix("OXBUILD-WHEEL ")).map(str::trim).map(String::from);
-    let Some(built) = built.filter(|_| output.status.success()) else {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        let tail = tail[tail.len().saturating_sub(6)..].join("\n    ");
-        let compiler = ["gcc", "cc1", "compiler", "Python.h", "build_ext", "Cython"].iter().any(|w| stderr.contains(w));
-        let hint = if compiler {
-            "it compiles C, and oxbuild builds pure-Python sdists only: put a wheel for the target in find-links (with [python] trust-local-wheels), or use a base whose index has one"
-        } else {
-            "fix the sdist or its build requirements, or put a wheel for it in find-links (with [python] trust-local-wheels)"
-        };
-        return Err(fail(format!(
-            "the build failed with {} (build requirements: {}):\n    {tail}\n{hint}",
-            output.status,
-            requirements.join(", ")
-        )));
-    };
-    let name =
-        wheel::WheelName::parse(&built).ok_or_else(|| fail(format!("the backend made `{built}`, not a wheel")))?;
-    if !pure(&name) {
-        return Err(fail(format!(
-            "it built {built}, which is not pure Python (it compiles C): oxbuild accepts only py3-none-any wheels from a build; put a wheel for the target in find-links (with [python] trust-local-wheels)"
-        )));
-    }
-    let mut writer = store.writer()?;
-    let mut file = std::fs::File::open(out.join(&built)).map_err(|e| fail(e.to_string()))?;
-    std::io::copy(&mut file, &mut writer).map_err(|e| fail(e.to_string()))?;
-    let (wheel_digest, path) = writer.commit_computed()?;
+    let built = build_tree(&root, dir.path(), builder, sources, target, store).await.map_err(&fail)?;
+    let requirements = built.requirements.join(", ");
     let url = match &candidate.location {
         Location::Url(u, _) | Location::Direct(u) => Some(crate::without_credentials(u)),
         Location::File(_) => None,
@@ -403,13 +348,154 @@ pub async fn build(
         name: pin.name.clone(),
         version: pin.version.clone(),
         dependencies: pin.dependencies.clone(),
-        source: Some(format!("built here from {} ({}; with {})", candidate.filename, digest, requirements.join(", "))),
+        source: Some(format!("built here from {} ({}; with {requirements})", candidate.filename, digest)),
         url,
-        filename: built,
-        digest: wheel_digest,
-        path,
+        filename: built.filename,
+        digest: built.digest,
+        path: built.path,
         downloaded: matches!(candidate.location, Location::Url(..) | Location::Direct(_)),
         yanked: candidate.yanked.clone(),
+    })
+}
+
+/// A wheel a backend built, in the store.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// Its file name.
+    pub filename: String,
+    /// Its digest.
+    pub digest: oxbuild_image::Digest,
+    /// Where it is in the store.
+    pub path: PathBuf,
+    /// The build requirements installed for it (`name==version`).
+    pub requirements: Vec<String>,
+}
+
+/// Builds the project at `root` into a pure-Python wheel with its own
+/// backend, working in `work` (which it may write in), and stores the wheel.
+async fn build_tree(
+    root: &Path,
+    work: &Path,
+    builder: &Builder,
+    sources: &Sources,
+    target: &Target,
+    store: &BlobStore,
+) -> Result<Built, String> {
+    let (site, out) = (work.join("site"), work.join("out"));
+    // PATH is an empty directory: no compiler (nor anything else) is found.
+    let no_tools = work.join("no-tools");
+    for d in [&site, &out, &no_tools] {
+        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+    }
+    let system = build_system(root)?;
+    let requirements = install_requirements(&system.requires, sources, target, store, &site).await?;
+    let mut cmd = Command::new(&builder.python);
+    cmd.args(["-S", "-s", "-B", "-c", HOOK])
+        .arg(&site)
+        .arg(&out)
+        .arg(&system.backend)
+        .args(&system.backend_path)
+        .env_clear()
+        .env("SOURCE_DATE_EPOCH", builder.epoch.max(315_532_800).to_string())
+        .env("HOME", work)
+        .env("PATH", &no_tools)
+        .env("TMPDIR", work)
+        .env("PYTHONHASHSEED", "0")
+        .current_dir(root)
+        .stdin(Stdio::null());
+    crate::bytecode::confine(&mut cmd, work);
+    let python = builder.python.clone();
+    let output = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("{} could not be started: {e}", python.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let built = stdout.lines().rev().find_map(|l| l.strip_prefix("OXBUILD-WHEEL ")).map(str::trim).map(String::from);
+    let Some(built) = built.filter(|_| output.status.success()) else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = tail[tail.len().saturating_sub(6)..].join("\n    ");
+        let compiler = ["gcc", "cc1", "compiler", "Python.h", "build_ext", "Cython"].iter().any(|w| stderr.contains(w));
+        let hint = if compiler {
+            "it compiles C, and oxbuild builds pure-Python packages only: put a wheel for the target in find-links (with [python] trust-local-wheels), or use a base whose index has one"
+        } else {
+            "fix the package or its build requirements, or put a wheel for it in find-links (with [python] trust-local-wheels)"
+        };
+        return Err(format!(
+            "the build failed with {} (build requirements: {}):\n    {tail}\n{hint}",
+            output.status,
+            requirements.join(", ")
+        ));
+    };
+    let name = wheel::WheelName::parse(&built).ok_or_else(|| format!("the backend made `{built}`, not a wheel"))?;
+    if !pure(&name) {
+        return Err(format!(
+            "it built {built}, which is not pure Python (it compiles C): oxbuild accepts only py3-none-any wheels from a build; put a wheel for the target in find-links (with [python] trust-local-wheels)"
+        ));
+    }
+    let mut writer = store.writer().map_err(|e| e.to_string())?;
+    let mut file = std::fs::File::open(out.join(&built)).map_err(|e| e.to_string())?;
+    std::io::copy(&mut file, &mut writer).map_err(|e| e.to_string())?;
+    let (digest, path) = writer.commit_computed().map_err(|e| e.to_string())?;
+    Ok(Built { filename: built, digest, path, requirements })
+}
+
+/// Whether the project in `dir` is itself a package to install, as `poetry
+/// install` and `uv sync` would: a pyproject.toml with a `[build-system]`
+/// and a `[project]` (or `[tool.poetry]`), unless the project says it is not
+/// one (Poetry's `package-mode = false`, PDM's `distribution = false`, uv's
+/// `package = false`).
+pub fn is_package(dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join("pyproject.toml")) else { return false };
+    let Ok(doc) = text.parse::<toml::Table>() else { return false };
+    let tool =
+        |t: &str, k: &str| doc.get("tool").and_then(|x| x.get(t)).and_then(|x| x.get(k)).and_then(|v| v.as_bool());
+    let named = doc.get("project").is_some() || doc.get("tool").and_then(|t| t.get("poetry")).is_some();
+    doc.get("build-system").is_some()
+        && named
+        && tool("poetry", "package-mode") != Some(false)
+        && tool("pdm", "distribution") != Some(false)
+        && tool("uv", "package") != Some(false)
+}
+
+/// Copies the project at `dir` into `into` for a build: its files, without
+/// version-control directories, virtual environments, caches and earlier
+/// build output.
+fn copy_project(dir: &Path, into: &Path) -> std::io::Result<()> {
+    const SKIP: [&str; 10] =
+        [".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "node_modules", "build", "dist", ".tox"];
+    std::fs::create_dir_all(into)?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if SKIP.iter().any(|s| name == *s) {
+            continue;
+        }
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            copy_project(&entry.path(), &into.join(&name))?;
+        } else if ft.is_file() {
+            std::fs::copy(entry.path(), into.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Builds the project in `dir` itself into a wheel, with its own backend,
+/// as a sdist is built (a copy is built, so the checkout is not written).
+pub async fn build_project(
+    dir: &Path,
+    builder: &Builder,
+    sources: &Sources,
+    target: &Target,
+    store: &BlobStore,
+) -> Result<Built, Error> {
+    let fail = |why: String| Error::Package(format!("building the project in {} as a package: {why}", dir.display()));
+    let work = tempfile::Builder::new().prefix("oxbuild-project-").tempdir().map_err(|e| fail(e.to_string()))?;
+    let root = work.path().join("src");
+    copy_project(dir, &root).map_err(|e| fail(e.to_string()))?;
+    build_tree(&root, work.path(), builder, sources, target, store).await.map_err(|e| {
+        fail(format!("{e}\n(or set [python] install-project = false if the app is not meant to be installed)"))
     })
 }
 

@@ -96,8 +96,8 @@ pub fn wheelhouse() -> PathBuf {
     test_env("OXBUILD_TEST_WHEELHOUSE")
 }
 
-/// Build backends as PyPI's pure-Python wheels (flit-core, setuptools), for
-/// the tests that build sdists.
+/// Build backends as PyPI's pure-Python wheels (flit-core, setuptools,
+/// poetry-core), for the tests that build sdists and projects.
 pub fn build_wheelhouse() -> PathBuf {
     test_env("OXBUILD_TEST_BUILD_WHEELHOUSE")
 }

@@ -86,6 +86,8 @@ struct Shared {
     count: AtomicU64,
     /// Successful GET answers with a body, for [`Fault::Truncate`] and [`Fault::Stall`].
     answers: AtomicU64,
+    /// Connections being handled now.
+    active: AtomicU64,
     injected: AtomicU64,
     seen: Mutex<Vec<Seen>>,
     gate: Mutex<Gate>,
@@ -109,6 +111,7 @@ impl Proxy {
             fault,
             count: AtomicU64::new(0),
             answers: AtomicU64::new(0),
+            active: AtomicU64::new(0),
             injected: AtomicU64::new(0),
             seen: Mutex::new(Vec::new()),
             gate: Mutex::new(Gate::default()),
@@ -116,7 +119,9 @@ impl Proxy {
         });
         let s = shared.clone();
         let server = crate::server::Server::start(listener, move |conn| {
+            s.active.fetch_add(1, Ordering::SeqCst);
             let _ = handle(conn, &s);
+            s.active.fetch_sub(1, Ordering::SeqCst);
         });
         Proxy { host, shared, _server: server }
     }
@@ -134,6 +139,24 @@ impl Proxy {
     /// Every request seen so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.seen.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 60 s) until no request is being passed on, and none has
+    /// arrived for a moment: what a killed client left in flight has landed.
+    pub fn wait_idle(&self) {
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut quiet_since = std::time::Instant::now();
+        let mut seen = self.seen().len();
+        while std::time::Instant::now() < deadline {
+            let now = self.seen().len();
+            if self.shared.active.load(Ordering::SeqCst) > 0 || now != seen {
+                quiet_since = std::time::Instant::now();
+                seen = now;
+            } else if quiet_since.elapsed() > std::time::Duration::from_millis(300) {
+                return;
+            }
+            thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// Waits (up to 60 s) until [`Fault::HoldFirstPut`] holds a PUT; false on timeout.
