@@ -143,9 +143,10 @@ pub fn offline_pyweb() -> Workspace {
     offline("pyweb", &oxbuild_testkit::wheelhouse())
 }
 
-/// `testdata/<name>` (a lock of pyweb's dependencies by another tool) with
-/// pyweb's app and tests, offline: its `[python]` section takes the test
-/// wheelhouse as `find-links`, with no index.
+/// `testdata/<name>` (a lock of pyweb's dependencies by another tool, plus
+/// langdetect, a setup.py-only sdist) with pyweb's app and tests, offline:
+/// its `[python]` section takes the test wheelhouse and the build backends
+/// (and langdetect's sdist) as `find-links`, with no index.
 pub fn offline_pyweb_locked_as(name: &str) -> Workspace {
     let ws = Workspace::of(name);
     let pyweb = oxbuild_testkit::repo_root().join("testdata/pyweb");
@@ -154,7 +155,11 @@ pub fn offline_pyweb_locked_as(name: &str) -> Workspace {
     }
     ws.edit_config(
         "[python]\n",
-        &format!("[python]\nfind-links = [\"{}\"]\nno-index = true\n", oxbuild_testkit::wheelhouse().display()),
+        &format!(
+            "[python]\nfind-links = [\"{}\", \"{}\"]\nno-index = true\n",
+            oxbuild_testkit::wheelhouse().display(),
+            oxbuild_testkit::build_wheelhouse().display()
+        ),
     );
     ws
 }
