@@ -26,6 +26,10 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("requirements", requirements),
     ("uv_lock", uv_lock),
     ("pylock", pylock),
+    ("poetry_lock", poetry_lock),
+    ("pipfile_lock", pipfile_lock),
+    ("pdm_lock", pdm_lock),
+    ("sdist", sdist),
     ("manifest", manifest),
     ("index", index),
     ("www_authenticate", www_authenticate),
@@ -115,6 +119,33 @@ pub fn pylock(data: &[u8]) {
     let path = scratch_file("pylock/pylock.toml", data);
     let _ = oxbuild_python::lockfile::load(&path, &target_for_locks(), &Default::default());
 }
+
+/// Each lock with groups, for production and for its test group.
+fn grouped_lock(name: &str, data: &[u8]) {
+    let path = scratch_file(&format!("{name}/{name}"), data);
+    let dev = oxbuild_python::lockfile::Selection::groups(vec!["dev".to_string(), "develop".to_string()]);
+    let _ = oxbuild_python::lockfile::load(&path, &target_for_locks(), &Default::default());
+    let _ = oxbuild_python::lockfile::load(&path, &target_for_locks(), &dev);
+}
+
+/// A `poetry.lock`.
+pub fn poetry_lock(data: &[u8]) {
+    grouped_lock("poetry.lock", data);
+}
+
+/// A `Pipfile.lock`.
+pub fn pipfile_lock(data: &[u8]) {
+    grouped_lock("Pipfile.lock", data);
+}
+
+/// A `pdm.lock`.
+pub fn pdm_lock(data: &[u8]) {
+    grouped_lock("pdm.lock", data);
+}
+
+/// A source distribution (`.tar.gz`), unpacked as a build would unpack it:
+/// nothing may land outside the directory it is unpacked into.
+pub use oxbuild_python::fuzz::sdist;
 
 /// An image manifest, with an empty config.
 pub fn manifest(data: &[u8]) {

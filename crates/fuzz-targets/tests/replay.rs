@@ -107,3 +107,23 @@ fn fuzz_oci_layout() {
 fn fuzz_config() {
     replay("config");
 }
+
+#[test]
+fn fuzz_poetry_lock() {
+    replay("poetry_lock");
+}
+
+#[test]
+fn fuzz_pipfile_lock() {
+    replay("pipfile_lock");
+}
+
+#[test]
+fn fuzz_pdm_lock() {
+    replay("pdm_lock");
+}
+
+#[test]
+fn fuzz_sdist() {
+    replay("sdist");
+}

@@ -36,6 +36,22 @@ pub mod fuzz {
     pub fn simple_index(data: &[u8]) {
         crate::source::page_parsers(&String::from_utf8_lossy(data));
     }
+
+    /// A sdist (`.tar.gz`) unpacked into a fresh directory; every file
+    /// must land inside it.
+    pub fn sdist(data: &[u8]) {
+        let Ok(dir) = tempfile::tempdir() else { return };
+        let archive = dir.path().join("fuzz-1.0.tar.gz");
+        if std::fs::write(&archive, data).is_err() {
+            return;
+        }
+        let into = dir.path().join("into");
+        let _ = crate::sdist::unpack(&archive, "fuzz-1.0.tar.gz", &into);
+        for entry in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            assert!(name == "fuzz-1.0.tar.gz" || name == "into", "wrote {name:?} outside");
+        }
+    }
 }
 
 use std::collections::BTreeMap;

@@ -119,7 +119,7 @@ fn inside(name: &str) -> Option<PathBuf> {
 
 /// Unpacks the sdist at `path` into `into`: regular files and directories
 /// only (links and devices are skipped), every name checked to stay inside.
-fn unpack(path: &Path, filename: &str, into: &Path) -> Result<(), String> {
+pub(crate) fn unpack(path: &Path, filename: &str, into: &Path) -> Result<(), String> {
     std::fs::create_dir_all(into).map_err(|e| e.to_string())?;
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     if filename.ends_with(".zip") {

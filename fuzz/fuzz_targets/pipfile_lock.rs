@@ -1,0 +1,3 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| oxbuild_fuzz_targets::pipfile_lock(data));
