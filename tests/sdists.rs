@@ -127,3 +127,30 @@ fn an_sdist_that_compiles_c_fails_naming_it_with_what_to_do() {
         assert!(stderr.contains(needle), "`{needle}`: {stderr}");
     }
 }
+
+/// `[python] build-constraints` pins the backend's version: a version the
+/// sources lack is named; the one they have builds.
+#[test]
+fn build_constraints_pin_the_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sdists");
+    let (_, sha) = sdist(
+        &dir,
+        "legacy",
+        "2.0",
+        &[
+            ("setup.py", "from setuptools import setup\nsetup(name='legacy', version='2.0', py_modules=['legacy'])\n"),
+            ("legacy.py", "ANSWER = 42\n"),
+        ],
+    );
+    let ws = app_with(&dir, &format!("legacy==2.0 --hash=sha256:{sha}\n"));
+    std::fs::write(ws.app().join("build-constraints.txt"), "setuptools==70.0.0\n").unwrap();
+    ws.edit_config("no-index = true", "no-index = true\nbuild-constraints = \"build-constraints.txt\"");
+    let (code, _, stderr) = run(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("setuptools>=40.8.0") && stderr.contains("at 70.0.0 (build-constraints)"), "{stderr}");
+
+    std::fs::write(ws.app().join("build-constraints.txt"), "setuptools==75.8.0\n").unwrap();
+    let report = build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    assert!(report["python"]["wheels"].to_string().contains("legacy-2.0-py3-none-any.whl"), "{report}");
+}

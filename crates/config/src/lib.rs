@@ -209,6 +209,9 @@ pub struct PythonConfig {
     /// sync` do; default true.
     #[serde(default = "yes")]
     pub install_project: bool,
+    /// A pinned requirements file: the exact versions of the build backends
+    /// (and their requirements) that sdist and project builds install.
+    pub build_constraints: Option<String>,
     /// Where the virtual environment goes in the image.
     #[serde(default = "default_venv")]
     pub venv: String,
@@ -269,6 +272,7 @@ impl Default for PythonConfig {
             groups: Vec::new(),
             trust_local_wheels: Vec::new(),
             install_project: true,
+            build_constraints: None,
             venv: default_venv(),
             index_url: None,
             extra_index_url: Vec::new(),

@@ -138,6 +138,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         compression: oxbuild_build::compression(cfg),
         selection,
         trust_local_wheels: cfg.python.trust_local_wheels.clone(),
+        build_constraints: cfg.python.build_constraints.as_ref().map(|f| dir.join(f)),
         bytecode: cx.bytecode.cloned(),
     };
     let events = &cx.services.events;

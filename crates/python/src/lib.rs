@@ -501,6 +501,9 @@ pub struct Settings {
     pub selection: lockfile::Selection,
     /// Packages whose `find-links` wheel is taken without the lock's hash.
     pub trust_local_wheels: Vec<String>,
+    /// A pinned requirements file of the versions sdist and project builds
+    /// install their backends at (`[python] build-constraints`).
+    pub build_constraints: Option<PathBuf>,
     /// The interpreter that compiles the layer's bytecode; none without.
     pub bytecode: Option<bytecode::Compiler>,
 }
@@ -599,11 +602,31 @@ pub fn plan(settings: &Settings, target: &Target, epoch: u64) -> Result<Planned,
         }
     }
     let mut key = layer_key(&pins, target, &settings.prefix, epoch, settings.compression);
+    if let Some(path) = &settings.build_constraints {
+        // What sdists are built with is part of what the layer holds.
+        let text = std::fs::read(path).map_err(|e| Error::Lock {
+            file: path.display().to_string(),
+            line: 0,
+            message: crate::error::unreadable(&e),
+        })?;
+        key = hex::encode(Sha256::digest([key.as_bytes(), b"\nbuild-constraints=", &text].concat()));
+    }
     if let Some(compiler) = &settings.bytecode {
         // Bytecode depends on the exact interpreter build, not just X.Y.Z.
         key = hex::encode(Sha256::digest(format!("{key}\nbytecode=timestamp {}", compiler.version)));
     }
     Ok(Planned { reqs, pins, all, key, compression: settings.compression })
+}
+
+/// The runner's interpreter that builds sdists and the project, with the
+/// build constraints of `settings`; None when the runner has none.
+fn builder_for(settings: &Settings, target: &Target, epoch: u64) -> Result<Option<sdist::Builder>, Error> {
+    let Some(mut builder) = sdist::Builder::find(target, epoch) else { return Ok(None) };
+    if let Some(path) = &settings.build_constraints {
+        let pins = Requirements::load(path)?.pins;
+        builder.constraints = pins.into_iter().map(|p| (p.key(), p.version)).collect();
+    }
+    Ok(Some(builder))
 }
 
 /// The sources of `settings`, with the lock's own index options after them.
@@ -647,7 +670,7 @@ pub async fn project_layer(
     http: &oxbuild_http::Client,
 ) -> Result<ProjectLayer, Error> {
     let sources = sources_of(settings, &Default::default(), http)?;
-    let Some(builder) = sdist::Builder::find(target, epoch) else {
+    let Some(builder) = builder_for(settings, target, epoch)? else {
         return Err(Error::Package(format!(
             "the project in {} is a package (its pyproject.toml has a [build-system]), and this runner has no python{}.{} to build it with: put one on PATH, or set [python] install-project = false",
             dir.display(),
@@ -718,7 +741,7 @@ pub async fn build(
     http: &oxbuild_http::Client,
 ) -> Result<Prepared, Error> {
     let sources = sources_of(settings, &planned.reqs.options, http)?;
-    let builder = sdist::Builder::find(target, epoch);
+    let builder = builder_for(settings, target, epoch)?;
     let wheels = fetch(&planned.pins, &sources, target, store, builder.as_ref()).await?;
     let downloaded = wheels.iter().filter(|w| w.downloaded).count();
     let (ws, t, prefix, st) = (wheels.clone(), target.clone(), settings.prefix.clone(), store.clone());
@@ -891,6 +914,7 @@ mod tests {
             compression: LayerCompression::Gzip,
             selection: lockfile::Selection::production(),
             trust_local_wheels: Vec::new(),
+            build_constraints: None,
             bytecode: None,
         };
         for shown in [format!("{sources:?}"), format!("{settings:?}"), format!("{sources:#?}")] {

@@ -6,7 +6,8 @@
 //! `setup.py` backend, hatchling, flit-core, poetry-core, pdm-backend, ...):
 //! - the backend's requirements (`[build-system] requires`) are installed
 //!   from pure-Python wheels by oxbuild, the newest versions that satisfy
-//!   them, into a directory of their own;
+//!   them (or exactly the versions `[python] build-constraints` pins), into
+//!   a directory of their own;
 //! - the interpreter is a CPython of the target's `major.minor` on this
 //!   runner (`python3.X` on `PATH`), started with `-S -s` so that nothing of
 //!   the runner's own site-packages is seen, a cleared environment (no
@@ -36,6 +37,9 @@ pub struct Builder {
     pub python: PathBuf,
     /// `SOURCE_DATE_EPOCH` of the build.
     pub epoch: u64,
+    /// Exact versions of build requirements (`[python] build-constraints`),
+    /// by normalised name; the newest that fits otherwise.
+    pub constraints: std::collections::BTreeMap<String, String>,
 }
 
 impl Builder {
@@ -64,7 +68,7 @@ impl Builder {
                 if lines.next().map(str::trim) == Some(&format!("{}.{}", target.major, target.minor))
                     && let Some(exe) = lines.next().map(PathBuf::from).filter(|p| p.is_absolute() && p.is_file())
                 {
-                    return Some(Builder { python: exe, epoch });
+                    return Some(Builder { python: exe, epoch, constraints: Default::default() });
                 }
             }
         }
@@ -186,6 +190,7 @@ fn pure(name: &wheel::WheelName) -> bool {
 /// `name==version` of each, for the report.
 async fn install_requirements(
     requires: &[String],
+    constraints: &std::collections::BTreeMap<String, String>,
     sources: &Sources,
     target: &Target,
     store: &BlobStore,
@@ -222,13 +227,18 @@ async fn install_requirements(
             .filter_map(|c| {
                 let w = wheel::WheelName::parse(&c.filename)?;
                 let v = pep440_rs::Version::from_str(&w.version).ok()?;
-                let fits = pure(&w) && !v.any_prerelease() && specifiers.as_ref().is_none_or(|s| s.contains(&v));
+                let pinned = constraints.get(&key);
+                let fits = pure(&w)
+                    && (pinned.is_some() || !v.any_prerelease())
+                    && specifiers.as_ref().is_none_or(|s| s.contains(&v))
+                    && pinned.is_none_or(|p| crate::version::same(p, &w.version));
                 fits.then_some((v, c))
             })
             .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.filename.cmp(&a.1.filename)));
         let Some((version, candidate)) = best else {
+            let pinned = constraints.get(&key).map(|v| format!(" at {v} (build-constraints)")).unwrap_or_default();
             return Err(format!(
-                "no pure-Python wheel satisfies the build requirement `{spec}` in {}",
+                "no pure-Python wheel satisfies the build requirement `{spec}`{pinned} in {}",
                 sources.describe()
             ));
         };
@@ -388,7 +398,8 @@ async fn build_tree(
         std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
     }
     let system = build_system(root)?;
-    let requirements = install_requirements(&system.requires, sources, target, store, &site).await?;
+    let requirements =
+        install_requirements(&system.requires, &builder.constraints, sources, target, store, &site).await?;
     let mut cmd = Command::new(&builder.python);
     cmd.args(["-S", "-s", "-B", "-c", HOOK])
         .arg(&site)
