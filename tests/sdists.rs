@@ -154,3 +154,38 @@ fn build_constraints_pin_the_backend() {
     let report = build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
     assert!(report["python"]["wheels"].to_string().contains("legacy-2.0-py3-none-any.whl"), "{report}");
 }
+
+/// A package whose C speedups are optional (as SQLAlchemy's and
+/// MarkupSafe's are) builds without them here; its backend still tags the
+/// wheel for this platform, but with no native code in it, it is taken.
+#[test]
+fn optional_c_speedups_are_left_out_and_the_pure_package_is_installed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sdists");
+    let (_, sha) = sdist(
+        &dir,
+        "speedy",
+        "1.0",
+        &[
+            (
+                "setup.py",
+                "from setuptools import setup, Extension\nsetup(name='speedy', version='1.0', py_modules=['speedy'], ext_modules=[Extension('_speedups', ['speedups.c'], optional=True)])\n",
+            ),
+            ("speedy.py", "FAST = False\n"),
+            ("speedups.c", "#include <Python.h>\n"),
+        ],
+    );
+    let ws = app_with(&dir, &format!("speedy==1.0 --hash=sha256:{sha}\n"));
+    let layout = ws.tmp.path().join("layout");
+    let report = build_json(
+        ws.oxbuild()
+            .args(["build", "-q", "--base", &base(), "--output"])
+            .arg(format!("oci:{}", layout.display()))
+            .arg(ws.app()),
+    );
+    let deps = report["python"]["layer"].as_str().unwrap();
+    assert!(
+        layer_file(&blob_in(&layout, deps), "opt/venv/lib/python3.11/site-packages/speedy.py").is_some(),
+        "{report}"
+    );
+}

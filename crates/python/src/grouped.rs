@@ -120,9 +120,11 @@ pub fn pipfile(text: &str, file: &str, target: &Target, selection: &Selection) -
     let mut out = Requirements { pins: merge(pins), ..Default::default() };
     // The first source is the index Pipenv locked against (PyPI by default);
     // one written with `${VAR}` is left to [python] index-url.
+    // pypi.python.org is PyPI's old name, which Pipfiles still carry.
+    let pypi = |u: &str| ["https://pypi.org/simple", "https://pypi.python.org/simple"].iter().any(|p| u.starts_with(p));
     if let Some(url) = meta["sources"][0]["url"].as_str()
         && !url.contains("${")
-        && !url.starts_with("https://pypi.org/simple")
+        && !pypi(url)
     {
         out.options.index_url = Some(url.to_string());
     }
@@ -414,6 +416,9 @@ mod tests {
         assert_eq!(prod.pins[1].extras, vec!["standard"]);
         assert_eq!(prod.requires_python.as_deref(), Some("==3.11.*"));
         assert_eq!(prod.options.index_url, None, "PyPI is the default anyway");
+        let old_name = text.replace("https://pypi.org/simple", "https://pypi.python.org/simple");
+        let prod = pipfile(&old_name, "Pipfile.lock", &target(), &Selection::production()).unwrap();
+        assert_eq!(prod.options.index_url, None, "pypi.python.org is PyPI");
         let dev = pipfile(&text, "Pipfile.lock", &target(), &Selection::groups(vec!["develop".into()])).unwrap();
         assert_eq!(keys(&dev), ["pytest==8.3.0"]);
         let git = r#"{"default": {"x": {"git": "https://tok@example.com/x.git", "ref": "abc"}}}"#;

@@ -235,15 +235,20 @@ async fn fetch_one(
             same_version.iter().filter(|c| c.filename.ends_with(".whl")).map(|c| c.filename.as_str()).collect();
         let tried: Vec<String> = target.tags().iter().take(3).map(|(p, a, pl)| format!("{p}-{a}-{pl}")).collect();
         let platform = format!("Python {}.{} on {} ({})", target.major, target.minor, target.machine, target.libc);
-        if wheels.is_empty()
-            && let Some(sdist) = same_version.iter().find(|c| {
-                sdist::is_sdist(&c.filename)
-                    && (pin.hashes.is_empty()
-                        || c.sha256.as_ref().is_none_or(|h| pin.hashes.contains(&h.to_ascii_lowercase())))
-            })
-        {
+        // No wheel fits the target (or there is none): its sdist, when it
+        // has one, is built, as pip would.
+        if let Some(sdist) = same_version.iter().find(|c| {
+            sdist::is_sdist(&c.filename)
+                && (pin.hashes.is_empty()
+                    || c.sha256.as_ref().is_none_or(|h| pin.hashes.contains(&h.to_ascii_lowercase())))
+        }) {
+            let why = if wheels.is_empty() {
+                "is published only as a source distribution".to_string()
+            } else {
+                format!("has no wheel for {platform}, only a source distribution")
+            };
             let message = format!(
-                "{what} is published only as a source distribution, and this runner has no python{}.{} to build it with: put python{}.{} on PATH, or build a wheel for {platform} (`pip wheel {}=={} -w wheelhouse`) and add the directory to `find-links` with [python] trust-local-wheels",
+                "{what} {why}, and this runner has no python{}.{} to build it with: put python{}.{} on PATH, or build a wheel for {platform} (`pip wheel {}=={} -w wheelhouse`) and add the directory to `find-links` with [python] trust-local-wheels",
                 target.major, target.minor, target.major, target.minor, pin.name, pin.version
             );
             return Ok(Fetched::SourceOnly { candidate: (*sdist).clone(), message });

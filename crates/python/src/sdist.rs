@@ -439,7 +439,10 @@ async fn build_tree(
         ));
     };
     let name = wheel::WheelName::parse(&built).ok_or_else(|| format!("the backend made `{built}`, not a wheel"))?;
-    if !pure(&name) {
+    // A package whose C speedups are optional (SQLAlchemy, MarkupSafe) builds
+    // without them here, but its backend still tags the wheel for this
+    // platform: one without native code in it runs anywhere.
+    if !pure(&name) && native_code(&out.join(&built))? {
         return Err(format!(
             "it built {built}, which is not pure Python (it compiles C): oxbuild accepts only py3-none-any wheels from a build; put a wheel for the target in find-links (with [python] trust-local-wheels)"
         ));
@@ -449,6 +452,18 @@ async fn build_tree(
     std::io::copy(&mut file, &mut writer).map_err(|e| e.to_string())?;
     let (digest, path) = writer.commit_computed().map_err(|e| e.to_string())?;
     Ok(Built { filename: built, digest, path, requirements })
+}
+
+/// Whether the wheel at `path` holds native code (a shared library or an
+/// extension module).
+fn native_code(path: &Path) -> Result<bool, String> {
+    let zip = zip::ZipArchive::new(std::fs::File::open(path).map_err(|e| e.to_string())?)
+        .map_err(|e| format!("the built wheel is not a valid zip file ({e})"))?;
+    let native = [".so", ".pyd", ".dylib", ".dll"];
+    // A name that is not UTF-8 counts as native: nothing vouches for it.
+    Ok(zip
+        .file_names()
+        .any(|n| n.map_or(true, |n| native.iter().any(|ext| n.ends_with(ext) || n.contains(&format!("{ext}."))))))
 }
 
 /// Whether the project in `dir` is itself a package to install, as `poetry
