@@ -152,11 +152,29 @@ pub fn dependencies(
     }
     problems.sort();
     problems.dedup();
+    // pip freeze and Poetry leave these out of locks, and `python -m venv`
+    // used to add them, so old packages that need them worked by accident.
+    let unlocked: Vec<&str> = ["setuptools", "pip", "wheel"]
+        .into_iter()
+        .filter(|n| problems.iter().any(|p| p.starts_with(&format!("{n} ")) && p.ends_with("not in the lock")))
+        .collect();
+    let hint = if unlocked.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n{} {} left out of locks by pip freeze and Poetry (a venv made by `python -m venv` once added {}); add {} to the lock (`poetry add {}`, or a pin in the requirements file)",
+            unlocked.join(" and "),
+            if unlocked.len() == 1 { "is" } else { "are" },
+            if unlocked.len() == 1 { "it" } else { "them" },
+            if unlocked.len() == 1 { "it" } else { "them" },
+            unlocked.join(" ")
+        )
+    };
     Err(Error::Lock {
         file: lock.to_string(),
         line: 0,
         message: format!(
-            "the image would fail when its packages are imported on Python {} ({}): {} problem{}:\n  - {}\nlock every dependency for this Python (`uv pip compile requirements.in --generate-hashes -o requirements.txt`, `uv lock` or `pip-compile`), or use a base with a Python that fits, then build again",
+            "the image would fail when its packages are imported on Python {} ({}): {} problem{}:\n  - {}\nlock every dependency for this Python (`uv pip compile requirements.in --generate-hashes -o requirements.txt`, `uv lock` or `pip-compile`), or use a base with a Python that fits, then build again{hint}",
             target.full_version,
             target.machine,
             problems.len(),
@@ -238,6 +256,16 @@ mod tests {
         assert!(e.contains("idna <3, needed by app-lib 1.0: the lock has idna 3.7"), "{e}");
         assert!(e.contains("3 problems:"), "{e}");
         assert!(e.contains("uv pip compile"), "{e}");
+    }
+
+    #[test]
+    fn setuptools_left_out_of_a_lock_gets_its_own_hint() {
+        let dists = [dist("gunicorn", "20.0.4", &["setuptools>=3.0"], None)];
+        let e = check(&dists, &[]).unwrap_err();
+        assert!(
+            e.contains("setuptools >=3.0, needed by gunicorn 20.0.4") && e.contains("poetry add setuptools"),
+            "{e}"
+        );
     }
 
     #[test]

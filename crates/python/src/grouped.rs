@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::str::FromStr as _;
 
 use crate::marker::{Environment, Marker};
 use crate::name::normalize;
@@ -137,33 +138,56 @@ pub fn pipfile(text: &str, file: &str, target: &Target, selection: &Selection) -
 
 /// poetry.lock (Poetry 2, lock-version 2.1): the packages whose `groups`
 /// include `main` (or those named by `groups`), where the group's marker holds.
-pub fn poetry(doc: &toml::Table, file: &str, target: &Target, selection: &Selection) -> Result<Requirements, Error> {
+/// A lock without per-package `groups` (Poetry 1, and lock-version 2.0) is
+/// walked from the groups of `pyproject` (the pyproject.toml beside it).
+pub fn poetry(
+    doc: &toml::Table,
+    pyproject: Option<&toml::Table>,
+    file: &str,
+    target: &Target,
+    selection: &Selection,
+) -> Result<Requirements, Error> {
     let env = target.marker_environment()?;
     let wanted = wanted("poetry.lock", selection);
     let packages = doc.get("package").and_then(|p| p.as_array()).cloned().unwrap_or_default();
+    let walked = if packages.iter().any(|p| p.get("groups").is_some()) {
+        None
+    } else {
+        let Some(pyproject) = pyproject else {
+            return Err(lock_err(
+                file,
+                "has no `groups` per package (written by Poetry 1), and no pyproject.toml is beside it to say what each group needs; put the lock beside its pyproject.toml, or run `poetry lock` with Poetry 2".into(),
+            ));
+        };
+        Some(poetry_walk(&packages, pyproject, file, target, &env, selection)?)
+    };
     let mut pins = Vec::new();
     let mut seen_groups = BTreeSet::new();
     for p in packages.iter().filter_map(|p| p.as_table()) {
         let name = p.get("name").and_then(|v| v.as_str()).unwrap_or("?").to_string();
-        let Some(pkg_groups) = p.get("groups").and_then(|g| g.as_array()) else {
-            return Err(lock_err(
-                file,
-                format!(
-                    "`{name}` has no `groups`: the lock was written by Poetry 1; run `poetry lock` with Poetry 2 and build again"
-                ),
-            ));
+        let needed = match &walked {
+            Some(needed) => needed.contains(&normalize(&name)),
+            None => {
+                let pkg_groups: Vec<&str> = p
+                    .get("groups")
+                    .and_then(|g| g.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|g| g.as_str())
+                    .collect();
+                seen_groups.extend(pkg_groups.iter().map(|g| g.to_string()));
+                let mut needed = false;
+                for g in wanted.iter().filter(|g| pkg_groups.contains(&g.as_str())) {
+                    let marker = match p.get("markers") {
+                        Some(toml::Value::String(m)) => Some(m.as_str()),
+                        Some(toml::Value::Table(t)) => t.get(g.as_str()).and_then(|m| m.as_str()),
+                        _ => None,
+                    };
+                    needed |= holds(marker, &env, file)?;
+                }
+                needed
+            }
         };
-        let pkg_groups: Vec<&str> = pkg_groups.iter().filter_map(|g| g.as_str()).collect();
-        seen_groups.extend(pkg_groups.iter().map(|g| g.to_string()));
-        let mut needed = false;
-        for g in wanted.iter().filter(|g| pkg_groups.contains(&g.as_str())) {
-            let marker = match p.get("markers") {
-                Some(toml::Value::String(m)) => Some(m.as_str()),
-                Some(toml::Value::Table(t)) => t.get(g.as_str()).and_then(|m| m.as_str()),
-                _ => None,
-            };
-            needed |= holds(marker, &env, file)?;
-        }
         if !needed {
             continue;
         }
@@ -209,7 +233,7 @@ pub fn poetry(doc: &toml::Table, file: &str, target: &Target, selection: &Select
             extras: Vec::new(),
         });
     }
-    for g in &selection.groups {
+    for g in selection.groups.iter().filter(|_| walked.is_none()) {
         if !seen_groups.contains(g) {
             let known: Vec<String> = seen_groups.iter().cloned().collect();
             return Err(lock_err(
@@ -225,6 +249,127 @@ pub fn poetry(doc: &toml::Table, file: &str, target: &Target, selection: &Select
     out.requires_python =
         doc.get("metadata").and_then(|m| m.get("python-versions")).and_then(|v| v.as_str()).and_then(poetry_constraint);
     Ok(out)
+}
+
+/// The packages a lock without per-package groups needs for `selection`:
+/// from the pyproject's dependencies (`[tool.poetry.dependencies]`, or
+/// `[project] dependencies`) and the named groups
+/// (`[tool.poetry.group.<name>.dependencies]`; `dev` is also the old
+/// `[tool.poetry.dev-dependencies]`), through each package's dependencies
+/// and the extras asked of it, where markers and Python constraints hold.
+fn poetry_walk(
+    packages: &[toml::Value],
+    pyproject: &toml::Table,
+    file: &str,
+    target: &Target,
+    env: &Environment,
+    selection: &Selection,
+) -> Result<BTreeSet<String>, Error> {
+    let mut by_name: BTreeMap<String, &toml::Table> = BTreeMap::new();
+    for p in packages.iter().filter_map(|p| p.as_table()) {
+        by_name.entry(normalize(p.get("name").and_then(|n| n.as_str()).unwrap_or(""))).or_insert(p);
+    }
+    let poetry = pyproject.get("tool").and_then(|t| t.get("poetry")).and_then(|p| p.as_table());
+    // (name, extras) still to visit; constraints are checked as they are read.
+    let mut queue: Vec<(String, Vec<String>)> = Vec::new();
+    let python = pep440_rs::Version::from_str(&target.full_version).ok();
+    let applies = |spec: &toml::Value| -> Result<Option<Vec<String>>, Error> {
+        // A dependency spec: "^1.0", or a table (version, markers, python,
+        // extras, optional), or a list of such tables for different markers.
+        let tables: Vec<&toml::Table> = match spec {
+            toml::Value::Table(t) => vec![t],
+            toml::Value::Array(a) => a.iter().filter_map(|t| t.as_table()).collect(),
+            _ => return Ok(Some(Vec::new())),
+        };
+        for t in tables {
+            if t.get("optional").and_then(|o| o.as_bool()) == Some(true) {
+                continue;
+            }
+            if !holds(t.get("markers").and_then(|m| m.as_str()), env, file)? {
+                continue;
+            }
+            if let (Some(c), Some(v)) = (t.get("python").and_then(|p| p.as_str()), &python)
+                && let Some(specs) = poetry_constraint(c).and_then(|c| pep440_rs::VersionSpecifiers::from_str(&c).ok())
+                && !specs.contains(v)
+            {
+                continue;
+            }
+            let extras = t.get("extras").and_then(|e| e.as_array()).into_iter().flatten();
+            return Ok(Some(extras.filter_map(|e| e.as_str()).map(normalize).collect()));
+        }
+        Ok(None)
+    };
+    let add_table = |deps: &toml::Table, queue: &mut Vec<(String, Vec<String>)>| -> Result<(), Error> {
+        for (name, spec) in deps {
+            if name == "python" {
+                continue;
+            }
+            if let Some(extras) = applies(spec)? {
+                queue.push((normalize(name), extras));
+            }
+        }
+        Ok(())
+    };
+    if selection.production {
+        if let Some(deps) = poetry.and_then(|p| p.get("dependencies")).and_then(|d| d.as_table()) {
+            add_table(deps, &mut queue)?;
+        }
+        let pep621 = pyproject.get("project").and_then(|p| p.get("dependencies")).and_then(|d| d.as_array());
+        for r in pep621.into_iter().flatten().filter_map(|r| r.as_str()) {
+            let r = crate::name::parse_requirement(r).map_err(|e| lock_err(file, format!("pyproject.toml: {e}")))?;
+            if r.evaluate_markers(env.pep508(), &[]) {
+                queue.push((normalize(r.name.as_ref()), r.extras.iter().map(|e| normalize(e.as_ref())).collect()));
+            }
+        }
+    }
+    for g in &selection.groups {
+        let group = poetry
+            .and_then(|p| p.get("group"))
+            .and_then(|gs| gs.get(g.as_str()))
+            .and_then(|g| g.get("dependencies"))
+            .and_then(|d| d.as_table())
+            .or_else(|| (g == "dev").then(|| poetry.and_then(|p| p.get("dev-dependencies"))?.as_table()).flatten());
+        let Some(deps) = group else {
+            let known: Vec<String> = poetry
+                .and_then(|p| p.get("group"))
+                .and_then(|g| g.as_table())
+                .map(|g| g.keys().cloned().collect())
+                .unwrap_or_default();
+            return Err(lock_err(
+                file,
+                format!(
+                    "pyproject.toml has no group `{g}` (groups: {}); fix [python] groups or test-groups",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ),
+            ));
+        };
+        add_table(deps, &mut queue)?;
+    }
+    let mut needed: BTreeSet<String> = BTreeSet::new();
+    let mut extras_seen: BTreeSet<(String, String)> = BTreeSet::new();
+    while let Some((name, extras)) = queue.pop() {
+        let Some(p) = by_name.get(&name) else { continue };
+        let first = needed.insert(name.clone());
+        for extra in extras {
+            if !extras_seen.insert((name.clone(), extra.clone())) {
+                continue;
+            }
+            // `[package.extras]`: "name (>=1.0)" or "name[x] (>=1.0) ; marker".
+            let listed = p.get("extras").and_then(|e| e.get(extra.as_str())).and_then(|l| l.as_array());
+            for item in listed.into_iter().flatten().filter_map(|i| i.as_str()) {
+                let (head, marker) = item.split_once(';').map_or((item, None), |(h, m)| (h, Some(m)));
+                if !holds(marker, env, file)? {
+                    continue;
+                }
+                let dep = head.split(|c: char| c == ' ' || c == '(' || c == '[').next().unwrap_or("");
+                queue.push((normalize(dep), Vec::new()));
+            }
+        }
+        if first && let Some(deps) = p.get("dependencies").and_then(|d| d.as_table()) {
+            add_table(deps, &mut queue)?;
+        }
+    }
+    Ok(needed)
 }
 
 /// pdm.lock: the packages whose `groups` include `default` (or those named by
@@ -459,23 +604,100 @@ python-versions = "^3.11"
 "#
         .parse()
         .unwrap();
-        let prod = poetry(&doc, "poetry.lock", &target(), &Selection::production()).unwrap();
+        let prod = poetry(&doc, None, "poetry.lock", &target(), &Selection::production()).unwrap();
         assert_eq!(keys(&prod), ["flask==3.1.0"]);
         assert_eq!(prod.pins[0].dependencies, ["click", "werkzeug"]);
         assert_eq!(prod.pins[0].hashes, ["bbbb"]);
         assert_eq!(prod.requires_python.as_deref(), Some(">=3.11,<4"));
-        let dev = poetry(&doc, "poetry.lock", &target(), &Selection::groups(vec!["dev".into()])).unwrap();
+        let dev = poetry(&doc, None, "poetry.lock", &target(), &Selection::groups(vec!["dev".into()])).unwrap();
         assert_eq!(keys(&dev), ["colorama==0.4.6", "pytest==8.3.0"], "dev's own marker holds on linux");
         // [python] groups: production and the named group.
         let both = Selection { production: true, groups: vec!["dev".into()] };
-        let both = poetry(&doc, "poetry.lock", &target(), &both).unwrap();
+        let both = poetry(&doc, None, "poetry.lock", &target(), &both).unwrap();
         assert_eq!(keys(&both), ["flask==3.1.0", "colorama==0.4.6", "pytest==8.3.0"]);
-        let e =
-            poetry(&doc, "poetry.lock", &target(), &Selection::groups(vec!["test".into()])).unwrap_err().to_string();
+        let e = poetry(&doc, None, "poetry.lock", &target(), &Selection::groups(vec!["test".into()]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no package is in group `test`") && e.contains("dev, main"), "{e}");
         let old: toml::Table = "[[package]]\nname = \"x\"\nversion = \"1\"\n".parse().unwrap();
-        let e = poetry(&old, "poetry.lock", &target(), &Selection::production()).unwrap_err().to_string();
-        assert!(e.contains("Poetry 1") && e.contains("poetry lock"), "{e}");
+        let e = poetry(&old, None, "poetry.lock", &target(), &Selection::production()).unwrap_err().to_string();
+        assert!(e.contains("Poetry 1") && e.contains("pyproject.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_poetry_lock_without_groups_is_walked_from_the_pyproject() {
+        let lock: toml::Table = r#"
+[[package]]
+name = "flask"
+version = "1.1.4"
+category = "main"
+optional = false
+python-versions = "*"
+[package.dependencies]
+click = ">=5.1,<8.0"
+itsdangerous = {version = ">=0.24", markers = "sys_platform == \"linux\""}
+colorama = {version = "*", markers = "platform_system == \"Windows\""}
+importlib-metadata = {version = "*", python = "<3.8"}
+[package.extras]
+dotenv = ["python-dotenv"]
+
+[[package]]
+name = "click"
+version = "7.1.2"
+category = "main"
+
+[[package]]
+name = "itsdangerous"
+version = "1.1.0"
+category = "main"
+
+[[package]]
+name = "colorama"
+version = "0.4.6"
+category = "main"
+
+[[package]]
+name = "importlib-metadata"
+version = "6.0.0"
+category = "main"
+
+[[package]]
+name = "python-dotenv"
+version = "1.0.0"
+category = "main"
+
+[[package]]
+name = "pytest"
+version = "6.2.5"
+category = "dev"
+
+[metadata]
+lock-version = "1.1"
+python-versions = "^3.7"
+"#
+        .parse()
+        .unwrap();
+        let pyproject: toml::Table = r#"
+[tool.poetry.dependencies]
+python = "^3.7"
+Flask = {version = "^1.1", extras = ["dotenv"]}
+
+[tool.poetry.dev-dependencies]
+pytest = "^6.2"
+"#
+        .parse()
+        .unwrap();
+        let prod = poetry(&lock, Some(&pyproject), "poetry.lock", &target(), &Selection::production()).unwrap();
+        let mut k = keys(&prod);
+        k.sort();
+        assert_eq!(k, ["click==7.1.2", "flask==1.1.4", "itsdangerous==1.1.0", "python-dotenv==1.0.0"]);
+        let dev =
+            poetry(&lock, Some(&pyproject), "poetry.lock", &target(), &Selection::groups(vec!["dev".into()])).unwrap();
+        assert_eq!(keys(&dev), ["pytest==6.2.5"]);
+        let e = poetry(&lock, Some(&pyproject), "poetry.lock", &target(), &Selection::groups(vec!["docs".into()]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no group `docs`"), "{e}");
     }
 
     #[test]

@@ -32,7 +32,11 @@ pub fn load(path: &Path, target: &Target, selection: &Selection) -> Result<Requi
             })?;
             return crate::grouped::pipfile(&text, &file, target, selection);
         }
-        "poetry.lock" => return crate::grouped::poetry(&read_toml(path)?, &file, target, selection),
+        "poetry.lock" => {
+            let pyproject = dir.join("pyproject.toml");
+            let pyproject = if pyproject.is_file() { Some(read_toml(&pyproject)?) } else { None };
+            return crate::grouped::poetry(&read_toml(path)?, pyproject.as_ref(), &file, target, selection);
+        }
         "pdm.lock" => return crate::grouped::pdm(&read_toml(path)?, &file, dir, target, selection),
         _ if name != "uv.lock" && !selection.groups.is_empty() => {
             return Err(Error::Lock {
