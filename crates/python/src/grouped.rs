@@ -361,7 +361,7 @@ fn poetry_walk(
                 if !holds(marker, env, file)? {
                     continue;
                 }
-                let dep = head.split(|c: char| c == ' ' || c == '(' || c == '[').next().unwrap_or("");
+                let dep = head.split([' ', '(', '[']).next().unwrap_or("");
                 queue.push((normalize(dep), Vec::new()));
             }
         }
