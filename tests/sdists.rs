@@ -47,6 +47,16 @@ fn app_with(sdists: &Path, pins: &str) -> common::Workspace {
     ws
 }
 
+/// pyweb whose whole lock is one sdist, `name==version` holding `files`;
+/// the temporary directory holds the sdist and must outlive the workspace's use.
+fn app_with_one_sdist(name: &str, version: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, common::Workspace) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sdists");
+    let (_, sha) = sdist(&dir, name, version, files);
+    let ws = app_with(&dir, &format!("{name}=={version} --hash=sha256:{sha}\n"));
+    (tmp, ws)
+}
+
 #[test]
 fn source_only_packages_are_built_with_their_backend_and_the_image_is_reproducible() {
     let tmp = tempfile::tempdir().unwrap();
@@ -105,10 +115,7 @@ fn source_only_packages_are_built_with_their_backend_and_the_image_is_reproducib
 
 #[test]
 fn an_sdist_that_compiles_c_fails_naming_it_with_what_to_do() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("sdists");
-    let (_, sha) = sdist(
-        &dir,
+    let (_sdists, ws) = app_with_one_sdist(
         "fast",
         "1.0",
         &[
@@ -120,7 +127,6 @@ fn an_sdist_that_compiles_c_fails_naming_it_with_what_to_do() {
             ("PKG-INFO", "Metadata-Version: 2.1\nName: fast\nVersion: 1.0\n"),
         ],
     );
-    let ws = app_with(&dir, &format!("fast==1.0 --hash=sha256:{sha}\n"));
     let (code, _, stderr) = run(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
     assert_eq!(code, 4, "{stderr}");
     for needle in ["fast==1.0", "fast-1.0.tar.gz", "the build failed", "gcc", "compiles C", "find-links"] {
@@ -132,10 +138,7 @@ fn an_sdist_that_compiles_c_fails_naming_it_with_what_to_do() {
 /// sources lack is named; the one they have builds.
 #[test]
 fn build_constraints_pin_the_backend() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("sdists");
-    let (_, sha) = sdist(
-        &dir,
+    let (_sdists, ws) = app_with_one_sdist(
         "legacy",
         "2.0",
         &[
@@ -143,7 +146,6 @@ fn build_constraints_pin_the_backend() {
             ("legacy.py", "ANSWER = 42\n"),
         ],
     );
-    let ws = app_with(&dir, &format!("legacy==2.0 --hash=sha256:{sha}\n"));
     std::fs::write(ws.app().join("build-constraints.txt"), "setuptools==70.0.0\n").unwrap();
     ws.edit_config("no-index = true", "no-index = true\nbuild-constraints = \"build-constraints.txt\"");
     let (code, _, stderr) = run(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
@@ -160,10 +162,7 @@ fn build_constraints_pin_the_backend() {
 /// wheel for this platform, but with no native code in it, it is taken.
 #[test]
 fn optional_c_speedups_are_left_out_and_the_pure_package_is_installed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("sdists");
-    let (_, sha) = sdist(
-        &dir,
+    let (_sdists, ws) = app_with_one_sdist(
         "speedy",
         "1.0",
         &[
@@ -175,7 +174,6 @@ fn optional_c_speedups_are_left_out_and_the_pure_package_is_installed() {
             ("speedups.c", "#include <Python.h>\n"),
         ],
     );
-    let ws = app_with(&dir, &format!("speedy==1.0 --hash=sha256:{sha}\n"));
     let layout = ws.tmp.path().join("layout");
     let report = build_json(
         ws.oxbuild()
