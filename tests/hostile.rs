@@ -398,6 +398,10 @@ fn reliability_files_that_change_or_vanish_during_the_build_are_named() {
                     let _ = std::fs::write(&gone, "here");
                 }
                 n += 1;
+                // Apart by more than the kernel's timestamp tick (a few ms):
+                // two rewrites of one size within one tick leave the same
+                // mtime, which no reader can tell apart (see RELIABILITY.md).
+                std::thread::sleep(std::time::Duration::from_millis(25));
             }
         })
     };

@@ -60,7 +60,9 @@ pub struct Marker {
 impl Marker {
     /// Parses a marker expression (the part after `;`).
     pub fn parse(text: &str) -> Result<Marker, String> {
-        let tree = MarkerTree::from_str(text).map_err(|e| format!("marker `{text}`: {e}"))?;
+        // The message only: pep508_rs's Display of its error can panic on
+        // multi-byte input (see `crate::name::parse_requirement`).
+        let tree = MarkerTree::from_str(text).map_err(|e| format!("marker `{text}`: {}", e.message))?;
         Ok(Marker { tree, text: text.to_string() })
     }
 
