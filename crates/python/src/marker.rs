@@ -60,8 +60,11 @@ pub struct Marker {
 impl Marker {
     /// Parses a marker expression (the part after `;`).
     pub fn parse(text: &str) -> Result<Marker, String> {
-        // The message only: pep508_rs's Display of its error can panic on
-        // multi-byte input (see `crate::name::parse_requirement`).
+        // pep508_rs panics inside multi-byte characters (see
+        // `crate::name::parse_requirement`): markers are ASCII in practice.
+        if !text.is_ascii() {
+            return Err(format!("marker `{text}` is not ASCII text"));
+        }
         let tree = MarkerTree::from_str(text).map_err(|e| format!("marker `{text}`: {}", e.message))?;
         Ok(Marker { tree, text: text.to_string() })
     }

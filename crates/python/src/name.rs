@@ -15,6 +15,12 @@ pub fn normalize(name: &str) -> String {
 /// requirement comes from a lock or a wheel's METADATA, so it is untrusted.
 pub(crate) fn parse_requirement(spec: &str) -> Result<pep508_rs::Requirement<pep508_rs::VerbatimUrl>, String> {
     use std::str::FromStr as _;
+    // pep508_rs 0.9 slices its input by byte offsets in places and panics
+    // inside a multi-byte character (found by fuzzing); PEP 508
+    // requirements are ASCII in practice, so anything else is refused.
+    if !spec.is_ascii() {
+        return Err("a requirement must be ASCII text".into());
+    }
     let valid = |n: &str| {
         let b = n.as_bytes();
         !b.is_empty()
