@@ -164,7 +164,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
     }
     // The project itself, when it is a package, as `poetry install` and `uv
     // sync` install it: a layer of its own over the dependencies.
-    if cfg.python.install_project && oxbuild_python::sdist::is_package(dir) {
+    if project {
         events.step(&format!("the project in {} as a package into {}", dir.display(), cfg.python.venv));
         let requirements_file =
             cfg.python.requirements_path(dir).ok().flatten().unwrap_or_else(|| dir.join("pyproject.toml"));

@@ -293,16 +293,20 @@ async fn fetch_one(
     }
     if !pin.hashes.is_empty() && !pin.hashes.contains(&digest.hex().to_string()) && !sources.trusts(&pin.key(), chosen)
     {
-        return Err(Error::Package(format!(
-            "{what}: hash mismatch for {}: got sha256:{}, the lock allows {}",
-            chosen.filename,
-            digest.hex(),
-            pin.hashes.iter().map(|h| format!("sha256:{h}")).collect::<Vec<_>>().join(", ")
-        )));
+        return Err(hash_mismatch(&what, pin, &chosen.filename, &digest));
     }
     blob.commit(&digest)?;
     let downloaded = matches!(chosen.location, source::Location::Url(..) | source::Location::Direct(_));
     finish(pin, chosen, sources, digest, store, downloaded).map(Fetched::Wheel)
+}
+
+/// The error for a downloaded `filename` of `pin` whose sha256 the lock does not allow.
+pub(crate) fn hash_mismatch(what: &str, pin: &Pin, filename: &str, digest: &Digest) -> Error {
+    Error::Package(format!(
+        "{what}: hash mismatch for {filename}: got sha256:{}, the lock allows {}",
+        digest.hex(),
+        pin.hashes.iter().map(|h| format!("sha256:{h}")).collect::<Vec<_>>().join(", ")
+    ))
 }
 
 fn finish(

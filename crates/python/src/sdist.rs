@@ -331,12 +331,7 @@ pub async fn build(
         return Err(fail("it does not match the index's sha256; nothing was stored".into()));
     }
     if !pin.hashes.is_empty() && !pin.hashes.contains(&digest.hex().to_string()) {
-        return Err(Error::Package(format!(
-            "{what}: hash mismatch for {}: got sha256:{}, the lock allows {}",
-            candidate.filename,
-            digest.hex(),
-            pin.hashes.iter().map(|h| format!("sha256:{h}")).collect::<Vec<_>>().join(", ")
-        )));
+        return Err(crate::hash_mismatch(&what, pin, &candidate.filename, &digest));
     }
     let sdist = blob.commit(&digest)?;
 
