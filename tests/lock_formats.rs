@@ -1,5 +1,5 @@
-//! pyweb's app locked by Poetry, Pipenv and PDM (testdata/poetryweb,
-//! pipenvweb, pdmweb hold each tool's project file and the lock it wrote;
+//! pyweb's app locked by Poetry, Pipenv, PDM and uv (testdata/poetryweb,
+//! pipenvweb, pdmweb, uvweb hold each tool's project file and the lock it wrote;
 //! the tests add pyweb's code), read with no tool
 //! installed: each builds, passes its tests in the test variant, reaches
 //! healthy in podman and is published; production holds only the
@@ -11,11 +11,11 @@ mod common;
 use common::{base, offline_pyweb_locked_as, run};
 use oxbuild_testkit::Registry;
 
-const PROJECTS: [(&str, &str); 3] =
-    [("poetryweb", "poetry.lock"), ("pipenvweb", "Pipfile.lock"), ("pdmweb", "pdm.lock")];
+const PROJECTS: [(&str, &str); 4] =
+    [("poetryweb", "poetry.lock"), ("pipenvweb", "Pipfile.lock"), ("pdmweb", "pdm.lock"), ("uvweb", "uv.lock")];
 
 #[test]
-fn poetry_pipenv_and_pdm_projects_build_pass_their_tests_reach_healthy_and_publish() {
+fn poetry_pipenv_pdm_and_uv_projects_build_pass_their_tests_reach_healthy_and_publish() {
     let registry = Registry::start();
     for (app, lock) in PROJECTS {
         let ws = offline_pyweb_locked_as(app);
@@ -83,10 +83,11 @@ fn a_hand_edited_lock_of_each_format_fails_before_anything_is_pushed() {
             .args(["build", "-q", "--variant", "test", "--base", &base(), "--push", "--tag", &target])
             .arg(ws.app()));
         assert_eq!(code, 3, "{app}: {stderr}");
-        assert!(
-            stderr.contains(lock) && stderr.contains("pluggy") && stderr.contains("needed by pytest"),
-            "{app}: {stderr}"
-        );
+        // uv.lock's edges name the package dropped: the lock itself is
+        // incomplete, and every package that needs it is named.
+        let needed =
+            if lock == "uv.lock" { "needed by the project `uvweb` (group `dev`), pytest," } else { "needed by pytest" };
+        assert!(stderr.contains(lock) && stderr.contains("pluggy") && stderr.contains(needed), "{app}: {stderr}");
         assert!(registry.skopeo_list_tags(&format!("team/{app}")).is_empty(), "{app}: nothing was pushed");
     }
 }

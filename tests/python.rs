@@ -188,14 +188,20 @@ fn an_sdist_only_package_says_how_to_supply_a_wheel() {
         4,
         &["2 packages cannot be installed", "onlysource-1.0.tar.gz: not a valid .tar.gz", "alsosource-2.0.tar.gz"],
     );
-    // A runner without the base's Python cannot build them, and says how to go on.
+    // A runner that cannot run the base's interpreter (an arm64 base here)
+    // and has no python3.11 cannot build them, and says how to go on.
     let empty = ws.tmp.path().join("no-python");
     std::fs::create_dir_all(&empty).unwrap();
-    let (code, _, stderr) =
-        run(ws.oxbuild().env("PATH", &empty).args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    let arm64 = format!("oci-archive:{}", oxbuild_testkit::arm64_base_archive().display());
+    let (code, _, stderr) = run(ws.oxbuild().env("PATH", &empty).args(["build", "-q", "--base", &arm64]).arg(ws.app()));
     assert_eq!(code, 4, "{stderr}");
-    for needle in ["2 packages cannot be installed", "onlysource==1.0", "alsosource==2.0", "no python3.11", "pip wheel"]
-    {
+    for needle in [
+        "2 packages cannot be installed",
+        "onlysource==1.0",
+        "alsosource==2.0",
+        "no Python 3.11 to build it with (the base's own cannot run on this runner): put python3.11 on PATH",
+        "pip wheel",
+    ] {
         assert!(stderr.contains(needle), "`{needle}`: {stderr}");
     }
 }

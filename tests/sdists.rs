@@ -129,7 +129,14 @@ fn an_sdist_that_compiles_c_fails_naming_it_with_what_to_do() {
     );
     let (code, _, stderr) = run(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
     assert_eq!(code, 4, "{stderr}");
-    for needle in ["fast==1.0", "fast-1.0.tar.gz", "the build failed", "gcc", "compiles C", "find-links"] {
+    for needle in [
+        "fast==1.0",
+        "fast-1.0.tar.gz",
+        "the build by the base's /usr/bin/python3.11 failed",
+        "gcc",
+        "compiles C",
+        "find-links",
+    ] {
         assert!(stderr.contains(needle), "`{needle}`: {stderr}");
     }
 }
@@ -186,4 +193,130 @@ fn optional_c_speedups_are_left_out_and_the_pure_package_is_installed() {
         layer_file(&blob_in(&layout, deps), "opt/venv/lib/python3.11/site-packages/speedy.py").is_some(),
         "{report}"
     );
+}
+
+/// A sdist whose `setup.py` starts Python again, as backends and their
+/// plugins do: by `sys.executable` and by `python3` on `PATH`. Each child
+/// reports which program the kernel runs for it.
+const SPAWNING_SETUP: &str = r#"import os, subprocess, sys
+from setuptools import setup
+probe = "import os; print(os.readlink('/proc/self/exe'))"
+by_executable = subprocess.check_output([sys.executable, "-c", probe]).decode().strip()
+by_path = subprocess.check_output(["python3", "-c", probe]).decode().strip()
+with open("spawned.py", "w") as f:
+    f.write(f"BY_EXECUTABLE = {by_executable!r}\nBY_PATH = {by_path!r}\n")
+setup(name="spawned", version="1.0", py_modules=["spawned"])
+"#;
+
+/// The `name` entry's CycloneDX `oxbuild:index` property (where it came from).
+fn sbom_source(sbom_dir: &Path, name: &str) -> String {
+    let bom: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sbom_dir.join("sbom.cdx.json")).unwrap()).unwrap();
+    let component = bom["components"].as_array().unwrap().iter().find(|c| c["name"] == name).cloned();
+    let component = component.unwrap_or_else(|| panic!("{name} in the SBOM"));
+    let props = component["properties"].as_array().cloned().unwrap_or_default();
+    let source = props.iter().find(|p| p["name"] == "oxbuild:index").and_then(|p| p["value"].as_str());
+    source.unwrap_or_else(|| panic!("{component}")).to_string()
+}
+
+#[test]
+fn sdists_build_with_the_bases_own_interpreter_and_a_built_wheel_serves_the_whole_fleet() {
+    let registry = oxbuild_testkit::Registry::start();
+    let cache_repo = registry.reference("cache/deps");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sdists");
+    let (_, spawned) = sdist(
+        &dir,
+        "spawned",
+        "1.0",
+        &[("setup.py", SPAWNING_SETUP), ("PKG-INFO", "Metadata-Version: 2.1\nName: spawned\nVersion: 1.0\n")],
+    );
+    let (_, legacy) = sdist(
+        &dir,
+        "legacy",
+        "2.0",
+        &[
+            ("setup.py", "from setuptools import setup\nsetup(name='legacy', version='2.0', py_modules=['legacy'])\n"),
+            ("legacy.py", "ANSWER = 42\n"),
+        ],
+    );
+    let ws = app_with(&dir, &format!("spawned==1.0 --hash=sha256:{spawned}\n"));
+    let (runner_a, runner_b) = (ws.tmp.path().join("runner-a"), ws.tmp.path().join("runner-b"));
+    let layout = ws.tmp.path().join("layout");
+    let sbom_dir = ws.tmp.path().join("sbom");
+    let first = build_json(
+        ws.oxbuild()
+            .env("OXBUILD_CACHE_DIR", &runner_a)
+            .args(["build", "-q", "--base", &base(), "--cache-repo", &cache_repo, "--sbom-dir"])
+            .arg(&sbom_dir)
+            .arg("--output")
+            .arg(format!("oci:{}", layout.display()))
+            .arg(ws.app()),
+    );
+    assert_eq!(
+        first["python"]["built"],
+        serde_json::json!([{"wheel": "spawned-1.0-py3-none-any.whl", "reused": false}])
+    );
+    // The backend, and both processes it started, ran the base's interpreter
+    // through the base's own loader, from the kit oxbuild unpacked.
+    let deps = first["python"]["layer"].as_str().unwrap();
+    let module = layer_file(&blob_in(&layout, deps), "opt/venv/lib/python3.11/site-packages/spawned.py").unwrap();
+    let module = String::from_utf8(module).unwrap();
+    let kit = runner_a.join(format!("interpreters-v{}", oxbuild_cache::FORMAT));
+    for line in module.lines() {
+        let exe = line.split('\'').nth(1).unwrap_or_default();
+        assert!(exe.starts_with(kit.to_str().unwrap()) && exe.ends_with("ld-linux-x86-64.so.2"), "{module}");
+    }
+    // The SBOM says how it was built: from which sdist, with which backend.
+    let source = sbom_source(&sbom_dir, "spawned");
+    assert!(source.starts_with(&format!("built by oxbuild from spawned-1.0.tar.gz (sha256:{spawned})")), "{source}");
+    assert!(source.contains("with build requirements setuptools=="), "{source}");
+    let tags = registry.skopeo_list_tags("cache/deps");
+    assert!(
+        tags.iter().any(|t| t.starts_with("wheel-v")),
+        "the built wheel is in the cache repository: {tags:?}\n{}",
+        registry.log()
+    );
+
+    // Another runner, another lock (so the dependency layer is new): the
+    // wheel comes from the cache repository, not from a build.
+    std::fs::write(
+        ws.app().join("requirements.txt"),
+        format!("spawned==1.0 --hash=sha256:{spawned}\nlegacy==2.0 --hash=sha256:{legacy}\n"),
+    )
+    .unwrap();
+    let second = build_json(
+        ws.oxbuild()
+            .env("OXBUILD_CACHE_DIR", &runner_b)
+            .args(["build", "-q", "--base", &base(), "--cache-repo", &cache_repo])
+            .arg(ws.app()),
+    );
+    let built = &second["python"]["built"];
+    assert!(
+        built
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!({"wheel": "spawned-1.0-py3-none-any.whl", "reused": true})),
+        "{built}"
+    );
+    assert!(
+        built
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!({"wheel": "legacy-2.0-py3-none-any.whl", "reused": false})),
+        "{built}"
+    );
+    // The first runner has its own build in its own cache, with no cache
+    // repository; legacy was built by the other runner only.
+    let third = build_json(
+        ws.oxbuild().env("OXBUILD_CACHE_DIR", &runner_a).args(["build", "-q", "--base", &base()]).arg(ws.app()),
+    );
+    assert_eq!(
+        third["python"]["built"],
+        serde_json::json!([
+            {"wheel": "spawned-1.0-py3-none-any.whl", "reused": true},
+            {"wheel": "legacy-2.0-py3-none-any.whl", "reused": false}
+        ])
+    );
+    assert_eq!(third["python"]["layer"], second["python"]["layer"], "a reused wheel installs the same layer");
 }

@@ -12,7 +12,8 @@
 //! | `layers` | finished dependency layers, by lock key |
 //! | `index` | package-index metadata |
 //! | `locations` | which registry repositories hold which blob, so that pushes mount instead of uploading |
-//! | `interpreters` | which blob holds the files a base's Python needs to compile bytecode outside the image |
+//! | `interpreters` | which blob holds the files a base's Python needs to compile bytecode (or build sdists) outside the image |
+//! | `built` | which blob holds the wheel built from a sdist, by everything that went into it |
 //! | `tmp` | scratch files (archives for `podman load`) |
 //!
 //! Entries are written atomically (a temporary file renamed into place) and
@@ -83,19 +84,22 @@ pub enum Bucket {
     Locations,
     /// The files a base's interpreter needs to run outside the image.
     Interpreters,
+    /// Wheels built from sdists, by a key of what went into them.
+    Built,
     /// Scratch files.
     Tmp,
 }
 
 impl Bucket {
     /// Every bucket.
-    pub const ALL: [Bucket; 7] = [
+    pub const ALL: [Bucket; 8] = [
         Bucket::Blobs,
         Bucket::Scans,
         Bucket::Layers,
         Bucket::Index,
         Bucket::Locations,
         Bucket::Interpreters,
+        Bucket::Built,
         Bucket::Tmp,
     ];
 
@@ -108,6 +112,7 @@ impl Bucket {
             Bucket::Index => "index",
             Bucket::Locations => "locations",
             Bucket::Interpreters => "interpreters",
+            Bucket::Built => "built",
             Bucket::Tmp => "tmp",
         }
     }

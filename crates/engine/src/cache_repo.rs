@@ -13,6 +13,10 @@
 //! - `kit-v<F>-<hash>`: a one-layer image holding the files a base's Python
 //!   needs to compile bytecode, so that a fresh runner compiles without
 //!   downloading the base.
+//! - `wheel-v<F>-<key>`: a one-layer image whose layer holds a wheel that
+//!   oxbuild built from a sdist (as `wheel/<file name>`), keyed by
+//!   the sdist, the interpreter and the build requirements, so that only the
+//!   first runner of a fleet builds it.
 //!
 //! The repository is a trust boundary: whoever can push to it could change
 //! what every later build produces (a scan's `/etc/passwd` goes into the
@@ -39,6 +43,8 @@ const DEPS: &str = "dependency-layer";
 const SCAN: &str = "base-scan";
 /// The kind of an interpreter kit's config.
 const KIT: &str = "interpreter-kit";
+/// The kind of a built wheel's config.
+const BUILT: &str = "built-wheel";
 
 /// The tag of a base interpreter's kit (see `crate::interpreter`).
 pub fn kit_tag(key: &str) -> String {
@@ -69,6 +75,82 @@ pub async fn store_kit(
     let meta = json!({"kind": KIT, "format": FORMAT, "key": key});
     if let Err(e) = push(vec![layer], vec![diff_id.to_string()], meta, repo, &kit_tag(key), services).await {
         services.events.warn(&format!("could not store the interpreter kit in {}: {e}", repo.reference.name()));
+    }
+}
+
+/// The tag of a wheel built from a sdist.
+pub fn built_tag(key: &str) -> String {
+    format!("wheel-v{FORMAT}-{}", &key[..key.len().min(64)])
+}
+
+/// Where the wheel sits in its cache image's one layer. A wheel travels in
+/// an ordinary gzip layer, which every registry accepts; some refuse layers
+/// of media types they do not know.
+fn wheel_path(filename: &str) -> String {
+    format!("wheel/{filename}")
+}
+
+/// The wheel built under `key`, put into the store: its file name and
+/// digest, if the repository has it.
+pub async fn built(key: &str, repo: &CacheRepo, services: &Services) -> Option<(String, oxbuild_image::Digest)> {
+    let tagged = repo.reference.with_tag(&built_tag(key));
+    let (image, config) = open(repo, &tagged, BUILT, services).await?;
+    let meta = &config["oxbuild"];
+    if meta["key"].as_str() != Some(key) {
+        return None;
+    }
+    let filename = meta["wheel"].as_str()?.to_string();
+    let layer = image.layers().first()?.clone();
+    let local = oxbuild_registry::fetch_layer(&services.client, layer, &services.store).await.ok()?;
+    let (path, store, wanted) = (local.path().ok()?.to_path_buf(), services.store.clone(), wheel_path(&filename));
+    let digest = tokio::task::spawn_blocking(move || -> Option<oxbuild_image::Digest> {
+        let file = std::fs::File::open(path).ok()?;
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        for entry in archive.entries().ok()? {
+            let mut entry = entry.ok()?;
+            if entry.path().ok()?.to_str() == Some(wanted.as_str()) {
+                let mut writer = store.writer().ok()?;
+                std::io::copy(&mut entry, &mut writer).ok()?;
+                return writer.commit_computed().ok().map(|(d, _)| d);
+            }
+        }
+        None
+    })
+    .await
+    .ok()??;
+    services.events.step(&format!("  {filename} (built from its sdist) found in {tagged}"));
+    Some((filename, digest))
+}
+
+/// Stores a wheel built here from a sdist; a failure only warns.
+pub async fn store_built(
+    key: &str,
+    filename: &str,
+    digest: &oxbuild_image::Digest,
+    repo: &CacheRepo,
+    services: &Services,
+) {
+    let (path, store, inside) = (services.store.path(digest), services.store.clone(), wheel_path(filename));
+    let blob = tokio::task::spawn_blocking(move || {
+        let mut layer = oxbuild_image::LayerBuilder::new(0, oxbuild_image::Owner::ROOT);
+        layer.file(&inside, &path, oxbuild_image::Owner::ROOT, 0o644);
+        layer.write(&store, oxbuild_image::LayerCompression::Gzip)
+    })
+    .await;
+    let pushed = match blob {
+        Ok(Ok(blob)) => match blob.descriptor_in(Format::Oci) {
+            Ok(descriptor) => {
+                let layer = Layer::file(descriptor, blob.path.clone());
+                let meta = json!({"kind": BUILT, "format": FORMAT, "key": key, "wheel": filename});
+                push(vec![layer], vec![blob.diff_id.to_string()], meta, repo, &built_tag(key), services).await
+            }
+            Err(e) => Err(e.to_string()),
+        },
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = pushed {
+        services.events.warn(&format!("could not store {filename} in {}: {e}", repo.reference.name()));
     }
 }
 

@@ -38,6 +38,32 @@ struct KitRecord {
 
 /// Bumped when what a kit holds changes.
 const KIT_FORMAT: &str = "interpreter-kit-v1";
+/// Bumped when what a build kit holds changes.
+const BUILD_KIT_FORMAT: &str = "interpreter-build-kit-v1";
+
+/// What a kit is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// Compiling bytecode: the interpreter and the few modules that start it.
+    Compile,
+    /// Building sdists: the whole standard library, its extension modules
+    /// and the libraries they load (a backend imports far more than
+    /// `py_compile` does). Kept locally only: it is large, and a fleet shares
+    /// the wheels built with it instead.
+    Build,
+}
+
+/// Parts of a standard library that no build backend imports.
+const STDLIB_UNUSED: [&str; 8] = [
+    "test/",
+    "idlelib/",
+    "tkinter/",
+    "turtledemo/",
+    "site-packages/",
+    "dist-packages/",
+    "ensurepip/",
+    "lib2to3/tests/",
+];
 
 /// Directories whose shared libraries the kit takes (and the triplet
 /// directories right below them, `lib/x86_64-linux-gnu`).
@@ -45,7 +71,7 @@ const LIB_DIRS: [&str; 5] = ["lib", "lib64", "usr/lib", "usr/lib64", "usr/local/
 
 /// What of the base the kit takes, for the interpreter at `interpreter`
 /// (`usr/bin/python3.11`, no leading slash).
-fn kit_wants(interpreter: &str, minor: u32) -> impl Fn(&str) -> Want + Send + 'static {
+fn kit_wants(interpreter: &str, minor: u32, purpose: Use) -> impl Fn(&str) -> Want + Send + 'static {
     let prefix = interpreter.rsplit_once("/bin/").map(|(p, _)| p.to_string()).unwrap_or_else(|| "usr".into());
     let stdlib = format!("{prefix}/lib/python3.{minor}/");
     let interpreter = interpreter.to_string();
@@ -59,6 +85,10 @@ fn kit_wants(interpreter: &str, minor: u32) -> impl Fn(&str) -> Want + Send + 's
             return Want::Exists;
         }
         if let Some(rest) = path.strip_prefix(&stdlib) {
+            if purpose == Use::Build {
+                let unused = STDLIB_UNUSED.iter().any(|p| rest.starts_with(p)) || rest.contains("__pycache__/");
+                return if unused { Want::Skip } else { Want::Content };
+            }
             // Enough of the standard library to start and to compile: its
             // top-level modules and the packages startup imports.
             let top = !rest.contains('/') && rest.ends_with(".py");
@@ -66,7 +96,13 @@ fn kit_wants(interpreter: &str, minor: u32) -> impl Fn(&str) -> Want + Send + 's
                 && rest.ends_with(".py");
             return if top || package { Want::Content } else { Want::Skip };
         }
-        if shared_library(path) && runtime_library(path) { Want::Content } else { Want::Skip }
+        // A build kit's extension modules load more (OpenSSL, libffi, ...):
+        // every library is read, and `needed_closure` keeps what is loaded.
+        if shared_library(path) && (purpose == Use::Build || runtime_library(path)) {
+            Want::Content
+        } else {
+            Want::Skip
+        }
     }
 }
 
@@ -113,8 +149,12 @@ async fn kit(
     target: &Target,
     cache_repo: Option<&crate::cache_repo::CacheRepo>,
     services: &Services,
+    purpose: Use,
 ) -> Result<PathBuf, Error> {
-    let key = format!("{KIT_FORMAT}-{}-{}", oxbuild_build::scan_key(image).hex(), target.minor);
+    let format = if purpose == Use::Build { BUILD_KIT_FORMAT } else { KIT_FORMAT };
+    let key = format!("{format}-{}-{}", oxbuild_build::scan_key(image).hex(), target.minor);
+    // A build kit is large, and a fleet shares the wheels built with it.
+    let cache_repo = cache_repo.filter(|_| purpose == Use::Compile);
     if let Some(record) = services.cache.get::<KitRecord>(Bucket::Interpreters, &key)
         && services.store.contains(&record.digest)
     {
@@ -128,16 +168,28 @@ async fn kit(
         }
         return Ok(path);
     }
-    services.events.step("  reading the base's interpreter for bytecode (once per base)");
+    services.events.step(if purpose == Use::Build {
+        "  reading the base's interpreter and standard library to build sdists (once per base)"
+    } else {
+        "  reading the base's interpreter for bytecode (once per base)"
+    });
     let image = oxbuild_registry::fetch_layers(&services.client, image, &services.store)
         .await
         .map_err(|e| Error::new(Kind::Registry, format!("fetching the base's layers for its interpreter: {e}")))?;
     let interpreter = target.interpreter.trim_start_matches('/').to_string();
     let (minor, store) = (target.minor, services.store.clone());
     let blob = tokio::task::spawn_blocking(move || -> Result<oxbuild_image::LayerBlob, Error> {
-        let found = rootfs::scan(image.layers(), kit_wants(&interpreter, minor))
+        let found = rootfs::scan(image.layers(), kit_wants(&interpreter, minor, purpose))
             .map_err(|e| Error::new(Kind::Build, format!("reading the base's interpreter: {e}")))?;
-        let keep = needed_closure(&found, &interpreter);
+        // What the interpreter loads, and for a build kit what its extension
+        // modules (`lib-dynload`) load.
+        let prefix = interpreter.rsplit_once("/bin/").map(|(p, _)| p.to_string()).unwrap_or_else(|| "usr".into());
+        let stdlib = format!("{prefix}/lib/python3.{minor}/");
+        let mut roots = vec![interpreter.clone()];
+        if purpose == Use::Build {
+            roots.extend(found.keys().filter(|p| p.starts_with(&stdlib) && p.ends_with(".so")).cloned());
+        }
+        let keep = needed_closure(&found, &roots);
         let mut layer = LayerBuilder::new(0, Owner::ROOT);
         for (path, node) in &found {
             if !keep(path) {
@@ -176,7 +228,7 @@ async fn kit(
 /// of those only the ones the interpreter loads (its `DT_NEEDED` entries,
 /// and theirs, found by name in the library directories) and the dynamic
 /// loader. A base's lib directory holds far more (OpenSSL, Perl, apt).
-fn needed_closure(found: &std::collections::BTreeMap<String, Node>, interpreter: &str) -> impl Fn(&str) -> bool {
+fn needed_closure(found: &std::collections::BTreeMap<String, Node>, roots: &[String]) -> impl Fn(&str) -> bool {
     let is_lib = |path: &str| shared_library(path);
     let by_name: std::collections::BTreeMap<String, Vec<String>> =
         found.keys().filter(|p| is_lib(p)).fold(Default::default(), |mut m, p| {
@@ -185,7 +237,7 @@ fn needed_closure(found: &std::collections::BTreeMap<String, Node>, interpreter:
             m
         });
     let mut wanted: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    let mut queue = vec![interpreter.to_string()];
+    let mut queue = roots.to_vec();
     while let Some(path) = queue.pop() {
         let Some(bytes) = rootfs::content(found, &path) else { continue };
         let Ok(elf) = goblin::elf::Elf::parse(bytes) else { continue };
@@ -209,7 +261,8 @@ fn needed_closure(found: &std::collections::BTreeMap<String, Node>, interpreter:
             wanted.extend(paths.iter().cloned());
         }
     }
-    move |path: &str| !is_lib(path) || wanted.contains(path)
+    let roots: std::collections::BTreeSet<String> = roots.iter().cloned().collect();
+    move |path: &str| !is_lib(path) || wanted.contains(path) || roots.contains(path)
 }
 
 /// The kit at `kit` (a blob in the store) unpacked in the `interpreters`
@@ -297,6 +350,7 @@ async fn from_base(
     cache_repo: Option<&crate::cache_repo::CacheRepo>,
     scratch: &Path,
     services: &Services,
+    purpose: Use,
 ) -> Result<Option<(Interpreter, String)>, Error> {
     let host = Platform::host();
     let runs_here = |p: &Platform| p.os == "linux" && p.architecture == host.architecture;
@@ -321,7 +375,7 @@ async fn from_base(
             _ => return Ok(None),
         }
     };
-    let kit = kit(&image, target, cache_repo, services).await?;
+    let kit = kit(&image, target, cache_repo, services, purpose).await?;
     let kit_id = kit.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let root = unpacked(&kit, services).await?;
     let Some(loader) = loader(&root) else { return Ok(None) };
@@ -428,7 +482,7 @@ pub async fn provision(
         .tempdir_in(&tmp)
         .map_err(|e| Error::new(Kind::Output, format!("creating a directory in {}: {e}", tmp.display())))?;
     let mut why = Vec::new();
-    match from_base(base, target, cache_repo, scratch.path(), services).await? {
+    match from_base(base, target, cache_repo, scratch.path(), services, Use::Compile).await? {
         Some((interpreter, kit)) => match probed(interpreter, &kit, services) {
             // Another member of a multi-platform base must be the same Python.
             Ok(compiler) if !same_version(&compiler, target) => why.push(format!(
@@ -453,5 +507,63 @@ pub async fn provision(
             why.push(e);
             Ok(Err(why.join("; ")))
         }
+    }
+}
+
+/// The base's own interpreter, to build sdists and the project with: found
+/// only when a build needs one, because it reads the base's layers.
+pub struct BaseBuilder {
+    base: Base,
+    services: Services,
+}
+
+impl BaseBuilder {
+    /// Finds the interpreter of `base` when asked.
+    pub fn new(base: &Base, services: &Services) -> BaseBuilder {
+        BaseBuilder { base: base.clone(), services: services.clone() }
+    }
+
+    async fn find(&self, target: &Target) -> Result<Option<oxbuild_python::sdist::Builder>, Error> {
+        let tmp = self.services.cache.bucket(Bucket::Tmp)?;
+        let scratch = tempfile::Builder::new()
+            .prefix("python-")
+            .tempdir_in(&tmp)
+            .map_err(|e| Error::new(Kind::Output, format!("creating a directory in {}: {e}", tmp.display())))?;
+        let found = from_base(&self.base, target, None, scratch.path(), &self.services, Use::Build).await?;
+        let Some((interpreter, kit)) = found else { return Ok(None) };
+        let compiler = match probed(interpreter.clone(), &kit, &self.services) {
+            Ok(c) if same_version(&c, target) => c,
+            Ok(_) => return Ok(None),
+            Err(e) => {
+                self.services.events.warn(&format!("the base's interpreter cannot build sdists here: {e}"));
+                return Ok(None);
+            }
+        };
+        Ok(Some(oxbuild_python::sdist::Builder {
+            program: interpreter.program,
+            args: interpreter.args,
+            env: interpreter.env,
+            version: compiler.version.replace('\n', " "),
+            origin: interpreter.origin,
+            epoch: 0,
+            constraints: Default::default(),
+            cache: None,
+        }))
+    }
+}
+
+impl oxbuild_python::sdist::FindBuilder for BaseBuilder {
+    fn find<'a>(
+        &'a self,
+        target: &'a Target,
+    ) -> futures_util::future::BoxFuture<'a, Result<Option<oxbuild_python::sdist::Builder>, oxbuild_python::Error>>
+    {
+        use futures_util::FutureExt as _;
+        async move {
+            BaseBuilder::find(self, target)
+                .await
+                .map_err(|e| oxbuild_python::Error::Package(format!("the base's interpreter for building sdists: {e}")))
+        }
+        .boxed()
     }
 }

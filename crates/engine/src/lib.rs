@@ -31,6 +31,7 @@
 
 pub mod attest;
 pub mod base;
+pub mod built;
 pub mod cache_repo;
 pub mod check;
 mod error;

@@ -58,6 +58,8 @@ struct DepLayer {
     diff_id: oxbuild_image::Digest,
     key: String,
     wheels: Vec<String>,
+    /// Wheels built from sdists in this build, and whether each was reused.
+    built: Vec<(String, bool)>,
     downloaded: usize,
     pins: Vec<Pin>,
     source: Source,
@@ -127,6 +129,12 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         return Ok(None);
     }
     let target = oxbuild_python::target::detect(&cx.base.fs, &cx.base.config)?;
+    // Sdists and the project are built by the base's own interpreter when
+    // this runner can run it, and the wheels built are kept for later builds.
+    let builder: std::sync::Arc<dyn oxbuild_python::sdist::FindBuilder> =
+        std::sync::Arc::new(crate::interpreter::BaseBuilder::new(cx.base, cx.services));
+    let built: std::sync::Arc<dyn oxbuild_python::sdist::BuiltCache> =
+        std::sync::Arc::new(crate::built::Built::new(cx.services, cx.request.cache_repo.as_ref()));
     let settings = |requirements: std::path::PathBuf, installed: Vec<Pin>, selection| Settings {
         requirements,
         prefix: cfg.python.venv.clone(),
@@ -140,6 +148,8 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         trust_local_wheels: cfg.python.trust_local_wheels.clone(),
         build_constraints: cfg.python.build_constraints.as_ref().map(|f| dir.join(f)),
         bytecode: cx.bytecode.cloned(),
+        builder: Some(builder.clone()),
+        built_cache: Some(built.clone()),
     };
     let events = &cx.services.events;
     let mut report = serde_json::Value::Null;
@@ -224,6 +234,14 @@ fn describe(target: &Target, d: &DepLayer, cx: &Context<'_>) -> serde_json::Valu
     let events = &cx.services.events;
     if d.source == Source::Built {
         events.step(&format!("  installed {} wheels ({} downloaded)", d.wheels.len(), d.downloaded));
+        if !d.built.is_empty() {
+            let reused = d.built.iter().filter(|(_, r)| *r).count();
+            events.step(&format!(
+                "  {} of them built from sdists ({} now, {reused} reused from earlier builds)",
+                d.built.len(),
+                d.built.len() - reused
+            ));
+        }
     } else {
         events.step(&format!(
             "  reused the dependency layer ({} wheels, unchanged lock; {})",
@@ -247,6 +265,7 @@ fn describe(target: &Target, d: &DepLayer, cx: &Context<'_>) -> serde_json::Valu
         "source": d.source.describe(),
         "downloaded": d.downloaded,
         "wheels": d.wheels,
+        "built": d.built.iter().map(|(w, reused)| json!({"wheel": w, "reused": reused})).collect::<Vec<_>>(),
         "yanked": d.yanked,
         "compiled": d.compiled,
         "layer": d.layer.descriptor.digest,
@@ -270,6 +289,7 @@ async fn layer(settings: &Settings, target: &Target, cx: &Context<'_>) -> Result
             diff_id: found.diff_id,
             key: planned.key.clone(),
             wheels: found.wheels,
+            built: Vec::new(),
             downloaded: 0,
             pins: planned.all.clone(),
             source: Source::Remote,
@@ -310,6 +330,7 @@ async fn layer(settings: &Settings, target: &Target, cx: &Context<'_>) -> Result
         diff_id: prepared.blob.diff_id,
         key: prepared.key,
         wheels: prepared.wheels,
+        built: prepared.built,
         downloaded: prepared.downloaded,
         pins: prepared.pins,
         source: Source::Built,
@@ -339,6 +360,7 @@ fn from_cache(planned: &Planned, cx: &Context<'_>) -> Option<DepLayer> {
         diff_id: c.diff_id,
         key: planned.key.clone(),
         wheels: c.wheels,
+        built: Vec::new(),
         downloaded: 0,
         pins: planned.all.clone(),
         source: Source::Local,

@@ -409,11 +409,23 @@ pub fn pdm(
             if let Some(url) = f.get("url").and_then(|u| u.as_str()).and_then(|u| url::Url::parse(u).ok())
                 && let Some(filename) = url.path_segments().and_then(|mut s| s.next_back()).map(str::to_string)
             {
-                direct.push(Candidate { filename, location: Location::Direct(url), sha256: sha, yanked: None });
+                direct.push(Candidate {
+                    filename,
+                    location: Location::Direct(url),
+                    sha256: sha,
+                    yanked: None,
+                    upload_time: None,
+                });
             } else if let Some(path) = f.get("path").and_then(|p| p.as_str()) {
                 let path = dir.join(path);
                 let filename = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                direct.push(Candidate { filename, location: Location::File(path), sha256: sha, yanked: None });
+                direct.push(Candidate {
+                    filename,
+                    location: Location::File(path),
+                    sha256: sha,
+                    yanked: None,
+                    upload_time: None,
+                });
             }
         }
         let extras = p.get("extras").and_then(|e| e.as_array()).into_iter().flatten().filter_map(|e| e.as_str());

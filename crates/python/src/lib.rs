@@ -95,6 +95,9 @@ pub struct Wheel {
     pub downloaded: bool,
     /// The index's reason when the file is yanked (PEP 592), possibly empty.
     pub yanked: Option<String>,
+    /// Built by oxbuild from a sdist: `Some(true)` when that build was done
+    /// before and its wheel taken from the cache.
+    pub built: Option<bool>,
 }
 
 impl Wheel {
@@ -115,13 +118,15 @@ pub fn applicable(reqs: &Requirements, target: &Target) -> Result<Vec<Pin>, Erro
     Ok(reqs.pins.iter().filter(|pin| pin.marker.as_ref().is_none_or(|m| m.evaluate(&env))).cloned().collect())
 }
 
-/// Finds, verifies and caches the best wheel of every pin for `target`.
+/// Finds, verifies and caches the best wheel of every pin for `target`;
+/// a package with only a sdist is built by what `builder` finds (looked for
+/// only then).
 pub async fn fetch(
     pins: &[Pin],
     sources: &Sources,
     target: &Target,
     store: &BlobStore,
-    builder: Option<&sdist::Builder>,
+    builder: impl std::future::Future<Output = Result<Option<sdist::Builder>, Error>>,
 ) -> Result<Vec<Wheel>, Error> {
     let ranking = target.ranking();
     let results: Vec<Result<Fetched, Error>> = stream::iter(pins.iter().cloned())
@@ -140,24 +145,29 @@ pub async fn fetch(
     for (pin, r) in pins.iter().zip(results) {
         match r {
             Ok(Fetched::Wheel(w)) => wheels.push(w),
-            Ok(Fetched::SourceOnly { candidate, message }) => match builder {
-                Some(_) => to_build.push((pin, candidate)),
-                None => unusable.push(message),
-            },
+            Ok(Fetched::SourceOnly { candidate, message }) => to_build.push((pin, candidate, message)),
             Err(Error::Package(why)) => unusable.push(why),
             Err(e) => return Err(e),
         }
     }
+    let builder = if to_build.is_empty() { None } else { builder.await? };
+    let Some(builder) = builder else {
+        unusable.extend(to_build.drain(..).map(|(_, _, message)| message));
+        return in_order(pins, wheels, unusable);
+    };
     // Sdists are built one at a time: each build is a process of its own.
-    if let Some(builder) = builder {
-        for (pin, candidate) in to_build {
-            match sdist::build(pin, &candidate, builder, sources, target, store).await {
-                Ok(w) => wheels.push(w),
-                Err(Error::Package(why)) => unusable.push(why),
-                Err(e) => return Err(e),
-            }
+    for (pin, candidate, _) in to_build {
+        match sdist::build(pin, &candidate, &builder, sources, target, store).await {
+            Ok(w) => wheels.push(w),
+            Err(Error::Package(why)) => unusable.push(why),
+            Err(e) => return Err(e),
         }
     }
+    in_order(pins, wheels, unusable)
+}
+
+/// The wheels of `pins` in the lock's order, or every reason some cannot be installed.
+fn in_order(pins: &[Pin], mut wheels: Vec<Wheel>, mut unusable: Vec<String>) -> Result<Vec<Wheel>, Error> {
     match unusable.len() {
         0 => {
             // In the lock's order, whatever order they were built in.
@@ -248,10 +258,16 @@ async fn fetch_one(
                 format!("has no wheel for {platform}, only a source distribution")
             };
             let message = format!(
-                "{what} {why}, and this runner has no python{}.{} to build it with: put python{}.{} on PATH, or build a wheel for {platform} (`pip wheel {}=={} -w wheelhouse`) and add the directory to `find-links` with [python] trust-local-wheels",
+                "{what} {why}, and there is no Python {}.{} to build it with (the base's own cannot run on this runner): put python{}.{} on PATH, or build a wheel for {platform} (`pip wheel {}=={} -w wheelhouse`) and add the directory to `find-links` with [python] trust-local-wheels",
                 target.major, target.minor, target.major, target.minor, pin.name, pin.version
             );
-            return Ok(Fetched::SourceOnly { candidate: (*sdist).clone(), message });
+            // The same file, as the lock or an index lists it, says when it
+            // was uploaded (a find-links copy does not).
+            let mut candidate = (*sdist).clone();
+            candidate.upload_time = candidate.upload_time.or_else(|| {
+                same_version.iter().filter(|c| c.filename == candidate.filename).find_map(|c| c.upload_time)
+            });
+            return Ok(Fetched::SourceOnly { candidate, message });
         }
         return Err(Error::Package(if same_version.is_empty() {
             format!("{what}: no file of this version in {}", sources.describe())
@@ -344,6 +360,7 @@ fn finish(
         path,
         downloaded,
         yanked: chosen.yanked.clone(),
+        built: None,
     })
 }
 
@@ -515,6 +532,11 @@ pub struct Settings {
     pub build_constraints: Option<PathBuf>,
     /// The interpreter that compiles the layer's bytecode; none without.
     pub bytecode: Option<bytecode::Compiler>,
+    /// Finds the interpreter that builds sdists and the project (the base's
+    /// own); a `python3.X` on this runner's `PATH` when it finds none.
+    pub builder: Option<std::sync::Arc<dyn sdist::FindBuilder>>,
+    /// Where wheels built from sdists are kept between builds.
+    pub built_cache: Option<std::sync::Arc<dyn sdist::BuiltCache>>,
 }
 
 /// Index URLs may carry credentials (`https://user:token@host/simple`):
@@ -552,6 +574,9 @@ pub struct Prepared {
     pub bytecode: bytecode::Outcome,
     /// Every package installed, for the SBOM.
     pub installed: Vec<Installed>,
+    /// Wheels built from sdists (file names), and whether each was taken
+    /// from the cache of earlier builds.
+    pub built: Vec<(String, bool)>,
 }
 
 /// A package installed into a dependency layer, as the SBOM lists it.
@@ -627,10 +652,17 @@ pub fn plan(settings: &Settings, target: &Target, epoch: u64) -> Result<Planned,
     Ok(Planned { reqs, pins, all, key, compression: settings.compression })
 }
 
-/// The runner's interpreter that builds sdists and the project, with the
-/// build constraints of `settings`; None when the runner has none.
-fn builder_for(settings: &Settings, target: &Target, epoch: u64) -> Result<Option<sdist::Builder>, Error> {
-    let Some(mut builder) = sdist::Builder::find(target, epoch) else { return Ok(None) };
+/// The interpreter that builds sdists and the project (the base's own when
+/// the caller found it, else the runner's), with the build constraints and
+/// the cache of `settings`; None when there is none.
+async fn builder_for(settings: &Settings, target: &Target, epoch: u64) -> Result<Option<sdist::Builder>, Error> {
+    let base = match &settings.builder {
+        Some(find) => find.find(target).await?,
+        None => None,
+    };
+    let Some(mut builder) = base.or_else(|| sdist::Builder::find(target, epoch)) else { return Ok(None) };
+    builder.epoch = epoch;
+    builder.cache = settings.built_cache.clone();
     if let Some(path) = &settings.build_constraints {
         let pins = Requirements::load(path)?.pins;
         builder.constraints = pins.into_iter().map(|p| (p.key(), p.version)).collect();
@@ -679,15 +711,17 @@ pub async fn project_layer(
     http: &oxbuild_http::Client,
 ) -> Result<ProjectLayer, Error> {
     let sources = sources_of(settings, &Default::default(), http)?;
-    let Some(builder) = builder_for(settings, target, epoch)? else {
+    let Some(builder) = builder_for(settings, target, epoch).await? else {
         return Err(Error::Package(format!(
-            "the project in {} is a package (its pyproject.toml has a [build-system]), and this runner has no python{}.{} to build it with: put one on PATH, or set [python] install-project = false",
+            "the project in {} is a package (its pyproject.toml has a [build-system]), and there is no Python {}.{} to build it with (the base's own cannot run on this runner): put python{}.{} on PATH, or set [python] install-project = false",
             dir.display(),
+            target.major,
+            target.minor,
             target.major,
             target.minor
         )));
     };
-    let built = sdist::build_project(dir, &builder, &sources, target, store).await?;
+    let (built, requirements) = sdist::build_project(dir, &builder, &sources, target, store).await?;
     let name = wheel::WheelName::parse(&built.filename)
         .ok_or_else(|| Error::Package(format!("the project built `{}`, not a wheel", built.filename)))?;
     let requires = wheel::requires(&built.path, &built.filename)?;
@@ -710,13 +744,14 @@ pub async fn project_layer(
         name: name.name.clone(),
         version: name.version.clone(),
         dependencies: Vec::new(),
-        source: Some(format!("built here from the project ({})", built.requirements.join(", "))),
+        source: Some(format!("built by oxbuild from the project with build requirements {}", requirements.join(", "))),
         url: None,
         filename: built.filename.clone(),
         digest: built.digest.clone(),
         path: built.path.clone(),
         downloaded: false,
         yanked: None,
+        built: Some(false),
     };
     let (t, prefix, st, compression, compiler) =
         (target.clone(), settings.prefix.clone(), store.clone(), settings.compression, settings.bytecode.clone());
@@ -750,8 +785,8 @@ pub async fn build(
     http: &oxbuild_http::Client,
 ) -> Result<Prepared, Error> {
     let sources = sources_of(settings, &planned.reqs.options, http)?;
-    let builder = builder_for(settings, target, epoch)?;
-    let wheels = fetch(&planned.pins, &sources, target, store, builder.as_ref()).await?;
+    let builder = builder_for(settings, target, epoch);
+    let wheels = fetch(&planned.pins, &sources, target, store, builder).await?;
     let downloaded = wheels.iter().filter(|w| w.downloaded).count();
     let (ws, t, prefix, st) = (wheels.clone(), target.clone(), settings.prefix.clone(), store.clone());
     let compression = settings.compression;
@@ -805,6 +840,7 @@ pub async fn build(
     .map_err(|e| Error::Package(format!("installing wheels failed: {e}")))??;
     let names: Vec<String> = wheels.iter().map(|w| w.filename.clone()).collect();
     let yanked: Vec<String> = wheels.iter().filter_map(Wheel::yanked_warning).collect();
+    let built = wheels.iter().filter_map(|w| Some((w.filename.clone(), w.built?))).collect();
     Ok(Prepared {
         blob,
         key: planned.key.clone(),
@@ -814,6 +850,7 @@ pub async fn build(
         yanked,
         bytecode,
         installed,
+        built,
     })
 }
 
@@ -862,6 +899,7 @@ mod tests {
             path,
             downloaded: false,
             yanked: None,
+            built: None,
         }
     }
 
@@ -901,7 +939,7 @@ mod tests {
             dependencies: Vec::new(),
             extras: Vec::new(),
         };
-        let wheels = fetch(&[pin], &sources, &target(), &store, None).await.unwrap();
+        let wheels = fetch(&[pin], &sources, &target(), &store, async { Ok(None) }).await.unwrap();
         assert_eq!(wheels[0].filename, "pkg-1.0-2-py3-none-any.whl", "as text, build 1 sorts first");
     }
 
@@ -925,6 +963,8 @@ mod tests {
             trust_local_wheels: Vec::new(),
             build_constraints: None,
             bytecode: None,
+            builder: None,
+            built_cache: None,
         };
         for shown in [format!("{sources:?}"), format!("{settings:?}"), format!("{sources:#?}")] {
             assert!(!shown.contains(secret), "{shown}");

@@ -86,6 +86,33 @@ pub fn uv_groups(path: &Path) -> Result<BTreeMap<String, Vec<String>>, Error> {
     Ok(groups)
 }
 
+/// The names of the uv.lock packages whose dependencies (of any extra or
+/// group) name `name`.
+fn dependents(packages: &[toml::Table], name: &str) -> Vec<String> {
+    let names = |v: Option<&toml::Value>| -> Vec<String> {
+        v.and_then(|l| l.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.as_table().and_then(|e| str_of(e, "name")).map(normalize))
+            .collect()
+    };
+    let mut out = Vec::new();
+    for p in packages.iter().filter(|p| p.get("source").and_then(|s| s.get("registry")).is_some()) {
+        let mut all = names(p.get("dependencies"));
+        for key in ["optional-dependencies", "dev-dependencies"] {
+            for list in p.get(key).and_then(|t| t.as_table()).into_iter().flat_map(|t| t.values()) {
+                all.extend(names(Some(list)));
+            }
+        }
+        if all.iter().any(|n| n == name)
+            && let Some(p) = str_of(p, "name")
+        {
+            out.push(p.to_string());
+        }
+    }
+    out
+}
+
 fn str_of<'a>(t: &'a toml::Table, k: &str) -> Option<&'a str> {
     t.get(k).and_then(|v| v.as_str())
 }
@@ -108,7 +135,13 @@ fn file_candidate(file: &toml::Table, dir: &Path) -> Option<Candidate> {
         (Location::File(p), name)
     };
     let filename = str_of(file, "name").map(str::to_string).unwrap_or(filename);
-    Some(Candidate { filename, location, sha256: sha, yanked: None })
+    // uv writes a string, PEP 751 a TOML datetime.
+    let upload_time = file.get("upload-time").and_then(|t| match t {
+        toml::Value::String(s) => crate::source::parse_time(s),
+        toml::Value::Datetime(d) => crate::source::parse_time(&d.to_string()),
+        _ => None,
+    });
+    Some(Candidate { filename, location, sha256: sha, yanked: None, upload_time })
 }
 
 /// PEP 751: `[[packages]]` with name, version, marker, wheels and sdist.
@@ -211,15 +244,17 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
         };
         list.and_then(|l| l.as_array()).cloned().unwrap_or_default()
     };
-    let mut pending: VecDeque<Vec<toml::Value>> = VecDeque::new();
+    // Lists of edges still to follow, each with who needs them (for messages).
+    let root_name = |r: &toml::Table| format!("the project `{}`", str_of(r, "name").unwrap_or("?"));
+    let mut pending: VecDeque<(String, Vec<toml::Value>)> = VecDeque::new();
     if selection.production {
-        pending.extend(roots.iter().map(|r| edges(r, "dependencies", None)));
+        pending.extend(roots.iter().map(|r| (root_name(r), edges(r, "dependencies", None))));
     }
     for group in groups {
-        let lists: Vec<Vec<toml::Value>> = roots
+        let lists: Vec<(String, Vec<toml::Value>)> = roots
             .iter()
             .filter(|r| r.get("dev-dependencies").and_then(|d| d.as_table()).is_some_and(|t| t.contains_key(group)))
-            .map(|r| edges(r, "dev-dependencies", Some(group)))
+            .map(|r| (format!("{} (group `{group}`)", root_name(r)), edges(r, "dev-dependencies", Some(group))))
             .collect();
         if lists.is_empty() {
             let known: BTreeSet<&str> = roots
@@ -250,7 +285,7 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
         Ok(str_of(e, "name").map(normalize))
     };
     let mut pins = Vec::new();
-    while let Some(deps) = pending.pop_front() {
+    while let Some((parent, deps)) = pending.pop_front() {
         for d in deps.iter().filter_map(|d| d.as_table()) {
             let name = normalize(str_of(d, "name").unwrap_or(""));
             if let Some(m) = str_of(d, "marker")
@@ -266,7 +301,16 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
                 None => candidates.into_iter().next(),
             };
             let Some(dep) = chosen else {
-                return Err(lock_err(format!("dependency `{name}` has no [[package]] entry")));
+                let mut needed_by = vec![parent];
+                for d in dependents(&packages, &name) {
+                    if !needed_by.contains(&d) {
+                        needed_by.push(d);
+                    }
+                }
+                return Err(lock_err(format!(
+                    "`{name}`, needed by {}, has no [[package]] entry: the lock is incomplete (edited by hand?); run `uv lock` again",
+                    needed_by.join(", ")
+                )));
             };
             let version = str_of(dep, "version").unwrap_or("").to_string();
             // `name[extra]`: what the extra adds comes from the package's
@@ -278,7 +322,7 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
                     for edge in &added {
                         deps_of.entry(name.clone()).or_default().extend(holds(edge)?);
                     }
-                    pending.push_back(added);
+                    pending.push_back((format!("{name}[{extra}]"), added));
                 }
             }
             if is_root(dep) {
@@ -304,7 +348,7 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
             for edge in &needs {
                 deps_of.entry(name.clone()).or_default().extend(holds(edge)?);
             }
-            pending.push_back(needs);
+            pending.push_back((name.clone(), needs));
             let mut direct = Vec::new();
             let mut hashes = BTreeSet::new();
             let wheels = dep.get("wheels").and_then(|w| w.as_array()).cloned().unwrap_or_default();

@@ -24,22 +24,75 @@ use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::str::FromStr as _;
 
-use oxbuild_image::BlobStore;
+use oxbuild_image::{BlobStore, Digest};
 
 use crate::requirements::Pin;
 use crate::source::{Candidate, Location, Sources};
 use crate::{Error, Target, Wheel, wheel};
 
-/// A CPython on this runner that builds sdists for the target.
-#[derive(Debug, Clone)]
+/// A CPython of the target's `major.minor` that builds sdists: the base's
+/// own, run through its own loader (see the engine's interpreter kits), or
+/// a `python3.X` on this runner.
+#[derive(Clone)]
 pub struct Builder {
-    /// The interpreter.
-    pub python: PathBuf,
-    /// `SOURCE_DATE_EPOCH` of the build.
+    /// The program started: the interpreter, or the base's dynamic loader.
+    pub program: PathBuf,
+    /// Arguments before the interpreter's own (the loader's, then the interpreter).
+    pub args: Vec<std::ffi::OsString>,
+    /// Environment it needs (`PYTHONHOME` of a base's interpreter).
+    pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    /// Its full `sys.version`: part of what a built wheel is keyed by.
+    pub version: String,
+    /// Where it is from, for reports.
+    pub origin: String,
+    /// `SOURCE_DATE_EPOCH` of a build of the project itself. Sdists are built
+    /// with [`SDIST_EPOCH`], so that a wheel built once serves every commit.
     pub epoch: u64,
     /// Exact versions of build requirements (`[python] build-constraints`),
     /// by normalised name; the newest that fits otherwise.
     pub constraints: std::collections::BTreeMap<String, String>,
+    /// Where built wheels are kept between builds.
+    pub cache: Option<std::sync::Arc<dyn BuiltCache>>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("program", &self.program)
+            .field("version", &self.version)
+            .field("origin", &self.origin)
+            .field("constraints", &self.constraints)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` of sdist builds: 1980-01-01, the earliest time a zip
+/// file holds. A wheel's bytes then depend only on the sdist, its build
+/// requirements and the interpreter, which is what it is cached by.
+pub const SDIST_EPOCH: u64 = 315_532_800;
+
+/// Where wheels built from sdists are kept, by a key of everything that went
+/// into them (see [`build`]): the engine keeps them in the local cache and
+/// the cache repository, so that only the first runner of a fleet builds.
+pub trait BuiltCache: Send + Sync {
+    /// The wheel kept under `key` (its file name, and its digest, which is
+    /// then in the store), if there is one.
+    fn get<'a>(&'a self, key: &'a str) -> futures_util::future::BoxFuture<'a, Option<(String, Digest)>>;
+    /// Keeps the wheel `filename` (in the store as `digest`) under `key`.
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        filename: &'a str,
+        digest: &'a Digest,
+    ) -> futures_util::future::BoxFuture<'a, ()>;
+}
+
+/// Finds the interpreter that builds sdists, only when one is needed: the
+/// base's own means reading the base's layers, which a build that has a
+/// wheel for everything never does.
+pub trait FindBuilder: Send + Sync {
+    /// The base's own interpreter for `target`, if it can run on this runner.
+    fn find<'a>(&'a self, target: &'a Target) -> futures_util::future::BoxFuture<'a, Result<Option<Builder>, Error>>;
 }
 
 impl Builder {
@@ -57,7 +110,11 @@ impl Builder {
                 // The interpreter itself, not a wrapper (pyenv's shims are
                 // shell scripts that need a PATH the build does not have).
                 let out = Command::new(&candidate)
-                    .args(["-S", "-c", "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)"])
+                    .args([
+                        "-S",
+                        "-c",
+                        "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable); print(sys.version.replace(chr(10), ' '))",
+                    ])
                     .env_clear()
                     .env("PATH", &path)
                     .stdin(Stdio::null())
@@ -68,11 +125,46 @@ impl Builder {
                 if lines.next().map(str::trim) == Some(&format!("{}.{}", target.major, target.minor))
                     && let Some(exe) = lines.next().map(PathBuf::from).filter(|p| p.is_absolute() && p.is_file())
                 {
-                    return Some(Builder { python: exe, epoch, constraints: Default::default() });
+                    return Some(Builder {
+                        origin: format!("{} on this runner", exe.display()),
+                        program: exe,
+                        args: Vec::new(),
+                        env: Vec::new(),
+                        version: lines.next().unwrap_or_default().trim().to_string(),
+                        epoch,
+                        constraints: Default::default(),
+                        cache: None,
+                    });
                 }
             }
         }
         None
+    }
+
+    /// A command that starts the interpreter with `args`.
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args);
+        cmd
+    }
+
+    /// A shell script that starts the interpreter as this builder does, for
+    /// processes the backend starts (`sys.executable`, `python3` on `PATH`):
+    /// a base's interpreter must go through its own loader there too.
+    fn wrapper(&self) -> String {
+        let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+        let mut line = String::from("#!/bin/sh\n");
+        for (k, v) in &self.env {
+            line.push_str(&format!("export {}={}\n", k.to_string_lossy(), quote(v)));
+        }
+        line.push_str("exec ");
+        line.push_str(&quote(self.program.as_os_str()));
+        for a in &self.args {
+            line.push(' ');
+            line.push_str(&quote(a));
+        }
+        line.push_str(" \"$@\"\n");
+        line
     }
 }
 
@@ -184,22 +276,36 @@ fn pure(name: &wheel::WheelName) -> bool {
         && name.tags.iter().all(|(py, abi, plat)| py.starts_with("py") && abi == "none" && plat == "any")
 }
 
-/// Installs the build requirements as pure-Python wheels into `site`: for
-/// each requirement, the newest version that satisfies it, and then what
-/// that wheel requires (markers evaluated for the target). Returns
-/// `name==version` of each, for the report.
-async fn install_requirements(
+/// A build requirement chosen for a build, in the store.
+#[derive(Debug, Clone)]
+struct Resolved {
+    /// `name==version`.
+    pin: String,
+    filename: String,
+    digest: Digest,
+    path: PathBuf,
+    /// Whether its source said when it was uploaded.
+    dated: bool,
+}
+
+/// Chooses the build requirements as pure-Python wheels: for each
+/// requirement, the newest version that satisfies it (or the version
+/// `constraints` pins) among the files uploaded before `before` (files with
+/// no upload time, such as find-links', are always eligible), and then what
+/// that wheel requires, markers evaluated for the target. This is the one
+/// resolution a build does.
+async fn resolve_requirements(
     requires: &[String],
     constraints: &std::collections::BTreeMap<String, String>,
+    before: Option<std::time::SystemTime>,
     sources: &Sources,
     target: &Target,
     store: &BlobStore,
-    site: &Path,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<Resolved>, String> {
     let env = target.marker_environment().map_err(|e| e.to_string())?;
     let mut queue: Vec<String> = requires.to_vec();
     let mut chosen: std::collections::BTreeMap<String, pep440_rs::Version> = std::collections::BTreeMap::new();
-    let mut installed = Vec::new();
+    let mut resolved = Vec::new();
     while let Some(spec) = queue.pop() {
         let req = crate::name::parse_requirement(&spec).map_err(|e| format!("build requirement `{spec}`: {e}"))?;
         if !req.evaluate_markers(env.pep508(), &[]) {
@@ -221,24 +327,16 @@ async fn install_requirements(
         }
         let mut candidates = sources.local_candidates(&key).map_err(|e| e.to_string())?;
         candidates.extend(sources.index_candidates(&key).await.map_err(|e| e.to_string())?);
-        let best = candidates
-            .iter()
-            .filter(|c| c.yanked.is_none())
-            .filter_map(|c| {
-                let w = wheel::WheelName::parse(&c.filename)?;
-                let v = pep440_rs::Version::from_str(&w.version).ok()?;
-                let pinned = constraints.get(&key);
-                let fits = pure(&w)
-                    && (pinned.is_some() || !v.any_prerelease())
-                    && specifiers.as_ref().is_none_or(|s| s.contains(&v))
-                    && pinned.is_none_or(|p| crate::version::same(p, &w.version));
-                fits.then_some((v, c))
-            })
-            .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.filename.cmp(&a.1.filename)));
+        let pinned = constraints.get(&key);
+        let best = newest_fitting(&candidates, specifiers.as_ref(), pinned, before);
         let Some((version, candidate)) = best else {
-            let pinned = constraints.get(&key).map(|v| format!(" at {v} (build-constraints)")).unwrap_or_default();
+            let pinned = pinned.map(|v| format!(" at {v} (build-constraints)")).unwrap_or_default();
+            let when = before
+                .filter(|_| constraints.get(&key).is_none())
+                .map(|t| format!(", uploaded before the sdist ({})", humantime::format_rfc3339_seconds(t)))
+                .unwrap_or_default();
             return Err(format!(
-                "no pure-Python wheel satisfies the build requirement `{spec}`{pinned} in {}",
+                "no pure-Python wheel satisfies the build requirement `{spec}`{pinned}{when} in {}",
                 sources.describe()
             ));
         };
@@ -257,12 +355,51 @@ async fn install_requirements(
                 queue.push(r);
             }
         }
-        extract_wheel(&path, site).map_err(|e| format!("{}: {e}", candidate.filename))?;
-        installed.push(format!("{key}=={version}"));
+        resolved.push(Resolved {
+            pin: format!("{key}=={version}"),
+            filename: candidate.filename.clone(),
+            digest,
+            path,
+            dated: candidate.upload_time.is_some(),
+        });
         chosen.insert(key, version);
     }
-    installed.sort();
-    Ok(installed)
+    resolved.sort_by(|a, b| a.pin.cmp(&b.pin));
+    Ok(resolved)
+}
+
+/// The newest pure-Python wheel among `candidates` that satisfies
+/// `specifiers`, is the `pinned` version when one is pinned (then also a
+/// pre-release, and whenever it was uploaded), and was uploaded before
+/// `before` otherwise. Yanked files are never chosen.
+fn newest_fitting<'c>(
+    candidates: &'c [Candidate],
+    specifiers: Option<&pep440_rs::VersionSpecifiers>,
+    pinned: Option<&String>,
+    before: Option<std::time::SystemTime>,
+) -> Option<(pep440_rs::Version, &'c Candidate)> {
+    candidates
+        .iter()
+        .filter(|c| c.yanked.is_none())
+        .filter(|c| pinned.is_some() || before.is_none_or(|b| c.upload_time.is_none_or(|t| t < b)))
+        .filter_map(|c| {
+            let w = wheel::WheelName::parse(&c.filename)?;
+            let v = pep440_rs::Version::from_str(&w.version).ok()?;
+            let fits = pure(&w)
+                && (pinned.is_some() || !v.any_prerelease())
+                && specifiers.is_none_or(|s| s.contains(&v))
+                && pinned.is_none_or(|p| crate::version::same(p, &w.version));
+            fits.then_some((v, c))
+        })
+        .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.filename.cmp(&a.1.filename)))
+}
+
+/// Installs the chosen build requirements into `site`.
+fn install_requirements(resolved: &[Resolved], site: &Path) -> Result<(), String> {
+    for r in resolved {
+        extract_wheel(&r.path, site).map_err(|e| format!("{}: {e}", r.filename))?;
+    }
+    Ok(())
 }
 
 /// A pure wheel's files into `site`: its root and its `purelib`/`platlib`
@@ -297,11 +434,13 @@ fn extract_wheel(path: &Path, site: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// What runs the backend: `argv` is site, out, backend, then backend-path entries.
+/// What runs the backend: `argv` is site, out, the wrapper that starts this
+/// interpreter again, backend, then backend-path entries.
 const HOOK: &str = r#"
 import importlib, os, sys
-site, out, backend = sys.argv[1:4]
-sys.path[:0] = [site] + [os.path.abspath(p) for p in sys.argv[4:]]
+site, out, wrapper, backend = sys.argv[1:5]
+sys.executable = wrapper
+sys.path[:0] = [site] + [os.path.abspath(p) for p in sys.argv[5:]]
 module, _, attrs = backend.partition(":")
 hooks = importlib.import_module(module)
 for attr in filter(None, attrs.split(".")):
@@ -310,8 +449,23 @@ name = hooks.build_wheel(out)
 sys.stdout.write("\nOXBUILD-WHEEL " + name + "\n")
 "#;
 
+/// The key a wheel built from a sdist is kept by: everything that goes into
+/// its bytes. The sdist, the interpreter's exact build, the backend and each
+/// build requirement's file, and the fixed epoch.
+fn built_key(sdist: &Digest, builder: &Builder, system: &BuildSystem, requirements: &[Resolved]) -> String {
+    let mut text = format!(
+        "oxbuild-built-wheel-v1\nsdist={sdist}\npython={}\nbackend={} {:?}\nepoch={SDIST_EPOCH}\n",
+        builder.version, system.backend, system.backend_path
+    );
+    for r in requirements {
+        text.push_str(&format!("requires={} {}\n", r.filename, r.digest));
+    }
+    Digest::of(text.as_bytes()).hex().to_string()
+}
+
 /// Builds the sdist `candidate` of `pin` into a pure-Python wheel in the
-/// store, and returns it as the layer installs it.
+/// store (or takes the one built before from the same inputs), and returns
+/// it as the layer installs it.
 pub async fn build(
     pin: &Pin,
     candidate: &Candidate,
@@ -342,8 +496,47 @@ pub async fn build(
     let src = dir.path().join("src");
     unpack(&sdist, &candidate.filename, &src).map_err(&fail)?;
     let root = project_root(&src);
-    let built = build_tree(&root, dir.path(), builder, sources, target, store).await.map_err(&fail)?;
-    let requirements = built.requirements.join(", ");
+    let system = build_system(&root).map_err(&fail)?;
+    // Build requirements as they were when the sdist was uploaded, unless pinned.
+    let before = candidate.upload_time;
+    let requirements = resolve_requirements(&system.requires, &builder.constraints, before, sources, target, store)
+        .await
+        .map_err(&fail)?;
+    let key = built_key(&digest, builder, &system, &requirements);
+    let cached = match &builder.cache {
+        Some(cache) => cache.get(&key).await.filter(|(filename, d)| {
+            store.contains(d)
+                && wheel::WheelName::parse(filename).is_some_and(|w| crate::name::normalize(&w.name) == pin.key())
+        }),
+        None => None,
+    };
+    let built = match cached {
+        Some((filename, digest)) => Built { path: store.path(&digest), filename, digest, cached: true },
+        None => {
+            let built = build_tree(&root, dir.path(), builder, &system, &requirements, SDIST_EPOCH, store)
+                .await
+                .map_err(&fail)?;
+            if let Some(cache) = &builder.cache {
+                cache.put(&key, &built.filename, &built.digest).await;
+            }
+            built
+        }
+    };
+    let with: Vec<&str> = requirements.iter().map(|r| r.pin.as_str()).collect();
+    let undated: Vec<&str> = requirements.iter().filter(|r| !r.dated).map(|r| r.pin.as_str()).collect();
+    let when = match before {
+        Some(t) if builder.constraints.is_empty() => format!(
+            ", the newest uploaded before the sdist ({}){}",
+            humantime::format_rfc3339_seconds(t),
+            if undated.is_empty() {
+                String::new()
+            } else {
+                format!(" or without an upload time (find-links): {}", undated.join(", "))
+            }
+        ),
+        _ if !builder.constraints.is_empty() => ", pinned by build-constraints where named".to_string(),
+        _ => ", the newest (the sdist has no upload time)".to_string(),
+    };
     let url = match &candidate.location {
         Location::Url(u, _) | Location::Direct(u) => Some(crate::without_credentials(u)),
         Location::File(_) => None,
@@ -353,13 +546,18 @@ pub async fn build(
         name: pin.name.clone(),
         version: pin.version.clone(),
         dependencies: pin.dependencies.clone(),
-        source: Some(format!("built here from {} ({}; with {requirements})", candidate.filename, digest)),
+        source: Some(format!(
+            "built by oxbuild from {} ({digest}) with build requirements {}{when}; wheel cache key {key}",
+            candidate.filename,
+            if with.is_empty() { "none".to_string() } else { with.join(", ") },
+        )),
         url,
         filename: built.filename,
         digest: built.digest,
         path: built.path,
         downloaded: matches!(candidate.location, Location::Url(..) | Location::Direct(_)),
         yanked: candidate.yanked.clone(),
+        built: Some(built.cached),
     })
 }
 
@@ -369,54 +567,62 @@ pub struct Built {
     /// Its file name.
     pub filename: String,
     /// Its digest.
-    pub digest: oxbuild_image::Digest,
+    pub digest: Digest,
     /// Where it is in the store.
     pub path: PathBuf,
-    /// The build requirements installed for it (`name==version`).
-    pub requirements: Vec<String>,
+    /// True when it was built before and taken from the cache.
+    pub cached: bool,
 }
 
 /// Builds the project at `root` into a pure-Python wheel with its own
-/// backend, working in `work` (which it may write in), and stores the wheel.
+/// backend and the build requirements `requirements`, working in `work`
+/// (which it may write in), and stores the wheel.
 async fn build_tree(
     root: &Path,
     work: &Path,
     builder: &Builder,
-    sources: &Sources,
-    target: &Target,
+    system: &BuildSystem,
+    requirements: &[Resolved],
+    epoch: u64,
     store: &BlobStore,
 ) -> Result<Built, String> {
-    let (site, out) = (work.join("site"), work.join("out"));
-    // PATH is an empty directory: no compiler (nor anything else) is found.
-    let no_tools = work.join("no-tools");
-    for d in [&site, &out, &no_tools] {
+    let (site, out, bin) = (work.join("site"), work.join("out"), work.join("bin"));
+    for d in [&site, &out, &bin] {
         std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
     }
-    let system = build_system(root)?;
-    let requirements =
-        install_requirements(&system.requires, &builder.constraints, sources, target, store, &site).await?;
-    let mut cmd = Command::new(&builder.python);
+    install_requirements(requirements, &site)?;
+    // PATH holds only this interpreter (through the wrapper that starts it as
+    // the build does): no compiler, nor anything else, is found.
+    let wrapper = bin.join("python3");
+    std::fs::write(&wrapper, builder.wrapper()).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    let _ = std::os::unix::fs::symlink("python3", bin.join("python"));
+    let mut cmd = builder.command();
     cmd.args(["-S", "-s", "-B", "-c", HOOK])
         .arg(&site)
         .arg(&out)
+        .arg(&wrapper)
         .arg(&system.backend)
         .args(&system.backend_path)
         .env_clear()
-        .env("SOURCE_DATE_EPOCH", builder.epoch.max(315_532_800).to_string())
+        .envs(builder.env.iter().map(|(k, v)| (k, v)))
+        .env("SOURCE_DATE_EPOCH", epoch.max(SDIST_EPOCH).to_string())
         .env("HOME", work)
-        .env("PATH", &no_tools)
+        .env("PATH", &bin)
         .env("TMPDIR", work)
         .env("PYTHONHASHSEED", "0")
         .current_dir(root)
         .stdin(Stdio::null());
     crate::bytecode::confine(&mut cmd, work);
-    let python = builder.python.clone();
+    let origin = builder.origin.clone();
     let output = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| format!("{} could not be started: {e}", python.display()))?;
+        .map_err(|e| format!("{origin} could not be started: {e}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let built = stdout.lines().rev().find_map(|l| l.strip_prefix("OXBUILD-WHEEL ")).map(str::trim).map(String::from);
+    let names: Vec<&str> = requirements.iter().map(|r| r.pin.as_str()).collect();
     let Some(built) = built.filter(|_| output.status.success()) else {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -428,9 +634,10 @@ async fn build_tree(
             "fix the package or its build requirements, or put a wheel for it in find-links (with [python] trust-local-wheels)"
         };
         return Err(format!(
-            "the build failed with {} (build requirements: {}):\n    {tail}\n{hint}",
+            "the build by {} failed with {} (build requirements: {}):\n    {tail}\n{hint}",
+            builder.origin,
             output.status,
-            requirements.join(", ")
+            names.join(", ")
         ));
     };
     let name = wheel::WheelName::parse(&built).ok_or_else(|| format!("the backend made `{built}`, not a wheel"))?;
@@ -446,7 +653,7 @@ async fn build_tree(
     let mut file = std::fs::File::open(out.join(&built)).map_err(|e| e.to_string())?;
     std::io::copy(&mut file, &mut writer).map_err(|e| e.to_string())?;
     let (digest, path) = writer.commit_computed().map_err(|e| e.to_string())?;
-    Ok(Built { filename: built, digest, path, requirements })
+    Ok(Built { filename: built, digest, path, cached: false })
 }
 
 /// Whether the wheel at `path` holds native code (a shared library or an
@@ -503,21 +710,32 @@ fn copy_project(dir: &Path, into: &Path) -> std::io::Result<()> {
 }
 
 /// Builds the project in `dir` itself into a wheel, with its own backend,
-/// as a sdist is built (a copy is built, so the checkout is not written).
+/// as a sdist is built (a copy is built, so the checkout is not written),
+/// with the project's `SOURCE_DATE_EPOCH`. Returns it and the build
+/// requirements installed for it.
 pub async fn build_project(
     dir: &Path,
     builder: &Builder,
     sources: &Sources,
     target: &Target,
     store: &BlobStore,
-) -> Result<Built, Error> {
-    let fail = |why: String| Error::Package(format!("building the project in {} as a package: {why}", dir.display()));
+) -> Result<(Built, Vec<String>), Error> {
+    let fail = |why: String| {
+        Error::Package(format!(
+            "building the project in {} as a package: {why}\n(or set [python] install-project = false if the app is not meant to be installed)",
+            dir.display()
+        ))
+    };
     let work = tempfile::Builder::new().prefix("oxbuild-project-").tempdir().map_err(|e| fail(e.to_string()))?;
     let root = work.path().join("src");
     copy_project(dir, &root).map_err(|e| fail(e.to_string()))?;
-    build_tree(&root, work.path(), builder, sources, target, store).await.map_err(|e| {
-        fail(format!("{e}\n(or set [python] install-project = false if the app is not meant to be installed)"))
-    })
+    let system = build_system(&root).map_err(&fail)?;
+    let requirements = resolve_requirements(&system.requires, &builder.constraints, None, sources, target, store)
+        .await
+        .map_err(&fail)?;
+    let built =
+        build_tree(&root, work.path(), builder, &system, &requirements, builder.epoch, store).await.map_err(&fail)?;
+    Ok((built, requirements.into_iter().map(|r| r.pin).collect()))
 }
 
 #[cfg(test)]
@@ -538,6 +756,61 @@ mod tests {
         assert_eq!(
             (flit.requires, flit.backend.as_str()),
             (vec!["flit_core >=3.2,<4".to_string()], "flit_core.buildapi")
+        );
+    }
+
+    #[test]
+    fn build_requirements_are_the_newest_uploaded_before_the_sdist_unless_pinned() {
+        let at = |day: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000 + day * 86_400);
+        let file = |name: &str, uploaded: Option<u64>, yanked: bool| Candidate {
+            filename: name.to_string(),
+            location: Location::File(PathBuf::from(name)),
+            sha256: None,
+            yanked: yanked.then(String::new),
+            upload_time: uploaded.map(at),
+        };
+        let files = vec![
+            file("flit_core-3.8.0-py3-none-any.whl", Some(1), false),
+            file("flit_core-3.9.0-py3-none-any.whl", Some(5), false),
+            file("flit_core-3.9.1-py3-none-any.whl", Some(6), true),
+            file("flit_core-3.10.0-py3-none-any.whl", Some(20), false),
+            file("flit_core-3.11.0b1-py3-none-any.whl", Some(8), false),
+            file("flit_core-3.7.0-cp311-cp311-linux_x86_64.whl", Some(0), false),
+        ];
+        let chosen = |before: Option<u64>, spec: Option<&str>, pinned: Option<&str>| {
+            let spec = spec.map(|s| pep440_rs::VersionSpecifiers::from_str(s).unwrap());
+            let pinned = pinned.map(String::from);
+            newest_fitting(&files, spec.as_ref(), pinned.as_ref(), before.map(at)).map(|(_, c)| c.filename.clone())
+        };
+        // The sdist was uploaded on day 10: 3.10.0 came later, 3.9.1 is yanked, 3.11.0b1 a pre-release.
+        assert_eq!(chosen(Some(10), None, None).as_deref(), Some("flit_core-3.9.0-py3-none-any.whl"));
+        assert_eq!(chosen(None, None, None).as_deref(), Some("flit_core-3.10.0-py3-none-any.whl"));
+        assert_eq!(chosen(Some(10), Some("<3.9"), None).as_deref(), Some("flit_core-3.8.0-py3-none-any.whl"));
+        // A pin is taken whenever it was uploaded; nothing fits before day 1.
+        assert_eq!(chosen(Some(10), None, Some("3.10.0")).as_deref(), Some("flit_core-3.10.0-py3-none-any.whl"));
+        assert_eq!(chosen(Some(1), None, None), None);
+        // A file with no upload time (find-links) is always eligible.
+        let mut local = files.clone();
+        local.push(file("flit_core-3.12.0-py3-none-any.whl", None, false));
+        let picked = newest_fitting(&local, None, None, Some(at(10))).map(|(_, c)| c.filename.clone());
+        assert_eq!(picked.as_deref(), Some("flit_core-3.12.0-py3-none-any.whl"));
+    }
+
+    #[test]
+    fn the_wrapper_starts_the_interpreter_as_the_build_does() {
+        let builder = Builder {
+            program: "/kit/lib64/ld-linux-x86-64.so.2".into(),
+            args: vec!["--library-path".into(), "/kit/lib".into(), "/kit/usr/bin/python3.11".into()],
+            env: vec![("PYTHONHOME".into(), "/kit/it's/usr".into())],
+            version: "3.11.2".into(),
+            origin: "test".into(),
+            epoch: 0,
+            constraints: Default::default(),
+            cache: None,
+        };
+        assert_eq!(
+            builder.wrapper(),
+            "#!/bin/sh\nexport PYTHONHOME='/kit/it'\\''s/usr'\nexec '/kit/lib64/ld-linux-x86-64.so.2' '--library-path' '/kit/lib' '/kit/usr/bin/python3.11' \"$@\"\n"
         );
     }
 

@@ -29,10 +29,28 @@ pub struct Candidate {
     /// Locks pin exact versions, and PEP 592 lets an exact pin use a yanked
     /// file; it is chosen only when nothing else fits, with a warning.
     pub yanked: Option<String>,
+    /// When it was uploaded (PEP 700), when the index or lock says.
+    pub upload_time: Option<std::time::SystemTime>,
 }
 
-/// A file listed on an index page: name, URL, sha256, yanked reason.
-type Listed = (String, url::Url, Option<String>, Option<String>);
+/// A file listed on an index page.
+#[derive(Debug)]
+struct Listed {
+    filename: String,
+    url: url::Url,
+    sha256: Option<String>,
+    /// The yank reason (PEP 592), empty when none is given.
+    yanked: Option<String>,
+    /// PEP 700's `upload-time`, from JSON pages only.
+    upload_time: Option<std::time::SystemTime>,
+}
+
+/// An RFC 3339 time as indexes and locks write it (`2024-05-01T12:00:00.123Z`).
+pub fn parse_time(text: &str) -> Option<std::time::SystemTime> {
+    let text = text.trim();
+    let text = text.strip_suffix("+00:00").unwrap_or(text);
+    humantime::parse_rfc3339_weak(text.strip_suffix('Z').unwrap_or(text)).ok()
+}
 
 /// Where a candidate file is.
 #[derive(Debug, Clone)]
@@ -200,6 +218,7 @@ impl Sources {
                         location: Location::File(entry.path()),
                         sha256: None,
                         yanked: None,
+                        upload_time: None,
                     });
                 }
             }
@@ -237,11 +256,12 @@ impl Sources {
         let files = if json { parse_json(&body, &page) } else { parse_html(&body, &page) };
         Ok(files
             .into_iter()
-            .map(|(filename, url, sha256, yanked)| Candidate {
-                filename,
-                location: Location::Url(url, i),
-                sha256,
-                yanked,
+            .map(|l| Candidate {
+                filename: l.filename,
+                location: Location::Url(l.url, i),
+                sha256: l.sha256,
+                yanked: l.yanked,
+                upload_time: l.upload_time,
             })
             .collect())
     }
@@ -404,7 +424,8 @@ fn parse_json(body: &str, page: &url::Url) -> Vec<Listed> {
                         _ => None,
                     };
                     let sha256 = f["hashes"]["sha256"].as_str().map(str::to_string);
-                    Some((f["filename"].as_str()?.to_string(), url, sha256, yanked))
+                    let upload_time = f["upload-time"].as_str().and_then(parse_time);
+                    Some(Listed { filename: f["filename"].as_str()?.to_string(), url, sha256, yanked, upload_time })
                 })
                 .collect()
         })
@@ -440,7 +461,7 @@ fn parse_html(body: &str, page: &url::Url) -> Vec<Listed> {
                 url.set_fragment(None);
                 // File names are percent-encoded in URLs: `torch-2.3.0%2Bcpu-…` is `torch-2.3.0+cpu-…`.
                 let filename = url.path_segments().and_then(|mut s| s.next_back()).map(percent).unwrap_or_default();
-                out.push((filename, url, sha256, attr("data-yanked")));
+                out.push(Listed { filename, url, sha256, yanked: attr("data-yanked"), upload_time: None });
             }
             _ => {}
         }
@@ -468,17 +489,29 @@ mod tests {
         let html = r#"<a href="../../files/markupsafe-3.0.2-cp311-cp311-manylinux_2_17_x86_64.whl#sha256=abc">x</a><a href="/y/markupsafe-1.0.tar.gz" data-yanked="">y</a><a href="/y/markupsafe-1.1.tar.gz" data-yanked="broke &lt;3.8&gt;">z</a>"#;
         let files = parse_html(html, &page);
         assert_eq!(files.len(), 3);
-        assert_eq!(files[0].0, "markupsafe-3.0.2-cp311-cp311-manylinux_2_17_x86_64.whl");
-        assert_eq!(files[0].2.as_deref(), Some("abc"));
-        assert_eq!(files[0].3, None);
-        assert_eq!(files[1].3.as_deref(), Some(""));
-        assert_eq!(files[2].3.as_deref(), Some("broke <3.8>"));
+        assert_eq!(files[0].filename, "markupsafe-3.0.2-cp311-cp311-manylinux_2_17_x86_64.whl");
+        assert_eq!(files[0].sha256.as_deref(), Some("abc"));
+        assert_eq!(files[0].yanked, None);
+        assert_eq!(files[1].yanked.as_deref(), Some(""));
+        assert_eq!(files[2].yanked.as_deref(), Some("broke <3.8>"));
         let json = r#"{"files":[{"filename":"a-1.0-py3-none-any.whl","url":"https://f/a-1.0-py3-none-any.whl","hashes":{"sha256":"def"}},{"filename":"a-0.9.tar.gz","url":"x","hashes":{},"yanked":"broken"},{"filename":"a-0.8.tar.gz","url":"y","hashes":{},"yanked":true}]}"#;
         let files = parse_json(json, &page);
         assert_eq!(files.len(), 3);
-        assert_eq!((files[0].2.as_deref(), files[0].3.as_deref()), (Some("def"), None));
-        assert_eq!(files[1].3.as_deref(), Some("broken"));
-        assert_eq!(files[2].3.as_deref(), Some(""));
+        assert_eq!((files[0].sha256.as_deref(), files[0].yanked.as_deref()), (Some("def"), None));
+        assert_eq!(files[1].yanked.as_deref(), Some("broken"));
+        assert_eq!(files[2].yanked.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn upload_times_as_indexes_and_locks_write_them() {
+        let t = |s: &str| parse_time(s).map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis());
+        assert_eq!(t("2024-05-01T12:00:00Z"), Some(1_714_564_800_000));
+        assert_eq!(t("2024-05-01T12:00:00.250Z"), Some(1_714_564_800_250));
+        assert_eq!(t("2024-05-01T12:00:00.250+00:00"), Some(1_714_564_800_250));
+        assert_eq!(t("yesterday"), None);
+        let page = url::Url::parse("https://example.com/simple/a/").unwrap();
+        let json = r#"{"files":[{"filename":"a-1.0.tar.gz","url":"a-1.0.tar.gz","hashes":{},"upload-time":"2024-05-01T12:00:00.250Z"}]}"#;
+        assert_eq!(parse_json(json, &page)[0].upload_time, parse_time("2024-05-01T12:00:00.250Z"));
     }
 
     #[test]
@@ -497,12 +530,15 @@ mod tests {
 </body></html>"#;
         let files = parse_html(html, &page);
         assert_eq!(files.len(), 2, "{files:?}");
-        assert_eq!(files[0].0, "torch-2.3.0+cpu-cp311-cp311-linux_x86_64.whl");
-        assert_eq!(files[0].1.as_str(), "https://files.example.net/whl/torch-2.3.0%2Bcpu-cp311-cp311-linux_x86_64.whl");
-        assert_eq!(files[0].2.as_deref(), Some("aa&x=1"));
-        assert_eq!(files[1].1.as_str(), "https://files.example.net/other/torch-2.2.0-py3-none-any.whl");
-        assert_eq!(files[1].3.as_deref(), Some(r#"no "longer" <ok>"#));
-        assert_eq!(version_of(&files[0].0).as_deref(), Some("2.3.0+cpu"));
+        assert_eq!(files[0].filename, "torch-2.3.0+cpu-cp311-cp311-linux_x86_64.whl");
+        assert_eq!(
+            files[0].url.as_str(),
+            "https://files.example.net/whl/torch-2.3.0%2Bcpu-cp311-cp311-linux_x86_64.whl"
+        );
+        assert_eq!(files[0].sha256.as_deref(), Some("aa&x=1"));
+        assert_eq!(files[1].url.as_str(), "https://files.example.net/other/torch-2.2.0-py3-none-any.whl");
+        assert_eq!(files[1].yanked.as_deref(), Some(r#"no "longer" <ok>"#));
+        assert_eq!(version_of(&files[0].filename).as_deref(), Some("2.3.0+cpu"));
     }
 
     #[test]
