@@ -320,3 +320,85 @@ fn sdists_build_with_the_bases_own_interpreter_and_a_built_wheel_serves_the_whol
     );
     assert_eq!(third["python"]["layer"], second["python"]["layer"], "a reused wheel installs the same layer");
 }
+
+/// A git repository in `dir` holding a flit-core project `greet`, with two
+/// commits; returns the first commit (whose greeting is "first").
+fn greet_repository(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("pyproject.toml"),
+        "[build-system]\nrequires = [\"flit_core >=3.2,<4\"]\nbuild-backend = \"flit_core.buildapi\"\n\n[project]\nname = \"greet\"\nversion = \"1.0\"\ndescription = \"Says hello\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("greet.py"), "\"\"\"Says hello.\"\"\"\nGREETING = 'first'\n").unwrap();
+    common::git(dir, &["init", "-q", "-b", "main"]);
+    common::git(dir, &["add", "-A"]);
+    common::git(dir, &["commit", "-q", "-m", "first"]);
+    let first = common::git(dir, &["rev-parse", "HEAD"]).trim().to_string();
+    std::fs::write(dir.join("greet.py"), "\"\"\"Says hello.\"\"\"\nGREETING = 'second'\n").unwrap();
+    common::git(dir, &["commit", "-q", "-am", "second"]);
+    first
+}
+
+#[test]
+fn git_and_directory_packages_of_a_uv_lock_are_built_from_their_trees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = app_with(&tmp.path().join("no-sdists"), "");
+    std::fs::create_dir_all(tmp.path().join("no-sdists")).unwrap();
+    let commit = greet_repository(&tmp.path().join("greet"));
+    let repo = format!("file://{}", tmp.path().join("greet").display());
+    // A workspace member, as uv locks one (`editable`), built with setuptools.
+    let member = ws.app().join("packages/helper");
+    std::fs::create_dir_all(&member).unwrap();
+    std::fs::write(
+        member.join("setup.py"),
+        "from setuptools import setup\nsetup(name='helper', version='2.0', py_modules=['helper'])\n",
+    )
+    .unwrap();
+    std::fs::write(member.join("helper.py"), "HELPS = True\n").unwrap();
+    let lock = |commit: &str| {
+        format!(
+            "version = 1\nrequires-python = \">=3.11\"\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\nsource = {{ virtual = \".\" }}\ndependencies = [\n    {{ name = \"greet\" }},\n    {{ name = \"helper\" }},\n]\n\n\
+             [[package]]\nname = \"greet\"\nversion = \"1.0\"\nsource = {{ git = \"{repo}?rev=main#{commit}\" }}\n\n\
+             [[package]]\nname = \"helper\"\nversion = \"2.0\"\nsource = {{ editable = \"packages/helper\" }}\n"
+        )
+    };
+    std::fs::write(ws.app().join("uv.lock"), lock(&commit)).unwrap();
+    ws.edit_config("requirements = \"requirements.txt\"", "lock = \"uv.lock\"");
+    std::fs::remove_file(ws.app().join("requirements.txt")).unwrap();
+    let layout = ws.tmp.path().join("layout");
+    let sbom_dir = ws.tmp.path().join("sbom");
+    let report = build_json(
+        ws.oxbuild()
+            .args(["build", "-q", "--base", &base(), "--sbom-dir"])
+            .arg(&sbom_dir)
+            .arg("--output")
+            .arg(format!("oci:{}", layout.display()))
+            .arg(ws.app()),
+    );
+    assert_eq!(
+        report["python"]["built"],
+        serde_json::json!([
+            {"wheel": "greet-1.0-py2.py3-none-any.whl", "reused": false},
+            {"wheel": "helper-2.0-py3-none-any.whl", "reused": false}
+        ])
+    );
+    let deps = blob_in(&layout, report["python"]["layer"].as_str().unwrap());
+    let greet = layer_file(&deps, "opt/venv/lib/python3.11/site-packages/greet.py").expect("greet installed");
+    assert!(String::from_utf8_lossy(&greet).contains("'first'"), "the locked commit, not the branch's head");
+    assert!(layer_file(&deps, "opt/venv/lib/python3.11/site-packages/helper.py").is_some());
+    let source = sbom_source(&sbom_dir, "greet");
+    assert!(source.starts_with(&format!("built by oxbuild from git {repo} at {commit}")), "{source}");
+
+    // A change to the member (which no lock pins) makes a new layer.
+    std::fs::write(member.join("helper.py"), "HELPS = 'more'\n").unwrap();
+    let again = build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    assert_eq!(again["python"]["reused"], false, "{}", again["python"]);
+    assert_ne!(again["python"]["layer"], report["python"]["layer"]);
+
+    // A commit the repository does not have is named, with the package.
+    std::fs::write(ws.app().join("uv.lock"), lock(&"0".repeat(40))).unwrap();
+    let (code, _, stderr) = run(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("greet==1.0") && stderr.contains("is not in the repository"), "{stderr}");
+}

@@ -114,6 +114,7 @@ pub fn pipfile(text: &str, file: &str, target: &Target, selection: &Selection) -
                 direct: Vec::new(),
                 dependencies: Vec::new(),
                 extras: extras.map(normalize).collect(),
+                tree: None,
             });
         }
     }
@@ -231,6 +232,7 @@ pub fn poetry(
             direct: Vec::new(),
             dependencies,
             extras: Vec::new(),
+            tree: None,
         });
     }
     for g in selection.groups.iter().filter(|_| walked.is_none()) {
@@ -448,6 +450,7 @@ pub fn pdm(
             direct,
             dependencies,
             extras: extras.map(normalize).collect(),
+            tree: None,
         });
     }
     let mut out = Requirements { pins: merge(pins), ..Default::default() };

@@ -157,7 +157,12 @@ pub async fn fetch(
     };
     // Sdists are built one at a time: each build is a process of its own.
     for (pin, candidate, _) in to_build {
-        match sdist::build(pin, &candidate, &builder, sources, target, store).await {
+        let built = match (&candidate, &pin.tree) {
+            (Some(candidate), _) => sdist::build(pin, candidate, &builder, sources, target, store).await,
+            (None, Some(tree)) => sdist::build_source_tree(pin, tree, &builder, sources, target, store).await,
+            (None, None) => continue,
+        };
+        match built {
             Ok(w) => wheels.push(w),
             Err(Error::Package(why)) => unusable.push(why),
             Err(e) => return Err(e),
@@ -184,8 +189,9 @@ fn in_order(pins: &[Pin], mut wheels: Vec<Wheel>, mut unusable: Vec<String>) -> 
 enum Fetched {
     /// A wheel that fits, in the store.
     Wheel(Wheel),
-    /// Only a source distribution; `message` says so for a build that cannot build it.
-    SourceOnly { candidate: source::Candidate, message: String },
+    /// Only a source distribution, or (`candidate` None) the pin's source
+    /// tree; `message` says so for a build that cannot build it.
+    SourceOnly { candidate: Option<source::Candidate>, message: String },
 }
 
 async fn fetch_one(
@@ -196,6 +202,13 @@ async fn fetch_one(
     store: &BlobStore,
 ) -> Result<Fetched, Error> {
     let what = format!("{}=={} ({})", pin.name, pin.version, pin.origin);
+    if let Some(tree) = &pin.tree {
+        let message = format!(
+            "{what} comes from {tree}, and there is no Python {}.{} to build it with (the base's own cannot run on this runner): put python{}.{} on PATH, or publish it as a wheel (a find-links wheelhouse or an index) and lock that version",
+            target.major, target.minor, target.major, target.minor
+        );
+        return Ok(Fetched::SourceOnly { candidate: None, message });
+    }
     // Local wheelhouses first, then the files the lock names, and the indexes
     // only when neither has a wheel that fits.
     let mut all = sources.local_candidates(&pin.name)?;
@@ -267,7 +280,7 @@ async fn fetch_one(
             candidate.upload_time = candidate.upload_time.or_else(|| {
                 same_version.iter().filter(|c| c.filename == candidate.filename).find_map(|c| c.upload_time)
             });
-            return Ok(Fetched::SourceOnly { candidate, message });
+            return Ok(Fetched::SourceOnly { candidate: Some(candidate), message });
         }
         return Err(Error::Package(if same_version.is_empty() {
             format!("{what}: no file of this version in {}", sources.describe())
@@ -391,7 +404,8 @@ pub fn layer_key(pins: &[Pin], target: &Target, prefix: &str, epoch: u64, compre
         .map(|p| {
             let mut hashes = p.hashes.clone();
             hashes.sort();
-            format!("pin={}=={} {}\n", p.key(), p.version, hashes.join(","))
+            let tree = p.tree.as_ref().map(|t| format!(" tree={}", t.identity())).unwrap_or_default();
+            format!("pin={}=={} {}{tree}\n", p.key(), p.version, hashes.join(","))
         })
         .collect();
     lines.sort();
@@ -938,6 +952,7 @@ mod tests {
             direct: Vec::new(),
             dependencies: Vec::new(),
             extras: Vec::new(),
+            tree: None,
         };
         let wheels = fetch(&[pin], &sources, &target(), &store, async { Ok(None) }).await.unwrap();
         assert_eq!(wheels[0].filename, "pkg-1.0-2-py3-none-any.whl", "as text, build 1 sorts first");

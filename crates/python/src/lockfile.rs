@@ -10,6 +10,7 @@ use std::path::Path;
 use crate::marker::Marker;
 use crate::name::normalize;
 pub use crate::requirements::Selection;
+use crate::requirements::Tree;
 use crate::requirements::{Pin, Requirements};
 use crate::source::{Candidate, Location};
 use crate::{Error, Target};
@@ -201,6 +202,7 @@ fn pylock(doc: &toml::Table, file: &str, dir: &Path) -> Result<Vec<Pin>, Error> 
             direct,
             dependencies,
             extras: Vec::new(),
+            tree: None,
         });
     }
     Ok(pins)
@@ -220,11 +222,14 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
         .and_then(|p| p.as_array())
         .map(|a| a.iter().filter_map(|p| p.as_table().cloned()).collect())
         .unwrap_or_default();
+    // The project itself (editable or a directory at `.`, or virtual); other
+    // editable and directory packages (workspace members, path
+    // dependencies) are built and installed like any package.
     let is_root = |p: &toml::Table| {
         p.get("source").and_then(|s| s.as_table()).is_some_and(|s| {
-            s.contains_key("editable")
-                || s.contains_key("virtual")
+            s.contains_key("virtual")
                 || s.get("directory").and_then(|d| d.as_str()) == Some(".")
+                || s.get("editable").and_then(|d| d.as_str()) == Some(".")
         })
     };
     let mut by_name: BTreeMap<String, Vec<&toml::Table>> = BTreeMap::new();
@@ -331,18 +336,57 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
             if !seen.insert((name.clone(), version.clone())) {
                 continue;
             }
-            // A package from git, a URL or a directory has no index files to
-            // fetch: say where it comes from, not that the index lacks it.
-            if let Some(source) = dep.get("source").and_then(|s| s.as_table())
-                && let Some((kind, at)) = ["git", "url", "path", "directory", "editable"]
-                    .iter()
-                    .find_map(|k| source.get(*k).and_then(|v| v.as_str()).map(|v| (*k, v)))
-                && dep.get("wheels").is_none()
-            {
-                let at = if matches!(kind, "git" | "url") { oxbuild_http::redact(at) } else { at.to_string() };
-                return Err(lock_err(format!(
-                    "package `{name}` comes from {kind} `{at}`, which oxbuild cannot install yet: publish it as a wheel (a find-links wheelhouse or an index) and lock that version"
-                )));
+            // A package from git, a directory, a URL or a local archive has
+            // no index files: it is built from its tree, or its archive is
+            // the one file to fetch (the lock's sdist or wheel entry has only
+            // the hash then).
+            let source = dep.get("source").and_then(|s| s.as_table());
+            let mut tree = None;
+            let mut from_source = None;
+            let lock_hash = |f: &toml::Value| {
+                f.as_table().and_then(|f| str_of(f, "hash")).and_then(|h| h.strip_prefix("sha256:")).map(str::to_string)
+            };
+            let first_hash = dep
+                .get("sdist")
+                .and_then(lock_hash)
+                .or_else(|| dep.get("wheels").and_then(|w| w.as_array()).and_then(|w| w.first()).and_then(lock_hash));
+            if let Some(source) = source {
+                if let Some(git) = str_of(source, "git") {
+                    tree = Some(Tree::git(git).ok_or_else(|| {
+                        lock_err(format!(
+                            "package `{name}` comes from git `{}`, which names no commit; run `uv lock` again",
+                            oxbuild_http::redact(git)
+                        ))
+                    })?);
+                } else if let Some(d) = str_of(source, "directory").or_else(|| str_of(source, "editable")) {
+                    tree = Some(Tree::Directory(dir.join(d)));
+                } else if let Some(p) = str_of(source, "path") {
+                    let path = dir.join(p);
+                    if crate::sdist::is_sdist(p) || p.ends_with(".whl") {
+                        let filename = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                        from_source = Some(Candidate {
+                            filename,
+                            location: Location::File(path),
+                            sha256: first_hash.clone(),
+                            yanked: None,
+                            upload_time: None,
+                        });
+                    } else {
+                        tree = Some(Tree::Directory(path));
+                    }
+                } else if let Some(u) = str_of(source, "url") {
+                    let url = url::Url::parse(u).map_err(|e| {
+                        lock_err(format!("package `{name}`: source url `{}`: {e}", oxbuild_http::redact(u)))
+                    })?;
+                    let filename = url.path_segments().and_then(|mut s| s.next_back()).unwrap_or_default().to_string();
+                    from_source = Some(Candidate {
+                        filename,
+                        location: Location::Direct(url),
+                        sha256: first_hash.clone(),
+                        yanked: None,
+                        upload_time: None,
+                    });
+                }
             }
             let needs = edges(dep, "dependencies", None);
             for edge in &needs {
@@ -360,6 +404,10 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
                     direct.push(c);
                 }
             }
+            if let Some(c) = from_source.filter(|_| direct.is_empty()) {
+                hashes.extend(c.sha256.clone());
+                direct.push(c);
+            }
             if version.is_empty() {
                 return Err(lock_err(format!("package `{name}` has no version")));
             }
@@ -373,6 +421,7 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
                 direct,
                 dependencies: Vec::new(),
                 extras: Vec::new(),
+                tree,
             });
         }
     }

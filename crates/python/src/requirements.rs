@@ -30,6 +30,72 @@ pub struct Pin {
     pub dependencies: Vec<String>,
     /// The extras the lock asks of it (`flask[async]`), normalised.
     pub extras: Vec<String>,
+    /// Where it comes from when that is a source tree rather than files:
+    /// built by its own backend in the same run.
+    pub tree: Option<Tree>,
+}
+
+/// A package's source tree, as a lock names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tree {
+    /// A directory (a workspace member, a path dependency).
+    Directory(PathBuf),
+    /// A git repository at an exact commit.
+    Git {
+        /// The repository (credentials it carries are used, never shown).
+        url: String,
+        /// The full commit id.
+        commit: String,
+        /// Where the project is inside the repository.
+        subdirectory: Option<String>,
+    },
+}
+
+impl Tree {
+    /// uv's form: `https://host/repo.git?rev=main&subdirectory=pkg#<commit>`.
+    pub fn git(text: &str) -> Option<Tree> {
+        let text = text.strip_prefix("git+").unwrap_or(text);
+        let mut url = url::Url::parse(text).ok()?;
+        let commit = url.fragment().filter(|f| f.len() >= 40 && f.bytes().all(|b| b.is_ascii_hexdigit()))?.to_string();
+        let subdirectory =
+            url.query_pairs().find(|(k, _)| k == "subdirectory").map(|(_, v)| v.into_owned()).filter(|s| !s.is_empty());
+        url.set_fragment(None);
+        url.set_query(None);
+        Some(Tree::Git { url: url.to_string(), commit, subdirectory })
+    }
+}
+
+impl Tree {
+    /// What the dependency layer is keyed by: the commit, or the content of
+    /// the directory (which no lock pins).
+    pub fn identity(&self) -> String {
+        match self {
+            Tree::Git { url, commit, subdirectory } => {
+                format!("git {} {commit} {}", oxbuild_http::redact(url), subdirectory.as_deref().unwrap_or(""))
+            }
+            Tree::Directory(d) => match crate::sdist::tree_digest(d) {
+                Ok(digest) => format!("directory {digest}"),
+                // Built and reported when it is read again; never reused.
+                Err(e) => format!("directory {} unreadable ({e}) {:?}", d.display(), std::time::SystemTime::now()),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Tree {
+    /// As reports show it: credentials removed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tree::Directory(d) => write!(f, "the directory {}", d.display()),
+            Tree::Git { url, commit, subdirectory } => {
+                write!(f, "git {} at {commit}", oxbuild_http::redact(url))?;
+                match subdirectory {
+                    Some(s) => write!(f, " (subdirectory {s})"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
 }
 
 impl Pin {
@@ -281,6 +347,7 @@ fn parse_requirement(line: &str, origin: &str) -> Result<Pin, String> {
         direct: Vec::new(),
         dependencies: Vec::new(),
         extras: Vec::new(),
+        tree: None,
     };
     // `===` compares strings, not versions, so its operand is taken as
     // written; pep508_rs would normalise it (and refuses non-PEP 440 ones).

@@ -496,47 +496,10 @@ pub async fn build(
     let src = dir.path().join("src");
     unpack(&sdist, &candidate.filename, &src).map_err(&fail)?;
     let root = project_root(&src);
-    let system = build_system(&root).map_err(&fail)?;
     // Build requirements as they were when the sdist was uploaded, unless pinned.
     let before = candidate.upload_time;
-    let requirements = resolve_requirements(&system.requires, &builder.constraints, before, sources, target, store)
-        .await
-        .map_err(&fail)?;
-    let key = built_key(&digest, builder, &system, &requirements);
-    let cached = match &builder.cache {
-        Some(cache) => cache.get(&key).await.filter(|(filename, d)| {
-            store.contains(d)
-                && wheel::WheelName::parse(filename).is_some_and(|w| crate::name::normalize(&w.name) == pin.key())
-        }),
-        None => None,
-    };
-    let built = match cached {
-        Some((filename, digest)) => Built { path: store.path(&digest), filename, digest, cached: true },
-        None => {
-            let built = build_tree(&root, dir.path(), builder, &system, &requirements, SDIST_EPOCH, store)
-                .await
-                .map_err(&fail)?;
-            if let Some(cache) = &builder.cache {
-                cache.put(&key, &built.filename, &built.digest).await;
-            }
-            built
-        }
-    };
-    let with: Vec<&str> = requirements.iter().map(|r| r.pin.as_str()).collect();
-    let undated: Vec<&str> = requirements.iter().filter(|r| !r.dated).map(|r| r.pin.as_str()).collect();
-    let when = match before {
-        Some(t) if builder.constraints.is_empty() => format!(
-            ", the newest uploaded before the sdist ({}){}",
-            humantime::format_rfc3339_seconds(t),
-            if undated.is_empty() {
-                String::new()
-            } else {
-                format!(" or without an upload time (find-links): {}", undated.join(", "))
-            }
-        ),
-        _ if !builder.constraints.is_empty() => ", pinned by build-constraints where named".to_string(),
-        _ => ", the newest (the sdist has no upload time)".to_string(),
-    };
+    let done =
+        build_keyed(pin, &root, dir.path(), &digest, before, builder, sources, target, store).await.map_err(&fail)?;
     let url = match &candidate.location {
         Location::Url(u, _) | Location::Direct(u) => Some(crate::without_credentials(u)),
         Location::File(_) => None,
@@ -547,18 +510,204 @@ pub async fn build(
         version: pin.version.clone(),
         dependencies: pin.dependencies.clone(),
         source: Some(format!(
-            "built by oxbuild from {} ({digest}) with build requirements {}{when}; wheel cache key {key}",
+            "built by oxbuild from {} ({digest}) with {}",
             candidate.filename,
-            if with.is_empty() { "none".to_string() } else { with.join(", ") },
+            done.describe(before, builder)
         )),
         url,
-        filename: built.filename,
-        digest: built.digest,
-        path: built.path,
+        filename: done.built.filename,
+        digest: done.built.digest,
+        path: done.built.path,
         downloaded: matches!(candidate.location, Location::Url(..) | Location::Direct(_)),
         yanked: candidate.yanked.clone(),
-        built: Some(built.cached),
+        built: Some(done.built.cached),
     })
+}
+
+/// A build of a source tree whose inputs are known: the wheel, what it was
+/// built with, and the key it is cached by.
+struct Done {
+    built: Built,
+    requirements: Vec<Resolved>,
+    key: String,
+}
+
+impl Done {
+    /// What it was built with, for the SBOM's source.
+    fn describe(&self, before: Option<std::time::SystemTime>, builder: &Builder) -> String {
+        let with: Vec<&str> = self.requirements.iter().map(|r| r.pin.as_str()).collect();
+        let undated: Vec<&str> = self.requirements.iter().filter(|r| !r.dated).map(|r| r.pin.as_str()).collect();
+        let when = match before {
+            _ if !builder.constraints.is_empty() => ", pinned by build-constraints where named".to_string(),
+            Some(t) => format!(
+                ", the newest uploaded before the sdist ({}){}",
+                humantime::format_rfc3339_seconds(t),
+                if undated.is_empty() {
+                    String::new()
+                } else {
+                    format!(" or without an upload time (find-links): {}", undated.join(", "))
+                }
+            ),
+            None => ", the newest (no upload time to go by)".to_string(),
+        };
+        format!(
+            "build requirements {}{when}; wheel cache key {}",
+            if with.is_empty() { "none".to_string() } else { with.join(", ") },
+            self.key
+        )
+    }
+}
+
+/// Builds the project at `root` (working in `work`), whose content is
+/// `identity` (a sdist's digest, a commit), with build requirements
+/// uploaded before `before`, or takes the wheel built before from the same
+/// inputs; the wheel must be `pin`'s package.
+#[allow(clippy::too_many_arguments)]
+async fn build_keyed(
+    pin: &Pin,
+    root: &Path,
+    work: &Path,
+    identity: &Digest,
+    before: Option<std::time::SystemTime>,
+    builder: &Builder,
+    sources: &Sources,
+    target: &Target,
+    store: &BlobStore,
+) -> Result<Done, String> {
+    let system = build_system(root)?;
+    let requirements =
+        resolve_requirements(&system.requires, &builder.constraints, before, sources, target, store).await?;
+    let key = built_key(identity, builder, &system, &requirements);
+    let ours = |filename: &str| {
+        wheel::WheelName::parse(filename).is_some_and(|w| crate::name::normalize(&w.name) == pin.key())
+    };
+    let cached = match &builder.cache {
+        Some(cache) => cache.get(&key).await.filter(|(filename, d)| store.contains(d) && ours(filename)),
+        None => None,
+    };
+    let built = match cached {
+        Some((filename, digest)) => Built { path: store.path(&digest), filename, digest, cached: true },
+        None => {
+            let built = build_tree(root, work, builder, &system, &requirements, SDIST_EPOCH, store).await?;
+            let name = wheel::WheelName::parse(&built.filename);
+            if !ours(&built.filename) || name.as_ref().is_some_and(|w| !crate::version::same(&w.version, &pin.version))
+            {
+                return Err(format!(
+                    "it built {}, but the lock says {}=={}; lock it again",
+                    built.filename, pin.name, pin.version
+                ));
+            }
+            if let Some(cache) = &builder.cache {
+                cache.put(&key, &built.filename, &built.digest).await;
+            }
+            built
+        }
+    };
+    Ok(Done { built, requirements, key })
+}
+
+/// Builds the package `pin` from its source tree (a directory, or a git
+/// repository at a commit, cloned here) with its own backend, as a sdist is
+/// built. A commit's build is cached like a sdist's; a directory's is not,
+/// since its content is not pinned.
+pub async fn build_source_tree(
+    pin: &Pin,
+    tree: &crate::requirements::Tree,
+    builder: &Builder,
+    sources: &Sources,
+    target: &Target,
+    store: &BlobStore,
+) -> Result<Wheel, Error> {
+    use crate::requirements::Tree;
+    let what = format!("{}=={} ({})", pin.name, pin.version, pin.origin);
+    let fail = |why: String| Error::Package(format!("{what}: building it from {tree}: {why}"));
+    let dir = tempfile::Builder::new()
+        .prefix("oxbuild-tree-")
+        .tempdir()
+        .map_err(|e| fail(format!("a temporary directory: {e}")))?;
+    let src = dir.path().join("src");
+    let (root, identity, url) = match tree {
+        Tree::Directory(d) => {
+            if !d.is_dir() {
+                return Err(fail("it is not a directory; fix the path in the lock".into()));
+            }
+            copy_project(d, &src).map_err(|e| fail(e.to_string()))?;
+            // Not pinned: keyed by a fresh identity, so never reused.
+            let identity = Digest::of(format!("{}-{}", d.display(), dir.path().display()).as_bytes());
+            (src.clone(), identity, None)
+        }
+        Tree::Git { url, commit, subdirectory } => {
+            git_checkout(url, commit, &src).await.map_err(&fail)?;
+            let root = match subdirectory {
+                Some(sub) => {
+                    let rel = inside(sub).ok_or_else(|| fail(format!("subdirectory `{sub}` leads outside")))?;
+                    src.join(rel)
+                }
+                None => src.clone(),
+            };
+            let clean = url::Url::parse(url)
+                .map(|u| crate::without_credentials(&u))
+                .unwrap_or_else(|_| oxbuild_http::redact(url));
+            let identity = Digest::of(format!("git {clean} {commit} {subdirectory:?}").as_bytes());
+            (root, identity, Some(clean))
+        }
+    };
+    let cacheable = matches!(tree, Tree::Git { .. });
+    let mut uncached = builder.clone();
+    if !cacheable {
+        uncached.cache = None;
+    }
+    let done =
+        build_keyed(pin, &root, dir.path(), &identity, None, &uncached, sources, target, store).await.map_err(&fail)?;
+    Ok(Wheel {
+        pin: format!("{}=={}", pin.name, pin.version),
+        name: pin.name.clone(),
+        version: pin.version.clone(),
+        dependencies: pin.dependencies.clone(),
+        source: Some(format!("built by oxbuild from {tree} with {}", done.describe(None, builder))),
+        url,
+        filename: done.built.filename,
+        digest: done.built.digest,
+        path: done.built.path,
+        downloaded: cacheable,
+        yanked: None,
+        built: Some(done.built.cached),
+    })
+}
+
+/// Clones `url` at `commit` into `into` with the runner's `git`: only that
+/// commit is fetched where the server allows it, else the whole history.
+/// Credentials in the URL are used and never shown; git never prompts.
+async fn git_checkout(url: &str, commit: &str, into: &Path) -> Result<(), String> {
+    let (url, commit, into) = (url.to_string(), commit.to_string(), into.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let git = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new("git")
+                .arg("-C")
+                .arg(&into)
+                .args(args)
+                .env("GIT_TERMINAL_PROMPT", "0")
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("git could not be started ({e}); install git on the runner"))?;
+            if out.status.success() {
+                return Ok(());
+            }
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("it failed");
+            Err(oxbuild_http::redact(last.trim()).replace(&url, &oxbuild_http::redact(&url)))
+        };
+        std::fs::create_dir_all(&into).map_err(|e| e.to_string())?;
+        git(&["init", "-q"])?;
+        if git(&["fetch", "-q", "--depth", "1", &url, &commit]).is_err() {
+            git(&["fetch", "-q", &url])
+                .map_err(|e| format!("fetching it: {e}; check the URL and that this runner can reach it"))?;
+        }
+        git(&["-c", "advice.detachedHead=false", "checkout", "-q", &commit])
+            .map_err(|e| format!("commit {commit} is not in the repository: {e}"))
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// A wheel a backend built, in the store.
@@ -686,17 +835,19 @@ pub fn is_package(dir: &Path) -> bool {
         && tool("uv", "package") != Some(false)
 }
 
+/// What a project copy leaves out: version-control directories, virtual
+/// environments, caches and earlier build output.
+const NOT_PROJECT: [&str; 10] =
+    [".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "node_modules", "build", "dist", ".tox"];
+
 /// Copies the project at `dir` into `into` for a build: its files, without
-/// version-control directories, virtual environments, caches and earlier
-/// build output.
+/// what [`NOT_PROJECT`] names.
 fn copy_project(dir: &Path, into: &Path) -> std::io::Result<()> {
-    const SKIP: [&str; 10] =
-        [".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "node_modules", "build", "dist", ".tox"];
     std::fs::create_dir_all(into)?;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
-        if SKIP.iter().any(|s| name == *s) {
+        if NOT_PROJECT.iter().any(|s| name == *s) {
             continue;
         }
         let ft = entry.file_type()?;
@@ -707,6 +858,34 @@ fn copy_project(dir: &Path, into: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A digest of what [`copy_project`] would copy of `dir`: every file's
+/// relative path and content, in order. A directory package's layer is
+/// keyed by it, so that changing the package rebuilds the layer.
+pub fn tree_digest(dir: &Path) -> std::io::Result<Digest> {
+    fn walk(dir: &Path, rel: &str, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name();
+            if NOT_PROJECT.iter().any(|s| name == *s) {
+                continue;
+            }
+            let path = format!("{rel}/{}", name.to_string_lossy());
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                walk(&entry.path(), &path, out)?;
+            } else if ft.is_file() {
+                let content = Digest::of(&std::fs::read(entry.path())?);
+                out.extend_from_slice(format!("{path} {content}\n").as_bytes());
+            }
+        }
+        Ok(())
+    }
+    let mut listing = Vec::new();
+    walk(dir, "", &mut listing)?;
+    Ok(Digest::of(&listing))
 }
 
 /// Builds the project in `dir` itself into a wheel, with its own backend,
