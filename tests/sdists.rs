@@ -208,6 +208,17 @@ with open("spawned.py", "w") as f:
 setup(name="spawned", version="1.0", py_modules=["spawned"])
 "#;
 
+/// What `python.built` of a `--json` report lists: each wheel and whether it was reused.
+fn built(report: &serde_json::Value) -> Vec<(String, bool)> {
+    let list = report["python"]["built"].as_array().cloned().unwrap_or_default();
+    list.iter().map(|b| (b["wheel"].as_str().unwrap().to_string(), b["reused"].as_bool().unwrap())).collect()
+}
+
+/// `(wheel, reused)` pairs, as [`built`] gives them.
+fn pairs(list: &[(&str, bool)]) -> Vec<(String, bool)> {
+    list.iter().map(|(w, r)| (w.to_string(), *r)).collect()
+}
+
 /// The `name` entry's CycloneDX `oxbuild:index` property (where it came from).
 fn sbom_source(sbom_dir: &Path, name: &str) -> String {
     let bom: serde_json::Value =
@@ -253,10 +264,7 @@ fn sdists_build_with_the_bases_own_interpreter_and_a_built_wheel_serves_the_whol
             .arg(format!("oci:{}", layout.display()))
             .arg(ws.app()),
     );
-    assert_eq!(
-        first["python"]["built"],
-        serde_json::json!([{"wheel": "spawned-1.0-py3-none-any.whl", "reused": false}])
-    );
+    assert_eq!(built(&first), pairs(&[("spawned-1.0-py3-none-any.whl", false)]));
     // The backend, and both processes it started, ran the base's interpreter
     // through the base's own loader, from the kit oxbuild unpacked.
     let deps = first["python"]["layer"].as_str().unwrap();
@@ -291,33 +299,18 @@ fn sdists_build_with_the_bases_own_interpreter_and_a_built_wheel_serves_the_whol
             .args(["build", "-q", "--base", &base(), "--cache-repo", &cache_repo])
             .arg(ws.app()),
     );
-    let built = &second["python"]["built"];
-    assert!(
-        built
-            .as_array()
-            .unwrap()
-            .contains(&serde_json::json!({"wheel": "spawned-1.0-py3-none-any.whl", "reused": true})),
-        "{built}"
+    assert_eq!(
+        built(&second),
+        pairs(&[("spawned-1.0-py3-none-any.whl", true), ("legacy-2.0-py3-none-any.whl", false)])
     );
-    assert!(
-        built
-            .as_array()
-            .unwrap()
-            .contains(&serde_json::json!({"wheel": "legacy-2.0-py3-none-any.whl", "reused": false})),
-        "{built}"
-    );
+    // How it was built travels with it.
+    assert!(second["python"]["built"][0]["how"].as_str().unwrap().contains("setuptools=="), "{}", second["python"]);
     // The first runner has its own build in its own cache, with no cache
     // repository; legacy was built by the other runner only.
     let third = build_json(
         ws.oxbuild().env("OXBUILD_CACHE_DIR", &runner_a).args(["build", "-q", "--base", &base()]).arg(ws.app()),
     );
-    assert_eq!(
-        third["python"]["built"],
-        serde_json::json!([
-            {"wheel": "spawned-1.0-py3-none-any.whl", "reused": true},
-            {"wheel": "legacy-2.0-py3-none-any.whl", "reused": false}
-        ])
-    );
+    assert_eq!(built(&third), pairs(&[("spawned-1.0-py3-none-any.whl", true), ("legacy-2.0-py3-none-any.whl", false)]));
     assert_eq!(third["python"]["layer"], second["python"]["layer"], "a reused wheel installs the same layer");
 }
 
@@ -377,11 +370,8 @@ fn git_and_directory_packages_of_a_uv_lock_are_built_from_their_trees() {
             .arg(ws.app()),
     );
     assert_eq!(
-        report["python"]["built"],
-        serde_json::json!([
-            {"wheel": "greet-1.0-py2.py3-none-any.whl", "reused": false},
-            {"wheel": "helper-2.0-py3-none-any.whl", "reused": false}
-        ])
+        built(&report),
+        pairs(&[("greet-1.0-py2.py3-none-any.whl", false), ("helper-2.0-py3-none-any.whl", false)])
     );
     let deps = blob_in(&layout, report["python"]["layer"].as_str().unwrap());
     let greet = layer_file(&deps, "opt/venv/lib/python3.11/site-packages/greet.py").expect("greet installed");

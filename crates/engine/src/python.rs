@@ -58,8 +58,8 @@ struct DepLayer {
     diff_id: oxbuild_image::Digest,
     key: String,
     wheels: Vec<String>,
-    /// Wheels built from sdists in this build, and whether each was reused.
-    built: Vec<(String, bool)>,
+    /// Wheels built from sdists in this build, whether each was reused, and how it was built.
+    built: Vec<(String, bool, String)>,
     downloaded: usize,
     pins: Vec<Pin>,
     source: Source,
@@ -235,7 +235,7 @@ fn describe(target: &Target, d: &DepLayer, cx: &Context<'_>) -> serde_json::Valu
     if d.source == Source::Built {
         events.step(&format!("  installed {} wheels ({} downloaded)", d.wheels.len(), d.downloaded));
         if !d.built.is_empty() {
-            let reused = d.built.iter().filter(|(_, r)| *r).count();
+            let reused = d.built.iter().filter(|(_, r, _)| *r).count();
             events.step(&format!(
                 "  {} of them built from sdists ({} now, {reused} reused from earlier builds)",
                 d.built.len(),
@@ -265,7 +265,11 @@ fn describe(target: &Target, d: &DepLayer, cx: &Context<'_>) -> serde_json::Valu
         "source": d.source.describe(),
         "downloaded": d.downloaded,
         "wheels": d.wheels,
-        "built": d.built.iter().map(|(w, reused)| json!({"wheel": w, "reused": reused})).collect::<Vec<_>>(),
+        "built": d
+            .built
+            .iter()
+            .map(|(w, reused, how)| json!({"wheel": w, "reused": reused, "how": how}))
+            .collect::<Vec<_>>(),
         "yanked": d.yanked,
         "compiled": d.compiled,
         "layer": d.layer.descriptor.digest,

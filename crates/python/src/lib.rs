@@ -588,9 +588,10 @@ pub struct Prepared {
     pub bytecode: bytecode::Outcome,
     /// Every package installed, for the SBOM.
     pub installed: Vec<Installed>,
-    /// Wheels built from sdists (file names), and whether each was taken
-    /// from the cache of earlier builds.
-    pub built: Vec<(String, bool)>,
+    /// Wheels built from sdists or source trees: file name, whether it was
+    /// taken from the cache of earlier builds, and how it was built (as the
+    /// SBOM's source says).
+    pub built: Vec<(String, bool, String)>,
 }
 
 /// A package installed into a dependency layer, as the SBOM lists it.
@@ -854,7 +855,10 @@ pub async fn build(
     .map_err(|e| Error::Package(format!("installing wheels failed: {e}")))??;
     let names: Vec<String> = wheels.iter().map(|w| w.filename.clone()).collect();
     let yanked: Vec<String> = wheels.iter().filter_map(Wheel::yanked_warning).collect();
-    let built = wheels.iter().filter_map(|w| Some((w.filename.clone(), w.built?))).collect();
+    let built = wheels
+        .iter()
+        .filter_map(|w| Some((w.filename.clone(), w.built?, w.source.clone().unwrap_or_default())))
+        .collect();
     Ok(Prepared {
         blob,
         key: planned.key.clone(),
