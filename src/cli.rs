@@ -80,7 +80,7 @@ pub enum Command {
     Sign(SignArgs),
     /// Check an image's signatures, SBOMs and provenance, and a policy.
     Verify(VerifyArgs),
-    /// Write a commented oxbuild.toml for the Python project in DIR.
+    /// Write an oxbuild.toml for the project in DIR from its Dockerfile, Procfile or framework.
     Init(InitArgs),
     /// Show or prune oxbuild's cache (blobs, base scans, dependency layers).
     Cache(CacheArgs),
@@ -277,8 +277,8 @@ pub struct InitArgs {
     #[arg(default_value = ".")]
     pub dir: PathBuf,
 
-    /// The base image to write into the config.
-    #[arg(long, value_name = "REF")]
+    /// The base image to write into the config (else OXBUILD_IMAGE_BASE, else the Dockerfile's FROM).
+    #[arg(long, value_name = "REF", env = "OXBUILD_IMAGE_BASE")]
     pub base: Option<String>,
 
     /// Replace an existing oxbuild.toml.

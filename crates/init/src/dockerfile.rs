@@ -1,0 +1,576 @@
+//! What a Dockerfile says about how the app runs, read with a real parser
+//! (`parse-dockerfile`: line continuations, JSON and shell forms, heredocs,
+//! stages), then evaluated the way a build would: global `ARG`s in `FROM`,
+//! `ARG` defaults and `ENV` values substituted, the final stage followed back
+//! through the stages it starts `FROM`, and the stages it copies from read for
+//! the install step.
+
+use std::collections::BTreeMap;
+
+use parse_dockerfile::{Command, HealthcheckArguments, Instruction};
+
+use crate::{Health, Note};
+
+/// What was carried over from a Dockerfile.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FromDockerfile {
+    /// The final stage's base image, `ARG`s substituted.
+    pub base: Option<String>,
+    /// `WORKDIR`, absolute.
+    pub workdir: Option<String>,
+    /// `USER`'s name, and the uid a `useradd`/`adduser` line gives it.
+    pub user: Option<(String, Option<u32>)>,
+    /// `ENTRYPOINT` as an argument vector.
+    pub entrypoint: Option<Vec<String>>,
+    /// `CMD` as an argument vector.
+    pub cmd: Option<Vec<String>>,
+    /// `ENV` of the final stage (and the stages it starts from).
+    pub env: BTreeMap<String, String>,
+    /// `EXPOSE`d TCP ports.
+    pub ports: Vec<u16>,
+    /// `HEALTHCHECK`.
+    pub health: Option<Health>,
+    /// `COPY`/`ADD` sources from the build context, in order.
+    pub copies: Vec<String>,
+    /// The lock or requirements file the install step reads, and the tool.
+    pub lock: Option<(String, &'static str)>,
+    /// What could not be carried over, and why.
+    pub notes: Vec<Note>,
+}
+
+/// One stage: its name, what it starts from, and its instructions.
+struct Stage<'a, 'b> {
+    name: Option<String>,
+    image: String,
+    instructions: &'b [Instruction<'a>],
+}
+
+/// Reads the Dockerfile `text` (its file name is `file`, for notes).
+pub fn read(text: &str, file: &str) -> Result<FromDockerfile, String> {
+    let parsed = parse_dockerfile::parse(text).map_err(|e| format!("{file}:{}: {e}", e.line()))?;
+    // Global ARGs (before the first FROM) apply to FROM lines only.
+    let mut global = BTreeMap::new();
+    for arg in parsed.global_args() {
+        let (k, v) = key_value(&arg.arguments.value);
+        global.insert(k, v.map(|v| expand(&v, &global)).unwrap_or_default());
+    }
+    let stages: Vec<Stage<'_, '_>> = parsed
+        .stages()
+        .map(|s| Stage {
+            name: s.from.as_.as_ref().map(|(_, n)| n.value.to_ascii_lowercase()),
+            image: expand(&s.from.image.value, &global),
+            instructions: s.instructions,
+        })
+        .collect();
+    let Some(last) = stages.len().checked_sub(1) else {
+        return Err(format!("{file} has no FROM"));
+    };
+    // The final stage and the stages it starts FROM, base first.
+    let mut chain = vec![last];
+    while let Some(parent) = stages
+        .iter()
+        .position(|s| s.name.as_deref() == Some(&stages[*chain.last().unwrap()].image.to_ascii_lowercase()))
+    {
+        if chain.contains(&parent) {
+            break;
+        }
+        chain.push(parent);
+    }
+    chain.reverse();
+    let mut out = FromDockerfile { base: Some(stages[chain[0]].image.clone()), ..Default::default() };
+    let mut vars = global.clone();
+    let mut copied_from = Vec::new();
+    let mut users: BTreeMap<String, u32> = BTreeMap::new();
+    for &i in &chain {
+        read_stage(&stages[i], &mut vars, &mut out, &mut copied_from, &mut users, true, file);
+    }
+    // Stages the final one copies from: where the install step usually is.
+    let mut seen = chain.clone();
+    while let Some(name) = copied_from.pop() {
+        let Some(i) =
+            stages.iter().position(|s| s.name.as_deref() == Some(&name.to_ascii_lowercase()) || name == s.image)
+        else {
+            continue;
+        };
+        if seen.contains(&i) {
+            continue;
+        }
+        seen.push(i);
+        let mut their_vars = global.clone();
+        let mut ignored = FromDockerfile::default();
+        read_stage(&stages[i], &mut their_vars, &mut ignored, &mut copied_from, &mut users, false, file);
+        if out.lock.is_none() {
+            out.lock = ignored.lock;
+        }
+    }
+    if let Some((user, uid)) = &mut out.user
+        && uid.is_none()
+    {
+        *uid = users.get(user.as_str()).copied();
+    }
+    Ok(out)
+}
+
+/// Reads one stage into `out`. `last` is false for a stage the final one only
+/// copies from: then only its install step and accounts are taken.
+#[allow(clippy::too_many_arguments)]
+fn read_stage(
+    stage: &Stage<'_, '_>,
+    vars: &mut BTreeMap<String, String>,
+    out: &mut FromDockerfile,
+    copied_from: &mut Vec<String>,
+    users: &mut BTreeMap<String, u32>,
+    last: bool,
+    file: &str,
+) {
+    for ins in stage.instructions {
+        match ins {
+            Instruction::Arg(a) => {
+                let (k, v) = key_value(&a.arguments.value);
+                // A redeclared global ARG takes the global value.
+                let value = v.map(|v| expand(&v, vars)).or_else(|| vars.get(&k).cloned()).unwrap_or_default();
+                vars.insert(k, value);
+            }
+            Instruction::Env(e) => {
+                for (k, v) in env_pairs(&e.arguments.value) {
+                    let v = expand(&v, vars);
+                    vars.insert(k.clone(), v.clone());
+                    if last {
+                        out.env.insert(k, v);
+                    }
+                }
+            }
+            Instruction::Run(r) => {
+                let text = command_text(&r.arguments);
+                let text = expand(&text, vars);
+                users.extend(accounts(&text));
+                if out.lock.is_none() {
+                    out.lock = install_step(&text);
+                }
+                if r.options.iter().any(|f| f.name.value == "mount" && f.value.as_ref().is_some_and(|v| v.value.contains("type=secret"))) {
+                    out.notes.push(Note::new(
+                        format!("RUN --mount=type=secret in {file}"),
+                        "build secrets are not carried over: oxbuild installs from the lock with [python] index-url credentials from the environment (see the README), and never puts them in a layer",
+                    ));
+                }
+                if last {
+                    not_carried(&text, file, &mut out.notes);
+                }
+            }
+            Instruction::Copy(c) => {
+                let from = c.options.iter().find(|f| f.name.value == "from").and_then(|f| f.value.as_ref());
+                match from {
+                    Some(stage) => copied_from.push(expand(&stage.value, vars)),
+                    None if last => {
+                        for src in &c.src {
+                            if let parse_dockerfile::Source::Path(p) = src {
+                                out.copies.push(expand(&p.value, vars));
+                            }
+                        }
+                    }
+                    None => {}
+                }
+            }
+            Instruction::Add(a) if last => {
+                for src in &a.src {
+                    if let parse_dockerfile::Source::Path(p) = src {
+                        let p = expand(&p.value, vars);
+                        if p.contains("://") {
+                            out.notes.push(Note::new(
+                                format!("ADD {p} in {file}"),
+                                "downloads at build time are not carried over: vendor the file into the project",
+                            ));
+                        } else {
+                            out.copies.push(p);
+                        }
+                    }
+                }
+            }
+            Instruction::Workdir(w) if last => {
+                let dir = expand(&w.arguments.value, vars);
+                let joined = match (&out.workdir, dir.starts_with('/')) {
+                    (Some(base), false) => format!("{}/{dir}", base.trim_end_matches('/')),
+                    _ => dir,
+                };
+                out.workdir = Some(joined);
+            }
+            Instruction::User(u) if last => {
+                let spec = expand(&u.arguments.value, vars);
+                let name = spec.split(':').next().unwrap_or("").to_string();
+                out.user = match name.parse::<u32>() {
+                    Ok(uid) => Some((String::new(), Some(uid))),
+                    Err(_) => Some((name, None)),
+                };
+            }
+            Instruction::Expose(e) if last => {
+                for port in &e.arguments {
+                    let port = expand(&port.value, vars);
+                    let (number, proto) = port.split_once('/').unwrap_or((&port, "tcp"));
+                    match number.parse::<u16>() {
+                        Ok(n) if proto.eq_ignore_ascii_case("tcp") && !out.ports.contains(&n) => out.ports.push(n),
+                        Ok(_) => {}
+                        Err(_) => out.notes.push(Note::new(
+                            format!("EXPOSE {port} in {file}"),
+                            "not a port number once its ARGs are substituted; set [image] ports by hand",
+                        )),
+                    }
+                }
+            }
+            Instruction::Entrypoint(e) if last => {
+                out.entrypoint = Some(argv(&e.arguments, vars));
+                // As in Docker, ENTRYPOINT resets a CMD inherited from before it.
+                out.cmd = None;
+            }
+            Instruction::Cmd(c) if last => out.cmd = Some(argv(&c.arguments, vars)),
+            Instruction::Healthcheck(h) if last => {
+                out.health = match &h.arguments {
+                    HealthcheckArguments::Cmd { arguments, .. } => {
+                        let flag = |name: &str| {
+                            h.options.iter().find(|f| f.name.value == name).and_then(|f| f.value.as_ref()).map(|v| expand(&v.value, vars))
+                        };
+                        Some(Health::from_command(
+                            argv(arguments, vars),
+                            flag("interval"),
+                            flag("timeout"),
+                            flag("retries").and_then(|r| r.parse().ok()),
+                            flag("start-period"),
+                        ))
+                    }
+                    _ => None,
+                };
+            }
+            Instruction::Volume(_) if last => out.notes.push(Note::new(
+                format!("VOLUME in {file}"),
+                "volumes are the runtime's business (podman run -v, a Kubernetes volume); the image does not declare them",
+            )),
+            _ => {}
+        }
+    }
+}
+
+/// `NAME=value` (or `NAME` alone) of an `ARG`.
+fn key_value(text: &str) -> (String, Option<String>) {
+    match text.split_once('=') {
+        Some((k, v)) => (k.trim().to_string(), Some(unquote(v.trim()))),
+        None => (text.trim().to_string(), None),
+    }
+}
+
+/// An `ENV`'s pairs: `K=V K2="V 2"`, or the legacy `K value with spaces`.
+fn env_pairs(text: &str) -> Vec<(String, String)> {
+    let first = text.split_whitespace().next().unwrap_or("");
+    if !first.contains('=') {
+        let (k, v) = text.trim().split_once(char::is_whitespace).unwrap_or((text.trim(), ""));
+        return vec![(k.to_string(), v.trim().to_string())];
+    }
+    shlex::split(text)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|w| w.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect()
+}
+
+fn unquote(v: &str) -> String {
+    shlex::split(v).and_then(|w| w.into_iter().next()).unwrap_or_else(|| v.to_string())
+}
+
+/// Substitutes `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:+alternative}`
+/// as a Dockerfile build does; unknown variables become empty.
+pub(crate) fn expand(text: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(inner) = after.strip_prefix('{') {
+            let Some(end) = inner.find('}') else {
+                out.push_str(&rest[i..]);
+                return out;
+            };
+            let body = &inner[..end];
+            let value = if let Some((name, default)) = body.split_once(":-") {
+                vars.get(name).filter(|v| !v.is_empty()).cloned().unwrap_or_else(|| expand(default, vars))
+            } else if let Some((name, alternative)) = body.split_once(":+") {
+                if vars.get(name).is_some_and(|v| !v.is_empty()) { expand(alternative, vars) } else { String::new() }
+            } else {
+                vars.get(body).cloned().unwrap_or_default()
+            };
+            out.push_str(&value);
+            rest = &inner[end + 1..];
+        } else {
+            let len = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+            if len == 0 {
+                out.push('$');
+            } else {
+                out.push_str(vars.get(&after[..len]).map(String::as_str).unwrap_or(""));
+            }
+            rest = &after[len..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The text of a command, line continuations joined.
+fn command_text(c: &Command<'_>) -> String {
+    match c {
+        Command::Exec(words) => words.value.iter().map(|w| w.value.to_string()).collect::<Vec<_>>().join(" "),
+        Command::Shell(text) => join_lines(text.value),
+        _ => String::new(),
+    }
+}
+
+/// Joins a shell-form command's continuation lines and drops the comment
+/// lines between them.
+fn join_lines(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') {
+            continue;
+        }
+        let (body, continued) = match trimmed.strip_suffix('\\') {
+            Some(b) => (b, true),
+            None => (trimmed, false),
+        };
+        out.push_str(body.trim());
+        out.push(' ');
+        if !continued {
+            out.push(' ');
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A command as an argument vector. Exec form is taken as it is (Docker
+/// substitutes nothing there); shell form is split into words when it is a
+/// plain command, and run by `/bin/sh -c` (as Docker runs it) when it uses
+/// the shell.
+fn argv(c: &Command<'_>, vars: &BTreeMap<String, String>) -> Vec<String> {
+    match c {
+        Command::Exec(words) => words.value.iter().map(|w| w.value.to_string()).collect(),
+        Command::Shell(text) => shell_argv(&join_lines(text.value), vars),
+        _ => Vec::new(),
+    }
+}
+
+/// A shell-form command line as an argument vector (see [`argv`]).
+pub(crate) fn shell_argv(text: &str, vars: &BTreeMap<String, String>) -> Vec<String> {
+    let uses_shell = text.contains(['|', '&', ';', '<', '>', '`', '*', '?', '(', ')']) || text.contains("$(");
+    let has_vars = text.contains('$');
+    if !uses_shell {
+        // Variables the image sets (ENV) are known here; others would be
+        // the runtime's, which only a shell can read.
+        let expanded = expand(text, vars);
+        let unknown = has_vars
+            && text.split('$').skip(1).any(|v| {
+                let name: String =
+                    v.trim_start_matches('{').chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                !vars.contains_key(&name)
+            });
+        if !unknown && let Some(words) = shlex::split(&expanded) {
+            return words;
+        }
+    }
+    vec!["/bin/sh".into(), "-c".into(), text.to_string()]
+}
+
+/// Accounts that `useradd`/`adduser` lines create, with the uid they give.
+fn accounts(text: &str) -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    for part in text.split("&&").flat_map(|p| p.split(';')) {
+        let words: Vec<String> = shlex::split(part.trim()).unwrap_or_default();
+        let Some(pos) = words.iter().position(|w| w == "useradd" || w == "adduser") else { continue };
+        let args = &words[pos + 1..];
+        let mut uid = None;
+        let mut name = None;
+        let mut i = 0;
+        while i < args.len() {
+            let a = &args[i];
+            if let Some(v) = a.strip_prefix("--uid=") {
+                uid = v.parse().ok();
+            } else if a == "-u" || a == "--uid" {
+                uid = args.get(i + 1).and_then(|v| v.parse().ok());
+                i += 1;
+            } else if [
+                "-g",
+                "--gid",
+                "-G",
+                "--groups",
+                "-s",
+                "--shell",
+                "-d",
+                "--home",
+                "--home-dir",
+                "-c",
+                "--comment",
+                "--gecos",
+                "-h",
+                "-k",
+                "--ingroup",
+                "-K",
+            ]
+            .contains(&a.as_str())
+            {
+                i += 1;
+            } else if !a.starts_with('-') {
+                name = Some(a.clone());
+            }
+            i += 1;
+        }
+        if let (Some(name), Some(uid)) = (name, uid) {
+            out.insert(name, uid);
+        }
+    }
+    out
+}
+
+/// The lock an install step reads: `pip install -r FILE`, `poetry install`,
+/// `pipenv install`/`sync`, `uv sync`/`uv pip install -r`, `pdm install`/`sync`.
+fn install_step(text: &str) -> Option<(String, &'static str)> {
+    for part in text.split("&&").flat_map(|p| p.split(';')) {
+        let words: Vec<String> = shlex::split(part.trim()).unwrap_or_default();
+        let has = |w: &str| words.iter().any(|x| x == w);
+        let after = |flag: &[&str]| {
+            words.iter().enumerate().find_map(|(i, w)| {
+                if flag.contains(&w.as_str()) {
+                    words.get(i + 1).cloned()
+                } else {
+                    flag.iter().find_map(|f| w.strip_prefix(&format!("{f}="))).map(String::from)
+                }
+            })
+        };
+        let tool = words
+            .iter()
+            .map(|w| w.rsplit('/').next().unwrap_or(w))
+            .find(|w| ["pip", "pip3", "poetry", "pipenv", "uv", "pdm"].contains(w) || w.starts_with("pip3."));
+        match tool {
+            Some(t) if (t == "pip" || t.starts_with("pip3")) && has("install") => {
+                if let Some(file) = after(&["-r", "--requirement"]) {
+                    return Some((file, "pip"));
+                }
+            }
+            Some("uv") if has("sync") => return Some(("uv.lock".into(), "uv")),
+            Some("uv") if has("pip") && has("install") => {
+                if let Some(file) = after(&["-r", "--requirement"]) {
+                    return Some((file, "uv"));
+                }
+            }
+            Some("poetry") if has("install") || has("export") => return Some(("poetry.lock".into(), "poetry")),
+            Some("pipenv") if has("install") || has("sync") => return Some(("Pipfile.lock".into(), "pipenv")),
+            Some("pdm") if has("install") || has("sync") => return Some(("pdm.lock".into(), "pdm")),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Notes for what a final stage's `RUN` does that oxbuild does not carry over.
+fn not_carried(text: &str, file: &str, notes: &mut Vec<Note>) {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let installs = |tool: &str| {
+        words.windows(2).any(|w| w[0].ends_with(tool) && (w[1] == "install" || w[1] == "add" || w[1] == "-y"))
+    };
+    if installs("apt-get") || installs("apt") || installs("apk") || installs("yum") || installs("dnf") {
+        let packages: Vec<&str> = words
+            .iter()
+            .skip_while(|w| !matches!(**w, "install" | "add"))
+            .skip(1)
+            .take_while(|w| !matches!(**w, "&&" | ";" | "||"))
+            .filter(|w| !w.starts_with('-'))
+            .copied()
+            .collect();
+        notes.push(Note::new(
+            format!("RUN that installs system packages in {file}: {}", packages.join(" ")),
+            "oxbuild runs no commands in the image: use a base image that already has these packages (or build one once and name it in [image] base)",
+        ));
+    } else if !(install_step(text).is_some()
+        || words
+            .first()
+            .is_some_and(|w| ["useradd", "adduser", "groupadd", "addgroup", "mkdir", "chown", "chmod"].contains(w)))
+    {
+        notes.push(Note::new(
+            format!("RUN {} in {file}", text.chars().take(80).collect::<String>()),
+            "oxbuild runs no commands in the image; if the app needs what it makes, make it part of the project or the base",
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MULTI: &str = r#"# syntax=docker/dockerfile:1
+ARG PYTHON_VERSION=3.11
+FROM python:${PYTHON_VERSION}-slim AS builder
+WORKDIR /build
+COPY requirements.txt .
+RUN pip install --no-cache-dir --prefix=/install \
+        -r requirements.txt
+
+FROM python:${PYTHON_VERSION}-slim AS runtime
+ARG APP_PORT=5000
+ENV PYTHONUNBUFFERED=1 \
+    APP_HOME=/srv/app
+RUN apt-get update && apt-get install -y --no-install-recommends libpq5 \
+    && rm -rf /var/lib/apt/lists/*
+RUN useradd --create-home -u 10001 web
+WORKDIR $APP_HOME
+COPY --from=builder /install /usr/local
+COPY --chown=web:web app ./app
+COPY boot.sh .
+USER web
+EXPOSE ${APP_PORT}/tcp
+HEALTHCHECK --interval=10s --timeout=3s CMD curl -fsS http://localhost:5000/health || exit 1
+ENTRYPOINT ["./boot.sh"]
+"#;
+
+    #[test]
+    fn a_multi_stage_file_gives_the_final_stage_with_its_builders_install_step() {
+        let d = read(MULTI, "Dockerfile").unwrap();
+        assert_eq!(d.base.as_deref(), Some("python:3.11-slim"));
+        assert_eq!(d.workdir.as_deref(), Some("/srv/app"));
+        assert_eq!(d.user, Some(("web".to_string(), Some(10001))));
+        assert_eq!(d.entrypoint, Some(vec!["./boot.sh".to_string()]));
+        assert_eq!(d.ports, vec![5000]);
+        assert_eq!(d.env.get("APP_HOME").map(String::as_str), Some("/srv/app"));
+        assert_eq!(d.copies, vec!["app".to_string(), "boot.sh".to_string()]);
+        assert_eq!(d.lock, Some(("requirements.txt".to_string(), "pip")));
+        let health = d.health.unwrap();
+        assert_eq!(health.http.as_deref(), Some("http://127.0.0.1:5000/health"));
+        assert_eq!(health.interval.as_deref(), Some("10s"));
+        assert!(d.notes.iter().any(|n| n.what.contains("libpq5") && n.why.contains("base image")), "{:?}", d.notes);
+    }
+
+    #[test]
+    fn stages_chained_by_name_inherit_and_shell_forms_split() {
+        let text = "FROM python:3.12-slim AS base\nENV PORT=8080\nWORKDIR /app\n\nFROM base AS final\nRUN pip install poetry && poetry install --only main\nCMD gunicorn -b 0.0.0.0:$PORT web:app\n";
+        let d = read(text, "Dockerfile").unwrap();
+        assert_eq!(d.base.as_deref(), Some("python:3.12-slim"));
+        assert_eq!(d.workdir.as_deref(), Some("/app"));
+        assert_eq!(d.cmd, Some(vec!["gunicorn".into(), "-b".into(), "0.0.0.0:8080".into(), "web:app".into()]));
+        assert_eq!(d.lock, Some(("poetry.lock".to_string(), "poetry")));
+        let shell = read("FROM x\nCMD python manage.py migrate && gunicorn app.wsgi\n", "Dockerfile").unwrap();
+        assert_eq!(shell.cmd.unwrap()[..2], ["/bin/sh".to_string(), "-c".to_string()]);
+    }
+
+    #[test]
+    fn substitution_forms() {
+        let vars: BTreeMap<String, String> = [("A".to_string(), "1".to_string())].into();
+        assert_eq!(expand("$A-${A}-${B:-two}-${A:+yes}-${B:+no}-$$", &vars), "1-1-two-yes--$$");
+    }
+
+    #[test]
+    fn accounts_and_install_steps() {
+        let a = accounts("groupadd -g 999 app && useradd -r -u 999 -g app app");
+        assert_eq!(a.get("app"), Some(&999));
+        assert_eq!(accounts("adduser -D -u 1001 worker").get("worker"), Some(&1001));
+        assert_eq!(install_step("uv sync --frozen --no-dev"), Some(("uv.lock".into(), "uv")));
+        assert_eq!(
+            install_step("python -m pip install -r requirements/prod.txt"),
+            Some(("requirements/prod.txt".into(), "pip"))
+        );
+        assert_eq!(install_step("pipenv install --deploy --system"), Some(("Pipfile.lock".into(), "pipenv")));
+        assert_eq!(install_step("echo hi"), None);
+    }
+}

@@ -1,0 +1,271 @@
+//! How a project runs by its framework's conventions, found by reading its
+//! text, never by importing it: Django (`manage.py` and a `wsgi.py`),
+//! FastAPI and Starlette (an app object), Flask (an app object or a
+//! `create_app` factory), a package's `__main__.py`, and `[project.scripts]`.
+
+use std::path::{Path, PathBuf};
+
+/// A way to run the project that its conventions give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Convention {
+    /// What was found, for the comment: `Django (manage.py, mysite/wsgi.py)`.
+    pub what: String,
+    /// The command.
+    pub argv: Vec<String>,
+    /// The server the command needs in the lock, if any (`gunicorn`, `uvicorn`).
+    pub server: Option<&'static str>,
+}
+
+/// The port a convention's server listens on.
+pub const PORT: u16 = 8000;
+
+/// Directories never searched: environments, caches, tests, build output.
+const SKIP: [&str; 12] = [
+    ".git",
+    ".venv",
+    "venv",
+    "env",
+    "node_modules",
+    "__pycache__",
+    "build",
+    "dist",
+    "site-packages",
+    "tests",
+    "test",
+    "docs",
+];
+
+/// The Python files of the project, shallowest first, at most four levels down.
+pub(crate) fn python_files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        let mut dirs = Vec::new();
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() && depth < 4 && !name.starts_with('.') && !SKIP.contains(&name.as_str()) {
+                dirs.push(e.path());
+            } else if ft.is_file() && name.ends_with(".py") && e.metadata().is_ok_and(|m| m.len() < 1 << 20) {
+                out.push(e.path());
+            }
+        }
+        for d in dirs {
+            walk(&d, depth + 1, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, 0, &mut out);
+    out.sort_by_key(|p| (p.components().count(), p.clone()));
+    out
+}
+
+/// The importable module of `file` and the directory it is imported from
+/// (relative to `root`; empty for the root itself): packages are followed up
+/// while they have an `__init__.py`.
+fn module_of(root: &Path, file: &Path) -> Option<(String, String)> {
+    let rel = file.strip_prefix(root).ok()?;
+    let mut parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let last = parts.pop()?.strip_suffix(".py")?.to_string();
+    let mut module = vec![last];
+    while let Some(dir) = parts.last() {
+        let path: PathBuf = parts.iter().collect();
+        if !root.join(&path).join("__init__.py").is_file() || dir.contains(['-', '.', ' ']) {
+            break;
+        }
+        module.insert(0, parts.pop()?);
+    }
+    if module.len() > 1 && module.last().is_some_and(|m| m == "__init__") {
+        module.pop();
+    }
+    Some((module.join("."), parts.join("/")))
+}
+
+/// `NAME = Factory(` at the start of a line, for the given factory names:
+/// the variable's name.
+fn assigned(text: &str, factories: &[&str]) -> Option<String> {
+    text.lines().find_map(|line| {
+        if line.starts_with([' ', '\t']) {
+            return None;
+        }
+        let (lhs, rhs) = line.split_once('=')?;
+        let name = lhs.split(':').next()?.trim();
+        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let rhs = rhs.trim_start();
+        (valid && factories.iter().any(|f| rhs.starts_with(&format!("{f}(")) || rhs.contains(&format!(".{f}("))))
+            .then(|| name.to_string())
+    })
+}
+
+/// The project's way to run, by convention; None when none applies.
+pub fn detect(dir: &Path) -> Option<Convention> {
+    let files = python_files(dir);
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let bind = format!("0.0.0.0:{PORT}");
+
+    // Django: manage.py and the project's wsgi.py (the settings package).
+    if dir.join("manage.py").is_file()
+        && let Some(wsgi) =
+            files.iter().find(|p| p.file_name().is_some_and(|n| n == "wsgi.py") && read(p).contains("application"))
+        && let Some((module, chdir)) = module_of(dir, wsgi)
+    {
+        let mut argv = vec!["gunicorn".to_string(), "--bind".into(), bind];
+        if !chdir.is_empty() {
+            argv.extend(["--chdir".to_string(), chdir]);
+        }
+        argv.push(format!("{module}:application"));
+        let shown = wsgi.strip_prefix(dir).unwrap_or(wsgi).display();
+        return Some(Convention { what: format!("Django (manage.py, {shown})"), argv, server: Some("gunicorn") });
+    }
+    // FastAPI or Starlette: an ASGI app object, served by uvicorn.
+    for f in &files {
+        let text = read(f);
+        if !(text.contains("FastAPI") || text.contains("Starlette")) {
+            continue;
+        }
+        if let Some(var) = assigned(&text, &["FastAPI", "Starlette"])
+            && let Some((module, chdir)) = module_of(dir, f)
+        {
+            let mut argv =
+                vec!["uvicorn".to_string(), "--host".into(), "0.0.0.0".into(), "--port".into(), PORT.to_string()];
+            if !chdir.is_empty() {
+                argv.extend(["--app-dir".to_string(), chdir]);
+            }
+            argv.push(format!("{module}:{var}"));
+            let shown = f.strip_prefix(dir).unwrap_or(f).display();
+            return Some(Convention { what: format!("an ASGI app in {shown}"), argv, server: Some("uvicorn") });
+        }
+    }
+    // Flask: an app object, or a create_app factory.
+    for f in &files {
+        let text = read(f);
+        if !text.contains("Flask") {
+            continue;
+        }
+        let target = assigned(&text, &["Flask"])
+            .or_else(|| text.lines().any(|l| l.starts_with("def create_app(")).then(|| "create_app()".to_string()));
+        if let Some(target) = target
+            && let Some((module, chdir)) = module_of(dir, f)
+        {
+            let mut argv = vec!["gunicorn".to_string(), "--bind".into(), bind];
+            if !chdir.is_empty() {
+                argv.extend(["--chdir".to_string(), chdir]);
+            }
+            argv.push(format!("{module}:{target}"));
+            let shown = f.strip_prefix(dir).unwrap_or(f).display();
+            return Some(Convention { what: format!("a Flask app in {shown}"), argv, server: Some("gunicorn") });
+        }
+    }
+    // A package that runs with -m.
+    if let Some(main) = files.iter().find(|p| p.file_name().is_some_and(|n| n == "__main__.py"))
+        && let Some((module, _)) = module_of(dir, main)
+        && let Some(package) = module.strip_suffix(".__main__")
+    {
+        return Some(Convention {
+            what: format!("{}", main.strip_prefix(dir).unwrap_or(main).display()),
+            argv: vec!["python3".into(), "-m".into(), package.to_string()],
+            server: None,
+        });
+    }
+    // A console script of the project (installed with the project).
+    if let Ok(text) = std::fs::read_to_string(dir.join("pyproject.toml"))
+        && let Ok(doc) = text.parse::<toml::Table>()
+        && let Some(name) = doc
+            .get("project")
+            .and_then(|p| p.get("scripts"))
+            .and_then(|s| s.as_table())
+            .and_then(|s| s.keys().next().cloned())
+    {
+        return Some(Convention { what: format!("[project.scripts] {name}"), argv: vec![name], server: None });
+    }
+    None
+}
+
+/// A health route the project's code names (`/health`, `/healthz`, ...), if any.
+pub fn health_route(dir: &Path) -> Option<String> {
+    const ROUTES: [&str; 6] = ["/healthz", "/health", "/healthcheck", "/ping", "/status", "/ready"];
+    for f in python_files(dir) {
+        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        for route in ROUTES {
+            // A decorator's or a URL pattern's string: "/health" or Django's "health/".
+            let django = format!("\"{}/\"", &route[1..]);
+            let django_single = format!("'{}/'", &route[1..]);
+            if text.contains(&format!("\"{route}\""))
+                || text.contains(&format!("'{route}'"))
+                || text.contains(&format!("\"{route}/\""))
+                || text.contains(&django)
+                || text.contains(&django_single)
+            {
+                return Some(route.to_string());
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, files: &[(&str, &str)]) {
+        for (p, text) in files {
+            let path = dir.join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+    }
+
+    #[test]
+    fn django_runs_its_wsgi_application_with_gunicorn() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[
+                ("manage.py", "import os\n"),
+                ("mysite/__init__.py", ""),
+                ("mysite/wsgi.py", "application = get_wsgi_application()\n"),
+                ("mysite/urls.py", "urlpatterns = [path(\"healthz/\", views.ok)]\n"),
+            ],
+        );
+        let c = detect(dir.path()).unwrap();
+        assert_eq!(c.argv, ["gunicorn", "--bind", "0.0.0.0:8000", "mysite.wsgi:application"]);
+        assert_eq!(health_route(dir.path()).as_deref(), Some("/healthz"));
+    }
+
+    #[test]
+    fn fastapi_under_backend_runs_with_uvicorn_from_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[
+                ("backend/app/__init__.py", ""),
+                (
+                    "backend/app/main.py",
+                    "from fastapi import FastAPI\n\napp = FastAPI(title=\"x\")\n\n@app.get(\"/health\")\ndef ok():\n    return {}\n",
+                ),
+            ],
+        );
+        let c = detect(dir.path()).unwrap();
+        assert_eq!(c.argv, ["uvicorn", "--host", "0.0.0.0", "--port", "8000", "--app-dir", "backend", "app.main:app"]);
+        assert_eq!(c.server, Some("uvicorn"));
+        assert_eq!(health_route(dir.path()).as_deref(), Some("/health"));
+    }
+
+    #[test]
+    fn flask_factories_main_modules_and_scripts() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[("web/__init__.py", "from flask import Flask\n\ndef create_app():\n    return Flask(__name__)\n")],
+        );
+        assert_eq!(detect(dir.path()).unwrap().argv, ["gunicorn", "--bind", "0.0.0.0:8000", "web:create_app()"]);
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &[("tool/__init__.py", ""), ("tool/__main__.py", "print(1)\n")]);
+        assert_eq!(detect(dir.path()).unwrap().argv, ["python3", "-m", "tool"]);
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &[("pyproject.toml", "[project]\nname = \"x\"\n[project.scripts]\nserve = \"x:main\"\n")]);
+        assert_eq!(detect(dir.path()).unwrap().argv, ["serve"]);
+        assert_eq!(detect(tempfile::tempdir().unwrap().path()), None);
+    }
+}

@@ -1,0 +1,456 @@
+//! `oxbuild init`: writes a working oxbuild.toml from what a project already
+//! says about how it runs, in this order of trust:
+//! 1. a Dockerfile ([`dockerfile`]): base, entrypoint and command, ports,
+//!    environment, workdir, user and uid, healthcheck, what it copies, and
+//!    which lock its install step reads; what cannot be carried over
+//!    (system packages, build secrets, other `RUN` steps) becomes a comment
+//!    saying why;
+//! 2. a `Procfile`'s `web:` line;
+//! 3. the framework's conventions ([`framework`]).
+//!
+//! Nothing of the project is run or imported: everything is read as text.
+
+pub mod dockerfile;
+pub mod framework;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Something that could not be carried over, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// What it is: `RUN apt-get install ... in Dockerfile`.
+    pub what: String,
+    /// Why it is not carried over, and what to do.
+    pub why: String,
+}
+
+impl Note {
+    /// A note.
+    pub fn new(what: impl Into<String>, why: impl Into<String>) -> Note {
+        Note { what: what.into(), why: why.into() }
+    }
+}
+
+/// A healthcheck: an HTTP probe, or a command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    /// `http = "..."`: polled by the image's own Python.
+    pub http: Option<String>,
+    /// `cmd = [...]` when the check is not a plain HTTP request.
+    pub cmd: Option<Vec<String>>,
+    /// Durations as the Dockerfile writes them (`10s`).
+    pub interval: Option<String>,
+    /// See `interval`.
+    pub timeout: Option<String>,
+    /// Tries before unhealthy.
+    pub retries: Option<u32>,
+    /// See `interval`.
+    pub start_period: Option<String>,
+}
+
+impl Health {
+    /// A Dockerfile's `HEALTHCHECK CMD`: a `curl`/`wget` of a local URL
+    /// becomes an HTTP probe (so the image needs neither tool); anything
+    /// else stays a command.
+    pub fn from_command(
+        argv: Vec<String>,
+        interval: Option<String>,
+        timeout: Option<String>,
+        retries: Option<u32>,
+        start_period: Option<String>,
+    ) -> Health {
+        let text = argv.join(" ");
+        let fetches = ["curl", "wget"].iter().any(|t| text.split_whitespace().any(|w| w.rsplit('/').next() == Some(t)))
+            || text.contains("urllib.request");
+        let url = text
+            .split(|c: char| c.is_whitespace() || c == '\'' || c == '"' || c == '(' || c == ')')
+            .find(|w| w.starts_with("http://"))
+            .map(|u| u.replace("://localhost", "://127.0.0.1").replace("://0.0.0.0", "://127.0.0.1"));
+        let (http, cmd) = match url {
+            Some(u) if fetches => (Some(u), None),
+            _ => (None, Some(argv)),
+        };
+        Health { http, cmd, interval, timeout, retries, start_period }
+    }
+}
+
+/// What `init` is asked.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The base image (`--base`, else `OXBUILD_IMAGE_BASE`): wins over the Dockerfile's.
+    pub base: Option<String>,
+}
+
+/// The oxbuild.toml that `init` writes, before it is text.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// What was read, most trusted first: `Dockerfile`, `Procfile`, a convention.
+    pub sources: Vec<String>,
+    /// The base image, and where it came from.
+    pub base: Option<(String, String)>,
+    /// The workdir.
+    pub workdir: String,
+    /// The user's name, its uid when known, and a comment.
+    pub user: (String, Option<u32>, Option<String>),
+    /// `[image] entrypoint`.
+    pub entrypoint: Option<Vec<String>>,
+    /// `[image] cmd`.
+    pub cmd: Option<Vec<String>>,
+    /// Where the command came from.
+    pub entry_from: String,
+    /// `[image] env`.
+    pub env: BTreeMap<String, String>,
+    /// `[image] ports`, and whether they are a guess.
+    pub ports: (Vec<u16>, bool),
+    /// `[healthcheck]`, and whether it is a guess.
+    pub health: Option<(Health, bool)>,
+    /// `[app] include`; None for the whole directory (less `.dockerignore`).
+    pub include: Option<Vec<String>>,
+    /// `[python]`: the key (`requirements` or `lock`) and the file.
+    pub python: Option<(&'static str, String)>,
+    /// A uv.lock group with pytest in it, for the test variant.
+    pub pytest_group: Option<String>,
+    /// A `tests` directory is there.
+    pub tests: bool,
+    /// What could not be carried over.
+    pub notes: Vec<Note>,
+}
+
+/// Locks oxbuild reads, in the order `init` prefers them when nothing names one.
+const LOCKS: [(&str, &str); 6] = [
+    ("requirements", "requirements.txt"),
+    ("lock", "pylock.toml"),
+    ("lock", "uv.lock"),
+    ("lock", "poetry.lock"),
+    ("lock", "Pipfile.lock"),
+    ("lock", "pdm.lock"),
+];
+
+/// Environment a Dockerfile sets for its own tools or its own layout, which
+/// the oxbuild image (its venv on `PATH`) must not inherit.
+const ENV_NOT_CARRIED: [&str; 8] =
+    ["PATH", "VIRTUAL_ENV", "PYTHON_VERSION", "PYTHON_SHA256", "GPG_KEY", "LANG", "PYTHONPATH", "HOME"];
+
+/// The Procfile's `web:` command, with `$PORT` set to the port it gets.
+fn procfile(dir: &Path) -> Option<(Vec<String>, u16)> {
+    let text = std::fs::read_to_string(dir.join("Procfile")).ok()?;
+    let line = text.lines().find_map(|l| l.trim().strip_prefix("web:"))?.trim().to_string();
+    // `${PORT:-5000}` names the port the app expects without a platform.
+    let port = line
+        .split("${PORT:-")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(framework::PORT);
+    let vars: BTreeMap<String, String> = [("PORT".to_string(), port.to_string())].into();
+    Some((dockerfile::shell_argv(&line, &vars), port))
+}
+
+/// The port a command line (or the script it runs) binds, if it names one.
+fn port_in(argv: &[String], dir: &Path) -> Option<u16> {
+    let mut words: Vec<String> = argv.to_vec();
+    // A script the command runs (`./boot.sh`): its text.
+    for w in argv {
+        let path = dir.join(w.trim_start_matches("./"));
+        if (w.ends_with(".sh") || w.starts_with("./")) && path.is_file() {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            words.extend(text.split_whitespace().map(String::from));
+        }
+    }
+    let after = |flags: &[&str]| {
+        words.iter().enumerate().find_map(|(i, w)| {
+            let value = if flags.contains(&w.as_str()) {
+                words.get(i + 1).cloned()
+            } else {
+                flags.iter().find_map(|f| w.strip_prefix(&format!("{f}="))).map(String::from)
+            };
+            value.and_then(|v| v.rsplit(':').next().and_then(|p| p.parse().ok()))
+        })
+    };
+    after(&["-b", "--bind", "--port", "-p"]).or_else(|| {
+        // `runserver 0.0.0.0:8000`, `0.0.0.0:5000` anywhere.
+        words.iter().find_map(|w| w.strip_prefix("0.0.0.0:").and_then(|p| p.parse().ok()))
+    })
+}
+
+/// Reads the project in `dir` and plans its oxbuild.toml.
+pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
+    let mut plan = Plan { workdir: "/app".into(), user: ("app".into(), None, None), ..Default::default() };
+    let docker = match ["Dockerfile", "Containerfile", "dockerfile"].iter().find(|f| dir.join(f).is_file()) {
+        Some(file) => {
+            let text =
+                std::fs::read_to_string(dir.join(file)).map_err(|e| format!("{}: {e}", dir.join(file).display()))?;
+            plan.sources.push(file.to_string());
+            Some((file.to_string(), dockerfile::read(&text, file)?))
+        }
+        None => None,
+    };
+    let procfile = procfile(dir);
+    let convention = framework::detect(dir);
+
+    // The command: the Dockerfile's, then the Procfile's, then conventions.
+    if let Some((file, d)) = &docker
+        && (d.entrypoint.is_some() || d.cmd.is_some())
+    {
+        plan.entrypoint = d.entrypoint.clone();
+        plan.cmd = d.cmd.clone();
+        plan.entry_from = format!("{file}'s {}", if d.entrypoint.is_some() { "ENTRYPOINT" } else { "CMD" });
+    } else if let Some((argv, port)) = &procfile {
+        plan.sources.push("Procfile".into());
+        plan.entrypoint = Some(argv.clone());
+        plan.entry_from = "the Procfile's web line".into();
+        plan.env.insert("PORT".into(), port.to_string());
+    } else if let Some(c) = &convention {
+        plan.sources.push(c.what.clone());
+        plan.entrypoint = Some(c.argv.clone());
+        plan.entry_from = c.what.clone();
+    } else {
+        return Err(format!(
+            "{}: found no way to run the app: no Dockerfile CMD or ENTRYPOINT, no Procfile web line, and no Django project, FastAPI/Starlette/Flask app, package __main__.py or [project.scripts]; set [image] entrypoint by hand (see the README)",
+            dir.display()
+        ));
+    }
+    let command: Vec<String> = plan.entrypoint.iter().chain(plan.cmd.iter()).flatten().cloned().collect();
+
+    // The base: asked for, else the Dockerfile's.
+    plan.base = match (&options.base, &docker) {
+        (Some(b), _) => Some((b.clone(), "--base / OXBUILD_IMAGE_BASE".into())),
+        (None, Some((file, d))) => d.base.clone().map(|b| (b, format!("{file}'s FROM"))),
+        (None, None) => None,
+    };
+
+    if let Some((file, d)) = &docker {
+        if let Some(w) = &d.workdir {
+            plan.workdir = w.clone();
+        }
+        match &d.user {
+            Some((name, uid)) if name == "root" || *uid == Some(0) => {
+                plan.user.2 = Some(format!("{file} runs as root; oxbuild images never do"));
+            }
+            Some((name, uid)) => {
+                if !name.is_empty() {
+                    plan.user.0 = name.clone();
+                }
+                plan.user.1 = *uid;
+                plan.user.2 = Some(format!("from {file}'s USER"));
+            }
+            None => plan.user.2 = Some(format!("{file} sets no USER; oxbuild images never run as root")),
+        }
+        for (k, v) in &d.env {
+            if ENV_NOT_CARRIED.contains(&k.as_str())
+                || k.starts_with("PIP_")
+                || k.starts_with("POETRY_")
+                || k.starts_with("UV_")
+            {
+                plan.notes.push(Note::new(
+                    format!("ENV {k} in {file}"),
+                    "it configures the Dockerfile's own tools or layout; oxbuild's venv is on PATH already",
+                ));
+            } else {
+                plan.env.insert(k.clone(), v.clone());
+            }
+        }
+        plan.ports = (d.ports.clone(), false);
+        plan.health = d.health.clone().map(|h| (h, false));
+        // What the Dockerfile copies from the context; all of it for `COPY . .`.
+        if !d.copies.is_empty() && !d.copies.iter().any(|c| c.trim_end_matches('/') == "." || c == "./") {
+            let mut include: Vec<String> = Vec::new();
+            for c in &d.copies {
+                let c = c.trim_start_matches("./").trim_end_matches('/').to_string();
+                if !include.contains(&c) {
+                    include.push(c);
+                }
+            }
+            plan.include = Some(include);
+        }
+        if let Some((lock, _)) = &d.lock
+            && dir.join(lock).is_file()
+        {
+            plan.python = Some((if lock.ends_with(".txt") { "requirements" } else { "lock" }, lock.clone()));
+        }
+        plan.notes.extend(d.notes.iter().cloned());
+    }
+    if plan.python.is_none() {
+        plan.python = LOCKS.iter().find(|(_, f)| dir.join(f).is_file()).map(|(k, f)| (*k, f.to_string()));
+    }
+    if plan.ports.0.is_empty() {
+        plan.ports = match port_in(&command, dir) {
+            Some(p) => (vec![p], false),
+            None if plan.env.contains_key("PORT") => (vec![plan.env["PORT"].parse().unwrap_or(framework::PORT)], false),
+            None if convention.is_some() || procfile.is_some() => (vec![framework::PORT], true),
+            None => (Vec::new(), true),
+        };
+    }
+    if plan.health.is_none()
+        && let Some(port) = plan.ports.0.first()
+    {
+        let (path, guess) = match framework::health_route(dir) {
+            Some(p) => (p, false),
+            None => ("/".to_string(), true),
+        };
+        plan.health = Some((
+            Health { http: Some(format!("http://127.0.0.1:{port}{path}")), ..Default::default() },
+            guess || plan.ports.1,
+        ));
+    }
+    // A server the command runs must be in the lock.
+    if let Some(c) = &convention
+        && let Some(server) = c.server
+        && command.first().map(String::as_str) == Some(server)
+        && let Some((_, lock)) = &plan.python
+        && !std::fs::read_to_string(dir.join(lock)).unwrap_or_default().to_ascii_lowercase().contains(server)
+    {
+        plan.notes.push(Note::new(
+            format!("{server} is not in {lock}"),
+            format!("the command runs {server}: add it to the project's dependencies and lock again"),
+        ));
+    }
+    plan.pytest_group = match &plan.python {
+        Some((_, f)) if f == "uv.lock" => oxbuild_python::lockfile::uv_groups(&dir.join(f))
+            .ok()
+            .and_then(|groups| groups.into_iter().find(|(_, names)| names.iter().any(|n| n == "pytest")))
+            .map(|(group, _)| group),
+        _ => None,
+    };
+    plan.tests = dir.join("tests").is_dir();
+    Ok(plan)
+}
+
+fn toml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| toml_string(i)).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+impl Plan {
+    /// The oxbuild.toml text, commented.
+    pub fn render(&self) -> String {
+        let mut t = String::from("# oxbuild.toml, written by `oxbuild init`");
+        if !self.sources.is_empty() {
+            t.push_str(&format!(" from {}", self.sources.join(", then ")));
+        }
+        t.push_str(". Reference: the README's configuration section.\n\n[image]\n");
+        match &self.base {
+            Some((b, from)) => t.push_str(&format!("base = {}   # from {from}\n", toml_string(b))),
+            None => t.push_str("base = \"registry.example.com/python:3.12-slim\"   # set your Python base image\n"),
+        }
+        t.push_str("# repository = \"registry.example.com/team/app\"   # where --push and publish go\n");
+        t.push_str(&format!("workdir = {}\n", toml_string(&self.workdir)));
+        let note = self.user.2.as_ref().map(|n| format!("   # {n}")).unwrap_or_default();
+        t.push_str(&format!("user = {}{note}\n", toml_string(&self.user.0)));
+        if let Some(uid) = self.user.1 {
+            t.push_str(&format!("uid = {uid}\n"));
+        }
+        if let Some(e) = &self.entrypoint {
+            t.push_str(&format!("entrypoint = {}   # from {}\n", toml_list(e), self.entry_from));
+        }
+        if let Some(c) = &self.cmd {
+            t.push_str(&format!(
+                "cmd = {}{}\n",
+                toml_list(c),
+                if self.entrypoint.is_none() { format!("   # from {}", self.entry_from) } else { String::new() }
+            ));
+        }
+        let mut env = self.env.clone();
+        env.entry("PYTHONUNBUFFERED".into()).or_insert_with(|| "1".into());
+        let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{} = {}", toml_key(k), toml_string(v))).collect();
+        t.push_str(&format!("env = {{ {} }}\n", pairs.join(", ")));
+        match &self.ports {
+            (p, _) if p.is_empty() => t.push_str("# ports = [8000]\n"),
+            (p, guess) => {
+                let list: Vec<String> = p.iter().map(u16::to_string).collect();
+                let note = if *guess { "   # a guess: the framework's default; check it" } else { "" };
+                t.push_str(&format!("ports = [{}]{note}\n", list.join(", ")));
+            }
+        }
+        t.push_str("\n[app]\n");
+        match &self.include {
+            Some(i) => t.push_str(&format!(
+                "include = {}   # what the Dockerfile copies; .dockerignore applies too\n",
+                toml_list(i)
+            )),
+            None => t.push_str("# include = [\"...\"]   # default: the whole directory, less .dockerignore\n"),
+        }
+        if let Some((key, file)) = &self.python {
+            t.push_str(&format!("\n[python]\n{key} = {}\n", toml_string(file)));
+            if let (Some(group), true) = (&self.pytest_group, self.tests) {
+                let groups =
+                    if group == "dev" { String::new() } else { format!("\ntest-groups = [{}]", toml_string(group)) };
+                t.push_str(&format!(
+                    "test-requirements = {}   # its `{group}` group, in the test variant only{groups}\n",
+                    toml_string(file)
+                ));
+            }
+        } else if Path::new("pyproject.toml").exists() || self.sources.is_empty() {
+            t.push_str("\n# [python]\n# no lock found: `oxbuild lock`, `uv lock` or `uv pip compile pyproject.toml -o requirements.txt --generate-hashes`, then name it here\n");
+        }
+        match (self.tests, &self.pytest_group) {
+            (true, Some(_)) => t.push_str(
+                "\n[assess]                        # run by `oxbuild assess` in the test variant\n\
+                 gates = [{ name = \"pytest\", run = \"python -m pytest -q tests\" }]\n",
+            ),
+            (true, None) => t.push_str(
+                "\n# [assess]                      # run by `oxbuild assess` in the test variant\n\
+                 # gates = [{ name = \"pytest\", run = \"python -m pytest -q tests\" }]\n\
+                 # (add pytest to [python] test-requirements)\n",
+            ),
+            _ => {}
+        }
+        match &self.health {
+            Some((h, guess)) => {
+                t.push_str("\n[healthcheck]                   # polled by `oxbuild health`");
+                t.push_str(if *guess { "; a guess: check the path\n" } else { "\n" });
+                if let Some(u) = &h.http {
+                    t.push_str(&format!("http = {}\n", toml_string(u)));
+                } else if let Some(c) = &h.cmd {
+                    t.push_str(&format!("cmd = {}\n", toml_list(c)));
+                }
+                for (k, v) in [("interval", &h.interval), ("timeout", &h.timeout), ("start-period", &h.start_period)] {
+                    if let Some(v) = v {
+                        t.push_str(&format!("{k} = {}\n", toml_string(v)));
+                    }
+                }
+                if let Some(r) = h.retries {
+                    t.push_str(&format!("retries = {r}\n"));
+                }
+            }
+            None => t.push_str(
+                "\n# [healthcheck]                 # polled by `oxbuild health`\n# http = \"http://127.0.0.1:8000/health\"\n",
+            ),
+        }
+        if !self.notes.is_empty() {
+            t.push_str("\n# Not carried over:\n");
+            for n in &self.notes {
+                t.push_str(&format!("# - {}: {}\n", n.what.replace('\n', " "), n.why));
+            }
+        }
+        t
+    }
+
+    /// What `--json` reports.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "sources": self.sources,
+            "entrypoint": self.entrypoint,
+            "cmd": self.cmd,
+            "ports": self.ports.0,
+            "ports_guessed": self.ports.1,
+            "healthcheck": self.health.as_ref().map(|(h, guess)| serde_json::json!({"http": h.http, "cmd": h.cmd, "guessed": guess})),
+            "python": self.python.as_ref().map(|(k, f)| serde_json::json!({k.to_string(): f})),
+            "not_carried_over": self.notes.iter().map(|n| format!("{}: {}", n.what, n.why)).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// A TOML key, quoted when it must be.
+fn toml_key(k: &str) -> String {
+    if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        k.to_string()
+    } else {
+        toml_string(k)
+    }
+}
