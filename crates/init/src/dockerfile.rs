@@ -465,6 +465,19 @@ fn install_step(text: &str) -> Option<(String, &'static str)> {
     None
 }
 
+/// `pip install poetry` and the like: the Dockerfile installing its own
+/// packaging tool, which oxbuild does not need.
+fn installs_packaging_tool(words: &[&str]) -> bool {
+    let tools = ["poetry", "uv", "pipenv", "pdm", "pip", "setuptools", "wheel", "virtualenv"];
+    let pip_install =
+        words.windows(2).any(|w| w[0].rsplit('/').next().is_some_and(|t| t.starts_with("pip")) && w[1] == "install");
+    pip_install
+        && words.iter().skip_while(|w| **w != "install").skip(1).filter(|w| !w.starts_with('-')).all(|w| {
+            let name = w.trim_matches(['"', '\'']).split(['=', '<', '>', '~', '[']).next().unwrap_or("");
+            tools.contains(&name)
+        })
+}
+
 /// Notes for what a final stage's `RUN` does that oxbuild does not carry over.
 fn not_carried(text: &str, file: &str, notes: &mut Vec<Note>) {
     let words: Vec<&str> = text.split_whitespace().collect();
@@ -485,6 +498,7 @@ fn not_carried(text: &str, file: &str, notes: &mut Vec<Note>) {
             "oxbuild runs no commands in the image: use a base image that already has these packages (or build one once and name it in [image] base)",
         ));
     } else if !(install_step(text).is_some()
+        || installs_packaging_tool(&words)
         || words
             .first()
             .is_some_and(|w| ["useradd", "adduser", "groupadd", "addgroup", "mkdir", "chown", "chmod"].contains(w)))

@@ -188,16 +188,16 @@ pub fn health_route(dir: &Path) -> Option<String> {
     for f in python_files(dir) {
         let Ok(text) = std::fs::read_to_string(&f) else { continue };
         for route in ROUTES {
-            // A decorator's or a URL pattern's string: "/health" or Django's "health/".
-            let django = format!("\"{}/\"", &route[1..]);
-            let django_single = format!("'{}/'", &route[1..]);
-            if text.contains(&format!("\"{route}\""))
-                || text.contains(&format!("'{route}'"))
-                || text.contains(&format!("\"{route}/\""))
-                || text.contains(&django)
-                || text.contains(&django_single)
-            {
+            // A decorator's string ("/health"), or a Django URL pattern's
+            // ("health/", served at "/health/").
+            if text.contains(&format!("\"{route}\"")) || text.contains(&format!("'{route}'")) {
                 return Some(route.to_string());
+            }
+            let bare = &route[1..];
+            for form in [format!("\"{bare}/\""), format!("'{bare}/'"), format!("\"{route}/\""), format!("'{route}/'")] {
+                if text.contains(&form) {
+                    return Some(format!("{route}/"));
+                }
             }
         }
     }
@@ -230,7 +230,7 @@ mod tests {
         );
         let c = detect(dir.path()).unwrap();
         assert_eq!(c.argv, ["gunicorn", "--bind", "0.0.0.0:8000", "mysite.wsgi:application"]);
-        assert_eq!(health_route(dir.path()).as_deref(), Some("/healthz"));
+        assert_eq!(health_route(dir.path()).as_deref(), Some("/healthz/"));
     }
 
     #[test]

@@ -198,6 +198,18 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         plan.entry_from = format!("{file}'s {}", if d.entrypoint.is_some() { "ENTRYPOINT" } else { "CMD" });
     } else if let Some((argv, port)) = &procfile {
         plan.sources.push("Procfile".into());
+        for line in std::fs::read_to_string(dir.join("Procfile")).unwrap_or_default().lines() {
+            if let Some((kind, command)) = line.split_once(':')
+                && kind.trim() != "web"
+                && !kind.trim().is_empty()
+                && !kind.trim_start().starts_with('#')
+            {
+                plan.notes.push(Note::new(
+                    format!("the Procfile's {} process ({})", kind.trim(), command.trim()),
+                    "an image runs one process: run it from the same image with another command (a CI step or a Kubernetes Job before rollout, a second Deployment for workers)",
+                ));
+            }
+        }
         plan.entrypoint = Some(argv.clone());
         plan.entry_from = "the Procfile's web line".into();
         plan.env.insert("PORT".into(), port.to_string());

@@ -96,6 +96,11 @@ pub fn wheelhouse() -> PathBuf {
     test_env("OXBUILD_TEST_WHEELHOUSE")
 }
 
+/// Wheels for the init test apps (testdata/init), x86_64.
+pub fn init_wheelhouse() -> PathBuf {
+    test_env("OXBUILD_TEST_INIT_WHEELHOUSE")
+}
+
 /// Build backends as PyPI's pure-Python wheels (flit-core, setuptools,
 /// poetry-core), for the tests that build sdists and projects.
 pub fn build_wheelhouse() -> PathBuf {
