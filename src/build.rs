@@ -38,9 +38,19 @@ pub fn parse_size(s: &str, what: &str) -> Result<u64, Failure> {
     }
 }
 
-/// The cache every command shares, under `OXBUILD_CACHE_DIR`.
-pub fn cache() -> Result<Cache, Failure> {
-    Cache::open(Cache::default_root()).map_err(Failure::output)
+/// The cache every command shares, under `OXBUILD_CACHE_DIR` (see
+/// `Cache::open_default` for where it goes when that cannot be written).
+/// Opened once per process, so that its note is printed once.
+pub fn cache(out: &Reporter) -> Result<Cache, Failure> {
+    static OPENED: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    if let Some(cache) = OPENED.get() {
+        return Ok(cache.clone());
+    }
+    let (cache, note) = Cache::open_default().map_err(Failure::output)?;
+    if let Some(note) = note {
+        out.warn(note);
+    }
+    Ok(OPENED.get_or_init(|| cache).clone())
 }
 
 /// The services of a command that talks to registries: the shared HTTP
@@ -69,7 +79,7 @@ pub fn services(args: &RegistryArgs, out: Reporter) -> Result<Services, Failure>
         },
         None => None,
     };
-    let cache = cache()?;
+    let cache = cache(&out)?;
     let opts = ClientOptions {
         http: Some(http),
         chunk_size,

@@ -36,7 +36,7 @@ pub fn enforce_limit(cache: &Cache, out: Reporter) {
 }
 
 pub fn run(args: CacheArgs, out: Reporter) -> Result<(), Failure> {
-    let cache = cache()?;
+    let cache = cache(&out)?;
     match args.command {
         CacheCommand::Info => {
             let info = cache.info().map_err(Failure::output)?;

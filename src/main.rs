@@ -27,7 +27,7 @@ fn main() {
     // Every command but init and cache holds the cache's shared lock while it
     // runs, so that `oxbuild cache prune` waits instead of deleting what it uses.
     let uses_cache = !matches!(cli.command, cli::Command::Init(_) | cli::Command::Cache(_));
-    let held = match uses_cache.then(build::cache).transpose() {
+    let held = match uses_cache.then(|| build::cache(&reporter)).transpose() {
         Ok(cache) => cache.map(|c| (c.lock_shared().map_err(report::Failure::output), c)),
         Err(f) => std::process::exit(reporter.fail(&f)),
     };

@@ -151,6 +151,59 @@ impl Cache {
             .join("oxbuild")
     }
 
+    /// The default cache ([`Cache::default_root`]), opened and checked to be
+    /// writable, and a note for the user when it is not where they would
+    /// look. A locked-down pod (read-only root filesystem, a random uid,
+    /// no `HOME`) cannot write `~/.cache`: then the cache is a directory
+    /// under the system's temporary one for this run, and the note says so.
+    /// An `OXBUILD_CACHE_DIR` that cannot be written is an error: it was asked for.
+    pub fn open_default() -> Result<(Cache, Option<String>), Error> {
+        let root = Cache::default_root();
+        let asked = std::env::var_os("OXBUILD_CACHE_DIR").is_some_and(|d| !d.is_empty());
+        let usable = Cache::open(&root).and_then(|c| c.writable().map(|()| c));
+        match usable {
+            Ok(cache) => {
+                let homeless = !asked
+                    && std::env::var_os("XDG_CACHE_HOME").is_none_or(|d| d.is_empty())
+                    && std::env::var_os("HOME").is_none_or(|d| d.is_empty());
+                let note = homeless.then(|| {
+                    format!(
+                        "no OXBUILD_CACHE_DIR, XDG_CACHE_HOME or HOME: caching in {}; set OXBUILD_CACHE_DIR to keep the cache elsewhere",
+                        root.display()
+                    )
+                });
+                Ok((cache, note))
+            }
+            Err(Error::Io { path, source }) if asked => {
+                Err(Error::Io { path: format!("{path} (OXBUILD_CACHE_DIR; make it a writable directory)"), source })
+            }
+            Err(e) if asked => Err(e),
+            Err(e) => {
+                // SAFETY: getuid has no preconditions and cannot fail.
+                let uid = unsafe { libc::getuid() };
+                let fallback = std::env::temp_dir().join(format!("oxbuild-cache-{uid}"));
+                let cache = Cache::open(&fallback)?;
+                cache.writable()?;
+                Ok((
+                    cache,
+                    Some(format!(
+                        "{e}; using {} for this run instead: set OXBUILD_CACHE_DIR to a writable directory (a volume in a pod) to keep the cache between runs",
+                        fallback.display()
+                    )),
+                ))
+            }
+        }
+    }
+
+    /// Ok when a file can be created in the cache's directory.
+    fn writable(&self) -> Result<(), Error> {
+        tempfile::Builder::new()
+            .prefix(".writable-")
+            .tempfile_in(&self.root)
+            .map(drop)
+            .map_err(|source| Error::Io { path: self.root.display().to_string(), source })
+    }
+
     /// Opens (creating) the cache at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Cache, Error> {
         let root = root.into();
