@@ -10,26 +10,10 @@ use std::time::Duration;
 use common::{Workspace, run};
 use oxbuild_testkit::{Container, Registry, base_archive, http_get, podman_output};
 
-/// The oxbuild image, released by `scripts/release` (with this build's
-/// binary, to spare CI a release build) into `registry`.
-fn release(registry: &Registry) -> String {
-    let image = registry.reference("tools/oxbuild:test");
-    let out = std::process::Command::new(oxbuild_testkit::repo_root().join("scripts/release"))
-        .env("CONTAINERS_CONF", oxbuild_testkit::containers_conf())
-        .env("OXBUILD_CACHE_DIR", tempfile::tempdir().unwrap().keep())
-        .args(["--binary", env!("CARGO_BIN_EXE_oxbuild"), "--base"])
-        .arg(format!("oci-archive:{}", base_archive().display()))
-        .args(["--tag", &image, "--push"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "scripts/release: {}", String::from_utf8_lossy(&out.stderr));
-    image
-}
-
 #[test]
 fn the_released_image_runs_oxbuild_and_builds_and_pushes_in_a_locked_down_pod() {
     let registry = Registry::start();
-    let image = release(&registry);
+    let image = common::release_image(&registry);
     let out = podman_output(&["run", "--rm", "--tls-verify=false", &image, "--version"]);
     let version = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

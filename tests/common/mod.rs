@@ -253,3 +253,20 @@ pub fn pipeline(ws: &Workspace, repository: &str, extra: &[&str]) -> (serde_json
         .collect();
     (report, stages)
 }
+
+/// oxbuild's own image, released by `scripts/release` (with this build's
+/// binary, to spare CI a release build) into `registry`; its reference.
+#[allow(dead_code)]
+pub fn release_image(registry: &oxbuild_testkit::Registry) -> String {
+    let image = registry.reference("tools/oxbuild:test");
+    let out = Command::new(oxbuild_testkit::repo_root().join("scripts/release"))
+        .env("CONTAINERS_CONF", oxbuild_testkit::containers_conf())
+        .env("OXBUILD_CACHE_DIR", tempfile::tempdir().unwrap().keep())
+        .args(["--binary", env!("CARGO_BIN_EXE_oxbuild"), "--base"])
+        .arg(format!("oci-archive:{}", oxbuild_testkit::base_archive().display()))
+        .args(["--tag", &image, "--push"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scripts/release: {}", String::from_utf8_lossy(&out.stderr));
+    image
+}
