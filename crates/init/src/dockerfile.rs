@@ -36,6 +36,10 @@ pub struct FromDockerfile {
     pub lock: Option<(String, &'static str)>,
     /// What could not be carried over, and why.
     pub notes: Vec<Note>,
+    /// Packages an install step names outside any lock (`pip install gunicorn`).
+    pub unlocked: Vec<String>,
+    /// What `COPY`/`ADD` put where: (source in the context, absolute destination).
+    placed: Vec<(String, String)>,
 }
 
 /// One stage: its name, what it starts from, and its instructions.
@@ -102,7 +106,14 @@ pub fn read(text: &str, file: &str) -> Result<FromDockerfile, String> {
         if out.lock.is_none() {
             out.lock = ignored.lock;
         }
+        for p in ignored.unlocked {
+            if !out.unlocked.contains(&p) {
+                out.unlocked.push(p);
+            }
+        }
     }
+    let mut seen = std::collections::BTreeSet::new();
+    out.notes.retain(|n| seen.insert((n.what.clone(), n.why.clone())));
     if let Some((user, uid)) = &mut out.user
         && uid.is_none()
     {
@@ -123,6 +134,8 @@ fn read_stage(
     last: bool,
     file: &str,
 ) {
+    // The working directory as the stage's instructions run.
+    let mut cwd = if last { out.workdir.clone().unwrap_or_else(|| "/".into()) } else { "/".to_string() };
     for ins in stage.instructions {
         match ins {
             Instruction::Arg(a) => {
@@ -144,8 +157,16 @@ fn read_stage(
                 let text = command_text(&r.arguments);
                 let text = expand(&text, vars);
                 users.extend(accounts(&text));
-                if out.lock.is_none() {
-                    out.lock = install_step(&text);
+                if out.lock.is_none()
+                    && let Some((path, tool)) = install_step(&text)
+                {
+                    // The file as the context has it (`COPY requirements/ /req/` then `-r /req/prod.txt`).
+                    out.lock = Some((in_context(&path, &cwd, &out.placed).unwrap_or(path), tool));
+                }
+                for p in unlocked_packages(&text) {
+                    if !out.unlocked.contains(&p) {
+                        out.unlocked.push(p);
+                    }
                 }
                 if r.options.iter().any(|f| f.name.value == "mount" && f.value.as_ref().is_some_and(|v| v.value.contains("type=secret"))) {
                     out.notes.push(Note::new(
@@ -161,38 +182,46 @@ fn read_stage(
                 let from = c.options.iter().find(|f| f.name.value == "from").and_then(|f| f.value.as_ref());
                 match from {
                     Some(stage) => copied_from.push(expand(&stage.value, vars)),
-                    None if last => {
+                    None => {
+                        let dest = absolute(&cwd, &expand(&c.dest.value, vars));
                         for src in &c.src {
                             if let parse_dockerfile::Source::Path(p) = src {
-                                out.copies.push(expand(&p.value, vars));
+                                let p = expand(&p.value, vars);
+                                out.placed.push((p.clone(), dest.clone()));
+                                if last {
+                                    out.copies.push(p);
+                                }
                             }
                         }
                     }
-                    None => {}
                 }
             }
-            Instruction::Add(a) if last => {
+            Instruction::Add(a) => {
+                let dest = absolute(&cwd, &expand(&a.dest.value, vars));
                 for src in &a.src {
                     if let parse_dockerfile::Source::Path(p) = src {
                         let p = expand(&p.value, vars);
                         if p.contains("://") {
-                            out.notes.push(Note::new(
-                                format!("ADD {p} in {file}"),
-                                "downloads at build time are not carried over: vendor the file into the project",
-                            ));
+                            if last {
+                                out.notes.push(Note::new(
+                                    format!("ADD {p} in {file}"),
+                                    "downloads at build time are not carried over: vendor the file into the project",
+                                ));
+                            }
                         } else {
-                            out.copies.push(p);
+                            out.placed.push((p.clone(), dest.clone()));
+                            if last {
+                                out.copies.push(p);
+                            }
                         }
                     }
                 }
             }
-            Instruction::Workdir(w) if last => {
-                let dir = expand(&w.arguments.value, vars);
-                let joined = match (&out.workdir, dir.starts_with('/')) {
-                    (Some(base), false) => format!("{}/{dir}", base.trim_end_matches('/')),
-                    _ => dir,
-                };
-                out.workdir = Some(joined);
+            Instruction::Workdir(w) => {
+                cwd = absolute(&cwd, &expand(&w.arguments.value, vars));
+                if last {
+                    out.workdir = Some(cwd.clone());
+                }
             }
             Instruction::User(u) if last => {
                 let spec = expand(&u.arguments.value, vars);
@@ -246,6 +275,108 @@ fn read_stage(
             _ => {}
         }
     }
+}
+
+/// `path` made absolute against `cwd`, normalised (`.` and `..` resolved,
+/// no trailing slash).
+fn absolute(cwd: &str, path: &str) -> String {
+    let joined = if path.starts_with('/') { path.to_string() } else { format!("{cwd}/{path}") };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Where the file an install step reads at `path` (in the image, as the
+/// stage's working directory `cwd` resolves it) came from in the build
+/// context, by the `COPY`/`ADD`s before it; None when no copy placed it.
+fn in_context(path: &str, cwd: &str, placed: &[(String, String)]) -> Option<String> {
+    let target = absolute(cwd, path);
+    for (src, dest) in placed.iter().rev() {
+        let src_clean = src.trim_start_matches("./").trim_end_matches('/');
+        let base = src_clean.rsplit('/').next().unwrap_or(src_clean);
+        if &target == dest {
+            // `COPY requirements.txt /build/req.txt`, or a file into a directory of that name.
+            return Some(src_clean.to_string());
+        }
+        if let Some(rest) = target.strip_prefix(&format!("{}/", dest.trim_end_matches('/'))) {
+            if rest == base {
+                // `COPY requirements.txt .`
+                return Some(src_clean.to_string());
+            }
+            if src.ends_with('/') || src_clean == "." || !base.contains('.') {
+                // A directory's content: `COPY requirements/ /requirements/`.
+                return Some(if src_clean == "." || src_clean.is_empty() {
+                    rest.to_string()
+                } else {
+                    format!("{src_clean}/{rest}")
+                });
+            }
+        }
+    }
+    None
+}
+
+/// Packages a `pip install` (or `uv pip install`) names by themselves,
+/// outside any requirements file or lock; the packaging tools aside.
+fn unlocked_packages(text: &str) -> Vec<String> {
+    let tools = ["poetry", "uv", "pipenv", "pdm", "pip", "setuptools", "wheel", "virtualenv"];
+    let mut out = Vec::new();
+    for part in text.split("&&").flat_map(|p| p.split(';')) {
+        let words: Vec<String> = shlex::split(part.trim()).unwrap_or_default();
+        let Some(at) = words.iter().position(|w| w == "install") else { continue };
+        let runs_pip = words[..at].iter().any(|w| {
+            let t = w.rsplit('/').next().unwrap_or(w);
+            t == "pip" || t.starts_with("pip3")
+        });
+        if !runs_pip {
+            continue;
+        }
+        let mut skip_next = false;
+        for w in &words[at + 1..] {
+            if skip_next {
+                skip_next = false;
+                continue;
+            }
+            if [
+                "-r",
+                "--requirement",
+                "-c",
+                "--constraint",
+                "-e",
+                "--editable",
+                "-t",
+                "--target",
+                "--prefix",
+                "-i",
+                "--index-url",
+                "--extra-index-url",
+                "-f",
+                "--find-links",
+                "--root",
+            ]
+            .contains(&w.as_str())
+            {
+                skip_next = true;
+                continue;
+            }
+            if w.starts_with('-') || w.starts_with('.') || w.starts_with('/') || w.contains("://") {
+                continue;
+            }
+            let name = w.split(['=', '<', '>', '~', '[', '!', ';', '@']).next().unwrap_or("").to_string();
+            if !name.is_empty() && !tools.contains(&name.as_str()) && !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
 }
 
 /// `NAME=value` (or `NAME` alone) of an `ARG`.
@@ -493,12 +624,15 @@ fn not_carried(text: &str, file: &str, notes: &mut Vec<Note>) {
             .filter(|w| !w.starts_with('-'))
             .copied()
             .collect();
+        let named = packages.iter().all(|p| !p.contains('$')) && !packages.is_empty();
+        let packages = if named { packages.join(" ") } else { "packages named by a shell variable".to_string() };
         notes.push(Note::new(
-            format!("RUN that installs system packages in {file}: {}", packages.join(" ")),
+            format!("RUN that installs system packages in {file}: {packages}"),
             "oxbuild runs no commands in the image: use a base image that already has these packages (or build one once and name it in [image] base)",
         ));
     } else if !(install_step(text).is_some()
         || installs_packaging_tool(&words)
+        || !unlocked_packages(text).is_empty()
         || words
             .first()
             .is_some_and(|w| ["useradd", "adduser", "groupadd", "addgroup", "mkdir", "chown", "chmod"].contains(w)))
@@ -566,6 +700,18 @@ ENTRYPOINT ["./boot.sh"]
         assert_eq!(d.lock, Some(("poetry.lock".to_string(), "poetry")));
         let shell = read("FROM x\nCMD python manage.py migrate && gunicorn app.wsgi\n", "Dockerfile").unwrap();
         assert_eq!(shell.cmd.unwrap()[..2], ["/bin/sh".to_string(), "-c".to_string()]);
+    }
+
+    #[test]
+    fn an_install_step_reads_the_file_the_context_copied_and_names_packages_outside_the_lock() {
+        let text = "FROM python:3.12-slim\nADD requirements/ /requirements/\nRUN uv pip install --no-cache -r /requirements/production.txt\nWORKDIR /code/\nADD . /code/\nRUN pip install gunicorn pymysql \"cryptography>=42\"\n";
+        let d = read(text, "Dockerfile").unwrap();
+        assert_eq!(d.lock, Some(("requirements/production.txt".to_string(), "uv")));
+        assert_eq!(d.workdir.as_deref(), Some("/code"));
+        assert_eq!(d.unlocked, ["gunicorn", "pymysql", "cryptography"]);
+        assert!(!d.notes.iter().any(|n| n.what.starts_with("RUN pip install")), "{:?}", d.notes);
+        let apt = read("FROM x\nRUN DEPS=\"libpq5 zlib1g\" && apt-get install -y $DEPS\n", "Dockerfile").unwrap();
+        assert!(apt.notes[0].what.ends_with("packages named by a shell variable"), "{:?}", apt.notes);
     }
 
     #[test]

@@ -113,6 +113,8 @@ pub struct Plan {
     pub pytest_group: Option<String>,
     /// A `tests` directory is there.
     pub tests: bool,
+    /// A `pyproject.toml` is there (so a missing lock is worth a comment).
+    pub pyproject: bool,
     /// What could not be carried over.
     pub notes: Vec<Note>,
 }
@@ -286,6 +288,32 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     if plan.python.is_none() {
         plan.python = LOCKS.iter().find(|(_, f)| dir.join(f).is_file()).map(|(k, f)| (*k, f.to_string()));
     }
+    // Packages the Dockerfile installs by name, which the lock lacks.
+    if let Some((file, d)) = &docker {
+        let lock =
+            plan.python.as_ref().and_then(|(_, f)| std::fs::read_to_string(dir.join(f)).ok()).unwrap_or_default();
+        let lock = lock.to_ascii_lowercase().replace('_', "-");
+        let missing: Vec<&String> = d
+            .unlocked
+            .iter()
+            .filter(|p| {
+                let p = p.to_ascii_lowercase().replace('_', "-");
+                !lock.lines().any(|l| {
+                    let l = l.trim_start().trim_start_matches("name = \"");
+                    l.starts_with(&format!("{p}="))
+                        || l.starts_with(&format!("{p}\""))
+                        || l.starts_with(&format!("{p} "))
+                })
+            })
+            .collect();
+        if !missing.is_empty() {
+            let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+            plan.notes.push(Note::new(
+                format!("{file} installs {} outside the lock", names.join(", ")),
+                "add them to the project's dependencies and lock again, or the image will lack them",
+            ));
+        }
+    }
     if plan.ports.0.is_empty() {
         plan.ports = match port_in(&command, dir) {
             Some(p) => (vec![p], false),
@@ -326,6 +354,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         _ => None,
     };
     plan.tests = dir.join("tests").is_dir();
+    plan.pyproject = dir.join("pyproject.toml").is_file();
     Ok(plan)
 }
 
@@ -397,7 +426,7 @@ impl Plan {
                     toml_string(file)
                 ));
             }
-        } else if Path::new("pyproject.toml").exists() || self.sources.is_empty() {
+        } else if self.pyproject {
             t.push_str("\n# [python]\n# no lock found: `oxbuild lock`, `uv lock` or `uv pip compile pyproject.toml -o requirements.txt --generate-hashes`, then name it here\n");
         }
         match (self.tests, &self.pytest_group) {
@@ -464,5 +493,37 @@ fn toml_key(k: &str) -> String {
         k.to_string()
     } else {
         toml_string(k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packages_installed_beside_the_lock_are_named_unless_the_lock_has_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM python:3.12-slim\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nRUN pip install gunicorn PyMySQL\nCOPY . .\nCMD [\"./boot.sh\"]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("requirements.txt"), "flask==3.1.0\npymysql==1.1.1\n").unwrap();
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        let notes: Vec<&str> = plan.notes.iter().map(|n| n.what.as_str()).collect();
+        assert_eq!(notes, ["Dockerfile installs gunicorn outside the lock"]);
+        assert!(
+            plan.render().contains("# - Dockerfile installs gunicorn outside the lock: add them"),
+            "{}",
+            plan.render()
+        );
+    }
+
+    #[test]
+    fn a_project_with_no_way_to_run_is_an_error_that_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("README.md"), "hello\n").unwrap();
+        let e = plan(dir.path(), &Options::default()).unwrap_err();
+        assert!(e.contains("found no way to run the app") && e.contains("[image] entrypoint"), "{e}");
     }
 }
