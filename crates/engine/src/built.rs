@@ -7,18 +7,10 @@
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use oxbuild_cache::Bucket;
-use oxbuild_image::Digest;
-use oxbuild_python::sdist::BuiltCache;
+use oxbuild_python::sdist::{BuiltCache, Kept};
 
 use crate::Services;
 use crate::cache_repo::{self, CacheRepo};
-
-/// The local record of a built wheel.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct Record {
-    wheel: String,
-    digest: Digest,
-}
 
 /// The engine's [`BuiltCache`]: local first, then the cache repository.
 pub struct Built {
@@ -34,28 +26,26 @@ impl Built {
 }
 
 impl BuiltCache for Built {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Option<(String, Digest)>> {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Option<Kept>> {
         async move {
-            if let Some(r) = self.services.cache.get::<Record>(Bucket::Built, key)
-                && self.services.store.contains(&r.digest)
+            if let Some(kept) = self.services.cache.get::<Kept>(Bucket::Built, key)
+                && self.services.store.contains(&kept.digest)
             {
-                return Some((r.wheel, r.digest));
+                return Some(kept);
             }
             let repo = self.repo.as_ref()?;
-            let (wheel, digest) = cache_repo::built(key, repo, &self.services).await?;
-            let _ =
-                self.services.cache.put(Bucket::Built, key, &Record { wheel: wheel.clone(), digest: digest.clone() });
-            Some((wheel, digest))
+            let kept = cache_repo::built(key, repo, &self.services).await?;
+            let _ = self.services.cache.put(Bucket::Built, key, &kept);
+            Some(kept)
         }
         .boxed()
     }
 
-    fn put<'a>(&'a self, key: &'a str, filename: &'a str, digest: &'a Digest) -> BoxFuture<'a, ()> {
+    fn put<'a>(&'a self, key: &'a str, kept: &'a Kept) -> BoxFuture<'a, ()> {
         async move {
-            let record = Record { wheel: filename.to_string(), digest: digest.clone() };
-            let _ = self.services.cache.put(Bucket::Built, key, &record);
+            let _ = self.services.cache.put(Bucket::Built, key, kept);
             if let Some(repo) = &self.repo {
-                cache_repo::store_built(key, filename, digest, repo, &self.services).await;
+                cache_repo::store_built(key, kept, repo, &self.services).await;
             }
         }
         .boxed()

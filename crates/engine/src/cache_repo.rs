@@ -92,7 +92,7 @@ fn wheel_path(filename: &str) -> String {
 
 /// The wheel built under `key`, put into the store: its file name and
 /// digest, if the repository has it.
-pub async fn built(key: &str, repo: &CacheRepo, services: &Services) -> Option<(String, oxbuild_image::Digest)> {
+pub async fn built(key: &str, repo: &CacheRepo, services: &Services) -> Option<oxbuild_python::sdist::Kept> {
     let tagged = repo.reference.with_tag(&built_tag(key));
     let (image, config) = open(repo, &tagged, BUILT, services).await?;
     let meta = &config["oxbuild"];
@@ -119,18 +119,14 @@ pub async fn built(key: &str, repo: &CacheRepo, services: &Services) -> Option<(
     .await
     .ok()??;
     services.events.step(&format!("  {filename} (built from its sdist) found in {tagged}"));
-    Some((filename, digest))
+    let asked = serde_json::from_value(meta["asked"].clone()).unwrap_or_default();
+    Some(oxbuild_python::sdist::Kept { wheel: filename, digest, asked })
 }
 
 /// Stores a wheel built here from a sdist; a failure only warns.
-pub async fn store_built(
-    key: &str,
-    filename: &str,
-    digest: &oxbuild_image::Digest,
-    repo: &CacheRepo,
-    services: &Services,
-) {
-    let (path, store, inside) = (services.store.path(digest), services.store.clone(), wheel_path(filename));
+pub async fn store_built(key: &str, kept: &oxbuild_python::sdist::Kept, repo: &CacheRepo, services: &Services) {
+    let filename = kept.wheel.as_str();
+    let (path, store, inside) = (services.store.path(&kept.digest), services.store.clone(), wheel_path(filename));
     let blob = tokio::task::spawn_blocking(move || {
         let mut layer = oxbuild_image::LayerBuilder::new(0, oxbuild_image::Owner::ROOT);
         layer.file(&inside, &path, oxbuild_image::Owner::ROOT, 0o644);
@@ -141,7 +137,7 @@ pub async fn store_built(
         Ok(Ok(blob)) => match blob.descriptor_in(Format::Oci) {
             Ok(descriptor) => {
                 let layer = Layer::file(descriptor, blob.path.clone());
-                let meta = json!({"kind": BUILT, "format": FORMAT, "key": key, "wheel": filename});
+                let meta = json!({"kind": BUILT, "format": FORMAT, "key": key, "wheel": filename, "asked": kept.asked});
                 push(vec![layer], vec![blob.diff_id.to_string()], meta, repo, &built_tag(key), services).await
             }
             Err(e) => Err(e.to_string()),

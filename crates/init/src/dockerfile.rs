@@ -639,7 +639,7 @@ fn not_carried(text: &str, file: &str, notes: &mut Vec<Note>) {
     {
         notes.push(Note::new(
             format!("RUN {} in {file}", text.chars().take(80).collect::<String>()),
-            "oxbuild runs no commands in the image; if the app needs what it makes, make it part of the project or the base",
+            "oxbuild runs no commands in the image: if the app needs what it makes (collectstatic, compiled translations, a frontend build), run it in CI before `oxbuild build` so that its output is in the project, or make it part of the base",
         ));
     }
 }

@@ -75,16 +75,23 @@ pub const SDIST_EPOCH: u64 = 315_532_800;
 /// into them (see [`build`]): the engine keeps them in the local cache and
 /// the cache repository, so that only the first runner of a fleet builds.
 pub trait BuiltCache: Send + Sync {
-    /// The wheel kept under `key` (its file name, and its digest, which is
-    /// then in the store), if there is one.
-    fn get<'a>(&'a self, key: &'a str) -> futures_util::future::BoxFuture<'a, Option<(String, Digest)>>;
-    /// Keeps the wheel `filename` (in the store as `digest`) under `key`.
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        filename: &'a str,
-        digest: &'a Digest,
-    ) -> futures_util::future::BoxFuture<'a, ()>;
+    /// The wheel kept under `key` (its digest is then in the store), if
+    /// there is one.
+    fn get<'a>(&'a self, key: &'a str) -> futures_util::future::BoxFuture<'a, Option<Kept>>;
+    /// Keeps `kept` (its wheel in the store) under `key`.
+    fn put<'a>(&'a self, key: &'a str, kept: &'a Kept) -> futures_util::future::BoxFuture<'a, ()>;
+}
+
+/// A wheel built from a sdist, as the cache keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Kept {
+    /// Its file name.
+    pub wheel: String,
+    /// Its digest.
+    pub digest: Digest,
+    /// What the backend asked for besides `[build-system] requires`
+    /// (`get_requires_for_build_wheel`), as `name==version`.
+    pub asked: Vec<String>,
 }
 
 /// Finds the interpreter that builds sdists, only when one is needed: the
@@ -286,6 +293,8 @@ struct Resolved {
     path: PathBuf,
     /// Whether its source said when it was uploaded.
     dated: bool,
+    /// Nothing satisfying it had been uploaded before the sdist: the lowest that does.
+    late: bool,
 }
 
 /// Chooses the build requirements as pure-Python wheels: for each
@@ -329,7 +338,7 @@ async fn resolve_requirements(
         candidates.extend(sources.index_candidates(&key).await.map_err(|e| e.to_string())?);
         let pinned = constraints.get(&key);
         let best = newest_fitting(&candidates, specifiers.as_ref(), pinned, before);
-        let Some((version, candidate)) = best else {
+        let Some((version, candidate, late)) = best else {
             let pinned = pinned.map(|v| format!(" at {v} (build-constraints)")).unwrap_or_default();
             let when = before
                 .filter(|_| constraints.get(&key).is_none())
@@ -361,6 +370,7 @@ async fn resolve_requirements(
             digest,
             path,
             dated: candidate.upload_time.is_some(),
+            late,
         });
         chosen.insert(key, version);
     }
@@ -371,17 +381,22 @@ async fn resolve_requirements(
 /// The newest pure-Python wheel among `candidates` that satisfies
 /// `specifiers`, is the `pinned` version when one is pinned (then also a
 /// pre-release, and whenever it was uploaded), and was uploaded before
-/// `before` otherwise. Yanked files are never chosen.
+/// `before` otherwise. When nothing that satisfies it had been uploaded by
+/// then (an old `setup.py` sdist under PEP 517's default
+/// `setuptools>=40.8.0`), the newest that satisfies it, as pip would take:
+/// the lowest would be nearer the sdist's day, but too old for the target's
+/// Python (setuptools 40.8 does not run on 3.11). The flag says which
+/// happened, and the cache key and the SBOM record the choice. Yanked files
+/// are never chosen.
 fn newest_fitting<'c>(
     candidates: &'c [Candidate],
     specifiers: Option<&pep440_rs::VersionSpecifiers>,
     pinned: Option<&String>,
     before: Option<std::time::SystemTime>,
-) -> Option<(pep440_rs::Version, &'c Candidate)> {
-    candidates
+) -> Option<(pep440_rs::Version, &'c Candidate, bool)> {
+    let fitting: Vec<(pep440_rs::Version, &Candidate)> = candidates
         .iter()
         .filter(|c| c.yanked.is_none())
-        .filter(|c| pinned.is_some() || before.is_none_or(|b| c.upload_time.is_none_or(|t| t < b)))
         .filter_map(|c| {
             let w = wheel::WheelName::parse(&c.filename)?;
             let v = pep440_rs::Version::from_str(&w.version).ok()?;
@@ -391,7 +406,15 @@ fn newest_fitting<'c>(
                 && pinned.is_none_or(|p| crate::version::same(p, &w.version));
             fits.then_some((v, c))
         })
-        .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.filename.cmp(&a.1.filename)))
+        .collect();
+    let in_time = |c: &Candidate| pinned.is_some() || before.is_none_or(|b| c.upload_time.is_none_or(|t| t < b));
+    let by_version = |a: &&(pep440_rs::Version, &Candidate), b: &&(pep440_rs::Version, &Candidate)| {
+        a.0.cmp(&b.0).then_with(|| b.1.filename.cmp(&a.1.filename))
+    };
+    if let Some((v, c)) = fitting.iter().filter(|(_, c)| in_time(c)).max_by(by_version) {
+        return Some((v.clone(), *c, false));
+    }
+    fitting.iter().max_by(by_version).map(|(v, c)| (v.clone(), *c, true))
 }
 
 /// Installs the chosen build requirements into `site`.
@@ -434,19 +457,25 @@ fn extract_wheel(path: &Path, site: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// What runs the backend: `argv` is site, out, the wrapper that starts this
-/// interpreter again, backend, then backend-path entries.
+/// What runs the backend: `argv` is the mode (`requires`: what
+/// `get_requires_for_build_wheel` asks for, as JSON; `build`: the wheel),
+/// site, out, the wrapper that starts this interpreter again, backend, then
+/// backend-path entries.
 const HOOK: &str = r#"
-import importlib, os, sys
-site, out, wrapper, backend = sys.argv[1:5]
+import importlib, json, os, sys
+mode, site, out, wrapper, backend = sys.argv[1:6]
 sys.executable = wrapper
-sys.path[:0] = [site] + [os.path.abspath(p) for p in sys.argv[5:]]
+sys.path[:0] = [site] + [os.path.abspath(p) for p in sys.argv[6:]]
 module, _, attrs = backend.partition(":")
 hooks = importlib.import_module(module)
 for attr in filter(None, attrs.split(".")):
     hooks = getattr(hooks, attr)
-name = hooks.build_wheel(out)
-sys.stdout.write("\nOXBUILD-WHEEL " + name + "\n")
+if mode == "requires":
+    asked = getattr(hooks, "get_requires_for_build_wheel", None)
+    sys.stdout.write("\nOXBUILD-REQUIRES " + json.dumps(list(asked(None) if asked else [])) + "\n")
+else:
+    name = hooks.build_wheel(out)
+    sys.stdout.write("\nOXBUILD-WHEEL " + name + "\n")
 "#;
 
 /// The key a wheel built from a sdist is kept by: everything that goes into
@@ -529,6 +558,8 @@ pub async fn build(
 struct Done {
     built: Built,
     requirements: Vec<Resolved>,
+    /// What the backend asked for besides them, `name==version`.
+    asked: Vec<String>,
     key: String,
 }
 
@@ -550,8 +581,19 @@ impl Done {
             ),
             None => ", the newest (no upload time to go by)".to_string(),
         };
+        let late: Vec<&str> = self.requirements.iter().filter(|r| r.late).map(|r| r.pin.as_str()).collect();
+        let when = if late.is_empty() || before.is_none() {
+            when
+        } else {
+            format!("{when}; none uploaded by then satisfied {}, so the newest that does", late.join(", "))
+        };
+        let asked = if self.asked.is_empty() {
+            String::new()
+        } else {
+            format!("; then, as the backend asked, {}", self.asked.join(", "))
+        };
         format!(
-            "build requirements {}{when}; wheel cache key {}",
+            "build requirements {}{when}{asked}; wheel cache key {}",
             if with.is_empty() { "none".to_string() } else { with.join(", ") },
             self.key
         )
@@ -582,13 +624,16 @@ async fn build_keyed(
         wheel::WheelName::parse(filename).is_some_and(|w| crate::name::normalize(&w.name) == pin.key())
     };
     let cached = match &builder.cache {
-        Some(cache) => cache.get(&key).await.filter(|(filename, d)| store.contains(d) && ours(filename)),
+        Some(cache) => cache.get(&key).await.filter(|k| store.contains(&k.digest) && ours(&k.wheel)),
         None => None,
     };
-    let built = match cached {
-        Some((filename, digest)) => Built { path: store.path(&digest), filename, digest, cached: true },
+    let (built, asked) = match cached {
+        Some(k) => (Built { path: store.path(&k.digest), filename: k.wheel, digest: k.digest, cached: true }, k.asked),
         None => {
-            let built = build_tree(root, work, builder, &system, &requirements, SDIST_EPOCH, store).await?;
+            let resolver = Resolver { constraints: &builder.constraints, before, sources, target, store };
+            let (built, asked) =
+                build_tree(root, work, builder, &system, &requirements, SDIST_EPOCH, &resolver).await?;
+            let asked: Vec<String> = asked.into_iter().map(|r| r.pin).collect();
             let name = wheel::WheelName::parse(&built.filename);
             if !ours(&built.filename) || name.as_ref().is_some_and(|w| !crate::version::same(&w.version, &pin.version))
             {
@@ -598,12 +643,13 @@ async fn build_keyed(
                 ));
             }
             if let Some(cache) = &builder.cache {
-                cache.put(&key, &built.filename, &built.digest).await;
+                let kept = Kept { wheel: built.filename.clone(), digest: built.digest.clone(), asked: asked.clone() };
+                cache.put(&key, &kept).await;
             }
-            built
+            (built, asked)
         }
     };
-    Ok(Done { built, requirements, key })
+    Ok(Done { built, requirements, asked, key })
 }
 
 /// Builds the package `pin` from its source tree (a directory, or a git
@@ -723,35 +769,32 @@ pub struct Built {
     pub cached: bool,
 }
 
-/// Builds the project at `root` into a pure-Python wheel with its own
-/// backend and the build requirements `requirements`, working in `work`
-/// (which it may write in), and stores the wheel.
-async fn build_tree(
+/// How build requirements are chosen: the pins, the cutoff, where from.
+struct Resolver<'a> {
+    constraints: &'a std::collections::BTreeMap<String, String>,
+    before: Option<std::time::SystemTime>,
+    sources: &'a Sources,
+    target: &'a Target,
+    store: &'a BlobStore,
+}
+
+/// Runs the backend hook in `mode` (see [`HOOK`]) for the project at `root`,
+/// confined to `work`, and returns what it printed.
+async fn run_hook(
+    mode: &str,
     root: &Path,
     work: &Path,
     builder: &Builder,
     system: &BuildSystem,
-    requirements: &[Resolved],
     epoch: u64,
-    store: &BlobStore,
-) -> Result<Built, String> {
+) -> Result<std::process::Output, String> {
     let (site, out, bin) = (work.join("site"), work.join("out"), work.join("bin"));
-    for d in [&site, &out, &bin] {
-        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
-    }
-    install_requirements(requirements, &site)?;
-    // PATH holds only this interpreter (through the wrapper that starts it as
-    // the build does): no compiler, nor anything else, is found.
-    let wrapper = bin.join("python3");
-    std::fs::write(&wrapper, builder.wrapper()).map_err(|e| e.to_string())?;
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .map_err(|e| e.to_string())?;
-    let _ = std::os::unix::fs::symlink("python3", bin.join("python"));
     let mut cmd = builder.command();
     cmd.args(["-S", "-s", "-B", "-c", HOOK])
+        .arg(mode)
         .arg(&site)
         .arg(&out)
-        .arg(&wrapper)
+        .arg(bin.join("python3"))
         .arg(&system.backend)
         .args(&system.backend_path)
         .env_clear()
@@ -765,29 +808,98 @@ async fn build_tree(
         .stdin(Stdio::null());
     crate::bytecode::confine(&mut cmd, work);
     let origin = builder.origin.clone();
-    let output = tokio::task::spawn_blocking(move || cmd.output())
+    tokio::task::spawn_blocking(move || cmd.output())
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| format!("{origin} could not be started: {e}"))?;
+        .map_err(|e| format!("{origin} could not be started: {e}"))
+}
+
+/// Why a hook failed: its last lines, and what to do.
+fn hook_failed(output: &std::process::Output, builder: &Builder, names: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = tail[tail.len().saturating_sub(6)..].join("\n    ");
+    let compiler = ["gcc", "cc1", "compiler", "Python.h", "build_ext", "Cython"].iter().any(|w| stderr.contains(w));
+    let hint = if compiler {
+        "it compiles C, and oxbuild builds pure-Python packages only: put a wheel for the target in find-links (with [python] trust-local-wheels), or use a base whose index has one"
+    } else {
+        "fix the package or its build requirements, or put a wheel for it in find-links (with [python] trust-local-wheels)"
+    };
+    format!(
+        "the build by {} failed with {} (build requirements: {}):\n    {tail}\n{hint}",
+        builder.origin,
+        output.status,
+        names.join(", ")
+    )
+}
+
+/// Builds the project at `root` into a pure-Python wheel with its own
+/// backend, working in `work` (which it may write in), and stores the wheel.
+/// The backend gets `requirements`, then what it asks for besides them
+/// (PEP 517's `get_requires_for_build_wheel`: old setuptools asks for
+/// `wheel`), chosen by `resolver`; those are returned with the wheel.
+async fn build_tree(
+    root: &Path,
+    work: &Path,
+    builder: &Builder,
+    system: &BuildSystem,
+    requirements: &[Resolved],
+    epoch: u64,
+    resolver: &Resolver<'_>,
+) -> Result<(Built, Vec<Resolved>), String> {
+    let (site, out, bin) = (work.join("site"), work.join("out"), work.join("bin"));
+    for d in [&site, &out, &bin] {
+        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+    }
+    install_requirements(requirements, &site)?;
+    // PATH holds only this interpreter (through the wrapper that starts it as
+    // the build does): no compiler, nor anything else, is found.
+    let wrapper = bin.join("python3");
+    std::fs::write(&wrapper, builder.wrapper()).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    let _ = std::os::unix::fs::symlink("python3", bin.join("python"));
+    let mut names: Vec<&str> = requirements.iter().map(|r| r.pin.as_str()).collect();
+
+    let output = run_hook("requires", root, work, builder, system, epoch).await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let asked = stdout.lines().rev().find_map(|l| l.strip_prefix("OXBUILD-REQUIRES ")).map(str::trim).map(String::from);
+    let Some(asked) = asked.filter(|_| output.status.success()) else {
+        return Err(hook_failed(&output, builder, &names));
+    };
+    let asked: Vec<String> =
+        serde_json::from_str(&asked).map_err(|e| format!("the backend's get_requires_for_build_wheel: {e}"))?;
+    // Only what is not installed already.
+    let have: Vec<String> = requirements.iter().map(|r| r.pin.split("==").next().unwrap_or("").to_string()).collect();
+    let asked: Vec<String> = asked
+        .into_iter()
+        .filter(|a| {
+            crate::name::parse_requirement(a)
+                .map(|r| !have.contains(&crate::name::normalize(r.name.as_ref())))
+                .unwrap_or(true)
+        })
+        .collect();
+    let extra = if asked.is_empty() {
+        Vec::new()
+    } else {
+        resolve_requirements(
+            &asked,
+            resolver.constraints,
+            resolver.before,
+            resolver.sources,
+            resolver.target,
+            resolver.store,
+        )
+        .await?
+    };
+    install_requirements(&extra, &site)?;
+    names.extend(extra.iter().map(|r| r.pin.as_str()));
+
+    let output = run_hook("build", root, work, builder, system, epoch).await?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let built = stdout.lines().rev().find_map(|l| l.strip_prefix("OXBUILD-WHEEL ")).map(str::trim).map(String::from);
-    let names: Vec<&str> = requirements.iter().map(|r| r.pin.as_str()).collect();
     let Some(built) = built.filter(|_| output.status.success()) else {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        let tail = tail[tail.len().saturating_sub(6)..].join("\n    ");
-        let compiler = ["gcc", "cc1", "compiler", "Python.h", "build_ext", "Cython"].iter().any(|w| stderr.contains(w));
-        let hint = if compiler {
-            "it compiles C, and oxbuild builds pure-Python packages only: put a wheel for the target in find-links (with [python] trust-local-wheels), or use a base whose index has one"
-        } else {
-            "fix the package or its build requirements, or put a wheel for it in find-links (with [python] trust-local-wheels)"
-        };
-        return Err(format!(
-            "the build by {} failed with {} (build requirements: {}):\n    {tail}\n{hint}",
-            builder.origin,
-            output.status,
-            names.join(", ")
-        ));
+        return Err(hook_failed(&output, builder, &names));
     };
     let name = wheel::WheelName::parse(&built).ok_or_else(|| format!("the backend made `{built}`, not a wheel"))?;
     // A package whose C speedups are optional (SQLAlchemy, MarkupSafe) builds
@@ -798,11 +910,11 @@ async fn build_tree(
             "it built {built}, which is not pure Python (it compiles C): oxbuild accepts only py3-none-any wheels from a build; put a wheel for the target in find-links (with [python] trust-local-wheels)"
         ));
     }
-    let mut writer = store.writer().map_err(|e| e.to_string())?;
+    let mut writer = resolver.store.writer().map_err(|e| e.to_string())?;
     let mut file = std::fs::File::open(out.join(&built)).map_err(|e| e.to_string())?;
     std::io::copy(&mut file, &mut writer).map_err(|e| e.to_string())?;
     let (digest, path) = writer.commit_computed().map_err(|e| e.to_string())?;
-    Ok(Built { filename: built, digest, path, cached: false })
+    Ok((Built { filename: built, digest, path, cached: false }, extra))
 }
 
 /// Whether the wheel at `path` holds native code (a shared library or an
@@ -912,9 +1024,11 @@ pub async fn build_project(
     let requirements = resolve_requirements(&system.requires, &builder.constraints, None, sources, target, store)
         .await
         .map_err(&fail)?;
-    let built =
-        build_tree(&root, work.path(), builder, &system, &requirements, builder.epoch, store).await.map_err(&fail)?;
-    Ok((built, requirements.into_iter().map(|r| r.pin).collect()))
+    let resolver = Resolver { constraints: &builder.constraints, before: None, sources, target, store };
+    let (built, asked) = build_tree(&root, work.path(), builder, &system, &requirements, builder.epoch, &resolver)
+        .await
+        .map_err(&fail)?;
+    Ok((built, requirements.into_iter().chain(asked).map(|r| r.pin).collect()))
 }
 
 #[cfg(test)]
@@ -959,7 +1073,7 @@ mod tests {
         let chosen = |before: Option<u64>, spec: Option<&str>, pinned: Option<&str>| {
             let spec = spec.map(|s| pep440_rs::VersionSpecifiers::from_str(s).unwrap());
             let pinned = pinned.map(String::from);
-            newest_fitting(&files, spec.as_ref(), pinned.as_ref(), before.map(at)).map(|(_, c)| c.filename.clone())
+            newest_fitting(&files, spec.as_ref(), pinned.as_ref(), before.map(at)).map(|(_, c, _)| c.filename.clone())
         };
         // The sdist was uploaded on day 10: 3.10.0 came later, 3.9.1 is yanked, 3.11.0b1 a pre-release.
         assert_eq!(chosen(Some(10), None, None).as_deref(), Some("flit_core-3.9.0-py3-none-any.whl"));
@@ -967,11 +1081,15 @@ mod tests {
         assert_eq!(chosen(Some(10), Some("<3.9"), None).as_deref(), Some("flit_core-3.8.0-py3-none-any.whl"));
         // A pin is taken whenever it was uploaded; nothing fits before day 1.
         assert_eq!(chosen(Some(10), None, Some("3.10.0")).as_deref(), Some("flit_core-3.10.0-py3-none-any.whl"));
-        assert_eq!(chosen(Some(1), None, None), None);
+        // Nothing before day 1: the newest that satisfies it, marked late.
+        assert_eq!(chosen(Some(1), None, None).as_deref(), Some("flit_core-3.10.0-py3-none-any.whl"));
+        let late = newest_fitting(&files, None, None, Some(at(1))).map(|(_, _, late)| late);
+        assert_eq!(late, Some(true));
+        assert_eq!(newest_fitting(&files, None, None, Some(at(10))).map(|(_, _, late)| late), Some(false));
         // A file with no upload time (find-links) is always eligible.
         let mut local = files.clone();
         local.push(file("flit_core-3.12.0-py3-none-any.whl", None, false));
-        let picked = newest_fitting(&local, None, None, Some(at(10))).map(|(_, c)| c.filename.clone());
+        let picked = newest_fitting(&local, None, None, Some(at(10))).map(|(_, c, _)| c.filename.clone());
         assert_eq!(picked.as_deref(), Some("flit_core-3.12.0-py3-none-any.whl"));
     }
 
