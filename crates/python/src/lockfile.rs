@@ -236,9 +236,24 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
     for p in &packages {
         by_name.entry(normalize(str_of(p, "name").unwrap_or(""))).or_default().push(p);
     }
-    let roots: Vec<&toml::Table> = packages.iter().filter(|p| is_root(p)).collect();
+    let mut roots: Vec<&toml::Table> = packages.iter().filter(|p| is_root(p)).collect();
     if roots.is_empty() {
-        return Err(lock_err("no project package (source editable, virtual or \".\") to start from".into()));
+        // A workspace whose root is no project (`[tool.uv.workspace]` only):
+        // its members are where the dependencies start.
+        let members: Vec<String> = doc
+            .get("manifest")
+            .and_then(|m| m.get("members"))
+            .and_then(|m| m.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.as_str().map(normalize))
+            .collect();
+        roots = packages.iter().filter(|p| members.contains(&normalize(str_of(p, "name").unwrap_or("")))).collect();
+    }
+    if roots.is_empty() {
+        return Err(lock_err(
+            "no project package (source editable, virtual or \".\", or a workspace member) to start from".into(),
+        ));
     }
     // The edges of `table[key]`, or of `table[key][sub]` (a group or an extra).
     let edges = |table: &toml::Table, key: &str, sub: Option<&str>| -> Vec<toml::Value> {
@@ -516,6 +531,19 @@ source = { registry = "https://pypi.org/simple" }
             Location::File(p) => assert_eq!(p, &dir.path().join("wheels/local-1.0-py3-none-any.whl")),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_workspace_whose_root_is_no_project_starts_from_its_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("uv.lock");
+        let text = "version = 1\nrequires-python = \">=3.11\"\n\n[manifest]\nmembers = [\"api\"]\n\n\
+                    [[package]]\nname = \"api\"\nversion = \"0.1.0\"\nsource = { editable = \"backend\" }\ndependencies = [{ name = \"six\" }]\n\n\
+                    [[package]]\nname = \"six\"\nversion = \"1.17.0\"\nsource = { registry = \"https://pypi.org/simple\" }\n";
+        std::fs::write(&path, text).unwrap();
+        let reqs = load(&path, &target(), &Selection::production()).unwrap();
+        let names: Vec<&str> = reqs.pins.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["six"], "the member is where dependencies start, not a package to build");
     }
 
     #[test]
