@@ -29,6 +29,17 @@ fn sdist(dir: &Path, name: &str, version: &str, files: &[(&str, &str)]) -> (Path
     (path, sha)
 }
 
+/// `legacy-2.0.tar.gz`, a `setup.py`-only sdist (setuptools' legacy
+/// backend), written into `dir`; its sha256.
+fn legacy_sdist(dir: &Path) -> String {
+    let files = [
+        ("setup.py", "from setuptools import setup\nsetup(name='legacy', version='2.0', py_modules=['legacy'])\n"),
+        ("legacy.py", "ANSWER = 42\n"),
+        ("PKG-INFO", "Metadata-Version: 2.1\nName: legacy\nVersion: 2.0\n"),
+    ];
+    sdist(dir, "legacy", "2.0", &files).1
+}
+
 /// pyweb, offline, with `sdists` and the build backends' wheels in
 /// `find-links`, and `pins` as its whole production lock.
 fn app_with(sdists: &Path, pins: &str) -> common::Workspace {
@@ -74,16 +85,7 @@ fn source_only_packages_are_built_with_their_backend_and_the_image_is_reproducib
             ("PKG-INFO", "Metadata-Version: 2.1\nName: greet\nVersion: 1.0\n"),
         ],
     );
-    let (_, legacy) = sdist(
-        &dir,
-        "legacy",
-        "2.0",
-        &[
-            ("setup.py", "from setuptools import setup\nsetup(name='legacy', version='2.0', py_modules=['legacy'])\n"),
-            ("legacy.py", "ANSWER = 42\n"),
-            ("PKG-INFO", "Metadata-Version: 2.1\nName: legacy\nVersion: 2.0\n"),
-        ],
-    );
+    let legacy = legacy_sdist(&dir);
     let ws = app_with(&dir, &format!("greet==1.0 --hash=sha256:{flit}\nlegacy==2.0 --hash=sha256:{legacy}\n"));
     let layout = ws.tmp.path().join("layout");
     let report = build_json(
@@ -242,15 +244,7 @@ fn sdists_build_with_the_bases_own_interpreter_and_a_built_wheel_serves_the_whol
         "1.0",
         &[("setup.py", SPAWNING_SETUP), ("PKG-INFO", "Metadata-Version: 2.1\nName: spawned\nVersion: 1.0\n")],
     );
-    let (_, legacy) = sdist(
-        &dir,
-        "legacy",
-        "2.0",
-        &[
-            ("setup.py", "from setuptools import setup\nsetup(name='legacy', version='2.0', py_modules=['legacy'])\n"),
-            ("legacy.py", "ANSWER = 42\n"),
-        ],
-    );
+    let legacy = legacy_sdist(&dir);
     let ws = app_with(&dir, &format!("spawned==1.0 --hash=sha256:{spawned}\n"));
     let (runner_a, runner_b) = (ws.tmp.path().join("runner-a"), ws.tmp.path().join("runner-b"));
     let layout = ws.tmp.path().join("layout");

@@ -98,11 +98,24 @@ fn assigned(text: &str, factories: &[&str]) -> Option<String> {
     })
 }
 
+/// The command that serves `target` (`module:app`) with `server`,
+/// imported from `chdir` (relative to the workdir; empty for the workdir).
+fn serve(server: &'static str, target: String, chdir: String) -> Vec<String> {
+    let mut argv: Vec<String> = match server {
+        "uvicorn" => vec!["uvicorn".into(), "--host".into(), "0.0.0.0".into(), "--port".into(), PORT.to_string()],
+        _ => vec![server.into(), "--bind".into(), format!("0.0.0.0:{PORT}")],
+    };
+    if !chdir.is_empty() {
+        argv.extend([if server == "uvicorn" { "--app-dir" } else { "--chdir" }.to_string(), chdir]);
+    }
+    argv.push(target);
+    argv
+}
+
 /// The project's way to run, by convention; None when none applies.
 pub fn detect(dir: &Path) -> Option<Convention> {
     let files = python_files(dir);
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    let bind = format!("0.0.0.0:{PORT}");
 
     // Django: manage.py and the project's wsgi.py (the settings package).
     if dir.join("manage.py").is_file()
@@ -110,11 +123,7 @@ pub fn detect(dir: &Path) -> Option<Convention> {
             files.iter().find(|p| p.file_name().is_some_and(|n| n == "wsgi.py") && read(p).contains("application"))
         && let Some((module, chdir)) = module_of(dir, wsgi)
     {
-        let mut argv = vec!["gunicorn".to_string(), "--bind".into(), bind];
-        if !chdir.is_empty() {
-            argv.extend(["--chdir".to_string(), chdir]);
-        }
-        argv.push(format!("{module}:application"));
+        let argv = serve("gunicorn", format!("{module}:application"), chdir);
         let shown = wsgi.strip_prefix(dir).unwrap_or(wsgi).display();
         return Some(Convention { what: format!("Django (manage.py, {shown})"), argv, server: Some("gunicorn") });
     }
@@ -127,12 +136,7 @@ pub fn detect(dir: &Path) -> Option<Convention> {
         if let Some(var) = assigned(&text, &["FastAPI", "Starlette"])
             && let Some((module, chdir)) = module_of(dir, f)
         {
-            let mut argv =
-                vec!["uvicorn".to_string(), "--host".into(), "0.0.0.0".into(), "--port".into(), PORT.to_string()];
-            if !chdir.is_empty() {
-                argv.extend(["--app-dir".to_string(), chdir]);
-            }
-            argv.push(format!("{module}:{var}"));
+            let argv = serve("uvicorn", format!("{module}:{var}"), chdir);
             let shown = f.strip_prefix(dir).unwrap_or(f).display();
             return Some(Convention { what: format!("an ASGI app in {shown}"), argv, server: Some("uvicorn") });
         }
@@ -148,11 +152,7 @@ pub fn detect(dir: &Path) -> Option<Convention> {
         if let Some(target) = target
             && let Some((module, chdir)) = module_of(dir, f)
         {
-            let mut argv = vec!["gunicorn".to_string(), "--bind".into(), bind];
-            if !chdir.is_empty() {
-                argv.extend(["--chdir".to_string(), chdir]);
-            }
-            argv.push(format!("{module}:{target}"));
+            let argv = serve("gunicorn", format!("{module}:{target}"), chdir);
             let shown = f.strip_prefix(dir).unwrap_or(f).display();
             return Some(Convention { what: format!("a Flask app in {shown}"), argv, server: Some("gunicorn") });
         }
