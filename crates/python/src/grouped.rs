@@ -417,6 +417,8 @@ pub fn pdm(
                     sha256: sha,
                     yanked: None,
                     upload_time: None,
+                    requires_python: None,
+                    metadata: false,
                 });
             } else if let Some(path) = f.get("path").and_then(|p| p.as_str()) {
                 let path = dir.join(path);
@@ -427,6 +429,8 @@ pub fn pdm(
                     sha256: sha,
                     yanked: None,
                     upload_time: None,
+                    requires_python: None,
+                    metadata: false,
                 });
             }
         }

@@ -21,6 +21,7 @@ pub mod lockfile;
 pub mod marker;
 pub mod name;
 pub mod requirements;
+pub mod resolve;
 pub mod sdist;
 pub mod source;
 pub mod tags;

@@ -142,7 +142,15 @@ fn file_candidate(file: &toml::Table, dir: &Path) -> Option<Candidate> {
         toml::Value::Datetime(d) => crate::source::parse_time(&d.to_string()),
         _ => None,
     });
-    Some(Candidate { filename, location, sha256: sha, yanked: None, upload_time })
+    Some(Candidate {
+        filename,
+        location,
+        sha256: sha,
+        yanked: None,
+        upload_time,
+        requires_python: None,
+        metadata: false,
+    })
 }
 
 /// PEP 751: `[[packages]]` with name, version, marker, wheels and sdist.
@@ -385,6 +393,8 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
                             sha256: first_hash.clone(),
                             yanked: None,
                             upload_time: None,
+                            requires_python: None,
+                            metadata: false,
                         });
                     } else {
                         tree = Some(Tree::Directory(path));
@@ -400,6 +410,8 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
                         sha256: first_hash.clone(),
                         yanked: None,
                         upload_time: None,
+                        requires_python: None,
+                        metadata: false,
                     });
                 }
             }

@@ -1061,6 +1061,8 @@ mod tests {
             sha256: None,
             yanked: yanked.then(String::new),
             upload_time: uploaded.map(at),
+            requires_python: None,
+            metadata: false,
         };
         let files = vec![
             file("flit_core-3.8.0-py3-none-any.whl", Some(1), false),

@@ -31,6 +31,12 @@ pub struct Candidate {
     pub yanked: Option<String>,
     /// When it was uploaded (PEP 700), when the index or lock says.
     pub upload_time: Option<std::time::SystemTime>,
+    /// Its `Requires-Python` as the index lists it (PEP 503's
+    /// `data-requires-python`), before any file is fetched.
+    pub requires_python: Option<String>,
+    /// The index serves its core metadata beside it (PEP 658/714: the file's
+    /// URL with `.metadata` appended).
+    pub metadata: bool,
 }
 
 /// A file listed on an index page.
@@ -43,6 +49,8 @@ struct Listed {
     yanked: Option<String>,
     /// PEP 700's `upload-time`, from JSON pages only.
     upload_time: Option<std::time::SystemTime>,
+    requires_python: Option<String>,
+    metadata: bool,
 }
 
 /// An RFC 3339 time as indexes and locks write it (`2024-05-01T12:00:00.123Z`).
@@ -219,6 +227,8 @@ impl Sources {
                         sha256: None,
                         yanked: None,
                         upload_time: None,
+                        requires_python: None,
+                        metadata: false,
                     });
                 }
             }
@@ -262,6 +272,8 @@ impl Sources {
                 sha256: l.sha256,
                 yanked: l.yanked,
                 upload_time: l.upload_time,
+                requires_python: l.requires_python,
+                metadata: l.metadata,
             })
             .collect())
     }
@@ -306,6 +318,27 @@ impl Sources {
                 Failed::Other(Error::Index(format!("cannot reach {host}: {detail}")))
             }
         })
+    }
+
+    /// The core metadata an index serves beside `c` (PEP 658: its URL with
+    /// `.metadata` appended), when it says it does: a few kilobytes instead
+    /// of the whole file. None when it has none to offer.
+    pub async fn metadata(&self, c: &Candidate) -> Result<Option<String>, Error> {
+        let Location::Url(url, index) = &c.location else { return Ok(None) };
+        if !c.metadata {
+            return Ok(None);
+        }
+        let mut at = url.clone();
+        at.set_path(&format!("{}.metadata", url.path()));
+        let read = |resp: reqwest::Response| async move {
+            resp.text().await.map_err(|e| Attempt::Transport(oxbuild_http::describe(&e)))
+        };
+        match self.get(*index, &at, "*/*", read).await {
+            Ok(text) => Ok(Some(text)),
+            // Listed but not served: the file itself will do.
+            Err(Failed::Status(_)) => Ok(None),
+            Err(Failed::Other(e)) => Err(e),
+        }
     }
 
     /// Copies or downloads a candidate into a blob-store writer, which the
@@ -425,7 +458,20 @@ fn parse_json(body: &str, page: &url::Url) -> Vec<Listed> {
                     };
                     let sha256 = f["hashes"]["sha256"].as_str().map(str::to_string);
                     let upload_time = f["upload-time"].as_str().and_then(parse_time);
-                    Some(Listed { filename: f["filename"].as_str()?.to_string(), url, sha256, yanked, upload_time })
+                    let requires_python = f["requires-python"].as_str().map(String::from);
+                    // PEP 714's name, and PEP 658's older one; `false` or absent is none.
+                    let metadata = [&f["core-metadata"], &f["dist-info-metadata"], &f["data-dist-info-metadata"]]
+                        .iter()
+                        .any(|m| m.is_object() || m.as_bool() == Some(true));
+                    Some(Listed {
+                        filename: f["filename"].as_str()?.to_string(),
+                        url,
+                        sha256,
+                        yanked,
+                        upload_time,
+                        requires_python,
+                        metadata,
+                    })
                 })
                 .collect()
         })
@@ -461,7 +507,18 @@ fn parse_html(body: &str, page: &url::Url) -> Vec<Listed> {
                 url.set_fragment(None);
                 // File names are percent-encoded in URLs: `torch-2.3.0%2Bcpu-…` is `torch-2.3.0+cpu-…`.
                 let filename = url.path_segments().and_then(|mut s| s.next_back()).map(percent).unwrap_or_default();
-                out.push(Listed { filename, url, sha256, yanked: attr("data-yanked"), upload_time: None });
+                let metadata = ["data-core-metadata", "data-dist-info-metadata"]
+                    .iter()
+                    .any(|a| attr(a).is_some_and(|v| v != "false"));
+                out.push(Listed {
+                    filename,
+                    url,
+                    sha256,
+                    yanked: attr("data-yanked"),
+                    upload_time: None,
+                    requires_python: attr("data-requires-python"),
+                    metadata,
+                });
             }
             _ => {}
         }

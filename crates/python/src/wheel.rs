@@ -266,15 +266,7 @@ pub struct Requires {
 
 /// Reads what the wheel at `path` needs: its `Requires-Dist` and `Requires-Python`.
 pub fn requires(path: &Path, filename: &str) -> Result<Requires, Error> {
-    let fields = metadata_fields(path, filename)?;
-    Ok(Requires {
-        dist: fields.iter().filter(|(k, _)| k == "requires-dist").map(|(_, v)| v.trim().to_string()).collect(),
-        python: fields
-            .iter()
-            .find(|(k, _)| k == "requires-python")
-            .map(|(_, v)| v.trim().to_string())
-            .filter(|v| !v.is_empty()),
-    })
+    Ok(requires_of(&metadata_fields(path, filename)?))
 }
 
 /// The header fields of the wheel's METADATA (an email-style header block;
@@ -304,6 +296,13 @@ fn metadata_fields(path: &Path, filename: &str) -> Result<Vec<(String, String)>,
         .take(16 << 20)
         .read_to_string(&mut text)
         .map_err(|e| bad(format!("{name}: {e}")))?;
+    Ok(header_fields(&text))
+}
+
+/// The header fields of core metadata (METADATA, PKG-INFO, an index's
+/// `.metadata` file): an email-style header block whose continuation lines
+/// start with white space; keys in lower case.
+pub fn header_fields(text: &str) -> Vec<(String, String)> {
     let mut fields: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
         if line.is_empty() {
@@ -320,7 +319,19 @@ fn metadata_fields(path: &Path, filename: &str) -> Result<Vec<(String, String)>,
             fields.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    Ok(fields)
+    fields
+}
+
+/// What core metadata says a distribution needs.
+pub fn requires_of(fields: &[(String, String)]) -> Requires {
+    Requires {
+        dist: fields.iter().filter(|(k, _)| k == "requires-dist").map(|(_, v)| v.trim().to_string()).collect(),
+        python: fields
+            .iter()
+            .find(|(k, _)| k == "requires-python")
+            .map(|(_, v)| v.trim().to_string())
+            .filter(|v| !v.is_empty()),
+    }
 }
 
 /// Installs the wheel at `path` into a venv laid out as `venv`, returning

@@ -27,6 +27,8 @@ pub struct IndexOptions {
     /// are relative to, and character references in attribute values
     /// (`?via=index&amp;n=1`).
     pub base_and_entities: bool,
+    /// Serve no core metadata beside wheels (PEP 658), as older indexes do.
+    pub no_metadata: bool,
 }
 
 /// One request the index answered.
@@ -121,7 +123,22 @@ impl PackageIndex {
             } else {
                 format!("../../files/{}#sha256={sha}", percent_encode(&name))
             };
-            projects.entry(project_of(&name)).or_default().push_str(&format!("<a href=\"{href}\">{name}</a>\n"));
+            // A wheel's core metadata beside it (PEP 658), and its
+            // Requires-Python on the link (PEP 503), as PyPI serves them.
+            let mut attrs = String::new();
+            if let Some(metadata) = name.ends_with(".whl").then(|| wheel_metadata(&bytes)).flatten() {
+                if let Some(python) = metadata.lines().find_map(|l| l.strip_prefix("Requires-Python:")) {
+                    attrs.push_str(&format!(" data-requires-python=\"{}\"", escape(python.trim())));
+                }
+                if !options.no_metadata {
+                    let digest = sha256_hex(metadata.as_bytes());
+                    std::fs::write(served.join(format!("{name}.metadata")), metadata).unwrap();
+                    attrs.push_str(&format!(
+                        " data-core-metadata=\"sha256={digest}\" data-dist-info-metadata=\"sha256={digest}\""
+                    ));
+                }
+            }
+            projects.entry(project_of(&name)).or_default().push_str(&format!("<a href=\"{href}\"{attrs}>{name}</a>\n"));
         }
         for (project, links) in projects {
             let dir = root.path().join("simple").join(project);
@@ -166,6 +183,16 @@ impl PackageIndex {
     }
 
     /// Every request answered so far.
+    /// Marks one file yanked (PEP 592), with `reason`.
+    pub fn yank_file(&self, project: &str, filename: &str, reason: &str) {
+        let page = self.shared.root.join("simple").join(project).join("index.html");
+        let html = std::fs::read_to_string(&page).unwrap();
+        let line =
+            html.lines().find(|l| l.contains(&format!(">{filename}</a>"))).expect("the file is listed").to_string();
+        let yanked = line.replacen("<a href=", &format!("<a data-yanked=\"{}\" href=", escape(reason)), 1);
+        std::fs::write(&page, html.replace(&line, &yanked)).unwrap();
+    }
+
     pub fn requests(&self) -> Vec<IndexRequest> {
         self.shared.seen.lock().unwrap().clone()
     }
@@ -177,6 +204,70 @@ impl PackageIndex {
             .filter(|r| r.status == 200 && r.line.starts_with("GET /files/") && r.line.ends_with(".whl"))
             .count()
     }
+}
+
+/// `text` for an HTML attribute value.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// The METADATA file of the wheel in `bytes`, if it has one.
+fn wheel_metadata(bytes: &[u8]) -> Option<String> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).ok()?;
+    let name = zip
+        .file_names()
+        .filter_map(Result::ok)
+        .find(|n| n.ends_with(".dist-info/METADATA") && n.matches('/').count() == 1)?
+        .into_owned();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name(&name).ok()?, &mut text).ok()?;
+    Some(text)
+}
+
+/// Writes a minimal wheel into `dir` (one module, METADATA, WHEEL, RECORD)
+/// for `name` `version` with `tag` (`py3-none-any`), its `Requires-Dist`
+/// lines and `Requires-Python`; returns its path. For index tests whose
+/// data the test controls.
+pub fn make_wheel(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    tag: &str,
+    requires_dist: &[&str],
+    requires_python: Option<&str>,
+) -> PathBuf {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir).unwrap();
+    let stem = name.replace('-', "_");
+    let path = dir.join(format!("{stem}-{version}-{tag}.whl"));
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let options = zip::write::SimpleFileOptions::default();
+    let info = format!("{stem}-{version}.dist-info");
+    let mut metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
+    if let Some(p) = requires_python {
+        metadata.push_str(&format!("Requires-Python: {p}\n"));
+    }
+    for r in requires_dist {
+        metadata.push_str(&format!("Requires-Dist: {r}\n"));
+    }
+    let files = [
+        (format!("{stem}.py"), format!("VERSION = {version:?}\n")),
+        (format!("{info}/METADATA"), metadata),
+        (format!("{info}/WHEEL"), format!("Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: {tag}\n")),
+    ];
+    let mut record = String::new();
+    for (file, text) in &files {
+        zip.start_file(file.as_str(), options).unwrap();
+        zip.write_all(text.as_bytes()).unwrap();
+        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+        record.push_str(&format!("{file},sha256={hash},{}\n", text.len()));
+    }
+    record.push_str(&format!("{info}/RECORD,,\n"));
+    zip.start_file(format!("{info}/RECORD"), options).unwrap();
+    zip.write_all(record.as_bytes()).unwrap();
+    zip.finish().unwrap();
+    path
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

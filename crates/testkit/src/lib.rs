@@ -29,7 +29,7 @@ mod server;
 mod token;
 
 pub use forward_proxy::{ForwardProxy, ProxySeen};
-pub use index::{IndexOptions, IndexRequest, PackageIndex};
+pub use index::{IndexOptions, IndexRequest, PackageIndex, make_wheel};
 pub use proxy::{Fault, Proxy, Seen};
 pub use token::{TokenRequest, TokenServer};
 

@@ -1,0 +1,482 @@
+//! Resolving a project's requirements into a lock, for `oxbuild lock`: the
+//! one place oxbuild chooses versions (a build never does).
+//!
+//! The search is the `pubgrub` crate's PubGrub solver. What is here is what
+//! it asks of a Python index: which versions a package has for the target
+//! (yanked files, upload times after `--exclude-newer`, `Requires-Python`
+//! and pre-releases filtered), and what a version depends on (its core
+//! metadata: the index's PEP 658 `.metadata` file where it serves one, else
+//! the wheel's METADATA, else a sdist's static PKG-INFO), markers evaluated
+//! for the target and extras followed as packages of their own.
+//!
+//! The solver is synchronous and the index is not: the solve runs on a
+//! blocking thread, which waits on the async index through the runtime's
+//! handle. What it fetched is kept for the next target.
+
+mod explain;
+pub mod pylock;
+pub mod ranges;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::str::FromStr as _;
+
+use oxbuild_image::BlobStore;
+use pep440_rs::Version;
+use pubgrub::{
+    DefaultStringReporter, Dependencies, DependencyConstraints, DependencyProvider, PackageResolutionStatistics,
+    PubGrubError, Ranges, Reporter as _,
+};
+
+use crate::name::normalize;
+use crate::source::{Candidate, Location, Sources};
+use crate::{Error, Target, wheel};
+
+/// A package as the solver sees it: the project, a distribution, or a
+/// distribution with one extra (which depends on the distribution at the
+/// same version, plus what the extra adds).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Package {
+    /// What is being locked.
+    Root,
+    /// A distribution, by normalised name.
+    Dist(String),
+    /// A distribution's extra.
+    Extra(String, String),
+}
+
+impl std::fmt::Display for Package {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Package::Root => write!(f, "the project"),
+            Package::Dist(n) => write!(f, "{n}"),
+            Package::Extra(n, e) => write!(f, "{n}[{e}]"),
+        }
+    }
+}
+
+/// What to resolve.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// The project's requirements (PEP 508), with their markers.
+    pub requirements: Vec<String>,
+    /// Files uploaded after this are not chosen (files with no upload time are).
+    pub exclude_newer: Option<std::time::SystemTime>,
+    /// Versions to keep when they still fit (existing pins), by normalised name.
+    pub preferences: BTreeMap<String, Version>,
+    /// Pre-releases may be chosen for every package (else only where a
+    /// requirement names one).
+    pub prereleases: bool,
+}
+
+/// A distribution chosen for a target.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    /// Its name, as the index writes it.
+    pub name: String,
+    /// The version.
+    pub version: Version,
+    /// Its files that the lock records: wheels that fit the target, and the sdist.
+    pub files: Vec<Candidate>,
+    /// The extras asked of it.
+    pub extras: BTreeSet<String>,
+    /// Normalised names of what it depends on for the target.
+    pub dependencies: BTreeSet<String>,
+}
+
+/// Why a resolution failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// No set of versions satisfies the requirements: the explanation, in sentences.
+    #[error("no versions satisfy the requirements for {target}:\n{explanation}")]
+    Unsatisfiable {
+        /// Which target.
+        target: String,
+        /// The chain of requirements that conflict.
+        explanation: String,
+    },
+    /// Reading the index or a file failed.
+    #[error(transparent)]
+    Index(#[from] Error),
+}
+
+/// What one version of a distribution offers: its files, and its metadata
+/// once read.
+#[derive(Debug, Clone)]
+struct Release {
+    files: Vec<Candidate>,
+}
+
+/// The index, as the solver asks it, with what it learnt kept between
+/// targets.
+pub struct Index<'a> {
+    sources: &'a Sources,
+    store: &'a BlobStore,
+    handle: tokio::runtime::Handle,
+    /// Every file of a project, by normalised name.
+    files: RefCell<HashMap<String, Vec<Candidate>>>,
+    /// Core metadata by (name, version): `Requires-Dist`, `Requires-Python`.
+    metadata: RefCell<HashMap<(String, String), wheel::Requires>>,
+}
+
+impl<'a> Index<'a> {
+    /// An index over `sources`, downloading into `store` when it must.
+    pub fn new(sources: &'a Sources, store: &'a BlobStore, handle: tokio::runtime::Handle) -> Index<'a> {
+        Index { sources, store, handle, files: Default::default(), metadata: Default::default() }
+    }
+
+    /// Every file of `name` in the find-links directories and on the indexes.
+    fn files(&self, name: &str) -> Result<Vec<Candidate>, Error> {
+        if let Some(f) = self.files.borrow().get(name) {
+            return Ok(f.clone());
+        }
+        let mut all = self.sources.local_candidates(name)?;
+        all.extend(self.handle.block_on(self.sources.index_candidates(name))?);
+        self.files.borrow_mut().insert(name.to_string(), all.clone());
+        Ok(all)
+    }
+
+    /// The core metadata of `name` `version`, from the best of `files`: the
+    /// index's `.metadata` file, else a wheel's METADATA (downloaded into the
+    /// store), else a sdist's PKG-INFO when its dependencies are static.
+    fn requires(&self, name: &str, version: &Version, files: &[Candidate]) -> Result<wheel::Requires, Error> {
+        let key = (name.to_string(), version.to_string());
+        if let Some(r) = self.metadata.borrow().get(&key) {
+            return Ok(r.clone());
+        }
+        let wheels: Vec<&Candidate> = files.iter().filter(|c| c.filename.ends_with(".whl")).collect();
+        let mut found = None;
+        for c in &wheels {
+            if let Some(text) = self.handle.block_on(self.sources.metadata(c))? {
+                found = Some(wheel::requires_of(&wheel::header_fields(&text)));
+                break;
+            }
+        }
+        if found.is_none()
+            && let Some(c) = wheels.first()
+        {
+            let blob = self.handle.block_on(self.sources.download(c, self.store))?;
+            let digest = blob.digest();
+            if let Some(sha) = &c.sha256
+                && !sha.eq_ignore_ascii_case(digest.hex())
+            {
+                return Err(Error::Package(format!("{} does not match the index's sha256", c.filename)));
+            }
+            let path = blob.commit(&digest)?;
+            found = Some(wheel::requires(&path, &c.filename)?);
+        }
+        if found.is_none()
+            && let Some(c) = files.iter().find(|c| crate::sdist::is_sdist(&c.filename))
+        {
+            found = Some(self.sdist_requires(name, version, c)?);
+        }
+        let requires = found.ok_or_else(|| Error::Package(format!("{name} {version} has no files")))?;
+        self.metadata.borrow_mut().insert(key, requires.clone());
+        Ok(requires)
+    }
+
+    /// A sdist's dependencies from its PKG-INFO, when they are static
+    /// (metadata 2.2 or later, `Requires-Dist` not listed as `Dynamic`).
+    fn sdist_requires(&self, name: &str, version: &Version, c: &Candidate) -> Result<wheel::Requires, Error> {
+        let blob = self.handle.block_on(self.sources.download(c, self.store))?;
+        let digest = blob.digest();
+        let path = blob.commit(&digest)?;
+        let dir = tempfile::tempdir().map_err(|e| Error::Package(e.to_string()))?;
+        crate::sdist::unpack(&path, &c.filename, dir.path())
+            .map_err(|e| Error::Package(format!("{}: {e}", c.filename)))?;
+        let pkg_info = std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("PKG-INFO"))
+            .find(|p| p.is_file());
+        let text = pkg_info.and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
+        let fields = wheel::header_fields(&text);
+        let field = |k: &str| fields.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        let metadata_version = field("metadata-version").and_then(|v| Version::from_str(v).ok());
+        let dynamic = fields.iter().any(|(k, v)| k == "dynamic" && v.eq_ignore_ascii_case("requires-dist"));
+        if metadata_version.is_none_or(|v| v < Version::new([2, 2])) || dynamic {
+            return Err(Error::Package(format!(
+                "{name} {version} is published only as a sdist whose dependencies are not static (its PKG-INFO is metadata {}{}): lock it with `uv lock` or `pip-compile`, or publish a wheel for it",
+                field("metadata-version").unwrap_or("missing"),
+                if dynamic { ", with Requires-Dist dynamic" } else { "" }
+            )));
+        }
+        Ok(wheel::requires_of(&fields))
+    }
+}
+
+/// One target's solve: the index, the target, and the request.
+struct Provider<'i, 'a> {
+    index: &'i Index<'a>,
+    target: &'i Target,
+    env: crate::marker::Environment,
+    ranking: HashMap<crate::tags::Tag, usize>,
+    request: &'i Request,
+    /// Names for which any specifier names a pre-release.
+    prerelease_named: BTreeSet<String>,
+    /// The index's spelling of each name.
+    spelled: RefCell<BTreeMap<String, String>>,
+}
+
+impl Provider<'_, '_> {
+    /// The releases of `name` that may be chosen for the target, newest first.
+    fn releases(&self, name: &str) -> Result<Vec<(Version, Release)>, Error> {
+        let python = Version::from_str(&self.target.full_version)
+            .unwrap_or_else(|_| Version::new([u64::from(self.target.major), u64::from(self.target.minor)]));
+        let mut by_version: BTreeMap<Version, Vec<Candidate>> = BTreeMap::new();
+        for c in self.index.files(name)? {
+            if c.yanked.is_some()
+                || c.upload_time.zip(self.request.exclude_newer).is_some_and(|(t, limit)| t > limit)
+                || c.requires_python
+                    .as_deref()
+                    .and_then(|r| pep440_rs::VersionSpecifiers::from_str(r).ok())
+                    .is_some_and(|r| !r.contains(&python))
+            {
+                continue;
+            }
+            let (spelled, version) = if let Some(w) = wheel::WheelName::parse(&c.filename) {
+                // A wheel for another Python or platform is no use to this target.
+                if !w.tags.iter().any(|t| self.ranking.contains_key(t)) {
+                    continue;
+                }
+                (w.name.clone(), w.version.clone())
+            } else if crate::sdist::is_sdist(&c.filename) {
+                let Some(v) = crate::source::version_of(&c.filename) else { continue };
+                (crate::source::project_of(&c.filename).unwrap_or_default(), v)
+            } else {
+                continue;
+            };
+            let Ok(version) = Version::from_str(&version) else { continue };
+            self.spelled.borrow_mut().entry(name.to_string()).or_insert(spelled);
+            by_version.entry(version).or_default().push(c);
+        }
+        let allow_pre = self.request.prereleases || self.prerelease_named.contains(name);
+        let mut out: Vec<(Version, Release)> = by_version
+            .into_iter()
+            .filter(|(v, _)| allow_pre || !v.any_prerelease())
+            .map(|(v, files)| (v, Release { files }))
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The requirements `text` as the solver's constraints, markers
+    /// evaluated for the target with `extras` active.
+    fn constraints(&self, texts: &[String], extras: &[String]) -> Result<BTreeMap<Package, Ranges<Version>>, Error> {
+        let mut out: BTreeMap<Package, Ranges<Version>> = BTreeMap::new();
+        for text in texts {
+            let req = crate::name::parse_requirement(text).map_err(|e| Error::Package(format!("`{text}`: {e}")))?;
+            let extras: Vec<pep508_rs::ExtraName> =
+                extras.iter().filter_map(|e| pep508_rs::ExtraName::from_str(e).ok()).collect();
+            if !req.evaluate_markers(self.env.pep508(), &extras) {
+                continue;
+            }
+            let name = normalize(req.name.as_ref());
+            let range = match &req.version_or_url {
+                Some(pep508_rs::VersionOrUrl::VersionSpecifier(s)) => ranges::of(s),
+                Some(pep508_rs::VersionOrUrl::Url(_)) => {
+                    return Err(Error::Package(format!(
+                        "`{}` is a direct URL, which `oxbuild lock` does not resolve yet: pin it in the lock by hand",
+                        req.name
+                    )));
+                }
+                None => Ranges::full(),
+            };
+            let entry = out.entry(Package::Dist(name.clone())).or_insert_with(Ranges::full);
+            *entry = entry.intersection(&range);
+            for extra in &req.extras {
+                let entry =
+                    out.entry(Package::Extra(name.clone(), normalize(extra.as_ref()))).or_insert_with(Ranges::full);
+                *entry = entry.intersection(&range);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Constraints as the solver takes them.
+fn available(deps: BTreeMap<Package, Ranges<Version>>) -> Dependencies<Package, Ranges<Version>, String> {
+    Dependencies::Available(deps.into_iter().collect::<DependencyConstraints<_, _>>())
+}
+
+impl Provider<'_, '_> {
+    /// The requirements of `texts` that apply with `extra` active and not without it.
+    fn extra_only(&self, texts: &[String], extra: &str) -> Vec<String> {
+        let Ok(extra) = pep508_rs::ExtraName::from_str(extra) else { return Vec::new() };
+        texts
+            .iter()
+            .filter(|t| {
+                crate::name::parse_requirement(t).is_ok_and(|r| {
+                    r.evaluate_markers(self.env.pep508(), std::slice::from_ref(&extra))
+                        && !r.evaluate_markers(self.env.pep508(), &[])
+                })
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+impl DependencyProvider for Provider<'_, '_> {
+    type P = Package;
+    type V = Version;
+    type VS = Ranges<Version>;
+    type Priority = (u32, std::cmp::Reverse<usize>);
+    type M = String;
+    type Err = Error;
+
+    fn prioritize(
+        &self,
+        package: &Package,
+        range: &Ranges<Version>,
+        stats: &PackageResolutionStatistics,
+    ) -> Self::Priority {
+        // Packages that caused conflicts first, then those with fewest choices.
+        let choices = match package {
+            Package::Root => 0,
+            Package::Dist(n) | Package::Extra(n, _) => {
+                self.releases(n).map(|r| r.iter().filter(|(v, _)| range.contains(v)).count()).unwrap_or(0)
+            }
+        };
+        (stats.conflict_count(), std::cmp::Reverse(choices))
+    }
+
+    fn choose_version(&self, package: &Package, range: &Ranges<Version>) -> Result<Option<Version>, Error> {
+        let name = match package {
+            Package::Root => return Ok(Some(Version::new([0]))),
+            Package::Dist(n) | Package::Extra(n, _) => n,
+        };
+        let releases = self.releases(name)?;
+        // An existing pin is kept while it still fits.
+        if let Some(v) = self.request.preferences.get(name)
+            && range.contains(v)
+            && releases.iter().any(|(r, _)| r == v)
+        {
+            return Ok(Some(v.clone()));
+        }
+        Ok(releases.into_iter().map(|(v, _)| v).find(|v| range.contains(v)))
+    }
+
+    fn get_dependencies(
+        &self,
+        package: &Package,
+        version: &Version,
+    ) -> Result<Dependencies<Package, Ranges<Version>, String>, Error> {
+        match package {
+            Package::Root => Ok(available(self.constraints(&self.request.requirements, &[])?)),
+            Package::Dist(name) | Package::Extra(name, _) => {
+                let releases = self.releases(name)?;
+                let Some((_, release)) = releases.iter().find(|(v, _)| v == version) else {
+                    return Ok(Dependencies::Unavailable(format!("{name} {version} has no usable file")));
+                };
+                let requires = self.index.requires(name, version, &release.files)?;
+                if let Some(python) = &requires.python
+                    && let Ok(spec) = pep440_rs::VersionSpecifiers::from_str(python)
+                    && let Ok(target) = Version::from_str(&self.target.full_version)
+                    && !spec.contains(&target)
+                {
+                    return Ok(Dependencies::Unavailable(format!(
+                        "it needs Python {python}, and the target has {}",
+                        self.target.full_version
+                    )));
+                }
+                let deps = match package {
+                    Package::Extra(_, extra) => {
+                        // The extra is the distribution itself at this
+                        // version, plus what only the extra adds.
+                        let only = self.extra_only(&requires.dist, extra);
+                        let mut deps = self.constraints(&only, std::slice::from_ref(extra))?;
+                        deps.insert(Package::Dist(name.clone()), Ranges::singleton(version.clone()));
+                        deps
+                    }
+                    _ => self.constraints(&requires.dist, &[])?,
+                };
+                Ok(available(deps))
+            }
+        }
+    }
+}
+
+/// Resolves `request` for `target` with `index`: the chosen distributions,
+/// in name order, or why none can be.
+pub fn resolve(index: &Index<'_>, target: &Target, request: &Request) -> Result<Vec<Chosen>, ResolveError> {
+    let env = target.marker_environment()?;
+    let prerelease_named = request
+        .requirements
+        .iter()
+        .filter_map(|r| crate::name::parse_requirement(r).ok())
+        .filter(|r| matches!(&r.version_or_url, Some(pep508_rs::VersionOrUrl::VersionSpecifier(s)) if s.iter().any(|s| s.version().any_prerelease())))
+        .map(|r| normalize(r.name.as_ref()))
+        .collect();
+    let provider = Provider {
+        index,
+        target,
+        env,
+        ranking: target.ranking(),
+        request,
+        prerelease_named,
+        spelled: Default::default(),
+    };
+    let solution = match pubgrub::resolve(&provider, Package::Root, Version::new([0])) {
+        Ok(s) => s,
+        Err(PubGrubError::NoSolution(mut tree)) => {
+            tree.collapse_no_versions();
+            return Err(ResolveError::Unsatisfiable {
+                target: format!("Python {} on {} ({})", target.full_version, target.machine, target.libc),
+                explanation: DefaultStringReporter::report_with_formatter(&tree, &explain::Explain),
+            });
+        }
+        Err(PubGrubError::ErrorRetrievingDependencies { source, .. })
+        | Err(PubGrubError::ErrorChoosingVersion { source, .. })
+        | Err(PubGrubError::ErrorInShouldCancel(source)) => return Err(ResolveError::Index(source)),
+    };
+    let mut chosen: BTreeMap<String, Chosen> = BTreeMap::new();
+    for (package, version) in solution.iter() {
+        let Package::Dist(name) = package else { continue };
+        let releases = provider.releases(name)?;
+        let files = releases.into_iter().find(|(v, _)| v == version).map(|(_, r)| r.files).unwrap_or_default();
+        let requires = index.requires(name, version, &files)?;
+        chosen.insert(
+            name.clone(),
+            Chosen {
+                name: provider.spelled.borrow().get(name).cloned().unwrap_or_else(|| name.clone()),
+                version: version.clone(),
+                files,
+                extras: BTreeSet::new(),
+                dependencies: requires
+                    .dist
+                    .iter()
+                    .filter_map(|r| crate::name::parse_requirement(r).ok())
+                    .filter(|r| r.evaluate_markers(provider.env.pep508(), &[]))
+                    .map(|r| normalize(r.name.as_ref()))
+                    .collect(),
+            },
+        );
+    }
+    for (package, _) in solution.iter() {
+        if let Package::Extra(name, extra) = package
+            && let Some(c) = chosen.get_mut(name)
+        {
+            c.extras.insert(extra.clone());
+            // What the extra adds is a dependency of the distribution in the lock.
+            let version = c.version.clone();
+            let files = c.files.clone();
+            let requires = index.requires(name, &version, &files)?;
+            let extra_name = pep508_rs::ExtraName::from_str(extra).ok();
+            for r in requires.dist.iter().filter_map(|r| crate::name::parse_requirement(r).ok()) {
+                if r.evaluate_markers(provider.env.pep508(), extra_name.as_slice()) {
+                    c.dependencies.insert(normalize(r.name.as_ref()));
+                }
+            }
+        }
+    }
+    Ok(chosen.into_values().collect())
+}
+
+/// The location of a file, for the lock: its URL, or its path.
+pub fn location(c: &Candidate) -> String {
+    match &c.location {
+        Location::Url(u, _) | Location::Direct(u) => crate::without_credentials(u),
+        Location::File(p) => p.display().to_string(),
+    }
+}

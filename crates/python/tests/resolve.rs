@@ -1,0 +1,176 @@
+//! The resolver against a local index served by the test kit, whose data the
+//! tests control: wheels made here, served as PEP 503 pages with PEP 658
+//! metadata (or without, as older indexes do), yanks and Requires-Python.
+
+use std::path::Path;
+
+use oxbuild_python::resolve::{self, Chosen, Index, Request, ResolveError, pylock};
+use oxbuild_python::source::Sources;
+use oxbuild_python::{Libc, Target};
+use oxbuild_testkit::{IndexOptions, PackageIndex, make_wheel};
+
+fn target(machine: &str) -> Target {
+    Target {
+        major: 3,
+        minor: 11,
+        interpreter: "/usr/bin/python3.11".into(),
+        full_version: "3.11.2".into(),
+        machine: machine.into(),
+        libc: Libc::Glibc(36),
+    }
+}
+
+/// A wheel to make: name, version, requires-dist, requires-python, tag.
+type Spec<'a> = (&'a str, &'a str, &'a [&'a str], Option<&'a str>, &'a str);
+
+/// Wheels in a fresh directory.
+fn wheels(specs: &[Spec<'_>]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, version, requires, python, tag) in specs {
+        make_wheel(dir.path(), name, version, tag, requires, *python);
+    }
+    dir
+}
+
+const ANY: &str = "py3-none-any";
+
+/// Resolves `requirements` for `targets` against `index`.
+fn lock(index: &PackageIndex, requirements: &[&str], targets: &[Target]) -> Result<Vec<Vec<Chosen>>, ResolveError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let http = oxbuild_http::Client::new(Default::default()).unwrap();
+    let sources = Sources::new(Vec::new(), Some(&index.url()), &[], false, http).unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = oxbuild_image::BlobStore::open(store_dir.path()).unwrap();
+    let handle = runtime.handle().clone();
+    let request = Request { requirements: requirements.iter().map(|r| r.to_string()).collect(), ..Default::default() };
+    let targets = targets.to_vec();
+    std::thread::spawn(move || {
+        let index = Index::new(&sources, &store, handle);
+        targets.iter().map(|t| resolve::resolve(&index, t, &request)).collect::<Result<Vec<_>, _>>()
+    })
+    .join()
+    .unwrap()
+}
+
+fn versions(chosen: &[Chosen]) -> Vec<String> {
+    chosen.iter().map(|c| format!("{}=={}", c.name, c.version)).collect()
+}
+
+#[test]
+fn a_diamond_meets_in_the_middle() {
+    let files = wheels(&[
+        ("a", "1.0", &["c>=1"], None, ANY),
+        ("b", "1.0", &["c<3"], None, ANY),
+        ("c", "1.0", &[], None, ANY),
+        ("c", "2.0", &[], None, ANY),
+        ("c", "3.0", &[], None, ANY),
+    ]);
+    let index = PackageIndex::start(files.path());
+    let out = lock(&index, &["a", "b"], &[target("x86_64")]).unwrap();
+    assert_eq!(versions(&out[0]), ["a==1.0", "b==1.0", "c==2.0"]);
+}
+
+#[test]
+fn a_conflict_backtracks_to_an_older_version() {
+    // x 2.0 needs z==1 and y needs z==2: only x 1.0 fits.
+    let files = wheels(&[
+        ("x", "1.0", &[], None, ANY),
+        ("x", "2.0", &["z==1"], None, ANY),
+        ("y", "1.0", &["z==2"], None, ANY),
+        ("z", "1", &[], None, ANY),
+        ("z", "2", &[], None, ANY),
+    ]);
+    let index = PackageIndex::start(files.path());
+    let out = lock(&index, &["x", "y"], &[target("x86_64")]).unwrap();
+    assert_eq!(versions(&out[0]), ["x==1.0", "y==1.0", "z==2"]);
+}
+
+#[test]
+fn an_unsatisfiable_set_names_the_conflict() {
+    let files = wheels(&[
+        ("p", "1.0", &["r>=2"], None, ANY),
+        ("q", "1.0", &["r<2"], None, ANY),
+        ("r", "1.0", &[], None, ANY),
+        ("r", "2.0", &[], None, ANY),
+    ]);
+    let index = PackageIndex::start(files.path());
+    let e = lock(&index, &["p", "q"], &[target("x86_64")]).unwrap_err().to_string();
+    for needle in ["no versions satisfy", "p", "q", "r"] {
+        assert!(e.contains(needle), "`{needle}`: {e}");
+    }
+    assert!(e.contains("Because") || e.contains("because"), "an explanation in sentences: {e}");
+}
+
+#[test]
+fn extras_yanks_and_requires_python() {
+    let files = wheels(&[
+        ("e", "1.0", &["speedy; extra == \"fast\"", "plain"], None, ANY),
+        ("speedy", "1.0", &[], None, ANY),
+        ("plain", "1.0", &[], None, ANY),
+        ("old", "1.0", &[], None, ANY),
+        ("old", "2.0", &[], None, ANY),
+        ("modern", "1.0", &[], Some(">=3.8"), ANY),
+        ("modern", "2.0", &[], Some(">=3.12"), ANY),
+    ]);
+    let index = PackageIndex::start(files.path());
+    index.yank_file("old", "old-2.0-py3-none-any.whl", "broken");
+    let out = lock(&index, &["e[fast]", "old", "modern"], &[target("x86_64")]).unwrap();
+    assert_eq!(versions(&out[0]), ["e==1.0", "modern==1.0", "old==1.0", "plain==1.0", "speedy==1.0"]);
+    let e = out[0].iter().find(|c| c.name == "e").unwrap();
+    assert!(e.extras.contains("fast") && e.dependencies.contains("speedy"), "{e:?}");
+}
+
+#[test]
+fn metadata_comes_from_the_wheel_when_the_index_serves_none() {
+    let files = wheels(&[("a", "1.0", &["b"], None, ANY), ("b", "1.0", &[], None, ANY)]);
+    let index = PackageIndex::start_with(files.path(), IndexOptions { no_metadata: true, ..Default::default() });
+    let out = lock(&index, &["a"], &[target("x86_64")]).unwrap();
+    assert_eq!(versions(&out[0]), ["a==1.0", "b==1.0"]);
+    let with = PackageIndex::start(files.path());
+    lock(&with, &["a"], &[target("x86_64")]).unwrap();
+    assert_eq!(with.wheel_downloads(), 0, "PEP 658 metadata: no wheel was downloaded");
+    assert_eq!(index.wheel_downloads(), 2);
+}
+
+/// A native package whose newest version has no arm64 wheel, and a
+/// dependency for arm64 only: two platforms, one lock, markers where they
+/// differ; the lock reads back with the build's own reader.
+#[test]
+fn two_platforms_share_versions_where_they_can_and_the_lock_reads_back() {
+    let arm = "cp311-cp311-manylinux_2_17_aarch64";
+    let x86 = "cp311-cp311-manylinux_2_17_x86_64";
+    let files = wheels(&[
+        ("native", "1.0", &[], None, arm),
+        ("native", "1.0", &[], None, x86),
+        ("native", "2.0", &[], None, x86),
+        ("app-helper", "1.0", &["armonly; platform_machine == 'aarch64'"], None, ANY),
+        ("armonly", "1.0", &[], None, ANY),
+    ]);
+    let index = PackageIndex::start(files.path());
+    let targets = [target("x86_64"), target("aarch64")];
+    let out = lock(&index, &["native", "app-helper"], &targets).unwrap();
+    assert_eq!(versions(&out[0]), ["app_helper==1.0", "native==2.0"]);
+    assert_eq!(versions(&out[1]), ["app_helper==1.0", "armonly==1.0", "native==1.0"]);
+    let resolved: Vec<pylock::Resolved> =
+        targets.iter().cloned().zip(out).map(|(target, chosen)| pylock::Resolved { target, chosen }).collect();
+    let text = pylock::write(&resolved).unwrap();
+    assert_eq!(pylock::write(&resolved).unwrap(), text, "the same resolution writes the same bytes");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pylock.toml");
+    std::fs::write(&path, &text).unwrap();
+    for (t, expected) in targets
+        .iter()
+        .zip([["app_helper==1.0", "native==2.0"].as_slice(), &["app_helper==1.0", "armonly==1.0", "native==1.0"]])
+    {
+        let reqs = oxbuild_python::lockfile::load(&path, t, &Default::default()).unwrap();
+        let mut pins: Vec<String> = oxbuild_python::applicable(&reqs, t)
+            .unwrap()
+            .iter()
+            .map(|p| format!("{}=={}", p.name, p.version))
+            .collect();
+        pins.sort();
+        assert_eq!(pins, expected, "{}:\n{text}", t.machine);
+    }
+    assert!(text.contains("platform_machine == 'aarch64'"), "{text}");
+    let _ = Path::new(".");
+}
