@@ -132,6 +132,49 @@ fn metadata_comes_from_the_wheel_when_the_index_serves_none() {
     assert_eq!(index.wheel_downloads(), 2);
 }
 
+/// Locks `requirements` for `targets` together.
+fn lock_together(index: &PackageIndex, requirements: &[&str], targets: &[Target]) -> resolve::Locked {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let http = oxbuild_http::Client::new(Default::default()).unwrap();
+    let sources = Sources::new(Vec::new(), Some(&index.url()), &[], false, http).unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = oxbuild_image::BlobStore::open(store_dir.path()).unwrap();
+    let handle = runtime.handle().clone();
+    let request = Request { requirements: requirements.iter().map(|r| r.to_string()).collect(), ..Default::default() };
+    let targets = targets.to_vec();
+    std::thread::spawn(move || resolve::lock(&Index::new(&sources, &store, handle), &targets, &request).unwrap())
+        .join()
+        .unwrap()
+}
+
+/// One lock for two platforms: a package gets one version on both when one
+/// fits both (`shared` 2.0 has no arm64 wheel, so both take 1.0), and
+/// markers only where none can (`armonly` is needed on arm64 only; `native`
+/// has no common version); the lock reads back with the build's own reader.
+#[test]
+fn one_lock_for_two_platforms_shares_versions_where_it_can() {
+    let arm = "cp311-cp311-manylinux_2_17_aarch64";
+    let x86 = "cp311-cp311-manylinux_2_17_x86_64";
+    let files = wheels(&[
+        ("shared", "1.0", &[], None, arm),
+        ("shared", "1.0", &[], None, x86),
+        ("shared", "2.0", &[], None, x86),
+        ("native", "1.0", &[], None, arm),
+        ("native", "2.0", &[], None, x86),
+        ("helper", "1.0", &["armonly; platform_machine == 'aarch64'"], None, ANY),
+        ("armonly", "1.0", &[], None, ANY),
+    ]);
+    let index = PackageIndex::start(files.path());
+    let targets = [target("x86_64"), target("aarch64")];
+    let locked = lock_together(&index, &["shared", "native", "helper"], &targets);
+    assert_eq!(versions(&locked.resolved[0].chosen), ["helper==1.0", "native==2.0", "shared==1.0"]);
+    assert_eq!(versions(&locked.resolved[1].chosen), ["armonly==1.0", "helper==1.0", "native==1.0", "shared==1.0"]);
+    assert_eq!(locked.differences, ["native: 2.0 on x86_64, 1.0 on aarch64 (no version of it fits every platform)"]);
+    let text = pylock::write(&locked.resolved, &locked.differences).unwrap();
+    assert!(text.contains("name = \"shared\"\nversion = \"1.0\"\nwheels"), "one entry, no marker:\n{text}");
+    assert!(text.contains("# Differs by platform, with markers: native: 2.0 on x86_64, 1.0 on aarch64"), "{text}");
+}
+
 /// A native package whose newest version has no arm64 wheel, and a
 /// dependency for arm64 only: two platforms, one lock, markers where they
 /// differ; the lock reads back with the build's own reader.
@@ -153,8 +196,8 @@ fn two_platforms_share_versions_where_they_can_and_the_lock_reads_back() {
     assert_eq!(versions(&out[1]), ["app_helper==1.0", "armonly==1.0", "native==1.0"]);
     let resolved: Vec<pylock::Resolved> =
         targets.iter().cloned().zip(out).map(|(target, chosen)| pylock::Resolved { target, chosen }).collect();
-    let text = pylock::write(&resolved).unwrap();
-    assert_eq!(pylock::write(&resolved).unwrap(), text, "the same resolution writes the same bytes");
+    let text = pylock::write(&resolved, &[]).unwrap();
+    assert_eq!(pylock::write(&resolved, &[]).unwrap(), text, "the same resolution writes the same bytes");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pylock.toml");
     std::fs::write(&path, &text).unwrap();

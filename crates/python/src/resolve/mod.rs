@@ -480,3 +480,61 @@ pub fn location(c: &Candidate) -> String {
         Location::File(p) => p.display().to_string(),
     }
 }
+
+/// A lock for several targets: what each resolved to, and the packages
+/// whose versions still differ between them.
+#[derive(Debug, Clone)]
+pub struct Locked {
+    /// Per target, in the order given.
+    pub resolved: Vec<pylock::Resolved>,
+    /// `name: version on machine, ...` for each package that differs.
+    pub differences: Vec<String>,
+}
+
+/// Resolves `request` for every target, giving a package the same version
+/// on every target unless that is impossible: a package chosen at different
+/// versions is preferred at the lowest of them everywhere (the one the most
+/// constrained target could take), and the targets are resolved again,
+/// until nothing changes. What still differs is reported.
+pub fn lock(index: &Index<'_>, targets: &[Target], request: &Request) -> Result<Locked, ResolveError> {
+    let mut request = request.clone();
+    let mut results: Vec<Vec<Chosen>> = Vec::new();
+    for _ in 0..4 {
+        results = targets.iter().map(|t| resolve(index, t, &request)).collect::<Result<_, _>>()?;
+        let mut by_name: BTreeMap<String, BTreeSet<Version>> = BTreeMap::new();
+        for chosen in &results {
+            for c in chosen {
+                by_name.entry(normalize(&c.name)).or_default().insert(c.version.clone());
+            }
+        }
+        let mut changed = false;
+        for (name, versions) in by_name {
+            if versions.len() > 1
+                && let Some(lowest) = versions.first()
+                && request.preferences.get(&name) != Some(lowest)
+            {
+                request.preferences.insert(name, lowest.clone());
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut differences = Vec::new();
+    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (t, chosen) in targets.iter().zip(&results) {
+        for c in chosen {
+            by_name.entry(c.name.clone()).or_default().push(format!("{} on {}", c.version, t.machine));
+        }
+    }
+    for (name, on) in by_name {
+        let versions: BTreeSet<&str> = on.iter().filter_map(|o| o.split(" on ").next()).collect();
+        if versions.len() > 1 {
+            differences.push(format!("{name}: {} (no version of it fits every platform)", on.join(", ")));
+        }
+    }
+    let resolved =
+        targets.iter().cloned().zip(results).map(|(target, chosen)| pylock::Resolved { target, chosen }).collect();
+    Ok(Locked { resolved, differences })
+}

@@ -47,8 +47,9 @@ fn file(c: &crate::source::Candidate) -> Result<String, String> {
     ))
 }
 
-/// The `pylock.toml` text for `resolved` (one entry per target).
-pub fn write(resolved: &[Resolved]) -> Result<String, String> {
+/// The `pylock.toml` text for `resolved` (one entry per target), with
+/// `notes` (why some packages differ by platform) as comments.
+pub fn write(resolved: &[Resolved], notes: &[String]) -> Result<String, String> {
     // (name, version) → (the package as chosen, the targets that chose it).
     let mut entries: BTreeMap<(String, String), (Chosen, Vec<usize>)> = BTreeMap::new();
     for (i, r) in resolved.iter().enumerate() {
@@ -71,6 +72,9 @@ pub fn write(resolved: &[Resolved]) -> Result<String, String> {
     let mut t = String::from(
         "# Written by `oxbuild lock`: the project's dependencies resolved for its image's Python and platforms.\n",
     );
+    for n in notes {
+        t.push_str(&format!("# Differs by platform, with markers: {n}\n"));
+    }
     t.push_str("lock-version = \"1.0\"\n");
     let environments: Vec<String> = resolved.iter().map(|r| string(&marker_of(&r.target))).collect();
     t.push_str(&format!("environments = [{}]\n", environments.join(", ")));
