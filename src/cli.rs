@@ -82,6 +82,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Write an oxbuild.toml for the project in DIR from its Dockerfile, Procfile or framework.
     Init(InitArgs),
+    /// Resolve the project's requirements for its base image's Python and
+    /// platforms, and write a pylock.toml that `build` installs.
+    Lock(LockArgs),
     /// Show or prune oxbuild's cache (blobs, base scans, dependency layers).
     Cache(CacheArgs),
 }
@@ -269,6 +272,34 @@ pub struct PipelineArgs {
     /// A policy file the pushed image must pass (see `oxbuild verify`).
     #[arg(long, value_name = "FILE")]
     pub verify_policy: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+
+    /// Where to write the lock [default: pylock.toml in DIR].
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Ignore files uploaded after this date (2024-05-01, or 2024-05-01T12:00:00Z), so
+    /// that the same command gives the same lock later. Default: the last commit of
+    /// the input file when git tracks it unmodified, else now.
+    #[arg(long, value_name = "DATE")]
+    pub exclude_newer: Option<String>,
+
+    /// Take the newest versions that fit, not the ones an existing lock has.
+    #[arg(long)]
+    pub upgrade: bool,
+
+    /// Take the newest version of this package (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub upgrade_package: Vec<String>,
+
+    /// Allow pre-releases for every package (else only where a requirement names one).
+    #[arg(long)]
+    pub prerelease: bool,
 }
 
 #[derive(Debug, Args)]

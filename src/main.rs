@@ -6,6 +6,7 @@ mod build;
 mod cache;
 mod cli;
 mod init;
+mod lock;
 mod multi;
 mod pipeline;
 mod progress;
@@ -50,6 +51,7 @@ fn main() {
             cli::Command::Sign(args) => attest::sign(args, reporter).await,
             cli::Command::Verify(args) => attest::verify(args, reporter).await,
             cli::Command::Init(args) => init::run(args, reporter),
+            cli::Command::Lock(args) => lock::run(args, reporter).await,
             cli::Command::Cache(args) => cache::run(args, reporter),
         }
     });

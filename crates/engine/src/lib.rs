@@ -37,6 +37,7 @@ pub mod check;
 mod error;
 pub mod interpreter;
 pub mod load;
+pub mod lock;
 pub mod platforms;
 pub mod provider;
 pub mod python;
@@ -128,7 +129,7 @@ pub struct Request {
 impl Request {
     /// This request with its config loaded (when it had none) and its cache
     /// repository and key found (see [`cache_repo::CacheRepo::resolve`]).
-    fn resolved(&self) -> Result<(Request, Config), Error> {
+    pub(crate) fn resolved(&self) -> Result<(Request, Config), Error> {
         let cfg = match &self.config {
             Some(c) => c.clone(),
             None => Config::load(&self.dir)?,
@@ -224,7 +225,7 @@ pub async fn base_platforms(
 }
 
 /// Where the base comes from: `--base`, else `[image] base`.
-fn base_location(request: &Request, cfg: &Config) -> Result<Location, Error> {
+pub(crate) fn base_location(request: &Request, cfg: &Config) -> Result<Location, Error> {
     match (&request.base, &cfg.image.base) {
         (Some(b), _) => Ok(Location::parse(b, "--base")?),
         (None, Some(b)) => Ok(Location::parse(b, "[image] base")?),

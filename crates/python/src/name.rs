@@ -13,7 +13,7 @@ pub fn normalize(name: &str) -> String {
 /// a name ending in `.`, `-` or `_` before another character (`torreth-.`,
 /// found by fuzzing) and then fails its own validation with a panic. A
 /// requirement comes from a lock or a wheel's METADATA, so it is untrusted.
-pub(crate) fn parse_requirement(spec: &str) -> Result<pep508_rs::Requirement<pep508_rs::VerbatimUrl>, String> {
+pub fn parse_requirement(spec: &str) -> Result<pep508_rs::Requirement<pep508_rs::VerbatimUrl>, String> {
     use std::str::FromStr as _;
     // pep508_rs 0.9 slices its input by byte offsets in places and panics
     // inside a multi-byte character (found by fuzzing); PEP 508

@@ -439,7 +439,8 @@ pub fn resolve(index: &Index<'_>, target: &Target, request: &Request) -> Result<
         chosen.insert(
             name.clone(),
             Chosen {
-                name: provider.spelled.borrow().get(name).cloned().unwrap_or_else(|| name.clone()),
+                // PEP 751 writes names normalised.
+                name: name.clone(),
                 version: version.clone(),
                 files,
                 extras: BTreeSet::new(),

@@ -1,0 +1,337 @@
+//! `oxbuild lock`: resolves the project's requirements for its base image's
+//! Python and platforms (read from the base, as the build reads them) and
+//! writes a PEP 751 `pylock.toml`. The one place oxbuild chooses versions;
+//! `build` reads what was locked and never resolves.
+//!
+//! The inputs, first found: `requirements.in`; the `[project] dependencies`
+//! of pyproject.toml (with the dependency groups `[python] groups` names);
+//! the requirements file `[python] requirements` names (a partly pinned
+//! one). Versions an existing lock (or the input's own `==` pins) has are
+//! kept while they fit, unless `--upgrade` (or `--upgrade-package NAME`).
+//!
+//! Files uploaded after a date are ignored: `--exclude-newer`, else, for an
+//! input file that git tracks unmodified, the time of its last commit (so
+//! an old project resolves as it did when its pins were written), else now.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+use std::time::SystemTime;
+
+use oxbuild_image::Platform;
+use oxbuild_python::resolve::{self, Request as Resolve};
+
+use crate::error::task;
+use crate::{Error, Kind, Request, Services};
+
+/// What to lock.
+#[derive(Debug, Clone)]
+pub struct LockRequest {
+    /// The project, its base and config (as a build reads them).
+    pub build: Request,
+    /// The platforms; `[image] platforms`, else the machine's own, when empty.
+    pub platforms: Vec<Platform>,
+    /// Where to write; `pylock.toml` in the project when None.
+    pub output: Option<PathBuf>,
+    /// Ignore files uploaded after this.
+    pub exclude_newer: Option<SystemTime>,
+    /// Drop every existing pin.
+    pub upgrade: bool,
+    /// Drop these packages' existing pins.
+    pub upgrade_packages: Vec<String>,
+    /// Allow pre-releases everywhere.
+    pub prereleases: bool,
+}
+
+/// What `lock` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LockReport {
+    /// The lock written.
+    pub written: PathBuf,
+    /// What was read for the requirements.
+    pub inputs: String,
+    /// The upload-time cutoff, and why that one.
+    pub exclude_newer: String,
+    /// Packages locked (distinct name and version).
+    pub packages: usize,
+    /// Files chosen that have no upload time (find-links, indexes without
+    /// PEP 700 data): always eligible.
+    pub undated_files: usize,
+    /// Packages whose version differs by platform, and why.
+    pub differences: Vec<String>,
+    /// What became of `[python] lock` in oxbuild.toml.
+    pub config: String,
+}
+
+/// The requirements to resolve, where they came from, their own pins, and
+/// the file whose git history dates them.
+struct Inputs {
+    requirements: Vec<String>,
+    from: String,
+    pins: BTreeMap<String, pep440_rs::Version>,
+    file: PathBuf,
+}
+
+/// Requirement lines of a requirements file: options, comments and hashes dropped.
+fn requirement_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split(" #").next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('-'))
+        .map(|l| l.split(" --hash").next().unwrap_or(l).trim_end_matches('\\').trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
+    let read =
+        |p: &Path| std::fs::read_to_string(p).map_err(|e| Error::new(Kind::Config, format!("{}: {e}", p.display())));
+    let pins_of = |reqs: &[String]| {
+        reqs.iter()
+            .filter_map(|r| oxbuild_python::name::parse_requirement(r).ok())
+            .filter_map(|r| match &r.version_or_url {
+                Some(pep508_rs::VersionOrUrl::VersionSpecifier(s)) => match s.iter().collect::<Vec<_>>().as_slice() {
+                    [one] if matches!(one.operator(), pep440_rs::Operator::Equal | pep440_rs::Operator::ExactEqual) => {
+                        Some((oxbuild_python::name::normalize(r.name.as_ref()), one.version().clone()))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let requirements_in = dir.join("requirements.in");
+    if requirements_in.is_file() {
+        let requirements = requirement_lines(&read(&requirements_in)?);
+        return Ok(Inputs {
+            pins: pins_of(&requirements),
+            requirements,
+            from: "requirements.in".into(),
+            file: requirements_in,
+        });
+    }
+    let pyproject = dir.join("pyproject.toml");
+    if let Ok(text) = std::fs::read_to_string(&pyproject)
+        && let Ok(doc) = text.parse::<toml::Table>()
+        && let Some(deps) = doc.get("project").and_then(|p| p.get("dependencies")).and_then(|d| d.as_array())
+    {
+        let mut requirements: Vec<String> = deps.iter().filter_map(|d| d.as_str().map(String::from)).collect();
+        let groups = doc.get("dependency-groups").and_then(|g| g.as_table());
+        for group in &cfg.python.groups {
+            let listed = groups.and_then(|g| g.get(group)).and_then(|g| g.as_array()).ok_or_else(|| {
+                Error::new(
+                    Kind::Config,
+                    format!("[python] groups names `{group}`, which pyproject.toml's [dependency-groups] lacks"),
+                )
+            })?;
+            requirements.extend(listed.iter().filter_map(|d| d.as_str().map(String::from)));
+        }
+        let from = if cfg.python.groups.is_empty() {
+            "pyproject.toml [project] dependencies".to_string()
+        } else {
+            format!("pyproject.toml [project] dependencies and groups {}", cfg.python.groups.join(", "))
+        };
+        return Ok(Inputs { pins: pins_of(&requirements), requirements, from, file: pyproject });
+    }
+    if let Some(file) = &cfg.python.requirements {
+        let path = dir.join(file);
+        let requirements = requirement_lines(&read(&path)?);
+        return Ok(Inputs { pins: pins_of(&requirements), requirements, from: file.clone(), file: path });
+    }
+    Err(Error::new(
+        Kind::Config,
+        format!(
+            "{}: nothing to lock: write the top-level requirements into requirements.in, or [project] dependencies into pyproject.toml",
+            dir.display()
+        ),
+    ))
+}
+
+/// The cutoff for `file` when none was given: its last commit's time when
+/// git tracks it unmodified, else now; and why.
+fn default_cutoff(file: &Path) -> (SystemTime, String) {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let tracked = git(&["ls-files", "--", &name]).is_some_and(|o| !o.is_empty());
+    let clean = git(&["status", "--porcelain", "--", &name]).is_some_and(|o| o.is_empty());
+    if tracked
+        && clean
+        && let Some(seconds) = git(&["log", "-1", "--format=%ct", "--", &name]).and_then(|s| s.parse::<u64>().ok())
+    {
+        return (
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds),
+            format!("the last commit of {name}, which git tracks unmodified"),
+        );
+    }
+    (SystemTime::now(), format!("now ({name} is modified or not tracked by git)"))
+}
+
+/// The pins of an existing lock at `path`, as preferences.
+fn existing_pins(path: &Path) -> BTreeMap<String, pep440_rs::Version> {
+    let Ok(text) = std::fs::read_to_string(path) else { return BTreeMap::new() };
+    let Ok(doc) = text.parse::<toml::Table>() else { return BTreeMap::new() };
+    doc.get("packages")
+        .and_then(|p| p.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let name = p.get("name")?.as_str()?;
+            let version = pep440_rs::Version::from_str(p.get("version")?.as_str()?).ok()?;
+            Some((oxbuild_python::name::normalize(name), version))
+        })
+        .collect()
+}
+
+/// Makes `[python] lock` name `file` in `dir`'s oxbuild.toml when nothing
+/// else is named there; says what it did, or what to do.
+fn point_config_at(dir: &Path, cfg: &oxbuild_config::Config, file: &str) -> String {
+    let named = cfg.python.lock.as_deref().or(cfg.python.requirements.as_deref());
+    match named {
+        Some(f) if f == file => format!("[python] lock already names {file}"),
+        Some(f) => {
+            format!("[python] names {f}: set `lock = \"{file}\"` there (and drop that key) to build from the new lock")
+        }
+        None => {
+            let path = dir.join(oxbuild_config::FILE_NAME);
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                return format!("no oxbuild.toml here: add `[python] lock = \"{file}\"` to it");
+            };
+            let line = format!("lock = \"{file}\"   # written by `oxbuild lock`\n");
+            let updated = match text
+                .find("\n[python]\n")
+                .map(|i| i + "\n[python]\n".len())
+                .or_else(|| text.starts_with("[python]\n").then_some("[python]\n".len()))
+            {
+                Some(at) => format!("{}{line}{}", &text[..at], &text[at..]),
+                None => format!("{}\n\n[python]\n{line}", text.trim_end()),
+            };
+            match std::fs::write(&path, updated) {
+                Ok(()) => format!("set [python] lock = \"{file}\" in {}", path.display()),
+                Err(e) => format!("could not update {} ({e}): add `[python] lock = \"{file}\"` to it", path.display()),
+            }
+        }
+    }
+}
+
+/// Resolves and writes the lock.
+pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, Error> {
+    let (request, cfg) = req.build.resolved()?;
+    let dir = request.dir.clone();
+    let inputs = inputs(&dir, &cfg)?;
+    let (cutoff, why) = match req.exclude_newer {
+        Some(t) => (t, "--exclude-newer".to_string()),
+        None => default_cutoff(&inputs.file),
+    };
+    let output = req.output.clone().unwrap_or_else(|| dir.join("pylock.toml"));
+    let mut preferences = inputs.pins.clone();
+    if !req.upgrade {
+        for (name, version) in existing_pins(&output) {
+            preferences.entry(name).or_insert(version);
+        }
+    } else {
+        preferences.clear();
+    }
+    for name in &req.upgrade_packages {
+        preferences.remove(&oxbuild_python::name::normalize(name));
+    }
+
+    // The targets, read from the base as the build reads it.
+    let platforms = if !req.platforms.is_empty() {
+        req.platforms.clone()
+    } else if !cfg.image.platforms.is_empty() {
+        cfg.image
+            .platforms
+            .iter()
+            .map(|p| p.parse().map_err(|e| Error::new(Kind::Config, format!("[image] platforms: {e}"))))
+            .collect::<Result<_, _>>()?
+    } else {
+        vec![request.platform.clone().unwrap_or_else(Platform::host)]
+    };
+    let location = crate::base_location(&request, &cfg)?;
+    let mut targets = Vec::new();
+    for p in &platforms {
+        let mut one = request.clone();
+        one.platform = Some(p.clone());
+        let base = crate::base::open(&location, &one, services).await?;
+        targets.push(oxbuild_python::target::detect(&base.fs, &base.config)?);
+    }
+    let events = &services.events;
+    events.step(&format!(
+        "resolving {} requirements from {} for {}, files uploaded before {} ({why})",
+        inputs.requirements.len(),
+        inputs.from,
+        targets.iter().map(|t| format!("Python {} on {}", t.full_version, t.machine)).collect::<Vec<_>>().join(", "),
+        humantime::format_rfc3339_seconds(cutoff)
+    ));
+
+    let find_links: Vec<PathBuf> = cfg.python.find_links.iter().map(|f| dir.join(f)).collect();
+    let sources = oxbuild_python::source::Sources::new(
+        find_links,
+        cfg.python.index_url.as_deref(),
+        &cfg.python.extra_index_url,
+        cfg.python.no_index,
+        services.http().clone(),
+    )?;
+    let resolve_request = Resolve {
+        requirements: inputs.requirements.clone(),
+        exclude_newer: Some(cutoff),
+        preferences,
+        prereleases: req.prereleases,
+    };
+    let store = services.store.clone();
+    let handle = tokio::runtime::Handle::current();
+    let locked = tokio::task::spawn_blocking(move || {
+        let index = resolve::Index::new(&sources, &store, handle);
+        resolve::lock(&index, &targets, &resolve_request)
+    })
+    .await
+    .map_err(task)?
+    .map_err(|e| match e {
+        resolve::ResolveError::Unsatisfiable { .. } => Error::new(Kind::Config, e.to_string()),
+        resolve::ResolveError::Index(e) => e.into(),
+    })?;
+    let text = oxbuild_python::resolve::pylock::write(&locked.resolved, &locked.differences)
+        .map_err(|e| Error::new(Kind::Config, e))?;
+    let parent = output.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".pylock-")
+        .tempfile_in(parent)
+        .map_err(|e| Error::new(Kind::Output, format!("writing {}: {e}", output.display())))?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())
+        .map_err(|e| Error::new(Kind::Output, format!("writing {}: {e}", output.display())))?;
+    tmp.persist(&output).map_err(|e| Error::new(Kind::Output, format!("writing {}: {}", output.display(), e.error)))?;
+
+    let mut names = std::collections::BTreeSet::new();
+    let mut undated = std::collections::BTreeSet::new();
+    for r in &locked.resolved {
+        for c in &r.chosen {
+            names.insert((c.name.clone(), c.version.to_string()));
+            for f in c.files.iter().filter(|f| f.upload_time.is_none()) {
+                undated.insert(f.filename.clone());
+            }
+        }
+    }
+    let relative =
+        output.strip_prefix(&dir).map(|p| p.display().to_string()).unwrap_or_else(|_| output.display().to_string());
+    let config = point_config_at(&dir, &cfg, &relative);
+    Ok(LockReport {
+        written: output,
+        inputs: inputs.from,
+        exclude_newer: format!("{} ({why})", humantime::format_rfc3339_seconds(cutoff)),
+        packages: names.len(),
+        undated_files: undated.len(),
+        differences: locked.differences,
+        config,
+    })
+}

@@ -1,0 +1,132 @@
+//! `oxbuild lock`: the project's requirements resolved for its base image
+//! and written as a pylock.toml that `build` installs. Against a local index
+//! (data the test controls) and against PyPI itself with `--exclude-newer`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Workspace, base, build_json, git, run};
+use oxbuild_testkit::{Container, PackageIndex, Registry, http_get, make_wheel};
+
+/// A project in `ws` whose top-level requirements are `requirements_in`,
+/// on the test base.
+fn project(ws: &Workspace, requirements_in: &str) {
+    let app = ws.app();
+    std::fs::create_dir_all(app.join("svc")).unwrap();
+    std::fs::write(app.join("svc/__init__.py"), "").unwrap();
+    std::fs::write(app.join("requirements.in"), requirements_in).unwrap();
+    std::fs::write(
+        app.join("oxbuild.toml"),
+        format!(
+            "[image]\nbase = \"{}\"\nentrypoint = [\"gunicorn\", \"--bind\", \"0.0.0.0:8000\", \"svc.web:app\"]\nports = [8000]\n\n[healthcheck]\nhttp = \"http://127.0.0.1:8000/health\"\n",
+            base()
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_local_index_is_locked_twice_to_the_same_bytes_and_a_conflict_is_explained() {
+    let wheels = tempfile::tempdir().unwrap();
+    let any = "py3-none-any";
+    make_wheel(wheels.path(), "alpha", "1.0", any, &["gamma>=1"], None);
+    make_wheel(wheels.path(), "beta", "1.0", any, &["gamma<3"], None);
+    for v in ["1.0", "2.0", "3.0"] {
+        make_wheel(wheels.path(), "gamma", v, any, &[], None);
+    }
+    make_wheel(wheels.path(), "delta", "1.0", any, &["gamma>=3"], None);
+    let index = PackageIndex::start(wheels.path());
+    let ws = Workspace::new();
+    std::fs::remove_dir_all(ws.app()).unwrap();
+    project(&ws, "alpha\nbeta\n");
+    let lock = |ws: &Workspace| {
+        run(ws
+            .oxbuild()
+            .env("OXBUILD_PYTHON_INDEX_URL", index.url())
+            .args(["lock", "--exclude-newer", "2026-01-01"])
+            .arg(ws.app()))
+    };
+    let (code, stdout, stderr) = lock(&ws);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("locked 3 packages"), "{stdout}");
+    assert!(
+        stderr.contains("have no upload time"),
+        "the index gives no upload times, and the output says so: {stderr}"
+    );
+    let first = std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap();
+    assert!(first.contains("name = \"gamma\"\nversion = \"2.0\""), "{first}");
+    let config = std::fs::read_to_string(ws.app().join("oxbuild.toml")).unwrap();
+    assert!(config.contains("[python]\nlock = \"pylock.toml\""), "the build reads what was locked:\n{config}");
+    let (code, _, stderr) = lock(&ws);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap(), first, "byte-identical");
+
+    // A conflict: the error says which requirements clash, in sentences.
+    std::fs::write(ws.app().join("requirements.in"), "beta\ndelta\n").unwrap();
+    let (code, _, stderr) = lock(&ws);
+    assert_eq!(code, 3, "{stderr}");
+    for needle in ["no versions satisfy", "beta", "depends on gamma<3", "delta", "depends on gamma>=3", "Because"] {
+        assert!(stderr.contains(needle), "`{needle}`: {stderr}");
+    }
+    assert_eq!(std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap(), first, "a failed lock writes nothing");
+}
+
+#[test]
+fn an_unmodified_input_under_git_is_resolved_as_of_its_last_commit() {
+    let wheels = tempfile::tempdir().unwrap();
+    make_wheel(wheels.path(), "alpha", "1.0", "py3-none-any", &[], None);
+    let index = PackageIndex::start(wheels.path());
+    let ws = Workspace::new();
+    std::fs::remove_dir_all(ws.app()).unwrap();
+    project(&ws, "alpha\n");
+    git(&ws.app(), &["init", "-q", "-b", "main"]);
+    git(&ws.app(), &["add", "-A"]);
+    git(&ws.app(), &["commit", "-q", "-m", "pins", "--date", "2024-03-01T12:00:00Z"]);
+    let (code, stdout, stderr) = run(ws
+        .oxbuild()
+        .env("GIT_COMMITTER_DATE", "2024-03-01T12:00:00Z")
+        .env("OXBUILD_PYTHON_INDEX_URL", index.url())
+        .args(["lock"])
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("(the last commit of requirements.in, which git tracks unmodified)"), "{stdout}");
+    // Modified: now.
+    std::fs::write(ws.app().join("requirements.in"), "alpha>=1\n").unwrap();
+    let (code, stdout, stderr) =
+        run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["lock"]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("now (requirements.in is modified or not tracked by git)"), "{stdout}");
+}
+
+/// Against PyPI itself, with the date fixed: a Flask and numpy project is
+/// locked, built from the lock, and runs healthy in podman.
+#[test]
+fn a_flask_and_numpy_project_locked_from_pypi_builds_and_runs_healthy() {
+    let registry = Registry::start();
+    let ws = Workspace::new();
+    std::fs::remove_dir_all(ws.app()).unwrap();
+    project(&ws, "flask\ngunicorn\nnumpy\n");
+    std::fs::write(
+        ws.app().join("svc/web.py"),
+        "import numpy\nfrom flask import Flask\n\napp = Flask(__name__)\n\n\n@app.get(\"/health\")\ndef health():\n    return {\"sum\": int(numpy.arange(5).sum())}\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(ws.oxbuild().args(["lock", "--exclude-newer", "2025-06-01"]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("files uploaded before 2025-06-01T00:00:00Z"), "{stdout}");
+    let lock = std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap();
+    for needle in [
+        "name = \"flask\"\nversion = \"3.1.1\"",
+        "name = \"numpy\"\nversion = \"2.2.6\"",
+        "name = \"gunicorn\"\nversion = \"23.0.0\"",
+    ] {
+        assert!(lock.contains(needle), "`{needle}`:\n{lock}");
+    }
+    let target = registry.reference("team/locked:v1");
+    build_json(ws.oxbuild().args(["build", "-q", "--push", "--tag", &target]).arg(ws.app()));
+    let (container, port) = Container::serve(&target, 8000);
+    let answer = http_get(port, "/health", Duration::from_secs(60));
+    assert_eq!(answer.as_ref().map(|a| a.0), Some(200), "logs:\n{}", container.logs());
+    assert!(answer.unwrap().1.contains("\"sum\":10"));
+}
