@@ -174,7 +174,7 @@ pub fn dependencies(
         file: lock.to_string(),
         line: 0,
         message: format!(
-            "the image would fail when its packages are imported on Python {} ({}): {} problem{}:\n  - {}\nlock every dependency for this Python (`uv pip compile requirements.in --generate-hashes -o requirements.txt`, `uv lock` or `pip-compile`), or use a base with a Python that fits, then build again{hint}",
+            "the image would fail when its packages are imported on Python {} ({}): {} problem{}:\n  - {}\nlock every dependency for this Python (`oxbuild lock`, which resolves for the base's own Python and platforms; or `uv pip compile requirements.in --generate-hashes -o requirements.txt`, `uv lock`, `pip-compile`), or use a base with a Python that fits, then build again{hint}",
             target.full_version,
             target.machine,
             problems.len(),
