@@ -283,7 +283,7 @@ pub struct LockArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Ignore files uploaded after this date (2024-05-01, or 2024-05-01T12:00:00Z), so
+    /// Ignore files uploaded after this date (2024-05-01: the whole day, UTC; or 2024-05-01T12:00:00Z), so
     /// that the same command gives the same lock later. Default: the last commit of
     /// the input file when git tracks it unmodified, else now.
     #[arg(long, value_name = "DATE")]

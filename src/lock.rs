@@ -5,15 +5,20 @@ use crate::build::{request, services};
 use crate::cli::LockArgs;
 use crate::report::{Failure, Reporter};
 
-/// `2024-05-01` (midnight UTC) or an RFC 3339 time.
+/// An RFC 3339 time, or a date alone (`2024-05-01`): the whole of that day
+/// in UTC, so files uploaded before the next midnight count (as uv reads it).
 fn date(text: &str) -> Result<std::time::SystemTime, Failure> {
     let t = text.trim();
-    let full = if t.len() == 10 { format!("{t}T00:00:00Z") } else { t.to_string() };
-    humantime::parse_rfc3339_weak(full.trim_end_matches('Z')).map_err(|_| {
+    let bad = || {
         Failure::config(format!(
             "--exclude-newer `{text}` is not a date: write it like 2024-05-01 or 2024-05-01T12:00:00Z"
         ))
-    })
+    };
+    if t.len() == 10 {
+        let midnight = humantime::parse_rfc3339_weak(&format!("{t}T00:00:00")).map_err(|_| bad())?;
+        return Ok(midnight + std::time::Duration::from_secs(86_400));
+    }
+    humantime::parse_rfc3339_weak(t.trim_end_matches('Z')).map_err(|_| bad())
 }
 
 pub async fn run(args: LockArgs, out: Reporter) -> Result<(), Failure> {

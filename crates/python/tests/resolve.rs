@@ -192,8 +192,8 @@ fn two_platforms_share_versions_where_they_can_and_the_lock_reads_back() {
     let index = PackageIndex::start(files.path());
     let targets = [target("x86_64"), target("aarch64")];
     let out = lock(&index, &["native", "app-helper"], &targets).unwrap();
-    assert_eq!(versions(&out[0]), ["app_helper==1.0", "native==2.0"]);
-    assert_eq!(versions(&out[1]), ["app_helper==1.0", "armonly==1.0", "native==1.0"]);
+    assert_eq!(versions(&out[0]), ["app-helper==1.0", "native==2.0"]);
+    assert_eq!(versions(&out[1]), ["app-helper==1.0", "armonly==1.0", "native==1.0"]);
     let resolved: Vec<pylock::Resolved> =
         targets.iter().cloned().zip(out).map(|(target, chosen)| pylock::Resolved { target, chosen }).collect();
     let text = pylock::write(&resolved, &[]).unwrap();
@@ -203,7 +203,7 @@ fn two_platforms_share_versions_where_they_can_and_the_lock_reads_back() {
     std::fs::write(&path, &text).unwrap();
     for (t, expected) in targets
         .iter()
-        .zip([["app_helper==1.0", "native==2.0"].as_slice(), &["app_helper==1.0", "armonly==1.0", "native==1.0"]])
+        .zip([["app-helper==1.0", "native==2.0"].as_slice(), &["app-helper==1.0", "armonly==1.0", "native==1.0"]])
     {
         let reqs = oxbuild_python::lockfile::load(&path, t, &Default::default()).unwrap();
         let mut pins: Vec<String> = oxbuild_python::applicable(&reqs, t)

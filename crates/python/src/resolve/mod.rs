@@ -107,8 +107,17 @@ struct Release {
     files: Vec<Candidate>,
 }
 
+/// A project's index page fetched ahead, and the core metadata of its
+/// newest wheel (the version the solver most often takes).
+struct Prefetched {
+    files: Vec<Candidate>,
+    metadata: Option<(String, String)>,
+}
+
 /// The index, as the solver asks it, with what it learnt kept between
-/// targets.
+/// targets. The solver asks one thing at a time; what it will ask next (the
+/// pages of the dependencies it just learnt of, and their newest wheels'
+/// metadata) is fetched ahead, concurrently.
 pub struct Index<'a> {
     sources: &'a Sources,
     store: &'a BlobStore,
@@ -117,12 +126,54 @@ pub struct Index<'a> {
     files: RefCell<HashMap<String, Vec<Candidate>>>,
     /// Core metadata by (name, version): `Requires-Dist`, `Requires-Python`.
     metadata: RefCell<HashMap<(String, String), wheel::Requires>>,
+    /// Pages being fetched ahead, by normalised name.
+    ahead: RefCell<HashMap<String, tokio::task::JoinHandle<Result<Prefetched, Error>>>>,
+    /// Core metadata fetched ahead, by file name.
+    ahead_metadata: RefCell<HashMap<String, String>>,
 }
 
 impl<'a> Index<'a> {
     /// An index over `sources`, downloading into `store` when it must.
     pub fn new(sources: &'a Sources, store: &'a BlobStore, handle: tokio::runtime::Handle) -> Index<'a> {
-        Index { sources, store, handle, files: Default::default(), metadata: Default::default() }
+        Index {
+            sources,
+            store,
+            handle,
+            files: Default::default(),
+            metadata: Default::default(),
+            ahead: Default::default(),
+            ahead_metadata: Default::default(),
+        }
+    }
+
+    /// Starts fetching the pages of `names` (and their newest wheels'
+    /// metadata) that are not known or on their way yet.
+    fn prefetch(&self, names: impl IntoIterator<Item = String>) {
+        for name in names {
+            if self.files.borrow().contains_key(&name) || self.ahead.borrow().contains_key(&name) {
+                continue;
+            }
+            let (sources, key) = (self.sources.clone(), name.clone());
+            let task = self.handle.spawn(async move {
+                let files = sources.index_candidates(&key).await?;
+                let newest = files
+                    .iter()
+                    .filter(|c| c.metadata && c.yanked.is_none() && c.filename.ends_with(".whl"))
+                    .filter_map(|c| {
+                        let v =
+                            wheel::WheelName::parse(&c.filename).and_then(|w| Version::from_str(&w.version).ok())?;
+                        Some((v, c))
+                    })
+                    .max_by(|a, b| a.0.cmp(&b.0))
+                    .map(|(_, c)| c.clone());
+                let metadata = match newest {
+                    Some(c) => sources.metadata(&c).await.ok().flatten().map(|m| (c.filename.clone(), m)),
+                    None => None,
+                };
+                Ok(Prefetched { files, metadata })
+            });
+            self.ahead.borrow_mut().insert(name, task);
+        }
     }
 
     /// Every file of `name` in the find-links directories and on the indexes.
@@ -131,7 +182,21 @@ impl<'a> Index<'a> {
             return Ok(f.clone());
         }
         let mut all = self.sources.local_candidates(name)?;
-        all.extend(self.handle.block_on(self.sources.index_candidates(name))?);
+        let ahead = self.ahead.borrow_mut().remove(name);
+        let listed = match ahead {
+            Some(task) => {
+                let fetched = self
+                    .handle
+                    .block_on(task)
+                    .map_err(|e| Error::Index(format!("fetching the page of {name}: {e}")))??;
+                if let Some((file, text)) = fetched.metadata {
+                    self.ahead_metadata.borrow_mut().insert(file, text);
+                }
+                fetched.files
+            }
+            None => self.handle.block_on(self.sources.index_candidates(name))?,
+        };
+        all.extend(listed);
         self.files.borrow_mut().insert(name.to_string(), all.clone());
         Ok(all)
     }
@@ -147,7 +212,12 @@ impl<'a> Index<'a> {
         let wheels: Vec<&Candidate> = files.iter().filter(|c| c.filename.ends_with(".whl")).collect();
         let mut found = None;
         for c in &wheels {
-            if let Some(text) = self.handle.block_on(self.sources.metadata(c))? {
+            let ahead = self.ahead_metadata.borrow_mut().remove(&c.filename);
+            let text = match ahead {
+                Some(text) => Some(text),
+                None => self.handle.block_on(self.sources.metadata(c))?,
+            };
+            if let Some(text) = text {
                 found = Some(wheel::requires_of(&wheel::header_fields(&text)));
                 break;
             }
@@ -295,6 +365,14 @@ impl Provider<'_, '_> {
     }
 }
 
+/// The distribution a solver package is, if any.
+fn name_of(p: &Package) -> Option<String> {
+    match p {
+        Package::Root => None,
+        Package::Dist(n) | Package::Extra(n, _) => Some(n.clone()),
+    }
+}
+
 /// Constraints as the solver takes them.
 fn available(deps: BTreeMap<Package, Ranges<Version>>) -> Dependencies<Package, Ranges<Version>, String> {
     Dependencies::Available(deps.into_iter().collect::<DependencyConstraints<_, _>>())
@@ -363,7 +441,11 @@ impl DependencyProvider for Provider<'_, '_> {
         version: &Version,
     ) -> Result<Dependencies<Package, Ranges<Version>, String>, Error> {
         match package {
-            Package::Root => Ok(available(self.constraints(&self.request.requirements, &[])?)),
+            Package::Root => {
+                let deps = self.constraints(&self.request.requirements, &[])?;
+                self.index.prefetch(deps.keys().filter_map(name_of));
+                Ok(available(deps))
+            }
             Package::Dist(name) | Package::Extra(name, _) => {
                 let releases = self.releases(name)?;
                 let Some((_, release)) = releases.iter().find(|(v, _)| v == version) else {
@@ -391,6 +473,7 @@ impl DependencyProvider for Provider<'_, '_> {
                     }
                     _ => self.constraints(&requires.dist, &[])?,
                 };
+                self.index.prefetch(deps.keys().filter_map(name_of));
                 Ok(available(deps))
             }
         }
