@@ -315,6 +315,13 @@ pub struct InitArgs {
     /// Replace an existing oxbuild.toml.
     #[arg(long)]
     pub force: bool,
+
+    /// Do not run `oxbuild lock` when the project's requirements are not a lock.
+    #[arg(long)]
+    pub no_lock: bool,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// What every command that builds the app takes: where it is and what it builds on.

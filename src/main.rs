@@ -50,7 +50,7 @@ fn main() {
             cli::Command::Sbom(args) => attest::sbom(args, reporter).await,
             cli::Command::Sign(args) => attest::sign(args, reporter).await,
             cli::Command::Verify(args) => attest::verify(args, reporter).await,
-            cli::Command::Init(args) => init::run(args, reporter),
+            cli::Command::Init(args) => init::run(args, reporter).await,
             cli::Command::Lock(args) => lock::run(args, reporter).await,
             cli::Command::Cache(args) => cache::run(args, reporter),
         }

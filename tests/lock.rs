@@ -131,3 +131,38 @@ fn a_flask_and_numpy_project_locked_from_pypi_builds_and_runs_healthy() {
     assert_eq!(answer.as_ref().map(|a| a.0), Some(200), "logs:\n{}", container.logs());
     assert!(answer.unwrap().1.contains("\"sum\":10"));
 }
+
+/// `init` on a project whose dependencies are ranges locks them itself, for
+/// the base's Python, says so, and the config it writes builds from the lock.
+#[test]
+fn init_locks_a_project_whose_requirements_are_ranges() {
+    let wheels = tempfile::tempdir().unwrap();
+    make_wheel(wheels.path(), "alpha", "1.0", "py3-none-any", &["gamma>=1"], None);
+    make_wheel(wheels.path(), "alpha", "2.0", "py3-none-any", &["gamma>=2"], None);
+    make_wheel(wheels.path(), "gamma", "2.5", "py3-none-any", &[], None);
+    let index = PackageIndex::start(wheels.path());
+    let ws = Workspace::new();
+    std::fs::remove_dir_all(ws.app()).unwrap();
+    std::fs::create_dir_all(ws.app().join("tool")).unwrap();
+    std::fs::write(ws.app().join("tool/__init__.py"), "").unwrap();
+    std::fs::write(ws.app().join("tool/__main__.py"), "import alpha, gamma\nprint(alpha.VERSION, gamma.VERSION)\n")
+        .unwrap();
+    std::fs::write(
+        ws.app().join("pyproject.toml"),
+        "[project]\nname = \"tool\"\nversion = \"0.1\"\ndependencies = [\"alpha>=1\"]\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) =
+        run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["init", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("pyproject.toml has dependencies but no lock: running `oxbuild lock`"), "{stderr}");
+    assert!(stderr.contains("locked 2 packages into pylock.toml"), "{stderr}\n{stdout}");
+    let config = std::fs::read_to_string(ws.app().join("oxbuild.toml")).unwrap();
+    assert!(config.contains("lock = \"pylock.toml\""), "{config}");
+    let lock = std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap();
+    assert!(lock.contains("name = \"alpha\"\nversion = \"2.0\""), "{lock}");
+    let report =
+        build_json(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["build", "-q"]).arg(ws.app()));
+    let wheels = report["python"]["wheels"].to_string();
+    assert!(wheels.contains("alpha-2.0-py3-none-any.whl") && wheels.contains("gamma-2.5"), "{wheels}");
+}

@@ -358,6 +358,34 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     Ok(plan)
 }
 
+/// Why the project needs `oxbuild lock` before it can build, if it does:
+/// its requirements are top-level or ranges, not a lock.
+pub fn needs_lock(dir: &Path, plan: &Plan) -> Option<String> {
+    match &plan.python {
+        Some(("requirements", file)) => {
+            let text = std::fs::read_to_string(dir.join(file)).ok()?;
+            let loose: Vec<&str> = text
+                .lines()
+                .map(|l| l.split(" #").next().unwrap_or("").trim())
+                .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('-'))
+                .map(|l| l.split(';').next().unwrap_or(l).trim())
+                .filter(|l| !l.contains("==") && !l.contains(" @ "))
+                .collect();
+            (!loose.is_empty()).then(|| format!("{file} does not pin {}", loose.join(", ")))
+        }
+        Some(_) => None,
+        None if dir.join("requirements.in").is_file() => {
+            Some("requirements.in lists top-level requirements only".into())
+        }
+        None => {
+            let text = std::fs::read_to_string(dir.join("pyproject.toml")).ok()?;
+            let doc = text.parse::<toml::Table>().ok()?;
+            let deps = doc.get("project")?.get("dependencies")?.as_array()?;
+            (!deps.is_empty()).then(|| "pyproject.toml has dependencies but no lock".to_string())
+        }
+    }
+}
+
 fn toml_list(items: &[String]) -> String {
     let quoted: Vec<String> = items.iter().map(|i| toml_string(i)).collect();
     format!("[{}]", quoted.join(", "))
