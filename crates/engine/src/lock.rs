@@ -282,7 +282,8 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
         &cfg.python.extra_index_url,
         cfg.python.no_index,
         services.http().clone(),
-    )?;
+    )?
+    .caching(services.cache.bucket(oxbuild_cache::Bucket::Index)?);
     let resolve_request = Resolve {
         requirements: inputs.requirements.clone(),
         exclude_newer: Some(cutoff),

@@ -3,7 +3,7 @@
 //! Index credentials come from the URL's user info or `~/.netrc` and are sent
 //! only as an `Authorization` header; every URL shown to the user is redacted.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use std::io::Write as _;
@@ -154,6 +154,32 @@ pub struct Sources {
     /// Packages (normalised) whose `find-links` wheel is taken although the
     /// lock's hashes do not name it (`[python] trust-local-wheels`).
     trusted: Vec<String>,
+    /// Where index pages (for [`PAGE_TTL`]) and core metadata (by the
+    /// file's sha256, for good) are kept between runs, when set.
+    cache: Option<PathBuf>,
+}
+
+/// How long a cached index page is used without asking the index again:
+/// PyPI's own `max-age` for simple pages.
+pub const PAGE_TTL: Duration = Duration::from_secs(600);
+
+/// A cached index page.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedPage {
+    fetched: u64,
+    json: bool,
+    body: String,
+}
+
+/// Writes `bytes` to `path` whole or not at all (a temporary file renamed).
+fn write_atomic(path: &Path, bytes: &[u8]) {
+    let Some(dir) = path.parent() else { return };
+    let _ = std::fs::create_dir_all(dir);
+    if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir)
+        && std::io::Write::write_all(&mut tmp, bytes).is_ok()
+    {
+        let _ = tmp.persist(path);
+    }
 }
 
 /// The default index.
@@ -163,6 +189,13 @@ impl Sources {
     /// These sources, taking a `find-links` wheel of each of `names` even
     /// when the lock's hashes do not name it (a wheel built here from a
     /// source-only package cannot match a hash the lock took from PyPI).
+    /// These sources, keeping index pages and core metadata in `dir`.
+    pub fn caching(mut self, dir: PathBuf) -> Sources {
+        self.cache = Some(dir);
+        self
+    }
+
+    /// These sources, taking the find-links wheels of `names` without the lock's hash.
     pub fn trusting(mut self, names: &[String]) -> Sources {
         self.trusted = names.iter().map(|n| normalize(n)).collect();
         self
@@ -189,7 +222,7 @@ impl Sources {
                 indexes.push(Index::parse(e)?);
             }
         }
-        Ok(Sources { find_links, indexes, http, trusted: Vec::new() })
+        Ok(Sources { find_links, indexes, http, trusted: Vec::new(), cache: None })
     }
 
     /// The URL of index `i` (as candidates name it), credentials removed.
@@ -248,6 +281,18 @@ impl Sources {
 
     async fn index_page(&self, i: usize, index: &Index, key: &str) -> Result<Vec<Candidate>, Error> {
         let page = index.url.join(&format!("{key}/")).map_err(|e| Error::Index(e.to_string()))?;
+        let cached_at = self.cache.as_ref().map(|d| {
+            d.join("pages").join(format!("{}.json", oxbuild_image::Digest::of(page.as_str().as_bytes()).hex()))
+        });
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let fresh = cached_at
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice::<CachedPage>(&b).ok())
+            .filter(|c| now.saturating_sub(c.fetched) < PAGE_TTL.as_secs());
+        if let Some(c) = fresh {
+            return Ok(self.listed(i, if c.json { parse_json(&c.body, &page) } else { parse_html(&c.body, &page) }));
+        }
         let accept = "application/vnd.pypi.simple.v1+json, text/html;q=0.1";
         let read = |resp: reqwest::Response| async move {
             let json =
@@ -264,7 +309,18 @@ impl Sources {
             Err(Failed::Other(e)) => return Err(e),
         };
         let files = if json { parse_json(&body, &page) } else { parse_html(&body, &page) };
-        Ok(files
+        if let Some(path) = &cached_at {
+            let entry = CachedPage { fetched: now, json, body };
+            if let Ok(bytes) = serde_json::to_vec(&entry) {
+                write_atomic(path, &bytes);
+            }
+        }
+        Ok(self.listed(i, files))
+    }
+
+    /// The files of an index page as candidates from index `i`.
+    fn listed(&self, i: usize, files: Vec<Listed>) -> Vec<Candidate> {
+        files
             .into_iter()
             .map(|l| Candidate {
                 filename: l.filename,
@@ -275,7 +331,7 @@ impl Sources {
                 requires_python: l.requires_python,
                 metadata: l.metadata,
             })
-            .collect())
+            .collect()
     }
 
     /// GET through the shared client and `read` the answer, as one attempt:
@@ -328,13 +384,26 @@ impl Sources {
         if !c.metadata {
             return Ok(None);
         }
+        // A file's metadata never changes: kept by the file's sha256.
+        let kept = match (&self.cache, &c.sha256) {
+            (Some(dir), Some(sha)) => Some(dir.join("metadata").join(format!("{}.metadata", sha.to_ascii_lowercase()))),
+            _ => None,
+        };
+        if let Some(text) = kept.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+            return Ok(Some(text));
+        }
         let mut at = url.clone();
         at.set_path(&format!("{}.metadata", url.path()));
         let read = |resp: reqwest::Response| async move {
             resp.text().await.map_err(|e| Attempt::Transport(oxbuild_http::describe(&e)))
         };
         match self.get(*index, &at, "*/*", read).await {
-            Ok(text) => Ok(Some(text)),
+            Ok(text) => {
+                if let Some(path) = &kept {
+                    write_atomic(path, text.as_bytes());
+                }
+                Ok(Some(text))
+            }
             // Listed but not served: the file itself will do.
             Err(Failed::Status(_)) => Ok(None),
             Err(Failed::Other(e)) => Err(e),

@@ -225,6 +225,17 @@ impl<'a> Index<'a> {
         if found.is_none()
             && let Some(c) = wheels.first()
         {
+            // Already in the store (downloaded before): read it there.
+            let have = c
+                .sha256
+                .as_ref()
+                .and_then(|s| format!("sha256:{}", s.to_ascii_lowercase()).parse::<oxbuild_image::Digest>().ok())
+                .filter(|d| self.store.contains(d));
+            if let Some(d) = have {
+                let requires = wheel::requires(&self.store.path(&d), &c.filename)?;
+                self.metadata.borrow_mut().insert(key.clone(), requires.clone());
+                return Ok(requires);
+            }
             let blob = self.handle.block_on(self.sources.download(c, self.store))?;
             let digest = blob.digest();
             if let Some(sha) = &c.sha256
