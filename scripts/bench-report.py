@@ -127,6 +127,34 @@ print("|---|---|---|")
 print(f"| app tree of {(tree_bytes or 0) / 2**30:.1f} GiB | {fmt_s(median('bounded-tree', 'seconds'))} | "
       f"{'n/a' if bt is None else f'{bt / 1024:.0f} MiB'} |")
 print(f"| 1 GiB wheel | {fmt_s(median('bounded-wheel', 'seconds'))} | {'n/a' if bw is None else f'{bw / 1024:.0f} MiB'} |\n")
+print("## Locking (issue 16)\n")
+lock_rows = []
+for set_, label in (("small", "the benchmark app's top level (flask, gunicorn, pydantic, numpy)"),
+                    ("large", "a Django, FastAPI and Celery stack with its usual extras (21 top-level requirements)")):
+    cmp_ = next((r for r in rows if r["name"] == f"lock-{set_}-compare"), None)
+    oc, ow = median(f"lock-{set_}-oxbuild-cold", "seconds"), median(f"lock-{set_}-oxbuild-warm", "seconds")
+    uc, uw = median(f"lock-{set_}-uv-cold", "seconds"), median(f"lock-{set_}-uv-warm", "seconds")
+    pc = median(f"lock-{set_}-pipcompile-cold", "seconds")
+    if oc is None:
+        continue
+    lock_rows.append((set_, oc, ow, uc, uw, pc))
+    print(f"- {set_}: {label}, {cmp_['packages'] if cmp_ else '?'} packages locked.")
+if lock_rows:
+    print("\nThe same top-level requirements, for Python 3.11.2 on x86_64, files uploaded before 2025-06-01T00:00:00Z "
+          "for all three (`--exclude-newer`, uv's `--exclude-newer`, pip's `--uploaded-prior-to`); cold is an empty "
+          "cache, warm the same cache again. oxbuild reads the base (its scan cached after the first run) to know the target.\n")
+    print("| set | oxbuild cold | oxbuild warm | uv cold | uv warm | pip-compile cold | oxbuild warm / uv warm | oxbuild cold / pip-compile cold |")
+    print("|---|---|---|---|---|---|---|---|")
+    for set_, oc, ow, uc, uw, pc in lock_rows:
+        print(f"| {set_} | {fmt_s(oc)} | {fmt_s(ow)} | {fmt_s(uc)} | {fmt_s(uw)} | {fmt_s(pc)} | {ratio(ow, uw)} | {ratio(oc, pc)} |")
+    print()
+    for set_ in ("small", "large"):
+        cmp_ = next((r for r in rows if r["name"] == f"lock-{set_}-compare"), None)
+        if cmp_:
+            same_uv = "the same versions as uv" if not cmp_["differ_uv"] else "differs from uv: " + "; ".join(cmp_["differ_uv"])
+            same_pip = "the same as pip-compile" if not cmp_["differ_pip"] else "differs from pip-compile: " + "; ".join(cmp_["differ_pip"])
+            print(f"- {set_}: {same_uv}; {same_pip}.")
+    print()
 print("Raw measurements: `target/bench/raw.jsonl` after a run.\n")
 
 
@@ -175,6 +203,11 @@ for s_, limit, label in (("a", 1 / 6, "a) with bytecode ≤ 1/6 (issue 15)"), ("
     o, b = median(f"{s_}-oxbuild", "seconds"), median(f"{s_}-buildah", "seconds")
     if o is not None and b:
         print(f"| {label} | {o / b:.3f} | {verdict(o / b <= limit)} |")
+for set_, oc, ow, uc, uw, pc in lock_rows:
+    if ow and uw:
+        print(f"| lock, {set_}: warm no slower than 2× uv warm (issue 16) | {ow / uw:.2f}× | {verdict(ow <= 2 * uw)} |")
+    if oc and pc:
+        print(f"| lock, {set_}: cold faster than pip-compile cold (issue 16) | {oc / pc:.2f}× | {verdict(oc < pc)} |")
 if ma and manifest("buildah"):
     size_o, size_b = sum(l["size"] for l in ma["layers"]), sum(l["size"] for l in manifest("buildah")["layers"])
     print(f"| image no larger than buildah's (issue 15) | {size_o / 1e6:.1f} MB against {size_b / 1e6:.1f} MB | {verdict(size_o <= size_b)} |")
