@@ -298,6 +298,8 @@ struct Provider<'i, 'a> {
     prerelease_named: BTreeSet<String>,
     /// The index's spelling of each name.
     spelled: RefCell<BTreeMap<String, String>>,
+    /// The position of each direct requirement in the input.
+    order: HashMap<String, usize>,
 }
 
 impl Provider<'_, '_> {
@@ -410,7 +412,7 @@ impl DependencyProvider for Provider<'_, '_> {
     type P = Package;
     type V = Version;
     type VS = Ranges<Version>;
-    type Priority = (u32, std::cmp::Reverse<usize>);
+    type Priority = (u32, std::cmp::Reverse<usize>, std::cmp::Reverse<usize>);
     type M = String;
     type Err = Error;
 
@@ -420,14 +422,21 @@ impl DependencyProvider for Provider<'_, '_> {
         range: &Ranges<Version>,
         stats: &PackageResolutionStatistics,
     ) -> Self::Priority {
-        // Packages that caused conflicts first, then those with fewest choices.
+        // Packages that caused conflicts first; then the project's own
+        // requirements in the order it lists them (the ones it names first
+        // get their newest versions first, as pip and uv decide); then those
+        // with the fewest choices.
+        let position = match package {
+            Package::Root => 0,
+            Package::Dist(n) | Package::Extra(n, _) => self.order.get(n).copied().unwrap_or(usize::MAX),
+        };
         let choices = match package {
             Package::Root => 0,
             Package::Dist(n) | Package::Extra(n, _) => {
                 self.releases(n).map(|r| r.iter().filter(|(v, _)| range.contains(v)).count()).unwrap_or(0)
             }
         };
-        (stats.conflict_count(), std::cmp::Reverse(choices))
+        (stats.conflict_count(), std::cmp::Reverse(position), std::cmp::Reverse(choices))
     }
 
     fn choose_version(&self, package: &Package, range: &Ranges<Version>) -> Result<Option<Version>, Error> {
@@ -510,6 +519,13 @@ pub fn resolve(index: &Index<'_>, target: &Target, request: &Request) -> Result<
         request,
         prerelease_named,
         spelled: Default::default(),
+        order: request.requirements.iter().filter_map(|r| crate::name::parse_requirement(r).ok()).enumerate().fold(
+            HashMap::new(),
+            |mut order, (i, r)| {
+                order.entry(normalize(r.name.as_ref())).or_insert(i);
+                order
+            },
+        ),
     };
     let solution = match pubgrub::resolve(&provider, Package::Root, Version::new([0])) {
         Ok(s) => s,
