@@ -118,6 +118,11 @@ fn extras_yanks_and_requires_python() {
     assert_eq!(versions(&out[0]), ["e==1.0", "modern==1.0", "old==1.0", "plain==1.0", "speedy==1.0"]);
     let e = out[0].iter().find(|c| c.name == "e").unwrap();
     assert!(e.extras.contains("fast") && e.dependencies.contains("speedy"), "{e:?}");
+    // PEP 592: a yanked version is chosen for an exact pin of it, and only then.
+    let out = lock(&index, &["old==2.0"], &[target("x86_64")]).unwrap();
+    assert_eq!(versions(&out[0]), ["old==2.0"]);
+    let e = lock(&index, &["old>=2"], &[target("x86_64")]).unwrap_err().to_string();
+    assert!(e.contains("old"), "{e}");
 }
 
 #[test]

@@ -105,6 +105,8 @@ pub enum ResolveError {
 #[derive(Debug, Clone)]
 struct Release {
     files: Vec<Candidate>,
+    /// Every file of it is yanked (PEP 592): chosen only for an exact pin.
+    yanked: bool,
 }
 
 /// A project's index page fetched ahead, and the core metadata of its
@@ -309,8 +311,7 @@ impl Provider<'_, '_> {
             .unwrap_or_else(|_| Version::new([u64::from(self.target.major), u64::from(self.target.minor)]));
         let mut by_version: BTreeMap<Version, Vec<Candidate>> = BTreeMap::new();
         for c in self.index.files(name)? {
-            if c.yanked.is_some()
-                || c.upload_time.zip(self.request.exclude_newer).is_some_and(|(t, limit)| t > limit)
+            if c.upload_time.zip(self.request.exclude_newer).is_some_and(|(t, limit)| t > limit)
                 || c.requires_python
                     .as_deref()
                     .and_then(|r| pep440_rs::VersionSpecifiers::from_str(r).ok())
@@ -338,7 +339,12 @@ impl Provider<'_, '_> {
         let mut out: Vec<(Version, Release)> = by_version
             .into_iter()
             .filter(|(v, _)| allow_pre || !v.any_prerelease())
-            .map(|(v, files)| (v, Release { files }))
+            .map(|(v, files)| {
+                // Yanked files count only when the version has no other.
+                let yanked = files.iter().all(|f| f.yanked.is_some());
+                let files = if yanked { files } else { files.into_iter().filter(|f| f.yanked.is_none()).collect() };
+                (v, Release { files, yanked })
+            })
             .collect();
         out.reverse();
         Ok(out)
@@ -375,6 +381,16 @@ impl Provider<'_, '_> {
             }
         }
         Ok(out)
+    }
+}
+
+/// Whether `range` is `v` alone (with its local versions): an `==` pin.
+fn exactly(range: &Ranges<Version>, v: &Version) -> bool {
+    use std::ops::Bound;
+    match range.bounding_range() {
+        Some((Bound::Included(low), Bound::Included(high))) => low == v && high == v,
+        Some((Bound::Included(low), Bound::Excluded(high))) => low == v && *high == ranges::after_locals(v),
+        _ => false,
     }
 }
 
@@ -452,7 +468,12 @@ impl DependencyProvider for Provider<'_, '_> {
         {
             return Ok(Some(v.clone()));
         }
-        Ok(releases.into_iter().map(|(v, _)| v).find(|v| range.contains(v)))
+        let fitting = releases.iter().filter(|(v, _)| range.contains(v));
+        if let Some((v, _)) = fitting.clone().find(|(_, r)| !r.yanked) {
+            return Ok(Some(v.clone()));
+        }
+        // PEP 592: a yanked version only for a pin of exactly that version.
+        Ok(fitting.map(|(v, _)| v).find(|v| exactly(range, v)).cloned())
     }
 
     fn get_dependencies(

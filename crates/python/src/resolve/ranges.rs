@@ -64,7 +64,7 @@ pub fn of_one(s: &VersionSpecifier) -> Ranges<Version> {
 
 /// The first version above `v` and its local versions (`1.0+cpu`): its
 /// first post-release's first dev release.
-fn after_locals(v: &Version) -> Version {
+pub(crate) fn after_locals(v: &Version) -> Version {
     let post = v.post().map_or(0, |p| p + 1);
     v.clone().with_post(Some(post)).with_dev(Some(0))
 }
