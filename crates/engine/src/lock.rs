@@ -260,12 +260,23 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     };
     let location = crate::base_location(&request, &cfg)?;
     let mut targets = Vec::new();
+    let mut first_base = None;
     for p in &platforms {
         let mut one = request.clone();
         one.platform = Some(p.clone());
         let base = crate::base::open(&location, &one, services).await?;
         targets.push(oxbuild_python::target::detect(&base.fs, &base.config)?);
+        first_base.get_or_insert(base);
     }
+    // A sdist whose dependencies are dynamic is built to read them, as a
+    // build would build it (and the wheel is kept for that build).
+    let finder: Option<std::sync::Arc<dyn oxbuild_python::sdist::FindBuilder>> =
+        first_base.as_ref().map(|base| -> std::sync::Arc<dyn oxbuild_python::sdist::FindBuilder> {
+            std::sync::Arc::new(crate::interpreter::BaseBuilder::new(base, services))
+        });
+    let built: std::sync::Arc<dyn oxbuild_python::sdist::BuiltCache> =
+        std::sync::Arc::new(crate::built::Built::new(services, request.cache_repo.as_ref()));
+    let first_target = targets.first().cloned();
     let events = &services.events;
     events.step(&format!(
         "resolving {} requirements from {} for {}, files uploaded before {} ({why})",
@@ -293,7 +304,10 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     let store = services.store.clone();
     let handle = tokio::runtime::Handle::current();
     let locked = tokio::task::spawn_blocking(move || {
-        let index = resolve::Index::new(&sources, &store, handle);
+        let mut index = resolve::Index::new(&sources, &store, handle);
+        if let (Some(finder), Some(target)) = (finder, first_target) {
+            index = index.building(finder, target, Some(built));
+        }
         resolve::lock(&index, &targets, &resolve_request)
     })
     .await

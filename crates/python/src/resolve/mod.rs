@@ -20,6 +20,7 @@ pub mod ranges;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr as _;
+use std::sync::Arc;
 
 use oxbuild_image::BlobStore;
 use pep440_rs::Version;
@@ -132,6 +133,12 @@ pub struct Index<'a> {
     ahead: RefCell<HashMap<String, tokio::task::JoinHandle<Result<Prefetched, Error>>>>,
     /// Core metadata fetched ahead, by file name.
     ahead_metadata: RefCell<HashMap<String, String>>,
+    /// Finds what builds a sdist whose dependencies are dynamic, to read
+    /// them (only when one is met: finding the base's interpreter reads the
+    /// base), the target it builds for, and where built wheels are kept.
+    finder: Option<(Arc<dyn crate::sdist::FindBuilder>, Target, Option<Arc<dyn crate::sdist::BuiltCache>>)>,
+    /// What the finder found, once asked.
+    builder: std::cell::OnceCell<Option<crate::sdist::Builder>>,
 }
 
 impl<'a> Index<'a> {
@@ -145,7 +152,36 @@ impl<'a> Index<'a> {
             metadata: Default::default(),
             ahead: Default::default(),
             ahead_metadata: Default::default(),
+            finder: None,
+            builder: Default::default(),
         }
+    }
+
+    /// This index, building sdists whose dependencies are dynamic with what
+    /// `finder` finds for `target` (else a `python3.X` on PATH), keeping the
+    /// wheels in `cache` as a build would.
+    pub fn building(
+        mut self,
+        finder: Arc<dyn crate::sdist::FindBuilder>,
+        target: Target,
+        cache: Option<Arc<dyn crate::sdist::BuiltCache>>,
+    ) -> Index<'a> {
+        self.finder = Some((finder, target, cache));
+        self
+    }
+
+    /// The builder for dynamic sdists, found on first use.
+    fn builder(&self) -> Result<Option<(&crate::sdist::Builder, &Target)>, Error> {
+        let Some((finder, target, cache)) = &self.finder else { return Ok(None) };
+        if self.builder.get().is_none() {
+            let found = self.handle.block_on(finder.find(target))?.or_else(|| crate::sdist::Builder::find(target, 0));
+            let found = found.map(|mut b| {
+                b.cache = cache.clone();
+                b
+            });
+            let _ = self.builder.set(found);
+        }
+        Ok(self.builder.get().and_then(|b| b.as_ref()).map(|b| (b, target)))
     }
 
     /// Starts fetching the pages of `names` (and their newest wheels'
@@ -278,14 +314,31 @@ impl<'a> Index<'a> {
         let field = |k: &str| fields.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
         let metadata_version = field("metadata-version").and_then(|v| Version::from_str(v).ok());
         let dynamic = fields.iter().any(|(k, v)| k == "dynamic" && v.eq_ignore_ascii_case("requires-dist"));
-        if metadata_version.is_none_or(|v| v < Version::new([2, 2])) || dynamic {
+        if metadata_version.is_some_and(|v| v >= Version::new([2, 2])) && !dynamic {
+            return Ok(wheel::requires_of(&fields));
+        }
+        // Dynamic: the backend says what it depends on by building it.
+        let Some((builder, target)) = self.builder()? else {
             return Err(Error::Package(format!(
-                "{name} {version} is published only as a sdist whose dependencies are not static (its PKG-INFO is metadata {}{}): lock it with `uv lock` or `pip-compile`, or publish a wheel for it",
+                "{name} {version} is published only as a sdist whose dependencies are not static (its PKG-INFO is metadata {}{}), and no interpreter here can build it to read them (the base's own cannot run on this runner, and no python3.X of its version is on PATH): put one on PATH, or publish a wheel for it",
                 field("metadata-version").unwrap_or("missing"),
                 if dynamic { ", with Requires-Dist dynamic" } else { "" }
             )));
-        }
-        Ok(wheel::requires_of(&fields))
+        };
+        let pin = crate::requirements::Pin {
+            name: name.to_string(),
+            version: version.to_string(),
+            arbitrary: false,
+            hashes: c.sha256.iter().map(|s| s.to_ascii_lowercase()).collect(),
+            marker: None,
+            origin: "the resolver".into(),
+            direct: Vec::new(),
+            dependencies: Vec::new(),
+            extras: Vec::new(),
+            tree: None,
+        };
+        let built = self.handle.block_on(crate::sdist::build(&pin, c, builder, self.sources, target, self.store))?;
+        wheel::requires(&built.path, &built.filename)
     }
 }
 
