@@ -117,6 +117,9 @@ struct Prefetched {
     metadata: Option<(String, String)>,
 }
 
+/// What finds the builder of dynamic sdists, the target, and where built wheels are kept.
+type Finder = (Arc<dyn crate::sdist::FindBuilder>, Target, Option<Arc<dyn crate::sdist::BuiltCache>>);
+
 /// The index, as the solver asks it, with what it learnt kept between
 /// targets. The solver asks one thing at a time; what it will ask next (the
 /// pages of the dependencies it just learnt of, and their newest wheels'
@@ -136,7 +139,7 @@ pub struct Index<'a> {
     /// Finds what builds a sdist whose dependencies are dynamic, to read
     /// them (only when one is met: finding the base's interpreter reads the
     /// base), the target it builds for, and where built wheels are kept.
-    finder: Option<(Arc<dyn crate::sdist::FindBuilder>, Target, Option<Arc<dyn crate::sdist::BuiltCache>>)>,
+    finder: Option<Finder>,
     /// What the finder found, once asked.
     builder: std::cell::OnceCell<Option<crate::sdist::Builder>>,
 }
