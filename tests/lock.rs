@@ -174,21 +174,19 @@ fn init_locks_a_project_whose_requirements_are_ranges() {
 fn a_sdist_with_dynamic_dependencies_is_built_to_read_them() {
     let files = tempfile::tempdir().unwrap();
     make_wheel(files.path(), "gamma", "2.0", "py3-none-any", &[], None);
-    let spec = serde_json::json!([
-        [
-            "legacyapp-1.0/setup.py",
-            "from setuptools import setup\nsetup(name='legacyapp', version='1.0', py_modules=['legacyapp'], install_requires=['gamma>=2'])\n"
+    common::sdist(
+        files.path(),
+        "legacyapp",
+        "1.0",
+        &[
+            (
+                "setup.py",
+                "from setuptools import setup\nsetup(name='legacyapp', version='1.0', py_modules=['legacyapp'], install_requires=['gamma>=2'])\n",
+            ),
+            ("legacyapp.py", "X = 1\n"),
+            ("PKG-INFO", "Metadata-Version: 2.1\nName: legacyapp\nVersion: 1.0\n"),
         ],
-        ["legacyapp-1.0/legacyapp.py", "X = 1\n"],
-        ["legacyapp-1.0/PKG-INFO", "Metadata-Version: 2.1\nName: legacyapp\nVersion: 1.0\n"]
-    ]);
-    let made = std::process::Command::new("python3")
-        .args(["-c", "import io, json, sys, tarfile\nwith tarfile.open(sys.argv[1], 'w:gz') as t:\n    for name, text in json.loads(sys.argv[2]):\n        data = text.encode()\n        info = tarfile.TarInfo(name)\n        info.size = len(data)\n        t.addfile(info, io.BytesIO(data))\n"])
-        .arg(files.path().join("legacyapp-1.0.tar.gz"))
-        .arg(spec.to_string())
-        .status()
-        .unwrap();
-    assert!(made.success());
+    );
     let index = PackageIndex::start(files.path());
     let ws = Workspace::new();
     std::fs::remove_dir_all(ws.app()).unwrap();

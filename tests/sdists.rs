@@ -5,29 +5,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{base, blob_in, build_json, layer_file, offline_pyweb, run};
-
-/// Writes `name-version.tar.gz` into `dir` holding `files` under
-/// `name-version/`, as `python -m build --sdist` lays one out; returns its
-/// path and sha256.
-fn sdist(dir: &Path, name: &str, version: &str, files: &[(&str, &str)]) -> (PathBuf, String) {
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join(format!("{name}-{version}.tar.gz"));
-    let spec = serde_json::json!(
-        files.iter().map(|(p, c)| [format!("{name}-{version}/{p}"), c.to_string()]).collect::<Vec<_>>()
-    );
-    let made = std::process::Command::new("python3")
-        .args(["-c", "import io, json, sys, tarfile\nwith tarfile.open(sys.argv[1], 'w:gz') as t:\n    for name, text in json.loads(sys.argv[2]):\n        data = text.encode()\n        info = tarfile.TarInfo(name)\n        info.size = len(data)\n        t.addfile(info, io.BytesIO(data))\n"])
-        .arg(&path)
-        .arg(spec.to_string())
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let sha = oxbuild_image::Digest::of(&std::fs::read(&path).unwrap()).hex().to_string();
-    (path, sha)
-}
+use common::{base, blob_in, build_json, layer_file, offline_pyweb, run, sdist};
 
 /// `legacy-2.0.tar.gz`, a `setup.py`-only sdist (setuptools' legacy
 /// backend), written into `dir`; its sha256.

@@ -270,3 +270,24 @@ pub fn release_image(registry: &oxbuild_testkit::Registry) -> String {
     assert!(out.status.success(), "scripts/release: {}", String::from_utf8_lossy(&out.stderr));
     image
 }
+
+/// Writes `name-version.tar.gz` into `dir` holding `files` under
+/// `name-version/`, as `python -m build --sdist` lays one out; returns its
+/// path and sha256.
+#[allow(dead_code)]
+pub fn sdist(dir: &Path, name: &str, version: &str, files: &[(&str, &str)]) -> (PathBuf, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(format!("{name}-{version}.tar.gz"));
+    let spec = serde_json::json!(
+        files.iter().map(|(p, c)| [format!("{name}-{version}/{p}"), c.to_string()]).collect::<Vec<_>>()
+    );
+    let made = std::process::Command::new("python3")
+        .args(["-c", "import io, json, sys, tarfile\nwith tarfile.open(sys.argv[1], 'w:gz') as t:\n    for name, text in json.loads(sys.argv[2]):\n        data = text.encode()\n        info = tarfile.TarInfo(name)\n        info.size = len(data)\n        t.addfile(info, io.BytesIO(data))\n"])
+        .arg(&path)
+        .arg(spec.to_string())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let sha = oxbuild_image::Digest::of(&std::fs::read(&path).unwrap()).hex().to_string();
+    (path, sha)
+}

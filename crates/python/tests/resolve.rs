@@ -34,22 +34,28 @@ fn wheels(specs: &[Spec<'_>]) -> tempfile::TempDir {
 
 const ANY: &str = "py3-none-any";
 
-/// Resolves `requirements` for `targets` against `index`.
-fn lock(index: &PackageIndex, requirements: &[&str], targets: &[Target]) -> Result<Vec<Vec<Chosen>>, ResolveError> {
+/// Runs `solve` on a blocking thread with an [`Index`] over the test
+/// index, as `oxbuild lock` runs the solver.
+fn with_index<T: Send + 'static>(index: &PackageIndex, solve: impl FnOnce(&Index<'_>) -> T + Send + 'static) -> T {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let http = oxbuild_http::Client::new(Default::default()).unwrap();
     let sources = Sources::new(Vec::new(), Some(&index.url()), &[], false, http).unwrap();
     let store_dir = tempfile::tempdir().unwrap();
     let store = oxbuild_image::BlobStore::open(store_dir.path()).unwrap();
     let handle = runtime.handle().clone();
-    let request = Request { requirements: requirements.iter().map(|r| r.to_string()).collect(), ..Default::default() };
-    let targets = targets.to_vec();
-    std::thread::spawn(move || {
-        let index = Index::new(&sources, &store, handle);
-        targets.iter().map(|t| resolve::resolve(&index, t, &request)).collect::<Result<Vec<_>, _>>()
+    std::thread::spawn(move || solve(&Index::new(&sources, &store, handle))).join().unwrap()
+}
+
+fn request(requirements: &[&str]) -> Request {
+    Request { requirements: requirements.iter().map(|r| r.to_string()).collect(), ..Default::default() }
+}
+
+/// Resolves `requirements` for `targets` against `index`.
+fn lock(index: &PackageIndex, requirements: &[&str], targets: &[Target]) -> Result<Vec<Vec<Chosen>>, ResolveError> {
+    let (request, targets) = (request(requirements), targets.to_vec());
+    with_index(index, move |index| {
+        targets.iter().map(|t| resolve::resolve(index, t, &request)).collect::<Result<Vec<_>, _>>()
     })
-    .join()
-    .unwrap()
 }
 
 fn versions(chosen: &[Chosen]) -> Vec<String> {
@@ -139,17 +145,8 @@ fn metadata_comes_from_the_wheel_when_the_index_serves_none() {
 
 /// Locks `requirements` for `targets` together.
 fn lock_together(index: &PackageIndex, requirements: &[&str], targets: &[Target]) -> resolve::Locked {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let http = oxbuild_http::Client::new(Default::default()).unwrap();
-    let sources = Sources::new(Vec::new(), Some(&index.url()), &[], false, http).unwrap();
-    let store_dir = tempfile::tempdir().unwrap();
-    let store = oxbuild_image::BlobStore::open(store_dir.path()).unwrap();
-    let handle = runtime.handle().clone();
-    let request = Request { requirements: requirements.iter().map(|r| r.to_string()).collect(), ..Default::default() };
-    let targets = targets.to_vec();
-    std::thread::spawn(move || resolve::lock(&Index::new(&sources, &store, handle), &targets, &request).unwrap())
-        .join()
-        .unwrap()
+    let (request, targets) = (request(requirements), targets.to_vec());
+    with_index(index, move |index| resolve::lock(index, &targets, &request).unwrap())
 }
 
 /// One lock for two platforms: a package gets one version on both when one
