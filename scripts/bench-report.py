@@ -129,6 +129,7 @@ print(f"| app tree of {(tree_bytes or 0) / 2**30:.1f} GiB | {fmt_s(median('bound
 print(f"| 1 GiB wheel | {fmt_s(median('bounded-wheel', 'seconds'))} | {'n/a' if bw is None else f'{bw / 1024:.0f} MiB'} |\n")
 print("## Locking (issue 16)\n")
 lock_rows = []
+lock_requests = []
 for set_, label in (("small", "the benchmark app's top level (flask, gunicorn, pydantic, numpy)"),
                     ("large", "a Django, FastAPI and Celery stack with its usual extras (21 top-level requirements)")):
     cmp_ = next((r for r in rows if r["name"] == f"lock-{set_}-compare"), None)
@@ -138,6 +139,8 @@ for set_, label in (("small", "the benchmark app's top level (flask, gunicorn, p
     if oc is None:
         continue
     lock_rows.append((set_, oc, ow, uc, uw, pc))
+    rc, rw = median(f"lock-{set_}-oxbuild-cold", "requests"), median(f"lock-{set_}-oxbuild-warm", "requests")
+    lock_requests.append((set_, rc, rw))
     print(f"- {set_}: {label}, {cmp_['packages'] if cmp_ else '?'} packages locked.")
 if lock_rows:
     print("\nThe same top-level requirements, for Python 3.11.2 on x86_64, files uploaded before 2025-06-01T00:00:00Z "
@@ -148,6 +151,9 @@ if lock_rows:
     for set_, oc, ow, uc, uw, pc in lock_rows:
         print(f"| {set_} | {fmt_s(oc)} | {fmt_s(ow)} | {fmt_s(uc)} | {fmt_s(uw)} | {fmt_s(pc)} | {ratio(ow, uw)} | {ratio(oc, pc)} |")
     print()
+    counts = "; ".join(f"{s}: {int(c)} cold, {int(w)} warm" for s, c, w in lock_requests if c is not None and w is not None)
+    if counts:
+        print(f"HTTP requests oxbuild sent (its `lock` report): {counts}. uv's and pip's are not counted here.\n")
     for set_ in ("small", "large"):
         cmp_ = next((r for r in rows if r["name"] == f"lock-{set_}-compare"), None)
         if cmp_:

@@ -58,6 +58,7 @@ pub async fn run(args: LockArgs, out: Reporter) -> Result<(), Failure> {
         &[
             format!("locked {} packages into {}", report.packages, report.written.display()),
             format!("files uploaded before {}", report.exclude_newer),
+            format!("{} HTTP requests to the indexes", report.requests),
         ],
     );
     Ok(())

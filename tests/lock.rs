@@ -58,9 +58,15 @@ fn a_local_index_is_locked_twice_to_the_same_bytes_and_a_conflict_is_explained()
     assert!(first.contains("name = \"gamma\"\nversion = \"2.0\""), "{first}");
     let config = std::fs::read_to_string(ws.app().join("oxbuild.toml")).unwrap();
     assert!(config.contains("[python]\nlock = \"pylock.toml\""), "the build reads what was locked:\n{config}");
-    let (code, _, stderr) = lock(&ws);
+    let requests = |stdout: &str| -> u64 {
+        let line = stdout.lines().find(|l| l.ends_with("HTTP requests to the indexes")).unwrap_or_default();
+        line.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{stdout}"))
+    };
+    assert!(requests(&stdout) > 0, "{stdout}");
+    let (code, again, stderr) = lock(&ws);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap(), first, "byte-identical");
+    assert_eq!(requests(&again), 0, "pages (for 10 minutes) and metadata come from the cache: {again}");
 
     // A conflict: the error says which requirements clash, in sentences.
     std::fs::write(ws.app().join("requirements.in"), "beta\ndelta\n").unwrap();

@@ -59,6 +59,8 @@ pub struct LockReport {
     pub undated_files: usize,
     /// Packages whose version differs by platform, and why.
     pub differences: Vec<String>,
+    /// HTTP requests sent to the indexes (pages, metadata, files).
+    pub requests: u64,
     /// What became of `[python] lock` in oxbuild.toml.
     pub config: String,
 }
@@ -301,6 +303,7 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
         preferences,
         prereleases: req.prereleases,
     };
+    let counted = sources.clone();
     let store = services.store.clone();
     let handle = tokio::runtime::Handle::current();
     let locked = tokio::task::spawn_blocking(move || {
@@ -347,6 +350,7 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
         packages: names.len(),
         undated_files: undated.len(),
         differences: locked.differences,
+        requests: counted.requests(),
         config,
     })
 }

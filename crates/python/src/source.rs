@@ -157,6 +157,8 @@ pub struct Sources {
     /// Where index pages (for [`PAGE_TTL`]) and core metadata (by the
     /// file's sha256, for good) are kept between runs, when set.
     cache: Option<PathBuf>,
+    /// HTTP requests sent, shared by every clone (for reports).
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How long a cached index page is used without asking the index again:
@@ -189,6 +191,11 @@ impl Sources {
     /// These sources, taking a `find-links` wheel of each of `names` even
     /// when the lock's hashes do not name it (a wheel built here from a
     /// source-only package cannot match a hash the lock took from PyPI).
+    /// How many HTTP requests these sources (and their clones) have sent.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// These sources, keeping index pages and core metadata in `dir`.
     pub fn caching(mut self, dir: PathBuf) -> Sources {
         self.cache = Some(dir);
@@ -222,7 +229,7 @@ impl Sources {
                 indexes.push(Index::parse(e)?);
             }
         }
-        Ok(Sources { find_links, indexes, http, trusted: Vec::new(), cache: None })
+        Ok(Sources { find_links, indexes, http, trusted: Vec::new(), cache: None, requests: Default::default() })
     }
 
     /// The URL of index `i` (as candidates name it), credentials removed.
@@ -356,6 +363,7 @@ impl Sources {
                 {
                     req = req.basic_auth(u, Some(p));
                 }
+                self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 match req.send().await {
                     Ok(r) if r.status().is_server_error() || r.status() == 429 => {
                         Err(Attempt::Status(r.status(), oxbuild_http::retry_after(r.headers())))
