@@ -345,6 +345,9 @@ impl<'a> Index<'a> {
     }
 }
 
+/// A package's releases for a target, newest first.
+type Releases = Arc<Vec<(Version, Release)>>;
+
 /// One target's solve: the index, the target, and the request.
 struct Provider<'i, 'a> {
     index: &'i Index<'a>,
@@ -354,15 +357,26 @@ struct Provider<'i, 'a> {
     request: &'i Request,
     /// Names for which any specifier names a pre-release.
     prerelease_named: BTreeSet<String>,
-    /// The index's spelling of each name.
-    spelled: RefCell<BTreeMap<String, String>>,
+    /// Each package's releases for the target, once listed: the solver asks
+    /// for them when it prioritises, chooses and expands a package.
+    releases: RefCell<HashMap<String, Releases>>,
     /// The position of each direct requirement in the input.
     order: HashMap<String, usize>,
 }
 
 impl Provider<'_, '_> {
     /// The releases of `name` that may be chosen for the target, newest first.
-    fn releases(&self, name: &str) -> Result<Vec<(Version, Release)>, Error> {
+    fn releases(&self, name: &str) -> Result<Releases, Error> {
+        if let Some(r) = self.releases.borrow().get(name) {
+            return Ok(r.clone());
+        }
+        let listed = Arc::new(self.list_releases(name)?);
+        self.releases.borrow_mut().insert(name.to_string(), listed.clone());
+        Ok(listed)
+    }
+
+    /// Lists the releases of `name` (see [`Provider::releases`]).
+    fn list_releases(&self, name: &str) -> Result<Vec<(Version, Release)>, Error> {
         let python = Version::from_str(&self.target.full_version)
             .unwrap_or_else(|_| Version::new([u64::from(self.target.major), u64::from(self.target.minor)]));
         let mut by_version: BTreeMap<Version, Vec<Candidate>> = BTreeMap::new();
@@ -375,20 +389,19 @@ impl Provider<'_, '_> {
             {
                 continue;
             }
-            let (spelled, version) = if let Some(w) = wheel::WheelName::parse(&c.filename) {
+            let version = if let Some(w) = wheel::WheelName::parse(&c.filename) {
                 // A wheel for another Python or platform is no use to this target.
                 if !w.tags.iter().any(|t| self.ranking.contains_key(t)) {
                     continue;
                 }
-                (w.name.clone(), w.version.clone())
+                w.version
             } else if crate::sdist::is_sdist(&c.filename) {
                 let Some(v) = crate::source::version_of(&c.filename) else { continue };
-                (crate::source::project_of(&c.filename).unwrap_or_default(), v)
+                v
             } else {
                 continue;
             };
             let Ok(version) = Version::from_str(&version) else { continue };
-            self.spelled.borrow_mut().entry(name.to_string()).or_insert(spelled);
             by_version.entry(version).or_default().push(c);
         }
         let allow_pre = self.request.prereleases || self.prerelease_named.contains(name);
@@ -595,7 +608,7 @@ pub fn resolve(index: &Index<'_>, target: &Target, request: &Request) -> Result<
         ranking: target.ranking(),
         request,
         prerelease_named,
-        spelled: Default::default(),
+        releases: Default::default(),
         order: request.requirements.iter().filter_map(|r| crate::name::parse_requirement(r).ok()).enumerate().fold(
             HashMap::new(),
             |mut order, (i, r)| {
@@ -621,7 +634,7 @@ pub fn resolve(index: &Index<'_>, target: &Target, request: &Request) -> Result<
     for (package, version) in solution.iter() {
         let Package::Dist(name) = package else { continue };
         let releases = provider.releases(name)?;
-        let files = releases.into_iter().find(|(v, _)| v == version).map(|(_, r)| r.files).unwrap_or_default();
+        let files = releases.iter().find(|(v, _)| v == version).map(|(_, r)| r.files.clone()).unwrap_or_default();
         let requires = index.requires(name, version, &files)?;
         chosen.insert(
             name.clone(),
