@@ -219,3 +219,26 @@ fn two_platforms_share_versions_where_they_can_and_the_lock_reads_back() {
     assert!(text.contains("platform_machine == 'aarch64'"), "{text}");
     let _ = Path::new(".");
 }
+
+/// A version whose dependencies cannot be read (here a sdist with dynamic
+/// metadata and nothing to build it) is passed over for an older one, as
+/// when the solver backtracks into a package's old releases; with no other,
+/// the reason is named.
+#[test]
+fn a_version_whose_dependencies_cannot_be_read_is_passed_over() {
+    let files = wheels(&[("pkg", "1.0", &[], None, ANY)]);
+    let made = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import io, sys, tarfile\nwith tarfile.open(sys.argv[1], 'w:gz') as t:\n    data = b'Metadata-Version: 2.1\\nName: pkg\\nVersion: 2.0\\n'\n    info = tarfile.TarInfo('pkg-2.0/PKG-INFO')\n    info.size = len(data)\n    t.addfile(info, io.BytesIO(data))\n",
+        ])
+        .arg(files.path().join("pkg-2.0.tar.gz"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let index = PackageIndex::start(files.path());
+    let out = lock(&index, &["pkg"], &[target("x86_64")]).unwrap();
+    assert_eq!(versions(&out[0]), ["pkg==1.0"]);
+    let e = lock(&index, &["pkg>=2"], &[target("x86_64")]).unwrap_err().to_string();
+    assert!(e.contains("pkg") && e.contains("dependencies are not static"), "{e}");
+}

@@ -561,7 +561,16 @@ impl DependencyProvider for Provider<'_, '_> {
                 let Some((_, release)) = releases.iter().find(|(v, _)| v == version) else {
                     return Ok(Dependencies::Unavailable(format!("{name} {version} has no usable file")));
                 };
-                let requires = self.index.requires(name, version, &release.files)?;
+                // A version whose dependencies cannot be read (a sdist that
+                // does not build, a broken wheel) is one the solver cannot
+                // use, as a version with no files: it goes on to others, and
+                // names the reason if none is left. An index that fails is
+                // another matter, and stops it.
+                let requires = match self.index.requires(name, version, &release.files) {
+                    Ok(r) => r,
+                    Err(Error::Package(why)) => return Ok(Dependencies::Unavailable(why)),
+                    Err(e) => return Err(e),
+                };
                 if let Some(python) = &requires.python
                     && let Ok(spec) = pep440_rs::VersionSpecifiers::from_str(python)
                     && let Ok(target) = Version::from_str(&self.target.full_version)
