@@ -533,24 +533,9 @@ pub async fn build(
         Location::Url(u, _) | Location::Direct(u) => Some(crate::without_credentials(u)),
         Location::File(_) => None,
     };
-    Ok(Wheel {
-        pin: format!("{}=={}", pin.name, pin.version),
-        name: pin.name.clone(),
-        version: pin.version.clone(),
-        dependencies: pin.dependencies.clone(),
-        source: Some(format!(
-            "built by oxbuild from {} ({digest}) with {}",
-            candidate.filename,
-            done.describe(before, builder)
-        )),
-        url,
-        filename: done.built.filename,
-        digest: done.built.digest,
-        path: done.built.path,
-        downloaded: matches!(candidate.location, Location::Url(..) | Location::Direct(_)),
-        yanked: candidate.yanked.clone(),
-        built: Some(done.built.cached),
-    })
+    let source = format!("{} ({digest}) with {}", candidate.filename, done.describe(before, builder));
+    let downloaded = matches!(candidate.location, Location::Url(..) | Location::Direct(_));
+    Ok(done.into_wheel(pin, &source, url, downloaded, candidate.yanked.clone()))
 }
 
 /// A build of a source tree whose inputs are known: the wheel, what it was
@@ -564,6 +549,25 @@ struct Done {
 }
 
 impl Done {
+    /// The wheel of `pin` as the layer installs it; `from` says what it was
+    /// built from and with (the SBOM's source).
+    fn into_wheel(self, pin: &Pin, from: &str, url: Option<String>, downloaded: bool, yanked: Option<String>) -> Wheel {
+        Wheel {
+            pin: format!("{}=={}", pin.name, pin.version),
+            name: pin.name.clone(),
+            version: pin.version.clone(),
+            dependencies: pin.dependencies.clone(),
+            source: Some(format!("built by oxbuild from {from}")),
+            url,
+            filename: self.built.filename,
+            digest: self.built.digest,
+            path: self.built.path,
+            downloaded,
+            yanked,
+            built: Some(self.built.cached),
+        }
+    }
+
     /// What it was built with, for the SBOM's source.
     fn describe(&self, before: Option<std::time::SystemTime>, builder: &Builder) -> String {
         let with: Vec<&str> = self.requirements.iter().map(|r| r.pin.as_str()).collect();
@@ -705,20 +709,8 @@ pub async fn build_source_tree(
     }
     let done =
         build_keyed(pin, &root, dir.path(), &identity, None, &uncached, sources, target, store).await.map_err(&fail)?;
-    Ok(Wheel {
-        pin: format!("{}=={}", pin.name, pin.version),
-        name: pin.name.clone(),
-        version: pin.version.clone(),
-        dependencies: pin.dependencies.clone(),
-        source: Some(format!("built by oxbuild from {tree} with {}", done.describe(None, builder))),
-        url,
-        filename: done.built.filename,
-        digest: done.built.digest,
-        path: done.built.path,
-        downloaded: cacheable,
-        yanked: None,
-        built: Some(done.built.cached),
-    })
+    let source = format!("{tree} with {}", done.describe(None, builder));
+    Ok(done.into_wheel(pin, &source, url, cacheable, None))
 }
 
 /// Clones `url` at `commit` into `into` with the runner's `git`: only that
