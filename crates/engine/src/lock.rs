@@ -74,16 +74,6 @@ struct Inputs {
     file: PathBuf,
 }
 
-/// Requirement lines of a requirements file: options, comments and hashes dropped.
-fn requirement_lines(text: &str) -> Vec<String> {
-    text.lines()
-        .map(|l| l.split(" #").next().unwrap_or("").trim())
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('-'))
-        .map(|l| l.split(" --hash").next().unwrap_or(l).trim_end_matches('\\').trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect()
-}
-
 fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
     let read =
         |p: &Path| std::fs::read_to_string(p).map_err(|e| Error::new(Kind::Config, format!("{}: {e}", p.display())));
@@ -103,7 +93,7 @@ fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
     };
     let requirements_in = dir.join("requirements.in");
     if requirements_in.is_file() {
-        let requirements = requirement_lines(&read(&requirements_in)?);
+        let requirements = oxbuild_python::requirements::requirement_lines(&read(&requirements_in)?);
         return Ok(Inputs {
             pins: pins_of(&requirements),
             requirements,
@@ -136,7 +126,7 @@ fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
     }
     if let Some(file) = &cfg.python.requirements {
         let path = dir.join(file);
-        let requirements = requirement_lines(&read(&path)?);
+        let requirements = oxbuild_python::requirements::requirement_lines(&read(&path)?);
         return Ok(Inputs { pins: pins_of(&requirements), requirements, from: file.clone(), file: path });
     }
     Err(Error::new(

@@ -364,11 +364,9 @@ pub fn needs_lock(dir: &Path, plan: &Plan) -> Option<String> {
     match &plan.python {
         Some(("requirements", file)) => {
             let text = std::fs::read_to_string(dir.join(file)).ok()?;
-            let loose: Vec<&str> = text
-                .lines()
-                .map(|l| l.split(" #").next().unwrap_or("").trim())
-                .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('-'))
-                .map(|l| l.split(';').next().unwrap_or(l).trim())
+            let loose: Vec<String> = oxbuild_python::requirements::requirement_lines(&text)
+                .iter()
+                .map(|l| l.split(';').next().unwrap_or(l).trim().to_string())
                 .filter(|l| !l.contains("==") && !l.contains(" @ "))
                 .collect();
             (!loose.is_empty()).then(|| format!("{file} does not pin {}", loose.join(", ")))

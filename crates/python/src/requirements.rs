@@ -35,6 +35,18 @@ pub struct Pin {
     pub tree: Option<Tree>,
 }
 
+/// The requirement lines of a requirements file that need not be pinned
+/// (`requirements.in`, a partly pinned `requirements.txt`): comments,
+/// options, hashes and line continuations dropped.
+pub fn requirement_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split(" #").next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('-'))
+        .map(|l| l.split(" --hash").next().unwrap_or(l).trim_end_matches('\\').trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 /// A package's source tree, as a lock names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tree {
@@ -434,6 +446,12 @@ mod tests {
         assert_eq!(deps(1), ["markupsafe"], "jinja2");
         assert_eq!(deps(2), Vec::<String>::new(), "markupsafe");
         assert_eq!(deps(3), ["markupsafe"], "werkzeug, named after a file in the list");
+    }
+
+    #[test]
+    fn requirement_lines_drop_comments_options_hashes_and_continuations() {
+        let text = "# top\n--index-url https://x\nflask>=3  # web\nblinker==1.9.0 \\\n    --hash=sha256:ab\nnumpy ; python_version >= '3.10'\n";
+        assert_eq!(requirement_lines(text), ["flask>=3", "blinker==1.9.0", "numpy ; python_version >= '3.10'"]);
     }
 
     #[test]
