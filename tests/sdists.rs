@@ -9,6 +9,14 @@ use std::path::Path;
 
 use common::{base, blob_in, build_json, layer_file, offline_pyweb, run, sdist};
 
+/// Runs `build` (a `build` command of `ws`'s oxbuild, with its flags) with
+/// `--output` into an OCI layout of the workspace; the layout and the report.
+fn into_layout(ws: &common::Workspace, build: &mut std::process::Command) -> (std::path::PathBuf, serde_json::Value) {
+    let layout = ws.tmp.path().join("layout");
+    let report = build_json(build.arg("--output").arg(format!("oci:{}", layout.display())).arg(ws.app()));
+    (layout, report)
+}
+
 /// `legacy-2.0.tar.gz`, a `setup.py`-only sdist (setuptools' legacy
 /// backend), written into `dir`; its sha256.
 fn legacy_sdist(dir: &Path) -> String {
@@ -67,13 +75,7 @@ fn source_only_packages_are_built_with_their_backend_and_the_image_is_reproducib
     );
     let legacy = legacy_sdist(&dir);
     let ws = app_with(&dir, &format!("greet==1.0 --hash=sha256:{flit}\nlegacy==2.0 --hash=sha256:{legacy}\n"));
-    let layout = ws.tmp.path().join("layout");
-    let report = build_json(
-        ws.oxbuild()
-            .args(["build", "-q", "--base", &base(), "--output"])
-            .arg(format!("oci:{}", layout.display()))
-            .arg(ws.app()),
-    );
+    let (layout, report) = into_layout(&ws, ws.oxbuild().args(["build", "-q", "--base", &base()]));
     let wheels = report["python"]["wheels"].to_string();
     assert!(
         wheels.contains("greet-1.0-py2.py3-none-any.whl") && wheels.contains("legacy-2.0-py3-none-any.whl"),
@@ -163,13 +165,7 @@ fn optional_c_speedups_are_left_out_and_the_pure_package_is_installed() {
             ("speedups.c", "#include <Python.h>\n"),
         ],
     );
-    let layout = ws.tmp.path().join("layout");
-    let report = build_json(
-        ws.oxbuild()
-            .args(["build", "-q", "--base", &base(), "--output"])
-            .arg(format!("oci:{}", layout.display()))
-            .arg(ws.app()),
-    );
+    let (layout, report) = into_layout(&ws, ws.oxbuild().args(["build", "-q", "--base", &base()]));
     let deps = report["python"]["layer"].as_str().unwrap();
     assert!(
         layer_file(&blob_in(&layout, deps), "opt/venv/lib/python3.11/site-packages/speedy.py").is_some(),
@@ -227,16 +223,13 @@ fn sdists_build_with_the_bases_own_interpreter_and_a_built_wheel_serves_the_whol
     let legacy = legacy_sdist(&dir);
     let ws = app_with(&dir, &format!("spawned==1.0 --hash=sha256:{spawned}\n"));
     let (runner_a, runner_b) = (ws.tmp.path().join("runner-a"), ws.tmp.path().join("runner-b"));
-    let layout = ws.tmp.path().join("layout");
     let sbom_dir = ws.tmp.path().join("sbom");
-    let first = build_json(
+    let (layout, first) = into_layout(
+        &ws,
         ws.oxbuild()
             .env("OXBUILD_CACHE_DIR", &runner_a)
             .args(["build", "-q", "--base", &base(), "--cache-repo", &cache_repo, "--sbom-dir"])
-            .arg(&sbom_dir)
-            .arg("--output")
-            .arg(format!("oci:{}", layout.display()))
-            .arg(ws.app()),
+            .arg(&sbom_dir),
     );
     assert_eq!(built(&first), pairs(&[("spawned-1.0-py3-none-any.whl", false)]));
     // The backend, and both processes it started, ran the base's interpreter
@@ -333,16 +326,9 @@ fn git_and_directory_packages_of_a_uv_lock_are_built_from_their_trees() {
     std::fs::write(ws.app().join("uv.lock"), lock(&commit)).unwrap();
     ws.edit_config("requirements = \"requirements.txt\"", "lock = \"uv.lock\"");
     std::fs::remove_file(ws.app().join("requirements.txt")).unwrap();
-    let layout = ws.tmp.path().join("layout");
     let sbom_dir = ws.tmp.path().join("sbom");
-    let report = build_json(
-        ws.oxbuild()
-            .args(["build", "-q", "--base", &base(), "--sbom-dir"])
-            .arg(&sbom_dir)
-            .arg("--output")
-            .arg(format!("oci:{}", layout.display()))
-            .arg(ws.app()),
-    );
+    let (layout, report) =
+        into_layout(&ws, ws.oxbuild().args(["build", "-q", "--base", &base(), "--sbom-dir"]).arg(&sbom_dir));
     assert_eq!(
         built(&report),
         pairs(&[("greet-1.0-py2.py3-none-any.whl", false), ("helper-2.0-py3-none-any.whl", false)])
