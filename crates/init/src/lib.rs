@@ -134,9 +134,24 @@ const LOCKS: [(&str, &str); 6] = [
 const ENV_NOT_CARRIED: [&str; 8] =
     ["PATH", "VIRTUAL_ENV", "PYTHON_VERSION", "PYTHON_SHA256", "GPG_KEY", "LANG", "PYTHONPATH", "HOME"];
 
-/// The Procfile's `web:` command, with `$PORT` set to the port it gets.
-fn procfile(dir: &Path) -> Option<(Vec<String>, u16)> {
+/// A Procfile: the `web:` command with its port, and the other processes
+/// (`release`, `worker`: kind and command).
+struct Procfile {
+    web: Vec<String>,
+    port: u16,
+    others: Vec<(String, String)>,
+}
+
+/// The Procfile's `web:` command, with `$PORT` set to the port it gets, and
+/// its other processes.
+fn procfile(dir: &Path) -> Option<Procfile> {
     let text = std::fs::read_to_string(dir.join("Procfile")).ok()?;
+    let others = text
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(kind, command)| (kind.trim().to_string(), command.trim().to_string()))
+        .filter(|(kind, _)| kind != "web" && !kind.is_empty() && !kind.starts_with('#'))
+        .collect();
     let line = text.lines().find_map(|l| l.trim().strip_prefix("web:"))?.trim().to_string();
     // `${PORT:-5000}` names the port the app expects without a platform.
     let port = line
@@ -146,7 +161,7 @@ fn procfile(dir: &Path) -> Option<(Vec<String>, u16)> {
         .and_then(|p| p.parse().ok())
         .unwrap_or(framework::PORT);
     let vars: BTreeMap<String, String> = [("PORT".to_string(), port.to_string())].into();
-    Some((dockerfile::shell_argv(&line, &vars), port))
+    Some(Procfile { web: dockerfile::shell_argv(&line, &vars), port, others })
 }
 
 /// The port a command line (or the script it runs) binds, if it names one.
@@ -198,23 +213,17 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         plan.entrypoint = d.entrypoint.clone();
         plan.cmd = d.cmd.clone();
         plan.entry_from = format!("{file}'s {}", if d.entrypoint.is_some() { "ENTRYPOINT" } else { "CMD" });
-    } else if let Some((argv, port)) = &procfile {
+    } else if let Some(p) = &procfile {
         plan.sources.push("Procfile".into());
-        for line in std::fs::read_to_string(dir.join("Procfile")).unwrap_or_default().lines() {
-            if let Some((kind, command)) = line.split_once(':')
-                && kind.trim() != "web"
-                && !kind.trim().is_empty()
-                && !kind.trim_start().starts_with('#')
-            {
-                plan.notes.push(Note::new(
-                    format!("the Procfile's {} process ({})", kind.trim(), command.trim()),
-                    "an image runs one process: run it from the same image with another command (a CI step or a Kubernetes Job before rollout, a second Deployment for workers)",
-                ));
-            }
+        for (kind, command) in &p.others {
+            plan.notes.push(Note::new(
+                format!("the Procfile's {kind} process ({command})"),
+                "an image runs one process: run it from the same image with another command (a CI step or a Kubernetes Job before rollout, a second Deployment for workers)",
+            ));
         }
-        plan.entrypoint = Some(argv.clone());
+        plan.entrypoint = Some(p.web.clone());
         plan.entry_from = "the Procfile's web line".into();
-        plan.env.insert("PORT".into(), port.to_string());
+        plan.env.insert("PORT".into(), p.port.to_string());
     } else if let Some(c) = &convention {
         plan.sources.push(c.what.clone());
         plan.entrypoint = Some(c.argv.clone());
