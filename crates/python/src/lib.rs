@@ -303,31 +303,17 @@ async fn fetch_one(
         }));
     };
 
-    // The cache: a known hash that is already stored means no download.
-    let known: Option<Digest> =
-        chosen.sha256.as_ref().and_then(|h| format!("sha256:{}", h.to_ascii_lowercase()).parse().ok());
-    if let Some(d) = &known
-        && store.contains(d)
-    {
-        return finish(pin, chosen, sources, d.clone(), store, false).map(Fetched::Wheel);
-    }
-    let blob = sources.download(chosen, store).await?;
-    let digest = blob.digest();
-    if let Some(expected) = &known
-        && expected != &digest
-    {
-        return Err(Error::Package(format!(
-            "{what}: {} does not match the index's sha256; nothing was stored",
-            chosen.filename
-        )));
-    }
-    if !pin.hashes.is_empty() && !pin.hashes.contains(&digest.hex().to_string()) && !sources.trusts(&pin.key(), chosen)
-    {
-        return Err(hash_mismatch(&what, pin, &chosen.filename, &digest));
-    }
-    blob.commit(&digest)?;
-    let downloaded = matches!(chosen.location, source::Location::Url(..) | source::Location::Direct(_));
-    finish(pin, chosen, sources, digest, store, downloaded).map(Fetched::Wheel)
+    // A file the store holds already is not downloaded again.
+    let accept = |digest: &Digest| {
+        let allowed = pin.hashes.is_empty() || pin.hashes.contains(&digest.hex().to_string());
+        if allowed || sources.trusts(&pin.key(), chosen) {
+            Ok(())
+        } else {
+            Err(hash_mismatch(&what, pin, &chosen.filename, digest))
+        }
+    };
+    let stored = sources.stored(chosen, store, accept).await?;
+    finish(pin, chosen, sources, stored).map(Fetched::Wheel)
 }
 
 /// The error for a downloaded `filename` of `pin` whose sha256 the lock does not allow.
@@ -339,20 +325,9 @@ pub(crate) fn hash_mismatch(what: &str, pin: &Pin, filename: &str, digest: &Dige
     ))
 }
 
-fn finish(
-    pin: &Pin,
-    chosen: &source::Candidate,
-    sources: &Sources,
-    digest: Digest,
-    store: &BlobStore,
-    downloaded: bool,
-) -> Result<Wheel, Error> {
+fn finish(pin: &Pin, chosen: &source::Candidate, sources: &Sources, stored: source::Stored) -> Result<Wheel, Error> {
     let filename = chosen.filename.clone();
-    let unhashed = !pin.hashes.is_empty() && !pin.hashes.contains(&digest.hex().to_string());
-    if unhashed && !sources.trusts(&pin.key(), chosen) {
-        return Err(Error::Package(format!("{}=={}: hash mismatch for {filename}", pin.name, pin.version)));
-    }
-    let path = store.path(&digest);
+    let unhashed = !pin.hashes.is_empty() && !pin.hashes.contains(&stored.digest.hex().to_string());
     let (source, url) = match &chosen.location {
         // The SBOM says so: this wheel is not the one the lock's hashes name.
         source::Location::File(_) if unhashed => {
@@ -370,9 +345,9 @@ fn finish(
         source,
         url,
         filename,
-        digest,
-        path,
-        downloaded,
+        digest: stored.digest,
+        path: stored.path,
+        downloaded: stored.downloaded,
         yanked: chosen.yanked.clone(),
         built: None,
     })

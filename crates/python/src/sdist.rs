@@ -349,14 +349,8 @@ async fn resolve_requirements(
                 sources.describe()
             ));
         };
-        let blob = sources.download(candidate, store).await.map_err(|e| e.to_string())?;
-        let digest = blob.digest();
-        if let Some(sha) = &candidate.sha256
-            && !sha.eq_ignore_ascii_case(digest.hex())
-        {
-            return Err(format!("{} does not match the index's sha256", candidate.filename));
-        }
-        let path = blob.commit(&digest).map_err(|e| e.to_string())?;
+        let crate::source::Stored { digest, path, .. } =
+            sources.stored(candidate, store, |_| Ok(())).await.map_err(|e| e.to_string())?;
         let requires = wheel::requires(&path, &candidate.filename).map_err(|e| e.to_string())?;
         for r in requires.dist {
             // Extras of build requirements are not followed: backends need none.
@@ -506,17 +500,13 @@ pub async fn build(
     let what = format!("{}=={} ({})", pin.name, pin.version, pin.origin);
     let fail = |why: String| Error::Package(format!("{what}: building {}: {why}", candidate.filename));
     // The sdist, checked against the lock before anything of it runs.
-    let blob = sources.download(candidate, store).await?;
-    let digest = blob.digest();
-    if let Some(sha) = &candidate.sha256
-        && !sha.eq_ignore_ascii_case(digest.hex())
+    let accept = |digest: &oxbuild_image::Digest| match pin.hashes.is_empty()
+        || pin.hashes.contains(&digest.hex().to_string())
     {
-        return Err(fail("it does not match the index's sha256; nothing was stored".into()));
-    }
-    if !pin.hashes.is_empty() && !pin.hashes.contains(&digest.hex().to_string()) {
-        return Err(crate::hash_mismatch(&what, pin, &candidate.filename, &digest));
-    }
-    let sdist = blob.commit(&digest)?;
+        true => Ok(()),
+        false => Err(crate::hash_mismatch(&what, pin, &candidate.filename, digest)),
+    };
+    let crate::source::Stored { digest, path: sdist, .. } = sources.stored(candidate, store, accept).await?;
 
     let dir = tempfile::Builder::new()
         .prefix("oxbuild-sdist-")

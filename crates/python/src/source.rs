@@ -420,7 +420,7 @@ impl Sources {
 
     /// Copies or downloads a candidate into a blob-store writer, which the
     /// caller checks against the lock and commits (or drops: nothing stays).
-    pub async fn download(&self, c: &Candidate, store: &BlobStore) -> Result<BlobWriter, Error> {
+    async fn download(&self, c: &Candidate, store: &BlobStore) -> Result<BlobWriter, Error> {
         let write_err = |e: std::io::Error| Error::Image(oxbuild_image::Error::io("writing into the wheel cache", e));
         match &c.location {
             Location::File(p) => {
@@ -460,6 +460,50 @@ impl Sources {
                 }
             }
         }
+    }
+}
+
+/// A candidate's file in the blob store.
+pub struct Stored {
+    /// Its digest.
+    pub digest: oxbuild_image::Digest,
+    /// Where it is in the store.
+    pub path: PathBuf,
+    /// It came over the network this time (not from the store, not from a
+    /// `find-links` directory).
+    pub downloaded: bool,
+}
+
+impl Sources {
+    /// The file of `c` in the store. When the index's sha256 names a file
+    /// already there, that file is used and nothing is fetched; otherwise it
+    /// is downloaded (or copied) and checked against that sha256. Either way
+    /// `accept` sees the digest before anything is kept, so a file that fails
+    /// a check (the lock's hashes, say) leaves nothing behind.
+    pub async fn stored(
+        &self,
+        c: &Candidate,
+        store: &BlobStore,
+        accept: impl FnOnce(&oxbuild_image::Digest) -> Result<(), Error>,
+    ) -> Result<Stored, Error> {
+        let known: Option<oxbuild_image::Digest> =
+            c.sha256.as_ref().and_then(|h| format!("sha256:{}", h.to_ascii_lowercase()).parse().ok());
+        if let Some(digest) = known.clone().filter(|d| store.contains(d)) {
+            accept(&digest)?;
+            return Ok(Stored { path: store.path(&digest), digest, downloaded: false });
+        }
+        let blob = self.download(c, store).await?;
+        let digest = blob.digest();
+        if known.as_ref().is_some_and(|k| k != &digest) {
+            return Err(Error::Package(format!(
+                "{} does not match the index's sha256; nothing was stored",
+                c.filename
+            )));
+        }
+        accept(&digest)?;
+        let path = blob.commit(&digest)?;
+        let downloaded = matches!(c.location, Location::Url(..) | Location::Direct(_));
+        Ok(Stored { digest, path, downloaded })
     }
 }
 

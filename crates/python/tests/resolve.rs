@@ -242,3 +242,51 @@ fn a_version_whose_dependencies_cannot_be_read_is_passed_over() {
     let e = lock(&index, &["pkg>=2"], &[target("x86_64")]).unwrap_err().to_string();
     assert!(e.contains("pkg") && e.contains("dependencies are not static"), "{e}");
 }
+
+/// A requirement by URL (`name @ URL`, over http or from a file) takes that
+/// file as its project's only release, newer ones on the index aside, and
+/// resolves its dependencies from the index; the lock records the URL and
+/// the sha256 of what was fetched, and reads back with the build's reader.
+#[test]
+fn requirements_by_url_take_that_file() {
+    let files = wheels(&[
+        ("web", "1.0", &["dep>=1"], None, ANY),
+        ("web", "2.0", &["dep>=1"], None, ANY),
+        ("dep", "1.0", &[], None, ANY),
+        ("dep", "1.5", &[], None, ANY),
+    ]);
+    let local = wheels(&[("tool", "0.3", &["dep<1.5"], None, ANY)]);
+    let index = PackageIndex::start(files.path());
+    let web = format!("web @ {}files/web-1.0-py3-none-any.whl", index.base());
+    let tool_path = local.path().join("tool-0.3-py3-none-any.whl");
+    let tool = format!("tool @ file://{}", tool_path.display());
+    let targets = [target("x86_64")];
+    let locked = lock_together(&index, &[&web, &tool], &targets);
+    assert_eq!(versions(&locked.resolved[0].chosen), ["dep==1.0", "tool==0.3", "web==1.0"]);
+    let text = pylock::write(&locked.resolved, &[]).unwrap();
+    let sha = oxbuild_image::Digest::of(&std::fs::read(&tool_path).unwrap()).hex().to_string();
+    assert!(text.contains(&format!("hashes = {{ sha256 = \"{sha}\" }}")), "{text}");
+    assert!(text.contains(&format!("url = \"{}files/web-1.0-py3-none-any.whl\"", index.base())), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pylock.toml");
+    std::fs::write(&path, &text).unwrap();
+    let reqs = oxbuild_python::lockfile::load(&path, &targets[0], &Default::default()).unwrap();
+    assert_eq!(reqs.pins.len(), 3);
+
+    // A URL that does not name a versioned archive of the project is refused, by name.
+    let err = with_index(&index, move |index| {
+        resolve::resolve(index, &target("x86_64"), &request(&["web @ https://example.invalid/archive/main.zip"]))
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(
+        err.contains("web @ https://example.invalid/archive/main.zip") && err.contains("carries its version"),
+        "{err}"
+    );
+    let err = with_index(&index, move |index| {
+        resolve::resolve(index, &target("x86_64"), &request(&["web @ git+https://example.invalid/web.git"]))
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(err.contains("not `git+https` URLs"), "{err}");
+}

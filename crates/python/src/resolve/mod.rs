@@ -142,6 +142,9 @@ pub struct Index<'a> {
     finder: Option<Finder>,
     /// What the finder found, once asked.
     builder: std::cell::OnceCell<Option<crate::sdist::Builder>>,
+    /// Projects the requirements give by URL (`name @ https://…`): that one
+    /// file is the project's only release, by normalised name.
+    direct: RefCell<HashMap<String, Candidate>>,
 }
 
 impl<'a> Index<'a> {
@@ -157,6 +160,7 @@ impl<'a> Index<'a> {
             ahead_metadata: Default::default(),
             finder: None,
             builder: Default::default(),
+            direct: Default::default(),
         }
     }
 
@@ -217,8 +221,65 @@ impl<'a> Index<'a> {
         }
     }
 
-    /// Every file of `name` in the find-links directories and on the indexes.
+    /// Takes the files of `requirements` given by URL (a wheel or a sdist
+    /// whose name carries its version, over http(s) or `file:`) into the
+    /// store, so that each is its project's only release. The lock records
+    /// the URL and the sha256 of what was fetched.
+    fn take_direct(&self, requirements: &[String]) -> Result<(), Error> {
+        for text in requirements {
+            let Ok(req) = crate::name::parse_requirement(text) else { continue };
+            let Some(pep508_rs::VersionOrUrl::Url(url)) = &req.version_or_url else { continue };
+            let name = normalize(req.name.as_ref());
+            if self.direct.borrow().contains_key(&name) {
+                continue;
+            }
+            let url = url.to_url();
+            let shown = crate::without_credentials(&url);
+            let filename = url.path_segments().and_then(|mut s| s.next_back()).unwrap_or_default().to_string();
+            let named = if filename.ends_with(".whl") {
+                wheel::WheelName::parse(&filename).map(|w| normalize(&w.name))
+            } else {
+                crate::source::project_of(&filename).map(|p| normalize(&p))
+            };
+            let location = match url.scheme() {
+                "http" | "https" => Location::Direct(url.clone()),
+                "file" => Location::File(
+                    url.to_file_path()
+                        .map_err(|()| Error::Package(format!("`{text}`: {shown} is not a local path")))?,
+                ),
+                other => {
+                    return Err(Error::Package(format!(
+                        "`{text}`: `oxbuild lock` fetches archives over http(s) or from files, not `{other}` URLs: publish it as a wheel (a find-links wheelhouse or an index) and require it by version"
+                    )));
+                }
+            };
+            if named.as_deref() != Some(name.as_str()) || crate::source::version_of(&filename).is_none() {
+                return Err(Error::Package(format!(
+                    "`{text}`: {shown} is not a wheel or sdist of {name} whose file name carries its version (such as {name}-1.0-py3-none-any.whl or {name}-1.0.tar.gz)"
+                )));
+            }
+            let mut candidate = Candidate {
+                filename,
+                location,
+                sha256: None,
+                yanked: None,
+                upload_time: None,
+                requires_python: None,
+                metadata: false,
+            };
+            let stored = self.handle.block_on(self.sources.stored(&candidate, self.store, |_| Ok(())))?;
+            candidate.sha256 = Some(stored.digest.hex().to_string());
+            self.direct.borrow_mut().insert(name, candidate);
+        }
+        Ok(())
+    }
+
+    /// Every file of `name` in the find-links directories and on the indexes
+    /// (or, for a project given by URL, that file alone).
     fn files(&self, name: &str) -> Result<Vec<Candidate>, Error> {
+        if let Some(c) = self.direct.borrow().get(name) {
+            return Ok(vec![c.clone()]);
+        }
         if let Some(f) = self.files.borrow().get(name) {
             return Ok(f.clone());
         }
@@ -266,26 +327,8 @@ impl<'a> Index<'a> {
         if found.is_none()
             && let Some(c) = wheels.first()
         {
-            // Already in the store (downloaded before): read it there.
-            let have = c
-                .sha256
-                .as_ref()
-                .and_then(|s| format!("sha256:{}", s.to_ascii_lowercase()).parse::<oxbuild_image::Digest>().ok())
-                .filter(|d| self.store.contains(d));
-            if let Some(d) = have {
-                let requires = wheel::requires(&self.store.path(&d), &c.filename)?;
-                self.metadata.borrow_mut().insert(key.clone(), requires.clone());
-                return Ok(requires);
-            }
-            let blob = self.handle.block_on(self.sources.download(c, self.store))?;
-            let digest = blob.digest();
-            if let Some(sha) = &c.sha256
-                && !sha.eq_ignore_ascii_case(digest.hex())
-            {
-                return Err(Error::Package(format!("{} does not match the index's sha256", c.filename)));
-            }
-            let path = blob.commit(&digest)?;
-            found = Some(wheel::requires(&path, &c.filename)?);
+            let stored = self.handle.block_on(self.sources.stored(c, self.store, |_| Ok(())))?;
+            found = Some(wheel::requires(&stored.path, &c.filename)?);
         }
         if found.is_none()
             && let Some(c) = files.iter().find(|c| crate::sdist::is_sdist(&c.filename))
@@ -300,9 +343,7 @@ impl<'a> Index<'a> {
     /// A sdist's dependencies from its PKG-INFO, when they are static
     /// (metadata 2.2 or later, `Requires-Dist` not listed as `Dynamic`).
     fn sdist_requires(&self, name: &str, version: &Version, c: &Candidate) -> Result<wheel::Requires, Error> {
-        let blob = self.handle.block_on(self.sources.download(c, self.store))?;
-        let digest = blob.digest();
-        let path = blob.commit(&digest)?;
+        let path = self.handle.block_on(self.sources.stored(c, self.store, |_| Ok(())))?.path;
         let dir = tempfile::tempdir().map_err(|e| Error::Package(e.to_string()))?;
         crate::sdist::unpack(&path, &c.filename, dir.path())
             .map_err(|e| Error::Package(format!("{}: {e}", c.filename)))?;
@@ -433,10 +474,15 @@ impl Provider<'_, '_> {
             let name = normalize(req.name.as_ref());
             let range = match &req.version_or_url {
                 Some(pep508_rs::VersionOrUrl::VersionSpecifier(s)) => ranges::of(s),
-                Some(pep508_rs::VersionOrUrl::Url(_)) => {
+                // The project's own URL requirements were taken in first.
+                Some(pep508_rs::VersionOrUrl::Url(_)) if self.index.direct.borrow().contains_key(&name) => {
+                    Ranges::full()
+                }
+                Some(pep508_rs::VersionOrUrl::Url(url)) => {
                     return Err(Error::Package(format!(
-                        "`{}` is a direct URL, which `oxbuild lock` does not resolve yet: pin it in the lock by hand",
-                        req.name
+                        "`{text}` asks for {} by URL ({}); only the project's own requirements may name URLs",
+                        req.name,
+                        crate::without_credentials(url)
                     )));
                 }
                 None => Ranges::full(),
@@ -603,6 +649,7 @@ impl DependencyProvider for Provider<'_, '_> {
 /// in name order, or why none can be.
 pub fn resolve(index: &Index<'_>, target: &Target, request: &Request) -> Result<Vec<Chosen>, ResolveError> {
     let env = target.marker_environment()?;
+    index.take_direct(&request.requirements)?;
     let prerelease_named = request
         .requirements
         .iter()
