@@ -20,6 +20,7 @@ pub mod grouped;
 pub mod lockfile;
 pub mod marker;
 pub mod name;
+mod ranged;
 pub mod requirements;
 pub mod resolve;
 pub mod sdist;

@@ -159,6 +159,9 @@ pub struct Sources {
     cache: Option<PathBuf>,
     /// HTTP requests sent, shared by every clone (for reports).
     requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Hosts (origins) that answered a range request with the whole file:
+    /// not asked for ranges again.
+    no_ranges: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// How long a cached index page is used without asking the index again:
@@ -229,7 +232,15 @@ impl Sources {
                 indexes.push(Index::parse(e)?);
             }
         }
-        Ok(Sources { find_links, indexes, http, trusted: Vec::new(), cache: None, requests: Default::default() })
+        Ok(Sources {
+            find_links,
+            indexes,
+            http,
+            trusted: Vec::new(),
+            cache: None,
+            requests: Default::default(),
+            no_ranges: Default::default(),
+        })
     }
 
     /// The URL of index `i` (as candidates name it), credentials removed.
@@ -307,7 +318,7 @@ impl Sources {
             let body = resp.text().await.map_err(|e| Attempt::Transport(oxbuild_http::describe(&e)))?;
             Ok((json, body))
         };
-        let (json, body) = match self.get(i, &page, accept, read).await {
+        let (json, body) = match self.get(i, &page, accept, None, read).await {
             Ok(page) => page,
             Err(Failed::Status(reqwest::StatusCode::NOT_FOUND)) => return Ok(Vec::new()),
             Err(Failed::Status(status)) => {
@@ -347,7 +358,14 @@ impl Sources {
     /// `Retry-After` when it sends one). A status that is still an error
     /// after the last try, or any other unsuccessful status, is returned for
     /// the caller to name.
-    async fn get<T, F, Fut>(&self, index: usize, url: &url::Url, accept: &str, read: F) -> Result<T, Failed>
+    async fn get<T, F, Fut>(
+        &self,
+        index: usize,
+        url: &url::Url,
+        accept: &str,
+        range: Option<&str>,
+        read: F,
+    ) -> Result<T, Failed>
     where
         F: Fn(reqwest::Response) -> Fut,
         Fut: std::future::Future<Output = Result<T, Attempt>>,
@@ -356,6 +374,9 @@ impl Sources {
             .http
             .retrying(|| async {
                 let mut req = self.http.reqwest().get(url.clone()).header(ACCEPT, accept);
+                if let Some(range) = range {
+                    req = req.header(reqwest::header::RANGE, range);
+                }
                 // An index's credentials go to that index only, not to a file host it links to.
                 if let Some(i) = self.indexes.get(index)
                     && let Some((u, p)) = &i.auth
@@ -392,12 +413,7 @@ impl Sources {
         if !c.metadata {
             return Ok(None);
         }
-        // A file's metadata never changes: kept by the file's sha256.
-        let kept = match (&self.cache, &c.sha256) {
-            (Some(dir), Some(sha)) => Some(dir.join("metadata").join(format!("{}.metadata", sha.to_ascii_lowercase()))),
-            _ => None,
-        };
-        if let Some(text) = kept.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+        if let Some(text) = self.cached_metadata(c) {
             return Ok(Some(text));
         }
         let mut at = url.clone();
@@ -405,14 +421,76 @@ impl Sources {
         let read = |resp: reqwest::Response| async move {
             resp.text().await.map_err(|e| Attempt::Transport(oxbuild_http::describe(&e)))
         };
-        match self.get(*index, &at, "*/*", read).await {
+        match self.get(*index, &at, "*/*", None, read).await {
             Ok(text) => {
-                if let Some(path) = &kept {
-                    write_atomic(path, text.as_bytes());
-                }
+                self.keep_metadata(c, &text);
                 Ok(Some(text))
             }
             // Listed but not served: the file itself will do.
+            Err(Failed::Status(_)) => Ok(None),
+            Err(Failed::Other(e)) => Err(e),
+        }
+    }
+
+    /// Where the core metadata of `c` is kept: a file's metadata never
+    /// changes, so it is kept by the file's sha256.
+    fn kept_metadata(&self, c: &Candidate) -> Option<PathBuf> {
+        match (&self.cache, &c.sha256) {
+            (Some(dir), Some(sha)) => Some(dir.join("metadata").join(format!("{}.metadata", sha.to_ascii_lowercase()))),
+            _ => None,
+        }
+    }
+
+    /// The core metadata of `c` read before, by its sha256.
+    pub fn cached_metadata(&self, c: &Candidate) -> Option<String> {
+        self.kept_metadata(c).and_then(|p| std::fs::read_to_string(p).ok())
+    }
+
+    /// Keeps `text` as the core metadata of `c`, for the next lock.
+    pub fn keep_metadata(&self, c: &Candidate, text: &str) {
+        if let Some(path) = self.kept_metadata(c) {
+            write_atomic(&path, text.as_bytes());
+        }
+    }
+
+    /// Part of the remote file `c`: `range` is an HTTP Range value
+    /// (`bytes=-65536` for the last 64 KiB, `bytes=0-99`). Returns where the
+    /// part starts, its bytes and the whole file's length; None when the file
+    /// is local or the server does not serve ranges (it answers with the
+    /// whole file, whose body is not read).
+    pub async fn range(&self, c: &Candidate, range: &str) -> Result<Option<(u64, Vec<u8>, u64)>, Error> {
+        let (url, index) = match &c.location {
+            Location::Url(url, i) => (url, *i),
+            Location::Direct(url) => (url, usize::MAX),
+            Location::File(_) => return Ok(None),
+        };
+        let origin = url.origin().ascii_serialization();
+        let refused = |origin: String| {
+            self.no_ranges.lock().map(|mut n| n.insert(origin)).ok();
+        };
+        if self.no_ranges.lock().is_ok_and(|n| n.contains(&origin)) {
+            return Ok(None);
+        }
+        let read = |resp: reqwest::Response| async move {
+            if resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+                refused(resp.url().origin().ascii_serialization());
+                return Ok(None);
+            }
+            // `bytes START-END/LENGTH`
+            let parsed = resp
+                .headers()
+                .get(reqwest::header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes "))
+                .and_then(|v| v.split_once('/'))
+                .and_then(|(span, len)| Some((span.split_once('-')?.0.parse::<u64>().ok()?, len.parse::<u64>().ok()?)));
+            let Some((start, len)) = parsed else { return Ok(None) };
+            let body = resp.bytes().await.map_err(|e| Attempt::Transport(oxbuild_http::describe(&e)))?;
+            Ok(Some((start, body.to_vec(), len)))
+        };
+        match self.get(index, url, "*/*", Some(range), read).await {
+            Ok(part) => Ok(part),
+            // 416 and the like: the caller takes the whole file instead.
             Err(Failed::Status(_)) => Ok(None),
             Err(Failed::Other(e)) => Err(e),
         }
@@ -448,7 +526,7 @@ impl Sources {
                     }
                     Ok(out)
                 };
-                match self.get(index, url, "*/*", read).await {
+                match self.get(index, url, "*/*", None, read).await {
                     Ok(out) => Ok(out),
                     Err(Failed::Status(status)) => {
                         Err(Error::Index(format!("downloading {} answered {status}", c.filename)))

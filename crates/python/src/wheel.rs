@@ -273,9 +273,15 @@ pub fn requires(path: &Path, filename: &str) -> Result<Requires, Error> {
 /// continuation lines start with white space), keys in lower case. A wheel
 /// without METADATA has none.
 fn metadata_fields(path: &Path, filename: &str) -> Result<Vec<(String, String)>, Error> {
+    let file = fs::File::open(path).map_err(|e| Error::Package(format!("wheel {filename}: {e}")))?;
+    Ok(header_fields(&metadata_text(file, filename)?))
+}
+
+/// The text of the METADATA in the wheel `filename` that `reader` reads
+/// (a file, or ranges of it over HTTP); empty when it has none.
+pub fn metadata_text<R: Read + std::io::Seek>(reader: R, filename: &str) -> Result<String, Error> {
     let bad = |why: String| Error::Package(format!("wheel {filename}: {why}"));
-    let file = fs::File::open(path).map_err(|e| bad(e.to_string()))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a valid zip file ({e})")))?;
+    let mut zip = zip::ZipArchive::new(reader).map_err(|e| bad(format!("not a valid zip file ({e})")))?;
     let parsed = WheelName::parse(filename).ok_or_else(|| bad("not a wheel file name".into()))?;
     let name = zip
         .file_names()
@@ -289,14 +295,14 @@ fn metadata_fields(path: &Path, filename: &str) -> Result<Vec<(String, String)>,
         })
         .map(|n| n.into_owned());
     // PEP 427 requires METADATA; a wheel without it declares nothing.
-    let Some(name) = name else { return Ok(Vec::new()) };
+    let Some(name) = name else { return Ok(String::new()) };
     let mut text = String::new();
     zip.by_name(&name)
         .map_err(|e| bad(format!("{name}: {e}")))?
         .take(16 << 20)
         .read_to_string(&mut text)
         .map_err(|e| bad(format!("{name}: {e}")))?;
-    Ok(header_fields(&text))
+    Ok(text)
 }
 
 /// The header fields of core metadata (METADATA, PKG-INFO, an index's

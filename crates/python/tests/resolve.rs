@@ -140,7 +140,9 @@ fn metadata_comes_from_the_wheel_when_the_index_serves_none() {
     let with = PackageIndex::start(files.path());
     lock(&with, &["a"], &[target("x86_64")]).unwrap();
     assert_eq!(with.wheel_downloads(), 0, "PEP 658 metadata: no wheel was downloaded");
-    assert_eq!(index.wheel_downloads(), 2);
+    // One range request answered with the whole wheel (not read), after
+    // which the host is not asked for ranges again; then both wheels.
+    assert_eq!(index.wheel_downloads(), 3, "{:#?}", index.requests());
 }
 
 /// Locks `requirements` for `targets` together.
@@ -289,4 +291,54 @@ fn requirements_by_url_take_that_file() {
             .to_string()
     });
     assert!(err.contains("not `git+https` URLs"), "{err}");
+}
+
+/// An index without PEP 658 metadata whose file host serves byte ranges:
+/// each wheel's METADATA is read from its end and one entry, and no wheel
+/// is downloaded.
+#[test]
+fn metadata_comes_from_range_requests_into_the_wheel() {
+    // A wheel bigger than one range request, so its directory and METADATA
+    // are fetched apart from its middle.
+    let files = wheels(&[("a", "1.0", &["b"], None, ANY), ("b", "1.0", &[], None, ANY)]);
+    let big = files.path().join("a-1.0-py3-none-any.whl");
+    let padded = tempfile::tempdir().unwrap();
+    pad_wheel(&big, &padded.path().join("a-1.0-py3-none-any.whl"));
+    std::fs::copy(padded.path().join("a-1.0-py3-none-any.whl"), &big).unwrap();
+    let index =
+        PackageIndex::start_with(files.path(), IndexOptions { no_metadata: true, ranges: true, ..Default::default() });
+    let out = lock(&index, &["a"], &[target("x86_64")]).unwrap();
+    assert_eq!(versions(&out[0]), ["a==1.0", "b==1.0"]);
+    assert_eq!(index.wheel_downloads(), 0, "{:#?}", index.requests());
+    let ranged = index.requests().iter().filter(|r| r.status == 206).count();
+    assert!((2..=5).contains(&ranged), "two or three range requests per wheel: {:#?}", index.requests());
+}
+
+/// Rewrites the wheel at `from` into `to` with a 300 KiB incompressible
+/// file before its METADATA, as a wheel with real content has.
+fn pad_wheel(from: &Path, to: &Path) {
+    use std::io::{Read as _, Write as _};
+    let mut input = zip::ZipArchive::new(std::fs::File::open(from).unwrap()).unwrap();
+    let mut out = zip::ZipWriter::new(std::fs::File::create(to).unwrap());
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    out.start_file("a/blob.bin", stored).unwrap();
+    let mut x: u32 = 1;
+    let noise: Vec<u8> = (0..300 << 10)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    out.write_all(&noise).unwrap();
+    for i in 0..input.len() {
+        let mut f = input.by_index(i).unwrap();
+        let name = f.name().unwrap().to_string();
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        out.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+        out.write_all(&bytes).unwrap();
+    }
+    out.finish().unwrap();
 }

@@ -29,6 +29,9 @@ pub struct IndexOptions {
     pub base_and_entities: bool,
     /// Serve no core metadata beside wheels (PEP 658), as older indexes do.
     pub no_metadata: bool,
+    /// Answer a `Range: bytes=A-B` or `bytes=-N` request for a file with
+    /// that part (206), as PyPI's file host does.
+    pub ranges: bool,
 }
 
 /// One request the index answered.
@@ -275,11 +278,25 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
+/// The span `start..end` a Range header value (`bytes=A-B`, `bytes=A-`,
+/// `bytes=-N`) asks of a file of `len` bytes.
+fn part(range: &str, len: u64) -> Option<(u64, u64)> {
+    let (a, b) = range.strip_prefix("bytes=")?.split_once('-')?;
+    let (start, end) = match (a.parse::<u64>().ok(), b.parse::<u64>().ok()) {
+        (None, Some(n)) => (len.saturating_sub(n), len),
+        (Some(a), Some(b)) => (a, (b + 1).min(len)),
+        (Some(a), None) => (a, len),
+        (None, None) => return None,
+    };
+    (start < end).then_some((start, end))
+}
+
 fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let mut authorization = None;
+    let mut range = None;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header)? == 0 || header == "\r\n" {
@@ -289,6 +306,11 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
             && k.trim().eq_ignore_ascii_case("authorization")
         {
             authorization = Some(v.trim().to_string());
+        }
+        if let Some((k, v)) = header.split_once(':')
+            && k.trim().eq_ignore_ascii_case("range")
+        {
+            range = Some(v.trim().to_string());
         }
     }
     let line = line.trim_end().rsplit_once(' ').map(|(l, _)| l.to_string()).unwrap_or_default();
@@ -317,7 +339,14 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
                 } else {
                     "application/octet-stream"
                 };
-                (200, format!("Content-Type: {kind}\r\n"), bytes)
+                match range.filter(|_| s.options.ranges).and_then(|r| part(&r, bytes.len() as u64)) {
+                    Some((start, end)) => (
+                        206,
+                        format!("Content-Type: {kind}\r\nContent-Range: bytes {start}-{}/{}\r\n", end - 1, bytes.len()),
+                        bytes[start as usize..end as usize].to_vec(),
+                    ),
+                    None => (200, format!("Content-Type: {kind}\r\n"), bytes),
+                }
             }
             Err(_) => (404, String::new(), Vec::new()),
         }
@@ -325,6 +354,7 @@ fn serve(conn: TcpStream, s: &Shared) -> std::io::Result<()> {
     s.seen.lock().unwrap().push(IndexRequest { line, authorization, status });
     let reason = match status {
         200 => "OK",
+        206 => "Partial Content",
         302 => "Found",
         401 => "Unauthorized",
         _ => "Not Found",

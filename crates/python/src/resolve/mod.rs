@@ -326,6 +326,12 @@ impl<'a> Index<'a> {
         }
         if found.is_none()
             && let Some(c) = wheels.first()
+            && let Some(text) = self.ranged_metadata(c)
+        {
+            found = Some(wheel::requires_of(&wheel::header_fields(&text)));
+        }
+        if found.is_none()
+            && let Some(c) = wheels.first()
         {
             let stored = self.handle.block_on(self.sources.stored(c, self.store, |_| Ok(())))?;
             found = Some(wheel::requires(&stored.path, &c.filename)?);
@@ -338,6 +344,34 @@ impl<'a> Index<'a> {
         let requires = found.ok_or_else(|| Error::Package(format!("{name} {version} has no files")))?;
         self.metadata.borrow_mut().insert(key, requires.clone());
         Ok(requires)
+    }
+
+    /// The METADATA of the remote wheel `c` read through HTTP range
+    /// requests (its end, where the zip directory is, then the entry), for
+    /// an index that serves no `.metadata` file; kept by the wheel's sha256.
+    /// None when the file is stored already, or the server serves no ranges,
+    /// or the archive is odd: the whole wheel is downloaded instead.
+    fn ranged_metadata(&self, c: &Candidate) -> Option<String> {
+        if let Some(text) = self.sources.cached_metadata(c) {
+            return Some(text);
+        }
+        let stored = c.sha256.as_ref().and_then(|h| format!("sha256:{}", h.to_ascii_lowercase()).parse().ok());
+        if stored.is_some_and(|d: oxbuild_image::Digest| self.store.contains(&d)) {
+            return None;
+        }
+        let tail = format!("bytes=-{}", crate::ranged::CHUNK);
+        let (_, bytes, len) = self.handle.block_on(self.sources.range(c, &tail)).ok()??;
+        let fetch = |start: u64, end: u64| {
+            let part = self.handle.block_on(self.sources.range(c, &format!("bytes={start}-{}", end - 1)));
+            match part {
+                Ok(Some((at, bytes, _))) if at == start => Ok(bytes),
+                Ok(_) => Err(std::io::Error::other("the server stopped serving ranges")),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            }
+        };
+        let text = wheel::metadata_text(crate::ranged::Ranged::new(len, bytes, fetch), &c.filename).ok()?;
+        self.sources.keep_metadata(c, &text);
+        Some(text)
     }
 
     /// A sdist's dependencies from its PKG-INFO, when they are static
