@@ -300,6 +300,13 @@ pub struct LockArgs {
     /// Allow pre-releases for every package (else only where a requirement names one).
     #[arg(long)]
     pub prerelease: bool,
+
+    /// Lock the production requirements only. By default the test requirements
+    /// (requirements-test.in or -dev.in, pyproject's test/tests/dev groups and
+    /// extras, or an unpinned [python] test-requirements file) are locked too,
+    /// on production's versions, into pylock.test.toml beside the lock.
+    #[arg(long)]
+    pub no_test: bool,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,7 @@ async fn lock(args: &InitArgs, out: Reporter) -> Result<oxbuild_engine::lock::Lo
         upgrade: false,
         upgrade_packages: Vec::new(),
         prereleases: false,
+        test: true,
     };
     oxbuild_engine::lock::lock(&req, &services).await.map_err(Failure::from)
 }
@@ -45,6 +46,16 @@ pub async fn run(args: InitArgs, out: Reporter) -> Result<(), Failure> {
                         "locked {} packages into pylock.toml (files uploaded before {})",
                         report.packages, report.exclude_newer
                     ));
+                    if let Some(test) = &report.test {
+                        out.step(format!(
+                            "locked the test requirements ({}) into {}",
+                            test.inputs,
+                            test.written.display()
+                        ));
+                        let text = std::fs::read_to_string(&test.written).unwrap_or_default();
+                        let name = test.written.file_name().map(|n| n.to_string_lossy().into_owned());
+                        plan.test_lock = name.map(|n| (n, text.contains("name = \"pytest\"")));
+                    }
                     locked = serde_json::json!(report);
                 }
                 Err(f) => {

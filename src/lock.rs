@@ -40,6 +40,7 @@ pub async fn run(args: LockArgs, out: Reporter) -> Result<(), Failure> {
         upgrade: args.upgrade,
         upgrade_packages: args.upgrade_package.clone(),
         prereleases: args.prerelease,
+        test: !args.no_test,
     };
     let report = oxbuild_engine::lock::lock(&req, &services).await.map_err(Failure::from)?;
     if report.undated_files > 0 {
@@ -50,6 +51,14 @@ pub async fn run(args: LockArgs, out: Reporter) -> Result<(), Failure> {
     }
     for d in &report.differences {
         out.warn(format!("differs by platform: {d}"));
+    }
+    if let Some(test) = &report.test {
+        out.step(format!(
+            "locked {} packages for the test variant ({} on production's versions) into {}",
+            test.packages,
+            test.inputs,
+            test.written.display()
+        ));
     }
     out.step(report.config.clone());
     let json = serde_json::to_value(&report).map_err(|e| Failure::internal(e.to_string()))?;

@@ -146,7 +146,6 @@ fn init_locks_a_project_whose_requirements_are_ranges() {
     make_wheel(wheels.path(), "alpha", "1.0", "py3-none-any", &["gamma>=1"], None);
     make_wheel(wheels.path(), "alpha", "2.0", "py3-none-any", &["gamma>=2"], None);
     make_wheel(wheels.path(), "gamma", "2.5", "py3-none-any", &[], None);
-    let index = PackageIndex::start(wheels.path());
     let ws = Workspace::new();
     std::fs::remove_dir_all(ws.app()).unwrap();
     std::fs::create_dir_all(ws.app().join("tool")).unwrap();
@@ -155,9 +154,12 @@ fn init_locks_a_project_whose_requirements_are_ranges() {
         .unwrap();
     std::fs::write(
         ws.app().join("pyproject.toml"),
-        "[project]\nname = \"tool\"\nversion = \"0.1\"\ndependencies = [\"alpha>=1\"]\n",
+        "[project]\nname = \"tool\"\nversion = \"0.1\"\ndependencies = [\"alpha>=1\"]\n\n[dependency-groups]\ndev = [\"pytest\"]\n",
     )
     .unwrap();
+    std::fs::create_dir_all(ws.app().join("tests")).unwrap();
+    make_wheel(wheels.path(), "pytest", "8.0", "py3-none-any", &[], None);
+    let index = PackageIndex::start(wheels.path());
     let (code, stdout, stderr) =
         run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["init", "--base", &base()]).arg(ws.app()));
     assert_eq!(code, 0, "{stderr}");
@@ -165,6 +167,10 @@ fn init_locks_a_project_whose_requirements_are_ranges() {
     assert!(stderr.contains("locked 2 packages into pylock.toml"), "{stderr}\n{stdout}");
     let config = std::fs::read_to_string(ws.app().join("oxbuild.toml")).unwrap();
     assert!(config.contains("lock = \"pylock.toml\""), "{config}");
+    // The dev group (with pytest) is the test variant's lock, and a gate runs it.
+    assert!(stderr.contains("locked the test requirements (pyproject.toml group dev)"), "{stderr}");
+    assert!(config.contains("test-requirements = \"pylock.test.toml\""), "{config}");
+    assert!(config.contains("\n[assess]") && config.contains("python -m pytest"), "{config}");
     let lock = std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap();
     assert!(lock.contains("name = \"alpha\"\nversion = \"2.0\""), "{lock}");
     let report =
@@ -208,4 +214,80 @@ fn a_sdist_with_dynamic_dependencies_is_built_to_read_them() {
     assert!(stdout.contains("locked 2 packages"), "{stdout}");
     let lock = std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap();
     assert!(lock.contains("name = \"legacyapp\"") && lock.contains("name = \"gamma\"\nversion = \"2.0\""), "{lock}");
+}
+
+/// The test requirements (`requirements-test.in`) are locked too, into
+/// pylock.test.toml on production's versions: `checker` 3.0 needs a
+/// `gamma` older than the one production took, so the test lock takes
+/// checker 2.0 and keeps gamma 3.0. oxbuild.toml names both locks, and the
+/// test variant `assess` runs has exactly those versions.
+#[test]
+fn test_requirements_are_locked_on_productions_versions() {
+    let wheels = tempfile::tempdir().unwrap();
+    let any = "py3-none-any";
+    make_wheel(wheels.path(), "alpha", "1.0", any, &["gamma>=1"], None);
+    for v in ["1.0", "2.0", "3.0"] {
+        make_wheel(wheels.path(), "gamma", v, any, &[], None);
+    }
+    make_wheel(wheels.path(), "checker", "2.0", any, &["gamma>=2"], None);
+    make_wheel(wheels.path(), "checker", "3.0", any, &["gamma<3"], None);
+    let index = PackageIndex::start(wheels.path());
+    let ws = Workspace::new();
+    std::fs::remove_dir_all(ws.app()).unwrap();
+    project(&ws, "alpha\n");
+    std::fs::write(ws.app().join("requirements-test.in"), "-r requirements.in\nchecker\n").unwrap();
+    let mut config = std::fs::read_to_string(ws.app().join("oxbuild.toml")).unwrap();
+    config.push_str(
+        "\n[assess]\ngates = [{ name = \"versions\", run = \"python -c 'import checker, gamma; print(checker.VERSION, gamma.VERSION)'\" }]\n",
+    );
+    std::fs::write(ws.app().join("oxbuild.toml"), config).unwrap();
+    let (code, stdout, stderr) = run(ws
+        .oxbuild()
+        .env("OXBUILD_PYTHON_INDEX_URL", index.url())
+        .args(["lock", "--exclude-newer", "2026-01-01"])
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("locked 2 packages into"), "{stdout}");
+    let test_lock = std::fs::read_to_string(ws.app().join("pylock.test.toml")).unwrap();
+    for pinned in [
+        "name = \"alpha\"\nversion = \"1.0\"",
+        "name = \"gamma\"\nversion = \"3.0\"",
+        "name = \"checker\"\nversion = \"2.0\"",
+    ] {
+        assert!(test_lock.contains(pinned), "{pinned}:\n{test_lock}");
+    }
+    let config = std::fs::read_to_string(ws.app().join("oxbuild.toml")).unwrap();
+    assert!(config.contains("test-requirements = \"pylock.test.toml\""), "{config}");
+    assert!(config.contains("lock = \"pylock.toml\""), "{config}");
+    let production = std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap();
+    assert!(!production.contains("checker"), "{production}");
+
+    let (code, _, stderr) = run(ws
+        .oxbuild()
+        .env("CONTAINERS_CONF", oxbuild_testkit::containers_conf())
+        .env("OXBUILD_PYTHON_INDEX_URL", index.url())
+        .args(["assess"])
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("2.0 3.0"), "the test variant has checker 2.0 over production's gamma 3.0: {stderr}");
+
+    // `--no-test` leaves the test lock alone; a test requirement that cannot
+    // fit production's versions is explained, and neither lock changes.
+    std::fs::write(ws.app().join("requirements-test.in"), "checker>=3\n").unwrap();
+    let (code, _, stderr) = run(ws
+        .oxbuild()
+        .env("OXBUILD_PYTHON_INDEX_URL", index.url())
+        .args(["lock", "--exclude-newer", "2026-01-01"])
+        .arg(ws.app()));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("the test requirements do not fit the production lock's versions"), "{stderr}");
+    assert!(stderr.contains("gamma==3.0"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(ws.app().join("pylock.test.toml")).unwrap(), test_lock);
+    let (code, _, stderr) = run(ws
+        .oxbuild()
+        .env("OXBUILD_PYTHON_INDEX_URL", index.url())
+        .args(["lock", "--no-test", "--exclude-newer", "2026-01-01"])
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(std::fs::read_to_string(ws.app().join("pylock.test.toml")).unwrap(), test_lock);
 }

@@ -41,6 +41,9 @@ pub struct LockRequest {
     pub upgrade_packages: Vec<String>,
     /// Allow pre-releases everywhere.
     pub prereleases: bool,
+    /// Also lock the test requirements, when the project has any, into
+    /// `pylock.test.toml` beside the lock.
+    pub test: bool,
 }
 
 /// What `lock` did.
@@ -61,8 +64,21 @@ pub struct LockReport {
     pub differences: Vec<String>,
     /// HTTP requests sent to the indexes (pages, metadata, files).
     pub requests: u64,
-    /// What became of `[python] lock` in oxbuild.toml.
+    /// What became of `[python] lock` (and `test-requirements`) in oxbuild.toml.
     pub config: String,
+    /// The test variant's lock, when the project has test requirements.
+    pub test: Option<TestLock>,
+}
+
+/// The test variant's lock: production's versions and the test requirements.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestLock {
+    /// The lock written (`pylock.test.toml`).
+    pub written: PathBuf,
+    /// What was read for the test requirements.
+    pub inputs: String,
+    /// Packages locked, production's included.
+    pub packages: usize,
 }
 
 /// The requirements to resolve, where they came from, their own pins, and
@@ -74,23 +90,28 @@ struct Inputs {
     file: PathBuf,
 }
 
-fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
-    let read =
-        |p: &Path| std::fs::read_to_string(p).map_err(|e| Error::new(Kind::Config, format!("{}: {e}", p.display())));
-    let pins_of = |reqs: &[String]| {
-        reqs.iter()
-            .filter_map(|r| oxbuild_python::name::parse_requirement(r).ok())
-            .filter_map(|r| match &r.version_or_url {
-                Some(pep508_rs::VersionOrUrl::VersionSpecifier(s)) => match s.iter().collect::<Vec<_>>().as_slice() {
-                    [one] if matches!(one.operator(), pep440_rs::Operator::Equal | pep440_rs::Operator::ExactEqual) => {
-                        Some((oxbuild_python::name::normalize(r.name.as_ref()), one.version().clone()))
-                    }
-                    _ => None,
-                },
+/// The `==` pins among `reqs`, by normalised name.
+fn pins_of(reqs: &[String]) -> BTreeMap<String, pep440_rs::Version> {
+    reqs.iter()
+        .filter_map(|r| oxbuild_python::name::parse_requirement(r).ok())
+        .filter_map(|r| match &r.version_or_url {
+            Some(pep508_rs::VersionOrUrl::VersionSpecifier(s)) => match s.iter().collect::<Vec<_>>().as_slice() {
+                [one] if matches!(one.operator(), pep440_rs::Operator::Equal | pep440_rs::Operator::ExactEqual) => {
+                    Some((oxbuild_python::name::normalize(r.name.as_ref()), one.version().clone()))
+                }
                 _ => None,
-            })
-            .collect::<BTreeMap<_, _>>()
-    };
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn read_input(p: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(p).map_err(|e| Error::new(Kind::Config, format!("{}: {e}", p.display())))
+}
+
+fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
+    let read = read_input;
     let requirements_in = dir.join("requirements.in");
     if requirements_in.is_file() {
         let requirements = oxbuild_python::requirements::requirement_lines(&read(&requirements_in)?);
@@ -136,6 +157,123 @@ fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
             dir.display()
         ),
     ))
+}
+
+/// pip-tools' names for the test or development requirements of a project.
+const TEST_INPUT_FILES: [&str; 4] =
+    ["requirements-test.in", "requirements-dev.in", "test-requirements.in", "dev-requirements.in"];
+
+/// The groups and extras of pyproject.toml taken as test requirements.
+const TEST_GROUPS: [&str; 3] = ["test", "tests", "dev"];
+
+/// The requirements of the test variant, when the project has any that are
+/// not locked: a pip-tools `requirements-test.in` (or `-dev`), else the
+/// `test`, `tests` and `dev` dependency groups and extras of pyproject.toml,
+/// else a `[python] test-requirements` file that leaves packages unpinned.
+fn test_inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Option<Inputs>, Error> {
+    if let Some(name) = TEST_INPUT_FILES.iter().find(|f| dir.join(f).is_file()) {
+        let file = dir.join(name);
+        let requirements = oxbuild_python::requirements::requirement_lines(&read_input(&file)?);
+        return Ok(Some(Inputs { pins: pins_of(&requirements), requirements, from: name.to_string(), file }));
+    }
+    let pyproject = dir.join("pyproject.toml");
+    if let Ok(text) = std::fs::read_to_string(&pyproject)
+        && let Ok(doc) = text.parse::<toml::Table>()
+    {
+        let groups = doc.get("dependency-groups").and_then(|g| g.as_table());
+        let extras = doc.get("project").and_then(|p| p.get("optional-dependencies")).and_then(|g| g.as_table());
+        let mut requirements = Vec::new();
+        let mut from = Vec::new();
+        for name in TEST_GROUPS {
+            if let Some(groups) = groups
+                && groups.contains_key(name)
+            {
+                requirements.extend(group_requirements(groups, name, 0));
+                from.push(format!("group {name}"));
+            }
+            if let Some(listed) = extras.and_then(|e| e.get(name)).and_then(|l| l.as_array()) {
+                requirements.extend(listed.iter().filter_map(|d| d.as_str().map(String::from)));
+                from.push(format!("extra {name}"));
+            }
+        }
+        if !from.is_empty() {
+            let from = format!("pyproject.toml {}", from.join(", "));
+            return Ok(Some(Inputs { pins: pins_of(&requirements), requirements, from, file: pyproject }));
+        }
+    }
+    if let Some(name) = &cfg.python.test_requirements {
+        let file = dir.join(name);
+        let is_requirements = !name.ends_with(".toml") && !name.ends_with(".lock");
+        if is_requirements && file.is_file() {
+            let text = read_input(&file)?;
+            if !oxbuild_python::requirements::unpinned(&text).is_empty() {
+                let requirements = oxbuild_python::requirements::requirement_lines(&text);
+                return Ok(Some(Inputs { pins: pins_of(&requirements), requirements, from: name.clone(), file }));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The requirements of dependency group `name`, its `{include-group = …}`
+/// entries followed (PEP 735), a few levels deep at most.
+fn group_requirements(groups: &toml::Table, name: &str, depth: usize) -> Vec<String> {
+    let listed = groups.get(name).and_then(|g| g.as_array()).cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for entry in &listed {
+        if let Some(r) = entry.as_str() {
+            out.push(r.to_string());
+        } else if let Some(included) = entry.get("include-group").and_then(|g| g.as_str())
+            && depth < 8
+        {
+            out.extend(group_requirements(groups, included, depth + 1));
+        }
+    }
+    out
+}
+
+/// Where the test lock goes beside `output`: `pylock.test.toml` beside
+/// `pylock.toml` (PEP 751's `pylock.<name>.toml`), else `NAME.test.toml`.
+fn test_output(output: &Path) -> PathBuf {
+    let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = name.strip_suffix(".toml").unwrap_or(&name);
+    output.with_file_name(format!("{stem}.test.toml"))
+}
+
+/// Writes `text` to `path` whole or not at all.
+fn write_lock(path: &Path, text: &str) -> Result<(), Error> {
+    let failed = |e: String| Error::new(Kind::Output, format!("writing {}: {e}", path.display()));
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".pylock-").tempfile_in(parent).map_err(|e| failed(e.to_string()))?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(|e| failed(e.to_string()))?;
+    tmp.persist(path).map_err(|e| failed(e.error.to_string()))?;
+    Ok(())
+}
+
+/// The production lock's versions as requirements of the test lock, so that
+/// the test variant installs exactly what production does beneath its own
+/// packages: `name==version`, with a marker naming each target where they
+/// differ by platform.
+fn production_pins(locked: &resolve::Locked) -> Vec<String> {
+    let mut by_name: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
+    for (i, r) in locked.resolved.iter().enumerate() {
+        for c in &r.chosen {
+            by_name.entry(c.name.clone()).or_default().push((i, c.version.to_string()));
+        }
+    }
+    let all = locked.resolved.len();
+    let mut out = Vec::new();
+    for (name, chosen) in by_name {
+        if chosen.len() == all && chosen.iter().all(|(_, v)| *v == chosen[0].1) {
+            out.push(format!("{name}=={}", chosen[0].1));
+        } else {
+            for (i, v) in chosen {
+                let marker = resolve::pylock::marker_of(&locked.resolved[i].target);
+                out.push(format!("{name}=={v} ; {marker}"));
+            }
+        }
+    }
+    out
 }
 
 /// The cutoff for `file` when none was given: its last commit's time when
@@ -185,21 +323,21 @@ fn existing_pins(path: &Path) -> BTreeMap<String, pep440_rs::Version> {
         .collect()
 }
 
-/// Makes `[python] lock` name `file` in `dir`'s oxbuild.toml when nothing
-/// else is named there; says what it did, or what to do.
-fn point_config_at(dir: &Path, cfg: &oxbuild_config::Config, file: &str) -> String {
-    let named = cfg.python.lock.as_deref().or(cfg.python.requirements.as_deref());
+/// Makes `[python] key` (`lock`, `test-requirements`) name `file` in
+/// `dir`'s oxbuild.toml when nothing else is named there; says what it did,
+/// or what to do.
+fn point_config_at(dir: &Path, key: &str, named: Option<&str>, file: &str) -> String {
     match named {
-        Some(f) if f == file => format!("[python] lock already names {file}"),
+        Some(f) if f == file => format!("[python] {key} already names {file}"),
         Some(f) => {
-            format!("[python] names {f}: set `lock = \"{file}\"` there (and drop that key) to build from the new lock")
+            format!("[python] names {f}: set `{key} = \"{file}\"` there (and drop that key) to build from the new lock")
         }
         None => {
             let path = dir.join(oxbuild_config::FILE_NAME);
             let Ok(text) = std::fs::read_to_string(&path) else {
-                return format!("no oxbuild.toml here: add `[python] lock = \"{file}\"` to it");
+                return format!("no oxbuild.toml here: add `[python] {key} = \"{file}\"` to it");
             };
-            let line = format!("lock = \"{file}\"   # written by `oxbuild lock`\n");
+            let line = format!("{key} = \"{file}\"   # written by `oxbuild lock`\n");
             let updated = match text
                 .find("\n[python]\n")
                 .map(|i| i + "\n[python]\n".len())
@@ -209,8 +347,8 @@ fn point_config_at(dir: &Path, cfg: &oxbuild_config::Config, file: &str) -> Stri
                 None => format!("{}\n\n[python]\n{line}", text.trim_end()),
             };
             match std::fs::write(&path, updated) {
-                Ok(()) => format!("set [python] lock = \"{file}\" in {}", path.display()),
-                Err(e) => format!("could not update {} ({e}): add `[python] lock = \"{file}\"` to it", path.display()),
+                Ok(()) => format!("set [python] {key} = \"{file}\" in {}", path.display()),
+                Err(e) => format!("could not update {} ({e}): add `[python] {key} = \"{file}\"` to it", path.display()),
             }
         }
     }
@@ -293,32 +431,69 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
         preferences,
         prereleases: req.prereleases,
     };
+    // The test variant's requirements, locked on top of production's versions.
+    let test = if req.test { test_inputs(&dir, &cfg)? } else { None };
+    let test_path = test_output(&output);
+    let test_request = test.as_ref().map(|t| {
+        let mut preferences = t.pins.clone();
+        if !req.upgrade {
+            for (name, version) in existing_pins(&test_path) {
+                preferences.entry(name).or_insert(version);
+            }
+        }
+        for name in &req.upgrade_packages {
+            preferences.remove(&oxbuild_python::name::normalize(name));
+        }
+        Resolve {
+            // Production's own inputs too: a URL requirement names its file.
+            requirements: inputs.requirements.iter().chain(&t.requirements).cloned().collect(),
+            exclude_newer: Some(cutoff),
+            preferences,
+            prereleases: req.prereleases,
+        }
+    });
     let counted = sources.clone();
     let store = services.store.clone();
     let handle = tokio::runtime::Handle::current();
-    let locked = tokio::task::spawn_blocking(move || {
+    let unsatisfiable = |e: resolve::ResolveError, what: &str| match e {
+        resolve::ResolveError::Unsatisfiable { .. } => Error::new(Kind::Config, format!("{what}{e}")),
+        resolve::ResolveError::Index(e) => e.into(),
+    };
+    let (locked, test_locked) = tokio::task::spawn_blocking(move || {
         let mut index = resolve::Index::new(&sources, &store, handle);
         if let (Some(finder), Some(target)) = (finder, first_target) {
             index = index.building(finder, target, Some(built));
         }
-        resolve::lock(&index, &targets, &resolve_request)
+        let locked = resolve::lock(&index, &targets, &resolve_request).map_err(|e| (e, false))?;
+        let test_locked = match test_request {
+            Some(mut request) => {
+                request.requirements.extend(production_pins(&locked));
+                Some(resolve::lock(&index, &targets, &request).map_err(|e| (e, true))?)
+            }
+            None => None,
+        };
+        Ok((locked, test_locked))
     })
     .await
     .map_err(task)?
-    .map_err(|e| match e {
-        resolve::ResolveError::Unsatisfiable { .. } => Error::new(Kind::Config, e.to_string()),
-        resolve::ResolveError::Index(e) => e.into(),
+    .map_err(|(e, test_step)| match test_step {
+        false => unsatisfiable(e, ""),
+        true => unsatisfiable(e, "the test requirements do not fit the production lock's versions: "),
     })?;
     let text = oxbuild_python::resolve::pylock::write(&locked.resolved, &locked.differences)
         .map_err(|e| Error::new(Kind::Config, e))?;
-    let parent = output.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pylock-")
-        .tempfile_in(parent)
-        .map_err(|e| Error::new(Kind::Output, format!("writing {}: {e}", output.display())))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())
-        .map_err(|e| Error::new(Kind::Output, format!("writing {}: {e}", output.display())))?;
-    tmp.persist(&output).map_err(|e| Error::new(Kind::Output, format!("writing {}: {}", output.display(), e.error)))?;
+    let test_text = match &test_locked {
+        Some(t) => Some(
+            oxbuild_python::resolve::pylock::write(&t.resolved, &t.differences)
+                .map_err(|e| Error::new(Kind::Config, e))?,
+        ),
+        None => None,
+    };
+    // Both resolved before either is written: a failure leaves both as they were.
+    write_lock(&output, &text)?;
+    if let Some(text) = &test_text {
+        write_lock(&test_path, text)?;
+    }
 
     let mut names = std::collections::BTreeSet::new();
     let mut undated = std::collections::BTreeSet::new();
@@ -330,9 +505,23 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
             }
         }
     }
-    let relative =
-        output.strip_prefix(&dir).map(|p| p.display().to_string()).unwrap_or_else(|_| output.display().to_string());
-    let config = point_config_at(&dir, &cfg, &relative);
+    let relative = |p: &Path| p.strip_prefix(&dir).unwrap_or(p).display().to_string();
+    let named = cfg.python.lock.as_deref().or(cfg.python.requirements.as_deref());
+    let mut config = point_config_at(&dir, "lock", named, &relative(&output));
+    let test = match (test, test_locked) {
+        (Some(inputs), Some(locked)) => {
+            let named = cfg.python.test_requirements.as_deref();
+            config.push_str("; ");
+            config.push_str(&point_config_at(&dir, "test-requirements", named, &relative(&test_path)));
+            let packages: std::collections::BTreeSet<(String, String)> = locked
+                .resolved
+                .iter()
+                .flat_map(|r| r.chosen.iter().map(|c| (c.name.clone(), c.version.to_string())))
+                .collect();
+            Some(TestLock { written: test_path, inputs: inputs.from, packages: packages.len() })
+        }
+        _ => None,
+    };
     Ok(LockReport {
         written: output,
         inputs: inputs.from,
@@ -342,5 +531,6 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
         differences: locked.differences,
         requests: counted.requests(),
         config,
+        test,
     })
 }

@@ -111,6 +111,9 @@ pub struct Plan {
     pub python: Option<(&'static str, String)>,
     /// A uv.lock group with pytest in it, for the test variant.
     pub pytest_group: Option<String>,
+    /// The test lock `oxbuild lock` wrote (`pylock.test.toml`), and whether
+    /// pytest is in it.
+    pub test_lock: Option<(String, bool)>,
     /// A `tests` directory is there.
     pub tests: bool,
     /// A `pyproject.toml` is there (so a missing lock is worth a comment).
@@ -373,11 +376,7 @@ pub fn needs_lock(dir: &Path, plan: &Plan) -> Option<String> {
     match &plan.python {
         Some(("requirements", file)) => {
             let text = std::fs::read_to_string(dir.join(file)).ok()?;
-            let loose: Vec<String> = oxbuild_python::requirements::requirement_lines(&text)
-                .iter()
-                .map(|l| l.split(';').next().unwrap_or(l).trim().to_string())
-                .filter(|l| !l.contains("==") && !l.contains(" @ "))
-                .collect();
+            let loose = oxbuild_python::requirements::unpinned(&text);
             (!loose.is_empty()).then(|| format!("{file} does not pin {}", loose.join(", ")))
         }
         Some(_) => None,
@@ -453,7 +452,12 @@ impl Plan {
         }
         if let Some((key, file)) = &self.python {
             t.push_str(&format!("\n[python]\n{key} = {}\n", toml_string(file)));
-            if let (Some(group), true) = (&self.pytest_group, self.tests) {
+            if let Some((test_lock, _)) = &self.test_lock {
+                t.push_str(&format!(
+                    "test-requirements = {}   # the test requirements on production's versions, by `oxbuild lock`\n",
+                    toml_string(test_lock)
+                ));
+            } else if let (Some(group), true) = (&self.pytest_group, self.tests) {
                 let groups =
                     if group == "dev" { String::new() } else { format!("\ntest-groups = [{}]", toml_string(group)) };
                 t.push_str(&format!(
@@ -464,12 +468,13 @@ impl Plan {
         } else if self.pyproject {
             t.push_str("\n# [python]\n# no lock found: `oxbuild lock`, `uv lock` or `uv pip compile pyproject.toml -o requirements.txt --generate-hashes`, then name it here\n");
         }
-        match (self.tests, &self.pytest_group) {
-            (true, Some(_)) => t.push_str(
+        let pytest = self.pytest_group.is_some() || self.test_lock.as_ref().is_some_and(|(_, pytest)| *pytest);
+        match (self.tests, pytest) {
+            (true, true) => t.push_str(
                 "\n[assess]                        # run by `oxbuild assess` in the test variant\n\
                  gates = [{ name = \"pytest\", run = \"python -m pytest -q tests\" }]\n",
             ),
-            (true, None) => t.push_str(
+            (true, false) => t.push_str(
                 "\n# [assess]                      # run by `oxbuild assess` in the test variant\n\
                  # gates = [{ name = \"pytest\", run = \"python -m pytest -q tests\" }]\n\
                  # (add pytest to [python] test-requirements)\n",

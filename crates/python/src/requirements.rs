@@ -47,6 +47,17 @@ pub fn requirement_lines(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The requirement lines of `text` that do not pin one version (`==`) or a
+/// URL (` @ `): what makes a requirements file an input to lock rather than
+/// a lock. Markers are left out of what is returned.
+pub fn unpinned(text: &str) -> Vec<String> {
+    requirement_lines(text)
+        .iter()
+        .map(|l| l.split(';').next().unwrap_or(l).trim().to_string())
+        .filter(|l| !l.contains("==") && !l.contains(" @ "))
+        .collect()
+}
+
 /// A package's source tree, as a lock names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tree {
