@@ -153,7 +153,17 @@ if lock_rows:
     print()
     counts = "; ".join(f"{s}: {int(c)} cold, {int(w)} warm" for s, c, w in lock_requests if c is not None and w is not None)
     if counts:
-        print(f"HTTP requests oxbuild sent (its `lock` report): {counts}. uv's and pip's are not counted here.\n")
+        print(f"HTTP requests oxbuild sent (its `lock` report): {counts}.\n")
+    proxied = [(s, [median(f"lock-{s}-{t}", "proxied_requests") for t in
+                    ("oxbuild-cold", "oxbuild-warm", "uv-cold", "uv-warm", "pipcompile-cold")]) for s, *_ in lock_rows]
+    if any(v is not None for _, vs in proxied for v in vs):
+        print("HTTP requests each tool sent, counted by one reverse proxy in front of PyPI (`scripts/bench-countproxy.py`) "
+              "in a pass of its own: pages, PEP 658 metadata, range requests, whole files and revalidations alike.\n")
+        print("| set | oxbuild cold | oxbuild warm | uv cold | uv warm | pip-compile cold |")
+        print("|---|---|---|---|---|---|")
+        for s, vs in proxied:
+            print(f"| {s} | " + " | ".join("n/a" if v is None else str(int(v)) for v in vs) + " |")
+        print()
     for set_ in ("small", "large"):
         cmp_ = next((r for r in rows if r["name"] == f"lock-{set_}-compare"), None)
         if cmp_:
