@@ -70,6 +70,9 @@ pub struct Config {
     /// `[python]`: the dependency layer.
     #[serde(default)]
     pub python: PythonConfig,
+    /// `[node]`: the Node.js dependency layer.
+    #[serde(default)]
+    pub node: NodeConfig,
     /// `[assess]`: the test variant and the quality gates.
     #[serde(default)]
     pub assess: AssessConfig,
@@ -176,6 +179,41 @@ impl AssessConfig {
 pub struct RuntimeConfig {
     /// `podman` or `docker`; default: the first found on PATH.
     pub program: Option<String>,
+}
+
+/// `[node]`: a Node.js app's dependencies, from its package-lock.json.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NodeConfig {
+    /// The lock, relative to the app: `package-lock.json` (or
+    /// `npm-shrinkwrap.json`) at the root when not set.
+    pub lock: Option<String>,
+    /// The registry for unscoped packages; else the `.npmrc`'s `registry`,
+    /// else `https://registry.npmjs.org/`.
+    pub registry: Option<String>,
+    /// Where `node_modules` goes in the image: beside the app (the workdir),
+    /// as `npm ci` puts it, when not set.
+    pub modules_dir: Option<String>,
+    /// Put the dev dependencies in the production image too (they are
+    /// always in the test variant).
+    #[serde(default)]
+    pub include_dev: bool,
+    /// Packages whose install scripts (`hasInstallScript`) are accepted
+    /// unrun: oxbuild never runs them, and without this a package that has
+    /// one fails the build.
+    #[serde(default)]
+    pub allow_install_scripts_missing: Vec<String>,
+}
+
+impl NodeConfig {
+    /// The lock to install for the app in `dir`, if any: the named one, else
+    /// `npm-shrinkwrap.json` (which npm prefers), else `package-lock.json`.
+    pub fn lock_path(&self, dir: &Path) -> Option<PathBuf> {
+        if let Some(l) = &self.lock {
+            return Some(dir.join(l));
+        }
+        ["npm-shrinkwrap.json", "package-lock.json"].iter().map(|f| dir.join(f)).find(|p| p.is_file())
+    }
 }
 
 /// `[python]`.
@@ -515,7 +553,7 @@ fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
 /// something changed. Other `OXBUILD_*` variables (credentials, the cache
 /// directory) are not config keys and are left alone.
 pub fn apply_env(table: &mut toml::Table, vars: impl IntoIterator<Item = (String, String)>) -> bool {
-    const SECTIONS: [&str; 7] = ["image", "app", "healthcheck", "python", "assess", "runtime", "publish"];
+    const SECTIONS: [&str; 8] = ["image", "app", "healthcheck", "python", "node", "assess", "runtime", "publish"];
     let mut changed = false;
     for (name, raw) in vars {
         let Some(rest) = name.strip_prefix("OXBUILD_") else { continue };

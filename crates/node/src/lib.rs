@@ -1,0 +1,275 @@
+//! Node.js for oxbuild: a `node_modules` layer made from a project's
+//! `package-lock.json` (or `npm-shrinkwrap.json`), for the Node, CPU and C
+//! library of the base image, with no npm and no container.
+//!
+//! [`plan`] chooses what to install (production or with dev dependencies;
+//! optional packages for another platform skipped; install scripts and
+//! `engines.node` checked) and keys the layer; [`install::write`] fetches,
+//! verifies and unpacks it.
+
+pub mod install;
+pub mod lockfile;
+pub mod npmrc;
+pub mod target;
+
+use std::path::Path;
+
+pub use install::{Installed, LayerSettings, Written};
+pub use lockfile::{Lock, Package};
+pub use npmrc::Npmrc;
+pub use target::Target;
+
+/// Bumped when the layer's contents change for the same inputs.
+pub const LAYER_FORMAT: &str = "node-modules-v1";
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The lock cannot be read or names something oxbuild cannot install.
+    #[error("{0}")]
+    Lock(String),
+    /// An `.npmrc` or `[node]` setting.
+    #[error("{0}")]
+    Config(String),
+    /// The base image.
+    #[error("{0}")]
+    Target(String),
+    /// A package does not fit (install scripts, engines, platform).
+    #[error("{0}")]
+    Package(String),
+    /// A tarball could not be fetched.
+    #[error("{0}")]
+    Fetch(String),
+    /// A tarball does not match the lock's integrity.
+    #[error("{0}")]
+    Integrity(String),
+    /// The store or a layer.
+    #[error(transparent)]
+    Image(#[from] oxbuild_image::Error),
+}
+
+/// What to install, and the settings the layer's content depends on.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Dev dependencies too (the test variant, or `[node] include-dev`).
+    pub include_dev: bool,
+    /// Packages whose install scripts are accepted unrun.
+    pub allow_install_scripts: Vec<String>,
+}
+
+/// What will be installed, and why the rest is not.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The packages, in path order.
+    pub packages: Vec<Package>,
+    /// Optional packages left out because they do not fit the target:
+    /// `name@version: why`.
+    pub skipped: Vec<String>,
+    /// Packages whose install scripts were accepted unrun.
+    pub scripts_accepted: Vec<String>,
+    /// Packages whose `engines.node` the target's Node does not satisfy.
+    pub engine_warnings: Vec<String>,
+}
+
+/// Chooses what `lock` installs on `target`; fails, naming every package,
+/// when one needs an install script that was not accepted, or when a
+/// required package does not fit the platform or the project's own
+/// `engines.node` is not met.
+pub fn plan(lock: &Lock, target: &Target, options: &Options, lock_file: &str) -> Result<Plan, Error> {
+    if let (Some(range), Some(version)) = (&lock.engines_node, &target.version)
+        && target.satisfies(range) == Some(false)
+    {
+        return Err(Error::Target(format!(
+            "the project needs Node {range} (package.json engines.node), and the base has Node {version} (from {}): use a base image with a Node that fits",
+            target.version_from
+        )));
+    }
+    let mut plan =
+        Plan { packages: Vec::new(), skipped: Vec::new(), scripts_accepted: Vec::new(), engine_warnings: Vec::new() };
+    let mut misfits = Vec::new();
+    let mut scripts = Vec::new();
+    // A package left out leaves out what is nested under it.
+    let mut left_out: Vec<String> = Vec::new();
+    for p in &lock.packages {
+        if left_out.iter().any(|o| p.path.starts_with(&format!("{o}/"))) {
+            continue;
+        }
+        if p.dev && !options.include_dev {
+            continue;
+        }
+        let what = format!("{}@{}", p.name, p.version);
+        if let Some(why) = target.misfit(&p.os, &p.cpu, &p.libc) {
+            if p.optional {
+                plan.skipped.push(format!("{what}: {why}"));
+            } else {
+                misfits.push(format!("{what} ({}): {why}", p.path));
+            }
+            left_out.push(p.path.clone());
+            continue;
+        }
+        if p.install_script {
+            if options.allow_install_scripts.contains(&p.name) {
+                plan.scripts_accepted.push(what.clone());
+            } else {
+                scripts.push(format!("{what} ({})", p.path));
+            }
+        }
+        if let Some(range) = &p.engines_node
+            && target.satisfies(range) == Some(false)
+        {
+            plan.engine_warnings.push(format!("{what} wants Node {range}"));
+        }
+        plan.packages.push(p.clone());
+    }
+    if !misfits.is_empty() {
+        return Err(Error::Package(format!(
+            "{lock_file}: {} required package(s) do not fit {}/{} ({}):\n  - {}\nlock on a machine of the target's platform, or mark them optional",
+            misfits.len(),
+            target.os,
+            target.cpu,
+            target.libc.as_str(),
+            misfits.join("\n  - ")
+        )));
+    }
+    if !scripts.is_empty() {
+        let quoted: Vec<String> = scripts
+            .iter()
+            .map(|s| s.rsplit_once('@').map(|(n, _)| n).unwrap_or(s))
+            .map(|n| format!("\"{n}\""))
+            .collect();
+        return Err(Error::Package(format!(
+            "{lock_file}: {} package(s) need install scripts, which oxbuild never runs:\n  - {}\nprefer versions that ship prebuilt binaries, or accept them as they are (without what their scripts would build) with [node] allow-install-scripts-missing = [{}]",
+            scripts.len(),
+            scripts.join("\n  - "),
+            quoted.join(", ")
+        )));
+    }
+    Ok(plan)
+}
+
+/// The layer's cache key: everything its bytes depend on.
+pub fn layer_key(plan: &Plan, target: &Target, modules_dir: &str, epoch: u64, compression: &str) -> String {
+    use sha2::Digest as _;
+    let mut text = format!(
+        "format={LAYER_FORMAT}\nmodules={modules_dir}\nepoch={epoch}\ncompression={compression}\ncpu={}\nlibc={}\n",
+        target.cpu,
+        target.libc.as_str()
+    );
+    for p in &plan.packages {
+        text.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{:?}\n",
+            p.path,
+            p.name,
+            p.version,
+            p.integrity.as_deref().unwrap_or(""),
+            p.resolved.as_deref().unwrap_or(""),
+            p.bin
+        ));
+    }
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// The `.npmrc` settings for a project in `dir`: the user's file
+/// (`NPM_CONFIG_USERCONFIG`, else `~/.npmrc`), then the project's, each
+/// with `${VAR}` expanded from the environment; `[node] registry` last.
+pub fn npmrc_for(dir: &Path, registry: Option<&str>) -> Result<Npmrc, Error> {
+    let env = |name: &str| std::env::var(name).ok();
+    let mut rc = Npmrc::default();
+    let user = std::env::var_os("NPM_CONFIG_USERCONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".npmrc")));
+    for file in user.into_iter().chain(std::iter::once(dir.join(".npmrc"))) {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            rc.read(&text, &file.display().to_string(), &env)?;
+        }
+    }
+    if let Some(r) = registry {
+        rc.registry = Some(if r.ends_with('/') { r.to_string() } else { format!("{r}/") });
+    }
+    Ok(rc)
+}
+
+/// The command `package.json` starts the app with: `scripts.start` when it
+/// is a plain `node ...` command (no shell syntax), else `node <main>` when
+/// `main` is set. None when neither says.
+pub fn entrypoint(package_json: &serde_json::Value) -> Option<Vec<String>> {
+    if let Some(start) = package_json["scripts"]["start"].as_str() {
+        let plain = !start.contains(['&', '|', ';', '$', '>', '<', '`', '(', '"', '\'']);
+        let words: Vec<String> = start.split_whitespace().map(str::to_string).collect();
+        if plain && words.first().map(String::as_str) == Some("node") && words.len() > 1 {
+            return Some(words);
+        }
+    }
+    let main = package_json["main"].as_str()?;
+    Some(vec!["node".into(), main.to_string()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        Target {
+            version: Some("18.19.0".into()),
+            version_from: "test".into(),
+            os: "linux".into(),
+            cpu: "x64".into(),
+            libc: target::Libc::Glibc,
+            has_node: true,
+        }
+    }
+
+    const LOCK: &str = r#"{"lockfileVersion": 3, "packages": {
+      "": {"engines": {"node": ">=16"}},
+      "node_modules/app-dep": {"version": "1.0.0", "integrity": "sha512-AA==", "engines": {"node": ">=20"}},
+      "node_modules/native-darwin": {"version": "1.0.0", "optional": true, "os": ["darwin"], "integrity": "sha512-AA=="},
+      "node_modules/native-darwin/node_modules/inner": {"version": "1.0.0", "integrity": "sha512-AA=="},
+      "node_modules/native-linux-x64-gnu": {"version": "1.0.0", "optional": true, "os": ["linux"], "cpu": ["x64"], "libc": ["glibc"], "integrity": "sha512-AA=="},
+      "node_modules/test-only": {"version": "2.0.0", "dev": true, "integrity": "sha512-AA=="},
+      "node_modules/gyp-thing": {"version": "3.0.0", "hasInstallScript": true, "integrity": "sha512-AA=="}
+    }}"#;
+
+    #[test]
+    fn plans_production_and_test_and_names_what_needs_scripts() {
+        let lock = lockfile::parse(LOCK, "package-lock.json").unwrap();
+        let opts = |dev, allow: &[&str]| Options {
+            include_dev: dev,
+            allow_install_scripts: allow.iter().map(|s| s.to_string()).collect(),
+        };
+        let err = plan(&lock, &target(), &opts(false, &[]), "package-lock.json").unwrap_err().to_string();
+        assert!(err.contains("gyp-thing@3.0.0 (node_modules/gyp-thing)"), "{err}");
+        assert!(err.contains("allow-install-scripts-missing = [\"gyp-thing\"]"), "{err}");
+        let prod = plan(&lock, &target(), &opts(false, &["gyp-thing"]), "package-lock.json").unwrap();
+        let names: Vec<&str> = prod.packages.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["app-dep", "gyp-thing", "native-linux-x64-gnu"]);
+        assert_eq!(prod.skipped, ["native-darwin@1.0.0: os darwin (the target is linux)"]);
+        assert_eq!(prod.engine_warnings, ["app-dep@1.0.0 wants Node >=20"]);
+        let test = plan(&lock, &target(), &opts(true, &["gyp-thing"]), "package-lock.json").unwrap();
+        assert!(test.packages.iter().any(|p| p.name == "test-only"));
+        let key = |p: &Plan| layer_key(p, &target(), "/app", 0, "gzip");
+        assert_ne!(key(&prod), key(&test));
+    }
+
+    #[test]
+    fn the_projects_own_engines_must_be_met() {
+        let lock =
+            lockfile::parse(r#"{"lockfileVersion": 3, "packages": {"": {"engines": {"node": ">=20"}}}}"#, "l").unwrap();
+        let opts = Options { include_dev: false, allow_install_scripts: Vec::new() };
+        let err = plan(&lock, &target(), &opts, "l").unwrap_err().to_string();
+        assert!(err.contains("needs Node >=20") && err.contains("has Node 18.19.0"), "{err}");
+    }
+
+    #[test]
+    fn the_entrypoint_comes_from_start_or_main() {
+        let ep = |v: serde_json::Value| entrypoint(&v);
+        assert_eq!(
+            ep(serde_json::json!({"scripts": {"start": "node server.js --port 3000"}})),
+            Some(vec!["node".into(), "server.js".into(), "--port".into(), "3000".into()])
+        );
+        assert_eq!(
+            ep(serde_json::json!({"scripts": {"start": "NODE_ENV=x node a.js && y"}, "main": "index.js"})),
+            Some(vec!["node".into(), "index.js".into()])
+        );
+        assert_eq!(ep(serde_json::json!({"scripts": {"start": "nodemon a.js"}})), None);
+    }
+}
