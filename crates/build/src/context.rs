@@ -10,11 +10,14 @@ use oxbuild_image::{LayerBuilder, Owner};
 use crate::Error;
 use crate::dockerignore::DockerIgnore;
 
-/// Directory names never copied: version-control metadata differs between two
-/// clones of the same commit and would break reproducibility, and a
-/// checkout's `__pycache__` holds bytecode of whatever Python ran there
-/// (oxbuild compiles the image's own).
-const ALWAYS_SKIPPED: &[&str] = &[".git", ".hg", ".svn", "__pycache__"];
+/// Names never copied: version-control metadata differs between two clones
+/// of the same commit and would break reproducibility; a checkout's
+/// `__pycache__` holds bytecode of whatever Python ran there (oxbuild
+/// compiles the image's own); a checkout's `node_modules` was installed for
+/// the developer's machine (the dependency layer installs the lock's, for
+/// the image's); an `.npmrc` may hold registry tokens, which never go into
+/// an image.
+const ALWAYS_SKIPPED: &[&str] = &[".git", ".hg", ".svn", "__pycache__", "node_modules", ".npmrc"];
 
 /// What went into the layer besides the files themselves.
 #[derive(Debug, Default)]

@@ -74,7 +74,7 @@ pub struct ExtraLayer {
 }
 
 /// Bumped when what a base scan keeps changes, so older cached scans are not used.
-const SCAN_FORMAT: &str = "rootfs-scan-v3";
+const SCAN_FORMAT: &str = "rootfs-scan-v4";
 
 /// The cache key of a base scan: the scan format and the base's layer digests.
 pub fn scan_key(base: &Image) -> oxbuild_image::Digest {
@@ -89,7 +89,7 @@ pub fn scan_key(base: &Image) -> oxbuild_image::Digest {
 /// The paths of a base the build reads: accounts, the Python interpreter,
 /// libc, and the package database and os-release for the SBOM.
 pub fn base_wants(path: &str) -> Want {
-    [user::wants(path), oxbuild_python::target::wants(path), oxbuild_sbom::os::wants(path)]
+    [user::wants(path), oxbuild_python::target::wants(path), oxbuild_node::target::wants(path), oxbuild_sbom::os::wants(path)]
         .into_iter()
         .max_by_key(|w| match w {
             Want::Skip => 0,
@@ -197,7 +197,7 @@ pub fn build(
 
     let env: Vec<(String, String)> = extra.iter().flat_map(|e| e.env.iter().cloned()).collect();
     let mut config = base.config_json()?;
-    runtime::apply(&mut config, cfg, owner, &env, &history, epoch);
+    runtime::apply(&mut config, cfg, runtime::ProbeRunner::for_base(base_fs), owner, &env, &history, epoch);
 
     // Provenance: the base, and the git checkout. oxbuild.toml's labels win.
     let mut stamped: BTreeMap<String, String> = BTreeMap::new();

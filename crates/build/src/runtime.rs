@@ -22,9 +22,11 @@ pub fn timestamp(epoch: u64) -> String {
 }
 
 /// Applies `cfg` to the base config `base` (every unknown field is kept).
+#[allow(clippy::too_many_arguments)]
 pub fn apply(
     base: &mut Value,
     cfg: &Config,
+    runner: ProbeRunner,
     owner: Owner,
     env_defaults: &[(String, String)],
     layers: &[AddedLayer],
@@ -81,7 +83,7 @@ pub fn apply(
         }
     }
     if let Some(hc) = &cfg.healthcheck {
-        c.insert("Healthcheck".into(), healthcheck(hc));
+        c.insert("Healthcheck".into(), healthcheck(hc, runner));
     }
 
     let rootfs = object(root, "rootfs");
@@ -140,12 +142,40 @@ fn object<'a>(parent: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<Stri
     v.as_object_mut().expect("made an object above")
 }
 
+/// What runs an `http =` probe inside the image: slim images have no curl
+/// or wget, so the image's own Python, else its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeRunner {
+    /// `python3 -c` with the standard library.
+    Python,
+    /// `node -e` with its `http`/`https` modules.
+    Node,
+}
+
+impl ProbeRunner {
+    /// The image's Python when the base has one, else node when it has
+    /// node, else Python (a venv layer may bring it).
+    pub fn for_base(fs: &std::collections::BTreeMap<String, oxbuild_image::rootfs::Node>) -> ProbeRunner {
+        let python = fs.keys().any(|p| {
+            let name = p.strip_prefix("usr/local/bin/").or_else(|| p.strip_prefix("usr/bin/"));
+            name.is_some_and(|n| n.starts_with("python3"))
+        });
+        let node = ["usr/bin/node", "usr/local/bin/node", "usr/bin/nodejs"].iter().any(|p| fs.contains_key(*p));
+        if !python && node { ProbeRunner::Node } else { ProbeRunner::Python }
+    }
+}
+
 /// The Docker `Healthcheck` object for `hc` (durations in nanoseconds).
-pub fn healthcheck(hc: &HealthcheckConfig) -> Value {
-    let test = match hc.probe() {
-        Probe::Exec(cmd) => std::iter::once("CMD".to_string()).chain(cmd).collect::<Vec<_>>(),
-        Probe::Shell(s) => vec!["CMD-SHELL".into(), s],
-        Probe::Http(url) => vec!["CMD".into(), "python3".into(), "-c".into(), http_probe(&url, hc.timeout)],
+pub fn healthcheck(hc: &HealthcheckConfig, runner: ProbeRunner) -> Value {
+    let test = match (hc.probe(), runner) {
+        (Probe::Exec(cmd), _) => std::iter::once("CMD".to_string()).chain(cmd).collect::<Vec<_>>(),
+        (Probe::Shell(s), _) => vec!["CMD-SHELL".into(), s],
+        (Probe::Http(url), ProbeRunner::Python) => {
+            vec!["CMD".into(), "python3".into(), "-c".into(), http_probe(&url, hc.timeout)]
+        }
+        (Probe::Http(url), ProbeRunner::Node) => {
+            vec!["CMD".into(), "node".into(), "-e".into(), node_http_probe(&url, hc.timeout)]
+        }
     };
     json!({
         "Test": test,
@@ -164,6 +194,16 @@ pub fn http_probe(url: &str, timeout: Duration) -> String {
     let secs = timeout.as_secs_f64().max(0.001);
     format!(
         "import sys, urllib.request as u\ntry:\n    r = u.urlopen({url}, timeout={secs})\n    sys.exit(0 if r.status < 400 else 1)\nexcept Exception as e:\n    print(e)\n    sys.exit(1)\n"
+    )
+}
+
+/// The same probe for node: healthy on any answer below 400.
+pub fn node_http_probe(url: &str, timeout: Duration) -> String {
+    // A JSON string literal is also a valid JavaScript string literal.
+    let url = serde_json::to_string(url).expect("strings serialise");
+    let ms = timeout.as_millis().max(1);
+    format!(
+        "const u = new URL({url});\nconst r = require(u.protocol === 'https:' ? 'https' : 'http').get(u, {{ timeout: {ms} }}, (res) => process.exit(res.statusCode < 400 ? 0 : 1));\nr.on('timeout', () => {{ console.log('timed out'); r.destroy(); process.exit(1); }});\nr.on('error', (e) => {{ console.log(String(e)); process.exit(1); }});\n"
     )
 }
 
@@ -199,6 +239,7 @@ timeout = "2s"
         apply(
             &mut base,
             &c,
+            ProbeRunner::Python,
             Owner { uid: 1000, gid: 1000 },
             &[("PATH".into(), "/opt/venv/bin:/usr/bin".into())],
             &[layer],

@@ -38,6 +38,7 @@ mod error;
 pub mod interpreter;
 pub mod load;
 pub mod lock;
+pub mod node;
 pub mod platforms;
 pub mod provider;
 pub mod python;
@@ -243,7 +244,7 @@ pub(crate) fn base_location(request: &Request, cfg: &Config) -> Result<Location,
 /// production image and, when asked, its test variant.
 pub async fn assemble(request: &Request, services: &Services) -> Result<Assembled, Error> {
     let (request, cfg) = &request.resolved()?;
-    let (dir, cfg) = (request.dir.as_path(), cfg.clone());
+    let (dir, mut cfg) = (request.dir.as_path(), cfg.clone());
     let base_location = base_location(request, &cfg)?;
     let base = base::open(&base_location, request, services).await?;
     let (provisioned, mut bytecode) = python::bytecode(&cfg, &base, request.cache_repo.as_ref(), services).await?;
@@ -254,6 +255,7 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
     let mut test_layers = Vec::new();
     let mut dependencies = serde_json::Map::new();
     let mut packages = Vec::new();
+    let mut entrypoint = None;
     for provider in provider::all() {
         let cx = provider::Context { request, cfg: &cfg, base: &base, services, bytecode: compiler.as_ref() };
         if let Some(provided) = provider.provide(&cx).await? {
@@ -261,7 +263,12 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
             test_layers.extend(provided.test);
             dependencies.insert(provider.language().to_string(), provided.report);
             packages.extend(provided.packages);
+            entrypoint = entrypoint.or(provided.entrypoint);
         }
+    }
+    if let Some(ep) = entrypoint.filter(|_| cfg.image.entrypoint.is_none() && cfg.image.cmd.is_none()) {
+        events.step(&format!("entrypoint from package.json: {}", ep.join(" ")));
+        cfg.image.entrypoint = Some(ep);
     }
 
     events.step(&format!("building {}", dir.display()));

@@ -35,6 +35,9 @@ pub struct Provided {
     pub report: serde_json::Value,
     /// The packages in the production layers, for the SBOM.
     pub packages: Vec<oxbuild_sbom::Package>,
+    /// The command the project itself says starts it (package.json's
+    /// `start` or `main`), used when oxbuild.toml sets no entrypoint or cmd.
+    pub entrypoint: Option<Vec<String>>,
 }
 
 /// One language's dependency layers.
@@ -49,5 +52,5 @@ pub trait DependencyProvider: Send + Sync {
 
 /// Every provider, in the order their layers stack.
 pub fn all() -> Vec<Box<dyn DependencyProvider>> {
-    vec![Box::new(crate::python::Python)]
+    vec![Box::new(crate::python::Python), Box::new(crate::node::Node)]
 }

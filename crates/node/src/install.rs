@@ -343,12 +343,15 @@ pub async fn write(
     store: &BlobStore,
 ) -> Result<Written, Error> {
     let cache = settings.cache.as_deref();
+    // Boxed futures, made first and run 8 at a time: the stream's type then
+    // holds no closure over borrowed packages, which a Send future needs.
+    type Job<'a> = futures_util::future::BoxFuture<'a, Result<(usize, Digest, bool), Error>>;
+    let mut jobs: Vec<Job<'_>> = Vec::new();
+    for (i, p) in plan.packages.iter().enumerate().filter(|(_, p)| !p.link) {
+        jobs.push(Box::pin(async move { fetch(p, http, npmrc, store, cache).await.map(|(d, new)| (i, d, new)) }));
+    }
     let fetched: Vec<Result<(usize, Digest, bool), Error>> =
-        futures_util::stream::iter(plan.packages.iter().enumerate().filter(|(_, p)| !p.link))
-            .map(|(i, p)| async move { fetch(p, http, npmrc, store, cache).await.map(|(d, new)| (i, d, new)) })
-            .buffer_unordered(CONCURRENT)
-            .collect()
-            .await;
+        futures_util::stream::iter(jobs).buffer_unordered(CONCURRENT).collect().await;
     let mut digests: BTreeMap<usize, (Digest, bool)> = BTreeMap::new();
     let mut failed = Vec::new();
     for f in fetched {

@@ -55,15 +55,21 @@ pub struct Package {
 }
 
 impl Package {
-    /// The normalised name the dependency lists use.
+    /// The name the dependency lists use: PEP 503 normalised for `pypi`;
+    /// npm names are exact already.
     pub fn key(&self) -> String {
-        normalize(&self.name)
+        if self.ecosystem == "pypi" { normalize(&self.name) } else { self.name.clone() }
     }
 
-    /// Its package URL: `pkg:pypi/markupsafe@3.0.2`.
+    /// Its package URL: `pkg:pypi/markupsafe@3.0.2`, `pkg:npm/%40types/node@20.1.0`
+    /// (an npm scope is the purl's namespace).
     pub fn purl(&self) -> String {
-        let name = if self.ecosystem == "pypi" { self.key() } else { self.name.clone() };
-        purl(&self.ecosystem, None, &name, &self.version, &[])
+        match self.name.split_once('/') {
+            Some((scope, name)) if self.ecosystem == "npm" && scope.starts_with('@') => {
+                purl(&self.ecosystem, Some(scope), name, &self.version, &[])
+            }
+            _ => purl(&self.ecosystem, None, &self.key(), &self.version, &[]),
+        }
     }
 }
 
@@ -243,7 +249,10 @@ fn dependency_ids<'a>(packages: &[&Package], ids: &'a [String]) -> Vec<Vec<&'a S
             let mut deps: Vec<&String> = p
                 .dependencies
                 .iter()
-                .filter_map(|d| by_key.get(&format!("{}/{}", p.ecosystem, normalize(d))).copied())
+                .filter_map(|d| {
+                    let key = if p.ecosystem == "pypi" { normalize(d) } else { d.clone() };
+                    by_key.get(&format!("{}/{}", p.ecosystem, key)).copied()
+                })
                 .collect();
             deps.sort();
             deps.dedup();

@@ -1,0 +1,276 @@
+//! The Node.js dependency provider: a `node_modules` layer from the
+//! project's package-lock.json (see `oxbuild_node`), found in the local
+//! cache, else in the cache repository, else made here from verified
+//! tarballs. The test variant adds the dev dependencies in a layer of their
+//! own, over production's.
+
+use futures_util::FutureExt as _;
+use oxbuild_build::ExtraLayer;
+use oxbuild_cache::Bucket;
+use oxbuild_image::{Format, Layer, LayerBlob};
+use oxbuild_node::{Installed, Plan, Target};
+use serde_json::json;
+
+use crate::provider::{Context, DependencyProvider, Provided};
+use crate::{Error, Kind, cache_repo};
+
+/// See the module docs.
+#[derive(Debug, Clone, Copy)]
+pub struct Node;
+
+impl DependencyProvider for Node {
+    fn language(&self) -> &'static str {
+        "node"
+    }
+
+    fn provide<'a>(
+        &'a self,
+        cx: &'a Context<'a>,
+    ) -> futures_util::future::BoxFuture<'a, Result<Option<Provided>, Error>> {
+        provide(cx).boxed()
+    }
+}
+
+impl From<oxbuild_node::Error> for Error {
+    fn from(e: oxbuild_node::Error) -> Error {
+        use oxbuild_node::Error as E;
+        let kind = match &e {
+            E::Lock(_) | E::Config(_) | E::Package(_) | E::Integrity(_) => Kind::Config,
+            E::Target(_) => Kind::Build,
+            E::Fetch(_) => Kind::Registry,
+            E::Image(_) => Kind::Output,
+        };
+        Error::new(kind, e.to_string())
+    }
+}
+
+/// Other package managers' locks, and how to get a package-lock from them.
+const OTHER_LOCKS: [(&str, &str); 3] = [
+    ("pnpm-lock.yaml", "pnpm"),
+    ("yarn.lock", "yarn"),
+    ("bun.lockb", "bun"),
+];
+
+/// A layer record in the local cache.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct CachedLayer {
+    digest: oxbuild_image::Digest,
+    size: u64,
+    diff_id: oxbuild_image::Digest,
+    packages: Vec<oxbuild_sbom::Package>,
+}
+
+/// A finished layer and where it came from.
+struct NodeLayer {
+    layer: Layer,
+    diff_id: oxbuild_image::Digest,
+    packages: Vec<oxbuild_sbom::Package>,
+    source: &'static str,
+    downloaded: usize,
+}
+
+fn sbom_packages(installed: &[Installed], layer: &oxbuild_image::Digest) -> Vec<oxbuild_sbom::Package> {
+    installed
+        .iter()
+        .map(|i| oxbuild_sbom::Package {
+            ecosystem: "npm".into(),
+            name: i.name.clone(),
+            version: i.version.clone(),
+            file: Some(i.file.clone()),
+            sha256: Some(i.sha256.clone()),
+            license: i.license.clone(),
+            source: Some(i.registry.clone()),
+            url: Some(i.url.clone()),
+            layer: Some(layer.clone()),
+            dependencies: i.dependencies.clone(),
+        })
+        .collect()
+}
+
+async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
+    let (cfg, dir) = (cx.cfg, cx.request.dir.as_path());
+    let Some(lock_path) = cfg.node.lock_path(dir) else {
+        if dir.join("package.json").is_file() {
+            if let Some((file, tool)) = OTHER_LOCKS.iter().find(|(f, _)| dir.join(f).is_file()) {
+                return Err(Error::new(
+                    Kind::Config,
+                    format!(
+                        "{}: oxbuild installs Node packages from package-lock.json, and this project has {tool}'s {file}: write one with `npm install --package-lock-only` (npm reads package.json; commit the result), or name it in [node] lock",
+                        dir.display()
+                    ),
+                ));
+            }
+            let has_deps = std::fs::read_to_string(dir.join("package.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .is_some_and(|p| p["dependencies"].as_object().is_some_and(|d| !d.is_empty()));
+            if has_deps {
+                return Err(Error::new(
+                    Kind::Config,
+                    format!(
+                        "{}: package.json has dependencies but there is no package-lock.json: run `npm install --package-lock-only` and commit it, so that the build installs exactly what was locked",
+                        dir.display()
+                    ),
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let lock_name = lock_path.strip_prefix(dir).unwrap_or(&lock_path).display().to_string();
+    let lock = oxbuild_node::lockfile::load(&lock_path)?;
+    let target = oxbuild_node::target::detect(&cx.base.fs, &cx.base.config, &cx.base.platform.architecture)?;
+    if !target.has_node {
+        return Err(Error::new(
+            Kind::Config,
+            format!(
+                "{lock_name} is a Node.js lock, and the base image has no node (looked for /usr/bin/node, /usr/local/bin/node and libnode): use a Node.js base image"
+            ),
+        ));
+    }
+    let events = &cx.services.events;
+    events.step(&format!(
+        "node dependencies for Node {} on {} ({}) from {lock_name}",
+        target.version.as_deref().unwrap_or("of unknown version"),
+        target.cpu,
+        target.libc.as_str()
+    ));
+    let npmrc = oxbuild_node::npmrc_for(dir, cfg.node.registry.as_deref())?;
+    let modules_dir = cfg.node.modules_dir.clone().unwrap_or_else(|| cfg.image.workdir.clone());
+    let options = |include_dev| oxbuild_node::Options {
+        include_dev,
+        allow_install_scripts: cfg.node.allow_install_scripts_missing.clone(),
+    };
+    let prod_plan = oxbuild_node::plan(&lock, &target, &options(cfg.node.include_dev), &lock_name)?;
+    for s in &prod_plan.skipped {
+        events.detail(&format!("  skipped optional {s}"));
+    }
+    for w in &prod_plan.engine_warnings {
+        events.warn(&format!("{w}, and the base has Node {}", target.version.as_deref().unwrap_or("?")));
+    }
+    for s in &prod_plan.scripts_accepted {
+        events.warn(&format!("{s} has install scripts; taken without running them ([node] allow-install-scripts-missing)"));
+    }
+    let prod = layer(&prod_plan, &target, &modules_dir, &npmrc, cx).await?;
+    events.step(&format!(
+        "  {} {} packages ({} downloaded; {})",
+        if prod.source == "built" { "installed" } else { "reused" },
+        prod_plan.packages.len(),
+        prod.downloaded,
+        prod.source
+    ));
+    let node_env = vec![("NODE_ENV".to_string(), "production".to_string())];
+    let production = vec![ExtraLayer {
+        layer: prod.layer.clone(),
+        diff_id: prod.diff_id.clone(),
+        created_by: format!("oxbuild: node dependencies into {modules_dir}/node_modules"),
+        env: node_env,
+    }];
+    let mut report = json!({
+        "lock": lock_name,
+        "node": target.version,
+        "node_from": target.version_from,
+        "cpu": target.cpu,
+        "libc": target.libc,
+        "packages": prod_plan.packages.len(),
+        "downloaded": prod.downloaded,
+        "layer": prod.diff_id,
+        "source": prod.source,
+        "skipped": prod_plan.skipped,
+    });
+    let mut test = Vec::new();
+    if cx.request.test_variant && !cfg.node.include_dev {
+        let mut dev_plan = oxbuild_node::plan(&lock, &target, &options(true), &lock_name)?;
+        dev_plan.packages.retain(|p| !prod_plan.packages.iter().any(|q| q.path == p.path));
+        if !dev_plan.packages.is_empty() {
+            events.step(&format!("test dependencies: {} dev packages from {lock_name}", dev_plan.packages.len()));
+            let dev = layer(&dev_plan, &target, &modules_dir, &npmrc, cx).await?;
+            report["test"] = json!({"packages": dev_plan.packages.len(), "layer": dev.diff_id, "source": dev.source});
+            test.push(ExtraLayer {
+                layer: dev.layer,
+                diff_id: dev.diff_id,
+                created_by: format!("oxbuild: node dev dependencies into {modules_dir}/node_modules"),
+                env: Vec::new(),
+            });
+        }
+    }
+    let entrypoint = std::fs::read_to_string(dir.join("package.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|p| oxbuild_node::entrypoint(&p));
+    Ok(Some(Provided { production, test, report, packages: prod.packages, entrypoint }))
+}
+
+/// `blob` as an OCI layer; the build turns it into the image's format.
+fn oci_layer(blob: &LayerBlob) -> Layer {
+    Layer::file(blob.descriptor_in(Format::Oci).expect("OCI has every compression"), blob.path.clone())
+}
+
+/// The layer for `plan`: the local cache, else the cache repository, else
+/// fetched and written here (and kept in both).
+async fn layer(
+    plan: &Plan,
+    target: &Target,
+    modules_dir: &str,
+    npmrc: &oxbuild_node::Npmrc,
+    cx: &Context<'_>,
+) -> Result<NodeLayer, Error> {
+    let services = cx.services;
+    let compression = oxbuild_build::compression(cx.cfg);
+    let key = oxbuild_node::layer_key(plan, target, modules_dir, cx.request.epoch, &format!("{compression:?}"));
+    if let Some(c) = services.cache.get::<CachedLayer>(Bucket::Layers, &key)
+        && services.store.contains(&c.digest)
+    {
+        let blob = LayerBlob {
+            path: services.store.path(&c.digest),
+            digest: c.digest,
+            size: c.size,
+            diff_id: c.diff_id.clone(),
+            compression,
+        };
+        return Ok(NodeLayer {
+            layer: oci_layer(&blob),
+            diff_id: c.diff_id,
+            packages: c.packages,
+            source: "local cache",
+            downloaded: 0,
+        });
+    }
+    let cache_repo = cx.request.cache_repo.as_ref();
+    if let Some(repo) = cache_repo
+        && let Some(found) = cache_repo::deps(&key, repo, services).await
+    {
+        return Ok(NodeLayer {
+            layer: found.layer,
+            diff_id: found.diff_id,
+            packages: found.packages,
+            source: "cache repository",
+            downloaded: 0,
+        });
+    }
+    let settings = oxbuild_node::LayerSettings {
+        modules_dir: modules_dir.to_string(),
+        epoch: cx.request.epoch,
+        compression,
+        cache: services.cache.bucket(Bucket::Index).ok().map(|d| d.join("npm-tarballs")),
+    };
+    let written = oxbuild_node::install::write(plan, &settings, services.http(), npmrc, &services.store).await?;
+    let packages = sbom_packages(&written.installed, &written.blob.digest);
+    let record = CachedLayer {
+        digest: written.blob.digest.clone(),
+        size: written.blob.size,
+        diff_id: written.blob.diff_id.clone(),
+        packages: packages.clone(),
+    };
+    services.cache.put(Bucket::Layers, &key, &record)?;
+    let layer = oci_layer(&written.blob);
+    if let Some(repo) = cache_repo {
+        let meta = cache_repo::DepsMeta {
+            wheels: written.installed.iter().map(|i| format!("{}@{}", i.name, i.version)).collect(),
+            yanked: Vec::new(),
+            compiled: 0,
+            packages: packages.clone(),
+        };
+        cache_repo::store_deps(&key, layer.clone(), &written.blob.diff_id, &meta, repo, services).await;
+    }
+    Ok(NodeLayer { layer, diff_id: written.blob.diff_id, packages, source: "built", downloaded: written.downloaded })
+}
