@@ -258,6 +258,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         "outputs": written,
         "warnings": built.warnings,
         "python": dependencies["python"],
+        "node": dependencies["node"],
         "bytecode": bytecode,
         "variant": if test_variant { "test" } else { "production" },
         "referrers": listed,

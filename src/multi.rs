@@ -159,6 +159,7 @@ pub async fn run(
                 "base": a.resolved_base.as_ref().map(ToString::to_string).unwrap_or_else(|| a.base.to_string()),
                 "layers": image.layers().iter().map(|l| json!({"digest": l.descriptor.digest, "size": l.descriptor.size, "mediaType": l.descriptor.media_type})).collect::<Vec<_>>(),
                 "python": a.dependencies["python"],
+                "node": a.dependencies["node"],
                 "bytecode": a.bytecode,
                 "warnings": a.prod.warnings,
             })

@@ -184,6 +184,7 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
         "layers": image.layers().iter().map(|l| json!({"digest": l.descriptor.digest, "size": l.descriptor.size})).collect::<Vec<_>>(),
         "test_digest": assembled.test.as_ref().map(|t| t.image.digest()),
         "python": assembled.dependencies["python"],
+        "node": assembled.dependencies["node"],
     });
     let mut not_run = Vec::new();
     if built.len() > 1 {

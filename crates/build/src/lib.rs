@@ -89,14 +89,19 @@ pub fn scan_key(base: &Image) -> oxbuild_image::Digest {
 /// The paths of a base the build reads: accounts, the Python interpreter,
 /// libc, and the package database and os-release for the SBOM.
 pub fn base_wants(path: &str) -> Want {
-    [user::wants(path), oxbuild_python::target::wants(path), oxbuild_node::target::wants(path), oxbuild_sbom::os::wants(path)]
-        .into_iter()
-        .max_by_key(|w| match w {
-            Want::Skip => 0,
-            Want::Exists => 1,
-            Want::Content => 2,
-        })
-        .unwrap_or(Want::Skip)
+    [
+        user::wants(path),
+        oxbuild_python::target::wants(path),
+        oxbuild_node::target::wants(path),
+        oxbuild_sbom::os::wants(path),
+    ]
+    .into_iter()
+    .max_by_key(|w| match w {
+        Want::Skip => 0,
+        Want::Exists => 1,
+        Want::Content => 2,
+    })
+    .unwrap_or(Want::Skip)
 }
 
 /// Reads what the build needs from the base's root filesystem (accounts,

@@ -45,11 +45,7 @@ impl From<oxbuild_node::Error> for Error {
 }
 
 /// Other package managers' locks, and how to get a package-lock from them.
-const OTHER_LOCKS: [(&str, &str); 3] = [
-    ("pnpm-lock.yaml", "pnpm"),
-    ("yarn.lock", "yarn"),
-    ("bun.lockb", "bun"),
-];
+const OTHER_LOCKS: [(&str, &str); 3] = [("pnpm-lock.yaml", "pnpm"), ("yarn.lock", "yarn"), ("bun.lockb", "bun")];
 
 /// A layer record in the local cache.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -148,7 +144,9 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         events.warn(&format!("{w}, and the base has Node {}", target.version.as_deref().unwrap_or("?")));
     }
     for s in &prod_plan.scripts_accepted {
-        events.warn(&format!("{s} has install scripts; taken without running them ([node] allow-install-scripts-missing)"));
+        events.warn(&format!(
+            "{s} has install scripts; taken without running them ([node] allow-install-scripts-missing)"
+        ));
     }
     let prod = layer(&prod_plan, &target, &modules_dir, &npmrc, cx).await?;
     events.step(&format!(

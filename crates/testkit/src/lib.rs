@@ -81,6 +81,11 @@ pub fn base_archive() -> PathBuf {
     test_env("OXBUILD_TEST_BASE")
 }
 
+/// A Node.js base (Debian 12's nodejs, no Python), as an OCI archive.
+pub fn node_base_archive() -> PathBuf {
+    test_env("OXBUILD_TEST_NODE_BASE")
+}
+
 /// An arm64 root filesystem with glibc and Python 3.11, as an OCI archive.
 pub fn arm64_base_archive() -> PathBuf {
     test_env("OXBUILD_TEST_BASE_ARM64")

@@ -1,0 +1,147 @@
+//! Node.js apps (issue 21): testdata/nodeexpress, an Express app whose
+//! package-lock.json npm wrote, built on a Node base that mmdebstrap made
+//! from Debian's nodejs (no Python in it), with its packages fetched from
+//! the real npm registry. No npm runs anywhere.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Workspace, blob_in, build_json, layer_entries, run};
+use oxbuild_testkit::{Container, Registry, http_get};
+
+fn node_base() -> String {
+    format!("oci-archive:{}", oxbuild_testkit::node_base_archive().display())
+}
+
+/// The entries of every layer oxbuild added to the image a `build --json`
+/// `report` describes, read from the layout it wrote.
+fn added_entries(layout: &std::path::Path, report: &serde_json::Value) -> Vec<String> {
+    report["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| layer_entries(&blob_in(layout, l["digest"].as_str().unwrap())))
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// The whole path: pipeline (build, `node --test` in the test variant,
+/// healthy through the http probe that node runs, publish), then the
+/// pushed image served by podman as a non-root user, with NODE_ENV set and
+/// no dev dependency in it.
+#[test]
+fn an_express_app_passes_node_test_reaches_healthy_and_serves_without_dev_dependencies() {
+    let registry = Registry::start();
+    let ws = Workspace::of("nodeexpress");
+    // On main, so that the publish policy tags `latest`.
+    common::commit_all(&ws.app());
+    let repo = registry.reference("team/express");
+    let report = build_json(
+        ws.oxbuild()
+            .env("CONTAINERS_CONF", oxbuild_testkit::containers_conf())
+            .env("OXBUILD_PUBLISH_REPOSITORY", &repo)
+            .args(["pipeline", "--base", &node_base()])
+            .arg(ws.app()),
+    );
+    let stages: Vec<(&str, &str)> = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["stage"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        &stages[..4],
+        [("build", "passed"), ("assess", "passed"), ("health", "passed"), ("publish", "passed")],
+        "{report}"
+    );
+    let node = &report["stages"][0]["node"];
+    assert_eq!(node["node"].as_str().map(|v| v.starts_with("18.")), Some(true), "{node}");
+    assert_eq!((node["cpu"].as_str(), node["libc"].as_str()), (Some("x64"), Some("glibc")), "{node}");
+    assert!(node["packages"].as_u64().unwrap() > 60, "{node}");
+    assert!(node["test"]["packages"].as_u64().unwrap() > 10, "supertest and its dependencies: {node}");
+    assert!(report.to_string().contains("# pass 2"), "node --test ran both tests: {report}");
+
+    // The published image: non-root, production, serving.
+    let (container, port) = Container::serve(&format!("{repo}:latest"), 3000);
+    let answer = http_get(port, "/health", Duration::from_secs(60));
+    assert_eq!(answer.as_ref().map(|a| a.0), Some(200), "logs:\n{}", container.logs());
+    let body = answer.unwrap().1;
+    assert!(body.contains("\"env\":\"production\"") && body.contains("\"node\":\"v18."), "{body}");
+    let uid = container.exec(&["node", "-e", "console.log(process.getuid())"]);
+    let uid = String::from_utf8_lossy(&uid.stdout).trim().to_string();
+    assert!(!uid.is_empty() && uid != "0", "runs as a non-root user, not `{uid}`");
+    assert!(container.healthcheck(), "the image's own healthcheck (node's http probe) says healthy");
+}
+
+/// The production image holds the production packages at the lock's paths,
+/// with npm's `.bin` links, and no dev dependency; the checkout's own
+/// node_modules and .npmrc stay out of the app layer.
+#[test]
+fn production_has_the_locks_paths_and_bins_and_no_dev_dependency() {
+    let ws = Workspace::of("nodeexpress");
+    std::fs::create_dir_all(ws.app().join("node_modules/stale")).unwrap();
+    std::fs::write(ws.app().join("node_modules/stale/index.js"), "host junk").unwrap();
+    std::fs::write(ws.app().join(".npmrc"), "//registry.example/:_authToken=${NPM_SECRET_FOR_TEST}\n").unwrap();
+    let layout = ws.tmp.path().join("layout");
+    let report = build_json(
+        ws.oxbuild()
+            .env("NPM_SECRET_FOR_TEST", "s3cr3t-t0ken")
+            .args(["build", "-q", "--base", &node_base(), "--output"])
+            .arg(format!("oci:{}", layout.display()))
+            .arg(ws.app()),
+    );
+    let entries = added_entries(&layout, &report);
+    let has = |p: &str| entries.iter().any(|e| e == p);
+    assert!(has("app/node_modules/express/package.json"), "express at the lock's path");
+    assert!(has("app/node_modules/.bin/mime"), "mime's command is linked in .bin");
+    assert!(has("app/server.js") && has("app/package-lock.json"), "the app itself");
+    assert!(!entries.iter().any(|e| e.starts_with("app/node_modules/supertest")), "no dev dependency");
+    assert!(!has("app/node_modules/stale/index.js"), "the checkout's node_modules stays out");
+    assert!(!has("app/.npmrc"), "an .npmrc (tokens) never goes into the image");
+    assert!(!report.to_string().contains("s3cr3t"), "{report}");
+}
+
+/// A tampered integrity is named, with its package, and nothing is
+/// written; a package that needs an install script is named with what to
+/// do, and accepted (unrun) once the config says so.
+#[test]
+fn a_tampered_integrity_and_an_install_script_are_named() {
+    let ws = Workspace::of("nodeexpress");
+    let lock_path = ws.app().join("package-lock.json");
+    let lock = std::fs::read_to_string(&lock_path).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&lock).unwrap();
+    let morgan = &mut doc["packages"]["node_modules/morgan"];
+    let original = morgan["integrity"].as_str().unwrap().to_string();
+    // A valid SRI string of the right length, one character off.
+    let first = if original.as_bytes()["sha512-".len()] == b'A' { 'B' } else { 'A' };
+    let tampered = format!("sha512-{first}{}", &original["sha512-".len() + 1..]);
+    assert_ne!(tampered, original);
+    doc["packages"]["node_modules/morgan"]["integrity"] = serde_json::json!(tampered);
+    std::fs::write(&lock_path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let layout = ws.tmp.path().join("layout");
+    let build = |ws: &Workspace| {
+        run(ws
+            .oxbuild()
+            .args(["build", "--base", &node_base(), "--output"])
+            .arg(format!("oci:{}", layout.display()))
+            .arg(ws.app()))
+    };
+    let (code, _, stderr) = build(&ws);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("morgan@1.10.0 (node_modules/morgan)"), "{stderr}");
+    assert!(stderr.contains("does not match the lock's integrity"), "{stderr}");
+    assert!(!layout.join("index.json").exists(), "nothing was written");
+
+    doc["packages"]["node_modules/morgan"]["integrity"] = serde_json::json!(original);
+    doc["packages"]["node_modules/morgan"]["hasInstallScript"] = serde_json::json!(true);
+    std::fs::write(&lock_path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let (code, _, stderr) = build(&ws);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("need install scripts") && stderr.contains("morgan@1.10.0"), "{stderr}");
+    assert!(stderr.contains("allow-install-scripts-missing = [\"morgan\"]"), "{stderr}");
+    ws.append_config("\n[node]\nallow-install-scripts-missing = [\"morgan\"]\n");
+    let (code, _, stderr) = build(&ws);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("morgan@1.10.0 has install scripts; taken without running them"), "{stderr}");
+}
