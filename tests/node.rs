@@ -145,3 +145,43 @@ fn a_tampered_integrity_and_an_install_script_are_named() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("morgan@1.10.0 has install scripts; taken without running them"), "{stderr}");
 }
+
+/// esbuild ships its binary as one optional package per platform: each
+/// image gets its own platform's (amd64 here, and arm64 built on this
+/// x86_64 machine from a base whose Node version only libnode's soname
+/// tells), the others are skipped, and the amd64 image runs it.
+#[test]
+fn a_native_package_gets_the_binary_of_the_images_platform() {
+    let registry = Registry::start();
+    let ws = Workspace::of("nodenative");
+    let build = |platform: &str, base: String, out: &str| {
+        let layout = ws.tmp.path().join(out);
+        let report = build_json(
+            ws.oxbuild()
+                .args(["build", "-q", "--platform", platform, "--base", &base, "--output"])
+                .arg(format!("oci:{}", layout.display()))
+                .arg(ws.app()),
+        );
+        (added_entries(&layout, &report), report)
+    };
+    let (amd64, report) = build("linux/amd64", node_base(), "amd64");
+    let arm_base = format!("oci-archive:{}", oxbuild_testkit::node_arm64_base_archive().display());
+    let (arm64, arm_report) = build("linux/arm64", arm_base, "arm64");
+    let binary = |arch: &str| format!("app/node_modules/@esbuild/linux-{arch}/bin/esbuild");
+    assert!(amd64.contains(&binary("x64")) && !amd64.contains(&binary("arm64")), "{amd64:?}");
+    assert!(arm64.contains(&binary("arm64")) && !arm64.contains(&binary("x64")), "{arm64:?}");
+    assert!(amd64.contains(&"app/node_modules/.bin/esbuild".to_string()));
+    assert_eq!(arm_report["node"]["cpu"], "arm64");
+    assert_eq!(arm_report["node"]["node"], "18", "the arm64 base has no dpkg database: libnode's soname says 18");
+    let skipped = report["node"]["skipped"].to_string();
+    assert!(skipped.contains("@esbuild/linux-arm64@0.24.2: cpu arm64 (the target is x64)"), "{skipped}");
+    assert!(skipped.contains("@esbuild/darwin-arm64"), "{skipped}");
+
+    let image = registry.reference("team/native:amd64");
+    build_json(ws.oxbuild().args(["build", "-q", "--push", "--tag", &image, "--base", &node_base()]).arg(ws.app()));
+    let out = oxbuild_testkit::podman_output(&["run", "--rm", "--tls-verify=false", &image]);
+    let _ = oxbuild_testkit::podman_output(&["rmi", "-f", &image]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("const answer = 42;") && stdout.contains("on linux-x64"), "{stdout}");
+}

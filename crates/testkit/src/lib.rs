@@ -86,6 +86,11 @@ pub fn node_base_archive() -> PathBuf {
     test_env("OXBUILD_TEST_NODE_BASE")
 }
 
+/// An arm64 Node.js base (Debian's nodejs, no dpkg database), as an OCI archive.
+pub fn node_arm64_base_archive() -> PathBuf {
+    test_env("OXBUILD_TEST_NODE_BASE_ARM64")
+}
+
 /// An arm64 root filesystem with glibc and Python 3.11, as an OCI archive.
 pub fn arm64_base_archive() -> PathBuf {
     test_env("OXBUILD_TEST_BASE_ARM64")
