@@ -109,3 +109,51 @@ fn init_explains_what_it_leaves_out_and_never_overwrites() {
     let written = std::fs::read_to_string(uv.app().join("oxbuild.toml")).unwrap();
     assert!(written.contains("ENV PATH in Dockerfile") && written.contains("base = \"python:3.11-slim\""), "{written}");
 }
+
+/// A Node.js service with a multi-stage Dockerfile (`npm ci` in a build
+/// stage, ENV, a numeric USER, EXPOSE, a HEALTHCHECK run by node, CMD):
+/// init writes a config that builds on the Node base, passes its own
+/// `scripts.test` as a gate in the test variant, reaches healthy and
+/// serves on the Dockerfile's port as the Dockerfile's uid.
+#[test]
+fn init_migrates_a_node_dockerfile_into_a_config_that_passes_its_tests_and_serves() {
+    let registry = Registry::start();
+    let ws = Workspace::of("init/nodedocker");
+    let node_base = format!("oci-archive:{}", oxbuild_testkit::node_base_archive().display());
+    let oxbuild = || {
+        let mut cmd = ws.oxbuild();
+        cmd.env("CONTAINERS_CONF", oxbuild_testkit::containers_conf());
+        cmd
+    };
+    let (code, _, stderr) = run(oxbuild().args(["init", "--base", &node_base]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    let written = std::fs::read_to_string(ws.app().join("oxbuild.toml")).unwrap();
+    for needle in [
+        "ports = [8080]",
+        "uid = 10002",
+        "cmd = [\"node\", \"src/index.js\"]",
+        "NODE_ENV = \"production\"",
+        "[node]",
+        "gates = [{ name = \"test\", run = \"node --test test/\" }]",
+    ] {
+        assert!(written.contains(needle), "`{needle}`:\n{written}");
+    }
+    assert!(!written.contains("PYTHONUNBUFFERED"), "a Node app has no Python:\n{written}");
+    assert!(!written.contains("RUN npm ci"), "npm ci is what the node layer does:\n{written}");
+
+    let (code, _, stderr) = run(oxbuild().args(["assess"]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}\n{written}");
+    assert!(stderr.contains("# pass 1"), "{stderr}");
+    let (code, stdout, stderr) = run(oxbuild().args(["health"]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}\n{written}");
+    assert!(stdout.contains("healthy after"), "{stdout}");
+
+    let target = registry.reference("init/nodedocker:v1");
+    build_json(oxbuild().args(["build", "-q", "--push", "--tag", &target]).arg(ws.app()));
+    let (container, host) = Container::serve(&target, 8080);
+    let got = http_get(host, "/", Duration::from_secs(60));
+    assert_eq!(got.as_ref().map(|g| g.0), Some(200), "logs:\n{}", container.logs());
+    let body = got.unwrap().1;
+    assert!(body.contains("\"app\":\"nodedocker\"") && body.contains("\"uid\":10002"), "{body}");
+    assert!(body.contains("\"env\":\"production\""), "{body}");
+}

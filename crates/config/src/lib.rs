@@ -163,12 +163,12 @@ pub struct Gate {
 }
 
 impl AssessConfig {
-    /// The test paths of the app in `dir`.
+    /// The test paths of the app in `dir`: `include`, else the `tests`
+    /// (Python's habit) and `test` (Node's) directories that exist.
     pub fn test_paths(&self, dir: &Path) -> Vec<String> {
         match &self.include {
             Some(paths) => paths.clone(),
-            None if dir.join("tests").is_dir() => vec!["tests".to_string()],
-            None => Vec::new(),
+            None => ["tests", "test"].iter().filter(|d| dir.join(d).is_dir()).map(|d| d.to_string()).collect(),
         }
     }
 }

@@ -609,6 +609,20 @@ fn installs_packaging_tool(words: &[&str]) -> bool {
         })
 }
 
+/// `npm ci`, or `npm install` / `yarn install` / `pnpm install` with flags
+/// only: the lock's packages, which oxbuild's Node layer installs.
+fn installs_from_node_lock(words: &[&str]) -> bool {
+    words.windows(2).any(|w| {
+        let tool = w[0].rsplit('/').next().unwrap_or(w[0]);
+        ["npm", "yarn", "pnpm"].contains(&tool) && ["ci", "install", "i"].contains(&w[1])
+    }) && !words
+        .iter()
+        .skip_while(|w| !["ci", "install", "i"].contains(w))
+        .skip(1)
+        .take_while(|w| !["&&", ";", "||"].contains(w))
+        .any(|w| !w.starts_with('-'))
+}
+
 /// Notes for what a final stage's `RUN` does that oxbuild does not carry over.
 fn not_carried(text: &str, file: &str, notes: &mut Vec<Note>) {
     let words: Vec<&str> = text.split_whitespace().collect();
@@ -631,6 +645,7 @@ fn not_carried(text: &str, file: &str, notes: &mut Vec<Note>) {
             "oxbuild runs no commands in the image: use a base image that already has these packages (or build one once and name it in [image] base)",
         ));
     } else if !(install_step(text).is_some()
+        || installs_from_node_lock(&words)
         || installs_packaging_tool(&words)
         || !unlocked_packages(text).is_empty()
         || words

@@ -37,7 +37,13 @@ const SKIP: [&str; 12] = [
 
 /// The Python files of the project, shallowest first, at most four levels down.
 pub(crate) fn python_files(dir: &Path) -> Vec<PathBuf> {
-    fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    source_files(dir, &["py"])
+}
+
+/// The project's files with one of `extensions`, shallowest first, at most
+/// four levels down, environments and build output left out.
+pub(crate) fn source_files(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
+    fn walk(dir: &Path, depth: usize, extensions: &[&str], out: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
         entries.sort_by_key(|e| e.file_name());
@@ -47,16 +53,19 @@ pub(crate) fn python_files(dir: &Path) -> Vec<PathBuf> {
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() && depth < 4 && !name.starts_with('.') && !SKIP.contains(&name.as_str()) {
                 dirs.push(e.path());
-            } else if ft.is_file() && name.ends_with(".py") && e.metadata().is_ok_and(|m| m.len() < 1 << 20) {
+            } else if ft.is_file()
+                && name.rsplit_once('.').is_some_and(|(_, ext)| extensions.contains(&ext))
+                && e.metadata().is_ok_and(|m| m.len() < 1 << 20)
+            {
                 out.push(e.path());
             }
         }
         for d in dirs {
-            walk(&d, depth + 1, out);
+            walk(&d, depth + 1, extensions, out);
         }
     }
     let mut out = Vec::new();
-    walk(dir, 0, &mut out);
+    walk(dir, 0, extensions, &mut out);
     out.sort_by_key(|p| (p.components().count(), p.clone()));
     out
 }
@@ -179,13 +188,49 @@ pub fn detect(dir: &Path) -> Option<Convention> {
     {
         return Some(Convention { what: format!("[project.scripts] {name}"), argv: vec![name], server: None });
     }
+    node(dir)
+}
+
+/// The port a Node.js app listens on when it says so plainly:
+/// `PORT || 3000`, `PORT ?? 3000` or `.listen(3000`.
+pub fn node_port(dir: &Path) -> Option<u16> {
+    for f in source_files(dir, &["js", "mjs", "cjs", "ts"]) {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        for marker in ["PORT || ", "PORT ?? ", ".listen("] {
+            for (i, _) in text.match_indices(marker) {
+                let digits: String = text[i + marker.len()..].chars().take_while(char::is_ascii_digit).collect();
+                if let Ok(port) = digits.parse::<u16>()
+                    && port > 0
+                {
+                    return Some(port);
+                }
+            }
+        }
+    }
     None
+}
+
+/// A Node.js app: package.json with a lock, started as its `start` script
+/// says when that is a plain `node ...` command, else `node <main>`.
+fn node(dir: &Path) -> Option<Convention> {
+    let text = std::fs::read_to_string(dir.join("package.json")).ok()?;
+    let package: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let argv = oxbuild_node::entrypoint(&package)?;
+    let what = if package["scripts"]["start"]
+        .as_str()
+        .is_some_and(|s| s.split_whitespace().eq(argv.iter().map(String::as_str)))
+    {
+        "package.json's start script"
+    } else {
+        "package.json's main"
+    };
+    Some(Convention { what: what.to_string(), argv, server: None })
 }
 
 /// A health route the project's code names (`/health`, `/healthz`, ...), if any.
 pub fn health_route(dir: &Path) -> Option<String> {
     const ROUTES: [&str; 6] = ["/healthz", "/health", "/healthcheck", "/ping", "/status", "/ready"];
-    for f in python_files(dir) {
+    for f in source_files(dir, &["py", "js", "mjs", "cjs", "ts"]) {
         let Ok(text) = std::fs::read_to_string(&f) else { continue };
         for route in ROUTES {
             // A decorator's string ("/health"), or a Django URL pattern's

@@ -114,6 +114,9 @@ pub struct Plan {
     /// The test lock `oxbuild lock` wrote (`pylock.test.toml`), and whether
     /// pytest is in it.
     pub test_lock: Option<(String, bool)>,
+    /// A Node.js project's lock, its `scripts.test` when that is a plain
+    /// `node ...` command, and its production packages with install scripts.
+    pub node: Option<NodePlan>,
     /// A `tests` directory is there.
     pub tests: bool,
     /// A `pyproject.toml` is there (so a missing lock is worth a comment).
@@ -121,6 +124,37 @@ pub struct Plan {
     /// What could not be carried over.
     pub notes: Vec<Note>,
 }
+
+/// What `init` found of a Node.js project.
+#[derive(Debug, Clone, Default)]
+pub struct NodePlan {
+    /// `package-lock.json` or `npm-shrinkwrap.json`.
+    pub lock: String,
+    /// `scripts.test`, when it is a plain `node ...` command: a gate.
+    pub test: Option<String>,
+    /// Production packages with install scripts, which oxbuild never runs.
+    pub scripts: Vec<String>,
+}
+
+/// A Node.js project in `dir`: package.json with a lock.
+fn node_plan(dir: &Path) -> Option<NodePlan> {
+    let package: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("package.json")).ok()?).ok()?;
+    let lock = ["npm-shrinkwrap.json", "package-lock.json"].into_iter().find(|f| dir.join(f).is_file())?;
+    let test = package["scripts"]["test"]
+        .as_str()
+        .filter(|t| t.split_whitespace().next() == Some("node") && !t.contains(['&', '|', ';', '$', '>', '<', '`']))
+        .map(str::to_string);
+    let mut scripts: Vec<String> = oxbuild_node::lockfile::load(&dir.join(lock))
+        .map(|l| l.packages.into_iter().filter(|p| p.install_script && !p.dev).map(|p| p.name).collect())
+        .unwrap_or_default();
+    scripts.sort();
+    scripts.dedup();
+    Some(NodePlan { lock: lock.to_string(), test, scripts })
+}
+
+/// The port a Node.js app is guessed to listen on (Express's habit).
+const NODE_PORT: u16 = 3000;
 
 /// Locks oxbuild reads, in the order `init` prefers them when nothing names one.
 const LOCKS: [(&str, &str); 6] = [
@@ -208,6 +242,16 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     };
     let procfile = procfile(dir);
     let convention = framework::detect(dir);
+    plan.node = node_plan(dir);
+    if let Some(n) = &plan.node {
+        plan.sources.push(format!("package.json and {}", n.lock));
+        if !n.scripts.is_empty() {
+            plan.notes.push(Note::new(
+                format!("install scripts of {}", n.scripts.join(", ")),
+                "oxbuild never runs them; [node] allow-install-scripts-missing takes these packages as they are: check that the app works without what the scripts would build",
+            ));
+        }
+    }
 
     // The command: the Dockerfile's, then the Procfile's, then conventions.
     if let Some((file, d)) = &docker
@@ -330,6 +374,9 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         plan.ports = match port_in(&command, dir) {
             Some(p) => (vec![p], false),
             None if plan.env.contains_key("PORT") => (vec![plan.env["PORT"].parse().unwrap_or(framework::PORT)], false),
+            None if plan.node.is_some() && convention.as_ref().is_some_and(|c| c.what.starts_with("package.json")) => {
+                framework::node_port(dir).map(|p| (vec![p], false)).unwrap_or((vec![NODE_PORT], true))
+            }
             None if convention.is_some() || procfile.is_some() => (vec![framework::PORT], true),
             None => (Vec::new(), true),
         };
@@ -431,9 +478,15 @@ impl Plan {
             ));
         }
         let mut env = self.env.clone();
-        env.entry("PYTHONUNBUFFERED".into()).or_insert_with(|| "1".into());
-        let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{} = {}", toml_key(k), toml_string(v))).collect();
-        t.push_str(&format!("env = {{ {} }}\n", pairs.join(", ")));
+        // Python's output unbuffered, so logs show at once; a Node app has no Python.
+        let node_only = self.node.is_some() && self.python.is_none() && !self.pyproject;
+        if !node_only {
+            env.entry("PYTHONUNBUFFERED".into()).or_insert_with(|| "1".into());
+        }
+        if !env.is_empty() {
+            let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{} = {}", toml_key(k), toml_string(v))).collect();
+            t.push_str(&format!("env = {{ {} }}\n", pairs.join(", ")));
+        }
         match &self.ports {
             (p, _) if p.is_empty() => t.push_str("# ports = [8000]\n"),
             (p, guess) => {
@@ -468,8 +521,24 @@ impl Plan {
         } else if self.pyproject {
             t.push_str("\n# [python]\n# no lock found: `oxbuild lock`, `uv lock` or `uv pip compile pyproject.toml -o requirements.txt --generate-hashes`, then name it here\n");
         }
+        if let Some(n) = &self.node {
+            t.push_str(&format!("\n[node]                          # {}: installed by oxbuild, no npm runs\n", n.lock));
+            if !n.scripts.is_empty() {
+                let names: Vec<String> = n.scripts.iter().map(|s| toml_string(s)).collect();
+                t.push_str(&format!(
+                    "allow-install-scripts-missing = [{}]   # their install scripts never run: check the app works without them\n",
+                    names.join(", ")
+                ));
+            }
+            if let Some(test) = &n.test {
+                t.push_str(&format!(
+                    "\n[assess]                        # run by `oxbuild assess` in the test variant (dev dependencies included)\ngates = [{{ name = \"test\", run = {} }}]   # package.json's scripts.test\n",
+                    toml_string(test)
+                ));
+            }
+        }
         let pytest = self.pytest_group.is_some() || self.test_lock.as_ref().is_some_and(|(_, pytest)| *pytest);
-        match (self.tests, pytest) {
+        match (self.tests && self.node.is_none(), pytest) {
             (true, true) => t.push_str(
                 "\n[assess]                        # run by `oxbuild assess` in the test variant\n\
                  gates = [{ name = \"pytest\", run = \"python -m pytest -q tests\" }]\n",
