@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// oxbuild: daemonless, reproducible OCI images for Python apps.
+/// oxbuild: daemonless, reproducible OCI images for Python and Node.js apps.
 ///
 /// Builds an image from a base image in a registry plus the app's files and its
 /// oxbuild.toml, without a Docker daemon, root, or running any container, and

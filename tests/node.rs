@@ -185,3 +185,64 @@ fn a_native_package_gets_the_binary_of_the_images_platform() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("const answer = 42;") && stdout.contains("on linux-x64"), "{stdout}");
 }
+
+/// What would only fail when the container starts fails at init or build
+/// instead: `npm start` in a Dockerfile becomes the script's own `node`
+/// command (the image has no npm); a start script that runs a `dist/` that
+/// was never built is caught by build; a lock npm 6 wrote is named by init.
+#[test]
+fn init_and_build_catch_what_would_fail_only_at_start() {
+    let ws = Workspace::of("nodeexpress");
+    std::fs::remove_file(ws.app().join("oxbuild.toml")).unwrap();
+    std::fs::write(
+        ws.app().join("Dockerfile"),
+        "FROM node:18\nWORKDIR /app\nCOPY . .\nRUN npm ci\nEXPOSE 3000\nCMD [\"npm\", \"start\"]\n",
+    )
+    .unwrap();
+    let init = |ws: &Workspace| {
+        let _ = std::fs::remove_file(ws.app().join("oxbuild.toml"));
+        let (code, _, stderr) = run(ws.oxbuild().args(["init", "--base", &node_base()]).arg(ws.app()));
+        assert_eq!(code, 0, "{stderr}");
+        (std::fs::read_to_string(ws.app().join("oxbuild.toml")).unwrap(), stderr)
+    };
+    let (written, _) = init(&ws);
+    assert!(written.contains("cmd = [\"node\", \"server.js\"]"), "npm start is `node server.js`:\n{written}");
+    // A COPY that renames: the command names the path in the project.
+    std::fs::write(
+        ws.app().join("Dockerfile"),
+        "FROM node:18\nWORKDIR /srv\nCOPY dist/api api\nCOPY package.json package-lock.json ./\nCMD [\"node\", \"api\"]\n",
+    )
+    .unwrap();
+    let (written, _) = init(&ws);
+    assert!(written.contains("cmd = [\"node\", \"dist/api\"]"), "{written}");
+
+    // A TypeScript-style start script whose output is not built.
+    std::fs::remove_file(ws.app().join("Dockerfile")).unwrap();
+    ws.edit(
+        "package.json",
+        "\"start\": \"node server.js\"",
+        "\"start\": \"nest start\",\n    \"start:prod\": \"node dist/main\"",
+    );
+    let (written, _) = init(&ws);
+    assert!(written.contains("entrypoint = [\"node\", \"dist/main\"]"), "{written}");
+    let (code, _, stderr) = run(ws
+        .oxbuild()
+        .args(["build", "--output"])
+        .arg(format!("oci:{}", ws.tmp.path().join("l").display()))
+        .arg(ws.app()));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("runs `node dist/main`") && stderr.contains("npm run build"), "{stderr}");
+
+    // A lockfile version 1.
+    std::fs::write(
+        ws.app().join("package-lock.json"),
+        "{\"name\": \"x\", \"lockfileVersion\": 1, \"dependencies\": {}}",
+    )
+    .unwrap();
+    let (written, stderr) = init(&ws);
+    assert!(
+        stderr.contains("package-lock.json cannot be installed yet") && stderr.contains("lockfileVersion 1"),
+        "{stderr}"
+    );
+    assert!(written.contains("npm install --package-lock-only"), "{written}");
+}

@@ -45,29 +45,10 @@ pub fn add_app_files(
     match include {
         None => walk.visit_dir_children(root, "")?,
         Some(paths) => {
+            check_include(root, paths)?;
             for p in paths {
                 let rel = clean_rel(p);
                 let path = root.join(&rel);
-                if let Err(e) = fs::symlink_metadata(&path) {
-                    // ELOOP: a symlink on the way points back at itself.
-                    let why = match e.raw_os_error() {
-                        _ if e.kind() == std::io::ErrorKind::NotFound => "which does not exist".to_string(),
-                        Some(40) => format!("which cannot be reached: a symlink on the way loops ({e})"),
-                        _ => format!("which cannot be read ({e})"),
-                    };
-                    return Err(Error::Input(format!("[app] include names `{p}`, {why} in {}", root.display())));
-                }
-                // A directory symlink in the middle of the path could lead anywhere on the host.
-                let inside = match (root.canonicalize(), path.parent().map(Path::canonicalize)) {
-                    (Ok(r), Some(Ok(parent))) => parent.starts_with(&r),
-                    _ => false,
-                };
-                if !rel.is_empty() && !inside {
-                    return Err(Error::Input(format!(
-                        "[app] include `{p}` goes through a symlink that leads outside {}; name the real path instead",
-                        root.display()
-                    )));
-                }
                 if rel.is_empty() {
                     walk.visit_dir_children(root, "")?;
                 } else {
@@ -77,6 +58,37 @@ pub fn add_app_files(
         }
     }
     Ok(walk.added)
+}
+
+/// Checks that every `[app] include` path exists inside `root` (and does
+/// not lead out of it through a symlink): the build checks this before it
+/// fetches anything, so a wrong path fails at once.
+pub fn check_include(root: &Path, include: &[String]) -> Result<(), Error> {
+    for p in include {
+        let rel = clean_rel(p);
+        let path = root.join(&rel);
+        if let Err(e) = fs::symlink_metadata(&path) {
+            // ELOOP: a symlink on the way points back at itself.
+            let why = match e.raw_os_error() {
+                _ if e.kind() == std::io::ErrorKind::NotFound => "which does not exist".to_string(),
+                Some(40) => format!("which cannot be reached: a symlink on the way loops ({e})"),
+                _ => format!("which cannot be read ({e})"),
+            };
+            return Err(Error::Input(format!("[app] include names `{p}`, {why} in {}", root.display())));
+        }
+        // A directory symlink in the middle of the path could lead anywhere on the host.
+        let inside = match (root.canonicalize(), path.parent().map(Path::canonicalize)) {
+            (Ok(r), Some(Ok(parent))) => parent.starts_with(&r),
+            _ => false,
+        };
+        if !rel.is_empty() && !inside {
+            return Err(Error::Input(format!(
+                "[app] include `{p}` goes through a symlink that leads outside {}; name the real path instead",
+                root.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn clean_rel(p: &str) -> String {

@@ -245,6 +245,10 @@ pub(crate) fn base_location(request: &Request, cfg: &Config) -> Result<Location,
 pub async fn assemble(request: &Request, services: &Services) -> Result<Assembled, Error> {
     let (request, cfg) = &request.resolved()?;
     let (dir, mut cfg) = (request.dir.as_path(), cfg.clone());
+    // A wrong include path fails before anything is fetched.
+    if let Some(include) = &cfg.app.include {
+        oxbuild_build::context::check_include(dir, include)?;
+    }
     let base_location = base_location(request, &cfg)?;
     let base = base::open(&base_location, request, services).await?;
     let (provisioned, mut bytecode) = python::bytecode(&cfg, &base, request.cache_repo.as_ref(), services).await?;
@@ -270,6 +274,7 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
         events.step(&format!("entrypoint from package.json: {}", ep.join(" ")));
         cfg.image.entrypoint = Some(ep);
     }
+    node::check_command(dir, &cfg)?;
 
     events.step(&format!("building {}", dir.display()));
     let base_name = base.opened.resolved.as_ref().map(|r| Reference { digest: None, ..r.clone() }.to_string());

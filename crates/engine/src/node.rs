@@ -272,3 +272,56 @@ async fn layer(
     }
     Ok(NodeLayer { layer, diff_id: written.blob.diff_id, packages, source: "built", downloaded: written.downloaded })
 }
+
+/// When the image's command is `node SCRIPT`, SCRIPT must be in the app as
+/// node would resolve it (`SCRIPT`, `SCRIPT.js`, `.mjs`, `.cjs`, or a
+/// directory with `index.js` or a package.json): a TypeScript app whose
+/// `dist/` was never built would otherwise build and fail only when it
+/// starts.
+pub(crate) fn check_command(dir: &std::path::Path, cfg: &oxbuild_config::Config) -> Result<(), Error> {
+    let command: Vec<&String> = cfg.image.entrypoint.iter().chain(cfg.image.cmd.iter()).flatten().collect();
+    let Some((first, rest)) = command.split_first() else { return Ok(()) };
+    if first.rsplit('/').next() != Some("node") {
+        return Ok(());
+    }
+    // The script: the first argument that is not an option (or its value).
+    let mut args = rest.iter();
+    let script = loop {
+        match args.next() {
+            Some(a)
+                if ["-r", "--require", "--import", "--loader", "-e", "--eval", "-p", "--print"]
+                    .contains(&a.as_str()) =>
+            {
+                if matches!(a.as_str(), "-e" | "--eval" | "-p" | "--print") {
+                    return Ok(());
+                }
+                args.next();
+            }
+            Some(a) if a.starts_with('-') => {}
+            Some(a) => break a.as_str(),
+            None => return Ok(()),
+        }
+    };
+    let workdir = cfg.image.workdir.trim_end_matches('/');
+    let rel = match script.strip_prefix(&format!("{workdir}/")) {
+        Some(r) => r,
+        None if script.starts_with('/') => return Ok(()),
+        None => script.trim_start_matches("./"),
+    };
+    let path = dir.join(rel);
+    let found = [String::new(), ".js".into(), ".mjs".into(), ".cjs".into()]
+        .iter()
+        .any(|ext| std::path::PathBuf::from(format!("{}{ext}", path.display())).is_file())
+        || path.join("index.js").is_file()
+        || path.join("package.json").is_file();
+    if found {
+        return Ok(());
+    }
+    Err(Error::new(
+        Kind::Config,
+        format!(
+            "the image's command runs `node {script}`, and {} has no {rel} (nor {rel}.js, nor {rel}/index.js): if a build step makes it (`npm run build`, tsc), run that before `oxbuild build` so that it is in the app directory; else fix [image] entrypoint",
+            dir.display()
+        ),
+    ))
+}

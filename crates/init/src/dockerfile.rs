@@ -42,6 +42,15 @@ pub struct FromDockerfile {
     placed: Vec<(String, String)>,
 }
 
+impl FromDockerfile {
+    /// Where a path the image's command names (relative to `workdir`, or
+    /// absolute) came from in the build context, when a `COPY`/`ADD` put it
+    /// there under another name (`COPY dist/api api`).
+    pub fn source_of(&self, path: &str, workdir: &str) -> Option<String> {
+        in_context(path, workdir, &self.placed)
+    }
+}
+
 /// One stage: its name, what it starts from, and its instructions.
 struct Stage<'a, 'b> {
     name: Option<String>,

@@ -128,29 +128,38 @@ pub struct Plan {
 /// What `init` found of a Node.js project.
 #[derive(Debug, Clone, Default)]
 pub struct NodePlan {
-    /// `package-lock.json` or `npm-shrinkwrap.json`.
-    pub lock: String,
+    /// `package-lock.json` or `npm-shrinkwrap.json`, when there is one.
+    pub lock: Option<String>,
     /// `scripts.test`, when it is a plain `node ...` command: a gate.
     pub test: Option<String>,
     /// Production packages with install scripts, which oxbuild never runs.
     pub scripts: Vec<String>,
+    /// package.json itself.
+    pub package: serde_json::Value,
 }
 
-/// A Node.js project in `dir`: package.json with a lock.
-fn node_plan(dir: &Path) -> Option<NodePlan> {
+/// A Node.js project in `dir` (a package.json), with what must be done
+/// before it builds, as notes.
+fn node_plan(dir: &Path, notes: &mut Vec<Note>) -> Option<NodePlan> {
     let package: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("package.json")).ok()?).ok()?;
-    let lock = ["npm-shrinkwrap.json", "package-lock.json"].into_iter().find(|f| dir.join(f).is_file())?;
-    let test = package["scripts"]["test"]
-        .as_str()
-        .filter(|t| t.split_whitespace().next() == Some("node") && !t.contains(['&', '|', ';', '$', '>', '<', '`']))
-        .map(str::to_string);
-    let mut scripts: Vec<String> = oxbuild_node::lockfile::load(&dir.join(lock))
-        .map(|l| l.packages.into_iter().filter(|p| p.install_script && !p.dev).map(|p| p.name).collect())
-        .unwrap_or_default();
+    let lock = ["npm-shrinkwrap.json", "package-lock.json"].into_iter().find(|f| dir.join(f).is_file());
+    let test = package["scripts"]["test"].as_str().and_then(oxbuild_node::plain_node).map(|w| w.join(" "));
+    let mut scripts: Vec<String> = Vec::new();
+    match lock.map(|l| (l, oxbuild_node::lockfile::load(&dir.join(l)))) {
+        Some((_, Ok(l))) => {
+            scripts = l.packages.into_iter().filter(|p| p.install_script && !p.dev).map(|p| p.name).collect();
+        }
+        Some((l, Err(e))) => notes.push(Note::new(format!("{l} cannot be installed yet"), e.to_string())),
+        None if package["dependencies"].as_object().is_some_and(|d| !d.is_empty()) => notes.push(Note::new(
+            "package.json has dependencies but no package-lock.json",
+            "run `npm install --package-lock-only` and commit the lock: oxbuild installs exactly what a lock says",
+        )),
+        None => {}
+    }
     scripts.sort();
     scripts.dedup();
-    Some(NodePlan { lock: lock.to_string(), test, scripts })
+    Some(NodePlan { lock: lock.map(str::to_string), test, scripts, package })
 }
 
 /// The port a Node.js app is guessed to listen on (Express's habit).
@@ -242,9 +251,12 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     };
     let procfile = procfile(dir);
     let convention = framework::detect(dir);
-    plan.node = node_plan(dir);
+    plan.node = node_plan(dir, &mut plan.notes);
     if let Some(n) = &plan.node {
-        plan.sources.push(format!("package.json and {}", n.lock));
+        plan.sources.push(match &n.lock {
+            Some(lock) => format!("package.json and {lock}"),
+            None => "package.json".to_string(),
+        });
         if !n.scripts.is_empty() {
             plan.notes.push(Note::new(
                 format!("install scripts of {}", n.scripts.join(", ")),
@@ -277,11 +289,57 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         plan.entry_from = c.what.clone();
     } else {
         return Err(format!(
-            "{}: found no way to run the app: no Dockerfile CMD or ENTRYPOINT, no Procfile web line, and no Django project, FastAPI/Starlette/Flask app, package __main__.py or [project.scripts]; set [image] entrypoint by hand (see the README)",
+            "{}: found no way to run the app: no Dockerfile CMD or ENTRYPOINT, no Procfile web line, no Django project, FastAPI/Starlette/Flask app, package __main__.py or [project.scripts], and no package.json start script that runs node (start, start:prod, serve) or main; set [image] entrypoint by hand (see the README)",
             dir.display()
         ));
     }
+    // Paths the command names that a COPY put under another name: oxbuild
+    // copies the app as it is laid out, so the command names the source.
+    if let Some((file, d)) = &docker {
+        let workdir = d.workdir.clone().unwrap_or_else(|| "/".into());
+        let mut mapped = false;
+        for argv in [&mut plan.entrypoint, &mut plan.cmd].into_iter().flatten() {
+            for arg in argv.iter_mut().skip(1) {
+                if arg.starts_with('-') || arg.contains("://") || arg.contains('=') {
+                    continue;
+                }
+                let rel = arg.strip_prefix(&format!("{}/", workdir.trim_end_matches('/'))).unwrap_or(arg);
+                if rel.starts_with('/') || dir.join(rel).exists() {
+                    continue;
+                }
+                if let Some(src) = d.source_of(arg, &workdir).filter(|s| s != rel && !s.is_empty()) {
+                    *arg = if arg.starts_with('/') { format!("{}/{src}", workdir.trim_end_matches('/')) } else { src };
+                    mapped = true;
+                }
+            }
+        }
+        if mapped {
+            plan.entry_from =
+                format!("{}, with the paths {file}'s COPY renamed mapped back to the project's", plan.entry_from);
+        }
+    }
+    // `npm start` or `npm run x`: the image needs no npm to run what the script runs.
+    if let Some(n) = &plan.node {
+        let command: Vec<String> = plan.entrypoint.iter().chain(plan.cmd.iter()).flatten().cloned().collect();
+        match oxbuild_node::resolve_script(&n.package, &command) {
+            Some(Ok(argv)) => {
+                plan.entry_from = format!("{}, through its package.json script", plan.entry_from);
+                if plan.entrypoint.is_some() {
+                    plan.entrypoint = Some(argv);
+                    plan.cmd = None;
+                } else {
+                    plan.cmd = Some(argv);
+                }
+            }
+            Some(Err(script)) => plan.notes.push(Note::new(
+                format!("the command `{}` runs the script `{script}`", command.join(" ")),
+                "the image runs no package manager (the Node layer installs the lock without npm): set [image] entrypoint to the `node ...` command that starts the app",
+            )),
+            None => {}
+        }
+    }
     let command: Vec<String> = plan.entrypoint.iter().chain(plan.cmd.iter()).flatten().cloned().collect();
+    let node_command = command.first().is_some_and(|c| c == "node");
 
     // The base: asked for, else the Dockerfile's.
     plan.base = match (&options.base, &docker) {
@@ -374,7 +432,9 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         plan.ports = match port_in(&command, dir) {
             Some(p) => (vec![p], false),
             None if plan.env.contains_key("PORT") => (vec![plan.env["PORT"].parse().unwrap_or(framework::PORT)], false),
-            None if plan.node.is_some() && convention.as_ref().is_some_and(|c| c.what.starts_with("package.json")) => {
+            None if plan.node.is_some()
+                && (node_command || convention.as_ref().is_some_and(|c| c.what.starts_with("package.json"))) =>
+            {
                 framework::node_port(dir).map(|p| (vec![p], false)).unwrap_or((vec![NODE_PORT], true))
             }
             None if convention.is_some() || procfile.is_some() => (vec![framework::PORT], true),
@@ -522,7 +582,14 @@ impl Plan {
             t.push_str("\n# [python]\n# no lock found: `oxbuild lock`, `uv lock` or `uv pip compile pyproject.toml -o requirements.txt --generate-hashes`, then name it here\n");
         }
         if let Some(n) = &self.node {
-            t.push_str(&format!("\n[node]                          # {}: installed by oxbuild, no npm runs\n", n.lock));
+            match &n.lock {
+                Some(lock) => t.push_str(&format!(
+                    "\n[node]                          # {lock}: installed by oxbuild, no npm runs\n"
+                )),
+                None => {
+                    t.push_str("\n[node]                          # no package-lock.json yet: see the notes below\n")
+                }
+            }
             if !n.scripts.is_empty() {
                 let names: Vec<String> = n.scripts.iter().map(|s| toml_string(s)).collect();
                 t.push_str(&format!(

@@ -88,6 +88,7 @@ pub fn plan(lock: &Lock, target: &Target, options: &Options, lock_file: &str) ->
         Plan { packages: Vec::new(), skipped: Vec::new(), scripts_accepted: Vec::new(), engine_warnings: Vec::new() };
     let mut misfits = Vec::new();
     let mut scripts = Vec::new();
+    let mut script_names: Vec<String> = Vec::new();
     // A package left out leaves out what is nested under it.
     let mut left_out: Vec<String> = Vec::new();
     for p in &lock.packages {
@@ -112,6 +113,9 @@ pub fn plan(lock: &Lock, target: &Target, options: &Options, lock_file: &str) ->
                 plan.scripts_accepted.push(what.clone());
             } else {
                 scripts.push(format!("{what} ({})", p.path));
+                if !script_names.contains(&p.name) {
+                    script_names.push(p.name.clone());
+                }
             }
         }
         if let Some(range) = &p.engines_node
@@ -132,11 +136,7 @@ pub fn plan(lock: &Lock, target: &Target, options: &Options, lock_file: &str) ->
         )));
     }
     if !scripts.is_empty() {
-        let quoted: Vec<String> = scripts
-            .iter()
-            .map(|s| s.rsplit_once('@').map(|(n, _)| n).unwrap_or(s))
-            .map(|n| format!("\"{n}\""))
-            .collect();
+        let quoted: Vec<String> = script_names.iter().map(|n| format!("\"{n}\"")).collect();
         return Err(Error::Package(format!(
             "{lock_file}: {} package(s) need install scripts, which oxbuild never runs:\n  - {}\nprefer versions that ship prebuilt binaries, or accept them as they are (without what their scripts would build) with [node] allow-install-scripts-missing = [{}]",
             scripts.len(),
@@ -189,19 +189,46 @@ pub fn npmrc_for(dir: &Path, registry: Option<&str>) -> Result<Npmrc, Error> {
     Ok(rc)
 }
 
-/// The command `package.json` starts the app with: `scripts.start` when it
-/// is a plain `node ...` command (no shell syntax), else `node <main>` when
-/// `main` is set. None when neither says.
+/// `script` as a command, when it is a plain `node ...` one (no shell
+/// syntax to interpret).
+pub fn plain_node(script: &str) -> Option<Vec<String>> {
+    let plain = !script.contains(['&', '|', ';', '$', '>', '<', '`', '(', '"', '\'']);
+    let words: Vec<String> = script.split_whitespace().map(str::to_string).collect();
+    (plain && words.first().map(String::as_str) == Some("node") && words.len() > 1).then_some(words)
+}
+
+/// The scripts that start an app, in the order they are tried.
+const START_SCRIPTS: [&str; 4] = ["start", "start:prod", "start:production", "serve"];
+
+/// The command `package.json` starts the app with: the first of its
+/// `start`, `start:prod`, `start:production` and `serve` scripts that is a
+/// plain `node ...` command, else `node <main>` when `main` is set. None
+/// when neither says.
 pub fn entrypoint(package_json: &serde_json::Value) -> Option<Vec<String>> {
-    if let Some(start) = package_json["scripts"]["start"].as_str() {
-        let plain = !start.contains(['&', '|', ';', '$', '>', '<', '`', '(', '"', '\'']);
-        let words: Vec<String> = start.split_whitespace().map(str::to_string).collect();
-        if plain && words.first().map(String::as_str) == Some("node") && words.len() > 1 {
-            return Some(words);
-        }
+    START_SCRIPTS
+        .iter()
+        .find_map(|s| package_json["scripts"][*s].as_str().and_then(plain_node))
+        .or_else(|| Some(vec!["node".into(), package_json["main"].as_str()?.to_string()]))
+}
+
+/// What a package manager's `start` or `run NAME` in `argv` (`npm start`,
+/// `npm run start:prod`, `yarn start`, `pnpm run serve`) runs, when that
+/// script is a plain `node ...` command: an image needs no npm to run it.
+/// Some(Err(script)) when the script is not such a command.
+pub fn resolve_script(package_json: &serde_json::Value, argv: &[String]) -> Option<Result<Vec<String>, String>> {
+    let tool = argv.first()?.rsplit('/').next()?;
+    if !["npm", "yarn", "pnpm"].contains(&tool) {
+        return None;
     }
-    let main = package_json["main"].as_str()?;
-    Some(vec!["node".into(), main.to_string()])
+    let rest: Vec<&str> = argv[1..].iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect();
+    let name = match rest.as_slice() {
+        ["start", ..] => "start",
+        ["run" | "run-script", name, ..] => name,
+        [name, ..] if tool != "npm" => name,
+        _ => return None,
+    };
+    let script = package_json["scripts"][name].as_str()?;
+    Some(plain_node(script).ok_or_else(|| script.to_string()))
 }
 
 #[cfg(test)]
@@ -226,7 +253,8 @@ mod tests {
       "node_modules/native-darwin/node_modules/inner": {"version": "1.0.0", "integrity": "sha512-AA=="},
       "node_modules/native-linux-x64-gnu": {"version": "1.0.0", "optional": true, "os": ["linux"], "cpu": ["x64"], "libc": ["glibc"], "integrity": "sha512-AA=="},
       "node_modules/test-only": {"version": "2.0.0", "dev": true, "integrity": "sha512-AA=="},
-      "node_modules/gyp-thing": {"version": "3.0.0", "hasInstallScript": true, "integrity": "sha512-AA=="}
+      "node_modules/gyp-thing": {"version": "3.0.0", "hasInstallScript": true, "integrity": "sha512-AA=="},
+      "node_modules/@scope/core": {"version": "11.0.1", "hasInstallScript": true, "integrity": "sha512-AA=="}
     }}"#;
 
     #[test]
@@ -238,13 +266,13 @@ mod tests {
         };
         let err = plan(&lock, &target(), &opts(false, &[]), "package-lock.json").unwrap_err().to_string();
         assert!(err.contains("gyp-thing@3.0.0 (node_modules/gyp-thing)"), "{err}");
-        assert!(err.contains("allow-install-scripts-missing = [\"gyp-thing\"]"), "{err}");
-        let prod = plan(&lock, &target(), &opts(false, &["gyp-thing"]), "package-lock.json").unwrap();
+        assert!(err.contains("allow-install-scripts-missing = [\"@scope/core\", \"gyp-thing\"]"), "{err}");
+        let prod = plan(&lock, &target(), &opts(false, &["gyp-thing", "@scope/core"]), "package-lock.json").unwrap();
         let names: Vec<&str> = prod.packages.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["app-dep", "gyp-thing", "native-linux-x64-gnu"]);
+        assert_eq!(names, ["@scope/core", "app-dep", "gyp-thing", "native-linux-x64-gnu"]);
         assert_eq!(prod.skipped, ["native-darwin@1.0.0: os darwin (the target is linux)"]);
         assert_eq!(prod.engine_warnings, ["app-dep@1.0.0 wants Node >=20"]);
-        let test = plan(&lock, &target(), &opts(true, &["gyp-thing"]), "package-lock.json").unwrap();
+        let test = plan(&lock, &target(), &opts(true, &["gyp-thing", "@scope/core"]), "package-lock.json").unwrap();
         assert!(test.packages.iter().any(|p| p.name == "test-only"));
         let key = |p: &Plan| layer_key(p, &target(), "/app", 0, "gzip");
         assert_ne!(key(&prod), key(&test));
@@ -271,5 +299,20 @@ mod tests {
             Some(vec!["node".into(), "index.js".into()])
         );
         assert_eq!(ep(serde_json::json!({"scripts": {"start": "nodemon a.js"}})), None);
+        assert_eq!(
+            ep(serde_json::json!({"scripts": {"start": "nest start", "start:prod": "node dist/main"}})),
+            Some(vec!["node".into(), "dist/main".into()])
+        );
+    }
+
+    #[test]
+    fn package_manager_commands_resolve_to_their_scripts() {
+        let pkg = serde_json::json!({"scripts": {"start": "node server.js", "start:dev": "nodemon server.js"}});
+        let words = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(resolve_script(&pkg, &words("npm start")), Some(Ok(words("node server.js"))));
+        assert_eq!(resolve_script(&pkg, &words("yarn start")), Some(Ok(words("node server.js"))));
+        assert_eq!(resolve_script(&pkg, &words("npm run start:dev")), Some(Err("nodemon server.js".into())));
+        assert_eq!(resolve_script(&pkg, &words("node server.js")), None);
+        assert_eq!(resolve_script(&pkg, &words("npm run missing")), None);
     }
 }
