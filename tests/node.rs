@@ -246,3 +246,60 @@ fn init_and_build_catch_what_would_fail_only_at_start() {
     );
     assert!(written.contains("npm install --package-lock-only"), "{written}");
 }
+
+/// A private registry (verdaccio, which wants a token for every package)
+/// named by the project's `.npmrc`, its token a `${NPM_TOKEN}` from the
+/// environment: the lock's npmjs URLs are fetched from it, and the token
+/// is never in the output, the image or an error, whether it is missing
+/// or wrong.
+#[test]
+fn a_private_registry_token_from_the_environment_is_used_and_never_shown() {
+    let npm = oxbuild_testkit::NpmRegistry::start();
+    let ws = Workspace::of("nodeexpress");
+    std::fs::write(
+        ws.app().join(".npmrc"),
+        format!("registry={}\n//{}/:_authToken=${{NPM_TOKEN}}\n", npm.url(), npm.host()),
+    )
+    .unwrap();
+    let layout = ws.tmp.path().join("layout");
+    let build = |token: Option<&str>| {
+        let mut cmd = ws.oxbuild();
+        cmd.env_remove("NPM_TOKEN");
+        if let Some(t) = token {
+            cmd.env("NPM_TOKEN", t);
+        }
+        // A fresh cache each time, so that every tarball is fetched again.
+        let _ = std::fs::remove_dir_all(ws.cache());
+        run(cmd
+            .args(["build", "--json", "--base", &node_base(), "--output"])
+            .arg(format!("oci:{}", layout.display()))
+            .arg(ws.app()))
+    };
+    let (code, stdout, stderr) = build(Some(npm.token()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(npm.storage().join("express/express-4.21.2.tgz").is_file(), "express came through the private registry");
+    let everything = format!("{stdout}{stderr}");
+    assert!(!everything.contains(npm.token()), "the token is never printed");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for layer in report["added"].as_array().unwrap() {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(
+                std::fs::File::open(blob_in(&layout, layer["digest"].as_str().unwrap())).unwrap(),
+            ),
+            &mut bytes,
+        )
+        .unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(npm.token()), "the token is in no layer");
+    }
+
+    let (code, _, stderr) = build(None);
+    assert_ne!(code, 0);
+    assert!(stderr.contains(".npmrc:2") && stderr.contains("${NPM_TOKEN} is not set"), "{stderr}");
+
+    let wrong = "npm_wrongtoken0123456789";
+    let (code, stdout, stderr) = build(Some(wrong));
+    assert_ne!(code, 0);
+    assert!(stderr.contains("answered 401") && stderr.contains("check the token"), "{stderr}");
+    assert!(!format!("{stdout}{stderr}").contains(wrong), "{stderr}");
+}

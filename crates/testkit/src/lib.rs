@@ -24,12 +24,14 @@
 
 mod forward_proxy;
 mod index;
+mod npm_registry;
 mod proxy;
 mod server;
 mod token;
 
 pub use forward_proxy::{ForwardProxy, ProxySeen};
 pub use index::{IndexOptions, IndexRequest, PackageIndex, make_wheel};
+pub use npm_registry::NpmRegistry;
 pub use proxy::{Fault, Proxy, Seen};
 pub use token::{TokenRequest, TokenServer};
 
