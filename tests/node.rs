@@ -303,3 +303,75 @@ fn a_private_registry_token_from_the_environment_is_used_and_never_shown() {
     assert!(stderr.contains("answered 401") && stderr.contains("check the token"), "{stderr}");
     assert!(!format!("{stdout}{stderr}").contains(wrong), "{stderr}");
 }
+
+/// An npm workspace: `greeter` is a link to the app's own packages/greeter
+/// (whose dependency comes from the registry), and the image runs it. Two
+/// builds from two copies, each with an empty cache, give the same digest.
+#[test]
+fn a_workspace_link_runs_and_the_image_is_reproducible() {
+    let registry = Registry::start();
+    let first = Workspace::of("nodeworkspace");
+    let second = Workspace::of("nodeworkspace");
+    let image = registry.reference("team/workspace:v1");
+    let digest = |ws: &Workspace, push: bool| {
+        let mut cmd = ws.oxbuild();
+        cmd.args(["build", "-q", "--base", &node_base()]);
+        if push {
+            cmd.args(["--push", "--tag", &image]);
+        } else {
+            cmd.arg("--output").arg(format!("oci:{}", ws.tmp.path().join("layout").display()));
+        }
+        let report = build_json(cmd.arg(ws.app()));
+        report["digest"].as_str().unwrap().to_string()
+    };
+    let a = digest(&first, false);
+    assert_eq!(digest(&second, true), a, "the same inputs give the same image");
+    let report = build_json(
+        first
+            .oxbuild()
+            .args(["build", "-q", "--base", &node_base(), "--output"])
+            .arg(format!("oci:{}", first.tmp.path().join("layout").display()))
+            .arg(first.app()),
+    );
+    let layout = first.tmp.path().join("layout");
+    let links: Vec<(String, u32)> = report["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| layer_entries(&blob_in(&layout, l["digest"].as_str().unwrap())))
+        .filter(|(p, _)| p == "app/node_modules/greeter")
+        .collect();
+    assert_eq!(links.len(), 1, "greeter is linked into node_modules");
+    let out = oxbuild_testkit::podman_output(&["run", "--rm", "--tls-verify=false", &image]);
+    let _ = oxbuild_testkit::podman_output(&["rmi", "-f", &image]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("hello workspace, in 2m"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A fresh runner with the fleet's cache repository takes the node layer
+/// from it (nothing downloaded), and the SBOM lists npm packages by purl.
+#[test]
+fn a_fresh_runner_takes_the_node_layer_from_the_cache_repository_and_the_sbom_lists_npm_purls() {
+    let registry = Registry::start();
+    let cache = registry.reference("team/oxbuild-cache");
+    let build = |ws: &Workspace, tag: &str| {
+        build_json(
+            ws.oxbuild()
+                .env("OXBUILD_CACHE_KEY", "a-fleet-key-for-tests-0123456789")
+                .args(["build", "-q", "--push", "--tag", tag, "--cache-repo", &cache, "--base", &node_base()])
+                .arg(ws.app()),
+        )
+    };
+    let first = build(&Workspace::of("nodeexpress"), &registry.reference("team/express:one"));
+    assert_eq!(first["node"]["source"], "built", "{first}");
+    let second = build(&Workspace::of("nodeexpress"), &registry.reference("team/express:two"));
+    assert_eq!(second["node"]["source"], "cache repository", "{second}");
+    assert_eq!(second["node"]["downloaded"], 0, "{second}");
+    assert_eq!(second["digest"], first["digest"], "the same image");
+
+    let ws = Workspace::of("nodeexpress");
+    let (code, stdout, stderr) = run(ws.oxbuild().args(["sbom", &registry.reference("team/express:two")]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("pkg:npm/express@4.21.2"), "{stdout}");
+    assert!(stdout.contains("pkg:deb/debian/nodejs@"), "the base's packages too");
+}

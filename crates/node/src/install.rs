@@ -369,7 +369,10 @@ pub async fn write(
             // A refused token fails every package alike: a few say it.
             let shown: Vec<String> = failed.iter().take(5).map(|e| e.to_string()).collect();
             let more = if n > 5 { format!("\n  ... and {} more", n - 5) } else { String::new() };
-            return Err(Error::Fetch(format!("{n} packages could not be fetched:\n  - {}{more}", shown.join("\n  - "))));
+            return Err(Error::Fetch(format!(
+                "{n} packages could not be fetched:\n  - {}{more}",
+                shown.join("\n  - ")
+            )));
         }
     }
     let mut fetched: BTreeMap<usize, Fetched> = BTreeMap::new();

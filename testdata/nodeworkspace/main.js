@@ -1,0 +1,3 @@
+const greet = require("greeter");
+
+console.log(greet("workspace"));

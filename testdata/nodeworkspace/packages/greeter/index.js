@@ -1,0 +1,3 @@
+const ms = require("ms");
+
+module.exports = (name) => `hello ${name}, in ${ms(90000)}`;
