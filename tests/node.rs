@@ -375,3 +375,36 @@ fn a_fresh_runner_takes_the_node_layer_from_the_cache_repository_and_the_sbom_li
     assert!(stdout.contains("pkg:npm/express@4.21.2"), "{stdout}");
     assert!(stdout.contains("pkg:deb/debian/nodejs@"), "the base's packages too");
 }
+
+/// Another package manager's lock is a clear error saying how to get a
+/// package-lock; an npm-shrinkwrap.json is read like a package-lock.
+#[test]
+fn other_locks_are_named_and_a_shrinkwrap_is_read() {
+    let ws = Workspace::of("nodeexpress");
+    let lock = ws.app().join("package-lock.json");
+    let build = |ws: &Workspace| {
+        run(ws
+            .oxbuild()
+            .args(["build", "--base", &node_base(), "--output"])
+            .arg(format!("oci:{}", ws.tmp.path().join("l").display()))
+            .arg(ws.app()))
+    };
+    std::fs::rename(&lock, ws.app().join("npm-shrinkwrap.json")).unwrap();
+    let (code, _, stderr) = build(&ws);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("from npm-shrinkwrap.json"), "{stderr}");
+    std::fs::remove_file(ws.app().join("npm-shrinkwrap.json")).unwrap();
+    for (file, tool) in [("pnpm-lock.yaml", "pnpm"), ("yarn.lock", "yarn")] {
+        std::fs::write(ws.app().join(file), "# a lock\n").unwrap();
+        let (code, _, stderr) = build(&ws);
+        assert_eq!(code, 3, "{stderr}");
+        assert!(
+            stderr.contains(&format!("{tool}'s {file}")) && stderr.contains("npm install --package-lock-only"),
+            "{stderr}"
+        );
+        std::fs::remove_file(ws.app().join(file)).unwrap();
+    }
+    let (code, _, stderr) = build(&ws);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("package.json has dependencies but there is no package-lock.json"), "{stderr}");
+}
