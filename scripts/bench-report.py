@@ -171,6 +171,38 @@ if lock_rows:
             same_pip = "the same as pip-compile" if not cmp_["differ_pip"] else "differs from pip-compile: " + "; ".join(cmp_["differ_pip"])
             print(f"- {set_}: {same_uv}; {same_pip}.")
     print()
+node_rows = []
+for s_, label in (("a", "a) fresh runner"), ("b", "b) warm rebuild, one-line change"), ("c", "c) fresh runner, registry cache")):
+    o, b = median(f"node-{s_}-oxbuild", "seconds"), median(f"node-{s_}-buildah", "seconds")
+    if o is not None or b is not None:
+        node_rows.append((s_, label, o, b))
+if node_rows:
+    print("## Node.js app (issue 21): testdata/nodeexpress (Express and friends)\n")
+    print("98 locked packages, 77 of them in production, on the Node base made by mmdebstrap from Debian 12's `nodejs` "
+          "(18), side by side in one run. Both tools fetch from one local npm mirror (verdaccio, filled before anything is "
+          "measured), so that the internet stays out of the figures.\n")
+    print("- oxbuild: `oxbuild build -q --json APP --base REG/node:18 --tag REG/bench/node:TAG --push` (the mirror named by "
+          "the app's `.npmrc`), with `--cache-repo` in c), after another runner filled it.")
+    print("- buildah: `buildah bud --layers --format docker -f testdata/nodeexpress/bench.Dockerfile` (a build stage with "
+          "Debian's npm running `npm ci --omit=dev`, then the app, USER and HEALTHCHECK on the Node base), then `buildah "
+          "push`; in c) `--cache-to`/`--cache-from`, after another runner filled it.\n")
+    print("| scenario | oxbuild | buildah | oxbuild / buildah | peak RSS oxbuild | peak RSS buildah |")
+    print("|---|---|---|---|---|---|")
+    for s_, label, o, b in node_rows:
+        ro, rb = median(f"node-{s_}-oxbuild", "rss_kb"), median(f"node-{s_}-buildah", "rss_kb")
+        unsupported = any(r.get("unsupported") for r in rows if r["name"] == f"node-{s_}-buildah")
+        bs = "unsupported" if unsupported and b is None else fmt_s(b)
+        print(f"| {label} | {fmt_s(o)} | {bs} | {ratio(o, b)} | {'n/a' if ro is None else f'{ro / 1024:.0f} MiB'} | "
+              f"{'n/a' if rb is None else f'{rb / 1024:.0f} MiB'} |")
+    mo, mb = manifest("node-oxbuild"), manifest("node-buildah")
+    if mo and mb:
+        so, sb = sum(l["size"] for l in mo["layers"]), sum(l["size"] for l in mb["layers"])
+        sizes_o = ", ".join(f"{l['size'] / 1e6:.1f}" for l in mo["layers"])
+        sizes_b = ", ".join(f"{l['size'] / 1e6:.1f}" for l in mb["layers"])
+        print(f"\nImage size (compressed layers): oxbuild {so / 1e6:.1f} MB in {len(mo['layers'])} layers [{sizes_o}] MB; "
+              f"buildah {sb / 1e6:.1f} MB in {len(mb['layers'])} layers [{sizes_b}] MB.")
+    print()
+
 print("Raw measurements: `target/bench/raw.jsonl` after a run.\n")
 
 
@@ -227,6 +259,14 @@ for set_, oc, ow, uc, uw, pc in lock_rows:
 if ma and manifest("buildah"):
     size_o, size_b = sum(l["size"] for l in ma["layers"]), sum(l["size"] for l in manifest("buildah")["layers"])
     print(f"| image no larger than buildah's (issue 15) | {size_o / 1e6:.1f} MB against {size_b / 1e6:.1f} MB | {verdict(size_o <= size_b)} |")
+for s_, label, o, b in node_rows:
+    limit = {"a": 1 / 8, "b": 1 / 20, "c": 1 / 50}[s_]
+    if o is not None and b:
+        print(f"| node {label} ≤ 1/{round(1 / limit)} of buildah (issue 21) | {o / b:.3f} | {verdict(o / b <= limit)} |")
+if node_rows and manifest("node-oxbuild") and manifest("node-buildah"):
+    so = sum(l["size"] for l in manifest("node-oxbuild")["layers"])
+    sb = sum(l["size"] for l in manifest("node-buildah")["layers"])
+    print(f"| node image no larger than buildah's (issue 21) | {so / 1e6:.1f} MB against {sb / 1e6:.1f} MB | {verdict(so <= sb)} |")
 print()
 
 # Hand-written findings are kept across runs: everything from this heading on.
