@@ -146,34 +146,45 @@ fn a_tampered_integrity_and_an_install_script_are_named() {
     assert!(stderr.contains("morgan@1.10.0 has install scripts; taken without running them"), "{stderr}");
 }
 
-/// esbuild ships its binary as one optional package per platform: each
-/// image gets its own platform's (amd64 here, and arm64 built on this
-/// x86_64 machine from a base whose Node version only libnode's soname
-/// tells), the others are skipped, and the amd64 image runs it.
+/// esbuild ships its binary as one optional package per platform: one
+/// build for linux/amd64 and linux/arm64 from a two-platform Node base, on
+/// this x86_64 machine, gives each image its own platform's binary (the
+/// arm64 base has no dpkg database: libnode's soname tells its Node), the
+/// others are skipped, and the amd64 image runs it.
 #[test]
-fn a_native_package_gets_the_binary_of_the_images_platform() {
+fn a_native_package_gets_the_binary_of_each_images_platform() {
     let registry = Registry::start();
     let ws = Workspace::of("nodenative");
-    let build = |platform: &str, base: String, out: &str| {
-        let layout = ws.tmp.path().join(out);
-        let report = build_json(
-            ws.oxbuild()
-                .args(["build", "-q", "--platform", platform, "--base", &base, "--output"])
-                .arg(format!("oci:{}", layout.display()))
-                .arg(ws.app()),
-        );
-        (added_entries(&layout, &report), report)
+    let multi = format!("oci-archive:{}", oxbuild_testkit::node_multi_base_archive().display());
+    let layout = ws.tmp.path().join("layout");
+    let report = build_json(
+        ws.oxbuild()
+            .args(["build", "-q", "--platform", "linux/amd64,linux/arm64", "--base", &multi, "--output"])
+            .arg(format!("oci:{}", layout.display()))
+            .arg(ws.app()),
+    );
+    let manifests = report["manifests"].as_array().unwrap();
+    let of = |platform: &str| {
+        let m = manifests.iter().find(|m| m["platform"] == platform).unwrap_or_else(|| panic!("{report}"));
+        let entries: Vec<String> = m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .skip(1)
+            .flat_map(|l| layer_entries(&blob_in(&layout, l["digest"].as_str().unwrap())))
+            .map(|(p, _)| p)
+            .collect();
+        (entries, m["node"].clone())
     };
-    let (amd64, report) = build("linux/amd64", node_base(), "amd64");
-    let arm_base = format!("oci-archive:{}", oxbuild_testkit::node_arm64_base_archive().display());
-    let (arm64, arm_report) = build("linux/arm64", arm_base, "arm64");
+    let (amd64, amd_node) = of("linux/amd64");
+    let (arm64, arm_node) = of("linux/arm64");
     let binary = |arch: &str| format!("app/node_modules/@esbuild/linux-{arch}/bin/esbuild");
     assert!(amd64.contains(&binary("x64")) && !amd64.contains(&binary("arm64")), "{amd64:?}");
     assert!(arm64.contains(&binary("arm64")) && !arm64.contains(&binary("x64")), "{arm64:?}");
     assert!(amd64.contains(&"app/node_modules/.bin/esbuild".to_string()));
-    assert_eq!(arm_report["node"]["cpu"], "arm64");
-    assert_eq!(arm_report["node"]["node"], "18", "the arm64 base has no dpkg database: libnode's soname says 18");
-    let skipped = report["node"]["skipped"].to_string();
+    assert_eq!(arm_node["cpu"], "arm64");
+    assert_eq!(arm_node["node"], "18", "the arm64 base has no dpkg database: libnode's soname says 18");
+    let skipped = amd_node["skipped"].to_string();
     assert!(skipped.contains("@esbuild/linux-arm64@0.24.2: cpu arm64 (the target is x64)"), "{skipped}");
     assert!(skipped.contains("@esbuild/darwin-arm64"), "{skipped}");
 

@@ -93,6 +93,11 @@ pub fn node_arm64_base_archive() -> PathBuf {
     test_env("OXBUILD_TEST_NODE_BASE_ARM64")
 }
 
+/// Both Node bases (amd64 and arm64) under one OCI index, as an OCI archive.
+pub fn node_multi_base_archive() -> PathBuf {
+    test_env("OXBUILD_TEST_NODE_BASE_MULTI")
+}
+
 /// An arm64 root filesystem with glibc and Python 3.11, as an OCI archive.
 pub fn arm64_base_archive() -> PathBuf {
     test_env("OXBUILD_TEST_BASE_ARM64")
