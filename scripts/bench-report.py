@@ -194,13 +194,13 @@ if node_rows:
         bs = "unsupported" if unsupported and b is None else fmt_s(b)
         print(f"| {label} | {fmt_s(o)} | {bs} | {ratio(o, b)} | {'n/a' if ro is None else f'{ro / 1024:.0f} MiB'} | "
               f"{'n/a' if rb is None else f'{rb / 1024:.0f} MiB'} |")
-    mo, mb = manifest("node-oxbuild"), manifest("node-buildah")
-    if mo and mb:
-        so, sb = sum(l["size"] for l in mo["layers"]), sum(l["size"] for l in mb["layers"])
-        sizes_o = ", ".join(f"{l['size'] / 1e6:.1f}" for l in mo["layers"])
-        sizes_b = ", ".join(f"{l['size'] / 1e6:.1f}" for l in mb["layers"])
-        print(f"\nImage size (compressed layers): oxbuild {so / 1e6:.1f} MB in {len(mo['layers'])} layers [{sizes_o}] MB; "
-              f"buildah {sb / 1e6:.1f} MB in {len(mb['layers'])} layers [{sizes_b}] MB.")
+    nmo, nmb = manifest("node-oxbuild"), manifest("node-buildah")
+    if nmo and nmb:
+        nso, nsb = sum(l["size"] for l in nmo["layers"]), sum(l["size"] for l in nmb["layers"])
+        sizes_o = ", ".join(f"{l['size'] / 1e6:.1f}" for l in nmo["layers"])
+        sizes_b = ", ".join(f"{l['size'] / 1e6:.1f}" for l in nmb["layers"])
+        print(f"\nImage size (compressed layers): oxbuild {nso / 1e6:.1f} MB in {len(nmo['layers'])} layers [{sizes_o}] MB; "
+              f"buildah {nsb / 1e6:.1f} MB in {len(nmb['layers'])} layers [{sizes_b}] MB.")
     print()
 
 print("Raw measurements: `target/bench/raw.jsonl` after a run.\n")
@@ -264,9 +264,9 @@ for s_, label, o, b in node_rows:
     if o is not None and b:
         print(f"| node {label} ≤ 1/{round(1 / limit)} of buildah (issue 21) | {o / b:.3f} | {verdict(o / b <= limit)} |")
 if node_rows and manifest("node-oxbuild") and manifest("node-buildah"):
-    so = sum(l["size"] for l in manifest("node-oxbuild")["layers"])
-    sb = sum(l["size"] for l in manifest("node-buildah")["layers"])
-    print(f"| node image no larger than buildah's (issue 21) | {so / 1e6:.1f} MB against {sb / 1e6:.1f} MB | {verdict(so <= sb)} |")
+    nso = sum(l["size"] for l in manifest("node-oxbuild")["layers"])
+    nsb = sum(l["size"] for l in manifest("node-buildah")["layers"])
+    print(f"| node image no larger than buildah's (issue 21) | {nso / 1e6:.1f} MB against {nsb / 1e6:.1f} MB | {verdict(nso <= nsb)} |")
 print()
 
 # Hand-written findings are kept across runs: everything from this heading on.
