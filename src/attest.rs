@@ -135,7 +135,20 @@ pub async fn attach(
     referrers: &[Image],
     out: Reporter,
 ) -> Result<Vec<serde_json::Value>, Failure> {
-    let attached = oxbuild_engine::location::attach(&services.target(), repo, referrers).await?;
+    let staged = oxbuild_engine::location::stage(&services.target(), repo, referrers).await?;
+    attach_staged(services, repo, referrers, staged, out).await
+}
+
+/// [`attach`], for referrers pushed already by `oxbuild_engine::location::stage`
+/// (while their image was pushed): lists them and says so.
+pub async fn attach_staged(
+    services: &Services,
+    repo: &Reference,
+    referrers: &[Image],
+    staged: oxbuild_engine::location::Staged,
+    out: Reporter,
+) -> Result<Vec<serde_json::Value>, Failure> {
+    let attached = oxbuild_engine::location::attach_staged(&services.target(), repo, referrers, staged).await?;
     let mut report = Vec::new();
     for (artifact, a) in referrers.iter().zip(&attached) {
         let how = match a.listed {

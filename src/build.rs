@@ -222,12 +222,17 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     if args.push {
         for (name, (target, repo_tags)) in by_repository(&tags, repository.as_ref()) {
             out.step(format!("pushing {name}"));
-            let report = oxbuild_registry::push(&services.client, image, &target, &repo_tags, &mount_from)
-                .await
-                .map_err(|e| Failure::registry(format!("pushing to {name}: {e}")))?;
-            out.step(crate::transfer::describe_push(&report));
             let referrers = proofs.for_destination(image, &name, &services)?;
-            let attached = crate::attest::attach(&services, &target, &referrers, out).await?;
+            // The SBOMs and provenance go up by digest while the image does;
+            // they are listed (tagged) only once the image is complete.
+            let sink = services.target();
+            let (report, staged) = tokio::join!(
+                oxbuild_registry::push(&services.client, image, &target, &repo_tags, &mount_from),
+                oxbuild_engine::location::stage(&sink, &target, &referrers),
+            );
+            let report = report.map_err(|e| Failure::registry(format!("pushing to {name}: {e}")))?;
+            out.step(crate::transfer::describe_push(&report));
+            let attached = crate::attest::attach_staged(&services, &target, &referrers, staged?, out).await?;
             pushed.push(target.with_digest(digest.clone()).to_string());
             for t in &repo_tags {
                 pushed.push(target.with_tag(t).to_string());

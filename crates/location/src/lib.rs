@@ -25,7 +25,7 @@ mod archive;
 mod layout;
 mod registry;
 
-pub use registry::{Attached, attach};
+pub use registry::{Attached, Staged, attach, attach_staged, stage};
 
 use std::path::PathBuf;
 

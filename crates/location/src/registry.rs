@@ -51,38 +51,82 @@ pub struct Attached {
 /// signature joins the image's `sha256-<hex>.sig` manifest (cosign's place
 /// for every signature of an image) rather than replacing it.
 pub async fn attach(target: &Target<'_>, r: &Reference, referrers: &[Image]) -> Result<Vec<Attached>, Error> {
+    let staged = stage(target, r, referrers).await?;
+    attach_staged(target, r, referrers, staged).await
+}
+
+/// The SBOMs and provenance of `referrers` pushed by digest (see
+/// `oxbuild_registry::stage_referrers`): this can run while their subject is
+/// pushed; [`attach_staged`] then lists them, and attaches the signatures.
+#[derive(Debug)]
+pub struct Staged {
+    reports: Vec<oxbuild_registry::PushReport>,
+}
+
+/// What is not a signature among `referrers`.
+fn unsigned(referrers: &[Image]) -> Vec<Image> {
+    referrers.iter().filter(|a| !oxbuild_sign::is_signature(a)).cloned().collect()
+}
+
+fn kinds(artifacts: &[Image]) -> String {
+    artifacts.iter().map(|a| a.artifact_type().unwrap_or("an artifact")).collect::<Vec<_>>().join(", ")
+}
+
+/// Pushes the SBOMs and provenance of `referrers` by digest.
+pub async fn stage(target: &Target<'_>, r: &Reference, referrers: &[Image]) -> Result<Staged, Error> {
+    let batch = unsigned(referrers);
+    let reports = oxbuild_registry::stage_referrers(target.client, r, &batch)
+        .await
+        .map_err(|e| Error::Registry(format!("attaching {} to {}: {e}", kinds(&batch), r.name())))?;
+    Ok(Staged { reports })
+}
+
+/// Lists what [`stage`] pushed and attaches the signatures of `referrers`;
+/// one entry per referrer, in their order.
+pub async fn attach_staged(
+    target: &Target<'_>,
+    r: &Reference,
+    referrers: &[Image],
+    staged: Staged,
+) -> Result<Vec<Attached>, Error> {
+    let what = |a: &Image| a.artifact_type().unwrap_or("an artifact").to_string();
+    let fail =
+        |w: String| move |e: oxbuild_registry::Error| Error::Registry(format!("attaching {w} to {}: {e}", r.name()));
+    let batch = unsigned(referrers);
+    let listed = oxbuild_registry::list_referrers(target.client, r, &batch, &staged.reports)
+        .await
+        .map_err(fail(kinds(&batch)))?;
+    let mut batched = batch.iter().zip(staged.reports).zip(listed);
     let mut out = Vec::new();
     for artifact in referrers {
-        let what = || artifact.artifact_type().unwrap_or("an artifact").to_string();
-        let fail = |e: oxbuild_registry::Error| Error::Registry(format!("attaching {} to {}: {e}", what(), r.name()));
-        let subject = artifact
-            .subject()
-            .ok_or_else(|| Error::Input(format!("{} ({}) names no subject to attach to", what(), artifact.digest())))?;
-        if oxbuild_sign::is_signature(artifact) {
-            let tag = oxbuild_sign::sig_tag(&subject.digest);
-            let subject_d = subject.clone();
-            let make = move |layers| {
-                oxbuild_sign::signature_image(layers, &subject_d)
-                    .map_err(|e| oxbuild_registry::Error::Invalid(e.to_string()))
-            };
-            let (merged, listed) =
-                oxbuild_registry::accumulate(target.client, r, &subject.digest, &tag, artifact.layers(), &make)
-                    .await
-                    .map_err(fail)?;
+        if !oxbuild_sign::is_signature(artifact) {
+            let Some(((a, push), listed)) = batched.next() else { continue };
             out.push(Attached {
-                artifact_type: merged.artifact_type().map(str::to_string),
-                digest: merged.digest(),
+                artifact_type: a.artifact_type().map(str::to_string),
+                digest: a.digest(),
                 listed,
-                bytes_uploaded: 0,
+                bytes_uploaded: push.bytes_uploaded,
             });
             continue;
         }
-        let (push, listed) = oxbuild_registry::attach(target.client, r, artifact).await.map_err(fail)?;
+        let subject = artifact.subject().ok_or_else(|| {
+            Error::Input(format!("{} ({}) names no subject to attach to", what(artifact), artifact.digest()))
+        })?;
+        let tag = oxbuild_sign::sig_tag(&subject.digest);
+        let subject_d = subject.clone();
+        let make = move |layers| {
+            oxbuild_sign::signature_image(layers, &subject_d)
+                .map_err(|e| oxbuild_registry::Error::Invalid(e.to_string()))
+        };
+        let (merged, listed) =
+            oxbuild_registry::accumulate(target.client, r, &subject.digest, &tag, artifact.layers(), &make)
+                .await
+                .map_err(fail(what(artifact)))?;
         out.push(Attached {
-            artifact_type: artifact.artifact_type().map(str::to_string),
-            digest: artifact.digest(),
+            artifact_type: merged.artifact_type().map(str::to_string),
+            digest: merged.digest(),
             listed,
-            bytes_uploaded: push.bytes_uploaded,
+            bytes_uploaded: 0,
         });
     }
     Ok(out)

@@ -57,7 +57,7 @@ pub async fn accumulate(
         let listed = if report.subject_indexed {
             Listed::Api
         } else {
-            add_to_fallback(client, &repo, subject, &image.referrer_descriptor(), replaces.as_ref()).await?;
+            add_to_fallback(client, &repo, subject, &[image.referrer_descriptor()], replaces.as_ref()).await?;
             Listed::FallbackTag
         };
         let now = crate::open(client, &tagged, &Platform::host()).await?.image;
@@ -101,51 +101,103 @@ pub enum Listed {
 /// Pushes `artifact` (which must have a subject) to `repo` and makes it
 /// findable as a referrer of its subject.
 pub async fn attach(client: &Client, repo: &Reference, artifact: &Image) -> Result<(PushReport, Listed), Error> {
-    let subject = artifact
-        .subject()
-        .ok_or_else(|| Error::Invalid(format!("artifact {} has no subject to attach to", artifact.digest())))?
-        .clone();
-    let repo = Reference { tag: None, digest: None, ..repo.clone() };
-    let report = push(client, artifact, &repo, &[], &[]).await?;
-    if report.subject_indexed {
-        return Ok((report, Listed::Api));
-    }
-    add_to_fallback(client, &repo, &subject.digest, &artifact.referrer_descriptor(), None).await?;
-    Ok((report, Listed::FallbackTag))
+    let mut all = attach_all(client, repo, std::slice::from_ref(artifact)).await?;
+    Ok(all.remove(0))
 }
 
-/// Adds `entry` to the fallback index of `subject` (dropping `replaces`, an
-/// entry it supersedes), re-reading after each write until the entry is
+/// Attaches several artifacts at once: [`stage`], then [`list`].
+pub async fn attach_all(
+    client: &Client,
+    repo: &Reference,
+    artifacts: &[Image],
+) -> Result<Vec<(PushReport, Listed)>, Error> {
+    let reports = stage(client, repo, artifacts).await?;
+    let listed = list(client, repo, artifacts, &reports).await?;
+    Ok(reports.into_iter().zip(listed).collect())
+}
+
+/// Pushes `artifacts` by digest, concurrently, without listing them
+/// anywhere yet: a registry with the referrers API indexes them by their
+/// subject; for the others [`list`] writes the fallback index. Nothing is
+/// tagged, so this can run while the subject itself is pushed, and a
+/// subject whose push fails leaves no tag behind.
+pub async fn stage(client: &Client, repo: &Reference, artifacts: &[Image]) -> Result<Vec<PushReport>, Error> {
+    let repo = Reference { tag: None, digest: None, ..repo.clone() };
+    for artifact in artifacts {
+        if artifact.subject().is_none() {
+            return Err(Error::Invalid(format!("artifact {} has no subject to attach to", artifact.digest())));
+        }
+    }
+    let pushed = futures_util::future::join_all(artifacts.iter().map(|a| push(client, a, &repo, &[], &[]))).await;
+    pushed.into_iter().collect()
+}
+
+/// Makes the staged `artifacts` findable from their subjects: those the
+/// registry did not index itself (`reports` from [`stage`]) are added to
+/// their subject's fallback index, in one write per subject. In the order
+/// of `artifacts`.
+pub async fn list(
+    client: &Client,
+    repo: &Reference,
+    artifacts: &[Image],
+    reports: &[PushReport],
+) -> Result<Vec<Listed>, Error> {
+    let repo = Reference { tag: None, digest: None, ..repo.clone() };
+    // The fallback entries, by subject, in the order they came.
+    let mut fallback: Vec<(Digest, Vec<Descriptor>)> = Vec::new();
+    for (artifact, report) in artifacts.iter().zip(reports) {
+        let Some(subject) = artifact.subject().map(|s| s.digest.clone()) else { continue };
+        if report.subject_indexed {
+            continue;
+        }
+        match fallback.iter_mut().find(|(s, _)| *s == subject) {
+            Some((_, entries)) => entries.push(artifact.referrer_descriptor()),
+            None => fallback.push((subject, vec![artifact.referrer_descriptor()])),
+        }
+    }
+    for (subject, entries) in &fallback {
+        add_to_fallback(client, &repo, subject, entries, None).await?;
+    }
+    Ok(reports.iter().map(|r| if r.subject_indexed { Listed::Api } else { Listed::FallbackTag }).collect())
+}
+
+/// Adds `add` to the fallback index of `subject` (dropping `replaces`, an
+/// entry it supersedes), re-reading after each write until every entry is
 /// there (see the module docs for the race).
 async fn add_to_fallback(
     client: &Client,
     repo: &Reference,
     subject: &Digest,
-    entry: &Descriptor,
+    add: &[Descriptor],
     replaces: Option<&Digest>,
 ) -> Result<(), Error> {
     let tag = fallback_tag(subject);
     let tagged = repo.with_tag(&tag);
+    let has = |entries: &[serde_json::Value], d: &Descriptor| {
+        entries.iter().any(|e| e["digest"].as_str() == Some(d.digest.as_str()))
+    };
     for attempt in 0..ATTEMPTS {
         let mut entries = fallback_entries(client, &tagged).await?;
         let stale = |e: &serde_json::Value| replaces.is_some_and(|r| e["digest"].as_str() == Some(r.as_str()));
-        if !entries.iter().any(|e| e["digest"].as_str() == Some(entry.digest.as_str())) || entries.iter().any(stale) {
-            entries.retain(|e| !stale(e) && e["digest"].as_str() != Some(entry.digest.as_str()));
-            entries.push(serde_json::to_value(entry).expect("descriptors serialise"));
+        if !add.iter().all(|d| has(&entries, d)) || entries.iter().any(stale) {
+            entries.retain(|e| !stale(e) && !add.iter().any(|d| e["digest"].as_str() == Some(d.digest.as_str())));
+            entries.extend(add.iter().map(|d| serde_json::to_value(d).expect("descriptors serialise")));
             let index =
                 canonical_json(&json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": entries}));
             client.put_manifest(repo, &tag, &index, media::OCI_INDEX).await?;
         }
         let after = fallback_entries(client, &tagged).await?;
-        if after.iter().any(|e| e["digest"].as_str() == Some(entry.digest.as_str())) {
+        if add.iter().all(|d| has(&after, d)) {
             return Ok(());
         }
         // Another writer replaced the index between our read and write.
         tokio::time::sleep(Duration::from_millis(50 << attempt.min(4))).await;
     }
+    let missing: Vec<String> = add.iter().map(|d| d.digest.to_string()).collect();
     Err(Error::Invalid(format!(
-        "{}: the referrers index kept losing entry {} to concurrent writers after {ATTEMPTS} attempts; run the command again",
-        tagged, entry.digest
+        "{}: the referrers index kept losing {} to concurrent writers after {ATTEMPTS} attempts; run the command again",
+        tagged,
+        missing.join(", ")
     )))
 }
 
