@@ -25,18 +25,35 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()).filter(|s| !s.is_empty())
 }
 
+/// Whether `dir` can be in a git checkout: a `.git` in it or above it, or
+/// `GIT_DIR` set. Outside one, no git process is started at all.
+fn maybe_in_git(dir: &Path) -> bool {
+    std::env::var_os("GIT_DIR").is_some()
+        || dir.canonicalize().map(|d| d.ancestors().any(|a| a.join(".git").exists())).unwrap_or(true)
+}
+
 impl GitInfo {
-    /// Reads the checkout `dir` is in, if any.
+    /// Reads the checkout `dir` is in, if any. The branch, `describe` and the
+    /// remote are asked of three git processes at once, since every build
+    /// reads them.
     pub fn read(dir: &Path) -> Option<GitInfo> {
+        if !maybe_in_git(dir) {
+            return None;
+        }
         let commit = git(dir, &["rev-parse", "HEAD"])?;
-        let branch = git(dir, &["symbolic-ref", "--short", "-q", "HEAD"]).or_else(|| {
+        let (branch, described, remote) = std::thread::scope(|s| {
+            let branch = s.spawn(|| git(dir, &["symbolic-ref", "--short", "-q", "HEAD"]));
+            let described = s.spawn(|| git(dir, &["describe", "--tags", "--always", "--dirty"]));
+            let remote = s.spawn(|| git(dir, &["remote", "get-url", "origin"]));
+            (branch.join().ok().flatten(), described.join().ok().flatten(), remote.join().ok().flatten())
+        });
+        let branch = branch.or_else(|| {
             ["GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", "BRANCH_NAME"]
                 .iter()
                 .find_map(|v| std::env::var(v).ok().filter(|b| !b.is_empty()))
         });
-        let version =
-            git(dir, &["describe", "--tags", "--always", "--dirty"]).unwrap_or_else(|| commit[..12].to_string());
-        let source = git(dir, &["remote", "get-url", "origin"]).map(|u| strip_credentials(&u));
+        let version = described.unwrap_or_else(|| commit[..12].to_string());
+        let source = remote.map(|u| strip_credentials(&u));
         Some(GitInfo { commit, branch, version, source })
     }
 
