@@ -128,8 +128,33 @@ pub async fn stage(client: &Client, repo: &Reference, artifacts: &[Image]) -> Re
             return Err(Error::Invalid(format!("artifact {} has no subject to attach to", artifact.digest())));
         }
     }
-    let pushed = futures_util::future::join_all(artifacts.iter().map(|a| push(client, a, &repo, &[], &[]))).await;
-    pushed.into_iter().collect()
+    // Two uploads of one blob at once can fail in a registry (Debian's
+    // answers DIGEST_INVALID and then BLOB_UNKNOWN), and artifacts share
+    // blobs: the empty config always. The first goes alone; the rest go
+    // together when no two of them share a blob the first did not bring.
+    let Some((first, rest)) = artifacts.split_first() else { return Ok(Vec::new()) };
+    let mut reports = vec![push(client, first, &repo, &[], &[]).await?];
+    let brought: std::collections::HashSet<&Digest> = std::iter::once(&first.config_descriptor().digest)
+        .chain(first.layers().iter().map(|l| &l.descriptor.digest))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let disjoint = rest.iter().all(|a| {
+        std::iter::once(&a.config_descriptor().digest)
+            .chain(a.layers().iter().map(|l| &l.descriptor.digest))
+            .filter(|d| !brought.contains(d))
+            .all(|d| seen.insert(d.clone()))
+    });
+    if disjoint {
+        let pushed = futures_util::future::join_all(rest.iter().map(|a| push(client, a, &repo, &[], &[]))).await;
+        for r in pushed {
+            reports.push(r?);
+        }
+    } else {
+        for a in rest {
+            reports.push(push(client, a, &repo, &[], &[]).await?);
+        }
+    }
+    Ok(reports)
 }
 
 /// Makes the staged `artifacts` findable from their subjects: those the
