@@ -71,7 +71,16 @@ pub fn plan(cfg: &ImageConfig, base: &BTreeMap<String, Node>, mtime: u64) -> Res
         return Ok(UserPlan { owner: Owner { uid: existing.id.into(), gid: gid.into() }, layer: None });
     }
 
-    let (uid, gid) = (cfg.uid(), cfg.gid());
+    let (mut uid, mut gid) = (cfg.uid(), cfg.gid());
+    // No uid set, and the default taken (the official Node images' `node`
+    // is 1000): the first uid from there on that no user or group has.
+    if cfg.uid.is_none() && users.iter().any(|u| u.id == uid) {
+        let taken = |id: u32| users.iter().any(|u| u.id == id) || groups.iter().any(|g| g.id == id);
+        uid = (uid..uid + 60_000).find(|id| !taken(*id)).unwrap_or(uid);
+        if cfg.gid.is_none() {
+            gid = uid;
+        }
+    }
     if let Some(other) = users.iter().find(|u| u.id == uid) {
         return Err(Error::Input(format!(
             "[image] uid {uid} already belongs to user `{}` in the base image; choose another uid, or set user = \"{}\"",
@@ -157,7 +166,32 @@ mod tests {
         assert!(reused.layer.is_none());
         let e = plan(&image_cfg("uid = 1000\n"), &base, 0).unwrap_err().to_string();
         assert!(e.contains("already exists") && e.contains("2000"), "{e}");
-        let e = plan(&image_cfg("user = \"svc\"\n"), &base, 0).unwrap_err().to_string();
+        let e = plan(&image_cfg("user = \"svc\"\nuid = 1000\n"), &base, 0).unwrap_err().to_string();
         assert!(e.contains("uid 1000 already belongs to user `web`"), "{e}");
+    }
+
+    /// With no uid set, a base whose uid 1000 is taken (the official Node
+    /// images' `node`) gets the next free one.
+    #[test]
+    fn an_unset_uid_skips_ids_the_base_has() {
+        let base = rootfs_with(&[
+            (
+                PASSWD,
+                "root:x:0:0::/root:/bin/sh
+node:x:1000:1000::/home/node:/bin/sh
+web:x:1001:1001::/:/bin/sh
+",
+            ),
+            (
+                GROUP,
+                "root:x:0:
+node:x:1000:
+web:x:1001:
+extra:x:1002:
+",
+            ),
+        ]);
+        let plan = plan(&image_cfg(""), &base, 0).unwrap();
+        assert_eq!(plan.owner, Owner { uid: 1003, gid: 1003 });
     }
 }
