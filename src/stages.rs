@@ -144,7 +144,8 @@ pub async fn health_stage(
             };
             eprintln!("--- container logs (last 200 lines) ---\n{}", report.logs.trim_end());
             for p in &report.probes {
-                eprintln!("--- probe at {:.1}s (exit {:?}) ---\n{}", p.at, p.exit_code, p.output);
+                let exit = p.exit_code.map(|c| format!("exit {c}")).unwrap_or_else(|| "no exit code".into());
+                eprintln!("--- probe at {:.1}s ({exit}) ---\n{}", p.at, p.output);
             }
             (Vec::new(), Some(Failure::health(format!("health: {why}"))))
         }

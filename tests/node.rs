@@ -68,6 +68,9 @@ fn an_express_app_passes_node_test_reaches_healthy_and_serves_without_dev_depend
     assert_eq!(answer.as_ref().map(|a| a.0), Some(200), "logs:\n{}", container.logs());
     let body = answer.unwrap().1;
     assert!(body.contains("\"env\":\"production\"") && body.contains("\"node\":\"v18."), "{body}");
+    let path = container.exec(&["node", "-e", "console.log(process.env.PATH)"]);
+    let path = String::from_utf8_lossy(&path.stdout).to_string();
+    assert!(path.starts_with("/app/node_modules/.bin:"), "the dependencies' commands are on PATH: {path}");
     let uid = container.exec(&["node", "-e", "console.log(process.getuid())"]);
     let uid = String::from_utf8_lossy(&uid.stdout).trim().to_string();
     assert!(!uid.is_empty() && uid != "0", "runs as a non-root user, not `{uid}`");
@@ -226,6 +229,23 @@ fn init_and_build_catch_what_would_fail_only_at_start() {
     .unwrap();
     let (written, _) = init(&ws);
     assert!(written.contains("cmd = [\"node\", \"dist/api\"]"), "{written}");
+    // A shell line that needs npm is said, not carried silently.
+    std::fs::write(
+        ws.app().join("Dockerfile"),
+        "FROM node:18\nWORKDIR /app\nCOPY . .\nCMD npm run migrate && npm start\n",
+    )
+    .unwrap();
+    let (written, _) = init(&ws);
+    assert!(written.contains("runs a package manager"), "{written}");
+    // A package with an install script is listed for the user to decide, not accepted.
+    let lock_path = ws.app().join("package-lock.json");
+    let original_lock = std::fs::read_to_string(&lock_path).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&original_lock).unwrap();
+    doc["packages"]["node_modules/morgan"]["hasInstallScript"] = serde_json::json!(true);
+    std::fs::write(&lock_path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let (written, _) = init(&ws);
+    assert!(written.contains("# allow-install-scripts-missing = [\"morgan\"]"), "{written}");
+    std::fs::write(&lock_path, original_lock).unwrap();
 
     // A TypeScript-style start script whose output is not built.
     std::fs::remove_file(ws.app().join("Dockerfile")).unwrap();

@@ -59,8 +59,22 @@ pub fn apply(
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
         .unwrap_or_default();
-    // The venv's PATH and VIRTUAL_ENV first, so that oxbuild.toml can still override them.
-    let settings = env_defaults.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    // The layers' PATH and VIRTUAL_ENV first, so that oxbuild.toml can still
+    // override them. Two layers' PATHs (a venv's bin and node_modules/.bin)
+    // are joined, the later one's own directories first.
+    let mut defaults: Vec<(String, String)> = Vec::new();
+    for (k, v) in env_defaults {
+        match defaults.iter_mut().find(|(d, _)| d == k) {
+            Some((_, earlier)) if k == "PATH" => {
+                let mut joined: Vec<&str> = v.split(':').filter(|p| !earlier.split(':').any(|q| q == *p)).collect();
+                joined.extend(earlier.split(':'));
+                *earlier = joined.join(":");
+            }
+            Some((_, earlier)) => *earlier = v.clone(),
+            None => defaults.push((k.clone(), v.clone())),
+        }
+    }
+    let settings = defaults.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     for (k, v) in settings.chain(img.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
         let entry = format!("{k}={v}");
         match env.iter_mut().find(|e| e.split('=').next() == Some(k)) {
@@ -257,6 +271,18 @@ timeout = "2s"
         assert_eq!(conf["Healthcheck"]["Test"][0], json!("CMD"));
         assert_eq!(base["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
         assert_eq!(base["history"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn two_layers_paths_are_joined_with_the_later_ones_directories_first() {
+        let mut base = json!({"config": {"Env": ["PATH=/usr/bin:/bin"]}});
+        let c = cfg("[image]\nbase = \"x.io/b\"\n");
+        let defaults = [
+            ("PATH".to_string(), "/opt/venv/bin:/usr/bin:/bin".to_string()),
+            ("PATH".to_string(), "/app/node_modules/.bin:/usr/bin:/bin".to_string()),
+        ];
+        apply(&mut base, &c, ProbeRunner::Node, Owner { uid: 1, gid: 1 }, &defaults, &[], 0);
+        assert_eq!(base["config"]["Env"], json!(["PATH=/app/node_modules/.bin:/opt/venv/bin:/usr/bin:/bin"]));
     }
 
     #[test]

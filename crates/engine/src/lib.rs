@@ -245,10 +245,20 @@ pub(crate) fn base_location(request: &Request, cfg: &Config) -> Result<Location,
 pub async fn assemble(request: &Request, services: &Services) -> Result<Assembled, Error> {
     let (request, cfg) = &request.resolved()?;
     let (dir, mut cfg) = (request.dir.as_path(), cfg.clone());
-    // A wrong include path fails before anything is fetched.
+    // A wrong include path or a command that cannot start fails before
+    // anything is fetched. A Node project with no command in oxbuild.toml
+    // starts as its package.json says.
     if let Some(include) = &cfg.app.include {
         oxbuild_build::context::check_include(dir, include)?;
     }
+    if cfg.image.entrypoint.is_none()
+        && cfg.image.cmd.is_none()
+        && let Some(ep) = node::project_command(dir, &cfg)
+    {
+        services.events.step(&format!("entrypoint from package.json: {}", ep.join(" ")));
+        cfg.image.entrypoint = Some(ep);
+    }
+    node::check_command(dir, &cfg)?;
     let base_location = base_location(request, &cfg)?;
     let base = base::open(&base_location, request, services).await?;
     let (provisioned, mut bytecode) = python::bytecode(&cfg, &base, request.cache_repo.as_ref(), services).await?;
@@ -259,7 +269,6 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
     let mut test_layers = Vec::new();
     let mut dependencies = serde_json::Map::new();
     let mut packages = Vec::new();
-    let mut entrypoint = None;
     for provider in provider::all() {
         let cx = provider::Context { request, cfg: &cfg, base: &base, services, bytecode: compiler.as_ref() };
         if let Some(provided) = provider.provide(&cx).await? {
@@ -267,14 +276,8 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
             test_layers.extend(provided.test);
             dependencies.insert(provider.language().to_string(), provided.report);
             packages.extend(provided.packages);
-            entrypoint = entrypoint.or(provided.entrypoint);
         }
     }
-    if let Some(ep) = entrypoint.filter(|_| cfg.image.entrypoint.is_none() && cfg.image.cmd.is_none()) {
-        events.step(&format!("entrypoint from package.json: {}", ep.join(" ")));
-        cfg.image.entrypoint = Some(ep);
-    }
-    node::check_command(dir, &cfg)?;
 
     events.step(&format!("building {}", dir.display()));
     let base_name = base.opened.resolved.as_ref().map(|r| Reference { digest: None, ..r.clone() }.to_string());

@@ -156,7 +156,17 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         prod.downloaded,
         prod.source
     ));
-    let node_env = vec![("NODE_ENV".to_string(), "production".to_string())];
+    // Commands of the app's dependencies on PATH, as `npm run` and `npm
+    // test` have them (a gate running `mocha`, an entrypoint `next start`).
+    let rest = cx.base.path.as_deref().unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let bin = format!("{}/node_modules/.bin", modules_dir.trim_end_matches('/'));
+    let mut node_env =
+        vec![("NODE_ENV".to_string(), "production".to_string()), ("PATH".to_string(), format!("{bin}:{rest}"))];
+    // What the start script sets before node (`cross-env NODE_ENV=… node .`).
+    for (k, v) in package_json(dir).map(|p| oxbuild_node::script_env(&p)).unwrap_or_default() {
+        node_env.retain(|(e, _)| *e != k);
+        node_env.push((k, v));
+    }
     let production = vec![ExtraLayer {
         layer: prod.layer.clone(),
         diff_id: prod.diff_id.clone(),
@@ -191,11 +201,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
             });
         }
     }
-    let entrypoint = std::fs::read_to_string(dir.join("package.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|p| oxbuild_node::entrypoint(&p));
-    Ok(Some(Provided { production, test, report, packages: prod.packages, entrypoint }))
+    Ok(Some(Provided { production, test, report, packages: prod.packages }))
 }
 
 /// `blob` as an OCI layer; the build turns it into the image's format.
@@ -252,6 +258,9 @@ async fn layer(
         cache: services.cache.bucket(Bucket::Index).ok().map(|d| d.join("npm-tarballs")),
     };
     let written = oxbuild_node::install::write(plan, &settings, services.http(), npmrc, &services.store).await?;
+    for w in &written.warnings {
+        services.events.warn(w);
+    }
     let packages = sbom_packages(&written.installed, &written.blob.digest);
     let record = CachedLayer {
         digest: written.blob.digest.clone(),
@@ -317,11 +326,28 @@ pub(crate) fn check_command(dir: &std::path::Path, cfg: &oxbuild_config::Config)
     if found {
         return Ok(());
     }
+    let tried = if std::path::Path::new(rel).extension().is_some() {
+        rel.to_string()
+    } else {
+        format!("{rel} (nor {rel}.js, nor {rel}/index.js)")
+    };
     Err(Error::new(
         Kind::Config,
         format!(
-            "the image's command runs `node {script}`, and {} has no {rel} (nor {rel}.js, nor {rel}/index.js): if a build step makes it (`npm run build`, tsc), run that before `oxbuild build` so that it is in the app directory; else fix [image] entrypoint",
+            "the image's command runs `node {script}`, and {} has no {tried}: if a build step makes it (`npm run build`, tsc), run that before `oxbuild build` so that it is in the app directory; else fix [image] entrypoint",
             dir.display()
         ),
     ))
+}
+
+/// The project's package.json, when it has one that parses.
+fn package_json(dir: &std::path::Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("package.json")).ok()?).ok()
+}
+
+/// The command package.json starts a Node project with (see
+/// `oxbuild_node::entrypoint`), for a project with a Node lock.
+pub(crate) fn project_command(dir: &std::path::Path, cfg: &oxbuild_config::Config) -> Option<Vec<String>> {
+    cfg.node.lock_path(dir)?;
+    oxbuild_node::entrypoint(&package_json(dir)?, dir)
 }

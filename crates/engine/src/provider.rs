@@ -35,9 +35,6 @@ pub struct Provided {
     pub report: serde_json::Value,
     /// The packages in the production layers, for the SBOM.
     pub packages: Vec<oxbuild_sbom::Package>,
-    /// The command the project itself says starts it (package.json's
-    /// `start` or `main`), used when oxbuild.toml sets no entrypoint or cmd.
-    pub entrypoint: Option<Vec<String>>,
 }
 
 /// One language's dependency layers.

@@ -215,7 +215,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         report["test"] = describe(&target, &dep, cx);
         test.push(extra(&dep, "test dependencies", cx));
     }
-    Ok(Some(Provided { production, test, report, packages: installed, entrypoint: None }))
+    Ok(Some(Provided { production, test, report, packages: installed }))
 }
 
 /// The layer as the build stacks it, with the environment the venv needs.

@@ -215,7 +215,7 @@ pub fn node_port(dir: &Path) -> Option<u16> {
 fn node(dir: &Path) -> Option<Convention> {
     let text = std::fs::read_to_string(dir.join("package.json")).ok()?;
     let package: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let argv = oxbuild_node::entrypoint(&package)?;
+    let argv = oxbuild_node::entrypoint(&package, dir)?;
     let what = if package["scripts"]["start"]
         .as_str()
         .is_some_and(|s| s.split_whitespace().eq(argv.iter().map(String::as_str)))

@@ -260,7 +260,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         if !n.scripts.is_empty() {
             plan.notes.push(Note::new(
                 format!("install scripts of {}", n.scripts.join(", ")),
-                "oxbuild never runs them; [node] allow-install-scripts-missing takes these packages as they are: check that the app works without what the scripts would build",
+                "oxbuild never runs them, so the build stops on them until [node] allow-install-scripts-missing names them: do that for packages whose scripts only check or print (esbuild, @nestjs/core), not for native addons that compile or download a .node file (bcrypt, sqlite3): use a version or an alternative with prebuilt binaries in optional packages, or pure JavaScript (bcryptjs)",
             ));
         }
     }
@@ -335,7 +335,17 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                 format!("the command `{}` runs the script `{script}`", command.join(" ")),
                 "the image runs no package manager (the Node layer installs the lock without npm): set [image] entrypoint to the `node ...` command that starts the app",
             )),
-            None => {}
+            None => {
+                // `sh -c "npm run migrate && npm start"`: a shell line that needs npm.
+                let managers = ["npm", "npx", "yarn", "pnpm"];
+                let shell_line = command.last().filter(|_| command.len() >= 3 && command[1] == "-c");
+                if let Some(line) = shell_line.filter(|l| l.split_whitespace().any(|w| managers.contains(&w))) {
+                    plan.notes.push(Note::new(
+                        format!("the command `{line}` runs a package manager"),
+                        "the image has no npm (the Node layer installs the lock without it): run what its scripts run with node directly, and migrations as a step of their own (a CI step or a Kubernetes Job)",
+                    ));
+                }
+            }
         }
     }
     let command: Vec<String> = plan.entrypoint.iter().chain(plan.cmd.iter()).flatten().cloned().collect();
@@ -373,7 +383,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             {
                 plan.notes.push(Note::new(
                     format!("ENV {k} in {file}"),
-                    "it configures the Dockerfile's own tools or layout; oxbuild's venv is on PATH already",
+                    "it configures the Dockerfile's own tools or layout; oxbuild puts its venv's bin and node_modules/.bin on PATH itself",
                 ));
             } else {
                 plan.env.insert(k.clone(), v.clone());
@@ -593,7 +603,7 @@ impl Plan {
             if !n.scripts.is_empty() {
                 let names: Vec<String> = n.scripts.iter().map(|s| toml_string(s)).collect();
                 t.push_str(&format!(
-                    "allow-install-scripts-missing = [{}]   # their install scripts never run: check the app works without them\n",
+                    "# allow-install-scripts-missing = [{}]   # their install scripts never run: uncomment only for those whose scripts build nothing the app loads (see the notes)\n",
                     names.join(", ")
                 ));
             }

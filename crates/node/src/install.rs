@@ -51,6 +51,9 @@ pub struct Written {
     pub installed: Vec<Installed>,
     /// Tarballs that came over the network this time.
     pub downloaded: usize,
+    /// What will not work as installed: an accepted install script that
+    /// would have built a native addon.
+    pub warnings: Vec<String>,
 }
 
 /// An integrity string's strongest hash that oxbuild checks.
@@ -412,6 +415,7 @@ fn assemble(
     let mut layer = LayerBuilder::new(epoch, Owner::ROOT);
     let mut installed = Vec::new();
     let mut downloaded = 0;
+    let mut warnings = Vec::new();
     for (i, p) in packages.iter().enumerate() {
         if p.link {
             // A workspace package: a link to its directory in the app.
@@ -426,6 +430,15 @@ fn assemble(
         let dir = stage.path().join(format!("p{i}"));
         std::fs::create_dir_all(&dir).map_err(|e| Error::Package(format!("{what}: {e}")))?;
         let files = unpack(&store.path(digest), &dir, &what)?;
+        // A node-gyp addon whose install script would have compiled it, and
+        // no prebuilt .node file: require() will fail at run time.
+        let builds_addon = files.iter().any(|(rel, _, _)| rel == "binding.gyp");
+        if p.install_script && builds_addon && !files.iter().any(|(rel, _, _)| rel.ends_with(".node")) {
+            warnings.push(format!(
+                "{what}: its install script builds a native addon (binding.gyp) and the package ships no prebuilt .node file, so require('{}') will fail in the image: use a version or an alternative with prebuilt binaries, or a pure-JavaScript one",
+                p.name
+            ));
+        }
         let bins: Vec<String> = p.bin.values().filter_map(|b| normal(b)).collect();
         for (rel, staged, exec) in &files {
             // npm makes every file readable and its commands executable.
@@ -460,7 +473,7 @@ fn assemble(
         });
     }
     let blob = layer.write(store, compression)?;
-    Ok(Written { blob, installed, downloaded })
+    Ok(Written { blob, installed, downloaded, warnings })
 }
 
 #[cfg(test)]

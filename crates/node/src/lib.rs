@@ -190,25 +190,55 @@ pub fn npmrc_for(dir: &Path, registry: Option<&str>) -> Result<Npmrc, Error> {
 }
 
 /// `script` as a command, when it is a plain `node ...` one (no shell
-/// syntax to interpret).
+/// syntax to interpret; `cross-env` and `VAR=value` before it are left to
+/// [`script_env`]).
 pub fn plain_node(script: &str) -> Option<Vec<String>> {
     let plain = !script.contains(['&', '|', ';', '$', '>', '<', '`', '(', '"', '\'']);
-    let words: Vec<String> = script.split_whitespace().map(str::to_string).collect();
-    (plain && words.first().map(String::as_str) == Some("node") && words.len() > 1).then_some(words)
+    let words: Vec<&str> = script.split_whitespace().collect();
+    let start = words.iter().position(|w| *w == "node")?;
+    let before_ok = words[..start].iter().enumerate().all(|(i, w)| (i == 0 && *w == "cross-env") || w.contains('='));
+    let words: Vec<String> = words[start..].iter().map(|w| w.to_string()).collect();
+    (plain && before_ok && words.len() > 1).then_some(words)
 }
 
 /// The scripts that start an app, in the order they are tried.
 const START_SCRIPTS: [&str; 4] = ["start", "start:prod", "start:production", "serve"];
 
-/// The command `package.json` starts the app with: the first of its
-/// `start`, `start:prod`, `start:production` and `serve` scripts that is a
-/// plain `node ...` command, else `node <main>` when `main` is set. None
-/// when neither says.
-pub fn entrypoint(package_json: &serde_json::Value) -> Option<Vec<String>> {
-    START_SCRIPTS
-        .iter()
-        .find_map(|s| package_json["scripts"][*s].as_str().and_then(plain_node))
-        .or_else(|| Some(vec!["node".into(), package_json["main"].as_str()?.to_string()]))
+/// The command `package.json` starts the app in `dir` with: the first of
+/// its `start`, `start:prod`, `start:production` and `serve` scripts that
+/// is a plain `node ...` command (`cross-env` and leading `VAR=value`
+/// assignments aside, which [`script_env`] gives), else what `npm start`
+/// does without a script (`node server.js` when there is one), else `node
+/// <main>` when that file is there. None when nothing says.
+pub fn entrypoint(package_json: &serde_json::Value, dir: &Path) -> Option<Vec<String>> {
+    if let Some(argv) = START_SCRIPTS.iter().find_map(|s| package_json["scripts"][*s].as_str().and_then(plain_node)) {
+        return Some(argv);
+    }
+    if dir.join("server.js").is_file() && package_json["scripts"]["start"].is_null() {
+        return Some(vec!["node".into(), "server.js".into()]);
+    }
+    let main = package_json["main"].as_str()?;
+    let path = dir.join(main);
+    let found = path.is_file() || path.with_extension("js").is_file() || path.join("index.js").is_file();
+    found.then(|| vec!["node".into(), main.to_string()])
+}
+
+/// The environment a start script sets before `node` (`cross-env
+/// NODE_ENV=production node .`, `PORT=8080 node server.js`).
+pub fn script_env(package_json: &serde_json::Value) -> Vec<(String, String)> {
+    let Some(script) =
+        START_SCRIPTS.iter().find_map(|s| package_json["scripts"][*s].as_str().filter(|t| plain_node(t).is_some()))
+    else {
+        return Vec::new();
+    };
+    script
+        .split_whitespace()
+        .take_while(|w| *w != "node")
+        .filter_map(|w| {
+            w.split_once('=').filter(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        })
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// What a package manager's `start` or `run NAME` in `argv` (`npm start`,
@@ -289,7 +319,9 @@ mod tests {
 
     #[test]
     fn the_entrypoint_comes_from_start_or_main() {
-        let ep = |v: serde_json::Value| entrypoint(&v);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.js"), "").unwrap();
+        let ep = |v: serde_json::Value| entrypoint(&v, dir.path());
         assert_eq!(
             ep(serde_json::json!({"scripts": {"start": "node server.js --port 3000"}})),
             Some(vec!["node".into(), "server.js".into(), "--port".into(), "3000".into()])
@@ -299,6 +331,10 @@ mod tests {
             Some(vec!["node".into(), "index.js".into()])
         );
         assert_eq!(ep(serde_json::json!({"scripts": {"start": "nodemon a.js"}})), None);
+        assert_eq!(ep(serde_json::json!({"main": "missing.js"})), None, "a main that is not there");
+        let pkg = serde_json::json!({"scripts": {"start": "cross-env NODE_ENV=production PORT=8080 node ./index"}});
+        assert_eq!(ep(pkg.clone()), Some(vec!["node".into(), "./index".into()]));
+        assert_eq!(script_env(&pkg), [("NODE_ENV".into(), "production".into()), ("PORT".into(), "8080".into())]);
         assert_eq!(
             ep(serde_json::json!({"scripts": {"start": "nest start", "start:prod": "node dist/main"}})),
             Some(vec!["node".into(), "dist/main".into()])
