@@ -229,6 +229,16 @@ fn init_and_build_catch_what_would_fail_only_at_start() {
     .unwrap();
     let (written, _) = init(&ws);
     assert!(written.contains("cmd = [\"node\", \"dist/api\"]"), "{written}");
+    // A script copied onto PATH runs from where the app has it.
+    std::fs::write(ws.app().join("docker-entrypoint.sh"), "#!/bin/sh\nexec \"$@\"\n").unwrap();
+    std::fs::write(
+        ws.app().join("Dockerfile"),
+        "FROM node:18\nWORKDIR /srv\nCOPY docker-entrypoint.sh /usr/local/bin/\nCOPY . .\nENTRYPOINT [\"docker-entrypoint.sh\"]\nCMD [\"node\", \"server.js\"]\n",
+    )
+    .unwrap();
+    let (written, _) = init(&ws);
+    assert!(written.contains("entrypoint = [\"/srv/docker-entrypoint.sh\"]"), "{written}");
+    std::fs::remove_file(ws.app().join("docker-entrypoint.sh")).unwrap();
     // A shell line that needs npm is said, not carried silently.
     std::fs::write(
         ws.app().join("Dockerfile"),

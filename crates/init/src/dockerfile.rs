@@ -42,7 +42,26 @@ pub struct FromDockerfile {
     placed: Vec<(String, String)>,
 }
 
+/// Where images keep commands, which a bare program name is looked up in.
+const BIN_DIRS: [&str; 5] = ["/usr/local/bin", "/usr/local/sbin", "/usr/bin", "/bin", "/usr/sbin"];
+
 impl FromDockerfile {
+    /// The file in the build context that a `COPY`/`ADD` put on PATH under
+    /// the bare program name `name` (`COPY docker-entrypoint.sh
+    /// /usr/local/bin/` with `ENTRYPOINT ["docker-entrypoint.sh"]`).
+    pub fn program_source(&self, name: &str) -> Option<String> {
+        if name.contains('/') {
+            return None;
+        }
+        self.placed.iter().rev().find_map(|(src, dest)| {
+            let src = src.trim_start_matches("./").trim_end_matches('/');
+            let base = src.rsplit('/').next().unwrap_or(src);
+            let dest = dest.trim_end_matches('/');
+            let hit = BIN_DIRS.iter().any(|b| dest == format!("{b}/{name}") || (dest == *b && base == name));
+            hit.then(|| src.to_string())
+        })
+    }
+
     /// Where a path the image's command names (relative to `workdir`, or
     /// absolute) came from in the build context, when a `COPY`/`ADD` put it
     /// there under another name (`COPY dist/api api`).

@@ -297,8 +297,17 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     // copies the app as it is laid out, so the command names the source.
     if let Some((file, d)) = &docker {
         let workdir = d.workdir.clone().unwrap_or_else(|| "/".into());
+        let app_root = d.workdir.clone().unwrap_or_else(|| plan.workdir.clone());
         let mut mapped = false;
         for argv in [&mut plan.entrypoint, &mut plan.cmd].into_iter().flatten() {
+            // A script the Dockerfile copied onto PATH (`COPY entry.sh
+            // /usr/local/bin/`): oxbuild keeps it where the app has it.
+            if let Some(program) = argv.first_mut()
+                && let Some(src) = d.program_source(program).filter(|s| dir.join(s).is_file())
+            {
+                *program = format!("{}/{src}", app_root.trim_end_matches('/'));
+                mapped = true;
+            }
             for arg in argv.iter_mut().skip(1) {
                 if arg.starts_with('-') || arg.contains("://") || arg.contains('=') {
                     continue;
