@@ -130,27 +130,38 @@ pub async fn stage(client: &Client, repo: &Reference, artifacts: &[Image]) -> Re
     }
     // Two uploads of one blob at once can fail in a registry (Debian's
     // answers DIGEST_INVALID and then BLOB_UNKNOWN), and artifacts share
-    // blobs: the empty config always. The first goes alone; the rest go
-    // together when no two of them share a blob the first did not bring.
-    let Some((first, rest)) = artifacts.split_first() else { return Ok(Vec::new()) };
-    let mut reports = vec![push(client, first, &repo, &[], &[]).await?];
-    let brought: std::collections::HashSet<&Digest> = std::iter::once(&first.config_descriptor().digest)
-        .chain(first.layers().iter().map(|l| &l.descriptor.digest))
-        .collect();
+    // their config (the empty one, always): a config two of them share goes
+    // up once first, then they go together unless they share more.
+    let mut configs: Vec<&Digest> = Vec::new();
+    let mut shared: Vec<&Image> = Vec::new();
+    for a in artifacts {
+        let d = &a.config_descriptor().digest;
+        if configs.contains(&d) {
+            if !shared.iter().any(|s| s.config_descriptor().digest == *d) {
+                shared.push(a);
+            }
+        } else {
+            configs.push(d);
+        }
+    }
+    for a in shared {
+        let d = &a.config_descriptor();
+        if !client.blob_exists(&repo, &d.digest).await? {
+            let body = crate::client::BlobBody::Bytes(std::sync::Arc::new(a.config().to_vec()));
+            client.upload_blob(&repo, &d.digest, d.size, &body).await?;
+        }
+    }
     let mut seen = std::collections::HashSet::new();
-    let disjoint = rest.iter().all(|a| {
-        std::iter::once(&a.config_descriptor().digest)
-            .chain(a.layers().iter().map(|l| &l.descriptor.digest))
-            .filter(|d| !brought.contains(d))
-            .all(|d| seen.insert(d.clone()))
-    });
+    let disjoint =
+        artifacts.iter().flat_map(|a| a.layers().iter().map(|l| l.descriptor.digest.clone())).all(|d| seen.insert(d));
+    let mut reports = Vec::new();
     if disjoint {
-        let pushed = futures_util::future::join_all(rest.iter().map(|a| push(client, a, &repo, &[], &[]))).await;
+        let pushed = futures_util::future::join_all(artifacts.iter().map(|a| push(client, a, &repo, &[], &[]))).await;
         for r in pushed {
             reports.push(r?);
         }
     } else {
-        for a in rest {
+        for a in artifacts {
             reports.push(push(client, a, &repo, &[], &[]).await?);
         }
     }
