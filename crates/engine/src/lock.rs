@@ -111,10 +111,9 @@ fn read_input(p: &Path) -> Result<String, Error> {
 }
 
 fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
-    let read = read_input;
     let requirements_in = dir.join("requirements.in");
     if requirements_in.is_file() {
-        let requirements = oxbuild_python::requirements::requirement_lines(&read(&requirements_in)?);
+        let requirements = oxbuild_python::requirements::requirement_lines(&read_input(&requirements_in)?);
         return Ok(Inputs {
             pins: pins_of(&requirements),
             requirements,
@@ -147,7 +146,7 @@ fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
     }
     if let Some(file) = &cfg.python.requirements {
         let path = dir.join(file);
-        let requirements = oxbuild_python::requirements::requirement_lines(&read(&path)?);
+        let requirements = oxbuild_python::requirements::requirement_lines(&read_input(&path)?);
         return Ok(Inputs { pins: pins_of(&requirements), requirements, from: file.clone(), file: path });
     }
     Err(Error::new(
@@ -323,6 +322,27 @@ fn existing_pins(path: &Path) -> BTreeMap<String, pep440_rs::Version> {
         .collect()
 }
 
+/// The versions to keep while they fit: the input's own `==` pins and those
+/// of the lock at `existing`; none with `--upgrade`, and none of the
+/// packages `--upgrade-package` names.
+fn preferences(
+    pins: &BTreeMap<String, pep440_rs::Version>,
+    existing: &Path,
+    req: &LockRequest,
+) -> BTreeMap<String, pep440_rs::Version> {
+    if req.upgrade {
+        return BTreeMap::new();
+    }
+    let mut preferences = pins.clone();
+    for (name, version) in existing_pins(existing) {
+        preferences.entry(name).or_insert(version);
+    }
+    for name in &req.upgrade_packages {
+        preferences.remove(&oxbuild_python::name::normalize(name));
+    }
+    preferences
+}
+
 /// Makes `[python] key` (`lock`, `test-requirements`) name `file` in
 /// `dir`'s oxbuild.toml when nothing else is named there; says what it did,
 /// or what to do.
@@ -364,17 +384,6 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
         None => default_cutoff(&inputs.file),
     };
     let output = req.output.clone().unwrap_or_else(|| dir.join("pylock.toml"));
-    let mut preferences = inputs.pins.clone();
-    if !req.upgrade {
-        for (name, version) in existing_pins(&output) {
-            preferences.entry(name).or_insert(version);
-        }
-    } else {
-        preferences.clear();
-    }
-    for name in &req.upgrade_packages {
-        preferences.remove(&oxbuild_python::name::normalize(name));
-    }
 
     // The targets, read from the base as the build reads it.
     let platforms = if !req.platforms.is_empty() {
@@ -428,27 +437,18 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     let resolve_request = Resolve {
         requirements: inputs.requirements.clone(),
         exclude_newer: Some(cutoff),
-        preferences,
+        preferences: preferences(&inputs.pins, &output, req),
         prereleases: req.prereleases,
     };
     // The test variant's requirements, locked on top of production's versions.
     let test = if req.test { test_inputs(&dir, &cfg)? } else { None };
     let test_path = test_output(&output);
     let test_request = test.as_ref().map(|t| {
-        let mut preferences = t.pins.clone();
-        if !req.upgrade {
-            for (name, version) in existing_pins(&test_path) {
-                preferences.entry(name).or_insert(version);
-            }
-        }
-        for name in &req.upgrade_packages {
-            preferences.remove(&oxbuild_python::name::normalize(name));
-        }
         Resolve {
             // Production's own inputs too: a URL requirement names its file.
             requirements: inputs.requirements.iter().chain(&t.requirements).cloned().collect(),
             exclude_newer: Some(cutoff),
-            preferences,
+            preferences: preferences(&t.pins, &test_path, req),
             prereleases: req.prereleases,
         }
     });
