@@ -101,19 +101,10 @@ pub enum Listed {
 /// Pushes `artifact` (which must have a subject) to `repo` and makes it
 /// findable as a referrer of its subject.
 pub async fn attach(client: &Client, repo: &Reference, artifact: &Image) -> Result<(PushReport, Listed), Error> {
-    let mut all = attach_all(client, repo, std::slice::from_ref(artifact)).await?;
-    Ok(all.remove(0))
-}
-
-/// Attaches several artifacts at once: [`stage`], then [`list`].
-pub async fn attach_all(
-    client: &Client,
-    repo: &Reference,
-    artifacts: &[Image],
-) -> Result<Vec<(PushReport, Listed)>, Error> {
-    let reports = stage(client, repo, artifacts).await?;
+    let artifacts = std::slice::from_ref(artifact);
+    let mut reports = stage(client, repo, artifacts).await?;
     let listed = list(client, repo, artifacts, &reports).await?;
-    Ok(reports.into_iter().zip(listed).collect())
+    Ok((reports.remove(0), listed[0]))
 }
 
 /// Pushes `artifacts` by digest, concurrently, without listing them
