@@ -174,7 +174,7 @@ impl ProbeRunner {
             let name = p.strip_prefix("usr/local/bin/").or_else(|| p.strip_prefix("usr/bin/"));
             name.is_some_and(|n| n.starts_with("python3"))
         });
-        let node = ["usr/bin/node", "usr/local/bin/node", "usr/bin/nodejs"].iter().any(|p| fs.contains_key(*p));
+        let node = oxbuild_node::target::NODE_BINARIES.iter().any(|p| fs.contains_key(*p));
         if !python && node { ProbeRunner::Node } else { ProbeRunner::Python }
     }
 }

@@ -22,7 +22,7 @@ pub fn wants(path: &str) -> Want {
 }
 
 /// Where images put `node`.
-const NODE_BINARIES: [&str; 3] = ["usr/bin/node", "usr/local/bin/node", "usr/bin/nodejs"];
+pub const NODE_BINARIES: [&str; 3] = ["usr/bin/node", "usr/local/bin/node", "usr/bin/nodejs"];
 
 /// The C library, as npm's `libc` field names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
