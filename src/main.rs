@@ -17,6 +17,7 @@ mod transfer;
 use clap::Parser as _;
 
 fn main() {
+    report::stamp();
     let cli = cli::Cli::parse();
     let reporter = report::Reporter { quiet: cli.quiet, verbose: cli.verbose, json: cli.json };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -52,7 +52,7 @@ pub fn sink(out: Reporter) -> Option<Progress> {
             if let Event::Finish { digest, size, outcome } = e {
                 let moved = matches!(*outcome, "downloaded" | "uploaded" | "mounted");
                 if moved || verbose {
-                    eprintln!("{}", line(outcome, digest, *size));
+                    eprintln!("{}{}", crate::report::stamp(), line(outcome, digest, *size));
                 }
             }
         }));
@@ -89,7 +89,7 @@ pub fn sink(out: Reporter) -> Option<Progress> {
                 let text = line(outcome, digest, *size);
                 match &s.bar {
                     Some(b) if moved || verbose || *outcome == "mounted" => b.println(text),
-                    None if verbose || *outcome == "mounted" => eprintln!("{text}"),
+                    None if verbose || *outcome == "mounted" => eprintln!("{}{text}", crate::report::stamp()),
                     _ => {}
                 }
                 if moved {

@@ -84,25 +84,36 @@ pub struct Reporter {
     pub json: bool,
 }
 
+/// When `OXBUILD_TIMINGS` is set, every progress line starts with the
+/// milliseconds since the command started: a profiling aid, documented in
+/// docs/troubleshooting.md.
+pub fn stamp() -> String {
+    static START: std::sync::OnceLock<Option<std::time::Instant>> = std::sync::OnceLock::new();
+    match START.get_or_init(|| std::env::var_os("OXBUILD_TIMINGS").map(|_| std::time::Instant::now())) {
+        Some(t) => format!("[{:7.1} ms] ", t.elapsed().as_secs_f64() * 1000.0),
+        None => String::new(),
+    }
+}
+
 impl Reporter {
     /// A progress line on stderr, unless quiet. JSON mode keeps stderr for
     /// progress too, so stdout holds only the report.
     pub fn step(&self, msg: impl std::fmt::Display) {
         if !self.quiet {
-            eprintln!("  {msg}");
+            eprintln!("{}  {msg}", stamp());
         }
     }
 
     /// A detail line, shown with -v only.
     pub fn detail(&self, msg: impl std::fmt::Display) {
         if self.verbose && !self.quiet {
-            eprintln!("    {msg}");
+            eprintln!("{}    {msg}", stamp());
         }
     }
 
     /// A warning, shown even when quiet.
     pub fn warn(&self, msg: impl std::fmt::Display) {
-        eprintln!("warning: {msg}");
+        eprintln!("{}warning: {msg}", stamp());
     }
 
     /// Prints the final result: JSON on stdout, or the human lines.

@@ -43,6 +43,12 @@ pub enum Error {
     Image(#[from] oxbuild_image::Error),
 }
 
+impl From<oxbuild_python::Error> for Error {
+    fn from(e: oxbuild_python::Error) -> Error {
+        Error::Input(e.to_string())
+    }
+}
+
 /// What a build made.
 #[derive(Debug, Clone)]
 pub struct Built {
@@ -139,11 +145,12 @@ pub struct Base<'a> {
     pub bytecode: Option<&'a Compiler>,
 }
 
-/// Adds the app's files (see [`context::add_app_files`]) and, with a
-/// compiler, their bytecode, to `layer`; returns the warnings and how many
+/// Adds the app's files (see [`context::add_app_files`]) to `layer` and
+/// writes it into `store`, with, given a compiler, their bytecode (compiled
+/// while the layer is written); returns the blob, the warnings and how many
 /// sources were compiled.
 #[allow(clippy::too_many_arguments)]
-fn add_app(
+fn write_app(
     layer: &mut LayerBuilder,
     dir: &Path,
     include: Option<&[String]>,
@@ -152,20 +159,22 @@ fn add_app(
     owner: Owner,
     bytecode: Option<&Compiler>,
     epoch: u64,
-) -> Result<(Vec<String>, usize), Error> {
+    store: &BlobStore,
+    compression: LayerCompression,
+) -> Result<(LayerBlob, Vec<String>, usize), Error> {
     let added = context::add_app_files(layer, dir, include, exclude, workdir, owner)?;
     let mut warnings = added.warnings;
-    let Some(compiler) = bytecode else { return Ok((warnings, 0)) };
+    let write = |layer: &LayerBuilder| layer.write(store, compression).map_err(Error::from);
+    let Some(compiler) = bytecode else { return Ok((write(layer)?, warnings, 0)) };
     let paths: Vec<String> =
         added.python.iter().map(|(path, _)| format!("/{}", path.trim_start_matches('/'))).collect();
     let read = |i: usize| {
         let file = &added.python[i].1;
         std::fs::read(file).map_err(|e| oxbuild_python::Error::Target(format!("reading {}: {e}", file.display())))
     };
-    let outcome = oxbuild_python::bytecode::add_to_layer(layer, &paths, read, compiler, epoch, owner)
-        .map_err(|e| Error::Input(e.to_string()))?;
+    let (blob, outcome) = oxbuild_python::bytecode::write_with(layer, &paths, read, compiler, epoch, owner, write)?;
     warnings.extend(outcome.skipped);
-    Ok((warnings, outcome.compiled))
+    Ok((blob, warnings, outcome.compiled))
 }
 
 /// Builds the app in `dir` with `cfg` on top of `base`, with `extra` layers
@@ -193,9 +202,19 @@ pub fn build(
     let mut app = LayerBuilder::new(epoch, Owner::ROOT);
     // Test files belong to the test variant only.
     let tests = cfg.assess.test_paths(dir);
-    let (warnings, compiled) =
-        add_app(&mut app, dir, cfg.app.include.as_deref(), &tests, &cfg.image.workdir, owner, bytecode, epoch)?;
-    blobs.push((Piece::Blob(app.write(store, compression)?), format!("oxbuild: app files into {}", cfg.image.workdir)));
+    let (blob, warnings, compiled) = write_app(
+        &mut app,
+        dir,
+        cfg.app.include.as_deref(),
+        &tests,
+        &cfg.image.workdir,
+        owner,
+        bytecode,
+        epoch,
+        store,
+        compression,
+    )?;
+    blobs.push((Piece::Blob(blob), format!("oxbuild: app files into {}", cfg.image.workdir)));
 
     let mut layers: Vec<Layer> = base.layers().to_vec();
     let (added, history) = stack(&mut layers, blobs, format)?;
@@ -244,10 +263,21 @@ pub fn test_variant(
     let (mut warnings, mut compiled) = (Vec::new(), 0);
     if !tests.is_empty() {
         let mut layer = LayerBuilder::new(epoch, Owner::ROOT);
-        (warnings, compiled) =
-            add_app(&mut layer, dir, Some(&tests), &[], &cfg.image.workdir, prod.owner, bytecode, epoch)?;
+        let blob;
+        (blob, warnings, compiled) = write_app(
+            &mut layer,
+            dir,
+            Some(&tests),
+            &[],
+            &cfg.image.workdir,
+            prod.owner,
+            bytecode,
+            epoch,
+            store,
+            compression(cfg),
+        )?;
         blobs.push((
-            Piece::Blob(layer.write(store, compression(cfg))?),
+            Piece::Blob(blob),
             format!("oxbuild: test files ({}) into {}", tests.join(", "), cfg.image.workdir),
         ));
     }

@@ -35,6 +35,10 @@ pub struct Base {
     pub fs: Scan,
     /// The `PATH` of its config, if it sets one.
     pub path: Option<String>,
+    /// What an interpreter kit needs of its files (see
+    /// `interpreter::any_kit_want`), when this run read its layers and was
+    /// asked to: the kit is then made without reading them again.
+    pub kit: Option<std::sync::Arc<Scan>>,
 }
 
 /// The platform an image config declares, if it declares one.
@@ -46,8 +50,9 @@ fn config_platform(config: &serde_json::Value) -> Option<Platform> {
     })
 }
 
-/// Opens the base at `location` for the request's platform and scans it.
-pub async fn open(location: &Location, request: &Request, services: &Services) -> Result<Base, Error> {
+/// Opens the base at `location` for the request's platform and scans it;
+/// with `kit`, a scan made now also keeps what an interpreter kit needs.
+pub async fn open(location: &Location, request: &Request, services: &Services, kit: bool) -> Result<Base, Error> {
     let wanted = request.platform.clone().unwrap_or_else(Platform::host);
     services.events.step(&format!("reading base {location} ({wanted})"));
     let opened = location.open(&services.target(), &wanted).await?;
@@ -67,61 +72,84 @@ pub async fn open(location: &Location, request: &Request, services: &Services) -
         Some(actual) => actual,
         None => wanted,
     };
-    let (image, fs) = scan(&opened.image, location, request, services).await?;
+    let runs_here = platform.os == "linux" && platform.architecture == Platform::host().architecture;
+    let (image, fs, kit) = scan(&opened.image, location, request, services, kit && runs_here).await?;
     let path = config["config"]["Env"]
         .as_array()
         .and_then(|a| a.iter().filter_map(|v| v.as_str()).find_map(|e| e.strip_prefix("PATH=")))
         .map(str::to_string);
-    Ok(Base { location: location.clone(), opened, image, config, platform, fs, path })
+    Ok(Base { location: location.clone(), opened, image, config, platform, fs, path, kit })
 }
 
-/// The scan of `image`: cached here, in the cache repository, or made now.
+/// The scan of `image`: cached here, in the cache repository, or made now
+/// (with `kit`, with what an interpreter kit needs, in the same pass).
 /// Returns the image too, with its layers on disk when they had to be fetched.
 async fn scan(
     image: &Image,
     location: &Location,
     request: &Request,
     services: &Services,
-) -> Result<(Image, Scan), Error> {
+    kit: bool,
+) -> Result<(Image, Scan, Option<std::sync::Arc<Scan>>), Error> {
     let key = oxbuild_build::scan_key(image).hex().to_string();
     if let Some(found) = services.cache.get::<Scan>(Bucket::Scans, &key) {
-        return Ok((image.clone(), found));
+        return Ok((image.clone(), found, None));
     }
     if let Some(repo) = &request.cache_repo
         && let Some(found) = cache_repo::scan(image, repo, services).await
     {
         let _ = services.cache.put(Bucket::Scans, &key, &found);
-        return Ok((image.clone(), found));
+        return Ok((image.clone(), found, None));
     }
-    let (image, found) = fetch_and_scan(image, location, services).await?;
+    let (image, found, kit) = fetch_and_scan(image, location, services, kit).await?;
     let found = oxbuild_build::finish_scan(found);
     // A cache that cannot be written only costs the next build a rescan.
     let _ = services.cache.put(Bucket::Scans, &key, &found);
     if let Some(repo) = &request.cache_repo {
         cache_repo::store_scan(&image, &found, repo, services).await;
     }
-    Ok((image, found))
+    Ok((image, found, kit.map(std::sync::Arc::new)))
 }
 
 /// Fetches the base's layers and reads each as soon as it is on disk, so
-/// that reading one overlaps downloading the next (up to four at a time).
-async fn fetch_and_scan(image: &Image, location: &Location, services: &Services) -> Result<(Image, Scan), Error> {
-    let fetched: Vec<(Layer, rootfs::LayerScan)> = futures_util::stream::iter(image.layers().iter().cloned())
+/// that reading one overlaps downloading the next (up to four at a time);
+/// with `kit`, what an interpreter kit needs is read in the same pass.
+async fn fetch_and_scan(
+    image: &Image,
+    location: &Location,
+    services: &Services,
+    kit: bool,
+) -> Result<(Image, Scan, Option<Scan>), Error> {
+    let fetched: Vec<(Layer, Vec<rootfs::LayerScan>)> = futures_util::stream::iter(image.layers().iter().cloned())
         .map(|layer| async move {
             let local = oxbuild_registry::fetch_layer(&services.client, layer, &services.store)
                 .await
                 .map_err(|e| Error::new(Kind::Registry, format!("pulling base image {location}: {e}")))?;
             let reading = local.clone();
-            let scanned = tokio::task::spawn_blocking(move || rootfs::scan_layer(&reading, &oxbuild_build::base_wants))
-                .await
-                .map_err(task)?
-                .map_err(|e| Error::from(oxbuild_build::Error::Base(e.to_string())))?;
+            let scanned = tokio::task::spawn_blocking(move || {
+                let base: &dyn Fn(&str) -> rootfs::Want = &oxbuild_build::base_wants;
+                let kit_wants: &dyn Fn(&str) -> rootfs::Want = &crate::interpreter::any_kit_want;
+                let wants = [base, kit_wants];
+                rootfs::scan_layer_each(&reading, &wants[..if kit { 2 } else { 1 }])
+            })
+            .await
+            .map_err(task)?
+            .map_err(|e| Error::from(oxbuild_build::Error::Base(e.to_string())))?;
             Ok::<_, Error>((local, scanned))
         })
         .buffered(4)
         .try_collect()
         .await?;
-    let (layers, scans): (Vec<_>, Vec<_>) = fetched.into_iter().unzip();
+    let mut layers = Vec::new();
+    let (mut scans, mut kits) = (Vec::new(), Vec::new());
+    for (layer, mut each) in fetched {
+        layers.push(layer);
+        if each.len() > 1 {
+            kits.push(each.pop().unwrap_or_default());
+        }
+        scans.push(each.pop().unwrap_or_default());
+    }
     let image = image.relocated(layers).map_err(|e| Error::new(Kind::Input, e))?;
-    Ok((image, rootfs::merge(scans)))
+    let kit = kit.then(|| rootfs::merge(kits));
+    Ok((image, rootfs::merge(scans), kit))
 }

@@ -51,8 +51,13 @@ pub fn kit_tag(key: &str) -> String {
     format!("kit-v{FORMAT}-{}", oxbuild_image::Digest::of(key.as_bytes()).hex())
 }
 
-/// The kit with cache key `key`, fetched into the store, if the repository has it.
-pub async fn kit(key: &str, repo: &CacheRepo, services: &Services) -> Option<std::path::PathBuf> {
+/// The kit with cache key `key`, fetched into the store, if the repository
+/// has it, with the probe of its interpreter kept beside it (null if none).
+pub async fn kit(
+    key: &str,
+    repo: &CacheRepo,
+    services: &Services,
+) -> Option<(std::path::PathBuf, Option<serde_json::Value>)> {
     let tagged = repo.reference.with_tag(&kit_tag(key));
     let (image, config) = open(repo, &tagged, KIT, services).await?;
     if config["oxbuild"]["key"].as_str() != Some(key) {
@@ -61,18 +66,21 @@ pub async fn kit(key: &str, repo: &CacheRepo, services: &Services) -> Option<std
     let layer = image.layers().first()?.clone();
     let local = oxbuild_registry::fetch_layer(&services.client, layer, &services.store).await.ok()?;
     services.events.step(&format!("  interpreter kit found in {tagged}"));
-    local.path().ok().map(|p| p.to_path_buf())
+    let probe = Some(config["oxbuild"]["probe"].clone()).filter(|p| !p.is_null());
+    local.path().ok().map(|p| (p.to_path_buf(), probe))
 }
 
-/// Stores a kit made here; a failure only warns.
+/// Stores a kit made here, with what its interpreter said of itself; a
+/// failure only warns.
 pub async fn store_kit(
     key: &str,
     layer: Layer,
     diff_id: &oxbuild_image::Digest,
+    probe: serde_json::Value,
     repo: &CacheRepo,
     services: &Services,
 ) {
-    let meta = json!({"kind": KIT, "format": FORMAT, "key": key});
+    let meta = json!({"kind": KIT, "format": FORMAT, "key": key, "probe": probe});
     if let Err(e) = push(vec![layer], vec![diff_id.to_string()], meta, repo, &kit_tag(key), services).await {
         services.events.warn(&format!("could not store the interpreter kit in {}: {e}", repo.reference.name()));
     }

@@ -30,16 +30,18 @@ pub struct Provisioned {
     _scratch: tempfile::TempDir,
 }
 
-/// The cache record of a base's kit.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// The cache record of a base's kit: what its interpreter said of itself,
+/// once it has run.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct KitRecord {
-    digest: oxbuild_image::Digest,
+    probe: Option<Probe>,
 }
 
-/// Bumped when what a kit holds changes.
-const KIT_FORMAT: &str = "interpreter-kit-v1";
+/// Bumped when what a kit holds changes (v2: put in place straight from
+/// the base's scan, its interpreter's version kept with it).
+const KIT_FORMAT: &str = "interpreter-kit-v2";
 /// Bumped when what a build kit holds changes.
-const BUILD_KIT_FORMAT: &str = "interpreter-build-kit-v1";
+const BUILD_KIT_FORMAT: &str = "interpreter-build-kit-v2";
 
 /// What a kit is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,38 +74,71 @@ const LIB_DIRS: [&str; 5] = ["lib", "lib64", "usr/lib", "usr/lib64", "usr/local/
 /// What of the base the kit takes, for the interpreter at `interpreter`
 /// (`usr/bin/python3.11`, no leading slash).
 fn kit_wants(interpreter: &str, minor: u32, purpose: Use) -> impl Fn(&str) -> Want + Send + 'static {
-    let prefix = interpreter.rsplit_once("/bin/").map(|(p, _)| p.to_string()).unwrap_or_else(|| "usr".into());
-    let stdlib = format!("{prefix}/lib/python3.{minor}/");
     let interpreter = interpreter.to_string();
-    move |path: &str| {
-        if path == interpreter {
-            return Want::Content;
+    move |path: &str| kit_want(path, &interpreter, minor, purpose)
+}
+
+/// What a compile kit takes of `path`, for any CPython 3 the base has: what
+/// a base scan also reads when the build will compile bytecode, so that a
+/// fresh runner reads the base's layers once (see [`captured`]).
+pub(crate) fn any_kit_want(path: &str) -> Want {
+    // `PREFIX/bin/python3.N` and `PREFIX/lib/python3.N/...`.
+    let python = |rest: &str| -> Option<u32> {
+        let minor = rest.strip_prefix("python3.")?;
+        let digits = minor.split('/').next()?;
+        digits.parse().ok().filter(|_| !digits.is_empty())
+    };
+    let interpreter_of = |prefix: &str, minor: u32| {
+        if prefix.is_empty() { format!("bin/python3.{minor}") } else { format!("{prefix}/bin/python3.{minor}") }
+    };
+    for (marker, is_bin) in [("bin/", true), ("lib/", false)] {
+        let (prefix, rest) = match path.split_once(&format!("/{marker}")) {
+            Some((p, r)) => (p, r),
+            None => match path.strip_prefix(marker) {
+                Some(r) => ("", r),
+                None => continue,
+            },
+        };
+        if !["", "usr", "usr/local"].contains(&prefix) {
+            continue;
         }
-        // Top-level links of a merged /usr (`lib -> usr/lib`): the loader's
-        // and libraries' paths go through them.
-        if !path.contains('/') {
-            return Want::Exists;
-        }
-        if let Some(rest) = path.strip_prefix(&stdlib) {
-            if purpose == Use::Build {
-                let unused = STDLIB_UNUSED.iter().any(|p| rest.starts_with(p)) || rest.contains("__pycache__/");
-                return if unused { Want::Skip } else { Want::Content };
+        if let Some(minor) = python(rest) {
+            if is_bin && rest.contains('/') {
+                continue;
             }
-            // Enough of the standard library to start and to compile: its
-            // top-level modules and the packages startup imports.
-            let top = !rest.contains('/') && rest.ends_with(".py");
-            let package = ["encodings/", "importlib/", "collections/"].iter().any(|p| rest.starts_with(p))
-                && rest.ends_with(".py");
-            return if top || package { Want::Content } else { Want::Skip };
-        }
-        // A build kit's extension modules load more (OpenSSL, libffi, ...):
-        // every library is read, and `needed_closure` keeps what is loaded.
-        if shared_library(path) && (purpose == Use::Build || runtime_library(path)) {
-            Want::Content
-        } else {
-            Want::Skip
+            return kit_want(path, &interpreter_of(prefix, minor), minor, Use::Compile);
         }
     }
+    kit_want(path, "", 0, Use::Compile)
+}
+
+fn kit_want(path: &str, interpreter: &str, minor: u32, purpose: Use) -> Want {
+    let prefix = interpreter.rsplit_once("/bin/").map(|(p, _)| p).unwrap_or("usr");
+    if path == interpreter {
+        return Want::Content;
+    }
+    // Top-level links of a merged /usr (`lib -> usr/lib`): the loader's
+    // and libraries' paths go through them.
+    if !path.contains('/') {
+        return Want::Exists;
+    }
+    if !interpreter.is_empty()
+        && let Some(rest) = path.strip_prefix(&format!("{prefix}/lib/python3.{minor}/"))
+    {
+        if purpose == Use::Build {
+            let unused = STDLIB_UNUSED.iter().any(|p| rest.starts_with(p)) || rest.contains("__pycache__/");
+            return if unused { Want::Skip } else { Want::Content };
+        }
+        // Enough of the standard library to start and to compile: its
+        // top-level modules and the packages startup imports.
+        let top = !rest.contains('/') && rest.ends_with(".py");
+        let package =
+            ["encodings/", "importlib/", "collections/"].iter().any(|p| rest.starts_with(p)) && rest.ends_with(".py");
+        return if top || package { Want::Content } else { Want::Skip };
+    }
+    // A build kit's extension modules load more (OpenSSL, libffi, ...):
+    // every library is read, and `needed_closure` keeps what is loaded.
+    if shared_library(path) && (purpose == Use::Build || runtime_library(path)) { Want::Content } else { Want::Skip }
 }
 
 /// Libraries a CPython interpreter links, by name: the C library and its
@@ -142,86 +177,204 @@ fn shared_library(path: &str) -> bool {
     in_lib_dir && (name.contains(".so") || name.starts_with("ld-"))
 }
 
-/// The kit layer of `base` in the store: from the cache, or read from the
-/// base's layers now (fetching them if they are still in a registry).
+/// A kit in place, or being put in place.
+struct Kit {
+    /// Its unpacked root filesystem.
+    root: PathBuf,
+    /// Its cache key.
+    key: String,
+    /// What its interpreter said of itself, when it has run before.
+    probe: Option<Probe>,
+    /// Still being unpacked (from the cache repository), in the background.
+    unpacking: Option<tokio::task::JoinHandle<Result<(), Error>>>,
+    /// Made here from the base: its layer, for the cache repository once
+    /// the interpreter's version is known.
+    made: Option<oxbuild_image::LayerBlob>,
+}
+
+/// Where the kit with cache key `key` is unpacked.
+fn kit_dir(key: &str, services: &Services) -> Result<PathBuf, Error> {
+    Ok(services
+        .cache
+        .bucket(Bucket::Interpreters)?
+        .join(format!("kit-{}", oxbuild_image::Digest::of(key.as_bytes()).hex())))
+}
+
+/// The kit of `image` for `target`: unpacked in the cache already, or from
+/// the cache repository, or made now from the files the base scan kept
+/// (`captured`), else from the base's layers.
 async fn kit(
     image: &oxbuild_image::Image,
     target: &Target,
     cache_repo: Option<&crate::cache_repo::CacheRepo>,
     services: &Services,
     purpose: Use,
-) -> Result<PathBuf, Error> {
+    captured: Option<std::sync::Arc<crate::base::Scan>>,
+) -> Result<Kit, Error> {
     let format = if purpose == Use::Build { BUILD_KIT_FORMAT } else { KIT_FORMAT };
     let key = format!("{format}-{}-{}", oxbuild_build::scan_key(image).hex(), target.minor);
+    let dir = kit_dir(&key, services)?;
     // A build kit is large, and a fleet shares the wheels built with it.
     let cache_repo = cache_repo.filter(|_| purpose == Use::Compile);
-    if let Some(record) = services.cache.get::<KitRecord>(Bucket::Interpreters, &key)
-        && services.store.contains(&record.digest)
-    {
-        return Ok(services.store.path(&record.digest));
-    }
-    if let Some(repo) = cache_repo
-        && let Some(path) = crate::cache_repo::kit(&key, repo, services).await
-    {
-        if let Some(digest) = path.file_name().and_then(|n| format!("sha256:{}", n.to_string_lossy()).parse().ok()) {
-            let _ = services.cache.put(Bucket::Interpreters, &key, &KitRecord { digest });
+    let kit = |probe: Option<Probe>, unpacking, made| Kit {
+        root: dir.join("root"),
+        key: key.clone(),
+        probe,
+        unpacking,
+        made,
+    };
+    if let Some(record) = services.cache.get::<KitRecord>(Bucket::Interpreters, &key) {
+        let checked = dir.clone();
+        if tokio::task::spawn_blocking(move || whole(&checked)).await.map_err(task)? {
+            return Ok(kit(record.probe, None, None));
         }
-        return Ok(path);
     }
-    services.events.step(if purpose == Use::Build {
-        "  reading the base's interpreter and standard library to build sdists (once per base)"
-    } else {
-        "  reading the base's interpreter for bytecode (once per base)"
-    });
-    let image = oxbuild_registry::fetch_layers(&services.client, image, &services.store)
-        .await
-        .map_err(|e| Error::new(Kind::Registry, format!("fetching the base's layers for its interpreter: {e}")))?;
+    let tmp = services.cache.bucket(Bucket::Tmp)?;
+    if let Some(repo) = cache_repo
+        && let Some((blob, probe)) = crate::cache_repo::kit(&key, repo, services).await
+    {
+        let probe: Option<Probe> = probe.and_then(|p| serde_json::from_value(p).ok());
+        let _ = services.cache.put(Bucket::Interpreters, &key, &KitRecord { probe: probe.clone() });
+        let (into, unpacking_tmp) = (dir.clone(), tmp.clone());
+        let unpacking = tokio::task::spawn_blocking(move || {
+            put_in_place(&into, &unpacking_tmp, |root| unpack(&blob, root)).map_err(|e| {
+                Error::new(Kind::Output, format!("unpacking the base's interpreter: {}", oxbuild_image::causes(&e)))
+            })
+        });
+        // With its version known, compiling waits for the files only when
+        // there is something to compile.
+        if probe.is_some() {
+            return Ok(kit(probe, Some(unpacking), None));
+        }
+        unpacking.await.map_err(task)??;
+        return Ok(kit(None, None, None));
+    }
+    let files: crate::base::Scan = match captured.filter(|_| purpose == Use::Compile) {
+        Some(files) => {
+            let want = kit_wants(target.interpreter.trim_start_matches('/'), target.minor, purpose);
+            files.iter().filter(|(p, _)| want(p) != Want::Skip).map(|(p, n)| (p.clone(), n.clone())).collect()
+        }
+        None => {
+            services.events.step(if purpose == Use::Build {
+                "  reading the base's interpreter and standard library to build sdists (once per base)"
+            } else {
+                "  reading the base's interpreter for bytecode (once per base)"
+            });
+            let image =
+                oxbuild_registry::fetch_layers(&services.client, image, &services.store).await.map_err(|e| {
+                    Error::new(Kind::Registry, format!("fetching the base's layers for its interpreter: {e}"))
+                })?;
+            let want = kit_wants(target.interpreter.trim_start_matches('/'), target.minor, purpose);
+            tokio::task::spawn_blocking(move || rootfs::scan(image.layers(), want))
+                .await
+                .map_err(task)?
+                .map_err(|e| Error::new(Kind::Build, format!("reading the base's interpreter: {e}")))?
+        }
+    };
     let interpreter = target.interpreter.trim_start_matches('/').to_string();
-    let (minor, store) = (target.minor, services.store.clone());
-    let blob = tokio::task::spawn_blocking(move || -> Result<oxbuild_image::LayerBlob, Error> {
-        let found = rootfs::scan(image.layers(), kit_wants(&interpreter, minor, purpose))
-            .map_err(|e| Error::new(Kind::Build, format!("reading the base's interpreter: {e}")))?;
+    let (minor, store, into, layer_wanted) = (target.minor, services.store.clone(), dir.clone(), cache_repo.is_some());
+    let made = tokio::task::spawn_blocking(move || -> Result<Option<oxbuild_image::LayerBlob>, Error> {
         // What the interpreter loads, and for a build kit what its extension
         // modules (`lib-dynload`) load.
         let prefix = interpreter.rsplit_once("/bin/").map(|(p, _)| p.to_string()).unwrap_or_else(|| "usr".into());
         let stdlib = format!("{prefix}/lib/python3.{minor}/");
         let mut roots = vec![interpreter.clone()];
         if purpose == Use::Build {
-            roots.extend(found.keys().filter(|p| p.starts_with(&stdlib) && p.ends_with(".so")).cloned());
+            roots.extend(files.keys().filter(|p| p.starts_with(&stdlib) && p.ends_with(".so")).cloned());
         }
-        let keep = needed_closure(&found, &roots);
-        let mut layer = LayerBuilder::new(0, Owner::ROOT);
-        for (path, node) in &found {
-            if !keep(path) {
-                continue;
-            }
-            match node {
+        let keep = needed_closure(&files, &roots);
+        let kept: Vec<(&String, KitFile<'_>)> = files
+            .iter()
+            .filter(|(path, _)| keep(path))
+            .filter_map(|(path, node)| match node {
                 // Top-level directory links stay links, made relative.
                 Node::Symlink(target) if !path.contains('/') => {
-                    layer.symlink(path, target.trim_start_matches('/'), Owner::ROOT);
+                    Some((path, KitFile::Link(target.trim_start_matches('/'))))
                 }
                 // Other links are stored as the files they lead to, so that
                 // absolute targets (`/lib/…`) resolve inside the kit.
-                _ => {
-                    if let Some(bytes) = rootfs::content(&found, path).map(<[u8]>::to_vec) {
-                        layer.bytes(path, bytes, Owner::ROOT, 0o755);
-                    }
-                }
-            }
+                _ => rootfs::content(&files, path).map(|bytes| (path, KitFile::Bytes(bytes))),
+            })
+            .collect();
+        put_in_place(&into, &tmp, |root| write_kit(&kept, root)).map_err(|e| {
+            Error::new(Kind::Output, format!("putting the base's interpreter in place: {}", oxbuild_image::causes(&e)))
+        })?;
+        if !layer_wanted {
+            return Ok(None);
         }
-        layer.write(&store, LayerCompression::Gzip).map_err(|e| Error::new(Kind::Output, e))
+        let mut layer = LayerBuilder::new(0, Owner::ROOT);
+        for (path, file) in &kept {
+            match file {
+                KitFile::Link(target) => layer.symlink(path, target, Owner::ROOT),
+                KitFile::Bytes(bytes) => layer.bytes(path, bytes.to_vec(), Owner::ROOT, 0o755),
+            };
+        }
+        layer.write(&store, LayerCompression::Gzip).map(Some).map_err(|e| Error::new(Kind::Output, e))
     })
     .await
     .map_err(task)??;
-    let _ = services.cache.put(Bucket::Interpreters, &key, &KitRecord { digest: blob.digest.clone() });
-    if let Some(repo) = cache_repo {
-        let layer = oxbuild_image::Layer::file(
-            blob.descriptor_in(oxbuild_image::Format::Oci).map_err(|e| Error::new(Kind::Output, e))?,
-            blob.path.clone(),
-        );
-        crate::cache_repo::store_kit(&key, layer, &blob.diff_id, repo, services).await;
+    let _ = services.cache.put(Bucket::Interpreters, &key, &KitRecord::default());
+    Ok(kit(None, None, made))
+}
+
+/// A file of a kit.
+enum KitFile<'a> {
+    /// A top-level directory link, and its (relative) target.
+    Link(&'a str),
+    /// A file's bytes.
+    Bytes(&'a [u8]),
+}
+
+/// Writes `files` under `root`; returns their listing (see [`whole`]).
+fn write_kit(files: &[(&String, KitFile<'_>)], root: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut listed = String::new();
+    for (path, file) in files {
+        let at = root.join(path);
+        if let Some(parent) = at.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        match file {
+            KitFile::Link(target) => {
+                std::os::unix::fs::symlink(target, &at)?;
+                listed.push_str(&format!("0 {path}\n"));
+            }
+            KitFile::Bytes(bytes) => {
+                std::fs::write(&at, bytes)?;
+                std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o755))?;
+                listed.push_str(&format!("{} {path}\n", bytes.len()));
+            }
+        }
     }
-    Ok(blob.path)
+    Ok(listed)
+}
+
+/// Unpacks the kit layer at `blob` under `root`; returns its listing.
+fn unpack(blob: &Path, root: &Path) -> std::io::Result<String> {
+    let mut listed = String::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(blob)?));
+    // Unpacked now, for the cache's least-recently-used order (the kit's
+    // own times are all 1970).
+    archive.set_preserve_mtime(false);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.to_string_lossy().trim_end_matches('/').to_string();
+        listed.push_str(&format!("{} {path}\n", entry.header().size()?));
+        entry.unpack_in(root)?;
+    }
+    Ok(listed)
+}
+
+/// True when the kit directory `dir` is whole: every file it listed is
+/// there, at its size (pruning the cache may have removed some).
+fn whole(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("files")).is_ok_and(|text| {
+        text.lines().all(|l| {
+            let (size, path) = l.split_once(' ').unwrap_or(("", l));
+            std::fs::symlink_metadata(dir.join("root").join(path))
+                .is_ok_and(|m| m.is_symlink() || m.is_dir() || size.parse() == Ok(m.len()))
+        })
+    })
 }
 
 /// Which scanned paths the kit keeps: everything but shared libraries, and
@@ -265,63 +418,35 @@ fn needed_closure(found: &std::collections::BTreeMap<String, Node>, roots: &[Str
     move |path: &str| !is_lib(path) || wanted.contains(path) || roots.contains(path)
 }
 
-/// The kit at `kit` (a blob in the store) unpacked in the `interpreters`
-/// bucket, once: a rebuild reuses it after checking that every file it
-/// listed is still there (pruning the cache may have removed some).
-async fn unpacked(kit: &Path, services: &Services) -> Result<PathBuf, Error> {
-    let name = kit.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let dir = services.cache.bucket(Bucket::Interpreters)?.join(&name);
-    let (kit, tmp) = (kit.to_path_buf(), services.cache.bucket(Bucket::Tmp)?);
-    tokio::task::spawn_blocking(move || -> std::io::Result<PathBuf> {
-        // A kit directory only ever appears whole (by one rename); it can
-        // lose files only to `cache prune`, which runs while no build does.
-        let whole = |dir: &Path| {
-            std::fs::read_to_string(dir.join("files")).is_ok_and(|text| {
-                text.lines().all(|l| {
-                    let (size, path) = l.split_once(' ').unwrap_or(("", l));
-                    std::fs::symlink_metadata(dir.join("root").join(path))
-                        .is_ok_and(|m| m.is_symlink() || m.is_dir() || size.parse() == Ok(m.len()))
-                })
-            })
-        };
-        if whole(&dir) {
-            return Ok(dir.join("root"));
+/// Puts a kit directory at `dir` (its files under `root/`, their listing in
+/// `files`), filled by `fill` in a fresh directory of `tmp` and moved there
+/// whole by one rename; a whole one another build put there first is used.
+fn put_in_place(dir: &Path, tmp: &Path, fill: impl FnOnce(&Path) -> std::io::Result<String>) -> std::io::Result<()> {
+    // A kit directory only ever appears whole (by one rename); it can
+    // lose files only to `cache prune`, which runs while no build does.
+    if whole(dir) {
+        return Ok(());
+    }
+    let fresh = tempfile::Builder::new().prefix("kit-").tempdir_in(tmp)?;
+    std::fs::create_dir_all(fresh.path().join("root"))?;
+    let listed = fill(&fresh.path().join("root"))?;
+    std::fs::write(fresh.path().join("files"), listed)?;
+    let kept = fresh.keep();
+    for _ in 0..2 {
+        if std::fs::rename(&kept, dir).is_ok() {
+            return Ok(());
         }
-        let fresh = tempfile::Builder::new().prefix("kit-").tempdir_in(&tmp)?;
-        std::fs::create_dir_all(fresh.path().join("root"))?;
-        let mut listed = String::new();
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&kit)?));
-        // Unpacked now, for the cache's least-recently-used order (the kit's
-        // own times are all 1970).
-        archive.set_preserve_mtime(false);
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            let path = entry.path()?.to_string_lossy().trim_end_matches('/').to_string();
-            listed.push_str(&format!("{} {path}\n", entry.header().size()?));
-            entry.unpack_in(fresh.path().join("root"))?;
+        // Another build put a whole one there first: use it. A pruned one is
+        // moved aside (atomically, so no user of it is hit) and replaced.
+        if whole(dir) {
+            let _ = std::fs::remove_dir_all(&kept);
+            return Ok(());
         }
-        std::fs::write(fresh.path().join("files"), listed)?;
-        let kept = fresh.keep();
-        for _ in 0..2 {
-            if std::fs::rename(&kept, &dir).is_ok() {
-                return Ok(dir.join("root"));
-            }
-            // Another build put a whole one there first: use it. A pruned
-            // one is moved aside (atomically, so no user of it is hit) and
-            // replaced.
-            if whole(&dir) {
-                let _ = std::fs::remove_dir_all(&kept);
-                return Ok(dir.join("root"));
-            }
-            let aside = tmp.join(format!("pruned-kit-{}-{}", std::process::id(), unique_suffix()));
-            let _ = std::fs::rename(&dir, &aside);
-            let _ = std::fs::remove_dir_all(&aside);
-        }
-        Err(std::io::Error::other(format!("{} could not be put into place", dir.display())))
-    })
-    .await
-    .map_err(task)?
-    .map_err(|e| Error::new(Kind::Output, format!("unpacking the base's interpreter: {}", oxbuild_image::causes(&e))))
+        let aside = tmp.join(format!("pruned-kit-{}-{}", std::process::id(), unique_suffix()));
+        let _ = std::fs::rename(dir, &aside);
+        let _ = std::fs::remove_dir_all(&aside);
+    }
+    Err(std::io::Error::other(format!("{} could not be put into place", dir.display())))
 }
 
 /// A suffix that differs between calls of one process.
@@ -343,7 +468,33 @@ fn loader(root: &Path) -> Option<String> {
     known.iter().find(|p| root.join(p).is_file()).map(|p| p.to_string())
 }
 
-/// The base's own interpreter, from its kit unpacked in `scratch`.
+/// How a kit's interpreter starts: its dynamic loader and library
+/// directories, relative to the kit's root.
+fn layout(root: &Path) -> Option<(String, Vec<String>)> {
+    let loader = loader(root)?;
+    let libraries = LIB_DIRS
+        .iter()
+        .flat_map(|d| {
+            let dir = root.join(d);
+            let mut dirs = vec![d.to_string()];
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                let mut subs: Vec<String> = entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| format!("{d}/{}", e.file_name().to_string_lossy()))
+                    .collect();
+                subs.sort();
+                dirs.extend(subs);
+            }
+            dirs
+        })
+        .filter(|d| root.join(d).is_dir())
+        .collect();
+    Some((loader, libraries))
+}
+
+/// The base's own interpreter, from its kit (unpacked, or being unpacked
+/// when its probe says how it starts), run in `scratch`.
 async fn from_base(
     base: &Base,
     target: &Target,
@@ -351,13 +502,13 @@ async fn from_base(
     scratch: &Path,
     services: &Services,
     purpose: Use,
-) -> Result<Option<(Interpreter, String)>, Error> {
+) -> Result<Option<(Interpreter, Kit, (String, Vec<String>))>, Error> {
     let host = Platform::host();
     let runs_here = |p: &Platform| p.os == "linux" && p.architecture == host.architecture;
     // A multi-platform base lends the interpreter of its member this runner
     // can execute: bytecode does not depend on the CPU.
-    let (image, whose) = if runs_here(&base.platform) {
-        (base.image.clone(), String::new())
+    let (image, whose, captured) = if runs_here(&base.platform) {
+        (base.image.clone(), String::new(), base.kit.clone())
     } else {
         match base.location.open(&services.target(), &host).await {
             Ok(sibling) if sibling.image.digest() != base.image.digest() => {
@@ -370,35 +521,25 @@ async fn from_base(
                 if !runs_here(&platform) {
                     return Ok(None);
                 }
-                (sibling.image, format!(" of its {platform} image"))
+                (sibling.image, format!(" of its {platform} image"), None)
             }
             _ => return Ok(None),
         }
     };
-    let kit = kit(&image, target, cache_repo, services, purpose).await?;
-    let kit_id = kit.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let root = unpacked(&kit, services).await?;
-    let Some(loader) = loader(&root) else { return Ok(None) };
+    let kit = kit(&image, target, cache_repo, services, purpose, captured).await?;
+    let started = match &kit.probe {
+        Some(p) => (p.loader.clone(), p.libraries.clone()),
+        None => match layout(&kit.root) {
+            Some(l) => l,
+            None => return Ok(None),
+        },
+    };
+    let root = kit.root.clone();
     let interpreter = target.interpreter.trim_start_matches('/');
     let prefix = interpreter.rsplit_once("/bin/").map(|(p, _)| p).unwrap_or("usr");
-    let library_path: Vec<String> = LIB_DIRS
-        .iter()
-        .flat_map(|d| {
-            let dir = root.join(d);
-            let mut dirs = vec![dir.clone()];
-            if let Ok(entries) = std::fs::read_dir(&dir) {
-                let mut subs: Vec<PathBuf> =
-                    entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
-                subs.sort();
-                dirs.extend(subs);
-            }
-            dirs
-        })
-        .filter(|d| d.is_dir())
-        .map(|d| d.display().to_string())
-        .collect();
+    let library_path: Vec<String> = started.1.iter().map(|d| root.join(d).display().to_string()).collect();
     let interpreter = Interpreter {
-        program: root.join(&loader),
+        program: root.join(&started.0),
         args: vec!["--library-path".into(), library_path.join(":").into(), root.join(interpreter).into()],
         env: vec![
             ("PYTHONHOME".into(), root.join(prefix).into()),
@@ -408,7 +549,7 @@ async fn from_base(
         scratch: scratch.to_path_buf(),
         origin: format!("the base's {}{whose}", target.interpreter),
     };
-    Ok(Some((interpreter, kit_id)))
+    Ok(Some((interpreter, kit, started)))
 }
 
 /// A `python3.X` on the runner's PATH, if it is exactly the target's version.
@@ -438,23 +579,62 @@ fn from_path(target: &Target, scratch: &Path) -> Result<Option<Compiler>, String
     }
 }
 
-/// What a kit's interpreter said of itself, kept so that a rebuild starts
-/// no process until there is something to compile.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// What a kit's interpreter said of itself and how it starts, kept with the
+/// kit (in the cache and the cache repository) so that a rebuild, or a
+/// fresh runner of a fleet, starts no process until there is something to
+/// compile, and compiles while the kit is still being unpacked.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Probe {
     version: String,
     cache_tag: String,
+    /// The dynamic loader, relative to the kit's root.
+    loader: String,
+    /// The library directories, relative to the kit's root.
+    libraries: Vec<String>,
 }
 
-/// The compiler of a kit's `interpreter`, asked its version once per kit.
-fn probed(interpreter: Interpreter, kit: &str, services: &Services) -> Result<Compiler, oxbuild_python::Error> {
-    let key = format!("probe-{kit}");
-    if let Some(p) = services.cache.get::<Probe>(Bucket::Interpreters, &key) {
-        return Ok(Compiler::known(interpreter, p.version, p.cache_tag));
+/// The compiler of a kit's `interpreter`: started from what its probe says,
+/// or run now to learn its version (which is then kept with the kit, in the
+/// cache and, for a kit made here, in the cache repository).
+async fn compiler_of(
+    interpreter: Interpreter,
+    kit: Kit,
+    started: (String, Vec<String>),
+    cache_repo: Option<&crate::cache_repo::CacheRepo>,
+    services: &Services,
+) -> Result<Compiler, Error> {
+    if let Some(p) = kit.probe {
+        let Some(unpacking) = kit.unpacking else { return Ok(Compiler::known(interpreter, p.version, p.cache_tag)) };
+        let (compiler, ready) = Compiler::pending(interpreter, p.version, p.cache_tag);
+        tokio::spawn(async move {
+            let unpacked = match unpacking.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = tokio::task::spawn_blocking(move || ready.set(unpacked)).await;
+        });
+        return Ok(compiler);
     }
-    let compiler = Compiler::new(interpreter)?;
-    let probe = Probe { version: compiler.version.clone(), cache_tag: compiler.cache_tag.clone() };
-    let _ = services.cache.put(Bucket::Interpreters, &key, &probe);
+    let compiler = tokio::task::spawn_blocking(move || Compiler::new(interpreter))
+        .await
+        .map_err(task)?
+        .map_err(|e| Error::new(Kind::Build, e))?;
+    let probe = Probe {
+        version: compiler.version.clone(),
+        cache_tag: compiler.cache_tag.clone(),
+        loader: started.0,
+        libraries: started.1,
+    };
+    let _ = services.cache.put(Bucket::Interpreters, &kit.key, &KitRecord { probe: Some(probe.clone()) });
+    if let (Some(repo), Some(blob)) = (cache_repo, kit.made) {
+        let layer = oxbuild_image::Layer::file(
+            blob.descriptor_in(oxbuild_image::Format::Oci).map_err(|e| Error::new(Kind::Output, e))?,
+            blob.path.clone(),
+        );
+        let probe = serde_json::to_value(&probe).unwrap_or_default();
+        crate::cache_repo::store_kit(&kit.key, layer, &blob.diff_id, probe, repo, services).await;
+    }
     Ok(compiler)
 }
 
@@ -483,7 +663,7 @@ pub async fn provision(
         .map_err(|e| Error::new(Kind::Output, format!("creating a directory in {}: {e}", tmp.display())))?;
     let mut why = Vec::new();
     match from_base(base, target, cache_repo, scratch.path(), services, Use::Compile).await? {
-        Some((interpreter, kit)) => match probed(interpreter, &kit, services) {
+        Some((interpreter, kit, started)) => match compiler_of(interpreter, kit, started, cache_repo, services).await {
             // Another member of a multi-platform base must be the same Python.
             Ok(compiler) if !same_version(&compiler, target) => why.push(format!(
                 "{} is Python {}, not the base's {}",
@@ -530,8 +710,8 @@ impl BaseBuilder {
             .tempdir_in(&tmp)
             .map_err(|e| Error::new(Kind::Output, format!("creating a directory in {}: {e}", tmp.display())))?;
         let found = from_base(&self.base, target, None, scratch.path(), &self.services, Use::Build).await?;
-        let Some((interpreter, kit)) = found else { return Ok(None) };
-        let compiler = match probed(interpreter.clone(), &kit, &self.services) {
+        let Some((interpreter, kit, started)) = found else { return Ok(None) };
+        let compiler = match compiler_of(interpreter.clone(), kit, started, None, &self.services).await {
             Ok(c) if same_version(&c, target) => c,
             Ok(_) => return Ok(None),
             Err(e) => {

@@ -218,7 +218,7 @@ pub async fn base_platforms(
     for p in platforms {
         let mut one = request.clone();
         one.platform = Some(p.clone());
-        let base = base::open(&location, &one, services).await?;
+        let base = base::open(&location, &one, services, false).await?;
         let usable = oxbuild_python::target::detect(&base.fs, &base.config).map(|_| ()).map_err(|e| e.to_string());
         out.push((p, usable));
     }
@@ -260,7 +260,8 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
     }
     node::check_command(dir, &cfg)?;
     let base_location = base_location(request, &cfg)?;
-    let base = base::open(&base_location, request, services).await?;
+    let compiles = cfg.python.compile_bytecode != oxbuild_config::Bytecode::Never;
+    let base = base::open(&base_location, request, services, compiles).await?;
     let (provisioned, mut bytecode) = python::bytecode(&cfg, &base, request.cache_repo.as_ref(), services).await?;
     let compiler = provisioned.as_ref().map(|p| p.compiler.clone());
 

@@ -403,7 +403,7 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     for p in &platforms {
         let mut one = request.clone();
         one.platform = Some(p.clone());
-        let base = crate::base::open(&location, &one, services).await?;
+        let base = crate::base::open(&location, &one, services, false).await?;
         targets.push(oxbuild_python::target::detect(&base.fs, &base.config)?);
         first_base.get_or_insert(base);
     }

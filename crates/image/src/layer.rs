@@ -49,12 +49,22 @@ pub trait EntrySource: Send + Sync + std::fmt::Debug {
     fn open(&self) -> io::Result<Box<dyn Read + '_>>;
 }
 
+/// The bytes of an entry that another thread is still making (bytecode
+/// being compiled while the layer is written), or none when the entry is to
+/// be left out after all.
+pub trait Deferred: Send + Sync + std::fmt::Debug {
+    /// Blocks until the bytes are ready: `Some` to write them, `None` to
+    /// leave the entry out. An error fails the layer.
+    fn wait(&self) -> io::Result<Option<Vec<u8>>>;
+}
+
 #[derive(Debug, Clone)]
 enum Content {
     Dir,
     File(PathBuf),
     Bytes(Vec<u8>),
     Source(Arc<dyn EntrySource>),
+    Deferred(Arc<dyn Deferred>),
     Symlink(String),
 }
 
@@ -160,6 +170,13 @@ impl LayerBuilder {
         self
     }
 
+    /// A regular file at `path` whose bytes `deferred` gives (or withholds,
+    /// leaving the entry out) when the writer reaches it.
+    pub fn deferred(&mut self, path: &str, deferred: Arc<dyn Deferred>, owner: Owner, mode: u32) -> &mut Self {
+        self.insert(path, owner, mode, Content::Deferred(deferred));
+        self
+    }
+
     /// A symbolic link at `path` pointing at `target` (kept as given).
     pub fn symlink(&mut self, path: &str, target: &str, owner: Owner) -> &mut Self {
         self.insert(path, owner, 0o777, Content::Symlink(target.to_string()));
@@ -237,6 +254,14 @@ impl LayerBuilder {
                 }
                 finish(tar, header, pax, io::empty()).map_err(write_err)
             }
+            Content::Deferred(deferred) => match deferred.wait().map_err(write_err)? {
+                Some(bytes) => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    set_size(&mut header, &mut pax, bytes.len() as u64);
+                    finish(tar, header, pax, bytes.as_slice()).map_err(write_err)
+                }
+                None => Ok(()),
+            },
             Content::Bytes(bytes) => {
                 header.set_entry_type(tar::EntryType::Regular);
                 set_size(&mut header, &mut pax, bytes.len() as u64);

@@ -35,7 +35,7 @@ pub use digest::{Digest, DigestParseError, Hasher, HashingWriter};
 pub use error::{Error, causes};
 pub use image::{BlobLocation, Image, Layer};
 pub use index::Index;
-pub use layer::{EntrySource, LayerBlob, LayerBuilder, LayerCompression, Owner};
+pub use layer::{Deferred, EntrySource, LayerBlob, LayerBuilder, LayerCompression, Owner};
 pub use manifest::{Descriptor, IndexView, ManifestView, Platform, PlatformParseError};
 pub use media::Format;
 pub use store::BlobStore;

@@ -81,6 +81,14 @@ pub fn merge(scans: impl IntoIterator<Item = LayerScan>) -> BTreeMap<String, Nod
 /// Reads one layer (on disk): its whiteouts, opaque directories and the
 /// paths `want` asks for.
 pub fn scan_layer(layer: &Layer, want: &impl Fn(&str) -> Want) -> Result<LayerScan, Error> {
+    let mut scans = scan_layer_each(layer, &[want as &dyn Fn(&str) -> Want])?;
+    Ok(scans.pop().unwrap_or_default())
+}
+
+/// [`scan_layer`] for several scans in one pass over the layer: one
+/// [`LayerScan`] per entry of `wants`, each exactly what a scan of its own
+/// would give.
+pub fn scan_layer_each(layer: &Layer, wants: &[&dyn Fn(&str) -> Want]) -> Result<Vec<LayerScan>, Error> {
     let what = format!("reading layer {}", layer.descriptor.digest);
     let err = |e: std::io::Error| Error::io(what.clone(), e);
     let mut reader = BufReader::with_capacity(1 << 20, File::open(layer.path()?).map_err(err)?);
@@ -90,7 +98,7 @@ pub fn scan_layer(layer: &Layer, want: &impl Fn(&str) -> Want) -> Result<LayerSc
         [0x28, 0xb5, 0x2f, 0xfd] => Box::new(zstd::stream::read::Decoder::with_buffer(reader).map_err(err)?),
         _ => Box::new(reader),
     };
-    let mut scanned = LayerScan::default();
+    let mut scans: Vec<LayerScan> = wants.iter().map(|_| LayerScan::default()).collect();
     let mut archive = tar::Archive::new(stream);
     for entry in archive.entries().map_err(err)? {
         let mut entry = entry.map_err(err)?;
@@ -98,15 +106,16 @@ pub fn scan_layer(layer: &Layer, want: &impl Fn(&str) -> Want) -> Result<LayerSc
         let path = path.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/').to_string();
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
         if name == ".wh..wh..opq" {
-            scanned.opaque.push(dir.to_string());
+            scans.iter_mut().for_each(|s| s.opaque.push(dir.to_string()));
             continue;
         }
         if let Some(hidden) = name.strip_prefix(".wh.") {
-            scanned.removed.push(if dir.is_empty() { hidden.to_string() } else { format!("{dir}/{hidden}") });
+            let removed = if dir.is_empty() { hidden.to_string() } else { format!("{dir}/{hidden}") };
+            scans.iter_mut().for_each(|s| s.removed.push(removed.clone()));
             continue;
         }
-        let wanted = want(&path);
-        if wanted == Want::Skip {
+        let wanted: Vec<Want> = wants.iter().map(|w| w(&path)).collect();
+        if wanted.iter().all(|w| *w == Want::Skip) {
             continue;
         }
         let link = |e: &tar::Entry<'_, Box<dyn Read>>| {
@@ -117,7 +126,7 @@ pub fn scan_layer(layer: &Layer, want: &impl Fn(&str) -> Want) -> Result<LayerSc
             tar::EntryType::Symlink => Node::Symlink(link(&entry)),
             tar::EntryType::Link => Node::Hardlink(link(&entry).trim_start_matches('/').to_string()),
             t if t.is_file() => {
-                if wanted == Want::Content {
+                if wanted.contains(&Want::Content) {
                     let mut bytes = Vec::new();
                     entry.read_to_end(&mut bytes).map_err(err)?;
                     Node::File(Some(bytes))
@@ -127,9 +136,16 @@ pub fn scan_layer(layer: &Layer, want: &impl Fn(&str) -> Want) -> Result<LayerSc
             }
             _ => continue,
         };
-        scanned.added.push((path, node));
+        for (scan, want) in scans.iter_mut().zip(&wanted) {
+            let node = match (&node, want) {
+                (_, Want::Skip) => continue,
+                (Node::File(Some(_)), Want::Exists) => Node::File(None),
+                _ => node.clone(),
+            };
+            scan.added.push((path.clone(), node));
+        }
     }
-    Ok(scanned)
+    Ok(scans)
 }
 
 /// The content of `path` in `scanned`, following links within it in every

@@ -24,27 +24,34 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
 
 use crate::Error;
 
 /// The driver, run with `-c`: a header frame (`sys.version`, the cache tag),
-/// then for each request (path, source) one status byte and one frame: the
-/// `.pyc` bytes, or why the source does not compile. Frames are a 4-byte
-/// little-endian length and the bytes.
+/// then for each request (path, the source's recorded mtime as 4 bytes,
+/// source) one status byte and one frame: the `.pyc` bytes, or why the source
+/// does not compile. Frames are a 4-byte little-endian length and the bytes.
+/// It imports nothing from the standard library beyond what starts the
+/// interpreter (the timestamp writer comes from the frozen importlib), and
+/// turns the cyclic garbage collector off: compiling makes no cycles worth
+/// collecting, and a compile pass over a large tree spends a tenth of its time
+/// in collections otherwise.
 const DRIVER: &str = r#"
-import sys
-from importlib._bootstrap_external import _code_to_timestamp_pyc
+import sys, gc
+from _frozen_importlib_external import _code_to_timestamp_pyc
+gc.disable()
 inp, out = sys.stdin.buffer, sys.stdout.buffer
 def frame(b):
     out.write(len(b).to_bytes(4, "little")); out.write(b)
 frame((sys.version + "\n" + str(sys.implementation.cache_tag)).encode())
 out.flush()
-mtime = int(sys.argv[1]) & 0xFFFFFFFF
 while True:
     n = int.from_bytes(inp.read(4), "little")
     if n == 0:
         break
     path = inp.read(n).decode()
+    mtime = int.from_bytes(inp.read(4), "little")
     src = inp.read(int.from_bytes(inp.read(4), "little"))
     try:
         code = compile(src, path, "exec", dont_inherit=True, optimize=0)
@@ -55,9 +62,18 @@ while True:
     out.flush()
 "#;
 
+/// The kind of `.pyc` and the driver's version, in every cache key of a
+/// layer with bytecode: bumped when the same sources would compile to other
+/// bytes (v2: the garbage collector off, and sources taken in `.pyc` order).
+pub const FORMAT: &str = "timestamp-v2";
+
 /// How many interpreters compile side by side. Fixed, not the number of
 /// cores: which process compiles which file must not depend on the machine.
 const PROCESSES: usize = 2;
+
+/// How many `.pyc` files may wait, compiled, for the layer writer to take
+/// them, so that a large tree's bytecode is never all in memory.
+const WINDOW: usize = 64;
 
 /// A command that runs a CPython, and where it may write.
 #[derive(Debug, Clone)]
@@ -94,7 +110,14 @@ pub enum Compiled {
 }
 
 /// A CPython ready to compile, with what it said about itself.
-#[derive(Debug, Clone)]
+///
+/// Its driver processes are started ahead of the first compile (by
+/// [`Compiler::new`], or once [`Ready::set`] says the interpreter's files are
+/// in place), so that their start-up overlaps the rest of the build. Each
+/// compile takes fresh processes: a driver that compiled one layer is never
+/// used for another, so a layer's bytes never depend on what was compiled
+/// before it in the same run.
+#[derive(Clone)]
 pub struct Compiler {
     interpreter: Interpreter,
     /// Its `sys.version`.
@@ -103,6 +126,59 @@ pub struct Compiler {
     pub cache_tag: String,
     /// True when the kernel confines it (Landlock).
     pub confined: bool,
+    started: Arc<Started>,
+}
+
+impl std::fmt::Debug for Compiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiler")
+            .field("interpreter", &self.interpreter)
+            .field("version", &self.version)
+            .field("cache_tag", &self.cache_tag)
+            .field("confined", &self.confined)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Drivers started ahead, and whether the interpreter's files are in place.
+struct Started {
+    workers: Mutex<Vec<Worker>>,
+    /// None while the files are still being put in place.
+    ready: Mutex<Option<Result<(), String>>>,
+    changed: Condvar,
+}
+
+/// Says when a [`Compiler::pending`] compiler's files are in place.
+pub struct Ready {
+    started: Arc<Started>,
+    interpreter: Interpreter,
+}
+
+impl Ready {
+    /// The interpreter's files are in place (`Ok`), or cannot be (`Err`,
+    /// why): compiles waiting for them go on, and drivers start.
+    pub fn set(self, result: Result<(), String>) {
+        if result.is_ok() {
+            let spawned: Vec<Worker> = (0..PROCESSES).filter_map(|_| Worker::spawn(&self.interpreter).ok()).collect();
+            lock(&self.started.workers).extend(spawned);
+        }
+        *lock(&self.started.ready) = Some(result);
+        self.started.changed.notify_all();
+    }
+}
+
+impl Drop for Ready {
+    fn drop(&mut self) {
+        let mut ready = lock(&self.started.ready);
+        if ready.is_none() {
+            *ready = Some(Err("its files were never put in place".into()));
+            self.started.changed.notify_all();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Interpreter {
@@ -129,11 +205,59 @@ fn run_error(interpreter: &Interpreter, why: impl std::fmt::Display) -> Error {
     Error::Target(format!("the interpreter for bytecode ({}) cannot be used: {why}", interpreter.origin))
 }
 
-/// One running driver.
+/// One running driver; its header is read when it is first used.
 struct Worker {
     child: Child,
-    stdin: ChildStdin,
+    stdin: Option<ChildStdin>,
     stdout: ChildStdout,
+    /// What it said of itself, once read.
+    header: Option<(String, String)>,
+}
+
+impl Worker {
+    fn spawn(interpreter: &Interpreter) -> Result<Worker, Error> {
+        let mut cmd = interpreter.command(DRIVER);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| run_error(interpreter, e))?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        Ok(Worker { child, stdin: Some(stdin), stdout, header: None })
+    }
+
+    /// Its `sys.version` and cache tag; if it died instead, the last line it
+    /// wrote on stderr.
+    fn header(&mut self, interpreter: &Interpreter) -> Result<(String, String), Error> {
+        if let Some(header) = &self.header {
+            return Ok(header.clone());
+        }
+        match read_frame(&mut self.stdout) {
+            Ok(header) => {
+                let text = String::from_utf8_lossy(&header).into_owned();
+                let (version, tag) = text.rsplit_once('\n').unwrap_or((text.as_str(), ""));
+                let header = (version.to_string(), tag.to_string());
+                self.header = Some(header.clone());
+                Ok(header)
+            }
+            Err(_) => {
+                self.stdin = None;
+                let mut stderr = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut stderr);
+                }
+                let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("it exited");
+                Err(run_error(interpreter, last.trim()))
+            }
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // End of input ends the driver; one never used is stopped.
+        self.stdin = None;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn read_frame(stdout: &mut ChildStdout) -> std::io::Result<Vec<u8>> {
@@ -151,20 +275,38 @@ fn write_frame(stdin: &mut ChildStdin, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 impl Compiler {
-    /// Starts `interpreter` once, to learn its version and cache tag.
+    fn with(interpreter: Interpreter, version: String, cache_tag: String, ready: Option<Result<(), String>>) -> Self {
+        let started =
+            Arc::new(Started { workers: Mutex::new(Vec::new()), ready: Mutex::new(ready), changed: Condvar::new() });
+        Compiler { confined: sandbox::available(), interpreter, version, cache_tag, started }
+    }
+
+    /// Starts `interpreter`'s drivers, to learn its version and cache tag;
+    /// they stay up for the first compile.
     pub fn new(interpreter: Interpreter) -> Result<Compiler, Error> {
-        let (worker, header) = Compiler::spawn(&interpreter, 0)?;
-        drop(worker.stdin);
-        let _ = worker.child.wait_with_output();
-        let (version, cache_tag) = header;
-        Ok(Compiler { confined: sandbox::available(), interpreter, version, cache_tag })
+        let mut workers = (0..PROCESSES).map(|_| Worker::spawn(&interpreter)).collect::<Result<Vec<_>, _>>()?;
+        let mut headers = workers.iter_mut().map(|w| w.header(&interpreter)).collect::<Result<Vec<_>, _>>()?;
+        let (version, cache_tag) = headers.swap_remove(0);
+        let compiler = Compiler::with(interpreter, version, cache_tag, Some(Ok(())));
+        lock(&compiler.started.workers).extend(workers);
+        Ok(compiler)
     }
 
     /// A compiler whose version and cache tag are known already (from an
-    /// earlier [`Compiler::new`] of the same interpreter files), so that no
-    /// process is started until there is something to compile.
+    /// earlier [`Compiler::new`] of the same interpreter files). Its drivers
+    /// start now, so that they are up by the time there is something to compile.
     pub fn known(interpreter: Interpreter, version: String, cache_tag: String) -> Compiler {
-        Compiler { confined: sandbox::available(), interpreter, version, cache_tag }
+        let (compiler, ready) = Compiler::pending(interpreter, version, cache_tag);
+        ready.set(Ok(()));
+        compiler
+    }
+
+    /// Like [`Compiler::known`], for an interpreter whose files are still
+    /// being put in place: compiles wait until [`Ready::set`] is called.
+    pub fn pending(interpreter: Interpreter, version: String, cache_tag: String) -> (Compiler, Ready) {
+        let compiler = Compiler::with(interpreter, version, cache_tag, None);
+        let ready = Ready { started: compiler.started.clone(), interpreter: compiler.interpreter.clone() };
+        (compiler, ready)
     }
 
     /// Where the interpreter came from.
@@ -172,41 +314,47 @@ impl Compiler {
         &self.interpreter.origin
     }
 
-    fn spawn(interpreter: &Interpreter, epoch: u64) -> Result<(Worker, (String, String)), Error> {
-        let mut cmd = interpreter.command(DRIVER);
-        cmd.arg(epoch.to_string()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| run_error(interpreter, e))?;
-        let stdin = child.stdin.take().expect("piped");
-        let mut stdout = child.stdout.take().expect("piped");
-        let header = match read_frame(&mut stdout) {
-            Ok(h) => h,
-            Err(_) => {
-                let out = child.wait_with_output().map_err(|e| run_error(interpreter, e))?;
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("it exited");
-                return Err(run_error(interpreter, last.trim()));
+    /// Waits until the interpreter's files are in place.
+    fn wait_ready(&self) -> Result<(), Error> {
+        let mut ready = lock(&self.started.ready);
+        loop {
+            match &*ready {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(why)) => return Err(run_error(&self.interpreter, why)),
+                None => ready = self.started.changed.wait(ready).unwrap_or_else(std::sync::PoisonError::into_inner),
             }
+        }
+    }
+
+    /// A driver: one started ahead, else a new one; its header checked.
+    fn worker(&self) -> Result<Worker, Error> {
+        let pooled = lock(&self.started.workers).pop();
+        let mut worker = match pooled {
+            Some(w) => w,
+            None => Worker::spawn(&self.interpreter)?,
         };
-        let text = String::from_utf8_lossy(&header).into_owned();
-        let (version, tag) = text.rsplit_once('\n').unwrap_or((text.as_str(), ""));
-        Ok((Worker { child, stdin, stdout }, (version.to_string(), tag.to_string())))
+        let (version, _) = worker.header(&self.interpreter)?;
+        if !self.version.is_empty() && version != self.version {
+            return Err(run_error(&self.interpreter, format!("it is now {version}, not {}", self.version)));
+        }
+        Ok(worker)
     }
 
     /// Compiles `sources`, in order, every `.pyc` recording `epoch` as its
     /// source's modification time. The result is in the same order.
     pub fn compile(&self, sources: &[Source], epoch: u64) -> Result<Vec<Compiled>, Error> {
         let paths: Vec<String> = sources.iter().map(|s| s.path.clone()).collect();
-        let out = std::sync::Mutex::new(vec![None; sources.len()]);
+        let out = Mutex::new(vec![None; sources.len()]);
         self.compile_with(
             &paths,
             |i| Ok(sources[i].bytes.clone()),
             |i, compiled| {
-                out.lock().expect("no compile thread panics holding it")[i] = Some(compiled);
+                lock(&out)[i] = Some(compiled);
                 Ok(())
             },
             epoch,
         )?;
-        let out = out.into_inner().expect("no compile thread panics holding it");
+        let out = out.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(out.into_iter().map(|c| c.expect("every source has a result")).collect())
     }
 
@@ -220,12 +368,17 @@ impl Compiler {
         R: Fn(usize) -> Result<Vec<u8>, Error> + Sync,
         E: Fn(usize, Compiled) -> Result<(), Error> + Sync,
     {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        self.wait_ready()?;
+        let mtime = (epoch & 0xFFFF_FFFF) as u32;
         let workers = PROCESSES.min(paths.len());
         let results: Vec<Result<(), Error>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|k| {
                     let (read, emit) = (&read, &emit);
-                    scope.spawn(move || self.compile_share(paths, k, read, emit, epoch))
+                    scope.spawn(move || self.compile_share(paths, k, read, emit, mtime))
                 })
                 .collect();
             handles
@@ -236,18 +389,20 @@ impl Compiler {
         results.into_iter().collect()
     }
 
-    fn compile_share<R, E>(&self, paths: &[String], k: usize, read: &R, emit: &E, epoch: u64) -> Result<(), Error>
+    fn compile_share<R, E>(&self, paths: &[String], k: usize, read: &R, emit: &E, mtime: u32) -> Result<(), Error>
     where
         R: Fn(usize) -> Result<Vec<u8>, Error> + Sync,
         E: Fn(usize, Compiled) -> Result<(), Error> + Sync,
     {
-        let (mut worker, _) = Compiler::spawn(&self.interpreter, epoch)?;
+        let mut worker = self.worker()?;
         let broken = |e: std::io::Error| run_error(&self.interpreter, format!("it stopped answering ({e})"));
+        let mut stdin = worker.stdin.take().expect("a fresh worker has its input");
         for (i, path) in paths.iter().enumerate().skip(k).step_by(PROCESSES) {
             let source = read(i)?;
-            write_frame(&mut worker.stdin, path.as_bytes()).map_err(broken)?;
-            write_frame(&mut worker.stdin, &source).map_err(broken)?;
-            worker.stdin.flush().map_err(broken)?;
+            write_frame(&mut stdin, path.as_bytes()).map_err(broken)?;
+            stdin.write_all(&mtime.to_le_bytes()).map_err(broken)?;
+            write_frame(&mut stdin, &source).map_err(broken)?;
+            stdin.flush().map_err(broken)?;
             drop(source);
             let mut status = [0u8; 1];
             worker.stdout.read_exact(&mut status).map_err(broken)?;
@@ -260,8 +415,8 @@ impl Compiler {
                 },
             )?;
         }
-        worker.stdin.write_all(&0u32.to_le_bytes()).map_err(broken)?;
-        drop(worker.stdin);
+        stdin.write_all(&0u32.to_le_bytes()).map_err(broken)?;
+        drop(stdin);
         let _ = worker.child.wait();
         Ok(())
     }
@@ -276,60 +431,170 @@ pub struct Outcome {
     pub skipped: Vec<String>,
 }
 
-/// Compiles the sources at `paths` (absolute paths in the image; `read`
-/// gives each one's bytes when it is compiled) and adds each `.pyc`, with its
-/// `__pycache__` directory, to `layer`, owned by `owner`. The `.pyc` files
-/// wait in a directory of the compiler's scratch directory, which must
-/// outlive the layer's writing, so that none is held in memory.
-pub fn add_to_layer<R>(
+/// The `.pyc` files of one layer as they are compiled, handed to the layer
+/// writer in its order and at most [`WINDOW`] ahead of it.
+struct Slots {
+    state: Mutex<SlotState>,
+    changed: Condvar,
+}
+
+struct SlotState {
+    /// Per `.pyc`, in the layer's order: its bytes once compiled (`None`
+    /// inside when it was skipped), taken by the writer.
+    results: Vec<Option<Option<Vec<u8>>>>,
+    /// How many the writer has taken.
+    taken: usize,
+    /// Why compiling stopped, if it failed.
+    failed: Option<String>,
+    /// The writer is done (or gave up): compiling stops.
+    closed: bool,
+}
+
+impl Slots {
+    /// Blocks until `i` may be compiled (the writer is close enough behind).
+    fn turn(&self, i: usize) -> Result<(), Error> {
+        let mut s = lock(&self.state);
+        while i >= s.taken + WINDOW && !s.closed {
+            s = self.changed.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        if s.closed { Err(Error::Target("the layer was finished without this bytecode".into())) } else { Ok(()) }
+    }
+
+    fn put(&self, i: usize, pyc: Option<Vec<u8>>) {
+        lock(&self.state).results[i] = Some(pyc);
+        self.changed.notify_all();
+    }
+
+    fn fail(&self, why: String) {
+        lock(&self.state).failed.get_or_insert(why);
+        self.changed.notify_all();
+    }
+
+    fn close(&self) {
+        lock(&self.state).closed = true;
+        self.changed.notify_all();
+    }
+}
+
+/// One `.pyc` entry of a layer, written when it has been compiled.
+#[derive(Debug)]
+struct PendingPyc {
+    slots: Arc<Slots>,
+    index: usize,
+}
+
+impl std::fmt::Debug for Slots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Slots")
+    }
+}
+
+impl oxbuild_image::Deferred for PendingPyc {
+    fn wait(&self) -> std::io::Result<Option<Vec<u8>>> {
+        let mut s = lock(&self.slots.state);
+        loop {
+            if let Some(result) = s.results[self.index].take() {
+                s.taken = s.taken.max(self.index + 1);
+                drop(s);
+                self.slots.changed.notify_all();
+                return Ok(result);
+            }
+            if let Some(why) = &s.failed {
+                return Err(std::io::Error::other(why.clone()));
+            }
+            if s.taken > self.index {
+                return Err(std::io::Error::other("a .pyc was written twice"));
+            }
+            s = self.slots.changed.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+}
+
+/// Adds the `.pyc` of each source at `paths` (absolute paths in the image;
+/// `read` gives each one's bytes when it is compiled) to `layer`, owned by
+/// `owner`, and runs `write` on the layer while they are compiled: the writer
+/// takes each `.pyc` as its turn comes, so compiling and compressing overlap.
+/// Sources are compiled in the order of their `.pyc` paths, which is the
+/// layer's order. A source that does not compile leaves no `.pyc` (and a
+/// warning); a `__pycache__` whose every source failed stays, empty.
+#[allow(clippy::too_many_arguments)]
+pub fn write_with<T, W, R, E>(
     layer: &mut oxbuild_image::LayerBuilder,
     paths: &[String],
     read: R,
     compiler: &Compiler,
     epoch: u64,
     owner: oxbuild_image::Owner,
-) -> Result<Outcome, Error>
+    write: W,
+) -> Result<(T, Outcome), E>
 where
     R: Fn(usize) -> Result<Vec<u8>, Error> + Sync,
+    W: FnOnce(&oxbuild_image::LayerBuilder) -> Result<T, E>,
+    E: From<Error>,
 {
-    let scratch = &compiler.interpreter.scratch;
-    let dir = tempfile::Builder::new()
-        .prefix("pyc-")
-        .tempdir_in(scratch)
-        .map_err(|e| Error::Target(format!("creating a directory in {}: {e}", scratch.display())))?
-        .keep();
-    let skipped = std::sync::Mutex::new(Vec::new());
-    compiler.compile_with(
-        paths,
-        read,
-        |i, compiled| {
-            match compiled {
-                Compiled::Pyc(bytes) => std::fs::write(dir.join(format!("{i}.pyc")), bytes)
-                    .map_err(|e| Error::Target(format!("writing bytecode into {}: {e}", dir.display())))?,
-                Compiled::Skipped(why) => skipped.lock().expect("no compile thread panics holding it").push((i, why)),
-            }
-            Ok(())
-        },
-        epoch,
-    )?;
-    let mut skipped = skipped.into_inner().expect("no compile thread panics holding it");
-    skipped.sort();
-    let mut outcome = Outcome::default();
-    for (i, path) in paths.iter().enumerate() {
-        let file = dir.join(format!("{i}.pyc"));
-        if !file.exists() {
-            continue;
-        }
-        let Some(pyc) = pyc_path(path.trim_start_matches('/'), &compiler.cache_tag) else { continue };
+    let mut order: Vec<(String, usize)> = paths
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| pyc_path(p.trim_start_matches('/'), &compiler.cache_tag).map(|pyc| (pyc, i)))
+        .collect();
+    order.sort();
+    let slots = Arc::new(Slots {
+        state: Mutex::new(SlotState { results: vec![None; order.len()], taken: 0, failed: None, closed: false }),
+        changed: Condvar::new(),
+    });
+    for (k, (pyc, _)) in order.iter().enumerate() {
         if let Some((parent, _)) = pyc.rsplit_once('/') {
             layer.dir(parent, owner, 0o755);
         }
-        layer.file(&pyc, &file, owner, 0o644);
-        outcome.compiled += 1;
+        layer.deferred(pyc, Arc::new(PendingPyc { slots: slots.clone(), index: k }), owner, 0o644);
     }
-    outcome.skipped =
-        skipped.into_iter().map(|(i, why)| format!("{} was not byte-compiled: {why}", paths[i])).collect();
-    Ok(outcome)
+    let sorted: Vec<String> = order.iter().map(|(_, i)| paths[*i].clone()).collect();
+    let skipped = Mutex::new(Vec::new());
+    let (written, compiled) = std::thread::scope(|scope| {
+        let compiling = scope.spawn(|| {
+            let result = compiler.compile_with(
+                &sorted,
+                |k| {
+                    slots.turn(k)?;
+                    read(order[k].1)
+                },
+                |k, compiled| {
+                    match compiled {
+                        Compiled::Pyc(bytes) => slots.put(k, Some(bytes)),
+                        Compiled::Skipped(why) => {
+                            lock(&skipped).push((order[k].1, why));
+                            slots.put(k, None);
+                        }
+                    }
+                    Ok(())
+                },
+                epoch,
+            );
+            if let Err(e) = &result {
+                slots.fail(e.to_string());
+            }
+            result
+        });
+        let written = write(layer);
+        // A compile that failed before the writer stopped explains a write
+        // that failed waiting for it; after, it only stopped because of it.
+        let compile_failed_first = lock(&slots.state).failed.is_some();
+        slots.close();
+        let compiled = compiling.join().unwrap_or_else(|_| Err(Error::Target("a compile thread panicked".into())));
+        (written.map_err(|e| (e, compile_failed_first)), compiled)
+    });
+    let written = match (written, compiled) {
+        (Err((_, true)), Err(e)) | (Ok(_), Err(e)) => return Err(e.into()),
+        (Err((e, _)), _) => return Err(e),
+        (Ok(w), Ok(())) => w,
+    };
+    let mut skipped = skipped.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    skipped.sort();
+    let outcome = Outcome {
+        compiled: order.len() - skipped.len(),
+        skipped: skipped.into_iter().map(|(i, why)| format!("{} was not byte-compiled: {why}", paths[i])).collect(),
+    };
+    Ok((written, outcome))
 }
 
 /// Where the `.pyc` of `py` (a path ending in `.py`) goes: `dir/__pycache__/name.TAG.pyc`.

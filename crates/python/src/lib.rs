@@ -449,7 +449,20 @@ pub fn dependency_layer(
             wheel::Content::Entry(entry) => layer.source(&path, entry, Owner::ROOT, mode),
         };
     }
-    let outcome = match bytecode {
+    // The wheels' files are inflated into the layer as it is written; a file
+    // that does not match its RECORD is a package error, not an I/O one.
+    let write = |layer: &LayerBuilder| {
+        layer.write(store, compression).map_err(|e| match &e {
+            oxbuild_image::Error::Io { source, .. } => {
+                match source.get_ref().and_then(|inner| inner.downcast_ref::<wheel::Corrupt>()) {
+                    Some(corrupt) => Error::Package(corrupt.0.clone()),
+                    None => e.into(),
+                }
+            }
+            _ => e.into(),
+        })
+    };
+    let (blob, outcome) = match bytecode {
         Some(compiler) => {
             let paths: Vec<String> = sources.iter().map(|(path, _)| path.clone()).collect();
             let read = |i: usize| match &sources[i].1 {
@@ -460,21 +473,11 @@ pub fn dependency_layer(
                     Ok(buf)
                 }
             };
-            bytecode::add_to_layer(&mut layer, &paths, read, compiler, epoch, Owner::ROOT)?
+            // Compiled while the layer is written, each .pyc taken in its turn.
+            bytecode::write_with(&mut layer, &paths, read, compiler, epoch, Owner::ROOT, write)?
         }
-        None => bytecode::Outcome::default(),
+        None => (write(&layer)?, bytecode::Outcome::default()),
     };
-    // The wheels' files are inflated into the layer as it is written; a file
-    // that does not match its RECORD is a package error, not an I/O one.
-    let blob = layer.write(store, compression).map_err(|e| match &e {
-        oxbuild_image::Error::Io { source, .. } => {
-            match source.get_ref().and_then(|inner| inner.downcast_ref::<wheel::Corrupt>()) {
-                Some(corrupt) => Error::Package(corrupt.0.clone()),
-                None => e.into(),
-            }
-        }
-        _ => e.into(),
-    })?;
     Ok((blob, outcome))
 }
 
@@ -639,7 +642,7 @@ pub fn plan(settings: &Settings, target: &Target, epoch: u64) -> Result<Planned,
     }
     if let Some(compiler) = &settings.bytecode {
         // Bytecode depends on the exact interpreter build, not just X.Y.Z.
-        key = hex::encode(Sha256::digest(format!("{key}\nbytecode=timestamp {}", compiler.version)));
+        key = hex::encode(Sha256::digest(format!("{key}\nbytecode={} {}", bytecode::FORMAT, compiler.version)));
     }
     Ok(Planned { reqs, pins, all, key, compression: settings.compression })
 }
