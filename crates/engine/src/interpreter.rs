@@ -46,7 +46,7 @@ const BUILD_KIT_FORMAT: &str = "interpreter-build-kit-v2";
 /// What a kit is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Use {
-    /// Compiling bytecode: the interpreter and the few modules that start it.
+    /// Compiling bytecode: the interpreter, its libraries and its codecs.
     Compile,
     /// Building sdists: the whole standard library, its extension modules
     /// and the libraries they load (a backend imports far more than
@@ -129,12 +129,13 @@ fn kit_want(path: &str, interpreter: &str, minor: u32, purpose: Use) -> Want {
             let unused = STDLIB_UNUSED.iter().any(|p| rest.starts_with(p)) || rest.contains("__pycache__/");
             return if unused { Want::Skip } else { Want::Content };
         }
-        // Enough of the standard library to start and to compile: its
-        // top-level modules and the packages startup imports.
-        let top = !rest.contains('/') && rest.ends_with(".py");
-        let package =
-            ["encodings/", "importlib/", "collections/"].iter().any(|p| rest.starts_with(p)) && rest.ends_with(".py");
-        return if top || package { Want::Content } else { Want::Skip };
+        // Enough of the standard library to start and to compile: the
+        // codecs (startup imports `encodings`, and a source may declare
+        // any encoding). From 3.11 the rest of what starts it is frozen
+        // into the interpreter; before, its top-level modules are read.
+        let codecs = rest.starts_with("encodings/") && rest.ends_with(".py");
+        let top = minor < 11 && !rest.contains('/') && rest.ends_with(".py");
+        return if codecs || top { Want::Content } else { Want::Skip };
     }
     // A build kit's extension modules load more (OpenSSL, libffi, ...):
     // every library is read, and `needed_closure` keeps what is loaded.
@@ -309,7 +310,9 @@ async fn kit(
                 KitFile::Bytes(bytes) => layer.bytes(path, bytes.to_vec(), Owner::ROOT, 0o755),
             };
         }
-        layer.write(&store, LayerCompression::Gzip).map(Some).map_err(|e| Error::new(Kind::Output, e))
+        // zstd: a fresh runner unpacks it while it compiles, and zstd
+        // inflates several times faster than gzip.
+        layer.write(&store, LayerCompression::Zstd).map(Some).map_err(|e| Error::new(Kind::Output, e))
     })
     .await
     .map_err(task)??;
@@ -352,7 +355,14 @@ fn write_kit(files: &[(&String, KitFile<'_>)], root: &Path) -> std::io::Result<S
 /// Unpacks the kit layer at `blob` under `root`; returns its listing.
 fn unpack(blob: &Path, root: &Path) -> std::io::Result<String> {
     let mut listed = String::new();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(blob)?));
+    let mut file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(blob)?);
+    let zstd = std::io::BufRead::fill_buf(&mut file)?.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
+    let stream: Box<dyn std::io::Read> = if zstd {
+        Box::new(zstd::stream::read::Decoder::with_buffer(file)?)
+    } else {
+        Box::new(flate2::read::GzDecoder::new(file))
+    };
+    let mut archive = tar::Archive::new(stream);
     // Unpacked now, for the cache's least-recently-used order (the kit's
     // own times are all 1970).
     archive.set_preserve_mtime(false);
