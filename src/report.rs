@@ -85,8 +85,8 @@ pub struct Reporter {
 }
 
 /// When `OXBUILD_TIMINGS` is set, every progress line starts with the
-/// milliseconds since the command started: a profiling aid, documented in
-/// docs/troubleshooting.md.
+/// milliseconds since the command started: a profiling aid (the README's
+/// "Other environment").
 pub fn stamp() -> String {
     static START: std::sync::OnceLock<Option<std::time::Instant>> = std::sync::OnceLock::new();
     match START.get_or_init(|| std::env::var_os("OXBUILD_TIMINGS").map(|_| std::time::Instant::now())) {

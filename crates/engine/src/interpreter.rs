@@ -603,18 +603,26 @@ struct Probe {
     libraries: Vec<String>,
 }
 
-/// The compiler of a kit's `interpreter`: started from what its probe says,
-/// or run now to learn its version (which is then kept with the kit, in the
-/// cache and, for a kit made here, in the cache repository).
+/// The compiler of a kit's `interpreter`: described by its probe (its
+/// drivers started now when it is to `compile`), or run now to learn its
+/// version (which is then kept with the kit, in the cache and, for a kit
+/// made here, in the cache repository).
 async fn compiler_of(
     interpreter: Interpreter,
     kit: Kit,
     started: (String, Vec<String>),
     cache_repo: Option<&crate::cache_repo::CacheRepo>,
     services: &Services,
+    compile: bool,
 ) -> Result<Compiler, Error> {
     if let Some(p) = kit.probe {
-        let Some(unpacking) = kit.unpacking else { return Ok(Compiler::known(interpreter, p.version, p.cache_tag)) };
+        let Some(unpacking) = kit.unpacking else {
+            return Ok(if compile {
+                Compiler::known(interpreter, p.version, p.cache_tag)
+            } else {
+                Compiler::described(interpreter, p.version, p.cache_tag)
+            });
+        };
         let (compiler, ready) = Compiler::pending(interpreter, p.version, p.cache_tag);
         tokio::spawn(async move {
             let unpacked = match unpacking.await {
@@ -673,17 +681,19 @@ pub async fn provision(
         .map_err(|e| Error::new(Kind::Output, format!("creating a directory in {}: {e}", tmp.display())))?;
     let mut why = Vec::new();
     match from_base(base, target, cache_repo, scratch.path(), services, Use::Compile).await? {
-        Some((interpreter, kit, started)) => match compiler_of(interpreter, kit, started, cache_repo, services).await {
-            // Another member of a multi-platform base must be the same Python.
-            Ok(compiler) if !same_version(&compiler, target) => why.push(format!(
-                "{} is Python {}, not the base's {}",
-                compiler.origin(),
-                compiler.version.split_whitespace().next().unwrap_or(""),
-                target.full_version
-            )),
-            Ok(compiler) => return Ok(Ok(Provisioned { compiler, _scratch: scratch })),
-            Err(e) => why.push(e.to_string()),
-        },
+        Some((interpreter, kit, started)) => {
+            match compiler_of(interpreter, kit, started, cache_repo, services, true).await {
+                // Another member of a multi-platform base must be the same Python.
+                Ok(compiler) if !same_version(&compiler, target) => why.push(format!(
+                    "{} is Python {}, not the base's {}",
+                    compiler.origin(),
+                    compiler.version.split_whitespace().next().unwrap_or(""),
+                    target.full_version
+                )),
+                Ok(compiler) => return Ok(Ok(Provisioned { compiler, _scratch: scratch })),
+                Err(e) => why.push(e.to_string()),
+            }
+        }
         None => why.push(format!(
             "the base is {} and this runner {} cannot run its interpreter",
             base.platform,
@@ -721,7 +731,7 @@ impl BaseBuilder {
             .map_err(|e| Error::new(Kind::Output, format!("creating a directory in {}: {e}", tmp.display())))?;
         let found = from_base(&self.base, target, None, scratch.path(), &self.services, Use::Build).await?;
         let Some((interpreter, kit, started)) = found else { return Ok(None) };
-        let compiler = match compiler_of(interpreter.clone(), kit, started, None, &self.services).await {
+        let compiler = match compiler_of(interpreter.clone(), kit, started, None, &self.services, false).await {
             Ok(c) if same_version(&c, target) => c,
             Ok(_) => return Ok(None),
             Err(e) => {

@@ -228,6 +228,43 @@ mod tests {
     }
 
     #[test]
+    /// Two scans in one pass are each what a pass of its own gives:
+    /// whiteouts and opaque directories in both, content only where asked.
+    fn one_pass_gives_each_scan_what_its_own_pass_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let low = layer(&store, |b| {
+            b.bytes("etc/passwd", b"root".to_vec(), Owner::ROOT, 0o644)
+                .bytes("usr/lib/libc.so.6", b"libc".to_vec(), Owner::ROOT, 0o755)
+                .bytes("usr/lib/old.so", b"old".to_vec(), Owner::ROOT, 0o755)
+                .symlink("lib", "usr/lib", Owner::ROOT);
+        });
+        let high = layer(&store, |b| {
+            b.bytes("usr/lib/.wh.old.so", Vec::new(), Owner::ROOT, 0o644).bytes(
+                "usr/bin/python3.11",
+                b"ELF".to_vec(),
+                Owner::ROOT,
+                0o755,
+            );
+        });
+        let first = |p: &str| if p.starts_with("etc/") { Want::Content } else { Want::Exists };
+        let second = |p: &str| if p.starts_with("usr/") { Want::Content } else { Want::Skip };
+        let layers = [low, high];
+        let wants: [&dyn Fn(&str) -> Want; 2] = [&first, &second];
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for l in &layers {
+            let mut each = scan_layer_each(l, &wants).unwrap();
+            b.push(each.pop().unwrap());
+            a.push(each.pop().unwrap());
+        }
+        assert_eq!(merge(a), scan(&layers, first).unwrap());
+        assert_eq!(merge(b), scan(&layers, second).unwrap());
+        let alone = scan(&layers, first).unwrap();
+        assert_eq!(alone.get("usr/bin/python3.11"), Some(&Node::File(None)));
+        assert!(!alone.contains_key("usr/lib/old.so"));
+    }
+
+    #[test]
     fn upper_layers_win_and_whiteouts_remove() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();

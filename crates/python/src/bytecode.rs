@@ -301,6 +301,12 @@ impl Compiler {
         compiler
     }
 
+    /// Like [`Compiler::known`], but its drivers start only when it first
+    /// compiles: for a caller that may only want to know what it is.
+    pub fn described(interpreter: Interpreter, version: String, cache_tag: String) -> Compiler {
+        Compiler::with(interpreter, version, cache_tag, Some(Ok(())))
+    }
+
     /// Like [`Compiler::known`], for an interpreter whose files are still
     /// being put in place: compiles wait until [`Ready::set`] is called.
     pub fn pending(interpreter: Interpreter, version: String, cache_tag: String) -> (Compiler, Ready) {
@@ -751,5 +757,73 @@ print(attempt(lambda: socket.create_connection(("127.0.0.1", 1), timeout=2)))
         // The same input gives the same bytes.
         assert_eq!(c.compile(&sources, 1_700_000_000).unwrap(), out);
         assert!(c.cache_tag.starts_with("cpython-"), "{}", c.cache_tag);
+    }
+
+    /// The layer's writer takes each `.pyc` as it is compiled, in the
+    /// layer's order, with more sources than the window holds: every source
+    /// that compiles has its `.pyc` right after its `__pycache__`, the one that
+    /// does not has none and a warning, and the bytes are those of a plain
+    /// compile.
+    #[test]
+    fn a_layer_is_written_while_its_sources_compile() {
+        let Some(c) = host() else { return };
+        let mut paths: Vec<String> = (0..(WINDOW * 3)).map(|i| format!("/app/pkg{}/m{i}.py", i % 7)).collect();
+        paths.push("/app/pkg0/py2.py".into());
+        paths.push("/app/Upper.py".into());
+        let source = |i: usize| -> Vec<u8> {
+            if paths[i].ends_with("py2.py") { b"print 'hello'\n".to_vec() } else { format!("X = {i}\n").into_bytes() }
+        };
+        let store = oxbuild_image::BlobStore::open(tempfile::tempdir().unwrap().keep()).unwrap();
+        let mut layer = oxbuild_image::LayerBuilder::new(1_700_000_000, oxbuild_image::Owner::ROOT);
+        let (blob, outcome) = write_with(
+            &mut layer,
+            &paths,
+            |i| Ok(source(i)),
+            &c,
+            1_700_000_000,
+            oxbuild_image::Owner::ROOT,
+            |l| l.write(&store, oxbuild_image::LayerCompression::Gzip).map_err(Error::from),
+        )
+        .unwrap();
+        assert_eq!(outcome.compiled, paths.len() - 1);
+        assert_eq!(outcome.skipped.len(), 1, "{:?}", outcome.skipped);
+        assert!(outcome.skipped[0].starts_with("/app/pkg0/py2.py was not byte-compiled: SyntaxError"));
+        let file = std::fs::File::open(&blob.path).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut names = Vec::new();
+        let mut pycs = std::collections::BTreeMap::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".pyc") {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+                pycs.insert(name.clone(), bytes);
+            }
+            names.push(name);
+        }
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "the layer is in path order");
+        assert_eq!(pycs.len(), paths.len() - 1);
+        assert!(!pycs.keys().any(|p| p.contains("py2.")), "{:?}", pycs.keys());
+        let one = |p: &str| pyc_path(p.trim_start_matches('/'), &c.cache_tag).unwrap();
+        assert!(pycs.contains_key(&one("/app/Upper.py")));
+        // The same bytes a compile of each source alone gives: nothing depends
+        // on the window or on which driver took which source.
+        let alone = c.compile(&[Source { path: paths[5].clone(), bytes: source(5) }], 1_700_000_000).unwrap();
+        assert_eq!(alone[0], Compiled::Pyc(pycs[&one(&paths[5])].clone()));
+    }
+
+    /// A compiler whose files never arrive fails its compile with the reason
+    /// instead of waiting forever.
+    #[test]
+    fn a_compile_waiting_for_files_that_never_come_fails_with_why() {
+        let scratch = tempfile::tempdir().unwrap();
+        let Some(python) = host_interpreter(scratch.path()) else { return };
+        let (c, ready) = Compiler::pending(python, "3.11".into(), "cpython-311".into());
+        ready.set(Err("the kit could not be unpacked: disk full".into()));
+        let e = c.compile(&[Source { path: "/app/a.py".into(), bytes: b"X = 1\n".to_vec() }], 0).unwrap_err();
+        assert!(e.to_string().contains("disk full"), "{e}");
     }
 }
