@@ -17,6 +17,29 @@ use crate::{Error, Kind, Request, Services, cache_repo};
 /// A base's root filesystem, as far as the build reads it.
 pub type Scan = BTreeMap<String, Node>;
 
+/// What an interpreter kit needs of a base's files, kept by the base's scan,
+/// with the lock of that kit, held from before the scan until the kit is
+/// made from them: another platform of the same run that borrows this
+/// base's interpreter waits for it instead of reading the layers again.
+pub struct Captured {
+    /// The files (see `interpreter::any_kit_want`).
+    pub files: Scan,
+    guard: std::sync::Mutex<Option<tokio::sync::OwnedMutexGuard<()>>>,
+}
+
+impl Captured {
+    /// The kit's lock, to hold while the kit is made (once).
+    pub(crate) fn take_guard(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        self.guard.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+}
+
+impl std::fmt::Debug for Captured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Captured({} paths)", self.files.len())
+    }
+}
+
 /// The base as the build uses it.
 #[derive(Debug, Clone)]
 pub struct Base {
@@ -38,7 +61,7 @@ pub struct Base {
     /// What an interpreter kit needs of its files (see
     /// `interpreter::any_kit_want`), when this run read its layers and was
     /// asked to: the kit is then made without reading them again.
-    pub kit: Option<std::sync::Arc<Scan>>,
+    pub kit: Option<std::sync::Arc<Captured>>,
 }
 
 /// The platform an image config declares, if it declares one.
@@ -90,7 +113,7 @@ async fn scan(
     request: &Request,
     services: &Services,
     kit: bool,
-) -> Result<(Image, Scan, Option<std::sync::Arc<Scan>>), Error> {
+) -> Result<(Image, Scan, Option<std::sync::Arc<Captured>>), Error> {
     let key = oxbuild_build::scan_key(image).hex().to_string();
     if let Some(found) = services.cache.get::<Scan>(Bucket::Scans, &key) {
         return Ok((image.clone(), found, None));
@@ -101,6 +124,11 @@ async fn scan(
         let _ = services.cache.put(Bucket::Scans, &key, &found);
         return Ok((image.clone(), found, None));
     }
+    // Held until the kit is made from what this scan keeps for it.
+    let guard = match kit {
+        true => Some(services.kit_lock(&crate::interpreter::kit_key(image)).lock_owned().await),
+        false => None,
+    };
     let (image, found, kit) = fetch_and_scan(image, location, services, kit).await?;
     let found = oxbuild_build::finish_scan(found);
     // A cache that cannot be written only costs the next build a rescan.
@@ -108,7 +136,8 @@ async fn scan(
     if let Some(repo) = &request.cache_repo {
         cache_repo::store_scan(&image, &found, repo, services).await;
     }
-    Ok((image, found, kit.map(std::sync::Arc::new)))
+    let kit = kit.map(|files| std::sync::Arc::new(Captured { files, guard: std::sync::Mutex::new(guard) }));
+    Ok((image, found, kit))
 }
 
 /// Fetches the base's layers and reads each as soon as it is on disk, so

@@ -193,6 +193,12 @@ struct Kit {
     made: Option<oxbuild_image::LayerBlob>,
 }
 
+/// The cache key of the compile kit of `image`: its layers decide which
+/// interpreter it has.
+pub(crate) fn kit_key(image: &oxbuild_image::Image) -> String {
+    format!("{KIT_FORMAT}-{}", oxbuild_build::scan_key(image).hex())
+}
+
 /// Where the kit with cache key `key` is unpacked.
 fn kit_dir(key: &str, services: &Services) -> Result<PathBuf, Error> {
     Ok(services
@@ -210,10 +216,18 @@ async fn kit(
     cache_repo: Option<&crate::cache_repo::CacheRepo>,
     services: &Services,
     purpose: Use,
-    captured: Option<std::sync::Arc<crate::base::Scan>>,
+    captured: Option<std::sync::Arc<crate::base::Captured>>,
 ) -> Result<Kit, Error> {
-    let format = if purpose == Use::Build { BUILD_KIT_FORMAT } else { KIT_FORMAT };
-    let key = format!("{format}-{}-{}", oxbuild_build::scan_key(image).hex(), target.minor);
+    let key = match purpose {
+        Use::Compile => kit_key(image),
+        Use::Build => format!("{BUILD_KIT_FORMAT}-{}", oxbuild_build::scan_key(image).hex()),
+    };
+    let captured = captured.filter(|_| purpose == Use::Compile);
+    // One build of this run makes the kit; the others wait and use it.
+    let _made_once = match captured.as_ref().and_then(|c| c.take_guard()) {
+        Some(held) => held,
+        None => services.kit_lock(&key).lock_owned().await,
+    };
     let dir = kit_dir(&key, services)?;
     // A build kit is large, and a fleet shares the wheels built with it.
     let cache_repo = cache_repo.filter(|_| purpose == Use::Compile);
@@ -250,10 +264,10 @@ async fn kit(
         unpacking.await.map_err(task)??;
         return Ok(kit(None, None, None));
     }
-    let files: crate::base::Scan = match captured.filter(|_| purpose == Use::Compile) {
-        Some(files) => {
+    let files: crate::base::Scan = match captured {
+        Some(captured) => {
             let want = kit_wants(target.interpreter.trim_start_matches('/'), target.minor, purpose);
-            files.iter().filter(|(p, _)| want(p) != Want::Skip).map(|(p, n)| (p.clone(), n.clone())).collect()
+            captured.files.iter().filter(|(p, _)| want(p) != Want::Skip).map(|(p, n)| (p.clone(), n.clone())).collect()
         }
         None => {
             services.events.step(if purpose == Use::Build {
@@ -667,6 +681,14 @@ fn same_version(compiler: &Compiler, target: &Target) -> bool {
     }
 }
 
+/// `compiler`, sharing its bytecode with the run's other platforms, if any.
+fn shared(compiler: Compiler, services: &Services) -> Compiler {
+    match &services.bytecode {
+        Some(memo) => compiler.sharing(memo.clone()),
+        None => compiler,
+    }
+}
+
 /// The compiler for `target`, or why there is none.
 pub async fn provision(
     base: &Base,
@@ -690,7 +712,7 @@ pub async fn provision(
                     compiler.version.split_whitespace().next().unwrap_or(""),
                     target.full_version
                 )),
-                Ok(compiler) => return Ok(Ok(Provisioned { compiler, _scratch: scratch })),
+                Ok(compiler) => return Ok(Ok(Provisioned { compiler: shared(compiler, services), _scratch: scratch })),
                 Err(e) => why.push(e.to_string()),
             }
         }
@@ -701,7 +723,7 @@ pub async fn provision(
         )),
     }
     match from_path(target, scratch.path()) {
-        Ok(Some(compiler)) => Ok(Ok(Provisioned { compiler, _scratch: scratch })),
+        Ok(Some(compiler)) => Ok(Ok(Provisioned { compiler: shared(compiler, services), _scratch: scratch })),
         Ok(None) => Ok(Err(why.join("; "))),
         Err(e) => {
             why.push(e);

@@ -87,13 +87,25 @@ pub struct Services {
     pub store: BlobStore,
     /// Progress.
     pub events: Arc<dyn Events>,
+    /// Bytecode compiled in this run, shared by the platforms of a
+    /// multi-platform build (see [`platforms::assemble_all`]).
+    pub bytecode: Option<Arc<oxbuild_python::bytecode::Memo>>,
+    /// One lock per interpreter kit, so that the builds of one run make
+    /// each kit once (see `interpreter`).
+    kit_locks: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl Services {
     /// Services over `client` and `cache`.
     pub fn new(client: Client, cache: Cache, events: Arc<dyn Events>) -> Result<Services, Error> {
         let store = cache.blobs()?;
-        Ok(Services { client, cache, store, events })
+        Ok(Services { client, cache, store, events, bytecode: None, kit_locks: Default::default() })
+    }
+
+    /// The lock of the interpreter kit with cache key `key`.
+    pub(crate) fn kit_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.kit_locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks.entry(key.to_string()).or_default().clone()
     }
 
     /// The shared HTTP client.

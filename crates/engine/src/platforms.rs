@@ -46,6 +46,10 @@ pub async fn assemble_all(
     test_on: Option<&Platform>,
     services: &Services,
 ) -> Result<Vec<Assembled>, Failed> {
+    // Bytecode does not depend on the CPU: what one platform compiles, the
+    // others take.
+    let shared = Services { bytecode: Some(Default::default()), ..services.clone() };
+    let services = if platforms.len() > 1 { &shared } else { services };
     let builds = platforms.iter().map(|p| {
         let mut request = request.clone();
         request.platform = Some(p.clone());

@@ -127,6 +127,8 @@ pub struct Compiler {
     /// True when the kernel confines it (Landlock).
     pub confined: bool,
     started: Arc<Started>,
+    /// Shared with the other platforms of a multi-platform build.
+    memo: Option<Arc<Memo>>,
 }
 
 impl std::fmt::Debug for Compiler {
@@ -278,7 +280,7 @@ impl Compiler {
     fn with(interpreter: Interpreter, version: String, cache_tag: String, ready: Option<Result<(), String>>) -> Self {
         let started =
             Arc::new(Started { workers: Mutex::new(Vec::new()), ready: Mutex::new(ready), changed: Condvar::new() });
-        Compiler { confined: sandbox::available(), interpreter, version, cache_tag, started }
+        Compiler { confined: sandbox::available(), interpreter, version, cache_tag, started, memo: None }
     }
 
     /// Starts `interpreter`'s drivers, to learn its version and cache tag;
@@ -313,6 +315,13 @@ impl Compiler {
         let compiler = Compiler::with(interpreter, version, cache_tag, None);
         let ready = Ready { started: compiler.started.clone(), interpreter: compiler.interpreter.clone() };
         (compiler, ready)
+    }
+
+    /// This compiler, sharing what it compiles with the other compilers of
+    /// `memo` (the platforms of one multi-platform build).
+    pub fn sharing(mut self, memo: Arc<Memo>) -> Compiler {
+        self.memo = Some(memo);
+        self
     }
 
     /// Where the interpreter came from.
@@ -395,6 +404,19 @@ impl Compiler {
         results.into_iter().collect()
     }
 
+    /// What a source's `.pyc` depends on, for [`Memo`].
+    fn memo_key(&self, path: &str, mtime: u32, source: &[u8]) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        for part in [self.version.as_bytes(), self.cache_tag.as_bytes(), path.as_bytes()] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        h.update(mtime.to_le_bytes());
+        h.update(source);
+        h.finalize().into()
+    }
+
     fn compile_share<R, E>(&self, paths: &[String], k: usize, read: &R, emit: &E, mtime: u32) -> Result<(), Error>
     where
         R: Fn(usize) -> Result<Vec<u8>, Error> + Sync,
@@ -405,6 +427,16 @@ impl Compiler {
         let mut stdin = worker.stdin.take().expect("a fresh worker has its input");
         for (i, path) in paths.iter().enumerate().skip(k).step_by(PROCESSES) {
             let source = read(i)?;
+            let claim = match &self.memo {
+                Some(memo) => match memo.claim(self.memo_key(path, mtime, &source)) {
+                    Ok(done) => {
+                        emit(i, done)?;
+                        continue;
+                    }
+                    Err(claim) => Some(claim),
+                },
+                None => None,
+            };
             write_frame(&mut stdin, path.as_bytes()).map_err(broken)?;
             stdin.write_all(&mtime.to_le_bytes()).map_err(broken)?;
             write_frame(&mut stdin, &source).map_err(broken)?;
@@ -413,18 +445,97 @@ impl Compiler {
             let mut status = [0u8; 1];
             worker.stdout.read_exact(&mut status).map_err(broken)?;
             let payload = read_frame(&mut worker.stdout).map_err(broken)?;
-            emit(
-                i,
-                match status[0] {
-                    0 => Compiled::Pyc(payload),
-                    _ => Compiled::Skipped(String::from_utf8_lossy(&payload).into_owned()),
-                },
-            )?;
+            let compiled = match status[0] {
+                0 => Compiled::Pyc(payload),
+                _ => Compiled::Skipped(String::from_utf8_lossy(&payload).into_owned()),
+            };
+            if let Some(Claim(slot)) = &claim {
+                slot.fill(Some(compiled.clone()));
+            }
+            emit(i, compiled)?;
         }
         stdin.write_all(&0u32.to_le_bytes()).map_err(broken)?;
         drop(stdin);
         let _ = worker.child.wait();
         Ok(())
+    }
+}
+
+/// `.pyc` files compiled in one run, shared by the images of a
+/// multi-platform build: bytecode does not depend on the CPU, so a source
+/// one platform compiled (or is compiling) is not compiled again for another.
+/// Keyed by everything the bytes depend on: the interpreter's version and
+/// cache tag, the recorded mtime, the path and the source.
+#[derive(Default)]
+pub struct Memo {
+    done: Mutex<std::collections::HashMap<[u8; 32], Arc<MemoSlot>>>,
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memo")
+    }
+}
+
+/// One source's result: `None` while it is being compiled; `Some(None)`
+/// when the one compiling it gave up (its driver failed), so that a waiter
+/// compiles it itself.
+#[derive(Default)]
+struct MemoSlot {
+    result: Mutex<Option<Option<Compiled>>>,
+    changed: Condvar,
+}
+
+impl MemoSlot {
+    fn fill(&self, result: Option<Compiled>) {
+        *lock(&self.result) = Some(result);
+        self.changed.notify_all();
+    }
+
+    fn wait(&self) -> Option<Compiled> {
+        let mut r = lock(&self.result);
+        loop {
+            if let Some(result) = &*r {
+                return result.clone();
+            }
+            r = self.changed.wait(r).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+}
+
+/// Fills a claimed slot as given up unless it was filled: a driver that
+/// fails never leaves another platform waiting.
+struct Claim(Arc<MemoSlot>);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut r = lock(&self.0.result);
+        if r.is_none() {
+            *r = Some(None);
+            self.0.changed.notify_all();
+        }
+    }
+}
+
+impl Memo {
+    /// The result for `key` (waiting while another compiles it), or a claim
+    /// to compile it, filled by the caller.
+    fn claim(&self, key: [u8; 32]) -> Result<Compiled, Claim> {
+        let (slot, mine) = {
+            let mut done = lock(&self.done);
+            match done.get(&key) {
+                Some(slot) => (slot.clone(), false),
+                None => {
+                    let slot = Arc::new(MemoSlot::default());
+                    done.insert(key, slot.clone());
+                    (slot, true)
+                }
+            }
+        };
+        if !mine && let Some(result) = slot.wait() {
+            return Ok(result);
+        }
+        Err(Claim(slot))
     }
 }
 
