@@ -119,7 +119,12 @@ async fn scan(
         return Ok((image.clone(), found, None));
     }
     if let Some(repo) = &request.cache_repo
-        && let Some(found) = cache_repo::scan(image, repo, services).await
+        && let (Some(found), ()) = tokio::join!(
+            cache_repo::scan(image, repo, services),
+            // The kit that compiles with this base's interpreter comes from
+            // the cache repository too: asked for at the same time.
+            crate::interpreter::prefetch(image, kit, repo, services),
+        )
     {
         let _ = services.cache.put(Bucket::Scans, &key, &found);
         return Ok((image.clone(), found, None));

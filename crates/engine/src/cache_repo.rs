@@ -51,13 +51,12 @@ pub fn kit_tag(key: &str) -> String {
     format!("kit-v{FORMAT}-{}", oxbuild_image::Digest::of(key.as_bytes()).hex())
 }
 
-/// The kit with cache key `key`, fetched into the store, if the repository
-/// has it, with the probe of its interpreter kept beside it (null if none).
-pub async fn kit(
-    key: &str,
-    repo: &CacheRepo,
-    services: &Services,
-) -> Option<(std::path::PathBuf, Option<serde_json::Value>)> {
+/// A kit found in the cache repository: its layer in the store, and the
+/// probe of its interpreter kept beside it, if any.
+pub type FoundKit = (std::path::PathBuf, Option<serde_json::Value>);
+
+/// The kit with cache key `key`, fetched into the store, if the repository has it.
+pub async fn kit(key: &str, repo: &CacheRepo, services: &Services) -> Option<FoundKit> {
     let tagged = repo.reference.with_tag(&kit_tag(key));
     let (image, config) = open(repo, &tagged, KIT, services).await?;
     if config["oxbuild"]["key"].as_str() != Some(key) {

@@ -199,6 +199,23 @@ pub(crate) fn kit_key(image: &oxbuild_image::Image) -> String {
     format!("{KIT_FORMAT}-{}", oxbuild_build::scan_key(image).hex())
 }
 
+/// Asks the cache repository for the compile kit of `image` (when `wanted`
+/// and not in the local cache), so that it arrives while the base's scan is
+/// read; [`kit`] takes what was found.
+pub(crate) async fn prefetch(
+    image: &oxbuild_image::Image,
+    wanted: bool,
+    repo: &crate::cache_repo::CacheRepo,
+    services: &Services,
+) {
+    let key = kit_key(image);
+    if !wanted || services.cache.get::<KitRecord>(Bucket::Interpreters, &key).is_some() {
+        return;
+    }
+    let found = crate::cache_repo::kit(&key, repo, services).await;
+    services.keep_prefetched_kit(&key, found);
+}
+
 /// Where the kit with cache key `key` is unpacked.
 fn kit_dir(key: &str, services: &Services) -> Result<PathBuf, Error> {
     Ok(services
@@ -245,9 +262,12 @@ async fn kit(
         }
     }
     let tmp = services.cache.bucket(Bucket::Tmp)?;
-    if let Some(repo) = cache_repo
-        && let Some((blob, probe)) = crate::cache_repo::kit(&key, repo, services).await
-    {
+    let found = match (cache_repo, services.prefetched_kit(&key)) {
+        (Some(_), Some(found)) => found,
+        (Some(repo), None) => crate::cache_repo::kit(&key, repo, services).await,
+        (None, _) => None,
+    };
+    if let Some((blob, probe)) = found {
         let probe: Option<Probe> = probe.and_then(|p| serde_json::from_value(p).ok());
         let _ = services.cache.put(Bucket::Interpreters, &key, &KitRecord { probe: probe.clone() });
         let (into, unpacking_tmp) = (dir.clone(), tmp.clone());

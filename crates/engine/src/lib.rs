@@ -93,13 +93,34 @@ pub struct Services {
     /// One lock per interpreter kit, so that the builds of one run make
     /// each kit once (see `interpreter`).
     kit_locks: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Kits asked of the cache repository ahead of need, by cache key.
+    prefetched_kits: Arc<std::sync::Mutex<std::collections::HashMap<String, Option<cache_repo::FoundKit>>>>,
 }
 
 impl Services {
     /// Services over `client` and `cache`.
     pub fn new(client: Client, cache: Cache, events: Arc<dyn Events>) -> Result<Services, Error> {
         let store = cache.blobs()?;
-        Ok(Services { client, cache, store, events, bytecode: None, kit_locks: Default::default() })
+        Ok(Services {
+            client,
+            cache,
+            store,
+            events,
+            bytecode: None,
+            kit_locks: Default::default(),
+            prefetched_kits: Default::default(),
+        })
+    }
+
+    /// What asking the cache repository for the kit with cache key `key`
+    /// found, when it was asked ahead of need.
+    pub(crate) fn prefetched_kit(&self, key: &str) -> Option<Option<cache_repo::FoundKit>> {
+        self.prefetched_kits.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key)
+    }
+
+    /// Keeps what asking the cache repository for a kit found.
+    pub(crate) fn keep_prefetched_kit(&self, key: &str, found: Option<cache_repo::FoundKit>) {
+        self.prefetched_kits.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key.to_string(), found);
     }
 
     /// The lock of the interpreter kit with cache key `key`.
