@@ -28,7 +28,7 @@ fn a_push_survives_a_proxy_that_fails_one_request_in_ten() {
 #[test]
 fn a_corrupted_blob_is_a_digest_error_and_never_enters_the_cache() {
     let registry = Registry::start();
-    registry.seed("python:3.11");
+    let seeded = registry.seed("python:3.11");
     let proxy = Proxy::start(registry.host(), Fault::CorruptBlobs);
     let ws = Workspace::new();
     let base = format!("{}/python:3.11", proxy.host());
@@ -38,16 +38,23 @@ fn a_corrupted_blob_is_a_digest_error_and_never_enters_the_cache() {
     assert!(stderr.contains("digest mismatch"), "{stderr}");
     assert!(proxy.injected() >= 1);
     let blobs = ws.bucket("blobs");
-    let mut stored = Vec::new();
-    for dir in [blobs.clone(), blobs.join("sha256")] {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_file() {
-                stored.push(entry.path());
-            }
-        }
+    let files = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().unwrap().is_file())
+            .map(|e| e.path())
+            .collect()
+    };
+    assert!(files(&blobs).is_empty(), "no partial download is left: {:?}", files(&blobs));
+    // What is kept (the base's config, which came through whole) is exactly
+    // what its name says; the corrupted layer is not there.
+    for path in files(&blobs.join("sha256")) {
+        let sha = oxbuild_image::Digest::of(&std::fs::read(&path).unwrap()).hex().to_string();
+        assert_eq!(path.file_name().unwrap().to_string_lossy(), sha, "a stored blob is what its name says");
     }
-    assert!(stored.is_empty(), "nothing may be cached from a corrupt download: {stored:?}");
+    let layer = registry.skopeo_inspect(&seeded, false)["Layers"][0].as_str().unwrap().to_string();
+    assert!(!blobs.join("sha256").join(&layer["sha256:".len()..]).exists(), "the corrupt layer is not kept");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use crate::{Error, Opened, Target};
 /// Reads `r` without fetching its layers: they stay in the registry until a
 /// write or a build needs them.
 pub(crate) async fn open(target: &Target<'_>, r: &Reference, platform: &Platform) -> Result<Opened, Error> {
-    let pulled = oxbuild_registry::open(target.client, r, platform).await.map_err(|e| {
+    let pulled = oxbuild_registry::open_cached(target.client, r, platform, target.store).await.map_err(|e| {
         let hint = match e {
             oxbuild_registry::Error::NotFound { .. } => {
                 "; check the reference (for a base: [image] base in oxbuild.toml, or --base)"

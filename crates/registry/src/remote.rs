@@ -57,10 +57,44 @@ pub async fn resolve(client: &Client, r: &Reference, platform: &Platform) -> Res
 /// Reads `r` for `platform` without fetching any layer: manifest and config
 /// (verified), with layers left in the registry ([`BlobLocation::Registry`]).
 pub async fn open(client: &Client, r: &Reference, platform: &Platform) -> Result<Pulled, Error> {
+    open_with(client, r, platform, None).await
+}
+
+/// [`open`], taking the image's config from `store` when it is there (a
+/// config is named by its digest, so a base whose manifest has not changed
+/// has it already) and keeping it there when it had to be fetched: a rebuild
+/// asks the registry for the manifest only.
+pub async fn open_cached(
+    client: &Client,
+    r: &Reference,
+    platform: &Platform,
+    store: &BlobStore,
+) -> Result<Pulled, Error> {
+    open_with(client, r, platform, Some(store)).await
+}
+
+async fn open_with(
+    client: &Client,
+    r: &Reference,
+    platform: &Platform,
+    store: Option<&BlobStore>,
+) -> Result<Pulled, Error> {
     let (manifest, resolved) = resolve(client, r, platform).await?;
     let view: ManifestView = serde_json::from_slice(&manifest)
         .map_err(|e| Error::Invalid(format!("the manifest of {r} is not valid: {e}")))?;
-    let config = client.get_blob_bytes(&resolved, &view.config).await?;
+    let kept =
+        store.filter(|s| s.contains(&view.config.digest)).and_then(|s| std::fs::read(s.path(&view.config.digest)).ok());
+    let config = match kept {
+        Some(config) => config,
+        None => {
+            let config = client.get_blob_bytes(&resolved, &view.config).await?;
+            // Kept only as the bytes its digest names (insert_bytes hashes them).
+            if let Some(store) = store {
+                let _ = store.insert_bytes(&config);
+            }
+            config
+        }
+    };
     let location =
         BlobLocation::Registry { registry: resolved.registry.clone(), repository: resolved.repository.clone() };
     let layers = view.layers.into_iter().map(|descriptor| Layer { descriptor, location: location.clone() }).collect();
