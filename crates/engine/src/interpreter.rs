@@ -273,7 +273,8 @@ async fn kit(
         let (into, unpacking_tmp) = (dir.clone(), tmp.clone());
         let unpacking = tokio::task::spawn_blocking(move || {
             put_in_place(&into, &unpacking_tmp, |root| unpack(&blob, root)).map_err(|e| {
-                Error::new(Kind::Output, format!("unpacking the base's interpreter: {}", oxbuild_image::causes(&e)))
+                let why = oxbuild_image::causes(&e);
+                Error::new(Kind::Output, format!("unpacking the base's interpreter into {}: {why}", into.display()))
             })
         });
         // With its version known, compiling waits for the files only when
@@ -332,7 +333,8 @@ async fn kit(
             })
             .collect();
         put_in_place(&into, &tmp, |root| write_kit(&kept, root)).map_err(|e| {
-            Error::new(Kind::Output, format!("putting the base's interpreter in place: {}", oxbuild_image::causes(&e)))
+            let why = oxbuild_image::causes(&e);
+            Error::new(Kind::Output, format!("putting the base's interpreter in place in {}: {why}", into.display()))
         })?;
         if !layer_wanted {
             return Ok(None);
