@@ -2,7 +2,8 @@
 //! indexes and token services alike (as uv's `uv-client` is for uv).
 //!
 //! It owns what all of them need and none should set up on its own:
-//! - TLS with rustls, the system roots, and extra CA certificates (`--ca-file`);
+//! - TLS with rustls, the system roots (read at the first handshake, see
+//!   `tls`), and extra CA certificates (`--ca-file`);
 //! - proxies from `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`
 //!   (read by reqwest, as curl reads them), or given explicitly;
 //! - connect and read timeouts, so that a stalled transfer is dropped and retried;
@@ -20,6 +21,7 @@
 
 mod proxy;
 mod retry;
+mod tls;
 
 use std::time::Duration;
 
@@ -88,9 +90,12 @@ impl Client {
             .user_agent(concat!("oxbuild/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(opts.connect_timeout)
             .read_timeout(opts.read_timeout);
-        if let Some(pem) = &opts.ca_pem {
-            builder = builder.tls_certs_merge(ca_certificates(pem)?);
-        }
+        let extra_roots = match &opts.ca_pem {
+            Some(pem) => ca_certificates(pem)?,
+            None => Vec::new(),
+        };
+        let tls = tls::client_config(extra_roots).map_err(|e| Error(format!("cannot set up TLS: {e}")))?;
+        builder = builder.tls_backend_preconfigured(tls);
         builder = opts.proxy.apply(builder)?;
         let http = builder.build().map_err(|e| Error(format!("cannot set up the HTTP client: {}", describe(&e))))?;
         Ok(Client { http, retry: opts.retry })
@@ -118,8 +123,11 @@ impl Client {
 }
 
 /// The certificates of a CA file (PEM), or why it holds none.
-pub fn ca_certificates(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, Error> {
-    let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| Error(format!("not PEM certificates: {e}")))?;
+pub fn ca_certificates(pem: &[u8]) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, Error> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error(format!("not PEM certificates: {e}")))?;
     // A file with no certificate in it would otherwise trust nothing more
     // and fail later with a confusing TLS error.
     if certs.is_empty() {
