@@ -92,6 +92,49 @@ fn a_second_push_uploads_nothing_and_another_repository_gets_only_mounts_by_the_
 }
 
 #[test]
+fn a_push_asks_about_each_blob_once_and_small_new_blobs_go_up_without_asking() {
+    let registry = Registry::start();
+    let base = registry.seed("python:3.11");
+    let ws = Workspace::new();
+    let target = registry.reference("team/asks:v1");
+    let push = ["build", "-q", "--base", &base, "--push", "--tag", &target];
+    let heads = |log: &str, digest: &str| log.matches(&format!("\"HEAD /v2/team/asks/blobs/{digest} ")).count();
+    let blobs = |report: &serde_json::Value| {
+        let mut all: Vec<String> =
+            report["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_string()).collect();
+        all.push(report["config"].as_str().unwrap().to_string());
+        all
+    };
+
+    // A fresh cache has seen none of the app's blobs anywhere: the small
+    // ones (user layer, app layer, config) go up without a HEAD; the base
+    // layer is asked about, then mounted from where the base came from.
+    let report = build_json(ws.oxbuild().args(push).arg(ws.app()));
+    let first = registry.log();
+    let all = blobs(&report);
+    let base_layer = &all[0];
+    assert_eq!(heads(&first, base_layer), 1, "{first}");
+    for small in &all[1..] {
+        assert_eq!(heads(&first, small), 0, "{small} was never seen, so it went up without asking:\n{first}");
+    }
+    // The artifacts (SBOMs, provenance) share the empty config: asked about once.
+    let empty_config = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    assert!(heads(&first, empty_config) <= 1, "{first}");
+    registry.pull_and_verify(&target, &ws.tmp.path().join("first"));
+
+    // The same image again: every blob was seen in team/asks, so each is
+    // asked about (once) and none goes up.
+    let again = build_json(ws.oxbuild().args(push).arg(ws.app()));
+    assert_eq!(again["digest"], report["digest"]);
+    let log = registry.log();
+    let second = &log[first.len()..];
+    for blob in &all {
+        assert_eq!(heads(second, blob), 1, "{blob}:\n{second}");
+    }
+    assert_eq!(again["push"][0]["report"]["blobs_uploaded"], 0, "{again}");
+}
+
+#[test]
 fn progress_is_one_plain_line_per_blob_moved_and_nothing_when_quiet() {
     let registry = Registry::start();
     let base = registry.seed("python:3.11");

@@ -24,7 +24,8 @@ impl Client {
         self.retrying(|| self.fetch_blob_once(repo, desc, store)).await
     }
 
-    /// True when `repo` has the blob.
+    /// True when `repo` has the blob. The registry is asked once per run: a
+    /// blob this run has seen there (asked about, uploaded, mounted) is there.
     pub async fn blob_exists(&self, repo: &Reference, digest: &Digest) -> Result<bool, Error> {
         self.retrying(|| self.blob_exists_once(repo, digest)).await
     }
@@ -78,6 +79,9 @@ impl Client {
     }
 
     async fn blob_exists_once(&self, repo: &Reference, digest: &Digest) -> Result<bool, Error> {
+        if self.seen_in(digest, repo) {
+            return Ok(true);
+        }
         let url = format!("{}blobs/{digest}", self.repo_url(repo).await);
         let what = format!("checking blob {digest} in {}", repo.name());
         match self.send(&repo.registry, &push_scope(repo), &what, |http| Ok(http.head(&url))).await {

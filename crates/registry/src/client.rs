@@ -60,6 +60,11 @@ pub struct Client {
     pub(crate) token_fetch: Arc<Mutex<HashMap<TokenKey, Arc<tokio::sync::Mutex<()>>>>>,
     credentials: Arc<Mutex<HashMap<String, Option<Found>>>>,
     pub(crate) schemes: Arc<Mutex<HashMap<String, &'static str>>>,
+    /// Blobs this run saw in a repository (`registry/repository`, digest):
+    /// asked about, uploaded or mounted. A push asks the registry about each
+    /// only once per run (artifacts share their empty config, platforms share
+    /// layers).
+    present: Arc<Mutex<std::collections::HashSet<(String, oxbuild_image::Digest)>>>,
 }
 
 impl Client {
@@ -78,6 +83,7 @@ impl Client {
             token_fetch: Arc::default(),
             credentials: Arc::default(),
             schemes: Arc::default(),
+            present: Arc::default(),
         })
     }
 
@@ -135,8 +141,23 @@ impl Client {
             .collect()
     }
 
-    /// Notes that `repo` holds `digest`, for later pushes to mount.
+    /// Whether this run has seen `repo` hold `digest`.
+    pub(crate) fn seen_in(&self, digest: &oxbuild_image::Digest, repo: &Reference) -> bool {
+        self.present.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&(repo.name(), digest.clone()))
+    }
+
+    /// True when this machine has a record of where blobs were seen and it
+    /// never saw `digest` in any repository.
+    pub(crate) fn never_seen(&self, digest: &oxbuild_image::Digest) -> bool {
+        let Some(locations) = &self.opts.blob_locations else { return false };
+        locations.repositories(digest).is_empty()
+            && !self.present.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().any(|(_, d)| d == digest)
+    }
+
+    /// Notes that `repo` holds `digest`, for the rest of this run and for
+    /// later pushes to mount.
     pub(crate) fn remember_holder(&self, digest: &oxbuild_image::Digest, repo: &Reference) {
+        self.present.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert((repo.name(), digest.clone()));
         if let Some(locations) = &self.opts.blob_locations {
             locations.remember(digest, &repo.name());
         }

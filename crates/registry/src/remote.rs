@@ -16,6 +16,10 @@ use crate::{Client, Error, Event, Reference};
 /// How many blobs move at once.
 const CONCURRENCY: usize = 4;
 
+/// The largest blob uploaded without asking the registry first, when no
+/// repository was ever seen holding it (see [`push`]).
+const SMALL_NEW_BLOB: u64 = 1 << 20;
+
 /// An image pulled from a registry.
 #[derive(Debug, Clone)]
 pub struct Pulled {
@@ -188,6 +192,10 @@ impl MountSource {
 /// present, mounting from a [`MountSource`] on the same registry that holds it), and
 /// only then the manifest, under each of `tags`, or by digest when there is none.
 /// A failure before the manifest leaves no tag pointing at missing blobs.
+///
+/// With a record of where blobs were seen (`ClientOptions::blob_locations`),
+/// a small blob that no repository was ever seen holding is uploaded without
+/// asking the registry first: a rebuild's new config and app layer, its SBOMs.
 pub async fn push(
     client: &Client,
     image: &Image,
@@ -211,7 +219,20 @@ pub async fn push(
             async move {
                 let done =
                     |outcome| client.emit(Event::Finish { digest: desc.digest.clone(), size: desc.size, outcome });
-                if client.blob_exists(target, &desc.digest).await? {
+                // A small blob that no repository was ever seen holding (a
+                // new config, an SBOM) goes up without asking first: the
+                // answer would be "no" nearly always, and an upload of a blob
+                // the registry has is harmless.
+                let unheard_of = desc.size <= SMALL_NEW_BLOB
+                    && matches!(body, BlobBody::Bytes(_) | BlobBody::File(_))
+                    && mount_from.iter().all(|s| !s.digests.contains(&desc.digest))
+                    && client.never_seen(&desc.digest);
+                let present = if unheard_of {
+                    client.seen_in(&desc.digest, target)
+                } else {
+                    client.blob_exists(target, &desc.digest).await?
+                };
+                if present {
                     done("present");
                     skipped.fetch_add(1, Ordering::Relaxed);
                     return Ok::<_, Error>(());
