@@ -19,18 +19,17 @@ pub fn max_size() -> Result<u64, Failure> {
     }
 }
 
-/// Keeps the cache under its size limit, least recently used first. Done
-/// only when no other oxbuild is using the cache; it is never an error,
-/// since the command's own work is done.
+/// Keeps the cache under its size limit, least recently used first (see
+/// `Cache::keep_under` for when it is measured). Done only when no other
+/// oxbuild is using the cache; it is never an error, since the command's
+/// own work is done.
 pub fn enforce_limit(cache: &Cache, out: Reporter) {
     let Ok(max) = max_size() else { return };
-    let Ok(Some(_lock)) = cache.lock_exclusive(false) else { return };
-    let Ok(info) = cache.info() else { return };
-    if info.bytes <= max {
-        return;
-    }
-    match cache.prune(&Prune { max_size: Some(max), older_than: None }) {
-        Ok(p) => out.detail(format!("cache over {}: removed {} entries ({})", size(max), p.removed, size(p.freed))),
+    match cache.keep_under(max) {
+        Ok(Some(p)) if p.removed > 0 => {
+            out.detail(format!("cache over {}: removed {} entries ({})", size(max), p.removed, size(p.freed)))
+        }
+        Ok(_) => {}
         Err(e) => out.warn(format!("could not keep the cache under {}: {e}", size(max))),
     }
 }

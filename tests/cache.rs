@@ -49,6 +49,17 @@ fn cache_info_and_prune_by_age_and_size() {
     let again = build_json(ws.oxbuild().args(["build", "-q", "--base", &base]).arg(ws.app()));
     assert_eq!(again["digest"], first["digest"]);
 
+    // A command keeps the cache under OXBUILD_CACHE_MAX_SIZE when it ends:
+    // what this build adds (the app's new layer and config) is counted, and
+    // takes it over the limit of what it held before.
+    let held = info(&ws)["info"]["bytes"].as_u64().unwrap();
+    std::fs::write(ws.app().join("added.txt"), "one more file").unwrap();
+    let limit = format!("{}B", held - 1024);
+    let (code, _, stderr) =
+        run(ws.oxbuild().args(["build", "-q", "--base", &base]).arg(ws.app()).env("OXBUILD_CACHE_MAX_SIZE", &limit));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(info(&ws)["info"]["bytes"].as_u64().unwrap() <= held - 1024);
+
     // Bad input names the flag.
     let (code, _, stderr) = run(ws.oxbuild().args(["cache", "prune", "--older-than", "soon"]));
     assert_eq!(code, 3, "{stderr}");

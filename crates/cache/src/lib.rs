@@ -127,6 +127,9 @@ impl Bucket {
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
+    /// Bytes this process added to the cache, as far as they are counted
+    /// (blobs, JSON entries, [`Cache::note_growth`]): see [`Cache::keep_under`].
+    grown: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A JSON entry as stored: the format it was written with, and the value.
@@ -208,7 +211,7 @@ impl Cache {
     pub fn open(root: impl Into<PathBuf>) -> Result<Cache, Error> {
         let root = root.into();
         fs::create_dir_all(&root).map_err(io(&root))?;
-        Ok(Cache { root })
+        Ok(Cache { root, grown: Default::default() })
     }
 
     /// The cache's directory.
@@ -225,7 +228,13 @@ impl Cache {
 
     /// The blob store, in the `blobs` bucket.
     pub fn blobs(&self) -> Result<BlobStore, Error> {
-        Ok(BlobStore::open(self.bucket(Bucket::Blobs)?)?)
+        Ok(BlobStore::open(self.bucket(Bucket::Blobs)?)?.counting(self.grown.clone()))
+    }
+
+    /// Counts `bytes` written into a bucket by hand (an unpacked kit), so
+    /// that [`Cache::keep_under`] knows the cache grew.
+    pub fn note_growth(&self, bytes: u64) {
+        self.grown.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn entry_path(&self, bucket: Bucket, key: &str) -> Result<PathBuf, Error> {
@@ -253,6 +262,7 @@ impl Cache {
         let mut tmp = tempfile::Builder::new().prefix(".partial-").tempfile_in(dir).map_err(io(dir))?;
         std::io::Write::write_all(&mut tmp, &bytes).map_err(io(&path))?;
         tmp.persist(&path).map_err(|e| Error::Io { path: path.display().to_string(), source: e.error })?;
+        self.note_growth(bytes.len() as u64);
         Ok(())
     }
 

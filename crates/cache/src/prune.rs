@@ -1,5 +1,5 @@
 //! What the cache holds, and pruning it: by age, then least recently used
-//! first until it fits a size.
+//! first until it fits a size; [`Cache::keep_under`] after each command.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -85,7 +85,72 @@ fn walk(dir: &Path, out: &mut Vec<File>) -> Result<(), Error> {
     Ok(())
 }
 
+/// How long a measurement of the whole cache is trusted, however little was
+/// counted since: growth no counter sees (files written by hand, other
+/// versions of oxbuild) is found within this.
+const MEASURED_FOR: Duration = Duration::from_secs(3600);
+
+/// What the last measurement found, and what was counted since
+/// (`.usage.json` at the cache's root).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Usage {
+    /// Bytes the cache held when measured.
+    bytes: u64,
+    /// Bytes counted as added since then.
+    grown: u64,
+    /// When it was measured (seconds since the epoch).
+    measured: u64,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 impl Cache {
+    fn usage_path(&self) -> PathBuf {
+        self.root.join(".usage.json")
+    }
+
+    fn write_usage(&self, usage: &Usage) {
+        // A record that cannot be written only makes the next command measure.
+        let Ok(mut tmp) = tempfile::Builder::new().prefix(".partial-usage-").tempfile_in(&self.root) else { return };
+        let bytes = serde_json::to_vec(usage).expect("usage serialises");
+        if std::io::Write::write_all(&mut tmp, &bytes).is_ok() {
+            let _ = tmp.persist(self.usage_path());
+        }
+    }
+
+    /// Keeps the cache at most `max` bytes, least recently used first, after
+    /// a command. Measuring means reading the size of every file in it (a few
+    /// milliseconds for a warm cache, most of a rebuild's own work), so it is
+    /// measured only when the growth counted since the last measurement
+    /// (blobs, entries, unpacked kits, by every command) could have taken
+    /// it over `max`, or when that measurement is an hour old. Does nothing
+    /// but count while another command holds the cache. Returns what was
+    /// pruned, when the cache was measured.
+    pub fn keep_under(&self, max: u64) -> Result<Option<Pruned>, Error> {
+        let grown = self.grown.swap(0, std::sync::atomic::Ordering::Relaxed);
+        let usage: Option<Usage> = fs::read(self.usage_path()).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let held = self.lock_exclusive(false)?;
+        let due = usage.as_ref().is_none_or(|u| {
+            now_secs().saturating_sub(u.measured) >= MEASURED_FOR.as_secs()
+                || u.bytes.saturating_add(u.grown).saturating_add(grown) > max
+        });
+        let Some(_held) = held.filter(|_| due) else {
+            // Another command may add its own count at the same moment and
+            // one of the two be lost: the hourly measurement makes up for it.
+            let usage = usage.unwrap_or_default();
+            self.write_usage(&Usage { grown: usage.grown.saturating_add(grown), ..usage });
+            return Ok(None);
+        };
+        let bytes = self.info()?.bytes;
+        if bytes > max {
+            return self.prune(&Prune { max_size: Some(max), older_than: None }).map(Some);
+        }
+        self.write_usage(&Usage { bytes, grown: 0, measured: now_secs() });
+        Ok(Some(Pruned { remaining: bytes, ..Pruned::default() }))
+    }
+
     /// The bucket directories at the root, with their files.
     fn contents(&self) -> Result<Vec<(String, Vec<File>)>, Error> {
         let mut out = Vec::new();
@@ -149,6 +214,7 @@ impl Cache {
             }
         }
         done.remaining = total;
+        self.write_usage(&Usage { bytes: total, grown: 0, measured: now_secs() });
         Ok(done)
     }
 }
@@ -162,6 +228,46 @@ mod tests {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, vec![0u8; bytes]).unwrap();
         fs::File::open(path).unwrap().set_modified(SystemTime::now() - age).unwrap();
+    }
+
+    #[test]
+    fn the_limit_measures_only_when_counted_growth_could_break_it_or_an_hour_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let blobs = cache.bucket(Bucket::Blobs).unwrap();
+        // Never measured: measured now.
+        aged(&blobs.join("sha256/a"), 100, Duration::from_secs(60));
+        let first = cache.keep_under(1000).unwrap().expect("measured");
+        assert_eq!((first.removed, first.remaining), (0, 100));
+
+        // A file no counter saw does not make the next command measure...
+        aged(&blobs.join("sha256/unseen"), 2000, Duration::from_secs(30));
+        assert!(cache.keep_under(1000).unwrap().is_none());
+        assert!(blobs.join("sha256/unseen").exists());
+
+        // ...counted growth that could pass the limit does.
+        let store = cache.blobs().unwrap();
+        store.insert_bytes(&[7u8; 950]).unwrap();
+        let pruned = cache.keep_under(1000).unwrap().expect("counted growth passed the limit");
+        assert!(pruned.removed >= 1 && pruned.remaining <= 1000, "{pruned:?}");
+        assert!(!blobs.join("sha256/a").exists(), "least recently used first");
+
+        // Growth counted while another command holds the cache is kept for later.
+        aged(&blobs.join("sha256/b"), 10, Duration::from_secs(10));
+        cache.note_growth(600);
+        let building = cache.lock_shared().unwrap();
+        assert!(cache.keep_under(1000).unwrap().is_none());
+        drop(building);
+        cache.note_growth(600);
+        assert!(cache.keep_under(1000).unwrap().is_some(), "600 + 600 counted over two commands");
+
+        // A measurement an hour old is taken again, however little was counted.
+        let usage = cache.usage_path();
+        let mut record: serde_json::Value = serde_json::from_slice(&fs::read(&usage).unwrap()).unwrap();
+        assert!(cache.keep_under(1 << 30).unwrap().is_none());
+        record["measured"] = serde_json::json!(now_secs() - 2 * 3600);
+        fs::write(&usage, record.to_string()).unwrap();
+        assert!(cache.keep_under(1 << 30).unwrap().is_some());
     }
 
     #[test]

@@ -270,9 +270,9 @@ async fn kit(
     if let Some((blob, probe)) = found {
         let probe: Option<Probe> = probe.and_then(|p| serde_json::from_value(p).ok());
         let _ = services.cache.put(Bucket::Interpreters, &key, &KitRecord { probe: probe.clone() });
-        let (into, unpacking_tmp) = (dir.clone(), tmp.clone());
+        let (into, unpacking_tmp, cache) = (dir.clone(), tmp.clone(), services.cache.clone());
         let unpacking = tokio::task::spawn_blocking(move || {
-            put_in_place(&into, &unpacking_tmp, |root| unpack(&blob, root)).map_err(|e| {
+            put_in_place(&into, &unpacking_tmp, &cache, |root| unpack(&blob, root)).map_err(|e| {
                 let why = oxbuild_image::causes(&e);
                 Error::new(Kind::Output, format!("unpacking the base's interpreter into {}: {why}", into.display()))
             })
@@ -309,6 +309,7 @@ async fn kit(
     };
     let interpreter = target.interpreter.trim_start_matches('/').to_string();
     let (minor, store, into, layer_wanted) = (target.minor, services.store.clone(), dir.clone(), cache_repo.is_some());
+    let cache = services.cache.clone();
     let made = tokio::task::spawn_blocking(move || -> Result<Option<oxbuild_image::LayerBlob>, Error> {
         // What the interpreter loads, and for a build kit what its extension
         // modules (`lib-dynload`) load.
@@ -332,7 +333,7 @@ async fn kit(
                 _ => rootfs::content(&files, path).map(|bytes| (path, KitFile::Bytes(bytes))),
             })
             .collect();
-        put_in_place(&into, &tmp, |root| write_kit(&kept, root)).map_err(|e| {
+        put_in_place(&into, &tmp, &cache, |root| write_kit(&kept, root)).map_err(|e| {
             let why = oxbuild_image::causes(&e);
             Error::new(Kind::Output, format!("putting the base's interpreter in place in {}: {why}", into.display()))
         })?;
@@ -467,7 +468,12 @@ fn needed_closure(found: &std::collections::BTreeMap<String, Node>, roots: &[Str
 /// Puts a kit directory at `dir` (its files under `root/`, their listing in
 /// `files`), filled by `fill` in a fresh directory of `tmp` and moved there
 /// whole by one rename; a whole one another build put there first is used.
-fn put_in_place(dir: &Path, tmp: &Path, fill: impl FnOnce(&Path) -> std::io::Result<String>) -> std::io::Result<()> {
+fn put_in_place(
+    dir: &Path,
+    tmp: &Path,
+    cache: &oxbuild_cache::Cache,
+    fill: impl FnOnce(&Path) -> std::io::Result<String>,
+) -> std::io::Result<()> {
     // A kit directory only ever appears whole (by one rename); it can
     // lose files only to `cache prune`, which runs while no build does.
     if whole(dir) {
@@ -476,10 +482,12 @@ fn put_in_place(dir: &Path, tmp: &Path, fill: impl FnOnce(&Path) -> std::io::Res
     let fresh = tempfile::Builder::new().prefix("kit-").tempdir_in(tmp)?;
     std::fs::create_dir_all(fresh.path().join("root"))?;
     let listed = fill(&fresh.path().join("root"))?;
+    let bytes: u64 = listed.lines().filter_map(|l| l.split_once(' ')?.0.parse::<u64>().ok()).sum();
     std::fs::write(fresh.path().join("files"), listed)?;
     let kept = fresh.keep();
     for _ in 0..2 {
         if std::fs::rename(&kept, dir).is_ok() {
+            cache.note_growth(bytes);
             return Ok(());
         }
         // Another build put a whole one there first: use it. A pruned one is

@@ -8,6 +8,8 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::digest::Hasher;
 use crate::{Digest, Error};
@@ -16,6 +18,9 @@ use crate::{Digest, Error};
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
+    /// Adds the bytes of every blob committed, when someone counts them
+    /// (the cache, to know when it may have outgrown its size limit).
+    grown: Option<Arc<AtomicU64>>,
 }
 
 impl BlobStore {
@@ -24,7 +29,12 @@ impl BlobStore {
         let root = root.into();
         let dir = root.join("sha256");
         fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating the blob cache {}", dir.display()), e))?;
-        Ok(BlobStore { root })
+        Ok(BlobStore { root, grown: None })
+    }
+
+    /// This store, adding the size of every blob committed to `counter`.
+    pub fn counting(self, counter: Arc<AtomicU64>) -> BlobStore {
+        BlobStore { grown: Some(counter), ..self }
     }
 
     /// The store's directory.
@@ -108,6 +118,7 @@ impl BlobWriter {
 
     /// Checks the content against `expected` and moves it into place.
     pub fn commit(self, expected: &Digest) -> Result<PathBuf, Error> {
+        let size = self.hasher.len();
         let (actual, _) = self.hasher.finish();
         if &actual != expected {
             return Err(Error::Invalid(format!(
@@ -117,6 +128,9 @@ impl BlobWriter {
         let file = self.file.into_inner().map_err(|e| Error::io("writing into the blob cache", e.into_error()))?;
         let path = self.store.path(expected);
         file.persist(&path).map_err(|e| Error::io(format!("saving {}", path.display()), e.error))?;
+        if let Some(grown) = &self.store.grown {
+            grown.fetch_add(size, Ordering::Relaxed);
+        }
         Ok(path)
     }
 }
