@@ -191,9 +191,19 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         if args.attest.sign_key.is_some() {
             out.warn("--sign-key: only the production image is signed; the test variant is not");
         }
-        crate::attest::Proofs::none()
+        ProofsBeingMade::Made(Ok(crate::attest::Proofs::none()))
+    } else if args.attest.sbom_dir.is_some() {
+        // The files are written before anything moves.
+        ProofsBeingMade::Made(Ok(crate::attest::prepare(&assembled, started, &args.attest, &services, out)?))
     } else {
-        crate::attest::prepare(&assembled, started, &args.attest, &services, out)?
+        // A bad signing key fails before anything moves; the documents are
+        // made while the push starts asking about blobs.
+        let key = crate::attest::signing_key(args.attest.sign_key.as_deref(), "--sign-key")?.map(Arc::new);
+        let (assembled, attach, services) = (assembled.clone(), !args.attest.no_attach, services.clone());
+        ProofsBeingMade::Making(tokio::task::spawn_blocking(move || {
+            let referrers = crate::attest::documents(&assembled, started, None, attach, true, &services, out)?;
+            Ok(crate::attest::Proofs::new(referrers, key))
+        }))
     };
     if test_variant && (args.attest.sbom_dir.is_some()) {
         out.warn("--sbom-dir: only the production image gets an SBOM and provenance; nothing was written");
@@ -208,9 +218,10 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     let identity = identity(&args.app, &tags, repository.as_ref());
     let mut written = Vec::new();
     let mut listed = Vec::new();
+    let mut proofs = proofs;
     for output in &outputs {
         out.step(format!("writing {output}"));
-        let referrers = proofs.for_destination(image, &identity, &services)?;
+        let referrers = proofs.get().await?.for_destination(image, &identity, &services)?;
         crate::attest::warn_if_dropped(output, &referrers, out);
         output.write(&services.target(), image, &referrers, &names, &[]).await?;
         listed.extend(referrers.iter().map(|r| crate::attest::describe(r, None)));
@@ -222,17 +233,21 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     if args.push {
         for (name, (target, repo_tags)) in by_repository(&tags, repository.as_ref()) {
             out.step(format!("pushing {name}"));
-            let referrers = proofs.for_destination(image, &name, &services)?;
             // The SBOMs and provenance go up by digest while the image does;
             // they are listed (tagged) only once the image is complete.
             let sink = services.target();
             let (report, staged) = tokio::join!(
                 oxbuild_registry::push(&services.client, image, &target, &repo_tags, &mount_from),
-                oxbuild_engine::location::stage(&sink, &target, &referrers),
+                async {
+                    let referrers = proofs.get().await?.for_destination(image, &name, &services)?;
+                    let staged = oxbuild_engine::location::stage(&sink, &target, &referrers).await?;
+                    Ok::<_, Failure>((referrers, staged))
+                },
             );
             let report = report.map_err(|e| Failure::registry(format!("pushing to {name}: {e}")))?;
             out.step(crate::transfer::describe_push(&report));
-            let attached = crate::attest::attach_staged(&services, &target, &referrers, staged?, out).await?;
+            let (referrers, staged) = staged?;
+            let attached = crate::attest::attach_staged(&services, &target, &referrers, staged, out).await?;
             pushed.push(target.with_digest(digest.clone()).to_string());
             for t in &repo_tags {
                 pushed.push(target.with_tag(t).to_string());
@@ -275,4 +290,26 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     }
     out.result(&report, &human);
     Ok(())
+}
+
+/// The proofs of a build (SBOMs, provenance, the signing key), made on a
+/// blocking thread while the push begins.
+enum ProofsBeingMade {
+    Making(tokio::task::JoinHandle<Result<crate::attest::Proofs, Failure>>),
+    Made(Result<crate::attest::Proofs, Failure>),
+}
+
+impl ProofsBeingMade {
+    /// The proofs, once made (an error each time it is asked, when making them failed).
+    async fn get(&mut self) -> Result<&crate::attest::Proofs, Failure> {
+        if let ProofsBeingMade::Making(task) = self {
+            let made = task.await.map_err(|e| Failure::output(format!("making the SBOMs and provenance: {e}")))?;
+            *self = ProofsBeingMade::Made(made);
+        }
+        match self {
+            ProofsBeingMade::Made(Ok(p)) => Ok(p),
+            ProofsBeingMade::Made(Err(e)) => Err(e.clone()),
+            ProofsBeingMade::Making(_) => unreachable!("made above"),
+        }
+    }
 }

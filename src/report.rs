@@ -4,7 +4,7 @@
 use std::io::Write as _;
 
 /// A failure, with the exit code of its kind.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Failure {
     /// See [`crate::cli::EXIT_CODES`].
     pub code: i32,
