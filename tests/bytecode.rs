@@ -181,3 +181,46 @@ fn an_arm64_image_gets_the_same_bytecode_from_the_runnable_member() {
     assert_eq!(found[1].0, "the base's /usr/bin/python3.11 of its linux/amd64 image", "the runnable member compiled");
     assert_eq!(found[0].1, found[1].1, "the same bytecode bytes on both architectures");
 }
+
+/// A rebuild starts the interpreter that compiled the last build of the same
+/// base while the base is read (a hint in the cache); a hint that no longer
+/// fits is left aside and corrected, and neither changes a byte of the image.
+#[test]
+fn a_rebuild_starts_the_last_interpreter_early_and_a_wrong_guess_changes_nothing() {
+    let ws = Workspace::new();
+    let build = || build_json(ws.oxbuild().args(["build", "-q", "--base"]).arg(base()).arg(ws.app()));
+    let first = build();
+    let bucket = ws.cache().join(format!("interpreters-v{}", oxbuild_cache::FORMAT));
+    let hints: Vec<_> = std::fs::read_dir(&bucket)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("hint-"))
+        .collect();
+    assert_eq!(hints.len(), 1, "one hint for the one base: {hints:?}");
+    let read = || serde_json::from_slice::<serde_json::Value>(&std::fs::read(&hints[0]).unwrap()).unwrap();
+    let hint = read();
+    assert_eq!(hint["value"]["probe"]["version"], first["bytecode"]["version"], "{hint}");
+
+    let warm = build();
+    assert_eq!(warm["digest"], first["digest"]);
+    assert_eq!(warm["bytecode"], first["bytecode"]);
+
+    // A guess at another interpreter is not used: the report names the one
+    // the base has, and the hint says so again afterwards.
+    let mut wrong = hint.clone();
+    wrong["value"]["probe"]["version"] = serde_json::json!("3.11.99 (a wrong guess)");
+    std::fs::write(&hints[0], wrong.to_string()).unwrap();
+    let guessed = build();
+    assert_eq!(guessed["digest"], first["digest"]);
+    assert_eq!(guessed["bytecode"], first["bytecode"]);
+    assert_eq!(read()["value"]["probe"]["version"], first["bytecode"]["version"]);
+
+    // A guess at a kit that is not there starts nothing.
+    let mut gone = hint;
+    gone["value"]["kit_key"] = serde_json::json!("interpreter-kit-v2-gone");
+    std::fs::write(&hints[0], gone.to_string()).unwrap();
+    let again = build();
+    assert_eq!(again["digest"], first["digest"]);
+    assert_eq!(again["bytecode"], first["bytecode"]);
+}

@@ -588,11 +588,18 @@ async fn from_base(
             None => return Ok(None),
         },
     };
-    let root = kit.root.clone();
-    let interpreter = target.interpreter.trim_start_matches('/');
+    let origin = format!("the base's {}{whose}", target.interpreter);
+    let interpreter = in_kit(&kit.root, &target.interpreter, &started, scratch, origin);
+    Ok(Some((interpreter, kit, started)))
+}
+
+/// The interpreter at `path` in the base, run from the kit at `root`
+/// through the base's loader with the kit's library directories (`started`).
+fn in_kit(root: &Path, path: &str, started: &(String, Vec<String>), scratch: &Path, origin: String) -> Interpreter {
+    let interpreter = path.trim_start_matches('/');
     let prefix = interpreter.rsplit_once("/bin/").map(|(p, _)| p).unwrap_or("usr");
     let library_path: Vec<String> = started.1.iter().map(|d| root.join(d).display().to_string()).collect();
-    let interpreter = Interpreter {
+    Interpreter {
         program: root.join(&started.0),
         args: vec!["--library-path".into(), library_path.join(":").into(), root.join(interpreter).into()],
         env: vec![
@@ -601,9 +608,64 @@ async fn from_base(
             ("LC_ALL".into(), "C.UTF-8".into()),
         ],
         scratch: scratch.to_path_buf(),
-        origin: format!("the base's {}{whose}", target.interpreter),
-    };
-    Ok(Some((interpreter, kit, started)))
+        origin,
+    }
+}
+
+/// Which kit compiled the last build of a base (by its location and
+/// platform), so that the next build starts that interpreter at once,
+/// before the base is even read (see [`speculate`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Hint {
+    kit_key: String,
+    /// The interpreter's path in the base.
+    interpreter: String,
+    origin: String,
+    probe: Probe,
+}
+
+fn hint_key(location: &crate::Location, platform: &Platform) -> String {
+    format!("hint-{}", oxbuild_image::Digest::of(format!("{location} {platform}").as_bytes()).hex())
+}
+
+/// A compiler started on a guess: the kit that compiled the last build of
+/// the same base. [`provision`] takes it when the base still has that kit,
+/// and it is dropped (its drivers stopped) otherwise.
+pub struct Speculative {
+    hint: Hint,
+    compiler: Compiler,
+    scratch: tempfile::TempDir,
+}
+
+/// A build's guess at its compiler: where its hint is kept, and the
+/// compiler started from it, if there was one.
+pub struct Speculation {
+    key: String,
+    started: Option<Speculative>,
+}
+
+/// Starts the interpreter that compiled the last build of the base at
+/// `location` for `platform`, while the base is being read: on a rebuild
+/// its start (a few milliseconds) is then over before there is anything to
+/// compile. Nothing is started when no build of this base compiled here before.
+pub fn speculate(location: &crate::Location, platform: &Platform, services: &Services) -> Speculation {
+    let key = hint_key(location, platform);
+    let started = started_from_hint(&key, services);
+    Speculation { key, started }
+}
+
+fn started_from_hint(key: &str, services: &Services) -> Option<Speculative> {
+    let hint: Hint = services.cache.get(Bucket::Interpreters, key)?;
+    let root = kit_dir(&hint.kit_key, services).ok()?;
+    if !root.join("files").is_file() {
+        return None;
+    }
+    let tmp = services.cache.bucket(Bucket::Tmp).ok()?;
+    let scratch = tempfile::Builder::new().prefix("python-").tempdir_in(&tmp).ok()?;
+    let started = (hint.probe.loader.clone(), hint.probe.libraries.clone());
+    let interpreter = in_kit(&root.join("root"), &hint.interpreter, &started, scratch.path(), hint.origin.clone());
+    let compiler = Compiler::known(interpreter, hint.probe.version.clone(), hint.probe.cache_tag.clone());
+    Some(Speculative { hint, compiler, scratch })
 }
 
 /// A `python3.X` on the runner's PATH, if it is exactly the target's version.
@@ -637,7 +699,7 @@ fn from_path(target: &Target, scratch: &Path) -> Result<Option<Compiler>, String
 /// kit (in the cache and the cache repository) so that a rebuild, or a
 /// fresh runner of a fleet, starts no process until there is something to
 /// compile, and compiles while the kit is still being unpacked.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Probe {
     version: String,
     cache_tag: String,
@@ -725,7 +787,12 @@ pub async fn provision(
     target: &Target,
     cache_repo: Option<&crate::cache_repo::CacheRepo>,
     services: &Services,
+    speculation: Option<Speculation>,
 ) -> Result<Result<Provisioned, String>, Error> {
+    let (hint_at, speculative) = match speculation {
+        Some(s) => (Some(s.key), s.started),
+        None => (None, None),
+    };
     let tmp = services.cache.bucket(Bucket::Tmp)?;
     let scratch = tempfile::Builder::new()
         .prefix("python-")
@@ -734,6 +801,23 @@ pub async fn provision(
     let mut why = Vec::new();
     match from_base(base, target, cache_repo, scratch.path(), services, Use::Compile).await? {
         Some((interpreter, kit, started)) => {
+            // The interpreter the last build of this base used, started
+            // already: taken when it is this kit's, found whole in the cache.
+            let hint = kit.probe.as_ref().map(|probe| Hint {
+                kit_key: kit.key.clone(),
+                interpreter: target.interpreter.clone(),
+                origin: interpreter.origin.clone(),
+                probe: probe.clone(),
+            });
+            let in_place = kit.unpacking.is_none() && kit.made.is_none();
+            if let (Some(s), Some(hint), true) = (&speculative, &hint, in_place)
+                && s.hint == *hint
+            {
+                let Speculative { compiler, scratch, .. } = speculative.expect("matched");
+                return Ok(Ok(Provisioned { compiler: shared(compiler, services), _scratch: scratch }));
+            }
+            drop(speculative);
+            let (kit_key, layout) = (kit.key.clone(), started.clone());
             match compiler_of(interpreter, kit, started, cache_repo, services, true).await {
                 // Another member of a multi-platform base must be the same Python.
                 Ok(compiler) if !same_version(&compiler, target) => why.push(format!(
@@ -742,7 +826,26 @@ pub async fn provision(
                     compiler.version.split_whitespace().next().unwrap_or(""),
                     target.full_version
                 )),
-                Ok(compiler) => return Ok(Ok(Provisioned { compiler: shared(compiler, services), _scratch: scratch })),
+                Ok(compiler) => {
+                    // What compiled this build, for the next one to start early.
+                    let hint = Hint {
+                        kit_key,
+                        interpreter: target.interpreter.clone(),
+                        origin: compiler.origin().to_string(),
+                        probe: Probe {
+                            version: compiler.version.clone(),
+                            cache_tag: compiler.cache_tag.clone(),
+                            loader: layout.0,
+                            libraries: layout.1,
+                        },
+                    };
+                    if let Some(at) = &hint_at
+                        && services.cache.get::<Hint>(Bucket::Interpreters, at).as_ref() != Some(&hint)
+                    {
+                        let _ = services.cache.put(Bucket::Interpreters, at, &hint);
+                    }
+                    return Ok(Ok(Provisioned { compiler: shared(compiler, services), _scratch: scratch }));
+                }
                 Err(e) => why.push(e.to_string()),
             }
         }

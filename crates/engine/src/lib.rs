@@ -294,8 +294,20 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
     node::check_command(dir, &cfg)?;
     let base_location = base_location(request, &cfg)?;
     let compiles = cfg.python.compile_bytecode != oxbuild_config::Bytecode::Never;
+    // The interpreter that compiled the last build of this base starts
+    // while the base is read.
+    let speculating = compiles.then(|| {
+        let (location, services) = (base_location.clone(), services.clone());
+        let platform = request.platform.clone().unwrap_or_else(oxbuild_image::Platform::host);
+        tokio::task::spawn_blocking(move || interpreter::speculate(&location, &platform, &services))
+    });
     let base = base::open(&base_location, request, services, compiles).await?;
-    let (provisioned, mut bytecode) = python::bytecode(&cfg, &base, request.cache_repo.as_ref(), services).await?;
+    let speculation = match speculating {
+        Some(task) => Some(task.await.map_err(error::task)?),
+        None => None,
+    };
+    let (provisioned, mut bytecode) =
+        python::bytecode(&cfg, &base, request.cache_repo.as_ref(), services, speculation).await?;
     let compiler = provisioned.as_ref().map(|p| p.compiler.clone());
 
     let events = &services.events;

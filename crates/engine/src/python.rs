@@ -383,6 +383,7 @@ pub async fn bytecode(
     base: &crate::base::Base,
     cache_repo: Option<&crate::cache_repo::CacheRepo>,
     services: &crate::Services,
+    speculation: Option<crate::interpreter::Speculation>,
 ) -> Result<(Option<crate::interpreter::Provisioned>, serde_json::Value), Error> {
     use oxbuild_config::Bytecode;
     let mode = cfg.python.compile_bytecode;
@@ -394,7 +395,7 @@ pub async fn bytecode(
         Err(e) if mode == Bytecode::Always => return Err(e.into()),
         Err(_) => return Ok((None, json!({"mode": "auto", "compiled": false, "reason": "the base has no Python"}))),
     };
-    match crate::interpreter::provision(base, &target, cache_repo, services).await? {
+    match crate::interpreter::provision(base, &target, cache_repo, services, speculation).await? {
         Ok(p) => {
             let report = json!({
                 "mode": if mode == Bytecode::Always { "true" } else { "auto" },
