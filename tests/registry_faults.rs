@@ -217,6 +217,35 @@ fn a_fresh_runner_with_a_cache_repo_does_not_download_the_base() {
     assert_eq!(registry.skopeo_inspect(&target, false)["Digest"], second["digest"]);
 }
 
+/// A fresh runner compiles while the interpreter kit of the cache repository
+/// downloads; when that download fails (here its bytes arrive corrupted),
+/// the kit is read from the base instead and the image is the same.
+#[test]
+fn a_kit_that_fails_to_download_is_read_from_the_base() {
+    let registry = Registry::start();
+    let base = registry.seed("python:3.11");
+    let ws = Workspace::new();
+    let cache_repo = registry.reference("cache/oxbuild");
+    let first =
+        build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--cache-repo", &cache_repo]).arg(ws.app()));
+
+    // The cache repository through a proxy that flips a byte of every blob
+    // over 64 KiB: the kit, and the dependency layer (built again here).
+    let proxy = Proxy::start(registry.host(), Fault::CorruptBlobs);
+    let through = format!("{}/cache/oxbuild", proxy.host());
+    let (code, stdout, stderr) = run(ws
+        .oxbuild()
+        .env("OXBUILD_CACHE_DIR", ws.tmp.path().join("fresh-runner"))
+        .args(["build", "--json", "--base", &base, "--cache-repo", &through])
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("interpreter kit found"), "{stderr}");
+    assert!(stderr.contains("could not be fetched") && stderr.contains("reading it from the base"), "{stderr}");
+    let second: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(second["digest"], first["digest"]);
+    assert_eq!(second["bytecode"]["version"], first["bytecode"]["version"]);
+}
+
 /// The cache repository is verified, not trusted: with OXBUILD_CACHE_KEY an
 /// entry someone changed there (a scan whose /etc/passwd gains a root
 /// account) is detected, reported and rebuilt from the source, and the image

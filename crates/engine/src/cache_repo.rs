@@ -53,9 +53,11 @@ pub fn kit_tag(key: &str) -> String {
 
 /// A kit found in the cache repository: its layer in the store, and the
 /// probe of its interpreter kept beside it, if any.
-pub type FoundKit = (std::path::PathBuf, Option<serde_json::Value>);
+pub type FoundKit = (Layer, Option<serde_json::Value>);
 
-/// The kit with cache key `key`, fetched into the store, if the repository has it.
+/// The kit with cache key `key`, if the repository has it: its layer (still
+/// in the registry, fetched by the caller, verified as it arrives) and what
+/// its interpreter said of itself.
 pub async fn kit(key: &str, repo: &CacheRepo, services: &Services) -> Option<FoundKit> {
     let tagged = repo.reference.with_tag(&kit_tag(key));
     let (image, config) = open(repo, &tagged, KIT, services).await?;
@@ -63,10 +65,9 @@ pub async fn kit(key: &str, repo: &CacheRepo, services: &Services) -> Option<Fou
         return None;
     }
     let layer = image.layers().first()?.clone();
-    let local = oxbuild_registry::fetch_layer(&services.client, layer, &services.store).await.ok()?;
     services.events.step(&format!("  interpreter kit found in {tagged}"));
     let probe = Some(config["oxbuild"]["probe"].clone()).filter(|p| !p.is_null());
-    local.path().ok().map(|p| (p.to_path_buf(), probe))
+    Some((layer, probe))
 }
 
 /// Stores a kit made here, with what its interpreter said of itself; a

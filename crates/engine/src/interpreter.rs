@@ -213,7 +213,22 @@ pub(crate) async fn prefetch(
         return;
     }
     let found = crate::cache_repo::kit(&key, repo, services).await;
-    services.keep_prefetched_kit(&key, found);
+    services.keep_prefetched_kit(&key, found.map(|(layer, probe)| Prefetched::start(layer, probe, services)));
+}
+
+/// A kit found in the cache repository, its download under way.
+pub(crate) struct Prefetched {
+    download: tokio::task::JoinHandle<Result<oxbuild_image::Layer, oxbuild_registry::Error>>,
+    probe: Option<serde_json::Value>,
+}
+
+impl Prefetched {
+    /// Starts downloading `layer` (verified) into the blob store.
+    fn start(layer: oxbuild_image::Layer, probe: Option<serde_json::Value>, services: &Services) -> Prefetched {
+        let (client, store) = (services.client.clone(), services.store.clone());
+        let download = tokio::spawn(async move { oxbuild_registry::fetch_layer(&client, layer, &store).await });
+        Prefetched { download, probe }
+    }
 }
 
 /// Where the kit with cache key `key` is unpacked.
@@ -241,7 +256,7 @@ async fn kit(
     };
     let captured = captured.filter(|_| purpose == Use::Compile);
     // One build of this run makes the kit; the others wait and use it.
-    let _made_once = match captured.as_ref().and_then(|c| c.take_guard()) {
+    let made_once = match captured.as_ref().and_then(|c| c.take_guard()) {
         Some(held) => held,
         None => services.kit_lock(&key).lock_owned().await,
     };
@@ -264,18 +279,45 @@ async fn kit(
     let tmp = services.cache.bucket(Bucket::Tmp)?;
     let found = match (cache_repo, services.prefetched_kit(&key)) {
         (Some(_), Some(found)) => found,
-        (Some(repo), None) => crate::cache_repo::kit(&key, repo, services).await,
+        (Some(repo), None) => crate::cache_repo::kit(&key, repo, services)
+            .await
+            .map(|(layer, probe)| Prefetched::start(layer, probe, services)),
         (None, _) => None,
     };
-    if let Some((blob, probe)) = found {
+    if let Some(Prefetched { download, probe }) = found {
         let probe: Option<Probe> = probe.and_then(|p| serde_json::from_value(p).ok());
         let _ = services.cache.put(Bucket::Interpreters, &key, &KitRecord { probe: probe.clone() });
-        let (into, unpacking_tmp, cache) = (dir.clone(), tmp.clone(), services.cache.clone());
-        let unpacking = tokio::task::spawn_blocking(move || {
-            put_in_place(&into, &unpacking_tmp, &cache, |root| unpack(&blob, root)).map_err(|e| {
-                let why = oxbuild_image::causes(&e);
-                Error::new(Kind::Output, format!("unpacking the base's interpreter into {}: {why}", into.display()))
-            })
+        let (into, services_, image_, target_) = (dir.clone(), services.clone(), image.clone(), target.clone());
+        // Downloaded and unpacked in the background, the kit's lock held
+        // until it is in place; a download that fails makes the kit from
+        // the base instead.
+        let unpacking = tokio::spawn(async move {
+            let _made_once = made_once;
+            let services = &services_;
+            let downloaded = download.await.map_err(|e| oxbuild_registry::Error::Invalid(e.to_string()));
+            match downloaded.and_then(|d| d) {
+                Ok(local) => {
+                    let blob = local.path().map_err(|e| Error::new(Kind::Output, e))?.to_path_buf();
+                    let cache = services.cache.clone();
+                    tokio::task::spawn_blocking(move || {
+                        put_in_place(&into, &tmp, &cache, |root| unpack(&blob, root)).map_err(|e| {
+                            let why = oxbuild_image::causes(&e);
+                            Error::new(
+                                Kind::Output,
+                                format!("unpacking the base's interpreter into {}: {why}", into.display()),
+                            )
+                        })
+                    })
+                    .await
+                    .map_err(task)?
+                }
+                Err(e) => {
+                    services.events.warn(&format!(
+                        "the interpreter kit of the cache repository could not be fetched ({e}); reading it from the base"
+                    ));
+                    make(&image_, &target_, services, purpose, None, &into, &tmp, false).await.map(drop)
+                }
+            }
         });
         // With its version known, compiling waits for the files only when
         // there is something to compile.
@@ -285,6 +327,26 @@ async fn kit(
         unpacking.await.map_err(task)??;
         return Ok(kit(None, None, None));
     }
+    let made = make(image, target, services, purpose, captured, &dir, &tmp, cache_repo.is_some()).await?;
+    drop(made_once);
+    let _ = services.cache.put(Bucket::Interpreters, &key, &KitRecord::default());
+    Ok(kit(None, None, made))
+}
+
+/// Makes the kit of `image` for `target` in `dir` (through `tmp`): from the
+/// files the base scan kept (`captured`), else from the base's layers; with
+/// `layer_wanted`, also its layer, for the cache repository.
+#[allow(clippy::too_many_arguments)]
+async fn make(
+    image: &oxbuild_image::Image,
+    target: &Target,
+    services: &Services,
+    purpose: Use,
+    captured: Option<std::sync::Arc<crate::base::Captured>>,
+    dir: &Path,
+    tmp: &Path,
+    layer_wanted: bool,
+) -> Result<Option<oxbuild_image::LayerBlob>, Error> {
     let files: crate::base::Scan = match captured {
         Some(captured) => {
             let want = kit_wants(target.interpreter.trim_start_matches('/'), target.minor, purpose);
@@ -308,9 +370,9 @@ async fn kit(
         }
     };
     let interpreter = target.interpreter.trim_start_matches('/').to_string();
-    let (minor, store, into, layer_wanted) = (target.minor, services.store.clone(), dir.clone(), cache_repo.is_some());
+    let (minor, store, into, tmp) = (target.minor, services.store.clone(), dir.to_path_buf(), tmp.to_path_buf());
     let cache = services.cache.clone();
-    let made = tokio::task::spawn_blocking(move || -> Result<Option<oxbuild_image::LayerBlob>, Error> {
+    tokio::task::spawn_blocking(move || -> Result<Option<oxbuild_image::LayerBlob>, Error> {
         // What the interpreter loads, and for a build kit what its extension
         // modules (`lib-dynload`) load.
         let prefix = interpreter.rsplit_once("/bin/").map(|(p, _)| p.to_string()).unwrap_or_else(|| "usr".into());
@@ -352,9 +414,7 @@ async fn kit(
         layer.write(&store, LayerCompression::Zstd).map(Some).map_err(|e| Error::new(Kind::Output, e))
     })
     .await
-    .map_err(task)??;
-    let _ = services.cache.put(Bucket::Interpreters, &key, &KitRecord::default());
-    Ok(kit(None, None, made))
+    .map_err(task)?
 }
 
 /// A file of a kit.

@@ -94,7 +94,7 @@ pub struct Services {
     /// each kit once (see `interpreter`).
     kit_locks: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     /// Kits asked of the cache repository ahead of need, by cache key.
-    prefetched_kits: Arc<std::sync::Mutex<std::collections::HashMap<String, Option<cache_repo::FoundKit>>>>,
+    prefetched_kits: Arc<std::sync::Mutex<std::collections::HashMap<String, Option<interpreter::Prefetched>>>>,
 }
 
 impl Services {
@@ -114,12 +114,12 @@ impl Services {
 
     /// What asking the cache repository for the kit with cache key `key`
     /// found, when it was asked ahead of need.
-    pub(crate) fn prefetched_kit(&self, key: &str) -> Option<Option<cache_repo::FoundKit>> {
+    pub(crate) fn prefetched_kit(&self, key: &str) -> Option<Option<interpreter::Prefetched>> {
         self.prefetched_kits.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key)
     }
 
     /// Keeps what asking the cache repository for a kit found.
-    pub(crate) fn keep_prefetched_kit(&self, key: &str, found: Option<cache_repo::FoundKit>) {
+    pub(crate) fn keep_prefetched_kit(&self, key: &str, found: Option<interpreter::Prefetched>) {
         self.prefetched_kits.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key.to_string(), found);
     }
 
