@@ -38,8 +38,9 @@ struct KitRecord {
 }
 
 /// Bumped when what a kit holds changes (v2: put in place straight from
-/// the base's scan, its interpreter's version kept with it).
-const KIT_FORMAT: &str = "interpreter-kit-v2";
+/// the base's scan, its interpreter's version kept with it; v3: its part of
+/// the standard library in one `python3N.zip`).
+const KIT_FORMAT: &str = "interpreter-kit-v3";
 /// Bumped when what a build kit holds changes.
 const BUILD_KIT_FORMAT: &str = "interpreter-build-kit-v2";
 
@@ -395,6 +396,19 @@ async fn make(
                 _ => rootfs::content(&files, path).map(|bytes| (path, KitFile::Bytes(bytes))),
             })
             .collect();
+        // A compile kit's codecs (and before 3.11 the top-level modules)
+        // travel in one zip, `PREFIX/lib/python3N.zip`, which CPython puts
+        // on `sys.path` by itself: one file to create instead of about 120,
+        // and a new file costs far more than its bytes on a busy filesystem.
+        let zip_path = format!("{prefix}/lib/python3{minor}.zip");
+        let (zipped, mut kept): (Vec<_>, Vec<_>) = kept.into_iter().partition(|(path, file)| {
+            purpose == Use::Compile && path.starts_with(&stdlib) && matches!(file, KitFile::Bytes(_))
+        });
+        let zip_bytes = stdlib_zip(&zipped, &stdlib).map_err(|e| Error::new(Kind::Build, e))?;
+        if !zipped.is_empty() {
+            kept.push((&zip_path, KitFile::Bytes(&zip_bytes)));
+            kept.sort_by(|a, b| a.0.cmp(b.0));
+        }
         put_in_place(&into, &tmp, &cache, |root| write_kit(&kept, root)).map_err(|e| {
             let why = oxbuild_image::causes(&e);
             Error::new(Kind::Output, format!("putting the base's interpreter in place in {}: {why}", into.display()))
@@ -415,6 +429,26 @@ async fn make(
     })
     .await
     .map_err(task)?
+}
+
+/// The standard library's `files` (under `stdlib`, the directory
+/// `PREFIX/lib/python3.N/`) as one stored zip, its members named from that
+/// directory, in order, dated 1980-01-01: the same files give the same bytes.
+fn stdlib_zip(files: &[(&String, KitFile<'_>)], stdlib: &str) -> Result<Vec<u8>, String> {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default())
+        .unix_permissions(0o644);
+    let fail = |e: &dyn std::fmt::Display| format!("zipping the interpreter's standard library: {e}");
+    for (path, file) in files {
+        let KitFile::Bytes(bytes) = file else { continue };
+        let name = path.strip_prefix(stdlib).unwrap_or(path);
+        zip.start_file(name, options).map_err(|e| fail(&e))?;
+        zip.write_all(bytes).map_err(|e| fail(&e))?;
+    }
+    Ok(zip.finish().map_err(|e| fail(&e))?.into_inner())
 }
 
 /// A file of a kit.
@@ -999,5 +1033,24 @@ impl oxbuild_python::sdist::FindBuilder for BaseBuilder {
                 .map_err(|e| oxbuild_python::Error::Package(format!("the base's interpreter for building sdists: {e}")))
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_standard_library_zip_is_the_same_for_the_same_files_and_reads_back() {
+        let (a, b) = ("usr/lib/python3.11/encodings/__init__.py".to_string(), "usr/lib/python3.11/os.py".to_string());
+        let files = [(&a, KitFile::Bytes(b"import codecs\n")), (&b, KitFile::Bytes(b"sep = '/'\n"))];
+        let zipped = stdlib_zip(&files, "usr/lib/python3.11/").unwrap();
+        assert_eq!(zipped, stdlib_zip(&files, "usr/lib/python3.11/").unwrap());
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zipped)).unwrap();
+        let names: Vec<String> = archive.file_names().map(|n| n.unwrap().into_owned()).collect();
+        assert_eq!(names, ["encodings/__init__.py", "os.py"]);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut archive.by_name("os.py").unwrap(), &mut text).unwrap();
+        assert_eq!(text, "sep = '/'\n");
     }
 }
