@@ -259,9 +259,11 @@ pub fn pipeline(ws: &Workspace, repository: &str, extra: &[&str]) -> (serde_json
 #[allow(dead_code)]
 pub fn release_image(registry: &oxbuild_testkit::Registry) -> String {
     let image = registry.reference("tools/oxbuild:test");
+    // Removed when the release is pushed: nothing reads this cache again.
+    let cache = tempfile::tempdir().unwrap();
     let out = Command::new(oxbuild_testkit::repo_root().join("scripts/release"))
         .env("CONTAINERS_CONF", oxbuild_testkit::containers_conf())
-        .env("OXBUILD_CACHE_DIR", tempfile::tempdir().unwrap().keep())
+        .env("OXBUILD_CACHE_DIR", cache.path())
         .args(["--binary", env!("CARGO_BIN_EXE_oxbuild"), "--base"])
         .arg(format!("oci-archive:{}", oxbuild_testkit::base_archive().display()))
         .args(["--tag", &image, "--push"])
