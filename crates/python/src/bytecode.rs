@@ -145,9 +145,8 @@ impl std::fmt::Debug for Compiler {
 /// Drivers started ahead, and whether the interpreter's files are in place.
 struct Started {
     workers: Mutex<Vec<Worker>>,
-    /// None while the files are still being put in place.
-    ready: Mutex<Option<Result<(), String>>>,
-    changed: Condvar,
+    /// Unset while the files are still being put in place.
+    ready: Latch<Result<(), String>>,
 }
 
 /// Says when a [`Compiler::pending`] compiler's files are in place.
@@ -164,23 +163,57 @@ impl Ready {
             let spawned: Vec<Worker> = (0..PROCESSES).filter_map(|_| Worker::spawn(&self.interpreter).ok()).collect();
             lock(&self.started.workers).extend(spawned);
         }
-        *lock(&self.started.ready) = Some(result);
-        self.started.changed.notify_all();
+        self.started.ready.set(result);
     }
 }
 
 impl Drop for Ready {
     fn drop(&mut self) {
-        let mut ready = lock(&self.started.ready);
-        if ready.is_none() {
-            *ready = Some(Err("its files were never put in place".into()));
-            self.started.changed.notify_all();
-        }
+        self.started.ready.set_if_unset(Err("its files were never put in place".into()));
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A value set once, that threads wait for: whether a kit's files are in
+/// place, a source another platform compiles.
+struct Latch<T> {
+    value: Mutex<Option<T>>,
+    changed: Condvar,
+}
+
+impl<T: Clone> Latch<T> {
+    fn new(value: Option<T>) -> Latch<T> {
+        Latch { value: Mutex::new(value), changed: Condvar::new() }
+    }
+
+    /// Sets the value, waking every waiter.
+    fn set(&self, value: T) {
+        *lock(&self.value) = Some(value);
+        self.changed.notify_all();
+    }
+
+    /// Sets the value unless it was set: what a dropped setter leaves.
+    fn set_if_unset(&self, value: T) {
+        let mut current = lock(&self.value);
+        if current.is_none() {
+            *current = Some(value);
+            self.changed.notify_all();
+        }
+    }
+
+    /// The value, once set.
+    fn wait(&self) -> T {
+        let mut current = lock(&self.value);
+        loop {
+            if let Some(value) = &*current {
+                return value.clone();
+            }
+            current = self.changed.wait(current).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
 }
 
 impl Interpreter {
@@ -278,8 +311,7 @@ fn write_frame(stdin: &mut ChildStdin, bytes: &[u8]) -> std::io::Result<()> {
 
 impl Compiler {
     fn with(interpreter: Interpreter, version: String, cache_tag: String, ready: Option<Result<(), String>>) -> Self {
-        let started =
-            Arc::new(Started { workers: Mutex::new(Vec::new()), ready: Mutex::new(ready), changed: Condvar::new() });
+        let started = Arc::new(Started { workers: Mutex::new(Vec::new()), ready: Latch::new(ready) });
         Compiler { confined: sandbox::available(), interpreter, version, cache_tag, started, memo: None }
     }
 
@@ -331,14 +363,7 @@ impl Compiler {
 
     /// Waits until the interpreter's files are in place.
     fn wait_ready(&self) -> Result<(), Error> {
-        let mut ready = lock(&self.started.ready);
-        loop {
-            match &*ready {
-                Some(Ok(())) => return Ok(()),
-                Some(Err(why)) => return Err(run_error(&self.interpreter, why)),
-                None => ready = self.started.changed.wait(ready).unwrap_or_else(std::sync::PoisonError::into_inner),
-            }
-        }
+        self.started.ready.wait().map_err(|why| run_error(&self.interpreter, &why))
     }
 
     /// A driver: one started ahead, else a new one; its header checked.
@@ -450,7 +475,7 @@ impl Compiler {
                 _ => Compiled::Skipped(String::from_utf8_lossy(&payload).into_owned()),
             };
             if let Some(Claim(slot)) = &claim {
-                slot.fill(Some(compiled.clone()));
+                slot.set(Some(compiled.clone()));
             }
             emit(i, compiled)?;
         }
@@ -477,31 +502,10 @@ impl std::fmt::Debug for Memo {
     }
 }
 
-/// One source's result: `None` while it is being compiled; `Some(None)`
-/// when the one compiling it gave up (its driver failed), so that a waiter
-/// compiles it itself.
-#[derive(Default)]
-struct MemoSlot {
-    result: Mutex<Option<Option<Compiled>>>,
-    changed: Condvar,
-}
-
-impl MemoSlot {
-    fn fill(&self, result: Option<Compiled>) {
-        *lock(&self.result) = Some(result);
-        self.changed.notify_all();
-    }
-
-    fn wait(&self) -> Option<Compiled> {
-        let mut r = lock(&self.result);
-        loop {
-            if let Some(result) = &*r {
-                return result.clone();
-            }
-            r = self.changed.wait(r).unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
-    }
-}
+/// One source's result: unset while it is being compiled; `None` when the
+/// one compiling it gave up (its driver failed), so that a waiter compiles
+/// it itself.
+type MemoSlot = Latch<Option<Compiled>>;
 
 /// Fills a claimed slot as given up unless it was filled: a driver that
 /// fails never leaves another platform waiting.
@@ -509,11 +513,7 @@ struct Claim(Arc<MemoSlot>);
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        let mut r = lock(&self.0.result);
-        if r.is_none() {
-            *r = Some(None);
-            self.0.changed.notify_all();
-        }
+        self.0.set_if_unset(None);
     }
 }
 
@@ -526,7 +526,7 @@ impl Memo {
             match done.get(&key) {
                 Some(slot) => (slot.clone(), false),
                 None => {
-                    let slot = Arc::new(MemoSlot::default());
+                    let slot = Arc::new(MemoSlot::new(None));
                     done.insert(key, slot.clone());
                     (slot, true)
                 }
