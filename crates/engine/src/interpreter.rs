@@ -745,7 +745,6 @@ fn hint_key(location: &crate::Location, platform: &Platform) -> String {
 /// the same base. [`provision`] takes it when the base still has that kit,
 /// and it is dropped (its drivers stopped) otherwise.
 pub struct Speculative {
-    hint: Hint,
     compiler: Compiler,
     scratch: tempfile::TempDir,
 }
@@ -754,6 +753,8 @@ pub struct Speculative {
 /// compiler started from it, if there was one.
 pub struct Speculation {
     key: String,
+    /// The hint as read there, so that a build writes it only when it changed.
+    known: Option<Hint>,
     started: Option<Speculative>,
 }
 
@@ -763,12 +764,12 @@ pub struct Speculation {
 /// compile. Nothing is started when no build of this base compiled here before.
 pub fn speculate(location: &crate::Location, platform: &Platform, services: &Services) -> Speculation {
     let key = hint_key(location, platform);
-    let started = started_from_hint(&key, services);
-    Speculation { key, started }
+    let known: Option<Hint> = services.cache.get(Bucket::Interpreters, &key);
+    let started = known.as_ref().and_then(|hint| started_from_hint(hint, services));
+    Speculation { key, known, started }
 }
 
-fn started_from_hint(key: &str, services: &Services) -> Option<Speculative> {
-    let hint: Hint = services.cache.get(Bucket::Interpreters, key)?;
+fn started_from_hint(hint: &Hint, services: &Services) -> Option<Speculative> {
     let root = kit_dir(&hint.kit_key, services).ok()?;
     if !root.join("files").is_file() {
         return None;
@@ -778,7 +779,7 @@ fn started_from_hint(key: &str, services: &Services) -> Option<Speculative> {
     let started = (hint.probe.loader.clone(), hint.probe.libraries.clone());
     let interpreter = in_kit(&root.join("root"), &hint.interpreter, &started, scratch.path(), hint.origin.clone());
     let compiler = Compiler::known(interpreter, hint.probe.version.clone(), hint.probe.cache_tag.clone());
-    Some(Speculative { hint, compiler, scratch })
+    Some(Speculative { compiler, scratch })
 }
 
 /// A `python3.X` on the runner's PATH, if it is exactly the target's version.
@@ -902,9 +903,9 @@ pub async fn provision(
     services: &Services,
     speculation: Option<Speculation>,
 ) -> Result<Result<Provisioned, String>, Error> {
-    let (hint_at, speculative) = match speculation {
-        Some(s) => (Some(s.key), s.started),
-        None => (None, None),
+    let (hint_at, known, speculative) = match speculation {
+        Some(s) => (Some(s.key), s.known, s.started),
+        None => (None, None, None),
     };
     let tmp = services.cache.bucket(Bucket::Tmp)?;
     let scratch = tempfile::Builder::new()
@@ -923,8 +924,8 @@ pub async fn provision(
                 probe: probe.clone(),
             });
             let in_place = kit.unpacking.is_none() && kit.made.is_none();
-            if let (Some(s), Some(hint), true) = (&speculative, &hint, in_place)
-                && s.hint == *hint
+            if let (Some(_), Some(hint), true) = (&speculative, &hint, in_place)
+                && known.as_ref() == Some(hint)
             {
                 let Speculative { compiler, scratch, .. } = speculative.expect("matched");
                 return Ok(Ok(Provisioned { compiler: shared(compiler, services), _scratch: scratch }));
@@ -953,7 +954,7 @@ pub async fn provision(
                         },
                     };
                     if let Some(at) = &hint_at
-                        && services.cache.get::<Hint>(Bucket::Interpreters, at).as_ref() != Some(&hint)
+                        && known.as_ref() != Some(&hint)
                     {
                         let _ = services.cache.put(Bucket::Interpreters, at, &hint);
                     }
