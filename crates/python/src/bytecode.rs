@@ -64,12 +64,26 @@ while True:
 
 /// The kind of `.pyc` and the driver's version, in every cache key of a
 /// layer with bytecode: bumped when the same sources would compile to other
-/// bytes (v2: the garbage collector off, and sources taken in `.pyc` order).
-pub const FORMAT: &str = "timestamp-v2";
+/// bytes (v2: the garbage collector off, and sources taken in `.pyc` order;
+/// v3: a layer of fewer than [`SPLIT_FROM`] sources compiled by one process).
+pub const FORMAT: &str = "timestamp-v3";
 
-/// How many interpreters compile side by side. Fixed, not the number of
-/// cores: which process compiles which file must not depend on the machine.
+/// How many interpreters compile a large layer side by side. Fixed, not the
+/// number of cores: which process compiles which file must not depend on
+/// the machine.
 const PROCESSES: usize = 2;
+
+/// A layer with fewer sources than this is compiled by one process: a
+/// second interpreter costs more to start (about 12 ms of CPU) than it saves
+/// on a few dozen files, and an app layer is often two or three. The split
+/// depends on the number of sources alone, so the bytes still depend on
+/// nothing but the layer.
+const SPLIT_FROM: usize = 32;
+
+/// How many processes compile a layer of `sources` sources.
+fn processes(sources: usize) -> usize {
+    if sources < SPLIT_FROM { 1 } else { PROCESSES.min(sources) }
+}
 
 /// How many `.pyc` files may wait, compiled, for the layer writer to take
 /// them, so that a large tree's bytecode is never all in memory.
@@ -159,9 +173,12 @@ impl Ready {
     /// The interpreter's files are in place (`Ok`), or cannot be (`Err`,
     /// why): compiles waiting for them go on, and drivers start.
     pub fn set(self, result: Result<(), String>) {
-        if result.is_ok() {
-            let spawned: Vec<Worker> = (0..PROCESSES).filter_map(|_| Worker::spawn(&self.interpreter).ok()).collect();
-            lock(&self.started.workers).extend(spawned);
+        // One driver ahead: enough for a small layer (an app), and a large
+        // layer's second one starts when it begins, far from its end.
+        if result.is_ok()
+            && let Ok(worker) = Worker::spawn(&self.interpreter)
+        {
+            lock(&self.started.workers).push(worker);
         }
         self.started.ready.set(result);
     }
@@ -315,14 +332,13 @@ impl Compiler {
         Compiler { confined: sandbox::available(), interpreter, version, cache_tag, started, memo: None }
     }
 
-    /// Starts `interpreter`'s drivers, to learn its version and cache tag;
-    /// they stay up for the first compile.
+    /// Starts a driver of `interpreter`, to learn its version and cache tag;
+    /// it stays up for the first compile.
     pub fn new(interpreter: Interpreter) -> Result<Compiler, Error> {
-        let mut workers = (0..PROCESSES).map(|_| Worker::spawn(&interpreter)).collect::<Result<Vec<_>, _>>()?;
-        let mut headers = workers.iter_mut().map(|w| w.header(&interpreter)).collect::<Result<Vec<_>, _>>()?;
-        let (version, cache_tag) = headers.swap_remove(0);
+        let mut worker = Worker::spawn(&interpreter)?;
+        let (version, cache_tag) = worker.header(&interpreter)?;
         let compiler = Compiler::with(interpreter, version, cache_tag, Some(Ok(())));
-        lock(&compiler.started.workers).extend(workers);
+        lock(&compiler.started.workers).push(worker);
         Ok(compiler)
     }
 
@@ -401,8 +417,8 @@ impl Compiler {
     /// Compiles the sources at `paths` (absolute paths in the image), reading
     /// each with `read` only when its turn comes and handing each result to
     /// `emit` at once, so that neither all sources nor all `.pyc` files are
-    /// ever in memory together. Process `k` of [`PROCESSES`] takes every
-    /// `k`-th source, in order.
+    /// ever in memory together. Process `k` of the layer's
+    /// [`processes`] takes every `k`-th source, in order.
     pub fn compile_with<R, E>(&self, paths: &[String], read: R, emit: E, epoch: u64) -> Result<(), Error>
     where
         R: Fn(usize) -> Result<Vec<u8>, Error> + Sync,
@@ -413,12 +429,12 @@ impl Compiler {
         }
         self.wait_ready()?;
         let mtime = (epoch & 0xFFFF_FFFF) as u32;
-        let workers = PROCESSES.min(paths.len());
+        let workers = processes(paths.len());
         let results: Vec<Result<(), Error>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|k| {
                     let (read, emit) = (&read, &emit);
-                    scope.spawn(move || self.compile_share(paths, k, read, emit, mtime))
+                    scope.spawn(move || self.compile_share(paths, (k, workers), read, emit, mtime))
                 })
                 .collect();
             handles
@@ -442,7 +458,15 @@ impl Compiler {
         h.finalize().into()
     }
 
-    fn compile_share<R, E>(&self, paths: &[String], k: usize, read: &R, emit: &E, mtime: u32) -> Result<(), Error>
+    /// Compiles share `k` of `of`: every `of`-th source from the `k`-th.
+    fn compile_share<R, E>(
+        &self,
+        paths: &[String],
+        (k, of): (usize, usize),
+        read: &R,
+        emit: &E,
+        mtime: u32,
+    ) -> Result<(), Error>
     where
         R: Fn(usize) -> Result<Vec<u8>, Error> + Sync,
         E: Fn(usize, Compiled) -> Result<(), Error> + Sync,
@@ -450,7 +474,7 @@ impl Compiler {
         let mut worker = self.worker()?;
         let broken = |e: std::io::Error| run_error(&self.interpreter, format!("it stopped answering ({e})"));
         let mut stdin = worker.stdin.take().expect("a fresh worker has its input");
-        for (i, path) in paths.iter().enumerate().skip(k).step_by(PROCESSES) {
+        for (i, path) in paths.iter().enumerate().skip(k).step_by(of) {
             let source = read(i)?;
             let claim = match &self.memo {
                 Some(memo) => match memo.claim(self.memo_key(path, mtime, &source)) {
