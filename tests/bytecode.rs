@@ -202,6 +202,24 @@ fn a_rebuild_starts_the_last_interpreter_early_and_a_wrong_guess_changes_nothing
     let hint = read();
     assert_eq!(hint["value"]["probe"]["version"], first["bytecode"]["version"], "{hint}");
 
+    // The kit's interpreter starts from compiled codecs: its zip has them
+    // only as `.pyc` (their sources are gone), and it compiled the app.
+    let kits: Vec<_> = std::fs::read_dir(&bucket)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("root/usr/lib/python311.zip"))
+        .filter(|p| p.is_file())
+        .collect();
+    assert_eq!(kits.len(), 1, "one kit: {kits:?}");
+    let zipped = zip::ZipArchive::new(std::fs::File::open(&kits[0]).unwrap()).unwrap();
+    let names: Vec<String> = zipped.file_names().map(|n| n.unwrap().into_owned()).collect();
+    for startup in ["encodings/__init__", "encodings/aliases", "encodings/utf_8"] {
+        assert!(names.contains(&format!("{startup}.pyc")), "{startup}.pyc in {names:?}");
+        assert!(!names.contains(&format!("{startup}.py")), "{startup}.py in {names:?}");
+    }
+    assert!(names.contains(&"encodings/cp1252.py".to_string()), "other codecs stay sources: {names:?}");
+    assert!(first["bytecode"]["app"].as_u64().unwrap() > 0, "{}", first["bytecode"]);
+
     let warm = build();
     assert_eq!(warm["digest"], first["digest"]);
     assert_eq!(warm["bytecode"], first["bytecode"]);

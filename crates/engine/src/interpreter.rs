@@ -39,8 +39,8 @@ struct KitRecord {
 
 /// Bumped when what a kit holds changes (v2: put in place straight from
 /// the base's scan, its interpreter's version kept with it; v3: its part of
-/// the standard library in one `python3N.zip`).
-const KIT_FORMAT: &str = "interpreter-kit-v3";
+/// the standard library in one `python3N.zip`; v4: compiled in that zip).
+const KIT_FORMAT: &str = "interpreter-kit-v4";
 /// Bumped when what a build kit holds changes.
 const BUILD_KIT_FORMAT: &str = "interpreter-build-kit-v2";
 
@@ -409,13 +409,43 @@ async fn make(
             kept.push((&zip_path, KitFile::Bytes(&zip_bytes)));
             kept.sort_by(|a, b| a.0.cmp(b.0));
         }
-        put_in_place(&into, &tmp, &cache, |root| write_kit(&kept, root)).map_err(|e| {
+        let fill = |root: &Path| {
+            let mut listed = write_kit(&kept, root)?;
+            if !zipped.is_empty()
+                && let Some(compiled) = precompiled_zip(root, &interpreter, &zip_path, &zipped, &stdlib, &tmp)
+            {
+                listed = listed
+                    .lines()
+                    .map(|l| {
+                        if l.split_once(' ').map(|(_, p)| p) == Some(zip_path.as_str()) {
+                            format!("{} {zip_path}\n", compiled.len())
+                        } else {
+                            format!("{l}\n")
+                        }
+                    })
+                    .collect();
+            }
+            Ok(listed)
+        };
+        put_in_place(&into, &tmp, &cache, fill).map_err(|e| {
             let why = oxbuild_image::causes(&e);
             Error::new(Kind::Output, format!("putting the base's interpreter in place in {}: {why}", into.display()))
         })?;
         if !layer_wanted {
             return Ok(None);
         }
+        // The zip as the kit has it (compiled, by this build or another).
+        let zip_in_place = if zipped.is_empty() {
+            Vec::new()
+        } else {
+            std::fs::read(into.join("root").join(&zip_path)).map_err(|e| {
+                Error::new(Kind::Output, format!("reading {}: {e}", into.join("root").join(&zip_path).display()))
+            })?
+        };
+        let kept: Vec<(&String, KitFile<'_>)> = kept
+            .into_iter()
+            .map(|(path, file)| if *path == zip_path { (path, KitFile::Bytes(&zip_in_place)) } else { (path, file) })
+            .collect();
         let mut layer = LayerBuilder::new(0, Owner::ROOT);
         for (path, file) in &kept {
             match file {
@@ -435,6 +465,18 @@ async fn make(
 /// `PREFIX/lib/python3.N/`) as one stored zip, its members named from that
 /// directory, in order, dated 1980-01-01: the same files give the same bytes.
 fn stdlib_zip(files: &[(&String, KitFile<'_>)], stdlib: &str) -> Result<Vec<u8>, String> {
+    let members: Vec<(String, &[u8])> = files
+        .iter()
+        .filter_map(|(path, file)| match file {
+            KitFile::Bytes(bytes) => Some((path.strip_prefix(stdlib).unwrap_or(path).to_string(), *bytes)),
+            KitFile::Link(_) => None,
+        })
+        .collect();
+    zip_of(&members)
+}
+
+/// `members` (name, bytes), in order, as one stored zip (see [`stdlib_zip`]).
+fn zip_of(members: &[(String, &[u8])]) -> Result<Vec<u8>, String> {
     use std::io::Write as _;
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
@@ -442,13 +484,92 @@ fn stdlib_zip(files: &[(&String, KitFile<'_>)], stdlib: &str) -> Result<Vec<u8>,
         .last_modified_time(zip::DateTime::default())
         .unix_permissions(0o644);
     let fail = |e: &dyn std::fmt::Display| format!("zipping the interpreter's standard library: {e}");
-    for (path, file) in files {
-        let KitFile::Bytes(bytes) = file else { continue };
-        let name = path.strip_prefix(stdlib).unwrap_or(path);
-        zip.start_file(name, options).map_err(|e| fail(&e))?;
+    for (name, bytes) in members {
+        zip.start_file(name.as_str(), options).map_err(|e| fail(&e))?;
         zip.write_all(bytes).map_err(|e| fail(&e))?;
     }
     Ok(zip.finish().map_err(|e| fail(&e))?.into_inner())
+}
+
+/// What the kit's interpreter runs to compile the modules it loaded from
+/// its zip while it started (`ZIP` and `STDLIB` are filled in): for each,
+/// its name in the zip and its `.pyc`, as 4-byte little-endian lengths and
+/// bytes. The codecs it did not load stay sources.
+const PRECOMPILE: &str = r#"
+import sys
+from _frozen_importlib_external import _code_to_timestamp_pyc
+out = sys.stdout.buffer
+zip, stdlib = ZIP + "/", STDLIB
+for m in list(sys.modules.values()):
+    f = getattr(m, "__file__", None) or ""
+    if f.startswith(zip) and f.endswith(".py"):
+        name = f[len(zip):]
+        src = m.__loader__.get_data(f)
+        code = compile(src, stdlib + name, "exec", dont_inherit=True)
+        pyc = bytes(_code_to_timestamp_pyc(code, 0, len(src)))
+        for b in (name.encode(), pyc):
+            out.write(len(b).to_bytes(4, "little")); out.write(b)
+"#;
+
+/// Compiles the modules of the kit's standard library zip (at
+/// `root/zip_path`, made from `zipped`, under `stdlib`) that its interpreter
+/// loads to start, with that interpreter, `X.py` to a source-less `X.pyc`,
+/// and puts that zip in its place; returns its bytes. A compile kit's
+/// interpreter starts at every build, and compiling its codecs (before
+/// 3.11 also its top-level modules) from source was a third of its start.
+/// zipimport takes a `.pyc` without its source as it is. When anything
+/// fails, the zip of sources stays: it is slower, and as right.
+fn precompiled_zip(
+    root: &Path,
+    interpreter: &str,
+    zip_path: &str,
+    zipped: &[(&String, KitFile<'_>)],
+    stdlib: &str,
+    tmp: &Path,
+) -> Option<Vec<u8>> {
+    let started = layout(root)?;
+    let scratch = tempfile::Builder::new().prefix("kit-zip-").tempdir_in(tmp).ok()?;
+    let run = || in_kit(root, interpreter, &started, scratch.path(), "the kit being made".into());
+    let quoted = |s: &str| serde_json::to_string(s).ok();
+    let code = PRECOMPILE
+        .replace("ZIP", &quoted(&root.join(zip_path).to_string_lossy())?)
+        .replace("STDLIB", &quoted(&format!("/{stdlib}"))?);
+    let output = run().run(&code).ok().filter(|o| o.status.success())?;
+    let mut compiled = std::collections::HashMap::new();
+    let mut rest = output.stdout.as_slice();
+    let mut frame = || -> Option<Vec<u8>> {
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let bytes = rest.get(4..4 + len)?.to_vec();
+        rest = &rest[4 + len..];
+        Some(bytes)
+    };
+    while let Some(name) = frame() {
+        compiled.insert(String::from_utf8(name).ok()?, frame()?);
+    }
+    if compiled.is_empty() {
+        return None;
+    }
+    let members: Vec<(String, &[u8])> = zipped
+        .iter()
+        .filter_map(|(path, file)| {
+            let KitFile::Bytes(bytes) = file else { return None };
+            let name = path.strip_prefix(stdlib).unwrap_or(path);
+            Some(match compiled.get(name) {
+                Some(pyc) => (format!("{name}c"), pyc.as_slice()),
+                None => (name.to_string(), *bytes),
+            })
+        })
+        .collect();
+    let bytes = zip_of(&members).ok()?;
+    let at = root.join(zip_path);
+    let sources_zip = std::fs::read(&at).ok()?;
+    std::fs::write(&at, &bytes).ok()?;
+    // It must still start (its codecs come from this zip): else the sources go back.
+    if !run().run("pass").is_ok_and(|o| o.status.success()) {
+        std::fs::write(&at, sources_zip).ok()?;
+        return None;
+    }
+    Some(bytes)
 }
 
 /// A file of a kit.
