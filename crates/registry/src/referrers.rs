@@ -119,44 +119,21 @@ pub async fn stage(client: &Client, repo: &Reference, artifacts: &[Image]) -> Re
             return Err(Error::Invalid(format!("artifact {} has no subject to attach to", artifact.digest())));
         }
     }
-    // Two uploads of one blob at once can fail in a registry (Debian's
-    // answers DIGEST_INVALID and then BLOB_UNKNOWN), and artifacts share
-    // their config (the empty one, always): a config two of them share goes
-    // up once first, then they go together unless they share more.
-    let mut configs: Vec<&Digest> = Vec::new();
-    let mut shared: Vec<&Image> = Vec::new();
-    for a in artifacts {
-        let d = &a.config_descriptor().digest;
-        if configs.contains(&d) {
-            if !shared.iter().any(|s| s.config_descriptor().digest == *d) {
-                shared.push(a);
-            }
-        } else {
-            configs.push(d);
-        }
-    }
-    for a in shared {
-        let d = &a.config_descriptor();
-        if !client.blob_exists(&repo, &d.digest).await? {
-            let body = crate::client::BlobBody::Bytes(std::sync::Arc::new(a.config().to_vec()));
-            client.upload_blob(&repo, &d.digest, d.size, &body).await?;
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    let disjoint =
-        artifacts.iter().flat_map(|a| a.layers().iter().map(|l| l.descriptor.digest.clone())).all(|d| seen.insert(d));
-    let mut reports = Vec::new();
-    if disjoint {
-        let pushed = futures_util::future::join_all(artifacts.iter().map(|a| push(client, a, &repo, &[], &[]))).await;
-        for r in pushed {
-            reports.push(r?);
-        }
-    } else {
-        for a in artifacts {
-            reports.push(push(client, a, &repo, &[], &[]).await?);
-        }
-    }
-    Ok(reports)
+    // Their blobs go together, each once (artifacts share their config, the
+    // empty one, and two uploads of one blob at once can fail in a registry:
+    // Debian's answers DIGEST_INVALID and then BLOB_UNKNOWN); then their
+    // manifests, by digest.
+    let blobs = artifacts.iter().flat_map(crate::remote::blobs_of).collect();
+    let moved = crate::remote::push_blobs(client, blobs, &repo, &[]).await?;
+    let digests: Vec<String> = artifacts.iter().map(|a| a.digest().to_string()).collect();
+    let put = artifacts.iter().zip(&digests).map(|(a, d)| client.put_manifest(&repo, d, a.manifest(), a.media_type()));
+    let indexed = futures_util::future::try_join_all(put).await?;
+    let mut counted = std::collections::HashSet::new();
+    Ok(artifacts
+        .iter()
+        .zip(indexed)
+        .map(|(a, subject_indexed)| PushReport { subject_indexed, ..moved.report_once(a, &mut counted) })
+        .collect())
 }
 
 /// Makes the staged `artifacts` findable from their subjects: those the

@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 use oxbuild_image::{
@@ -203,85 +202,134 @@ pub async fn push(
     tags: &[String],
     mount_from: &[MountSource],
 ) -> Result<PushReport, Error> {
-    let skipped = AtomicU64::new(0);
-    let mounted = AtomicU64::new(0);
-    let uploaded = AtomicU64::new(0);
-    let bytes = AtomicU64::new(0);
+    let moved = push_blobs(client, blobs_of(image), target, mount_from).await?;
+    let mut report = moved.report(image);
+    let digest = image.digest();
+    let references: Vec<String> = if tags.is_empty() { vec![digest.to_string()] } else { tags.to_vec() };
+    for reference in references {
+        report.subject_indexed |= client.put_manifest(target, &reference, image.manifest(), image.media_type()).await?;
+    }
+    Ok(report)
+}
+
+/// The blobs of `image`: its layers, then its config.
+pub(crate) fn blobs_of(image: &Image) -> Vec<(Descriptor, BlobBody)> {
     let mut blobs: Vec<(Descriptor, BlobBody)> =
         image.layers().iter().map(|l| (l.descriptor.clone(), body_of(l))).collect();
     blobs.push((image.config_descriptor().clone(), BlobBody::Bytes(Arc::new(image.config().to_vec()))));
+    blobs
+}
+
+/// How each blob got to the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moved {
+    Present,
+    Mounted,
+    Uploaded,
+}
+
+/// What [`push_blobs`] did, by digest.
+#[derive(Debug, Default)]
+pub(crate) struct MovedBlobs(std::collections::HashMap<Digest, (Moved, u64)>);
+
+impl MovedBlobs {
+    /// The report of `image`'s blobs, each counted once.
+    pub(crate) fn report(&self, image: &Image) -> PushReport {
+        self.report_once(image, &mut HashSet::new())
+    }
+
+    /// The report of `image`'s blobs that are not in `counted` (which
+    /// gets them): a blob two artifacts share is counted for the first.
+    pub(crate) fn report_once(&self, image: &Image, counted: &mut HashSet<Digest>) -> PushReport {
+        let mut report = PushReport::default();
+        let digests = image.layers().iter().map(|l| &l.descriptor.digest).chain([&image.config_descriptor().digest]);
+        for digest in digests {
+            let Some((moved, size)) = self.0.get(digest) else { continue };
+            if !counted.insert(digest.clone()) {
+                continue;
+            }
+            match moved {
+                Moved::Present => report.blobs_skipped += 1,
+                Moved::Mounted => report.blobs_mounted += 1,
+                Moved::Uploaded => {
+                    report.blobs_uploaded += 1;
+                    report.bytes_uploaded += size;
+                }
+            }
+        }
+        report
+    }
+}
+
+/// Puts `blobs` in `target`'s repository, each once (skipping those present,
+/// mounting from a [`MountSource`] on the same registry that holds it),
+/// [`CONCURRENCY`] at a time: first the small ones that no repository was
+/// ever seen holding, which go up without asking (two requests each, where
+/// the others take one), so that they are not what the manifest waits for.
+pub(crate) async fn push_blobs(
+    client: &Client,
+    mut blobs: Vec<(Descriptor, BlobBody)>,
+    target: &Reference,
+    mount_from: &[MountSource],
+) -> Result<MovedBlobs, Error> {
     let mut seen = HashSet::new();
     blobs.retain(|(d, _)| seen.insert(d.digest.clone()));
-
-    stream::iter(blobs)
-        .map(|(desc, body)| {
-            let (skipped, mounted, uploaded, bytes) = (&skipped, &mounted, &uploaded, &bytes);
-            async move {
-                let done =
-                    |outcome| client.emit(Event::Finish { digest: desc.digest.clone(), size: desc.size, outcome });
-                // A small blob that no repository was ever seen holding (a
-                // new config, an SBOM) goes up without asking first: the
-                // answer would be "no" nearly always, and an upload of a blob
-                // the registry has is harmless.
-                let unheard_of = desc.size <= SMALL_NEW_BLOB
-                    && matches!(body, BlobBody::Bytes(_) | BlobBody::File(_))
-                    && mount_from.iter().all(|s| !s.digests.contains(&desc.digest))
-                    && client.never_seen(&desc.digest);
-                let present = if unheard_of {
-                    client.seen_in(&desc.digest, target)
-                } else {
-                    client.blob_exists(target, &desc.digest).await?
-                };
-                if present {
-                    done("present");
-                    skipped.fetch_add(1, Ordering::Relaxed);
-                    return Ok::<_, Error>(());
-                }
-                // Mount candidates: where the blob lives now, the repositories
-                // the caller names, then any this machine has seen holding it.
-                let mut sources: Vec<Reference> = Vec::new();
-                if let BlobBody::Remote(origin) = &body {
-                    sources.push(origin.clone());
-                }
-                sources.extend(
-                    mount_from.iter().filter(|s| s.digests.contains(&desc.digest)).map(|s| s.repository.clone()),
-                );
-                sources.extend(client.known_holders(&desc.digest, target));
-                sources.retain(|s| s.registry == target.registry && s.repository != target.repository);
-                let mut tried = HashSet::new();
-                sources.retain(|s| tried.insert(s.repository.clone()));
-                for source in &sources {
-                    if client.mount_blob(target, &desc.digest, source).await? {
-                        done("mounted");
-                        mounted.fetch_add(1, Ordering::Relaxed);
-                        return Ok(());
-                    }
-                }
-                client.emit(Event::Start { digest: desc.digest.clone(), size: desc.size, direction: "upload" });
-                client.upload_blob(target, &desc.digest, desc.size, &body).await?;
-                done("uploaded");
-                uploaded.fetch_add(1, Ordering::Relaxed);
-                bytes.fetch_add(desc.size, Ordering::Relaxed);
-                Ok(())
+    // A small blob that no repository was ever seen holding (a new config,
+    // an SBOM) goes up without asking first: the answer would be "no"
+    // nearly always, and an upload of a blob the registry has is harmless.
+    let unheard_of = |desc: &Descriptor, body: &BlobBody| {
+        desc.size <= SMALL_NEW_BLOB
+            && matches!(body, BlobBody::Bytes(_) | BlobBody::File(_))
+            && mount_from.iter().all(|s| !s.digests.contains(&desc.digest))
+            && client.never_seen(&desc.digest)
+    };
+    let mut blobs: Vec<(Descriptor, BlobBody, bool)> = blobs
+        .into_iter()
+        .map(|(d, b)| {
+            let new = unheard_of(&d, &b);
+            (d, b, new)
+        })
+        .collect();
+    blobs.sort_by_key(|(_, _, new)| !*new);
+    let moved: Vec<(Digest, Moved, u64)> = stream::iter(blobs)
+        .map(|(desc, body, new)| async move {
+            let done = |outcome: Moved, word| {
+                client.emit(Event::Finish { digest: desc.digest.clone(), size: desc.size, outcome: word });
+                Ok::<_, Error>((desc.digest.clone(), outcome, desc.size))
+            };
+            let present = if new {
+                client.seen_in(&desc.digest, target)
+            } else {
+                client.blob_exists(target, &desc.digest).await?
+            };
+            if present {
+                return done(Moved::Present, "present");
             }
+            // Mount candidates: where the blob lives now, the repositories
+            // the caller names, then any this machine has seen holding it.
+            let mut sources: Vec<Reference> = Vec::new();
+            if let BlobBody::Remote(origin) = &body {
+                sources.push(origin.clone());
+            }
+            sources
+                .extend(mount_from.iter().filter(|s| s.digests.contains(&desc.digest)).map(|s| s.repository.clone()));
+            sources.extend(client.known_holders(&desc.digest, target));
+            sources.retain(|s| s.registry == target.registry && s.repository != target.repository);
+            let mut tried = HashSet::new();
+            sources.retain(|s| tried.insert(s.repository.clone()));
+            for source in &sources {
+                if client.mount_blob(target, &desc.digest, source).await? {
+                    return done(Moved::Mounted, "mounted");
+                }
+            }
+            client.emit(Event::Start { digest: desc.digest.clone(), size: desc.size, direction: "upload" });
+            client.upload_blob(target, &desc.digest, desc.size, &body).await?;
+            done(Moved::Uploaded, "uploaded")
         })
         .buffer_unordered(CONCURRENCY)
-        .try_collect::<()>()
+        .try_collect()
         .await?;
-
-    let digest = image.digest();
-    let references: Vec<String> = if tags.is_empty() { vec![digest.to_string()] } else { tags.to_vec() };
-    let mut subject_indexed = false;
-    for reference in references {
-        subject_indexed |= client.put_manifest(target, &reference, image.manifest(), image.media_type()).await?;
-    }
-    Ok(PushReport {
-        blobs_skipped: skipped.into_inner(),
-        blobs_mounted: mounted.into_inner(),
-        blobs_uploaded: uploaded.into_inner(),
-        bytes_uploaded: bytes.into_inner(),
-        subject_indexed,
-    })
+    Ok(MovedBlobs(moved.into_iter().map(|(d, m, size)| (d, (m, size))).collect()))
 }
 
 /// Reads `r` when it is an index: the index and every image it lists
