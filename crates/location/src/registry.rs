@@ -60,7 +60,7 @@ pub async fn attach(target: &Target<'_>, r: &Reference, referrers: &[Image]) -> 
 /// pushed; [`attach_staged`] then lists them, and attaches the signatures.
 #[derive(Debug)]
 pub struct Staged {
-    reports: Vec<oxbuild_registry::PushReport>,
+    staged: oxbuild_registry::StagedReferrers,
 }
 
 /// What is not a signature among `referrers`.
@@ -75,10 +75,10 @@ fn kinds(artifacts: &[Image]) -> String {
 /// Pushes the SBOMs and provenance of `referrers` by digest.
 pub async fn stage(target: &Target<'_>, r: &Reference, referrers: &[Image]) -> Result<Staged, Error> {
     let batch = unsigned(referrers);
-    let reports = oxbuild_registry::stage_referrers(target.client, r, &batch)
+    let staged = oxbuild_registry::stage_referrers(target.client, r, &batch)
         .await
         .map_err(|e| Error::Registry(format!("attaching {} to {}: {e}", kinds(&batch), r.name())))?;
-    Ok(Staged { reports })
+    Ok(Staged { staged })
 }
 
 /// Lists what [`stage`] pushed and attaches the signatures of `referrers`;
@@ -93,10 +93,10 @@ pub async fn attach_staged(
     let fail =
         |w: String| move |e: oxbuild_registry::Error| Error::Registry(format!("attaching {w} to {}: {e}", r.name()));
     let batch = unsigned(referrers);
-    let listed = oxbuild_registry::list_referrers(target.client, r, &batch, &staged.reports)
+    let listed = oxbuild_registry::list_referrers(target.client, r, &batch, &staged.staged)
         .await
         .map_err(fail(kinds(&batch)))?;
-    let mut batched = batch.iter().zip(staged.reports).zip(listed);
+    let mut batched = batch.iter().zip(staged.staged.reports).zip(listed);
     let mut out = Vec::new();
     for artifact in referrers {
         if !oxbuild_sign::is_signature(artifact) {

@@ -49,7 +49,7 @@ pub use client::{BlobBody, BlobLocations, Client, ClientOptions};
 pub use progress::{Event, Progress};
 pub use reference::{DOCKER_HUB, Reference, ReferenceError, is_loopback};
 pub use referrers::{Listed, accumulate, attach, fallback_tag, open_referrers, referrers};
-pub use referrers::{list as list_referrers, stage as stage_referrers};
+pub use referrers::{Staged as StagedReferrers, list as list_referrers, stage as stage_referrers};
 pub use remote::{
     MountSource, Pulled, PushReport, fetch_index, fetch_layer, fetch_layers, open, open_cached, open_index, pull, push,
     push_index, resolve,

@@ -12,7 +12,9 @@
 //! re-reads after writing and writes again while its entry is missing. What
 //! remains: a writer whose PUT lands *after* another writer's re-read can
 //! still drop that writer's entry, and only a registry with the referrers
-//! API (or `If-Match`) closes that window.
+//! API (or `If-Match`) closes that window. A batch of artifacts reads the
+//! index while their manifests go up ([`stage`]), so its window is those
+//! manifests' round trip longer than one read's.
 
 use std::time::Duration;
 
@@ -57,7 +59,7 @@ pub async fn accumulate(
         let listed = if report.subject_indexed {
             Listed::Api
         } else {
-            add_to_fallback(client, &repo, subject, &[image.referrer_descriptor()], replaces.as_ref()).await?;
+            add_to_fallback(client, &repo, subject, &[image.referrer_descriptor()], replaces.as_ref(), None).await?;
             Listed::FallbackTag
         };
         let now = crate::open(client, &tagged, &Platform::host()).await?.image;
@@ -102,9 +104,9 @@ pub enum Listed {
 /// findable as a referrer of its subject.
 pub async fn attach(client: &Client, repo: &Reference, artifact: &Image) -> Result<(PushReport, Listed), Error> {
     let artifacts = std::slice::from_ref(artifact);
-    let mut reports = stage(client, repo, artifacts).await?;
-    let listed = list(client, repo, artifacts, &reports).await?;
-    Ok((reports.remove(0), listed[0]))
+    let mut staged = stage(client, repo, artifacts).await?;
+    let listed = list(client, repo, artifacts, &staged).await?;
+    Ok((staged.reports.remove(0), listed[0]))
 }
 
 /// Pushes `artifacts` by digest, concurrently, without listing them
@@ -112,7 +114,7 @@ pub async fn attach(client: &Client, repo: &Reference, artifact: &Image) -> Resu
 /// subject; for the others [`list`] writes the fallback index. Nothing is
 /// tagged, so this can run while the subject itself is pushed, and a
 /// subject whose push fails leaves no tag behind.
-pub async fn stage(client: &Client, repo: &Reference, artifacts: &[Image]) -> Result<Vec<PushReport>, Error> {
+pub async fn stage(client: &Client, repo: &Reference, artifacts: &[Image]) -> Result<Staged, Error> {
     let repo = Reference { tag: None, digest: None, ..repo.clone() };
     for artifact in artifacts {
         if artifact.subject().is_none() {
@@ -127,25 +129,52 @@ pub async fn stage(client: &Client, repo: &Reference, artifacts: &[Image]) -> Re
     let moved = crate::remote::push_blobs(client, blobs, &repo, &[]).await?;
     let digests: Vec<String> = artifacts.iter().map(|a| a.digest().to_string()).collect();
     let put = artifacts.iter().zip(&digests).map(|(a, d)| client.put_manifest(&repo, d, a.manifest(), a.media_type()));
-    let indexed = futures_util::future::try_join_all(put).await?;
+    // The subjects' fallback indexes are read while the manifests go up,
+    // which saves [`list`] a round trip; wasted on a registry with the
+    // referrers API, which the answers to these very puts reveal.
+    let mut subjects: Vec<Digest> = Vec::new();
+    for subject in artifacts.iter().filter_map(|a| a.subject().map(|s| s.digest.clone())) {
+        if !subjects.contains(&subject) {
+            subjects.push(subject);
+        }
+    }
+    // A read that fails is made again by `list`, where it counts.
+    let read = subjects.iter().map(|subject| {
+        let tagged = repo.with_tag(&fallback_tag(subject));
+        async move { fallback_entries(client, &tagged).await.ok().map(|entries| (subject.clone(), entries)) }
+    });
+    let (indexed, read) =
+        futures_util::future::join(futures_util::future::try_join_all(put), futures_util::future::join_all(read)).await;
+    let (indexed, read) = (indexed?, read.into_iter().flatten().collect());
     let mut counted = std::collections::HashSet::new();
-    Ok(artifacts
+    let reports = artifacts
         .iter()
         .zip(indexed)
         .map(|(a, subject_indexed)| PushReport { subject_indexed, ..moved.report_once(a, &mut counted) })
-        .collect())
+        .collect();
+    Ok(Staged { reports, read })
+}
+
+/// Artifacts pushed by [`stage`], not yet listed.
+#[derive(Debug)]
+pub struct Staged {
+    /// What pushing each did, in their order.
+    pub reports: Vec<PushReport>,
+    /// Each subject's fallback index as it was read then.
+    read: Vec<(Digest, Vec<serde_json::Value>)>,
 }
 
 /// Makes the staged `artifacts` findable from their subjects: those the
-/// registry did not index itself (`reports` from [`stage`]) are added to
-/// their subject's fallback index, in one write per subject. In the order
-/// of `artifacts`.
+/// registry did not index itself (`staged.reports`) are added to their
+/// subject's fallback index, in one write per subject, the first from the
+/// index [`stage`] read. In the order of `artifacts`.
 pub async fn list(
     client: &Client,
     repo: &Reference,
     artifacts: &[Image],
-    reports: &[PushReport],
+    staged: &Staged,
 ) -> Result<Vec<Listed>, Error> {
+    let reports = &staged.reports;
     let repo = Reference { tag: None, digest: None, ..repo.clone() };
     // The fallback entries, by subject, in the order they came.
     let mut fallback: Vec<(Digest, Vec<Descriptor>)> = Vec::new();
@@ -160,20 +189,23 @@ pub async fn list(
         }
     }
     for (subject, entries) in &fallback {
-        add_to_fallback(client, &repo, subject, entries, None).await?;
+        let read = staged.read.iter().find(|(s, _)| s == subject).map(|(_, r)| r.clone());
+        add_to_fallback(client, &repo, subject, entries, None, read).await?;
     }
     Ok(reports.iter().map(|r| if r.subject_indexed { Listed::Api } else { Listed::FallbackTag }).collect())
 }
 
 /// Adds `add` to the fallback index of `subject` (dropping `replaces`, an
 /// entry it supersedes), re-reading after each write until every entry is
-/// there (see the module docs for the race).
+/// there (see the module docs for the race). The first write starts from
+/// `read`, the index as it was read a moment ago, when given.
 async fn add_to_fallback(
     client: &Client,
     repo: &Reference,
     subject: &Digest,
     add: &[Descriptor],
     replaces: Option<&Digest>,
+    mut read: Option<Vec<serde_json::Value>>,
 ) -> Result<(), Error> {
     let tag = fallback_tag(subject);
     let tagged = repo.with_tag(&tag);
@@ -181,7 +213,10 @@ async fn add_to_fallback(
         entries.iter().any(|e| e["digest"].as_str() == Some(d.digest.as_str()))
     };
     for attempt in 0..ATTEMPTS {
-        let mut entries = fallback_entries(client, &tagged).await?;
+        let mut entries = match read.take() {
+            Some(entries) => entries,
+            None => fallback_entries(client, &tagged).await?,
+        };
         let stale = |e: &serde_json::Value| replaces.is_some_and(|r| e["digest"].as_str() == Some(r.as_str()));
         if !add.iter().all(|d| has(&entries, d)) || entries.iter().any(stale) {
             entries.retain(|e| !stale(e) && !add.iter().any(|d| e["digest"].as_str() == Some(d.digest.as_str())));
