@@ -131,16 +131,20 @@ impl Cache {
     pub fn keep_under(&self, max: u64) -> Result<Option<Pruned>, Error> {
         let grown = self.grown.swap(0, std::sync::atomic::Ordering::Relaxed);
         let usage: Option<Usage> = fs::read(self.usage_path()).ok().and_then(|b| serde_json::from_slice(&b).ok());
-        let held = self.lock_exclusive(false)?;
         let due = usage.as_ref().is_none_or(|u| {
             now_secs().saturating_sub(u.measured) >= MEASURED_FOR.as_secs()
                 || u.bytes.saturating_add(u.grown).saturating_add(grown) > max
         });
-        let Some(_held) = held.filter(|_| due) else {
+        let held = if due { self.lock_exclusive(false)? } else { None };
+        let Some(_held) = held else {
             // Another command may add its own count at the same moment and
             // one of the two be lost: the hourly measurement makes up for it.
-            let usage = usage.unwrap_or_default();
-            self.write_usage(&Usage { grown: usage.grown.saturating_add(grown), ..usage });
+            // A command that added nothing (an inspect, a rebuild of the
+            // same image) leaves the record as it is.
+            if grown > 0 || usage.is_none() {
+                let usage = usage.unwrap_or_default();
+                self.write_usage(&Usage { grown: usage.grown.saturating_add(grown), ..usage });
+            }
             return Ok(None);
         };
         let bytes = self.info()?.bytes;
@@ -240,10 +244,14 @@ mod tests {
         let first = cache.keep_under(1000).unwrap().expect("measured");
         assert_eq!((first.removed, first.remaining), (0, 100));
 
-        // A file no counter saw does not make the next command measure...
+        // A file no counter saw does not make the next command measure,
+        // and a command that counted nothing leaves the record as it was...
         aged(&blobs.join("sha256/unseen"), 2000, Duration::from_secs(30));
+        let written = fs::metadata(cache.usage_path()).unwrap().modified().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
         assert!(cache.keep_under(1000).unwrap().is_none());
         assert!(blobs.join("sha256/unseen").exists());
+        assert_eq!(fs::metadata(cache.usage_path()).unwrap().modified().unwrap(), written);
 
         // ...counted growth that could pass the limit does.
         let store = cache.blobs().unwrap();
