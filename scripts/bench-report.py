@@ -52,7 +52,8 @@ skopeo = subprocess.run(["skopeo", "--version"], capture_output=True, text=True)
 print("# Benchmarks\n")
 print(f"Measured {datetime.fromtimestamp(os.path.getmtime(os.path.join(out, 'raw.jsonl')), timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by `scripts/bench` (medians of {runs} runs, "
       f"both tools side by side in one run). Machine: {os.cpu_count()} cores, {cpu}, {platform.platform()}. "
-      f"Peers: {buildah}; {skopeo}. Everything on loopback: a private Debian `docker-registry` per measurement.\n")
+      f"Peers: {buildah}; {skopeo}. Everything on loopback: a private Debian `docker-registry` per measurement, "
+      "each measurement after a `sync`, so that none pays for the writeback of the one before.\n")
 print("## Build and push of testdata/benchapp (Flask, gunicorn, pydantic, numpy)\n")
 print("Both tools start from the same base (`python:3.11`, seeded into the registry with skopeo) and install the same "
       "wheels from the same local wheelhouse (`pip download` of `testdata/benchapp/requirements.txt`).\n")
