@@ -412,7 +412,8 @@ async fn make(
         let fill = |root: &Path| {
             let mut listed = write_kit(&kept, root)?;
             if !zipped.is_empty()
-                && let Some(compiled) = precompiled_zip(root, &interpreter, &zip_path, &zipped, &stdlib, &tmp)
+                && let Some(compiled) =
+                    precompiled_zip(root, &interpreter, (&zip_path, &zip_bytes), &zipped, &stdlib, &tmp)
             {
                 listed = listed
                     .lines()
@@ -511,8 +512,8 @@ for m in list(sys.modules.values()):
             out.write(len(b).to_bytes(4, "little")); out.write(b)
 "#;
 
-/// Compiles the modules of the kit's standard library zip (at
-/// `root/zip_path`, made from `zipped`, under `stdlib`) that its interpreter
+/// Compiles the modules of the kit's standard library zip (`zip`: its path
+/// under `root` and its bytes, made from `zipped`, under `stdlib`) that its interpreter
 /// loads to start, with that interpreter, `X.py` to a source-less `X.pyc`,
 /// and puts that zip in its place; returns its bytes. A compile kit's
 /// interpreter starts at every build, and compiling its codecs (before
@@ -522,7 +523,7 @@ for m in list(sys.modules.values()):
 fn precompiled_zip(
     root: &Path,
     interpreter: &str,
-    zip_path: &str,
+    (zip_path, sources_zip): (&str, &[u8]),
     zipped: &[(&String, KitFile<'_>)],
     stdlib: &str,
     tmp: &Path,
@@ -562,7 +563,6 @@ fn precompiled_zip(
         .collect();
     let bytes = zip_of(&members).ok()?;
     let at = root.join(zip_path);
-    let sources_zip = std::fs::read(&at).ok()?;
     std::fs::write(&at, &bytes).ok()?;
     // It must still start (its codecs come from this zip): else the sources go back.
     if !run().run("pass").is_ok_and(|o| o.status.success()) {

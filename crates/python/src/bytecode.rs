@@ -82,7 +82,7 @@ const SPLIT_FROM: usize = 32;
 
 /// How many processes compile a layer of `sources` sources.
 fn processes(sources: usize) -> usize {
-    if sources < SPLIT_FROM { 1 } else { PROCESSES.min(sources) }
+    if sources < SPLIT_FROM { 1 } else { PROCESSES }
 }
 
 /// How many `.pyc` files may wait, compiled, for the layer writer to take

@@ -228,6 +228,17 @@ enum Moved {
     Uploaded,
 }
 
+impl Moved {
+    /// The word progress events use for it.
+    fn word(self) -> &'static str {
+        match self {
+            Moved::Present => "present",
+            Moved::Mounted => "mounted",
+            Moved::Uploaded => "uploaded",
+        }
+    }
+}
+
 /// What [`push_blobs`] did, by digest.
 #[derive(Debug, Default)]
 pub(crate) struct MovedBlobs(std::collections::HashMap<Digest, (Moved, u64)>);
@@ -293,8 +304,8 @@ pub(crate) async fn push_blobs(
     blobs.sort_by_key(|(_, _, new)| !*new);
     let moved: Vec<(Digest, Moved, u64)> = stream::iter(blobs)
         .map(|(desc, body, new)| async move {
-            let done = |outcome: Moved, word| {
-                client.emit(Event::Finish { digest: desc.digest.clone(), size: desc.size, outcome: word });
+            let done = |outcome: Moved| {
+                client.emit(Event::Finish { digest: desc.digest.clone(), size: desc.size, outcome: outcome.word() });
                 Ok::<_, Error>((desc.digest.clone(), outcome, desc.size))
             };
             let present = if new {
@@ -303,7 +314,7 @@ pub(crate) async fn push_blobs(
                 client.blob_exists(target, &desc.digest).await?
             };
             if present {
-                return done(Moved::Present, "present");
+                return done(Moved::Present);
             }
             // Mount candidates: where the blob lives now, the repositories
             // the caller names, then any this machine has seen holding it.
@@ -319,12 +330,12 @@ pub(crate) async fn push_blobs(
             sources.retain(|s| tried.insert(s.repository.clone()));
             for source in &sources {
                 if client.mount_blob(target, &desc.digest, source).await? {
-                    return done(Moved::Mounted, "mounted");
+                    return done(Moved::Mounted);
                 }
             }
             client.emit(Event::Start { digest: desc.digest.clone(), size: desc.size, direction: "upload" });
             client.upload_blob(target, &desc.digest, desc.size, &body).await?;
-            done(Moved::Uploaded, "uploaded")
+            done(Moved::Uploaded)
         })
         .buffer_unordered(CONCURRENCY)
         .try_collect()
