@@ -181,115 +181,140 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     }
     let started = std::time::SystemTime::now();
     let services = services(&args.app.registry, out)?;
-    if let Some(one) = asked.one() {
-        request.platform = Some(one.clone());
-    }
-    let assembled = oxbuild_engine::assemble(&request, &services).await.map_err(Failure::from)?;
-    // Only the production image gets an SBOM: the test variant holds packages it does not list.
-    let ships = args.push || !outputs.is_empty() || args.attest.sbom_dir.is_some();
-    let proofs = if test_variant || !ships {
-        if args.attest.sign_key.is_some() {
-            out.warn("--sign-key: only the production image is signed; the test variant is not");
-        }
-        ProofsBeingMade::Made(Ok(crate::attest::Proofs::none()))
-    } else if args.attest.sbom_dir.is_some() {
-        // The files are written before anything moves.
-        ProofsBeingMade::Made(Ok(crate::attest::prepare(&assembled, started, &args.attest, &services, out)?))
-    } else {
-        // A bad signing key fails before anything moves; the documents are
-        // made while the push starts asking about blobs.
-        let key = crate::attest::signing_key(args.attest.sign_key.as_deref(), "--sign-key")?.map(Arc::new);
-        let (assembled, attach, services) = (assembled.clone(), !args.attest.no_attach, services.clone());
-        ProofsBeingMade::Making(tokio::task::spawn_blocking(move || {
-            let referrers = crate::attest::documents(&assembled, started, None, attach, true, &services, out)?;
-            Ok(crate::attest::Proofs::new(referrers, key))
-        }))
-    };
-    if test_variant && (args.attest.sbom_dir.is_some()) {
-        out.warn("--sbom-dir: only the production image gets an SBOM and provenance; nothing was written");
-    }
-    let Assembled { prod, test, base, resolved_base, mount_from, platform, dependencies, bytecode, .. } = assembled;
-    let built = if test_variant { test.expect("asked for") } else { prod };
-    let image = &built.image;
-    let digest = image.digest();
-    let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
-
-    // A layout or archive's signature names the image's first tag, else its repository, else the app.
-    let identity = identity(&args.app, &tags, repository.as_ref());
-    let mut written = Vec::new();
-    let mut listed = Vec::new();
-    let mut proofs = proofs;
-    for output in &outputs {
-        out.step(format!("writing {output}"));
-        let referrers = proofs.get().await?.for_destination(image, &identity, &services)?;
-        crate::attest::warn_if_dropped(output, &referrers, out);
-        output.write(&services.target(), image, &referrers, &names, &[]).await?;
-        listed.extend(referrers.iter().map(|r| crate::attest::describe(r, None)));
-        written.push(output.to_string());
-    }
-
-    let mut pushed = Vec::new();
-    let mut push_reports = Vec::new();
     if args.push {
-        for (name, (target, repo_tags)) in by_repository(&tags, repository.as_ref()) {
-            out.step(format!("pushing {name}"));
-            // The SBOMs and provenance go up by digest while the image does;
-            // they are listed (tagged) only once the image is complete.
-            let sink = services.target();
-            let (report, staged) = tokio::join!(
-                oxbuild_registry::push(&services.client, image, &target, &repo_tags, &mount_from),
-                async {
-                    let referrers = proofs.get().await?.for_destination(image, &name, &services)?;
-                    let staged = oxbuild_engine::location::stage(&sink, &target, &referrers).await?;
-                    Ok::<_, Failure>((referrers, staged))
-                },
-            );
-            let report = report.map_err(|e| Failure::registry(format!("pushing to {name}: {e}")))?;
-            out.step(crate::transfer::describe_push(&report));
-            let (referrers, staged) = staged?;
-            let attached = crate::attest::attach_staged(&services, &target, &referrers, staged, out).await?;
-            pushed.push(target.with_digest(digest.clone()).to_string());
-            for t in &repo_tags {
-                pushed.push(target.with_tag(t).to_string());
-            }
-            push_reports.push(json!({"repository": name, "report": report, "referrers": attached}));
+        // The push's new blobs go up into sessions opened while the image builds.
+        let new_blobs = blobs_a_push_adds(test_variant, &args.attest);
+        for (target, _) in by_repository(&tags, repository.as_ref()).values() {
+            services.client.open_uploads(target, new_blobs);
         }
     }
+    let result = async {
+        if let Some(one) = asked.one() {
+            request.platform = Some(one.clone());
+        }
+        let assembled = oxbuild_engine::assemble(&request, &services).await.map_err(Failure::from)?;
+        // Only the production image gets an SBOM: the test variant holds packages it does not list.
+        let ships = args.push || !outputs.is_empty() || args.attest.sbom_dir.is_some();
+        let proofs = if test_variant || !ships {
+            if args.attest.sign_key.is_some() {
+                out.warn("--sign-key: only the production image is signed; the test variant is not");
+            }
+            ProofsBeingMade::Made(Ok(crate::attest::Proofs::none()))
+        } else if args.attest.sbom_dir.is_some() {
+            // The files are written before anything moves.
+            ProofsBeingMade::Made(Ok(crate::attest::prepare(&assembled, started, &args.attest, &services, out)?))
+        } else {
+            // A bad signing key fails before anything moves; the documents are
+            // made while the push starts asking about blobs.
+            let key = crate::attest::signing_key(args.attest.sign_key.as_deref(), "--sign-key")?.map(Arc::new);
+            let (assembled, attach, services) = (assembled.clone(), !args.attest.no_attach, services.clone());
+            ProofsBeingMade::Making(tokio::task::spawn_blocking(move || {
+                let referrers = crate::attest::documents(&assembled, started, None, attach, true, &services, out)?;
+                Ok(crate::attest::Proofs::new(referrers, key))
+            }))
+        };
+        if test_variant && (args.attest.sbom_dir.is_some()) {
+            out.warn("--sbom-dir: only the production image gets an SBOM and provenance; nothing was written");
+        }
+        let Assembled { prod, test, base, resolved_base, mount_from, platform, dependencies, bytecode, .. } = assembled;
+        let built = if test_variant { test.expect("asked for") } else { prod };
+        let image = &built.image;
+        let digest = image.digest();
+        let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
 
-    let layers: Vec<_> = image
-        .layers()
-        .iter()
-        .map(
-            |l| json!({"digest": l.descriptor.digest, "size": l.descriptor.size, "mediaType": l.descriptor.media_type}),
-        )
-        .collect();
-    let base_name = resolved_base.as_ref().map(ToString::to_string).unwrap_or_else(|| base.to_string());
-    let report = json!({
-        "ok": true,
-        "digest": digest,
-        "mediaType": image.media_type(),
-        "base": base_name,
-        "platform": platform.to_string(),
-        "config": image.config_descriptor().digest,
-        "layers": layers,
-        "added": built.added,
-        "pushed": pushed,
-        "push": push_reports,
-        "outputs": written,
-        "warnings": built.warnings,
-        "python": dependencies["python"],
-        "node": dependencies["node"],
-        "bytecode": bytecode,
-        "variant": if test_variant { "test" } else { "production" },
-        "referrers": listed,
-    });
-    let mut human = vec![digest.to_string()];
-    if !out.quiet {
-        human.extend(pushed.iter().filter(|p| !p.contains('@')).map(|p| format!("pushed {p}")));
-        human.extend(written.iter().map(|w| format!("wrote {w}")));
+        // A layout or archive's signature names the image's first tag, else its repository, else the app.
+        let identity = identity(&args.app, &tags, repository.as_ref());
+        let mut written = Vec::new();
+        let mut listed = Vec::new();
+        let mut proofs = proofs;
+        for output in &outputs {
+            out.step(format!("writing {output}"));
+            let referrers = proofs.get().await?.for_destination(image, &identity, &services)?;
+            crate::attest::warn_if_dropped(output, &referrers, out);
+            output.write(&services.target(), image, &referrers, &names, &[]).await?;
+            listed.extend(referrers.iter().map(|r| crate::attest::describe(r, None)));
+            written.push(output.to_string());
+        }
+
+        let mut pushed = Vec::new();
+        let mut push_reports = Vec::new();
+        if args.push {
+            for (name, (target, repo_tags)) in by_repository(&tags, repository.as_ref()) {
+                out.step(format!("pushing {name}"));
+                // The SBOMs and provenance go up by digest while the image does;
+                // they are listed (tagged) only once the image is complete.
+                let sink = services.target();
+                let (report, staged) = tokio::join!(
+                    oxbuild_registry::push(&services.client, image, &target, &repo_tags, &mount_from),
+                    async {
+                        let referrers = proofs.get().await?.for_destination(image, &name, &services)?;
+                        let staged = oxbuild_engine::location::stage(&sink, &target, &referrers).await?;
+                        Ok::<_, Failure>((referrers, staged))
+                    },
+                );
+                let report = report.map_err(|e| Failure::registry(format!("pushing to {name}: {e}")))?;
+                out.step(crate::transfer::describe_push(&report));
+                let (referrers, staged) = staged?;
+                // Sessions opened ahead that no blob took are closed while the artifacts are listed.
+                let (attached, ()) = tokio::join!(
+                    crate::attest::attach_staged(&services, &target, &referrers, staged, out),
+                    services.client.close_uploads(Some(&target)),
+                );
+                let attached = attached?;
+                pushed.push(target.with_digest(digest.clone()).to_string());
+                for t in &repo_tags {
+                    pushed.push(target.with_tag(t).to_string());
+                }
+                push_reports.push(json!({"repository": name, "report": report, "referrers": attached}));
+            }
+        }
+
+        let layers: Vec<_> = image
+            .layers()
+            .iter()
+            .map(
+                |l| json!({"digest": l.descriptor.digest, "size": l.descriptor.size, "mediaType": l.descriptor.media_type}),
+            )
+            .collect();
+        let base_name = resolved_base.as_ref().map(ToString::to_string).unwrap_or_else(|| base.to_string());
+        let report = json!({
+            "ok": true,
+            "digest": digest,
+            "mediaType": image.media_type(),
+            "base": base_name,
+            "platform": platform.to_string(),
+            "config": image.config_descriptor().digest,
+            "layers": layers,
+            "added": built.added,
+            "pushed": pushed,
+            "push": push_reports,
+            "outputs": written,
+            "warnings": built.warnings,
+            "python": dependencies["python"],
+            "node": dependencies["node"],
+            "bytecode": bytecode,
+            "variant": if test_variant { "test" } else { "production" },
+            "referrers": listed,
+        });
+        let mut human = vec![digest.to_string()];
+        if !out.quiet {
+            human.extend(pushed.iter().filter(|p| !p.contains('@')).map(|p| format!("pushed {p}")));
+            human.extend(written.iter().map(|w| format!("wrote {w}")));
+        }
+        out.result(&report, &human);
+        Ok::<(), Failure>(())
     }
-    out.result(&report, &human);
-    Ok(())
+    .await;
+    services.client.close_uploads(None).await;
+    result
+}
+
+/// The blobs a rebuild's push usually adds: the app layer and the config,
+/// and each artifact's payload (two SBOMs, the provenance, a signature).
+fn blobs_a_push_adds(test_variant: bool, attest: &crate::cli::AttestArgs) -> usize {
+    let attached = if test_variant || attest.no_attach { 0 } else { 3 };
+    let signed = usize::from(!test_variant && attest.sign_key.is_some());
+    2 + attached + signed
 }
 
 /// The proofs of a build (SBOMs, provenance, the signing key), made on a

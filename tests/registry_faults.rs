@@ -135,6 +135,63 @@ fn a_push_asks_about_each_blob_once_and_small_new_blobs_go_up_without_asking() {
 }
 
 #[test]
+fn a_build_opens_upload_sessions_while_it_builds_and_closes_those_left_unused() {
+    let registry = Registry::start();
+    let base = registry.seed("python:3.11");
+    let ws = Workspace::new();
+    let target = registry.reference("team/ahead:v1");
+    let push = ["build", "-q", "--base", &base, "--push", "--tag", &target];
+    let count = |log: &str, what: &str| log.matches(&format!("\"{what} /v2/team/ahead/blobs/uploads/")).count();
+    // Plain POSTs open sessions; mounts are POSTs with a query.
+    let opened = |log: &str| log.matches("\"POST /v2/team/ahead/blobs/uploads/ ").count();
+    // A session the registry still holds has its start time; a closed one
+    // (by DELETE, or by the PUT that completed it) has not.
+    let open_sessions = || {
+        let dir = registry.storage().join("docker/registry/v2/repositories/team/ahead/_uploads");
+        let sessions = std::fs::read_dir(dir).into_iter().flatten().flatten();
+        sessions.filter(|s| s.path().join("startedat").exists()).count()
+    };
+
+    // The app layer, the config and the three artifacts' payloads go into
+    // sessions opened while the image was built: before the push asked the
+    // registry about any blob.
+    let report = build_json(ws.oxbuild().args(push).arg(ws.app()));
+    let first = registry.log();
+    let first_head = first.find("\"HEAD /v2/team/ahead/blobs/").expect("the push asks about the base layer");
+    assert!(opened(&first[..first_head]) >= 5, "five sessions opened ahead:\n{first}");
+    assert_eq!(opened(&first), count(&first, "PUT") + count(&first, "DELETE"), "{first}");
+    assert_eq!(count(&first, "PATCH"), 0, "one PUT per blob:\n{first}");
+    assert_eq!(open_sessions(), 0, "no session is left open:\n{first}");
+    registry.pull_and_verify(&target, &ws.tmp.path().join("first"));
+
+    // The same image again: only the provenance (of this run) is new, so the
+    // sessions no blob took are closed.
+    let again = build_json(ws.oxbuild().args(push).arg(ws.app()));
+    assert_eq!(again["digest"], report["digest"]);
+    let log = registry.log();
+    let second = &log[first.len()..];
+    assert!(count(second, "DELETE") >= 1, "unused sessions are closed:\n{second}");
+    assert_eq!(opened(second), count(second, "PUT") + count(second, "DELETE"), "{second}");
+    assert_eq!(open_sessions(), 0, "no session is left open:\n{second}");
+
+    // A build that fails (its base is not there) closes every session it opened.
+    let missing = registry.reference("python:missing");
+    let failed = ws
+        .oxbuild()
+        .args(["build", "-q", "--base", &missing, "--push", "--tag", &target])
+        .arg(ws.app())
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(5), "{}", String::from_utf8_lossy(&failed.stderr));
+    let after = registry.log();
+    let third = &after[log.len()..];
+    assert!(opened(third) >= 5, "{third}");
+    assert_eq!(count(third, "DELETE"), opened(third), "{third}");
+    assert_eq!(count(third, "PUT"), 0, "{third}");
+    assert_eq!(open_sessions(), 0, "no session is left open:\n{third}");
+}
+
+#[test]
 fn progress_is_one_plain_line_per_blob_moved_and_nothing_when_quiet() {
     let registry = Registry::start();
     let base = registry.seed("python:3.11");

@@ -65,6 +65,8 @@ pub struct Client {
     /// only once per run (artifacts share their empty config, platforms share
     /// layers).
     present: Arc<Mutex<std::collections::HashSet<(String, oxbuild_image::Digest)>>>,
+    /// Upload sessions opened ahead of a push.
+    pub(crate) ahead: Arc<crate::upload::OpenedAhead>,
 }
 
 impl Client {
@@ -84,6 +86,7 @@ impl Client {
             credentials: Arc::default(),
             schemes: Arc::default(),
             present: Arc::default(),
+            ahead: Arc::default(),
         })
     }
 

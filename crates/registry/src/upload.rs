@@ -1,7 +1,11 @@
 //! Blob uploads: one streamed PUT, or PATCH chunks for registries and proxies
 //! that limit request sizes; a blob from another registry streams through.
+//! Upload sessions can be opened ahead, while the image that needs them is
+//! still being built.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 use futures_util::StreamExt as _;
 use oxbuild_image::Digest;
@@ -11,8 +15,95 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use crate::client::{location, pull_scope, push_scope};
 use crate::{BlobBody, Client, Error, Event, Reference};
 
+/// A session's POST, running or done: the session's URL when it opened.
+type Opening = tokio::task::JoinHandle<Option<String>>;
+
+/// Upload sessions opened ahead of a push ([`Client::open_uploads`]), by
+/// repository (`registry/repository`).
+#[derive(Default)]
+pub(crate) struct OpenedAhead(Mutex<HashMap<String, (Reference, Vec<Opening>)>>);
+
+impl OpenedAhead {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Reference, Vec<Opening>)>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 impl Client {
-    /// Uploads a blob in one request (POST then PUT), streaming files from disk.
+    /// Opens `n` upload sessions in `repo` now, in the background, for a push
+    /// that comes once the image is built: each new blob of that push then
+    /// goes up in one request (a PUT into an open session) instead of two,
+    /// and the registry's answer to the POST (for some, a token fetch too) is
+    /// waited for while the build runs. A session that fails to open is not
+    /// an error: its blob opens one of its own. Whoever opens sessions closes
+    /// the ones left unused with [`Client::close_uploads`] when done.
+    /// Must be called within a Tokio runtime.
+    pub fn open_uploads(&self, repo: &Reference, n: usize) {
+        let mut ahead = self.ahead.lock();
+        let (_, sessions) = ahead.entry(repo.name()).or_insert_with(|| (repo.clone(), Vec::new()));
+        for _ in 0..n {
+            let (client, repo) = (self.clone(), repo.clone());
+            let what = format!("opening an upload session in {}", repo.name());
+            sessions.push(tokio::spawn(async move { client.start_upload(&repo, &what).await.ok() }));
+        }
+    }
+
+    /// Closes (DELETE) the sessions [`Client::open_uploads`] opened that no
+    /// blob used: those in `repo`, or everywhere when None. Best effort: a
+    /// session the registry is not told about expires there on its own.
+    pub async fn close_uploads(&self, repo: Option<&Reference>) {
+        let left: Vec<_> = {
+            let mut ahead = self.ahead.lock();
+            match repo {
+                Some(r) => ahead.remove(&r.name()).into_iter().collect(),
+                None => ahead.drain().map(|(_, v)| v).collect(),
+            }
+        };
+        let closing = left.into_iter().flat_map(|(repo, sessions)| {
+            sessions.into_iter().map(move |session| {
+                let repo = repo.clone();
+                async move {
+                    if let Ok(Some(loc)) = session.await {
+                        let what = format!("closing an unused upload session in {}", repo.name());
+                        let _ =
+                            self.send(&repo.registry, &push_scope(&repo), &what, |http| Ok(http.delete(&loc))).await;
+                    }
+                }
+            })
+        });
+        futures_util::future::join_all(closing).await;
+    }
+
+    /// A session opened ahead in `repo`, if one is left: one already open
+    /// first, else the one whose POST is still on its way.
+    async fn take_opened(&self, repo: &Reference) -> Option<String> {
+        loop {
+            let session = {
+                let mut ahead = self.ahead.lock();
+                let (_, sessions) = ahead.get_mut(&repo.name())?;
+                let ready = sessions.iter().position(tokio::task::JoinHandle::is_finished);
+                match ready {
+                    Some(i) => sessions.swap_remove(i),
+                    None => sessions.pop()?,
+                }
+            };
+            if let Ok(Some(loc)) = session.await {
+                return Some(loc);
+            }
+        }
+    }
+
+    /// Opens an upload session in `repo` (POST): the URL to send the blob to.
+    async fn start_upload(&self, repo: &Reference, what: &str) -> Result<String, Error> {
+        let start = format!("{}blobs/uploads/", self.repo_url(repo).await);
+        let resp = self
+            .send(&repo.registry, &push_scope(repo), what, |http| Ok(http.post(&start).header(CONTENT_LENGTH, "0")))
+            .await?;
+        location(&resp, &start).ok_or_else(|| Error::Invalid(format!("{what}: the registry gave no upload location")))
+    }
+
+    /// Uploads a blob, streaming files from disk: a PUT into a session opened
+    /// ahead, else a POST then a PUT.
     pub async fn upload_blob(
         &self,
         repo: &Reference,
@@ -20,7 +111,16 @@ impl Client {
         size: u64,
         body: &BlobBody,
     ) -> Result<(), Error> {
-        self.retrying(|| self.upload_blob_once(repo, digest, size, body)).await?;
+        // If sending into a session opened ahead fails for any reason (it
+        // expired, the connection broke), the blob starts over in a session
+        // of its own, with the usual retries.
+        let sent = match self.take_opened(repo).await {
+            Some(loc) => self.upload_blob_once(repo, digest, size, body, Some(loc)).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            self.retrying(|| self.upload_blob_once(repo, digest, size, body, None)).await?;
+        }
         self.remember_holder(digest, repo);
         Ok(())
     }
@@ -31,14 +131,14 @@ impl Client {
         digest: &Digest,
         size: u64,
         body: &BlobBody,
+        opened: Option<String>,
     ) -> Result<(), Error> {
-        let start = format!("{}blobs/uploads/", self.repo_url(repo).await);
         let what = format!("uploading blob {digest} to {}", repo.name());
         let scopes = push_scope(repo);
-        let resp =
-            self.send(&repo.registry, &scopes, &what, |http| Ok(http.post(&start).header(CONTENT_LENGTH, "0"))).await?;
-        let loc = location(&resp, &start)
-            .ok_or_else(|| Error::Invalid(format!("{what}: the registry gave no upload location")))?;
+        let loc = match opened {
+            Some(loc) => loc,
+            None => self.start_upload(repo, &what).await?,
+        };
         if let (Some(chunk), BlobBody::File(path)) = (self.opts.chunk_size, body) {
             return self.upload_chunks(repo, digest, path, loc, chunk.max(1), &what).await;
         }

@@ -316,6 +316,11 @@ impl Registry {
         format!("{}/{path}", self.host)
     }
 
+    /// Where the registry keeps what it stores (its filesystem driver's root).
+    pub fn storage(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// Everything the registry logged so far (its access log included).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
