@@ -220,7 +220,7 @@ async fn layer(
 ) -> Result<NodeLayer, Error> {
     let services = cx.services;
     let compression = oxbuild_build::compression(cx.cfg);
-    let key = oxbuild_node::layer_key(plan, target, modules_dir, cx.request.epoch, &format!("{compression:?}"));
+    let key = oxbuild_node::layer_key(plan, target, modules_dir, cx.request.epoch, &compression.key());
     if let Some(c) = services.cache.get::<CachedLayer>(Bucket::Layers, &key)
         && services.store.contains(&c.digest)
     {

@@ -314,7 +314,7 @@ fn from_docker_manifest(
             // Registries want compressed layers; the diff_id (of the tar) stays the same.
             let mut w = store.writer()?;
             {
-                let mut gz = ParallelGzip::new(&mut w, Compression::new(6));
+                let mut gz = ParallelGzip::new(&mut w, Compression::new(crate::gzip::LEVEL));
                 let mut src = File::open(&path).map_err(|e| Error::io("reading a layer", e))?;
                 std::io::copy(&mut src, &mut gz).map_err(|e| Error::io("compressing a layer", e))?;
                 gz.finish().map_err(|e| Error::io("compressing a layer", e))?;

@@ -108,6 +108,20 @@ pub enum LayerCompression {
     Zstd,
 }
 
+impl LayerCompression {
+    /// The compressor and level, as cache keys name them: a layer cached
+    /// under one is never reused where another would write other bytes.
+    pub fn key(self) -> String {
+        match self {
+            LayerCompression::Gzip => format!("gzip-{}", crate::gzip::LEVEL),
+            LayerCompression::Zstd => format!("zstd-{ZSTD_LEVEL}"),
+        }
+    }
+}
+
+/// zstd's level for layers.
+const ZSTD_LEVEL: i32 = 3;
+
 impl LayerBlob {
     /// This blob's descriptor with `media_type`.
     pub fn descriptor(&self, media_type: &str) -> Descriptor {
@@ -304,11 +318,11 @@ impl LayerBuilder {
 
     /// Writes the layer as a gzip blob into `store`, returning its digests.
     ///
-    /// Compression (level 6) uses a fixed gzip header (no name, no mtime,
+    /// Compression ([`crate::gzip::LEVEL`]) uses a fixed gzip header (no name, no mtime,
     /// unknown OS) and runs on every core in fixed-size blocks (see
     /// [`crate::gzip`]), so the blob digest depends only on the entries.
     pub fn write_gzip(&self, store: &BlobStore) -> Result<LayerBlob, Error> {
-        let gz = ParallelGzip::new(store.writer()?, Compression::new(6));
+        let gz = ParallelGzip::new(store.writer()?, Compression::new(crate::gzip::LEVEL));
         let uncompressed = self.write_tar(HashingWriter::new(gz))?;
         let (gz, diff_id, _) = uncompressed.finish();
         let blob = gz.finish().map_err(|e| Error::io("compressing a layer", e))?;
@@ -320,7 +334,8 @@ impl LayerBuilder {
     /// Writes the layer as a zstd blob (level 3, single-threaded, so the bytes
     /// depend only on the entries) into `store`.
     pub fn write_zstd(&self, store: &BlobStore) -> Result<LayerBlob, Error> {
-        let zst = zstd::stream::write::Encoder::new(store.writer()?, 3).map_err(|e| Error::io("starting zstd", e))?;
+        let zst = zstd::stream::write::Encoder::new(store.writer()?, ZSTD_LEVEL)
+            .map_err(|e| Error::io("starting zstd", e))?;
         let uncompressed = self.write_tar(HashingWriter::new(zst))?;
         let (zst, diff_id, _) = uncompressed.finish();
         let blob = zst.finish().map_err(|e| Error::io("compressing a layer", e))?;
@@ -435,7 +450,7 @@ mod tests {
     }
 
     const GOLDEN_DIFF_ID: &str = "sha256:154a526485c0be9ebb6a1efb3a44c5bb6c260c04bf027a31a1e34d7a17838785";
-    const GOLDEN_DIGEST: &str = "sha256:20a50f1d1c3600245dcfe6b21fa724dfcdf439897c9d29e56702910224242c5f";
+    const GOLDEN_DIGEST: &str = "sha256:834f25fcca821a675d046a801f36486dddf65a265c49ea8133dde6f9ea0b4f8d";
 
     #[test]
     fn zstd_layers_round_trip_and_are_reproducible() {

@@ -370,9 +370,7 @@ pub fn layer_key(pins: &[Pin], target: &Target, prefix: &str, epoch: u64, compre
         "format={LAYER_FORMAT}\nprefix={prefix}\nepoch={epoch}\ninterpreter={}\nversion={}\n",
         target.interpreter, target.full_version
     ));
-    if compression != LayerCompression::Gzip {
-        h.update(format!("compression={compression:?}\n"));
-    }
+    h.update(format!("compression={}\n", compression.key()));
     for (p, a, pl) in target.tags() {
         h.update(format!("tag={p}-{a}-{pl}\n"));
     }
