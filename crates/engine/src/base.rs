@@ -1,7 +1,8 @@
 //! The base image: opened from any location, and scanned for what the build
 //! reads of its root filesystem (accounts, interpreter, libc). A scan is
 //! found in the local cache, else in the cache repository, else made by
-//! fetching the layers once, each read as soon as it has arrived.
+//! fetching the layers once, each read while it downloads (what was read is
+//! used only once the whole blob has matched its digest).
 
 use std::collections::BTreeMap;
 
@@ -145,9 +146,17 @@ async fn scan(
     Ok((image, found, kit))
 }
 
-/// Fetches the base's layers and reads each as soon as it is on disk, so
-/// that reading one overlaps downloading the next (up to four at a time);
-/// with `kit`, what an interpreter kit needs is read in the same pass.
+/// What a base scan reads of each layer: what the build needs and, with
+/// `kit`, what an interpreter kit needs.
+fn scan_wants(kit: bool) -> Vec<&'static dyn Fn(&str) -> rootfs::Want> {
+    let base: &dyn Fn(&str) -> rootfs::Want = &oxbuild_build::base_wants;
+    let kit_wants: &dyn Fn(&str) -> rootfs::Want = &crate::interpreter::any_kit_want;
+    if kit { vec![base, kit_wants] } else { vec![base] }
+}
+
+/// Fetches the base's layers and reads each while it downloads, so that
+/// inflating it overlaps the transfer (up to four layers at a time); with
+/// `kit`, what an interpreter kit needs is read in the same pass.
 async fn fetch_and_scan(
     image: &Image,
     location: &Location,
@@ -156,19 +165,17 @@ async fn fetch_and_scan(
 ) -> Result<(Image, Scan, Option<Scan>), Error> {
     let fetched: Vec<(Layer, Vec<rootfs::LayerScan>)> = futures_util::stream::iter(image.layers().iter().cloned())
         .map(|layer| async move {
+            if let Some(streamed) = scan_while_fetching(&layer, services, kit).await {
+                return Ok(streamed);
+            }
             let local = oxbuild_registry::fetch_layer(&services.client, layer, &services.store)
                 .await
                 .map_err(|e| Error::new(Kind::Registry, format!("pulling base image {location}: {e}")))?;
             let reading = local.clone();
-            let scanned = tokio::task::spawn_blocking(move || {
-                let base: &dyn Fn(&str) -> rootfs::Want = &oxbuild_build::base_wants;
-                let kit_wants: &dyn Fn(&str) -> rootfs::Want = &crate::interpreter::any_kit_want;
-                let wants = [base, kit_wants];
-                rootfs::scan_layer_each(&reading, &wants[..if kit { 2 } else { 1 }])
-            })
-            .await
-            .map_err(task)?
-            .map_err(|e| Error::from(oxbuild_build::Error::Base(e.to_string())))?;
+            let scanned = tokio::task::spawn_blocking(move || rootfs::scan_layer_each(&reading, &scan_wants(kit)))
+                .await
+                .map_err(task)?
+                .map_err(|e| Error::from(oxbuild_build::Error::Base(e.to_string())))?;
             Ok::<_, Error>((local, scanned))
         })
         .buffered(4)
@@ -186,4 +193,98 @@ async fn fetch_and_scan(
     let image = image.relocated(layers).map_err(|e| Error::new(Kind::Input, e))?;
     let kit = kit.then(|| rootfs::merge(kits));
     Ok((image, rootfs::merge(scans), kit))
+}
+
+/// A layer in a registry, scanned from its bytes as they download: the
+/// layer (on disk, verified) and its scans. None when that did not work
+/// out, for whatever reason (the layer is not in a registry or is stored
+/// already, the transfer broke, the blob did not match its digest, the scan
+/// failed): the caller then fetches it with retries and reads it from disk,
+/// and what was read here is thrown away, so an unverified byte never counts.
+async fn scan_while_fetching(layer: &Layer, services: &Services, kit: bool) -> Option<(Layer, Vec<rootfs::LayerScan>)> {
+    // 64 pieces of the transfer (a few MiB) wait at most for the scan.
+    let (tap, pieces) = tokio::sync::mpsc::channel(64);
+    let what = format!("reading layer {}", layer.descriptor.digest);
+    let scanning = tokio::task::spawn_blocking(move || {
+        rootfs::scan_stream_each(Pieces { rx: pieces, piece: bytes::Bytes::new() }, &what, &scan_wants(kit))
+    });
+    let fetched = oxbuild_registry::fetch_layer_tapped(&services.client, layer, &services.store, tap).await;
+    // The tap is dropped by now: the scan sees the end of the bytes.
+    let scanned = scanning.await;
+    match (fetched, scanned) {
+        (Ok(Some(local)), Ok(Ok(scans))) => Some((local, scans)),
+        _ => None,
+    }
+}
+
+/// The pieces of a blob coming from a download, as one `Read` (for a
+/// blocking thread).
+struct Pieces {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    piece: bytes::Bytes,
+}
+
+impl std::io::Read for Pieces {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.piece.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(piece) => self.piece = piece,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.piece.len());
+        buf[..n].copy_from_slice(&self.piece.split_to(n));
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use oxbuild_image::{BlobStore, LayerBuilder, LayerCompression, Owner};
+
+    use super::*;
+
+    /// A layer read from its pieces as a download hands them over, whatever
+    /// their sizes, reads exactly as it does from disk.
+    #[test]
+    fn a_layer_read_from_its_pieces_reads_as_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let mut l = LayerBuilder::new(0, Owner::ROOT);
+        l.bytes("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n".to_vec(), Owner::ROOT, 0o644)
+            .bytes("etc/os-release", b"ID=debian\nVERSION_ID=\"12\"\n".to_vec(), Owner::ROOT, 0o644)
+            .symlink("usr/bin/python3", "python3.11", Owner::ROOT)
+            .bytes("usr/bin/python3.11", vec![0x7f; 4096], Owner::ROOT, 0o755)
+            .bytes("usr/share/doc/.wh.gone", Vec::new(), Owner::ROOT, 0o644);
+        // Enough of everything else that the blob comes in many pieces.
+        for i in 0..3000u32 {
+            let filler: Vec<u8> =
+                (0..400u32).map(|j| (i.wrapping_mul(2_654_435_761) ^ j.wrapping_mul(40503)) as u8).collect();
+            l.bytes(&format!("usr/share/filler/{i}"), filler, Owner::ROOT, 0o644);
+        }
+        let blob = l.write(&store, LayerCompression::Gzip).unwrap();
+        let layer = Layer::file(blob.descriptor(oxbuild_image::media::OCI_LAYER_GZIP), store.path(&blob.digest));
+        let from_disk = rootfs::scan_layer_each(&layer, &scan_wants(true)).unwrap();
+
+        let bytes = std::fs::read(store.path(&blob.digest)).unwrap();
+        assert!(bytes.len() > 256 * 1024, "{} bytes", bytes.len());
+        let (tap, rx) = tokio::sync::mpsc::channel(4);
+        let sender = std::thread::spawn(move || {
+            let (mut rest, mut size) = (&bytes[..], 1usize);
+            while !rest.is_empty() {
+                let k = size.min(rest.len());
+                tap.blocking_send(bytes::Bytes::copy_from_slice(&rest[..k])).unwrap();
+                rest = &rest[k..];
+                size = size * 7 % 65_521 + 1;
+            }
+        });
+        let streamed =
+            rootfs::scan_stream_each(Pieces { rx, piece: bytes::Bytes::new() }, "a test layer", &scan_wants(true))
+                .unwrap();
+        sender.join().unwrap();
+        assert_eq!(streamed, from_disk);
+        let fs = rootfs::merge(streamed.into_iter().take(1));
+        assert_eq!(fs.get("etc/passwd"), Some(&Node::File(Some(b"root:x:0:0:root:/root:/bin/sh\n".to_vec()))));
+        assert!(fs.contains_key("usr/bin/python3.11"), "{:?}", fs.keys().collect::<Vec<_>>());
+    }
 }

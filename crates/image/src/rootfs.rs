@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 
 use crate::{Error, Layer};
 
@@ -37,7 +37,7 @@ pub enum Node {
 
 /// What one layer does to the layers below it ([`scan_layer`]); layers'
 /// scans are combined bottom to top by [`merge`].
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct LayerScan {
     /// Whiteouts: paths this layer removes.
     removed: Vec<String>,
@@ -90,9 +90,23 @@ pub fn scan_layer(layer: &Layer, want: &impl Fn(&str) -> Want) -> Result<LayerSc
 /// would give.
 pub fn scan_layer_each(layer: &Layer, wants: &[&dyn Fn(&str) -> Want]) -> Result<Vec<LayerScan>, Error> {
     let what = format!("reading layer {}", layer.descriptor.digest);
-    let err = |e: std::io::Error| Error::io(what.clone(), e);
-    let mut reader = BufReader::with_capacity(1 << 20, File::open(layer.path()?).map_err(err)?);
-    let magic: Vec<u8> = reader.fill_buf().map_err(err)?.iter().take(4).copied().collect();
+    let file = File::open(layer.path()?).map_err(|e| Error::io(what.clone(), e))?;
+    scan_stream_each(file, &what, wants)
+}
+
+/// [`scan_layer_each`] of a layer's bytes as they come from `reader` (a
+/// blob being downloaded, say); `what` names it in errors.
+pub fn scan_stream_each(
+    mut reader: impl Read + 'static,
+    what: &str,
+    wants: &[&dyn Fn(&str) -> Want],
+) -> Result<Vec<LayerScan>, Error> {
+    let err = |e: std::io::Error| Error::io(what.to_string(), e);
+    // The first four bytes say how the layer is compressed, however few
+    // bytes each read gives; they are put back in front of the rest.
+    let mut magic = Vec::with_capacity(4);
+    (&mut reader).take(4).read_to_end(&mut magic).map_err(err)?;
+    let reader = BufReader::with_capacity(1 << 20, std::io::Cursor::new(magic.clone()).chain(reader));
     let stream: Box<dyn Read> = match magic.as_slice() {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(reader)),
         [0x28, 0xb5, 0x2f, 0xfd] => Box::new(zstd::stream::read::Decoder::with_buffer(reader).map_err(err)?),

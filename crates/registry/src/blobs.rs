@@ -24,6 +24,24 @@ impl Client {
         self.retrying(|| self.fetch_blob_once(repo, desc, store)).await
     }
 
+    /// [`Client::fetch_blob`] once (no retry), handing each piece to `tap`
+    /// as it arrives, so that the blob can be read while it downloads. The
+    /// pieces are unverified until this returns Ok: on an error, whatever
+    /// `tap` got must be thrown away. A blob the store has already is not
+    /// fetched and `tap` gets nothing (Ok(None)): read it from the store.
+    pub async fn fetch_blob_tapped(
+        &self,
+        repo: &Reference,
+        desc: &Descriptor,
+        store: &BlobStore,
+        tap: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    ) -> Result<Option<PathBuf>, Error> {
+        if store.contains(&desc.digest) {
+            return Ok(None);
+        }
+        self.fetch_blob_into(repo, desc, store, Some(tap)).await.map(Some)
+    }
+
     /// True when `repo` has the blob. The registry is asked once per run: a
     /// blob this run has seen there (asked about, uploaded, mounted) is there.
     pub async fn blob_exists(&self, repo: &Reference, digest: &Digest) -> Result<bool, Error> {
@@ -56,6 +74,16 @@ impl Client {
             self.emit(Event::Finish { digest: desc.digest.clone(), size: desc.size, outcome: "cached" });
             return Ok(store.path(&desc.digest));
         }
+        self.fetch_blob_into(repo, desc, store, None).await
+    }
+
+    async fn fetch_blob_into(
+        &self,
+        repo: &Reference,
+        desc: &Descriptor,
+        store: &BlobStore,
+        tap: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
+    ) -> Result<PathBuf, Error> {
         let url = format!("{}blobs/{}", self.repo_url(repo).await, desc.digest);
         let what = format!("blob {} of {}", desc.digest, repo.name());
         let resp = self.send(&repo.registry, &pull_scope(repo), &what, |http| Ok(http.get(&url))).await?;
@@ -70,6 +98,10 @@ impl Client {
             self.emit(Event::Advance { digest: desc.digest.clone(), bytes: chunk.len() as u64 });
             if writer.written() > desc.size {
                 return Err(Error::Invalid(format!("{what} is larger than its descriptor says ({} bytes)", desc.size)));
+            }
+            // A reader that stopped reading does not stop the download.
+            if let Some(t) = &tap {
+                let _ = t.send(chunk).await;
             }
         }
         let path = writer.commit(&desc.digest).map_err(|e| Error::Invalid(format!("{what}: {e}")))?;

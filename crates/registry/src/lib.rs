@@ -51,7 +51,7 @@ pub use reference::{DOCKER_HUB, Reference, ReferenceError, is_loopback};
 pub use referrers::{Listed, accumulate, attach, fallback_tag, open_referrers, referrers};
 pub use referrers::{Staged as StagedReferrers, list as list_referrers, stage as stage_referrers};
 pub use remote::{
-    MountSource, Pulled, PushReport, fetch_index, fetch_layer, fetch_layers, open, open_cached, open_index, pull, push,
-    push_index, resolve,
+    MountSource, Pulled, PushReport, fetch_index, fetch_layer, fetch_layer_tapped, fetch_layers, open, open_cached,
+    open_index, pull, push, push_index, resolve,
 };
 pub use transport::error::Error;

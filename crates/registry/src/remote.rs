@@ -130,6 +130,21 @@ pub async fn fetch_layer(client: &Client, layer: Layer, store: &BlobStore) -> Re
     }
 }
 
+/// [`fetch_layer`] that hands `tap` each piece as it arrives, once, without
+/// retrying (see [`Client::fetch_blob_tapped`]). None when there was nothing
+/// to fetch (the layer is a file already, or in `store`) and `tap` got nothing.
+pub async fn fetch_layer_tapped(
+    client: &Client,
+    layer: &Layer,
+    store: &BlobStore,
+    tap: tokio::sync::mpsc::Sender<bytes::Bytes>,
+) -> Result<Option<Layer>, Error> {
+    let BlobLocation::Registry { registry, repository } = &layer.location else { return Ok(None) };
+    let repo = Reference { registry: registry.clone(), repository: repository.clone(), tag: None, digest: None };
+    let path = client.fetch_blob_tapped(&repo, &layer.descriptor, store, tap).await?;
+    Ok(path.map(|p| Layer::file(layer.descriptor.clone(), p)))
+}
+
 /// Pulls `r` for `platform`: manifest, config and every layer into `store`,
 /// each verified against its digest. A layer already in the store is not
 /// downloaded again.
