@@ -202,8 +202,10 @@ async fn fetch_and_scan(
 /// failed): the caller then fetches it with retries and reads it from disk,
 /// and what was read here is thrown away, so an unverified byte never counts.
 async fn scan_while_fetching(layer: &Layer, services: &Services, kit: bool) -> Option<(Layer, Vec<rootfs::LayerScan>)> {
-    // 64 pieces of the transfer (a few MiB) wait at most for the scan.
-    let (tap, pieces) = tokio::sync::mpsc::channel(64);
+    // At most 8 pieces of the transfer wait for the scan (hyper hands over
+    // up to a few hundred KiB at a time): a transfer faster than the scan
+    // is held back rather than held in memory.
+    let (tap, pieces) = tokio::sync::mpsc::channel(8);
     let what = format!("reading layer {}", layer.descriptor.digest);
     let scanning = tokio::task::spawn_blocking(move || {
         rootfs::scan_stream_each(Pieces { rx: pieces, piece: bytes::Bytes::new() }, &what, &scan_wants(kit))
