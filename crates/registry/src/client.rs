@@ -49,6 +49,9 @@ pub enum BlobBody {
     Remote(Reference),
 }
 
+/// A registry's scheme (`http` or `https`), once known.
+pub(crate) type Scheme = Arc<tokio::sync::OnceCell<&'static str>>;
+
 /// A registry client shared by every pull and push of a run. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
@@ -59,7 +62,9 @@ pub struct Client {
     /// One lock per (registry, scopes), held while that token is fetched.
     pub(crate) token_fetch: Arc<Mutex<HashMap<TokenKey, Arc<tokio::sync::Mutex<()>>>>>,
     credentials: Arc<Mutex<HashMap<String, Option<Found>>>>,
-    pub(crate) schemes: Arc<Mutex<HashMap<String, &'static str>>>,
+    /// A loopback registry's scheme, probed once per run: requests that
+    /// need it while the probe runs wait for its answer.
+    pub(crate) schemes: Arc<Mutex<HashMap<String, Scheme>>>,
     /// Blobs this run saw in a repository (`registry/repository`, digest):
     /// asked about, uploaded or mounted. A push asks the registry about each
     /// only once per run (artifacts share their empty config, platforms share

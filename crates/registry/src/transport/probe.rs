@@ -22,20 +22,20 @@ impl Client {
         if !is_loopback(registry) {
             return "https";
         }
-        if let Some(s) = self.schemes.lock().unwrap().get(registry) {
-            return s;
-        }
-        let probe =
-            self.http.reqwest().get(format!("https://{registry}/v2/")).timeout(Duration::from_secs(5)).send().await;
-        // A TLS server with a certificate we do not trust is still a TLS server:
-        // stay on https so the user sees the certificate error, not a confusing 400.
-        let scheme = match probe {
-            Ok(_) => "https",
-            Err(e) if transport_detail(&e).to_lowercase().contains("certificate") => "https",
-            Err(_) => "http",
-        };
-        self.schemes.lock().unwrap().insert(registry.to_string(), scheme);
-        scheme
+        let once = self.schemes.lock().unwrap().entry(registry.to_string()).or_default().clone();
+        *once
+            .get_or_init(|| async {
+                let url = format!("https://{registry}/v2/");
+                let probe = self.http.reqwest().get(url).timeout(Duration::from_secs(5)).send().await;
+                // A TLS server with a certificate we do not trust is still a TLS server:
+                // stay on https so the user sees the certificate error, not a confusing 400.
+                match probe {
+                    Ok(_) => "https",
+                    Err(e) if transport_detail(&e).to_lowercase().contains("certificate") => "https",
+                    Err(_) => "http",
+                }
+            })
+            .await
     }
 
     /// The base URL of `r`'s repository API: `scheme://host/v2/<repo>/`.
