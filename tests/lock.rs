@@ -36,6 +36,9 @@ fn a_local_index_is_locked_twice_to_the_same_bytes_and_a_conflict_is_explained()
         make_wheel(wheels.path(), "gamma", v, any, &[], None);
     }
     make_wheel(wheels.path(), "delta", "1.0", any, &["gamma>=3"], None);
+    // Versions with files, none for the target: a newer Python, another platform.
+    make_wheel(wheels.path(), "epsilon", "2.0", any, &[], Some(">=3.99"));
+    make_wheel(wheels.path(), "zeta", "1.0", "cp311-cp311-win_amd64", &[], None);
     let index = PackageIndex::start(wheels.path());
     let ws = Workspace::new();
     std::fs::remove_dir_all(ws.app()).unwrap();
@@ -76,6 +79,17 @@ fn a_local_index_is_locked_twice_to_the_same_bytes_and_a_conflict_is_explained()
         assert!(stderr.contains(needle), "`{needle}`: {stderr}");
     }
     assert_eq!(std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap(), first, "a failed lock writes nothing");
+
+    // Versions that exist but fit no file to the target: the error says why.
+    for (requirement, why) in [
+        ("epsilon==2.0", "epsilon 2.0: for another Python (Requires-Python >=3.99), and the target has Python 3.11"),
+        ("zeta", "zeta 1.0: wheels only for other Pythons or platforms than x86_64"),
+    ] {
+        std::fs::write(ws.app().join("requirements.in"), format!("{requirement}\n")).unwrap();
+        let (code, _, stderr) = lock(&ws);
+        assert_eq!(code, 3, "{stderr}");
+        assert!(stderr.contains(why), "`{why}`: {stderr}");
+    }
 }
 
 #[test]

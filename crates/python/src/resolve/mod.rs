@@ -437,9 +437,81 @@ struct Provider<'i, 'a> {
     releases: RefCell<HashMap<String, Releases>>,
     /// The position of each direct requirement in the input.
     order: HashMap<String, usize>,
+    /// Versions of each package that have files but none the target can
+    /// use, with why: for the explanation when a resolution fails.
+    left_out: RefCell<HashMap<String, BTreeMap<Version, BTreeSet<LeftOut>>>>,
+}
+
+/// Why a version with files on the index cannot be chosen for the target.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum LeftOut {
+    /// Its files were uploaded after `--exclude-newer`.
+    TooNew,
+    /// Its `Requires-Python` excludes the target's Python.
+    Python(String),
+    /// Its wheels are for other Pythons or platforms, and it has no sdist.
+    Platform,
+    /// A pre-release, not asked for.
+    Prerelease,
 }
 
 impl Provider<'_, '_> {
+    /// Sentences on the versions a failed resolution found no usable
+    /// version among (the tree's "no versions" leaves), for those that
+    /// have files the target cannot use: which, and why.
+    fn why_left_out(&self, tree: &pubgrub::DerivationTree<Package, Ranges<Version>, String>) -> Vec<String> {
+        let mut wanted: Vec<(String, Ranges<Version>)> = Vec::new();
+        let mut stack = vec![tree];
+        while let Some(node) = stack.pop() {
+            match node {
+                pubgrub::DerivationTree::External(pubgrub::External::NoVersions(Package::Dist(name), range)) => {
+                    wanted.push((name.clone(), range.clone()));
+                }
+                pubgrub::DerivationTree::External(_) => {}
+                pubgrub::DerivationTree::Derived(d) => stack.extend([&*d.cause1, &*d.cause2]),
+            }
+        }
+        wanted.sort_by(|a, b| a.0.cmp(&b.0));
+        wanted.dedup_by(|a, b| a.0 == b.0);
+        let left_out = self.left_out.borrow();
+        let mut lines = Vec::new();
+        for (name, range) in wanted {
+            let Some(versions) = left_out.get(&name) else { continue };
+            // By reason, newest versions first.
+            let mut by_why: BTreeMap<&LeftOut, Vec<&Version>> = BTreeMap::new();
+            for (v, whys) in versions.iter().rev().filter(|(v, _)| range.contains(v)) {
+                for why in whys {
+                    by_why.entry(why).or_default().push(v);
+                }
+            }
+            for (why, versions) in by_why {
+                let shown: Vec<String> = versions.iter().take(3).map(ToString::to_string).collect();
+                let more = versions.len().saturating_sub(3);
+                let which = match more {
+                    0 => format!("{name} {}", shown.join(", ")),
+                    n => format!("{name} {} (and {n} older)", shown.join(", ")),
+                };
+                lines.push(match why {
+                    LeftOut::TooNew => {
+                        format!("{which}: uploaded after the --exclude-newer date, so left out")
+                    }
+                    LeftOut::Python(spec) => format!(
+                        "{which}: for another Python (Requires-Python {spec}), and the target has Python {}",
+                        self.target.full_version
+                    ),
+                    LeftOut::Platform => format!(
+                        "{which}: wheels only for other Pythons or platforms than {} {}, and no sdist",
+                        self.target.machine, self.target.libc
+                    ),
+                    LeftOut::Prerelease => format!(
+                        "{which}: a pre-release, left out unless a requirement names one or --prerelease is given"
+                    ),
+                });
+            }
+        }
+        lines
+    }
+
     /// The releases of `name` that may be chosen for the target, newest first.
     fn releases(&self, name: &str) -> Result<Releases, Error> {
         if let Some(r) = self.releases.borrow().get(name) {
@@ -455,31 +527,45 @@ impl Provider<'_, '_> {
         let python = Version::from_str(&self.target.full_version)
             .unwrap_or_else(|_| Version::new([u64::from(self.target.major), u64::from(self.target.minor)]));
         let mut by_version: BTreeMap<Version, Vec<Candidate>> = BTreeMap::new();
+        let mut dropped: BTreeMap<Version, BTreeSet<LeftOut>> = BTreeMap::new();
         for c in self.index.files(name)? {
-            if c.upload_time.zip(self.request.exclude_newer).is_some_and(|(t, limit)| t > limit)
-                || c.requires_python
-                    .as_deref()
-                    .and_then(|r| pep440_rs::VersionSpecifiers::from_str(r).ok())
-                    .is_some_and(|r| !r.contains(&python))
-            {
-                continue;
-            }
-            let version = if let Some(w) = wheel::WheelName::parse(&c.filename) {
+            let (version, fits) = if let Some(w) = wheel::WheelName::parse(&c.filename) {
                 // A wheel for another Python or platform is no use to this target.
-                if !w.tags.iter().any(|t| self.ranking.contains_key(t)) {
-                    continue;
-                }
-                w.version
+                let fits = w.tags.iter().any(|t| self.ranking.contains_key(t));
+                (w.version, fits)
             } else if crate::sdist::is_sdist(&c.filename) {
                 let Some(v) = crate::source::version_of(&c.filename) else { continue };
-                v
+                (v, true)
             } else {
                 continue;
             };
             let Ok(version) = Version::from_str(&version) else { continue };
-            by_version.entry(version).or_default().push(c);
+            let requires_python = c
+                .requires_python
+                .as_deref()
+                .filter(|r| pep440_rs::VersionSpecifiers::from_str(r).is_ok_and(|spec| !spec.contains(&python)));
+            let why = if c.upload_time.zip(self.request.exclude_newer).is_some_and(|(t, limit)| t > limit) {
+                Some(LeftOut::TooNew)
+            } else if let Some(r) = requires_python {
+                Some(LeftOut::Python(r.trim().to_string()))
+            } else if !fits {
+                Some(LeftOut::Platform)
+            } else {
+                None
+            };
+            match why {
+                None => by_version.entry(version).or_default().push(c),
+                Some(why) => {
+                    dropped.entry(version).or_default().insert(why);
+                }
+            }
         }
         let allow_pre = self.request.prereleases || self.prerelease_named.contains(name);
+        dropped.retain(|v, _| !by_version.contains_key(v));
+        for v in by_version.keys().filter(|v| !allow_pre && v.any_prerelease()) {
+            dropped.entry(v.clone()).or_default().insert(LeftOut::Prerelease);
+        }
+        self.left_out.borrow_mut().insert(name.to_string(), dropped);
         let mut out: Vec<(Version, Release)> = by_version
             .into_iter()
             .filter(|(v, _)| allow_pre || !v.any_prerelease())
@@ -699,6 +785,7 @@ pub fn resolve(index: &Index<'_>, target: &Target, request: &Request) -> Result<
         request,
         prerelease_named,
         releases: Default::default(),
+        left_out: Default::default(),
         order: request.requirements.iter().filter_map(|r| crate::name::parse_requirement(r).ok()).enumerate().fold(
             HashMap::new(),
             |mut order, (i, r)| {
@@ -710,10 +797,15 @@ pub fn resolve(index: &Index<'_>, target: &Target, request: &Request) -> Result<
     let solution = match pubgrub::resolve(&provider, Package::Root, Version::new([0])) {
         Ok(s) => s,
         Err(PubGrubError::NoSolution(mut tree)) => {
+            let left_out = provider.why_left_out(&tree);
             tree.collapse_no_versions();
+            let mut explanation = DefaultStringReporter::report_with_formatter(&tree, &explain::Explain);
+            for line in left_out {
+                explanation.push_str(&format!("\n  - {line}"));
+            }
             return Err(ResolveError::Unsatisfiable {
                 target: format!("Python {} on {} ({})", target.full_version, target.machine, target.libc),
-                explanation: DefaultStringReporter::report_with_formatter(&tree, &explain::Explain),
+                explanation,
             });
         }
         Err(PubGrubError::ErrorRetrievingDependencies { source, .. })
