@@ -112,7 +112,9 @@ pub async fn health_stage(
         }
     };
     out.step(format!(
-        "starting {name}; probing every {} (deadline {})",
+        "starting {name}; probing every {} until healthy, {} failures {} apart fail it (deadline {})",
+        gates::human(health::WAITING_PACE.min(check.interval)),
+        check.retries,
         gates::human(check.interval),
         gates::human(deadline)
     ));

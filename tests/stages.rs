@@ -44,6 +44,27 @@ fn a_healthy_app_passes_and_leaves_no_container() {
 }
 
 #[test]
+fn a_slow_starting_app_is_seen_healthy_long_before_its_interval() {
+    let ws = Workspace::new();
+    // Not listening for its first 8 s, then healthy; the image's interval is 60 s.
+    ws.edit_config("PLAINWEB_PORT = \"8000\"", "PLAINWEB_PORT = \"8000\", PLAINWEB_START_DELAY = \"8\"");
+    ws.edit_config("interval = \"2s\"", "interval = \"60s\"");
+    let (code, stdout, stderr, pid) =
+        run_stage(ws.oxbuild().args(["health", "--json", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("probing every 1.0s until healthy, 3 failures 1m00s apart fail it"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["report"]["outcome"]["status"], "healthy", "{report}");
+    // Failed probes while it started, then the healthy one, none an interval apart.
+    let probes = report["report"]["probes"].as_array().unwrap();
+    let at: Vec<f64> = probes.iter().map(|p| p["at"].as_f64().unwrap()).collect();
+    assert!(probes.len() >= 2 && probes[0]["exit_code"] != 0, "{report}");
+    assert_eq!(probes.last().unwrap()["exit_code"], 0, "{report}");
+    assert!(at.windows(2).all(|w| w[1] - w[0] < 60.0), "probes between the image's intervals: {at:?}");
+    assert!(leftovers(pid).is_empty());
+}
+
+#[test]
 fn an_unhealthy_app_is_reported_with_its_logs_and_probe_output() {
     let ws = Workspace::new();
     ws.edit_config("PLAINWEB_PORT = \"8000\"", "PLAINWEB_PORT = \"8000\", PLAINWEB_HEALTH = \"fail\"");

@@ -1,13 +1,20 @@
 //! The health stage: start the image detached with its ports published on
-//! loopback, then run its healthcheck test in the container on the image's
-//! own interval, timeout, retries and start period, until it is healthy,
-//! unhealthy, exits, or an overall deadline passes.
+//! loopback, then run its healthcheck test in the container, every second
+//! (or the image's interval, when shorter) with the image's own timeout,
+//! failures counted as the image's interval, retries and start period say,
+//! until it is healthy, unhealthy, exits, or an overall deadline passes.
 
 use std::collections::VecDeque;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::{Containers, Error, Runtime};
+
+/// How often [`run`] probes until the container first answers healthy (or
+/// the image's interval, when shorter): a container that is ready is seen
+/// within a second, where the image's interval (30 s by default) is how
+/// often a runtime checks one that is up.
+pub const WAITING_PACE: Duration = Duration::from_secs(1);
 
 /// The image's `Healthcheck`, as in its config.
 #[derive(Debug, Clone)]
@@ -137,6 +144,9 @@ pub async fn run(
 
     let mut probes: VecDeque<Probe> = VecDeque::new();
     let mut failures = 0;
+    // A failure counts towards `retries` at most once per interval, so the
+    // time to "unhealthy" is the image's own however often this probes.
+    let mut counted: Option<Instant> = None;
     let mut wait = Duration::from_millis(300).min(check.interval);
     let outcome = loop {
         if let Some(code) = exited(runtime, &name).await {
@@ -146,7 +156,7 @@ pub async fn run(
             break Outcome::Deadline { seconds: deadline.as_secs_f64() };
         }
         tokio::time::sleep(wait.min(deadline.saturating_sub(started.elapsed()))).await;
-        wait = check.interval;
+        wait = WAITING_PACE.min(check.interval);
         if let Some(code) = exited(runtime, &name).await {
             break Outcome::Exited { exit_code: code };
         }
@@ -160,7 +170,8 @@ pub async fn run(
         if ok {
             break Outcome::Healthy { seconds: started.elapsed().as_secs_f64() };
         }
-        if started.elapsed() >= check.start_period {
+        if started.elapsed() >= check.start_period && counted.is_none_or(|t| t.elapsed() >= check.interval) {
+            counted = Some(Instant::now());
             failures += 1;
             if failures >= check.retries {
                 break Outcome::Unhealthy;

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -37,6 +38,8 @@ def main():
     if os.environ.get("PLAINWEB_EXIT"):
         print("plainweb: exiting at start, as PLAINWEB_EXIT asks", flush=True)
         sys.exit(int(os.environ["PLAINWEB_EXIT"]))
+    # PLAINWEB_START_DELAY=SECONDS lets tests see an app that is slow to start.
+    time.sleep(float(os.environ.get("PLAINWEB_START_DELAY", "0")))
     port = int(os.environ.get("PLAINWEB_PORT", "8000"))
     # As PID 1 in a container, Python ignores SIGTERM unless told otherwise.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
