@@ -301,12 +301,20 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         let mut mapped = false;
         for argv in [&mut plan.entrypoint, &mut plan.cmd].into_iter().flatten() {
             // A script the Dockerfile copied onto PATH (`COPY entry.sh
-            // /usr/local/bin/`): oxbuild keeps it where the app has it.
-            if let Some(program) = argv.first_mut()
-                && let Some(src) = d.program_source(program).filter(|s| dir.join(s).is_file())
-            {
-                *program = format!("{}/{src}", app_root.trim_end_matches('/'));
-                mapped = true;
+            // /usr/local/bin/`) or anywhere else (`COPY entry.sh /entry.sh`):
+            // oxbuild keeps it where the app has it.
+            if let Some(program) = argv.first_mut() {
+                let src = match program.contains('/') {
+                    true => d.source_of(program, &workdir),
+                    false => d.program_source(program),
+                };
+                let at = src
+                    .filter(|s| !s.is_empty() && dir.join(s).is_file())
+                    .map(|src| format!("{}/{src}", app_root.trim_end_matches('/')));
+                if let Some(at) = at.filter(|at| at != program) {
+                    *program = at;
+                    mapped = true;
+                }
             }
             for arg in argv.iter_mut().skip(1) {
                 if arg.starts_with('-') || arg.contains("://") || arg.contains('=') {
@@ -712,6 +720,25 @@ mod tests {
             "{}",
             plan.render()
         );
+    }
+
+    #[test]
+    fn a_script_the_dockerfile_copied_out_of_the_app_is_run_where_the_app_has_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY web.py /app/web.py\nCOPY docker-entrypoint.sh /docker-entrypoint.sh\nCOPY boot.sh /usr/local/bin/\nENTRYPOINT [\"/docker-entrypoint.sh\"]\nCMD [\"boot.sh\", \"/app/web.py\"]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("requirements.txt"), "flask==3.1.0\n").unwrap();
+        for f in ["web.py", "docker-entrypoint.sh", "boot.sh"] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(plan.entrypoint, Some(vec!["/app/docker-entrypoint.sh".to_string()]));
+        // A program on PATH maps too; a path already where the app has it stays.
+        assert_eq!(plan.cmd, Some(vec!["/app/boot.sh".to_string(), "/app/web.py".to_string()]));
+        assert!(plan.entry_from.contains("COPY renamed mapped back"), "{}", plan.entry_from);
     }
 
     #[test]
