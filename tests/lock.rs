@@ -93,6 +93,34 @@ fn a_local_index_is_locked_twice_to_the_same_bytes_and_a_conflict_is_explained()
 }
 
 #[test]
+fn init_locks_a_project_whose_only_input_is_an_unpinned_requirements_txt() {
+    let wheels = tempfile::tempdir().unwrap();
+    make_wheel(wheels.path(), "alpha", "1.0", "py3-none-any", &[], None);
+    make_wheel(wheels.path(), "alpha", "1.1", "py3-none-any", &[], None);
+    let index = PackageIndex::start(wheels.path());
+    let ws = Workspace::new();
+    std::fs::remove_dir_all(ws.app()).unwrap();
+    let app = ws.app();
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("requirements.txt"), "alpha>=1\n").unwrap();
+    std::fs::write(app.join("web.py"), "print('hi')\n").unwrap();
+    std::fs::write(
+        app.join("Dockerfile"),
+        "FROM python:3.11\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY web.py .\nCMD [\"python3\", \"web.py\"]\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) =
+        run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["init", "--base", &base()]).arg(&app));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("running `oxbuild lock`"), "{stderr}");
+    assert!(stderr.contains("locked 1 packages into pylock.toml"), "{stdout}\n{stderr}");
+    let config = std::fs::read_to_string(app.join("oxbuild.toml")).unwrap();
+    assert!(config.contains("lock = \"pylock.toml\""), "{config}");
+    let lock = std::fs::read_to_string(app.join("pylock.toml")).unwrap();
+    assert!(lock.contains("name = \"alpha\"\nversion = \"1.1\""), "{lock}");
+}
+
+#[test]
 fn an_unmodified_input_under_git_is_resolved_as_of_its_last_commit() {
     let wheels = tempfile::tempdir().unwrap();
     make_wheel(wheels.path(), "alpha", "1.0", "py3-none-any", &[], None);

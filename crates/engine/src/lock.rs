@@ -144,15 +144,18 @@ fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
         };
         return Ok(Inputs { pins: pins_of(&requirements), requirements, from, file: pyproject });
     }
-    if let Some(file) = &cfg.python.requirements {
-        let path = dir.join(file);
+    // The file [python] names, else a requirements.txt: what such projects
+    // install from (`oxbuild init` names the lock it is about to write).
+    let named = cfg.python.requirements.clone().map(|f| (dir.join(&f), f));
+    let plain = Some((dir.join("requirements.txt"), "requirements.txt".to_string())).filter(|(p, _)| p.is_file());
+    if let Some((path, file)) = named.or(plain) {
         let requirements = oxbuild_python::requirements::requirement_lines(&read_input(&path)?);
-        return Ok(Inputs { pins: pins_of(&requirements), requirements, from: file.clone(), file: path });
+        return Ok(Inputs { pins: pins_of(&requirements), requirements, from: file, file: path });
     }
     Err(Error::new(
         Kind::Config,
         format!(
-            "{}: nothing to lock: write the top-level requirements into requirements.in, or [project] dependencies into pyproject.toml",
+            "{}: nothing to lock: write the top-level requirements into requirements.in (or requirements.txt), or [project] dependencies into pyproject.toml",
             dir.display()
         ),
     ))
