@@ -357,7 +357,9 @@ fn in_context(path: &str, cwd: &str, placed: &[(String, String)]) -> Option<Stri
 fn unlocked_packages(text: &str) -> Vec<String> {
     let tools = ["poetry", "uv", "pipenv", "pdm", "pip", "setuptools", "wheel", "virtualenv"];
     let mut out = Vec::new();
-    for part in text.split("&&").flat_map(|p| p.split(';')) {
+    // Each command of a shell line on its own: `pip install x || echo "…"`.
+    let commands = text.replace("&&", ";").replace("||", ";").replace('|', ";");
+    for part in commands.split(';') {
         let words: Vec<String> = shlex::split(part.trim()).unwrap_or_default();
         let Some(at) = words.iter().position(|w| w == "install") else { continue };
         let runs_pip = words[..at].iter().any(|w| {
@@ -395,11 +397,16 @@ fn unlocked_packages(text: &str) -> Vec<String> {
                 skip_next = true;
                 continue;
             }
-            if w.starts_with('-') || w.starts_with('.') || w.starts_with('/') || w.contains("://") {
+            let redirection = w.trim_start_matches(|c: char| c.is_ascii_digit()).starts_with(['>', '<']);
+            if redirection || w.starts_with('-') || w.starts_with('.') || w.starts_with('/') || w.contains("://") {
                 continue;
             }
             let name = w.split(['=', '<', '>', '~', '[', '!', ';', '@']).next().unwrap_or("").to_string();
-            if !name.is_empty() && !tools.contains(&name.as_str()) && !out.contains(&name) {
+            // Only what can be a project name (PEP 508): not a redirection or a message.
+            let valid = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if valid && !tools.contains(&name.as_str()) && !out.contains(&name) {
                 out.push(name);
             }
         }
@@ -753,6 +760,9 @@ ENTRYPOINT ["./boot.sh"]
         assert_eq!(d.workdir.as_deref(), Some("/code"));
         assert_eq!(d.unlocked, ["gunicorn", "pymysql", "cryptography"]);
         assert!(!d.notes.iter().any(|n| n.what.starts_with("RUN pip install")), "{:?}", d.notes);
+        // Only the packages of a shell line, not what follows `||` or a redirection.
+        let optional = "FROM x\nRUN pip3 install playwright || echo \"WARN: Failed to install. It can still run.\" && pip install -q opencv-python-headless 2>/dev/null | tee log\n";
+        assert_eq!(read(optional, "Dockerfile").unwrap().unlocked, ["playwright", "opencv-python-headless"]);
         let apt = read("FROM x\nRUN DEPS=\"libpq5 zlib1g\" && apt-get install -y $DEPS\n", "Dockerfile").unwrap();
         assert!(apt.notes[0].what.ends_with("packages named by a shell variable"), "{:?}", apt.notes);
     }
