@@ -121,6 +121,39 @@ fn init_locks_a_project_whose_only_input_is_an_unpinned_requirements_txt() {
 }
 
 #[test]
+fn locking_the_requirements_file_the_config_names_switches_the_build_to_the_lock() {
+    let wheels = tempfile::tempdir().unwrap();
+    make_wheel(wheels.path(), "alpha", "1.0", "py3-none-any", &[], None);
+    let index = PackageIndex::start(wheels.path());
+    let ws = Workspace::new();
+    std::fs::remove_dir_all(ws.app()).unwrap();
+    project(&ws, "");
+    std::fs::remove_file(ws.app().join("requirements.in")).unwrap();
+    std::fs::write(ws.app().join("requirements.txt"), "alpha>=1\n").unwrap();
+    ws.append_config("\n[python]\nrequirements = \"requirements.txt\"   # the app's own\ninstall-project = false\n");
+    let lock =
+        |ws: &Workspace| run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["lock"]).arg(ws.app()));
+    let (code, stdout, stderr) = lock(&ws);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("set [python] lock = \"pylock.toml\" (locked from requirements.txt)"), "{stdout}{stderr}");
+    let config = std::fs::read_to_string(ws.app().join("oxbuild.toml")).unwrap();
+    assert!(config.contains("\n[python]\nlock = \"pylock.toml\"   # written by `oxbuild lock` from requirements.txt\ninstall-project = false\n"), "{config}");
+    assert!(!config.contains("requirements = "), "{config}");
+    // Again: the lock is named, and its input beside it is no lock to warn about.
+    let (code, _, stderr) = lock(&ws);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("[python] lock already names pylock.toml"), "{stderr}");
+    let (code, _, stderr) = run(ws
+        .oxbuild()
+        .env("OXBUILD_PYTHON_INDEX_URL", index.url())
+        .args(["build", "-q", "--output"])
+        .arg(format!("oci:{}", ws.tmp.path().join("out").display()))
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("beside the lock in use"), "{stderr}");
+}
+
+#[test]
 fn an_unmodified_input_under_git_is_resolved_as_of_its_last_commit() {
     let wheels = tempfile::tempdir().unwrap();
     make_wheel(wheels.path(), "alpha", "1.0", "py3-none-any", &[], None);

@@ -377,6 +377,45 @@ fn point_config_at(dir: &Path, key: &str, named: Option<&str>, file: &str) -> St
     }
 }
 
+/// Replaces `[python] requirements = "from"` in `dir`'s oxbuild.toml with
+/// `lock = "file"`, the lock made from it; says what it did, or what to do.
+fn switch_to_lock(dir: &Path, from: &str, file: &str) -> String {
+    let path = dir.join(oxbuild_config::FILE_NAME);
+    let by_hand = format!(
+        "set `lock = \"{file}\"` in [python] instead of `requirements = \"{from}\"` to build from the new lock"
+    );
+    let Ok(text) = std::fs::read_to_string(&path) else { return by_hand };
+    let mut section = String::new();
+    let mut switched = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let t = line.trim();
+            if t.starts_with('[') {
+                section = t.to_string();
+            }
+            let names_it = t
+                .strip_prefix("requirements")
+                .and_then(|r| r.trim_start().strip_prefix('='))
+                .and_then(|r| r.trim_start().strip_prefix(&format!("\"{from}\"")))
+                .is_some_and(|rest| rest.trim().is_empty() || rest.trim_start().starts_with('#'));
+            if section == "[python]" && names_it && !switched {
+                switched = true;
+                format!("lock = \"{file}\"   # written by `oxbuild lock` from {from}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    if !switched {
+        return by_hand;
+    }
+    match std::fs::write(&path, lines.join("\n") + "\n") {
+        Ok(()) => format!("set [python] lock = \"{file}\" (locked from {from}) in {}", path.display()),
+        Err(e) => format!("could not update {} ({e}): {by_hand}", path.display()),
+    }
+}
+
 /// Resolves and writes the lock.
 pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, Error> {
     let (request, cfg) = req.build.resolved()?;
@@ -510,7 +549,14 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     }
     let relative = |p: &Path| p.strip_prefix(&dir).unwrap_or(p).display().to_string();
     let named = cfg.python.lock.as_deref().or(cfg.python.requirements.as_deref());
-    let mut config = point_config_at(&dir, "lock", named, &relative(&output));
+    // `[python] requirements` naming the file just locked from: the build
+    // takes the lock instead.
+    let locked_from =
+        cfg.python.requirements.as_deref().filter(|f| cfg.python.lock.is_none() && dir.join(f) == inputs.file);
+    let mut config = match locked_from {
+        Some(from) => switch_to_lock(&dir, from, &relative(&output)),
+        None => point_config_at(&dir, "lock", named, &relative(&output)),
+    };
     let test = match (test, test_locked) {
         (Some(inputs), Some(locked)) => {
             let named = cfg.python.test_requirements.as_deref();
