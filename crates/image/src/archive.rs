@@ -27,11 +27,20 @@ use crate::{
 /// Writes `image` as an archive at `path` (replaced atomically), tagged with
 /// `names` (e.g. `registry/repo:tag`) in both `index.json` and `manifest.json`,
 /// with `referrers` (SBOMs, provenance) listed in `index.json` beside it.
+///
+/// `manifest.json`'s `RepoTags` gets only the names that are whole
+/// references with a tag (`repo:tag`): `podman load` and `docker load` refuse
+/// a bare tag such as `latest`, which an OCI layout's names may be, and load
+/// an archive without tags untagged.
 pub fn write_archive(image: &Image, referrers: &[Image], path: &Path, names: &[String]) -> Result<(), Error> {
     let mut tar = oci_tar([image], None, &image.descriptor(), names, referrers)?;
+    let tagged: Vec<&String> = names
+        .iter()
+        .filter(|n| n.rsplit_once(':').is_some_and(|(repo, tag)| !repo.is_empty() && !tag.contains('/')))
+        .collect();
     let docker = json!([{
         "Config": blob_path(&image.config_descriptor().digest),
-        "RepoTags": names,
+        "RepoTags": tagged,
         "Layers": image.layers().iter().map(|l| blob_path(&l.descriptor.digest)).collect::<Vec<_>>(),
     }]);
     tar.bytes("manifest.json", canonical_json(&docker), Owner::ROOT, 0o644);
@@ -362,6 +371,23 @@ mod tests {
         let back = read_archive(&archive, None, &host, &other).unwrap().0;
         assert_eq!(back.digest(), image.digest());
         assert!(back.layers()[0].path().unwrap().starts_with(other.root()));
+
+        // Docker's manifest tags only whole references: `podman load` refuses `latest`.
+        let names = ["latest".to_string(), "localhost/team/app:v1".to_string(), "127.0.0.1:5000/app".to_string()];
+        write_archive(&image, &[], &archive, &names).unwrap();
+        let mut tar = tar::Archive::new(std::fs::File::open(&archive).unwrap());
+        let mut manifest = None;
+        for entry in tar.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap().to_str() == Some("manifest.json") {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+                manifest = Some(serde_json::from_str::<serde_json::Value>(&text).unwrap());
+            }
+        }
+        assert_eq!(manifest.unwrap()[0]["RepoTags"], json!(["localhost/team/app:v1"]));
+        let back = read_archive(&archive, Some("latest"), &host, &other).unwrap().0;
+        assert_eq!(back.digest(), image.digest(), "the OCI side keeps every name");
     }
 
     /// An SBOM-like artifact referring to `image`.

@@ -143,10 +143,10 @@ impl Opened {
 
 /// Splits `PATH[:NAME]`; a NAME never contains `/`.
 fn path_and_name(rest: &str) -> (PathBuf, Option<String>) {
-    match rest.rsplit_once(':') {
-        Some((path, name)) if !path.is_empty() && !name.is_empty() && !name.contains('/') => {
-            (PathBuf::from(path), Some(name.to_string()))
-        }
+    // The first colon ends the path, as skopeo reads these: the name may be
+    // a whole reference (`out.tar:registry.example/team/app:v1`).
+    match rest.split_once(':') {
+        Some((path, name)) if !path.is_empty() && !name.is_empty() => (PathBuf::from(path), Some(name.to_string())),
         _ => (PathBuf::from(rest), None),
     }
 }
@@ -391,6 +391,10 @@ mod tests {
         assert_eq!(
             Location::parse("oci-archive:a.tar:app", "x").unwrap().to_string(),
             "oci-archive:a.tar:app".to_string()
+        );
+        assert_eq!(
+            Location::parse("oci-archive:out/a.tar:localhost/team/app:v1", "x").unwrap(),
+            Location::OciArchive { file: "out/a.tar".into(), name: Some("localhost/team/app:v1".into()) }
         );
         let e = Location::parse("oci:", "--output").unwrap_err().to_string();
         assert!(e.contains("--output") && e.contains("oci:DIR"), "{e}");
