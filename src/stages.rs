@@ -87,6 +87,26 @@ impl StageResult {
     }
 }
 
+/// A container that could not start because the image's command is not
+/// in it: the image's failure (health, exit 8), not the runtime's.
+fn command_not_found(error: &str, config: &serde_json::Value) -> Option<Failure> {
+    let missing = error.contains("executable file not found")
+        || (error.contains("exec:") && error.contains("no such file or directory"));
+    if !missing {
+        return None;
+    }
+    let argv: Vec<&str> = ["Entrypoint", "Cmd"]
+        .iter()
+        .flat_map(|k| config["config"][k].as_array().into_iter().flatten().filter_map(|v| v.as_str()))
+        .collect();
+    let workdir = config["config"]["WorkingDir"].as_str().unwrap_or("/");
+    Some(Failure::health(format!(
+        "health: the container could not start: its command `{}` is not in the image ({}); point [image] entrypoint (or cmd) at a program the image has: the app's files are under {workdir}, its dependencies' scripts in the venv's bin, which is on PATH",
+        argv.join(" "),
+        error.trim()
+    )))
+}
+
 /// The health stage on the production image of `assembled`.
 pub async fn health_stage(
     assembled: &Assembled,
@@ -131,7 +151,7 @@ pub async fn health_stage(
         .await
     })
     .await
-    .map_err(Failure::runtime)?;
+    .map_err(|e| command_not_found(&e.to_string(), &config).unwrap_or_else(|| Failure::runtime(e)))?;
 
     let ok = matches!(report.outcome, health::Outcome::Healthy { .. });
     let json = json!({"ok": ok, "stage": "health", "image": image.digest(), "report": report});

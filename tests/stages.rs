@@ -83,6 +83,17 @@ fn an_unhealthy_app_is_reported_with_its_logs_and_probe_output() {
 }
 
 #[test]
+fn an_image_whose_command_is_missing_fails_health_saying_so() {
+    let ws = Workspace::new();
+    ws.edit_config("entrypoint = [\"python3\", \"-m\", \"plainweb\"]", "entrypoint = [\"/docker-entrypoint.sh\"]");
+    let (code, _, stderr, pid) = run_stage(ws.oxbuild().args(["health", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 8, "the image's failure, not podman's: {stderr}");
+    assert!(stderr.contains("its command `/docker-entrypoint.sh` is not in the image"), "{stderr}");
+    assert!(stderr.contains("the app's files are under /app"), "{stderr}");
+    assert!(leftovers(pid).is_empty());
+}
+
+#[test]
 fn an_app_that_exits_at_start_is_reported_with_its_exit_code_not_at_the_deadline() {
     let ws = Workspace::new();
     ws.edit_config("PLAINWEB_PORT = \"8000\"", "PLAINWEB_PORT = \"8000\", PLAINWEB_EXIT = \"3\"");
