@@ -139,6 +139,18 @@ pub fn read(text: &str, file: &str) -> Result<FromDockerfile, String> {
                 out.unlocked.push(p);
             }
         }
+        // What it took from the context reaches the final image through it
+        // (`COPY . /src` there, `COPY --from=builder /src /app` here), but
+        // for the lock it installed from: the dependency layer has that.
+        let lock = out.lock.as_ref().map(|(path, _)| path.trim_start_matches("./").to_string());
+        for p in ignored.copies {
+            let installed_from = lock.as_deref() == Some(p.trim_start_matches("./"))
+                || ["requirements.txt", "poetry.lock", "uv.lock", "Pipfile", "Pipfile.lock", "pdm.lock", "pylock.toml"]
+                    .contains(&p.trim_start_matches("./"));
+            if !installed_from && !out.copies.contains(&p) {
+                out.copies.push(p);
+            }
+        }
     }
     let mut seen = std::collections::BTreeSet::new();
     out.notes.retain(|n| seen.insert((n.what.clone(), n.why.clone())));
@@ -216,9 +228,7 @@ fn read_stage(
                             if let parse_dockerfile::Source::Path(p) = src {
                                 let p = expand(&p.value, vars);
                                 out.placed.push((p.clone(), dest.clone()));
-                                if last {
-                                    out.copies.push(p);
-                                }
+                                out.copies.push(p);
                             }
                         }
                     }
@@ -238,9 +248,7 @@ fn read_stage(
                             }
                         } else {
                             out.placed.push((p.clone(), dest.clone()));
-                            if last {
-                                out.copies.push(p);
-                            }
+                            out.copies.push(p);
                         }
                     }
                 }
@@ -738,6 +746,13 @@ ENTRYPOINT ["./boot.sh"]
         assert_eq!(health.http.as_deref(), Some("http://127.0.0.1:5000/health"));
         assert_eq!(health.interval.as_deref(), Some("10s"));
         assert!(d.notes.iter().any(|n| n.what.contains("libpq5") && n.why.contains("base image")), "{:?}", d.notes);
+    }
+
+    #[test]
+    fn what_a_builder_stage_took_from_the_context_reaches_the_final_image() {
+        let text = "FROM python:3.12 AS builder\nCOPY requirements.txt /tmp\nRUN pip wheel -r /tmp/requirements.txt -w /wheels\nCOPY . /opt/app/\nRUN python manage.py collectstatic\n\nFROM python:3.12-slim\nWORKDIR /opt/app\nCOPY --from=builder /opt/app/ /opt/app/\nCOPY docker/status.py /opt/app/\nCMD [\"uwsgi\", \"docker/uwsgi.ini\"]\n";
+        let d = read(text, "docker/Dockerfile").unwrap();
+        assert_eq!(d.copies, vec!["docker/status.py".to_string(), ".".to_string()]);
     }
 
     #[test]

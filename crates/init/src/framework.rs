@@ -232,17 +232,18 @@ pub fn health_route(dir: &Path) -> Option<String> {
     const ROUTES: [&str; 6] = ["/healthz", "/health", "/healthcheck", "/ping", "/status", "/ready"];
     for f in source_files(dir, &["py", "js", "mjs", "cjs", "ts"]) {
         let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        // The route as the first argument of what declares it: a decorator
+        // (`@app.get("/health")`), a Django URL pattern (`path("health/"`,
+        // served at "/health/"), Express's `app.get('/health'`. Not a URL
+        // the code merely builds (`SITE_ROOT + "/ping/"`).
+        let declared = |s: &str| ["\"", "'"].iter().any(|q| text.contains(&format!("({q}{s}{q}")));
         for route in ROUTES {
-            // A decorator's string ("/health"), or a Django URL pattern's
-            // ("health/", served at "/health/").
-            if text.contains(&format!("\"{route}\"")) || text.contains(&format!("'{route}'")) {
+            if declared(route) {
                 return Some(route.to_string());
             }
             let bare = &route[1..];
-            for form in [format!("\"{bare}/\""), format!("'{bare}/'"), format!("\"{route}/\""), format!("'{route}/'")] {
-                if text.contains(&form) {
-                    return Some(format!("{route}/"));
-                }
+            if declared(&format!("{bare}/")) || declared(&format!("{route}/")) {
+                return Some(format!("{route}/"));
             }
         }
     }
@@ -276,6 +277,12 @@ mod tests {
         let c = detect(dir.path()).unwrap();
         assert_eq!(c.argv, ["gunicorn", "--bind", "0.0.0.0:8000", "mysite.wsgi:application"]);
         assert_eq!(health_route(dir.path()).as_deref(), Some("/healthz/"));
+        // A URL the code builds is no route.
+        write(
+            dir.path(),
+            &[("mysite/urls.py", "urlpatterns = []\n"), ("mysite/settings.py", "PING = ROOT + \"/ping/\"\n")],
+        );
+        assert_eq!(health_route(dir.path()), None);
     }
 
     #[test]

@@ -240,12 +240,51 @@ fn port_in(argv: &[String], dir: &Path) -> Option<u16> {
 /// Reads the project in `dir` and plans its oxbuild.toml.
 pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     let mut plan = Plan { workdir: "/app".into(), user: ("app".into(), None, None), ..Default::default() };
-    let docker = match ["Dockerfile", "Containerfile", "dockerfile"].iter().find(|f| dir.join(f).is_file()) {
+    const NAMES: [&str; 3] = ["Dockerfile", "Containerfile", "dockerfile"];
+    let at_root = NAMES.iter().find(|f| dir.join(f).is_file()).map(|f| f.to_string());
+    // Else one in a folder of its own (`docker/Dockerfile`), built with the
+    // project's root as its context, as `docker build -f docker/Dockerfile .`
+    // and compose files do.
+    let in_folder: Vec<String> = match at_root {
+        Some(_) => Vec::new(),
+        None => {
+            let mut found: Vec<String> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| {
+                    let sub = e.file_name().to_string_lossy().into_owned();
+                    NAMES.iter().find(|f| e.path().join(f).is_file()).map(|f| format!("{sub}/{f}"))
+                })
+                .filter(|f| !f.starts_with('.') && !f.starts_with("node_modules/"))
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    let file = match (at_root, in_folder.as_slice()) {
+        (Some(file), _) => Some(file),
+        (None, [one]) => Some(one.clone()),
+        (None, []) => None,
+        (None, several) => {
+            plan.notes.push(Note::new(
+                format!("Dockerfiles in folders: {}", several.join(", ")),
+                "init reads a Dockerfile at the project's root, or the only one in a folder: copy what the one you build sets (command, user, healthcheck) into oxbuild.toml",
+            ));
+            None
+        }
+    };
+    let docker = match file {
         Some(file) => {
             let text =
-                std::fs::read_to_string(dir.join(file)).map_err(|e| format!("{}: {e}", dir.join(file).display()))?;
-            plan.sources.push(file.to_string());
-            Some((file.to_string(), dockerfile::read(&text, file)?))
+                std::fs::read_to_string(dir.join(&file)).map_err(|e| format!("{}: {e}", dir.join(&file).display()))?;
+            plan.sources.push(match file.contains('/') {
+                true => format!("{file} (built from the project's root)"),
+                false => file.clone(),
+            });
+            let read = dockerfile::read(&text, &file)?;
+            Some((file, read))
         }
         None => None,
     };
@@ -311,7 +350,16 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                 let at = src
                     .filter(|s| !s.is_empty() && dir.join(s).is_file())
                     .map(|src| format!("{}/{src}", app_root.trim_end_matches('/')));
-                if let Some(at) = at.filter(|at| at != program) {
+                // `./boot.sh` in the workdir is where the app has it already;
+                // a bare name is looked up on PATH, where it is not.
+                let now = if program.starts_with('/') {
+                    Some(program.clone())
+                } else if program.contains('/') {
+                    Some(format!("{}/{}", workdir.trim_end_matches('/'), program.trim_start_matches("./")))
+                } else {
+                    None
+                };
+                if let Some(at) = at.filter(|at| now.as_ref() != Some(at)) {
                     *program = at;
                     mapped = true;
                 }
@@ -739,6 +787,30 @@ mod tests {
         // A program on PATH maps too; a path already where the app has it stays.
         assert_eq!(plan.cmd, Some(vec!["/app/boot.sh".to_string(), "/app/web.py".to_string()]));
         assert!(plan.entry_from.contains("COPY renamed mapped back"), "{}", plan.entry_from);
+    }
+
+    #[test]
+    fn the_only_dockerfile_in_a_folder_is_read_with_the_root_as_its_context() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("docker")).unwrap();
+        std::fs::write(
+            dir.path().join("docker/Dockerfile"),
+            "FROM python:3.12-slim\nWORKDIR /srv\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\nUSER hc\nCMD [\"uwsgi\", \"docker/uwsgi.ini\"]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("docker/uwsgi.ini"), "[uwsgi]\n").unwrap();
+        std::fs::write(dir.path().join("requirements.txt"), "uwsgi==2.0.28\n").unwrap();
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(plan.sources[0], "docker/Dockerfile (built from the project's root)");
+        assert_eq!(plan.cmd, Some(vec!["uwsgi".to_string(), "docker/uwsgi.ini".to_string()]));
+        assert_eq!(plan.workdir, "/srv");
+        // Two: neither is guessed at, and the note says so.
+        std::fs::create_dir_all(dir.path().join("deploy")).unwrap();
+        std::fs::write(dir.path().join("deploy/Containerfile"), "FROM python:3.12\nCMD [\"x\"]\n").unwrap();
+        std::fs::write(dir.path().join("web.py"), "from flask import Flask\napp = Flask(__name__)\n").unwrap();
+        let two = super::plan(dir.path(), &Options::default()).unwrap();
+        let notes: Vec<&str> = two.notes.iter().map(|n| n.what.as_str()).collect();
+        assert!(notes.contains(&"Dockerfiles in folders: deploy/Containerfile, docker/Dockerfile"), "{notes:?}");
     }
 
     #[test]
