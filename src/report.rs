@@ -84,6 +84,9 @@ pub struct Reporter {
     pub json: bool,
 }
 
+/// Every warning printed so far, for the JSON result.
+static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 /// When `OXBUILD_TIMINGS` is set, every progress line starts with the
 /// milliseconds since the command started: a profiling aid (the README's
 /// "Other environment").
@@ -113,14 +116,31 @@ impl Reporter {
 
     /// A warning, shown even when quiet.
     pub fn warn(&self, msg: impl std::fmt::Display) {
+        let msg = msg.to_string();
         eprintln!("{}warning: {msg}", stamp());
+        WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(msg);
     }
 
-    /// Prints the final result: JSON on stdout, or the human lines.
+    /// Prints the final result: JSON on stdout, or the human lines. The JSON
+    /// object's `warnings` holds every warning the command printed.
     pub fn result(&self, json: &serde_json::Value, human: &[String]) {
         let mut out = std::io::stdout().lock();
         if self.json {
-            let _ = writeln!(out, "{}", serde_json::to_string_pretty(json).unwrap_or_default());
+            let mut json = json.clone();
+            let warned = WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            if let Some(object) = json.as_object_mut()
+                && !warned.is_empty()
+            {
+                let list = object.entry("warnings").or_insert_with(|| serde_json::json!([]));
+                if let Some(list) = list.as_array_mut() {
+                    for w in warned {
+                        if !list.iter().any(|v| v.as_str() == Some(w.as_str())) {
+                            list.push(serde_json::Value::String(w));
+                        }
+                    }
+                }
+            }
+            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&json).unwrap_or_default());
         } else {
             for line in human {
                 let _ = writeln!(out, "{line}");
@@ -134,7 +154,7 @@ impl Reporter {
         if self.json && !f.json_done {
             let report =
                 serde_json::json!({"ok": false, "error": {"kind": f.kind, "code": f.code, "message": f.message}});
-            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            self.result(&report, &[]);
         }
         f.code
     }

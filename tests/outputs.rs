@@ -35,6 +35,44 @@ fn both_archive_kinds_load_into_podman_and_run() {
 }
 
 #[test]
+fn an_archive_loads_into_podman_whatever_names_it_and_json_lists_every_warning() {
+    let ws = Workspace::new();
+    let base = format!("oci-archive:{}", base_archive().display());
+    // No name at all: it loads untagged (a bare `latest` would be refused).
+    let plain = ws.tmp.path().join("plain.tar");
+    build_json(
+        ws.oxbuild()
+            .args(["build", "-q", "--base", &base, "--output"])
+            .arg(format!("oci-archive:{}", plain.display()))
+            .arg(ws.app()),
+    );
+    let loaded = podman_output(&["load", "-q", "-i", plain.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&loaded.stdout).into_owned();
+    assert!(loaded.status.success(), "podman load: {}", String::from_utf8_lossy(&loaded.stderr));
+    if let Some(id) = text.split("sha256:").nth(1) {
+        let _ = podman_output(&["rmi", id.trim()]);
+    }
+    // A whole reference after the file's first colon names it.
+    let name = format!("localhost/oxbuild-test/{}:v1", unique_name("named"));
+    let named = ws.tmp.path().join("named.tar");
+    build_json(
+        ws.oxbuild()
+            .args(["build", "-q", "--base", &base, "--output"])
+            .arg(format!("oci-archive:{}:{name}", named.display()))
+            .arg(ws.app()),
+    );
+    let loaded = podman_output(&["load", "-q", "-i", named.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&loaded.stdout);
+    assert!(loaded.status.success() && text.contains(&name), "{text}{}", String::from_utf8_lossy(&loaded.stderr));
+    let _ = podman_output(&["rmi", &name]);
+    // What the command warned about on stderr is in its JSON too.
+    let report =
+        build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--tag", &name]).arg(ws.app()));
+    let warnings: Vec<&str> = report["warnings"].as_array().unwrap().iter().filter_map(|w| w.as_str()).collect();
+    assert!(warnings.iter().any(|w| w.starts_with("--tag names the image for --push and --output only")), "{report}");
+}
+
+#[test]
 fn a_layout_is_accepted_by_skopeo_and_unpacked_by_umoci_with_owners_and_modes() {
     let registry = Registry::start();
     let ws = Workspace::new();
