@@ -66,8 +66,7 @@ fn an_archive_loads_into_podman_whatever_names_it_and_json_lists_every_warning()
     assert!(loaded.status.success() && text.contains(&name), "{text}{}", String::from_utf8_lossy(&loaded.stderr));
     let _ = podman_output(&["rmi", &name]);
     // What the command warned about on stderr is in its JSON too.
-    let report =
-        build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--tag", &name]).arg(ws.app()));
+    let report = build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--tag", &name]).arg(ws.app()));
     let warnings: Vec<&str> = report["warnings"].as_array().unwrap().iter().filter_map(|w| w.as_str()).collect();
     assert!(warnings.iter().any(|w| w.starts_with("--tag names the image for --push and --output only")), "{report}");
 }
@@ -80,6 +79,7 @@ fn a_layout_is_accepted_by_skopeo_and_unpacked_by_umoci_with_owners_and_modes() 
     let toml = ws.app().join("oxbuild.toml");
     let text = std::fs::read_to_string(&toml).unwrap();
     std::fs::write(&toml, &text[..text.find("[healthcheck]").unwrap()]).unwrap();
+    ws.edit_config("ports = [8000]", "ports = [8000]\ndirs = [\"/datastore\", \"/var/lib/plainweb\"]");
     std::fs::write(ws.app().join("plainweb/run.sh"), "#!/bin/sh\nexec python3 -m plainweb\n").unwrap();
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(ws.app().join("plainweb/run.sh"), std::fs::Permissions::from_mode(0o775)).unwrap();
@@ -114,6 +114,11 @@ fn a_layout_is_accepted_by_skopeo_and_unpacked_by_umoci_with_owners_and_modes() 
     let home = meta("home/app");
     assert_eq!((home.uid(), home.is_dir()), (1000, true));
     assert_eq!(meta("app").uid(), 1000);
+    for dir in ["datastore", "var/lib/plainweb"] {
+        let d = meta(dir);
+        assert_eq!((d.uid(), d.gid(), d.is_dir(), d.mode() & 0o7777), (1000, 1000, true, 0o755), "{dir}");
+    }
+    assert_eq!(meta("var/lib").uid(), 0, "the base's own directories stay root's");
     let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap();
     assert!(passwd.lines().any(|l| l.starts_with("app:x:1000:1000:")), "{passwd}");
     assert!(passwd.starts_with("root:x:0:0:"), "the base's users are kept");

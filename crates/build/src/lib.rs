@@ -6,7 +6,7 @@
 //!    `/etc/group` and a home directory;
 //! 2. extra layers made before the build: the Python dependency layer;
 //! 3. the app layer: the app's files under the workdir, owned by the user,
-//!    `.dockerignore` applied.
+//!    `.dockerignore` applied, and the `[image] dirs`, empty and the user's.
 //!
 //! The config is the base's, with the runtime settings of `oxbuild.toml` applied.
 //! Every timestamp comes from one epoch (`SOURCE_DATE_EPOCH`), so the same
@@ -200,6 +200,10 @@ pub fn build(
     }
     blobs.extend(extra.iter().map(|e| (Piece::Layer(e.layer.clone(), e.diff_id.clone()), e.created_by.clone())));
     let mut app = LayerBuilder::new(epoch, Owner::ROOT);
+    // The directories the app writes to outside its workdir, its own.
+    for d in &cfg.image.dirs {
+        app.dir(d.trim_start_matches('/'), owner, 0o755);
+    }
     // Test files belong to the test variant only.
     let tests = cfg.assess.test_paths(dir);
     let (blob, warnings, compiled) = write_app(

@@ -445,6 +445,10 @@ pub struct ImageConfig {
     /// TCP ports the app listens on.
     #[serde(default)]
     pub ports: Vec<u16>,
+    /// Empty directories the image gets, owned by the user (mode 0755): where
+    /// the app writes at run time outside its workdir (`/data`, uploads).
+    #[serde(default)]
+    pub dirs: Vec<String>,
     /// Image labels, merged over the base's.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -475,6 +479,7 @@ impl Default for ImageConfig {
             cmd: None,
             env: BTreeMap::new(),
             ports: Vec::new(),
+            dirs: Vec::new(),
             labels: BTreeMap::new(),
             git_labels: true,
             compression: Compression::Gzip,
@@ -743,6 +748,15 @@ impl Config {
         if img.ports.contains(&0) {
             return Err("[image] ports: 0 is not a port".into());
         }
+        for d in &img.dirs {
+            let p = Path::new(d);
+            if !p.is_absolute() || p.parent().is_none() || p.components().any(|c| c == std::path::Component::ParentDir)
+            {
+                return Err(format!(
+                    "[image] dirs: `{d}` must be an absolute path below / without `..`, e.g. \"/data\""
+                ));
+            }
+        }
         for p in &img.platforms {
             let parts: Vec<&str> = p.split('/').collect();
             if !(2..=3).contains(&parts.len()) || parts.iter().any(|x| x.is_empty()) {
@@ -928,6 +942,16 @@ mod tests {
         let e =
             parse(&format!("{MINIMAL}[healthcheck]\ncmd = [\"true\"]\nshell = \"true\"\n")).unwrap_err().to_string();
         assert!(e.contains("exactly one"), "{e}");
+    }
+
+    #[test]
+    fn dirs_are_absolute_paths_below_the_root() {
+        let ok = parse(&format!("{MINIMAL}dirs = [\"/data\", \"/var/lib/app\"]\n")).unwrap();
+        assert_eq!(ok.image.dirs, ["/data", "/var/lib/app"]);
+        for bad in ["data", "/", "/srv/../etc"] {
+            let e = parse(&format!("{MINIMAL}dirs = [\"{bad}\"]\n")).unwrap_err().to_string();
+            assert!(e.contains("[image] dirs") && e.contains(bad), "{e}");
+        }
     }
 
     #[test]

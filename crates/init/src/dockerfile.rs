@@ -28,6 +28,8 @@ pub struct FromDockerfile {
     pub env: BTreeMap<String, String>,
     /// `EXPOSE`d TCP ports.
     pub ports: Vec<u16>,
+    /// Directories a `RUN mkdir` of the final stage makes: `[image] dirs`.
+    pub dirs: Vec<String>,
     /// `HEALTHCHECK`.
     pub health: Option<Health>,
     /// `COPY`/`ADD` sources from the build context, in order.
@@ -154,10 +156,17 @@ pub fn read(text: &str, file: &str) -> Result<FromDockerfile, String> {
     }
     let mut seen = std::collections::BTreeSet::new();
     out.notes.retain(|n| seen.insert((n.what.clone(), n.why.clone())));
-    if let Some((user, uid)) = &mut out.user
-        && uid.is_none()
-    {
-        *uid = users.get(user.as_str()).copied();
+    if let Some((user, uid)) = &mut out.user {
+        match uid {
+            None => *uid = users.get(user.as_str()).copied(),
+            // `USER 1001` after `useradd -u 1001 ctfd`: the account's name.
+            Some(n) if user.is_empty() => {
+                if let Some((name, _)) = users.iter().find(|(_, u)| **u == *n) {
+                    *user = name.clone();
+                }
+            }
+            Some(_) => {}
+        }
     }
     Ok(out)
 }
@@ -216,6 +225,12 @@ fn read_stage(
                 }
                 if last {
                     not_carried(&text, file, &mut out.notes);
+                    // From the line as written: a `$VAR` may be the shell's, not the Dockerfile's.
+                    for d in made_dirs(&command_text(&r.arguments), &cwd) {
+                        if !out.dirs.contains(&d) {
+                            out.dirs.push(d);
+                        }
+                    }
                 }
             }
             Instruction::Copy(c) => {
@@ -416,6 +431,38 @@ fn unlocked_packages(text: &str) -> Vec<String> {
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
             if valid && !tools.contains(&name.as_str()) && !out.contains(&name) {
                 out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// The directories `mkdir` makes in a shell line (as absolute paths from
+/// `cwd`), but for those a shell variable names.
+fn made_dirs(text: &str, cwd: &str) -> Vec<String> {
+    let commands = text.replace("&&", ";").replace("||", ";").replace('|', ";");
+    let mut out = Vec::new();
+    for part in commands.split(';') {
+        let words: Vec<String> = shlex::split(part.trim()).unwrap_or_default();
+        if words.first().map(String::as_str) != Some("mkdir") {
+            continue;
+        }
+        let mut skip_next = false;
+        for w in &words[1..] {
+            if std::mem::take(&mut skip_next) {
+                continue;
+            }
+            // `-m MODE` is the only option with a separate value.
+            if w == "-m" || w == "--mode" {
+                skip_next = true;
+                continue;
+            }
+            if w.starts_with('-') || w.contains('$') || w.contains('{') || w.contains('>') {
+                continue;
+            }
+            let d = absolute(cwd, w);
+            if d != "/" && !out.contains(&d) {
+                out.push(d);
             }
         }
     }
@@ -753,6 +800,18 @@ ENTRYPOINT ["./boot.sh"]
         let text = "FROM python:3.12 AS builder\nCOPY requirements.txt /tmp\nRUN pip wheel -r /tmp/requirements.txt -w /wheels\nCOPY . /opt/app/\nRUN python manage.py collectstatic\n\nFROM python:3.12-slim\nWORKDIR /opt/app\nCOPY --from=builder /opt/app/ /opt/app/\nCOPY docker/status.py /opt/app/\nCMD [\"uwsgi\", \"docker/uwsgi.ini\"]\n";
         let d = read(text, "docker/Dockerfile").unwrap();
         assert_eq!(d.copies, vec!["docker/status.py".to_string(), ".".to_string()]);
+    }
+
+    #[test]
+    fn directories_a_run_makes_become_dirs() {
+        let text = "FROM python:3.12\nWORKDIR /app\nRUN mkdir /datastore && mkdir -p -m 755 uploads /var/log/app $HOME/x \\\n && chown app /datastore\nCMD [\"python3\", \"serve.py\"]\n";
+        assert_eq!(read(text, "Dockerfile").unwrap().dirs, ["/datastore", "/app/uploads", "/var/log/app"]);
+    }
+
+    #[test]
+    fn a_numeric_user_takes_the_name_of_the_account_made_with_that_uid() {
+        let text = "FROM python:3.12\nRUN useradd \\\n    --no-log-init \\\n    -u 1001 \\\n    ctfd && mkdir -p /var/log/app\nUSER 1001\nCMD [\"python3\", \"serve.py\"]\n";
+        assert_eq!(read(text, "Dockerfile").unwrap().user, Some(("ctfd".to_string(), Some(1001))));
     }
 
     #[test]

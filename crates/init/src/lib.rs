@@ -103,6 +103,8 @@ pub struct Plan {
     pub env: BTreeMap<String, String>,
     /// `[image] ports`, and whether they are a guess.
     pub ports: (Vec<u16>, bool),
+    /// `[image] dirs`: what the Dockerfile's `RUN mkdir` made outside the workdir.
+    pub dirs: Vec<String>,
     /// `[healthcheck]`, and whether it is a guess.
     pub health: Option<(Health, bool)>,
     /// `[app] include`; None for the whole directory (less `.dockerignore`).
@@ -455,6 +457,9 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             }
         }
         plan.ports = (d.ports.clone(), false);
+        // Inside the workdir the app's own files are the user's already.
+        let inside = |p: &str| p == plan.workdir || p.starts_with(&format!("{}/", plan.workdir.trim_end_matches('/')));
+        plan.dirs = d.dirs.iter().filter(|p| !inside(p)).cloned().collect();
         plan.health = d.health.clone().map(|h| (h, false));
         // What the Dockerfile copies from the context; all of it for `COPY . .`.
         if !d.copies.is_empty() && !d.copies.iter().any(|c| c.trim_end_matches('/') == "." || c == "./") {
@@ -629,6 +634,13 @@ impl Plan {
                 let note = if *guess { "   # a guess: the framework's default; check it" } else { "" };
                 t.push_str(&format!("ports = [{}]{note}\n", list.join(", ")));
             }
+        }
+        if !self.dirs.is_empty() {
+            let list: Vec<String> = self.dirs.iter().map(|d| toml_string(d)).collect();
+            t.push_str(&format!(
+                "dirs = [{}]   # from the Dockerfile's RUN mkdir: empty, the user's, for what the app writes\n",
+                list.join(", ")
+            ));
         }
         t.push_str("\n[app]\n");
         match &self.include {
