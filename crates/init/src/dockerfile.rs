@@ -743,7 +743,11 @@ fn not_carried(text: &str, file: &str, notes: &mut Vec<Note>) {
             .is_some_and(|w| ["useradd", "adduser", "groupadd", "addgroup", "mkdir", "chown", "chmod"].contains(w)))
     {
         notes.push(Note::new(
-            format!("RUN {} in {file}", text.chars().take(80).collect::<String>()),
+            format!(
+                "RUN {}{} in {file}",
+                text.chars().take(80).collect::<String>().trim_end(),
+                if text.chars().count() > 80 { "…" } else { "" }
+            ),
             "oxbuild runs no commands in the image: if the app needs what it makes (collectstatic, compiled translations, a frontend build), run it in CI before `oxbuild build` so that its output is in the project, or make it part of the base",
         ));
     }

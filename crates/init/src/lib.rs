@@ -340,7 +340,9 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         let workdir = d.workdir.clone().unwrap_or_else(|| "/".into());
         let app_root = d.workdir.clone().unwrap_or_else(|| plan.workdir.clone());
         let mut mapped = false;
-        for argv in [&mut plan.entrypoint, &mut plan.cmd].into_iter().flatten() {
+        plan.health = d.health.clone().map(|h| (h, false));
+        let health = plan.health.as_mut().and_then(|(h, _)| h.cmd.as_mut());
+        for argv in [plan.entrypoint.as_mut(), plan.cmd.as_mut(), health].into_iter().flatten() {
             // A script the Dockerfile copied onto PATH (`COPY entry.sh
             // /usr/local/bin/`) or anywhere else (`COPY entry.sh /entry.sh`):
             // oxbuild keeps it where the app has it.
@@ -448,10 +450,17 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                 || k.starts_with("POETRY_")
                 || k.starts_with("UV_")
             {
-                plan.notes.push(Note::new(
-                    format!("ENV {k} in {file}"),
-                    "it configures the Dockerfile's own tools or layout; oxbuild puts its venv's bin and node_modules/.bin on PATH itself",
-                ));
+                let why = match k.as_str() {
+                    "PYTHONPATH" => {
+                        "it points at the Dockerfile's own layout; oxbuild installs the dependencies into its venv and runs the app from [image] workdir, so Python finds both; set [image] env if the app needs more on the path"
+                    }
+                    "LANG" => "the locale must exist in the base image; set [image] env if the base has it",
+                    "HOME" => "oxbuild gives the image's user a home of its own",
+                    _ => {
+                        "it configures the Dockerfile's own tools or layout; oxbuild puts its venv's bin and node_modules/.bin on PATH itself"
+                    }
+                };
+                plan.notes.push(Note::new(format!("ENV {k} in {file}"), why));
             } else {
                 plan.env.insert(k.clone(), v.clone());
             }
@@ -460,7 +469,6 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         // Inside the workdir the app's own files are the user's already.
         let inside = |p: &str| p == plan.workdir || p.starts_with(&format!("{}/", plan.workdir.trim_end_matches('/')));
         plan.dirs = d.dirs.iter().filter(|p| !inside(p)).cloned().collect();
-        plan.health = d.health.clone().map(|h| (h, false));
         // What the Dockerfile copies from the context; all of it for `COPY . .`.
         if !d.copies.is_empty() && !d.copies.iter().any(|c| c.trim_end_matches('/') == "." || c == "./") {
             let mut include: Vec<String> = Vec::new();
@@ -564,6 +572,8 @@ pub fn needs_lock(dir: &Path, plan: &Plan) -> Option<String> {
         Some(("requirements", file)) => {
             let text = std::fs::read_to_string(dir.join(file)).ok()?;
             let loose = oxbuild_python::requirements::unpinned(&text);
+            let mut named = std::collections::BTreeSet::new();
+            let loose: Vec<String> = loose.into_iter().filter(|r| named.insert(r.clone())).collect();
             (!loose.is_empty()).then(|| format!("{file} does not pin {}", loose.join(", ")))
         }
         Some(_) => None,
@@ -787,15 +797,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("Dockerfile"),
-            "FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY web.py /app/web.py\nCOPY docker-entrypoint.sh /docker-entrypoint.sh\nCOPY boot.sh /usr/local/bin/\nENTRYPOINT [\"/docker-entrypoint.sh\"]\nCMD [\"boot.sh\", \"/app/web.py\"]\n",
+            "FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY web.py /app/web.py\nCOPY docker-entrypoint.sh /docker-entrypoint.sh\nCOPY boot.sh /usr/local/bin/\nCOPY docker/status.py /app/\nHEALTHCHECK CMD ./status.py\nENTRYPOINT [\"/docker-entrypoint.sh\"]\nCMD [\"boot.sh\", \"/app/web.py\"]\n",
         )
         .unwrap();
         std::fs::write(dir.path().join("requirements.txt"), "flask==3.1.0\n").unwrap();
-        for f in ["web.py", "docker-entrypoint.sh", "boot.sh"] {
+        std::fs::create_dir_all(dir.path().join("docker")).unwrap();
+        for f in ["web.py", "docker-entrypoint.sh", "boot.sh", "docker/status.py"] {
             std::fs::write(dir.path().join(f), "").unwrap();
         }
         let plan = plan(dir.path(), &Options::default()).unwrap();
         assert_eq!(plan.entrypoint, Some(vec!["/app/docker-entrypoint.sh".to_string()]));
+        // The healthcheck's program too (`COPY docker/status.py /app/`).
+        assert_eq!(plan.health.unwrap().0.cmd, Some(vec!["/app/docker/status.py".to_string()]));
         // A program on PATH maps too; a path already where the app has it stays.
         assert_eq!(plan.cmd, Some(vec!["/app/boot.sh".to_string(), "/app/web.py".to_string()]));
         assert!(plan.entry_from.contains("COPY renamed mapped back"), "{}", plan.entry_from);
