@@ -179,8 +179,8 @@ const LOCKS: [(&str, &str); 6] = [
 
 /// Environment a Dockerfile sets for its own tools or its own layout, which
 /// the oxbuild image (its venv on `PATH`) must not inherit.
-const ENV_NOT_CARRIED: [&str; 8] =
-    ["PATH", "VIRTUAL_ENV", "PYTHON_VERSION", "PYTHON_SHA256", "GPG_KEY", "LANG", "PYTHONPATH", "HOME"];
+const ENV_NOT_CARRIED: [&str; 9] =
+    ["PATH", "VIRTUAL_ENV", "PYTHON_VERSION", "PYTHON_SHA256", "GPG_KEY", "LANG", "LC_ALL", "PYTHONPATH", "HOME"];
 
 /// A Procfile: the `web:` command with its port, and the other processes
 /// (`release`, `worker`: kind and command).
@@ -454,7 +454,9 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                     "PYTHONPATH" => {
                         "it points at the Dockerfile's own layout; oxbuild installs the dependencies into its venv and runs the app from [image] workdir, so Python finds both; set [image] env if the app needs more on the path"
                     }
-                    "LANG" => "the locale must exist in the base image; set [image] env if the base has it",
+                    "LANG" | "LC_ALL" => {
+                        "the locale must exist in the base image (the Dockerfile may have installed it); set [image] env if the base has it"
+                    }
                     "HOME" => "oxbuild gives the image's user a home of its own",
                     _ => {
                         "it configures the Dockerfile's own tools or layout; oxbuild puts its venv's bin and node_modules/.bin on PATH itself"
@@ -797,7 +799,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("Dockerfile"),
-            "FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY web.py /app/web.py\nCOPY docker-entrypoint.sh /docker-entrypoint.sh\nCOPY boot.sh /usr/local/bin/\nCOPY docker/status.py /app/\nHEALTHCHECK CMD ./status.py\nENTRYPOINT [\"/docker-entrypoint.sh\"]\nCMD [\"boot.sh\", \"/app/web.py\"]\n",
+            "FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY web.py /app/web.py\nCOPY docker-entrypoint.sh /docker-entrypoint.sh\nCOPY boot.sh /usr/local/bin/\nCOPY docker/status.py /app/\nHEALTHCHECK CMD ./status.py\nENV LC_ALL=en_US.UTF-8\nENTRYPOINT [\"/docker-entrypoint.sh\"]\nCMD [\"boot.sh\", \"/app/web.py\"]\n",
         )
         .unwrap();
         std::fs::write(dir.path().join("requirements.txt"), "flask==3.1.0\n").unwrap();
@@ -807,6 +809,8 @@ mod tests {
         }
         let plan = plan(dir.path(), &Options::default()).unwrap();
         assert_eq!(plan.entrypoint, Some(vec!["/app/docker-entrypoint.sh".to_string()]));
+        let notes: Vec<&str> = plan.notes.iter().map(|n| n.what.as_str()).collect();
+        assert!(notes.contains(&"ENV LC_ALL in Dockerfile"), "{notes:?}");
         // The healthcheck's program too (`COPY docker/status.py /app/`).
         assert_eq!(plan.health.unwrap().0.cmd, Some(vec!["/app/docker/status.py".to_string()]));
         // A program on PATH maps too; a path already where the app has it stays.
