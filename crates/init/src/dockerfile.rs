@@ -375,15 +375,19 @@ fn in_context(path: &str, cwd: &str, placed: &[(String, String)]) -> Option<Stri
     None
 }
 
+/// Each command of a shell line on its own (split at `&&`, `||`, `|` and
+/// `;`), as words: `pip install x || echo "…"` is two commands.
+fn shell_commands(text: &str) -> Vec<Vec<String>> {
+    let commands = text.replace("&&", ";").replace("||", ";").replace('|', ";");
+    commands.split(';').map(|part| shlex::split(part.trim()).unwrap_or_default()).collect()
+}
+
 /// Packages a `pip install` (or `uv pip install`) names by themselves,
 /// outside any requirements file or lock; the packaging tools aside.
 fn unlocked_packages(text: &str) -> Vec<String> {
     let tools = ["poetry", "uv", "pipenv", "pdm", "pip", "setuptools", "wheel", "virtualenv"];
     let mut out = Vec::new();
-    // Each command of a shell line on its own: `pip install x || echo "…"`.
-    let commands = text.replace("&&", ";").replace("||", ";").replace('|', ";");
-    for part in commands.split(';') {
-        let words: Vec<String> = shlex::split(part.trim()).unwrap_or_default();
+    for words in shell_commands(text) {
         let Some(at) = words.iter().position(|w| w == "install") else { continue };
         let runs_pip = words[..at].iter().any(|w| {
             let t = w.rsplit('/').next().unwrap_or(w);
@@ -440,10 +444,8 @@ fn unlocked_packages(text: &str) -> Vec<String> {
 /// The directories `mkdir` makes in a shell line (as absolute paths from
 /// `cwd`), but for those a shell variable names.
 fn made_dirs(text: &str, cwd: &str) -> Vec<String> {
-    let commands = text.replace("&&", ";").replace("||", ";").replace('|', ";");
     let mut out = Vec::new();
-    for part in commands.split(';') {
-        let words: Vec<String> = shlex::split(part.trim()).unwrap_or_default();
+    for words in shell_commands(text) {
         if words.first().map(String::as_str) != Some("mkdir") {
             continue;
         }
