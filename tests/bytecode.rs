@@ -182,13 +182,78 @@ fn an_arm64_image_gets_the_same_bytecode_from_the_runnable_member() {
     assert_eq!(found[0].1, found[1].1, "the same bytecode bytes on both architectures");
 }
 
+/// An app layer an earlier build wrote is taken again when nothing that
+/// decides its bytes changed (nothing is compiled, and what compiling it
+/// warned about is said again); a file's content or mode, or the epoch,
+/// changes its key, and it is written again.
+#[test]
+fn an_unchanged_app_layer_is_reused_and_any_change_writes_it_again() {
+    let ws = Workspace::new();
+    std::fs::write(ws.app().join("plainweb/legacy.py"), "print 'python 2'\n").unwrap();
+    let build = |epoch: &str| {
+        let (code, stdout, stderr) = run(ws
+            .oxbuild()
+            .env("SOURCE_DATE_EPOCH", epoch)
+            .args(["build", "--json", "--base"])
+            .arg(base())
+            .arg(ws.app()));
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains("legacy.py was not byte-compiled"), "{stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        (report["digest"].as_str().unwrap().to_string(), report["bytecode"].clone(), stderr)
+    };
+    let (first, bytecode, _) = build("0");
+    assert_eq!(bytecode["app_layer"], "built", "{bytecode}");
+    assert!(bytecode["app"].as_u64().unwrap() >= 2, "{bytecode}");
+
+    let (again, reused, stderr) = build("0");
+    assert_eq!(again, first);
+    assert_eq!(reused["app_layer"], "local cache", "{reused}");
+    assert_eq!(reused["app"], bytecode["app"], "the count of the build that compiled it");
+    assert!(stderr.contains("app layer unchanged, from the local cache: nothing compiled"), "{stderr}");
+
+    use std::os::unix::fs::PermissionsExt as _;
+    let legacy = ws.app().join("plainweb/legacy.py");
+    std::fs::set_permissions(&legacy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (moded, report, _) = build("0");
+    assert_eq!(report["app_layer"], "built", "a mode changed");
+    assert_ne!(moded, first);
+
+    let (dated, report, _) = build("1700000000");
+    assert_eq!(report["app_layer"], "built", "another epoch");
+    assert_ne!(dated, moded);
+
+    std::fs::write(&legacy, "print('python 3')\n").unwrap();
+    let (fixed, report, _) = {
+        let (code, stdout, stderr) = run(ws.oxbuild().args(["build", "--json", "--base"]).arg(base()).arg(ws.app()));
+        assert_eq!(code, 0, "{stderr}");
+        assert!(!stderr.contains("not byte-compiled"), "{stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        (report["digest"].as_str().unwrap().to_string(), report["bytecode"].clone(), stderr)
+    };
+    assert_eq!(report["app_layer"], "built", "a file changed");
+    assert_eq!(report["app"].as_u64().unwrap(), bytecode["app"].as_u64().unwrap() + 1, "{report}");
+    assert_ne!(fixed, moded);
+}
+
 /// A rebuild starts the interpreter that compiled the last build of the same
 /// base while the base is read (a hint in the cache); a hint that no longer
 /// fits is left aside and corrected, and neither changes a byte of the image.
 #[test]
 fn a_rebuild_starts_the_last_interpreter_early_and_a_wrong_guess_changes_nothing() {
     let ws = Workspace::new();
-    let build = || build_json(ws.oxbuild().args(["build", "-q", "--base"]).arg(base()).arg(ws.app()));
+    // Every build compiles the app: the app layer the last one kept is
+    // forgotten first (it would be reused as it is, with nothing to compile).
+    let build = || {
+        for record in std::fs::read_dir(ws.bucket("layers")).into_iter().flatten().filter_map(Result::ok) {
+            if record.file_name().to_string_lossy().starts_with("app-") {
+                std::fs::remove_file(record.path()).unwrap();
+            }
+        }
+        let report = build_json(ws.oxbuild().args(["build", "-q", "--base"]).arg(base()).arg(ws.app()));
+        assert_eq!(report["bytecode"]["app_layer"], "built", "{}", report["bytecode"]);
+        report
+    };
     let first = build();
     let bucket = ws.cache().join(format!("interpreters-v{}", oxbuild_cache::FORMAT));
     let hints: Vec<_> = std::fs::read_dir(&bucket)

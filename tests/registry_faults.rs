@@ -260,18 +260,53 @@ fn a_fresh_runner_with_a_cache_repo_does_not_download_the_base() {
     let second: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(second["digest"], first["digest"]);
     assert!(stderr.contains("base scan found"), "{stderr}");
-    // The base itself never comes down: only the small kit of its interpreter
-    // (for bytecode), from the cache repository.
+    // The base itself never comes down, and neither does the app layer: the
+    // first runner stored it, with its bytecode, so nothing is compiled.
     assert!(stderr.contains("interpreter kit found"), "{stderr}");
-    let downloads: Vec<&str> = stderr.lines().filter(|l| l.trim_start().starts_with("downloaded")).collect();
-    assert_eq!(downloads.len(), 1, "only the kit is downloaded: {stderr}");
+    assert!(stderr.contains("app layer unchanged, from the cache repository"), "{stderr}");
+    assert_eq!(second["bytecode"]["app"], first["bytecode"]["app"], "{}", second["bytecode"]);
+    let app_layer = second["layers"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_string();
     let base_layer = second["layers"][0]["digest"].as_str().unwrap();
-    assert!(!downloads[0].contains(&base_layer[..19]), "{stderr}");
+    let downloads = |stderr: &str| -> Vec<String> {
+        stderr.lines().filter(|l| l.trim_start().starts_with("downloaded")).map(String::from).collect()
+    };
+    // At most the small kit of the base's interpreter (fetched ahead, in case
+    // something needs compiling), never a layer of the image.
+    let fetched = downloads(&stderr);
+    assert!(fetched.len() <= 1, "{stderr}");
+    assert!(fetched.iter().all(|d| !d.contains(&base_layer[..19]) && !d.contains(&app_layer[..19])), "{stderr}");
     let blobs = fresh.join(format!("blobs-v{}", oxbuild_cache::FORMAT)).join("sha256");
     assert!(blobs.is_dir(), "{}", blobs.display());
     assert!(!blobs.join(&base_layer["sha256:".len()..]).exists());
-    assert_eq!(second["push"][0]["report"]["blobs_mounted"], 1, "the base is mounted: {}", second["push"]);
+    assert!(!blobs.join(&app_layer["sha256:".len()..]).exists());
+    assert_eq!(second["push"][0]["report"]["blobs_mounted"], 2, "the base and the app layer: {}", second["push"]);
     assert_eq!(registry.skopeo_inspect(&target, false)["Digest"], second["digest"]);
+
+    // A changed app on another fresh runner: its layer is compiled there, by
+    // the kit's interpreter (the one download), and the image is the one a
+    // runner without the cache repository builds.
+    ws.edit("plainweb/__main__.py", "\"\"\"Serves /", "\"\"\"Changed. Serves /");
+    let (code, stdout, stderr) = run(ws
+        .oxbuild()
+        .env("OXBUILD_CACHE_DIR", ws.tmp.path().join("third-runner"))
+        .args(["build", "--json", "--base", &base, "--cache-repo", &cache_repo])
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    let third: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(!stderr.contains("app layer unchanged"), "{stderr}");
+    assert!(third["bytecode"]["app"].as_u64().unwrap() > 0, "{}", third["bytecode"]);
+    assert_eq!(third["bytecode"]["app_layer"], "built");
+    let fetched = downloads(&stderr);
+    assert_eq!(fetched.len(), 1, "the kit: {stderr}");
+    assert!(!fetched[0].contains(&base_layer[..19]), "{stderr}");
+    let alone = build_json(
+        ws.oxbuild()
+            .env("OXBUILD_CACHE_DIR", ws.tmp.path().join("alone"))
+            .args(["build", "-q", "--base", &base])
+            .arg(ws.app()),
+    );
+    assert_eq!(third["digest"], alone["digest"]);
+    assert_ne!(third["digest"], first["digest"]);
 }
 
 /// A fresh runner compiles while the interpreter kit of the cache repository
@@ -287,7 +322,14 @@ fn a_kit_that_fails_to_download_is_read_from_the_base() {
         build_json(ws.oxbuild().args(["build", "-q", "--base", &base, "--cache-repo", &cache_repo]).arg(ws.app()));
 
     // The cache repository through a proxy that flips a byte of every blob
-    // over 64 KiB: the kit, and the dependency layer (built again here).
+    // over 64 KiB: the kit. The app changed, so its layer must be compiled.
+    ws.edit("plainweb/__main__.py", "\"\"\"Serves /", "\"\"\"Changed. Serves /");
+    let alone = build_json(
+        ws.oxbuild()
+            .env("OXBUILD_CACHE_DIR", ws.tmp.path().join("alone"))
+            .args(["build", "-q", "--base", &base])
+            .arg(ws.app()),
+    );
     let proxy = Proxy::start(registry.host(), Fault::CorruptBlobs);
     let through = format!("{}/cache/oxbuild", proxy.host());
     let (code, stdout, stderr) = run(ws
@@ -299,7 +341,8 @@ fn a_kit_that_fails_to_download_is_read_from_the_base() {
     assert!(stderr.contains("interpreter kit found"), "{stderr}");
     assert!(stderr.contains("could not be fetched") && stderr.contains("reading it from the base"), "{stderr}");
     let second: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(second["digest"], first["digest"]);
+    assert_eq!(second["digest"], alone["digest"]);
+    assert_eq!(second["bytecode"]["app_layer"], "built");
     assert_eq!(second["bytecode"]["version"], first["bytecode"]["version"]);
 }
 

@@ -60,8 +60,38 @@ pub struct Built {
     pub warnings: Vec<String>,
     /// Who the image runs as.
     pub owner: Owner,
-    /// App sources compiled to bytecode in this image's app (or test) layer.
+    /// App sources compiled to bytecode in this image's app (or test) layer
+    /// (by an earlier build when the layer was reused).
     pub compiled: usize,
+    /// Where the app (or test) layer was found when it was not written
+    /// here: see [`AppLayers`].
+    pub reused: Option<String>,
+}
+
+/// App layers that earlier builds wrote, kept by a key of everything that
+/// decides their bytes (see [`app_key`]): a build that finds its layer
+/// neither compiles nor compresses it. The engine keeps them in the local
+/// cache and the cache repository.
+pub trait AppLayers: Send + Sync + std::fmt::Debug {
+    /// The layer kept under `key`, if any.
+    fn find(&self, key: &str) -> Option<Reused>;
+    /// Keeps `blob`, written under `key`, with what writing it said.
+    fn keep(&self, key: &str, blob: &LayerBlob, compiled: usize, warnings: &[String]);
+}
+
+/// An app layer found by [`AppLayers::find`].
+#[derive(Debug, Clone)]
+pub struct Reused {
+    /// The layer: on disk, or still in a registry.
+    pub layer: Layer,
+    /// Its uncompressed digest.
+    pub diff_id: oxbuild_image::Digest,
+    /// Sources its writer compiled to bytecode.
+    pub compiled: usize,
+    /// What writing it warned about, said again.
+    pub warnings: Vec<String>,
+    /// Where it was found, for the report.
+    pub from: String,
 }
 
 /// A layer made before the build (the Python dependency layer), placed between
@@ -141,14 +171,45 @@ pub struct Base<'a> {
     pub name: &'a Option<String>,
     /// Its root filesystem scan ([`scan_base`]).
     pub fs: &'a BTreeMap<String, Node>,
-    /// Its interpreter, to compile the app's bytecode; none without.
-    pub bytecode: Option<&'a Compiler>,
+    /// How the app layer is written.
+    pub app: AppWriting<'a>,
 }
+
+/// How an app (or test) layer is written.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppWriting<'a> {
+    /// The interpreter that compiles its bytecode; none without.
+    pub bytecode: Option<&'a Compiler>,
+    /// App layers of earlier builds; none to write every layer.
+    pub reuse: Option<&'a dyn AppLayers>,
+}
+
+/// The key of an app layer: its entries ([`LayerBuilder::identity`]),
+/// the compression and, with a compiler, the bytecode's format and the
+/// interpreter's exact version, which decide the `.pyc` files it gains.
+/// None when the layer holds entries whose bytes are not known yet.
+pub fn app_key(
+    layer: &LayerBuilder,
+    bytecode: Option<&Compiler>,
+    compression: LayerCompression,
+) -> Result<Option<String>, Error> {
+    let Some(identity) = layer.identity()? else { return Ok(None) };
+    let compiled = match bytecode {
+        Some(c) => format!("{} {} {}", oxbuild_python::bytecode::FORMAT, c.cache_tag, c.version),
+        None => "none".into(),
+    };
+    let text = format!("app-layer-v1\n{identity}\ncompression={}\nbytecode={compiled}\n", compression.key());
+    Ok(Some(oxbuild_image::Digest::of(text.as_bytes()).hex().to_string()))
+}
+
+/// What [`write_app`] made: the layer, the warnings, how many sources were
+/// compiled, and where it was found when it was not written.
+type AppPiece = (Piece, Vec<String>, usize, Option<String>);
 
 /// Adds the app's files (see [`context::add_app_files`]) to `layer` and
 /// writes it into `store`, with, given a compiler, their bytecode (compiled
-/// while the layer is written); returns the blob, the warnings and how many
-/// sources were compiled.
+/// while the layer is written); or, when `reuse` has a layer of the same
+/// key, takes that one instead.
 #[allow(clippy::too_many_arguments)]
 fn write_app(
     layer: &mut LayerBuilder,
@@ -157,24 +218,45 @@ fn write_app(
     exclude: &[String],
     workdir: &str,
     owner: Owner,
-    bytecode: Option<&Compiler>,
+    writing: AppWriting<'_>,
     epoch: u64,
     store: &BlobStore,
     compression: LayerCompression,
-) -> Result<(LayerBlob, Vec<String>, usize), Error> {
+) -> Result<AppPiece, Error> {
+    let AppWriting { bytecode, reuse } = writing;
     let added = context::add_app_files(layer, dir, include, exclude, workdir, owner)?;
     let mut warnings = added.warnings;
-    let write = |layer: &LayerBuilder| layer.write(store, compression).map_err(Error::from);
-    let Some(compiler) = bytecode else { return Ok((write(layer)?, warnings, 0)) };
-    let paths: Vec<String> =
-        added.python.iter().map(|(path, _)| format!("/{}", path.trim_start_matches('/'))).collect();
-    let read = |i: usize| {
-        let file = &added.python[i].1;
-        std::fs::read(file).map_err(|e| oxbuild_python::Error::Target(format!("reading {}: {e}", file.display())))
+    let key = match reuse {
+        Some(_) => app_key(layer, bytecode, compression)?,
+        None => None,
     };
-    let (blob, outcome) = oxbuild_python::bytecode::write_with(layer, &paths, read, compiler, epoch, owner, write)?;
-    warnings.extend(outcome.skipped);
-    Ok((blob, warnings, outcome.compiled))
+    if let (Some(reuse), Some(key)) = (reuse, &key)
+        && let Some(found) = reuse.find(key)
+    {
+        warnings.extend(found.warnings);
+        return Ok((Piece::Layer(found.layer, found.diff_id), warnings, found.compiled, Some(found.from)));
+    }
+    let write = |layer: &LayerBuilder| layer.write(store, compression).map_err(Error::from);
+    let (blob, compiled, skipped) = match bytecode {
+        None => (write(layer)?, 0, Vec::new()),
+        Some(compiler) => {
+            let paths: Vec<String> =
+                added.python.iter().map(|(path, _)| format!("/{}", path.trim_start_matches('/'))).collect();
+            let read = |i: usize| {
+                let file = &added.python[i].1;
+                std::fs::read(file)
+                    .map_err(|e| oxbuild_python::Error::Target(format!("reading {}: {e}", file.display())))
+            };
+            let (blob, outcome) =
+                oxbuild_python::bytecode::write_with(layer, &paths, read, compiler, epoch, owner, write)?;
+            (blob, outcome.compiled, outcome.skipped)
+        }
+    };
+    if let (Some(reuse), Some(key)) = (reuse, &key) {
+        reuse.keep(key, &blob, compiled, &skipped);
+    }
+    warnings.extend(skipped);
+    Ok((Piece::Blob(blob), warnings, compiled, None))
 }
 
 /// Builds the app in `dir` with `cfg` on top of `base`, with `extra` layers
@@ -187,7 +269,7 @@ pub fn build(
     store: &BlobStore,
     epoch: u64,
 ) -> Result<Built, Error> {
-    let (base_name, base_fs, bytecode, base) = (&base.name, base.fs, base.bytecode, base.image);
+    let (base_name, base_fs, writing, base) = (&base.name, base.fs, base.app, base.image);
     let format = if cfg.healthcheck.is_some() { Format::Docker } else { Format::Oci };
     let plan = user::plan(&cfg.image, base_fs, epoch)?;
     let owner = plan.owner;
@@ -206,19 +288,19 @@ pub fn build(
     }
     // Test files belong to the test variant only.
     let tests = cfg.assess.test_paths(dir);
-    let (blob, warnings, compiled) = write_app(
+    let (piece, warnings, compiled, reused) = write_app(
         &mut app,
         dir,
         cfg.app.include.as_deref(),
         &tests,
         &cfg.image.workdir,
         owner,
-        bytecode,
+        writing,
         epoch,
         store,
         compression,
     )?;
-    blobs.push((Piece::Blob(blob), format!("oxbuild: app files into {}", cfg.image.workdir)));
+    blobs.push((piece, format!("oxbuild: app files into {}", cfg.image.workdir)));
 
     let mut layers: Vec<Layer> = base.layers().to_vec();
     let (added, history) = stack(&mut layers, blobs, format)?;
@@ -246,7 +328,7 @@ pub fn build(
     let annotations: BTreeMap<String, String> =
         stamped.into_iter().filter(|(k, _)| k.starts_with("org.opencontainers.image.")).collect();
     let image = Image::assemble(format, &config, layers, &annotations).map_err(|e| Error::Base(e.to_string()))?;
-    Ok(Built { image, added, warnings, owner, compiled })
+    Ok(Built { image, added, warnings, owner, compiled, reused })
 }
 
 /// The test variant of `prod`: every production layer unchanged, then `extra`
@@ -259,31 +341,28 @@ pub fn test_variant(
     extra: &[ExtraLayer],
     store: &BlobStore,
     epoch: u64,
-    bytecode: Option<&Compiler>,
+    writing: AppWriting<'_>,
 ) -> Result<Built, Error> {
     let mut blobs: Vec<(Piece, String)> =
         extra.iter().map(|e| (Piece::Layer(e.layer.clone(), e.diff_id.clone()), e.created_by.clone())).collect();
     let tests = cfg.assess.test_paths(dir);
-    let (mut warnings, mut compiled) = (Vec::new(), 0);
+    let (mut warnings, mut compiled, mut reused) = (Vec::new(), 0, None);
     if !tests.is_empty() {
         let mut layer = LayerBuilder::new(epoch, Owner::ROOT);
-        let blob;
-        (blob, warnings, compiled) = write_app(
+        let piece;
+        (piece, warnings, compiled, reused) = write_app(
             &mut layer,
             dir,
             Some(&tests),
             &[],
             &cfg.image.workdir,
             prod.owner,
-            bytecode,
+            writing,
             epoch,
             store,
             compression(cfg),
         )?;
-        blobs.push((
-            Piece::Blob(blob),
-            format!("oxbuild: test files ({}) into {}", tests.join(", "), cfg.image.workdir),
-        ));
+        blobs.push((piece, format!("oxbuild: test files ({}) into {}", tests.join(", "), cfg.image.workdir)));
     }
     let format = prod.image.format();
     let mut layers = prod.image.layers().to_vec();
@@ -294,7 +373,7 @@ pub fn test_variant(
     config["config"]["Labels"]["dev.oxbuild.variant"] = serde_json::json!("test");
     let image = Image::assemble(format, &config, layers, &prod_annotations(&prod.image))
         .map_err(|e| Error::Base(e.to_string()))?;
-    Ok(Built { image, added, warnings, owner: prod.owner, compiled })
+    Ok(Built { image, added, warnings, owner: prod.owner, compiled, reused })
 }
 
 /// Puts `blobs` on top of `layers` in `format`; returns their descriptors and

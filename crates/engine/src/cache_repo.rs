@@ -13,6 +13,10 @@
 //! - `kit-v<F>-<hash>`: a one-layer image holding the files a base's Python
 //!   needs to compile bytecode, so that a fresh runner compiles without
 //!   downloading the base.
+//! - `app-v<F>-<key>`: a one-layer image holding an app layer (the app's
+//!   files and their bytecode), keyed by everything that decides its bytes
+//!   (see `oxbuild_build::app_key`); its config's `oxbuild` object says how
+//!   many sources were compiled and repeats what writing it warned about.
 //! - `wheel-v<F>-<key>`: a one-layer image whose layer holds a wheel that
 //!   oxbuild built from a sdist (as `wheel/<file name>`), keyed by
 //!   the sdist, the interpreter and the build requirements, so that only the
@@ -45,6 +49,8 @@ const SCAN: &str = "base-scan";
 const KIT: &str = "interpreter-kit";
 /// The kind of a built wheel's config.
 const BUILT: &str = "built-wheel";
+/// The kind of an app layer's config.
+const APP: &str = "app-layer";
 
 /// The tag of a base interpreter's kit (see `crate::interpreter`).
 pub fn kit_tag(key: &str) -> String {
@@ -415,6 +421,63 @@ pub async fn store_deps(
         Err(e) => {
             services.events.warn(&format!("could not store the dependency layer in {}: {e}", repo.reference.name()))
         }
+    }
+}
+
+/// The tag of an app layer.
+pub fn app_tag(key: &str) -> String {
+    format!("app-v{FORMAT}-{}", &key[..key.len().min(64)])
+}
+
+/// An app layer found in the cache repository.
+#[derive(Debug, Clone)]
+pub struct CachedApp {
+    /// The layer, left in the registry.
+    pub layer: Layer,
+    /// Its uncompressed digest.
+    pub diff_id: oxbuild_image::Digest,
+    /// Sources compiled to bytecode in it.
+    pub compiled: usize,
+    /// What writing it warned about.
+    pub warnings: Vec<String>,
+    /// Where it was found, for the report.
+    pub from: String,
+}
+
+/// The app layer with key `key`, if the repository has it.
+pub async fn app(key: &str, repo: &CacheRepo, services: &Services) -> Option<CachedApp> {
+    let tagged = repo.reference.with_tag(&app_tag(key));
+    let (image, config) = open(repo, &tagged, APP, services).await?;
+    let meta = &config["oxbuild"];
+    if meta["key"].as_str() != Some(key) {
+        return None;
+    }
+    let warnings = meta["warnings"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|w| w.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    Some(CachedApp {
+        layer: image.layers().first()?.clone(),
+        diff_id: config["rootfs"]["diff_ids"][0].as_str()?.parse().ok()?,
+        compiled: meta["compiled"].as_u64()? as usize,
+        warnings,
+        from: format!("cache repository ({tagged})"),
+    })
+}
+
+/// Stores an app layer made here; a failure only warns.
+pub async fn store_app(
+    key: &str,
+    layer: Layer,
+    diff_id: &oxbuild_image::Digest,
+    compiled: usize,
+    warnings: &[String],
+    repo: &CacheRepo,
+    services: &Services,
+) {
+    let meta = json!({"kind": APP, "format": FORMAT, "key": key, "compiled": compiled, "warnings": warnings});
+    if let Err(e) = push(vec![layer], vec![diff_id.to_string()], meta, repo, &app_tag(key), services).await {
+        services.events.warn(&format!("could not store the app layer in {}: {e}", repo.reference.name()));
     }
 }
 

@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+mod app;
 pub mod attest;
 pub mod base;
 pub mod built;
@@ -328,17 +329,24 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
     events.step(&format!("building {}", dir.display()));
     let base_name = base.opened.resolved.as_ref().map(|r| Reference { digest: None, ..r.clone() }.to_string());
     let epoch = request.epoch;
+    let app_layers = Arc::new(app::AppCache::new(services, request.cache_repo.as_ref()));
     let prod = {
-        let (dir, cfg, image, fs, store, compiler) = (
+        let (dir, cfg, image, fs, store, compiler, app_layers) = (
             dir.to_path_buf(),
             cfg.clone(),
             base.image.clone(),
             base.fs.clone(),
             services.store.clone(),
             compiler.clone(),
+            app_layers.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            let base = oxbuild_build::Base { image: &image, name: &base_name, fs: &fs, bytecode: compiler.as_ref() };
+            let base = oxbuild_build::Base {
+                image: &image,
+                name: &base_name,
+                fs: &fs,
+                app: oxbuild_build::AppWriting { bytecode: compiler.as_ref(), reuse: Some(app_layers.as_ref()) },
+            };
             oxbuild_build::build(&dir, &cfg, &base, &prod_layers, &store, epoch)
         })
         .await
@@ -353,10 +361,17 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
 
     let test = if request.test_variant {
         events.step("building the test variant");
-        let (prod, dir, cfg, store, compiler) =
-            (prod.clone(), dir.to_path_buf(), cfg.clone(), services.store.clone(), compiler.clone());
+        let (prod, dir, cfg, store, compiler, app_layers) = (
+            prod.clone(),
+            dir.to_path_buf(),
+            cfg.clone(),
+            services.store.clone(),
+            compiler.clone(),
+            app_layers.clone(),
+        );
         let built = tokio::task::spawn_blocking(move || {
-            oxbuild_build::test_variant(&prod, &dir, &cfg, &test_layers, &store, epoch, compiler.as_ref())
+            let writing = oxbuild_build::AppWriting { bytecode: compiler.as_ref(), reuse: Some(app_layers.as_ref()) };
+            oxbuild_build::test_variant(&prod, &dir, &cfg, &test_layers, &store, epoch, writing)
         })
         .await
         .map_err(error::task)??;
@@ -368,9 +383,18 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
     if compiler.is_some() {
         bytecode["app"] = serde_json::json!(prod.compiled);
         bytecode["dependencies"] = serde_json::json!(dependencies.get("python").map(|p| p["compiled"].clone()));
-        events.step(&format!("  compiled {} app sources to bytecode", prod.compiled));
+    }
+    bytecode["app_layer"] = serde_json::json!(prod.reused.as_deref().unwrap_or("built"));
+    match &prod.reused {
+        Some(from) => events.step(&format!(
+            "  app layer unchanged, from the {from}{}",
+            if compiler.is_some() { ": nothing compiled" } else { "" }
+        )),
+        None if compiler.is_some() => events.step(&format!("  compiled {} app sources to bytecode", prod.compiled)),
+        None => {}
     }
     drop(provisioned);
+    app_layers.stored().await;
     let mount_from = base.opened.resolved.iter().map(|r| MountSource::of(r, &base.image)).collect();
     let os = oxbuild_sbom::os::read(&base.fs);
     Ok(Assembled {

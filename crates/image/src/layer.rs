@@ -122,6 +122,11 @@ impl LayerCompression {
 /// zstd's level for layers.
 const ZSTD_LEVEL: i32 = 3;
 
+/// Bumped whenever [`LayerBuilder::write_tar`] would write other bytes for
+/// the same entries, so that layers found by [`LayerBuilder::identity`] are
+/// never those of an older writer.
+const TAR_FORMAT: &str = "oxbuild-tar-v1";
+
 impl LayerBlob {
     /// This blob's descriptor with `media_type`.
     pub fn descriptor(&self, media_type: &str) -> Descriptor {
@@ -205,6 +210,50 @@ impl LayerBuilder {
     /// True when nothing was added.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// A digest of everything that decides the layer's bytes (its entries'
+    /// paths, owners, modes, kinds and contents, the mtime and the tar
+    /// writer's format; not the compression, which the caller adds), so that
+    /// a layer written once can be found again by it instead of written.
+    /// Files are read to hash them. None when an entry's bytes are not known
+    /// yet ([`LayerBuilder::deferred`], [`LayerBuilder::source`]).
+    pub fn identity(&self) -> Result<Option<Digest>, Error> {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        let field = |h: &mut sha2::Sha256, bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        field(&mut h, TAR_FORMAT.as_bytes());
+        h.update(self.mtime.to_le_bytes());
+        for (path, entry) in self.complete() {
+            field(&mut h, path.as_bytes());
+            for n in [entry.owner.uid, entry.owner.gid, u64::from(entry.mode)] {
+                h.update(n.to_le_bytes());
+            }
+            match &entry.content {
+                Content::Dir => field(&mut h, b"dir"),
+                Content::Symlink(target) => {
+                    field(&mut h, b"symlink");
+                    field(&mut h, target.as_bytes());
+                }
+                Content::Bytes(bytes) => {
+                    field(&mut h, b"file");
+                    field(&mut h, &sha2::Sha256::digest(bytes));
+                }
+                Content::File(source) => {
+                    let reading = |e| Error::io(format!("reading {}", source.display()), e);
+                    let mut content = crate::digest::Hasher::new();
+                    io::copy(&mut File::open(source).map_err(reading)?, &mut content).map_err(reading)?;
+                    let (digest, _) = content.finish();
+                    field(&mut h, b"file");
+                    field(&mut h, digest.as_str().as_bytes());
+                }
+                Content::Source(_) | Content::Deferred(_) => return Ok(None),
+            }
+        }
+        Ok(Some(Digest::of(&h.finalize())))
     }
 
     /// Every entry, with implied parent directories filled in, in path order.
@@ -414,6 +463,44 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn identity_follows_what_decides_the_bytes_and_only_that() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("main.py");
+        std::fs::write(&file, "print(1)\n").unwrap();
+        let app = Owner { uid: 1000, gid: 1000 };
+        let layer = |mtime: u64, owner: Owner, mode: u32| {
+            let mut l = LayerBuilder::new(mtime, Owner::ROOT);
+            l.file("app/main.py", &file, owner, mode).symlink("app/link", "main.py", owner).dir("data", owner, 0o755);
+            l
+        };
+        let id = |l: &LayerBuilder| l.identity().unwrap().expect("known bytes");
+        let first = id(&layer(0, app, 0o644));
+        // Added in another order, from another copy of the file: the same.
+        let copy = dir.path().join("copy.py");
+        std::fs::copy(&file, &copy).unwrap();
+        let mut again = LayerBuilder::new(0, Owner::ROOT);
+        again.dir("data", app, 0o755).symlink("/app/link", "main.py", app).file("app/main.py", &copy, app, 0o644);
+        assert_eq!(id(&again), first);
+        // Whatever changes the tar changes it.
+        assert_ne!(id(&layer(1, app, 0o644)), first, "mtime");
+        assert_ne!(id(&layer(0, Owner::ROOT, 0o644)), first, "owner");
+        assert_ne!(id(&layer(0, app, 0o755)), first, "mode");
+        std::fs::write(&file, "print(2)\n").unwrap();
+        assert_ne!(id(&layer(0, app, 0o644)), first, "content");
+        // Bytes not known yet: no identity.
+        #[derive(Debug)]
+        struct Later;
+        impl Deferred for Later {
+            fn wait(&self) -> io::Result<Option<Vec<u8>>> {
+                Ok(None)
+            }
+        }
+        let mut deferred = layer(0, app, 0o644);
+        deferred.deferred("app/x.pyc", Arc::new(Later), app, 0o644);
+        assert!(deferred.identity().unwrap().is_none());
     }
 
     #[test]
