@@ -111,6 +111,7 @@ pub fn request(args: &AppArgs, test_variant: bool) -> Result<Request, Failure> {
         test_variant,
         cache_repo,
         epoch: source_date_epoch()?,
+        stream_to: None,
     })
 }
 
@@ -182,11 +183,15 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     let started = std::time::SystemTime::now();
     let services = services(&args.app.registry, out)?;
     if args.push {
-        // The push's new blobs go up into sessions opened while the image builds.
+        // The push's new blobs go up into sessions opened while the image
+        // builds, and a dependency layer written here goes to the first
+        // repository while it is written.
         let new_blobs = blobs_a_push_adds(test_variant, &args.attest);
-        for (target, _) in by_repository(&tags, repository.as_ref()).values() {
+        let targets = by_repository(&tags, repository.as_ref());
+        for (target, _) in targets.values() {
             services.client.open_uploads(target, new_blobs);
         }
+        request.stream_to = targets.values().next().map(|(target, _)| target.clone());
     }
     let result = async {
         if let Some(one) = asked.one() {

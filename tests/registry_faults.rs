@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Workspace, build_json, run};
+use common::{Workspace, build_json, offline_pyweb, run};
 use oxbuild_testkit::{Fault, Proxy, Registry};
 
 #[test]
@@ -23,6 +23,44 @@ fn a_push_survives_a_proxy_that_fails_one_request_in_ten() {
     let direct = registry.reference("team/flaky:v1");
     assert_eq!(registry.skopeo_inspect(&direct, false)["Digest"], report["digest"]);
     registry.pull_and_verify(&direct, &ws.tmp.path().join("pulled"));
+}
+
+/// A dependency layer written by a build with `--push` goes to the
+/// registry while it is written; where that upload fails (every PATCH
+/// answered 500), the push uploads it as usual. Either way the image is the
+/// same and verifies blob by blob.
+#[test]
+fn a_new_dependency_layer_streams_to_the_registry_and_a_failed_stream_is_uploaded_again() {
+    let registry = Registry::start();
+    registry.seed("python:3.11");
+    let proxy = Proxy::start(registry.host(), Fault::FailPatches);
+    let ws = offline_pyweb();
+    let push = |host: &str, cache: &str| {
+        let (base, target) = (format!("{host}/python:3.11"), format!("{host}/team/streamed:{cache}"));
+        let (code, stdout, stderr) = run(ws
+            .oxbuild()
+            .env("OXBUILD_CACHE_DIR", ws.tmp.path().join(cache))
+            .args(["build", "-v", "--json", "--base", &base, "--push", "--tag", &target])
+            .arg(ws.app()));
+        assert_eq!(code, 0, "{stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let deps = report["python"]["layer"].as_str().unwrap().to_string();
+        (report, deps, stderr)
+    };
+    let (direct, deps, stderr) = push(registry.host(), "direct");
+    let moved =
+        |stderr: &str, word: &str| stderr.lines().any(|l| l.trim_start().starts_with(word) && l.contains(&deps[7..19]));
+    assert!(moved(&stderr, "streamed"), "{stderr}");
+    assert!(!moved(&stderr, "uploaded"), "sent once: {stderr}");
+    registry.pull_and_verify(&registry.reference("team/streamed:direct"), &ws.tmp.path().join("pulled-direct"));
+
+    let (failed, same_deps, stderr) = push(proxy.host(), "failed");
+    assert_eq!(same_deps, deps);
+    assert!(proxy.injected() >= 1, "the stream's PATCH was refused");
+    assert!(!moved(&stderr, "streamed") && moved(&stderr, "uploaded"), "{stderr}");
+    // The same layers (the config names the base by its registry's host).
+    assert_eq!(failed["layers"], direct["layers"]);
+    registry.pull_and_verify(&registry.reference("team/streamed:failed"), &ws.tmp.path().join("pulled-failed"));
 }
 
 #[test]

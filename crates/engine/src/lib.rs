@@ -159,6 +159,10 @@ pub struct Request {
     pub cache_repo: Option<cache_repo::CacheRepo>,
     /// Every timestamp in the image (`SOURCE_DATE_EPOCH`).
     pub epoch: u64,
+    /// The repository the image will be pushed to, if any: a dependency
+    /// layer written here is uploaded there while it is written, so that
+    /// the push finds it there already.
+    pub stream_to: Option<Reference>,
 }
 
 impl Request {
@@ -184,6 +188,7 @@ impl Request {
             test_variant: false,
             cache_repo: None,
             epoch: 0,
+            stream_to: None,
         }
     }
 }

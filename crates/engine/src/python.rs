@@ -150,6 +150,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         bytecode: cx.bytecode.cloned(),
         builder: Some(builder.clone()),
         built_cache: Some(built.clone()),
+        tee: None,
     };
     let events = &cx.services.events;
     let mut report = serde_json::Value::Null;
@@ -302,8 +303,21 @@ async fn layer(settings: &Settings, target: &Target, cx: &Context<'_>) -> Result
             packages: found.packages,
         });
     }
+    // Written here: it goes to the registry the image is pushed to while it
+    // is written (best effort; the push uploads it otherwise).
+    let mut settings = settings.clone();
+    let streaming = cx.request.stream_to.as_ref().filter(|_| settings.installed.is_empty()).map(|repo| {
+        let (sink, streaming) = services.client.stream_blob(repo);
+        let tee: oxbuild_image::store::Tee = Box::new(sink);
+        settings.tee = Some(std::sync::Arc::new(std::sync::Mutex::new(Some(tee))));
+        streaming
+    });
     let prepared =
-        oxbuild_python::build(&planned, settings, target, &services.store, cx.request.epoch, services.http()).await?;
+        oxbuild_python::build(&planned, &settings, target, &services.store, cx.request.epoch, services.http()).await?;
+    drop(settings);
+    if let Some(streaming) = streaming {
+        streaming.finish(&prepared.blob.digest);
+    }
     let installed = packages(&prepared.installed, &prepared.blob.digest);
     let record = CachedLayer {
         digest: prepared.blob.digest.clone(),

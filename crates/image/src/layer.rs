@@ -371,7 +371,11 @@ impl LayerBuilder {
     /// unknown OS) and runs on every core in fixed-size blocks (see
     /// [`crate::gzip`]), so the blob digest depends only on the entries.
     pub fn write_gzip(&self, store: &BlobStore) -> Result<LayerBlob, Error> {
-        let gz = ParallelGzip::new(store.writer()?, Compression::new(crate::gzip::LEVEL));
+        self.write_gzip_teed(store, None)
+    }
+
+    fn write_gzip_teed(&self, store: &BlobStore, tee: Option<crate::store::Tee>) -> Result<LayerBlob, Error> {
+        let gz = ParallelGzip::new(store.writer()?.teeing(tee), Compression::new(crate::gzip::LEVEL));
         let uncompressed = self.write_tar(HashingWriter::new(gz))?;
         let (gz, diff_id, _) = uncompressed.finish();
         let blob = gz.finish().map_err(|e| Error::io("compressing a layer", e))?;
@@ -383,7 +387,11 @@ impl LayerBuilder {
     /// Writes the layer as a zstd blob (level 3, single-threaded, so the bytes
     /// depend only on the entries) into `store`.
     pub fn write_zstd(&self, store: &BlobStore) -> Result<LayerBlob, Error> {
-        let zst = zstd::stream::write::Encoder::new(store.writer()?, ZSTD_LEVEL)
+        self.write_zstd_teed(store, None)
+    }
+
+    fn write_zstd_teed(&self, store: &BlobStore, tee: Option<crate::store::Tee>) -> Result<LayerBlob, Error> {
+        let zst = zstd::stream::write::Encoder::new(store.writer()?.teeing(tee), ZSTD_LEVEL)
             .map_err(|e| Error::io("starting zstd", e))?;
         let uncompressed = self.write_tar(HashingWriter::new(zst))?;
         let (zst, diff_id, _) = uncompressed.finish();
@@ -395,9 +403,20 @@ impl LayerBuilder {
 
     /// Writes the layer with `compression`.
     pub fn write(&self, store: &BlobStore, compression: LayerCompression) -> Result<LayerBlob, Error> {
+        self.write_teed(store, compression, None)
+    }
+
+    /// Writes the layer with `compression`, copying the blob's bytes into
+    /// `tee` as they are made (see [`crate::store::Tee`]).
+    pub fn write_teed(
+        &self,
+        store: &BlobStore,
+        compression: LayerCompression,
+        tee: Option<crate::store::Tee>,
+    ) -> Result<LayerBlob, Error> {
         match compression {
-            LayerCompression::Gzip => self.write_gzip(store),
-            LayerCompression::Zstd => self.write_zstd(store),
+            LayerCompression::Gzip => self.write_gzip_teed(store, tee),
+            LayerCompression::Zstd => self.write_zstd_teed(store, tee),
         }
     }
 }

@@ -87,18 +87,35 @@ impl BlobStore {
             .prefix(".partial-")
             .tempfile_in(&self.root)
             .map_err(|e| Error::io(format!("creating a file in the blob cache {}", self.root.display()), e))?;
-        Ok(BlobWriter { file: io::BufWriter::with_capacity(1 << 20, file), hasher: Hasher::new(), store: self.clone() })
+        Ok(BlobWriter {
+            file: io::BufWriter::with_capacity(1 << 20, file),
+            hasher: Hasher::new(),
+            store: self.clone(),
+            tee: None,
+        })
     }
 }
+
+/// Where a copy of a blob's bytes goes as they are written (an upload that
+/// streams the blob while it is made): best effort, never the blob's own
+/// fate. The first write that fails drops it, and the blob is written whole.
+pub type Tee = Box<dyn Write + Send>;
 
 /// A blob being written into a [`BlobStore`]; dropped without commit, it leaves nothing.
 pub struct BlobWriter {
     file: io::BufWriter<tempfile::NamedTempFile>,
     hasher: Hasher,
     store: BlobStore,
+    tee: Option<Tee>,
 }
 
 impl BlobWriter {
+    /// This writer, also copying every byte into `tee` (see [`Tee`]).
+    pub fn teeing(mut self, tee: Option<Tee>) -> BlobWriter {
+        self.tee = tee;
+        self
+    }
+
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.hasher.len()
@@ -139,6 +156,11 @@ impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
+        if let Some(tee) = &mut self.tee
+            && tee.write_all(&buf[..n]).is_err()
+        {
+            self.tee = None;
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {

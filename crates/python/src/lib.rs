@@ -402,6 +402,22 @@ pub fn dependency_layer(
     store: &BlobStore,
     bytecode: Option<&bytecode::Compiler>,
 ) -> Result<(LayerBlob, bytecode::Outcome), Error> {
+    dependency_layer_teed(wheels, target, prefix, epoch, compression, store, bytecode, None)
+}
+
+/// [`dependency_layer`], with a copy of the blob's bytes going into `tee`
+/// as they are written (an upload streaming it; see [`Settings::tee`]).
+#[allow(clippy::too_many_arguments)]
+pub fn dependency_layer_teed(
+    wheels: &[Wheel],
+    target: &Target,
+    prefix: &str,
+    epoch: u64,
+    compression: LayerCompression,
+    store: &BlobStore,
+    bytecode: Option<&bytecode::Compiler>,
+    tee: Option<oxbuild_image::store::Tee>,
+) -> Result<(LayerBlob, bytecode::Outcome), Error> {
     let prefix = prefix.trim_end_matches('/');
     let venv = wheel::VenvLayout {
         prefix: prefix.to_string(),
@@ -449,8 +465,10 @@ pub fn dependency_layer(
     }
     // The wheels' files are inflated into the layer as it is written; a file
     // that does not match its RECORD is a package error, not an I/O one.
+    let tee = std::sync::Mutex::new(tee);
     let write = |layer: &LayerBuilder| {
-        layer.write(store, compression).map_err(|e| match &e {
+        let tee = tee.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        layer.write_teed(store, compression, tee).map_err(|e| match &e {
             oxbuild_image::Error::Io { source, .. } => {
                 match source.get_ref().and_then(|inner| inner.downcast_ref::<wheel::Corrupt>()) {
                     Some(corrupt) => Error::Package(corrupt.0.clone()),
@@ -529,6 +547,10 @@ pub struct Settings {
     pub builder: Option<std::sync::Arc<dyn sdist::FindBuilder>>,
     /// Where wheels built from sdists are kept between builds.
     pub built_cache: Option<std::sync::Arc<dyn sdist::BuiltCache>>,
+    /// Where a copy of the layer's bytes goes as it is written (an upload
+    /// that streams it to the registry the image is pushed to), taken by
+    /// the one layer written.
+    pub tee: Option<std::sync::Arc<std::sync::Mutex<Option<oxbuild_image::store::Tee>>>>,
 }
 
 /// Index URLs may carry credentials (`https://user:token@host/simple`):
@@ -784,6 +806,7 @@ pub async fn build(
     let (ws, t, prefix, st) = (wheels.clone(), target.clone(), settings.prefix.clone(), store.clone());
     let compression = settings.compression;
     let compiler = settings.bytecode.clone();
+    let tee = settings.tee.clone();
     let lock = settings.requirements.display().to_string();
     let (below, all) = (settings.installed.clone(), planned.all.clone());
     let (blob, bytecode, installed) = tokio::task::spawn_blocking(move || {
@@ -811,7 +834,9 @@ pub async fn build(
             extras.entry(p.key()).or_default().extend(p.extras.iter().cloned());
         }
         check::dependencies(&dists, &extras, &t, &lock)?;
-        let (blob, bytecode) = dependency_layer(&ws, &t, &prefix, epoch, compression, &st, compiler.as_ref())?;
+        let tee = tee.and_then(|t| t.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
+        let (blob, bytecode) =
+            dependency_layer_teed(&ws, &t, &prefix, epoch, compression, &st, compiler.as_ref(), tee)?;
         let installed = ws
             .iter()
             .map(|w| {
@@ -962,6 +987,7 @@ mod tests {
             bytecode: None,
             builder: None,
             built_cache: None,
+            tee: None,
         };
         for shown in [format!("{sources:?}"), format!("{settings:?}"), format!("{sources:#?}")] {
             assert!(!shown.contains(secret), "{shown}");

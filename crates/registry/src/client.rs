@@ -72,6 +72,8 @@ pub struct Client {
     present: Arc<Mutex<std::collections::HashSet<(String, oxbuild_image::Digest)>>>,
     /// Upload sessions opened ahead of a push.
     pub(crate) ahead: Arc<crate::upload::OpenedAhead>,
+    /// Blobs streamed while they were written, being completed.
+    pub(crate) streamed: Arc<crate::stream::Streamed>,
 }
 
 impl Client {
@@ -92,6 +94,7 @@ impl Client {
             schemes: Arc::default(),
             present: Arc::default(),
             ahead: Arc::default(),
+            streamed: Arc::default(),
         })
     }
 

@@ -42,6 +42,7 @@ pub mod fuzz {
         let _ = crate::transport::challenge::parse(&String::from_utf8_lossy(data));
     }
 }
+mod stream;
 mod upload;
 
 pub use auth::{Credential, Found, Keychain};
@@ -54,4 +55,5 @@ pub use remote::{
     MountSource, Pulled, PushReport, fetch_index, fetch_layer, fetch_layer_tapped, fetch_layers, open, open_cached,
     open_index, pull, push, push_index, resolve,
 };
+pub use stream::{BlobSink, StreamingBlob};
 pub use transport::error::Error;

@@ -241,6 +241,8 @@ enum Moved {
     Present,
     Mounted,
     Uploaded,
+    /// Uploaded while it was written ([`Client::stream_blob`]).
+    Streamed,
 }
 
 impl Moved {
@@ -250,6 +252,7 @@ impl Moved {
             Moved::Present => "present",
             Moved::Mounted => "mounted",
             Moved::Uploaded => "uploaded",
+            Moved::Streamed => "streamed",
         }
     }
 }
@@ -277,7 +280,7 @@ impl MovedBlobs {
             match moved {
                 Moved::Present => report.blobs_skipped += 1,
                 Moved::Mounted => report.blobs_mounted += 1,
-                Moved::Uploaded => {
+                Moved::Uploaded | Moved::Streamed => {
                     report.blobs_uploaded += 1;
                     report.bytes_uploaded += size;
                 }
@@ -323,6 +326,10 @@ pub(crate) async fn push_blobs(
                 client.emit(Event::Finish { digest: desc.digest.clone(), size: desc.size, outcome: outcome.word() });
                 Ok::<_, Error>((desc.digest.clone(), outcome, desc.size))
             };
+            // A blob streamed while it was written is waited for, not asked about.
+            if client.streamed(target, &desc.digest).await {
+                return done(Moved::Streamed);
+            }
             let present = if new {
                 client.seen_in(&desc.digest, target)
             } else {

@@ -76,7 +76,7 @@ impl Client {
 
     /// A session opened ahead in `repo`, if one is left: one already open
     /// first, else the one whose POST is still on its way.
-    async fn take_opened(&self, repo: &Reference) -> Option<String> {
+    pub(crate) async fn take_opened(&self, repo: &Reference) -> Option<String> {
         loop {
             let session = {
                 let mut ahead = self.ahead.lock();
@@ -94,7 +94,7 @@ impl Client {
     }
 
     /// Opens an upload session in `repo` (POST): the URL to send the blob to.
-    async fn start_upload(&self, repo: &Reference, what: &str) -> Result<String, Error> {
+    pub(crate) async fn start_upload(&self, repo: &Reference, what: &str) -> Result<String, Error> {
         let start = format!("{}blobs/uploads/", self.repo_url(repo).await);
         let resp = self
             .send(&repo.registry, &push_scope(repo), what, |http| Ok(http.post(&start).header(CONTENT_LENGTH, "0")))

@@ -50,6 +50,10 @@ pub enum Fault {
         /// The wait per request.
         millis: u64,
     },
+    /// Answer every PATCH (a blob's bytes sent into an upload session) with
+    /// 500, after reading it whole: an upload streamed while it is written
+    /// fails, and the blob must reach the registry another way.
+    FailPatches,
     /// A fixed interleaving of two read-modify-write clients of the paths
     /// containing `path`: the first PUT is held until a second PUT has been
     /// answered, and reads that come after that wait until the held PUT has
@@ -262,6 +266,11 @@ fn handle(mut client: TcpStream, s: &Shared) -> std::io::Result<()> {
         return Ok(());
     }
 
+    if matches!(s.fault, Fault::FailPatches) && method == "PATCH" {
+        s.injected.fetch_add(1, Ordering::Relaxed);
+        client.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+        return Ok(());
+    }
     if let Fault::Delay { millis } = s.fault {
         thread::sleep(std::time::Duration::from_millis(millis));
     }
