@@ -391,24 +391,12 @@ pub fn layer_key(pins: &[Pin], target: &Target, prefix: &str, epoch: u64, compre
 }
 
 /// Installs `wheels` into a virtual environment at `prefix` for `target` and
-/// writes it as one layer into `store`. Everything is owned by root, so the
-/// app's user cannot change its dependencies.
-pub fn dependency_layer(
-    wheels: &[Wheel],
-    target: &Target,
-    prefix: &str,
-    epoch: u64,
-    compression: LayerCompression,
-    store: &BlobStore,
-    bytecode: Option<&bytecode::Compiler>,
-) -> Result<(LayerBlob, bytecode::Outcome), Error> {
-    dependency_layer_teed(wheels, target, prefix, epoch, compression, store, bytecode, None)
-}
-
-/// [`dependency_layer`], with a copy of the blob's bytes going into `tee`
-/// as they are written (an upload streaming it; see [`Settings::tee`]).
+/// writes it as one layer into `store`, a copy of its bytes going into
+/// `tee` as they are written (an upload streaming it; see [`Settings::tee`]).
+/// Everything is owned by root, so the app's user cannot change its
+/// dependencies.
 #[allow(clippy::too_many_arguments)]
-pub fn dependency_layer_teed(
+pub fn dependency_layer(
     wheels: &[Wheel],
     target: &Target,
     prefix: &str,
@@ -772,7 +760,7 @@ pub async fn project_layer(
         (target.clone(), settings.prefix.clone(), store.clone(), settings.compression, settings.bytecode.clone());
     let w = wheel.clone();
     let (blob, _) = tokio::task::spawn_blocking(move || {
-        dependency_layer(std::slice::from_ref(&w), &t, &prefix, epoch, compression, &st, compiler.as_ref())
+        dependency_layer(std::slice::from_ref(&w), &t, &prefix, epoch, compression, &st, compiler.as_ref(), None)
     })
     .await
     .map_err(|e| Error::Package(format!("installing the project failed: {e}")))??;
@@ -835,8 +823,7 @@ pub async fn build(
         }
         check::dependencies(&dists, &extras, &t, &lock)?;
         let tee = tee.and_then(|t| t.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
-        let (blob, bytecode) =
-            dependency_layer_teed(&ws, &t, &prefix, epoch, compression, &st, compiler.as_ref(), tee)?;
+        let (blob, bytecode) = dependency_layer(&ws, &t, &prefix, epoch, compression, &st, compiler.as_ref(), tee)?;
         let installed = ws
             .iter()
             .map(|w| {
@@ -1002,7 +989,7 @@ mod tests {
         let content = b"streamed without a copy on disk\n".repeat(1000);
         let w = wheel(dir.path(), &content, &content);
         let (blob, _) =
-            dependency_layer(&[w], &target(), "/opt/venv", 0, LayerCompression::Gzip, &store, None).unwrap();
+            dependency_layer(&[w], &target(), "/opt/venv", 0, LayerCompression::Gzip, &store, None, None).unwrap();
         assert_eq!(blobs(&store), vec![blob.digest.hex().to_string()]);
         let gz = std::fs::File::open(&blob.path).unwrap();
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(gz));
@@ -1023,7 +1010,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path().join("store")).unwrap();
         let w = wheel(dir.path(), &b"tampered\n".repeat(500), &b"original\n".repeat(500));
-        let e = dependency_layer(&[w], &target(), "/opt/venv", 0, LayerCompression::Gzip, &store, None).unwrap_err();
+        let e =
+            dependency_layer(&[w], &target(), "/opt/venv", 0, LayerCompression::Gzip, &store, None, None).unwrap_err();
         assert!(matches!(e, Error::Package(_)), "{e:?}");
         let text = e.to_string();
         assert!(text.contains("pkg-1.0-py3-none-any.whl") && text.contains("pkg/data.txt"), "{text}");
