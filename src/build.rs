@@ -311,6 +311,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     }
     .await;
     services.client.close_uploads(None).await;
+    services.settle().await;
     result
 }
 

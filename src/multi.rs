@@ -183,6 +183,7 @@ pub async fn run(
         human.extend(written.iter().map(|w| format!("wrote {w}")));
     }
     out.result(&report, &human);
+    services.settle().await;
     Ok(())
 }
 

@@ -136,6 +136,7 @@ pub async fn publish(args: PublishArgs, out: Reporter) -> Result<(), Failure> {
     let built = assemble_platforms(&args.stage.app, false, &services, out).await?;
     let result = publish_stage(&built, &services, &args.attest, started, out).await?;
     out.result(&result.json, &result.human);
+    services.settle().await;
     Ok(())
 }
 
@@ -296,5 +297,6 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
         }
     }
     out.result(&report(&stages, None), &human);
+    services.settle().await;
     Ok(())
 }

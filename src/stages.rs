@@ -245,11 +245,15 @@ pub async fn assess_stage(
 pub async fn health(args: HealthArgs, out: Reporter) -> Result<(), Failure> {
     let services = services(&args.stage.app.registry, out)?;
     let assembled = assemble(&args.stage.app, false, &services).await?;
-    health_stage(&assembled, &services, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await?.finish(out)
+    let done = health_stage(&assembled, &services, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await;
+    services.settle().await;
+    done?.finish(out)
 }
 
 pub async fn assess(args: AssessArgs, out: Reporter) -> Result<(), Failure> {
     let services = services(&args.stage.app.registry, out)?;
     let assembled = assemble(&args.stage.app, true, &services).await?;
-    assess_stage(&assembled, &services, args.stage.runtime.as_deref(), args.junit.as_deref(), out).await?.finish(out)
+    let done = assess_stage(&assembled, &services, args.stage.runtime.as_deref(), args.junit.as_deref(), out).await;
+    services.settle().await;
+    done?.finish(out)
 }

@@ -8,8 +8,6 @@
 //! The key covers every byte of the layer (see [`oxbuild_build::app_key`]),
 //! so what is found is exactly what writing it here would give.
 
-use std::sync::Mutex;
-
 use oxbuild_build::{AppLayers, Reused};
 use oxbuild_cache::Bucket;
 use oxbuild_image::{Descriptor, Format, Layer, LayerBlob};
@@ -34,13 +32,13 @@ fn record(key: &str) -> String {
 
 /// App layers in the local cache and, when the build has one, the cache
 /// repository. Called from the blocking thread that builds the image; it
-/// reaches the registry through the runtime's `handle`.
+/// reaches the registry through the runtime's `handle`. A layer written here
+/// is stored in the cache repository in the background, while the image is
+/// pushed ([`Services::settle`] waits for it).
 pub(crate) struct AppCache {
     services: Services,
     repo: Option<CacheRepo>,
     handle: tokio::runtime::Handle,
-    /// Layers being stored in the cache repository, awaited by [`AppCache::stored`].
-    storing: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for AppCache {
@@ -52,20 +50,7 @@ impl std::fmt::Debug for AppCache {
 impl AppCache {
     /// Over the local cache of `services` and `repo`, on the current runtime.
     pub(crate) fn new(services: &Services, repo: Option<&CacheRepo>) -> AppCache {
-        AppCache {
-            services: services.clone(),
-            repo: repo.cloned(),
-            handle: tokio::runtime::Handle::current(),
-            storing: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Waits until what [`AppLayers::keep`] sent to the cache repository is stored.
-    pub(crate) async fn stored(&self) {
-        let storing = std::mem::take(&mut *self.storing.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        for task in storing {
-            let _ = task.await;
-        }
+        AppCache { services: services.clone(), repo: repo.cloned(), handle: tokio::runtime::Handle::current() }
     }
 }
 
@@ -102,10 +87,10 @@ impl AppLayers for AppCache {
         if let Some(repo) = &self.repo {
             let (key, repo, services) = (key.to_string(), repo.clone(), self.services.clone());
             let layer = Layer::file(kept.descriptor, blob.path.clone());
-            let task = self.handle.spawn(async move {
+            let _entered = self.handle.enter();
+            self.services.in_background(async move {
                 cache_repo::store_app(&key, layer, &kept.diff_id, compiled, &kept.warnings, &repo, &services).await;
             });
-            self.storing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(task);
         }
     }
 }

@@ -96,6 +96,9 @@ pub struct Services {
     kit_locks: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     /// Kits asked of the cache repository ahead of need, by cache key.
     prefetched_kits: Arc<std::sync::Mutex<std::collections::HashMap<String, Option<interpreter::Prefetched>>>>,
+    /// Work that goes on while the command does (entries being stored in
+    /// the cache repository), waited for by [`Services::settle`].
+    background: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Services {
@@ -110,7 +113,29 @@ impl Services {
             bytecode: None,
             kit_locks: Default::default(),
             prefetched_kits: Default::default(),
+            background: Default::default(),
         })
+    }
+
+    /// Runs `task` while the command goes on (a push, say); [`Services::settle`] waits for it.
+    pub(crate) fn in_background(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task);
+        self.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(handle);
+    }
+
+    /// Waits for the work started in the background (entries stored in the
+    /// cache repository), so that a command ends only once it is done. A
+    /// command that never calls it only loses those entries.
+    pub async fn settle(&self) {
+        loop {
+            let tasks = std::mem::take(&mut *self.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            if tasks.is_empty() {
+                return;
+            }
+            for task in tasks {
+                let _ = task.await;
+            }
+        }
     }
 
     /// What asking the cache repository for the kit with cache key `key`
@@ -399,7 +424,6 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
         None => {}
     }
     drop(provisioned);
-    app_layers.stored().await;
     let mount_from = base.opened.resolved.iter().map(|r| MountSource::of(r, &base.image)).collect();
     let os = oxbuild_sbom::os::read(&base.fs);
     Ok(Assembled {

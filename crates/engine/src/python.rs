@@ -306,11 +306,11 @@ async fn layer(settings: &Settings, target: &Target, cx: &Context<'_>) -> Result
     // Written here: it goes to the registry the image is pushed to while it
     // is written (best effort; the push uploads it otherwise).
     let mut settings = settings.clone();
-    let streaming = cx.request.stream_to.as_ref().filter(|_| settings.installed.is_empty()).map(|repo| {
-        let (sink, streaming) = services.client.stream_blob(repo);
+    let streaming = cx.request.stream_to.as_ref().filter(|_| settings.installed.is_empty()).and_then(|repo| {
+        let (sink, streaming) = services.client.stream_blob(repo)?;
         let tee: oxbuild_image::store::Tee = Box::new(sink);
         settings.tee = Some(std::sync::Arc::new(std::sync::Mutex::new(Some(tee))));
-        streaming
+        Some(streaming)
     });
     let prepared =
         oxbuild_python::build(&planned, &settings, target, &services.store, cx.request.epoch, services.http()).await?;

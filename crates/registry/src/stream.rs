@@ -59,9 +59,14 @@ impl Client {
     /// Starts an upload to `repo` of a blob whose bytes are written into the
     /// returned sink as they are made. Once the sink is dropped and the blob
     /// is whole, [`StreamingBlob::finish`] gives its digest; a blob that is
-    /// never finished is never kept by the registry. Must be called within a
-    /// Tokio runtime.
-    pub fn stream_blob(&self, repo: &Reference) -> (BlobSink, StreamingBlob) {
+    /// never finished is never kept by the registry. None with chunked
+    /// uploads (`ClientOptions::chunk_size`): a registry that limits request
+    /// sizes would refuse the one long PATCH. Must be called within a Tokio
+    /// runtime.
+    pub fn stream_blob(&self, repo: &Reference) -> Option<(BlobSink, StreamingBlob)> {
+        if self.opts.chunk_size.is_some() {
+            return None;
+        }
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUED);
         let (client, to) = (self.clone(), repo.clone());
         let patch = tokio::spawn(async move {
@@ -84,7 +89,7 @@ impl Client {
                 .await?;
             Ok(location(&resp, &loc).unwrap_or(loc))
         });
-        (BlobSink { tx }, StreamingBlob { client: self.clone(), repo: repo.clone(), patch })
+        Some((BlobSink { tx }, StreamingBlob { client: self.clone(), repo: repo.clone(), patch }))
     }
 
     /// Waits for the streamed upload of `digest` to `repo`, if there is one:
