@@ -177,21 +177,22 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
     let test_variant = args.variant == crate::cli::Variant::Test;
     let mut request = request(&args.app, test_variant)?;
     request.config = Some(cfg);
+    if args.push {
+        // A dependency layer written here goes to the first repository
+        // pushed to while it is written.
+        request.stream_to = by_repository(&tags, repository.as_ref()).values().next().map(|(t, _)| t.clone());
+    }
     if asked.several() {
         return crate::multi::run(&args, asked, request, &tags, &outputs, repository.as_ref(), out).await;
     }
     let started = std::time::SystemTime::now();
     let services = services(&args.app.registry, out)?;
     if args.push {
-        // The push's new blobs go up into sessions opened while the image
-        // builds, and a dependency layer written here goes to the first
-        // repository while it is written.
+        // The push's new blobs go up into sessions opened while the image builds.
         let new_blobs = blobs_a_push_adds(test_variant, &args.attest);
-        let targets = by_repository(&tags, repository.as_ref());
-        for (target, _) in targets.values() {
+        for (target, _) in by_repository(&tags, repository.as_ref()).values() {
             services.client.open_uploads(target, new_blobs);
         }
-        request.stream_to = targets.values().next().map(|(target, _)| target.clone());
     }
     let result = async {
         if let Some(one) = asked.one() {
