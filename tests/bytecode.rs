@@ -69,6 +69,29 @@ fn check_in_podman(archive: &Path, modules: &[&str]) -> usize {
     checked
 }
 
+/// A cache named by a relative path (`OXBUILD_CACHE_DIR=.cache/oxbuild`, as
+/// a CI job may set it) still compiles with the base's own interpreter,
+/// which runs from a directory of its own, not from the one the build
+/// started in.
+#[test]
+fn a_relative_cache_directory_still_compiles_with_the_bases_interpreter() {
+    let ws = offline_pyweb();
+    let report = build_json(
+        ws.oxbuild()
+            .current_dir(ws.tmp.path())
+            .env("OXBUILD_CACHE_DIR", "relative-cache")
+            .args(["build", "-q", "--base"])
+            .arg(base())
+            .arg("--output")
+            .arg(format!("oci:{}", ws.tmp.path().join("layout").display()))
+            .arg("app"),
+    );
+    let bytecode = &report["bytecode"];
+    assert_eq!(bytecode["interpreter"], "the base's /usr/bin/python3.11", "{bytecode}");
+    assert!(report["python"]["compiled"].as_u64().unwrap() > 50, "{}", report["python"]);
+    assert!(ws.tmp.path().join("relative-cache").is_dir(), "the cache is where it was named");
+}
+
 #[test]
 fn production_and_test_images_load_every_module_from_bytecode() {
     let ws = offline_pyweb();

@@ -207,10 +207,14 @@ impl Cache {
             .map_err(|source| Error::Io { path: self.root.display().to_string(), source })
     }
 
-    /// Opens (creating) the cache at `root`.
+    /// Opens (creating) the cache at `root`. A relative root is made
+    /// absolute here, against the current directory: the paths the cache
+    /// hands out (an interpreter kit's loader, say) are used by processes
+    /// that run elsewhere.
     pub fn open(root: impl Into<PathBuf>) -> Result<Cache, Error> {
         let root = root.into();
         fs::create_dir_all(&root).map_err(io(&root))?;
+        let root = std::path::absolute(&root).map_err(io(&root))?;
         Ok(Cache { root, grown: Default::default() })
     }
 
@@ -332,6 +336,19 @@ fn sanitize(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relative_root_is_made_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        let was = std::env::current_dir().unwrap();
+        std::env::set_current_dir(dir.path()).unwrap();
+        let cache = Cache::open("relative/cache");
+        let here = std::env::current_dir().unwrap();
+        std::env::set_current_dir(was).unwrap();
+        let cache = cache.unwrap();
+        assert_eq!(cache.root(), here.join("relative/cache"));
+        assert!(cache.bucket(Bucket::Scans).unwrap().starts_with(here.join("relative/cache")));
+    }
 
     #[test]
     fn entries_round_trip_and_other_formats_are_not_read() {
