@@ -40,6 +40,13 @@ pub struct FromDockerfile {
     pub notes: Vec<Note>,
     /// Packages an install step names outside any lock (`pip install gunicorn`).
     pub unlocked: Vec<String>,
+    /// What stages the final one copies from took from the context to build
+    /// files with (a front end's `package.json`, sources): inputs of a build
+    /// step, not files of the image.
+    pub build_inputs: Vec<String>,
+    /// Build commands (`npm run build`) a stage the final one copies from
+    /// runs, which oxbuild does not.
+    builds: Vec<String>,
     /// What `COPY`/`ADD` put where: (source in the context, absolute destination).
     placed: Vec<(String, String)>,
 }
@@ -141,6 +148,19 @@ pub fn read(text: &str, file: &str) -> Result<FromDockerfile, String> {
                 out.unlocked.push(p);
             }
         }
+        // A stage that builds files (a front end's `npm run build`) hands
+        // the image its output; what it took from the context are inputs.
+        if let Some(command) = ignored.builds.first() {
+            let name = stages[i].name.clone().unwrap_or_else(|| stages[i].image.clone());
+            out.notes.push(Note::new(
+                format!("stage {name} in {file}"),
+                format!(
+                    "it runs `{command}` and the image copies what that built; oxbuild runs no build steps: run it before `oxbuild build` (a CI step) so that its output is in the project, and check that [app] include has it"
+                ),
+            ));
+            out.build_inputs.extend(ignored.copies);
+            continue;
+        }
         // What it took from the context reaches the final image through it
         // (`COPY . /src` there, `COPY --from=builder /src /app` here), but
         // for the lock it installed from: the dependency layer has that.
@@ -222,6 +242,9 @@ fn read_stage(
                         format!("RUN --mount=type=secret in {file}"),
                         "build secrets are not carried over: oxbuild installs from the lock with [python] index-url credentials from the environment (see the README), and never puts them in a layer",
                     ));
+                }
+                if !last && let Some(command) = builds_files(&text) {
+                    out.builds.push(command);
                 }
                 if last {
                     not_carried(&text, file, &mut out.notes);
@@ -380,6 +403,17 @@ fn in_context(path: &str, cwd: &str, placed: &[(String, String)]) -> Option<Stri
 fn shell_commands(text: &str) -> Vec<Vec<String>> {
     let commands = text.replace("&&", ";").replace("||", ";").replace('|', ";");
     commands.split(';').map(|part| shlex::split(part.trim()).unwrap_or_default()).collect()
+}
+
+/// The command of a `RUN` line that builds a JavaScript front end (`npm run
+/// build`, `yarn build`, `bun run build`, `npx vite build`), as written.
+fn builds_files(text: &str) -> Option<String> {
+    shell_commands(text).into_iter().find_map(|words| {
+        let tool = words.first()?.rsplit('/').next()?;
+        let builds = ["npm", "pnpm", "yarn", "bun", "npx", "bunx"].contains(&tool)
+            && words[1..].iter().take(3).any(|w| w == "build" || w.starts_with("build:"));
+        builds.then(|| words.join(" "))
+    })
 }
 
 /// Packages a `pip install` (or `uv pip install`) names by themselves,

@@ -292,7 +292,12 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     };
     let procfile = procfile(dir);
     let convention = framework::detect(dir);
-    plan.node = node_plan(dir, &mut plan.notes);
+    // A package.json that only a build stage of the Dockerfile reads (a
+    // front end built for a Python app) is no Node.js app to install.
+    let root = |p: &String| matches!(p.trim_start_matches("./").trim_end_matches('/'), "package.json" | "" | ".");
+    let only_built =
+        docker.as_ref().is_some_and(|(_, d)| d.build_inputs.iter().any(root) && !d.copies.iter().any(root));
+    plan.node = if only_built { None } else { node_plan(dir, &mut plan.notes) };
     if let Some(n) = &plan.node {
         plan.sources.push(match &n.lock {
             Some(lock) => format!("package.json and {lock}"),
@@ -458,6 +463,9 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                         "the locale must exist in the base image (the Dockerfile may have installed it); set [image] env if the base has it"
                     }
                     "HOME" => "oxbuild gives the image's user a home of its own",
+                    k if k.starts_with("PIP_") || k.starts_with("POETRY_") || k.starts_with("UV_") => {
+                        "it configures an installer the Dockerfile runs; oxbuild installs the lock itself, and compiles bytecode as [python] compile-bytecode says"
+                    }
                     _ => {
                         "it configures the Dockerfile's own tools or layout; oxbuild puts its venv's bin and node_modules/.bin on PATH itself"
                     }
@@ -840,6 +848,38 @@ mod tests {
         let two = super::plan(dir.path(), &Options::default()).unwrap();
         let notes: Vec<&str> = two.notes.iter().map(|n| n.what.as_str()).collect();
         assert!(notes.contains(&"Dockerfiles in folders: deploy/Containerfile, docker/Dockerfile"), "{notes:?}");
+    }
+
+    #[test]
+    /// A Python app whose Dockerfile builds its front end in a stage of its
+    /// own (bun, npm) and copies the output: the front end's package.json
+    /// and sources are that stage's inputs, not a Node.js app to install nor
+    /// files of the image, and the note says to build it first.
+    fn a_front_end_built_in_a_stage_is_a_note_not_a_node_app() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("backend/app")).unwrap();
+        std::fs::create_dir_all(dir.path().join("frontend")).unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM oven/bun:1 AS frontend-build\nWORKDIR /app\nCOPY package.json bun.lock /app/\nCOPY ./frontend /app/frontend\nRUN cd frontend && bun install && bun run build\n\nFROM python:3.12\nENV UV_COMPILE_BYTECODE=1\nWORKDIR /app\nCOPY ./backend/app /app/backend/app\nCOPY --from=frontend-build /app/frontend/dist /app/backend/app/frontend\nCMD [\"fastapi\", \"run\"]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("package.json"), r#"{"dependencies": {"react": "19.0.0"}}"#).unwrap();
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        assert!(plan.node.is_none(), "no [node] section for a build stage's package.json");
+        assert_eq!(plan.include.as_deref(), Some(["backend/app".to_string()].as_slice()));
+        let note =
+            plan.notes.iter().find(|n| n.what == "stage frontend-build in Dockerfile").expect("a note on the stage");
+        assert!(note.why.contains("`bun run build`"), "{}", note.why);
+        let env = plan.notes.iter().find(|n| n.what == "ENV UV_COMPILE_BYTECODE in Dockerfile").expect("a note");
+        assert!(env.why.contains("compile-bytecode"), "{}", env.why);
+        // The same package.json copied into the final stage is the app's.
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM node:20\nWORKDIR /app\nCOPY package.json package-lock.json ./\nRUN npm ci\nCOPY . .\nCMD [\"node\", \"server.js\"]\n",
+        )
+        .unwrap();
+        assert!(super::plan(dir.path(), &Options::default()).unwrap().node.is_some());
     }
 
     #[test]
