@@ -47,6 +47,10 @@ pub struct FromDockerfile {
     /// Build commands (`npm run build`) a stage the final one copies from
     /// runs, which oxbuild does not.
     builds: Vec<String>,
+    /// Where the final stage's `COPY`s from the context put their sources:
+    /// (source, destination, whether the destination is a directory the
+    /// source goes into: `dir/`, `.`, or one of several sources).
+    pub landed: Vec<(String, String, bool)>,
     /// What `COPY`/`ADD` put where: (source in the context, absolute destination).
     placed: Vec<(String, String)>,
 }
@@ -261,10 +265,15 @@ fn read_stage(
                 match from {
                     Some(stage) => copied_from.push(expand(&stage.value, vars)),
                     None => {
-                        let dest = absolute(&cwd, &expand(&c.dest.value, vars));
+                        let raw = expand(&c.dest.value, vars);
+                        let dest = absolute(&cwd, &raw);
+                        let into = raw.ends_with('/') || raw == "." || c.src.len() > 1;
                         for src in &c.src {
                             if let parse_dockerfile::Source::Path(p) = src {
                                 let p = expand(&p.value, vars);
+                                if last {
+                                    out.landed.push((p.clone(), dest.clone(), into));
+                                }
                                 out.placed.push((p.clone(), dest.clone()));
                                 out.copies.push(p);
                             }

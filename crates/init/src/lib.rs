@@ -164,6 +164,40 @@ fn node_plan(dir: &Path, notes: &mut Vec<Note>) -> Option<NodePlan> {
     Some(NodePlan { lock: lock.map(str::to_string), test, scripts, package })
 }
 
+/// A note when the Dockerfile puts some of the project's files elsewhere
+/// under the workdir than oxbuild does, which keeps the project's layout
+/// there (`COPY ./backend/app /app/app` with `WORKDIR /app`: oxbuild has
+/// `/app/backend/app`), so that the command may look in the wrong place.
+fn moved(dir: &Path, file: &str, d: &dockerfile::FromDockerfile, workdir: &str) -> Option<Note> {
+    let workdir = workdir.trim_end_matches('/');
+    let inside = |p: &str| p == workdir || p.starts_with(&format!("{workdir}/"));
+    let mut moves = Vec::new();
+    for (src, dest, into) in &d.landed {
+        let rel = src.trim_start_matches("./").trim_end_matches('/');
+        let ours = if rel.is_empty() || rel == "." { workdir.to_string() } else { format!("{workdir}/{rel}") };
+        let theirs = match (*into && !dir.join(rel).is_dir(), rel.rsplit('/').next()) {
+            (true, Some(name)) => format!("{}/{name}", dest.trim_end_matches('/')),
+            _ => dest.clone(),
+        };
+        if theirs != ours && inside(&theirs) && !moves.iter().any(|(s, _, _): &(String, String, String)| s == rel) {
+            moves.push((rel.to_string(), theirs, ours));
+        }
+    }
+    if moves.is_empty() {
+        return None;
+    }
+    let theirs: Vec<String> = moves.iter().map(|(s, t, _)| format!("{s} at {t}")).collect();
+    let ours: Vec<String> = moves.iter().map(|(_, _, o)| o.clone()).collect();
+    Some(Note::new(
+        format!("where {file} puts the project's files"),
+        format!(
+            "it puts {}; oxbuild keeps the project's layout under [image] workdir ({}): check workdir and the command, or lay the project out as the image has it",
+            theirs.join(", "),
+            ours.join(", ")
+        ),
+    ))
+}
+
 /// The port a Node.js app is guessed to listen on (Express's habit).
 const NODE_PORT: u16 = 3000;
 
@@ -489,6 +523,9 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                 }
             }
             plan.include = Some(include);
+        }
+        if let Some(note) = moved(dir, file, d, &plan.workdir) {
+            plan.notes.push(note);
         }
         if let Some((lock, _)) = &d.lock
             && dir.join(lock).is_file()
@@ -880,6 +917,35 @@ mod tests {
         )
         .unwrap();
         assert!(super::plan(dir.path(), &Options::default()).unwrap().node.is_some());
+    }
+
+    #[test]
+    /// Files the Dockerfile puts elsewhere under the workdir than the
+    /// project has them are named, with where oxbuild puts them; files in
+    /// the same place, and those copied outside the workdir, are not.
+    fn files_the_dockerfile_moves_within_the_workdir_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["backend/app", "src", "static"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        std::fs::write(dir.path().join("requirements.txt"), "flask==3.1.0\n").unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM python:3.12\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY ./backend/app /app/app\nCOPY src/ .\nCOPY static static/\nCOPY entry.sh /entry.sh\nCMD [\"python3\", \"main.py\"]\n",
+        )
+        .unwrap();
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        let note = plan.notes.iter().find(|n| n.what == "where Dockerfile puts the project's files").expect("a note");
+        assert!(note.why.starts_with("it puts backend/app at /app/app, src at /app;"), "{}", note.why);
+        assert!(note.why.contains("(/app/backend/app, /app/src)"), "{}", note.why);
+        // Laid out as the image has it: no note.
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM python:3.12\nWORKDIR /app\nCOPY requirements.txt .\nCOPY backend/app backend/app\nCOPY static/ /app/static/\nCMD [\"python3\", \"main.py\"]\n",
+        )
+        .unwrap();
+        let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        assert!(!plan.notes.iter().any(|n| n.what.starts_with("where ")), "{:?}", plan.notes);
     }
 
     #[test]
