@@ -144,6 +144,7 @@ pub fn read(text: &str, file: &str) -> Result<FromDockerfile, String> {
         let mut their_vars = global.clone();
         let mut ignored = FromDockerfile::default();
         read_stage(&stages[i], &mut their_vars, &mut ignored, &mut copied_from, &mut users, false, file);
+        let installs = ignored.lock.is_some();
         if out.lock.is_none() {
             out.lock = ignored.lock;
         }
@@ -154,7 +155,12 @@ pub fn read(text: &str, file: &str) -> Result<FromDockerfile, String> {
         }
         // A stage that builds files (a front end's `npm run build`) hands
         // the image its output; what it took from the context are inputs.
-        if let Some(command) = ignored.builds.first() {
+        // Not so for a Python builder that also runs one: it may hand over
+        // the app itself (`COPY . /src` there).
+        if let Some(command) = ignored.builds.first()
+            && !installs
+            && !stages[i].image.contains("python")
+        {
             let name = stages[i].name.clone().unwrap_or_else(|| stages[i].image.clone());
             out.notes.push(Note::new(
                 format!("stage {name} in {file}"),
@@ -849,6 +855,16 @@ ENTRYPOINT ["./boot.sh"]
         let text = "FROM python:3.12 AS builder\nCOPY requirements.txt /tmp\nRUN pip wheel -r /tmp/requirements.txt -w /wheels\nCOPY . /opt/app/\nRUN python manage.py collectstatic\n\nFROM python:3.12-slim\nWORKDIR /opt/app\nCOPY --from=builder /opt/app/ /opt/app/\nCOPY docker/status.py /opt/app/\nCMD [\"uwsgi\", \"docker/uwsgi.ini\"]\n";
         let d = read(text, "docker/Dockerfile").unwrap();
         assert_eq!(d.copies, vec!["docker/status.py".to_string(), ".".to_string()]);
+    }
+
+    #[test]
+    fn a_front_end_stage_hands_over_its_output_and_a_python_builder_its_copies() {
+        let text = "FROM node:20 AS web\nCOPY package.json ./\nCOPY . .\nRUN npm ci && npm run build\n\nFROM python:3.12 AS builder\nCOPY . /src\nRUN npm ci && npm run build:css && pip install --prefix /install -r /src/requirements.txt\n\nFROM python:3.12-slim\nCOPY --from=web /dist /app/static\nCOPY --from=builder /src /app\nCOPY docker/status.py /app/\nCMD [\"python3\", \"app.py\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        assert_eq!(d.build_inputs, ["package.json", "."]);
+        assert_eq!(d.copies, ["docker/status.py", "."], "the builder's copies reach the image");
+        assert!(d.notes.iter().any(|n| n.what == "stage web in Dockerfile"), "{:?}", d.notes);
+        assert!(!d.notes.iter().any(|n| n.what == "stage builder in Dockerfile"), "{:?}", d.notes);
     }
 
     #[test]
