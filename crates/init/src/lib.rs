@@ -198,6 +198,27 @@ fn moved(dir: &Path, file: &str, d: &dockerfile::FromDockerfile, workdir: &str) 
     ))
 }
 
+/// The project's script that `entrypoint` runs (`/app/entrypoint.sh`, or
+/// `sh entrypoint.sh`), when it ends by running its own arguments (`exec
+/// "$@"`), as a wrapper that waits for a database or migrates first does.
+fn argument_runner(dir: &Path, d: &dockerfile::FromDockerfile, entrypoint: &[String]) -> Option<String> {
+    let workdir = d.workdir.clone().unwrap_or_else(|| "/".into());
+    entrypoint.iter().take(2).find_map(|program| {
+        let src = match program.contains('/') {
+            true => d.source_of(program, &workdir),
+            false => d.program_source(program),
+        }
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| program.trim_start_matches("./").to_string());
+        let text = std::fs::read_to_string(dir.join(&src)).ok()?;
+        let runs = text.lines().any(|l| {
+            let l = l.trim();
+            l.starts_with("exec ") && (l.contains("\"$@\"") || l.contains("$@") || l.contains("${@}"))
+        });
+        runs.then(|| program.clone())
+    })
+}
+
 /// The port a Node.js app is guessed to listen on (Express's habit).
 const NODE_PORT: u16 = 3000;
 
@@ -352,6 +373,26 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         plan.entrypoint = d.entrypoint.clone();
         plan.cmd = d.cmd.clone();
         plan.entry_from = format!("{file}'s {}", if d.entrypoint.is_some() { "ENTRYPOINT" } else { "CMD" });
+        // An entrypoint script that ends by running its arguments, with no
+        // CMD to give it any: the command comes from elsewhere (a compose
+        // file's `command:`), and the image would run nothing. The Procfile
+        // or the framework's convention gives it one.
+        let fallback = procfile
+            .as_ref()
+            .map(|p| (p.web.clone(), "the Procfile's web line".to_string()))
+            .or_else(|| convention.as_ref().map(|c| (c.argv.clone(), c.what.clone())));
+        if d.cmd.is_none()
+            && let Some(script) = d.entrypoint.as_ref().and_then(|e| argument_runner(dir, d, e))
+            && let Some((argv, what)) = fallback
+        {
+            plan.notes.push(Note::new(
+                format!("a CMD for {script}"),
+                format!(
+                    "{file}'s ENTRYPOINT {script} ends by running its arguments (`exec \"$@\"`) and {file} gives it none (a compose file's `command:` does, say); cmd is {what}'s: check it"
+                ),
+            ));
+            plan.cmd = Some(argv);
+        }
     } else if let Some(p) = &procfile {
         plan.sources.push("Procfile".into());
         for (kind, command) in &p.others {
@@ -946,6 +987,35 @@ mod tests {
         .unwrap();
         let plan = super::plan(dir.path(), &Options::default()).unwrap();
         assert!(!plan.notes.iter().any(|n| n.what.starts_with("where ")), "{:?}", plan.notes);
+    }
+
+    #[test]
+    /// `ENTRYPOINT ["/app/entrypoint.sh"]` with no CMD, where the script
+    /// waits for a database and then runs `exec "$@"`: the command came from
+    /// a compose file, and the image would run nothing. The Procfile's web
+    /// line becomes the cmd, with a note; a script that runs the app itself
+    /// gets none.
+    fn an_entrypoint_that_runs_its_arguments_gets_a_cmd() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM python:3.11\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\nENTRYPOINT [\"/app/entrypoint.sh\"]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("requirements.txt"), "gunicorn==23.0.0\n").unwrap();
+        std::fs::write(dir.path().join("Procfile"), "web: gunicorn web:app\n").unwrap();
+        std::fs::write(
+            dir.path().join("entrypoint.sh"),
+            "#!/bin/sh\nuntil nc -z db 5432; do sleep 1; done\nexec \"$@\"\n",
+        )
+        .unwrap();
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(plan.entrypoint, Some(vec!["/app/entrypoint.sh".to_string()]));
+        assert_eq!(plan.cmd, Some(vec!["gunicorn".to_string(), "web:app".to_string()]));
+        let note = plan.notes.iter().find(|n| n.what == "a CMD for /app/entrypoint.sh").expect("a note");
+        assert!(note.why.contains("the Procfile's web line"), "{}", note.why);
+        std::fs::write(dir.path().join("entrypoint.sh"), "#!/bin/sh\nexec gunicorn web:app\n").unwrap();
+        assert_eq!(super::plan(dir.path(), &Options::default()).unwrap().cmd, None);
     }
 
     #[test]
