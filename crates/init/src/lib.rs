@@ -388,7 +388,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             plan.notes.push(Note::new(
                 format!("a CMD for {script}"),
                 format!(
-                    "{file}'s ENTRYPOINT {script} ends by running its arguments (`exec \"$@\"`) and {file} gives it none (a compose file's `command:` does, say); cmd is {what}'s: check it"
+                    "{file}'s ENTRYPOINT {script} ends by running its arguments (`exec \"$@\"`) and {file} gives it none (a compose file's `command:` does, say); cmd comes from {what}: check it"
                 ),
             ));
             plan.cmd = Some(argv);
