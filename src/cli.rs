@@ -323,6 +323,12 @@ pub struct InitArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// The Dockerfile to read, relative to DIR (default: Dockerfile.prod or
+    /// Dockerfile.production when there is one, else Dockerfile or
+    /// Containerfile at the root, else the only one in a folder).
+    #[arg(long, value_name = "FILE")]
+    pub dockerfile: Option<String>,
+
     /// Do not run `oxbuild lock` when the project's requirements are not a lock.
     #[arg(long)]
     pub no_lock: bool,

@@ -25,7 +25,10 @@ pub async fn run(args: InitArgs, out: Reporter) -> Result<(), Failure> {
     if path.exists() && !args.force {
         return Err(Failure::config(format!("{} exists; use --force to replace it", path.display())));
     }
-    let options = oxbuild_init::Options { base: args.base.clone().filter(|b| !b.is_empty()) };
+    let options = oxbuild_init::Options {
+        base: args.base.clone().filter(|b| !b.is_empty()),
+        dockerfile: args.dockerfile.clone(),
+    };
     let mut plan = oxbuild_init::plan(&args.dir, &options).map_err(Failure::config)?;
     let write = |plan: &oxbuild_init::Plan| {
         std::fs::write(&path, plan.render()).map_err(|e| Failure::output(format!("writing {}: {e}", path.display())))

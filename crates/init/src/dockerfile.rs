@@ -47,6 +47,8 @@ pub struct FromDockerfile {
     /// Build commands (`npm run build`) a stage the final one copies from
     /// runs, which oxbuild does not.
     builds: Vec<String>,
+    /// The programs the stage's `RUN` lines start (`flake8` for `RUN flake8 .`).
+    ran: Vec<String>,
     /// Where the final stage's `COPY`s from the context put their sources:
     /// (source, destination, whether the destination is a directory the
     /// source goes into: `dir/`, `.`, or one of several sources).
@@ -148,7 +150,12 @@ pub fn read(text: &str, file: &str) -> Result<FromDockerfile, String> {
         if out.lock.is_none() {
             out.lock = ignored.lock;
         }
+        // A tool the stage installs and runs there (a linter, a test
+        // runner) never reaches the image.
         for p in ignored.unlocked {
+            if ignored.ran.iter().any(|r| r.eq_ignore_ascii_case(&p)) {
+                continue;
+            }
             if !out.unlocked.contains(&p) {
                 out.unlocked.push(p);
             }
@@ -252,6 +259,11 @@ fn read_stage(
                         format!("RUN --mount=type=secret in {file}"),
                         "build secrets are not carried over: oxbuild installs from the lock with [python] index-url credentials from the environment (see the README), and never puts them in a layer",
                     ));
+                }
+                for words in shell_commands(&text) {
+                    if let Some(program) = words.first() {
+                        out.ran.push(program.rsplit('/').next().unwrap_or(program).to_string());
+                    }
                 }
                 if !last && let Some(command) = builds_files(&text) {
                     out.builds.push(command);
@@ -717,7 +729,7 @@ fn install_step(text: &str) -> Option<(String, &'static str)> {
             .map(|w| w.rsplit('/').next().unwrap_or(w))
             .find(|w| ["pip", "pip3", "poetry", "pipenv", "uv", "pdm"].contains(w) || w.starts_with("pip3."));
         match tool {
-            Some(t) if (t == "pip" || t.starts_with("pip3")) && has("install") => {
+            Some(t) if (t == "pip" || t.starts_with("pip3")) && (has("install") || has("wheel") || has("download")) => {
                 if let Some(file) = after(&["-r", "--requirement"]) {
                     return Some((file, "pip"));
                 }
@@ -765,6 +777,18 @@ fn installs_from_node_lock(words: &[&str]) -> bool {
 }
 
 /// Notes for what a final stage's `RUN` does that oxbuild does not carry over.
+/// `pip install /wheels/*`, `pip install *.whl` or `--find-links /wheels`:
+/// the wheels another stage built from the requirements, which oxbuild's
+/// dependency layer installs from the lock instead.
+fn installs_built_wheels(words: &[&str]) -> bool {
+    let pip = words.iter().any(|w| {
+        let tool = w.rsplit('/').next().unwrap_or(w);
+        tool == "pip" || tool.starts_with("pip3")
+    });
+    pip && words.contains(&"install")
+        && words.iter().any(|w| w.ends_with(".whl") || w.ends_with("/*") || w.starts_with("--find-links") || *w == "-f")
+}
+
 fn not_carried(text: &str, file: &str, notes: &mut Vec<Note>) {
     let words: Vec<&str> = text.split_whitespace().collect();
     let installs = |tool: &str| {
@@ -788,6 +812,7 @@ fn not_carried(text: &str, file: &str, notes: &mut Vec<Note>) {
     } else if !(install_step(text).is_some()
         || installs_from_node_lock(&words)
         || installs_packaging_tool(&words)
+        || installs_built_wheels(&words)
         || !unlocked_packages(text).is_empty()
         || words
             .first()
@@ -865,6 +890,17 @@ ENTRYPOINT ["./boot.sh"]
         assert_eq!(d.copies, ["docker/status.py", "."], "the builder's copies reach the image");
         assert!(d.notes.iter().any(|n| n.what == "stage web in Dockerfile"), "{:?}", d.notes);
         assert!(!d.notes.iter().any(|n| n.what == "stage builder in Dockerfile"), "{:?}", d.notes);
+    }
+
+    #[test]
+    /// testdrivenio's production Dockerfiles: a builder lints with flake8 and
+    /// makes wheels of the requirements, the final stage installs them.
+    fn wheels_built_from_the_requirements_are_the_install_step_and_a_linter_is_no_package() {
+        let text = "FROM python:3.11 AS builder\nWORKDIR /src\nRUN pip install flake8==6.0.0\nCOPY . /src/\nRUN flake8 --ignore=E501 .\nCOPY ./requirements.txt .\nRUN pip wheel --no-cache-dir --no-deps --wheel-dir /src/wheels -r requirements.txt\n\nFROM python:3.11-slim\nWORKDIR /home/app/web\nCOPY --from=builder /src/wheels /wheels\nRUN pip install --no-cache /wheels/*\nCOPY . .\nCMD [\"gunicorn\", \"app:app\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        assert_eq!(d.lock, Some(("requirements.txt".to_string(), "pip")));
+        assert!(d.unlocked.is_empty(), "{:?}", d.unlocked);
+        assert!(!d.notes.iter().any(|n| n.what.starts_with("RUN pip")), "{:?}", d.notes);
     }
 
     #[test]

@@ -80,6 +80,9 @@ impl Health {
 pub struct Options {
     /// The base image (`--base`, else `OXBUILD_IMAGE_BASE`): wins over the Dockerfile's.
     pub base: Option<String>,
+    /// The Dockerfile to read (`--dockerfile`), relative to the project;
+    /// else the one `init` finds.
+    pub dockerfile: Option<String>,
 }
 
 /// The oxbuild.toml that `init` writes, before it is text.
@@ -298,7 +301,24 @@ fn port_in(argv: &[String], dir: &Path) -> Option<u16> {
 pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     let mut plan = Plan { workdir: "/app".into(), user: ("app".into(), None, None), ..Default::default() };
     const NAMES: [&str; 3] = ["Dockerfile", "Containerfile", "dockerfile"];
-    let at_root = NAMES.iter().find(|f| dir.join(f).is_file()).map(|f| f.to_string());
+    // A production variant beside a Dockerfile is the one that makes the
+    // image to ship (the other often starts a dev server, or wipes a
+    // development database at every start).
+    const PRODUCTION: [&str; 5] =
+        ["Dockerfile.prod", "Dockerfile.production", "Containerfile.prod", "prod.Dockerfile", "production.Dockerfile"];
+    let plain = NAMES.iter().find(|f| dir.join(f).is_file());
+    let production = PRODUCTION.iter().find(|f| dir.join(f).is_file());
+    if let (Some(plain), Some(production), None) = (plain, production, &options.dockerfile) {
+        plan.notes.push(Note::new(
+            format!("{plain} beside {production}"),
+            format!("init read {production}, the production one; `oxbuild init --dockerfile {plain}` reads the other"),
+        ));
+    }
+    let at_root = match &options.dockerfile {
+        Some(named) if dir.join(named).is_file() => Some(named.clone()),
+        Some(named) => return Err(format!("{}: no such Dockerfile (--dockerfile)", dir.join(named).display())),
+        None => production.or(plain).map(|f| f.to_string()),
+    };
     // Else one in a folder of its own (`docker/Dockerfile`), built with the
     // project's root as its context, as `docker build -f docker/Dockerfile .`
     // and compose files do.
@@ -1016,6 +1036,28 @@ mod tests {
         assert!(note.why.contains("the Procfile's web line"), "{}", note.why);
         std::fs::write(dir.path().join("entrypoint.sh"), "#!/bin/sh\nexec gunicorn web:app\n").unwrap();
         assert_eq!(super::plan(dir.path(), &Options::default()).unwrap().cmd, None);
+    }
+
+    #[test]
+    /// Beside a Dockerfile, a Dockerfile.prod is the one read (with a note),
+    /// unless --dockerfile names another; a name that is not there is an
+    /// error that says which flag gave it.
+    fn a_production_dockerfile_is_read_first_and_dockerfile_names_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM python:3.11\nCMD [\"python3\", \"dev.py\"]\n").unwrap();
+        std::fs::write(dir.path().join("Dockerfile.prod"), "FROM python:3.11\nCMD [\"python3\", \"prod.py\"]\n")
+            .unwrap();
+        let prod = plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(prod.sources[0], "Dockerfile.prod");
+        assert_eq!(prod.cmd, Some(vec!["python3".to_string(), "prod.py".to_string()]));
+        assert!(prod.notes.iter().any(|n| n.what == "Dockerfile beside Dockerfile.prod"), "{:?}", prod.notes);
+        let named = Options { dockerfile: Some("Dockerfile".into()), ..Options::default() };
+        let dev = super::plan(dir.path(), &named).unwrap();
+        assert_eq!(dev.cmd, Some(vec!["python3".to_string(), "dev.py".to_string()]));
+        assert!(dev.notes.iter().all(|n| !n.what.contains("beside")), "{:?}", dev.notes);
+        let missing = Options { dockerfile: Some("deploy/Dockerfile".into()), ..Options::default() };
+        let e = super::plan(dir.path(), &missing).unwrap_err();
+        assert!(e.contains("deploy/Dockerfile: no such Dockerfile (--dockerfile)"), "{e}");
     }
 
     #[test]
