@@ -373,6 +373,21 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     let only_built =
         docker.as_ref().is_some_and(|(_, d)| d.build_inputs.iter().any(root) && !d.copies.iter().any(root));
     plan.node = if only_built { None } else { node_plan(dir, &mut plan.notes) };
+    // A Python app's package.json with devDependencies alone (eslint,
+    // stylelint, prettier) holds tools for the developer, not a part of
+    // the image.
+    let python_app = LOCKS.iter().any(|(_, f)| dir.join(f).is_file())
+        || docker.as_ref().is_some_and(|(_, d)| d.base.as_deref().is_some_and(|b| b.contains("python")));
+    if python_app
+        && let Some(n) = &plan.node
+        && n.package["dependencies"].as_object().is_none_or(|d| d.is_empty())
+    {
+        plan.notes.push(Note::new(
+            "package.json",
+            "it has devDependencies alone (linters, formatters) and the app is a Python one: no [node] section; add one by hand if the image needs Node.js packages",
+        ));
+        plan.node = None;
+    }
     if let Some(n) = &plan.node {
         plan.sources.push(match &n.lock {
             Some(lock) => format!("package.json and {lock}"),
@@ -1058,6 +1073,33 @@ mod tests {
         let missing = Options { dockerfile: Some("deploy/Dockerfile".into()), ..Options::default() };
         let e = super::plan(dir.path(), &missing).unwrap_err();
         assert!(e.contains("deploy/Dockerfile: no such Dockerfile (--dockerfile)"), "{e}");
+    }
+
+    #[test]
+    /// wagtail/bakerydemo: a Django app whose package.json holds eslint and
+    /// stylelint as devDependencies. No [node] section, and a note says why.
+    fn a_python_apps_package_json_of_dev_tools_makes_no_node_section() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM python:3.12-slim\nWORKDIR /code\nADD . /code/\nCMD [\"uwsgi\", \"/code/etc/uwsgi.ini\"]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("requirements.txt"), "uwsgi==2.0.28\n").unwrap();
+        std::fs::write(dir.path().join("package.json"), r#"{"private": true, "devDependencies": {"eslint": "9.0.0"}}"#)
+            .unwrap();
+        std::fs::write(dir.path().join("package-lock.json"), r#"{"lockfileVersion": 3, "packages": {"": {}}}"#)
+            .unwrap();
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        assert!(plan.node.is_none());
+        assert!(
+            plan.notes.iter().any(|n| n.what == "package.json" && n.why.contains("devDependencies alone")),
+            "{:?}",
+            plan.notes
+        );
+        // With a production dependency it is the app's.
+        std::fs::write(dir.path().join("package.json"), r#"{"dependencies": {"htmx.org": "2.0.0"}}"#).unwrap();
+        assert!(super::plan(dir.path(), &Options::default()).unwrap().node.is_some());
     }
 
     #[test]
