@@ -222,6 +222,43 @@ fn argument_runner(dir: &Path, d: &dockerfile::FromDockerfile, entrypoint: &[Str
     })
 }
 
+/// Python project tools whose `run` starts a program in the project's
+/// environment.
+const RUNNERS: [&str; 4] = ["poetry", "pipenv", "pdm", "uv"];
+
+/// Drops `poetry run` (`pipenv run`, `pdm run`, `uv run` and uv's flags)
+/// from a command, in exec form and inside a `sh -c` string; returns the
+/// `<tool> run` phrases it dropped.
+fn drop_runners(argv: &mut Vec<String>) -> Vec<String> {
+    let mut dropped = Vec::new();
+    if argv.len() > 2 && RUNNERS.contains(&argv[0].as_str()) && argv[1] == "run" {
+        dropped.push(format!("{} run", argv[0]));
+        let flags = argv[2..].iter().take_while(|a| argv[0] == "uv" && a.starts_with("--")).count();
+        argv.drain(..2 + flags);
+    }
+    if let Some(at) = argv.iter().position(|a| a == "-c")
+        && at >= 1
+        && argv[at - 1].ends_with("sh")
+        && let Some(script) = argv.get_mut(at + 1)
+    {
+        for tool in RUNNERS {
+            let phrase = format!("{tool} run ");
+            let (mut out, mut from) = (String::new(), 0);
+            for (i, _) in script.match_indices(&phrase) {
+                // Only where it starts a word: not `mypoetry run`.
+                if script[..i].chars().last().is_none_or(char::is_whitespace) {
+                    out.push_str(&script[from..i]);
+                    from = i + phrase.len();
+                    dropped.push(format!("{tool} run"));
+                }
+            }
+            out.push_str(&script[from..]);
+            *script = out;
+        }
+    }
+    dropped
+}
+
 /// The port a Node.js app is guessed to listen on (Express's habit).
 const NODE_PORT: u16 = 3000;
 
@@ -447,6 +484,20 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         return Err(format!(
             "{}: found no way to run the app: no Dockerfile CMD or ENTRYPOINT, no Procfile web line, no Django project, FastAPI/Starlette/Flask app, package __main__.py or [project.scripts], and no package.json start script that runs node (start, start:prod, serve) or main; set [image] entrypoint by hand (see the README)",
             dir.display()
+        ));
+    }
+    // `poetry run X` and the like: the image has no such tool, and the
+    // venv's bin is on PATH, so X runs as it is.
+    let mut runners = Vec::new();
+    for argv in [plan.entrypoint.as_mut(), plan.cmd.as_mut()].into_iter().flatten() {
+        runners.extend(drop_runners(argv));
+    }
+    runners.sort();
+    runners.dedup();
+    if !runners.is_empty() {
+        plan.notes.push(Note::new(
+            format!("{} in the command", runners.join(", ")),
+            "the image has no such tool: oxbuild installs the lock into its venv, whose bin is on PATH, so the command runs the program itself",
         ));
     }
     // Paths the command names that a COPY put under another name: oxbuild
@@ -1100,6 +1151,21 @@ mod tests {
         // With a production dependency it is the app's.
         std::fs::write(dir.path().join("package.json"), r#"{"dependencies": {"htmx.org": "2.0.0"}}"#).unwrap();
         assert!(super::plan(dir.path(), &Options::default()).unwrap().node.is_some());
+    }
+
+    #[test]
+    fn poetry_run_and_its_kin_are_dropped_from_commands() {
+        let words = |s: &[&str]| s.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        let mut exec = words(&["uv", "run", "--no-sync", "uvicorn", "app.main:app"]);
+        assert_eq!(drop_runners(&mut exec), ["uv run"]);
+        assert_eq!(exec, words(&["uvicorn", "app.main:app"]));
+        let mut shell = words(&["/bin/sh", "-c", "poetry run alembic upgrade head && poetry run uvicorn app.main:app"]);
+        assert_eq!(drop_runners(&mut shell), ["poetry run", "poetry run"]);
+        assert_eq!(shell, words(&["/bin/sh", "-c", "alembic upgrade head && uvicorn app.main:app"]));
+        let mut other = words(&["python3", "-m", "myapp.poetry", "run"]);
+        assert!(drop_runners(&mut other).is_empty());
+        let mut inside = words(&["/bin/sh", "-c", "echo mypoetry run x"]);
+        assert!(drop_runners(&mut inside).is_empty(), "{inside:?}");
     }
 
     #[test]
