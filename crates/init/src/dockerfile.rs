@@ -94,7 +94,23 @@ struct Stage<'a, 'b> {
 
 /// Reads the Dockerfile `text` (its file name is `file`, for notes).
 pub fn read(text: &str, file: &str) -> Result<FromDockerfile, String> {
-    let parsed = parse_dockerfile::parse(text).map_err(|e| format!("{file}:{}: {e}", e.line()))?;
+    // `ENTRYPOINT []` (the base's entrypoint cleared, as Docker allows) is
+    // refused by the parser: it reads a placeholder argument instead.
+    let text: String = text
+        .lines()
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                [ins, "[]"] | [ins, "[", "]"]
+                    if ins.eq_ignore_ascii_case("entrypoint") || ins.eq_ignore_ascii_case("cmd") =>
+                {
+                    format!("{ins} [\"{CLEARED}\"]\n")
+                }
+                _ => format!("{line}\n"),
+            }
+        })
+        .collect();
+    let parsed = parse_dockerfile::parse(&text).map_err(|e| format!("{file}:{}: {e}", e.line()))?;
     // Global ARGs (before the first FROM) apply to FROM lines only.
     let mut global = BTreeMap::new();
     for arg in parsed.global_args() {
@@ -206,6 +222,14 @@ pub fn read(text: &str, file: &str) -> Result<FromDockerfile, String> {
         }
     }
     Ok(out)
+}
+
+/// What [`read`] puts in an `ENTRYPOINT []` or `CMD []` for the parser.
+const CLEARED: &str = "oxbuild:empty-brackets";
+
+/// An empty command for the placeholder of `ENTRYPOINT []`.
+fn cleared(argv: Vec<String>) -> Vec<String> {
+    if argv.len() == 1 && argv[0] == CLEARED { Vec::new() } else { argv }
 }
 
 /// Reads one stage into `out`. `last` is false for a stage the final one only
@@ -347,11 +371,11 @@ fn read_stage(
                 }
             }
             Instruction::Entrypoint(e) if last => {
-                out.entrypoint = Some(argv(&e.arguments, vars));
+                out.entrypoint = Some(cleared(argv(&e.arguments, vars)));
                 // As in Docker, ENTRYPOINT resets a CMD inherited from before it.
                 out.cmd = None;
             }
-            Instruction::Cmd(c) if last => out.cmd = Some(argv(&c.arguments, vars)),
+            Instruction::Cmd(c) if last => out.cmd = Some(cleared(argv(&c.arguments, vars))),
             Instruction::Healthcheck(h) if last => {
                 out.health = match &h.arguments {
                     HealthcheckArguments::Cmd { arguments, .. } => {
@@ -901,6 +925,18 @@ ENTRYPOINT ["./boot.sh"]
         assert_eq!(d.lock, Some(("requirements.txt".to_string(), "pip")));
         assert!(d.unlocked.is_empty(), "{:?}", d.unlocked);
         assert!(!d.notes.iter().any(|n| n.what.starts_with("RUN pip")), "{:?}", d.notes);
+    }
+
+    #[test]
+    /// `ENTRYPOINT []` clears the base's entrypoint (uv's example images do
+    /// it); the parser refuses an empty list, so it is read as cleared.
+    fn an_empty_entrypoint_clears_the_bases() {
+        let text = "FROM ghcr.io/astral-sh/uv:python3.12-bookworm-slim\nWORKDIR /app\nENTRYPOINT []\nCMD [\"fastapi\", \"run\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        assert_eq!(d.entrypoint, Some(Vec::new()));
+        assert_eq!(d.cmd, Some(vec!["fastapi".to_string(), "run".to_string()]));
+        let d = read("FROM python:3.12\nentrypoint [ ]\n", "Dockerfile").unwrap();
+        assert_eq!(d.entrypoint, Some(Vec::new()));
     }
 
     #[test]

@@ -444,7 +444,12 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     {
         plan.entrypoint = d.entrypoint.clone();
         plan.cmd = d.cmd.clone();
-        plan.entry_from = format!("{file}'s {}", if d.entrypoint.is_some() { "ENTRYPOINT" } else { "CMD" });
+        let named = d.entrypoint.as_ref().is_some_and(|e| !e.is_empty());
+        plan.entry_from = match (named, &d.entrypoint) {
+            (true, _) => format!("{file}'s ENTRYPOINT"),
+            (false, Some(_)) => format!("{file}'s ENTRYPOINT [] and CMD"),
+            (false, None) => format!("{file}'s CMD"),
+        };
         // An entrypoint script that ends by running its arguments, with no
         // CMD to give it any: the command comes from elsewhere (a compose
         // file's `command:`), and the image would run nothing. The Procfile
