@@ -106,6 +106,7 @@ pub async fn run(
     }
     let started = std::time::SystemTime::now();
     let services = crate::build::services(&args.app.registry, out)?;
+    let outcome = async {
     let platforms = resolve(asked, &request, &services, out).await?;
     let built = assemble_all(&request, &platforms, None, &services, out).await?;
     let index = index_of(&built)?;
@@ -183,8 +184,12 @@ pub async fn run(
         human.extend(written.iter().map(|w| format!("wrote {w}")));
     }
     out.result(&report, &human);
-    services.settle().await;
     Ok(())
+    }
+    .await;
+    // Even after a failure: see pipeline.
+    services.settle().await;
+    outcome
 }
 
 fn list(platforms: &[Platform]) -> String {

@@ -133,11 +133,15 @@ fn describe_tags(tags: &[String]) -> String {
 pub async fn publish(args: PublishArgs, out: Reporter) -> Result<(), Failure> {
     let started = SystemTime::now();
     let services = services(&args.stage.app.registry, out)?;
-    let built = assemble_platforms(&args.stage.app, false, &services, out).await?;
-    let result = publish_stage(&built, &services, &args.attest, started, out).await?;
-    out.result(&result.json, &result.human);
+    let outcome = async {
+        let built = assemble_platforms(&args.stage.app, false, &services, out).await?;
+        let result = publish_stage(&built, &services, &args.attest, started, out).await?;
+        out.result(&result.json, &result.human);
+        Ok(())
+    }
+    .await;
     services.settle().await;
-    Ok(())
+    outcome
 }
 
 pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> {
@@ -163,6 +167,7 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
     let started_at = SystemTime::now();
     let run_assess = !args.skip_assess;
     let services = services(&args.stage.app.registry, out)?;
+    let outcome = async {
     let built = match assemble_platforms(&args.stage.app, run_assess, &services, out).await {
         Ok(b) => b,
         Err(f) => {
@@ -297,6 +302,12 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
         }
     }
     out.result(&report(&stages, None), &human);
-    services.settle().await;
     Ok(())
+    }
+    .await;
+    // The work begun in the background (an app layer on its way to the
+    // cache repository) is waited for even when a stage failed: the next
+    // runner would otherwise compile it again.
+    services.settle().await;
+    outcome
 }

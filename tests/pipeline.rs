@@ -104,9 +104,13 @@ fn a_failing_stage_stops_the_pipeline_with_its_code_and_publishes_nothing() {
         .oxbuild()
         .env("CONTAINERS_CONF", oxbuild_testkit::containers_conf())
         .env("OXBUILD_PUBLISH_REPOSITORY", registry.reference("team/broken"))
-        .args(["pipeline", "--json", "--base", &base()])
+        .args(["pipeline", "--json", "--base", &base(), "--cache-repo", &registry.reference("team/cache")])
         .arg(ws.app()));
     assert_eq!(code, 8, "{stderr}");
+    // What the build put in the cache repository is there though a later
+    // stage failed: the next runner takes the app layer from it.
+    let cached = tags(&registry, "team/cache");
+    assert!(cached.iter().any(|t| t.starts_with("app-v2-")), "{cached:?}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["failed_stage"], "health");
     assert_eq!(report["error"]["code"], 8);
