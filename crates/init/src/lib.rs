@@ -222,6 +222,88 @@ fn argument_runner(dir: &Path, d: &dockerfile::FromDockerfile, entrypoint: &[Str
     })
 }
 
+/// Whether `name` is a Dockerfile's: `Dockerfile`, `Containerfile`,
+/// `Dockerfile.prod`, `production.Dockerfile` and the like.
+fn is_dockerfile(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    ["dockerfile", "containerfile"]
+        .iter()
+        .any(|d| lower == *d || lower.starts_with(&format!("{d}.")) || lower.ends_with(&format!(".{d}")))
+        && !lower.ends_with(".dockerignore")
+}
+
+/// The Dockerfile `init` reads when none is named: a production one
+/// (`Dockerfile.prod`, `docker/production.Dockerfile`) when there is
+/// exactly one, since that makes the image to ship (another often starts a
+/// dev server, or wipes a development database at every start); else
+/// `Dockerfile` or `Containerfile` at the root; else the only one there is,
+/// in a folder too (built with the project's root as its context, as
+/// `docker build -f docker/Dockerfile .` and compose files do). Several
+/// with no way to choose: a note, and none.
+fn choose_dockerfile(dir: &Path, notes: &mut Vec<Note>) -> Option<String> {
+    let files_in = |sub: &str| -> Vec<String> {
+        let mut found: Vec<String> = std::fs::read_dir(dir.join(sub))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| is_dockerfile(n))
+            .map(|n| if sub.is_empty() { n } else { format!("{sub}/{n}") })
+            .collect();
+        found.sort();
+        found
+    };
+    let mut all = files_in("");
+    let root = all.clone();
+    let mut subs: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.') && n != "node_modules")
+        .collect();
+    subs.sort();
+    for sub in &subs {
+        all.extend(files_in(sub));
+    }
+    let name = |f: &String| f.rsplit('/').next().unwrap_or(f).to_ascii_lowercase();
+    let production: Vec<&String> = all.iter().filter(|f| name(f).contains("prod")).collect();
+    let others = |chosen: &str| all.iter().filter(|f| *f != chosen).cloned().collect::<Vec<_>>();
+    if let [one] = production.as_slice() {
+        let rest = others(one);
+        if !rest.is_empty() {
+            notes.push(Note::new(
+                format!("{} beside {one}", rest.join(", ")),
+                format!("init read {one}, the production one; `oxbuild init --dockerfile FILE` reads another"),
+            ));
+        }
+        return Some((*one).clone());
+    }
+    if let Some(plain) = ["Dockerfile", "Containerfile", "dockerfile"].iter().find(|n| root.iter().any(|r| r == *n)) {
+        let rest = others(plain);
+        if !rest.is_empty() {
+            notes.push(Note::new(
+                format!("{} beside {plain}", rest.join(", ")),
+                format!("init read {plain}; `oxbuild init --dockerfile FILE` reads another"),
+            ));
+        }
+        return Some(plain.to_string());
+    }
+    match all.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        several => {
+            notes.push(Note::new(
+                format!("Dockerfiles: {}", several.join(", ")),
+                "init reads a production one, else a Dockerfile at the project's root, else the only one: name the one you build with `oxbuild init --dockerfile FILE`",
+            ));
+            None
+        }
+    }
+}
+
 /// Python project tools whose `run` starts a program in the project's
 /// environment.
 const RUNNERS: [&str; 4] = ["poetry", "pipenv", "pdm", "uv"];
@@ -337,57 +419,10 @@ fn port_in(argv: &[String], dir: &Path) -> Option<u16> {
 /// Reads the project in `dir` and plans its oxbuild.toml.
 pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     let mut plan = Plan { workdir: "/app".into(), user: ("app".into(), None, None), ..Default::default() };
-    const NAMES: [&str; 3] = ["Dockerfile", "Containerfile", "dockerfile"];
-    // A production variant beside a Dockerfile is the one that makes the
-    // image to ship (the other often starts a dev server, or wipes a
-    // development database at every start).
-    const PRODUCTION: [&str; 5] =
-        ["Dockerfile.prod", "Dockerfile.production", "Containerfile.prod", "prod.Dockerfile", "production.Dockerfile"];
-    let plain = NAMES.iter().find(|f| dir.join(f).is_file());
-    let production = PRODUCTION.iter().find(|f| dir.join(f).is_file());
-    if let (Some(plain), Some(production), None) = (plain, production, &options.dockerfile) {
-        plan.notes.push(Note::new(
-            format!("{plain} beside {production}"),
-            format!("init read {production}, the production one; `oxbuild init --dockerfile {plain}` reads the other"),
-        ));
-    }
-    let at_root = match &options.dockerfile {
+    let file = match &options.dockerfile {
         Some(named) if dir.join(named).is_file() => Some(named.clone()),
         Some(named) => return Err(format!("{}: no such Dockerfile (--dockerfile)", dir.join(named).display())),
-        None => production.or(plain).map(|f| f.to_string()),
-    };
-    // Else one in a folder of its own (`docker/Dockerfile`), built with the
-    // project's root as its context, as `docker build -f docker/Dockerfile .`
-    // and compose files do.
-    let in_folder: Vec<String> = match at_root {
-        Some(_) => Vec::new(),
-        None => {
-            let mut found: Vec<String> = std::fs::read_dir(dir)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .filter_map(|e| {
-                    let sub = e.file_name().to_string_lossy().into_owned();
-                    NAMES.iter().find(|f| e.path().join(f).is_file()).map(|f| format!("{sub}/{f}"))
-                })
-                .filter(|f| !f.starts_with('.') && !f.starts_with("node_modules/"))
-                .collect();
-            found.sort();
-            found
-        }
-    };
-    let file = match (at_root, in_folder.as_slice()) {
-        (Some(file), _) => Some(file),
-        (None, [one]) => Some(one.clone()),
-        (None, []) => None,
-        (None, several) => {
-            plan.notes.push(Note::new(
-                format!("Dockerfiles in folders: {}", several.join(", ")),
-                "init reads a Dockerfile at the project's root, or the only one in a folder: copy what the one you build sets (command, user, healthcheck) into oxbuild.toml",
-            ));
-            None
-        }
+        None => choose_dockerfile(dir, &mut plan.notes),
     };
     let docker = match file {
         Some(file) => {
@@ -1016,7 +1051,7 @@ mod tests {
         std::fs::write(dir.path().join("web.py"), "from flask import Flask\napp = Flask(__name__)\n").unwrap();
         let two = super::plan(dir.path(), &Options::default()).unwrap();
         let notes: Vec<&str> = two.notes.iter().map(|n| n.what.as_str()).collect();
-        assert!(notes.contains(&"Dockerfiles in folders: deploy/Containerfile, docker/Dockerfile"), "{notes:?}");
+        assert!(notes.contains(&"Dockerfiles: deploy/Containerfile, docker/Dockerfile"), "{notes:?}");
     }
 
     #[test]
@@ -1171,6 +1206,36 @@ mod tests {
         assert!(drop_runners(&mut other).is_empty());
         let mut inside = words(&["/bin/sh", "-c", "echo mypoetry run x"]);
         assert!(drop_runners(&mut inside).is_empty(), "{inside:?}");
+    }
+
+    #[test]
+    /// HackSoftware/Django-Styleguide-Example keeps `docker/local.Dockerfile`
+    /// and `docker/production.Dockerfile`: the production one is read.
+    fn a_production_dockerfile_in_a_folder_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("docker")).unwrap();
+        std::fs::write(
+            dir.path().join("docker/local.Dockerfile"),
+            "FROM python:3.12\nCMD [\"python3\", \"manage.py\", \"runserver\"]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("docker/production.Dockerfile"),
+            "FROM python:3.12\nWORKDIR /app\nCMD [\"gunicorn\", \"config.wsgi\"]\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(".dockerignore"), "*.pyc\n").unwrap();
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(plan.sources[0], "docker/production.Dockerfile (built from the project's root)");
+        assert_eq!(plan.cmd, Some(vec!["gunicorn".to_string(), "config.wsgi".to_string()]));
+        assert!(
+            plan.notes.iter().any(|n| n.what == "docker/local.Dockerfile beside docker/production.Dockerfile"),
+            "{:?}",
+            plan.notes
+        );
+        assert!(
+            is_dockerfile("Containerfile.prod") && is_dockerfile("prod.dockerfile") && !is_dockerfile(".dockerignore")
+        );
     }
 
     #[test]
