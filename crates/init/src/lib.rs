@@ -236,10 +236,10 @@ fn is_dockerfile(name: &str) -> bool {
 /// (`Dockerfile.prod`, `docker/production.Dockerfile`) when there is
 /// exactly one, since that makes the image to ship (another often starts a
 /// dev server, or wipes a development database at every start); else
-/// `Dockerfile` or `Containerfile` at the root; else the only one there is,
-/// in a folder too (built with the project's root as its context, as
-/// `docker build -f docker/Dockerfile .` and compose files do). Several
-/// with no way to choose: a note, and none.
+/// `Dockerfile` or `Containerfile` at the root; else the only one so named
+/// in a folder (built with the project's root as its context, as `docker
+/// build -f docker/Dockerfile .` and compose files do). Other variants
+/// (`bench.Dockerfile`), or several with no way to choose: a note, and none.
 fn choose_dockerfile(dir: &Path, notes: &mut Vec<Note>) -> Option<String> {
     let files_in = |sub: &str| -> Vec<String> {
         let mut found: Vec<String> = std::fs::read_dir(dir.join(sub))
@@ -291,13 +291,26 @@ fn choose_dockerfile(dir: &Path, notes: &mut Vec<Note>) -> Option<String> {
         }
         return Some(plain.to_string());
     }
-    match all.as_slice() {
-        [] => None,
-        [one] => Some(one.clone()),
-        several => {
+    // One named plainly in a folder (`docker/Dockerfile`); a variant such
+    // as `bench.Dockerfile` or `dev.Dockerfile` is never guessed at.
+    let plain: Vec<&String> =
+        all.iter().filter(|f| ["dockerfile", "containerfile"].contains(&name(f).as_str())).collect();
+    match (plain.as_slice(), all.as_slice()) {
+        (_, []) => None,
+        ([one], _) => {
+            let rest = others(one);
+            if !rest.is_empty() {
+                notes.push(Note::new(
+                    format!("{} beside {one}", rest.join(", ")),
+                    format!("init read {one}; `oxbuild init --dockerfile FILE` reads another"),
+                ));
+            }
+            Some((*one).clone())
+        }
+        (_, several) => {
             notes.push(Note::new(
                 format!("Dockerfiles: {}", several.join(", ")),
-                "init reads a production one, else a Dockerfile at the project's root, else the only one: name the one you build with `oxbuild init --dockerfile FILE`",
+                "init reads a production one, else a Dockerfile at the project's root, else the only one in a folder: name the one you build with `oxbuild init --dockerfile FILE`",
             ));
             None
         }
@@ -1236,6 +1249,14 @@ mod tests {
         assert!(
             is_dockerfile("Containerfile.prod") && is_dockerfile("prod.dockerfile") && !is_dockerfile(".dockerignore")
         );
+        // A variant that is not the production one is never guessed at.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join("bench.Dockerfile"), "FROM python:3.12\nCMD [\"python3\", \"bench.py\"]\n")
+            .unwrap();
+        std::fs::write(other.path().join("web.py"), "from flask import Flask\napp = Flask(__name__)\n").unwrap();
+        let plan = super::plan(other.path(), &Options::default()).unwrap();
+        assert!(plan.sources.iter().all(|s| !s.contains("Dockerfile")), "{:?}", plan.sources);
+        assert!(plan.notes.iter().any(|n| n.what == "Dockerfiles: bench.Dockerfile"), "{:?}", plan.notes);
     }
 
     #[test]
