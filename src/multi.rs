@@ -107,84 +107,84 @@ pub async fn run(
     let started = std::time::SystemTime::now();
     let services = crate::build::services(&args.app.registry, out)?;
     let outcome = async {
-    let platforms = resolve(asked, &request, &services, out).await?;
-    let built = assemble_all(&request, &platforms, None, &services, out).await?;
-    let index = index_of(&built)?;
-    let ships = args.push || !outputs.is_empty() || args.attest.sbom_dir.is_some();
-    let (proofs, index_proofs) =
-        if ships { prepare(&built, &index, started, &args.attest, &services, out)? } else { (Vec::new(), Vec::new()) };
-    let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
-    let mut written = Vec::new();
-    if !outputs.is_empty() {
-        // Each image's proofs go beside the index, as a push attaches them.
-        let identity = crate::build::identity(&args.app, tags, repository);
-        let mut referrers = index_proofs.clone();
-        for ((_, image), p) in index.children().iter().zip(&proofs) {
-            referrers.extend(p.for_destination(image, &identity, &services)?);
-        }
-        for output in outputs {
-            out.step(format!("writing {output}"));
-            output.write_index(&services.target(), &index, &referrers, &names, &[]).await?;
-            written.push(output.to_string());
-        }
-    }
-
-    let mut pushed = Vec::new();
-    let mut push_reports = Vec::new();
-    if args.push {
-        let mount_from: Vec<_> = built.iter().flat_map(|a| a.mount_from.iter().cloned()).collect();
-        for (name, (target, repo_tags)) in crate::build::by_repository(tags, repository) {
-            out.step(format!("pushing {name} ({} platforms)", index.children().len()));
-            let report = oxbuild_registry::push_index(&services.client, &index, &target, &repo_tags, &mount_from)
-                .await
-                .map_err(|e| Failure::registry(format!("pushing to {name}: {e}")))?;
-            out.step(crate::transfer::describe_push(&report));
-            let mut attached = crate::attest::attach(&services, &target, &index_proofs, out).await?;
+        let platforms = resolve(asked, &request, &services, out).await?;
+        let built = assemble_all(&request, &platforms, None, &services, out).await?;
+        let index = index_of(&built)?;
+        let ships = args.push || !outputs.is_empty() || args.attest.sbom_dir.is_some();
+        let (proofs, index_proofs) =
+            if ships { prepare(&built, &index, started, &args.attest, &services, out)? } else { (Vec::new(), Vec::new()) };
+        let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
+        let mut written = Vec::new();
+        if !outputs.is_empty() {
+            // Each image's proofs go beside the index, as a push attaches them.
+            let identity = crate::build::identity(&args.app, tags, repository);
+            let mut referrers = index_proofs.clone();
             for ((_, image), p) in index.children().iter().zip(&proofs) {
-                let referrers = p.for_destination(image, &name, &services)?;
-                attached.extend(crate::attest::attach(&services, &target, &referrers, out).await?);
+                referrers.extend(p.for_destination(image, &identity, &services)?);
             }
-            pushed.push(target.with_digest(index.digest()).to_string());
-            pushed.extend(repo_tags.iter().map(|t| target.with_tag(t).to_string()));
-            push_reports.push(json!({"repository": name, "report": report, "referrers": attached}));
+            for output in outputs {
+                out.step(format!("writing {output}"));
+                output.write_index(&services.target(), &index, &referrers, &names, &[]).await?;
+                written.push(output.to_string());
+            }
         }
-    }
 
-    let manifests: Vec<_> = built
-        .iter()
-        .map(|a| {
-            let image = &a.prod.image;
-            json!({
-                "platform": a.platform.to_string(),
-                "digest": image.digest(),
-                "base": a.resolved_base.as_ref().map(ToString::to_string).unwrap_or_else(|| a.base.to_string()),
-                "layers": image.layers().iter().map(|l| json!({"digest": l.descriptor.digest, "size": l.descriptor.size, "mediaType": l.descriptor.media_type})).collect::<Vec<_>>(),
-                "python": a.dependencies["python"],
-                "node": a.dependencies["node"],
-                "bytecode": a.bytecode,
-                "warnings": a.prod.warnings,
+        let mut pushed = Vec::new();
+        let mut push_reports = Vec::new();
+        if args.push {
+            let mount_from: Vec<_> = built.iter().flat_map(|a| a.mount_from.iter().cloned()).collect();
+            for (name, (target, repo_tags)) in crate::build::by_repository(tags, repository) {
+                out.step(format!("pushing {name} ({} platforms)", index.children().len()));
+                let report = oxbuild_registry::push_index(&services.client, &index, &target, &repo_tags, &mount_from)
+                    .await
+                    .map_err(|e| Failure::registry(format!("pushing to {name}: {e}")))?;
+                out.step(crate::transfer::describe_push(&report));
+                let mut attached = crate::attest::attach(&services, &target, &index_proofs, out).await?;
+                for ((_, image), p) in index.children().iter().zip(&proofs) {
+                    let referrers = p.for_destination(image, &name, &services)?;
+                    attached.extend(crate::attest::attach(&services, &target, &referrers, out).await?);
+                }
+                pushed.push(target.with_digest(index.digest()).to_string());
+                pushed.extend(repo_tags.iter().map(|t| target.with_tag(t).to_string()));
+                push_reports.push(json!({"repository": name, "report": report, "referrers": attached}));
+            }
+        }
+
+        let manifests: Vec<_> = built
+            .iter()
+            .map(|a| {
+                let image = &a.prod.image;
+                json!({
+                    "platform": a.platform.to_string(),
+                    "digest": image.digest(),
+                    "base": a.resolved_base.as_ref().map(ToString::to_string).unwrap_or_else(|| a.base.to_string()),
+                    "layers": image.layers().iter().map(|l| json!({"digest": l.descriptor.digest, "size": l.descriptor.size, "mediaType": l.descriptor.media_type})).collect::<Vec<_>>(),
+                    "python": a.dependencies["python"],
+                    "node": a.dependencies["node"],
+                    "bytecode": a.bytecode,
+                    "warnings": a.prod.warnings,
+                })
             })
-        })
-        .collect();
-    let report = json!({
-        "ok": true,
-        "digest": index.digest(),
-        "mediaType": index.media_type(),
-        "platforms": platforms.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "manifests": manifests,
-        "pushed": pushed,
-        "push": push_reports,
-        "outputs": written,
-        "variant": "production",
-    });
-    let mut human = vec![index.digest().to_string()];
-    if !out.quiet {
-        human.extend(built.iter().map(|a| format!("  {}  {}", a.platform, a.prod.image.digest())));
-        human.extend(pushed.iter().filter(|p| !p.contains('@')).map(|p| format!("pushed {p}")));
-        human.extend(written.iter().map(|w| format!("wrote {w}")));
-    }
-    out.result(&report, &human);
-    Ok(())
+            .collect();
+        let report = json!({
+            "ok": true,
+            "digest": index.digest(),
+            "mediaType": index.media_type(),
+            "platforms": platforms.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "manifests": manifests,
+            "pushed": pushed,
+            "push": push_reports,
+            "outputs": written,
+            "variant": "production",
+        });
+        let mut human = vec![index.digest().to_string()];
+        if !out.quiet {
+            human.extend(built.iter().map(|a| format!("  {}  {}", a.platform, a.prod.image.digest())));
+            human.extend(pushed.iter().filter(|p| !p.contains('@')).map(|p| format!("pushed {p}")));
+            human.extend(written.iter().map(|w| format!("wrote {w}")));
+        }
+        out.result(&report, &human);
+        Ok(())
     }
     .await;
     // Even after a failure: see pipeline.

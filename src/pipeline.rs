@@ -168,141 +168,141 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
     let run_assess = !args.skip_assess;
     let services = services(&args.stage.app.registry, out)?;
     let outcome = async {
-    let built = match assemble_platforms(&args.stage.app, run_assess, &services, out).await {
-        Ok(b) => b,
-        Err(f) => {
-            stages.push(json!({"stage": "build", "status": "failed", "seconds": started.elapsed().as_secs_f64()}));
-            return Err(fail(&stages, f));
-        }
-    };
-    // With several platforms, assess and health run on the member this
-    // machine runs; the others are checked without running.
-    let native = if built.len() > 1 { oxbuild_engine::platforms::native(&built) } else { Some(0) };
-    let assembled = &built[native.unwrap_or(0)];
-    let image = &assembled.prod.image;
-    let size: u64 = image.layers().iter().map(|l| l.descriptor.size).sum();
-    let mut build_stage = json!({
-        "stage": "build",
-        "status": "passed",
-        "seconds": started.elapsed().as_secs_f64(),
-        "digest": image.digest(),
-        "size": size,
-        "layers": image.layers().iter().map(|l| json!({"digest": l.descriptor.digest, "size": l.descriptor.size})).collect::<Vec<_>>(),
-        "test_digest": assembled.test.as_ref().map(|t| t.image.digest()),
-        "python": assembled.dependencies["python"],
-        "node": assembled.dependencies["node"],
-    });
-    let mut not_run = Vec::new();
-    if built.len() > 1 {
-        let index = crate::multi::index_of(&built).map_err(|f| fail(&stages, f))?;
-        build_stage["digest"] = json!(index.digest());
-        build_stage["manifests"] = json!(
-            built
-                .iter()
-                .map(|a| json!({"platform": a.platform.to_string(), "digest": a.prod.image.digest()}))
-                .collect::<Vec<_>>()
-        );
-        not_run = built
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != native)
-            .map(|(_, a)| oxbuild_engine::platforms::unrun(a))
-            .collect();
-        build_stage["checked_without_running"] = json!(not_run);
-    }
-    human.push(format!("build    passed  {}", build_stage["digest"].as_str().unwrap_or("")));
-    stages.push(build_stage);
-    let no_member = native.is_none().then_some("no member of the index runs on this machine");
-
-    type Stage<'a> = (&'static str, Option<&'static str>);
-    let verifies = !args.verify_keys.is_empty() || args.verify_policy.is_some();
-    let plan: [Stage; 4] = [
-        (
-            "assess",
-            if args.skip_assess {
-                Some("--skip-assess")
-            } else if let Some(why) = no_member {
-                Some(why)
-            } else if assembled.cfg.assess.gates.is_empty() {
-                Some("no [assess] gates")
-            } else {
-                None
-            },
-        ),
-        (
-            "health",
-            if args.skip_health {
-                Some("--skip-health")
-            } else if let Some(why) = no_member {
-                Some(why)
-            } else if assembled.cfg.healthcheck.is_none() {
-                Some("no [healthcheck]")
-            } else {
-                None
-            },
-        ),
-        ("publish", if args.no_publish { Some("--no-publish") } else { None }),
-        (
-            "verify",
-            if args.no_publish {
-                Some("--no-publish")
-            } else if !verifies {
-                Some("no --verify-key or --verify-policy")
-            } else {
-                None
-            },
-        ),
-    ];
-    for (name, skip) in plan {
-        if let Some(why) = skip {
-            out.step(format!("{name}: skipped ({why})"));
-            stages.push(json!({"stage": name, "status": "skipped", "reason": why}));
-            human.push(format!("{name:8} skipped ({why})"));
-            continue;
-        }
-        out.step(format!("== {name}"));
-        let t = Instant::now();
-        let result = match name {
-            "assess" => {
-                assess_stage(assembled, &services, args.stage.runtime.as_deref(), args.junit.as_deref(), out).await
-            }
-            "health" => {
-                health_stage(assembled, &services, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await
-            }
-            "publish" => publish_stage(&built, &services, &args.attest, started_at, out).await,
-            _ => verify_published(&built, &args, &services).await,
-        };
-        // Say which member ran, and which were only checked.
-        let result = result.map(|mut r| {
-            if built.len() > 1 && matches!(name, "assess" | "health") {
-                r.json["ran_on"] = json!(assembled.platform.to_string());
-                r.json["not_run"] = json!(not_run);
-            }
-            r
-        });
-        let seconds = t.elapsed().as_secs_f64();
-        match result {
-            Ok(StageResult { json: detail, failure: None, human: lines }) => {
-                stages.push(json!({"stage": name, "status": "passed", "seconds": seconds, "detail": detail}));
-                human.push(format!("{name:8} passed  {}", lines.first().cloned().unwrap_or_default()));
-            }
-            Ok(StageResult { json: detail, failure: Some(f), human: lines }) => {
-                stages.push(json!({"stage": name, "status": "failed", "seconds": seconds, "detail": detail}));
-                if !out.json {
-                    for line in lines {
-                        println!("{line}");
-                    }
-                }
-                return Err(fail(&stages, f));
-            }
+        let built = match assemble_platforms(&args.stage.app, run_assess, &services, out).await {
+            Ok(b) => b,
             Err(f) => {
-                stages.push(json!({"stage": name, "status": "failed", "seconds": seconds}));
+                stages.push(json!({"stage": "build", "status": "failed", "seconds": started.elapsed().as_secs_f64()}));
                 return Err(fail(&stages, f));
             }
+        };
+        // With several platforms, assess and health run on the member this
+        // machine runs; the others are checked without running.
+        let native = if built.len() > 1 { oxbuild_engine::platforms::native(&built) } else { Some(0) };
+        let assembled = &built[native.unwrap_or(0)];
+        let image = &assembled.prod.image;
+        let size: u64 = image.layers().iter().map(|l| l.descriptor.size).sum();
+        let mut build_stage = json!({
+            "stage": "build",
+            "status": "passed",
+            "seconds": started.elapsed().as_secs_f64(),
+            "digest": image.digest(),
+            "size": size,
+            "layers": image.layers().iter().map(|l| json!({"digest": l.descriptor.digest, "size": l.descriptor.size})).collect::<Vec<_>>(),
+            "test_digest": assembled.test.as_ref().map(|t| t.image.digest()),
+            "python": assembled.dependencies["python"],
+            "node": assembled.dependencies["node"],
+        });
+        let mut not_run = Vec::new();
+        if built.len() > 1 {
+            let index = crate::multi::index_of(&built).map_err(|f| fail(&stages, f))?;
+            build_stage["digest"] = json!(index.digest());
+            build_stage["manifests"] = json!(
+                built
+                    .iter()
+                    .map(|a| json!({"platform": a.platform.to_string(), "digest": a.prod.image.digest()}))
+                    .collect::<Vec<_>>()
+            );
+            not_run = built
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| Some(*i) != native)
+                .map(|(_, a)| oxbuild_engine::platforms::unrun(a))
+                .collect();
+            build_stage["checked_without_running"] = json!(not_run);
         }
-    }
-    out.result(&report(&stages, None), &human);
-    Ok(())
+        human.push(format!("build    passed  {}", build_stage["digest"].as_str().unwrap_or("")));
+        stages.push(build_stage);
+        let no_member = native.is_none().then_some("no member of the index runs on this machine");
+
+        type Stage<'a> = (&'static str, Option<&'static str>);
+        let verifies = !args.verify_keys.is_empty() || args.verify_policy.is_some();
+        let plan: [Stage; 4] = [
+            (
+                "assess",
+                if args.skip_assess {
+                    Some("--skip-assess")
+                } else if let Some(why) = no_member {
+                    Some(why)
+                } else if assembled.cfg.assess.gates.is_empty() {
+                    Some("no [assess] gates")
+                } else {
+                    None
+                },
+            ),
+            (
+                "health",
+                if args.skip_health {
+                    Some("--skip-health")
+                } else if let Some(why) = no_member {
+                    Some(why)
+                } else if assembled.cfg.healthcheck.is_none() {
+                    Some("no [healthcheck]")
+                } else {
+                    None
+                },
+            ),
+            ("publish", if args.no_publish { Some("--no-publish") } else { None }),
+            (
+                "verify",
+                if args.no_publish {
+                    Some("--no-publish")
+                } else if !verifies {
+                    Some("no --verify-key or --verify-policy")
+                } else {
+                    None
+                },
+            ),
+        ];
+        for (name, skip) in plan {
+            if let Some(why) = skip {
+                out.step(format!("{name}: skipped ({why})"));
+                stages.push(json!({"stage": name, "status": "skipped", "reason": why}));
+                human.push(format!("{name:8} skipped ({why})"));
+                continue;
+            }
+            out.step(format!("== {name}"));
+            let t = Instant::now();
+            let result = match name {
+                "assess" => {
+                    assess_stage(assembled, &services, args.stage.runtime.as_deref(), args.junit.as_deref(), out).await
+                }
+                "health" => {
+                    health_stage(assembled, &services, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await
+                }
+                "publish" => publish_stage(&built, &services, &args.attest, started_at, out).await,
+                _ => verify_published(&built, &args, &services).await,
+            };
+            // Say which member ran, and which were only checked.
+            let result = result.map(|mut r| {
+                if built.len() > 1 && matches!(name, "assess" | "health") {
+                    r.json["ran_on"] = json!(assembled.platform.to_string());
+                    r.json["not_run"] = json!(not_run);
+                }
+                r
+            });
+            let seconds = t.elapsed().as_secs_f64();
+            match result {
+                Ok(StageResult { json: detail, failure: None, human: lines }) => {
+                    stages.push(json!({"stage": name, "status": "passed", "seconds": seconds, "detail": detail}));
+                    human.push(format!("{name:8} passed  {}", lines.first().cloned().unwrap_or_default()));
+                }
+                Ok(StageResult { json: detail, failure: Some(f), human: lines }) => {
+                    stages.push(json!({"stage": name, "status": "failed", "seconds": seconds, "detail": detail}));
+                    if !out.json {
+                        for line in lines {
+                            println!("{line}");
+                        }
+                    }
+                    return Err(fail(&stages, f));
+                }
+                Err(f) => {
+                    stages.push(json!({"stage": name, "status": "failed", "seconds": seconds}));
+                    return Err(fail(&stages, f));
+                }
+            }
+        }
+        out.result(&report(&stages, None), &human);
+        Ok(())
     }
     .await;
     // The work begun in the background (an app layer on its way to the

@@ -49,12 +49,10 @@ pub struct FromDockerfile {
     builds: Vec<String>,
     /// The programs the stage's `RUN` lines start (`flake8` for `RUN flake8 .`).
     ran: Vec<String>,
-    /// Where the final stage's `COPY`s from the context put their sources:
-    /// (source, destination, whether the destination is a directory the
-    /// source goes into: `dir/`, `.`, or one of several sources).
-    pub landed: Vec<(String, String, bool)>,
-    /// What `COPY`/`ADD` put where: (source in the context, absolute destination).
-    placed: Vec<(String, String)>,
+    /// What `COPY`/`ADD` put where: (source in the context, absolute
+    /// destination, whether the destination is a directory the source goes
+    /// into: `dir/`, `.`, or one of several sources).
+    placed: Vec<(String, String, bool)>,
 }
 
 /// Where images keep commands, which a bare program name is looked up in.
@@ -68,7 +66,7 @@ impl FromDockerfile {
         if name.contains('/') {
             return None;
         }
-        self.placed.iter().rev().find_map(|(src, dest)| {
+        self.placed.iter().rev().find_map(|(src, dest, _)| {
             let src = src.trim_start_matches("./").trim_end_matches('/');
             let base = src.rsplit('/').next().unwrap_or(src);
             let dest = dest.trim_end_matches('/');
@@ -82,6 +80,23 @@ impl FromDockerfile {
     /// there under another name (`COPY dist/api api`).
     pub fn source_of(&self, path: &str, workdir: &str) -> Option<String> {
         in_context(path, workdir, &self.placed)
+    }
+
+    /// Where the program a command starts came from in the build context:
+    /// a path by [`source_of`](Self::source_of), a bare name by
+    /// [`program_source`](Self::program_source).
+    pub fn program_from(&self, program: &str, workdir: &str) -> Option<String> {
+        match program.contains('/') {
+            true => self.source_of(program, workdir),
+            false => self.program_source(program),
+        }
+    }
+
+    /// Where the final stage's `COPY`s and `ADD`s from the context put
+    /// their sources: (source, destination, whether the destination is a
+    /// directory the source goes into).
+    pub fn placed(&self) -> &[(String, String, bool)] {
+        &self.placed
     }
 }
 
@@ -313,10 +328,7 @@ fn read_stage(
                         for src in &c.src {
                             if let parse_dockerfile::Source::Path(p) = src {
                                 let p = expand(&p.value, vars);
-                                if last {
-                                    out.landed.push((p.clone(), dest.clone(), into));
-                                }
-                                out.placed.push((p.clone(), dest.clone()));
+                                out.placed.push((p.clone(), dest.clone(), into));
                                 out.copies.push(p);
                             }
                         }
@@ -324,7 +336,9 @@ fn read_stage(
                 }
             }
             Instruction::Add(a) => {
-                let dest = absolute(&cwd, &expand(&a.dest.value, vars));
+                let raw = expand(&a.dest.value, vars);
+                let dest = absolute(&cwd, &raw);
+                let into = raw.ends_with('/') || raw == "." || a.src.len() > 1;
                 for src in &a.src {
                     if let parse_dockerfile::Source::Path(p) = src {
                         let p = expand(&p.value, vars);
@@ -336,7 +350,7 @@ fn read_stage(
                                 ));
                             }
                         } else {
-                            out.placed.push((p.clone(), dest.clone()));
+                            out.placed.push((p.clone(), dest.clone(), into));
                             out.copies.push(p);
                         }
                     }
@@ -422,9 +436,9 @@ fn absolute(cwd: &str, path: &str) -> String {
 /// Where the file an install step reads at `path` (in the image, as the
 /// stage's working directory `cwd` resolves it) came from in the build
 /// context, by the `COPY`/`ADD`s before it; None when no copy placed it.
-fn in_context(path: &str, cwd: &str, placed: &[(String, String)]) -> Option<String> {
+fn in_context(path: &str, cwd: &str, placed: &[(String, String, bool)]) -> Option<String> {
     let target = absolute(cwd, path);
-    for (src, dest) in placed.iter().rev() {
+    for (src, dest, _) in placed.iter().rev() {
         let src_clean = src.trim_start_matches("./").trim_end_matches('/');
         let base = src_clean.rsplit('/').next().unwrap_or(src_clean);
         if &target == dest {
@@ -467,6 +481,12 @@ fn builds_files(text: &str) -> Option<String> {
     })
 }
 
+/// Whether a command word runs pip: `pip`, `pip3`, `pip3.12`, by any path.
+fn is_pip(word: &str) -> bool {
+    let tool = word.rsplit('/').next().unwrap_or(word);
+    tool == "pip" || tool.starts_with("pip3")
+}
+
 /// Packages a `pip install` (or `uv pip install`) names by themselves,
 /// outside any requirements file or lock; the packaging tools aside.
 fn unlocked_packages(text: &str) -> Vec<String> {
@@ -474,10 +494,7 @@ fn unlocked_packages(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for words in shell_commands(text) {
         let Some(at) = words.iter().position(|w| w == "install") else { continue };
-        let runs_pip = words[..at].iter().any(|w| {
-            let t = w.rsplit('/').next().unwrap_or(w);
-            t == "pip" || t.starts_with("pip3")
-        });
+        let runs_pip = words[..at].iter().any(|w| is_pip(w));
         if !runs_pip {
             continue;
         }
@@ -753,7 +770,7 @@ fn install_step(text: &str) -> Option<(String, &'static str)> {
             .map(|w| w.rsplit('/').next().unwrap_or(w))
             .find(|w| ["pip", "pip3", "poetry", "pipenv", "uv", "pdm"].contains(w) || w.starts_with("pip3."));
         match tool {
-            Some(t) if (t == "pip" || t.starts_with("pip3")) && (has("install") || has("wheel") || has("download")) => {
+            Some(t) if is_pip(t) && (has("install") || has("wheel") || has("download")) => {
                 if let Some(file) = after(&["-r", "--requirement"]) {
                     return Some((file, "pip"));
                 }
@@ -805,11 +822,8 @@ fn installs_from_node_lock(words: &[&str]) -> bool {
 /// the wheels another stage built from the requirements, which oxbuild's
 /// dependency layer installs from the lock instead.
 fn installs_built_wheels(words: &[&str]) -> bool {
-    let pip = words.iter().any(|w| {
-        let tool = w.rsplit('/').next().unwrap_or(w);
-        tool == "pip" || tool.starts_with("pip3")
-    });
-    pip && words.contains(&"install")
+    words.iter().any(|w| is_pip(w))
+        && words.contains(&"install")
         && words.iter().any(|w| w.ends_with(".whl") || w.ends_with("/*") || w.starts_with("--find-links") || *w == "-f")
 }
 

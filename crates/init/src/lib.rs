@@ -175,7 +175,7 @@ fn moved(dir: &Path, file: &str, d: &dockerfile::FromDockerfile, workdir: &str) 
     let workdir = workdir.trim_end_matches('/');
     let inside = |p: &str| p == workdir || p.starts_with(&format!("{workdir}/"));
     let mut moves = Vec::new();
-    for (src, dest, into) in &d.landed {
+    for (src, dest, into) in d.placed() {
         let rel = src.trim_start_matches("./").trim_end_matches('/');
         let ours = if rel.is_empty() || rel == "." { workdir.to_string() } else { format!("{workdir}/{rel}") };
         let theirs = match (*into && !dir.join(rel).is_dir(), rel.rsplit('/').next()) {
@@ -207,12 +207,10 @@ fn moved(dir: &Path, file: &str, d: &dockerfile::FromDockerfile, workdir: &str) 
 fn argument_runner(dir: &Path, d: &dockerfile::FromDockerfile, entrypoint: &[String]) -> Option<String> {
     let workdir = d.workdir.clone().unwrap_or_else(|| "/".into());
     entrypoint.iter().take(2).find_map(|program| {
-        let src = match program.contains('/') {
-            true => d.source_of(program, &workdir),
-            false => d.program_source(program),
-        }
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| program.trim_start_matches("./").to_string());
+        let src = d
+            .program_from(program, &workdir)
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| program.trim_start_matches("./").to_string());
         let text = std::fs::read_to_string(dir.join(&src)).ok()?;
         let runs = text.lines().any(|l| {
             let l = l.trim();
@@ -255,7 +253,6 @@ fn choose_dockerfile(dir: &Path, notes: &mut Vec<Note>) -> Option<String> {
         found
     };
     let mut all = files_in("");
-    let root = all.clone();
     let mut subs: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -269,47 +266,34 @@ fn choose_dockerfile(dir: &Path, notes: &mut Vec<Note>) -> Option<String> {
         all.extend(files_in(sub));
     }
     let name = |f: &String| f.rsplit('/').next().unwrap_or(f).to_ascii_lowercase();
+    let plain = |f: &&String| ["dockerfile", "containerfile"].contains(&name(f).as_str());
     let production: Vec<&String> = all.iter().filter(|f| name(f).contains("prod")).collect();
-    let others = |chosen: &str| all.iter().filter(|f| *f != chosen).cloned().collect::<Vec<_>>();
-    if let [one] = production.as_slice() {
-        let rest = others(one);
-        if !rest.is_empty() {
-            notes.push(Note::new(
-                format!("{} beside {one}", rest.join(", ")),
-                format!("init read {one}, the production one; `oxbuild init --dockerfile FILE` reads another"),
-            ));
-        }
-        return Some((*one).clone());
-    }
-    if let Some(plain) = ["Dockerfile", "Containerfile", "dockerfile"].iter().find(|n| root.iter().any(|r| r == *n)) {
-        let rest = others(plain);
-        if !rest.is_empty() {
-            notes.push(Note::new(
-                format!("{} beside {plain}", rest.join(", ")),
-                format!("init read {plain}; `oxbuild init --dockerfile FILE` reads another"),
-            ));
-        }
-        return Some(plain.to_string());
-    }
-    // One named plainly in a folder (`docker/Dockerfile`); a variant such
+    // A plain name at the root, in the order of preference; else the only
+    // plainly named one in a folder (`docker/Dockerfile`). A variant such
     // as `bench.Dockerfile` or `dev.Dockerfile` is never guessed at.
-    let plain: Vec<&String> =
-        all.iter().filter(|f| ["dockerfile", "containerfile"].contains(&name(f).as_str())).collect();
-    match (plain.as_slice(), all.as_slice()) {
-        (_, []) => None,
-        ([one], _) => {
-            let rest = others(one);
+    let at_root = ["Dockerfile", "Containerfile", "dockerfile"].iter().find_map(|n| all.iter().find(|f| f == n));
+    let in_folder: Vec<&String> = all.iter().filter(plain).collect();
+    let chosen = match (production.as_slice(), at_root, in_folder.as_slice()) {
+        ([one], _, _) => Some((*one, ", the production one")),
+        (_, Some(root), _) => Some((root, "")),
+        (_, None, [one]) => Some((*one, "")),
+        _ => None,
+    };
+    match chosen {
+        Some((one, why)) => {
+            let rest: Vec<&str> = all.iter().filter(|f| *f != one).map(String::as_str).collect();
             if !rest.is_empty() {
                 notes.push(Note::new(
                     format!("{} beside {one}", rest.join(", ")),
-                    format!("init read {one}; `oxbuild init --dockerfile FILE` reads another"),
+                    format!("init read {one}{why}; `oxbuild init --dockerfile FILE` reads another"),
                 ));
             }
-            Some((*one).clone())
+            Some(one.clone())
         }
-        (_, several) => {
+        None if all.is_empty() => None,
+        None => {
             notes.push(Note::new(
-                format!("Dockerfiles: {}", several.join(", ")),
+                format!("Dockerfiles: {}", all.join(", ")),
                 "init reads a production one, else a Dockerfile at the project's root, else the only one in a folder: name the one you build with `oxbuild init --dockerfile FILE`",
             ));
             None
@@ -566,11 +550,8 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             // /usr/local/bin/`) or anywhere else (`COPY entry.sh /entry.sh`):
             // oxbuild keeps it where the app has it.
             if let Some(program) = argv.first_mut() {
-                let src = match program.contains('/') {
-                    true => d.source_of(program, &workdir),
-                    false => d.program_source(program),
-                };
-                let at = src
+                let at = d
+                    .program_from(program, &workdir)
                     .filter(|s| !s.is_empty() && dir.join(s).is_file())
                     .map(|src| format!("{}/{src}", app_root.trim_end_matches('/')));
                 // `./boot.sh` in the workdir is where the app has it already;
