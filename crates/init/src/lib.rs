@@ -178,7 +178,10 @@ fn moved(dir: &Path, file: &str, d: &dockerfile::FromDockerfile, workdir: &str) 
     for (src, dest, into) in d.placed() {
         let rel = src.trim_start_matches("./").trim_end_matches('/');
         let ours = if rel.is_empty() || rel == "." { workdir.to_string() } else { format!("{workdir}/{rel}") };
-        let theirs = match (*into && !dir.join(rel).is_dir(), rel.rsplit('/').next()) {
+        // The workdir and the directories a `RUN mkdir` made are directories
+        // whatever the line's trailing slash (`COPY entry.sh $APP_HOME`).
+        let into = *into || dest.trim_end_matches('/') == workdir || d.dirs.contains(dest);
+        let theirs = match (into && !dir.join(rel).is_dir(), rel.rsplit('/').next()) {
             (true, Some(name)) => format!("{}/{name}", dest.trim_end_matches('/')),
             _ => dest.clone(),
         };
@@ -1102,7 +1105,7 @@ mod tests {
         // Laid out as the image has it: no note.
         std::fs::write(
             dir.path().join("Dockerfile"),
-            "FROM python:3.12\nWORKDIR /app\nCOPY requirements.txt .\nCOPY backend/app backend/app\nCOPY static/ /app/static/\nCMD [\"python3\", \"main.py\"]\n",
+            "FROM python:3.12\nWORKDIR /app\nCOPY requirements.txt .\nCOPY backend/app backend/app\nCOPY static/ /app/static/\nCOPY entry.sh /app\nCMD [\"python3\", \"main.py\"]\n",
         )
         .unwrap();
         let plan = super::plan(dir.path(), &Options::default()).unwrap();
