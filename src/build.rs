@@ -194,7 +194,7 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
             services.client.open_uploads(target, new_blobs);
         }
     }
-    let result = async {
+    let body = async {
         if let Some(one) = asked.one() {
             request.platform = Some(one.clone());
         }
@@ -309,11 +309,8 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
         }
         out.result(&report, &human);
         Ok::<(), Failure>(())
-    }
-    .await;
-    services.client.close_uploads(None).await;
-    services.settle().await;
-    result
+    };
+    services.finishing(body).await
 }
 
 /// The blobs a rebuild's push usually adds: the app layer and the config,

@@ -106,13 +106,16 @@ pub async fn run(
     }
     let started = std::time::SystemTime::now();
     let services = crate::build::services(&args.app.registry, out)?;
-    let outcome = async {
+    let body = async {
         let platforms = resolve(asked, &request, &services, out).await?;
         let built = assemble_all(&request, &platforms, None, &services, out).await?;
         let index = index_of(&built)?;
         let ships = args.push || !outputs.is_empty() || args.attest.sbom_dir.is_some();
-        let (proofs, index_proofs) =
-            if ships { prepare(&built, &index, started, &args.attest, &services, out)? } else { (Vec::new(), Vec::new()) };
+        let (proofs, index_proofs) = if ships {
+            prepare(&built, &index, started, &args.attest, &services, out)?
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
         let mut written = Vec::new();
         if !outputs.is_empty() {
@@ -185,11 +188,8 @@ pub async fn run(
         }
         out.result(&report, &human);
         Ok(())
-    }
-    .await;
-    // Even after a failure: see pipeline.
-    services.settle().await;
-    outcome
+    };
+    services.finishing(body).await
 }
 
 fn list(platforms: &[Platform]) -> String {

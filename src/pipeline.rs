@@ -133,15 +133,14 @@ fn describe_tags(tags: &[String]) -> String {
 pub async fn publish(args: PublishArgs, out: Reporter) -> Result<(), Failure> {
     let started = SystemTime::now();
     let services = services(&args.stage.app.registry, out)?;
-    let outcome = async {
-        let built = assemble_platforms(&args.stage.app, false, &services, out).await?;
-        let result = publish_stage(&built, &services, &args.attest, started, out).await?;
-        out.result(&result.json, &result.human);
-        Ok(())
-    }
-    .await;
-    services.settle().await;
-    outcome
+    services
+        .finishing(async {
+            let built = assemble_platforms(&args.stage.app, false, &services, out).await?;
+            let result = publish_stage(&built, &services, &args.attest, started, out).await?;
+            out.result(&result.json, &result.human);
+            Ok(())
+        })
+        .await
 }
 
 pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> {
@@ -167,7 +166,7 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
     let started_at = SystemTime::now();
     let run_assess = !args.skip_assess;
     let services = services(&args.stage.app.registry, out)?;
-    let outcome = async {
+    let body = async {
         let built = match assemble_platforms(&args.stage.app, run_assess, &services, out).await {
             Ok(b) => b,
             Err(f) => {
@@ -267,7 +266,8 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
                     assess_stage(assembled, &services, args.stage.runtime.as_deref(), args.junit.as_deref(), out).await
                 }
                 "health" => {
-                    health_stage(assembled, &services, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await
+                    health_stage(assembled, &services, args.stage.runtime.as_deref(), args.timeout.as_deref(), out)
+                        .await
                 }
                 "publish" => publish_stage(&built, &services, &args.attest, started_at, out).await,
                 _ => verify_published(&built, &args, &services).await,
@@ -303,11 +303,6 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
         }
         out.result(&report(&stages, None), &human);
         Ok(())
-    }
-    .await;
-    // The work begun in the background (an app layer on its way to the
-    // cache repository) is waited for even when a stage failed: the next
-    // runner would otherwise compile it again.
-    services.settle().await;
-    outcome
+    };
+    services.finishing(body).await
 }

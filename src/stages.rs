@@ -244,16 +244,22 @@ pub async fn assess_stage(
 
 pub async fn health(args: HealthArgs, out: Reporter) -> Result<(), Failure> {
     let services = services(&args.stage.app.registry, out)?;
-    let assembled = assemble(&args.stage.app, false, &services).await?;
-    let done = health_stage(&assembled, &services, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await;
-    services.settle().await;
+    let done = services
+        .finishing(async {
+            let assembled = assemble(&args.stage.app, false, &services).await?;
+            health_stage(&assembled, &services, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await
+        })
+        .await;
     done?.finish(out)
 }
 
 pub async fn assess(args: AssessArgs, out: Reporter) -> Result<(), Failure> {
     let services = services(&args.stage.app.registry, out)?;
-    let assembled = assemble(&args.stage.app, true, &services).await?;
-    let done = assess_stage(&assembled, &services, args.stage.runtime.as_deref(), args.junit.as_deref(), out).await;
-    services.settle().await;
+    let done = services
+        .finishing(async {
+            let assembled = assemble(&args.stage.app, true, &services).await?;
+            assess_stage(&assembled, &services, args.stage.runtime.as_deref(), args.junit.as_deref(), out).await
+        })
+        .await;
     done?.finish(out)
 }

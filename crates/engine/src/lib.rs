@@ -123,6 +123,18 @@ impl Services {
         self.background.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(handle);
     }
 
+    /// Runs a command's `body`, then, whether it succeeded or failed, closes
+    /// the upload sessions opened ahead that no blob used and waits for the
+    /// work begun in the background ([`Services::settle`]): a failed stage
+    /// must not drop an app layer on its way to the cache repository, which
+    /// the next runner would otherwise build again.
+    pub async fn finishing<T>(&self, body: impl std::future::Future<Output = T>) -> T {
+        let outcome = body.await;
+        self.client.close_uploads(None).await;
+        self.settle().await;
+        outcome
+    }
+
     /// Waits for the work started in the background (entries stored in the
     /// cache repository), so that a command ends only once it is done. A
     /// command that never calls it only loses those entries.
