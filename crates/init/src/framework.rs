@@ -253,14 +253,7 @@ pub fn health_route(dir: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn write(dir: &Path, files: &[(&str, &str)]) {
-        for (p, text) in files {
-            let path = dir.join(p);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-    }
+    use crate::testing::write;
 
     #[test]
     fn django_runs_its_wsgi_application_with_gunicorn() {

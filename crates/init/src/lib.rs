@@ -981,18 +981,45 @@ fn toml_key(k: &str) -> String {
 }
 
 #[cfg(test)]
+pub(crate) mod testing {
+    use std::path::Path;
+
+    /// Writes `files` (path, text) under `root`, making their folders; a
+    /// path ending in `/` is a folder of its own.
+    pub(crate) fn write(root: &Path, files: &[(&str, &str)]) {
+        for (p, text) in files {
+            let path = root.join(p);
+            if p.ends_with('/') {
+                std::fs::create_dir_all(path).unwrap();
+                continue;
+            }
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+    }
+
+    /// A project directory holding `files`, as [`write`] puts them.
+    pub(crate) fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), files);
+        dir
+    }
+}
+
+#[cfg(test)]
 mod tests {
+    use super::testing::{project, write};
     use super::*;
 
     #[test]
     fn packages_installed_beside_the_lock_are_named_unless_the_lock_has_them() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            "FROM python:3.12-slim\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nRUN pip install gunicorn PyMySQL\nCOPY . .\nCMD [\"./boot.sh\"]\n",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("requirements.txt"), "flask==3.1.0\npymysql==1.1.1\n").unwrap();
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.12-slim\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nRUN pip install gunicorn PyMySQL\nCOPY . .\nCMD [\"./boot.sh\"]\n",
+            ),
+            ("requirements.txt", "flask==3.1.0\npymysql==1.1.1\n"),
+        ]);
         let plan = plan(dir.path(), &Options::default()).unwrap();
         let notes: Vec<&str> = plan.notes.iter().map(|n| n.what.as_str()).collect();
         assert_eq!(notes, ["Dockerfile installs gunicorn outside the lock"]);
@@ -1005,17 +1032,17 @@ mod tests {
 
     #[test]
     fn a_script_the_dockerfile_copied_out_of_the_app_is_run_where_the_app_has_it() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            "FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY web.py /app/web.py\nCOPY docker-entrypoint.sh /docker-entrypoint.sh\nCOPY boot.sh /usr/local/bin/\nCOPY docker/status.py /app/\nHEALTHCHECK CMD ./status.py\nENV LC_ALL=en_US.UTF-8\nENTRYPOINT [\"/docker-entrypoint.sh\"]\nCMD [\"boot.sh\", \"/app/web.py\"]\n",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("requirements.txt"), "flask==3.1.0\n").unwrap();
-        std::fs::create_dir_all(dir.path().join("docker")).unwrap();
-        for f in ["web.py", "docker-entrypoint.sh", "boot.sh", "docker/status.py"] {
-            std::fs::write(dir.path().join(f), "").unwrap();
-        }
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY web.py /app/web.py\nCOPY docker-entrypoint.sh /docker-entrypoint.sh\nCOPY boot.sh /usr/local/bin/\nCOPY docker/status.py /app/\nHEALTHCHECK CMD ./status.py\nENV LC_ALL=en_US.UTF-8\nENTRYPOINT [\"/docker-entrypoint.sh\"]\nCMD [\"boot.sh\", \"/app/web.py\"]\n",
+            ),
+            ("requirements.txt", "flask==3.1.0\n"),
+            ("web.py", ""),
+            ("docker-entrypoint.sh", ""),
+            ("boot.sh", ""),
+            ("docker/status.py", ""),
+        ]);
         let plan = plan(dir.path(), &Options::default()).unwrap();
         assert_eq!(plan.entrypoint, Some(vec!["/app/docker-entrypoint.sh".to_string()]));
         let notes: Vec<&str> = plan.notes.iter().map(|n| n.what.as_str()).collect();
@@ -1029,23 +1056,26 @@ mod tests {
 
     #[test]
     fn the_only_dockerfile_in_a_folder_is_read_with_the_root_as_its_context() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("docker")).unwrap();
-        std::fs::write(
-            dir.path().join("docker/Dockerfile"),
-            "FROM python:3.12-slim\nWORKDIR /srv\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\nUSER hc\nCMD [\"uwsgi\", \"docker/uwsgi.ini\"]\n",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("docker/uwsgi.ini"), "[uwsgi]\n").unwrap();
-        std::fs::write(dir.path().join("requirements.txt"), "uwsgi==2.0.28\n").unwrap();
+        let dir = project(&[
+            (
+                "docker/Dockerfile",
+                "FROM python:3.12-slim\nWORKDIR /srv\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\nUSER hc\nCMD [\"uwsgi\", \"docker/uwsgi.ini\"]\n",
+            ),
+            ("docker/uwsgi.ini", "[uwsgi]\n"),
+            ("requirements.txt", "uwsgi==2.0.28\n"),
+        ]);
         let plan = plan(dir.path(), &Options::default()).unwrap();
         assert_eq!(plan.sources[0], "docker/Dockerfile (built from the project's root)");
         assert_eq!(plan.cmd, Some(vec!["uwsgi".to_string(), "docker/uwsgi.ini".to_string()]));
         assert_eq!(plan.workdir, "/srv");
         // Two: neither is guessed at, and the note says so.
-        std::fs::create_dir_all(dir.path().join("deploy")).unwrap();
-        std::fs::write(dir.path().join("deploy/Containerfile"), "FROM python:3.12\nCMD [\"x\"]\n").unwrap();
-        std::fs::write(dir.path().join("web.py"), "from flask import Flask\napp = Flask(__name__)\n").unwrap();
+        write(
+            dir.path(),
+            &[
+                ("deploy/Containerfile", "FROM python:3.12\nCMD [\"x\"]\n"),
+                ("web.py", "from flask import Flask\napp = Flask(__name__)\n"),
+            ],
+        );
         let two = super::plan(dir.path(), &Options::default()).unwrap();
         let notes: Vec<&str> = two.notes.iter().map(|n| n.what.as_str()).collect();
         assert!(notes.contains(&"Dockerfiles: deploy/Containerfile, docker/Dockerfile"), "{notes:?}");
@@ -1057,15 +1087,15 @@ mod tests {
     /// and sources are that stage's inputs, not a Node.js app to install nor
     /// files of the image, and the note says to build it first.
     fn a_front_end_built_in_a_stage_is_a_note_not_a_node_app() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("backend/app")).unwrap();
-        std::fs::create_dir_all(dir.path().join("frontend")).unwrap();
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            "FROM oven/bun:1 AS frontend-build\nWORKDIR /app\nCOPY package.json bun.lock /app/\nCOPY ./frontend /app/frontend\nRUN cd frontend && bun install && bun run build\n\nFROM python:3.12\nENV UV_COMPILE_BYTECODE=1\nWORKDIR /app\nCOPY ./backend/app /app/backend/app\nCOPY --from=frontend-build /app/frontend/dist /app/backend/app/frontend\nCMD [\"fastapi\", \"run\"]\n",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("package.json"), r#"{"dependencies": {"react": "19.0.0"}}"#).unwrap();
+        let dir = project(&[
+            ("backend/app/", ""),
+            ("frontend/", ""),
+            (
+                "Dockerfile",
+                "FROM oven/bun:1 AS frontend-build\nWORKDIR /app\nCOPY package.json bun.lock /app/\nCOPY ./frontend /app/frontend\nRUN cd frontend && bun install && bun run build\n\nFROM python:3.12\nENV UV_COMPILE_BYTECODE=1\nWORKDIR /app\nCOPY ./backend/app /app/backend/app\nCOPY --from=frontend-build /app/frontend/dist /app/backend/app/frontend\nCMD [\"fastapi\", \"run\"]\n",
+            ),
+            ("package.json", r#"{"dependencies": {"react": "19.0.0"}}"#),
+        ]);
         let plan = plan(dir.path(), &Options::default()).unwrap();
         assert!(plan.node.is_none(), "no [node] section for a build stage's package.json");
         assert_eq!(plan.include.as_deref(), Some(["backend/app".to_string()].as_slice()));
@@ -1075,11 +1105,13 @@ mod tests {
         let env = plan.notes.iter().find(|n| n.what == "ENV UV_COMPILE_BYTECODE in Dockerfile").expect("a note");
         assert!(env.why.contains("compile-bytecode"), "{}", env.why);
         // The same package.json copied into the final stage is the app's.
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            "FROM node:20\nWORKDIR /app\nCOPY package.json package-lock.json ./\nRUN npm ci\nCOPY . .\nCMD [\"node\", \"server.js\"]\n",
-        )
-        .unwrap();
+        write(
+            dir.path(),
+            &[(
+                "Dockerfile",
+                "FROM node:20\nWORKDIR /app\nCOPY package.json package-lock.json ./\nRUN npm ci\nCOPY . .\nCMD [\"node\", \"server.js\"]\n",
+            )],
+        );
         assert!(super::plan(dir.path(), &Options::default()).unwrap().node.is_some());
     }
 
@@ -1088,26 +1120,28 @@ mod tests {
     /// project has them are named, with where oxbuild puts them; files in
     /// the same place, and those copied outside the workdir, are not.
     fn files_the_dockerfile_moves_within_the_workdir_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        for d in ["backend/app", "src", "static"] {
-            std::fs::create_dir_all(dir.path().join(d)).unwrap();
-        }
-        std::fs::write(dir.path().join("requirements.txt"), "flask==3.1.0\n").unwrap();
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            "FROM python:3.12\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY ./backend/app /app/app\nCOPY src/ .\nCOPY static static/\nCOPY entry.sh /entry.sh\nCMD [\"python3\", \"main.py\"]\n",
-        )
-        .unwrap();
+        let dir = project(&[
+            ("backend/app/", ""),
+            ("src/", ""),
+            ("static/", ""),
+            ("requirements.txt", "flask==3.1.0\n"),
+            (
+                "Dockerfile",
+                "FROM python:3.12\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY ./backend/app /app/app\nCOPY src/ .\nCOPY static static/\nCOPY entry.sh /entry.sh\nCMD [\"python3\", \"main.py\"]\n",
+            ),
+        ]);
         let plan = plan(dir.path(), &Options::default()).unwrap();
         let note = plan.notes.iter().find(|n| n.what == "where Dockerfile puts the project's files").expect("a note");
         assert!(note.why.starts_with("it puts backend/app at /app/app, src at /app;"), "{}", note.why);
         assert!(note.why.contains("(/app/backend/app, /app/src)"), "{}", note.why);
         // Laid out as the image has it: no note.
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            "FROM python:3.12\nWORKDIR /app\nCOPY requirements.txt .\nCOPY backend/app backend/app\nCOPY static/ /app/static/\nCOPY entry.sh /app\nCMD [\"python3\", \"main.py\"]\n",
-        )
-        .unwrap();
+        write(
+            dir.path(),
+            &[(
+                "Dockerfile",
+                "FROM python:3.12\nWORKDIR /app\nCOPY requirements.txt .\nCOPY backend/app backend/app\nCOPY static/ /app/static/\nCOPY entry.sh /app\nCMD [\"python3\", \"main.py\"]\n",
+            )],
+        );
         let plan = super::plan(dir.path(), &Options::default()).unwrap();
         assert!(!plan.notes.iter().any(|n| n.what.starts_with("where ")), "{:?}", plan.notes);
     }
@@ -1119,25 +1153,21 @@ mod tests {
     /// line becomes the cmd, with a note; a script that runs the app itself
     /// gets none.
     fn an_entrypoint_that_runs_its_arguments_gets_a_cmd() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            "FROM python:3.11\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\nENTRYPOINT [\"/app/entrypoint.sh\"]\n",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("requirements.txt"), "gunicorn==23.0.0\n").unwrap();
-        std::fs::write(dir.path().join("Procfile"), "web: gunicorn web:app\n").unwrap();
-        std::fs::write(
-            dir.path().join("entrypoint.sh"),
-            "#!/bin/sh\nuntil nc -z db 5432; do sleep 1; done\nexec \"$@\"\n",
-        )
-        .unwrap();
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.11\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\nENTRYPOINT [\"/app/entrypoint.sh\"]\n",
+            ),
+            ("requirements.txt", "gunicorn==23.0.0\n"),
+            ("Procfile", "web: gunicorn web:app\n"),
+            ("entrypoint.sh", "#!/bin/sh\nuntil nc -z db 5432; do sleep 1; done\nexec \"$@\"\n"),
+        ]);
         let plan = plan(dir.path(), &Options::default()).unwrap();
         assert_eq!(plan.entrypoint, Some(vec!["/app/entrypoint.sh".to_string()]));
         assert_eq!(plan.cmd, Some(vec!["gunicorn".to_string(), "web:app".to_string()]));
         let note = plan.notes.iter().find(|n| n.what == "a CMD for /app/entrypoint.sh").expect("a note");
         assert!(note.why.contains("the Procfile's web line"), "{}", note.why);
-        std::fs::write(dir.path().join("entrypoint.sh"), "#!/bin/sh\nexec gunicorn web:app\n").unwrap();
+        write(dir.path(), &[("entrypoint.sh", "#!/bin/sh\nexec gunicorn web:app\n")]);
         assert_eq!(super::plan(dir.path(), &Options::default()).unwrap().cmd, None);
     }
 
@@ -1146,10 +1176,10 @@ mod tests {
     /// unless --dockerfile names another; a name that is not there is an
     /// error that says which flag gave it.
     fn a_production_dockerfile_is_read_first_and_dockerfile_names_one() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("Dockerfile"), "FROM python:3.11\nCMD [\"python3\", \"dev.py\"]\n").unwrap();
-        std::fs::write(dir.path().join("Dockerfile.prod"), "FROM python:3.11\nCMD [\"python3\", \"prod.py\"]\n")
-            .unwrap();
+        let dir = project(&[
+            ("Dockerfile", "FROM python:3.11\nCMD [\"python3\", \"dev.py\"]\n"),
+            ("Dockerfile.prod", "FROM python:3.11\nCMD [\"python3\", \"prod.py\"]\n"),
+        ]);
         let prod = plan(dir.path(), &Options::default()).unwrap();
         assert_eq!(prod.sources[0], "Dockerfile.prod");
         assert_eq!(prod.cmd, Some(vec!["python3".to_string(), "prod.py".to_string()]));
@@ -1167,17 +1197,15 @@ mod tests {
     /// wagtail/bakerydemo: a Django app whose package.json holds eslint and
     /// stylelint as devDependencies. No [node] section, and a note says why.
     fn a_python_apps_package_json_of_dev_tools_makes_no_node_section() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            "FROM python:3.12-slim\nWORKDIR /code\nADD . /code/\nCMD [\"uwsgi\", \"/code/etc/uwsgi.ini\"]\n",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("requirements.txt"), "uwsgi==2.0.28\n").unwrap();
-        std::fs::write(dir.path().join("package.json"), r#"{"private": true, "devDependencies": {"eslint": "9.0.0"}}"#)
-            .unwrap();
-        std::fs::write(dir.path().join("package-lock.json"), r#"{"lockfileVersion": 3, "packages": {"": {}}}"#)
-            .unwrap();
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.12-slim\nWORKDIR /code\nADD . /code/\nCMD [\"uwsgi\", \"/code/etc/uwsgi.ini\"]\n",
+            ),
+            ("requirements.txt", "uwsgi==2.0.28\n"),
+            ("package.json", r#"{"private": true, "devDependencies": {"eslint": "9.0.0"}}"#),
+            ("package-lock.json", r#"{"lockfileVersion": 3, "packages": {"": {}}}"#),
+        ]);
         let plan = plan(dir.path(), &Options::default()).unwrap();
         assert!(plan.node.is_none());
         assert!(
@@ -1186,7 +1214,7 @@ mod tests {
             plan.notes
         );
         // With a production dependency it is the app's.
-        std::fs::write(dir.path().join("package.json"), r#"{"dependencies": {"htmx.org": "2.0.0"}}"#).unwrap();
+        write(dir.path(), &[("package.json", r#"{"dependencies": {"htmx.org": "2.0.0"}}"#)]);
         assert!(super::plan(dir.path(), &Options::default()).unwrap().node.is_some());
     }
 
@@ -1209,19 +1237,11 @@ mod tests {
     /// HackSoftware/Django-Styleguide-Example keeps `docker/local.Dockerfile`
     /// and `docker/production.Dockerfile`: the production one is read.
     fn a_production_dockerfile_in_a_folder_is_read() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("docker")).unwrap();
-        std::fs::write(
-            dir.path().join("docker/local.Dockerfile"),
-            "FROM python:3.12\nCMD [\"python3\", \"manage.py\", \"runserver\"]\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("docker/production.Dockerfile"),
-            "FROM python:3.12\nWORKDIR /app\nCMD [\"gunicorn\", \"config.wsgi\"]\n",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join(".dockerignore"), "*.pyc\n").unwrap();
+        let dir = project(&[
+            ("docker/local.Dockerfile", "FROM python:3.12\nCMD [\"python3\", \"manage.py\", \"runserver\"]\n"),
+            ("docker/production.Dockerfile", "FROM python:3.12\nWORKDIR /app\nCMD [\"gunicorn\", \"config.wsgi\"]\n"),
+            (".dockerignore", "*.pyc\n"),
+        ]);
         let plan = plan(dir.path(), &Options::default()).unwrap();
         assert_eq!(plan.sources[0], "docker/production.Dockerfile (built from the project's root)");
         assert_eq!(plan.cmd, Some(vec!["gunicorn".to_string(), "config.wsgi".to_string()]));
@@ -1234,10 +1254,10 @@ mod tests {
             is_dockerfile("Containerfile.prod") && is_dockerfile("prod.dockerfile") && !is_dockerfile(".dockerignore")
         );
         // A variant that is not the production one is never guessed at.
-        let other = tempfile::tempdir().unwrap();
-        std::fs::write(other.path().join("bench.Dockerfile"), "FROM python:3.12\nCMD [\"python3\", \"bench.py\"]\n")
-            .unwrap();
-        std::fs::write(other.path().join("web.py"), "from flask import Flask\napp = Flask(__name__)\n").unwrap();
+        let other = project(&[
+            ("bench.Dockerfile", "FROM python:3.12\nCMD [\"python3\", \"bench.py\"]\n"),
+            ("web.py", "from flask import Flask\napp = Flask(__name__)\n"),
+        ]);
         let plan = super::plan(other.path(), &Options::default()).unwrap();
         assert!(plan.sources.iter().all(|s| !s.contains("Dockerfile")), "{:?}", plan.sources);
         assert!(plan.notes.iter().any(|n| n.what == "Dockerfiles: bench.Dockerfile"), "{:?}", plan.notes);
@@ -1245,8 +1265,7 @@ mod tests {
 
     #[test]
     fn a_project_with_no_way_to_run_is_an_error_that_says_what_to_do() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("README.md"), "hello\n").unwrap();
+        let dir = project(&[("README.md", "hello\n")]);
         let e = plan(dir.path(), &Options::default()).unwrap_err();
         assert!(e.contains("found no way to run the app") && e.contains("[image] entrypoint"), "{e}");
     }
