@@ -136,6 +136,9 @@ fn checkout_bytecode_is_dropped_and_bad_sources_are_skipped() {
     std::fs::create_dir_all(pkg.join("__pycache__")).unwrap();
     std::fs::write(pkg.join("__pycache__/stale.cpython-39.pyc"), b"not from this image").unwrap();
     std::fs::write(pkg.join("legacy.py"), "print 'python 2'\n").unwrap();
+    // A source in a CJK encoding compiles: its codec is an extension module
+    // of the base's standard library, which the interpreter's kit carries.
+    std::fs::write(pkg.join("hanzi.py"), b"# -*- coding: big5 -*-\nTEXT = '\xa4\xa4\xa4\xe5'\n").unwrap();
     let layout = ws.tmp.path().join("layout");
     let (code, stdout, stderr) = run(ws
         .oxbuild()
@@ -151,6 +154,8 @@ fn checkout_bytecode_is_dropped_and_bad_sources_are_skipped() {
     let names: Vec<String> = layer_entries(&blob_in(&layout, &app)).into_iter().map(|(n, _)| n).collect();
     assert!(names.iter().any(|n| n == "app/plainweb/__pycache__/__main__.cpython-311.pyc"), "{names:?}");
     assert!(names.iter().any(|n| n == "app/plainweb/legacy.py"), "the source itself stays: {names:?}");
+    assert!(names.iter().any(|n| n == "app/plainweb/__pycache__/hanzi.cpython-311.pyc"), "{names:?}");
+    assert!(!stderr.contains("hanzi.py"), "{stderr}");
     assert!(!names.iter().any(|n| n.contains("stale") || n.contains("legacy.cpython")), "{names:?}");
 
     // compile-bytecode = false ships none.

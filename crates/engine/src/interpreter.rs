@@ -39,8 +39,9 @@ struct KitRecord {
 
 /// Bumped when what a kit holds changes (v2: put in place straight from
 /// the base's scan, its interpreter's version kept with it; v3: its part of
-/// the standard library in one `python3N.zip`; v4: compiled in that zip).
-const KIT_FORMAT: &str = "interpreter-kit-v4";
+/// the standard library in one `python3N.zip`; v4: compiled in that zip;
+/// v5: the extension modules of the CJK codecs).
+const KIT_FORMAT: &str = "interpreter-kit-v5";
 /// Bumped when what a build kit holds changes.
 const BUILD_KIT_FORMAT: &str = "interpreter-build-kit-v2";
 
@@ -132,15 +133,26 @@ fn kit_want(path: &str, interpreter: &str, minor: u32, purpose: Use) -> Want {
         }
         // Enough of the standard library to start and to compile: the
         // codecs (startup imports `encodings`, and a source may declare
-        // any encoding). From 3.11 the rest of what starts it is frozen
-        // into the interpreter; before, its top-level modules are read.
+        // any encoding), with the extension modules that the CJK ones
+        // (`big5`, `shift_jis`, `gbk`, ...) import. From 3.11 the rest of
+        // what starts it is frozen into the interpreter; before, its
+        // top-level modules are read.
         let codecs = rest.starts_with("encodings/") && rest.ends_with(".py");
         let top = minor < 11 && !rest.contains('/') && rest.ends_with(".py");
-        return if codecs || top { Want::Content } else { Want::Skip };
+        return if codecs || top || codec_module(rest) { Want::Content } else { Want::Skip };
     }
     // A build kit's extension modules load more (OpenSSL, libffi, ...):
     // every library is read, and `needed_closure` keeps what is loaded.
     if shared_library(path) && (purpose == Use::Build || runtime_library(path)) { Want::Content } else { Want::Skip }
+}
+
+/// True for an extension module that a codec of `encodings` imports
+/// (`lib-dynload/_codecs_tw.cpython-311-x86_64-linux-gnu.so`), given its
+/// path in the standard library.
+fn codec_module(in_stdlib: &str) -> bool {
+    in_stdlib.strip_prefix("lib-dynload/").is_some_and(|name| {
+        (name.starts_with("_codecs_") || name.starts_with("_multibytecodec.")) && name.contains(".so")
+    })
 }
 
 /// Libraries a CPython interpreter links, by name: the C library and its
@@ -378,10 +390,9 @@ async fn make(
         // modules (`lib-dynload`) load.
         let prefix = interpreter.rsplit_once("/bin/").map(|(p, _)| p.to_string()).unwrap_or_else(|| "usr".into());
         let stdlib = format!("{prefix}/lib/python3.{minor}/");
+        // (A compile kit's extension modules are the codecs' alone.)
         let mut roots = vec![interpreter.clone()];
-        if purpose == Use::Build {
-            roots.extend(files.keys().filter(|p| p.starts_with(&stdlib) && p.ends_with(".so")).cloned());
-        }
+        roots.extend(files.keys().filter(|p| p.starts_with(&stdlib) && p.ends_with(".so")).cloned());
         let keep = needed_closure(&files, &roots);
         let kept: Vec<(&String, KitFile<'_>)> = files
             .iter()
@@ -400,9 +411,13 @@ async fn make(
         // travel in one zip, `PREFIX/lib/python3N.zip`, which CPython puts
         // on `sys.path` by itself: one file to create instead of about 120,
         // and a new file costs far more than its bytes on a busy filesystem.
+        // Extension modules cannot load from a zip and stay files.
         let zip_path = format!("{prefix}/lib/python3{minor}.zip");
         let (zipped, mut kept): (Vec<_>, Vec<_>) = kept.into_iter().partition(|(path, file)| {
-            purpose == Use::Compile && path.starts_with(&stdlib) && matches!(file, KitFile::Bytes(_))
+            purpose == Use::Compile
+                && path.starts_with(&stdlib)
+                && !path.contains("/lib-dynload/")
+                && matches!(file, KitFile::Bytes(_))
         });
         let zip_bytes = stdlib_zip(&zipped, &stdlib).map_err(|e| Error::new(Kind::Build, e))?;
         if !zipped.is_empty() {
@@ -1161,6 +1176,27 @@ impl oxbuild_python::sdist::FindBuilder for BaseBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_compile_kit_takes_the_codecs_and_their_extension_modules_only() {
+        let want = |path: &str| kit_want(path, "usr/bin/python3.11", 11, Use::Compile);
+        let stdlib = "usr/lib/python3.11/";
+        for taken in [
+            "encodings/big5.py",
+            "lib-dynload/_codecs_tw.cpython-311-x86_64-linux-gnu.so",
+            "lib-dynload/_multibytecodec.cpython-311-aarch64-linux-gnu.so",
+        ] {
+            assert_eq!(want(&format!("{stdlib}{taken}")), Want::Content, "{taken}");
+        }
+        for skipped in ["os.py", "lib-dynload/_ssl.cpython-311-x86_64-linux-gnu.so", "json/__init__.py"] {
+            assert_eq!(want(&format!("{stdlib}{skipped}")), Want::Skip, "{skipped}");
+        }
+        // A base scan asks the same of any CPython it finds.
+        assert_eq!(
+            any_kit_want("usr/local/lib/python3.12/lib-dynload/_codecs_jp.cpython-312-x86_64-linux-gnu.so"),
+            Want::Content
+        );
+    }
 
     #[test]
     fn the_standard_library_zip_is_the_same_for_the_same_files_and_reads_back() {
