@@ -834,10 +834,23 @@ impl Config {
             if hc.cmd.as_ref().is_some_and(|c| c.is_empty()) {
                 return Err("[healthcheck] cmd is empty".into());
             }
-            if let Some(url) = &hc.http
-                && !(url.starts_with("http://") || url.starts_with("https://"))
-            {
-                return Err(format!("[healthcheck] http `{url}` must be an http:// or https:// URL"));
+            if let Some(url) = &hc.http {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(format!("[healthcheck] http `{url}` must be an http:// or https:// URL"));
+                }
+                // The probe sends it as it is: no shell expands `${PORT}` in it.
+                let variables = if url.contains('$') {
+                    "; shell variables are not expanded here, write the port and path themselves"
+                } else {
+                    ""
+                };
+                match url::Url::parse(url) {
+                    Ok(u) if u.host().is_some() && !url.contains('$') => {}
+                    Ok(_) => {
+                        return Err(format!("[healthcheck] http `{url}` is not a URL the probe can send{variables}"));
+                    }
+                    Err(e) => return Err(format!("[healthcheck] http `{url}` is not a valid URL ({e}){variables}")),
+                }
             }
             if hc.interval.is_zero() || hc.timeout.is_zero() {
                 return Err("[healthcheck] interval and timeout must be longer than zero".into());
@@ -920,6 +933,18 @@ mod tests {
                 .to_string();
         assert!(e.starts_with("app/oxbuild.toml:5:"), "{e}");
         assert!(e.contains("5 parsecs") && e.contains("duration"), "{e}");
+    }
+
+    #[test]
+    fn a_healthcheck_url_the_probe_cannot_send_is_refused() {
+        let http = |url: &str| parse(&format!("{MINIMAL}[healthcheck]\nhttp = \"{url}\"\n")).map(drop);
+        let e = http("http://127.0.0.1:${PORT:-9090}/health").unwrap_err().to_string();
+        assert!(e.contains("not a valid URL (invalid port number)") && e.contains("shell variables"), "{e}");
+        let e = http("http://127.0.0.1:8000/${PREFIX}health").unwrap_err().to_string();
+        assert!(e.contains("not a URL the probe can send; shell variables"), "{e}");
+        let e = http("http://:8000/").unwrap_err().to_string();
+        assert!(e.contains("not a valid URL"), "{e}");
+        http("http://127.0.0.1:8000/health?deep=1").unwrap();
     }
 
     #[test]

@@ -396,13 +396,21 @@ fn read_stage(
                         let flag = |name: &str| {
                             h.options.iter().find(|f| f.name.value == name).and_then(|f| f.value.as_ref()).map(|v| expand(&v.value, vars))
                         };
-                        Some(Health::from_command(
+                        let (health, expanded) = Health::from_command(
                             argv(arguments, vars),
+                            vars,
                             flag("interval"),
                             flag("timeout"),
                             flag("retries").and_then(|r| r.parse().ok()),
                             flag("start-period"),
-                        ))
+                        );
+                        if expanded {
+                            out.notes.push(Note::new(
+                                format!("HEALTHCHECK in {file}"),
+                                "its URL's variables were filled in from the Dockerfile's ENV and their defaults; the probe sends the URL as written in [healthcheck], so change it there if the app runs with others",
+                            ));
+                        }
+                        Some(health)
                     }
                     _ => None,
                 };
@@ -911,6 +919,29 @@ ENTRYPOINT ["./boot.sh"]
         assert_eq!(health.http.as_deref(), Some("http://127.0.0.1:5000/health"));
         assert_eq!(health.interval.as_deref(), Some("10s"));
         assert!(d.notes.iter().any(|n| n.what.contains("libpq5") && n.why.contains("base image")), "{:?}", d.notes);
+    }
+
+    #[test]
+    /// sissbruecker/linkding's check: the URL's variables are filled in as
+    /// the image's shell would (ENV, else the default, else empty), with a
+    /// note; one a shell alone can work out stays a command.
+    fn a_healthcheck_urls_variables_are_filled_in_or_the_command_kept() {
+        let text = "FROM python:3.12\nENV LD_CONTEXT_PATH=\nHEALTHCHECK --interval=30s CMD curl -f http://localhost:${LD_SERVER_PORT:-9090}/${LD_CONTEXT_PATH}health || exit 1\nCMD [\"./run.sh\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        assert_eq!(d.health.unwrap().http.as_deref(), Some("http://127.0.0.1:9090/health"));
+        assert!(d.notes.iter().any(|n| n.what == "HEALTHCHECK in Dockerfile"), "{:?}", d.notes);
+        let text = "FROM python:3.12\nENV PORT=8000\nHEALTHCHECK CMD curl -f http://localhost:$PORT/ping\nCMD [\"./run.sh\"]\n";
+        assert_eq!(
+            read(text, "Dockerfile").unwrap().health.unwrap().http.as_deref(),
+            Some("http://127.0.0.1:8000/ping")
+        );
+        let text =
+            "FROM python:3.12\nHEALTHCHECK CMD curl -f http://localhost:$(cat /port)/ || exit 1\nCMD [\"./run.sh\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        let health = d.health.unwrap();
+        assert_eq!(health.http, None);
+        assert_eq!(health.cmd.unwrap()[0], "/bin/sh");
+        assert!(d.notes.iter().all(|n| n.what != "HEALTHCHECK in Dockerfile"), "{:?}", d.notes);
     }
 
     #[test]

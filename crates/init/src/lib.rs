@@ -52,27 +52,49 @@ pub struct Health {
 impl Health {
     /// A Dockerfile's `HEALTHCHECK CMD`: a `curl`/`wget` of a local URL
     /// becomes an HTTP probe (so the image needs neither tool); anything
-    /// else stays a command.
+    /// else stays a command. Variables in the URL
+    /// (`:${PORT:-8000}/${PREFIX}health`) are expanded as the image's shell
+    /// would: from `vars` (its ENV), else their defaults, else empty; the
+    /// second value says so. A URL that is still no plain `host:port/path`
+    /// after that (`$(cat port)`) leaves the command as it is.
     pub fn from_command(
         argv: Vec<String>,
+        vars: &BTreeMap<String, String>,
         interval: Option<String>,
         timeout: Option<String>,
         retries: Option<u32>,
         start_period: Option<String>,
-    ) -> Health {
+    ) -> (Health, bool) {
         let text = argv.join(" ");
         let fetches = ["curl", "wget"].iter().any(|t| text.split_whitespace().any(|w| w.rsplit('/').next() == Some(t)))
             || text.contains("urllib.request");
-        let url = text
+        let found = text
             .split(|c: char| c.is_whitespace() || c == '\'' || c == '"' || c == '(' || c == ')')
-            .find(|w| w.starts_with("http://"))
-            .map(|u| u.replace("://localhost", "://127.0.0.1").replace("://0.0.0.0", "://127.0.0.1"));
+            .find(|w| w.starts_with("http://"));
+        let expanded = found.is_some_and(|u| u.contains('$'));
+        let url = found
+            .map(|u| dockerfile::expand(u, vars))
+            .map(|u| u.replace("://localhost", "://127.0.0.1").replace("://0.0.0.0", "://127.0.0.1"))
+            .filter(|u| plain_url(u));
         let (http, cmd) = match url {
             Some(u) if fetches => (Some(u), None),
             _ => (None, Some(argv)),
         };
-        Health { http, cmd, interval, timeout, retries, start_period }
+        let expanded = expanded && http.is_some();
+        (Health { http, cmd, interval, timeout, retries, start_period }, expanded)
     }
+}
+
+/// True for `http://HOST[:PORT][/PATH]` with a numeric port and nothing a
+/// shell would still have to expand.
+fn plain_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let port_ok = match authority.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && !port.is_empty() && port.parse::<u16>().is_ok(),
+        None => !authority.is_empty(),
+    };
+    port_ok && !url.contains(['$', '`', '{', '}'])
 }
 
 /// What `init` is asked.
