@@ -375,6 +375,14 @@ pub struct StageArgs {
     /// else the first on PATH).
     #[arg(long, value_name = "PROGRAM")]
     pub runtime: Option<String>,
+
+    /// Set a variable in the containers this starts (the health check's,
+    /// the gates'), never in the image: NAME=VALUE, or NAME alone to pass
+    /// oxbuild's own value (for a secret such as DATABASE_URL from CI).
+    /// Repeatable. Values reach the runtime through its environment, so
+    /// they never show on a command line or in oxbuild's output.
+    #[arg(long = "env", short = 'e', value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -165,6 +165,7 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
     let started = Instant::now();
     let started_at = SystemTime::now();
     let run_assess = !args.skip_assess;
+    crate::stages::stage_env(&args.stage)?;
     let services = services(&args.stage.app.registry, out)?;
     let body = async {
         let built = match assemble_platforms(&args.stage.app, run_assess, &services, out).await {
@@ -262,13 +263,8 @@ pub async fn pipeline(args: PipelineArgs, out: Reporter) -> Result<(), Failure> 
             out.step(format!("== {name}"));
             let t = Instant::now();
             let result = match name {
-                "assess" => {
-                    assess_stage(assembled, &services, args.stage.runtime.as_deref(), args.junit.as_deref(), out).await
-                }
-                "health" => {
-                    health_stage(assembled, &services, args.stage.runtime.as_deref(), args.timeout.as_deref(), out)
-                        .await
-                }
+                "assess" => assess_stage(assembled, &services, &args.stage, args.junit.as_deref(), out).await,
+                "health" => health_stage(assembled, &services, &args.stage, args.timeout.as_deref(), out).await,
                 "publish" => publish_stage(&built, &services, &args.attest, started_at, out).await,
                 _ => verify_published(&built, &args, &services).await,
             };

@@ -11,11 +11,52 @@ use serde_json::json;
 use oxbuild_engine::{Assembled, Services};
 
 use crate::build::{assemble, services};
-use crate::cli::{AssessArgs, HealthArgs};
+use crate::cli::{AssessArgs, HealthArgs, StageArgs};
 use crate::report::{Failure, Reporter};
 
-fn runtime(arg: Option<&str>, cfg: &oxbuild_config::Config) -> Result<Runtime, Failure> {
-    Runtime::detect(arg.or(cfg.runtime.program.as_deref())).map_err(Failure::runtime)
+/// The runtime `--runtime` or [runtime] names, with the variables of `--env`.
+fn runtime(stage: &StageArgs, cfg: &oxbuild_config::Config) -> Result<Runtime, Failure> {
+    let env = stage_env(stage)?;
+    Ok(Runtime::detect(stage.runtime.as_deref().or(cfg.runtime.program.as_deref()))
+        .map_err(Failure::runtime)?
+        .with_env(env))
+}
+
+/// The variables of `--env`, from oxbuild's environment where only named:
+/// checked before a command builds anything, and again when it runs a container.
+pub fn stage_env(stage: &StageArgs) -> Result<Vec<(String, String)>, Failure> {
+    container_env(&stage.env, |name| std::env::var(name).ok())
+}
+
+/// The (name, value) pairs of `--env`: NAME=VALUE, or NAME with the value
+/// `lookup` finds (oxbuild's own environment). Errors name the flag and the
+/// variable, never a value.
+fn container_env(flags: &[String], lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, Failure> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    for flag in flags {
+        let (name, value) = match flag.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (flag.as_str(), None),
+        };
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(Failure::config(format!(
+                "--env `{name}`: not a variable name (letters, digits and _, not starting with a digit); write NAME=VALUE or NAME"
+            )));
+        }
+        let value = match value {
+            Some(v) => v,
+            None => lookup(name).ok_or_else(|| {
+                Failure::config(format!(
+                    "--env {name}: {name} is not set in oxbuild's environment; set it, or write {name}=VALUE"
+                ))
+            })?,
+        };
+        env.retain(|(k, _)| k != name);
+        env.push((name.to_string(), value));
+    }
+    Ok(env)
 }
 
 /// Puts `image` into the runtime (see `oxbuild_engine::load`) and returns its name there.
@@ -111,7 +152,7 @@ fn command_not_found(error: &str, config: &serde_json::Value) -> Option<Failure>
 pub async fn health_stage(
     assembled: &Assembled,
     services: &Services,
-    runtime_arg: Option<&str>,
+    stage: &StageArgs,
     timeout: Option<&str>,
     out: Reporter,
 ) -> Result<StageResult, Failure> {
@@ -119,7 +160,7 @@ pub async fn health_stage(
     let config = image.config_json().map_err(Failure::input)?;
     let check = health::Check::from_config(&config)
         .ok_or_else(|| Failure::config("the image has no healthcheck: add a [healthcheck] section to oxbuild.toml"))?;
-    let runtime = runtime(runtime_arg, &assembled.cfg)?;
+    let runtime = runtime(stage, &assembled.cfg)?;
     let name = load(&runtime, image, assembled, services).await?;
     let ports: Vec<u16> = config["config"]["ExposedPorts"]
         .as_object()
@@ -179,7 +220,7 @@ pub async fn health_stage(
 pub async fn assess_stage(
     assembled: &Assembled,
     services: &Services,
-    runtime_arg: Option<&str>,
+    stage: &StageArgs,
     junit: Option<&std::path::Path>,
     out: Reporter,
 ) -> Result<StageResult, Failure> {
@@ -191,7 +232,7 @@ pub async fn assess_stage(
     }
     let image = &assembled.test.as_ref().ok_or_else(|| Failure::internal("the test variant was not built"))?.image;
     let config = image.config_json().map_err(Failure::input)?;
-    let runtime = runtime(runtime_arg, cfg)?;
+    let runtime = runtime(stage, cfg)?;
     let name = load(&runtime, image, assembled, services).await?;
     let opts = gates::GateOptions {
         image: name.clone(),
@@ -243,23 +284,45 @@ pub async fn assess_stage(
 }
 
 pub async fn health(args: HealthArgs, out: Reporter) -> Result<(), Failure> {
+    stage_env(&args.stage)?;
     let services = services(&args.stage.app.registry, out)?;
     let done = services
         .finishing(async {
             let assembled = assemble(&args.stage.app, false, &services).await?;
-            health_stage(&assembled, &services, args.stage.runtime.as_deref(), args.timeout.as_deref(), out).await
+            health_stage(&assembled, &services, &args.stage, args.timeout.as_deref(), out).await
         })
         .await;
     done?.finish(out)
 }
 
 pub async fn assess(args: AssessArgs, out: Reporter) -> Result<(), Failure> {
+    stage_env(&args.stage)?;
     let services = services(&args.stage.app.registry, out)?;
     let done = services
         .finishing(async {
             let assembled = assemble(&args.stage.app, true, &services).await?;
-            assess_stage(&assembled, &services, args.stage.runtime.as_deref(), args.junit.as_deref(), out).await
+            assess_stage(&assembled, &services, &args.stage, args.junit.as_deref(), out).await
         })
         .await;
     done?.finish(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::container_env;
+
+    #[test]
+    fn env_flags_take_a_value_or_the_named_variables_and_never_say_a_value() {
+        let lookup = |name: &str| (name == "FROM_CI").then(|| "hidden-value".to_string());
+        let flags = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let env = container_env(&flags(&["A=1", "FROM_CI", "A=2", "EMPTY="]), lookup).unwrap();
+        let want = [("FROM_CI", "hidden-value"), ("A", "2"), ("EMPTY", "")];
+        assert_eq!(env, want.map(|(k, v)| (k.to_string(), v.to_string())), "the last A wins");
+        let e = container_env(&flags(&["NOT_SET"]), lookup).unwrap_err();
+        assert!(e.message.contains("NOT_SET is not set in oxbuild's environment"), "{}", e.message);
+        for bad in ["1X=a", "=v", "A-B=c"] {
+            let e = container_env(&flags(&[bad]), lookup).unwrap_err();
+            assert!(e.message.contains("not a variable name") && !e.message.contains("=c"), "{}", e.message);
+        }
+    }
 }

@@ -107,6 +107,47 @@ fn an_app_that_exits_at_start_is_reported_with_its_exit_code_not_at_the_deadline
     assert!(leftovers(pid).is_empty());
 }
 
+/// `--env` reaches the container that health starts, never the image: the
+/// variable that makes plainweb exit at start, given at run time by name
+/// (its value from oxbuild's environment) beside a secret-like one whose
+/// value must show nowhere.
+#[test]
+fn env_given_to_health_reaches_the_container_not_the_image() {
+    let ws = Workspace::new();
+    let secret = "s3cr3t-token-value";
+    let (code, stdout, stderr, pid) = run_stage(
+        ws.oxbuild()
+            .args([
+                "health",
+                "--json",
+                "-e",
+                "PLAINWEB_EXIT",
+                "--env",
+                &format!("API_TOKEN={secret}"),
+                "--base",
+                &base(),
+            ])
+            .env("PLAINWEB_EXIT", "4")
+            .arg(ws.app()),
+    );
+    assert_eq!(code, 8, "{stderr}");
+    assert!(stderr.contains("the container exited with code 4"), "{stderr}");
+    assert!(!stdout.contains(secret) && !stderr.contains(secret), "{stdout}\n{stderr}");
+    assert!(leftovers(pid).is_empty());
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let (_, built, _) = run(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    assert_eq!(report["image"].as_str(), Some(built.trim()), "the image is the one built without --env");
+    // A name with no value here is refused before anything runs.
+    let (code, _, stderr) =
+        run(ws.oxbuild().args(["health", "--env", "OXBUILD_TEST_UNSET_VAR", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(!stderr.contains("building"), "refused before the build: {stderr}");
+    assert!(
+        stderr.contains("--env OXBUILD_TEST_UNSET_VAR: OXBUILD_TEST_UNSET_VAR is not set in oxbuild's environment"),
+        "{stderr}"
+    );
+}
+
 /// pyweb with the offline wheelhouse, and a third gate after pytest.
 fn pyweb_for_assess() -> Workspace {
     let ws = Workspace::of("pyweb");

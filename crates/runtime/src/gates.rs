@@ -76,6 +76,7 @@ pub async fn run(
     if let Some(w) = &opts.workdir {
         args.extend(["--workdir".into(), w.clone()]);
     }
+    args.extend(runtime.env_flags());
     args.extend(["--entrypoint".into(), "/bin/sh".into(), opts.image.clone(), "-c".into(), gate.run.clone()]);
 
     let started = Instant::now();

@@ -131,6 +131,7 @@ pub async fn run(
         for p in ports {
             args.extend(["-p".into(), format!("127.0.0.1::{p}")]);
         }
+        args.extend(runtime.env_flags());
         args.push(image.to_string());
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         match runtime.output("run", &refs).await {

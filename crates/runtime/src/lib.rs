@@ -38,9 +38,19 @@ pub enum Error {
 }
 
 /// A container runtime on this machine.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Runtime {
     program: String,
+    /// Variables for the containers it starts ([`Runtime::with_env`]).
+    env: Vec<(String, String)>,
+}
+
+/// Names the variables, never their values (they may be secrets).
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Runtime").field("program", &self.program).field("env", &names).finish()
+    }
 }
 
 fn on_path(program: &str) -> bool {
@@ -52,16 +62,20 @@ impl Runtime {
     pub fn detect(preferred: Option<&str>) -> Result<Runtime, Error> {
         if let Some(p) = preferred {
             return if on_path(p) {
-                Ok(Runtime { program: p.to_string() })
+                Ok(Runtime { program: p.to_string(), env: Vec::new() })
             } else {
                 Err(Error::NotFound(format!(
                     "container runtime `{p}` is not on PATH; install it or choose another with --runtime"
                 )))
             };
         }
-        ["podman", "docker"].iter().find(|p| on_path(p)).map(|p| Runtime { program: p.to_string() }).ok_or_else(|| {
-            Error::NotFound("no container runtime found: assess and health need podman or docker on PATH".into())
-        })
+        ["podman", "docker"]
+            .iter()
+            .find(|p| on_path(p))
+            .map(|p| Runtime { program: p.to_string(), env: Vec::new() })
+            .ok_or_else(|| {
+                Error::NotFound("no container runtime found: assess and health need podman or docker on PATH".into())
+            })
     }
 
     /// `podman` or `docker`.
@@ -69,10 +83,25 @@ impl Runtime {
         &self.program
     }
 
+    /// The same runtime, starting its containers with `env` (name, value)
+    /// set. The values go into the runtime's own environment and only the
+    /// names on its command line ([`Runtime::env_flags`]), which podman and
+    /// docker both read as "take the value from my environment": a value
+    /// never shows in a process list, an error or a log.
+    pub fn with_env(mut self, env: Vec<(String, String)>) -> Runtime {
+        self.env = env;
+        self
+    }
+
+    /// `--env NAME` for each variable of [`Runtime::with_env`], for a `run`.
+    pub fn env_flags(&self) -> Vec<String> {
+        self.env.iter().flat_map(|(k, _)| ["--env".to_string(), k.clone()]).collect()
+    }
+
     /// A command for the runtime.
     pub fn command(&self) -> Command {
         let mut c = Command::new(&self.program);
-        c.stdin(Stdio::null()).kill_on_drop(true);
+        c.stdin(Stdio::null()).kill_on_drop(true).envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
