@@ -406,8 +406,8 @@ fn read_stage(
                         );
                         if expanded {
                             out.notes.push(Note::new(
-                                format!("HEALTHCHECK in {file}"),
-                                "its URL's variables were filled in from the Dockerfile's ENV and their defaults; the probe sends the URL as written in [healthcheck], so change it there if the app runs with others",
+                                format!("the variables in HEALTHCHECK's URL in {file}"),
+                                "filled in from its ENV, else their defaults: the probe sends [healthcheck] http as written, so change it there if the app runs with other values",
                             ));
                         }
                         Some(health)
@@ -855,24 +855,50 @@ fn not_carried(text: &str, file: &str, notes: &mut Vec<Note>) {
             format!("RUN that installs system packages in {file}: {packages}"),
             "oxbuild runs no commands in the image: use a base image that already has these packages (or build one once and name it in [image] base)",
         ));
-    } else if !(install_step(text).is_some()
-        || installs_from_node_lock(&words)
-        || installs_packaging_tool(&words)
-        || installs_built_wheels(&words)
-        || !unlocked_packages(text).is_empty()
-        || words
-            .first()
-            .is_some_and(|w| ["useradd", "adduser", "groupadd", "addgroup", "mkdir", "chown", "chmod"].contains(w)))
-    {
+    } else {
+        // Command by command: `mkdir data && python manage.py collectstatic`
+        // carries the mkdir over (`dirs`) but not the collectstatic, and
+        // `[ -d /x ] || mkdir /x` is carried over whole.
+        let left: Vec<String> =
+            shell_commands(text).into_iter().filter(|c| !c.is_empty() && !carried(c)).map(|c| c.join(" ")).collect();
+        if left.is_empty() {
+            return;
+        }
+        let left = left.join(" && ");
         notes.push(Note::new(
             format!(
                 "RUN {}{} in {file}",
-                text.chars().take(80).collect::<String>().trim_end(),
-                if text.chars().count() > 80 { "…" } else { "" }
+                left.chars().take(80).collect::<String>().trim_end(),
+                if left.chars().count() > 80 { "…" } else { "" }
             ),
             "oxbuild runs no commands in the image: if the app needs what it makes (collectstatic, compiled translations, a frontend build), run it in CI before `oxbuild build` so that its output is in the project, or make it part of the base",
         ));
     }
+}
+
+/// Whether one command of a final stage's `RUN` is carried over, or needs
+/// nothing: an install from the lock (or of what it lacks, noted apart), a
+/// user, a directory or its owner, bytecode (oxbuild compiles it), a test
+/// or a message, a cache removed.
+fn carried(words: &[String]) -> bool {
+    let text = words.join(" ");
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let program = words.first().map(|w| w.rsplit('/').next().unwrap_or(w)).unwrap_or("");
+    let setup = ["useradd", "adduser", "groupadd", "addgroup", "usermod", "mkdir", "chown", "chmod"];
+    let nothing = ["[", "test", "true", ":", "echo", "printf", "set", "cd", "export"];
+    let compiles = program.starts_with("python") && words.get(1..3) == Some(&["-m", "compileall"]);
+    let caches = ["/tmp/", "/var/lib/apt/lists", "/var/cache/", "/root/.cache", "~/.cache"];
+    let removes_cache = program == "rm"
+        && words[1..].iter().filter(|w| !w.starts_with('-')).all(|w| caches.iter().any(|c| w.starts_with(c)));
+    install_step(&text).is_some()
+        || installs_from_node_lock(&words)
+        || installs_packaging_tool(&words)
+        || installs_built_wheels(&words)
+        || !unlocked_packages(&text).is_empty()
+        || setup.contains(&program)
+        || nothing.contains(&program)
+        || compiles
+        || removes_cache
 }
 
 #[cfg(test)]
@@ -929,7 +955,7 @@ ENTRYPOINT ["./boot.sh"]
         let text = "FROM python:3.12\nENV LD_CONTEXT_PATH=\nHEALTHCHECK --interval=30s CMD curl -f http://localhost:${LD_SERVER_PORT:-9090}/${LD_CONTEXT_PATH}health || exit 1\nCMD [\"./run.sh\"]\n";
         let d = read(text, "Dockerfile").unwrap();
         assert_eq!(d.health.unwrap().http.as_deref(), Some("http://127.0.0.1:9090/health"));
-        assert!(d.notes.iter().any(|n| n.what == "HEALTHCHECK in Dockerfile"), "{:?}", d.notes);
+        assert!(d.notes.iter().any(|n| n.what == "the variables in HEALTHCHECK's URL in Dockerfile"), "{:?}", d.notes);
         let text = "FROM python:3.12\nENV PORT=8000\nHEALTHCHECK CMD curl -f http://localhost:$PORT/ping\nCMD [\"./run.sh\"]\n";
         assert_eq!(
             read(text, "Dockerfile").unwrap().health.unwrap().http.as_deref(),
@@ -941,7 +967,25 @@ ENTRYPOINT ["./boot.sh"]
         let health = d.health.unwrap();
         assert_eq!(health.http, None);
         assert_eq!(health.cmd.unwrap()[0], "/bin/sh");
-        assert!(d.notes.iter().all(|n| n.what != "HEALTHCHECK in Dockerfile"), "{:?}", d.notes);
+        assert!(d.notes.iter().all(|n| !n.what.contains("HEALTHCHECK")), "{:?}", d.notes);
+    }
+
+    #[test]
+    /// A `RUN` is weighed command by command: what is carried over (a
+    /// directory, a user, bytecode) or needs nothing (a test, a cache
+    /// removed) is not named; what is left is, alone.
+    fn a_run_line_names_only_the_commands_left_behind() {
+        let text = "FROM python:3.12\nWORKDIR /srv\nRUN [ ! -d \"/datastore\" ] && mkdir /datastore\nRUN mkdir data && python manage.py collectstatic --noinput\nRUN python -m compileall . && rm -rf /root/.cache/pip\nRUN ln -s /usr/share/zoneinfo/UTC /etc/localtime\nCMD [\"./run.sh\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        assert_eq!(d.dirs, ["/datastore", "/srv/data"]);
+        let runs: Vec<&str> = d.notes.iter().map(|n| n.what.as_str()).filter(|w| w.starts_with("RUN")).collect();
+        assert_eq!(
+            runs,
+            [
+                "RUN python manage.py collectstatic --noinput in Dockerfile",
+                "RUN ln -s /usr/share/zoneinfo/UTC /etc/localtime in Dockerfile"
+            ]
+        );
     }
 
     #[test]
