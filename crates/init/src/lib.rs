@@ -381,6 +381,20 @@ const LOCKS: [(&str, &str); 6] = [
 const ENV_NOT_CARRIED: [&str; 9] =
     ["PATH", "VIRTUAL_ENV", "PYTHON_VERSION", "PYTHON_SHA256", "GPG_KEY", "LANG", "LC_ALL", "PYTHONPATH", "HOME"];
 
+/// A Dockerfile's `PYTHONPATH` when each of its entries is `workdir` or a
+/// folder in it (`$PYTHONPATH` itself dropped: the image has none before);
+/// None when one points elsewhere.
+fn app_python_path(value: &str, workdir: &str) -> Option<String> {
+    let workdir = workdir.trim_end_matches('/');
+    let entries: Vec<&str> = value
+        .split(':')
+        .map(|e| e.trim_end_matches('/'))
+        .filter(|e| !e.is_empty() && *e != "$PYTHONPATH" && *e != "${PYTHONPATH}")
+        .collect();
+    let inside = |e: &&str| !workdir.is_empty() && (*e == workdir || e.starts_with(&format!("{workdir}/")));
+    (!entries.is_empty() && entries.iter().all(inside)).then(|| entries.join(":"))
+}
+
 /// A Procfile: the `web:` command with its port, and the other processes
 /// (`release`, `worker`: kind and command).
 struct Procfile {
@@ -670,6 +684,15 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             None => plan.user.2 = Some(format!("{file} sets no USER; oxbuild images never run as root")),
         }
         for (k, v) in &d.env {
+            // A PYTHONPATH of the app's own directories still holds in the
+            // image (console scripts such as `celery` need it to import the
+            // app); one of the Dockerfile's own layout does not.
+            if k == "PYTHONPATH"
+                && let Some(path) = app_python_path(v, &plan.workdir)
+            {
+                plan.env.insert(k.clone(), path);
+                continue;
+            }
             if ENV_NOT_CARRIED.contains(&k.as_str())
                 || k.starts_with("PIP_")
                 || k.starts_with("POETRY_")
@@ -677,7 +700,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             {
                 let why = match k.as_str() {
                     "PYTHONPATH" => {
-                        "it points at the Dockerfile's own layout; oxbuild installs the dependencies into its venv and runs the app from [image] workdir, so Python finds both; set [image] env if the app needs more on the path"
+                        "it points outside the workdir, at the Dockerfile's own layout; oxbuild installs the dependencies into its venv and puts the app in [image] workdir; set [image] env PYTHONPATH to the workdir (or a folder of it) if a console script must import the app"
                     }
                     "LANG" | "LC_ALL" => {
                         "the locale must exist in the base image (the Dockerfile may have installed it); set [image] env if the base has it"
@@ -748,6 +771,19 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                 "add them to the project's dependencies and lock again, or the image will lack them",
             ));
         }
+    }
+    // A command that reads $PORT, as platforms such as Heroku and Cloud Run
+    // set it, gets it from the image's env: the port the Dockerfile exposes,
+    // else the command's own default (`${PORT:-5000}`), else the framework's.
+    let reads_port = command.iter().any(|w| w.contains("$PORT") || w.contains("${PORT"));
+    if reads_port && !plan.env.contains_key("PORT") {
+        let default = command.iter().find_map(|w| w.split("${PORT:-").nth(1)?.split('}').next()?.parse().ok());
+        let port = plan.ports.0.first().copied().or(default).unwrap_or(framework::PORT);
+        plan.env.insert("PORT".into(), port.to_string());
+        plan.notes.push(Note::new(
+            "$PORT in the command",
+            format!("a platform would set it; [image] env sets PORT = \"{port}\" so the image runs anywhere, and a runtime can still override it"),
+        ));
     }
     if plan.ports.0.is_empty() {
         plan.ports = match port_in(&command, dir) {
@@ -1238,6 +1274,38 @@ mod tests {
         // With a production dependency it is the app's.
         write(dir.path(), &[("package.json", r#"{"dependencies": {"htmx.org": "2.0.0"}}"#)]);
         assert!(super::plan(dir.path(), &Options::default()).unwrap().node.is_some());
+    }
+
+    #[test]
+    /// testdrivenio/fastapi-tdd-docker runs `--port $PORT` as Heroku sets
+    /// it: the image sets PORT itself (the exposed port, else the default),
+    /// and the ports and healthcheck follow. A PYTHONPATH of the workdir
+    /// holds in the image; one elsewhere is a note.
+    fn a_command_that_reads_port_gets_it_and_an_app_pythonpath_is_kept() {
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.12\nWORKDIR /app\nENV PYTHONPATH=/app:$PYTHONPATH\nCOPY . .\nCMD uvicorn main:app --host 0.0.0.0 --port $PORT\n",
+            ),
+            ("main.py", "from fastapi import FastAPI\napp = FastAPI()\n"),
+        ]);
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(plan.env.get("PORT").map(String::as_str), Some("8000"));
+        assert_eq!(plan.ports.0, [8000]);
+        assert!(plan.health.as_ref().unwrap().0.http.as_deref().unwrap().starts_with("http://127.0.0.1:8000/"));
+        assert!(plan.notes.iter().any(|n| n.what == "$PORT in the command"), "{:?}", plan.notes);
+        assert_eq!(plan.env.get("PYTHONPATH").map(String::as_str), Some("/app"));
+        write(
+            dir.path(),
+            &[(
+                "Dockerfile",
+                "FROM python:3.12\nWORKDIR /app\nENV PYTHONPATH=/opt/lib:/app\nEXPOSE 9000\nCOPY . .\nCMD gunicorn -b 0.0.0.0:${PORT} main:app\n",
+            )],
+        );
+        let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(plan.env.get("PORT").map(String::as_str), Some("9000"));
+        assert!(!plan.env.contains_key("PYTHONPATH"));
+        assert!(plan.notes.iter().any(|n| n.what == "ENV PYTHONPATH in Dockerfile"), "{:?}", plan.notes);
     }
 
     #[test]
