@@ -71,9 +71,13 @@ pub async fn run(args: InitArgs, out: Reporter) -> Result<(), Failure> {
                 }
             }
         }
-        (Some(why), _) => plan.notes.push(oxbuild_init::Note::new(
+        (Some(why), base) => plan.notes.push(oxbuild_init::Note::new(
             why.clone(),
-            "run `oxbuild lock` (once [image] base is set) to lock it for the base's Python",
+            if base.is_some() {
+                "run `oxbuild lock` to lock it for the base's Python"
+            } else {
+                "run `oxbuild lock` once [image] base is set, to lock it for the base's Python"
+            },
         )),
         (None, _) => {}
     }

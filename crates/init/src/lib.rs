@@ -835,7 +835,10 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
 }
 
 /// Why the project needs `oxbuild lock` before it can build, if it does:
-/// its requirements are top-level or ranges, not a lock.
+/// its requirements are top-level or ranges, not a lock; or they pin what
+/// they name but are no compiled lock, and so may well lack the
+/// dependencies of what they name (locking a complete one changes nothing:
+/// its pins hold).
 pub fn needs_lock(dir: &Path, plan: &Plan) -> Option<String> {
     match &plan.python {
         Some(("requirements", file)) => {
@@ -843,7 +846,11 @@ pub fn needs_lock(dir: &Path, plan: &Plan) -> Option<String> {
             let loose = oxbuild_python::requirements::unpinned(&text);
             let mut named = std::collections::BTreeSet::new();
             let loose: Vec<String> = loose.into_iter().filter(|r| named.insert(r.clone())).collect();
-            (!loose.is_empty()).then(|| format!("{file} does not pin {}", loose.join(", ")))
+            if !loose.is_empty() {
+                return Some(format!("{file} does not pin {}", loose.join(", ")));
+            }
+            let compiled = text.contains("--hash") || text.contains("# via") || text.contains("pip-compile");
+            (!compiled).then(|| format!("{file} pins what it names but is no compiled lock (no hashes, no `# via`), so it may lack their dependencies"))
         }
         Some(_) => None,
         None if dir.join("requirements.in").is_file() => {
@@ -1306,6 +1313,20 @@ mod tests {
         assert_eq!(plan.env.get("PORT").map(String::as_str), Some("9000"));
         assert!(!plan.env.contains_key("PYTHONPATH"));
         assert!(plan.notes.iter().any(|n| n.what == "ENV PYTHONPATH in Dockerfile"), "{:?}", plan.notes);
+    }
+
+    #[test]
+    /// microblog pins the packages it names but not their dependencies:
+    /// init locks it. A compiled lock (hashes, `# via`) is left as it is.
+    fn requirements_that_pin_only_what_they_name_are_locked() {
+        let dir = project(&[("requirements.txt", "flask==3.1.0\ngunicorn==23.0.0\n")]);
+        let plan = Plan { python: Some(("requirements", "requirements.txt".into())), ..Plan::default() };
+        let why = needs_lock(dir.path(), &plan).unwrap();
+        assert!(why.contains("pins what it names but is no compiled lock"), "{why}");
+        write(dir.path(), &[("requirements.txt", "flask==3.1.0\n    # via -r requirements.in\n")]);
+        assert_eq!(needs_lock(dir.path(), &plan), None);
+        write(dir.path(), &[("requirements.txt", "flask>=3\n")]);
+        assert_eq!(needs_lock(dir.path(), &plan).as_deref(), Some("requirements.txt does not pin flask>=3"));
     }
 
     #[test]
