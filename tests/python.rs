@@ -666,3 +666,21 @@ fn a_local_wheel_for_a_hashed_lock_needs_trust_local_wheels_and_the_sbom_says_so
     let spdx = std::fs::read_to_string(sboms.join("sbom.spdx.json")).unwrap();
     assert!(spdx.contains("trust-local-wheels"), "the SBOM marks the trusted wheel");
 }
+
+/// A setup.py with no pyproject.toml is no package oxbuild installs (as
+/// for uv and poetry): the build says so and how to change it, once, and
+/// `install-project = false` silences it.
+#[test]
+fn a_setup_py_project_is_not_installed_and_the_build_says_so() {
+    let ws = Workspace::new();
+    std::fs::write(ws.app().join("setup.py"), "from setuptools import setup\nsetup(name='plainweb')\n").unwrap();
+    let build = |ws: &Workspace| run(ws.oxbuild().args(["build", "--base", &base()]).arg(ws.app()));
+    let (code, _, stderr) = build(&ws);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr.matches("has a setup.py but no pyproject.toml").count(), 1, "{stderr}");
+    assert!(stderr.contains("build-backend = \"setuptools.build_meta\""), "{stderr}");
+    ws.edit_config("[app]", "[python]\ninstall-project = false\n\n[app]");
+    let (code, _, stderr) = build(&ws);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("setup.py"), "{stderr}");
+}

@@ -125,6 +125,15 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
     let test_requirements =
         cfg.python.test_requirements.as_ref().map(|t| dir.join(t)).filter(|_| cx.request.test_variant);
     let project = cfg.python.install_project && oxbuild_python::sdist::is_package(dir);
+    if cfg.python.install_project && !project && dir.join("setup.py").is_file() && !dir.join("pyproject.toml").is_file()
+    {
+        // pip would build it with setuptools' legacy backend; uv and
+        // poetry, like oxbuild, install only a project that declares one.
+        cx.services.events.warn(&format!(
+            "{} has a setup.py but no pyproject.toml, so the project itself is not installed (its console scripts neither); to install it, add a pyproject.toml with [build-system] requires = [\"setuptools\"] and build-backend = \"setuptools.build_meta\", or set [python] install-project = false to silence this",
+            dir.display()
+        ));
+    }
     if requirements.is_none() && test_requirements.is_none() && !project {
         return Ok(None);
     }
