@@ -184,7 +184,8 @@ pub fn read(text: &str, file: &str) -> Result<FromDockerfile, String> {
         // A tool the stage installs and runs there (a linter, a test
         // runner) never reaches the image.
         for p in ignored.unlocked {
-            if ignored.ran.iter().any(|r| r.eq_ignore_ascii_case(&p)) {
+            let name = p.split('[').next().unwrap_or(&p);
+            if ignored.ran.iter().any(|r| r.eq_ignore_ascii_case(name)) {
                 continue;
             }
             if !out.unlocked.contains(&p) {
@@ -495,13 +496,14 @@ fn is_pip(word: &str) -> bool {
     tool == "pip" || tool.starts_with("pip3")
 }
 
-/// Packages a `pip install` (or `uv pip install`) names by themselves,
-/// outside any requirements file or lock; the packaging tools aside.
+/// Packages a `pip install` (or `uv pip install`, or a builder's `pip
+/// wheel`) names by themselves, outside any requirements file or lock; the
+/// packaging tools aside. Extras stay with the name (`uvicorn[standard]`).
 fn unlocked_packages(text: &str) -> Vec<String> {
     let tools = ["poetry", "uv", "pipenv", "pdm", "pip", "setuptools", "wheel", "virtualenv"];
     let mut out = Vec::new();
     for words in shell_commands(text) {
-        let Some(at) = words.iter().position(|w| w == "install") else { continue };
+        let Some(at) = words.iter().position(|w| w == "install" || w == "wheel") else { continue };
         let runs_pip = words[..at].iter().any(|w| is_pip(w));
         if !runs_pip {
             continue;
@@ -528,6 +530,8 @@ fn unlocked_packages(text: &str) -> Vec<String> {
                 "-f",
                 "--find-links",
                 "--root",
+                "-w",
+                "--wheel-dir",
             ]
             .contains(&w.as_str())
             {
@@ -543,8 +547,13 @@ fn unlocked_packages(text: &str) -> Vec<String> {
             let valid = name.starts_with(|c: char| c.is_ascii_alphanumeric())
                 && name.ends_with(|c: char| c.is_ascii_alphanumeric())
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-            if valid && !tools.contains(&name.as_str()) && !out.contains(&name) {
-                out.push(name);
+            let extras = w[name.len()..].strip_prefix('[').and_then(|r| r.split_once(']')).map(|(e, _)| e);
+            let named = match extras {
+                Some(e) if !e.is_empty() => format!("{name}[{e}]"),
+                _ => name.clone(),
+            };
+            if valid && !tools.contains(&name.as_str()) && !out.contains(&named) {
+                out.push(named);
             }
         }
     }
@@ -1061,6 +1070,9 @@ ENTRYPOINT ["./boot.sh"]
         assert_eq!(d.unlocked, ["gunicorn", "pymysql", "cryptography"]);
         assert!(!d.notes.iter().any(|n| n.what.starts_with("RUN pip install")), "{:?}", d.notes);
         // Only the packages of a shell line, not what follows `||` or a redirection.
+        // A builder's `pip wheel` names them too, with their extras.
+        let wheel = "FROM python:3.12 AS builder\nRUN pip wheel --wheel-dir /wheels -r requirements.txt uwsgi \"psycopg[c]\"\nFROM python:3.12\nCOPY --from=builder /wheels /wheels\nRUN pip install /wheels/*\n";
+        assert_eq!(read(wheel, "Dockerfile").unwrap().unlocked, ["uwsgi", "psycopg[c]"]);
         let optional = "FROM x\nRUN pip3 install playwright || echo \"WARN: Failed to install. It can still run.\" && pip install -q opencv-python-headless 2>/dev/null | tee log\n";
         assert_eq!(read(optional, "Dockerfile").unwrap().unlocked, ["playwright", "opencv-python-headless"]);
         let apt = read("FROM x\nRUN DEPS=\"libpq5 zlib1g\" && apt-get install -y $DEPS\n", "Dockerfile").unwrap();

@@ -751,24 +751,28 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         let lock =
             plan.python.as_ref().and_then(|(_, f)| std::fs::read_to_string(dir.join(f)).ok()).unwrap_or_default();
         let lock = lock.to_ascii_lowercase().replace('_', "-");
-        let missing: Vec<&String> = d
-            .unlocked
-            .iter()
-            .filter(|p| {
-                let p = p.to_ascii_lowercase().replace('_', "-");
-                !lock.lines().any(|l| {
-                    let l = l.trim_start().trim_start_matches("name = \"");
-                    l.starts_with(&format!("{p}="))
-                        || l.starts_with(&format!("{p}\""))
-                        || l.starts_with(&format!("{p} "))
-                })
+        let locked = |p: &str| {
+            let p = p.split('[').next().unwrap_or(p).to_ascii_lowercase().replace('_', "-");
+            lock.lines().any(|l| {
+                let l = l.trim_start().trim_start_matches("name = \"");
+                l.starts_with(&format!("{p}=")) || l.starts_with(&format!("{p}\"")) || l.starts_with(&format!("{p} "))
             })
-            .collect();
+        };
+        let missing: Vec<&str> = d.unlocked.iter().filter(|p| !locked(p)).map(String::as_str).collect();
         if !missing.is_empty() {
-            let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
             plan.notes.push(Note::new(
-                format!("{file} installs {} outside the lock", names.join(", ")),
+                format!("{file} installs {} outside the lock", missing.join(", ")),
                 "add them to the project's dependencies and lock again, or the image will lack them",
+            ));
+        }
+        // `uvicorn[standard]` where the lock has uvicorn: what the extra
+        // adds (uvloop, httptools) may well be missing, and nothing fails.
+        let extras: Vec<&str> =
+            d.unlocked.iter().filter(|p| p.contains('[') && locked(p)).map(String::as_str).collect();
+        if !extras.is_empty() {
+            plan.notes.push(Note::new(
+                format!("{file} installs {} with extras", extras.join(", ")),
+                "the lock has the package, but maybe not what its extras add: name it with its extras in the project's dependencies and lock again",
             ));
         }
     }
@@ -1327,6 +1331,23 @@ mod tests {
         assert_eq!(needs_lock(dir.path(), &plan), None);
         write(dir.path(), &[("requirements.txt", "flask>=3\n")]);
         assert_eq!(needs_lock(dir.path(), &plan).as_deref(), Some("requirements.txt does not pin flask>=3"));
+    }
+
+    #[test]
+    /// healthchecks builds wheels of uwsgi beside its requirements, and an
+    /// app installs uvicorn[standard] over a lock with plain uvicorn.
+    fn packages_a_builder_wheels_and_extras_the_lock_may_lack_are_named() {
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.12 AS builder\nCOPY requirements.txt .\nRUN pip wheel --wheel-dir /wheels -r requirements.txt uwsgi\nFROM python:3.12\nCOPY --from=builder /wheels /wheels\nRUN pip install /wheels/* \"uvicorn[standard]==0.26.0\"\nCOPY . .\nCMD [\"uwsgi\", \"app.ini\"]\n",
+            ),
+            ("requirements.txt", "uvicorn==0.26.0\n    # via -r requirements.in\n"),
+        ]);
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        let notes: Vec<&str> = plan.notes.iter().map(|n| n.what.as_str()).collect();
+        assert!(notes.contains(&"Dockerfile installs uwsgi outside the lock"), "{notes:?}");
+        assert!(notes.contains(&"Dockerfile installs uvicorn[standard] with extras"), "{notes:?}");
     }
 
     #[test]
