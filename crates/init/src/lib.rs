@@ -175,7 +175,19 @@ fn node_plan(dir: &Path, notes: &mut Vec<Note>) -> Option<NodePlan> {
     let mut scripts: Vec<String> = Vec::new();
     match lock.map(|l| (l, oxbuild_node::lockfile::load(&dir.join(l)))) {
         Some((_, Ok(l))) => {
-            scripts = l.packages.into_iter().filter(|p| p.install_script && !p.dev).map(|p| p.name).collect();
+            // An optional package for another OS (fsevents on macOS) is
+            // never installed on Linux, so its scripts do not matter.
+            let linux = |os: &[String]| {
+                os.is_empty()
+                    || os.iter().any(|o| o == "linux")
+                    || (os.iter().all(|o| o.starts_with('!')) && !os.iter().any(|o| o == "!linux"))
+            };
+            scripts = l
+                .packages
+                .into_iter()
+                .filter(|p| p.install_script && !p.dev && (!p.optional || linux(&p.os)))
+                .map(|p| p.name)
+                .collect();
         }
         Some((l, Err(e))) => notes.push(Note::new(format!("{l} cannot be installed yet"), e.to_string())),
         None if package["dependencies"].as_object().is_some_and(|d| !d.is_empty()) => notes.push(Note::new(
@@ -493,6 +505,21 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         plan.notes.push(Note::new(
             "package.json",
             "it has devDependencies alone (linters, formatters) and the app is a Python one: no [node] section; add one by hand if the image needs Node.js packages",
+        ));
+        plan.node = None;
+    }
+    // One with a build script and nothing that serves (no start script, no
+    // main) builds the front end of a Python app (rollup, postcss): its
+    // output is what the image needs, not its packages.
+    if python_app
+        && let Some(n) = &plan.node
+        && let Some(build) = n.package["scripts"]["build"].as_str()
+        && ["start", "start:prod", "serve"].iter().all(|s| n.package["scripts"][s].is_null())
+        && n.package["main"].is_null()
+    {
+        plan.notes.push(Note::new(
+            "package.json",
+            format!("it builds the front end (`npm run build`: {build}) and serves nothing, and the app is a Python one: no [node] section; run `npm ci && npm run build` in CI before `oxbuild build`, so that its output is in the project"),
         ));
         plan.node = None;
     }
@@ -1348,6 +1375,39 @@ mod tests {
         let notes: Vec<&str> = plan.notes.iter().map(|n| n.what.as_str()).collect();
         assert!(notes.contains(&"Dockerfile installs uwsgi outside the lock"), "{notes:?}");
         assert!(notes.contains(&"Dockerfile installs uvicorn[standard] with extras"), "{notes:?}");
+    }
+
+    #[test]
+    /// sissbruecker/linkding: a Django app whose package.json builds its
+    /// JavaScript and CSS with rollup and postcss, listed as dependencies,
+    /// and serves nothing. No [node] section, and a note says to build
+    /// first; a macOS-only optional package's scripts are no concern.
+    fn a_python_apps_front_end_build_makes_no_node_section() {
+        let dir = project(&[
+            ("manage.py", "import os\n"),
+            ("uv.lock", "version = 1\n"),
+            ("package.json", r#"{"scripts": {"build": "rollup -c"}, "dependencies": {"rollup": "4.0.0"}}"#),
+            (
+                "package-lock.json",
+                r#"{"lockfileVersion": 3, "packages": {"": {}, "node_modules/fsevents": {"version": "2.3.3", "optional": true, "os": ["darwin"], "hasInstallScript": true, "integrity": "sha512-AA=="}}}"#,
+            ),
+            ("web/__init__.py", ""),
+            ("web/wsgi.py", "application = get_wsgi_application()\n"),
+        ]);
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        assert!(plan.node.is_none());
+        let note = plan.notes.iter().find(|n| n.what == "package.json").expect("a note");
+        assert!(note.why.contains("`npm run build`: rollup -c"), "{}", note.why);
+        // With a start script it is the app's, and fsevents's scripts are not named.
+        write(
+            dir.path(),
+            &[(
+                "package.json",
+                r#"{"scripts": {"build": "rollup -c", "start": "node server.js"}, "dependencies": {"rollup": "4.0.0"}}"#,
+            )],
+        );
+        let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        assert!(plan.node.as_ref().unwrap().scripts.is_empty(), "{:?}", plan.node.unwrap().scripts);
     }
 
     #[test]
