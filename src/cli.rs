@@ -329,6 +329,11 @@ pub struct InitArgs {
     #[arg(long, value_name = "FILE")]
     pub dockerfile: Option<String>,
 
+    /// The Dockerfile's stage that is the image, as `docker build --target`
+    /// names it (default: the last stage).
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+
     /// Do not run `oxbuild lock` when the project's requirements are not a lock.
     #[arg(long)]
     pub no_lock: bool,

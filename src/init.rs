@@ -28,6 +28,7 @@ pub async fn run(args: InitArgs, out: Reporter) -> Result<(), Failure> {
     let options = oxbuild_init::Options {
         base: args.base.clone().filter(|b| !b.is_empty()),
         dockerfile: args.dockerfile.clone(),
+        target: args.target.clone(),
     };
     let mut plan = oxbuild_init::plan(&args.dir, &options).map_err(Failure::config)?;
     let write = |plan: &oxbuild_init::Plan| {

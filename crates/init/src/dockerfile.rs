@@ -107,8 +107,15 @@ struct Stage<'a, 'b> {
     instructions: &'b [Instruction<'a>],
 }
 
-/// Reads the Dockerfile `text` (its file name is `file`, for notes).
+/// Reads the Dockerfile `text` (its file name is `file`, for notes), its
+/// last stage being the image.
 pub fn read(text: &str, file: &str) -> Result<FromDockerfile, String> {
+    read_target(text, file, None)
+}
+
+/// Reads the Dockerfile `text` with the stage named `target` as the image
+/// (as `docker build --target` does), else its last.
+pub fn read_target(text: &str, file: &str, target: Option<&str>) -> Result<FromDockerfile, String> {
     // `ENTRYPOINT []` (the base's entrypoint cleared, as Docker allows) is
     // refused by the parser: it reads a placeholder argument instead.
     let text: String = text
@@ -140,9 +147,19 @@ pub fn read(text: &str, file: &str) -> Result<FromDockerfile, String> {
             instructions: s.instructions,
         })
         .collect();
-    let Some(last) = stages.len().checked_sub(1) else {
+    let Some(mut last) = stages.len().checked_sub(1) else {
         return Err(format!("{file} has no FROM"));
     };
+    if let Some(target) = target {
+        last =
+            stages.iter().position(|s| s.name.as_deref() == Some(&target.to_ascii_lowercase())).ok_or_else(|| {
+                let names: Vec<&str> = stages.iter().filter_map(|s| s.name.as_deref()).collect();
+                format!(
+                    "{file} has no stage named `{target}` (--target); its named stages: {}",
+                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                )
+            })?;
+    }
     // The final stage and the stages it starts FROM, base first.
     let mut chain = vec![last];
     while let Some(parent) = stages
@@ -995,6 +1012,21 @@ ENTRYPOINT ["./boot.sh"]
                 "RUN ln -s /usr/share/zoneinfo/UTC /etc/localtime in Dockerfile"
             ]
         );
+    }
+
+    #[test]
+    /// linkding's last stage adds a browser for snapshots to the plain
+    /// image: `--target linkding` reads that one (and what it builds on),
+    /// and a name the file lacks is an error that lists the stages.
+    fn a_target_stage_is_the_image() {
+        let text = "FROM python:3.12 AS linkding\nENV LD_PORT=9090\nCMD [\"./bootstrap.sh\"]\n\nFROM linkding AS linkding-plus\nENV LD_ENABLE_SNAPSHOTS=True\n";
+        let last = read(text, "Dockerfile").unwrap();
+        assert!(last.env.contains_key("LD_ENABLE_SNAPSHOTS"));
+        let plain = read_target(text, "Dockerfile", Some("LinkDing")).unwrap();
+        assert!(!plain.env.contains_key("LD_ENABLE_SNAPSHOTS") && plain.env.contains_key("LD_PORT"), "{:?}", plain.env);
+        assert_eq!(plain.cmd, Some(vec!["./bootstrap.sh".to_string()]));
+        let e = read_target(text, "Dockerfile", Some("prod")).unwrap_err();
+        assert_eq!(e, "Dockerfile has no stage named `prod` (--target); its named stages: linkding, linkding-plus");
     }
 
     #[test]

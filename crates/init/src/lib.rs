@@ -105,6 +105,8 @@ pub struct Options {
     /// The Dockerfile to read (`--dockerfile`), relative to the project;
     /// else the one `init` finds.
     pub dockerfile: Option<String>,
+    /// The Dockerfile's stage that is the image (`--target`); else its last.
+    pub target: Option<String>,
 }
 
 /// The oxbuild.toml that `init` writes, before it is text.
@@ -480,7 +482,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                 true => format!("{file} (built from the project's root)"),
                 false => file.clone(),
             });
-            let read = dockerfile::read(&text, &file)?;
+            let read = dockerfile::read_target(&text, &file, options.target.as_deref())?;
             Some((file, read))
         }
         None => None,
