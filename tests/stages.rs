@@ -102,6 +102,7 @@ fn an_app_that_exits_at_start_is_reported_with_its_exit_code_not_at_the_deadline
     assert_eq!(code, 8, "{stderr}");
     assert!(stderr.contains("the container exited with code 3"), "{stderr}");
     assert!(stderr.contains("exiting at start"), "{stderr}");
+    assert!(!stderr.contains("exec session"), "a probe of the exited container is not shown: {stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["report"]["outcome"]["status"], "exited", "reported on exit, not after the 600s deadline");
     assert!(leftovers(pid).is_empty());

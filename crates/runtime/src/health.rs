@@ -162,8 +162,14 @@ pub async fn run(
             break Outcome::Exited { exit_code: code };
         }
         let probe = probe(runtime, &name, check, started).await;
-        on_probe(&probe);
         let ok = probe.exit_code == Some(0);
+        // A container that exited while it was probed fails the probe with
+        // the runtime's own complaint ("can only create exec sessions on
+        // running containers"): its exit is what to report, not that.
+        if !ok && let Some(code) = exited(runtime, &name).await {
+            break Outcome::Exited { exit_code: code };
+        }
+        on_probe(&probe);
         probes.push_back(probe);
         if probes.len() > 5 {
             probes.pop_front();
