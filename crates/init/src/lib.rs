@@ -596,6 +596,14 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     let mut runners = Vec::new();
     for argv in [plan.entrypoint.as_mut(), plan.cmd.as_mut()].into_iter().flatten() {
         runners.extend(drop_runners(argv));
+        // `python` is a name the python:3 images add and Debian's or
+        // Alpine's python3 packages do not, and an image without Python
+        // dependencies has no venv to provide it; every base has python3.
+        if let Some(first) = argv.first_mut()
+            && first == "python"
+        {
+            *first = "python3".into();
+        }
     }
     runners.sort();
     runners.dedup();
@@ -1410,6 +1418,17 @@ mod tests {
         );
         let plan = super::plan(dir.path(), &Options::default()).unwrap();
         assert!(plan.node.as_ref().unwrap().scripts.is_empty(), "{:?}", plan.node.unwrap().scripts);
+    }
+
+    #[test]
+    /// `CMD ["python", ...]` from a python:3 image: Debian's python3 has no
+    /// `python`, and an app without dependencies gets no venv to add one.
+    fn python_is_python3_in_the_command() {
+        let dir = project(&[("Dockerfile", "FROM python:3.12\nCOPY . .\nCMD [\"python\", \"main.py\"]\n")]);
+        assert_eq!(
+            plan(dir.path(), &Options::default()).unwrap().cmd,
+            Some(vec!["python3".to_string(), "main.py".to_string()])
+        );
     }
 
     #[test]
