@@ -373,14 +373,15 @@ impl PythonConfig {
         let Some(named) = self.requirements.as_ref().or(self.lock.as_ref()) else { return Vec::new() };
         let named_name = Path::new(named).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let named = dir.join(named);
-        let by_oxbuild = std::fs::read_to_string(&named).is_ok_and(|t| t.contains("\ncreated-by = \"oxbuild\""));
+        // Read only when a requirements.txt lies beside the named lock.
+        let by_oxbuild = || std::fs::read_to_string(&named).is_ok_and(|t| t.contains("\ncreated-by = \"oxbuild\""));
         let exported_from = exported_from(&dir.join("requirements.txt"));
         LOCK_FILES
             .iter()
             .copied()
             .filter(|f| dir.join(f).is_file() && dir.join(f) != named)
             .filter(|f| Some(dir.join(f)) != self.test_requirements.as_ref().map(|t| dir.join(t)))
-            .filter(|f| !(*f == "requirements.txt" && (by_oxbuild || exported_from == Some(named_name.as_str()))))
+            .filter(|f| !(*f == "requirements.txt" && (exported_from == Some(named_name.as_str()) || by_oxbuild())))
             .filter(|f| !(named_name == "requirements.txt" && exported_from == Some(*f)))
             .map(str::to_string)
             .collect()

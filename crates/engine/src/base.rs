@@ -202,6 +202,12 @@ async fn fetch_and_scan(
 /// failed): the caller then fetches it with retries and reads it from disk,
 /// and what was read here is thrown away, so an unverified byte never counts.
 async fn scan_while_fetching(layer: &Layer, services: &Services, kit: bool) -> Option<(Layer, Vec<rootfs::LayerScan>)> {
+    // Nothing to download (a file already, or stored): the caller scans it
+    // from disk, with no thread started for a stream that never comes.
+    let remote = matches!(layer.location, oxbuild_image::BlobLocation::Registry { .. });
+    if !remote || services.store.contains(&layer.descriptor.digest) {
+        return None;
+    }
     // At most 8 pieces of the transfer wait for the scan (hyper hands over
     // up to a few hundred KiB at a time): a transfer faster than the scan
     // is held back rather than held in memory.

@@ -561,9 +561,7 @@ fn unlocked_packages(text: &str) -> Vec<String> {
             }
             let name = w.split(['=', '<', '>', '~', '[', '!', ';', '@']).next().unwrap_or("").to_string();
             // Only what can be a project name (PEP 508): not a redirection or a message.
-            let valid = name.starts_with(|c: char| c.is_ascii_alphanumeric())
-                && name.ends_with(|c: char| c.is_ascii_alphanumeric())
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            let valid = oxbuild_python::name::is_valid(&name);
             let extras = w[name.len()..].strip_prefix('[').and_then(|r| r.split_once(']')).map(|(e, _)| e);
             let named = match extras {
                 Some(e) if !e.is_empty() => format!("{name}[{e}]"),

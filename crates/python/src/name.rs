@@ -8,6 +8,16 @@ pub fn normalize(name: &str) -> String {
     pep508_rs::PackageName::from_str(name.trim()).map(|n| n.to_string()).unwrap_or_else(|_| name.to_ascii_lowercase())
 }
 
+/// True for a valid distribution (or extra) name, as PEP 508 spells one:
+/// ASCII letters and digits, with `.`, `-` and `_` inside.
+pub fn is_valid(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
+}
+
 /// Parses a PEP 508 requirement with `pep508_rs`, after checking the name
 /// and extras that its parser would otherwise panic on: pep508_rs 0.9 takes
 /// a name ending in `.`, `-` or `_` before another character (`torreth-.`,
@@ -21,22 +31,15 @@ pub fn parse_requirement(spec: &str) -> Result<pep508_rs::Requirement<pep508_rs:
     if !spec.is_ascii() {
         return Err("a requirement must be ASCII text".into());
     }
-    let valid = |n: &str| {
-        let b = n.as_bytes();
-        !b.is_empty()
-            && b[0].is_ascii_alphanumeric()
-            && b[b.len() - 1].is_ascii_alphanumeric()
-            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
-    };
     let rest = spec.trim_start();
     let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))).unwrap_or(rest.len());
-    if !valid(&rest[..end]) {
+    if !is_valid(&rest[..end]) {
         return Err(format!("`{}` is not a valid package name", &rest[..end]));
     }
     if let Some(open) = rest[end..].trim_start().strip_prefix('[') {
         let inside = open.split(']').next().unwrap_or("");
         for extra in inside.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            if !valid(extra) {
+            if !is_valid(extra) {
                 return Err(format!("`{extra}` is not a valid extra name"));
             }
         }
