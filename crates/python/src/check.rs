@@ -68,13 +68,14 @@ pub fn dependencies(
     let env = env.pep508();
     let version = interpreter(target);
     let mut problems: Vec<String> = Vec::new();
-
-    // Requires-Python, naming the package and both versions.
+    // Requires-Python, naming the package and both versions: kept apart and
+    // said first, since no lock for this Python can mend them.
+    let mut python: Vec<String> = Vec::new();
     for d in dists {
         let Some(spec) = d.requires.as_ref().and_then(|r| r.python.as_deref()) else { continue };
         let (Some(v), Ok(specs)) = (&version, pep440_rs::VersionSpecifiers::from_str(spec)) else { continue };
         if !specs.contains(v) {
-            problems.push(format!(
+            python.push(format!(
                 "{} {} needs Python {spec} (Requires-Python of {}), and the base has Python {}",
                 d.name, d.version, d.from, target.full_version
             ));
@@ -147,11 +148,12 @@ pub fn dependencies(
             ));
         }
     }
-    if problems.is_empty() {
+    if problems.is_empty() && python.is_empty() {
         return Ok(());
     }
     problems.sort();
     problems.dedup();
+    python.sort();
     // pip freeze and Poetry leave these out of locks, and `python -m venv`
     // used to add them, so old packages that need them worked by accident.
     let unlocked: Vec<&str> = ["setuptools", "pip", "wheel"]
@@ -170,6 +172,25 @@ pub fn dependencies(
             unlocked.join(" ")
         )
     };
+    if !python.is_empty() {
+        let others = if problems.is_empty() {
+            String::new()
+        } else {
+            format!("\nand once that is mended, {} more:\n  - {}", problems.len(), problems.join("\n  - "))
+        };
+        return Err(Error::Lock {
+            file: lock.to_string(),
+            line: 0,
+            message: format!(
+                "{} package{} of the lock cannot run on the base's Python {}:\n  - {}\nno lock for this Python can mend that: pin versions that support Python {} (`oxbuild lock` picks them where the requirements allow it), or use a base with a Python that fits{others}",
+                python.len(),
+                if python.len() == 1 { "" } else { "s" },
+                target.full_version,
+                python.join("\n  - "),
+                target.full_version,
+            ),
+        });
+    }
     Err(Error::Lock {
         file: lock.to_string(),
         line: 0,
@@ -273,6 +294,17 @@ mod tests {
         let dists = [dist("Django", "5.2", &[], Some(">=3.12"))];
         let e = check(&dists, &[]).unwrap_err();
         assert!(e.contains("Django 5.2 needs Python >=3.12") && e.contains("the base has Python 3.11"), "{e}");
+        // Said first and apart from what a lock would mend.
+        let dists = [dist("Django", "6.1", &["asgiref>=3.9", "sqlparse"], Some(">=3.12"))];
+        let e = check(&dists, &[]).unwrap_err();
+        assert!(e.contains("1 package of the lock cannot run on the base's Python 3.11"), "{e}");
+        assert!(e.contains("no lock for this Python can mend that"), "{e}");
+        let (python, rest) = e.split_once("and once that is mended, 2 more:").expect("the rest after");
+        assert!(
+            python.contains("Django 6.1 needs")
+                && rest.contains("asgiref >=3.9, needed by Django 6.1: not in the lock"),
+            "{e}"
+        );
         let e = lock_requires_python("==3.12.*", "uv.lock", &target()).unwrap_err().to_string();
         assert!(e.starts_with("uv.lock: the lock is for Python ==3.12.*") && e.contains("Python 3.11"), "{e}");
         assert!(lock_requires_python(">=3.9", "uv.lock", &target()).is_ok());
