@@ -1056,7 +1056,10 @@ impl Plan {
         if !self.notes.is_empty() {
             t.push_str("\n# Not carried over:\n");
             for n in &self.notes {
-                t.push_str(&format!("# - {}: {}\n", n.what.replace('\n', " "), n.why));
+                // A why of several lines (an error `oxbuild lock` gave)
+                // stays a comment on every line.
+                let why = n.why.trim_end().replace('\n', "\n#   ");
+                t.push_str(&format!("# - {}: {why}\n", n.what.replace('\n', " ")));
             }
         }
         t
@@ -1429,6 +1432,21 @@ mod tests {
             plan(dir.path(), &Options::default()).unwrap().cmd,
             Some(vec!["python3".to_string(), "main.py".to_string()])
         );
+    }
+
+    #[test]
+    /// heroku/python-getting-started: a note that quotes a lock error of
+    /// several lines wrote them as TOML, and the file did not load.
+    fn a_note_of_several_lines_stays_a_comment() {
+        let dir = project(&[("Procfile", "web: gunicorn app:app\n"), ("app.py", "")]);
+        let mut plan = plan(dir.path(), &Options::default()).unwrap();
+        plan.notes.push(Note::new(
+            "requirements.txt, and `oxbuild lock` failed",
+            "no versions satisfy:\n  - django 6.0 (Requires-Python >=3.12)\n",
+        ));
+        let text = plan.render();
+        text.parse::<toml::Table>().unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(text.contains("\n#     - django 6.0 (Requires-Python >=3.12)\n"), "{text}");
     }
 
     #[test]
