@@ -41,6 +41,11 @@ pub async fn run(args: InitArgs, out: Reporter) -> Result<(), Failure> {
     match (&needs, &plan.base) {
         (Some(why), Some(_)) if !args.no_lock => {
             let before = plan.python.clone();
+            // A requirements file lock would not find by itself is named.
+            plan.lock_input = match &before {
+                Some(("requirements", file)) if file != "requirements.txt" => Some(file.clone()),
+                _ => None,
+            };
             plan.python = Some(("lock", "pylock.toml".into()));
             write(&plan)?;
             out.step(format!("{why}: running `oxbuild lock`"));
@@ -64,6 +69,7 @@ pub async fn run(args: InitArgs, out: Reporter) -> Result<(), Failure> {
                 }
                 Err(f) => {
                     plan.python = before;
+                    plan.lock_input = None;
                     plan.notes.push(oxbuild_init::Note::new(
                         format!("{why}, and `oxbuild lock` failed"),
                         format!("{}; fix that and run `oxbuild lock`", f.message),

@@ -120,6 +120,46 @@ fn init_locks_a_project_whose_only_input_is_an_unpinned_requirements_txt() {
     assert!(lock.contains("name = \"alpha\"\nversion = \"1.1\""), "{lock}");
 }
 
+/// flasky: the Dockerfile installs `requirements/docker.txt`, and the root
+/// requirements.txt is another one (Heroku's). init locks the one the
+/// Dockerfile installs and names it as `lock-input`, which a later
+/// `oxbuild lock` resolves again.
+#[test]
+fn init_locks_the_requirements_file_the_dockerfile_installs() {
+    let wheels = tempfile::tempdir().unwrap();
+    make_wheel(wheels.path(), "alpha", "1.0", "py3-none-any", &[], None);
+    make_wheel(wheels.path(), "beta", "2.0", "py3-none-any", &[], None);
+    let index = PackageIndex::start(wheels.path());
+    let ws = Workspace::new();
+    std::fs::remove_dir_all(ws.app()).unwrap();
+    let app = ws.app();
+    std::fs::create_dir_all(app.join("requirements")).unwrap();
+    std::fs::write(app.join("requirements.txt"), "beta==2.0\n").unwrap();
+    std::fs::write(app.join("requirements/docker.txt"), "alpha==1.0\n").unwrap();
+    std::fs::write(app.join("web.py"), "print('hi')\n").unwrap();
+    std::fs::write(
+        app.join("Dockerfile"),
+        "FROM python:3.11\nWORKDIR /app\nCOPY requirements requirements\nRUN pip install -r requirements/docker.txt\nCOPY web.py .\nCMD [\"python3\", \"web.py\"]\n",
+    )
+    .unwrap();
+    let oxbuild = || {
+        let mut cmd = ws.oxbuild();
+        cmd.env("OXBUILD_PYTHON_INDEX_URL", index.url());
+        cmd
+    };
+    let (code, _, stderr) = run(oxbuild().args(["init", "--base", &base()]).arg(&app));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("from requirements/docker.txt"), "{stderr}");
+    let config = std::fs::read_to_string(app.join("oxbuild.toml")).unwrap();
+    assert!(config.contains("lock = \"pylock.toml\"\nlock-input = \"requirements/docker.txt\""), "{config}");
+    let locked = || std::fs::read_to_string(app.join("pylock.toml")).unwrap();
+    assert!(locked().contains("name = \"alpha\"") && !locked().contains("name = \"beta\""), "{}", locked());
+    std::fs::remove_file(app.join("pylock.toml")).unwrap();
+    let (code, _, stderr) = run(oxbuild().args(["lock"]).arg(&app));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(locked().contains("name = \"alpha\"") && !locked().contains("name = \"beta\""), "{}", locked());
+}
+
 #[test]
 fn locking_the_requirements_file_the_config_names_switches_the_build_to_the_lock() {
     let wheels = tempfile::tempdir().unwrap();

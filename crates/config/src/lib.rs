@@ -227,6 +227,9 @@ pub struct PythonConfig {
     /// A `pylock.toml` (PEP 751), `uv.lock`, `poetry.lock`, `Pipfile.lock`
     /// or `pdm.lock`.
     pub lock: Option<String>,
+    /// What `oxbuild lock` resolves, when it is a requirements file other
+    /// than the ones it looks for (`requirements/docker.txt`).
+    pub lock_input: Option<String>,
     /// Pinned requirements of the test variant: a requirements file, a
     /// pylock.toml, or a uv.lock (then its `test-groups` are installed).
     pub test_requirements: Option<String>,
@@ -305,6 +308,7 @@ impl Default for PythonConfig {
         PythonConfig {
             requirements: None,
             lock: None,
+            lock_input: None,
             test_requirements: None,
             test_groups: None,
             groups: Vec::new(),

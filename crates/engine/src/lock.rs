@@ -3,7 +3,7 @@
 //! writes a PEP 751 `pylock.toml`. The one place oxbuild chooses versions;
 //! `build` reads what was locked and never resolves.
 //!
-//! The inputs, first found: `requirements.in`; the `[project] dependencies`
+//! The inputs: `[python] lock-input` when set; else, first found: `requirements.in`; the `[project] dependencies`
 //! of pyproject.toml (with the dependency groups `[python] groups` names);
 //! the requirements file `[python] requirements` names (a partly pinned
 //! one). Versions an existing lock (or the input's own `==` pins) has are
@@ -111,6 +111,12 @@ fn read_input(p: &Path) -> Result<String, Error> {
 }
 
 fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
+    // Named in [python] lock-input: that, before anything found.
+    if let Some(file) = &cfg.python.lock_input {
+        let path = dir.join(file);
+        let requirements = oxbuild_python::requirements::requirement_lines(&read_input(&path)?);
+        return Ok(Inputs { pins: pins_of(&requirements), requirements, from: file.clone(), file: path });
+    }
     let requirements_in = dir.join("requirements.in");
     if requirements_in.is_file() {
         let requirements = oxbuild_python::requirements::requirement_lines(&read_input(&requirements_in)?);

@@ -138,6 +138,8 @@ pub struct Plan {
     pub include: Option<Vec<String>>,
     /// `[python]`: the key (`requirements` or `lock`) and the file.
     pub python: Option<(&'static str, String)>,
+    /// `[python] lock-input`: the requirements file `oxbuild lock` resolved.
+    pub lock_input: Option<String>,
     /// A uv.lock group with pytest in it, for the test variant.
     pub pytest_group: Option<String>,
     /// The test lock `oxbuild lock` wrote (`pylock.test.toml`), and whether
@@ -979,6 +981,9 @@ impl Plan {
         }
         if let Some((key, file)) = &self.python {
             t.push_str(&format!("\n[python]\n{key} = {}\n", toml_string(file)));
+            if let Some(input) = &self.lock_input {
+                t.push_str(&format!("lock-input = {}   # what `oxbuild lock` resolves\n", toml_string(input)));
+            }
             if let Some((test_lock, _)) = &self.test_lock {
                 t.push_str(&format!(
                     "test-requirements = {}   # the test requirements on production's versions, by `oxbuild lock`\n",
