@@ -129,13 +129,16 @@ fn init_locks_the_requirements_file_the_dockerfile_installs() {
     let wheels = tempfile::tempdir().unwrap();
     make_wheel(wheels.path(), "alpha", "1.0", "py3-none-any", &[], None);
     make_wheel(wheels.path(), "beta", "2.0", "py3-none-any", &[], None);
+    make_wheel(wheels.path(), "gamma", "1.0", "py3-none-any", &[], None);
     let index = PackageIndex::start(wheels.path());
     let ws = Workspace::new();
     std::fs::remove_dir_all(ws.app()).unwrap();
     let app = ws.app();
     std::fs::create_dir_all(app.join("requirements")).unwrap();
     std::fs::write(app.join("requirements.txt"), "beta==2.0\n").unwrap();
-    std::fs::write(app.join("requirements/docker.txt"), "alpha==1.0\n").unwrap();
+    // Its first line includes another file, whose pins count as its own.
+    std::fs::write(app.join("requirements/docker.txt"), "-r common.txt\nalpha==1.0\n").unwrap();
+    std::fs::write(app.join("requirements/common.txt"), "gamma==1.0\n").unwrap();
     std::fs::write(app.join("web.py"), "print('hi')\n").unwrap();
     std::fs::write(
         app.join("Dockerfile"),
@@ -154,6 +157,7 @@ fn init_locks_the_requirements_file_the_dockerfile_installs() {
     assert!(config.contains("lock = \"pylock.toml\"\nlock-input = \"requirements/docker.txt\""), "{config}");
     let locked = || std::fs::read_to_string(app.join("pylock.toml")).unwrap();
     assert!(locked().contains("name = \"alpha\"") && !locked().contains("name = \"beta\""), "{}", locked());
+    assert!(locked().contains("name = \"gamma\""), "the -r include: {}", locked());
     std::fs::remove_file(app.join("pylock.toml")).unwrap();
     let (code, _, stderr) = run(oxbuild().args(["lock"]).arg(&app));
     assert_eq!(code, 0, "{stderr}");
@@ -217,7 +221,7 @@ fn an_unmodified_input_under_git_is_resolved_as_of_its_last_commit() {
     let (code, stdout, stderr) =
         run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["lock"]).arg(ws.app()));
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("now (requirements.in is modified or not tracked by git)"), "{stdout}");
+    assert!(stdout.contains("now, as requirements.in is modified or not tracked by git"), "{stdout}");
 }
 
 /// Against PyPI itself, with the date fixed: a Flask and numpy project is

@@ -106,6 +106,11 @@ fn pins_of(reqs: &[String]) -> BTreeMap<String, pep440_rs::Version> {
         .collect()
 }
 
+/// The requirements of an input file, its `-r` includes read too.
+fn input_lines(p: &Path) -> Result<Vec<String>, Error> {
+    oxbuild_python::requirements::input_lines(p).map_err(|e| Error::new(Kind::Config, e))
+}
+
 fn read_input(p: &Path) -> Result<String, Error> {
     std::fs::read_to_string(p).map_err(|e| Error::new(Kind::Config, format!("{}: {e}", p.display())))
 }
@@ -114,12 +119,12 @@ fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
     // Named in [python] lock-input: that, before anything found.
     if let Some(file) = &cfg.python.lock_input {
         let path = dir.join(file);
-        let requirements = oxbuild_python::requirements::requirement_lines(&read_input(&path)?);
+        let requirements = input_lines(&path)?;
         return Ok(Inputs { pins: pins_of(&requirements), requirements, from: file.clone(), file: path });
     }
     let requirements_in = dir.join("requirements.in");
     if requirements_in.is_file() {
-        let requirements = oxbuild_python::requirements::requirement_lines(&read_input(&requirements_in)?);
+        let requirements = input_lines(&requirements_in)?;
         return Ok(Inputs {
             pins: pins_of(&requirements),
             requirements,
@@ -155,7 +160,7 @@ fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
     let named = cfg.python.requirements.clone().map(|f| (dir.join(&f), f));
     let plain = Some((dir.join("requirements.txt"), "requirements.txt".to_string())).filter(|(p, _)| p.is_file());
     if let Some((path, file)) = named.or(plain) {
-        let requirements = oxbuild_python::requirements::requirement_lines(&read_input(&path)?);
+        let requirements = input_lines(&path)?;
         return Ok(Inputs { pins: pins_of(&requirements), requirements, from: file, file: path });
     }
     Err(Error::new(
@@ -181,7 +186,7 @@ const TEST_GROUPS: [&str; 3] = ["test", "tests", "dev"];
 fn test_inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Option<Inputs>, Error> {
     if let Some(name) = TEST_INPUT_FILES.iter().find(|f| dir.join(f).is_file()) {
         let file = dir.join(name);
-        let requirements = oxbuild_python::requirements::requirement_lines(&read_input(&file)?);
+        let requirements = input_lines(&file)?;
         return Ok(Some(Inputs { pins: pins_of(&requirements), requirements, from: name.to_string(), file }));
     }
     let pyproject = dir.join("pyproject.toml");
@@ -312,7 +317,7 @@ fn default_cutoff(file: &Path) -> (SystemTime, String) {
             format!("the last commit of {name}, which git tracks unmodified"),
         );
     }
-    (SystemTime::now(), format!("now ({name} is modified or not tracked by git)"))
+    (SystemTime::now(), format!("now, as {name} is modified or not tracked by git"))
 }
 
 /// The pins of an existing lock at `path`, as preferences.

@@ -892,6 +892,10 @@ pub fn needs_lock(dir: &Path, plan: &Plan) -> Option<String> {
             if !loose.is_empty() {
                 return Some(format!("{file} does not pin {}", loose.join(", ")));
             }
+            // Nothing to install (an empty file, or only options) is nothing to lock.
+            if oxbuild_python::requirements::input_lines(&dir.join(file)).is_ok_and(|l| l.is_empty()) {
+                return None;
+            }
             let compiled = text.contains("--hash") || text.contains("# via") || text.contains("pip-compile");
             (!compiled).then(|| format!("{file} pins what it names but is no compiled lock (no hashes, no `# via`), so it may lack their dependencies"))
         }
@@ -1374,6 +1378,10 @@ mod tests {
         assert!(why.contains("pins what it names but is no compiled lock"), "{why}");
         write(dir.path(), &[("requirements.txt", "flask==3.1.0\n    # via -r requirements.in\n")]);
         assert_eq!(needs_lock(dir.path(), &plan), None);
+        write(dir.path(), &[("requirements.txt", "# no dependencies\n")]);
+        assert_eq!(needs_lock(dir.path(), &plan), None);
+        write(dir.path(), &[("requirements.txt", "-r base.txt\n"), ("base.txt", "flask==3.1.0\n")]);
+        assert!(needs_lock(dir.path(), &plan).is_some(), "an include of pins is locked too");
         write(dir.path(), &[("requirements.txt", "flask>=3\n")]);
         assert_eq!(needs_lock(dir.path(), &plan).as_deref(), Some("requirements.txt does not pin flask>=3"));
     }

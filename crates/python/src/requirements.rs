@@ -47,6 +47,39 @@ pub fn requirement_lines(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The requirement lines of the file at `path` (see [`requirement_lines`])
+/// with those of the files its `-r` lines include, each read from beside
+/// the file that names it, in order: `-r common.txt` plus two more is three
+/// files' worth, not two lines. An include that cannot be read is an error
+/// that names both files.
+pub fn input_lines(path: &Path) -> Result<Vec<String>, String> {
+    fn read(path: &Path, depth: usize, out: &mut Vec<String>) -> Result<(), String> {
+        if depth > 10 {
+            return Err(format!("{}: `-r` includes nest too deeply (a cycle?)", path.display()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        for line in text.lines() {
+            let line = line.split(" #").next().unwrap_or("").trim();
+            let (opt, value) = split_option(line);
+            let included = match opt {
+                "-r" | "--requirement" => value,
+                _ => line.strip_prefix("-r").filter(|v| !v.is_empty() && !v.starts_with(' ')),
+            };
+            if let Some(file) = included {
+                read(&dir.join(file.trim()), depth + 1, out)
+                    .map_err(|e| format!("{e} (included by `-r` in {})", path.display()))?;
+            } else {
+                out.extend(requirement_lines(line));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    read(path, 0, &mut out)?;
+    Ok(out)
+}
+
 /// The requirement lines of `text` that do not pin one version (`==`) or a
 /// URL (` @ `): what makes a requirements file an input to lock rather than
 /// a lock. Markers are left out of what is returned.
@@ -412,6 +445,26 @@ fn parse_requirement(line: &str, origin: &str) -> Result<Pin, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_lines_read_the_files_their_r_lines_include() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("requirements")).unwrap();
+        std::fs::write(dir.path().join("requirements.txt"), "-r requirements/docker.txt\n").unwrap();
+        std::fs::write(dir.path().join("requirements/docker.txt"), "-r common.txt\ngunicorn==23.0.0  # server\n")
+            .unwrap();
+        std::fs::write(
+            dir.path().join("requirements/common.txt"),
+            "flask==3.1.0\n--requirement=extra.txt\n-c pins.txt\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("requirements/extra.txt"), "click>=8\n").unwrap();
+        let lines = input_lines(&dir.path().join("requirements.txt")).unwrap();
+        assert_eq!(lines, ["flask==3.1.0", "click>=8", "gunicorn==23.0.0"]);
+        std::fs::write(dir.path().join("requirements/extra.txt"), "-r gone.txt\n").unwrap();
+        let e = input_lines(&dir.path().join("requirements.txt")).unwrap_err();
+        assert!(e.contains("gone.txt") && e.contains("included by `-r` in") && e.contains("extra.txt"), "{e}");
+    }
 
     #[test]
     fn a_missing_file_is_named_without_a_line_and_says_what_to_do() {
