@@ -333,6 +333,17 @@ fn a_sdist_with_dynamic_dependencies_is_built_to_read_them() {
     assert!(stdout.contains("locked 2 packages"), "{stdout}");
     let lock = std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap();
     assert!(lock.contains("name = \"legacyapp\"") && lock.contains("name = \"gamma\"\nversion = \"2.0\""), "{lock}");
+    // [python] build-constraints bind the lock's builds as they bind a build's.
+    std::fs::write(ws.app().join("bc.txt"), "setuptools==0.1\n").unwrap();
+    ws.edit_config("[python]\n", "[python]\nbuild-constraints = \"bc.txt\"\n");
+    let (code, _, stderr) = run(ws
+        .oxbuild()
+        .env("OXBUILD_PYTHON_INDEX_URL", index.url())
+        .env("OXBUILD_PYTHON_FIND_LINKS", &build_wheels)
+        .args(["lock", "--upgrade", "--exclude-newer", "2030-01-01"])
+        .arg(ws.app()));
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("setuptools") && stderr.contains("0.1"), "the constraint was applied: {stderr}");
 }
 
 /// The test requirements (`requirements-test.in`) are locked too, into

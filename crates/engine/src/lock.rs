@@ -462,9 +462,18 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     }
     // A sdist whose dependencies are dynamic is built to read them, as a
     // build would build it (and the wheel is kept for that build).
+    // With [python] build-constraints, as the build would build it.
+    let constraints: std::collections::BTreeMap<String, String> = match &cfg.python.build_constraints {
+        Some(file) => oxbuild_python::requirements::Requirements::load(&dir.join(file))?
+            .pins
+            .into_iter()
+            .map(|p| (p.key(), p.version))
+            .collect(),
+        None => Default::default(),
+    };
     let finder: Option<std::sync::Arc<dyn oxbuild_python::sdist::FindBuilder>> =
         first_base.as_ref().map(|base| -> std::sync::Arc<dyn oxbuild_python::sdist::FindBuilder> {
-            std::sync::Arc::new(crate::interpreter::BaseBuilder::new(base, services))
+            std::sync::Arc::new(crate::interpreter::BaseBuilder::new(base, services).constrained(constraints))
         });
     let built: std::sync::Arc<dyn oxbuild_python::sdist::BuiltCache> =
         std::sync::Arc::new(crate::built::Built::new(services, request.cache_repo.as_ref()));

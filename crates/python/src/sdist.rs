@@ -805,7 +805,7 @@ fn hook_failed(output: &std::process::Output, builder: &Builder, names: &[&str])
     let hint = if compiler {
         "it compiles C, and oxbuild builds pure-Python packages only: put a wheel for the target in find-links (with [python] trust-local-wheels), or use a base whose index has one"
     } else {
-        "fix the package or its build requirements, or put a wheel for it in find-links (with [python] trust-local-wheels)"
+        "pin build requirements that work on this Python in [python] build-constraints (a backend of the package's own day may not: setuptools==68.2.2, say), or put a wheel for it in find-links (with [python] trust-local-wheels)"
     };
     format!(
         "the build by {} failed with {} (build requirements: {}):\n    {tail}\n{hint}",
