@@ -181,10 +181,27 @@ pub fn read_target(text: &str, file: &str, target: Option<&str>) -> Result<FromD
     }
     // Stages the final one copies from: where the install step usually is.
     let mut seen = chain.clone();
+    let into_final = copied_from.clone();
     while let Some(name) = copied_from.pop() {
-        let Some(i) =
+        let by_index = name.parse::<usize>().ok().filter(|i| *i < stages.len());
+        let Some(i) = by_index.or_else(|| {
             stages.iter().position(|s| s.name.as_deref() == Some(&name.to_ascii_lowercase()) || name == s.image)
-        else {
+        }) else {
+            // Another image (`COPY --from=nginx:1.27 /etc/nginx ...`) in the
+            // final image: oxbuild copies out of none.
+            if into_final.contains(&name) && !out.notes.iter().any(|n| n.what.contains(&format!("--from={name} "))) {
+                let tool = ["uv", "poetry", "pip"]
+                    .iter()
+                    .any(|t| name.rsplit('/').next().is_some_and(|last| last.split(':').next() == Some(t)));
+                out.notes.push(Note::new(
+                    format!("COPY --from={name} in {file}"),
+                    if tool {
+                        "an installer the Dockerfile uses; oxbuild installs the lock itself and needs none in the image"
+                    } else {
+                        "oxbuild copies nothing out of other images: use a base that has what the app needs from it, or put it in the project"
+                    },
+                ));
+            }
             continue;
         };
         if seen.contains(&i) {
@@ -297,7 +314,7 @@ fn read_stage(
                 }
             }
             Instruction::Run(r) => {
-                let text = command_text(&r.arguments);
+                let text = heredoc_script(&command_text(&r.arguments), &r.here_docs);
                 let text = expand(&text, vars);
                 users.extend(accounts(&text));
                 if out.lock.is_none()
@@ -328,7 +345,7 @@ fn read_stage(
                 if last {
                     not_carried(&text, file, &mut out.notes);
                     // From the line as written: a `$VAR` may be the shell's, not the Dockerfile's.
-                    for d in made_dirs(&command_text(&r.arguments), &cwd) {
+                    for d in made_dirs(&heredoc_script(&command_text(&r.arguments), &r.here_docs), &cwd) {
                         if !out.dirs.contains(&d) {
                             out.dirs.push(d);
                         }
@@ -666,6 +683,45 @@ pub(crate) fn expand(text: &str, vars: &BTreeMap<String, String>) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// What a `RUN` with here-documents runs: for `RUN <<EOF` (or `RUN
+/// <<EOF bash`), the shell script in the document, its commands joined
+/// with `;` so that each is weighed as on one line; for another program
+/// (`RUN python3 <<EOF`), its command line as written.
+fn here_script(command: &str, docs: &[parse_dockerfile::HereDoc<'_>]) -> Option<String> {
+    let first = docs.first()?;
+    let program: Vec<&str> = command.split_whitespace().filter(|w| !w.starts_with("<<")).collect();
+    let shell = program.is_empty()
+        || matches!(program.as_slice(), [p, ..] if ["sh", "bash", "/bin/sh", "/bin/bash"].contains(p)
+            && program[1..].iter().all(|a| a.starts_with('-')));
+    if !shell {
+        return None;
+    }
+    // Its lines, `\` continuations joined.
+    let mut lines: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in first.value.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+        match line.strip_suffix('\\') {
+            Some(part) => {
+                current.push_str(part.trim());
+                current.push(' ');
+            }
+            None => {
+                current.push_str(line);
+                let command = std::mem::take(&mut current);
+                if !command.trim().is_empty() {
+                    lines.push(command.trim().to_string());
+                }
+            }
+        }
+    }
+    Some(lines.join(" ; "))
+}
+
+/// `command`, or what its here-documents run (see [`here_script`]).
+fn heredoc_script(command: &str, docs: &[parse_dockerfile::HereDoc<'_>]) -> String {
+    here_script(command, docs).unwrap_or_else(|| command.to_string())
 }
 
 /// The text of a command, line continuations joined.
@@ -1025,6 +1081,24 @@ ENTRYPOINT ["./boot.sh"]
         assert_eq!(plain.cmd, Some(vec!["./bootstrap.sh".to_string()]));
         let e = read_target(text, "Dockerfile", Some("prod")).unwrap_err();
         assert_eq!(e, "Dockerfile has no stage named `prod` (--target); its named stages: linkding, linkding-plus");
+    }
+
+    #[test]
+    /// awesome-compose's dev-envs stage: a `RUN <<EOF` script is weighed
+    /// command by command like any RUN, and a `COPY --from` another image
+    /// (not a stage) is named; one by stage number is that stage.
+    fn here_documents_and_copies_from_other_images_are_weighed() {
+        let text = "FROM python:3.12 AS builder\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\n\nFROM python:3.12\nRUN <<EOF\nset -e\napt-get update\napt-get install -y libpq5 \\\n  git\nmkdir /data\nEOF\nRUN <<EOT bash\npython manage.py collectstatic\nEOT\nCOPY --from=nginx:1.27 /etc/nginx /etc/nginx\nCOPY --from=ghcr.io/astral-sh/uv:0.5 /uv /bin/\nCOPY --from=0 /usr/local /usr/local\nCOPY . .\nCMD [\"python3\", \"app.py\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        let notes: Vec<&str> = d.notes.iter().map(|n| n.what.as_str()).collect();
+        assert!(notes.contains(&"RUN that installs system packages in Dockerfile: libpq5 git"), "{notes:?}");
+        assert!(notes.contains(&"RUN python manage.py collectstatic in Dockerfile"), "{notes:?}");
+        assert!(notes.contains(&"COPY --from=nginx:1.27 in Dockerfile"), "{notes:?}");
+        let uv = d.notes.iter().find(|n| n.what.starts_with("COPY --from=ghcr.io/astral-sh/uv")).expect("a note");
+        assert!(uv.why.starts_with("an installer"), "{}", uv.why);
+        assert!(!notes.iter().any(|n| n.contains("--from=0")), "stage 0 is the builder: {notes:?}");
+        assert_eq!(d.lock, Some(("requirements.txt".to_string(), "pip")), "read through --from=0");
+        assert_eq!(d.dirs, ["/data"]);
     }
 
     #[test]
