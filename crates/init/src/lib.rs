@@ -704,6 +704,30 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         (None, Some((file, d))) => d.base.clone().map(|b| (b, format!("{file}'s FROM"))),
         (None, None) => None,
     };
+    // The Python the project asks for, when the base is another image: the
+    // build installs for the base's own Python, which may be older.
+    if options.base.is_some() {
+        let from = docker.as_ref().and_then(|(file, d)| {
+            let tag = d
+                .base
+                .as_deref()?
+                .strip_prefix("python:")
+                .or_else(|| d.base.as_deref()?.split_once("/python:").map(|(_, t)| t))?;
+            let version: String = tag.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+            version.contains('.').then(|| (version.trim_end_matches('.').to_string(), format!("{file}'s FROM")))
+        });
+        let pinned = std::fs::read_to_string(dir.join(".python-version"))
+            .ok()
+            .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
+            .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+            .map(|v| (v, ".python-version".to_string()));
+        if let Some((version, source)) = pinned.or(from) {
+            plan.notes.push(Note::new(
+                format!("Python {version} ({source})"),
+                "oxbuild installs for the base's own Python, and [image] base is another image: check that it has that Python, or that the app and its lock fit the one it has (build says which it is)",
+            ));
+        }
+    }
 
     if let Some((file, d)) = &docker {
         if let Some(w) = &d.workdir {
@@ -1460,6 +1484,22 @@ mod tests {
         let text = plan.render();
         text.parse::<toml::Table>().unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert!(text.contains("\n#     - django 6.0 (Requires-Python >=3.12)\n"), "{text}");
+    }
+
+    #[test]
+    /// heroku/python-getting-started asks for Python 3.14 in
+    /// .python-version; with another base, a note says to check it.
+    fn the_python_the_project_asks_for_is_noted_when_the_base_is_another() {
+        let dir = project(&[("Dockerfile", "FROM python:3.14-slim\nCOPY . .\nCMD [\"python3\", \"app.py\"]\n")]);
+        let other = Options { base: Some("registry.example/python:3.11".into()), ..Options::default() };
+        let plan = plan(dir.path(), &other).unwrap();
+        assert!(plan.notes.iter().any(|n| n.what == "Python 3.14 (Dockerfile's FROM)"), "{:?}", plan.notes);
+        write(dir.path(), &[(".python-version", "3.13\n")]);
+        let plan = super::plan(dir.path(), &other).unwrap();
+        assert!(plan.notes.iter().any(|n| n.what == "Python 3.13 (.python-version)"), "{:?}", plan.notes);
+        // The Dockerfile's own base: nothing to say.
+        let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        assert!(!plan.notes.iter().any(|n| n.what.starts_with("Python 3")), "{:?}", plan.notes);
     }
 
     #[test]
