@@ -384,8 +384,9 @@ pub struct StageArgs {
     /// Set a variable in the containers this starts (the health check's,
     /// the gates'), never in the image: NAME=VALUE, or NAME alone to pass
     /// oxbuild's own value (for a secret such as DATABASE_URL from CI).
-    /// Repeatable. Values reach the runtime through its environment, so
-    /// they never show on a command line or in oxbuild's output.
+    /// Repeatable. Values reach the runtime in an env file only oxbuild's
+    /// user can read, removed once the container has started: never on a
+    /// command line or in oxbuild's output.
     #[arg(long = "env", short = 'e', value_name = "NAME[=VALUE]")]
     pub env: Vec<String>,
 }

@@ -33,7 +33,7 @@ pub fn stage_env(stage: &StageArgs) -> Result<Vec<(String, String)>, Failure> {
 /// variable, never a value.
 fn container_env(flags: &[String], lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, Failure> {
     let mut env: Vec<(String, String)> = Vec::new();
-    for flag in flags {
+    for (n, flag) in flags.iter().enumerate() {
         let (name, value) = match flag.split_once('=') {
             Some((name, value)) => (name, Some(value.to_string())),
             None => (flag.as_str(), None),
@@ -41,8 +41,11 @@ fn container_env(flags: &[String], lookup: impl Fn(&str) -> Option<String>) -> R
         let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
+            // Without `=` the whole flag may be a value typed wrongly
+            // (`DATABASE_URL:postgres://...`): it is not shown then.
+            let which = if value.is_some() { format!("`{name}`") } else { format!("number {}", n + 1) };
             return Err(Failure::config(format!(
-                "--env `{name}`: not a variable name (letters, digits and _, not starting with a digit); write NAME=VALUE or NAME"
+                "--env {which}: not a variable name (letters, digits and _, not starting with a digit); write NAME=VALUE or NAME"
             )));
         }
         let value = match value {
@@ -322,7 +325,14 @@ mod tests {
         assert!(e.message.contains("NOT_SET is not set in oxbuild's environment"), "{}", e.message);
         for bad in ["1X=a", "=v", "A-B=c"] {
             let e = container_env(&flags(&[bad]), lookup).unwrap_err();
-            assert!(e.message.contains("not a variable name") && !e.message.contains("=c"), "{}", e.message);
+            assert!(e.message.contains("not a variable name"), "{}", e.message);
         }
+        // A value typed without `=` is not repeated.
+        let e = container_env(&flags(&["A=1", "DATABASE_URL:postgres://u:pw@h/db"]), lookup).unwrap_err();
+        assert!(
+            e.message.starts_with("--env number 2: not a variable name") && !e.message.contains("pw"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -128,6 +128,8 @@ fn env_given_to_health_reaches_the_container_not_the_image() {
                 "--base",
                 &base(),
             ])
+            // The container's, not podman's own: podman would fail to read it.
+            .args(["-e", "CONTAINERS_CONF=/nonexistent/containers.conf"])
             .env("PLAINWEB_EXIT", "4")
             .arg(ws.app()),
     );

@@ -76,7 +76,9 @@ pub async fn run(
     if let Some(w) = &opts.workdir {
         args.extend(["--workdir".into(), w.clone()]);
     }
-    args.extend(runtime.env_flags());
+    // Kept until the gate ends; the runtime reads it as the container starts.
+    let (env_args, _env_file) = runtime.env_file()?;
+    args.extend(env_args);
     args.extend(["--entrypoint".into(), "/bin/sh".into(), opts.image.clone(), "-c".into(), gate.run.clone()]);
 
     let started = Instant::now();

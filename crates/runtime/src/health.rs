@@ -131,7 +131,9 @@ pub async fn run(
         for p in ports {
             args.extend(["-p".into(), format!("127.0.0.1::{p}")]);
         }
-        args.extend(runtime.env_flags());
+        // Read by the runtime as it creates the container, then removed.
+        let (env_args, _env_file) = runtime.env_file()?;
+        args.extend(env_args);
         args.push(image.to_string());
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         match runtime.output("run", &refs).await {

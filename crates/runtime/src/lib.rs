@@ -84,24 +84,44 @@ impl Runtime {
     }
 
     /// The same runtime, starting its containers with `env` (name, value)
-    /// set. The values go into the runtime's own environment and only the
-    /// names on its command line ([`Runtime::env_flags`]), which podman and
-    /// docker both read as "take the value from my environment": a value
-    /// never shows in a process list, an error or a log.
+    /// set. They reach a `run` through an env file only its user can read
+    /// ([`Runtime::env_file`]), never the command line (a process list
+    /// shows that) nor the runtime's own environment (where HOME or
+    /// DOCKER_HOST would change the runtime itself).
     pub fn with_env(mut self, env: Vec<(String, String)>) -> Runtime {
         self.env = env;
         self
     }
 
-    /// `--env NAME` for each variable of [`Runtime::with_env`], for a `run`.
-    pub fn env_flags(&self) -> Vec<String> {
-        self.env.iter().flat_map(|(k, _)| ["--env".to_string(), k.clone()]).collect()
+    /// The `--env-file FILE` arguments of a `run`, with the file (mode
+    /// 0600, removed when dropped: keep it until the container has
+    /// started); none without variables. A value with a newline cannot be
+    /// written there, and is an error that names the variable only.
+    pub fn env_file(&self) -> Result<(Vec<String>, Option<tempfile::NamedTempFile>), Error> {
+        use std::io::Write as _;
+        if self.env.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let failed = |detail: String| Error::Failed { program: self.program.clone(), what: "run".into(), detail };
+        let mut file = tempfile::Builder::new()
+            .prefix("oxbuild-env-")
+            .tempfile()
+            .map_err(|e| failed(format!("writing the --env file: {e}")))?;
+        for (name, value) in &self.env {
+            if value.contains(['\n', '\r']) {
+                return Err(failed(format!("--env {name}: a value of several lines cannot be passed to a container")));
+            }
+            writeln!(file, "{name}={value}").map_err(|e| failed(format!("writing the --env file: {e}")))?;
+        }
+        file.flush().map_err(|e| failed(format!("writing the --env file: {e}")))?;
+        let path = file.path().display().to_string();
+        Ok((vec!["--env-file".into(), path], Some(file)))
     }
 
     /// A command for the runtime.
     pub fn command(&self) -> Command {
         let mut c = Command::new(&self.program);
-        c.stdin(Stdio::null()).kill_on_drop(true).envs(self.env.iter().map(|(k, v)| (k, v)));
+        c.stdin(Stdio::null()).kill_on_drop(true);
         c
     }
 
