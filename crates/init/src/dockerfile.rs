@@ -509,8 +509,46 @@ fn in_context(path: &str, cwd: &str, placed: &[(String, String, bool)]) -> Optio
 /// Each command of a shell line on its own (split at `&&`, `||`, `|` and
 /// `;`), as words: `pip install x || echo "…"` is two commands.
 fn shell_commands(text: &str) -> Vec<Vec<String>> {
-    let commands = text.replace("&&", ";").replace("||", ";").replace('|', ";");
-    commands.split(';').map(|part| shlex::split(part.trim()).unwrap_or_default()).collect()
+    shell_pieces(text).iter().map(|part| shlex::split(part).unwrap_or_else(|| vec![part.to_string()])).collect()
+}
+
+/// A shell line cut at `&&`, `||`, `|` and `;` outside quotes
+/// (`python -c "import a; a.b()"` is one piece), each trimmed.
+fn shell_pieces(text: &str) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut current = String::new();
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                current.push(c);
+            }
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                current.push(c);
+            }
+            (None, '\\') => {
+                current.push(c);
+                if let Some(next) = chars.next() {
+                    current.push(next);
+                }
+            }
+            // `2>&1`, `&>log`: a redirection, not a cut.
+            (None, '&') if current.ends_with('>') || chars.peek() == Some(&'>') => current.push(c),
+            (None, ';' | '|' | '&') => {
+                // `&&` and `||` are one cut; a lone `&` (background) too.
+                if (c == '&' || c == '|') && chars.peek() == Some(&c) {
+                    chars.next();
+                }
+                pieces.push(std::mem::take(&mut current).trim().to_string());
+            }
+            _ => current.push(c),
+        }
+    }
+    pieces.push(current.trim().to_string());
+    pieces
 }
 
 /// The command of a `RUN` line that builds a JavaScript front end (`npm run
@@ -965,6 +1003,8 @@ fn carried(words: &[String]) -> bool {
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let program = words.first().map(|w| w.rsplit('/').next().unwrap_or(w)).unwrap_or("");
     let setup = ["useradd", "adduser", "groupadd", "addgroup", "usermod", "mkdir", "chown", "chmod"];
+    // (An `echo` into a file writes the image: not nothing.)
+    let writes = words.iter().any(|w| w.contains('>'));
     let nothing = ["[", "test", "true", ":", "echo", "printf", "set", "cd", "export"];
     let compiles = program.starts_with("python") && words.get(1..3) == Some(&["-m", "compileall"]);
     let caches = ["/tmp/", "/var/lib/apt/lists", "/var/cache/", "/root/.cache", "~/.cache"];
@@ -976,7 +1016,7 @@ fn carried(words: &[String]) -> bool {
         || installs_built_wheels(&words)
         || !unlocked_packages(&text).is_empty()
         || setup.contains(&program)
-        || nothing.contains(&program)
+        || (nothing.contains(&program) && !writes)
         || compiles
         || removes_cache
 }
@@ -1055,7 +1095,7 @@ ENTRYPOINT ["./boot.sh"]
     /// directory, a user, bytecode) or needs nothing (a test, a cache
     /// removed) is not named; what is left is, alone.
     fn a_run_line_names_only_the_commands_left_behind() {
-        let text = "FROM python:3.12\nWORKDIR /srv\nRUN [ ! -d \"/datastore\" ] && mkdir /datastore\nRUN mkdir data && python manage.py collectstatic --noinput\nRUN python -m compileall . && rm -rf /root/.cache/pip\nRUN ln -s /usr/share/zoneinfo/UTC /etc/localtime\nCMD [\"./run.sh\"]\n";
+        let text = "FROM python:3.12\nWORKDIR /srv\nRUN [ ! -d \"/datastore\" ] && mkdir /datastore\nRUN mkdir data && python manage.py collectstatic --noinput\nRUN python -m compileall . && rm -rf /root/.cache/pip\nRUN ln -s /usr/share/zoneinfo/UTC /etc/localtime\nRUN python -c \"import nltk; nltk.download('punkt')\"\nRUN echo Europe/Berlin > /etc/timezone && echo done\nCMD [\"./run.sh\"]\n";
         let d = read(text, "Dockerfile").unwrap();
         assert_eq!(d.dirs, ["/datastore", "/srv/data"]);
         let runs: Vec<&str> = d.notes.iter().map(|n| n.what.as_str()).filter(|w| w.starts_with("RUN")).collect();
@@ -1063,8 +1103,14 @@ ENTRYPOINT ["./boot.sh"]
             runs,
             [
                 "RUN python manage.py collectstatic --noinput in Dockerfile",
-                "RUN ln -s /usr/share/zoneinfo/UTC /etc/localtime in Dockerfile"
+                "RUN ln -s /usr/share/zoneinfo/UTC /etc/localtime in Dockerfile",
+                "RUN python -c import nltk; nltk.download('punkt') in Dockerfile",
+                "RUN echo Europe/Berlin > /etc/timezone in Dockerfile"
             ]
+        );
+        assert_eq!(
+            shell_pieces("pip install x 2>&1 | tee log && echo ok &> /dev/null; a || b"),
+            ["pip install x 2>&1", "tee log", "echo ok &> /dev/null", "a", "b"]
         );
     }
 
