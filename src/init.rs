@@ -41,9 +41,10 @@ pub async fn run(args: InitArgs, out: Reporter) -> Result<(), Failure> {
     match (&needs, &plan.base) {
         (Some(why), Some(_)) if !args.no_lock => {
             let before = plan.python.clone();
-            // A requirements file lock would not find by itself is named.
+            // The requirements file is named, so that this lock and later
+            // ones resolve it, not a requirements.in or [project] beside it.
             plan.lock_input = match &before {
-                Some(("requirements", file)) if file != "requirements.txt" => Some(file.clone()),
+                Some(("requirements", file)) => Some(file.clone()),
                 _ => None,
             };
             plan.python = Some(("lock", "pylock.toml".into()));

@@ -115,7 +115,7 @@ fn init_locks_a_project_whose_only_input_is_an_unpinned_requirements_txt() {
     assert!(stderr.contains("running `oxbuild lock`"), "{stderr}");
     assert!(stderr.contains("locked 1 packages into pylock.toml"), "{stdout}\n{stderr}");
     let config = std::fs::read_to_string(app.join("oxbuild.toml")).unwrap();
-    assert!(config.contains("lock = \"pylock.toml\""), "{config}");
+    assert!(config.contains("lock = \"pylock.toml\"\nlock-input = \"requirements.txt\""), "{config}");
     let lock = std::fs::read_to_string(app.join("pylock.toml")).unwrap();
     assert!(lock.contains("name = \"alpha\"\nversion = \"1.1\""), "{lock}");
 }
