@@ -1120,21 +1120,12 @@ pub async fn provision(
 pub struct BaseBuilder {
     base: Base,
     services: Services,
-    /// `[python] build-constraints`, by normalised name, for a builder
-    /// nobody else gives them to (the lock's).
-    constraints: std::collections::BTreeMap<String, String>,
 }
 
 impl BaseBuilder {
     /// Finds the interpreter of `base` when asked.
     pub fn new(base: &Base, services: &Services) -> BaseBuilder {
-        BaseBuilder { base: base.clone(), services: services.clone(), constraints: Default::default() }
-    }
-
-    /// The same, building with these exact versions of build requirements.
-    pub fn constrained(mut self, constraints: std::collections::BTreeMap<String, String>) -> BaseBuilder {
-        self.constraints = constraints;
-        self
+        BaseBuilder { base: base.clone(), services: services.clone() }
     }
 
     async fn find(&self, target: &Target) -> Result<Option<oxbuild_python::sdist::Builder>, Error> {
@@ -1160,7 +1151,7 @@ impl BaseBuilder {
             version: compiler.version.replace('\n', " "),
             origin: interpreter.origin,
             epoch: 0,
-            constraints: self.constraints.clone(),
+            constraints: Default::default(),
             cache: None,
         }))
     }

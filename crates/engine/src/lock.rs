@@ -473,7 +473,7 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     };
     let finder: Option<std::sync::Arc<dyn oxbuild_python::sdist::FindBuilder>> =
         first_base.as_ref().map(|base| -> std::sync::Arc<dyn oxbuild_python::sdist::FindBuilder> {
-            std::sync::Arc::new(crate::interpreter::BaseBuilder::new(base, services).constrained(constraints))
+            std::sync::Arc::new(crate::interpreter::BaseBuilder::new(base, services))
         });
     let built: std::sync::Arc<dyn oxbuild_python::sdist::BuiltCache> =
         std::sync::Arc::new(crate::built::Built::new(services, request.cache_repo.as_ref()));
@@ -524,7 +524,7 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     let (locked, test_locked) = tokio::task::spawn_blocking(move || {
         let mut index = resolve::Index::new(&sources, &store, handle);
         if let (Some(finder), Some(target)) = (finder, first_target) {
-            index = index.building(finder, target, Some(built));
+            index = index.building(finder, target, Some(built), constraints);
         }
         let locked = resolve::lock(&index, &targets, &resolve_request).map_err(|e| (e, false))?;
         let test_locked = match test_request {

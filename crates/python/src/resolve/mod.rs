@@ -142,6 +142,9 @@ pub struct Index<'a> {
     finder: Option<Finder>,
     /// What the finder found, once asked.
     builder: std::cell::OnceCell<Option<crate::sdist::Builder>>,
+    /// `[python] build-constraints`: exact versions of build requirements,
+    /// by normalised name, for whatever builder is found.
+    constraints: std::collections::BTreeMap<String, String>,
     /// Projects the requirements give by URL (`name @ https://…`): that one
     /// file is the project's only release, by normalised name.
     direct: RefCell<HashMap<String, Candidate>>,
@@ -160,20 +163,23 @@ impl<'a> Index<'a> {
             ahead_metadata: Default::default(),
             finder: None,
             builder: Default::default(),
+            constraints: Default::default(),
             direct: Default::default(),
         }
     }
 
     /// This index, building sdists whose dependencies are dynamic with what
     /// `finder` finds for `target` (else a `python3.X` on PATH), keeping the
-    /// wheels in `cache` as a build would.
+    /// wheels in `cache` as a build would, with the build `constraints`.
     pub fn building(
         mut self,
         finder: Arc<dyn crate::sdist::FindBuilder>,
         target: Target,
         cache: Option<Arc<dyn crate::sdist::BuiltCache>>,
+        constraints: std::collections::BTreeMap<String, String>,
     ) -> Index<'a> {
         self.finder = Some((finder, target, cache));
+        self.constraints = constraints;
         self
     }
 
@@ -182,8 +188,10 @@ impl<'a> Index<'a> {
         let Some((finder, target, cache)) = &self.finder else { return Ok(None) };
         if self.builder.get().is_none() {
             let found = self.handle.block_on(finder.find(target))?.or_else(|| crate::sdist::Builder::find(target, 0));
+            // Whichever interpreter it is, it builds with the constraints.
             let found = found.map(|mut b| {
                 b.cache = cache.clone();
+                b.constraints = self.constraints.clone();
                 b
             });
             let _ = self.builder.set(found);
