@@ -843,14 +843,17 @@ impl Config {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(format!("[healthcheck] http `{url}` must be an http:// or https:// URL"));
                 }
-                // The probe sends it as it is: no shell expands `${PORT}` in it.
-                let variables = if url.contains('$') {
+                // The probe sends it as it is: no shell expands `${PORT}` in
+                // it. (A `$` of a query, `?$top=1`, is the URL's own.)
+                let authority = url.split("://").nth(1).and_then(|r| r.split(['/', '?']).next()).unwrap_or("");
+                let shell = url.contains("${") || authority.contains('$');
+                let variables = if shell {
                     "; shell variables are not expanded here, write the port and path themselves"
                 } else {
                     ""
                 };
                 match url::Url::parse(url) {
-                    Ok(u) if u.host().is_some() && !url.contains('$') => {}
+                    Ok(u) if u.host().is_some() && !shell => {}
                     Ok(_) => {
                         return Err(format!("[healthcheck] http `{url}` is not a URL the probe can send{variables}"));
                     }
@@ -950,6 +953,7 @@ mod tests {
         let e = http("http://:8000/").unwrap_err().to_string();
         assert!(e.contains("not a valid URL"), "{e}");
         http("http://127.0.0.1:8000/health?deep=1").unwrap();
+        http("http://127.0.0.1:8000/odata/Items?$top=1").unwrap();
     }
 
     #[test]

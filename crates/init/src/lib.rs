@@ -515,7 +515,11 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     // One with a build script and nothing that serves (no start script, no
     // main) builds the front end of a Python app (rollup, postcss): its
     // output is what the image needs, not its packages.
+    let runs_node = docker.as_ref().is_some_and(|(_, d)| {
+        d.entrypoint.iter().chain(d.cmd.iter()).flatten().next().is_some_and(|p| p.rsplit('/').next() == Some("node"))
+    });
     if python_app
+        && !runs_node
         && let Some(n) = &plan.node
         && let Some(build) = n.package["scripts"]["build"].as_str()
         && ["start", "start:prod", "serve"].iter().all(|s| n.package["scripts"][s].is_null())
@@ -706,7 +710,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     };
     // The Python the project asks for, when the base is another image: the
     // build installs for the base's own Python, which may be older.
-    if options.base.is_some() {
+    if options.base.is_some() && options.base != docker.as_ref().and_then(|(_, d)| d.base.clone()) {
         let from = docker.as_ref().and_then(|(file, d)| {
             let tag = d
                 .base
@@ -1497,9 +1501,11 @@ mod tests {
         write(dir.path(), &[(".python-version", "3.13\n")]);
         let plan = super::plan(dir.path(), &other).unwrap();
         assert!(plan.notes.iter().any(|n| n.what == "Python 3.13 (.python-version)"), "{:?}", plan.notes);
-        // The Dockerfile's own base: nothing to say.
-        let plan = super::plan(dir.path(), &Options::default()).unwrap();
-        assert!(!plan.notes.iter().any(|n| n.what.starts_with("Python 3")), "{:?}", plan.notes);
+        // The Dockerfile's own base, named or not: nothing to say.
+        for same in [Options::default(), Options { base: Some("python:3.14-slim".into()), ..Options::default() }] {
+            let plan = super::plan(dir.path(), &same).unwrap();
+            assert!(!plan.notes.iter().any(|n| n.what.starts_with("Python 3")), "{:?}", plan.notes);
+        }
     }
 
     #[test]

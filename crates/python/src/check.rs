@@ -182,7 +182,7 @@ pub fn dependencies(
             file: lock.to_string(),
             line: 0,
             message: format!(
-                "{} package{} of the lock cannot run on the base's Python {}:\n  - {}\nno lock for this Python can mend that: pin versions that support Python {} (`oxbuild lock` picks them where the requirements allow it), or use a base with a Python that fits{others}",
+                "{} package{} of the lock cannot run on the base's Python {}:\n  - {}\nthese versions cannot run here whatever else is locked: require versions that support Python {} and lock again (`oxbuild lock` picks them where the requirements allow it), or use a base with a Python that fits{others}{hint}",
                 python.len(),
                 if python.len() == 1 { "" } else { "s" },
                 target.full_version,
@@ -298,7 +298,7 @@ mod tests {
         let dists = [dist("Django", "6.1", &["asgiref>=3.9", "sqlparse"], Some(">=3.12"))];
         let e = check(&dists, &[]).unwrap_err();
         assert!(e.contains("1 package of the lock cannot run on the base's Python 3.11"), "{e}");
-        assert!(e.contains("no lock for this Python can mend that"), "{e}");
+        assert!(e.contains("cannot run here whatever else is locked"), "{e}");
         let (python, rest) = e.split_once("and once that is mended, 2 more:").expect("the rest after");
         assert!(
             python.contains("Django 6.1 needs")
