@@ -604,6 +604,20 @@ fn unlocked_packages(text: &str) -> Vec<String> {
                 "--root",
                 "-w",
                 "--wheel-dir",
+                "--trusted-host",
+                "--progress-bar",
+                "--cache-dir",
+                "--platform",
+                "--python-version",
+                "--implementation",
+                "--abi",
+                "--only-binary",
+                "--no-binary",
+                "--upgrade-strategy",
+                "--log",
+                "--src",
+                "--timeout",
+                "--retries",
             ]
             .contains(&w.as_str())
             {
@@ -1223,6 +1237,9 @@ ENTRYPOINT ["./boot.sh"]
         // A builder's `pip wheel` names them too, with their extras.
         let wheel = "FROM python:3.12 AS builder\nRUN pip wheel --wheel-dir /wheels -r requirements.txt uwsgi \"psycopg[c]\"\nFROM python:3.12\nCOPY --from=builder /wheels /wheels\nRUN pip install /wheels/*\n";
         assert_eq!(read(wheel, "Dockerfile").unwrap().unlocked, ["uwsgi", "psycopg[c]"]);
+        // An option's value is no package.
+        let options = "FROM x\nRUN pip install --trusted-host pypi.org --progress-bar off --timeout 60 gunicorn\n";
+        assert_eq!(read(options, "Dockerfile").unwrap().unlocked, ["gunicorn"]);
         let optional = "FROM x\nRUN pip3 install playwright || echo \"WARN: Failed to install. It can still run.\" && pip install -q opencv-python-headless 2>/dev/null | tee log\n";
         assert_eq!(read(optional, "Dockerfile").unwrap().unlocked, ["playwright", "opencv-python-headless"]);
         let apt = read("FROM x\nRUN DEPS=\"libpq5 zlib1g\" && apt-get install -y $DEPS\n", "Dockerfile").unwrap();
