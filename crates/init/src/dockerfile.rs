@@ -128,6 +128,12 @@ pub fn read_target(text: &str, file: &str, target: Option<&str>) -> Result<FromD
                 {
                     format!("{ins} [\"{CLEARED}\"]\n")
                 }
+                [ins, program, ..] if ins.eq_ignore_ascii_case("run") && !program.starts_with("<<") => {
+                    match heredoc_after_program(line) {
+                        Some(moved) => format!("{moved}\n"),
+                        None => format!("{line}\n"),
+                    }
+                }
                 _ => format!("{line}\n"),
             }
         })
@@ -737,6 +743,24 @@ pub(crate) fn expand(text: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// `RUN python3 <<EOF` (a here-document after the program) as `RUN <<EOF
+/// python3`, a form the parser reads (it takes the first only): the
+/// document is the same, and [`here_script`] sees the program. None for a
+/// line with no here-document (`$((1 << 2))` is none).
+fn heredoc_after_program(line: &str) -> Option<String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.iter().position(|w| {
+        let delimiter = w.strip_prefix("<<").map(|d| d.trim_start_matches('-').trim_matches(['"', '\'']));
+        delimiter.is_some_and(|d| d.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+    })?;
+    if at < 2 {
+        return None;
+    }
+    let mut moved: Vec<&str> = vec![words[0], words[at]];
+    moved.extend(words[1..at].iter().chain(&words[at + 1..]));
+    Some(moved.join(" "))
+}
+
 /// What a `RUN` with here-documents runs: for `RUN <<EOF` (or `RUN
 /// <<EOF bash`), the shell script in the document, its commands joined
 /// with `;` so that each is weighed as on one line; for another program
@@ -773,7 +797,11 @@ fn here_script(command: &str, docs: &[parse_dockerfile::HereDoc<'_>]) -> Option<
 
 /// `command`, or what its here-documents run (see [`here_script`]).
 fn heredoc_script(command: &str, docs: &[parse_dockerfile::HereDoc<'_>]) -> String {
-    here_script(command, docs).unwrap_or_else(|| command.to_string())
+    match here_script(command, docs) {
+        Some(script) => script,
+        None if !docs.is_empty() => format!("{} (with a here-document)", command.trim()),
+        None => command.to_string(),
+    }
 }
 
 /// The text of a command, line continuations joined.
@@ -1148,12 +1176,14 @@ ENTRYPOINT ["./boot.sh"]
     /// command by command like any RUN, and a `COPY --from` another image
     /// (not a stage) is named; one by stage number is that stage.
     fn here_documents_and_copies_from_other_images_are_weighed() {
-        let text = "FROM python:3.12 AS builder\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\n\nFROM python:3.12\nRUN <<EOF\nset -e\napt-get update\napt-get install -y libpq5 \\\n  git\nmkdir /data\nEOF\nRUN <<EOT bash\npython manage.py collectstatic\nEOT\nCOPY --from=nginx:1.27 /etc/nginx /etc/nginx\nCOPY --from=ghcr.io/astral-sh/uv:0.5 /uv /bin/\nCOPY --from=0 /usr/local /usr/local\nCOPY . .\nCMD [\"python3\", \"app.py\"]\n";
+        let text = "FROM python:3.12 AS builder\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\n\nFROM python:3.12\nRUN python3 <<EOF\nprint('hi')\nEOF\nRUN echo $((1 << 2))\nRUN <<EOF\nset -e\napt-get update\napt-get install -y libpq5 \\\n  git\nmkdir /data\nEOF\nRUN <<EOT bash\npython manage.py collectstatic\nEOT\nCOPY --from=nginx:1.27 /etc/nginx /etc/nginx\nCOPY --from=ghcr.io/astral-sh/uv:0.5 /uv /bin/\nCOPY --from=0 /usr/local /usr/local\nCOPY . .\nCMD [\"python3\", \"app.py\"]\n";
         let d = read(text, "Dockerfile").unwrap();
         let notes: Vec<&str> = d.notes.iter().map(|n| n.what.as_str()).collect();
         assert!(notes.contains(&"RUN that installs system packages in Dockerfile: libpq5 git"), "{notes:?}");
         assert!(notes.contains(&"RUN python manage.py collectstatic in Dockerfile"), "{notes:?}");
         assert!(notes.contains(&"COPY --from=nginx:1.27 in Dockerfile"), "{notes:?}");
+        // A here-document after a program: read, and the program named.
+        assert!(notes.contains(&"RUN python3 (with a here-document) in Dockerfile"), "{notes:?}");
         let uv = d.notes.iter().find(|n| n.what.starts_with("COPY --from=ghcr.io/astral-sh/uv")).expect("a note");
         assert!(uv.why.starts_with("an installer"), "{}", uv.why);
         assert!(!notes.iter().any(|n| n.contains("--from=0")), "stage 0 is the builder: {notes:?}");
