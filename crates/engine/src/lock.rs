@@ -463,12 +463,8 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     // A sdist whose dependencies are dynamic is built to read them, as a
     // build would build it (and the wheel is kept for that build).
     // With [python] build-constraints, as the build would build it.
-    let constraints: std::collections::BTreeMap<String, String> = match &cfg.python.build_constraints {
-        Some(file) => oxbuild_python::requirements::Requirements::load(&dir.join(file))?
-            .pins
-            .into_iter()
-            .map(|p| (p.key(), p.version))
-            .collect(),
+    let constraints = match &cfg.python.build_constraints {
+        Some(file) => oxbuild_python::requirements::build_constraints(&dir.join(file))?,
         None => Default::default(),
     };
     let finder: Option<std::sync::Arc<dyn oxbuild_python::sdist::FindBuilder>> =

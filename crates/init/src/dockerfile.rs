@@ -320,8 +320,9 @@ fn read_stage(
                 }
             }
             Instruction::Run(r) => {
-                let text = heredoc_script(&command_text(&r.arguments), &r.here_docs);
-                let text = expand(&text, vars);
+                // As written, and with the Dockerfile's variables.
+                let written = heredoc_script(&command_text(&r.arguments), &r.here_docs);
+                let text = expand(&written, vars);
                 users.extend(accounts(&text));
                 if out.lock.is_none()
                     && let Some((path, tool)) = install_step(&text)
@@ -351,7 +352,7 @@ fn read_stage(
                 if last {
                     not_carried(&text, file, &mut out.notes);
                     // From the line as written: a `$VAR` may be the shell's, not the Dockerfile's.
-                    for d in made_dirs(&heredoc_script(&command_text(&r.arguments), &r.here_docs), &cwd) {
+                    for d in made_dirs(&written, &cwd) {
                         if !out.dirs.contains(&d) {
                             out.dirs.push(d);
                         }

@@ -430,15 +430,15 @@ fn procfile(dir: &Path) -> Option<Procfile> {
         .filter(|(kind, _)| kind != "web" && !kind.is_empty() && !kind.starts_with('#'))
         .collect();
     let line = text.lines().find_map(|l| l.trim().strip_prefix("web:"))?.trim().to_string();
-    // `${PORT:-5000}` names the port the app expects without a platform.
-    let port = line
-        .split("${PORT:-")
-        .nth(1)
-        .and_then(|rest| rest.split('}').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(framework::PORT);
+    let port = port_default(&line).unwrap_or(framework::PORT);
     let vars: BTreeMap<String, String> = [("PORT".to_string(), port.to_string())].into();
     Some(Procfile { web: dockerfile::shell_argv(&line, &vars), port, others })
+}
+
+/// The N of a `${PORT:-N}` in `text`: the port the app expects without a
+/// platform to set PORT.
+fn port_default(text: &str) -> Option<u16> {
+    text.split("${PORT:-").nth(1)?.split('}').next()?.parse().ok()
 }
 
 /// The port a command line (or the script it runs) binds, if it names one.
@@ -848,7 +848,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     // else the command's own default (`${PORT:-5000}`), else the framework's.
     let reads_port = command.iter().any(|w| w.contains("$PORT") || w.contains("${PORT"));
     if reads_port && !plan.env.contains_key("PORT") {
-        let default = command.iter().find_map(|w| w.split("${PORT:-").nth(1)?.split('}').next()?.parse().ok());
+        let default = command.iter().find_map(|w| port_default(w));
         let port = plan.ports.0.first().copied().or(default).unwrap_or(framework::PORT);
         plan.env.insert("PORT".into(), port.to_string());
         plan.notes.push(Note::new(

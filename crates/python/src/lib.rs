@@ -667,8 +667,7 @@ async fn builder_for(settings: &Settings, target: &Target, epoch: u64) -> Result
     builder.epoch = epoch;
     builder.cache = settings.built_cache.clone();
     if let Some(path) = &settings.build_constraints {
-        let pins = Requirements::load(path)?.pins;
-        builder.constraints = pins.into_iter().map(|p| (p.key(), p.version)).collect();
+        builder.constraints = requirements::build_constraints(path)?;
     }
     Ok(Some(builder))
 }

@@ -219,6 +219,13 @@ impl Default for Selection {
 
 const UNPINNED_HINT: &str = "oxbuild installs exactly what a lock says: pin every requirement with `==` (generate the file with `uv pip compile` or `pip-compile`)";
 
+/// The exact versions a `[python] build-constraints` file pins, by
+/// normalised name: what sdist and project builds install of their build
+/// requirements, in a build and in a lock alike.
+pub fn build_constraints(path: &Path) -> Result<std::collections::BTreeMap<String, String>, Error> {
+    Ok(Requirements::load(path)?.pins.into_iter().map(|p| (p.key(), p.version)).collect())
+}
+
 impl Requirements {
     /// Reads and parses the file at `path`.
     pub fn load(path: &Path) -> Result<Requirements, Error> {
