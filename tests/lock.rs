@@ -421,3 +421,69 @@ fn test_requirements_are_locked_on_productions_versions() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(std::fs::read_to_string(ws.app().join("pylock.test.toml")).unwrap(), test_lock);
 }
+
+/// A requirements.in that names its own private index (its token read from
+/// the environment, as pip reads `${VAR}`) and a constraints file: lock
+/// resolves from that index within the constraints, and never shows the
+/// token; the build fetches the locked files from that index with the
+/// credentials it is given, and without them says what to do.
+#[test]
+fn a_requirements_input_names_its_index_and_constraints_and_lock_uses_both() {
+    const TOKEN: &str = "tok-9f3c2e71d4";
+    let wheels = tempfile::tempdir().unwrap();
+    let any = "py3-none-any";
+    make_wheel(wheels.path(), "alpha", "1.0", any, &["gamma>=1"], None);
+    for v in ["1.0", "2.0", "3.0"] {
+        make_wheel(wheels.path(), "gamma", v, any, &[], None);
+    }
+    let auth = Some(("ci".to_string(), TOKEN.to_string()));
+    let index = PackageIndex::start_with(wheels.path(), oxbuild_testkit::IndexOptions { auth, ..Default::default() });
+    let ws = Workspace::new();
+    std::fs::remove_dir_all(ws.app()).unwrap();
+    let private = index.url().replace("http://", "http://ci:${OXTEST_INDEX_TOKEN}@");
+    project(&ws, &format!("--index-url {private}\n-c constraints.txt\nalpha\n"));
+    std::fs::write(ws.app().join("constraints.txt"), "gamma<3\n").unwrap();
+    let lock = |ws: &Workspace| {
+        run(ws
+            .oxbuild()
+            .env("OXTEST_INDEX_TOKEN", TOKEN)
+            .env_remove("OXBUILD_PYTHON_INDEX_URL")
+            .args(["lock", "--exclude-newer", "2026-01-01"])
+            .arg(ws.app()))
+    };
+    let (code, stdout, stderr) = lock(&ws);
+    assert_eq!(code, 0, "{stderr}");
+    let locked = std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap();
+    assert!(locked.contains("name = \"gamma\"\nversion = \"2.0\""), "the constraint holds gamma below 3:\n{locked}");
+    for text in [&stdout, &stderr, &locked] {
+        assert!(!text.contains(TOKEN), "the token stays secret: {text}");
+    }
+
+    // A constraint that leaves no version: the error names it.
+    std::fs::write(ws.app().join("constraints.txt"), "gamma>=4\n").unwrap();
+    let (code, _, stderr) = lock(&ws);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("outside the constraint `gamma>=4`"), "{stderr}");
+    std::fs::write(ws.app().join("constraints.txt"), "gamma<3\n").unwrap();
+
+    // The build downloads the lock's files from the private index: with
+    // its credentials when the build is given the index, and else a clear
+    // refusal that says how to give them.
+    let build = |index_url: Option<String>| {
+        let mut cmd = ws.oxbuild();
+        cmd.env_remove("OXBUILD_PYTHON_INDEX_URL");
+        if let Some(url) = index_url {
+            cmd.env("OXBUILD_PYTHON_INDEX_URL", url);
+        }
+        run(cmd.args(["build", "--json"]).arg(ws.app()))
+    };
+    let (code, stdout, stderr) = build(None);
+    assert_ne!(code, 0, "{stdout}");
+    assert!(stderr.contains("answered 401") && stderr.contains("wants a login"), "{stderr}");
+    let (code, stdout, stderr) = build(Some(index.url().replace("http://", &format!("http://ci:{TOKEN}@"))));
+    assert_eq!(code, 0, "{stderr}");
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains(TOKEN), "the token stays secret: {text}");
+    }
+    assert!(stdout.contains("\"gamma-2.0-py3-none-any.whl\""), "{stdout}");
+}

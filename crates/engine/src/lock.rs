@@ -6,7 +6,9 @@
 //! The inputs: `[python] lock-input` when set; else, first found: `requirements.in`; the `[project] dependencies`
 //! of pyproject.toml (with the dependency groups `[python] groups` names);
 //! the requirements file `[python] requirements` names (a partly pinned
-//! one). Versions an existing lock (or the input's own `==` pins) has are
+//! one). A requirements file's own options count, as in pip: its `-r` and
+//! `-c` files, its indexes (after the configuration's) and `--pre`
+//! (`oxbuild_python::input`). Versions an existing lock (or the input's own `==` pins) has are
 //! kept while they fit, unless `--upgrade` (or `--upgrade-package NAME`).
 //!
 //! Files uploaded after a date are ignored: `--exclude-newer`, else, for an
@@ -81,13 +83,29 @@ pub struct TestLock {
     pub packages: usize,
 }
 
-/// The requirements to resolve, where they came from, their own pins, and
-/// the file whose git history dates them.
+/// The requirements to resolve, where they came from, their own pins, the
+/// file whose git history dates them, and what a requirements file asks
+/// besides (its constraints, indexes and `--pre`; nothing for pyproject).
 struct Inputs {
     requirements: Vec<String>,
     from: String,
     pins: BTreeMap<String, pep440_rs::Version>,
     file: PathBuf,
+    asks: oxbuild_python::input::Input,
+}
+
+impl Inputs {
+    /// Requirements from pyproject.toml, which names no index.
+    fn listed(requirements: Vec<String>, from: String, file: PathBuf) -> Inputs {
+        Inputs { pins: pins_of(&requirements), requirements, from, file, asks: Default::default() }
+    }
+
+    /// The requirements file at `file` (`from` as the user names it).
+    fn read(file: PathBuf, from: String) -> Result<Inputs, Error> {
+        let mut asks = oxbuild_python::input::read(&file).map_err(|e| Error::new(Kind::Config, e.to_string()))?;
+        let requirements = std::mem::take(&mut asks.requirements);
+        Ok(Inputs { pins: pins_of(&requirements), requirements, from, file, asks })
+    }
 }
 
 /// The `==` pins among `reqs`, by normalised name.
@@ -106,11 +124,6 @@ fn pins_of(reqs: &[String]) -> BTreeMap<String, pep440_rs::Version> {
         .collect()
 }
 
-/// The requirements of an input file, its `-r` includes read too.
-fn input_lines(p: &Path) -> Result<Vec<String>, Error> {
-    oxbuild_python::requirements::input_lines(p).map_err(|e| Error::new(Kind::Config, e))
-}
-
 fn read_input(p: &Path) -> Result<String, Error> {
     std::fs::read_to_string(p).map_err(|e| Error::new(Kind::Config, format!("{}: {e}", p.display())))
 }
@@ -118,19 +131,11 @@ fn read_input(p: &Path) -> Result<String, Error> {
 fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
     // Named in [python] lock-input: that, before anything found.
     if let Some(file) = &cfg.python.lock_input {
-        let path = dir.join(file);
-        let requirements = input_lines(&path)?;
-        return Ok(Inputs { pins: pins_of(&requirements), requirements, from: file.clone(), file: path });
+        return Inputs::read(dir.join(file), file.clone());
     }
     let requirements_in = dir.join("requirements.in");
     if requirements_in.is_file() {
-        let requirements = input_lines(&requirements_in)?;
-        return Ok(Inputs {
-            pins: pins_of(&requirements),
-            requirements,
-            from: "requirements.in".into(),
-            file: requirements_in,
-        });
+        return Inputs::read(requirements_in, "requirements.in".into());
     }
     let pyproject = dir.join("pyproject.toml");
     if let Ok(text) = std::fs::read_to_string(&pyproject)
@@ -153,15 +158,14 @@ fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
         } else {
             format!("pyproject.toml [project] dependencies and groups {}", cfg.python.groups.join(", "))
         };
-        return Ok(Inputs { pins: pins_of(&requirements), requirements, from, file: pyproject });
+        return Ok(Inputs::listed(requirements, from, pyproject));
     }
     // The file [python] names, else a requirements.txt: what such projects
     // install from (`oxbuild init` names the lock it is about to write).
     let named = cfg.python.requirements.clone().map(|f| (dir.join(&f), f));
     let plain = Some((dir.join("requirements.txt"), "requirements.txt".to_string())).filter(|(p, _)| p.is_file());
     if let Some((path, file)) = named.or(plain) {
-        let requirements = input_lines(&path)?;
-        return Ok(Inputs { pins: pins_of(&requirements), requirements, from: file, file: path });
+        return Inputs::read(path, file);
     }
     Err(Error::new(
         Kind::Config,
@@ -185,9 +189,7 @@ const TEST_GROUPS: [&str; 3] = ["test", "tests", "dev"];
 /// else a `[python] test-requirements` file that leaves packages unpinned.
 fn test_inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Option<Inputs>, Error> {
     if let Some(name) = TEST_INPUT_FILES.iter().find(|f| dir.join(f).is_file()) {
-        let file = dir.join(name);
-        let requirements = input_lines(&file)?;
-        return Ok(Some(Inputs { pins: pins_of(&requirements), requirements, from: name.to_string(), file }));
+        return Inputs::read(dir.join(name), name.to_string()).map(Some);
     }
     let pyproject = dir.join("pyproject.toml");
     if let Ok(text) = std::fs::read_to_string(&pyproject)
@@ -211,7 +213,7 @@ fn test_inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Option<Inputs
         }
         if !from.is_empty() {
             let from = format!("pyproject.toml {}", from.join(", "));
-            return Ok(Some(Inputs { pins: pins_of(&requirements), requirements, from, file: pyproject }));
+            return Ok(Some(Inputs::listed(requirements, from, pyproject)));
         }
     }
     if let Some(name) = &cfg.python.test_requirements {
@@ -220,8 +222,7 @@ fn test_inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Option<Inputs
         if is_requirements && file.is_file() {
             let text = read_input(&file)?;
             if !oxbuild_python::requirements::unpinned(&text).is_empty() {
-                let requirements = oxbuild_python::requirements::requirement_lines(&text);
-                return Ok(Some(Inputs { pins: pins_of(&requirements), requirements, from: name.clone(), file }));
+                return Inputs::read(file, name.clone()).map(Some);
             }
         }
     }
@@ -483,23 +484,41 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
         humantime::format_rfc3339_seconds(cutoff)
     ));
 
-    let find_links: Vec<PathBuf> = cfg.python.find_links.iter().map(|f| dir.join(f)).collect();
-    let sources = oxbuild_python::source::Sources::new(
-        find_links,
-        cfg.python.index_url.as_deref(),
-        &cfg.python.extra_index_url,
-        cfg.python.no_index,
-        services.http().clone(),
-    )?
-    .caching(services.cache.bucket(oxbuild_cache::Bucket::Index)?);
+    // The test variant's requirements, locked on top of production's versions.
+    let test = if req.test { test_inputs(&dir, &cfg)? } else { None };
+    // The configuration's indexes, then those the input files name.
+    let configured = oxbuild_python::requirements::IndexOptions {
+        index_url: cfg.python.index_url.clone(),
+        extra_index_urls: cfg.python.extra_index_url.clone(),
+        find_links: cfg.python.find_links.iter().map(|f| dir.join(f)).collect(),
+        no_index: cfg.python.no_index,
+    };
+    let mut options = configured.clone();
+    for input in std::iter::once(&inputs).chain(&test) {
+        for note in &input.asks.notes {
+            events.warn(note);
+        }
+        if let (Some(ours), Some(theirs)) = (&configured.index_url, &input.asks.options.index_url)
+            && ours != theirs
+        {
+            events.warn(&format!(
+                "{} names the index {}; [python] index-url ({}) is used instead",
+                input.from,
+                oxbuild_python::source::redact(theirs),
+                oxbuild_python::source::redact(ours)
+            ));
+        }
+        options = options.then(&input.asks.options);
+    }
+    let sources = oxbuild_python::source::Sources::from_options(&options, services.http().clone())?
+        .caching(services.cache.bucket(oxbuild_cache::Bucket::Index)?);
     let resolve_request = Resolve {
         requirements: inputs.requirements.clone(),
         exclude_newer: Some(cutoff),
         preferences: preferences(&inputs.pins, &output, req),
-        prereleases: req.prereleases,
+        prereleases: req.prereleases || inputs.asks.prereleases,
+        constraints: inputs.asks.constraints.clone(),
     };
-    // The test variant's requirements, locked on top of production's versions.
-    let test = if req.test { test_inputs(&dir, &cfg)? } else { None };
     let test_path = test_output(&output);
     let test_request = test.as_ref().map(|t| {
         Resolve {
@@ -507,7 +526,8 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
             requirements: inputs.requirements.iter().chain(&t.requirements).cloned().collect(),
             exclude_newer: Some(cutoff),
             preferences: preferences(&t.pins, &test_path, req),
-            prereleases: req.prereleases,
+            prereleases: req.prereleases || inputs.asks.prereleases || t.asks.prereleases,
+            constraints: inputs.asks.constraints.iter().chain(&t.asks.constraints).cloned().collect(),
         }
     });
     let counted = sources.clone();

@@ -921,7 +921,7 @@ pub fn needs_lock(dir: &Path, plan: &Plan) -> Option<String> {
                 return Some(format!("{file} does not pin {}", loose.join(", ")));
             }
             // Nothing to install (an empty file, or only options) is nothing to lock.
-            if oxbuild_python::requirements::input_lines(&dir.join(file)).is_ok_and(|l| l.is_empty()) {
+            if oxbuild_python::input::read(&dir.join(file)).is_ok_and(|i| i.requirements.is_empty()) {
                 return None;
             }
             let compiled = text.contains("--hash") || text.contains("# via") || text.contains("pip-compile");

@@ -17,6 +17,7 @@ pub mod bytecode;
 pub mod check;
 mod error;
 pub mod grouped;
+pub mod input;
 pub mod lockfile;
 pub mod marker;
 pub mod name;
@@ -678,13 +679,13 @@ fn sources_of(
     options: &requirements::IndexOptions,
     http: &oxbuild_http::Client,
 ) -> Result<Sources, Error> {
-    let mut find_links = settings.find_links.clone();
-    find_links.extend(options.find_links.iter().cloned());
-    let index_url = settings.index_url.clone().or(options.index_url.clone());
-    let mut extra = settings.extra_index_urls.clone();
-    extra.extend(options.extra_index_urls.iter().cloned());
-    Ok(Sources::new(find_links, index_url.as_deref(), &extra, settings.no_index || options.no_index, http.clone())?
-        .trusting(&settings.trust_local_wheels))
+    let configured = requirements::IndexOptions {
+        index_url: settings.index_url.clone(),
+        extra_index_urls: settings.extra_index_urls.clone(),
+        find_links: settings.find_links.clone(),
+        no_index: settings.no_index,
+    };
+    Ok(Sources::from_options(&configured.then(options), http.clone())?.trusting(&settings.trust_local_wheels))
 }
 
 /// The project itself installed into the venv, as `poetry install` and `uv

@@ -47,39 +47,6 @@ pub fn requirement_lines(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The requirement lines of the file at `path` (see [`requirement_lines`])
-/// with those of the files its `-r` lines include, each read from beside
-/// the file that names it, in order: `-r common.txt` plus two more is three
-/// files' worth, not two lines. An include that cannot be read is an error
-/// that names both files.
-pub fn input_lines(path: &Path) -> Result<Vec<String>, String> {
-    fn read(path: &Path, depth: usize, out: &mut Vec<String>) -> Result<(), String> {
-        if depth > 10 {
-            return Err(format!("{}: `-r` includes nest too deeply (a cycle?)", path.display()));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        for line in text.lines() {
-            let line = line.split(" #").next().unwrap_or("").trim();
-            let (opt, value) = split_option(line);
-            let included = match opt {
-                "-r" | "--requirement" => value,
-                _ => line.strip_prefix("-r").filter(|v| !v.is_empty() && !v.starts_with(' ')),
-            };
-            if let Some(file) = included {
-                read(&dir.join(file.trim()), depth + 1, out)
-                    .map_err(|e| format!("{e} (included by `-r` in {})", path.display()))?;
-            } else {
-                out.extend(requirement_lines(line));
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    read(path, 0, &mut out)?;
-    Ok(out)
-}
-
 /// The requirement lines of `text` that do not pin one version (`==`) or a
 /// URL (` @ `): what makes a requirements file an input to lock rather than
 /// a lock. Markers are left out of what is returned.
@@ -162,8 +129,9 @@ impl Pin {
 }
 
 /// Index options found in the file (`--index-url`, `--extra-index-url`,
-/// `--find-links`, `--no-index`).
-#[derive(Debug, Clone, Default)]
+/// `--find-links`, `--no-index`). Debug shows the URLs without their
+/// credentials.
+#[derive(Clone, Default)]
 pub struct IndexOptions {
     /// `--index-url`
     pub index_url: Option<String>,
@@ -173,6 +141,61 @@ pub struct IndexOptions {
     pub find_links: Vec<PathBuf>,
     /// `--no-index`
     pub no_index: bool,
+}
+
+impl std::fmt::Debug for IndexOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = crate::source::redact;
+        f.debug_struct("IndexOptions")
+            .field("index_url", &self.index_url.as_deref().map(redact))
+            .field("extra_index_urls", &self.extra_index_urls.iter().map(|u| redact(u)).collect::<Vec<_>>())
+            .field("find_links", &self.find_links)
+            .field("no_index", &self.no_index)
+            .finish()
+    }
+}
+
+impl IndexOptions {
+    /// These options (the configuration's) with `file`'s after them, as
+    /// pip takes a requirements file's options after its command line: the
+    /// first `index-url` given wins; the find-links and extra indexes of
+    /// both are used; `no-index` from either.
+    pub fn then(&self, file: &IndexOptions) -> IndexOptions {
+        IndexOptions {
+            index_url: self.index_url.clone().or_else(|| file.index_url.clone()),
+            extra_index_urls: self.extra_index_urls.iter().chain(&file.extra_index_urls).cloned().collect(),
+            find_links: self.find_links.iter().chain(&file.find_links).cloned().collect(),
+            no_index: self.no_index || file.no_index,
+        }
+    }
+}
+
+/// `value` with each `${NAME}` (capitals, digits and `_`, as pip reads
+/// them) replaced by that environment variable; one that is not set stays
+/// as written. How a requirements file names an index's token without
+/// holding it.
+pub(crate) fn expand_env(value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').filter(|&e| {
+            e > 0 && after[..e].bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        });
+        match end.and_then(|e| std::env::var(&after[..e]).ok().map(|v| (e, v))) {
+            Some((e, v)) => {
+                out.push_str(&v);
+                rest = &after[e + 1..];
+            }
+            None => {
+                out.push_str("${");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A parsed requirements file (with `-r` includes followed).
@@ -309,9 +332,9 @@ impl Requirements {
                 match opt {
                     "-r" | "--requirement" => self.read(&dir.join(value?), depth + 1)?,
                     "-c" | "--constraint" => {}
-                    "-i" | "--index-url" => self.options.index_url = Some(value?.to_string()),
-                    "--extra-index-url" => self.options.extra_index_urls.push(value?.to_string()),
-                    "-f" | "--find-links" => self.options.find_links.push(dir.join(value?)),
+                    "-i" | "--index-url" => self.options.index_url = Some(expand_env(value?)),
+                    "--extra-index-url" => self.options.extra_index_urls.push(expand_env(value?)),
+                    "-f" | "--find-links" => self.options.find_links.push(dir.join(expand_env(value?))),
                     "--no-index" => self.options.no_index = true,
                     "--hash" => return Err(err("`--hash` must follow a requirement on its line".into())),
                     "-e" | "--editable" => {
@@ -335,7 +358,7 @@ impl Requirements {
 }
 
 /// Lines with `\` continuations joined, numbered by their first physical line.
-fn logical_lines(text: &str) -> Vec<(usize, String)> {
+pub(crate) fn logical_lines(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     let mut current: Option<(usize, String)> = None;
     for (i, raw) in text.lines().enumerate() {
@@ -354,7 +377,7 @@ fn logical_lines(text: &str) -> Vec<(usize, String)> {
     out
 }
 
-fn strip_comment(line: &str) -> String {
+pub(crate) fn strip_comment(line: &str) -> String {
     // A `#` starts a comment at the line start or after white space (URLs keep theirs).
     let mut prev_space = true;
     for (i, c) in line.char_indices() {
@@ -366,7 +389,7 @@ fn strip_comment(line: &str) -> String {
     line.to_string()
 }
 
-fn split_option(line: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_option(line: &str) -> (&str, Option<&str>) {
     if let Some((opt, value)) = line.split_once('=')
         && !opt.contains(' ')
     {
@@ -452,26 +475,6 @@ fn parse_requirement(line: &str, origin: &str) -> Result<Pin, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn input_lines_read_the_files_their_r_lines_include() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("requirements")).unwrap();
-        std::fs::write(dir.path().join("requirements.txt"), "-r requirements/docker.txt\n").unwrap();
-        std::fs::write(dir.path().join("requirements/docker.txt"), "-r common.txt\ngunicorn==23.0.0  # server\n")
-            .unwrap();
-        std::fs::write(
-            dir.path().join("requirements/common.txt"),
-            "flask==3.1.0\n--requirement=extra.txt\n-c pins.txt\n",
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("requirements/extra.txt"), "click>=8\n").unwrap();
-        let lines = input_lines(&dir.path().join("requirements.txt")).unwrap();
-        assert_eq!(lines, ["flask==3.1.0", "click>=8", "gunicorn==23.0.0"]);
-        std::fs::write(dir.path().join("requirements/extra.txt"), "-r gone.txt\n").unwrap();
-        let e = input_lines(&dir.path().join("requirements.txt")).unwrap_err();
-        assert!(e.contains("gone.txt") && e.contains("included by `-r` in") && e.contains("extra.txt"), "{e}");
-    }
 
     #[test]
     fn a_missing_file_is_named_without_a_line_and_says_what_to_do() {

@@ -133,15 +133,25 @@ pub fn redact(raw: &str) -> String {
 /// else the `default` one. Parsed by `rust-netrc`, which knows `default`,
 /// `macdef`, comments and quoted tokens.
 fn netrc(host: &str) -> Option<(String, String)> {
+    netrc_entry(&netrc_text()?, host, true)
+}
+
+/// Credentials for `host` from its own `machine` entry of the netrc file.
+fn netrc_machine(host: &str) -> Option<(String, String)> {
+    netrc_entry(&netrc_text()?, host, false)
+}
+
+fn netrc_text() -> Option<String> {
     let path = std::env::var_os("NETRC")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".netrc")))?;
-    netrc_entry(&std::fs::read_to_string(path).ok()?, host)
+    std::fs::read_to_string(path).ok()
 }
 
-fn netrc_entry(text: &str, host: &str) -> Option<(String, String)> {
+/// The entry of `host` in `text`, else (when `default`) the `default` one.
+fn netrc_entry(text: &str, host: &str, default: bool) -> Option<(String, String)> {
     let parsed: netrc::Netrc = text.parse().ok()?;
-    let auth = parsed.hosts.get(host).or_else(|| parsed.hosts.get("default"))?;
+    let auth = parsed.hosts.get(host).or_else(|| parsed.hosts.get("default").filter(|_| default))?;
     Some((auth.login.clone(), auth.password.clone()))
 }
 
@@ -241,6 +251,37 @@ impl Sources {
             requests: Default::default(),
             no_ranges: Default::default(),
         })
+    }
+
+    /// The sources that `options` name (see [`Sources::new`]).
+    pub fn from_options(
+        options: &crate::requirements::IndexOptions,
+        http: oxbuild_http::Client,
+    ) -> Result<Sources, Error> {
+        Sources::new(
+            options.find_links.clone(),
+            options.index_url.as_deref(),
+            &options.extra_index_urls,
+            options.no_index,
+            http,
+        )
+    }
+
+    /// The login to send with a request for `url`, found on index `index`
+    /// (`usize::MAX`: named by a lock). An index's credentials go to that
+    /// index only (its origin), never to a file host it links to; a file
+    /// that a lock names gets those of the configured index it is on, else
+    /// the `machine` entry of `~/.netrc` for its host (not the `default`
+    /// one, which would go to every host a lock names).
+    fn credentials_for(&self, index: usize, url: &url::Url) -> Option<(String, String)> {
+        let same_origin = |i: &&Index| i.auth.is_some() && i.url.origin() == url.origin();
+        if index != usize::MAX {
+            return self.indexes.get(index).filter(same_origin).and_then(|i| i.auth.clone());
+        }
+        if let Some(i) = self.indexes.iter().find(same_origin) {
+            return i.auth.clone();
+        }
+        netrc_machine(url.host_str()?)
     }
 
     /// The URL of index `i` (as candidates name it), credentials removed.
@@ -377,11 +418,7 @@ impl Sources {
                 if let Some(range) = range {
                     req = req.header(reqwest::header::RANGE, range);
                 }
-                // An index's credentials go to that index only, not to a file host it links to.
-                if let Some(i) = self.indexes.get(index)
-                    && let Some((u, p)) = &i.auth
-                    && i.url.origin() == url.origin()
-                {
+                if let Some((u, p)) = self.credentials_for(index, url) {
                     req = req.basic_auth(u, Some(p));
                 }
                 self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -529,7 +566,17 @@ impl Sources {
                 match self.get(index, url, "*/*", None, read).await {
                     Ok(out) => Ok(out),
                     Err(Failed::Status(status)) => {
-                        Err(Error::Index(format!("downloading {} answered {status}", c.filename)))
+                        let login = match status.as_u16() {
+                            401 | 403 => {
+                                "; it wants a login: name its index with the credentials in [python] index-url or extra-index-url (OXBUILD_PYTHON_INDEX_URL keeps them out of the file), or give its host a `machine` entry in ~/.netrc"
+                            }
+                            _ => "",
+                        };
+                        Err(Error::Index(format!(
+                            "downloading {} from {} answered {status}{login}",
+                            c.filename,
+                            url.host_str().unwrap_or("its host")
+                        )))
                     }
                     Err(Failed::Other(Error::Index(detail))) => {
                         Err(Error::Index(format!("downloading {}: {detail}", c.filename)))
@@ -807,13 +854,16 @@ macdef init
 
 default login anyone password fallback
 "#;
-        assert_eq!(netrc_entry(text, "pkgs.example.com"), Some(("alice".into(), "p w#d".into())));
-        assert_eq!(netrc_entry(text, "other.example.org"), Some(("anyone".into(), "fallback".into())));
+        assert_eq!(netrc_entry(text, "pkgs.example.com", true), Some(("alice".into(), "p w#d".into())));
+        assert_eq!(netrc_entry(text, "other.example.org", true), Some(("anyone".into(), "fallback".into())));
         assert_eq!(
-            netrc_entry(text, "not.a.host"),
+            netrc_entry(text, "not.a.host", true),
             Some(("anyone".into(), "fallback".into())),
             "macdef bodies are no entries"
         );
-        assert_eq!(netrc_entry("machine a login b password c\n", "z"), None);
+        assert_eq!(netrc_entry("machine a login b password c\n", "z", true), None);
+        // A file a lock names gets its host's own entry, never the default.
+        assert_eq!(netrc_entry(text, "pkgs.example.com", false), Some(("alice".into(), "p w#d".into())));
+        assert_eq!(netrc_entry(text, "other.example.org", false), None);
     }
 }

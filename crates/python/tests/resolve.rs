@@ -342,3 +342,27 @@ fn pad_wheel(from: &Path, to: &Path) {
     }
     out.finish().unwrap();
 }
+
+#[test]
+fn constraints_limit_what_is_required_and_ask_for_nothing_themselves() {
+    let files = wheels(&[
+        ("app", "1.0", &["lib>=1"], None, ANY),
+        ("lib", "1.0", &[], None, ANY),
+        ("lib", "2.0", &[], None, ANY),
+        ("lib", "3.0", &[], None, ANY),
+        ("unused", "1.0", &[], None, ANY),
+    ]);
+    let index = PackageIndex::start(files.path());
+    let constrained = |constraints: &[&str]| {
+        let mut request = request(&["app"]);
+        request.constraints = constraints.iter().map(|c| c.to_string()).collect();
+        with_index(&index, move |index| resolve::resolve(index, &target("x86_64"), &request))
+    };
+    // A constraint on a dependency holds it back; one on a package nobody
+    // requires adds nothing; one whose marker is false does not apply.
+    let out = constrained(&["lib<3", "unused==1.0", "lib<2 ; sys_platform == 'win32'"]).unwrap();
+    assert_eq!(versions(&out), ["app==1.0", "lib==2.0"]);
+    // With no version left, the explanation names the constraint.
+    let e = constrained(&["lib>=4"]).unwrap_err().to_string();
+    assert!(e.contains("outside the constraint `lib>=4`"), "{e}");
+}

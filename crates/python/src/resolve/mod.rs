@@ -68,6 +68,9 @@ pub struct Request {
     /// Pre-releases may be chosen for every package (else only where a
     /// requirement names one).
     pub prereleases: bool,
+    /// Constraints (PEP 508, pip's `-c` files): the versions a package may
+    /// take when something requires it; they ask for nothing themselves.
+    pub constraints: Vec<String>,
 }
 
 /// A distribution chosen for a target.
@@ -448,7 +451,13 @@ struct Provider<'i, 'a> {
     /// Versions of each package that have files but none the target can
     /// use, with why: for the explanation when a resolution fails.
     left_out: RefCell<HashMap<String, BTreeMap<Version, BTreeSet<LeftOut>>>>,
+    /// The request's constraints that apply to the target, by normalised
+    /// name, each with the lines that make it.
+    constrained: Constrained,
 }
+
+/// Constraints by normalised name: the versions allowed, and the lines that say so.
+type Constrained = HashMap<String, (Ranges<Version>, Vec<String>)>;
 
 /// Why a version with files on the index cannot be chosen for the target.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -461,6 +470,8 @@ enum LeftOut {
     Platform,
     /// A pre-release, not asked for.
     Prerelease,
+    /// Outside a constraint (the constraint lines).
+    Constraint(String),
 }
 
 impl Provider<'_, '_> {
@@ -514,6 +525,7 @@ impl Provider<'_, '_> {
                     LeftOut::Prerelease => format!(
                         "{which}: a pre-release, left out unless a requirement names one or --prerelease is given"
                     ),
+                    LeftOut::Constraint(lines) => format!("{which}: outside the constraint {lines}"),
                 });
             }
         }
@@ -558,6 +570,10 @@ impl Provider<'_, '_> {
                 Some(LeftOut::Python(r.trim().to_string()))
             } else if !fits {
                 Some(LeftOut::Platform)
+            } else if let Some((range, lines)) = self.constrained.get(name)
+                && !range.contains(&version)
+            {
+                Some(LeftOut::Constraint(lines.join(", ")))
             } else {
                 None
             };
@@ -773,6 +789,36 @@ impl DependencyProvider for Provider<'_, '_> {
     }
 }
 
+/// The constraints among `lines` that apply in `env`, by normalised name:
+/// the versions they allow, and the lines.
+fn constrained(
+    lines: &[String],
+    env: &crate::marker::Environment,
+) -> Result<Constrained, Error> {
+    let mut out: Constrained = HashMap::new();
+    for line in lines {
+        let req = crate::name::parse_requirement(line)
+            .map_err(|e| Error::Package(format!("the constraint `{line}`: {e}")))?;
+        if !req.evaluate_markers(env.pep508(), &[]) {
+            continue;
+        }
+        let range = match &req.version_or_url {
+            Some(pep508_rs::VersionOrUrl::VersionSpecifier(s)) => ranges::of(s),
+            Some(pep508_rs::VersionOrUrl::Url(_)) => {
+                return Err(Error::Package(format!(
+                    "the constraint on {0} names a URL; a constraint limits versions: write `{0}==VERSION`, or require the URL itself",
+                    req.name
+                )));
+            }
+            None => continue,
+        };
+        let entry = out.entry(normalize(req.name.as_ref())).or_insert_with(|| (Ranges::full(), Vec::new()));
+        entry.0 = entry.0.intersection(&range);
+        entry.1.push(format!("`{}`", line.trim()));
+    }
+    Ok(out)
+}
+
 /// Resolves `request` for `target` with `index`: the chosen distributions,
 /// in name order, or why none can be.
 pub fn resolve(index: &Index<'_>, target: &Target, request: &Request) -> Result<Vec<Chosen>, ResolveError> {
@@ -785,7 +831,9 @@ pub fn resolve(index: &Index<'_>, target: &Target, request: &Request) -> Result<
         .filter(|r| matches!(&r.version_or_url, Some(pep508_rs::VersionOrUrl::VersionSpecifier(s)) if s.iter().any(|s| s.version().any_prerelease())))
         .map(|r| normalize(r.name.as_ref()))
         .collect();
+    let constrained = constrained(&request.constraints, &env)?;
     let provider = Provider {
+        constrained,
         index,
         target,
         env,
