@@ -164,6 +164,9 @@ pub async fn health_stage(
     let check = health::Check::from_config(&config)
         .ok_or_else(|| Failure::config("the image has no healthcheck: add a [healthcheck] section to oxbuild.toml"))?;
     let runtime = runtime(stage, &assembled.cfg)?;
+    for warning in moved_probe_ports(&stage_env(stage)?, &config, &check) {
+        out.warn(warning);
+    }
     let name = load(&runtime, image, assembled, services).await?;
     let ports: Vec<u16> = config["config"]["ExposedPorts"]
         .as_object()
@@ -217,6 +220,33 @@ pub async fn health_stage(
         }
     };
     Ok(StageResult { json, human, failure })
+}
+
+/// Warnings for `--env` values that move the port the healthcheck probes:
+/// a variable the image sets to a port number that the probe's command
+/// names (`PORT=8000` and `http://127.0.0.1:8000/health`), given another
+/// value. The app then listens elsewhere, and the probe still knocks there.
+fn moved_probe_ports(env: &[(String, String)], config: &serde_json::Value, check: &health::Check) -> Vec<String> {
+    let probe = check.test.join(" ");
+    let image_env: Vec<(&str, &str)> = config["config"]["Env"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|v| v.as_str()?.split_once('=')).collect())
+        .unwrap_or_default();
+    env.iter()
+        .filter_map(|(name, value)| {
+            let (_, was) = image_env.iter().find(|(k, _)| k == name)?;
+            let port: u16 = was.parse().ok()?;
+            let needle = format!(":{port}");
+            let named = probe.match_indices(&needle).any(|(at, _)| {
+                !probe[at + needle.len()..].starts_with(|c: char| c.is_ascii_digit())
+            });
+            (named && value != was).then(|| {
+                format!(
+                    "--env {name}: the image sets {name}={port}, the port its healthcheck probes; the probe still goes to {port}, so change the port in [healthcheck] http too (or leave {name} as it is)"
+                )
+            })
+        })
+        .collect()
 }
 
 /// The assess stage on the test variant of `assembled`.
@@ -312,7 +342,7 @@ pub async fn assess(args: AssessArgs, out: Reporter) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
-    use super::container_env;
+    use super::{container_env, moved_probe_ports};
 
     #[test]
     fn env_flags_take_a_value_or_the_named_variables_and_never_say_a_value() {
@@ -334,5 +364,24 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn an_env_value_that_moves_the_probed_port_is_warned_about() {
+        let config = serde_json::json!({"config": {
+            "Env": ["PATH=/usr/bin", "PORT=8000", "WORKERS=2"],
+            "Healthcheck": {"Test": ["CMD", "python3", "-c", "u.urlopen(\"http://127.0.0.1:8000\", timeout=3)"]},
+        }});
+        let check = oxbuild_runtime::health::Check::from_config(&config).unwrap();
+        let env =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let warned = moved_probe_ports(&env(&[("PORT", "9090"), ("WORKERS", "4")]), &config, &check);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].starts_with("--env PORT: the image sets PORT=8000") && !warned[0].contains("9090"),
+            "{warned:?}"
+        );
+        // The same value, or a variable the probe does not name: nothing to say.
+        assert!(moved_probe_ports(&env(&[("PORT", "8000"), ("WORKERS", "8000")]), &config, &check).is_empty());
     }
 }

@@ -791,10 +791,7 @@ impl DependencyProvider for Provider<'_, '_> {
 
 /// The constraints among `lines` that apply in `env`, by normalised name:
 /// the versions they allow, and the lines.
-fn constrained(
-    lines: &[String],
-    env: &crate::marker::Environment,
-) -> Result<Constrained, Error> {
+fn constrained(lines: &[String], env: &crate::marker::Environment) -> Result<Constrained, Error> {
     let mut out: Constrained = HashMap::new();
     for line in lines {
         let req = crate::name::parse_requirement(line)
