@@ -468,6 +468,34 @@ fn port_in(argv: &[String], dir: &Path) -> Option<u16> {
     })
 }
 
+/// Notes for the project's scripts that `command` runs (by path, or
+/// through `sh`/`bash`) which source a virtualenv's `bin/activate`: the
+/// image has none there, as oxbuild installs the lock into its own venv,
+/// already on PATH. Under `sh` a missing file to source ends the script.
+fn activations(dir: &Path, workdir: &str, command: &[String]) -> Vec<Note> {
+    let mut notes = Vec::new();
+    for word in command.iter().take(3) {
+        let rel = word.strip_prefix(&format!("{}/", workdir.trim_end_matches('/'))).unwrap_or(word);
+        let rel = rel.trim_start_matches("./");
+        if rel.starts_with('/') || !(rel.ends_with(".sh") || word.starts_with("./") || word.starts_with(workdir)) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(dir.join(rel)) else { continue };
+        for line in text.lines().map(str::trim) {
+            let sourced = line.strip_prefix("source ").or_else(|| line.strip_prefix(". ")).map(str::trim);
+            if let Some(activate) = sourced.filter(|s| s.ends_with("bin/activate")) {
+                notes.push(Note::new(
+                    format!("`{line}` in {rel}"),
+                    format!(
+                        "the image has no virtualenv at {activate}: oxbuild installs the lock into its own venv, whose bin is on PATH already; delete the line, or the script stops there"
+                    ),
+                ));
+            }
+        }
+    }
+    notes
+}
+
 /// Reads the project in `dir` and plans its oxbuild.toml.
 pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     let mut plan = Plan { workdir: "/app".into(), user: ("app".into(), None, None), ..Default::default() };
@@ -893,6 +921,11 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             format!("the command runs {server}: add it to the project's dependencies and lock again"),
         ));
     }
+    // A script the command runs that activates a virtualenv of its own
+    // (made by a RUN that is not carried over) stops there in the image.
+    if plan.python.is_some() {
+        plan.notes.extend(activations(dir, &plan.workdir, &command));
+    }
     plan.pytest_group = match &plan.python {
         Some((_, f)) if f == "uv.lock" => oxbuild_python::lockfile::uv_groups(&dir.join(f))
             .ok()
@@ -1174,6 +1207,30 @@ mod tests {
             "{}",
             plan.render()
         );
+    }
+
+    #[test]
+    fn a_script_that_activates_the_dockerfiles_own_venv_gets_a_note() {
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.11-slim\nWORKDIR /home/app\nCOPY requirements.txt .\nRUN python -m venv venv && venv/bin/pip install -r requirements.txt\nCOPY . .\nENTRYPOINT [\"./boot.sh\"]\n",
+            ),
+            ("requirements.txt", "flask==3.1.0\ngunicorn==23.0.0\n"),
+            ("boot.sh", "#!/bin/bash\nsource venv/bin/activate\nflask db upgrade\nexec gunicorn -b :5000 app:app\n"),
+        ]);
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        let note = plan.notes.iter().find(|n| n.what == "`source venv/bin/activate` in boot.sh");
+        let note = note.unwrap_or_else(|| panic!("{:?}", plan.notes));
+        assert!(
+            note.why.contains("no virtualenv at venv/bin/activate") && note.why.contains("on PATH"),
+            "{}",
+            note.why
+        );
+        // A script that activates nothing gets no such note.
+        write(dir.path(), &[("boot.sh", "#!/bin/bash\nexec gunicorn -b :5000 app:app\n")]);
+        let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        assert!(!plan.notes.iter().any(|n| n.what.contains("activate")), "{:?}", plan.notes);
     }
 
     #[test]
