@@ -290,6 +290,20 @@ fn a_fresh_runner_with_a_cache_repo_downloads_no_wheel() {
     assert_eq!(index.wheel_downloads(), 2, "no wheel was downloaded again");
     assert_eq!(second["python"]["layer"], first["python"]["layer"]);
     assert_eq!(second["digest"], first["digest"]);
+    // The cache repository's record says what the layer puts on PATH, so a
+    // command that nothing installs is named on such a runner too.
+    ws.edit_config("entrypoint = [\"gunicorn\",", "entrypoint = [\"celery\",");
+    let third_runner = ws.tmp.path().join("third-runner-cache");
+    let celery = build_json(
+        ws.oxbuild()
+            .env("OXBUILD_CACHE_DIR", &third_runner)
+            .env("OXBUILD_CACHE_REPO", &cache_repo)
+            .args(["build", "-q", "--base", &base()])
+            .arg(ws.app()),
+    );
+    assert_eq!(celery["python"]["source"], "cache repository");
+    assert!(celery["warnings"].to_string().contains("entrypoint runs `celery`"), "{}", celery["warnings"]);
+    ws.edit_config("entrypoint = [\"celery\",", "entrypoint = [\"gunicorn\",");
 
     // Pushed to the same registry, the cached layer is mounted, never downloaded.
     let target = registry.reference("team/pyweb:v1");
@@ -683,4 +697,30 @@ fn a_setup_py_project_is_not_installed_and_the_build_says_so() {
     let (code, _, stderr) = build(&ws);
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains("setup.py"), "{stderr}");
+}
+
+/// A command whose program no package of the lock installs, and the base
+/// lacks, is named by the build (the image could not start), from a layer
+/// written now and from one the cache keeps; one the venv or the base has
+/// is not.
+#[test]
+fn a_command_whose_program_nothing_installs_is_warned_about_at_build_time() {
+    let ws = Workspace::of("pyweb");
+    let warnings = |ws: &Workspace| -> Vec<String> {
+        let report = build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+        report["warnings"].as_array().unwrap().iter().filter_map(|w| w.as_str().map(String::from)).collect()
+    };
+    let program_warnings =
+        |ws: &Workspace| -> Vec<String> { warnings(ws).into_iter().filter(|w| w.contains(" runs `")).collect() };
+    // The layer written now knows its programs: gunicorn is in the venv.
+    assert_eq!(program_warnings(&ws), Vec::<String>::new(), "gunicorn is in the venv");
+    // The layer's cache record knows them too.
+    ws.edit_config("entrypoint = [\"gunicorn\",", "entrypoint = [\"celery\",");
+    let warned = program_warnings(&ws);
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].starts_with("[image] entrypoint runs `celery`"), "{warned:?}");
+    assert!(warned[0].contains("/opt/venv/bin"), "the PATH searched is named: {warned:?}");
+    // The base's own programs count (sh is in /bin, a symlink to usr/bin).
+    ws.edit_config("entrypoint = [\"celery\",", "entrypoint = [\"sh\", \"-c\", \"exec gunicorn\",");
+    assert_eq!(program_warnings(&ws), Vec::<String>::new());
 }

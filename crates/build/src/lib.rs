@@ -14,6 +14,7 @@
 
 pub mod context;
 pub mod dockerignore;
+pub mod programs;
 pub mod publish;
 pub mod runtime;
 pub mod user;
@@ -107,10 +108,14 @@ pub struct ExtraLayer {
     pub created_by: String,
     /// Environment defaults it brings (`PATH`, `VIRTUAL_ENV`); oxbuild.toml's env wins.
     pub env: Vec<(String, String)>,
+    /// The programs it puts in a directory of the image's PATH (absolute
+    /// paths); None when not known (a record of an older build), which
+    /// leaves [`programs::missing`] without a verdict.
+    pub programs: Option<Vec<String>>,
 }
 
 /// Bumped when what a base scan keeps changes, so older cached scans are not used.
-const SCAN_FORMAT: &str = "rootfs-scan-v4";
+const SCAN_FORMAT: &str = "rootfs-scan-v5";
 
 /// The cache key of a base scan: the scan format and the base's layer digests.
 pub fn scan_key(base: &Image) -> oxbuild_image::Digest {
@@ -123,13 +128,15 @@ pub fn scan_key(base: &Image) -> oxbuild_image::Digest {
 }
 
 /// The paths of a base the build reads: accounts, the Python interpreter,
-/// libc, and the package database and os-release for the SBOM.
+/// libc, the package database and os-release for the SBOM, and what its
+/// PATH directories hold.
 pub fn base_wants(path: &str) -> Want {
     [
         user::wants(path),
         oxbuild_python::target::wants(path),
         oxbuild_node::target::wants(path),
         oxbuild_sbom::os::wants(path),
+        programs::wants(path),
     ]
     .into_iter()
     .max_by_key(|w| match w {
@@ -288,7 +295,7 @@ pub fn build(
     }
     // Test files belong to the test variant only.
     let tests = cfg.assess.test_paths(dir);
-    let (piece, warnings, compiled, reused) = write_app(
+    let (piece, mut warnings, compiled, reused) = write_app(
         &mut app,
         dir,
         cfg.app.include.as_deref(),
@@ -308,6 +315,7 @@ pub fn build(
     let env: Vec<(String, String)> = extra.iter().flat_map(|e| e.env.iter().cloned()).collect();
     let mut config = base.config_json()?;
     runtime::apply(&mut config, cfg, runtime::ProbeRunner::for_base(base_fs), owner, &env, &history, epoch);
+    warnings.extend(programs::missing(&config, base_fs, extra));
 
     // Provenance: the base, and the git checkout. oxbuild.toml's labels win.
     let mut stamped: BTreeMap<String, String> = BTreeMap::new();

@@ -189,6 +189,8 @@ pub struct CachedDeps {
     pub compiled: usize,
     /// The packages in it, for the SBOM.
     pub packages: Vec<oxbuild_sbom::Package>,
+    /// The programs it puts on PATH; None in an entry from before they were kept.
+    pub programs: Option<Vec<String>>,
 }
 
 /// What the config of a dependency layer's cache image says about it.
@@ -202,6 +204,8 @@ pub struct DepsMeta {
     pub compiled: usize,
     /// The packages in it, for the SBOM.
     pub packages: Vec<oxbuild_sbom::Package>,
+    /// The programs it puts on PATH (see `oxbuild_build::ExtraLayer::programs`), when known.
+    pub programs: Option<Vec<String>>,
 }
 
 /// A cache repository, and the fleet's key that signs and checks its entries.
@@ -394,6 +398,7 @@ pub async fn deps(key: &str, repo: &CacheRepo, services: &Services) -> Option<Ca
         yanked: strings(&meta["yanked"]),
         compiled: meta["compiled"].as_u64().unwrap_or(0) as usize,
         packages,
+        programs: meta.get("programs").filter(|p| p.is_array()).map(strings),
     })
 }
 
@@ -414,6 +419,7 @@ pub async fn store_deps(
         "yanked": deps.yanked,
         "compiled": deps.compiled,
         "packages": deps.packages,
+        "programs": deps.programs,
     });
     let tag = deps_tag(key);
     match push(vec![layer], vec![diff_id.to_string()], meta, repo, &tag, services).await {

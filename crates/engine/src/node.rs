@@ -172,6 +172,8 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         diff_id: prod.diff_id.clone(),
         created_by: format!("oxbuild: node dependencies into {modules_dir}/node_modules"),
         env: node_env,
+        // Not recorded yet: the build does not check a command against `.bin`.
+        programs: None,
     }];
     let mut report = json!({
         "lock": lock_name,
@@ -198,6 +200,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
                 diff_id: dev.diff_id,
                 created_by: format!("oxbuild: node dev dependencies into {modules_dir}/node_modules"),
                 env: Vec::new(),
+                programs: None,
             });
         }
     }
@@ -276,6 +279,7 @@ async fn layer(
             yanked: Vec::new(),
             compiled: 0,
             packages: packages.clone(),
+            programs: None,
         };
         cache_repo::store_deps(&key, layer.clone(), &written.blob.diff_id, &meta, repo, services).await;
     }

@@ -32,6 +32,10 @@ struct CachedLayer {
     /// none and is rebuilt.
     #[serde(default)]
     packages: Option<Vec<oxbuild_sbom::Package>>,
+    /// The programs it puts on PATH; an entry from before they were kept
+    /// has none, and the build then does not check the command's program.
+    #[serde(default)]
+    programs: Option<Vec<String>>,
 }
 
 /// Where a dependency layer came from.
@@ -66,6 +70,7 @@ struct DepLayer {
     yanked: Vec<String>,
     compiled: usize,
     packages: Vec<oxbuild_sbom::Package>,
+    programs: Option<Vec<String>>,
 }
 
 /// The SBOM's records of what `prepared` installed into `layer`.
@@ -209,6 +214,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
             diff_id: project.blob.diff_id.clone(),
             created_by: format!("oxbuild: the project into {}", cfg.python.venv),
             env: oxbuild_python::env(&cfg.python.venv, cx.base.path.as_deref()),
+            programs: Some(project.programs.clone()),
         });
     }
     let mut test = Vec::new();
@@ -236,6 +242,7 @@ fn extra(dep: &DepLayer, what: &str, cx: &Context<'_>) -> ExtraLayer {
         diff_id: dep.diff_id.clone(),
         created_by: format!("oxbuild: {what} into {venv}"),
         env: oxbuild_python::env(venv, cx.base.path.as_deref()),
+        programs: dep.programs.clone(),
     }
 }
 
@@ -310,6 +317,7 @@ async fn layer(settings: &Settings, target: &Target, cx: &Context<'_>) -> Result
             yanked: found.yanked,
             compiled: found.compiled,
             packages: found.packages,
+            programs: found.programs,
         });
     }
     // Written here: it goes to the registry the image is pushed to while it
@@ -336,6 +344,7 @@ async fn layer(settings: &Settings, target: &Target, cx: &Context<'_>) -> Result
         yanked: prepared.yanked.clone(),
         compiled: prepared.bytecode.compiled,
         packages: Some(installed.clone()),
+        programs: Some(prepared.programs.clone()),
     };
     services.cache.put(Bucket::Layers, &planned.key, &record)?;
     let layer = oci_layer(&prepared.blob);
@@ -346,6 +355,7 @@ async fn layer(settings: &Settings, target: &Target, cx: &Context<'_>) -> Result
             yanked: prepared.yanked.clone(),
             compiled: prepared.bytecode.compiled,
             packages: installed.clone(),
+            programs: Some(prepared.programs.clone()),
         };
         cache_repo::store_deps(&planned.key, layer.clone(), &blob.diff_id, &meta, repo, services).await;
     }
@@ -364,6 +374,7 @@ async fn layer(settings: &Settings, target: &Target, cx: &Context<'_>) -> Result
         yanked: prepared.yanked,
         compiled: prepared.bytecode.compiled,
         packages: installed,
+        programs: Some(prepared.programs),
     })
 }
 
@@ -394,6 +405,7 @@ fn from_cache(planned: &Planned, cx: &Context<'_>) -> Option<DepLayer> {
         yanked: c.yanked,
         compiled: c.compiled,
         packages,
+        programs: c.programs,
     })
 }
 

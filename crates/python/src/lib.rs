@@ -406,7 +406,7 @@ pub fn dependency_layer(
     store: &BlobStore,
     bytecode: Option<&bytecode::Compiler>,
     tee: Option<oxbuild_image::store::Tee>,
-) -> Result<(LayerBlob, bytecode::Outcome), Error> {
+) -> Result<(LayerBlob, bytecode::Outcome, Vec<String>), Error> {
     let prefix = prefix.trim_end_matches('/');
     let venv = wheel::VenvLayout {
         prefix: prefix.to_string(),
@@ -418,6 +418,20 @@ pub fn dependency_layer(
             files.insert(staged.rel.clone(), staged);
         }
     }
+    // What the layer puts in the venv's bin, which is on the image's PATH:
+    // its interpreters and the wheels' scripts.
+    let mut programs: Vec<String> = ["python".to_string(), "python3".to_string(), venv.python_dir.clone()]
+        .into_iter()
+        .chain(
+            files
+                .iter()
+                .filter(|(_, f)| f.executable)
+                .filter_map(|(rel, _)| rel.strip_prefix("bin/").filter(|name| !name.contains('/')).map(str::to_string)),
+        )
+        .map(|name| format!("{prefix}/bin/{name}"))
+        .collect();
+    programs.sort();
+    programs.dedup();
     let mut layer = LayerBuilder::new(epoch, Owner::ROOT);
     let p = prefix.trim_start_matches('/');
     layer.dir(p, Owner::ROOT, 0o755);
@@ -483,7 +497,7 @@ pub fn dependency_layer(
         }
         None => (write(&layer)?, bytecode::Outcome::default()),
     };
-    Ok((blob, outcome))
+    Ok((blob, outcome, programs))
 }
 
 /// A wheel file read for compiling that does not match its RECORD.
@@ -577,6 +591,9 @@ pub struct Prepared {
     pub bytecode: bytecode::Outcome,
     /// Every package installed, for the SBOM.
     pub installed: Vec<Installed>,
+    /// The programs it puts in the venv's bin (absolute paths): what a
+    /// command on the image's PATH can run from it.
+    pub programs: Vec<String>,
     /// Wheels built from sdists or source trees: file name, whether it was
     /// taken from the cache of earlier builds, and how it was built (as the
     /// SBOM's source says).
@@ -699,6 +716,8 @@ pub struct ProjectLayer {
     pub wheel: String,
     /// The project as the SBOM lists it.
     pub installed: Installed,
+    /// The programs it puts in the venv's bin (absolute paths).
+    pub programs: Vec<String>,
 }
 
 /// Builds the project in `dir` (a package: see [`sdist::is_package`]) with
@@ -759,7 +778,7 @@ pub async fn project_layer(
     let (t, prefix, st, compression, compiler) =
         (target.clone(), settings.prefix.clone(), store.clone(), settings.compression, settings.bytecode.clone());
     let w = wheel.clone();
-    let (blob, _) = tokio::task::spawn_blocking(move || {
+    let (blob, _, programs) = tokio::task::spawn_blocking(move || {
         dependency_layer(std::slice::from_ref(&w), &t, &prefix, epoch, compression, &st, compiler.as_ref(), None)
     })
     .await
@@ -774,7 +793,7 @@ pub async fn project_layer(
         metadata: wheel::metadata(&wheel.path, &wheel.filename)?,
         dependencies: Vec::new(),
     };
-    Ok(ProjectLayer { blob, wheel: wheel.filename, installed })
+    Ok(ProjectLayer { blob, wheel: wheel.filename, installed, programs })
 }
 
 /// Fetches the wheels of `planned` and installs them into the layer. The
@@ -797,7 +816,7 @@ pub async fn build(
     let tee = settings.tee.clone();
     let lock = settings.requirements.display().to_string();
     let (below, all) = (settings.installed.clone(), planned.all.clone());
-    let (blob, bytecode, installed) = tokio::task::spawn_blocking(move || {
+    let (blob, bytecode, installed, programs) = tokio::task::spawn_blocking(move || {
         // Before anything is written: what the image holds must be whole.
         let mut dists = Vec::new();
         for w in &ws {
@@ -823,7 +842,8 @@ pub async fn build(
         }
         check::dependencies(&dists, &extras, &t, &lock)?;
         let tee = tee.and_then(|t| t.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
-        let (blob, bytecode) = dependency_layer(&ws, &t, &prefix, epoch, compression, &st, compiler.as_ref(), tee)?;
+        let (blob, bytecode, programs) =
+            dependency_layer(&ws, &t, &prefix, epoch, compression, &st, compiler.as_ref(), tee)?;
         let installed = ws
             .iter()
             .map(|w| {
@@ -839,7 +859,7 @@ pub async fn build(
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        Ok::<_, Error>((blob, bytecode, installed))
+        Ok::<_, Error>((blob, bytecode, installed, programs))
     })
     .await
     .map_err(|e| Error::Package(format!("installing wheels failed: {e}")))??;
@@ -859,6 +879,7 @@ pub async fn build(
         bytecode,
         installed,
         built,
+        programs,
     })
 }
 
@@ -988,9 +1009,10 @@ mod tests {
         let store = BlobStore::open(dir.path().join("store")).unwrap();
         let content = b"streamed without a copy on disk\n".repeat(1000);
         let w = wheel(dir.path(), &content, &content);
-        let (blob, _) =
+        let (blob, _, programs) =
             dependency_layer(&[w], &target(), "/opt/venv", 0, LayerCompression::Gzip, &store, None, None).unwrap();
         assert_eq!(blobs(&store), vec![blob.digest.hex().to_string()]);
+        assert_eq!(programs, ["/opt/venv/bin/python", "/opt/venv/bin/python3", "/opt/venv/bin/python3.11"]);
         let gz = std::fs::File::open(&blob.path).unwrap();
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(gz));
         let mut found = None;

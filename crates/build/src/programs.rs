@@ -1,0 +1,150 @@
+//! Whether the program an image starts is on its PATH: a command that names
+//! a console script no package installs (`celery` with no celery in the
+//! lock) makes an image that cannot start, which a build can say before it
+//! ships. What the build knows: the programs in the base's standard PATH
+//! directories (from its scan) and those each dependency layer puts in its
+//! directory (the venv's `bin`). A PATH directory it knows nothing of
+//! (a base's `/opt/conda/bin`, the workdir) leaves the question open, and
+//! nothing is said.
+
+use std::collections::BTreeMap;
+
+use oxbuild_image::rootfs::{Node, Want};
+
+use crate::ExtraLayer;
+
+/// The PATH directories every Linux base has; Docker's default PATH.
+const STANDARD: [&str; 6] = ["usr/local/sbin", "usr/local/bin", "usr/sbin", "usr/bin", "sbin", "bin"];
+
+/// What a base scan keeps of the PATH directories: the directories
+/// themselves (`bin` is a symlink to `usr/bin` in merged-/usr systems) and
+/// whether each of their entries exists.
+pub fn wants(path: &str) -> Want {
+    let standard = STANDARD.contains(&path)
+        || path.rsplit_once('/').is_some_and(|(dir, name)| !name.is_empty() && STANDARD.contains(&dir));
+    if standard { Want::Exists } else { Want::Skip }
+}
+
+/// A warning when the image's `config` starts a program by bare name that
+/// none of its PATH directories holds, as far as `base_fs` and `extra`
+/// tell; None when it is there, named by a path, or not known.
+pub fn missing(config: &serde_json::Value, base_fs: &BTreeMap<String, Node>, extra: &[ExtraLayer]) -> Option<String> {
+    let c = &config["config"];
+    let first = |key: &str| c[key].as_array().and_then(|a| a.first()).and_then(|v| v.as_str()).map(str::to_string);
+    let (key, program) = match first("Entrypoint") {
+        Some(p) => ("entrypoint", p),
+        None => ("cmd", first("Cmd")?),
+    };
+    if program.is_empty() || program.contains('/') {
+        return None;
+    }
+    // A layer that does not say what it holds could hold it.
+    let mut layered: Vec<&str> = Vec::new();
+    for e in extra {
+        layered.extend(e.programs.as_ref()?.iter().map(String::as_str));
+    }
+    let path = c["Env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str()?.strip_prefix("PATH="))
+        .next_back()
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .to_string();
+    let mut searched = Vec::new();
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let dir = dir.trim_end_matches('/');
+        let wanted = format!("{dir}/{program}");
+        if layered.contains(&wanted.as_str()) {
+            return None;
+        }
+        let rel = dir.trim_start_matches('/');
+        if STANDARD.contains(&rel) {
+            if in_base(base_fs, rel, &program) {
+                return None;
+            }
+        } else if !layered.iter().any(|p| p.rsplit_once('/').is_some_and(|(d, _)| d == dir)) {
+            return None;
+        }
+        searched.push(dir.to_string());
+    }
+    Some(format!(
+        "[image] {key} runs `{program}`, which is in none of the image's PATH directories ({}): no package of the lock installs it and the base has none, so the image cannot start; add the package that provides it to the project's dependencies and lock again, or name the program by its path",
+        searched.join(", ")
+    ))
+}
+
+/// Whether the base has `program` in the PATH directory `dir` (relative),
+/// following a directory symlink (`bin` → `usr/bin`) once.
+fn in_base(base_fs: &BTreeMap<String, Node>, dir: &str, program: &str) -> bool {
+    let dir = match base_fs.get(dir) {
+        Some(Node::Symlink(target)) if target.starts_with('/') => target.trim_matches('/').to_string(),
+        Some(Node::Symlink(target)) => match dir.rsplit_once('/') {
+            Some((parent, _)) => format!("{parent}/{}", target.trim_end_matches('/')),
+            None => target.trim_end_matches('/').to_string(),
+        },
+        _ => dir.to_string(),
+    };
+    base_fs.contains_key(&format!("{dir}/{program}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(entrypoint: &[&str], cmd: &[&str], path: Option<&str>) -> serde_json::Value {
+        let env: Vec<String> = path.map(|p| format!("PATH={p}")).into_iter().collect();
+        serde_json::json!({"config": {"Entrypoint": entrypoint, "Cmd": cmd, "Env": env}})
+    }
+
+    fn venv_layer(programs: Option<&[&str]>) -> ExtraLayer {
+        ExtraLayer {
+            layer: oxbuild_image::Layer::file(
+                oxbuild_image::Descriptor::new(
+                    "application/vnd.oci.image.layer.v1.tar+gzip",
+                    oxbuild_image::Digest::of(b""),
+                    0,
+                ),
+                "/nonexistent".into(),
+            ),
+            diff_id: oxbuild_image::Digest::of(b""),
+            created_by: String::new(),
+            env: Vec::new(),
+            programs: programs.map(|p| p.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn a_program_no_layer_and_no_base_directory_holds_is_named() {
+        let mut fs = BTreeMap::new();
+        fs.insert("bin".to_string(), Node::Symlink("usr/bin".into()));
+        fs.insert("usr/bin/sh".to_string(), Node::File(None));
+        fs.insert("usr/local/bin/uvicorn".to_string(), Node::File(None));
+        let layers = [venv_layer(Some(&["/opt/venv/bin/python", "/opt/venv/bin/gunicorn"]))];
+        let path = Some("/opt/venv/bin:/usr/local/bin:/usr/bin:/bin");
+        // In the venv, in the base (through the bin symlink too), by path: nothing to say.
+        for (entrypoint, cmd) in
+            [(&["gunicorn"][..], &[][..]), (&[], &["uvicorn"]), (&["sh", "-c"], &[]), (&["/app/run.sh"], &[])]
+        {
+            assert_eq!(missing(&config(entrypoint, cmd, path), &fs, &layers), None, "{entrypoint:?} {cmd:?}");
+        }
+        let warned = missing(&config(&[], &["celery", "worker"], path), &fs, &layers).expect("a warning");
+        assert!(warned.starts_with("[image] cmd runs `celery`"), "{warned}");
+        assert!(warned.contains("/opt/venv/bin, /usr/local/bin, /usr/bin, /bin"), "{warned}");
+        // A layer that does not say what it holds, or a PATH directory no
+        // one knows: no verdict.
+        assert_eq!(missing(&config(&["celery"], &[], path), &fs, &[venv_layer(None)]), None);
+        let other = Some("/opt/conda/bin:/usr/bin");
+        assert_eq!(missing(&config(&["celery"], &[], other), &fs, &layers), None);
+    }
+
+    #[test]
+    fn the_scan_keeps_the_path_directories_and_their_entries_only() {
+        assert_eq!(wants("bin"), Want::Exists);
+        assert_eq!(wants("usr/local/bin/gunicorn"), Want::Exists);
+        assert_eq!(wants("usr/bin/python3.11"), Want::Exists);
+        assert_eq!(wants("usr/bin/x/y"), Want::Skip);
+        assert_eq!(wants("usr/lib/x"), Want::Skip);
+        assert_eq!(wants("usr"), Want::Skip);
+    }
+}
