@@ -201,13 +201,16 @@ pub fn healthcheck(hc: &HealthcheckConfig, runner: ProbeRunner) -> Value {
 }
 
 /// A probe that needs only the image's Python standard library: slim images
-/// have no curl or wget. Healthy on any answer below 400.
+/// have no curl or wget. Healthy on any answer below 400, a redirect
+/// included: it is not followed (as node's probe and Docker's curl ones do
+/// not), since an app behind TLS termination answers plain HTTP with a
+/// redirect to an `https://` it does not serve itself.
 pub fn http_probe(url: &str, timeout: Duration) -> String {
     // A JSON string literal is also a valid Python string literal.
     let url = serde_json::to_string(url).expect("strings serialise");
     let secs = timeout.as_secs_f64().max(0.001);
     format!(
-        "import sys, urllib.request as u\ntry:\n    r = u.urlopen({url}, timeout={secs})\n    sys.exit(0 if r.status < 400 else 1)\nexcept Exception as e:\n    print(e)\n    sys.exit(1)\n"
+        "import sys, urllib.request as u, urllib.error as e\nclass Stay(u.HTTPRedirectHandler):\n    def redirect_request(self, *args):\n        return None\ntry:\n    r = u.build_opener(Stay).open({url}, timeout={secs})\n    sys.exit(0 if r.status < 400 else 1)\nexcept e.HTTPError as answer:\n    print(answer)\n    sys.exit(0 if answer.code < 400 else 1)\nexcept Exception as failed:\n    print(failed)\n    sys.exit(1)\n"
     )
 }
 
@@ -283,6 +286,29 @@ timeout = "2s"
         ];
         apply(&mut base, &c, ProbeRunner::Node, Owner { uid: 1, gid: 1 }, &defaults, &[], 0);
         assert_eq!(base["config"]["Env"], json!(["PATH=/app/node_modules/.bin:/opt/venv/bin:/usr/bin:/bin"]));
+    }
+
+    #[test]
+    fn http_probe_takes_a_redirect_as_an_answer_and_a_404_as_a_failure() {
+        // A one-request server per status, on a free port.
+        for (status, healthy) in [(301, true), (200, true), (404, false), (500, false)] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = std::thread::spawn(move || {
+                use std::io::{Read as _, Write as _};
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf);
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\nLocation: https://127.0.0.1:9/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                conn.write_all(answer.as_bytes()).unwrap();
+            });
+            let script = http_probe(&format!("http://127.0.0.1:{port}/health"), Duration::from_secs(5));
+            let out = std::process::Command::new("python3").args(["-c", &script]).output().expect("python3 runs");
+            server.join().unwrap();
+            assert_eq!(out.status.success(), healthy, "{status}: {}", String::from_utf8_lossy(&out.stderr));
+        }
     }
 
     #[test]
