@@ -222,6 +222,49 @@ fn an_unmodified_input_under_git_is_resolved_as_of_its_last_commit() {
         run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["lock"]).arg(ws.app()));
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("now, as requirements.in is modified or not tracked by git"), "{stdout}");
+
+    // The files it includes count: the newest commit among them, and one
+    // of them modified is now.
+    let commit_at = |date: &str| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(ws.app())
+            .args(["-c", "user.name=t", "-c", "user.email=t@oxbuild.invalid", "commit", "-q", "-a", "-m", date])
+            .env("GIT_AUTHOR_DATE", date)
+            .env("GIT_COMMITTER_DATE", date)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let lock = || run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["lock"]).arg(ws.app()));
+    std::fs::write(ws.app().join("requirements.in"), "-r base.in\n").unwrap();
+    std::fs::write(ws.app().join("base.in"), "alpha\n").unwrap();
+    git(&ws.app(), &["add", "-A"]);
+    commit_at("2024-03-01T12:00:00Z");
+    std::fs::write(ws.app().join("base.in"), "alpha>=1\n").unwrap();
+    let (code, stdout, stderr) = lock();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("now, as base.in is modified or not tracked by git"), "{stdout}");
+    commit_at("2024-05-01T12:00:00Z");
+    let (code, stdout, stderr) = lock();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("before 2024-05-01T12:00:00Z (the last commit of base.in, the newest of the 2 files it reads"),
+        "{stdout}"
+    );
+
+    // A last commit from before the base's Python came out is no date its
+    // pins were chosen for: now.
+    std::fs::write(ws.app().join("base.in"), "alpha>=1.0\n").unwrap();
+    commit_at("2020-11-03T12:00:00Z");
+    std::fs::write(ws.app().join("requirements.in"), "-r base.in\n# old\n").unwrap();
+    commit_at("2020-11-04T12:00:00Z");
+    let (code, stdout, stderr) = lock();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("predates Python 3.11 (2022-10-24T00:00:00Z), so its pins were not chosen for it"),
+        "{stdout}"
+    );
 }
 
 /// Against PyPI itself, with the date fixed: a Flask and numpy project is
@@ -486,4 +529,27 @@ fn a_requirements_input_names_its_index_and_constraints_and_lock_uses_both() {
         assert!(!text.contains(TOKEN), "the token stays secret: {text}");
     }
     assert!(stdout.contains("\"gamma-2.0-py3-none-any.whl\""), "{stdout}");
+}
+
+/// A project whose own requires-python excludes the base's Python is told
+/// so before anything is resolved, and nothing is written.
+#[test]
+fn a_project_that_requires_another_python_is_refused_before_resolving() {
+    let wheels = tempfile::tempdir().unwrap();
+    make_wheel(wheels.path(), "alpha", "1.0", "py3-none-any", &[], None);
+    let index = PackageIndex::start(wheels.path());
+    let ws = Workspace::new();
+    std::fs::remove_dir_all(ws.app()).unwrap();
+    project(&ws, "alpha\n");
+    std::fs::remove_file(ws.app().join("requirements.in")).unwrap();
+    std::fs::write(
+        ws.app().join("pyproject.toml"),
+        "[project]\nname = \"svc\"\nversion = \"1.0\"\nrequires-python = \">=3.14,<4.0\"\ndependencies = [\"alpha\"]\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["lock"]).arg(ws.app()));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("requires-python `>=3.14,<4.0` excludes the base's Python 3.11.2"), "{stderr}");
+    assert!(!ws.app().join("pylock.toml").exists(), "nothing was written");
+    assert_eq!(index.requests().len(), 0, "nothing was asked of the index");
 }

@@ -290,16 +290,21 @@ fn production_pins(locked: &resolve::Locked) -> Vec<String> {
     out
 }
 
-/// The cutoff for `file` when none was given: its last commit's time when
-/// git tracks it unmodified, else now; and why.
-fn default_cutoff(file: &Path) -> (SystemTime, String) {
-    let dir = file.parent().unwrap_or(Path::new("."));
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let git = |args: &[&str]| {
+/// The cutoff for the input `files` (the input and what it includes) when
+/// none was given: the newest of their last commits when git tracks them
+/// all unmodified, else now; and why. A date before the target's Python
+/// came out is no date its pins were made for (no wheel for it existed
+/// then, and old sdists would be built one by one): now, then.
+fn default_cutoff(files: &[PathBuf], python: Option<(u32, u32)>) -> (SystemTime, String) {
+    let git = |file: &Path, args: &[&str]| {
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         std::process::Command::new("git")
             .arg("-C")
             .arg(dir)
             .args(args)
+            .arg("--")
+            .arg(&name)
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .output()
@@ -307,18 +312,80 @@ fn default_cutoff(file: &Path) -> (SystemTime, String) {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
-    let tracked = git(&["ls-files", "--", &name]).is_some_and(|o| !o.is_empty());
-    let clean = git(&["status", "--porcelain", "--", &name]).is_some_and(|o| o.is_empty());
-    if tracked
-        && clean
-        && let Some(seconds) = git(&["log", "-1", "--format=%ct", "--", &name]).and_then(|s| s.parse::<u64>().ok())
+    let shown = |file: &Path| file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut newest: Option<(u64, &PathBuf)> = None;
+    for file in files {
+        let tracked = git(file, &["ls-files"]).is_some_and(|o| !o.is_empty());
+        let clean = git(file, &["status", "--porcelain"]).is_some_and(|o| o.is_empty());
+        let committed = git(file, &["log", "-1", "--format=%ct"]).and_then(|s| s.parse::<u64>().ok());
+        match committed.filter(|_| tracked && clean) {
+            Some(t) if newest.is_none_or(|(n, _)| t > n) => newest = Some((t, file)),
+            Some(_) => {}
+            None => {
+                return (SystemTime::now(), format!("now, as {} is modified or not tracked by git", shown(file)));
+            }
+        }
+    }
+    let Some((seconds, file)) = newest else { return (SystemTime::now(), "now".into()) };
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+    let also =
+        if files.len() > 1 { format!(", the newest of the {} files it reads", files.len()) } else { String::new() };
+    if let Some((major, minor)) = python
+        && let Some(released) = python_release(major, minor)
+        && at < released
     {
         return (
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds),
-            format!("the last commit of {name}, which git tracks unmodified"),
+            SystemTime::now(),
+            format!(
+                "now: the last commit of {} ({}) predates Python {major}.{minor} ({}), so its pins were not chosen for it",
+                shown(file),
+                humantime::format_rfc3339_seconds(at),
+                humantime::format_rfc3339_seconds(released)
+            ),
         );
     }
-    (SystemTime::now(), format!("now, as {name} is modified or not tracked by git"))
+    (at, format!("the last commit of {}{also}, which git tracks unmodified", shown(file)))
+}
+
+/// The project's own `requires-python` (pyproject.toml's `[project]`) must
+/// allow every target's Python: a lock for one it excludes would only fail
+/// later, at the build, after every wheel was fetched.
+fn project_python_fits(dir: &Path, targets: &[oxbuild_python::Target]) -> Result<(), Error> {
+    let Ok(text) = std::fs::read_to_string(dir.join("pyproject.toml")) else { return Ok(()) };
+    let Ok(doc) = text.parse::<toml::Table>() else { return Ok(()) };
+    let Some(spec) = doc.get("project").and_then(|p| p.get("requires-python")).and_then(|r| r.as_str()) else {
+        return Ok(());
+    };
+    let Ok(allowed) = pep440_rs::VersionSpecifiers::from_str(spec) else { return Ok(()) };
+    for t in targets {
+        let Ok(python) = pep440_rs::Version::from_str(&t.full_version) else { continue };
+        if !allowed.contains(&python) {
+            return Err(Error::new(
+                Kind::Config,
+                format!(
+                    "pyproject.toml's requires-python `{spec}` excludes the base's Python {}: build on a base with a Python it allows ([image] base, or --base), or change requires-python if the project runs on {}.{}",
+                    t.full_version, t.major, t.minor
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// When CPython `major.minor` was first released, for those the table knows.
+fn python_release(major: u32, minor: u32) -> Option<SystemTime> {
+    let day = match (major, minor) {
+        (3, 7) => "2018-06-27",
+        (3, 8) => "2019-10-14",
+        (3, 9) => "2020-10-05",
+        (3, 10) => "2021-10-04",
+        (3, 11) => "2022-10-24",
+        (3, 12) => "2023-10-02",
+        (3, 13) => "2024-10-07",
+        (3, 14) => "2025-10-07",
+        _ => return None,
+    };
+    humantime::parse_rfc3339(&format!("{day}T00:00:00Z")).ok()
 }
 
 /// The pins of an existing lock at `path`, as preferences.
@@ -433,10 +500,6 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     let (request, cfg) = req.build.resolved()?;
     let dir = request.dir.clone();
     let inputs = inputs(&dir, &cfg)?;
-    let (cutoff, why) = match req.exclude_newer {
-        Some(t) => (t, "--exclude-newer".to_string()),
-        None => default_cutoff(&inputs.file),
-    };
     let output = req.output.clone().unwrap_or_else(|| dir.join("pylock.toml"));
 
     // The targets, read from the base as the build reads it.
@@ -475,6 +538,17 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     let built: std::sync::Arc<dyn oxbuild_python::sdist::BuiltCache> =
         std::sync::Arc::new(crate::built::Built::new(services, request.cache_repo.as_ref()));
     let first_target = targets.first().cloned();
+    project_python_fits(&dir, &targets)?;
+    let (cutoff, why) = match req.exclude_newer {
+        Some(t) => (t, "--exclude-newer".to_string()),
+        None => {
+            // The oldest Python among the targets decides what is too early.
+            let python = targets.iter().map(|t| (t.major, t.minor)).min();
+            let files =
+                if inputs.asks.files.is_empty() { vec![inputs.file.clone()] } else { inputs.asks.files.clone() };
+            default_cutoff(&files, python)
+        }
+    };
     let events = &services.events;
     events.step(&format!(
         "resolving {} requirements from {} for {}, files uploaded before {} ({why})",

@@ -25,6 +25,8 @@ pub struct Input {
     pub prereleases: bool,
     /// Lines that were read and deliberately not used, with why.
     pub notes: Vec<String>,
+    /// Every file read: the input and what it includes, in the order read.
+    pub files: Vec<std::path::PathBuf>,
 }
 
 /// Which list a file's requirement lines go to.
@@ -51,6 +53,7 @@ fn read_into(path: &Path, into: Into, depth: usize, out: &mut Input) -> Result<(
         line: 0,
         message: crate::error::unreadable(&e),
     })?;
+    out.files.push(path.to_path_buf());
     let dir = path.parent().unwrap_or(Path::new("."));
     for (line_no, line) in logical_lines(&text) {
         let err = |message: String| Error::Lock { file: file.clone(), line: line_no, message };
@@ -172,6 +175,8 @@ mod tests {
         assert_eq!(input.options.extra_index_urls, ["https://extra.example/simple"]);
         assert_eq!(input.options.find_links, [d.path().join("wheels")]);
         assert!(input.prereleases);
+        let read: Vec<&str> = input.files.iter().filter_map(|f| f.file_name()?.to_str()).collect();
+        assert_eq!(read, ["requirements.in", "base.in", "constraints.txt", "more-constraints.txt"]);
         assert_eq!(input.notes.len(), 1, "{:?}", input.notes);
         assert!(input.notes[0].contains("`-e .`") && input.notes[0].contains("install-project"), "{:?}", input.notes);
     }

@@ -366,3 +366,32 @@ fn constraints_limit_what_is_required_and_ask_for_nothing_themselves() {
     let e = constrained(&["lib>=4"]).unwrap_err().to_string();
     assert!(e.contains("outside the constraint `lib>=4`"), "{e}");
 }
+
+/// Sdists of one project that keep failing to build are not all tried:
+/// after a few, its older sdist-only versions are left unbuilt (a wheel
+/// still counts), and an explanation says so.
+#[test]
+fn after_a_few_sdists_fail_to_build_the_older_ones_are_left_unbuilt() {
+    let files = wheels(&[("pkg", "1.0", &[], None, ANY)]);
+    for v in 2..=7 {
+        let made = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import io, sys, tarfile\nv = sys.argv[2]\nwith tarfile.open(sys.argv[1], 'w:gz') as t:\n    data = ('Metadata-Version: 2.1\\nName: pkg\\nVersion: %s\\n' % v).encode()\n    info = tarfile.TarInfo('pkg-%s/PKG-INFO' % v)\n    info.size = len(data)\n    t.addfile(info, io.BytesIO(data))\n",
+            ])
+            .arg(files.path().join(format!("pkg-{v}.0.tar.gz")))
+            .arg(format!("{v}.0"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    let index = PackageIndex::start(files.path());
+    let sdists_fetched = |index: &PackageIndex| {
+        index.requests().iter().filter(|r| r.line.starts_with("GET") && r.line.contains(".tar.gz")).count()
+    };
+    let out = lock(&index, &["pkg"], &[target("x86_64")]).unwrap();
+    assert_eq!(versions(&out[0]), ["pkg==1.0"], "the wheel is still taken");
+    assert_eq!(sdists_fetched(&index), 3, "7.0, 6.0 and 5.0 were tried; 4.0 to 2.0 were not");
+    let e = lock(&index, &["pkg>=2"], &[target("x86_64")]).unwrap_err().to_string();
+    assert!(e.contains("left unbuilt because the 3 newest that were tried failed to build"), "{e}");
+}

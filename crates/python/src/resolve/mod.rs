@@ -454,6 +454,8 @@ struct Provider<'i, 'a> {
     /// The request's constraints that apply to the target, by normalised
     /// name, each with the lines that make it.
     constrained: Constrained,
+    /// Sdist builds that failed, by normalised name: why, newest first.
+    failed_builds: RefCell<HashMap<String, Vec<String>>>,
 }
 
 /// Constraints by normalised name: the versions allowed, and the lines that say so.
@@ -472,9 +474,46 @@ enum LeftOut {
     Prerelease,
     /// Outside a constraint (the constraint lines).
     Constraint(String),
+    /// Only a sdist, not built because newer ones of the same project
+    /// failed to build (the first line of why).
+    Unbuilt(String),
 }
 
+/// Sdists of one project that fail to build before the older ones are
+/// left unbuilt: they fail the same way nearly always (no C compiler, a
+/// system library missing), and each try costs seconds to minutes.
+const FAILED_BUILDS_BEFORE_GIVING_UP: usize = 3;
+
 impl Provider<'_, '_> {
+    /// Counts a sdist of `name` at `version` that failed to build; at
+    /// [`FAILED_BUILDS_BEFORE_GIVING_UP`], the older versions that have only
+    /// sdists are taken out of its releases, unbuilt.
+    fn failed_build(&self, name: &str, version: &Version, why: &str) {
+        let count = {
+            let mut failed = self.failed_builds.borrow_mut();
+            let reasons = failed.entry(name.to_string()).or_default();
+            reasons.push(why.lines().next().unwrap_or(why).to_string());
+            reasons.len()
+        };
+        if count < FAILED_BUILDS_BEFORE_GIVING_UP {
+            return;
+        }
+        let Some(releases) = self.releases.borrow().get(name).cloned() else { return };
+        let first_line = self.failed_builds.borrow()[name][0].clone();
+        let only_sdists = |r: &Release| !r.files.iter().any(|f| f.filename.ends_with(".whl"));
+        let (kept, dropped): (Vec<_>, Vec<_>) =
+            releases.iter().cloned().partition(|(v, r)| v >= version || !only_sdists(r));
+        if dropped.is_empty() {
+            return;
+        }
+        let mut left_out = self.left_out.borrow_mut();
+        let entry = left_out.entry(name.to_string()).or_default();
+        for (v, _) in dropped {
+            entry.entry(v).or_default().insert(LeftOut::Unbuilt(first_line.clone()));
+        }
+        self.releases.borrow_mut().insert(name.to_string(), Arc::new(kept));
+    }
+
     /// Sentences on the versions a failed resolution found no usable
     /// version among (the tree's "no versions" leaves), for those that
     /// have files the target cannot use: which, and why.
@@ -526,6 +565,9 @@ impl Provider<'_, '_> {
                         "{which}: a pre-release, left out unless a requirement names one or --prerelease is given"
                     ),
                     LeftOut::Constraint(lines) => format!("{which}: outside the constraint {lines}"),
+                    LeftOut::Unbuilt(why) => format!(
+                        "{which}: only sdists, left unbuilt because the {FAILED_BUILDS_BEFORE_GIVING_UP} newest that were tried failed to build ({why}); a version with a wheel for the target, or a build constraint that makes it build, would do"
+                    ),
                 });
             }
         }
@@ -758,7 +800,12 @@ impl DependencyProvider for Provider<'_, '_> {
                 // another matter, and stops it.
                 let requires = match self.index.requires(name, version, &release.files) {
                     Ok(r) => r,
-                    Err(Error::Package(why)) => return Ok(Dependencies::Unavailable(why)),
+                    Err(Error::Package(why)) => {
+                        if !release.files.iter().any(|f| f.filename.ends_with(".whl")) {
+                            self.failed_build(name, version, &why);
+                        }
+                        return Ok(Dependencies::Unavailable(why));
+                    }
                     Err(e) => return Err(e),
                 };
                 if let Some(python) = &requires.python
@@ -831,6 +878,7 @@ pub fn resolve(index: &Index<'_>, target: &Target, request: &Request) -> Result<
     let constrained = constrained(&request.constraints, &env)?;
     let provider = Provider {
         constrained,
+        failed_builds: Default::default(),
         index,
         target,
         env,
