@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Workspace, blob_in, build_json, layer_entries, run};
+use common::{Workspace, base, blob_in, build_json, layer_entries, run};
 use oxbuild_testkit::{Container, Registry, http_get};
 
 fn node_base() -> String {
@@ -448,4 +448,56 @@ fn other_locks_are_named_and_a_shrinkwrap_is_read() {
     let (code, _, stderr) = build(&ws);
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("package.json has dependencies but there is no package-lock.json"), "{stderr}");
+}
+
+/// The build knows the commands the node layer's `.bin` offers, so a
+/// command no package provides (and the base lacks) is named at build time,
+/// while one from `.bin` or the base is not.
+#[test]
+fn a_command_no_package_provides_is_warned_about_and_bin_commands_count() {
+    let ws = Workspace::of("nodeexpress");
+    let warned = |entrypoint: &str| -> Vec<String> {
+        let config = std::fs::read_to_string(ws.app().join("oxbuild.toml")).unwrap();
+        let edited = match config.find("\nentrypoint = ") {
+            Some(at) => {
+                format!("{}\nentrypoint = {entrypoint}{}", &config[..at], &config[at..].split_once(']').unwrap().1)
+            }
+            None => config.replace("ports = [3000]", &format!("ports = [3000]\nentrypoint = {entrypoint}")),
+        };
+        std::fs::write(ws.app().join("oxbuild.toml"), edited).unwrap();
+        let report = build_json(ws.oxbuild().args(["build", "-q", "--base", &node_base()]).arg(ws.app()));
+        report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|w| w.as_str())
+            .filter(|w| w.contains(" runs `"))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(warned("[\"mime\", \"--version\"]"), Vec::<String>::new(), "mime is in node_modules/.bin");
+    assert_eq!(warned("[\"node\", \"server.js\"]"), Vec::<String>::new(), "node is the base's");
+    let w = warned("[\"nodemon\", \"server.js\"]");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].starts_with("[image] entrypoint runs `nodemon`") && w[0].contains("node_modules/.bin"), "{w:?}");
+}
+
+/// A Python app with a front-end's package-lock.json, on a Python base
+/// without node: the lock is left out with a warning (as init reads it),
+/// unless oxbuild.toml names it, which needs a Node.js base.
+#[test]
+fn a_front_end_lock_beside_a_python_app_is_left_out_unless_named() {
+    let ws = Workspace::of("pyweb");
+    for f in ["package.json", "package-lock.json"] {
+        std::fs::copy(oxbuild_testkit::repo_root().join("testdata/nodeexpress").join(f), ws.app().join(f)).unwrap();
+    }
+    let (code, stdout, stderr) = run(ws.oxbuild().args(["build", "--json", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("package-lock.json is left out: the base has Python and no node"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(report["node"].is_null(), "no Node layer: {}", report["node"]);
+    ws.append_config("\n[node]\nlock = \"package-lock.json\"\n");
+    let (code, _, stderr) = run(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("the base image has no node"), "{stderr}");
 }

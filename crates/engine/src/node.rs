@@ -54,6 +54,9 @@ struct CachedLayer {
     size: u64,
     diff_id: oxbuild_image::Digest,
     packages: Vec<oxbuild_sbom::Package>,
+    /// Its `.bin` commands; none in a record of an older build.
+    #[serde(default)]
+    programs: Option<Vec<String>>,
 }
 
 /// A finished layer and where it came from.
@@ -61,6 +64,7 @@ struct NodeLayer {
     layer: Layer,
     diff_id: oxbuild_image::Digest,
     packages: Vec<oxbuild_sbom::Package>,
+    programs: Option<Vec<String>>,
     source: &'static str,
     downloaded: usize,
 }
@@ -116,6 +120,16 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
     let lock = oxbuild_node::lockfile::load(&lock_path)?;
     let target = oxbuild_node::target::detect(&cx.base.fs, &cx.base.config, &cx.base.platform.architecture)?;
     if !target.has_node {
+        // On a Python base, a package-lock that oxbuild.toml does not name
+        // is a front-end's (assets built before the image, or in CI), as
+        // `oxbuild init` reads it: no Node layer, said once.
+        let python_base = oxbuild_python::target::detect(&cx.base.fs, &cx.base.config).is_ok();
+        if cfg.node.lock.is_none() && python_base {
+            cx.services.events.warn(&format!(
+                "{lock_name} is left out: the base has Python and no node, so it is taken as a front-end's lock (assets are built before the image); to install it, use a Node.js base and name it in [node] lock"
+            ));
+            return Ok(None);
+        }
         return Err(Error::new(
             Kind::Config,
             format!(
@@ -172,8 +186,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         diff_id: prod.diff_id.clone(),
         created_by: format!("oxbuild: node dependencies into {modules_dir}/node_modules"),
         env: node_env,
-        // Not recorded yet: the build does not check a command against `.bin`.
-        programs: None,
+        programs: prod.programs.clone(),
     }];
     let mut report = json!({
         "lock": lock_name,
@@ -200,7 +213,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
                 diff_id: dev.diff_id,
                 created_by: format!("oxbuild: node dev dependencies into {modules_dir}/node_modules"),
                 env: Vec::new(),
-                programs: None,
+                programs: dev.programs,
             });
         }
     }
@@ -238,6 +251,7 @@ async fn layer(
             layer: oci_layer(&blob),
             diff_id: c.diff_id,
             packages: c.packages,
+            programs: c.programs,
             source: "local cache",
             downloaded: 0,
         });
@@ -250,6 +264,7 @@ async fn layer(
             layer: found.layer,
             diff_id: found.diff_id,
             packages: found.packages,
+            programs: found.programs,
             source: "cache repository",
             downloaded: 0,
         });
@@ -270,6 +285,7 @@ async fn layer(
         size: written.blob.size,
         diff_id: written.blob.diff_id.clone(),
         packages: packages.clone(),
+        programs: Some(written.programs.clone()),
     };
     services.cache.put(Bucket::Layers, &key, &record)?;
     let layer = oci_layer(&written.blob);
@@ -279,11 +295,18 @@ async fn layer(
             yanked: Vec::new(),
             compiled: 0,
             packages: packages.clone(),
-            programs: None,
+            programs: Some(written.programs.clone()),
         };
         cache_repo::store_deps(&key, layer.clone(), &written.blob.diff_id, &meta, repo, services).await;
     }
-    Ok(NodeLayer { layer, diff_id: written.blob.diff_id, packages, source: "built", downloaded: written.downloaded })
+    Ok(NodeLayer {
+        layer,
+        diff_id: written.blob.diff_id,
+        packages,
+        programs: Some(written.programs),
+        source: "built",
+        downloaded: written.downloaded,
+    })
 }
 
 /// When the image's command is `node SCRIPT`, SCRIPT must be in the app as

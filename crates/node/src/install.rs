@@ -54,6 +54,9 @@ pub struct Written {
     /// What will not work as installed: an accepted install script that
     /// would have built a native addon.
     pub warnings: Vec<String>,
+    /// The `.bin` links it made (absolute paths): the commands that the
+    /// top `node_modules/.bin`, on the image's PATH, offers.
+    pub programs: Vec<String>,
 }
 
 /// An integrity string's strongest hash that oxbuild checks.
@@ -416,6 +419,7 @@ fn assemble(
     let mut installed = Vec::new();
     let mut downloaded = 0;
     let mut warnings = Vec::new();
+    let mut programs = Vec::new();
     for (i, p) in packages.iter().enumerate() {
         if p.link {
             // A workspace package: a link to its directory in the app.
@@ -453,11 +457,9 @@ fn assemble(
                 continue;
             };
             if files.iter().any(|(rel, _, _)| *rel == target) {
-                layer.symlink(
-                    &at(&format!("{parent}/.bin/{name}")),
-                    &format!("../{pkg_in_parent}/{target}"),
-                    Owner::ROOT,
-                );
+                let link = at(&format!("{parent}/.bin/{name}"));
+                layer.symlink(&link, &format!("../{pkg_in_parent}/{target}"), Owner::ROOT);
+                programs.push(format!("/{}", link.trim_start_matches('/')));
             }
         }
         installed.push(Installed {
@@ -473,7 +475,9 @@ fn assemble(
         });
     }
     let blob = layer.write(store, compression)?;
-    Ok(Written { blob, installed, downloaded, warnings })
+    programs.sort();
+    programs.dedup();
+    Ok(Written { blob, installed, downloaded, warnings, programs })
 }
 
 #[cfg(test)]
