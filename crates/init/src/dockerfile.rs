@@ -1020,20 +1020,37 @@ fn not_carried(text: &str, file: &str, notes: &mut Vec<Note>) {
         // Command by command: `mkdir data && python manage.py collectstatic`
         // carries the mkdir over (`dirs`) but not the collectstatic, and
         // `[ -d /x ] || mkdir /x` is carried over whole.
-        let left: Vec<String> =
-            shell_commands(text).into_iter().filter(|c| !c.is_empty() && !carried(c)).map(|c| c.join(" ")).collect();
+        let (edits, left): (Vec<Vec<String>>, Vec<Vec<String>>) =
+            shell_commands(text).into_iter().filter(|c| !c.is_empty() && !carried(c)).partition(|c| edits_files(c));
+        let shown = |commands: &[Vec<String>]| {
+            let text = commands.iter().map(|c| c.join(" ")).collect::<Vec<_>>().join(" && ");
+            let short: String = text.chars().take(80).collect();
+            format!("RUN {}{} in {file}", short.trim_end(), if text.chars().count() > 80 { "…" } else { "" })
+        };
+        if !edits.is_empty() {
+            notes.push(Note::new(
+                shown(&edits),
+                "it edits files in the image (line endings, settings): oxbuild copies the project as the checkout has it, so make the change in the project itself",
+            ));
+        }
         if left.is_empty() {
             return;
         }
-        let left = left.join(" && ");
         notes.push(Note::new(
-            format!(
-                "RUN {}{} in {file}",
-                left.chars().take(80).collect::<String>().trim_end(),
-                if left.chars().count() > 80 { "…" } else { "" }
-            ),
+            shown(&left),
             "oxbuild runs no commands in the image: if the app needs what it makes (collectstatic, compiled translations, a frontend build), run it in CI before `oxbuild build` so that its output is in the project, or make it part of the base",
         ));
+    }
+}
+
+/// Whether one command edits files in place (`sed -i`, `dos2unix`, `perl -pi`).
+fn edits_files(words: &[String]) -> bool {
+    let program = words.first().map(|w| w.rsplit('/').next().unwrap_or(w)).unwrap_or("");
+    match program {
+        "sed" => words[1..].iter().any(|w| w == "-i" || w.starts_with("-i") || w == "--in-place"),
+        "perl" => words[1..].iter().any(|w| w.starts_with("-pi") || w.starts_with("-i")),
+        "dos2unix" | "unix2dos" => true,
+        _ => false,
     }
 }
 
@@ -1050,6 +1067,10 @@ fn carried(words: &[String]) -> bool {
     let writes = words.iter().any(|w| w.contains('>'));
     let nothing = ["[", "test", "true", ":", "echo", "printf", "set", "cd", "export"];
     let compiles = program.starts_with("python") && words.get(1..3) == Some(&["-m", "compileall"]);
+    // The Dockerfile's own packaging tool's settings (`poetry config
+    // virtualenvs.create false`): oxbuild uses no such tool.
+    let tools = ["poetry", "pip", "pip3", "pipenv", "pdm", "uv", "npm", "yarn", "pnpm"];
+    let configures_tool = tools.contains(&program) && words.get(1) == Some(&"config");
     let caches = ["/tmp/", "/var/lib/apt/lists", "/var/cache/", "/root/.cache", "~/.cache"];
     let removes_cache = program == "rm"
         && words[1..].iter().filter(|w| !w.starts_with('-')).all(|w| caches.iter().any(|c| w.starts_with(c)));
@@ -1062,6 +1083,7 @@ fn carried(words: &[String]) -> bool {
         || (nothing.contains(&program) && !writes)
         || compiles
         || removes_cache
+        || configures_tool
 }
 
 #[cfg(test)]
@@ -1108,6 +1130,17 @@ ENTRYPOINT ["./boot.sh"]
         assert_eq!(health.http.as_deref(), Some("http://127.0.0.1:5000/health"));
         assert_eq!(health.interval.as_deref(), Some("10s"));
         assert!(d.notes.iter().any(|n| n.what.contains("libpq5") && n.why.contains("base image")), "{:?}", d.notes);
+    }
+
+    #[test]
+    fn a_packaging_tools_settings_need_no_note_and_an_in_place_edit_gets_its_own() {
+        let text = "FROM python:3.11\nWORKDIR /app\nRUN pip install poetry && poetry config virtualenvs.in-project true\nCOPY . .\nRUN sed -i 's/\\r$//g' /app/entrypoint.sh && chmod +x /app/entrypoint.sh\nCMD [\"./entrypoint.sh\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        let notes: Vec<(&str, &str)> = d.notes.iter().map(|n| (n.what.as_str(), n.why.as_str())).collect();
+        assert!(!notes.iter().any(|(what, _)| what.contains("poetry")), "{notes:?}");
+        let edit = notes.iter().find(|(what, _)| what.starts_with("RUN sed -i")).unwrap_or_else(|| panic!("{notes:?}"));
+        assert!(edit.1.contains("edits files in the image") && !edit.0.contains("chmod"), "{edit:?}");
+        assert!(!notes.iter().any(|(_, why)| why.contains("collectstatic")), "{notes:?}");
     }
 
     #[test]

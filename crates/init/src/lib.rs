@@ -909,12 +909,20 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             guess || plan.ports.1,
         ));
     }
-    // A server the command runs must be in the lock.
+    // A server the command runs must be in the lock, or in what init is
+    // about to lock (requirements.in, pyproject.toml's dependencies).
+    let locked = match &plan.python {
+        Some((_, lock)) => Some((lock.clone(), std::fs::read_to_string(dir.join(lock)).unwrap_or_default())),
+        None if dir.join("requirements.in").is_file() => oxbuild_python::input::read(&dir.join("requirements.in"))
+            .ok()
+            .map(|i| ("requirements.in".to_string(), i.requirements.join("\n"))),
+        None => pyproject_dependencies(dir).map(|d| ("pyproject.toml's dependencies".to_string(), d.join("\n"))),
+    };
     if let Some(c) = &convention
         && let Some(server) = c.server
         && command.first().map(String::as_str) == Some(server)
-        && let Some((_, lock)) = &plan.python
-        && !std::fs::read_to_string(dir.join(lock)).unwrap_or_default().to_ascii_lowercase().contains(server)
+        && let Some((lock, text)) = locked
+        && !text.to_ascii_lowercase().contains(server)
     {
         plan.notes.push(Note::new(
             format!("{server} is not in {lock}"),
@@ -936,6 +944,14 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     plan.tests = dir.join("tests").is_dir();
     plan.pyproject = dir.join("pyproject.toml").is_file();
     Ok(plan)
+}
+
+/// pyproject.toml's `[project] dependencies`, when it has any.
+fn pyproject_dependencies(dir: &Path) -> Option<Vec<String>> {
+    let doc = std::fs::read_to_string(dir.join("pyproject.toml")).ok()?.parse::<toml::Table>().ok()?;
+    let deps = doc.get("project")?.get("dependencies")?.as_array()?;
+    let deps: Vec<String> = deps.iter().filter_map(|d| d.as_str().map(String::from)).collect();
+    (!deps.is_empty()).then_some(deps)
 }
 
 /// Why the project needs `oxbuild lock` before it can build, if it does:
@@ -964,12 +980,7 @@ pub fn needs_lock(dir: &Path, plan: &Plan) -> Option<String> {
         None if dir.join("requirements.in").is_file() => {
             Some("requirements.in lists top-level requirements only".into())
         }
-        None => {
-            let text = std::fs::read_to_string(dir.join("pyproject.toml")).ok()?;
-            let doc = text.parse::<toml::Table>().ok()?;
-            let deps = doc.get("project")?.get("dependencies")?.as_array()?;
-            (!deps.is_empty()).then(|| "pyproject.toml has dependencies but no lock".to_string())
-        }
+        None => pyproject_dependencies(dir).map(|_| "pyproject.toml has dependencies but no lock".to_string()),
     }
 }
 
@@ -1207,6 +1218,31 @@ mod tests {
             "{}",
             plan.render()
         );
+    }
+
+    #[test]
+    fn a_server_missing_from_what_init_will_lock_gets_a_note() {
+        let dir = project(&[
+            ("pyproject.toml", "[project]\nname = \"flaskr\"\nversion = \"1.0.0\"\ndependencies = [\"flask\"]\n"),
+            (
+                "flaskr/__init__.py",
+                "from flask import Flask\n\ndef create_app():\n    app = Flask(__name__)\n    return app\n",
+            ),
+        ]);
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(plan.entrypoint.as_ref().and_then(|e| e.first()).map(String::as_str), Some("gunicorn"));
+        let notes: Vec<&str> = plan.notes.iter().map(|n| n.what.as_str()).collect();
+        assert!(notes.contains(&"gunicorn is not in pyproject.toml's dependencies"), "{notes:?}");
+        // Listed: no note.
+        write(
+            dir.path(),
+            &[(
+                "pyproject.toml",
+                "[project]\nname = \"flaskr\"\nversion = \"1.0.0\"\ndependencies = [\"flask\", \"gunicorn>=22\"]\n",
+            )],
+        );
+        let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        assert!(!plan.notes.iter().any(|n| n.what.starts_with("gunicorn is not in")), "{:?}", plan.notes);
     }
 
     #[test]
