@@ -250,10 +250,51 @@ pub fn health_route(dir: &Path) -> Option<String> {
     None
 }
 
+/// The path to probe when the code declares no health route: `/` when a
+/// route declares it; else the interactive docs of a FastAPI app (served at
+/// `/docs` unless `docs_url` moves them), since an API whose routes all sit
+/// under a prefix answers `/` with 404; else `/`.
+pub fn fallback_route(dir: &Path) -> String {
+    let mut fastapi_docs = false;
+    for f in source_files(dir, &["py", "js", "mjs", "cjs", "ts"]) {
+        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        if ["(\"/\"", "('/'"].iter().any(|root| text.contains(root)) {
+            return "/".into();
+        }
+        fastapi_docs |= text.contains("FastAPI(") && !text.contains("docs_url");
+    }
+    if fastapi_docs { "/docs".into() } else { "/".into() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testing::write;
+
+    #[test]
+    fn without_a_health_route_a_fastapi_app_is_probed_at_its_docs() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[
+                ("app/main.py", "from fastapi import FastAPI\napp = FastAPI(title=\"x\")\napp.include_router(api, prefix=\"/api\")\n"),
+                ("app/api.py", "@router.get(\"/articles\")\ndef list_articles():\n    pass\n"),
+            ],
+        );
+        assert_eq!(health_route(dir.path()), None);
+        assert_eq!(fallback_route(dir.path()), "/docs");
+        // A root route, or docs moved elsewhere: the root.
+        write(dir.path(), &[("app/api.py", "@app.get(\"/\")\ndef home():\n    pass\n")]);
+        assert_eq!(fallback_route(dir.path()), "/");
+        write(
+            dir.path(),
+            &[
+                ("app/api.py", ""),
+                ("app/main.py", "from fastapi import FastAPI\napp = FastAPI(docs_url=None)\n"),
+            ],
+        );
+        assert_eq!(fallback_route(dir.path()), "/");
+    }
 
     #[test]
     fn django_runs_its_wsgi_application_with_gunicorn() {

@@ -902,7 +902,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     {
         let (path, guess) = match framework::health_route(dir) {
             Some(p) => (p, false),
-            None => ("/".to_string(), true),
+            None => (framework::fallback_route(dir), true),
         };
         plan.health = Some((
             Health { http: Some(format!("http://127.0.0.1:{port}{path}")), ..Default::default() },
