@@ -19,6 +19,9 @@ pub struct Convention {
 /// The port a convention's server listens on.
 pub const PORT: u16 = 8000;
 
+/// Streamlit's own port.
+const STREAMLIT_PORT: u16 = 8501;
+
 /// Directories never searched: environments, caches, tests, build output.
 const SKIP: [&str; 12] = [
     ".git",
@@ -136,6 +139,21 @@ pub fn detect(dir: &Path) -> Option<Convention> {
         let shown = wsgi.strip_prefix(dir).unwrap_or(wsgi).display();
         return Some(Convention { what: format!("Django (manage.py, {shown})"), argv, server: Some("gunicorn") });
     }
+    // Streamlit: a script that imports it, run by `streamlit run` on its own
+    // port (`streamlit_app.py` first, its usual name).
+    let imports_streamlit =
+        |text: &str| text.lines().any(|l| l.starts_with("import streamlit") || l.starts_with("from streamlit import"));
+    let mut scripts: Vec<&PathBuf> = files.iter().filter(|f| imports_streamlit(&read(f))).collect();
+    scripts.sort_by_key(|f| f.file_name().is_none_or(|n| n != "streamlit_app.py"));
+    if let Some(script) = scripts.first() {
+        let rel = script.strip_prefix(dir).unwrap_or(script).display().to_string();
+        let argv =
+            ["streamlit", "run", &rel, "--server.port", &STREAMLIT_PORT.to_string(), "--server.address", "0.0.0.0"]
+                .map(String::from)
+                .to_vec();
+        return Some(Convention { what: format!("a Streamlit app in {rel}"), argv, server: Some("streamlit") });
+    }
+
     // FastAPI or Starlette: an ASGI app object, served by uvicorn.
     for f in &files {
         let text = read(f);
@@ -250,14 +268,19 @@ pub fn health_route(dir: &Path) -> Option<String> {
     None
 }
 
-/// The path to probe when the code declares no health route: `/` when a
-/// route declares it; else the interactive docs of a FastAPI app (served at
+/// The path to probe when the code declares no health route: Streamlit's
+/// own for a Streamlit app; `/` when a route declares it; else the
+/// interactive docs of a FastAPI app (served at
 /// `/docs` unless `docs_url` moves them), since an API whose routes all sit
 /// under a prefix answers `/` with 404; else `/`.
 pub fn fallback_route(dir: &Path) -> String {
     let mut fastapi_docs = false;
     for f in source_files(dir, &["py", "js", "mjs", "cjs", "ts"]) {
         let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        // Streamlit serves its own health endpoint.
+        if text.lines().any(|l| l.starts_with("import streamlit") || l.starts_with("from streamlit import")) {
+            return "/_stcore/health".into();
+        }
         if ["(\"/\"", "('/'"].iter().any(|root| text.contains(root)) {
             return "/".into();
         }
@@ -272,12 +295,34 @@ mod tests {
     use crate::testing::write;
 
     #[test]
+    fn a_streamlit_script_is_run_by_streamlit_on_its_port_and_probed_at_its_health() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[
+                ("helpers.py", "def f():\n    return 1\n"),
+                ("streamlit_app.py", "from collections import namedtuple\nimport streamlit as st\nst.write('hi')\n"),
+            ],
+        );
+        let c = detect(dir.path()).unwrap();
+        assert_eq!(
+            c.argv,
+            ["streamlit", "run", "streamlit_app.py", "--server.port", "8501", "--server.address", "0.0.0.0"]
+        );
+        assert_eq!(c.server, Some("streamlit"));
+        assert_eq!(fallback_route(dir.path()), "/_stcore/health");
+    }
+
+    #[test]
     fn without_a_health_route_a_fastapi_app_is_probed_at_its_docs() {
         let dir = tempfile::tempdir().unwrap();
         write(
             dir.path(),
             &[
-                ("app/main.py", "from fastapi import FastAPI\napp = FastAPI(title=\"x\")\napp.include_router(api, prefix=\"/api\")\n"),
+                (
+                    "app/main.py",
+                    "from fastapi import FastAPI\napp = FastAPI(title=\"x\")\napp.include_router(api, prefix=\"/api\")\n",
+                ),
                 ("app/api.py", "@router.get(\"/articles\")\ndef list_articles():\n    pass\n"),
             ],
         );
@@ -288,10 +333,7 @@ mod tests {
         assert_eq!(fallback_route(dir.path()), "/");
         write(
             dir.path(),
-            &[
-                ("app/api.py", ""),
-                ("app/main.py", "from fastapi import FastAPI\napp = FastAPI(docs_url=None)\n"),
-            ],
+            &[("app/api.py", ""), ("app/main.py", "from fastapi import FastAPI\napp = FastAPI(docs_url=None)\n")],
         );
         assert_eq!(fallback_route(dir.path()), "/");
     }

@@ -462,7 +462,7 @@ fn port_in(argv: &[String], dir: &Path) -> Option<u16> {
             value.and_then(|v| v.rsplit(':').next().and_then(|p| p.parse().ok()))
         })
     };
-    after(&["-b", "--bind", "--port", "-p"]).or_else(|| {
+    after(&["-b", "--bind", "--port", "-p", "--server.port"]).or_else(|| {
         // `runserver 0.0.0.0:8000`, `0.0.0.0:5000` anywhere.
         words.iter().find_map(|w| w.strip_prefix("0.0.0.0:").and_then(|p| p.parse().ok()))
     })
