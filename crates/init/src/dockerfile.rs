@@ -36,6 +36,11 @@ pub struct FromDockerfile {
     pub copies: Vec<String>,
     /// The lock or requirements file the install step reads, and the tool.
     pub lock: Option<(String, &'static str)>,
+    /// Whether the Dockerfile installs the project itself, when it installs
+    /// anything: false when every install takes its dependencies only
+    /// (`poetry install --no-root`, `uv sync --no-install-project`, or one
+    /// that runs before the project's files are copied), with the step.
+    pub installs_project: Option<(bool, String)>,
     /// What could not be carried over, and why.
     pub notes: Vec<Note>,
     /// Packages an install step names outside any lock (`pip install gunicorn`).
@@ -302,6 +307,8 @@ fn read_stage(
 ) {
     // The working directory as the stage's instructions run.
     let mut cwd = if last { out.workdir.clone().unwrap_or_else(|| "/".into()) } else { "/".to_string() };
+    // Whether the stage has copied the whole context (`COPY . .`) yet.
+    let mut copied_all = false;
     for ins in stage.instructions {
         match ins {
             Instruction::Arg(a) => {
@@ -324,6 +331,12 @@ fn read_stage(
                 let written = heredoc_script(&command_text(&r.arguments), &r.here_docs);
                 let text = expand(&written, vars);
                 users.extend(accounts(&text));
+                if let Some((installs, step)) = installs_project(&text, copied_all) {
+                    out.installs_project = match out.installs_project.take() {
+                        Some((true, s)) => Some((true, s)),
+                        _ => Some((installs, step)),
+                    };
+                }
                 if out.lock.is_none()
                     && let Some((path, tool)) = install_step(&text)
                 {
@@ -370,6 +383,7 @@ fn read_stage(
                         for src in &c.src {
                             if let parse_dockerfile::Source::Path(p) = src {
                                 let p = expand(&p.value, vars);
+                                copied_all |= p == "." || p == "./";
                                 out.placed.push((p.clone(), dest.clone(), into));
                                 out.copies.push(p);
                             }
@@ -959,6 +973,44 @@ fn install_step(text: &str) -> Option<(String, &'static str)> {
     None
 }
 
+/// Whether a RUN's install steps install the project itself (Some(true)),
+/// only its dependencies (Some(false)), or install nothing (None).
+/// `copied_all`: the stage has copied the project's files already, without
+/// which a tool cannot install the project even when asked.
+fn installs_project(text: &str, copied_all: bool) -> Option<(bool, String)> {
+    let mut found: Option<(bool, String)> = None;
+    for words in shell_commands(text) {
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let has = |w: &str| words.contains(&w);
+        let tool = words
+            .iter()
+            .map(|w| w.rsplit('/').next().unwrap_or(w))
+            .find(|w| ["pip", "pip3", "poetry", "uv", "pdm"].contains(w) || w.starts_with("pip3."));
+        let this = match tool {
+            Some("poetry") if has("install") => Some(copied_all && !has("--no-root")),
+            Some("uv") if has("sync") => {
+                Some(copied_all && !has("--no-install-project") && !has("--no-install-workspace"))
+            }
+            Some("pdm") if has("install") || has("sync") => Some(copied_all && !has("--no-self")),
+            Some(t) if (is_pip(t) || t == "uv") && has("install") => {
+                // `pip install .`, `-e .`, or the workdir by path: the project.
+                let targets = words.iter().skip_while(|w| **w != "install").skip(1);
+                let project = targets
+                    .filter(|w| !w.starts_with('-') || **w == "-e")
+                    .any(|w| matches!(*w, "." | "./" | "-e") || w.starts_with("./") || w.starts_with(".["));
+                if project { Some(true) } else { has("-r").then_some(false).or(has("--requirement").then_some(false)) }
+            }
+            _ => None,
+        };
+        found = match (found, this) {
+            (Some((true, step)), _) => Some((true, step)),
+            (f, Some(t)) if t || f.is_none() => Some((t, words.join(" "))),
+            (f, _) => f,
+        };
+    }
+    found
+}
+
 /// `pip install poetry` and the like: the Dockerfile installing its own
 /// packaging tool, which oxbuild does not need.
 fn installs_packaging_tool(words: &[&str]) -> bool {
@@ -1130,6 +1182,26 @@ ENTRYPOINT ["./boot.sh"]
         assert_eq!(health.http.as_deref(), Some("http://127.0.0.1:5000/health"));
         assert_eq!(health.interval.as_deref(), Some("10s"));
         assert!(d.notes.iter().any(|n| n.what.contains("libpq5") && n.why.contains("base image")), "{:?}", d.notes);
+    }
+
+    #[test]
+    fn whether_the_dockerfile_installs_the_project_itself_is_read() {
+        let installs = |text: &str| read(text, "Dockerfile").unwrap().installs_project.map(|(i, _)| i);
+        // Dependencies first, before the files: the app runs from its files.
+        let deps_first = "FROM python:3.11\nWORKDIR /app\nCOPY poetry.lock pyproject.toml ./\nRUN pip install poetry && poetry install --no-dev\nCOPY . ./\nCMD [\"uvicorn\", \"app.main:app\"]\n";
+        assert_eq!(installs(deps_first), Some(false));
+        let no_root = "FROM python:3.11\nCOPY . .\nRUN poetry install --no-root\nCMD [\"python3\", \"main.py\"]\n";
+        assert_eq!(installs(no_root), Some(false));
+        let uv =
+            "FROM python:3.11\nCOPY . .\nRUN uv sync --frozen --no-install-project\nCMD [\"python3\", \"main.py\"]\n";
+        assert_eq!(installs(uv), Some(false));
+        // Installed after the files are there, or by `pip install .`.
+        let after = "FROM python:3.11\nCOPY pyproject.toml .\nRUN poetry install --no-root\nCOPY . .\nRUN poetry install\nCMD [\"app\"]\n";
+        assert_eq!(installs(after), Some(true));
+        let pip = "FROM python:3.11\nCOPY . .\nRUN pip install -r requirements.txt && pip install --no-deps .\nCMD [\"app\"]\n";
+        assert_eq!(installs(pip), Some(true));
+        let none = "FROM python:3.11\nCOPY . .\nCMD [\"python3\", \"main.py\"]\n";
+        assert_eq!(installs(none), None);
     }
 
     #[test]

@@ -140,6 +140,9 @@ pub struct Plan {
     pub python: Option<(&'static str, String)>,
     /// `[python] lock-input`: the requirements file `oxbuild lock` resolved.
     pub lock_input: Option<String>,
+    /// `[python] install-project = false`, and why: the Dockerfile installs
+    /// the package's dependencies but not the package.
+    pub install_project: Option<String>,
     /// A uv.lock group with pytest in it, for the test variant.
     pub pytest_group: Option<String>,
     /// The test lock `oxbuild lock` wrote (`pylock.test.toml`), and whether
@@ -836,6 +839,13 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         {
             plan.python = Some((if lock.ends_with(".txt") { "requirements" } else { "lock" }, lock.clone()));
         }
+        // A package that the Dockerfile does not install (its dependencies
+        // only): the image runs it from its files, as oxbuild then does.
+        if let Some((false, step)) = &d.installs_project
+            && oxbuild_python::sdist::is_package(dir)
+        {
+            plan.install_project = Some(format!("{file} installs the dependencies only (`{step}`)"));
+        }
         plan.notes.extend(d.notes.iter().cloned());
     }
     if plan.python.is_none() {
@@ -1060,6 +1070,9 @@ impl Plan {
             if let Some(input) = &self.lock_input {
                 t.push_str(&format!("lock-input = {}   # what `oxbuild lock` resolves\n", toml_string(input)));
             }
+            if let Some(why) = &self.install_project {
+                t.push_str(&format!("install-project = false   # {why}: the app runs from its files\n"));
+            }
             if let Some((test_lock, _)) = &self.test_lock {
                 t.push_str(&format!(
                     "test-requirements = {}   # the test requirements on production's versions, by `oxbuild lock`\n",
@@ -1218,6 +1231,36 @@ mod tests {
             "{}",
             plan.render()
         );
+    }
+
+    #[test]
+    fn a_package_whose_dockerfile_installs_its_dependencies_only_is_not_installed() {
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.11\nWORKDIR /app\nCOPY poetry.lock pyproject.toml ./\nRUN pip install poetry==1.1 && poetry config virtualenvs.in-project true && poetry install --no-dev\nCOPY . ./\nCMD [\"uvicorn\", \"--host=0.0.0.0\", \"app.main:app\"]\n",
+            ),
+            (
+                "pyproject.toml",
+                "[tool.poetry]\nname = \"app\"\nversion = \"0.1.0\"\n\n[build-system]\nrequires = [\"poetry>=1.0\"]\nbuild-backend = \"poetry.masonry.api\"\n",
+            ),
+            ("poetry.lock", "# locked\n"),
+            ("app/__init__.py", ""),
+            ("app/main.py", "from fastapi import FastAPI\napp = FastAPI()\n"),
+        ]);
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        let text = plan.render();
+        assert!(text.contains("install-project = false   # Dockerfile installs the dependencies only (`"), "{text}");
+        // Installed after its files are copied: the default stays.
+        write(
+            dir.path(),
+            &[(
+                "Dockerfile",
+                "FROM python:3.11\nWORKDIR /app\nCOPY . ./\nRUN pip install poetry && poetry install --no-dev\nCMD [\"uvicorn\", \"app.main:app\"]\n",
+            )],
+        );
+        let text = super::plan(dir.path(), &Options::default()).unwrap().render();
+        assert!(!text.contains("install-project"), "{text}");
     }
 
     #[test]
