@@ -173,19 +173,30 @@ fn locking_the_requirements_file_the_config_names_switches_the_build_to_the_lock
     std::fs::remove_dir_all(ws.app()).unwrap();
     project(&ws, "");
     std::fs::remove_file(ws.app().join("requirements.in")).unwrap();
-    std::fs::write(ws.app().join("requirements.txt"), "alpha>=1\n").unwrap();
-    ws.append_config("\n[python]\nrequirements = \"requirements.txt\"   # the app's own\ninstall-project = false\n");
+    std::fs::create_dir_all(ws.app().join("requirements")).unwrap();
+    std::fs::write(ws.app().join("requirements/prod.txt"), "alpha>=1\n").unwrap();
+    // Another requirements file at the root, which is not the input.
+    std::fs::write(ws.app().join("requirements.txt"), "not-on-the-index\n").unwrap();
+    ws.append_config(
+        "\n[python]\nrequirements = \"requirements/prod.txt\"   # the app's own\ninstall-project = false\n",
+    );
     let lock =
         |ws: &Workspace| run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["lock"]).arg(ws.app()));
     let (code, stdout, stderr) = lock(&ws);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("set [python] lock = \"pylock.toml\" (locked from requirements.txt)"), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("set [python] lock = \"pylock.toml\" (locked from requirements/prod.txt)"),
+        "{stdout}{stderr}"
+    );
     let config = std::fs::read_to_string(ws.app().join("oxbuild.toml")).unwrap();
-    assert!(config.contains("\n[python]\nlock = \"pylock.toml\"   # written by `oxbuild lock` from requirements.txt\ninstall-project = false\n"), "{config}");
+    assert!(config.contains("\n[python]\nlock = \"pylock.toml\"   # written by `oxbuild lock` from requirements/prod.txt\nlock-input = \"requirements/prod.txt\"   # what `oxbuild lock` resolves\ninstall-project = false\n"), "{config}");
     assert!(!config.contains("requirements = "), "{config}");
-    // Again: the lock is named, and its input beside it is no lock to warn about.
-    let (code, _, stderr) = lock(&ws);
+    // Again: the lock is named, its input is still the one it was made
+    // from (not the root's requirements.txt), and that input beside it is
+    // no lock to warn about.
+    let (code, stdout, stderr) = lock(&ws);
     assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("requirements from requirements/prod.txt"), "{stdout}{stderr}");
     assert!(stderr.contains("[python] lock already names pylock.toml"), "{stderr}");
     let (code, _, stderr) = run(ws
         .oxbuild()

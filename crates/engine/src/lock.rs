@@ -295,7 +295,7 @@ fn production_pins(locked: &resolve::Locked) -> Vec<String> {
 /// all unmodified, else now; and why. A date before the target's Python
 /// came out is no date its pins were made for (no wheel for it existed
 /// then, and old sdists would be built one by one): now, then.
-fn default_cutoff(files: &[PathBuf], python: Option<(u32, u32)>) -> (SystemTime, String) {
+fn default_cutoff(dir: &Path, files: &[PathBuf], python: Option<(u32, u32)>) -> (SystemTime, String) {
     let git = |file: &Path, args: &[&str]| {
         let dir = file.parent().unwrap_or(Path::new("."));
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -312,7 +312,7 @@ fn default_cutoff(files: &[PathBuf], python: Option<(u32, u32)>) -> (SystemTime,
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
-    let shown = |file: &Path| file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let shown = |file: &Path| file.strip_prefix(dir).unwrap_or(file).display().to_string();
     let mut newest: Option<(u64, &PathBuf)> = None;
     for file in files {
         let tracked = git(file, &["ls-files"]).is_some_and(|o| !o.is_empty());
@@ -457,8 +457,10 @@ fn point_config_at(dir: &Path, key: &str, named: Option<&str>, file: &str) -> St
 }
 
 /// Replaces `[python] requirements = "from"` in `dir`'s oxbuild.toml with
-/// `lock = "file"`, the lock made from it; says what it did, or what to do.
-fn switch_to_lock(dir: &Path, from: &str, file: &str) -> String {
+/// `lock = "file"`, the lock made from it, and (unless `[python]` names
+/// one) `lock-input = "from"`, so that the next `oxbuild lock` resolves the
+/// same file; says what it did, or what to do.
+fn switch_to_lock(dir: &Path, from: &str, file: &str, keep_input: bool) -> String {
     let path = dir.join(oxbuild_config::FILE_NAME);
     let by_hand = format!(
         "set `lock = \"{file}\"` in [python] instead of `requirements = \"{from}\"` to build from the new lock"
@@ -480,7 +482,12 @@ fn switch_to_lock(dir: &Path, from: &str, file: &str) -> String {
                 .is_some_and(|rest| rest.trim().is_empty() || rest.trim_start().starts_with('#'));
             if section == "[python]" && names_it && !switched {
                 switched = true;
-                format!("lock = \"{file}\"   # written by `oxbuild lock` from {from}")
+                let input = if keep_input {
+                    format!("\nlock-input = \"{from}\"   # what `oxbuild lock` resolves")
+                } else {
+                    String::new()
+                };
+                format!("lock = \"{file}\"   # written by `oxbuild lock` from {from}{input}")
             } else {
                 line.to_string()
             }
@@ -546,7 +553,7 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
             let python = targets.iter().map(|t| (t.major, t.minor)).min();
             let files =
                 if inputs.asks.files.is_empty() { vec![inputs.file.clone()] } else { inputs.asks.files.clone() };
-            default_cutoff(&files, python)
+            default_cutoff(&dir, &files, python)
         }
     };
     let events = &services.events;
@@ -664,7 +671,7 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     let locked_from =
         cfg.python.requirements.as_deref().filter(|f| cfg.python.lock.is_none() && dir.join(f) == inputs.file);
     let mut config = match locked_from {
-        Some(from) => switch_to_lock(&dir, from, &relative(&output)),
+        Some(from) => switch_to_lock(&dir, from, &relative(&output), cfg.python.lock_input.is_none()),
         None => point_config_at(&dir, "lock", named, &relative(&output)),
     };
     let test = match (test, test_locked) {
