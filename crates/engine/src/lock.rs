@@ -425,6 +425,29 @@ fn preferences(
     preferences
 }
 
+/// Drops from `dir`'s oxbuild.toml the note `oxbuild init` wrote when its
+/// own lock failed (`# - …, and `oxbuild lock` failed: …` and its
+/// continuation lines): this lock did what it asked.
+fn clear_failed_lock_note(dir: &Path) {
+    let path = dir.join(oxbuild_config::FILE_NAME);
+    let Ok(text) = std::fs::read_to_string(&path) else { return };
+    let mut kept = Vec::new();
+    let mut dropping = false;
+    for line in text.lines() {
+        if line.starts_with("# - ") {
+            dropping = line.contains("and `oxbuild lock` failed: ");
+        } else if !line.starts_with("#   ") {
+            dropping = false;
+        }
+        if !dropping {
+            kept.push(line);
+        }
+    }
+    if kept.len() != text.lines().count() {
+        let _ = std::fs::write(&path, kept.join("\n") + "\n");
+    }
+}
+
 /// Makes `[python] key` (`lock`, `test-requirements`) name `file` in
 /// `dir`'s oxbuild.toml when nothing else is named there; says what it did,
 /// or what to do.
@@ -670,6 +693,7 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     // takes the lock instead.
     let locked_from =
         cfg.python.requirements.as_deref().filter(|f| cfg.python.lock.is_none() && dir.join(f) == inputs.file);
+    clear_failed_lock_note(&dir);
     let mut config = match locked_from {
         Some(from) => switch_to_lock(&dir, from, &relative(&output), cfg.python.lock_input.is_none()),
         None => point_config_at(&dir, "lock", named, &relative(&output)),
@@ -699,4 +723,25 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
         config,
         test,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_successful_lock_drops_inits_note_of_its_failed_one_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = "# oxbuild.toml, written by `oxbuild init`\n#\n# Not carried over:\n# - pyproject.toml has dependencies but no lock, and `oxbuild lock` failed: no versions satisfy\n#     - django 6.0 (Requires-Python >=3.12)\n#   fix that and run `oxbuild lock`\n# - ENV LC_ALL in Dockerfile: set it in [image] env\n\n[image]\nworkdir = \"/app\"\n";
+        std::fs::write(dir.path().join("oxbuild.toml"), toml).unwrap();
+        clear_failed_lock_note(dir.path());
+        let after = std::fs::read_to_string(dir.path().join("oxbuild.toml")).unwrap();
+        assert_eq!(
+            after,
+            "# oxbuild.toml, written by `oxbuild init`\n#\n# Not carried over:\n# - ENV LC_ALL in Dockerfile: set it in [image] env\n\n[image]\nworkdir = \"/app\"\n"
+        );
+        // Without such a note the file is left as it is.
+        clear_failed_lock_note(dir.path());
+        assert_eq!(std::fs::read_to_string(dir.path().join("oxbuild.toml")).unwrap(), after);
+    }
 }
