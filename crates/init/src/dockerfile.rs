@@ -363,7 +363,7 @@ fn read_stage(
                     out.builds.push(command);
                 }
                 if last {
-                    not_carried(&text, file, &mut out.notes);
+                    not_carried(&text, &written, vars, file, &mut out.notes);
                     // From the line as written: a `$VAR` may be the shell's, not the Dockerfile's.
                     for d in made_dirs(&written, &cwd) {
                         if !out.dirs.contains(&d) {
@@ -530,7 +530,14 @@ fn in_context(path: &str, cwd: &str, placed: &[(String, String, bool)]) -> Optio
 /// Each command of a shell line on its own (split at `&&`, `||`, `|` and
 /// `;`), as words: `pip install x || echo "…"` is two commands.
 fn shell_commands(text: &str) -> Vec<Vec<String>> {
-    shell_pieces(text).iter().map(|part| shlex::split(part).unwrap_or_else(|| vec![part.to_string()])).collect()
+    shell_pieces(text)
+        .iter()
+        .map(|part| {
+            // A line continuation left at a piece's end (`set -ex \` before `&&`) is no word.
+            let part = part.trim_end_matches('\\').trim_end();
+            shlex::split(part).unwrap_or_else(|| vec![part.to_string()])
+        })
+        .collect()
 }
 
 /// A shell line cut at `&&`, `||`, `|` and `;` outside quotes
@@ -1048,19 +1055,39 @@ fn installs_built_wheels(words: &[&str]) -> bool {
         && words.iter().any(|w| w.ends_with(".whl") || w.ends_with("/*") || w.starts_with("--find-links") || *w == "-f")
 }
 
-fn not_carried(text: &str, file: &str, notes: &mut Vec<Note>) {
+/// `text` is the RUN with the Dockerfile's variables expanded, `written`
+/// as written: a variable the RUN sets itself is expanded from there.
+fn not_carried(text: &str, written: &str, vars: &BTreeMap<String, String>, file: &str, notes: &mut Vec<Note>) {
     let words: Vec<&str> = text.split_whitespace().collect();
     let installs = |tool: &str| {
         words.windows(2).any(|w| w[0].ends_with(tool) && (w[1] == "install" || w[1] == "add" || w[1] == "-y"))
     };
     if installs("apt-get") || installs("apt") || installs("apk") || installs("yum") || installs("dnf") {
-        let packages: Vec<&str> = words
+        // Variables the same RUN sets first (`RUN_DEPS="libpq5 ..." && apt-get
+        // install $RUN_DEPS`), as its shell would expand them, then the
+        // Dockerfile's own.
+        let mut assigned = vars.clone();
+        assigned.extend(
+            shell_commands(written)
+                .iter()
+                .filter(|c| !c.is_empty() && c.iter().all(|w| w.split_once('=').is_some_and(|(k, _)| is_name(k))))
+                .flatten()
+                .filter_map(|w| w.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))),
+        );
+        let written_words: Vec<&str> = written.split_whitespace().collect();
+        let packages: Vec<&str> = written_words
             .iter()
             .skip_while(|w| !matches!(**w, "install" | "add"))
             .skip(1)
             .take_while(|w| !matches!(**w, "&&" | ";" | "||"))
             .filter(|w| !w.starts_with('-'))
-            .copied()
+            .flat_map(|w| {
+                let name = w.trim_start_matches('$').trim_start_matches('{').trim_end_matches('}').trim_matches('"');
+                match assigned.get(name).filter(|_| w.starts_with('$')) {
+                    Some(value) => value.split_whitespace().filter(|p| *p != "\\").collect::<Vec<_>>(),
+                    None => vec![*w],
+                }
+            })
             .collect();
         let named = packages.iter().all(|p| !p.contains('$')) && !packages.is_empty();
         let packages = if named { packages.join(" ") } else { "packages named by a shell variable".to_string() };
@@ -1093,6 +1120,12 @@ fn not_carried(text: &str, file: &str, notes: &mut Vec<Note>) {
             "oxbuild runs no commands in the image: if the app needs what it makes (collectstatic, compiled translations, a frontend build), run it in CI before `oxbuild build` so that its output is in the project, or make it part of the base",
         ));
     }
+}
+
+/// Whether `word` is a shell variable's name.
+fn is_name(word: &str) -> bool {
+    word.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Whether one command edits files in place (`sed -i`, `dos2unix`, `perl -pi`).
@@ -1202,6 +1235,18 @@ ENTRYPOINT ["./boot.sh"]
         assert_eq!(installs(pip), Some(true));
         let none = "FROM python:3.11\nCOPY . .\nCMD [\"python3\", \"main.py\"]\n";
         assert_eq!(installs(none), None);
+    }
+
+    #[test]
+    fn system_packages_a_variable_of_the_same_run_names_are_listed() {
+        let text = "FROM python:3.11\nRUN set -ex \\\n    && RUN_DEPS=\" \\\n        libexpat1 \\\n        libpq5 \\\n    \" \\\n    && apt-get update && apt-get install -y --no-install-recommends $RUN_DEPS \\\n    && rm -rf /var/lib/apt/lists/*\nCMD [\"python3\", \"app.py\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        let notes: Vec<&str> = d.notes.iter().map(|n| n.what.as_str()).collect();
+        assert!(notes.contains(&"RUN that installs system packages in Dockerfile: libexpat1 libpq5"), "{notes:?}");
+        // One the RUN does not set stays unnamed.
+        let text = "FROM python:3.11\nRUN apt-get install -y $DEPS\nCMD [\"python3\", \"app.py\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        assert!(d.notes.iter().any(|n| n.what.ends_with("packages named by a shell variable")), "{:?}", d.notes);
     }
 
     #[test]
@@ -1378,8 +1423,9 @@ ENTRYPOINT ["./boot.sh"]
         assert_eq!(read(options, "Dockerfile").unwrap().unlocked, ["gunicorn"]);
         let optional = "FROM x\nRUN pip3 install playwright || echo \"WARN: Failed to install. It can still run.\" && pip install -q opencv-python-headless 2>/dev/null | tee log\n";
         assert_eq!(read(optional, "Dockerfile").unwrap().unlocked, ["playwright", "opencv-python-headless"]);
+        // A variable the same RUN sets is expanded as its shell would.
         let apt = read("FROM x\nRUN DEPS=\"libpq5 zlib1g\" && apt-get install -y $DEPS\n", "Dockerfile").unwrap();
-        assert!(apt.notes[0].what.ends_with("packages named by a shell variable"), "{:?}", apt.notes);
+        assert!(apt.notes[0].what.ends_with("system packages in Dockerfile: libpq5 zlib1g"), "{:?}", apt.notes);
     }
 
     #[test]
