@@ -499,6 +499,20 @@ fn activations(dir: &Path, workdir: &str, command: &[String]) -> Vec<Note> {
     notes
 }
 
+/// `path` (a Dockerfile's COPY source) as the project in `dir` has it:
+/// itself; or, for a Dockerfile built with the folder above as its context
+/// (compose's `context: .` with `dockerfile: backend/Dockerfile`), with
+/// the project's own folder name taken off its front (`backend/app` is
+/// `app`); None when neither is there.
+fn in_project(dir: &Path, path: &str) -> Option<String> {
+    if dir.join(path).exists() {
+        return Some(path.to_string());
+    }
+    let name = dir.canonicalize().ok()?.file_name()?.to_string_lossy().into_owned();
+    let rest = path.strip_prefix(&format!("{name}/")).filter(|r| !r.is_empty())?;
+    dir.join(rest).exists().then(|| rest.to_string())
+}
+
 /// Reads the project in `dir` and plans its oxbuild.toml.
 pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     let mut plan = Plan { workdir: "/app".into(), user: ("app".into(), None, None), ..Default::default() };
@@ -823,11 +837,20 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         // What the Dockerfile copies from the context; all of it for `COPY . .`.
         if !d.copies.is_empty() && !d.copies.iter().any(|c| c.trim_end_matches('/') == "." || c == "./") {
             let mut include: Vec<String> = Vec::new();
+            let mut absent: Vec<String> = Vec::new();
             for c in &d.copies {
                 let c = c.trim_start_matches("./").trim_end_matches('/').to_string();
-                if !include.contains(&c) {
-                    include.push(c);
+                match in_project(dir, &c) {
+                    Some(c) if !include.contains(&c) => include.push(c),
+                    Some(_) => {}
+                    None => absent.push(c),
                 }
+            }
+            if !absent.is_empty() {
+                plan.notes.push(Note::new(
+                    format!("COPY of {} in {file}", absent.join(", ")),
+                    "not in the project (made by an earlier build step?), so left out of [app] include: build it before `oxbuild build` and add it there",
+                ));
             }
             plan.include = Some(include);
         }
@@ -835,9 +858,9 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             plan.notes.push(note);
         }
         if let Some((lock, _)) = &d.lock
-            && dir.join(lock).is_file()
+            && let Some(lock) = in_project(dir, lock).filter(|l| dir.join(l).is_file())
         {
-            plan.python = Some((if lock.ends_with(".txt") { "requirements" } else { "lock" }, lock.clone()));
+            plan.python = Some((if lock.ends_with(".txt") { "requirements" } else { "lock" }, lock));
         }
         // A package that the Dockerfile does not install (its dependencies
         // only): the image runs it from its files, as oxbuild then does.
@@ -1261,6 +1284,24 @@ mod tests {
         );
         let text = super::plan(dir.path(), &Options::default()).unwrap().render();
         assert!(!text.contains("install-project"), "{text}");
+    }
+
+    #[test]
+    fn copies_from_the_folder_above_are_read_as_the_project_has_them() {
+        let dir = project(&[
+            (
+                "backend/Dockerfile",
+                "FROM python:3.11\nWORKDIR /app\nCOPY ./backend/requirements.txt /app/\nRUN pip install -r requirements.txt\nCOPY ./backend/app /app/app\nCOPY ./backend/alembic.ini ./generated /app/\nCMD [\"uvicorn\", \"app.main:app\"]\n",
+            ),
+            ("backend/requirements.txt", "fastapi==0.115.0\n"),
+            ("backend/alembic.ini", ""),
+            ("backend/app/main.py", "from fastapi import FastAPI\napp = FastAPI()\n"),
+        ]);
+        let plan = plan(&dir.path().join("backend"), &Options::default()).unwrap();
+        assert_eq!(plan.include, Some(vec!["requirements.txt".into(), "app".into(), "alembic.ini".into()]));
+        assert_eq!(plan.python, Some(("requirements", "requirements.txt".to_string())));
+        let note = plan.notes.iter().find(|n| n.what.starts_with("COPY of generated")).expect("a note");
+        assert!(note.why.contains("left out of [app] include"), "{}", note.why);
     }
 
     #[test]
