@@ -564,3 +564,34 @@ fn a_project_that_requires_another_python_is_refused_before_resolving() {
     assert!(!ws.app().join("pylock.toml").exists(), "nothing was written");
     assert_eq!(index.requests().len(), 0, "nothing was asked of the index");
 }
+
+/// A Poetry project with no [project] dependencies is locked from
+/// [tool.poetry.dependencies], read as the ranges Poetry means (`^1.0` is
+/// below 2), so that a project whose poetry.lock predates the base's Python
+/// can be locked again.
+#[test]
+fn a_poetry_projects_dependencies_are_locked_as_poetry_reads_them() {
+    let wheels = tempfile::tempdir().unwrap();
+    for v in ["1.0", "1.5", "2.0"] {
+        make_wheel(wheels.path(), "alpha", v, "py3-none-any", &[], None);
+    }
+    let index = PackageIndex::start(wheels.path());
+    let ws = Workspace::new();
+    std::fs::remove_dir_all(ws.app()).unwrap();
+    project(&ws, "");
+    std::fs::remove_file(ws.app().join("requirements.in")).unwrap();
+    std::fs::write(
+        ws.app().join("pyproject.toml"),
+        "[tool.poetry]\nname = \"svc\"\nversion = \"0.1.0\"\n\n[tool.poetry.dependencies]\npython = \"^3.9\"\nalpha = \"^1.0\"\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(ws
+        .oxbuild()
+        .env("OXBUILD_PYTHON_INDEX_URL", index.url())
+        .args(["lock", "--exclude-newer", "2026-01-01"])
+        .arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("from pyproject.toml [tool.poetry.dependencies]"), "{stderr}");
+    let locked = std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap();
+    assert!(locked.contains("name = \"alpha\"\nversion = \"1.5\""), "^1.0 stays below 2:\n{locked}");
+}

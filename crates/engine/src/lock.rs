@@ -5,6 +5,7 @@
 //!
 //! The inputs: `[python] lock-input` when set; else, first found: `requirements.in`; the `[project] dependencies`
 //! of pyproject.toml (with the dependency groups `[python] groups` names);
+//! a Poetry project's `[tool.poetry.dependencies]`;
 //! the requirements file `[python] requirements` names (a partly pinned
 //! one). A requirements file's own options count, as in pip: its `-r` and
 //! `-c` files, its indexes (after the configuration's) and `--pre`
@@ -159,6 +160,17 @@ fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
             format!("pyproject.toml [project] dependencies and groups {}", cfg.python.groups.join(", "))
         };
         return Ok(Inputs::listed(requirements, from, pyproject));
+    }
+    // A Poetry project's own dependencies, read as the ranges Poetry means.
+    if let Ok(text) = std::fs::read_to_string(&pyproject)
+        && let Ok(doc) = text.parse::<toml::Table>()
+        && let Some(mut asks) = oxbuild_python::input::poetry_dependencies(&doc)
+            .map_err(|e| Error::new(Kind::Config, format!("pyproject.toml: {e}")))?
+    {
+        let requirements = std::mem::take(&mut asks.requirements);
+        let mut inputs = Inputs::listed(requirements, "pyproject.toml [tool.poetry.dependencies]".into(), pyproject);
+        inputs.asks = asks;
+        return Ok(inputs);
     }
     // The file [python] names, else a requirements.txt: what such projects
     // install from (`oxbuild init` names the lock it is about to write).

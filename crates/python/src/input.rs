@@ -211,3 +211,174 @@ mod tests {
         assert!(e.contains("nest too deeply"), "{e}");
     }
 }
+
+/// The production requirements of a Poetry project (pyproject.toml's
+/// `[tool.poetry.dependencies]`, for a project that has no PEP 621
+/// `[project] dependencies`) as PEP 508 requirements, with notes on what
+/// was left out: Poetry's `^` and `~` constraints are written as the ranges
+/// they mean, a bare version as `==`, `python` (the project's own Python)
+/// and optional packages are left out, and a git, path or URL dependency is
+/// an error, as a lock from indexes cannot hold it.
+pub fn poetry_dependencies(doc: &toml::Table) -> Result<Option<Input>, String> {
+    let Some(deps) =
+        doc.get("tool").and_then(|t| t.get("poetry")).and_then(|p| p.get("dependencies")).and_then(|d| d.as_table())
+    else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    for (name, spec) in deps {
+        if name.eq_ignore_ascii_case("python") {
+            continue;
+        }
+        let (constraint, extras, python, markers) = match spec {
+            toml::Value::String(c) => (c.clone(), Vec::new(), None, None),
+            toml::Value::Table(t) => {
+                for source in ["git", "path", "url", "file"] {
+                    if t.contains_key(source) {
+                        return Err(format!(
+                            "[tool.poetry.dependencies] {name} comes from a {source}; oxbuild lock resolves from indexes: publish it as a wheel (a find-links directory or an index) and require it by version"
+                        ));
+                    }
+                }
+                if t.get("optional").and_then(|o| o.as_bool()) == Some(true) {
+                    notes.push(format!("{name} is optional (an extra's), so not locked"));
+                    continue;
+                }
+                let extras = t
+                    .get("extras")
+                    .and_then(|e| e.as_array())
+                    .map(|e| e.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+                    .unwrap_or_default();
+                let version = t.get("version").and_then(|v| v.as_str()).unwrap_or("*").to_string();
+                let python = t.get("python").and_then(|p| p.as_str()).map(String::from);
+                let markers = t.get("markers").and_then(|m| m.as_str()).map(String::from);
+                (version, extras, python, markers)
+            }
+            toml::Value::Array(_) => {
+                return Err(format!(
+                    "[tool.poetry.dependencies] {name} has several constraints (one per Python or platform); write the requirement into [project] dependencies or requirements.in with markers, and lock that"
+                ));
+            }
+            _ => return Err(format!("[tool.poetry.dependencies] {name}: not a version constraint or a table")),
+        };
+        let range = poetry_range(&constraint).ok_or_else(|| {
+            format!("[tool.poetry.dependencies] {name} = \"{constraint}\" is no version constraint oxbuild reads")
+        })?;
+        let mut requirement = name.clone();
+        if !extras.is_empty() {
+            requirement.push_str(&format!("[{}]", extras.join(",")));
+        }
+        requirement.push_str(&range);
+        let mut marker: Vec<String> = Vec::new();
+        if let Some(p) = python.as_deref().and_then(poetry_range).filter(|r| !r.is_empty()) {
+            marker.extend(p.split(',').map(|c| format!("python_version {}", quoted_version(c))));
+        }
+        marker.extend(markers);
+        if !marker.is_empty() {
+            requirement.push_str(&format!(" ; {}", marker.join(" and ")));
+        }
+        out.push(requirement);
+    }
+    Ok(Some(Input { requirements: out, notes, ..Default::default() }))
+}
+
+/// `>=3.8` as `>= '3.8'`, for a marker.
+fn quoted_version(constraint: &str) -> String {
+    let op_end = constraint.find(|c: char| c.is_ascii_digit()).unwrap_or(0);
+    format!("{} '{}'", constraint[..op_end].trim(), constraint[op_end..].trim())
+}
+
+/// A Poetry constraint as a PEP 440 specifier (empty for any version):
+/// `^1.2.3` is `>=1.2.3,<2.0.0`, `^0.2` is `>=0.2,<0.3`, `~1.2` is
+/// `>=1.2,<1.3`, `1.2.3` is `==1.2.3`, `*` is anything; PEP 440 operators
+/// stay as they are, `||` alternatives are not read.
+fn poetry_range(constraint: &str) -> Option<String> {
+    let parts: Vec<String> = constraint
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            if c == "*" {
+                return Some(String::new());
+            }
+            let release = |v: &str| -> Option<Vec<u64>> { v.split('.').map(|n| n.parse().ok()).collect() };
+            if let Some(v) = c.strip_prefix('^') {
+                let nums = release(v.trim())?;
+                // The first non-zero part is the one that may not grow.
+                let at = nums.iter().position(|n| *n != 0).unwrap_or(nums.len().saturating_sub(1));
+                let mut upper: Vec<u64> = nums[..=at].to_vec();
+                upper[at] += 1;
+                return Some(format!(">={},<{}", v.trim(), dotted(&upper)));
+            }
+            if let Some(v) = c.strip_prefix("~=") {
+                return Some(format!("~={}", v.trim()));
+            }
+            if let Some(v) = c.strip_prefix('~') {
+                let nums = release(v.trim())?;
+                let mut upper: Vec<u64> = if nums.len() >= 2 { nums[..2].to_vec() } else { nums[..1].to_vec() };
+                let last = upper.len() - 1;
+                upper[last] += 1;
+                return Some(format!(">={},<{}", v.trim(), dotted(&upper)));
+            }
+            if c.starts_with(|ch: char| ch.is_ascii_digit()) {
+                return Some(format!("=={c}"));
+            }
+            (!c.contains("||")).then(|| c.replace(' ', ""))
+        })
+        .collect::<Option<Vec<String>>>()?;
+    Some(parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(","))
+}
+
+fn dotted(nums: &[u64]) -> String {
+    nums.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
+}
+
+#[cfg(test)]
+mod poetry_tests {
+    use super::*;
+
+    #[test]
+    fn poetrys_constraints_become_pep_440_ranges() {
+        for (poetry, pep440) in [
+            ("^1.2.3", ">=1.2.3,<2"),
+            ("^0.2.3", ">=0.2.3,<0.3"),
+            ("^0.0.3", ">=0.0.3,<0.0.4"),
+            ("^1", ">=1,<2"),
+            ("~1.2.3", ">=1.2.3,<1.3"),
+            ("~1.2", ">=1.2,<1.3"),
+            ("~1", ">=1,<2"),
+            ("1.2.3", "==1.2.3"),
+            ("*", ""),
+            (">=1.0, <2.0", ">=1.0,<2.0"),
+            ("~=1.4", "~=1.4"),
+        ] {
+            assert_eq!(poetry_range(poetry).as_deref(), Some(pep440), "{poetry}");
+        }
+        assert_eq!(poetry_range("^1.0 || ^2.0"), None);
+    }
+
+    #[test]
+    fn a_poetry_projects_dependencies_are_read_as_requirements() {
+        let doc: toml::Table = r#"
+[tool.poetry.dependencies]
+python = "^3.9"
+fastapi = "^0.73.0"
+uvicorn = { version = "^0.17", extras = ["standard"] }
+asyncpg = { version = "^0.25", python = ">=3.8" }
+sentry = { version = "*", optional = true }
+"#
+        .parse()
+        .unwrap();
+        let Input { requirements, notes, .. } = poetry_dependencies(&doc).unwrap().unwrap();
+        assert_eq!(
+            requirements,
+            ["asyncpg>=0.25,<0.26 ; python_version >= '3.8'", "fastapi>=0.73.0,<0.74", "uvicorn[standard]>=0.17,<0.18"]
+        );
+        assert_eq!(notes, ["sentry is optional (an extra's), so not locked"]);
+        let git: toml::Table =
+            "[tool.poetry.dependencies]\nlib = { git = \"https://x.example/lib.git\" }\n".parse().unwrap();
+        assert!(poetry_dependencies(&git).unwrap_err().contains("comes from a git"));
+        assert!(poetry_dependencies(&toml::Table::new()).unwrap().is_none());
+    }
+}
