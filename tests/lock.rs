@@ -26,6 +26,24 @@ fn project(ws: &Workspace, requirements_in: &str) {
     .unwrap();
 }
 
+/// A project in `ws` whose only input is this pyproject.toml.
+fn pyproject_project(ws: &Workspace, pyproject: &str) {
+    std::fs::remove_dir_all(ws.app()).unwrap();
+    project(ws, "");
+    std::fs::remove_file(ws.app().join("requirements.in")).unwrap();
+    std::fs::write(ws.app().join("pyproject.toml"), pyproject).unwrap();
+}
+
+/// An index serving pure-Python wheels of these (name, version) pairs.
+fn local_index(wheels: &[(&str, &str)]) -> (tempfile::TempDir, PackageIndex) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, version) in wheels {
+        make_wheel(dir.path(), name, version, "py3-none-any", &[], None);
+    }
+    let index = PackageIndex::start(dir.path());
+    (dir, index)
+}
+
 #[test]
 fn a_local_index_is_locked_twice_to_the_same_bytes_and_a_conflict_is_explained() {
     let wheels = tempfile::tempdir().unwrap();
@@ -546,18 +564,12 @@ fn a_requirements_input_names_its_index_and_constraints_and_lock_uses_both() {
 /// so before anything is resolved, and nothing is written.
 #[test]
 fn a_project_that_requires_another_python_is_refused_before_resolving() {
-    let wheels = tempfile::tempdir().unwrap();
-    make_wheel(wheels.path(), "alpha", "1.0", "py3-none-any", &[], None);
-    let index = PackageIndex::start(wheels.path());
+    let (_wheels, index) = local_index(&[("alpha", "1.0")]);
     let ws = Workspace::new();
-    std::fs::remove_dir_all(ws.app()).unwrap();
-    project(&ws, "alpha\n");
-    std::fs::remove_file(ws.app().join("requirements.in")).unwrap();
-    std::fs::write(
-        ws.app().join("pyproject.toml"),
+    pyproject_project(
+        &ws,
         "[project]\nname = \"svc\"\nversion = \"1.0\"\nrequires-python = \">=3.14,<4.0\"\ndependencies = [\"alpha\"]\n",
-    )
-    .unwrap();
+    );
     let (code, _, stderr) = run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["lock"]).arg(ws.app()));
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("requires-python `>=3.14,<4.0` excludes the base's Python 3.11.2"), "{stderr}");
@@ -571,20 +583,12 @@ fn a_project_that_requires_another_python_is_refused_before_resolving() {
 /// can be locked again.
 #[test]
 fn a_poetry_projects_dependencies_are_locked_as_poetry_reads_them() {
-    let wheels = tempfile::tempdir().unwrap();
-    for v in ["1.0", "1.5", "2.0"] {
-        make_wheel(wheels.path(), "alpha", v, "py3-none-any", &[], None);
-    }
-    let index = PackageIndex::start(wheels.path());
+    let (_wheels, index) = local_index(&[("alpha", "1.0"), ("alpha", "1.5"), ("alpha", "2.0")]);
     let ws = Workspace::new();
-    std::fs::remove_dir_all(ws.app()).unwrap();
-    project(&ws, "");
-    std::fs::remove_file(ws.app().join("requirements.in")).unwrap();
-    std::fs::write(
-        ws.app().join("pyproject.toml"),
+    pyproject_project(
+        &ws,
         "[tool.poetry]\nname = \"svc\"\nversion = \"0.1.0\"\n\n[tool.poetry.dependencies]\npython = \"^3.9\"\nalpha = \"^1.0\"\n",
-    )
-    .unwrap();
+    );
     let (code, _, stderr) = run(ws
         .oxbuild()
         .env("OXBUILD_PYTHON_INDEX_URL", index.url())

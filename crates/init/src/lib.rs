@@ -833,7 +833,11 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         plan.ports = (d.ports.clone(), false);
         // Inside the workdir the app's own files are the user's already.
         let inside = |p: &str| p == plan.workdir || p.starts_with(&format!("{}/", plan.workdir.trim_end_matches('/')));
-        plan.dirs = d.dirs.iter().filter(|p| !inside(p)).cloned().collect();
+        // The user's home is theirs already, and the workdir's parents are
+        // made with it (`mkdir -p /home/app` before `WORKDIR /home/app/web`).
+        let home = format!("/home/{}", plan.user.0);
+        let above = |p: &str| plan.workdir.starts_with(&format!("{}/", p.trim_end_matches('/')));
+        plan.dirs = d.dirs.iter().filter(|p| !inside(p) && **p != home && !above(p)).cloned().collect();
         // What the Dockerfile copies from the context; all of it for `COPY . .`.
         if !d.copies.is_empty() && !d.copies.iter().any(|c| c.trim_end_matches('/') == "." || c == "./") {
             let mut include: Vec<String> = Vec::new();
@@ -1284,6 +1288,20 @@ mod tests {
         );
         let text = super::plan(dir.path(), &Options::default()).unwrap().render();
         assert!(!text.contains("install-project"), "{text}");
+    }
+
+    #[test]
+    fn the_users_home_and_the_workdirs_parents_are_no_dirs_to_make() {
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.11\nRUN mkdir -p /home/app && mkdir /data /srv/cache\nENV APP_HOME=/home/app/web\nWORKDIR $APP_HOME\nRUN addgroup --system app && adduser --system --group app\nCOPY . .\nUSER app\nCMD [\"python3\", \"web.py\"]\n",
+            ),
+            ("web.py", ""),
+        ]);
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(plan.workdir, "/home/app/web");
+        assert_eq!(plan.dirs, ["/data", "/srv/cache"]);
     }
 
     #[test]

@@ -44,15 +44,7 @@ pub fn read(path: &Path) -> Result<Input, Error> {
 }
 
 fn read_into(path: &Path, into: Into, depth: usize, out: &mut Input) -> Result<(), Error> {
-    let file = path.display().to_string();
-    if depth > 10 {
-        return Err(Error::Lock { file, line: 0, message: "`-r`/`-c` includes nest too deeply (a cycle?)".into() });
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Lock {
-        file: file.clone(),
-        line: 0,
-        message: crate::error::unreadable(&e),
-    })?;
+    let (file, text) = crate::requirements::read_included(path, depth)?;
     out.files.push(path.to_path_buf());
     let dir = path.parent().unwrap_or(Path::new("."));
     for (line_no, line) in logical_lines(&text) {

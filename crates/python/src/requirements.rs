@@ -259,15 +259,7 @@ impl Requirements {
     }
 
     fn read(&mut self, path: &Path, depth: usize) -> Result<(), Error> {
-        let file = path.display().to_string();
-        if depth > 10 {
-            return Err(Error::Lock { file, line: 1, message: "`-r` includes nest too deeply (a cycle?)".into() });
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Lock {
-            file: file.clone(),
-            line: 0,
-            message: crate::error::unreadable(&e),
-        })?;
+        let (file, text) = read_included(path, depth)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         self.parse_into(&text, &file, dir, depth)
     }
@@ -355,6 +347,22 @@ impl Requirements {
         }
         Ok(())
     }
+}
+
+/// The file at `path`, as messages name it, and its text: a requirements
+/// file reached through `depth` includes (`-r`, `-c`), of which more than
+/// ten are taken for a cycle.
+pub(crate) fn read_included(path: &Path, depth: usize) -> Result<(String, String), Error> {
+    let file = path.display().to_string();
+    if depth > 10 {
+        return Err(Error::Lock { file, line: 0, message: "includes (`-r`, `-c`) nest too deeply (a cycle?)".into() });
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Lock {
+        file: file.clone(),
+        line: 0,
+        message: crate::error::unreadable(&e),
+    })?;
+    Ok((file, text))
 }
 
 /// Lines with `\` continuations joined, numbered by their first physical line.
