@@ -41,6 +41,9 @@ pub struct FromDockerfile {
     /// (`poetry install --no-root`, `uv sync --no-install-project`, or one
     /// that runs before the project's files are copied), with the step.
     pub installs_project: Option<(bool, String)>,
+    /// Dependency groups the install step adds to production's (`poetry
+    /// install --with prod`, `uv sync --group prod`, `pdm install -G prod`).
+    pub groups: Vec<String>,
     /// What could not be carried over, and why.
     pub notes: Vec<Note>,
     /// Packages an install step names outside any lock (`pip install gunicorn`).
@@ -336,6 +339,11 @@ fn read_stage(
                         Some((true, s)) => Some((true, s)),
                         _ => Some((installs, step)),
                     };
+                }
+                for g in install_groups(&text) {
+                    if !out.groups.contains(&g) {
+                        out.groups.push(g);
+                    }
                 }
                 if out.lock.is_none()
                     && let Some((path, tool)) = install_step(&text)
@@ -980,6 +988,39 @@ fn install_step(text: &str) -> Option<(String, &'static str)> {
     None
 }
 
+/// The dependency groups a RUN's Poetry, uv or PDM install adds to the
+/// production ones: `--with a,b` and `--only main,b` (Poetry; `main` is
+/// production itself), `--group a` (uv, PDM), `-G a` (PDM).
+fn install_groups(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for words in shell_commands(text) {
+        let tool = words.iter().position(|w| ["poetry", "uv", "pdm"].contains(&w.rsplit('/').next().unwrap_or(w)));
+        let Some(at) = tool else { continue };
+        if !matches!(words.get(at + 1).map(String::as_str), Some("install" | "sync")) {
+            continue;
+        }
+        let flags: &[&str] = match words[at].rsplit('/').next().unwrap_or(&words[at]) {
+            "poetry" => &["--with", "--only"],
+            "uv" => &["--group"],
+            _ => &["--group", "-G"],
+        };
+        let mut rest = words[at + 2..].iter();
+        while let Some(w) = rest.next() {
+            let value = match w.split_once('=') {
+                Some((flag, v)) if flags.contains(&flag) => Some(v.to_string()),
+                _ if flags.contains(&w.as_str()) => rest.next().cloned(),
+                _ => None,
+            };
+            for g in value.iter().flat_map(|v| v.split(',')).map(str::trim) {
+                if !g.is_empty() && g != "main" && g != ":all" && !out.iter().any(|o| o == g) {
+                    out.push(g.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Whether a RUN's install steps install the project itself (Some(true)),
 /// only its dependencies (Some(false)), or install nothing (None).
 /// `copied_all`: the stage has copied the project's files already, without
@@ -989,16 +1030,23 @@ fn installs_project(text: &str, copied_all: bool) -> Option<(bool, String)> {
     for words in shell_commands(text) {
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
         let has = |w: &str| words.contains(&w);
-        let tool = words
-            .iter()
-            .map(|w| w.rsplit('/').next().unwrap_or(w))
-            .find(|w| ["pip", "pip3", "poetry", "uv", "pdm"].contains(w) || w.starts_with("pip3."));
+        // The tool and its subcommand, the word after it (`poetry run pip
+        // install` is pip's install, not Poetry's).
+        let Some(at) = words.iter().position(|w| {
+            let w = w.rsplit('/').next().unwrap_or(w);
+            ["pip", "pip3", "poetry", "uv", "pdm"].contains(&w) || w.starts_with("pip3.")
+        }) else {
+            continue;
+        };
+        let tool = Some(words[at].rsplit('/').next().unwrap_or(words[at]));
+        let sub = words.get(at + 1).copied().unwrap_or("");
         let this = match tool {
-            Some("poetry") if has("install") => Some(copied_all && !has("--no-root")),
-            Some("uv") if has("sync") => {
+            Some("poetry") if sub == "run" => None,
+            Some("poetry") if sub == "install" => Some(copied_all && !has("--no-root")),
+            Some("uv") if sub == "sync" => {
                 Some(copied_all && !has("--no-install-project") && !has("--no-install-workspace"))
             }
-            Some("pdm") if has("install") || has("sync") => Some(copied_all && !has("--no-self")),
+            Some("pdm") if sub == "install" || sub == "sync" => Some(copied_all && !has("--no-self")),
             Some(t) if (is_pip(t) || t == "uv") && has("install") => {
                 // `pip install .`, `-e .`, or the workdir by path: the project.
                 let targets = words.iter().skip_while(|w| **w != "install").skip(1);
@@ -1230,6 +1278,15 @@ ENTRYPOINT ["./boot.sh"]
         assert_eq!(installs(uv), Some(false));
         // Installed after the files are there, or by `pip install .`.
         let after = "FROM python:3.11\nCOPY pyproject.toml .\nRUN poetry install --no-root\nCOPY . .\nRUN poetry install\nCMD [\"app\"]\n";
+        // `poetry run pip install -U pip` is pip's, and installs no project.
+        let run = "FROM python:3.11\nCOPY pyproject.toml poetry.lock ./\nRUN poetry run pip install -U pip && poetry install --with prod\nCOPY . .\nCMD [\"app\"]\n";
+        let d = read(run, "Dockerfile").unwrap();
+        assert_eq!(d.installs_project, Some((false, "poetry install --with prod".to_string())));
+        assert_eq!(d.groups, ["prod"]);
+        assert_eq!(install_groups("uv sync --frozen --group web --group=jobs"), ["web", "jobs"]);
+        assert_eq!(install_groups("poetry install --only main,gunicorn"), ["gunicorn"]);
+        assert_eq!(install_groups("pdm install -G prod --prod"), ["prod"]);
+        assert_eq!(install_groups("pip install --group x"), Vec::<String>::new());
         assert_eq!(installs(after), Some(true));
         let pip = "FROM python:3.11\nCOPY . .\nRUN pip install -r requirements.txt && pip install --no-deps .\nCMD [\"app\"]\n";
         assert_eq!(installs(pip), Some(true));

@@ -143,6 +143,8 @@ pub struct Plan {
     /// `[python] install-project = false`, and why: the Dockerfile installs
     /// the package's dependencies but not the package.
     pub install_project: Option<String>,
+    /// `[python] groups`: those the Dockerfile's install step adds, and the step's file.
+    pub groups: Option<(Vec<String>, String)>,
     /// A uv.lock group with pytest in it, for the test variant.
     pub pytest_group: Option<String>,
     /// The test lock `oxbuild lock` wrote (`pylock.test.toml`), and whether
@@ -864,6 +866,9 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         if let Some((lock, _)) = &d.lock
             && let Some(lock) = in_project(dir, lock).filter(|l| dir.join(l).is_file())
         {
+            if !d.groups.is_empty() && !lock.ends_with(".txt") {
+                plan.groups = Some((d.groups.clone(), file.clone()));
+            }
             plan.python = Some((if lock.ends_with(".txt") { "requirements" } else { "lock" }, lock));
         }
         // A package that the Dockerfile does not install (its dependencies
@@ -1097,6 +1102,10 @@ impl Plan {
             if let Some(input) = &self.lock_input {
                 t.push_str(&format!("lock-input = {}   # what `oxbuild lock` resolves\n", toml_string(input)));
             }
+            if let Some((groups, from)) = &self.groups {
+                let list = groups.iter().map(|g| toml_string(g)).collect::<Vec<_>>().join(", ");
+                t.push_str(&format!("groups = [{list}]   # {from} installs them with production's\n"));
+            }
             if let Some(why) = &self.install_project {
                 t.push_str(&format!("install-project = false   # {why}: the app runs from its files\n"));
             }
@@ -1288,6 +1297,16 @@ mod tests {
         );
         let text = super::plan(dir.path(), &Options::default()).unwrap().render();
         assert!(!text.contains("install-project"), "{text}");
+        // The groups its install step adds are production's too.
+        write(
+            dir.path(),
+            &[(
+                "Dockerfile",
+                "FROM python:3.11\nWORKDIR /app\nCOPY . ./\nRUN poetry install --with prod\nCMD [\"uvicorn\", \"app.main:app\"]\n",
+            )],
+        );
+        let text = super::plan(dir.path(), &Options::default()).unwrap().render();
+        assert!(text.contains("\ngroups = [\"prod\"]   # Dockerfile installs them with production's\n"), "{text}");
     }
 
     #[test]
