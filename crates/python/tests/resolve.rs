@@ -395,3 +395,20 @@ fn after_a_few_sdists_fail_to_build_the_older_ones_are_left_unbuilt() {
     let e = lock(&index, &["pkg>=2"], &[target("x86_64")]).unwrap_err().to_string();
     assert!(e.contains("left unbuilt because the 3 newest that were tried failed to build"), "{e}");
 }
+
+/// Pre-releases are left out, unless asked for, named, or all a project
+/// has (sqlalchemy2-stubs never made a final release): then its newest is
+/// taken, and other projects still get final releases.
+#[test]
+fn a_project_with_only_pre_releases_is_installable_without_asking() {
+    let files = wheels(&[
+        ("app", "1.0", &["stubs", "lib"], None, ANY),
+        ("stubs", "0.0.2a1", &[], None, ANY),
+        ("stubs", "0.0.2a3", &[], None, ANY),
+        ("lib", "1.0", &[], None, ANY),
+        ("lib", "2.0a1", &[], None, ANY),
+    ]);
+    let index = PackageIndex::start(files.path());
+    let out = lock(&index, &["app"], &[target("x86_64")]).unwrap();
+    assert_eq!(versions(&out[0]), ["app==1.0", "lib==1.0", "stubs==0.0.2a3"]);
+}

@@ -626,7 +626,11 @@ impl Provider<'_, '_> {
                 }
             }
         }
-        let allow_pre = self.request.prereleases || self.prerelease_named.contains(name);
+        // Pre-releases when asked for, when a requirement names one, or when
+        // they are all the project has (pip's and uv's rule: a package that
+        // never made a final release is still installable).
+        let only_pre = !by_version.is_empty() && by_version.keys().all(|v| v.any_prerelease());
+        let allow_pre = self.request.prereleases || self.prerelease_named.contains(name) || only_pre;
         dropped.retain(|v, _| !by_version.contains_key(v));
         for v in by_version.keys().filter(|v| !allow_pre && v.any_prerelease()) {
             dropped.entry(v.clone()).or_default().insert(LeftOut::Prerelease);
