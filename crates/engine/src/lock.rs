@@ -306,7 +306,9 @@ fn production_pins(locked: &resolve::Locked) -> Vec<String> {
 /// none was given: the newest of their last commits when git tracks them
 /// all unmodified, else now; and why. A date before the target's Python
 /// came out is no date its pins were made for (no wheel for it existed
-/// then, and old sdists would be built one by one): now, then.
+/// then, and old sdists would be built one by one): three months after that
+/// Python's release, then, when its wheels were out, and versions of the
+/// project's own era are still near.
 fn default_cutoff(dir: &Path, files: &[PathBuf], python: Option<(u32, u32)>) -> (SystemTime, String) {
     let git = |file: &Path, args: &[&str]| {
         let dir = file.parent().unwrap_or(Path::new("."));
@@ -346,13 +348,16 @@ fn default_cutoff(dir: &Path, files: &[PathBuf], python: Option<(u32, u32)>) -> 
         && let Some(released) = python_release(major, minor)
         && at < released
     {
+        // Three months on, most projects had wheels for it: the versions of
+        // the project's own era that run on it, rather than today's.
+        let settled = (released + WHEELS_SETTLE).min(SystemTime::now());
         return (
-            SystemTime::now(),
+            settled,
             format!(
-                "now: the last commit of {} ({}) predates Python {major}.{minor} ({}), so its pins were not chosen for it",
+                "three months after Python {major}.{minor} came out ({}): the last commit of {} ({}) predates it, so its pins were not chosen for it",
+                humantime::format_rfc3339_seconds(released),
                 shown(file),
-                humantime::format_rfc3339_seconds(at),
-                humantime::format_rfc3339_seconds(released)
+                humantime::format_rfc3339_seconds(at)
             ),
         );
     }
@@ -383,6 +388,9 @@ fn project_python_fits(dir: &Path, targets: &[oxbuild_python::Target]) -> Result
     }
     Ok(())
 }
+
+/// How long after a Python's release most projects had published wheels for it.
+const WHEELS_SETTLE: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
 
 /// When CPython `major.minor` was first released, for those the table knows.
 fn python_release(major: u32, minor: u32) -> Option<SystemTime> {
