@@ -954,6 +954,10 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     // A server the command runs must be in the lock, or in what init is
     // about to lock (requirements.in, pyproject.toml's dependencies).
     let locked = match &plan.python {
+        // A requirements file with what it includes (`-r requirements/prod.txt`).
+        Some(("requirements", file)) => {
+            oxbuild_python::input::read(&dir.join(file)).ok().map(|i| (file.clone(), i.requirements.join("\n")))
+        }
         Some((_, lock)) => Some((lock.clone(), std::fs::read_to_string(dir.join(lock)).unwrap_or_default())),
         None if dir.join("requirements.in").is_file() => oxbuild_python::input::read(&dir.join("requirements.in"))
             .ok()
@@ -1005,14 +1009,17 @@ pub fn needs_lock(dir: &Path, plan: &Plan) -> Option<String> {
     match &plan.python {
         Some(("requirements", file)) => {
             let text = std::fs::read_to_string(dir.join(file)).ok()?;
-            let loose = oxbuild_python::requirements::unpinned(&text);
+            // With what it includes: `-r requirements/prod.txt` alone pins nothing itself.
+            let read = oxbuild_python::input::read(&dir.join(file)).ok();
+            let lines = read.as_ref().map(|i| i.requirements.join("\n")).unwrap_or_else(|| text.clone());
+            let loose = oxbuild_python::requirements::unpinned(&lines);
             let mut named = std::collections::BTreeSet::new();
             let loose: Vec<String> = loose.into_iter().filter(|r| named.insert(r.clone())).collect();
             if !loose.is_empty() {
                 return Some(format!("{file} does not pin {}", loose.join(", ")));
             }
             // Nothing to install (an empty file, or only options) is nothing to lock.
-            if oxbuild_python::input::read(&dir.join(file)).is_ok_and(|i| i.requirements.is_empty()) {
+            if read.is_some_and(|i| i.requirements.is_empty()) {
                 return None;
             }
             let compiled = text.contains("--hash") || text.contains("# via") || text.contains("pip-compile");
@@ -1354,6 +1361,14 @@ mod tests {
         assert_eq!(plan.entrypoint.as_ref().and_then(|e| e.first()).map(String::as_str), Some("gunicorn"));
         let notes: Vec<&str> = plan.notes.iter().map(|n| n.what.as_str()).collect();
         assert!(notes.contains(&"gunicorn is not in pyproject.toml's dependencies"), "{notes:?}");
+        // A requirements file's includes count (flask-realworld's `-r requirements/prod.txt`).
+        let reqs = project(&[
+            ("requirements.txt", "-r requirements/prod.txt\n"),
+            ("requirements/prod.txt", "flask==3.1.0\ngunicorn==23.0.0\n"),
+            ("app.py", "from flask import Flask\napp = Flask(__name__)\n"),
+        ]);
+        let plan = super::plan(reqs.path(), &Options::default()).unwrap();
+        assert!(!plan.notes.iter().any(|n| n.what.starts_with("gunicorn is not in")), "{:?}", plan.notes);
         // Listed: no note.
         write(
             dir.path(),
@@ -1626,6 +1641,9 @@ mod tests {
         assert!(needs_lock(dir.path(), &plan).is_some(), "an include of pins is locked too");
         write(dir.path(), &[("requirements.txt", "flask>=3\n")]);
         assert_eq!(needs_lock(dir.path(), &plan).as_deref(), Some("requirements.txt does not pin flask>=3"));
+        // What an include leaves unpinned is named too.
+        write(dir.path(), &[("requirements.txt", "-r base.txt\n"), ("base.txt", "flask\ngunicorn==23.0.0\n")]);
+        assert_eq!(needs_lock(dir.path(), &plan).as_deref(), Some("requirements.txt does not pin flask"));
     }
 
     #[test]
