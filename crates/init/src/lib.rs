@@ -767,12 +767,27 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             let version: String = tag.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
             version.contains('.').then(|| (version.trim_end_matches('.').to_string(), format!("{file}'s FROM")))
         });
-        let pinned = std::fs::read_to_string(dir.join(".python-version"))
-            .ok()
-            .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
-            .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
-            .map(|v| (v, ".python-version".to_string()));
-        if let Some((version, source)) = pinned.or(from) {
+        // `.python-version` (pyenv, uv), else Heroku's `runtime.txt` (`python-3.12.0`).
+        let pinned = [".python-version", "runtime.txt"].iter().find_map(|name| {
+            std::fs::read_to_string(dir.join(name))
+                .ok()
+                .and_then(|t| t.lines().next().map(|l| l.trim().trim_start_matches("python-").to_string()))
+                .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+                .map(|v| (v, name.to_string()))
+        });
+        // A base whose name says it has that Python (`python:3.11-slim`,
+        // `python-3.11-….oci.tar`) needs no check.
+        let named_by_base = |version: &str| {
+            let minor: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
+            options.base.as_deref().is_some_and(|base| {
+                base.match_indices(&minor).any(|(at, _)| {
+                    let before = base[..at].chars().next_back();
+                    let after = base[at + minor.len()..].chars().next();
+                    matches!(before, Some(':' | '-' | 'n')) && !after.is_some_and(|c| c.is_ascii_digit())
+                })
+            })
+        };
+        if let Some((version, source)) = pinned.or(from).filter(|(v, _)| !named_by_base(v)) {
             plan.notes.push(Note::new(
                 format!("Python {version} ({source})"),
                 "oxbuild installs for the base's own Python, and [image] base is another image: check that it has that Python, or that the app and its lock fit the one it has (build says which it is)",
@@ -797,6 +812,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             }
             None => plan.user.2 = Some(format!("{file} sets no USER; oxbuild images never run as root")),
         }
+        let mut dropped_env: Vec<(&str, Vec<String>)> = Vec::new();
         for (k, v) in &d.env {
             // A PYTHONPATH of the app's own directories still holds in the
             // image (console scripts such as `celery` need it to import the
@@ -827,10 +843,17 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                         "it configures the Dockerfile's own tools or layout; oxbuild puts its venv's bin and node_modules/.bin on PATH itself"
                     }
                 };
-                plan.notes.push(Note::new(format!("ENV {k} in {file}"), why));
+                // One note per reason, naming every variable it covers.
+                match dropped_env.iter_mut().find(|(w, _)| *w == why) {
+                    Some((_, names)) => names.push(k.clone()),
+                    None => dropped_env.push((why, vec![k.clone()])),
+                }
             } else {
                 plan.env.insert(k.clone(), v.clone());
             }
+        }
+        for (why, names) in dropped_env {
+            plan.notes.push(Note::new(format!("ENV {} in {file}", names.join(", ")), why));
         }
         plan.ports = (d.ports.clone(), false);
         // Inside the workdir the app's own files are the user's already.
@@ -1317,6 +1340,28 @@ mod tests {
     }
 
     #[test]
+    fn variables_dropped_for_one_reason_make_one_note() {
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.11\nENV PIP_NO_CACHE_DIR=1 POETRY_VERSION=1.8 POETRY_VIRTUALENVS_CREATE=false LC_ALL=C.UTF-8 APP=1\nCOPY . .\nCMD [\"python3\", \"web.py\"]\n",
+            ),
+            ("web.py", ""),
+        ]);
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        let env_notes: Vec<&str> =
+            plan.notes.iter().map(|n| n.what.as_str()).filter(|w| w.starts_with("ENV ")).collect();
+        assert_eq!(
+            env_notes,
+            [
+                "ENV LC_ALL in Dockerfile",
+                "ENV PIP_NO_CACHE_DIR, POETRY_VERSION, POETRY_VIRTUALENVS_CREATE in Dockerfile"
+            ]
+        );
+        assert_eq!(plan.env.get("APP").map(String::as_str), Some("1"));
+    }
+
+    #[test]
     fn the_users_home_and_the_workdirs_parents_are_no_dirs_to_make() {
         let dir = project(&[
             (
@@ -1733,6 +1778,19 @@ mod tests {
         write(dir.path(), &[(".python-version", "3.13\n")]);
         let plan = super::plan(dir.path(), &other).unwrap();
         assert!(plan.notes.iter().any(|n| n.what == "Python 3.13 (.python-version)"), "{:?}", plan.notes);
+        // Heroku's runtime.txt too.
+        std::fs::remove_file(dir.path().join(".python-version")).unwrap();
+        write(dir.path(), &[("runtime.txt", "python-3.12.0\n")]);
+        let plan = super::plan(dir.path(), &other).unwrap();
+        assert!(plan.notes.iter().any(|n| n.what == "Python 3.12.0 (runtime.txt)"), "{:?}", plan.notes);
+        // A base whose name says it has that Python: nothing to check.
+        let named =
+            Options { base: Some("oci-archive:/cache/python-3.12-d26ea03d.oci.tar".into()), ..Options::default() };
+        let plan = super::plan(dir.path(), &named).unwrap();
+        assert!(!plan.notes.iter().any(|n| n.what.starts_with("Python 3")), "{:?}", plan.notes);
+        let not_quite = Options { base: Some("registry.example/python:3.121".into()), ..Options::default() };
+        assert!(super::plan(dir.path(), &not_quite).unwrap().notes.iter().any(|n| n.what.starts_with("Python 3.12")));
+        std::fs::remove_file(dir.path().join("runtime.txt")).unwrap();
         // The Dockerfile's own base, named or not: nothing to say.
         for same in [Options::default(), Options { base: Some("python:3.14-slim".into()), ..Options::default() }] {
             let plan = super::plan(dir.path(), &same).unwrap();
