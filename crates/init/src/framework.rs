@@ -129,10 +129,16 @@ pub fn detect(dir: &Path) -> Option<Convention> {
     let files = python_files(dir);
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
 
-    // Django: manage.py and the project's wsgi.py (the settings package).
-    if dir.join("manage.py").is_file()
-        && let Some(wsgi) =
-            files.iter().find(|p| p.file_name().is_some_and(|n| n == "wsgi.py") && read(p).contains("application"))
+    // Django: manage.py (at the root, or one folder down as netbox has it)
+    // and the project's wsgi.py (the settings package) beside it.
+    let manage = files.iter().find(|p| {
+        p.file_name().is_some_and(|n| n == "manage.py")
+            && p.parent().is_some_and(|d| d == dir || d.parent() == Some(dir))
+    });
+    if let Some(site) = manage.and_then(|m| m.parent())
+        && let Some(wsgi) = files.iter().find(|p| {
+            p.starts_with(site) && p.file_name().is_some_and(|n| n == "wsgi.py") && read(p).contains("application")
+        })
         && let Some((module, chdir)) = module_of(dir, wsgi)
     {
         let argv = serve("gunicorn", format!("{module}:application"), chdir);
@@ -293,6 +299,22 @@ pub fn fallback_route(dir: &Path) -> String {
 mod tests {
     use super::*;
     use crate::testing::write;
+
+    #[test]
+    fn a_django_site_one_folder_down_wins_over_a_packages_main() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[
+                ("netbox/manage.py", "import os\n"),
+                ("netbox/netbox/__init__.py", ""),
+                ("netbox/netbox/__main__.py", "from .cli import main\nmain()\n"),
+                ("netbox/netbox/wsgi.py", "application = get_wsgi_application()\n"),
+            ],
+        );
+        let c = detect(dir.path()).unwrap();
+        assert_eq!(c.argv, ["gunicorn", "--bind", "0.0.0.0:8000", "--chdir", "netbox", "netbox.wsgi:application"]);
+    }
 
     #[test]
     fn a_streamlit_script_is_run_by_streamlit_on_its_port_and_probed_at_its_health() {
