@@ -501,6 +501,29 @@ fn activations(dir: &Path, workdir: &str, command: &[String]) -> Vec<Note> {
     notes
 }
 
+/// A Dockerfile in a folder whose COPY sources are there and not at the
+/// project's root is built with that folder as its context (compose's
+/// `context: ./project`): the app is that folder, and init says so rather
+/// than write a config for the root that builds none of it.
+fn own_context(dir: &Path, file: &str, d: &dockerfile::FromDockerfile) -> Result<(), String> {
+    let Some((sub, _)) = file.rsplit_once('/') else { return Ok(()) };
+    let sources: Vec<&String> = d.copies.iter().filter(|c| !matches!(c.trim_end_matches('/'), "." | "")).collect();
+    let at_root = sources.iter().filter(|c| dir.join(c.as_str()).exists()).count();
+    let beside: Vec<&str> = sources
+        .iter()
+        .filter(|c| !dir.join(c.as_str()).exists() && dir.join(sub).join(c.as_str()).exists())
+        .map(|c| c.as_str())
+        .collect();
+    if at_root == 0 && !beside.is_empty() {
+        return Err(format!(
+            "{file} copies {}, which are in {sub}/ and not here: it is built with {sub}/ as its context, so the app is there; run `oxbuild init {}`",
+            beside.join(", "),
+            dir.join(sub).display()
+        ));
+    }
+    Ok(())
+}
+
 /// `path` (a Dockerfile's COPY source) as the project in `dir` has it:
 /// itself; or, for a Dockerfile built with the folder above as its context
 /// (compose's `context: .` with `dockerfile: backend/Dockerfile`), with
@@ -532,6 +555,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                 false => file.clone(),
             });
             let read = dockerfile::read_target(&text, &file, options.target.as_deref())?;
+            own_context(dir, &file, &read)?;
             Some((file, read))
         }
         None => None,
@@ -1373,6 +1397,22 @@ mod tests {
         let plan = plan(dir.path(), &Options::default()).unwrap();
         assert_eq!(plan.workdir, "/home/app/web");
         assert_eq!(plan.dirs, ["/data", "/srv/cache"]);
+    }
+
+    #[test]
+    fn a_dockerfile_built_from_its_own_folder_sends_init_there() {
+        let dir = project(&[
+            (
+                "project/Dockerfile",
+                "FROM python:3.11\nWORKDIR /usr/src/app\nCOPY ./requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\nCMD [\"uvicorn\", \"app.main:app\"]\n",
+            ),
+            ("project/requirements.txt", "fastapi==0.115.0\n"),
+            ("project/app/main.py", "from fastapi import FastAPI\napp = FastAPI()\n"),
+            ("README.md", ""),
+        ]);
+        let e = plan(dir.path(), &Options::default()).unwrap_err();
+        assert!(e.contains("project/Dockerfile copies ./requirements.txt, which are in project/ and not here"), "{e}");
+        assert!(e.contains("run `oxbuild init ") && e.ends_with("/project`"), "{e}");
     }
 
     #[test]
