@@ -988,15 +988,15 @@ fn install_step(text: &str) -> Option<(String, &'static str)> {
     None
 }
 
-/// The dependency groups a RUN's Poetry, uv or PDM install adds to the
+/// The dependency groups a RUN's Poetry, uv or PDM install (or export) adds to the
 /// production ones: `--with a,b` and `--only main,b` (Poetry; `main` is
 /// production itself), `--group a` (uv, PDM), `-G a` (PDM).
-fn install_groups(text: &str) -> Vec<String> {
+pub(crate) fn install_groups(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for words in shell_commands(text) {
         let tool = words.iter().position(|w| ["poetry", "uv", "pdm"].contains(&w.rsplit('/').next().unwrap_or(w)));
         let Some(at) = tool else { continue };
-        if !matches!(words.get(at + 1).map(String::as_str), Some("install" | "sync")) {
+        if !matches!(words.get(at + 1).map(String::as_str), Some("install" | "sync" | "export")) {
             continue;
         }
         let flags: &[&str] = match words[at].rsplit('/').next().unwrap_or(&words[at]) {
