@@ -91,7 +91,8 @@ pub async fn run(args: InitArgs, out: Reporter) -> Result<(), Failure> {
     }
     write(&plan)?;
     out.step(format!("read {}", plan.sources.join(", then ")));
-    for n in &plan.notes {
+    // (The failed lock was a warning already; the file keeps it as a note.)
+    for n in plan.notes.iter().filter(|n| !n.what.ends_with("and `oxbuild lock` failed")) {
         out.step(format!("not carried over: {}: {}", n.what, n.why));
     }
     let mut summary = plan.summary();

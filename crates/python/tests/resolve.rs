@@ -394,6 +394,8 @@ fn after_a_few_sdists_fail_to_build_the_older_ones_are_left_unbuilt() {
     assert_eq!(sdists_fetched(&index), 3, "7.0, 6.0 and 5.0 were tried; 4.0 to 2.0 were not");
     let e = lock(&index, &["pkg>=2"], &[target("x86_64")]).unwrap_err().to_string();
     assert!(e.contains("left unbuilt because the 3 newest that were tried failed to build"), "{e}");
+    // The reason in full once; the next failures by their first line.
+    assert_eq!(e.matches("(as above)").count(), 2, "{e}");
 }
 
 /// Pre-releases are left out, unless asked for, named, or all a project

@@ -805,9 +805,17 @@ impl DependencyProvider for Provider<'_, '_> {
                 let requires = match self.index.requires(name, version, &release.files) {
                     Ok(r) => r,
                     Err(Error::Package(why)) => {
-                        if !release.files.iter().any(|f| f.filename.ends_with(".whl")) {
+                        // The build's output once per project: later failures
+                        // of the same project are named by their first line.
+                        let failed_before = self.failed_builds.borrow().get(name).is_some_and(|f| !f.is_empty());
+                        let only_sdists = !release.files.iter().any(|f| f.filename.ends_with(".whl"));
+                        if only_sdists {
                             self.failed_build(name, version, &why);
                         }
+                        let why = match failed_before && only_sdists {
+                            true => format!("{} (as above)", why.lines().next().unwrap_or(&why)),
+                            false => why,
+                        };
                         return Ok(Dependencies::Unavailable(why));
                     }
                     Err(e) => return Err(e),
