@@ -140,6 +140,8 @@ pub struct Plan {
     pub python: Option<(&'static str, String)>,
     /// `[python] lock-input`: the requirements file `oxbuild lock` resolved.
     pub lock_input: Option<String>,
+    /// The production lock (or what init locks) has pytest itself.
+    pub pytest_locked: bool,
     /// `[python] install-project = false`, and why: the Dockerfile installs
     /// the package's dependencies but not the package.
     pub install_project: Option<String>,
@@ -1025,6 +1027,19 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             .map(|i| ("requirements.in".to_string(), i.requirements.join("\n"))),
         None => pyproject_dependencies(dir).map(|d| ("pyproject.toml's dependencies".to_string(), d.join("\n"))),
     };
+    // pytest among the production packages runs in the test variant as it is.
+    // (A lock with groups may hold it in a dev group only: `pytest_group` reads those.)
+    let grouped = matches!(&plan.python, Some(("lock", _)));
+    plan.pytest_locked = !grouped
+        && locked.as_ref().is_some_and(|(_, text)| {
+            text.lines().any(|l| {
+                let l = l.trim().to_ascii_lowercase();
+                l.starts_with("pytest=")
+                    || l == "pytest"
+                    || l.starts_with("name = \"pytest\"")
+                    || l.starts_with("pytest ")
+            })
+        });
     if let Some(c) = &convention
         && let Some(server) = c.server
         && command.first().map(String::as_str) == Some(server)
@@ -1216,7 +1231,9 @@ impl Plan {
                 ));
             }
         }
-        let pytest = self.pytest_group.is_some() || self.test_lock.as_ref().is_some_and(|(_, pytest)| *pytest);
+        let pytest = self.pytest_locked
+            || self.pytest_group.is_some()
+            || self.test_lock.as_ref().is_some_and(|(_, pytest)| *pytest);
         match (self.tests && self.node.is_none(), pytest) {
             (true, true) => t.push_str(
                 "\n[assess]                        # run by `oxbuild assess` in the test variant\n\
@@ -1375,6 +1392,18 @@ mod tests {
         );
         let text = super::plan(dir.path(), &Options::default()).unwrap().render();
         assert!(text.contains("\ngroups = [\"prod\"]   # Dockerfile installs them with production's\n"), "{text}");
+    }
+
+    #[test]
+    fn pytest_among_the_production_requirements_makes_a_gate() {
+        let dir = project(&[
+            ("requirements.txt", "flask==3.1.0\ngunicorn==23.0.0\npytest==8.3.0\n"),
+            ("app.py", "from flask import Flask\napp = Flask(__name__)\n"),
+            ("tests/test_app.py", "def test_ok():\n    pass\n"),
+        ]);
+        let text = plan(dir.path(), &Options::default()).unwrap().render();
+        assert!(text.contains("\n[assess]") && text.contains("python -m pytest -q tests"), "{text}");
+        assert!(!text.contains("add pytest to"), "{text}");
     }
 
     #[test]
