@@ -237,8 +237,11 @@ fn moved_probe_ports(env: &[(String, String)], config: &serde_json::Value, check
             let (_, was) = image_env.iter().find(|(k, _)| k == name)?;
             let port: u16 = was.parse().ok()?;
             let needle = format!(":{port}");
+            // A port after a host (`127.0.0.1:8000`, `[::1]:8000`), not a
+            // piece of an IPv6 address (`[::1]`).
             let named = probe.match_indices(&needle).any(|(at, _)| {
-                !probe[at + needle.len()..].starts_with(|c: char| c.is_ascii_digit())
+                !probe[at + needle.len()..].starts_with(|c: char| c.is_ascii_digit() || c == ']' || c == ':')
+                    && !probe[..at].ends_with([':', '['])
             });
             (named && value != was).then(|| {
                 format!(
@@ -381,6 +384,13 @@ mod tests {
             warned[0].starts_with("--env PORT: the image sets PORT=8000") && !warned[0].contains("9090"),
             "{warned:?}"
         );
+        // An IPv6 host's `:1` is no port.
+        let v6 = serde_json::json!({"config": {
+            "Env": ["WORKERS=1"],
+            "Healthcheck": {"Test": ["CMD", "python3", "-c", "u.urlopen(\"http://[::1]:8000/\")"]},
+        }});
+        let v6_check = oxbuild_runtime::health::Check::from_config(&v6).unwrap();
+        assert!(moved_probe_ports(&env(&[("WORKERS", "4")]), &v6, &v6_check).is_empty());
         // The same value, or a variable the probe does not name: nothing to say.
         assert!(moved_probe_ports(&env(&[("PORT", "8000"), ("WORKERS", "8000")]), &config, &check).is_empty());
     }

@@ -283,7 +283,7 @@ fn an_unmodified_input_under_git_is_resolved_as_of_its_last_commit() {
     );
 
     // A last commit from before the base's Python came out is no date its
-    // pins were chosen for: now.
+    // pins were chosen for: three months after that Python came out.
     std::fs::write(ws.app().join("base.in"), "alpha>=1.0\n").unwrap();
     commit_at("2020-11-03T12:00:00Z");
     std::fs::write(ws.app().join("requirements.in"), "-r base.in\n# old\n").unwrap();

@@ -78,14 +78,29 @@ pub fn missing(config: &serde_json::Value, base_fs: &BTreeMap<String, Node>, ext
 /// following a directory symlink (`bin` → `usr/bin`) once.
 fn in_base(base_fs: &BTreeMap<String, Node>, dir: &str, program: &str) -> bool {
     let dir = match base_fs.get(dir) {
-        Some(Node::Symlink(target)) if target.starts_with('/') => target.trim_matches('/').to_string(),
+        Some(Node::Symlink(target)) if target.starts_with('/') => normal(target),
         Some(Node::Symlink(target)) => match dir.rsplit_once('/') {
-            Some((parent, _)) => format!("{parent}/{}", target.trim_end_matches('/')),
-            None => target.trim_end_matches('/').to_string(),
+            Some((parent, _)) => normal(&format!("{parent}/{target}")),
+            None => normal(target),
         },
         _ => dir.to_string(),
     };
     base_fs.contains_key(&format!("{dir}/{program}"))
+}
+
+/// `path` relative to the root, `.` and `..` worked out (`usr/local/../bin` is `usr/bin`).
+fn normal(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
 }
 
 #[cfg(test)]
@@ -120,17 +135,23 @@ mod tests {
         fs.insert("bin".to_string(), Node::Symlink("usr/bin".into()));
         fs.insert("usr/bin/sh".to_string(), Node::File(None));
         fs.insert("usr/local/bin/uvicorn".to_string(), Node::File(None));
+        fs.insert("sbin".to_string(), Node::Symlink("usr/local/../sbin/".into()));
+        fs.insert("usr/sbin/nginx".to_string(), Node::File(None));
         let layers = [venv_layer(Some(&["/opt/venv/bin/python", "/opt/venv/bin/gunicorn"]))];
-        let path = Some("/opt/venv/bin:/usr/local/bin:/usr/bin:/bin");
+        let path = Some("/opt/venv/bin:/usr/local/bin:/usr/bin:/bin:/sbin");
         // In the venv, in the base (through the bin symlink too), by path: nothing to say.
-        for (entrypoint, cmd) in
-            [(&["gunicorn"][..], &[][..]), (&[], &["uvicorn"]), (&["sh", "-c"], &[]), (&["/app/run.sh"], &[])]
-        {
+        for (entrypoint, cmd) in [
+            (&["gunicorn"][..], &[][..]),
+            (&[], &["uvicorn"]),
+            (&["sh", "-c"], &[]),
+            (&["/app/run.sh"], &[]),
+            (&["nginx"], &[]),
+        ] {
             assert_eq!(missing(&config(entrypoint, cmd, path), &fs, &layers), None, "{entrypoint:?} {cmd:?}");
         }
         let warned = missing(&config(&[], &["celery", "worker"], path), &fs, &layers).expect("a warning");
         assert!(warned.starts_with("[image] cmd runs `celery`"), "{warned}");
-        assert!(warned.contains("/opt/venv/bin, /usr/local/bin, /usr/bin, /bin"), "{warned}");
+        assert!(warned.contains("/opt/venv/bin, /usr/local/bin, /usr/bin, /bin, /sbin"), "{warned}");
         // A layer that does not say what it holds, or a PATH directory no
         // one knows: no verdict.
         assert_eq!(missing(&config(&["celery"], &[], path), &fs, &[venv_layer(None)]), None);

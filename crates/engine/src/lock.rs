@@ -161,6 +161,11 @@ fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
         };
         return Ok(Inputs::listed(requirements, from, pyproject));
     }
+    // The file [python] names, else a requirements.txt: what such projects
+    // install from (`oxbuild init` names the lock it is about to write).
+    if let Some(file) = &cfg.python.requirements {
+        return Inputs::read(dir.join(file), file.clone());
+    }
     // A Poetry project's own dependencies, read as the ranges Poetry means.
     if let Ok(text) = std::fs::read_to_string(&pyproject)
         && let Ok(doc) = text.parse::<toml::Table>()
@@ -172,12 +177,9 @@ fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
         inputs.asks = asks;
         return Ok(inputs);
     }
-    // The file [python] names, else a requirements.txt: what such projects
-    // install from (`oxbuild init` names the lock it is about to write).
-    let named = cfg.python.requirements.clone().map(|f| (dir.join(&f), f));
-    let plain = Some((dir.join("requirements.txt"), "requirements.txt".to_string())).filter(|(p, _)| p.is_file());
-    if let Some((path, file)) = named.or(plain) {
-        return Inputs::read(path, file);
+    let plain = dir.join("requirements.txt");
+    if plain.is_file() {
+        return Inputs::read(plain, "requirements.txt".into());
     }
     Err(Error::new(
         Kind::Config,
@@ -617,23 +619,32 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
         find_links: cfg.python.find_links.iter().map(|f| dir.join(f)).collect(),
         no_index: cfg.python.no_index,
     };
-    let mut options = configured.clone();
-    for input in std::iter::once(&inputs).chain(&test) {
-        for note in &input.asks.notes {
-            events.warn(note);
-        }
-        if let (Some(ours), Some(theirs)) = (&configured.index_url, &input.asks.options.index_url)
-            && ours != theirs
-        {
-            events.warn(&format!(
-                "{} names the index {}; [python] index-url ({}) is used instead",
-                input.from,
-                oxbuild_python::source::redact(theirs),
-                oxbuild_python::source::redact(ours)
-            ));
-        }
-        options = options.then(&input.asks.options);
+    for note in std::iter::once(&inputs).chain(&test).flat_map(|i| &i.asks.notes) {
+        events.warn(note);
     }
+    // Production's indexes are the test lock's too: one resolution, so a
+    // test input's own indexes cannot change production's versions.
+    if let Some(t) = &test
+        && (t.asks.options.index_url.is_some()
+            || !t.asks.options.extra_index_urls.is_empty()
+            || !t.asks.options.find_links.is_empty())
+    {
+        events.warn(&format!(
+            "{} names indexes of its own; the test lock resolves from production's ({} and [python]'s), so that both agree",
+            t.from, inputs.from
+        ));
+    }
+    if let (Some(ours), Some(theirs)) = (&configured.index_url, &inputs.asks.options.index_url)
+        && ours != theirs
+    {
+        events.warn(&format!(
+            "{} names the index {}; [python] index-url ({}) is used instead",
+            inputs.from,
+            oxbuild_python::source::redact(theirs),
+            oxbuild_python::source::redact(ours)
+        ));
+    }
+    let options = configured.then(&inputs.asks.options);
     let sources = oxbuild_python::source::Sources::from_options(&options, services.http().clone())?
         .caching(services.cache.bucket(oxbuild_cache::Bucket::Index)?);
     let resolve_request = Resolve {

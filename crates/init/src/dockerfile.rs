@@ -229,6 +229,17 @@ pub fn read_target(text: &str, file: &str, target: Option<&str>) -> Result<FromD
         if out.lock.is_none() {
             out.lock = ignored.lock;
         }
+        // What its install step says of groups and of the project itself
+        // (`FROM python AS builder` with `poetry install --with prod --no-root`).
+        for g in ignored.groups {
+            if !out.groups.contains(&g) {
+                out.groups.push(g);
+            }
+        }
+        out.installs_project = match (out.installs_project.take(), ignored.installs_project) {
+            (Some((true, s)), _) | (_, Some((true, s))) => Some((true, s)),
+            (mine, theirs) => mine.or(theirs),
+        };
         // A tool the stage installs and runs there (a linter, a test
         // runner) never reaches the image.
         for p in ignored.unlocked {
@@ -391,7 +402,7 @@ fn read_stage(
                         for src in &c.src {
                             if let parse_dockerfile::Source::Path(p) = src {
                                 let p = expand(&p.value, vars);
-                                copied_all |= p == "." || p == "./";
+                                copied_all |= copies_project(&p);
                                 out.placed.push((p.clone(), dest.clone(), into));
                                 out.copies.push(p);
                             }
@@ -414,6 +425,7 @@ fn read_stage(
                                 ));
                             }
                         } else {
+                            copied_all |= copies_project(&p);
                             out.placed.push((p.clone(), dest.clone(), into));
                             out.copies.push(p);
                         }
@@ -1021,6 +1033,19 @@ pub(crate) fn install_groups(text: &str) -> Vec<String> {
     out
 }
 
+/// Whether a COPY of `source` brings the project's code (`.`, `src/`), not
+/// only what resolving its dependencies needs (pyproject.toml, a lock,
+/// requirements, a README the metadata names).
+fn copies_project(source: &str) -> bool {
+    let name = source.trim_end_matches('/').rsplit('/').next().unwrap_or(source).to_ascii_lowercase();
+    let metadata = ["pyproject.toml", "poetry.lock", "uv.lock", "pdm.lock", "pipfile", "pipfile.lock", "setup.cfg"];
+    !(metadata.contains(&name.as_str())
+        || name.starts_with("requirements")
+        || name.starts_with("readme")
+        || name.starts_with("license")
+        || name.starts_with("constraints"))
+}
+
 /// Whether a RUN's install steps install the project itself (Some(true)),
 /// only its dependencies (Some(false)), or install nothing (None).
 /// `copied_all`: the stage has copied the project's files already, without
@@ -1283,6 +1308,14 @@ ENTRYPOINT ["./boot.sh"]
         let d = read(run, "Dockerfile").unwrap();
         assert_eq!(d.installs_project, Some((false, "poetry install --with prod".to_string())));
         assert_eq!(d.groups, ["prod"]);
+        // The package's code copied in parts (`COPY src ./src`) is copied too.
+        let parts = "FROM python:3.11\nCOPY pyproject.toml poetry.lock ./\nCOPY src ./src\nRUN poetry install --only main\nCMD [\"app\"]\n";
+        assert_eq!(installs(parts), Some(true));
+        // From a builder stage the final one copies from.
+        let builder = "FROM python:3.11 AS builder\nCOPY pyproject.toml poetry.lock ./\nRUN poetry install --with prod --no-root\nFROM python:3.11-slim\nCOPY --from=builder /app/.venv /app/.venv\nCOPY . .\nCMD [\"app\"]\n";
+        let d = read(builder, "Dockerfile").unwrap();
+        assert_eq!(d.groups, ["prod"]);
+        assert_eq!(d.installs_project.map(|(i, _)| i), Some(false));
         assert_eq!(install_groups("uv sync --frozen --group web --group=jobs"), ["web", "jobs"]);
         assert_eq!(install_groups("poetry install --only main,gunicorn"), ["gunicorn"]);
         assert_eq!(install_groups("pdm install -G prod --prod"), ["prod"]);

@@ -145,21 +145,6 @@ pub fn detect(dir: &Path) -> Option<Convention> {
         let shown = wsgi.strip_prefix(dir).unwrap_or(wsgi).display();
         return Some(Convention { what: format!("Django (manage.py, {shown})"), argv, server: Some("gunicorn") });
     }
-    // Streamlit: a script that imports it, run by `streamlit run` on its own
-    // port (`streamlit_app.py` first, its usual name).
-    let imports_streamlit =
-        |text: &str| text.lines().any(|l| l.starts_with("import streamlit") || l.starts_with("from streamlit import"));
-    let mut scripts: Vec<&PathBuf> = files.iter().filter(|f| imports_streamlit(&read(f))).collect();
-    scripts.sort_by_key(|f| f.file_name().is_none_or(|n| n != "streamlit_app.py"));
-    if let Some(script) = scripts.first() {
-        let rel = script.strip_prefix(dir).unwrap_or(script).display().to_string();
-        let argv =
-            ["streamlit", "run", &rel, "--server.port", &STREAMLIT_PORT.to_string(), "--server.address", "0.0.0.0"]
-                .map(String::from)
-                .to_vec();
-        return Some(Convention { what: format!("a Streamlit app in {rel}"), argv, server: Some("streamlit") });
-    }
-
     // FastAPI or Starlette: an ASGI app object, served by uvicorn.
     for f in &files {
         let text = read(f);
@@ -190,6 +175,22 @@ pub fn detect(dir: &Path) -> Option<Convention> {
             return Some(Convention { what: format!("a Flask app in {shown}"), argv, server: Some("gunicorn") });
         }
     }
+    // Streamlit (after the web frameworks: a backend's demo UI is no app
+    // of its own): a script that imports it, run by `streamlit run` on its own
+    // port (`streamlit_app.py` first, its usual name).
+    let imports_streamlit =
+        |text: &str| text.lines().any(|l| l.starts_with("import streamlit") || l.starts_with("from streamlit import"));
+    let mut scripts: Vec<&PathBuf> = files.iter().filter(|f| imports_streamlit(&read(f))).collect();
+    scripts.sort_by_key(|f| f.file_name().is_none_or(|n| n != "streamlit_app.py"));
+    if let Some(script) = scripts.first() {
+        let rel = script.strip_prefix(dir).unwrap_or(script).display().to_string();
+        let argv =
+            ["streamlit", "run", &rel, "--server.port", &STREAMLIT_PORT.to_string(), "--server.address", "0.0.0.0"]
+                .map(String::from)
+                .to_vec();
+        return Some(Convention { what: format!("a Streamlit app in {rel}"), argv, server: Some("streamlit") });
+    }
+
     // A package that runs with -m.
     if let Some(main) = files.iter().find(|p| p.file_name().is_some_and(|n| n == "__main__.py"))
         && let Some((module, _)) = module_of(dir, main)
@@ -274,20 +275,20 @@ pub fn health_route(dir: &Path) -> Option<String> {
     None
 }
 
-/// The path to probe when the code declares no health route: Streamlit's
-/// own for a Streamlit app; `/` when a route declares it; else the
-/// interactive docs of a FastAPI app (served at
+/// The path to probe when the code declares no health route: `/` when a
+/// route declares it; else the interactive docs of a FastAPI app (served at
 /// `/docs` unless `docs_url` moves them), since an API whose routes all sit
 /// under a prefix answers `/` with 404; else `/`.
 pub fn fallback_route(dir: &Path) -> String {
     let mut fastapi_docs = false;
     for f in source_files(dir, &["py", "js", "mjs", "cjs", "ts"]) {
         let Ok(text) = std::fs::read_to_string(&f) else { continue };
-        // Streamlit serves its own health endpoint.
-        if text.lines().any(|l| l.starts_with("import streamlit") || l.starts_with("from streamlit import")) {
-            return "/_stcore/health".into();
-        }
-        if ["(\"/\"", "('/'"].iter().any(|root| text.contains(root)) {
+        let declares_root = ["get", "route", "api_route", "path", "Route"].iter().any(|m| {
+            text.contains(&format!(".{m}(\"/\""))
+                || text.contains(&format!(".{m}('/'"))
+                || text.contains(&format!("{m}(\"/\""))
+        });
+        if declares_root {
             return "/".into();
         }
         fastapi_docs |= text.contains("FastAPI(") && !text.contains("docs_url");
@@ -332,7 +333,12 @@ mod tests {
             ["streamlit", "run", "streamlit_app.py", "--server.port", "8501", "--server.address", "0.0.0.0"]
         );
         assert_eq!(c.server, Some("streamlit"));
-        assert_eq!(fallback_route(dir.path()), "/_stcore/health");
+        // A web app beside a Streamlit demo is the app.
+        write(
+            dir.path(),
+            &[("api/main.py", "from fastapi import FastAPI\napp = FastAPI()\n"), ("api/__init__.py", "")],
+        );
+        assert_eq!(detect(dir.path()).unwrap().argv[0], "uvicorn");
     }
 
     #[test]

@@ -921,9 +921,16 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             // (a git source, the hashes of every file).
             let (lock, groups, from) = match oxbuild_config::exported_by(&dir.join(&lock)) {
                 Some((source, command)) if dir.join(source).is_file() => {
+                    let shown: Vec<String> = command
+                        .split_whitespace()
+                        .map(|w| if w.contains("://") { oxbuild_python::source::redact(w) } else { w.to_string() })
+                        .collect();
                     plan.notes.push(Note::new(
                         format!("{lock}, which {file} installs"),
-                        format!("it was exported from {source} (`{command}`), so oxbuild reads {source} itself"),
+                        format!(
+                            "it was exported from {source} (`{}`), so oxbuild reads {source} itself",
+                            shown.join(" ")
+                        ),
                     ));
                     (source.to_string(), dockerfile::install_groups(&command), lock.clone())
                 }
@@ -1005,8 +1012,11 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     if plan.health.is_none()
         && let Some(port) = plan.ports.0.first()
     {
+        let streamlit = command.first().is_some_and(|p| p == "streamlit");
         let (path, guess) = match framework::health_route(dir) {
             Some(p) => (p, false),
+            // Streamlit serves its own health endpoint.
+            None if streamlit => ("/_stcore/health".to_string(), false),
             None => (framework::fallback_route(dir), true),
         };
         plan.health = Some((
@@ -1033,11 +1043,10 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     plan.pytest_locked = !grouped
         && locked.as_ref().is_some_and(|(_, text)| {
             text.lines().any(|l| {
-                let l = l.trim().to_ascii_lowercase();
-                l.starts_with("pytest=")
-                    || l == "pytest"
-                    || l.starts_with("name = \"pytest\"")
-                    || l.starts_with("pytest ")
+                let l = l.trim();
+                l.eq_ignore_ascii_case("name = \"pytest\"")
+                    || oxbuild_python::name::parse_requirement(l)
+                        .is_ok_and(|r| oxbuild_python::name::normalize(r.name.as_ref()) == "pytest")
             })
         });
     if let Some(c) = &convention

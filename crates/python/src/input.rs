@@ -65,15 +65,26 @@ fn read_into(path: &Path, into: Into, depth: usize, out: &mut Input) -> Result<(
             continue;
         }
         let (opt, value) = split_option(line);
-        // pip's short forms also come glued: `-rbase.txt`, `-cconstraints.txt`.
+        // pip's short forms also come glued: `-rbase.txt`, `-ihttps://…`.
         let (opt, value) = match opt {
-            _ if opt.len() > 2 && (opt.starts_with("-r") || opt.starts_with("-c")) && !opt.starts_with("--") => {
+            _ if opt.len() > 2
+                && ["-r", "-c", "-i", "-f", "-e"].iter().any(|o| opt.starts_with(o))
+                && !opt.starts_with("--") =>
+            {
                 (&opt[..2], Some(opt[2..].trim()))
             }
             _ => (opt, value),
         };
         let needs = || value.filter(|v| !v.is_empty()).ok_or_else(|| err(format!("`{opt}` needs a value")));
         let included = |name: &str| dir.join(name);
+        // pip also reads includes over HTTP; oxbuild does not, and the URL
+        // may carry a token, so it is shown without one.
+        if matches!(opt, "-r" | "--requirement" | "-c" | "--constraint") && value.is_some_and(|v| v.contains("://")) {
+            return Err(err(format!(
+                "`{opt}` names a URL ({}); oxbuild reads included files from the project: download it into the project and name that file",
+                crate::source::redact(value.unwrap_or_default())
+            )));
+        }
         match opt {
             "-r" | "--requirement" => {
                 let name = needs()?;
@@ -107,8 +118,17 @@ fn read_into(path: &Path, into: Into, depth: usize, out: &mut Input) -> Result<(
                         crate::source::redact(target)
                     )));
                 }
+                // The project itself (`-e .`, `-e .[dev]`) is the build's to
+                // install; another local project would be missing from the lock.
+                let own = target == "." || target == "./" || target.starts_with(".[") || target.starts_with("./[");
+                if !own {
+                    return Err(err(format!(
+                        "`{opt} {target}` is another local project, which a lock cannot hold: build its wheel into a find-links directory and require it by name"
+                    )));
+                }
+                let extras = if target.contains('[') { " (its extras' packages too: list them)" } else { "" };
                 out.notes.push(format!(
-                    "{file}:{line_no}: `{opt} {target}` left out of the lock: a local project is installed by the build itself when it is a package ([python] install-project), not locked"
+                    "{file}:{line_no}: `{opt} {target}` left out of the lock: the project itself is installed by the build when it is a package ([python] install-project), not locked{extras}"
                 ));
             }
             // Choices of how pip installs, not of what it resolves.
@@ -116,7 +136,8 @@ fn read_into(path: &Path, into: Into, depth: usize, out: &mut Input) -> Result<(
             | "--use-feature" => {}
             other => {
                 return Err(err(format!(
-                    "unknown option `{other}`; a lock input takes requirements and -r, -c, -i/--index-url, --extra-index-url, -f/--find-links, --no-index and --pre"
+                    "unknown option `{}`; a lock input takes requirements and -r, -c, -i/--index-url, --extra-index-url, -f/--find-links, --no-index and --pre",
+                    crate::source::redact(other)
                 )));
             }
         }
@@ -189,6 +210,16 @@ mod tests {
         let e = read(&p).unwrap_err().to_string();
         assert!(e.contains("web page") && !e.contains("s3cret"), "{e}");
 
+        let p = write(d.path(), "requirements.in", "-r https://bob:s3cret@files.example/base.txt\n");
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.contains("names a URL") && !e.contains("s3cret"), "{e}");
+        let p = write(d.path(), "requirements.in", "-ihttps://bob:s3cret@pkgs.example/simple\nflask\n");
+        let input = read(&p).unwrap();
+        assert_eq!(input.options.index_url.as_deref(), Some("https://bob:s3cret@pkgs.example/simple"));
+        let p = write(d.path(), "requirements.in", "-e ../common\n");
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.contains("another local project"), "{e}");
+
         let p = write(d.path(), "requirements.in", "-r missing.txt\n");
         let e = read(&p).unwrap_err().to_string();
         assert!(e.contains("missing.txt") && e.contains("included by `-r` at") && e.contains(":1)"), "{e}");
@@ -219,6 +250,23 @@ pub fn poetry_dependencies(doc: &toml::Table) -> Result<Option<Input>, String> {
     };
     let mut out = Vec::new();
     let mut notes = Vec::new();
+    // Its package sources are its indexes: a primary (or default) one
+    // instead of PyPI, the others after it, as Poetry asks them.
+    let mut options = IndexOptions::default();
+    let sources =
+        doc.get("tool").and_then(|t| t.get("poetry")).and_then(|p| p.get("source")).and_then(|s| s.as_array());
+    for source in sources.into_iter().flatten() {
+        let Some(url) = source.get("url").and_then(|u| u.as_str()) else { continue };
+        let priority = source.get("priority").and_then(|p| p.as_str()).unwrap_or("");
+        let primary = matches!(priority, "primary" | "default")
+            || source.get("default").and_then(|d| d.as_bool()) == Some(true)
+            || (priority.is_empty() && source.get("secondary").and_then(|d| d.as_bool()) != Some(true));
+        if primary && options.index_url.is_none() {
+            options.index_url = Some(expand_env(url));
+        } else {
+            options.extra_index_urls.push(expand_env(url));
+        }
+    }
     for (name, spec) in deps {
         if name.eq_ignore_ascii_case("python") {
             continue;
@@ -245,6 +293,11 @@ pub fn poetry_dependencies(doc: &toml::Table) -> Result<Option<Input>, String> {
                 let version = t.get("version").and_then(|v| v.as_str()).unwrap_or("*").to_string();
                 let python = t.get("python").and_then(|p| p.as_str()).map(String::from);
                 let markers = t.get("markers").and_then(|m| m.as_str()).map(String::from);
+                if let Some(source) = t.get("source").and_then(|s| s.as_str()) {
+                    notes.push(format!(
+                        "{name} is tied to the Poetry source `{source}`; oxbuild lock asks every source the project names, so a name that PyPI also has is best kept off PyPI ([python] index-url)"
+                    ));
+                }
                 (version, extras, python, markers)
             }
             toml::Value::Array(_) => {
@@ -263,16 +316,23 @@ pub fn poetry_dependencies(doc: &toml::Table) -> Result<Option<Input>, String> {
         }
         requirement.push_str(&range);
         let mut marker: Vec<String> = Vec::new();
-        if let Some(p) = python.as_deref().and_then(poetry_range).filter(|r| !r.is_empty()) {
-            marker.extend(p.split(',').map(|c| format!("python_version {}", quoted_version(c))));
+        if let Some(python) = python.as_deref() {
+            let range = poetry_range(python).ok_or_else(|| {
+                format!("[tool.poetry.dependencies] {name}: python = \"{python}\" is no constraint oxbuild reads")
+            })?;
+            marker.extend(range.split(',').filter(|c| !c.is_empty()).map(|c| {
+                // `python_version` is major.minor: a patch needs the full one.
+                let variable = if c.matches('.').count() >= 2 { "python_full_version" } else { "python_version" };
+                format!("{variable} {}", quoted_version(c))
+            }));
         }
-        marker.extend(markers);
+        marker.extend(markers.map(|m| format!("({m})")));
         if !marker.is_empty() {
             requirement.push_str(&format!(" ; {}", marker.join(" and ")));
         }
         out.push(requirement);
     }
-    Ok(Some(Input { requirements: out, notes, ..Default::default() }))
+    Ok(Some(Input { requirements: out, notes, options, ..Default::default() }))
 }
 
 /// `>=3.8` as `>= '3.8'`, for a marker.
@@ -286,9 +346,20 @@ fn quoted_version(constraint: &str) -> String {
 /// `>=1.2,<1.3`, `1.2.3` is `==1.2.3`, `*` is anything; PEP 440 operators
 /// stay as they are, `||` alternatives are not read.
 fn poetry_range(constraint: &str) -> Option<String> {
-    let parts: Vec<String> = constraint
-        .split(',')
-        .map(str::trim)
+    // Poetry joins with a comma or a space (`>=1.0 <2.0`); an operator and
+    // its version may stand apart (`>= 1.0`).
+    let mut joined: Vec<String> = Vec::new();
+    for piece in constraint.split([',', ' ']).map(str::trim).filter(|p| !p.is_empty()) {
+        match joined.last_mut() {
+            Some(last) if piece.starts_with(|c: char| c.is_ascii_digit()) && !last_is_complete(last) => {
+                *last = format!("{last}{piece}");
+            }
+            _ => joined.push(piece.to_string()),
+        }
+    }
+    let parts: Vec<String> = joined
+        .iter()
+        .map(|c| c.trim())
         .filter(|c| !c.is_empty())
         .map(|c| {
             if c == "*" {
@@ -300,7 +371,7 @@ fn poetry_range(constraint: &str) -> Option<String> {
                 // The first non-zero part is the one that may not grow.
                 let at = nums.iter().position(|n| *n != 0).unwrap_or(nums.len().saturating_sub(1));
                 let mut upper: Vec<u64> = nums[..=at].to_vec();
-                upper[at] += 1;
+                upper[at] = upper[at].checked_add(1)?;
                 return Some(format!(">={},<{}", v.trim(), dotted(&upper)));
             }
             if let Some(v) = c.strip_prefix("~=") {
@@ -310,7 +381,7 @@ fn poetry_range(constraint: &str) -> Option<String> {
                 let nums = release(v.trim())?;
                 let mut upper: Vec<u64> = if nums.len() >= 2 { nums[..2].to_vec() } else { nums[..1].to_vec() };
                 let last = upper.len() - 1;
-                upper[last] += 1;
+                upper[last] = upper[last].checked_add(1)?;
                 return Some(format!(">={},<{}", v.trim(), dotted(&upper)));
             }
             if c.starts_with(|ch: char| ch.is_ascii_digit()) {
@@ -320,6 +391,11 @@ fn poetry_range(constraint: &str) -> Option<String> {
         })
         .collect::<Option<Vec<String>>>()?;
     Some(parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(","))
+}
+
+/// Whether a constraint piece has its version (`>=1.0`), not an operator alone (`>=`).
+fn last_is_complete(piece: &str) -> bool {
+    piece.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '*')
 }
 
 fn dotted(nums: &[u64]) -> String {
@@ -343,11 +419,14 @@ mod poetry_tests {
             ("1.2.3", "==1.2.3"),
             ("*", ""),
             (">=1.0, <2.0", ">=1.0,<2.0"),
+            (">=1.0 <2.0", ">=1.0,<2.0"),
+            (">= 1.0", ">=1.0"),
             ("~=1.4", "~=1.4"),
         ] {
             assert_eq!(poetry_range(poetry).as_deref(), Some(pep440), "{poetry}");
         }
         assert_eq!(poetry_range("^1.0 || ^2.0"), None);
+        assert_eq!(poetry_range("^18446744073709551615"), None, "no overflow");
     }
 
     #[test]
@@ -357,7 +436,7 @@ mod poetry_tests {
 python = "^3.9"
 fastapi = "^0.73.0"
 uvicorn = { version = "^0.17", extras = ["standard"] }
-asyncpg = { version = "^0.25", python = ">=3.8" }
+asyncpg = { version = "^0.25", python = ">=3.8.1", markers = "sys_platform == 'linux' or sys_platform == 'darwin'" }
 sentry = { version = "*", optional = true }
 "#
         .parse()
@@ -365,9 +444,24 @@ sentry = { version = "*", optional = true }
         let Input { requirements, notes, .. } = poetry_dependencies(&doc).unwrap().unwrap();
         assert_eq!(
             requirements,
-            ["asyncpg>=0.25,<0.26 ; python_version >= '3.8'", "fastapi>=0.73.0,<0.74", "uvicorn[standard]>=0.17,<0.18"]
+            [
+                "asyncpg>=0.25,<0.26 ; python_full_version >= '3.8.1' and (sys_platform == 'linux' or sys_platform == 'darwin')",
+                "fastapi>=0.73.0,<0.74",
+                "uvicorn[standard]>=0.17,<0.18"
+            ]
         );
         assert_eq!(notes, ["sentry is optional (an extra's), so not locked"]);
+        // Its sources are its indexes.
+        let sourced: toml::Table = "[[tool.poetry.source]]\nname = \"corp\"\nurl = \"https://pkgs.corp.example/simple/\"\npriority = \"primary\"\n\n[[tool.poetry.source]]\nname = \"mirror\"\nurl = \"https://mirror.example/simple/\"\npriority = \"supplemental\"\n\n[tool.poetry.dependencies]\nlib = { version = \"^1\", source = \"corp\" }\n"
+            .parse()
+            .unwrap();
+        let input = poetry_dependencies(&sourced).unwrap().unwrap();
+        assert_eq!(input.options.index_url.as_deref(), Some("https://pkgs.corp.example/simple/"));
+        assert_eq!(input.options.extra_index_urls, ["https://mirror.example/simple/"]);
+        assert!(input.notes[0].contains("tied to the Poetry source `corp`"), "{:?}", input.notes);
+        let bad_python: toml::Table =
+            "[tool.poetry.dependencies]\nlib = { version = \"^1\", python = \"~2.7 || ^3.6\" }\n".parse().unwrap();
+        assert!(poetry_dependencies(&bad_python).unwrap_err().contains("python = \"~2.7 || ^3.6\""));
         let git: toml::Table =
             "[tool.poetry.dependencies]\nlib = { git = \"https://x.example/lib.git\" }\n".parse().unwrap();
         assert!(poetry_dependencies(&git).unwrap_err().contains("comes from a git"));

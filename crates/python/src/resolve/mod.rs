@@ -454,8 +454,9 @@ struct Provider<'i, 'a> {
     /// The request's constraints that apply to the target, by normalised
     /// name, each with the lines that make it.
     constrained: Constrained,
-    /// Sdist builds that failed, by normalised name: why, newest first.
-    failed_builds: RefCell<HashMap<String, Vec<String>>>,
+    /// Sdist builds that failed, by normalised name, in the order tried:
+    /// the first line of why, and the cause (why's last line, less the version).
+    failed_builds: RefCell<HashMap<String, Vec<(String, String)>>>,
 }
 
 /// Constraints by normalised name: the versions allowed, and the lines that say so.
@@ -479,9 +480,10 @@ enum LeftOut {
     Unbuilt(String),
 }
 
-/// Sdists of one project that fail to build before the older ones are
-/// left unbuilt: they fail the same way nearly always (no C compiler, a
-/// system library missing), and each try costs seconds to minutes.
+/// Sdists of one project that fail to build the same way before its older
+/// sdists are left unbuilt: they fail that way too nearly always (no C
+/// compiler, a system library missing), and each try costs seconds to
+/// minutes.
 const FAILED_BUILDS_BEFORE_GIVING_UP: usize = 3;
 
 impl Provider<'_, '_> {
@@ -489,20 +491,26 @@ impl Provider<'_, '_> {
     /// [`FAILED_BUILDS_BEFORE_GIVING_UP`], the older versions that have only
     /// sdists are taken out of its releases, unbuilt.
     fn failed_build(&self, name: &str, version: &Version, why: &str) {
-        let count = {
+        // Why, less the version: two versions that fail the same way say
+        // the same (the build's hint, its last line).
+        let cause = why.lines().last().unwrap_or(why).replace(&version.to_string(), "");
+        let (first_line, same) = {
             let mut failed = self.failed_builds.borrow_mut();
             let reasons = failed.entry(name.to_string()).or_default();
-            reasons.push(why.lines().next().unwrap_or(why).to_string());
-            reasons.len()
+            reasons.push((why.lines().next().unwrap_or(why).to_string(), cause));
+            let last = &reasons[reasons.len().saturating_sub(FAILED_BUILDS_BEFORE_GIVING_UP)..];
+            let same = reasons.len() >= FAILED_BUILDS_BEFORE_GIVING_UP && last.iter().all(|(_, c)| *c == last[0].1);
+            (reasons[0].0.clone(), same)
         };
-        if count < FAILED_BUILDS_BEFORE_GIVING_UP {
+        if !same {
             return;
         }
         let Some(releases) = self.releases.borrow().get(name).cloned() else { return };
-        let first_line = self.failed_builds.borrow()[name][0].clone();
         let only_sdists = |r: &Release| !r.files.iter().any(|f| f.filename.ends_with(".whl"));
+        // A version whose dependencies are known (built before) stays.
+        let known = |v: &Version| self.index.metadata.borrow().contains_key(&(name.to_string(), v.to_string()));
         let (kept, dropped): (Vec<_>, Vec<_>) =
-            releases.iter().cloned().partition(|(v, r)| v >= version || !only_sdists(r));
+            releases.iter().cloned().partition(|(v, r)| v >= version || !only_sdists(r) || known(v));
         if dropped.is_empty() {
             return;
         }
@@ -566,7 +574,7 @@ impl Provider<'_, '_> {
                     ),
                     LeftOut::Constraint(lines) => format!("{which}: outside the constraint {lines}"),
                     LeftOut::Unbuilt(why) => format!(
-                        "{which}: only sdists, left unbuilt because the {FAILED_BUILDS_BEFORE_GIVING_UP} newest that were tried failed to build ({why}); a version with a wheel for the target, or a build constraint that makes it build, would do"
+                        "{which}: only sdists, left unbuilt because {FAILED_BUILDS_BEFORE_GIVING_UP} that were tried failed to build the same way ({why}); a version with a wheel for the target, or a build constraint that makes it build, would do"
                     ),
                 });
             }
@@ -590,6 +598,8 @@ impl Provider<'_, '_> {
             .unwrap_or_else(|_| Version::new([u64::from(self.target.major), u64::from(self.target.minor)]));
         let mut by_version: BTreeMap<Version, Vec<Candidate>> = BTreeMap::new();
         let mut dropped: BTreeMap<Version, BTreeSet<LeftOut>> = BTreeMap::new();
+        // Whether the project ever made a final release, whatever its files fit.
+        let mut any_final = false;
         for c in self.index.files(name)? {
             let (version, fits) = if let Some(w) = wheel::WheelName::parse(&c.filename) {
                 // A wheel for another Python or platform is no use to this target.
@@ -602,6 +612,7 @@ impl Provider<'_, '_> {
                 continue;
             };
             let Ok(version) = Version::from_str(&version) else { continue };
+            any_final |= !version.any_prerelease();
             let requires_python = c
                 .requires_python
                 .as_deref()
@@ -629,7 +640,7 @@ impl Provider<'_, '_> {
         // Pre-releases when asked for, when a requirement names one, or when
         // they are all the project has (pip's and uv's rule: a package that
         // never made a final release is still installable).
-        let only_pre = !by_version.is_empty() && by_version.keys().all(|v| v.any_prerelease());
+        let only_pre = !any_final;
         let allow_pre = self.request.prereleases || self.prerelease_named.contains(name) || only_pre;
         dropped.retain(|v, _| !by_version.contains_key(v));
         for v in by_version.keys().filter(|v| !allow_pre && v.any_prerelease()) {
