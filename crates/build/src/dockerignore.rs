@@ -85,9 +85,9 @@ fn ancestors(rel: &str) -> impl Iterator<Item = &str> {
     rel.match_indices('/').map(move |(i, _)| &rel[..i])
 }
 
-/// Lexically cleans a pattern as Docker does: no leading `/`, no `.` parts,
-/// `..` resolved, no trailing `/`.
-fn clean(pattern: &str) -> String {
+/// Lexically cleans a pattern (or a path) as Docker does: no leading `/`,
+/// no `.` parts, `..` resolved, no trailing `/`.
+pub(crate) fn clean(pattern: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in pattern.split('/') {
         match part {

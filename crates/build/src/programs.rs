@@ -78,29 +78,15 @@ pub fn missing(config: &serde_json::Value, base_fs: &BTreeMap<String, Node>, ext
 /// following a directory symlink (`bin` → `usr/bin`) once.
 fn in_base(base_fs: &BTreeMap<String, Node>, dir: &str, program: &str) -> bool {
     let dir = match base_fs.get(dir) {
-        Some(Node::Symlink(target)) if target.starts_with('/') => normal(target),
+        // Relative to the root, `.` and `..` worked out (`usr/local/../bin` is `usr/bin`).
+        Some(Node::Symlink(target)) if target.starts_with('/') => crate::dockerignore::clean(target),
         Some(Node::Symlink(target)) => match dir.rsplit_once('/') {
-            Some((parent, _)) => normal(&format!("{parent}/{target}")),
-            None => normal(target),
+            Some((parent, _)) => crate::dockerignore::clean(&format!("{parent}/{target}")),
+            None => crate::dockerignore::clean(target),
         },
         _ => dir.to_string(),
     };
     base_fs.contains_key(&format!("{dir}/{program}"))
-}
-
-/// `path` relative to the root, `.` and `..` worked out (`usr/local/../bin` is `usr/bin`).
-fn normal(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    parts.join("/")
 }
 
 #[cfg(test)]
