@@ -95,8 +95,8 @@ fn read_into(path: &Path, into: Into, depth: usize, out: &mut Input) -> Result<(
                 read_into(&included(name), Into::Constraints, depth + 1, out)
                     .map_err(|e| with_includer(e, &file, line_no, "-c"))?;
             }
-            "-i" | "--index-url" => out.options.index_url = Some(expand_env(needs()?)),
-            "--extra-index-url" => out.options.extra_index_urls.push(expand_env(needs()?)),
+            "-i" | "--index-url" => out.options.index_url = Some(index_url(opt, needs()?).map_err(err)?),
+            "--extra-index-url" => out.options.extra_index_urls.push(index_url(opt, needs()?).map_err(err)?),
             "-f" | "--find-links" => {
                 let value = expand_env(needs()?);
                 if value.contains("://") && !value.starts_with("file://") {
@@ -143,6 +143,23 @@ fn read_into(path: &Path, into: Into, depth: usize, out: &mut Input) -> Result<(
         }
     }
     Ok(())
+}
+
+/// An index URL option's value with `${NAME}` expanded. A variable in the
+/// URL's path (a token there, as some hosted indexes take it) is refused:
+/// the index's file URLs carry it too, and the lock and the SBOM record
+/// those, where one in the user or password is sent as a login and never
+/// written.
+pub(crate) fn index_url(opt: &str, raw: &str) -> Result<String, String> {
+    let authority_end = raw.find("://").map(|i| i + 3).and_then(|start| raw[start..].find('/').map(|j| start + j));
+    if let Some(path) = authority_end.map(|at| &raw[at..])
+        && let Some(name) = path.split("${").nth(1).and_then(|r| r.split('}').next())
+    {
+        return Err(format!(
+            "`{opt}` puts ${{{name}}} in the URL's path, and the lock would record its value in every file URL: give the token as the URL's user or password instead (https://token:${{{name}}}@host/…), which oxbuild sends as a login and never writes down"
+        ));
+    }
+    Ok(expand_env(raw))
 }
 
 /// `e`, an error in a file that `file` includes at `line`, saying so.
@@ -219,6 +236,13 @@ mod tests {
         let p = write(d.path(), "requirements.in", "-e ../common\n");
         let e = read(&p).unwrap_err().to_string();
         assert!(e.contains("another local project"), "{e}");
+
+        // A token in the path would reach the lock's file URLs.
+        let p = write(d.path(), "requirements.in", "-i https://pypi.fury.io/${FURY_TOKEN}/acct/\nflask\n");
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.contains("puts ${FURY_TOKEN} in the URL's path") && e.contains("requirements.in:1"), "{e}");
+        let p = write(d.path(), "requirements.in", "-i https://user:${FURY_TOKEN}@pypi.fury.io/acct/\nflask\n");
+        assert!(read(&p).is_ok(), "in the password it is a login");
 
         let p = write(d.path(), "requirements.in", "-r missing.txt\n");
         let e = read(&p).unwrap_err().to_string();

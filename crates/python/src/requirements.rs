@@ -324,8 +324,12 @@ impl Requirements {
                 match opt {
                     "-r" | "--requirement" => self.read(&dir.join(value?), depth + 1)?,
                     "-c" | "--constraint" => {}
-                    "-i" | "--index-url" => self.options.index_url = Some(expand_env(value?)),
-                    "--extra-index-url" => self.options.extra_index_urls.push(expand_env(value?)),
+                    "-i" | "--index-url" => {
+                        self.options.index_url = Some(crate::input::index_url(opt, value?).map_err(err)?)
+                    }
+                    "--extra-index-url" => {
+                        self.options.extra_index_urls.push(crate::input::index_url(opt, value?).map_err(err)?)
+                    }
                     "-f" | "--find-links" => self.options.find_links.push(dir.join(expand_env(value?))),
                     "--no-index" => self.options.no_index = true,
                     "--hash" => return Err(err("`--hash` must follow a requirement on its line".into())),
