@@ -1006,15 +1006,15 @@ fn install_step(text: &str) -> Option<(String, &'static str)> {
 pub(crate) fn install_groups(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for words in shell_commands(text) {
-        let tool = words.iter().position(|w| ["poetry", "uv", "pdm"].contains(&w.rsplit('/').next().unwrap_or(w)));
-        let Some(at) = tool else { continue };
-        if !matches!(words.get(at + 1).map(String::as_str), Some("install" | "sync" | "export")) {
+        let Some((at, tool, sub)) = packaging_tool(&words) else { continue };
+        if !matches!(sub, "install" | "sync" | "export") {
             continue;
         }
-        let flags: &[&str] = match words[at].rsplit('/').next().unwrap_or(&words[at]) {
+        let flags: &[&str] = match tool {
             "poetry" => &["--with", "--only"],
             "uv" => &["--group"],
-            _ => &["--group", "-G"],
+            "pdm" => &["--group", "-G"],
+            _ => continue,
         };
         let mut rest = words[at + 2..].iter();
         while let Some(w) = rest.next() {
@@ -1046,33 +1046,35 @@ fn copies_project(source: &str) -> bool {
         || name.starts_with("constraints"))
 }
 
+/// The first packaging tool a command runs (pip, Poetry, uv, PDM): where
+/// it is, its name, and its subcommand, the word after it (`poetry run pip
+/// install` is Poetry's `run`, not an install of Poetry's).
+fn packaging_tool(words: &[String]) -> Option<(usize, &str, &str)> {
+    let name = |w: &str| w.rsplit('/').next().unwrap_or(w).to_string();
+    let at = words.iter().position(|w| {
+        let n = name(w);
+        ["pip", "pip3", "poetry", "uv", "pdm"].contains(&n.as_str()) || n.starts_with("pip3.")
+    })?;
+    let tool = words[at].rsplit('/').next().unwrap_or(&words[at]);
+    Some((at, tool, words.get(at + 1).map(String::as_str).unwrap_or("")))
+}
+
 /// Whether a RUN's install steps install the project itself (Some(true)),
 /// only its dependencies (Some(false)), or install nothing (None).
 /// `copied_all`: the stage has copied the project's files already, without
 /// which a tool cannot install the project even when asked.
 fn installs_project(text: &str, copied_all: bool) -> Option<(bool, String)> {
     let mut found: Option<(bool, String)> = None;
-    for words in shell_commands(text) {
-        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    for command in shell_commands(text) {
+        let Some((_, tool, sub)) = packaging_tool(&command) else { continue };
+        let words: Vec<&str> = command.iter().map(String::as_str).collect();
         let has = |w: &str| words.contains(&w);
-        // The tool and its subcommand, the word after it (`poetry run pip
-        // install` is pip's install, not Poetry's).
-        let Some(at) = words.iter().position(|w| {
-            let w = w.rsplit('/').next().unwrap_or(w);
-            ["pip", "pip3", "poetry", "uv", "pdm"].contains(&w) || w.starts_with("pip3.")
-        }) else {
-            continue;
-        };
-        let tool = Some(words[at].rsplit('/').next().unwrap_or(words[at]));
-        let sub = words.get(at + 1).copied().unwrap_or("");
         let this = match tool {
-            Some("poetry") if sub == "run" => None,
-            Some("poetry") if sub == "install" => Some(copied_all && !has("--no-root")),
-            Some("uv") if sub == "sync" => {
-                Some(copied_all && !has("--no-install-project") && !has("--no-install-workspace"))
-            }
-            Some("pdm") if sub == "install" || sub == "sync" => Some(copied_all && !has("--no-self")),
-            Some(t) if (is_pip(t) || t == "uv") && has("install") => {
+            "poetry" if sub == "run" => None,
+            "poetry" if sub == "install" => Some(copied_all && !has("--no-root")),
+            "uv" if sub == "sync" => Some(copied_all && !has("--no-install-project") && !has("--no-install-workspace")),
+            "pdm" if sub == "install" || sub == "sync" => Some(copied_all && !has("--no-self")),
+            t if (is_pip(t) || t == "uv") && has("install") => {
                 // `pip install .`, `-e .`, or the workdir by path: the project.
                 let targets = words.iter().skip_while(|w| **w != "install").skip(1);
                 let project = targets
