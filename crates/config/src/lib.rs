@@ -593,6 +593,26 @@ impl HealthcheckConfig {
     }
 }
 
+/// Whether the HTTP probe can send `url` as it is (`[healthcheck] http`):
+/// an http:// or https:// URL with a host, and no shell variable left in
+/// it, since no shell expands `${PORT}` there. (A `$` of a query,
+/// `?$top=1`, is the URL's own.) `oxbuild init` carries a Dockerfile's
+/// probe URL only when this holds.
+pub fn check_probe_url(url: &str) -> Result<(), String> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("[healthcheck] http `{url}` must be an http:// or https:// URL"));
+    }
+    let authority = url.split("://").nth(1).and_then(|r| r.split(['/', '?']).next()).unwrap_or("");
+    let shell = url.contains("${") || authority.contains('$');
+    let variables =
+        if shell { "; shell variables are not expanded here, write the port and path themselves" } else { "" };
+    match url::Url::parse(url) {
+        Ok(u) if u.host().is_some() && !shell => Ok(()),
+        Ok(_) => Err(format!("[healthcheck] http `{url}` is not a URL the probe can send{variables}")),
+        Err(e) => Err(format!("[healthcheck] http `{url}` is not a valid URL ({e}){variables}")),
+    }
+}
+
 fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
     let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(1);
     Error::Parse { path: path.to_path_buf(), line, message: e.message().trim().replace('\n', " ") }
@@ -855,25 +875,7 @@ impl Config {
                 return Err("[healthcheck] cmd is empty".into());
             }
             if let Some(url) = &hc.http {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(format!("[healthcheck] http `{url}` must be an http:// or https:// URL"));
-                }
-                // The probe sends it as it is: no shell expands `${PORT}` in
-                // it. (A `$` of a query, `?$top=1`, is the URL's own.)
-                let authority = url.split("://").nth(1).and_then(|r| r.split(['/', '?']).next()).unwrap_or("");
-                let shell = url.contains("${") || authority.contains('$');
-                let variables = if shell {
-                    "; shell variables are not expanded here, write the port and path themselves"
-                } else {
-                    ""
-                };
-                match url::Url::parse(url) {
-                    Ok(u) if u.host().is_some() && !shell => {}
-                    Ok(_) => {
-                        return Err(format!("[healthcheck] http `{url}` is not a URL the probe can send{variables}"));
-                    }
-                    Err(e) => return Err(format!("[healthcheck] http `{url}` is not a valid URL ({e}){variables}")),
-                }
+                check_probe_url(url)?;
             }
             if hc.interval.is_zero() || hc.timeout.is_zero() {
                 return Err("[healthcheck] interval and timeout must be longer than zero".into());

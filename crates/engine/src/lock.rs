@@ -129,7 +129,7 @@ fn read_input(p: &Path) -> Result<String, Error> {
     std::fs::read_to_string(p).map_err(|e| Error::new(Kind::Config, format!("{}: {e}", p.display())))
 }
 
-fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
+fn inputs(dir: &Path, pyproject: Option<&toml::Table>, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
     // Named in [python] lock-input: that, before anything found.
     if let Some(file) = &cfg.python.lock_input {
         return Inputs::read(dir.join(file), file.clone());
@@ -138,12 +138,13 @@ fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
     if requirements_in.is_file() {
         return Inputs::read(requirements_in, "requirements.in".into());
     }
-    let pyproject = dir.join("pyproject.toml");
-    if let Ok(text) = std::fs::read_to_string(&pyproject)
-        && let Ok(doc) = text.parse::<toml::Table>()
-        && let Some(deps) = doc.get("project").and_then(|p| p.get("dependencies")).and_then(|d| d.as_array())
+    let path = dir.join("pyproject.toml");
+    let project = pyproject.and_then(oxbuild_python::input::project_dependencies);
+    if let Some(doc) = pyproject
+        && (project.is_some()
+            || !cfg.python.groups.is_empty() && (doc.contains_key("project") || doc.contains_key("dependency-groups")))
     {
-        let mut requirements: Vec<String> = deps.iter().filter_map(|d| d.as_str().map(String::from)).collect();
+        let mut requirements = project.unwrap_or_default();
         let groups = doc.get("dependency-groups").and_then(|g| g.as_table());
         for group in &cfg.python.groups {
             let listed = groups.and_then(|g| g.get(group)).and_then(|g| g.as_array()).ok_or_else(|| {
@@ -159,7 +160,7 @@ fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
         } else {
             format!("pyproject.toml [project] dependencies and groups {}", cfg.python.groups.join(", "))
         };
-        return Ok(Inputs::listed(requirements, from, pyproject));
+        return Ok(Inputs::listed(requirements, from, path));
     }
     // The file [python] names, else a requirements.txt: what such projects
     // install from (`oxbuild init` names the lock it is about to write).
@@ -167,13 +168,12 @@ fn inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
         return Inputs::read(dir.join(file), file.clone());
     }
     // A Poetry project's own dependencies, read as the ranges Poetry means.
-    if let Ok(text) = std::fs::read_to_string(&pyproject)
-        && let Ok(doc) = text.parse::<toml::Table>()
-        && let Some(mut asks) = oxbuild_python::input::poetry_dependencies(&doc)
+    if let Some(doc) = pyproject
+        && let Some(mut asks) = oxbuild_python::input::poetry_dependencies(doc)
             .map_err(|e| Error::new(Kind::Config, format!("pyproject.toml: {e}")))?
     {
         let requirements = std::mem::take(&mut asks.requirements);
-        let mut inputs = Inputs::listed(requirements, "pyproject.toml [tool.poetry.dependencies]".into(), pyproject);
+        let mut inputs = Inputs::listed(requirements, "pyproject.toml [tool.poetry.dependencies]".into(), path);
         inputs.asks = asks;
         return Ok(inputs);
     }
@@ -201,14 +201,15 @@ const TEST_GROUPS: [&str; 3] = ["test", "tests", "dev"];
 /// not locked: a pip-tools `requirements-test.in` (or `-dev`), else the
 /// `test`, `tests` and `dev` dependency groups and extras of pyproject.toml,
 /// else a `[python] test-requirements` file that leaves packages unpinned.
-fn test_inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Option<Inputs>, Error> {
+fn test_inputs(
+    dir: &Path,
+    pyproject: Option<&toml::Table>,
+    cfg: &oxbuild_config::Config,
+) -> Result<Option<Inputs>, Error> {
     if let Some(name) = TEST_INPUT_FILES.iter().find(|f| dir.join(f).is_file()) {
         return Inputs::read(dir.join(name), name.to_string()).map(Some);
     }
-    let pyproject = dir.join("pyproject.toml");
-    if let Ok(text) = std::fs::read_to_string(&pyproject)
-        && let Ok(doc) = text.parse::<toml::Table>()
-    {
+    if let Some(doc) = pyproject {
         let groups = doc.get("dependency-groups").and_then(|g| g.as_table());
         let extras = doc.get("project").and_then(|p| p.get("optional-dependencies")).and_then(|g| g.as_table());
         let mut requirements = Vec::new();
@@ -227,7 +228,7 @@ fn test_inputs(dir: &Path, cfg: &oxbuild_config::Config) -> Result<Option<Inputs
         }
         if !from.is_empty() {
             let from = format!("pyproject.toml {}", from.join(", "));
-            return Ok(Some(Inputs::listed(requirements, from, pyproject)));
+            return Ok(Some(Inputs::listed(requirements, from, dir.join("pyproject.toml"))));
         }
     }
     if let Some(name) = &cfg.python.test_requirements {
@@ -369,9 +370,8 @@ fn default_cutoff(dir: &Path, files: &[PathBuf], python: Option<(u32, u32)>) -> 
 /// The project's own `requires-python` (pyproject.toml's `[project]`) must
 /// allow every target's Python: a lock for one it excludes would only fail
 /// later, at the build, after every wheel was fetched.
-fn project_python_fits(dir: &Path, targets: &[oxbuild_python::Target]) -> Result<(), Error> {
-    let Ok(text) = std::fs::read_to_string(dir.join("pyproject.toml")) else { return Ok(()) };
-    let Ok(doc) = text.parse::<toml::Table>() else { return Ok(()) };
+fn project_python_fits(pyproject: Option<&toml::Table>, targets: &[oxbuild_python::Target]) -> Result<(), Error> {
+    let Some(doc) = pyproject else { return Ok(()) };
     let Some(spec) = doc.get("project").and_then(|p| p.get("requires-python")).and_then(|r| r.as_str()) else {
         return Ok(());
     };
@@ -551,7 +551,9 @@ fn switch_to_lock(dir: &Path, from: &str, file: &str, keep_input: bool) -> Strin
 pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, Error> {
     let (request, cfg) = req.build.resolved()?;
     let dir = request.dir.clone();
-    let inputs = inputs(&dir, &cfg)?;
+    // Read once, for the inputs, the test inputs and requires-python.
+    let pyproject = oxbuild_python::input::pyproject(&dir).map_err(|e| Error::new(Kind::Config, e))?;
+    let inputs = inputs(&dir, pyproject.as_ref(), &cfg)?;
     let output = req.output.clone().unwrap_or_else(|| dir.join("pylock.toml"));
 
     // The targets, read from the base as the build reads it.
@@ -590,7 +592,7 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     let built: std::sync::Arc<dyn oxbuild_python::sdist::BuiltCache> =
         std::sync::Arc::new(crate::built::Built::new(services, request.cache_repo.as_ref()));
     let first_target = targets.first().cloned();
-    project_python_fits(&dir, &targets)?;
+    project_python_fits(pyproject.as_ref(), &targets)?;
     let (cutoff, why) = match req.exclude_newer {
         Some(t) => (t, "--exclude-newer".to_string()),
         None => {
@@ -611,7 +613,7 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     ));
 
     // The test variant's requirements, locked on top of production's versions.
-    let test = if req.test { test_inputs(&dir, &cfg)? } else { None };
+    let test = if req.test { test_inputs(&dir, pyproject.as_ref(), &cfg)? } else { None };
     // The configuration's indexes, then those the input files name.
     let configured = oxbuild_python::requirements::IndexOptions {
         index_url: cfg.python.index_url.clone(),
@@ -774,5 +776,36 @@ mod tests {
         // Without such a note the file is left as it is.
         clear_failed_lock_note(dir.path());
         assert_eq!(std::fs::read_to_string(dir.path().join("oxbuild.toml")).unwrap(), after);
+    }
+
+    #[test]
+    fn an_empty_project_dependencies_list_leaves_the_requirements_file_to_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pyproject.toml"), "[project]\nname = \"x\"\ndependencies = []\n").unwrap();
+        std::fs::write(dir.path().join("requirements.txt"), "flask>=3\n").unwrap();
+        let cfg =
+            oxbuild_config::Config::parse(Path::new("oxbuild.toml"), "[python]\nrequirements = \"requirements.txt\"\n")
+                .unwrap();
+        let doc = oxbuild_python::input::pyproject(dir.path()).unwrap();
+        let read = inputs(dir.path(), doc.as_ref(), &cfg).unwrap();
+        assert_eq!(read.from, "requirements.txt");
+        assert_eq!(read.requirements, vec!["flask>=3".to_string()]);
+        // With requirements listed, they are the input.
+        std::fs::write(dir.path().join("pyproject.toml"), "[project]\nname = \"x\"\ndependencies = [\"django\"]\n")
+            .unwrap();
+        let doc = oxbuild_python::input::pyproject(dir.path()).unwrap();
+        let read = inputs(dir.path(), doc.as_ref(), &cfg).unwrap();
+        assert_eq!(read.from, "pyproject.toml [project] dependencies");
+        assert_eq!(read.requirements, vec!["django".to_string()]);
+    }
+
+    #[test]
+    fn a_pyproject_that_does_not_parse_is_named_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pyproject.toml"), "[project]\nname = \"x\"\ndependencies = [\"flask\"\n")
+            .unwrap();
+        let e = oxbuild_python::input::pyproject(dir.path()).unwrap_err();
+        assert!(e.contains("pyproject.toml:3: not valid TOML"), "{e}");
+        assert!(oxbuild_python::input::pyproject(&dir.path().join("none")).unwrap().is_none());
     }
 }

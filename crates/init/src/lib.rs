@@ -85,16 +85,10 @@ impl Health {
     }
 }
 
-/// True for `http://HOST[:PORT][/PATH]` with a numeric port and nothing a
-/// shell would still have to expand.
+/// True for an `http://` URL the probe can send as it is (the config's own
+/// rule) with nothing a shell would still have to expand (`` `…` ``, `$`).
 fn plain_url(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else { return false };
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    let port_ok = match authority.rsplit_once(':') {
-        Some((host, port)) => !host.is_empty() && !port.is_empty() && port.parse::<u16>().is_ok(),
-        None => !authority.is_empty(),
-    };
-    port_ok && !url.contains(['$', '`', '{', '}'])
+    url.starts_with("http://") && oxbuild_config::check_probe_url(url).is_ok() && !url.contains(['$', '`'])
 }
 
 /// What `init` is asked.
@@ -1079,10 +1073,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
 
 /// pyproject.toml's `[project] dependencies`, when it has any.
 fn pyproject_dependencies(dir: &Path) -> Option<Vec<String>> {
-    let doc = std::fs::read_to_string(dir.join("pyproject.toml")).ok()?.parse::<toml::Table>().ok()?;
-    let deps = doc.get("project")?.get("dependencies")?.as_array()?;
-    let deps: Vec<String> = deps.iter().filter_map(|d| d.as_str().map(String::from)).collect();
-    (!deps.is_empty()).then_some(deps)
+    oxbuild_python::input::project_dependencies(&oxbuild_python::input::pyproject(dir).ok()??)
 }
 
 /// Why the project needs `oxbuild lock` before it can build, if it does:
@@ -1343,6 +1334,25 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::{project, write};
     use super::*;
+
+    #[test]
+    fn a_probe_url_is_carried_only_when_the_probe_can_send_it_as_it_is() {
+        for ok in ["http://127.0.0.1:8000/health", "http://127.0.0.1/health?full=1", "http://[::1]:8000/"] {
+            assert!(plain_url(ok), "{ok}");
+        }
+        for no in [
+            "http://127.0.0.1:$(cat port)/health",
+            "http://127.0.0.1:`cat port`/",
+            "http://127.0.0.1:99999/",
+            "http://:8000/",
+            "https://127.0.0.1:8443/health",
+            "http://127.0.0.1:${PORT}/health",
+            // A shell would expand `$top` in a command line.
+            "http://127.0.0.1/health?$top=1",
+        ] {
+            assert!(!plain_url(no), "{no}");
+        }
+    }
 
     #[test]
     fn packages_installed_beside_the_lock_are_named_unless_the_lock_has_them() {

@@ -259,6 +259,30 @@ mod tests {
     }
 }
 
+/// `dir`'s pyproject.toml, parsed: `None` when it has none. One that does
+/// not parse is an error naming the file and the place, rather than a
+/// project read as if it had no pyproject.toml.
+pub fn pyproject(dir: &Path) -> Result<Option<toml::Table>, String> {
+    let path = dir.join("pyproject.toml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    text.parse::<toml::Table>().map(Some).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(1);
+        format!("{}:{line}: not valid TOML: {}", path.display(), e.message().trim().replace('\n', " "))
+    })
+}
+
+/// A PEP 621 project's own requirements (pyproject.toml's `[project]
+/// dependencies`), when it lists any.
+pub fn project_dependencies(doc: &toml::Table) -> Option<Vec<String>> {
+    let deps = doc.get("project")?.get("dependencies")?.as_array()?;
+    let deps: Vec<String> = deps.iter().filter_map(|d| d.as_str().map(String::from)).collect();
+    (!deps.is_empty()).then_some(deps)
+}
+
 /// The production requirements of a Poetry project (pyproject.toml's
 /// `[tool.poetry.dependencies]`, for a project that has no PEP 621
 /// `[project] dependencies`) as PEP 508 requirements, with notes on what
