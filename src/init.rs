@@ -93,6 +93,14 @@ pub async fn run(args: InitArgs, out: Reporter) -> Result<(), Failure> {
     out.step(format!("read {}", plan.sources.join(", then ")));
     // (The failed lock was a warning already; the file keeps it as a note.)
     for n in plan.notes.iter().filter(|n| !n.what.ends_with("and `oxbuild lock` failed")) {
+        if n.what == "how the app starts" {
+            out.warn(format!(
+                "{}: {}, and left a commented entrypoint in it to fill in",
+                path.display(),
+                oxbuild_init::NO_COMMAND
+            ));
+            continue;
+        }
         out.step(format!("not carried over: {}: {}", n.what, n.why));
     }
     let mut summary = plan.summary();

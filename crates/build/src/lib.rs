@@ -316,6 +316,9 @@ pub fn build(
     let mut config = base.config_json()?;
     runtime::apply(&mut config, cfg, runtime::ProbeRunner::for_base(base_fs), owner, &env, &history, epoch);
     warnings.extend(programs::missing(&config, base_fs, extra));
+    if cfg.image.entrypoint.is_none() && cfg.image.cmd.is_none() {
+        warnings.extend(runtime::base_command_is_no_app(&config));
+    }
 
     // Provenance: the base, and the git checkout. oxbuild.toml's labels win.
     let mut stamped: BTreeMap<String, String> = BTreeMap::new();

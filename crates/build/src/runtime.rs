@@ -23,6 +23,33 @@ pub fn timestamp(epoch: u64) -> String {
 
 /// Applies `cfg` to the base config `base` (every unknown field is kept).
 #[allow(clippy::too_many_arguments)]
+/// A warning when the image, whose oxbuild.toml sets no `entrypoint` or
+/// `cmd`, runs what its base runs and that is no app: nothing, a shell, or
+/// an interpreter's prompt (`python3`, `node`). A base with a command of
+/// its own (an entrypoint script) is taken to mean it.
+pub fn base_command_is_no_app(config: &serde_json::Value) -> Option<String> {
+    let c = &config["config"];
+    let words = |key: &str| -> Vec<String> {
+        c[key].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_string)).collect()
+    };
+    let command: Vec<String> = words("Entrypoint").into_iter().chain(words("Cmd")).collect();
+    let program = command.first().map(|p| p.rsplit('/').next().unwrap_or(p).to_string());
+    let bare = match program.as_deref() {
+        None => true,
+        Some(p) => {
+            command.len() == 1
+                && (matches!(p, "sh" | "bash" | "dash" | "ash" | "node" | "irb" | "ruby")
+                    || p.strip_prefix("python").is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.')))
+        }
+    };
+    bare.then(|| {
+        let runs = if command.is_empty() { "nothing".to_string() } else { format!("`{}`", command.join(" ")) };
+        format!(
+            "oxbuild.toml sets no [image] entrypoint or cmd, so the image runs its base's command, {runs}, and not the app: set [image] entrypoint to how the app starts"
+        )
+    })
+}
+
 pub fn apply(
     base: &mut Value,
     cfg: &Config,
@@ -227,6 +254,18 @@ pub fn node_http_probe(url: &str, timeout: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_left_with_its_bases_prompt_is_said_and_a_bases_own_command_is_not() {
+        let with = |v: serde_json::Value| serde_json::json!({ "config": v });
+        let w = base_command_is_no_app(&with(serde_json::json!({"Cmd": ["python3"]}))).unwrap();
+        assert!(w.contains("`python3`") && w.contains("[image] entrypoint"), "{w}");
+        assert!(base_command_is_no_app(&with(serde_json::json!({"Cmd": ["/bin/bash"]}))).is_some());
+        assert!(base_command_is_no_app(&with(serde_json::json!({"Cmd": ["python3.11"]}))).is_some());
+        assert!(base_command_is_no_app(&with(serde_json::json!({}))).unwrap().contains("nothing"));
+        assert!(base_command_is_no_app(&with(serde_json::json!({"Entrypoint": ["/docker-entrypoint.sh"]}))).is_none());
+        assert!(base_command_is_no_app(&with(serde_json::json!({"Cmd": ["python3", "-m", "http.server"]}))).is_none());
+    }
 
     fn cfg(text: &str) -> Config {
         Config::parse("t.toml".as_ref(), text).unwrap()

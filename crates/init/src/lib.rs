@@ -91,6 +91,9 @@ fn plain_url(url: &str) -> bool {
     url.starts_with("http://") && oxbuild_config::check_probe_url(url).is_ok() && !url.contains(['$', '`'])
 }
 
+/// What `init` says when it found no command.
+pub const NO_COMMAND: &str = "found no way to run the app: no Dockerfile CMD or ENTRYPOINT, no Procfile web line, no Django project, FastAPI/Starlette/Flask app, package __main__.py or [project.scripts], and no package.json start script that runs node (start, start:prod, serve) or main";
+
 /// What `init` is asked.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -659,10 +662,10 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         plan.entrypoint = Some(c.argv.clone());
         plan.entry_from = c.what.clone();
     } else {
-        return Err(format!(
-            "{}: found no way to run the app: no Dockerfile CMD or ENTRYPOINT, no Procfile web line, no Django project, FastAPI/Starlette/Flask app, package __main__.py or [project.scripts], and no package.json start script that runs node (start, start:prod, serve) or main; set [image] entrypoint by hand (see the README)",
-            dir.display()
-        ));
+        // The rest of what was found is still worth writing down: the file
+        // gets a commented entrypoint to fill in.
+        plan.notes
+            .push(Note::new("how the app starts", format!("{NO_COMMAND}; set [image] entrypoint (see the README)")));
     }
     // `poetry run X` and the like: the image has no such tool, and the
     // venv's bin is on PATH, so X runs as it is.
@@ -1139,6 +1142,9 @@ impl Plan {
         }
         if let Some(e) = &self.entrypoint {
             t.push_str(&format!("entrypoint = {}   # from {}\n", toml_list(e), self.entry_from));
+        }
+        if self.entrypoint.is_none() && self.cmd.is_none() {
+            t.push_str("# entrypoint = [\"gunicorn\", \"--bind\", \"0.0.0.0:8000\", \"app:app\"]   # set how the app starts: init found no command\n");
         }
         if let Some(c) = &self.cmd {
             t.push_str(&format!(
@@ -1966,9 +1972,20 @@ mod tests {
     }
 
     #[test]
-    fn a_project_with_no_way_to_run_is_an_error_that_says_what_to_do() {
-        let dir = project(&[("README.md", "hello\n")]);
-        let e = plan(dir.path(), &Options::default()).unwrap_err();
-        assert!(e.contains("found no way to run the app") && e.contains("[image] entrypoint"), "{e}");
+    fn a_project_with_no_way_to_run_gets_the_rest_and_an_entrypoint_to_fill_in() {
+        let dir = project(&[("requirements.txt", "flask==3.0.3\n"), ("README.md", "hello\n")]);
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!((&plan.entrypoint, &plan.cmd), (&None, &None));
+        let note = plan.notes.iter().find(|n| n.what == "how the app starts").expect("a note");
+        assert!(
+            note.why.contains("found no way to run the app") && note.why.contains("[image] entrypoint"),
+            "{note:?}"
+        );
+        let text = plan.render();
+        assert!(text.contains("\n# entrypoint = [") && text.contains("init found no command"), "{text}");
+        // What was found is kept, and the file loads.
+        let cfg = oxbuild_config::Config::parse(Path::new("oxbuild.toml"), &text).unwrap();
+        assert_eq!(cfg.python.requirements.as_deref(), Some("requirements.txt"));
+        assert!(cfg.image.entrypoint.is_none());
     }
 }
