@@ -209,6 +209,9 @@ pub async fn health_stage(
                 health::Outcome::Exited { exit_code } => format!("the container exited with code {exit_code}"),
                 health::Outcome::Unhealthy => format!("unhealthy: {} probes in a row failed", check.retries),
                 health::Outcome::Deadline { seconds } => format!("not healthy within the {seconds:.0}s deadline"),
+                health::Outcome::Unreachable { port, seconds } => format!(
+                    "its probe passed inside the container after {seconds:.1}s, but port {port} does not answer from outside it: the app listens on the container's 127.0.0.1 only, where no other container, node or host can reach it; make it listen on 0.0.0.0 (for example gunicorn's `--bind 0.0.0.0:{port}`, uvicorn's or datasette's `--host 0.0.0.0`)"
+                ),
                 health::Outcome::Healthy { .. } => unreachable!("matched above"),
             };
             eprintln!("--- container logs (last 200 lines) ---\n{}", report.logs.trim_end());

@@ -83,6 +83,22 @@ fn an_unhealthy_app_is_reported_with_its_logs_and_probe_output() {
 }
 
 #[test]
+fn an_app_only_its_own_container_can_reach_fails_health_saying_why() {
+    let ws = Workspace::new();
+    // The probe, inside the container, passes; nothing outside it gets in.
+    ws.edit_config("PLAINWEB_PORT = \"8000\"", "PLAINWEB_PORT = \"8000\", PLAINWEB_HOST = \"127.0.0.1\"");
+    let (code, stdout, stderr, pid) =
+        run_stage(ws.oxbuild().args(["health", "--json", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 8, "{stderr}");
+    assert!(stderr.contains("port 8000 does not answer from outside it"), "{stderr}");
+    assert!(stderr.contains("listen on 0.0.0.0"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["report"]["outcome"]["status"], "unreachable", "{report}");
+    assert_eq!(report["report"]["outcome"]["port"], 8000, "{report}");
+    assert!(leftovers(pid).is_empty());
+}
+
+#[test]
 fn an_image_whose_command_is_missing_fails_health_saying_so() {
     let ws = Workspace::new();
     ws.edit_config("entrypoint = [\"python3\", \"-m\", \"plainweb\"]", "entrypoint = [\"/docker-entrypoint.sh\"]");

@@ -91,6 +91,15 @@ pub enum Outcome {
         /// The deadline, in seconds.
         seconds: f64,
     },
+    /// The probe passed inside the container, but its port does not answer
+    /// from outside it: the app listens on the container's loopback only,
+    /// where no other container, node or host can reach it.
+    Unreachable {
+        /// The port the probe knocks on, in the container.
+        port: u16,
+        /// Seconds from start to the passing probe.
+        seconds: f64,
+    },
 }
 
 /// The stage's full report.
@@ -121,6 +130,10 @@ pub async fn run(
     // then binding it; another process can take the port in between, so a
     // start that fails with "address already in use" is tried again.
     let mut attempt = 0;
+    // The probe's own port is published too, to be tried from outside.
+    let knocks = probe_port(check);
+    let mut published_too: Vec<u16> = ports.to_vec();
+    published_too.extend(knocks.filter(|p| !ports.contains(p)));
     let name = loop {
         let name = containers.name("health");
         let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--name".into(), name.clone()];
@@ -128,7 +141,7 @@ pub async fn run(
             // Podman's own timer needs systemd; oxbuild polls instead.
             args.push("--health-interval=disable".into());
         }
-        for p in ports {
+        for p in &published_too {
             args.extend(["-p".into(), format!("127.0.0.1::{p}")]);
         }
         // Read by the runtime as it creates the container, then removed.
@@ -143,7 +156,7 @@ pub async fn run(
         }
     };
     let started = Instant::now();
-    let published = published_ports(runtime, &name, ports).await;
+    let published = published_ports(runtime, &name, &published_too).await;
 
     let mut probes: VecDeque<Probe> = VecDeque::new();
     let mut failures = 0;
@@ -177,7 +190,14 @@ pub async fn run(
             probes.pop_front();
         }
         if ok {
-            break Outcome::Healthy { seconds: started.elapsed().as_secs_f64() };
+            let seconds = started.elapsed().as_secs_f64();
+            if let Some(port) = knocks
+                && let Some((_, host)) = published.iter().find(|(c, _)| *c == port)
+                && !answers(*host).await
+            {
+                break Outcome::Unreachable { port, seconds };
+            }
+            break Outcome::Healthy { seconds };
         }
         if started.elapsed() >= check.start_period && counted.is_none_or(|t| t.elapsed() >= check.interval) {
             counted = Some(Instant::now());
@@ -188,7 +208,40 @@ pub async fn run(
         }
     };
     let logs = if matches!(outcome, Outcome::Healthy { .. }) { String::new() } else { logs(runtime, &name).await };
-    Ok(Report { outcome, probes: probes.into(), logs, ports: published })
+    let ports = published.into_iter().filter(|(c, _)| ports.contains(c)).collect();
+    Ok(Report { outcome, probes: probes.into(), logs, ports })
+}
+
+/// The port in the container that an HTTP probe knocks on: that of the
+/// first `http://` URL its command names on the container's own loopback.
+fn probe_port(check: &Check) -> Option<u16> {
+    let url = check.test.iter().flat_map(|w| w.split(['\'', '"', ' '])).find_map(|w| w.split_once("http://"))?.1;
+    let authority = url.split(['/', '?', '#']).next()?;
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && !p.contains(']') => (h, p.parse().ok()?),
+        _ => (authority, 80),
+    };
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]").then_some(port)
+}
+
+/// Whether a server answers at 127.0.0.1:`host_port`, which the runtime
+/// forwards into the container: the connection is accepted and not closed
+/// at once. A server listening on the container's loopback only is not
+/// reached through the forward: the connection is refused, or (rootless
+/// networking, whose proxy accepts first) closed with nothing said. A
+/// server that waits for a request, or greets, is there. (A plain TCP
+/// check, not an HTTP client: nothing is sent.)
+async fn answers(host_port: u16) -> bool {
+    use tokio::io::AsyncReadExt;
+    let connect = tokio::net::TcpStream::connect(("127.0.0.1", host_port));
+    let Ok(Ok(mut stream)) = tokio::time::timeout(Duration::from_secs(2), connect).await else { return false };
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut byte)).await {
+        // Closed at once, or reset.
+        Ok(Ok(0)) | Ok(Err(_)) => false,
+        // It greeted, or it waits for a request.
+        Ok(Ok(_)) | Err(_) => true,
+    }
 }
 
 async fn probe(runtime: &Runtime, name: &str, check: &Check, started: Instant) -> Probe {
@@ -257,6 +310,24 @@ async fn published_ports(runtime: &Runtime, name: &str, ports: &[u16]) -> Vec<(u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_probes_port_is_read_from_its_command() {
+        let check = |test: &[&str]| Check {
+            test: test.iter().map(|s| s.to_string()).collect(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            start_period: Duration::ZERO,
+            retries: 3,
+        };
+        let python = "try:\n    r = u.build_opener(Stay).open(\"http://127.0.0.1:8001/health\", timeout=2.0)\n";
+        assert_eq!(probe_port(&check(&["CMD", "python3", "-c", python])), Some(8001));
+        assert_eq!(probe_port(&check(&["CMD-SHELL", "curl -f http://localhost/ || exit 1"])), Some(80));
+        assert_eq!(probe_port(&check(&["CMD-SHELL", "wget -qO- 'http://[::1]:9000/ping'"])), Some(9000));
+        // Another host, or no URL: nothing to try from outside.
+        assert_eq!(probe_port(&check(&["CMD-SHELL", "curl -f http://db:5432/"])), None);
+        assert_eq!(probe_port(&check(&["CMD", "pg_isready"])), None);
+    }
 
     #[test]
     fn healthcheck_config_is_read_with_docker_defaults() {

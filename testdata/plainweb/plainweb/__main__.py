@@ -43,7 +43,8 @@ def main():
     port = int(os.environ.get("PLAINWEB_PORT", "8000"))
     # As PID 1 in a container, Python ignores SIGTERM unless told otherwise.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    # PLAINWEB_HOST=127.0.0.1 lets tests see an app that only its own container can reach.
+    server = ThreadingHTTPServer((os.environ.get("PLAINWEB_HOST", "0.0.0.0"), port), Handler)
     print(f"plainweb: listening on :{port}", flush=True)
     server.serve_forever()
 
