@@ -131,7 +131,7 @@ pub async fn run(
     // start that fails with "address already in use" is tried again.
     let mut attempt = 0;
     // The probe's own port is published too, to be tried from outside.
-    let knocks = probe_port(check);
+    let knocks = probe_port(check).filter(|_| local_engine());
     let mut published_too: Vec<u16> = ports.to_vec();
     published_too.extend(knocks.filter(|p| !ports.contains(p)));
     let name = loop {
@@ -222,6 +222,16 @@ fn probe_port(check: &Check) -> Option<u16> {
         _ => (authority, 80),
     };
     matches!(host, "127.0.0.1" | "localhost" | "[::1]").then_some(port)
+}
+
+/// Whether the runtime's containers run on this machine, so that their
+/// ports published on 127.0.0.1 are this machine's: not with a remote
+/// engine (`DOCKER_HOST` or podman's `CONTAINER_HOST` other than a unix
+/// socket).
+fn local_engine() -> bool {
+    ["DOCKER_HOST", "CONTAINER_HOST"]
+        .iter()
+        .all(|v| std::env::var(v).map_or(true, |h| h.is_empty() || h.starts_with("unix://")))
 }
 
 /// Whether a server answers at 127.0.0.1:`host_port`, which the runtime
