@@ -148,6 +148,46 @@ fn build_constraints_pin_the_backend() {
     assert!(report["python"]["wheels"].to_string().contains("legacy-2.0-py3-none-any.whl"), "{report}");
 }
 
+/// A build requirement published only as a wheel for a platform (as
+/// MarkupSafe is, under jinja2, under a hatch plugin) is taken when it is
+/// one for the base's own interpreter, which runs the build; before, only
+/// pure-Python wheels were.
+#[test]
+fn a_build_requirement_with_only_a_wheel_for_the_bases_platform_is_installed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sdists");
+    // A wheel tagged for CPython 3.11 on x86_64 glibc (its content need not be native).
+    let made = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile\nname = 'helperlib-1.0-cp311-cp311-manylinux_2_17_x86_64.whl'\nwith zipfile.ZipFile(sys.argv[1] + '/' + name, 'w') as z:\n    z.writestr('helperlib.py', 'VERSION = \"1.0\"\\n')\n    z.writestr('helperlib-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: helperlib\\nVersion: 1.0\\n')\n    z.writestr('helperlib-1.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nRoot-Is-Purelib: false\\nTag: cp311-cp311-manylinux_2_17_x86_64\\n')\n    z.writestr('helperlib-1.0.dist-info/RECORD', '')\n",
+        ])
+        .arg({
+            std::fs::create_dir_all(&dir).unwrap();
+            &dir
+        })
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let files = [
+        (
+            "pyproject.toml",
+            "[build-system]\nrequires = [\"setuptools>=61\", \"helperlib\"]\nbuild-backend = \"setuptools.build_meta\"\n",
+        ),
+        // The backend's own run imports it: installed, not only resolved.
+        (
+            "setup.py",
+            "import helperlib\nfrom setuptools import setup\nsetup(name='usesnative', version=helperlib.VERSION, py_modules=['usesnative'])\n",
+        ),
+        ("usesnative.py", "ANSWER = 42\n"),
+    ];
+    let (_, sha) = sdist(&dir, "usesnative", "1.0", &files);
+    let ws = app_with(&dir, &format!("usesnative==1.0 --hash=sha256:{sha}\n"));
+    let (code, stdout, stderr) = run(ws.oxbuild().args(["build", "-q", "--json", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("usesnative-1.0-py3-none-any.whl"), "{stdout}");
+}
+
 /// A package whose C speedups are optional (as SQLAlchemy's and
 /// MarkupSafe's are) builds without them here; its backend still tags the
 /// wheel for this platform, but with no native code in it, it is taken.

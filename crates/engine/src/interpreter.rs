@@ -1153,6 +1153,10 @@ impl BaseBuilder {
             epoch: 0,
             constraints: Default::default(),
             cache: None,
+            // Read from the base's own files, as the target is.
+            tags: oxbuild_python::target::detect(&self.base.fs, &self.base.config)
+                .ok()
+                .map(|own| own.tags().into_iter().collect()),
         }))
     }
 }

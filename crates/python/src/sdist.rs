@@ -5,7 +5,8 @@
 //! its directory), and built by its PEP 517 backend (setuptools, its legacy
 //! `setup.py` backend, hatchling, flit-core, poetry-core, pdm-backend, ...):
 //! - the backend's requirements (`[build-system] requires`) are installed
-//!   from pure-Python wheels by oxbuild, the newest versions that satisfy
+//!   by oxbuild from wheels (pure-Python ones, or, when the base's own
+//!   interpreter builds, wheels for its platform), the newest versions that satisfy
 //!   them (or exactly the versions `[python] build-constraints` pins), into
 //!   a directory of their own;
 //! - the interpreter is a CPython of the target's `major.minor` on this
@@ -53,6 +54,11 @@ pub struct Builder {
     pub constraints: std::collections::BTreeMap<String, String>,
     /// Where built wheels are kept between builds.
     pub cache: Option<std::sync::Arc<dyn BuiltCache>>,
+    /// The wheel tags this interpreter runs, when known (the base's own
+    /// interpreter, whose platform oxbuild read): a build requirement may
+    /// then be a wheel for it (MarkupSafe's, under jinja2), not only a
+    /// pure-Python one. The built wheel itself must still be pure Python.
+    pub tags: Option<std::collections::HashSet<crate::tags::Tag>>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -141,6 +147,7 @@ impl Builder {
                         epoch,
                         constraints: Default::default(),
                         cache: None,
+                        tags: None,
                     });
                 }
             }
@@ -303,14 +310,8 @@ struct Resolved {
 /// no upload time, such as find-links', are always eligible), and then what
 /// that wheel requires, markers evaluated for the target. This is the one
 /// resolution a build does.
-async fn resolve_requirements(
-    requires: &[String],
-    constraints: &std::collections::BTreeMap<String, String>,
-    before: Option<std::time::SystemTime>,
-    sources: &Sources,
-    target: &Target,
-    store: &BlobStore,
-) -> Result<Vec<Resolved>, String> {
+async fn resolve_requirements(requires: &[String], resolver: &Resolver<'_>) -> Result<Vec<Resolved>, String> {
+    let Resolver { constraints, before, sources, target, store, runs } = *resolver;
     let env = target.marker_environment().map_err(|e| e.to_string())?;
     let mut queue: Vec<String> = requires.to_vec();
     let mut chosen: std::collections::BTreeMap<String, pep440_rs::Version> = std::collections::BTreeMap::new();
@@ -337,15 +338,16 @@ async fn resolve_requirements(
         let mut candidates = sources.local_candidates(&key).map_err(|e| e.to_string())?;
         candidates.extend(sources.index_candidates(&key).await.map_err(|e| e.to_string())?);
         let pinned = constraints.get(&key);
-        let best = newest_fitting(&candidates, specifiers.as_ref(), pinned, before);
+        let best = newest_fitting(&candidates, specifiers.as_ref(), pinned, before, runs);
         let Some((version, candidate, late)) = best else {
             let pinned = pinned.map(|v| format!(" at {v} (build-constraints)")).unwrap_or_default();
             let when = before
                 .filter(|_| constraints.get(&key).is_none())
                 .map(|t| format!(", uploaded before the sdist ({})", humantime::format_rfc3339_seconds(t)))
                 .unwrap_or_default();
+            let kind = if runs.is_some() { "wheel for the building interpreter" } else { "pure-Python wheel" };
             return Err(format!(
-                "no pure-Python wheel satisfies the build requirement `{spec}`{pinned}{when} in {}",
+                "no {kind} satisfies the build requirement `{spec}`{pinned}{when} in {}",
                 sources.describe()
             ));
         };
@@ -387,6 +389,7 @@ fn newest_fitting<'c>(
     specifiers: Option<&pep440_rs::VersionSpecifiers>,
     pinned: Option<&String>,
     before: Option<std::time::SystemTime>,
+    runs: Option<&std::collections::HashSet<crate::tags::Tag>>,
 ) -> Option<(pep440_rs::Version, &'c Candidate, bool)> {
     let fitting: Vec<(pep440_rs::Version, &Candidate)> = candidates
         .iter()
@@ -394,7 +397,7 @@ fn newest_fitting<'c>(
         .filter_map(|c| {
             let w = wheel::WheelName::parse(&c.filename)?;
             let v = pep440_rs::Version::from_str(&w.version).ok()?;
-            let fits = pure(&w)
+            let fits = (pure(&w) || runs.is_some_and(|tags| w.tags.iter().any(|t| tags.contains(t))))
                 && (pinned.is_some() || !v.any_prerelease())
                 && specifiers.is_none_or(|s| s.contains(&v))
                 && pinned.is_none_or(|p| crate::version::same(p, &w.version));
@@ -611,8 +614,8 @@ async fn build_keyed(
     store: &BlobStore,
 ) -> Result<Done, String> {
     let system = build_system(root)?;
-    let requirements =
-        resolve_requirements(&system.requires, &builder.constraints, before, sources, target, store).await?;
+    let resolver = Resolver::new(builder, before, sources, target, store);
+    let requirements = resolve_requirements(&system.requires, &resolver).await?;
     let key = built_key(identity, builder, &system, &requirements);
     let ours = |filename: &str| {
         wheel::WheelName::parse(filename).is_some_and(|w| crate::name::normalize(&w.name) == pin.key())
@@ -624,7 +627,6 @@ async fn build_keyed(
     let (built, asked) = match cached {
         Some(k) => (Built { path: store.path(&k.digest), filename: k.wheel, digest: k.digest, cached: true }, k.asked),
         None => {
-            let resolver = Resolver { constraints: &builder.constraints, before, sources, target, store };
             let (built, asked) =
                 build_tree(root, work, builder, &system, &requirements, SDIST_EPOCH, &resolver).await?;
             let asked: Vec<String> = asked.into_iter().map(|r| r.pin).collect();
@@ -758,6 +760,20 @@ struct Resolver<'a> {
     sources: &'a Sources,
     target: &'a Target,
     store: &'a BlobStore,
+    /// The tags the building interpreter runs ([`Builder::tags`]).
+    runs: Option<&'a std::collections::HashSet<crate::tags::Tag>>,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(
+        builder: &'a Builder,
+        before: Option<std::time::SystemTime>,
+        sources: &'a Sources,
+        target: &'a Target,
+        store: &'a BlobStore,
+    ) -> Resolver<'a> {
+        Resolver { constraints: &builder.constraints, before, sources, target, store, runs: builder.tags.as_ref() }
+    }
 }
 
 /// Runs the backend hook in `mode` (see [`HOOK`]) for the project at `root`,
@@ -861,19 +877,7 @@ async fn build_tree(
                 .unwrap_or(true)
         })
         .collect();
-    let extra = if asked.is_empty() {
-        Vec::new()
-    } else {
-        resolve_requirements(
-            &asked,
-            resolver.constraints,
-            resolver.before,
-            resolver.sources,
-            resolver.target,
-            resolver.store,
-        )
-        .await?
-    };
+    let extra = if asked.is_empty() { Vec::new() } else { resolve_requirements(&asked, resolver).await? };
     install_requirements(&extra, &site)?;
     names.extend(extra.iter().map(|r| r.pin.as_str()));
 
@@ -1003,10 +1007,8 @@ pub async fn build_project(
     let root = work.path().join("src");
     copy_project(dir, &root).map_err(|e| fail(e.to_string()))?;
     let system = build_system(&root).map_err(&fail)?;
-    let requirements = resolve_requirements(&system.requires, &builder.constraints, None, sources, target, store)
-        .await
-        .map_err(&fail)?;
-    let resolver = Resolver { constraints: &builder.constraints, before: None, sources, target, store };
+    let resolver = Resolver::new(builder, None, sources, target, store);
+    let requirements = resolve_requirements(&system.requires, &resolver).await.map_err(&fail)?;
     let (built, asked) = build_tree(&root, work.path(), builder, &system, &requirements, builder.epoch, &resolver)
         .await
         .map_err(&fail)?;
@@ -1057,7 +1059,8 @@ mod tests {
         let chosen = |before: Option<u64>, spec: Option<&str>, pinned: Option<&str>| {
             let spec = spec.map(|s| pep440_rs::VersionSpecifiers::from_str(s).unwrap());
             let pinned = pinned.map(String::from);
-            newest_fitting(&files, spec.as_ref(), pinned.as_ref(), before.map(at)).map(|(_, c, _)| c.filename.clone())
+            newest_fitting(&files, spec.as_ref(), pinned.as_ref(), before.map(at), None)
+                .map(|(_, c, _)| c.filename.clone())
         };
         // The sdist was uploaded on day 10: 3.10.0 came later, 3.9.1 is yanked, 3.11.0b1 a pre-release.
         assert_eq!(chosen(Some(10), None, None).as_deref(), Some("flit_core-3.9.0-py3-none-any.whl"));
@@ -1067,13 +1070,13 @@ mod tests {
         assert_eq!(chosen(Some(10), None, Some("3.10.0")).as_deref(), Some("flit_core-3.10.0-py3-none-any.whl"));
         // Nothing before day 1: the newest that satisfies it, marked late.
         assert_eq!(chosen(Some(1), None, None).as_deref(), Some("flit_core-3.10.0-py3-none-any.whl"));
-        let late = newest_fitting(&files, None, None, Some(at(1))).map(|(_, _, late)| late);
+        let late = newest_fitting(&files, None, None, Some(at(1)), None).map(|(_, _, late)| late);
         assert_eq!(late, Some(true));
-        assert_eq!(newest_fitting(&files, None, None, Some(at(10))).map(|(_, _, late)| late), Some(false));
+        assert_eq!(newest_fitting(&files, None, None, Some(at(10)), None).map(|(_, _, late)| late), Some(false));
         // A file with no upload time (find-links) is always eligible.
         let mut local = files.clone();
         local.push(file("flit_core-3.12.0-py3-none-any.whl", None, false));
-        let picked = newest_fitting(&local, None, None, Some(at(10))).map(|(_, c, _)| c.filename.clone());
+        let picked = newest_fitting(&local, None, None, Some(at(10)), None).map(|(_, c, _)| c.filename.clone());
         assert_eq!(picked.as_deref(), Some("flit_core-3.12.0-py3-none-any.whl"));
     }
 
@@ -1088,6 +1091,7 @@ mod tests {
             epoch: 0,
             constraints: Default::default(),
             cache: None,
+            tags: None,
         };
         assert_eq!(
             builder.wrapper(),
