@@ -240,6 +240,13 @@ pub struct PythonConfig {
     /// part (uv's `prod` group, say).
     #[serde(default)]
     pub groups: Vec<String>,
+    /// The project's own extras (pyproject.toml's `[project.optional-dependencies]`,
+    /// or Poetry's `[tool.poetry.extras]`) production installs, as `uv sync
+    /// --extra`, `poetry install -E` and `pip install .[x]` do: `oxbuild
+    /// lock` locks their requirements with the project's, and from a
+    /// uv.lock their packages are installed.
+    #[serde(default)]
+    pub extras: Vec<String>,
     /// Packages whose wheel in `find-links` is installed although the lock's
     /// hashes do not name it (a wheel built here from a source-only
     /// package); the SBOM says so.
@@ -312,6 +319,7 @@ impl Default for PythonConfig {
             test_requirements: None,
             test_groups: None,
             groups: Vec::new(),
+            extras: Vec::new(),
             trust_local_wheels: Vec::new(),
             install_project: true,
             build_constraints: None,

@@ -130,6 +130,30 @@ fn read_input(p: &Path) -> Result<String, Error> {
 }
 
 fn inputs(dir: &Path, pyproject: Option<&toml::Table>, cfg: &oxbuild_config::Config) -> Result<Inputs, Error> {
+    let mut inputs = inputs_of_the_project(dir, pyproject, cfg)?;
+    // The project's extras (`[python] extras`) join whatever is read; a
+    // Poetry project's are read with its dependencies.
+    let extras = &cfg.python.extras;
+    if !extras.is_empty() && !inputs.from.contains("[tool.poetry.dependencies]") {
+        let doc = pyproject.ok_or_else(|| {
+            Error::new(
+                Kind::Config,
+                "[python] extras are the project's own, and there is no pyproject.toml to read them from",
+            )
+        })?;
+        let more = oxbuild_python::input::project_extras(doc, extras).map_err(|e| Error::new(Kind::Config, e))?;
+        inputs.pins.extend(pins_of(&more));
+        inputs.requirements.extend(more);
+        inputs.from = format!("{} and pyproject.toml's extras {}", inputs.from, extras.join(", "));
+    }
+    Ok(inputs)
+}
+
+fn inputs_of_the_project(
+    dir: &Path,
+    pyproject: Option<&toml::Table>,
+    cfg: &oxbuild_config::Config,
+) -> Result<Inputs, Error> {
     // Named in [python] lock-input: that, before anything found.
     if let Some(file) = &cfg.python.lock_input {
         return Inputs::read(dir.join(file), file.clone());
@@ -169,11 +193,16 @@ fn inputs(dir: &Path, pyproject: Option<&toml::Table>, cfg: &oxbuild_config::Con
     }
     // A Poetry project's own dependencies, read as the ranges Poetry means.
     if let Some(doc) = pyproject
-        && let Some(mut asks) = oxbuild_python::input::poetry_dependencies(doc)
+        && let Some(mut asks) = oxbuild_python::input::poetry_dependencies(doc, &cfg.python.extras)
             .map_err(|e| Error::new(Kind::Config, format!("pyproject.toml: {e}")))?
     {
         let requirements = std::mem::take(&mut asks.requirements);
-        let mut inputs = Inputs::listed(requirements, "pyproject.toml [tool.poetry.dependencies]".into(), path);
+        let from = if cfg.python.extras.is_empty() {
+            "pyproject.toml [tool.poetry.dependencies]".to_string()
+        } else {
+            format!("pyproject.toml [tool.poetry.dependencies] with extras {}", cfg.python.extras.join(", "))
+        };
+        let mut inputs = Inputs::listed(requirements, from, path);
         inputs.asks = asks;
         return Ok(inputs);
     }
@@ -797,6 +826,28 @@ mod tests {
         let read = inputs(dir.path(), doc.as_ref(), &cfg).unwrap();
         assert_eq!(read.from, "pyproject.toml [project] dependencies");
         assert_eq!(read.requirements, vec!["django".to_string()]);
+    }
+
+    #[test]
+    fn the_projects_extras_join_whatever_input_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pyproject.toml"),
+            "[project]\nname = \"x\"\ndependencies = [\"flask\"]\n[project.optional-dependencies]\nmainapp = [\"gunicorn==23.0.0\"]\n",
+        )
+        .unwrap();
+        let cfg = |text: &str| oxbuild_config::Config::parse(Path::new("oxbuild.toml"), text).unwrap();
+        let doc = oxbuild_python::input::pyproject(dir.path()).unwrap();
+        let read = inputs(dir.path(), doc.as_ref(), &cfg("[python]\nextras = [\"mainapp\"]\n")).unwrap();
+        assert_eq!(read.requirements, ["flask", "gunicorn==23.0.0"]);
+        assert_eq!(read.from, "pyproject.toml [project] dependencies and pyproject.toml's extras mainapp");
+        assert!(read.pins.contains_key("gunicorn"));
+        // A requirements.in gets them too; an extra the project lacks is named.
+        std::fs::write(dir.path().join("requirements.in"), "flask\n").unwrap();
+        let read = inputs(dir.path(), doc.as_ref(), &cfg("[python]\nextras = [\"mainapp\"]\n")).unwrap();
+        assert_eq!(read.requirements, ["flask", "gunicorn==23.0.0"]);
+        let e = inputs(dir.path(), doc.as_ref(), &cfg("[python]\nextras = [\"web\"]\n")).err().unwrap();
+        assert!(e.to_string().contains("`web`"), "{e}");
     }
 
     #[test]

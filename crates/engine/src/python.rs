@@ -180,7 +180,11 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
             target.libc,
             requirements.display()
         ));
-        let selection = oxbuild_python::lockfile::Selection { production: true, groups: cfg.python.groups.clone() };
+        let selection = oxbuild_python::lockfile::Selection {
+            production: true,
+            groups: cfg.python.groups.clone(),
+            extras: cfg.python.extras.clone(),
+        };
         let dep = layer(&settings(requirements, Vec::new(), selection), &target, cx).await?;
         report = describe(&target, &dep, cx);
         production.push(extra(&dep, "python dependencies", cx));

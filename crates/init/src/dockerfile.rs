@@ -44,6 +44,9 @@ pub struct FromDockerfile {
     /// Dependency groups the install step adds to production's (`poetry
     /// install --with prod`, `uv sync --group prod`, `pdm install -G prod`).
     pub groups: Vec<String>,
+    /// The project's extras its install step adds (`uv sync --extra web`,
+    /// `poetry install -E web`, `pip install .[web]`).
+    pub extras: Vec<String>,
     /// What could not be carried over, and why.
     pub notes: Vec<Note>,
     /// Packages an install step names outside any lock (`pip install gunicorn`).
@@ -61,6 +64,11 @@ pub struct FromDockerfile {
     /// destination, whether the destination is a directory the source goes
     /// into: `dir/`, `.`, or one of several sources).
     placed: Vec<(String, String, bool)>,
+    /// Virtual environments the Dockerfile makes or names, in any stage it
+    /// reads (`python -m venv /venv`, `virtualenv`, `uv venv`, `ENV
+    /// VIRTUAL_ENV=/venv`, `ENV PATH=/venv/bin:$PATH`): absolute, no
+    /// trailing slash.
+    venvs: Vec<String>,
 }
 
 /// Where images keep commands, which a bare program name is looked up in.
@@ -105,6 +113,21 @@ impl FromDockerfile {
     /// directory the source goes into).
     pub fn placed(&self) -> &[(String, String, bool)] {
         &self.placed
+    }
+
+    /// `path` as the program of the image's venv that it is in the
+    /// Dockerfile's own: `/venv/bin/gunicorn` is `gunicorn`, and any of its
+    /// Pythons `python3`; None for a path in no venv. (oxbuild's venv is
+    /// elsewhere, with its bin on PATH.) A `.venv` anywhere is one (uv's
+    /// and Poetry's in-project venvs).
+    pub fn venv_program(&self, path: &str) -> Option<String> {
+        let (dir, name) = path.rsplit_once("/bin/")?;
+        let known = self.venvs.iter().any(|v| v == dir) || dir.ends_with("/.venv");
+        if !known || name.is_empty() || name.contains('/') {
+            return None;
+        }
+        let python = name.strip_prefix("python").is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'));
+        Some(if python { "python3".to_string() } else { name.to_string() })
     }
 }
 
@@ -229,11 +252,22 @@ pub fn read_target(text: &str, file: &str, target: Option<&str>) -> Result<FromD
         if out.lock.is_none() {
             out.lock = ignored.lock;
         }
+        // A venv made there and copied here (`COPY --from=builder /venv /venv`).
+        for v in std::mem::take(&mut ignored.venvs) {
+            if !out.venvs.contains(&v) {
+                out.venvs.push(v);
+            }
+        }
         // What its install step says of groups and of the project itself
         // (`FROM python AS builder` with `poetry install --with prod --no-root`).
         for g in ignored.groups {
             if !out.groups.contains(&g) {
                 out.groups.push(g);
+            }
+        }
+        for e in std::mem::take(&mut ignored.extras) {
+            if !out.extras.contains(&e) {
+                out.extras.push(e);
             }
         }
         out.installs_project = match (out.installs_project.take(), ignored.installs_project) {
@@ -334,6 +368,18 @@ fn read_stage(
             Instruction::Env(e) => {
                 for (k, v) in env_pairs(&e.arguments.value) {
                     let v = expand(&v, vars);
+                    let named: Vec<&str> = match k.as_str() {
+                        "VIRTUAL_ENV" | "UV_PROJECT_ENVIRONMENT" => vec![v.as_str()],
+                        "PATH" => v.split(':').filter_map(|p| p.trim_end_matches('/').strip_suffix("/bin")).collect(),
+                        _ => Vec::new(),
+                    };
+                    for venv in named {
+                        let venv = absolute(&cwd, venv).trim_end_matches('/').to_string();
+                        let system = ["", "/usr", "/usr/local", "/opt/conda"].contains(&venv.as_str());
+                        if !system && !venv.contains('$') && !out.venvs.contains(&venv) {
+                            out.venvs.push(venv);
+                        }
+                    }
                     vars.insert(k.clone(), v.clone());
                     if last {
                         out.env.insert(k, v);
@@ -345,7 +391,14 @@ fn read_stage(
                 let written = heredoc_script(&command_text(&r.arguments), &r.here_docs);
                 let text = expand(&written, vars);
                 users.extend(accounts(&text));
-                if let Some((installs, step)) = installs_project(&text, copied_all) {
+                // Where the whole context was copied: `pip install /httpbin` installs the project.
+                let project_at: Vec<&str> = out
+                    .placed
+                    .iter()
+                    .filter(|(src, _, _)| matches!(src.trim_end_matches('/'), "." | ""))
+                    .map(|(_, dest, _)| dest.trim_end_matches('/'))
+                    .collect();
+                if let Some((installs, step)) = installs_project(&text, copied_all, &project_at) {
                     out.installs_project = match out.installs_project.take() {
                         Some((true, s)) => Some((true, s)),
                         _ => Some((installs, step)),
@@ -354,6 +407,11 @@ fn read_stage(
                 for g in install_groups(&text) {
                     if !out.groups.contains(&g) {
                         out.groups.push(g);
+                    }
+                }
+                for e in install_extras(&text, &project_at) {
+                    if !out.extras.contains(&e) {
+                        out.extras.push(e);
                     }
                 }
                 if out.lock.is_none()
@@ -376,6 +434,12 @@ fn read_stage(
                 for words in shell_commands(&text) {
                     if let Some(program) = words.first() {
                         out.ran.push(program.rsplit('/').next().unwrap_or(program).to_string());
+                    }
+                    if let Some(venv) = made_venv(&words) {
+                        let venv = absolute(&cwd, &venv).trim_end_matches('/').to_string();
+                        if !out.venvs.contains(&venv) {
+                            out.venvs.push(venv);
+                        }
                     }
                 }
                 if !last && let Some(command) = builds_files(&text) {
@@ -549,6 +613,34 @@ fn in_context(path: &str, cwd: &str, placed: &[(String, String, bool)]) -> Optio
 
 /// Each command of a shell line on its own (split at `&&`, `||`, `|` and
 /// `;`), as words: `pip install x || echo "…"` is two commands.
+/// The directory a command makes a venv in: `python3 -m venv DIR`,
+/// `virtualenv DIR`, `uv venv DIR` (their options skipped).
+fn made_venv(words: &[String]) -> Option<String> {
+    let program = words.first()?.rsplit('/').next()?;
+    let after = if program.starts_with("python") {
+        let m = words.iter().position(|w| w == "-m")?;
+        (words.get(m + 1)?.as_str() == "venv").then_some(m + 2)?
+    } else if program == "virtualenv" {
+        1
+    } else if program == "uv" && words.get(1)?.as_str() == "venv" {
+        2
+    } else {
+        return None;
+    };
+    let mut rest = words[after..].iter();
+    while let Some(w) = rest.next() {
+        match w.as_str() {
+            // Options whose value is the next word.
+            "-p" | "--python" | "--prompt" => {
+                rest.next();
+            }
+            w if w.starts_with('-') => {}
+            w => return Some(w.to_string()),
+        }
+    }
+    None
+}
+
 fn shell_commands(text: &str) -> Vec<Vec<String>> {
     shell_pieces(text)
         .iter()
@@ -1014,6 +1106,8 @@ pub(crate) fn install_groups(text: &str) -> Vec<String> {
             "poetry" => &["--with", "--only"],
             "uv" => &["--group"],
             "pdm" => &["--group", "-G"],
+            // pip 25.1's PEP 735 groups, `--group [PATH:]NAME`.
+            t if is_pip(t) => &["--group"],
             _ => continue,
         };
         let mut rest = words[at + 2..].iter();
@@ -1023,9 +1117,52 @@ pub(crate) fn install_groups(text: &str) -> Vec<String> {
                 _ if flags.contains(&w.as_str()) => rest.next().cloned(),
                 _ => None,
             };
-            for g in value.iter().flat_map(|v| v.split(',')).map(str::trim) {
+            let pip = is_pip(tool);
+            let names = value.iter().flat_map(|v| v.split(','));
+            for g in names.map(|g| if pip { g.rsplit_once(':').map_or(g, |(_, name)| name) } else { g }.trim()) {
                 if !g.is_empty() && g != "main" && g != ":all" && !out.iter().any(|o| o == g) {
                     out.push(g.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The project's extras a RUN's install steps ask for: uv's `--extra X`,
+/// Poetry's `-E X`/`--extras "X Y"`, and `pip install .[X,Y]` (or the path
+/// the context was copied to, `project_at`). `--all-extras` names none.
+pub(crate) fn install_extras(text: &str, project_at: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |list: &str| {
+        for e in list.split([',', ' ']).map(str::trim).filter(|e| !e.is_empty()) {
+            if !out.iter().any(|o| o == e) {
+                out.push(e.to_string());
+            }
+        }
+    };
+    for words in shell_commands(text) {
+        let Some((at, tool, sub)) = packaging_tool(&words) else { continue };
+        let flags: &[&str] = match (tool, sub) {
+            ("uv", "sync" | "export") => &["--extra"],
+            ("poetry", "install") => &["-E", "--extras"],
+            _ => &[],
+        };
+        let mut rest = words[at + 1..].iter();
+        while let Some(w) = rest.next() {
+            match w.split_once('=') {
+                Some((flag, v)) if flags.contains(&flag) => add(v),
+                _ if flags.contains(&w.as_str()) => add(rest.next().map(String::as_str).unwrap_or("")),
+                _ => {}
+            }
+            // `pip install .[web]`, `-e .[web]`, `/app[web]`.
+            if (is_pip(tool) || tool == "uv")
+                && let Some((path, list)) = w.trim_matches(['"', '\'']).split_once('[')
+                && let Some(list) = list.strip_suffix(']')
+            {
+                let path = path.trim_end_matches('/');
+                if matches!(path, "." | "") || path.starts_with("./") || project_at.contains(&path) {
+                    add(list);
                 }
             }
         }
@@ -1063,7 +1200,9 @@ fn packaging_tool(words: &[String]) -> Option<(usize, &str, &str)> {
 /// only its dependencies (Some(false)), or install nothing (None).
 /// `copied_all`: the stage has copied the project's files already, without
 /// which a tool cannot install the project even when asked.
-fn installs_project(text: &str, copied_all: bool) -> Option<(bool, String)> {
+/// `project_at`: where the stage copied the whole context to, so that an
+/// install of that path installs the project.
+fn installs_project(text: &str, copied_all: bool, project_at: &[&str]) -> Option<(bool, String)> {
     let mut found: Option<(bool, String)> = None;
     for command in shell_commands(text) {
         let Some((_, tool, sub)) = packaging_tool(&command) else { continue };
@@ -1077,9 +1216,13 @@ fn installs_project(text: &str, copied_all: bool) -> Option<(bool, String)> {
             t if (is_pip(t) || t == "uv") && has("install") => {
                 // `pip install .`, `-e .`, or the workdir by path: the project.
                 let targets = words.iter().skip_while(|w| **w != "install").skip(1);
-                let project = targets
-                    .filter(|w| !w.starts_with('-') || **w == "-e")
-                    .any(|w| matches!(*w, "." | "./" | "-e") || w.starts_with("./") || w.starts_with(".["));
+                let project = targets.filter(|w| !w.starts_with('-') || **w == "-e").any(|w| {
+                    let path = w.split('[').next().unwrap_or(w).trim_end_matches('/');
+                    matches!(*w, "." | "./" | "-e")
+                        || w.starts_with("./")
+                        || w.starts_with(".[")
+                        || (path.starts_with('/') && project_at.contains(&path))
+                });
                 if project { Some(true) } else { has("-r").then_some(false).or(has("--requirement").then_some(false)) }
             }
             _ => None,
@@ -1321,8 +1464,25 @@ ENTRYPOINT ["./boot.sh"]
         assert_eq!(install_groups("uv sync --frozen --group web --group=jobs"), ["web", "jobs"]);
         assert_eq!(install_groups("poetry install --only main,gunicorn"), ["gunicorn"]);
         assert_eq!(install_groups("pdm install -G prod --prod"), ["prod"]);
-        assert_eq!(install_groups("pip install --group x"), Vec::<String>::new());
+        // The project's extras.
+        assert_eq!(
+            install_extras("uv sync --frozen --extra postgresql --extra=redis --no-dev", &[]),
+            ["postgresql", "redis"]
+        );
+        assert_eq!(install_extras("poetry install -E web --extras \"db cache\"", &[]), ["web", "db", "cache"]);
+        assert_eq!(install_extras("pip install --no-deps '.[mainapp,speed]'", &[]), ["mainapp", "speed"]);
+        assert_eq!(install_extras("pip install /httpbin[mainapp]", &["/httpbin"]), ["mainapp"]);
+        // Another package's extras are not the project's.
+        assert_eq!(install_extras("pip install uvicorn[standard] /wheels/x[y]", &["/httpbin"]), Vec::<String>::new());
+        // pip's PEP 735 groups, a file's path before the name or not.
+        assert_eq!(install_groups("pip install --group docker --group pyproject.toml:web ."), ["docker", "web"]);
         assert_eq!(installs(after), Some(true));
+        // The context copied to a path, then installed by that path (httpbin).
+        let by_path = "FROM python:3.11\nCOPY requirements.txt /\nRUN pip install --no-deps -r /requirements.txt\nCOPY . /httpbin\nRUN pip install --no-deps /httpbin\nCMD [\"app\"]\n";
+        assert_eq!(installs(by_path), Some(true));
+        // Another path is not the project.
+        let other = "FROM python:3.11\nCOPY . /httpbin\nRUN pip install -r /httpbin/requirements.txt && pip install /wheels/x.whl\nCMD [\"app\"]\n";
+        assert_eq!(installs(other), Some(false));
         let pip = "FROM python:3.11\nCOPY . .\nRUN pip install -r requirements.txt && pip install --no-deps .\nCMD [\"app\"]\n";
         assert_eq!(installs(pip), Some(true));
         let none = "FROM python:3.11\nCOPY . .\nCMD [\"python3\", \"main.py\"]\n";

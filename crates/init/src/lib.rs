@@ -144,6 +144,8 @@ pub struct Plan {
     pub install_project: Option<String>,
     /// `[python] groups`: those the Dockerfile's install step adds, and the step's file.
     pub groups: Option<(Vec<String>, String)>,
+    /// `[python] extras`: the project's extras the Dockerfile's install step adds.
+    pub extras: Option<(Vec<String>, String)>,
     /// A uv.lock group with pytest in it, for the test variant.
     pub pytest_group: Option<String>,
     /// The test lock `oxbuild lock` wrote (`pylock.test.toml`), and whether
@@ -626,6 +628,33 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             (false, Some(_)) => format!("{file}'s ENTRYPOINT [] and CMD"),
             (false, None) => format!("{file}'s CMD"),
         };
+        // The programs of the Dockerfile's own venv run from the image's,
+        // by name (its bin is on PATH).
+        // A script the project has there itself (`/app/bin/start` of its
+        // own `bin/`) stays.
+        let workdir = d.workdir.clone().unwrap_or_else(|| "/".into());
+        let of_venv = |w: &str| {
+            let own =
+                w.strip_prefix(&format!("{}/", workdir.trim_end_matches('/'))).is_some_and(|r| dir.join(r).is_file());
+            d.venv_program(w).filter(|_| !own)
+        };
+        let mut from_venv = false;
+        for argv in [plan.entrypoint.as_mut(), plan.cmd.as_mut()].into_iter().flatten() {
+            let was: Vec<bool> = argv.iter().map(|w| of_venv(w).is_some()).collect();
+            for w in argv.iter_mut() {
+                if let Some(name) = of_venv(w) {
+                    *w = name;
+                    from_venv = true;
+                }
+            }
+            // `/venv/bin/python /venv/bin/app`: the script runs by itself.
+            if was.len() > 1 && was[0] && was[1] && argv[0] == "python3" {
+                argv.remove(0);
+            }
+        }
+        if from_venv {
+            plan.entry_from = format!("{}, its venv's programs run from the image's venv", plan.entry_from);
+        }
         // An entrypoint script that ends by running its arguments, with no
         // CMD to give it any: the command comes from elsewhere (a compose
         // file's `command:`), and the image would run nothing. The Procfile
@@ -936,6 +965,9 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             if !groups.is_empty() && !lock.ends_with(".txt") {
                 plan.groups = Some((groups, from));
             }
+            if !d.extras.is_empty() {
+                plan.extras = Some((d.extras.clone(), file.clone()));
+            }
             plan.python = Some((if lock.ends_with(".txt") { "requirements" } else { "lock" }, lock));
         }
         // A package that the Dockerfile does not install (its dependencies
@@ -1194,6 +1226,10 @@ impl Plan {
             if let Some((groups, from)) = &self.groups {
                 let list = groups.iter().map(|g| toml_string(g)).collect::<Vec<_>>().join(", ");
                 t.push_str(&format!("groups = [{list}]   # {from} installs them with production's\n"));
+            }
+            if let Some((extras, from)) = &self.extras {
+                let list = extras.iter().map(|e| toml_string(e)).collect::<Vec<_>>().join(", ");
+                t.push_str(&format!("extras = [{list}]   # the project's extras {from} installs\n"));
             }
             if let Some(why) = &self.install_project {
                 t.push_str(&format!("install-project = false   # {why}: the app runs from its files\n"));
@@ -1969,6 +2005,66 @@ mod tests {
         let plan = super::plan(other.path(), &Options::default()).unwrap();
         assert!(plan.sources.iter().all(|s| !s.contains("Dockerfile")), "{:?}", plan.sources);
         assert!(plan.notes.iter().any(|n| n.what == "Dockerfiles: bench.Dockerfile"), "{:?}", plan.notes);
+    }
+
+    #[test]
+    fn the_extras_the_dockerfile_installs_are_production_s() {
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.11\nWORKDIR /app\nCOPY . .\nRUN uv sync --frozen --extra postgresql --extra redis\nCMD [\"kinto\", \"start\"]\n",
+            ),
+            ("uv.lock", "version = 1\n"),
+            ("pyproject.toml", "[project]\nname = \"kinto\"\n"),
+        ]);
+        let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        let text = plan.render();
+        assert!(
+            text.contains("\nextras = [\"postgresql\", \"redis\"]   # the project's extras Dockerfile installs\n"),
+            "{text}"
+        );
+        let cfg = oxbuild_config::Config::parse(Path::new("oxbuild.toml"), &text).unwrap();
+        assert_eq!(cfg.python.extras, ["postgresql", "redis"]);
+    }
+
+    #[test]
+    fn programs_of_the_dockerfiles_own_venv_run_from_the_images_by_name() {
+        let radicale = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.11 AS builder\nRUN python -m venv --copies /app\nCOPY . /src\nRUN /app/bin/pip install /src\nFROM python:3.11-slim\nCOPY --from=builder /app /app\nENTRYPOINT [\"/app/bin/python\", \"/app/bin/radicale\"]\nCMD [\"--hosts\", \"0.0.0.0:5232\"]\n",
+            ),
+            ("radicale/__init__.py", ""),
+        ]);
+        let plan = super::plan(radicale.path(), &Options::default()).unwrap();
+        assert_eq!(plan.entrypoint, Some(vec!["radicale".to_string()]));
+        assert_eq!(plan.cmd, Some(vec!["--hosts".to_string(), "0.0.0.0:5232".to_string()]));
+        assert!(plan.entry_from.contains("venv's programs"), "{}", plan.entry_from);
+
+        let isso = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.11-slim\nENV PATH=\"/isso/bin:$PATH\"\nWORKDIR /isso\nCOPY . .\nCMD [\"/isso/bin/gunicorn\", \"-b\", \"0.0.0.0:8080\", \"isso.run\"]\n",
+            ),
+            ("isso/__init__.py", ""),
+        ]);
+        let plan = super::plan(isso.path(), &Options::default()).unwrap();
+        let cmd = plan.cmd.unwrap();
+        assert_eq!(cmd[0], "gunicorn", "{cmd:?}");
+        // The project's own script in a bin/ on the venv's PATH stays.
+        let own = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.11\nWORKDIR /app\nENV PATH=/app/bin:$PATH\nCOPY . .\nCMD [\"/app/bin/start\"]\n",
+            ),
+            ("bin/start", "#!/bin/sh\nexec gunicorn app:app\n"),
+        ]);
+        let plan = super::plan(own.path(), &Options::default()).unwrap();
+        assert_eq!(plan.cmd, Some(vec!["/app/bin/start".to_string()]));
+        // A path in no venv is left as it is.
+        let other = project(&[("Dockerfile", "FROM python:3.11\nCMD [\"/opt/tool/bin/serve\"]\n")]);
+        let plan = super::plan(other.path(), &Options::default()).unwrap();
+        assert_eq!(plan.cmd, Some(vec!["/opt/tool/bin/serve".to_string()]));
     }
 
     #[test]

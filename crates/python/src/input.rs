@@ -283,14 +283,52 @@ pub fn project_dependencies(doc: &toml::Table) -> Option<Vec<String>> {
     (!deps.is_empty()).then_some(deps)
 }
 
+/// The requirements of the project's `extras` (pyproject.toml's
+/// `[project.optional-dependencies]`), an extra that names the project
+/// itself (`app[web]`) read as that extra's. An extra the project lacks is
+/// an error naming those it has.
+pub fn project_extras(doc: &toml::Table, extras: &[String]) -> Result<Vec<String>, String> {
+    let project = doc.get("project");
+    let own = project.and_then(|p| p.get("name")).and_then(|n| n.as_str()).map(crate::name::normalize);
+    let table = project.and_then(|p| p.get("optional-dependencies")).and_then(|o| o.as_table());
+    let mut out = Vec::new();
+    let mut queue: Vec<String> = extras.to_vec();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(extra) = queue.pop() {
+        if !seen.insert(crate::name::normalize(&extra)) {
+            continue;
+        }
+        let listed = table
+            .and_then(|t| t.iter().find(|(k, _)| crate::name::normalize(k) == crate::name::normalize(&extra)))
+            .and_then(|(_, v)| v.as_array())
+            .ok_or_else(|| {
+                let known: Vec<&str> = table.map(|t| t.keys().map(String::as_str).collect()).unwrap_or_default();
+                format!(
+                    "[python] extras names `{extra}`, which pyproject.toml's [project.optional-dependencies] lacks (it has: {})",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                )
+            })?;
+        for r in listed.iter().filter_map(|r| r.as_str()) {
+            match crate::name::parse_requirement(r) {
+                Ok(req) if own.as_deref() == Some(crate::name::normalize(req.name.as_ref()).as_str()) => {
+                    queue.extend(req.extras.iter().map(|e| e.to_string()));
+                }
+                _ => out.push(r.to_string()),
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The production requirements of a Poetry project (pyproject.toml's
 /// `[tool.poetry.dependencies]`, for a project that has no PEP 621
 /// `[project] dependencies`) as PEP 508 requirements, with notes on what
 /// was left out: Poetry's `^` and `~` constraints are written as the ranges
 /// they mean, a bare version as `==`, `python` (the project's own Python)
-/// and optional packages are left out, and a git, path or URL dependency is
+/// and optional packages are left out but for those of the selected
+/// `extras` (`[tool.poetry.extras]`), and a git, path or URL dependency is
 /// an error, as a lock from indexes cannot hold it.
-pub fn poetry_dependencies(doc: &toml::Table) -> Result<Option<Input>, String> {
+pub fn poetry_dependencies(doc: &toml::Table, extras: &[String]) -> Result<Option<Input>, String> {
     let Some(deps) =
         doc.get("tool").and_then(|t| t.get("poetry")).and_then(|p| p.get("dependencies")).and_then(|d| d.as_table())
     else {
@@ -298,6 +336,20 @@ pub fn poetry_dependencies(doc: &toml::Table) -> Result<Option<Input>, String> {
     };
     let mut out = Vec::new();
     let mut notes = Vec::new();
+    // The optional packages the selected extras name.
+    let poetry_extras =
+        doc.get("tool").and_then(|t| t.get("poetry")).and_then(|p| p.get("extras")).and_then(|e| e.as_table());
+    let mut wanted: Vec<String> = Vec::new();
+    for extra in extras {
+        let listed = poetry_extras.and_then(|t| t.get(extra)).and_then(|l| l.as_array()).ok_or_else(|| {
+            let known: Vec<&str> = poetry_extras.map(|t| t.keys().map(String::as_str).collect()).unwrap_or_default();
+            format!(
+                "[python] extras names `{extra}`, which pyproject.toml's [tool.poetry.extras] lacks (it has: {})",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            )
+        })?;
+        wanted.extend(listed.iter().filter_map(|n| n.as_str().map(crate::name::normalize)));
+    }
     // Its package sources are its indexes: a primary (or default) one
     // instead of PyPI, the others after it, as Poetry asks them.
     let mut options = IndexOptions::default();
@@ -329,7 +381,9 @@ pub fn poetry_dependencies(doc: &toml::Table) -> Result<Option<Input>, String> {
                         ));
                     }
                 }
-                if t.get("optional").and_then(|o| o.as_bool()) == Some(true) {
+                if t.get("optional").and_then(|o| o.as_bool()) == Some(true)
+                    && !wanted.contains(&crate::name::normalize(name))
+                {
                     notes.push(format!("{name} is optional (an extra's), so not locked"));
                     continue;
                 }
@@ -489,7 +543,7 @@ sentry = { version = "*", optional = true }
 "#
         .parse()
         .unwrap();
-        let Input { requirements, notes, .. } = poetry_dependencies(&doc).unwrap().unwrap();
+        let Input { requirements, notes, .. } = poetry_dependencies(&doc, &[]).unwrap().unwrap();
         assert_eq!(
             requirements,
             [
@@ -503,16 +557,35 @@ sentry = { version = "*", optional = true }
         let sourced: toml::Table = "[[tool.poetry.source]]\nname = \"corp\"\nurl = \"https://pkgs.corp.example/simple/\"\npriority = \"primary\"\n\n[[tool.poetry.source]]\nname = \"mirror\"\nurl = \"https://mirror.example/simple/\"\npriority = \"supplemental\"\n\n[tool.poetry.dependencies]\nlib = { version = \"^1\", source = \"corp\" }\n"
             .parse()
             .unwrap();
-        let input = poetry_dependencies(&sourced).unwrap().unwrap();
+        let input = poetry_dependencies(&sourced, &[]).unwrap().unwrap();
         assert_eq!(input.options.index_url.as_deref(), Some("https://pkgs.corp.example/simple/"));
         assert_eq!(input.options.extra_index_urls, ["https://mirror.example/simple/"]);
         assert!(input.notes[0].contains("tied to the Poetry source `corp`"), "{:?}", input.notes);
         let bad_python: toml::Table =
             "[tool.poetry.dependencies]\nlib = { version = \"^1\", python = \"~2.7 || ^3.6\" }\n".parse().unwrap();
-        assert!(poetry_dependencies(&bad_python).unwrap_err().contains("python = \"~2.7 || ^3.6\""));
+        assert!(poetry_dependencies(&bad_python, &[]).unwrap_err().contains("python = \"~2.7 || ^3.6\""));
         let git: toml::Table =
             "[tool.poetry.dependencies]\nlib = { git = \"https://x.example/lib.git\" }\n".parse().unwrap();
-        assert!(poetry_dependencies(&git).unwrap_err().contains("comes from a git"));
-        assert!(poetry_dependencies(&toml::Table::new()).unwrap().is_none());
+        assert!(poetry_dependencies(&git, &[]).unwrap_err().contains("comes from a git"));
+        assert!(poetry_dependencies(&toml::Table::new(), &[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_projects_extras_are_read_with_their_own_references_followed() {
+        let doc: toml::Table = "[project]\nname = \"My_App\"\ndependencies = [\"flask\"]\n[project.optional-dependencies]\nmainapp = [\"gunicorn\", \"my-app[speed]\"]\nspeed = [\"gevent>=24\"]\n"
+            .parse()
+            .unwrap();
+        assert_eq!(project_extras(&doc, &["mainapp".into()]).unwrap(), ["gunicorn", "gevent>=24"]);
+        let e = project_extras(&doc, &["web".into()]).unwrap_err();
+        assert!(e.contains("`web`") && e.contains("it has: mainapp, speed"), "{e}");
+        // Poetry: the optional packages an extra names join the production ones.
+        let poetry: toml::Table = "[tool.poetry.dependencies]\npython = \"^3.11\"\nflask = \"^3.0\"\ngunicorn = { version = \"^22.0\", optional = true }\npsycopg = { version = \"^3.1\", optional = true }\n[tool.poetry.extras]\nserver = [\"gunicorn\"]\n"
+            .parse()
+            .unwrap();
+        let names =
+            |extras: &[String]| -> Vec<String> { poetry_dependencies(&poetry, extras).unwrap().unwrap().requirements };
+        assert_eq!(names(&[]), ["flask>=3.0,<4"]);
+        assert_eq!(names(&["server".into()]), ["flask>=3.0,<4", "gunicorn>=22.0,<23"]);
+        assert!(poetry_dependencies(&poetry, &["db".into()]).unwrap_err().contains("[tool.poetry.extras] lacks"));
     }
 }

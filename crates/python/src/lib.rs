@@ -760,7 +760,11 @@ pub async fn project_layer(
         requires: None,
     }));
     let lock = settings.requirements.display().to_string();
-    check::dependencies(&dists, &BTreeMap::new(), target, &lock)?;
+    // With the extras production installs (`[python] extras`): a lock made
+    // without them lacks their packages, and says so here.
+    let mut asked: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    asked.insert(name::normalize(&name.name), settings.selection.extras.iter().cloned().collect());
+    check::dependencies(&dists, &asked, target, &lock)?;
     let wheel = Wheel {
         pin: format!("{}=={}", name.name, name.version),
         name: name.name.clone(),

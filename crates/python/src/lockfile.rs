@@ -24,6 +24,16 @@ pub fn load(path: &Path, target: &Target, selection: &Selection) -> Result<Requi
     let is_pylock = name == "pylock.toml" || (name.starts_with("pylock.") && name.ends_with(".toml"));
     let file = path.display().to_string();
     let dir = path.parent().unwrap_or(Path::new("."));
+    if !selection.extras.is_empty() && matches!(name.as_str(), "Pipfile.lock" | "poetry.lock" | "pdm.lock") {
+        return Err(Error::Lock {
+            file,
+            line: 0,
+            message: format!(
+                "oxbuild does not pick extras ({}) out of a {name}: run `oxbuild lock`, which locks the project's dependencies with its [python] extras into pylock.toml, or use a uv.lock",
+                selection.extras.join(", ")
+            ),
+        });
+    }
     match name.as_str() {
         "Pipfile.lock" => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::Lock {
@@ -277,6 +287,28 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
     let mut pending: VecDeque<(String, Vec<toml::Value>)> = VecDeque::new();
     if selection.production {
         pending.extend(roots.iter().map(|r| (root_name(r), edges(r, "dependencies", None))));
+    }
+    for extra in &selection.extras {
+        let lists: Vec<(String, Vec<toml::Value>)> = roots
+            .iter()
+            .filter(|r| {
+                r.get("optional-dependencies").and_then(|d| d.as_table()).is_some_and(|t| t.contains_key(extra))
+            })
+            .map(|r| (format!("{} (extra `{extra}`)", root_name(r)), edges(r, "optional-dependencies", Some(extra))))
+            .collect();
+        if lists.is_empty() {
+            let known: BTreeSet<&str> = roots
+                .iter()
+                .filter_map(|r| r.get("optional-dependencies").and_then(|d| d.as_table()))
+                .flat_map(|t| t.keys().map(String::as_str))
+                .collect();
+            let known =
+                if known.is_empty() { "none".to_string() } else { known.into_iter().collect::<Vec<_>>().join(", ") };
+            return Err(lock_err(format!(
+                "the project has no extra `{extra}` (extras in the lock: {known}); fix [python] extras"
+            )));
+        }
+        pending.extend(lists);
     }
     for group in groups {
         let lists: Vec<(String, Vec<toml::Value>)> = roots
@@ -612,12 +644,25 @@ source = { registry = "https://pypi.org/simple" }
         assert_eq!(names(&["dev"]), vec!["click", "hypothesis", "iniconfig", "pytest"]);
         assert_eq!(names(&["lint"]), vec!["ruff"]);
         // [python] groups: the project's dependencies and a named group.
-        let both = Selection { production: true, groups: vec!["dev".to_string()] };
+        let both = Selection { production: true, groups: vec!["dev".to_string()], extras: Vec::new() };
         let mut n: Vec<String> = load(&path, &target(), &both).unwrap().pins.into_iter().map(|p| p.name).collect();
         n.sort();
         assert!(n.contains(&"uvicorn".to_string()) && n.len() > names(&[]).len(), "{n:?}");
         let e = load(&path, &target(), &Selection::groups(vec!["docs".to_string()])).unwrap_err().to_string();
         assert!(e.contains("`docs`") && e.contains("dev, lint"), "{e}");
+        // [python] extras: the project's own extra, with its dependencies.
+        let extras = Selection { production: true, groups: Vec::new(), extras: vec!["test".to_string()] };
+        let mut n: Vec<String> = load(&path, &target(), &extras).unwrap().pins.into_iter().map(|p| p.name).collect();
+        n.sort();
+        assert_eq!(n, vec!["click", "httptools", "hypothesis", "uvicorn"]);
+        let missing = Selection { production: true, groups: Vec::new(), extras: vec!["web".to_string()] };
+        let e = load(&path, &target(), &missing).unwrap_err().to_string();
+        assert!(e.contains("no extra `web`") && e.contains("extras in the lock: test"), "{e}");
+        // A lock whose packages carry only groups cannot pick them.
+        let poetry = dir.path().join("poetry.lock");
+        std::fs::write(&poetry, "[metadata]\nlock-version = \"2.1\"\n").unwrap();
+        let e = load(&poetry, &target(), &extras).unwrap_err().to_string();
+        assert!(e.contains("does not pick extras (test)") && e.contains("oxbuild lock"), "{e}");
         let groups = uv_groups(&path).unwrap();
         assert_eq!(groups["dev"], vec!["pytest", "app"]);
         assert_eq!(groups["lint"], vec!["ruff"]);

@@ -220,17 +220,21 @@ pub struct Selection {
     /// Named groups besides (`[python] groups`), or alone (a test variant's
     /// `test-groups`).
     pub groups: Vec<String>,
+    /// The project's extras besides its dependencies (`[python] extras`):
+    /// only a uv.lock says which packages each needs; other locks carry
+    /// them only when they were locked with them.
+    pub extras: Vec<String>,
 }
 
 impl Selection {
     /// The production part only.
     pub fn production() -> Selection {
-        Selection { production: true, groups: Vec::new() }
+        Selection { production: true, groups: Vec::new(), extras: Vec::new() }
     }
 
     /// These groups only.
     pub fn groups(groups: Vec<String>) -> Selection {
-        Selection { production: false, groups }
+        Selection { production: false, groups, extras: Vec::new() }
     }
 }
 
