@@ -136,7 +136,8 @@ impl StageResult {
 fn command_not_found(error: &str, config: &serde_json::Value) -> Option<Failure> {
     let missing = error.contains("executable file not found")
         || (error.contains("exec:") && error.contains("no such file or directory"));
-    if !missing {
+    let denied = error.contains("exec:") && error.contains("permission denied");
+    if !missing && !denied {
         return None;
     }
     let argv: Vec<&str> = ["Entrypoint", "Cmd"]
@@ -144,6 +145,13 @@ fn command_not_found(error: &str, config: &serde_json::Value) -> Option<Failure>
         .flat_map(|k| config["config"][k].as_array().into_iter().flatten().filter_map(|v| v.as_str()))
         .collect();
     let workdir = config["config"]["WorkingDir"].as_str().unwrap_or("/");
+    if denied {
+        let program = argv.first().copied().unwrap_or("");
+        return Some(Failure::health(format!(
+            "health: the container could not start: its command `{program}` is not executable ({}); mark it so in the project (`chmod +x {program}`, then commit the mode: git keeps it), or run it through its interpreter (`entrypoint = [\"sh\", \"{program}\"]`)",
+            error.trim()
+        )));
+    }
     Some(Failure::health(format!(
         "health: the container could not start: its command `{}` is not in the image ({}); point [image] entrypoint (or cmd) at a program the image has: the app's files are under {workdir}, its dependencies' scripts in the venv's bin, which is on PATH",
         argv.join(" "),

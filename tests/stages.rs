@@ -110,6 +110,23 @@ fn an_image_whose_command_is_missing_fails_health_saying_so() {
 }
 
 #[test]
+fn a_command_script_without_its_execute_bit_is_named_by_build_and_health() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let ws = Workspace::new();
+    let script = ws.app().join("start.sh");
+    std::fs::write(&script, "#!/bin/sh\nexec python3 -m plainweb\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    ws.edit_config("entrypoint = [\"python3\", \"-m\", \"plainweb\"]", "entrypoint = [\"/app/start.sh\"]");
+    ws.edit_config("include = [\"plainweb\"]", "include = [\"plainweb\", \"start.sh\"]");
+    let (code, _, stderr, pid) = run_stage(ws.oxbuild().args(["health", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 8, "the image's failure, not the runtime's: {stderr}");
+    assert!(stderr.contains("start.sh, which is not executable (mode 644)"), "build warns: {stderr}");
+    assert!(stderr.contains("its command `/app/start.sh` is not executable"), "{stderr}");
+    assert!(stderr.contains("chmod +x"), "{stderr}");
+    assert!(leftovers(pid).is_empty());
+}
+
+#[test]
 fn an_app_that_exits_at_start_is_reported_with_its_exit_code_not_at_the_deadline() {
     let ws = Workspace::new();
     ws.edit_config("PLAINWEB_PORT = \"8000\"", "PLAINWEB_PORT = \"8000\", PLAINWEB_EXIT = \"3\"");

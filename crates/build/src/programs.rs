@@ -28,6 +28,29 @@ pub fn wants(path: &str) -> Want {
 /// A warning when the image's `config` starts a program by bare name that
 /// none of its PATH directories holds, as far as `base_fs` and `extra`
 /// tell; None when it is there, named by a path, or not known.
+/// A warning when the image's command is a file of the app that is not
+/// executable (a script checked in without its mode, which a Dockerfile's
+/// `RUN chmod +x` mended): the app layer keeps the project's modes, so the
+/// container would fail to start with "permission denied".
+pub fn not_executable(config: &serde_json::Value, dir: &std::path::Path, workdir: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let c = &config["config"];
+    let first = |key: &str| c[key].as_array().and_then(|a| a.first()).and_then(|v| v.as_str()).map(str::to_string);
+    let program = first("Entrypoint").or_else(|| first("Cmd"))?;
+    let rel = match program.strip_prefix(&format!("{}/", workdir.trim_end_matches('/'))) {
+        Some(rel) => rel.to_string(),
+        None if !program.starts_with('/') && program.contains('/') => program.trim_start_matches("./").to_string(),
+        None => return None,
+    };
+    let meta = std::fs::metadata(dir.join(&rel)).ok().filter(|m| m.is_file())?;
+    (meta.permissions().mode() & 0o111 == 0).then(|| {
+        format!(
+            "the image's command `{program}` is the project's {rel}, which is not executable (mode {:o}), so the container cannot start it: `chmod +x {rel}` (and commit the mode), or run it through its interpreter (`entrypoint = [\"sh\", \"{program}\"]`)",
+            meta.permissions().mode() & 0o777
+        )
+    })
+}
+
 pub fn missing(config: &serde_json::Value, base_fs: &BTreeMap<String, Node>, extra: &[ExtraLayer]) -> Option<String> {
     let c = &config["config"];
     let first = |key: &str| c[key].as_array().and_then(|a| a.first()).and_then(|v| v.as_str()).map(str::to_string);
@@ -92,6 +115,23 @@ fn in_base(base_fs: &BTreeMap<String, Node>, dir: &str, program: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_file_of_the_app_without_its_execute_bit_is_said() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("run.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(dir.path().join("run.sh"), std::fs::Permissions::from_mode(0o664)).unwrap();
+        let cmd = |argv: &[&str]| serde_json::json!({"config": {"Entrypoint": argv}});
+        let w = not_executable(&cmd(&["/app/run.sh"]), dir.path(), "/app").unwrap();
+        assert!(w.contains("run.sh, which is not executable (mode 664)") && w.contains("chmod +x run.sh"), "{w}");
+        assert!(not_executable(&cmd(&["./run.sh"]), dir.path(), "/app").is_some());
+        std::fs::set_permissions(dir.path().join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(not_executable(&cmd(&["/app/run.sh"]), dir.path(), "/app").is_none());
+        // A program elsewhere, or by name, is not the app's.
+        assert!(not_executable(&cmd(&["gunicorn"]), dir.path(), "/app").is_none());
+        assert!(not_executable(&cmd(&["/usr/bin/run.sh"]), dir.path(), "/app").is_none());
+    }
 
     fn config(entrypoint: &[&str], cmd: &[&str], path: Option<&str>) -> serde_json::Value {
         let env: Vec<String> = path.map(|p| format!("PATH={p}")).into_iter().collect();

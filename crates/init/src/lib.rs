@@ -465,12 +465,17 @@ fn port_in(argv: &[String], dir: &Path) -> Option<u16> {
             } else {
                 flags.iter().find_map(|f| w.strip_prefix(&format!("{f}="))).map(String::from)
             };
-            value.and_then(|v| v.rsplit(':').next().and_then(|p| p.parse().ok()))
+            // The first of several (`--hosts 0.0.0.0:5232,[::]:5232`).
+            value.and_then(|v| v.split(',').next()?.rsplit(':').next().and_then(|p| p.parse().ok()))
         })
     };
-    after(&["-b", "--bind", "--port", "-p", "--server.port"]).or_else(|| {
-        // `runserver 0.0.0.0:8000`, `0.0.0.0:5000` anywhere.
-        words.iter().find_map(|w| w.strip_prefix("0.0.0.0:").and_then(|p| p.parse().ok()))
+    after(&["-b", "--bind", "--port", "-p", "--server.port", "--hosts", "--listen"]).or_else(|| {
+        // `runserver 0.0.0.0:8000`, `0.0.0.0:5000` anywhere in a word.
+        words.iter().find_map(|w| {
+            let at = w.find("0.0.0.0:")? + "0.0.0.0:".len();
+            let digits: String = w[at..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
     })
 }
 
@@ -590,17 +595,20 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     let runs_node = docker.as_ref().is_some_and(|(_, d)| {
         d.entrypoint.iter().chain(d.cmd.iter()).flatten().next().is_some_and(|p| p.rsplit('/').next() == Some("node"))
     });
+    // One that serves nothing at all (no start script, no main) holds the
+    // developer's tools or the front end's sources: `build` reads its lock
+    // as a front end's on a Python base, and so does init.
     if python_app
         && !runs_node
         && let Some(n) = &plan.node
-        && let Some(build) = n.package["scripts"]["build"].as_str()
         && ["start", "start:prod", "serve"].iter().all(|s| n.package["scripts"][s].is_null())
         && n.package["main"].is_null()
     {
-        plan.notes.push(Note::new(
-            "package.json",
-            format!("it builds the front end (`npm run build`: {build}) and serves nothing, and the app is a Python one: no [node] section; run `npm ci && npm run build` in CI before `oxbuild build`, so that its output is in the project"),
-        ));
+        let why = match n.package["scripts"]["build"].as_str() {
+            Some(build) => format!("it builds the front end (`npm run build`: {build}) and serves nothing, and the app is a Python one: no [node] section; run `npm ci && npm run build` in CI before `oxbuild build`, so that its output is in the project"),
+            None => "it serves nothing (no start script, no main) and the app is a Python one: no [node] section; if the image needs what its packages build, build that in CI before `oxbuild build`".to_string(),
+        };
+        plan.notes.push(Note::new("package.json", why));
         plan.node = None;
     }
     if let Some(n) = &plan.node {
@@ -1199,7 +1207,7 @@ impl Plan {
             (p, _) if p.is_empty() => t.push_str("# ports = [8000]\n"),
             (p, guess) => {
                 let list: Vec<String> = p.iter().map(u16::to_string).collect();
-                let note = if *guess { "   # a guess: the framework's default; check it" } else { "" };
+                let note = if *guess { "   # a guess: the usual port of such an app; check it" } else { "" };
                 t.push_str(&format!("ports = [{}]{note}\n", list.join(", ")));
             }
         }
@@ -1797,8 +1805,22 @@ mod tests {
             "{:?}",
             plan.notes
         );
-        // With a production dependency it is the app's.
-        write(dir.path(), &[("package.json", r#"{"dependencies": {"htmx.org": "2.0.0"}}"#)]);
+        // Production dependencies that nothing serves (datasette's editor
+        // sources): no [node] either, as `build` leaves such a lock out on a
+        // Python base.
+        write(dir.path(), &[("package.json", r#"{"dependencies": {"codemirror": "6.0.1"}}"#)]);
+        let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        assert!(plan.node.is_none());
+        assert!(
+            plan.notes.iter().any(|n| n.why.contains("serves nothing (no start script, no main)")),
+            "{:?}",
+            plan.notes
+        );
+        // With a start script it is an app of its own.
+        write(
+            dir.path(),
+            &[("package.json", r#"{"dependencies": {"express": "4.21.0"}, "scripts": {"start": "node server.js"}}"#)],
+        );
         assert!(super::plan(dir.path(), &Options::default()).unwrap().node.is_some());
     }
 
@@ -2005,6 +2027,19 @@ mod tests {
         let plan = super::plan(other.path(), &Options::default()).unwrap();
         assert!(plan.sources.iter().all(|s| !s.contains("Dockerfile")), "{:?}", plan.sources);
         assert!(plan.notes.iter().any(|n| n.what == "Dockerfiles: bench.Dockerfile"), "{:?}", plan.notes);
+    }
+
+    #[test]
+    fn the_port_a_command_binds_is_read_from_its_usual_flags() {
+        let port = |argv: &[&str]| {
+            let d = tempfile::tempdir().unwrap();
+            port_in(&argv.iter().map(|s| s.to_string()).collect::<Vec<_>>(), d.path())
+        };
+        assert_eq!(port(&["radicale", "--hosts", "0.0.0.0:5232,[::]:5232"]), Some(5232));
+        assert_eq!(port(&["waitress-serve", "--listen=0.0.0.0:8080", "app:app"]), Some(8080));
+        assert_eq!(port(&["gunicorn", "-b", "[::]:9000", "app:app"]), Some(9000));
+        assert_eq!(port(&["sh", "-c", "exec server 0.0.0.0:7000,[::]:7000"]), Some(7000));
+        assert_eq!(port(&["python3", "-m", "app"]), None);
     }
 
     #[test]
