@@ -113,7 +113,9 @@ pub fn provenance(
     let mut indexes: Vec<String> = built
         .iter()
         .flat_map(|a| a.packages.iter().filter_map(|p| p.source.clone()))
-        .filter(|s| s != "find-links")
+        // Indexes only: not `find-links`, nor what a built wheel says it
+        // was built from.
+        .filter(|s| s.starts_with("https://") || s.starts_with("http://"))
         .collect();
     indexes.sort();
     indexes.dedup();
