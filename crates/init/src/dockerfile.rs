@@ -425,7 +425,9 @@ fn read_stage(
                         out.unlocked.push(p);
                     }
                 }
-                if r.options.iter().any(|f| f.name.value == "mount" && f.value.as_ref().is_some_and(|v| v.value.contains("type=secret"))) {
+                if r.options.iter().any(|f| {
+                    f.name.value == "mount" && f.value.as_ref().is_some_and(|v| v.value.contains("type=secret"))
+                }) {
                     out.notes.push(Note::new(
                         format!("RUN --mount=type=secret in {file}"),
                         "build secrets are not carried over: oxbuild installs from the lock with [python] index-url credentials from the environment (see the README), and never puts them in a layer",
@@ -534,7 +536,11 @@ fn read_stage(
                 out.health = match &h.arguments {
                     HealthcheckArguments::Cmd { arguments, .. } => {
                         let flag = |name: &str| {
-                            h.options.iter().find(|f| f.name.value == name).and_then(|f| f.value.as_ref()).map(|v| expand(&v.value, vars))
+                            h.options
+                                .iter()
+                                .find(|f| f.name.value == name)
+                                .and_then(|f| f.value.as_ref())
+                                .map(|v| expand(&v.value, vars))
                         };
                         let (health, expanded) = Health::from_command(
                             argv(arguments, vars),
@@ -555,10 +561,29 @@ fn read_stage(
                     _ => None,
                 };
             }
-            Instruction::Volume(_) if last => out.notes.push(Note::new(
-                format!("VOLUME in {file}"),
-                "volumes are the runtime's business (podman run -v, a Kubernetes volume); the image does not declare them",
-            )),
+            Instruction::Volume(v) if last => {
+                // The app writes there: the directory is made, the user's,
+                // so that a volume mounted on it is writable.
+                let paths: Vec<String> = match &v.arguments {
+                    parse_dockerfile::JsonOrStringArray::Json(list) => {
+                        list.value.iter().map(|s| expand(&s.value, vars)).collect()
+                    }
+                    parse_dockerfile::JsonOrStringArray::String(list) => {
+                        list.iter().map(|s| expand(&s.value, vars)).collect()
+                    }
+                };
+                let root = cwd.trim_end_matches('/');
+                let inside = |d: &str| !root.is_empty() && (d == root || d.starts_with(&format!("{root}/")));
+                for d in paths.iter().map(|p| absolute(&cwd, p)).filter(|d| d != "/" && !inside(d)) {
+                    if !out.dirs.contains(&d) {
+                        out.dirs.push(d);
+                    }
+                }
+                out.notes.push(Note::new(
+                    format!("VOLUME in {file}"),
+                    "volumes are the runtime's business (podman run -v, a Kubernetes volume); the image does not declare them, but [image] dirs makes the directory, the app user's, so that one mounted there is writable",
+                ));
+            }
             _ => {}
         }
     }
@@ -1487,6 +1512,18 @@ ENTRYPOINT ["./boot.sh"]
         assert_eq!(installs(pip), Some(true));
         let none = "FROM python:3.11\nCOPY . .\nCMD [\"python3\", \"main.py\"]\n";
         assert_eq!(installs(none), None);
+    }
+
+    #[test]
+    fn a_volume_is_a_directory_the_user_owns() {
+        let text = "FROM python:3.11\nWORKDIR /app\nCOPY . .\nVOLUME /var/lib/radicale /app/cache\nVOLUME [\"/data\"]\nCMD [\"radicale\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        assert_eq!(d.dirs, ["/var/lib/radicale", "/data"]);
+        assert!(
+            d.notes.iter().any(|n| n.what == "VOLUME in Dockerfile" && n.why.contains("[image] dirs")),
+            "{:?}",
+            d.notes
+        );
     }
 
     #[test]
