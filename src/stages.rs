@@ -227,10 +227,22 @@ pub async fn health_stage(
                 let exit = p.exit_code.map(|c| format!("exit {c}")).unwrap_or_else(|| "no exit code".into());
                 eprintln!("--- probe at {:.1}s ({exit}) ---\n{}", p.at, p.output);
             }
-            (Vec::new(), Some(Failure::health(format!("health: {why}"))))
+            let hint = log_hint(&report.logs).map(|h| format!("; {h}")).unwrap_or_default();
+            (Vec::new(), Some(Failure::health(format!("health: {why}{hint}"))))
         }
     };
     Ok(StageResult { json, human, failure })
+}
+
+/// What to do about a failure the container's log shows whose cause is
+/// how oxbuild's venv differs from one `python -m venv` makes.
+fn log_hint(logs: &str) -> Option<String> {
+    let missing = ["pkg_resources", "setuptools", "distutils"]
+        .into_iter()
+        .find(|m| logs.contains(&format!("No module named '{m}'")))?;
+    Some(format!(
+        "the app imports `{missing}`, which `python -m venv` on Python 3.11 and older puts in every venv and oxbuild's venv holds only when the lock does: add setuptools to the requirements (its own line) and lock again"
+    ))
 }
 
 /// Warnings for `--env` values that move the port the healthcheck probes:
@@ -356,7 +368,15 @@ pub async fn assess(args: AssessArgs, out: Reporter) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
-    use super::{container_env, moved_probe_ports};
+    use super::{container_env, log_hint, moved_probe_ports};
+
+    #[test]
+    fn a_module_pythons_venvs_carry_and_the_lock_lacks_gets_a_hint() {
+        let logs = "Traceback (most recent call last):\n  File \"/app/x.py\", line 1\nModuleNotFoundError: No module named 'pkg_resources'\n";
+        let hint = log_hint(logs).unwrap();
+        assert!(hint.contains("`pkg_resources`") && hint.contains("add setuptools"), "{hint}");
+        assert!(log_hint("ModuleNotFoundError: No module named 'flask'").is_none());
+    }
 
     #[test]
     fn env_flags_take_a_value_or_the_named_variables_and_never_say_a_value() {
