@@ -288,44 +288,32 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
     if selection.production {
         pending.extend(roots.iter().map(|r| (root_name(r), edges(r, "dependencies", None))));
     }
-    for extra in &selection.extras {
+    // The project's extras, then the groups named: each must be the project's.
+    let named = selection.extras.iter().map(|e| ("optional-dependencies", "extra", e, "[python] extras"));
+    let named = named
+        .chain(groups.iter().map(|g| ("dev-dependencies", "dependency group", g, "[python] groups or test-groups")));
+    for (key, kind, name, fix) in named {
         let lists: Vec<(String, Vec<toml::Value>)> = roots
             .iter()
-            .filter(|r| {
-                r.get("optional-dependencies").and_then(|d| d.as_table()).is_some_and(|t| t.contains_key(extra))
+            .filter(|r| r.get(key).and_then(|d| d.as_table()).is_some_and(|t| t.contains_key(name)))
+            .map(|r| {
+                (
+                    format!("{} ({} `{name}`)", root_name(r), kind.rsplit(' ').next().unwrap_or(kind)),
+                    edges(r, key, Some(name)),
+                )
             })
-            .map(|r| (format!("{} (extra `{extra}`)", root_name(r)), edges(r, "optional-dependencies", Some(extra))))
             .collect();
         if lists.is_empty() {
             let known: BTreeSet<&str> = roots
                 .iter()
-                .filter_map(|r| r.get("optional-dependencies").and_then(|d| d.as_table()))
+                .filter_map(|r| r.get(key).and_then(|d| d.as_table()))
                 .flat_map(|t| t.keys().map(String::as_str))
                 .collect();
             let known =
                 if known.is_empty() { "none".to_string() } else { known.into_iter().collect::<Vec<_>>().join(", ") };
+            let plural = if kind == "extra" { "extras" } else { "groups" };
             return Err(lock_err(format!(
-                "the project has no extra `{extra}` (extras in the lock: {known}); fix [python] extras"
-            )));
-        }
-        pending.extend(lists);
-    }
-    for group in groups {
-        let lists: Vec<(String, Vec<toml::Value>)> = roots
-            .iter()
-            .filter(|r| r.get("dev-dependencies").and_then(|d| d.as_table()).is_some_and(|t| t.contains_key(group)))
-            .map(|r| (format!("{} (group `{group}`)", root_name(r)), edges(r, "dev-dependencies", Some(group))))
-            .collect();
-        if lists.is_empty() {
-            let known: BTreeSet<&str> = roots
-                .iter()
-                .filter_map(|r| r.get("dev-dependencies").and_then(|d| d.as_table()))
-                .flat_map(|t| t.keys().map(String::as_str))
-                .collect();
-            let known =
-                if known.is_empty() { "none".to_string() } else { known.into_iter().collect::<Vec<_>>().join(", ") };
-            return Err(lock_err(format!(
-                "the project has no dependency group `{group}` (groups in the lock: {known}); fix [python] groups or test-groups"
+                "the project has no {kind} `{name}` ({plural} in the lock: {known}); fix {fix}"
             )));
         }
         pending.extend(lists);
