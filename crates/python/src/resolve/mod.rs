@@ -420,7 +420,7 @@ impl<'a> Index<'a> {
             arbitrary: false,
             hashes: c.sha256.iter().map(|s| s.to_ascii_lowercase()).collect(),
             marker: None,
-            origin: "the resolver".into(),
+            origin: "built to read its dependencies".into(),
             direct: Vec::new(),
             dependencies: Vec::new(),
             extras: Vec::new(),
