@@ -1092,11 +1092,16 @@ fn install_step(text: &str) -> Option<(String, &'static str)> {
                 }
             })
         };
-        let tool = words
-            .iter()
-            .map(|w| w.rsplit('/').next().unwrap_or(w))
-            .find(|w| ["pip", "pip3", "poetry", "pipenv", "uv", "pdm"].contains(w) || w.starts_with("pip3."));
+        let tool = words.iter().map(|w| w.rsplit('/').next().unwrap_or(w)).find(|w| {
+            ["pip", "pip3", "pip-sync", "poetry", "pipenv", "uv", "pdm"].contains(w) || w.starts_with("pip3.")
+        });
         match tool {
+            // pip-tools' `pip-sync requirements.txt`: exactly that lock.
+            Some("pip-sync") => {
+                if let Some(file) = words.iter().skip(1).find(|w| !w.starts_with('-')) {
+                    return Some((file.clone(), "pip"));
+                }
+            }
             Some(t) if is_pip(t) && (has("install") || has("wheel") || has("download")) => {
                 if let Some(file) = after(&["-r", "--requirement"]) {
                     return Some((file, "pip"));
@@ -1399,10 +1404,15 @@ fn carried(words: &[String]) -> bool {
     // virtualenvs.create false`): oxbuild uses no such tool.
     let tools = ["poetry", "pip", "pip3", "pipenv", "pdm", "uv", "npm", "yarn", "pnpm"];
     let configures_tool = tools.contains(&program) && words.get(1) == Some(&"config");
-    let caches = ["/tmp/", "/var/lib/apt/lists", "/var/cache/", "/root/.cache", "~/.cache"];
+    let caches = ["/tmp/", "/var/lib/apt/lists", "/var/cache/", "/var/apk/", "/root/.cache", "~/.cache"];
     let removes_cache = program == "rm"
         && words[1..].iter().filter(|w| !w.starts_with('-')).all(|w| caches.iter().any(|c| w.starts_with(c)));
+    // The project itself, or its groups or extras (`pip install --group docker .`).
+    let installs_the_project = installs_project(&text, true, &[]).is_some_and(|(p, _)| p)
+        || !install_groups(&text).is_empty()
+        || !install_extras(&text, &[]).is_empty();
     install_step(&text).is_some()
+        || installs_the_project
         || installs_from_node_lock(&words)
         || installs_packaging_tool(&words)
         || installs_built_wheels(&words)

@@ -984,6 +984,19 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             }
             plan.python = Some((if lock.ends_with(".txt") { "requirements" } else { "lock" }, lock));
         }
+        // Groups and extras of an install step that names no lock the
+        // project has (`pip install --group docker`, or a builder stage's
+        // `uv sync --extra x` in a folder of its own): the project's still,
+        // for the lock oxbuild finds or writes.
+        if plan.groups.is_none()
+            && !d.groups.is_empty()
+            && !plan.python.as_ref().is_some_and(|(k, _)| *k == "requirements")
+        {
+            plan.groups = Some((d.groups.clone(), file.clone()));
+        }
+        if plan.extras.is_none() && !d.extras.is_empty() {
+            plan.extras = Some((d.extras.clone(), file.clone()));
+        }
         // A package that the Dockerfile does not install (its dependencies
         // only): the image runs it from its files, as oxbuild then does.
         if let Some((false, step)) = &d.installs_project
@@ -2047,6 +2060,53 @@ mod tests {
         assert_eq!(port(&["gunicorn", "-b", "[::]:9000", "app:app"]), Some(9000));
         assert_eq!(port(&["sh", "-c", "exec server 0.0.0.0:7000,[::]:7000"]), Some(7000));
         assert_eq!(port(&["python3", "-m", "app"]), None);
+    }
+
+    #[test]
+    fn groups_and_extras_of_an_install_that_names_no_lock_are_kept() {
+        // pypiserver: pip's own group install, of the project.
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.11\nWORKDIR /app\nCOPY . .\nRUN python -m pip install --prefix=/install --group docker .\nCMD [\"pypi-server\", \"run\"]\n",
+            ),
+            (
+                "pyproject.toml",
+                "[project]\nname = \"pypiserver\"\ndependencies = [\"pip\"]\n[dependency-groups]\ndocker = [\"gunicorn\"]\n",
+            ),
+        ]);
+        let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(plan.groups.as_ref().map(|(g, _)| g.clone()), Some(vec!["docker".to_string()]));
+        assert!(
+            !plan.notes.iter().any(|n| n.what.contains("pip install")),
+            "the project's install needs no note: {:?}",
+            plan.notes
+        );
+        // Kinto: a builder stage syncs in a folder of its own.
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.11 AS build\nWORKDIR /build\nCOPY pyproject.toml uv.lock LICENSE ./\nRUN uv sync --frozen --no-install-project --extra postgresql --extra redis\nWORKDIR /build/src\nCOPY . .\nFROM python:3.11-slim\nCOPY --from=build /build/.venv /app/.venv\nWORKDIR /app\nCOPY . .\nCMD [\"kinto\", \"start\"]\n",
+            ),
+            ("uv.lock", "version = 1\n"),
+            ("pyproject.toml", "[project]\nname = \"kinto\"\n"),
+        ]);
+        let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(
+            plan.extras.as_ref().map(|(e, _)| e.clone()),
+            Some(vec!["postgresql".to_string(), "redis".to_string()])
+        );
+        // pip-sync of a requirements file reads as that lock.
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.11\nCOPY requirements.txt .\nRUN pip install pip-tools && pip-sync requirements.txt\nCOPY . .\nCMD [\"gunicorn\", \"app:app\"]\n",
+            ),
+            ("requirements.txt", "# via\nflask==3.0.3 --hash=sha256:aa\n"),
+        ]);
+        let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(plan.python, Some(("requirements", "requirements.txt".to_string())));
+        assert!(!plan.notes.iter().any(|n| n.what.contains("pip-sync")), "{:?}", plan.notes);
     }
 
     #[test]

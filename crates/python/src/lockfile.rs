@@ -49,7 +49,8 @@ pub fn load(path: &Path, target: &Target, selection: &Selection) -> Result<Requi
             return crate::grouped::poetry(&read_toml(path)?, pyproject.as_ref(), &file, target, selection);
         }
         "pdm.lock" => return crate::grouped::pdm(&read_toml(path)?, &file, dir, target, selection),
-        _ if name != "uv.lock" && !selection.groups.is_empty() => {
+        // A pylock.toml that `oxbuild lock` wrote holds the groups it named.
+        _ if name != "uv.lock" && !is_pylock && !selection.groups.is_empty() => {
             return Err(Error::Lock {
                 file,
                 line: 0,
