@@ -990,7 +990,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         // for the lock oxbuild finds or writes.
         if plan.groups.is_none()
             && !d.groups.is_empty()
-            && !plan.python.as_ref().is_some_and(|(k, _)| *k == "requirements")
+            && plan.python.as_ref().is_none_or(|(k, _)| *k != "requirements")
         {
             plan.groups = Some((d.groups.clone(), file.clone()));
         }
