@@ -575,6 +575,23 @@ fn a_project_that_requires_another_python_is_refused_before_resolving() {
     assert!(stderr.contains("requires-python `>=3.14,<4.0` excludes the base's Python 3.11.2"), "{stderr}");
     assert!(!ws.app().join("pylock.toml").exists(), "nothing was written");
     assert_eq!(index.requests().len(), 0, "nothing was asked of the index");
+
+    // Poetry's own `python` dependency says the same.
+    pyproject_project(
+        &ws,
+        "[tool.poetry]\nname = \"svc\"\nversion = \"0.1.0\"\n\n[tool.poetry.dependencies]\npython = \"^3.12\"\nalpha = \"^1.0\"\n",
+    );
+    let (code, _, stderr) = run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["lock"]).arg(ws.app()));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("requires-python `>=3.12,<4` excludes the base's Python 3.11.2"), "{stderr}");
+
+    // Requirements whose markers all exclude it lock nothing, and say so.
+    std::fs::remove_file(ws.app().join("pyproject.toml")).unwrap();
+    std::fs::write(ws.app().join("requirements.in"), "alpha==1.0 ; python_version >= \"3.12\"\n").unwrap();
+    let (code, _, stderr) = run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["lock"]).arg(ws.app()));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("none of the 1 requirements of requirements.in applies to Python 3.11.2"), "{stderr}");
+    assert!(!ws.app().join("pylock.toml").exists(), "nothing was written");
 }
 
 /// A Poetry project with no [project] dependencies is locked from

@@ -401,9 +401,15 @@ fn default_cutoff(dir: &Path, files: &[PathBuf], python: Option<(u32, u32)>) -> 
 /// later, at the build, after every wheel was fetched.
 fn project_python_fits(pyproject: Option<&toml::Table>, targets: &[oxbuild_python::Target]) -> Result<(), Error> {
     let Some(doc) = pyproject else { return Ok(()) };
-    let Some(spec) = doc.get("project").and_then(|p| p.get("requires-python")).and_then(|r| r.as_str()) else {
-        return Ok(());
+    // PEP 621's, else Poetry's own `python` dependency.
+    let spec = match doc.get("project").and_then(|p| p.get("requires-python")).and_then(|r| r.as_str()) {
+        Some(spec) => spec.to_string(),
+        None => match oxbuild_python::input::poetry_python(doc) {
+            Some(spec) => spec,
+            None => return Ok(()),
+        },
     };
+    let spec = spec.as_str();
     let Ok(allowed) = pep440_rs::VersionSpecifiers::from_str(spec) else { return Ok(()) };
     for t in targets {
         let Ok(python) = pep440_rs::Version::from_str(&t.full_version) else { continue };
@@ -703,6 +709,7 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
         resolve::ResolveError::Unsatisfiable { .. } => Error::new(Kind::Config, format!("{what}{e}")),
         resolve::ResolveError::Index(e) => e.into(),
     };
+    let pythons: Vec<String> = targets.iter().map(|t| format!("Python {} on {}", t.full_version, t.machine)).collect();
     let (locked, test_locked) = tokio::task::spawn_blocking(move || {
         let mut index = resolve::Index::new(&sources, &store, handle);
         if let (Some(finder), Some(target)) = (finder, first_target) {
@@ -724,6 +731,20 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
         false => unsatisfiable(e, ""),
         true => unsatisfiable(e, "the test requirements do not fit the production lock's versions: "),
     })?;
+    // Requirements whose markers all exclude the targets lock nothing: that
+    // is the input not fitting the base, not an empty app.
+    if !inputs.requirements.is_empty() && locked.resolved.iter().all(|r| r.chosen.is_empty()) {
+        return Err(Error::new(
+            Kind::Config,
+            format!(
+                "none of the {} requirements of {} applies to {}: their markers exclude it (`{}`); build on a base whose Python they are for ([image] base, or --base)",
+                inputs.requirements.len(),
+                inputs.from,
+                pythons.join(", "),
+                inputs.requirements[0]
+            ),
+        ));
+    }
     let text = oxbuild_python::resolve::pylock::write(&locked.resolved, &locked.differences)
         .map_err(|e| Error::new(Kind::Config, e))?;
     let test_text = match &test_locked {

@@ -447,6 +447,13 @@ fn quoted_version(constraint: &str) -> String {
 /// `^1.2.3` is `>=1.2.3,<2.0.0`, `^0.2` is `>=0.2,<0.3`, `~1.2` is
 /// `>=1.2,<1.3`, `1.2.3` is `==1.2.3`, `*` is anything; PEP 440 operators
 /// stay as they are, `||` alternatives are not read.
+/// A Poetry project's own Python (`[tool.poetry.dependencies] python`,
+/// `^3.12`) as a PEP 440 specifier (`>=3.12,<4`).
+pub fn poetry_python(doc: &toml::Table) -> Option<String> {
+    let python = doc.get("tool")?.get("poetry")?.get("dependencies")?.get("python")?.as_str()?;
+    poetry_range(python).map(|r| r.trim_start_matches(',').to_string()).filter(|r| !r.is_empty())
+}
+
 fn poetry_range(constraint: &str) -> Option<String> {
     // Poetry joins with a comma or a space (`>=1.0 <2.0`); an operator and
     // its version may stand apart (`>= 1.0`).
