@@ -235,6 +235,17 @@ mod tests {
     }
 
     #[test]
+    fn a_plugin_of_the_project_is_met_by_the_project_of_any_version() {
+        let plugin = dist("kinto-attachment", "8.0.0", &["kinto>=18"], None);
+        let e = check(std::slice::from_ref(&plugin), &[]).unwrap_err();
+        assert!(e.contains("kinto >=18, needed by kinto-attachment 8.0.0: not in the lock"), "{e}");
+        // The project the build installs, whose version is its own to say.
+        let project =
+            Dist { name: "kinto".into(), version: String::new(), from: "the project itself".into(), requires: None };
+        check(&[plugin, project], &[]).unwrap();
+    }
+
+    #[test]
     fn a_complete_set_passes_and_markers_and_extras_are_evaluated_for_the_target() {
         let dists = [
             dist(

@@ -554,6 +554,10 @@ pub struct Settings {
     /// that streams it to the registry the image is pushed to), taken by
     /// the one layer written.
     pub tee: Option<std::sync::Arc<std::sync::Mutex<Option<oxbuild_image::store::Tee>>>>,
+    /// The project's own name, when the build installs it over this layer:
+    /// a package of the lock that requires it (a plugin of the project,
+    /// pulled in by one of its extras) is met by it.
+    pub project: Option<String>,
 }
 
 /// Index URLs may carry credentials (`https://user:token@host/simple`):
@@ -820,6 +824,7 @@ pub async fn build(
     let tee = settings.tee.clone();
     let lock = settings.requirements.display().to_string();
     let (below, all) = (settings.installed.clone(), planned.all.clone());
+    let project = settings.project.clone();
     let (blob, bytecode, installed, programs) = tokio::task::spawn_blocking(move || {
         // Before anything is written: what the image holds must be whole.
         let mut dists = Vec::new();
@@ -839,6 +844,10 @@ pub async fn build(
                 from: p.origin.clone(),
                 requires: None,
             });
+        }
+        // Its version is the project's to say (often dynamic): any meets a requirement.
+        if let Some(name) = project.filter(|n| !dists.iter().any(|d| name::normalize(&d.name) == name::normalize(n))) {
+            dists.push(check::Dist { name, version: String::new(), from: "the project itself".into(), requires: None });
         }
         let mut extras: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
         for p in all.iter().chain(&below) {
@@ -1000,6 +1009,7 @@ mod tests {
             builder: None,
             built_cache: None,
             tee: None,
+            project: None,
         };
         for shown in [format!("{sources:?}"), format!("{settings:?}"), format!("{sources:#?}")] {
             assert!(!shown.contains(secret), "{shown}");
