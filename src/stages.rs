@@ -227,7 +227,10 @@ pub async fn health_stage(
                 let exit = p.exit_code.map(|c| format!("exit {c}")).unwrap_or_else(|| "no exit code".into());
                 eprintln!("--- probe at {:.1}s ({exit}) ---\n{}", p.at, p.output);
             }
-            let hint = log_hint(&report.logs).map(|h| format!("; {h}")).unwrap_or_default();
+            let hint = log_hint(&report.logs)
+                .or_else(|| probe_hint(&report.probes))
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default();
             (Vec::new(), Some(Failure::health(format!("health: {why}{hint}"))))
         }
     };
@@ -243,6 +246,19 @@ fn log_hint(logs: &str) -> Option<String> {
     Some(format!(
         "the app imports `{missing}`, which `python -m venv` on Python 3.11 and older puts in every venv and oxbuild's venv holds only when the lock does: add setuptools to the requirements (its own line) and lock again"
     ))
+}
+
+/// What to do when the probe itself could not run: exit 127 is a shell's
+/// "command not found" (a `curl` the image does not have, often inside a
+/// script the healthcheck runs).
+fn probe_hint(probes: &[health::Probe]) -> Option<String> {
+    let last = probes.last()?;
+    (last.exit_code == Some(127)).then(|| {
+        let said = last.output.lines().find(|l| l.contains("not found")).map(|l| format!(" ({})", l.trim())).unwrap_or_default();
+        format!(
+            "the probe's command was not found in the image{said}: an image from oxbuild has no curl or wget unless its base does; use [healthcheck] http = \"http://127.0.0.1:PORT/PATH\", which needs neither"
+        )
+    })
 }
 
 /// Warnings for `--env` values that move the port the healthcheck probes:
@@ -368,7 +384,22 @@ pub async fn assess(args: AssessArgs, out: Reporter) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
-    use super::{container_env, log_hint, moved_probe_ports};
+    use super::{container_env, log_hint, moved_probe_ports, probe_hint};
+
+    #[test]
+    fn a_probe_whose_command_is_missing_says_to_use_the_http_probe() {
+        let probe = |code, output: &str| oxbuild_runtime::health::Probe {
+            at: 1.0,
+            exit_code: Some(code),
+            output: output.into(),
+        };
+        let hint = probe_hint(&[probe(127, "/healthcheck.sh: 3: curl: not found")]).unwrap();
+        assert!(
+            hint.contains("(/healthcheck.sh: 3: curl: not found)") && hint.contains("[healthcheck] http"),
+            "{hint}"
+        );
+        assert!(probe_hint(&[probe(1, "HTTP Error 500")]).is_none());
+    }
 
     #[test]
     fn a_module_pythons_venvs_carry_and_the_lock_lacks_gets_a_hint() {
