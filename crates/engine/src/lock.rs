@@ -461,19 +461,36 @@ fn existing_pins(path: &Path) -> BTreeMap<String, pep440_rs::Version> {
         .collect()
 }
 
-/// The versions to keep while they fit: the input's own `==` pins and those
-/// of the lock at `existing`; none with `--upgrade`, and none of the
-/// packages `--upgrade-package` names.
+/// The pins of the file pip-compile made from `input` (`requirements.in`
+/// → `requirements.txt` beside it), when there is one: the versions the
+/// project has been running.
+fn compiled_pins(input: &Path) -> BTreeMap<String, pep440_rs::Version> {
+    if input.extension().is_none_or(|e| e != "in") {
+        return BTreeMap::new();
+    }
+    let compiled = input.with_extension("txt");
+    let Ok(text) = std::fs::read_to_string(&compiled) else { return BTreeMap::new() };
+    if !(text.contains("# via") || text.contains("pip-compile") || text.contains("--hash")) {
+        return BTreeMap::new();
+    }
+    oxbuild_python::input::read(&compiled).map(|read| pins_of(&read.requirements)).unwrap_or_default()
+}
+
+/// The versions to keep while they fit: the input's own `==` pins, those
+/// of the lock at `existing`, then those pip-compile wrote from `input`
+/// (so that a project's first lock keeps the versions it ran); none with
+/// `--upgrade`, and none of the packages `--upgrade-package` names.
 fn preferences(
     pins: &BTreeMap<String, pep440_rs::Version>,
     existing: &Path,
+    input: &Path,
     req: &LockRequest,
 ) -> BTreeMap<String, pep440_rs::Version> {
     if req.upgrade {
         return BTreeMap::new();
     }
     let mut preferences = pins.clone();
-    for (name, version) in existing_pins(existing) {
+    for (name, version) in existing_pins(existing).into_iter().chain(compiled_pins(input)) {
         preferences.entry(name).or_insert(version);
     }
     for name in &req.upgrade_packages {
@@ -687,7 +704,7 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     let resolve_request = Resolve {
         requirements: inputs.requirements.clone(),
         exclude_newer: Some(cutoff),
-        preferences: preferences(&inputs.pins, &output, req),
+        preferences: preferences(&inputs.pins, &output, &inputs.file, req),
         prereleases: req.prereleases || inputs.asks.prereleases,
         constraints: inputs.asks.constraints.clone(),
     };
@@ -697,7 +714,7 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
             // Production's own inputs too: a URL requirement names its file.
             requirements: inputs.requirements.iter().chain(&t.requirements).cloned().collect(),
             exclude_newer: Some(cutoff),
-            preferences: preferences(&t.pins, &test_path, req),
+            preferences: preferences(&t.pins, &test_path, &t.file, req),
             prereleases: req.prereleases || inputs.asks.prereleases || t.asks.prereleases,
             constraints: inputs.asks.constraints.iter().chain(&t.asks.constraints).cloned().collect(),
         }
