@@ -69,6 +69,8 @@ pub struct FromDockerfile {
     /// VIRTUAL_ENV=/venv`, `ENV PATH=/venv/bin:$PATH`): absolute, no
     /// trailing slash.
     venvs: Vec<String>,
+    /// What `COPY --from=STAGE SRC DEST` took: (stage, SRC, DEST), absolute.
+    taken: Vec<(String, String, String)>,
 }
 
 /// Where images keep commands, which a bare program name is looked up in.
@@ -252,8 +254,16 @@ pub fn read_target(text: &str, file: &str, target: Option<&str>) -> Result<FromD
         if out.lock.is_none() {
             out.lock = ignored.lock;
         }
-        // A venv made there and copied here (`COPY --from=builder /venv /venv`).
-        for v in std::mem::take(&mut ignored.venvs) {
+        // A venv made there and copied here (`COPY --from=builder /venv
+        // /venv`), under its new name too (`/app/venv` to `/app`).
+        let stage_names = [stages[i].name.clone().unwrap_or_default(), i.to_string()];
+        let moved: Vec<String> = out
+            .taken
+            .iter()
+            .filter(|(stage, src, _)| stage_names.contains(&stage.to_ascii_lowercase()) && ignored.venvs.contains(src))
+            .map(|(_, _, dest)| dest.clone())
+            .collect();
+        for v in std::mem::take(&mut ignored.venvs).into_iter().chain(moved) {
             if !out.venvs.contains(&v) {
                 out.venvs.push(v);
             }
@@ -460,7 +470,17 @@ fn read_stage(
             Instruction::Copy(c) => {
                 let from = c.options.iter().find(|f| f.name.value == "from").and_then(|f| f.value.as_ref());
                 match from {
-                    Some(stage) => copied_from.push(expand(&stage.value, vars)),
+                    Some(stage) => {
+                        let stage = expand(&stage.value, vars);
+                        let dest = absolute(&cwd, &expand(&c.dest.value, vars));
+                        for src in &c.src {
+                            if let parse_dockerfile::Source::Path(p) = src {
+                                let src = absolute("/", &expand(&p.value, vars));
+                                out.taken.push((stage.clone(), src, dest.clone()));
+                            }
+                        }
+                        copied_from.push(stage);
+                    }
                     None => {
                         let raw = expand(&c.dest.value, vars);
                         let dest = absolute(&cwd, &raw);

@@ -641,10 +641,13 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         // A script the project has there itself (`/app/bin/start` of its
         // own `bin/`) stays.
         let workdir = d.workdir.clone().unwrap_or_else(|| "/".into());
+        // So does one the Dockerfile copied there from the project (`ADD
+        // httpbin.bash /opt/httpbin/bin`): it runs from where the app has it.
         let of_venv = |w: &str| {
             let own =
                 w.strip_prefix(&format!("{}/", workdir.trim_end_matches('/'))).is_some_and(|r| dir.join(r).is_file());
-            d.venv_program(w).filter(|_| !own)
+            let placed = d.source_of(w, &workdir).is_some_and(|s| !s.is_empty() && dir.join(&s).is_file());
+            d.venv_program(w).filter(|_| !own && !placed)
         };
         let mut from_venv = false;
         for argv in [plan.entrypoint.as_mut(), plan.cmd.as_mut()].into_iter().flatten() {
@@ -2153,6 +2156,26 @@ mod tests {
         let plan = super::plan(isso.path(), &Options::default()).unwrap();
         let cmd = plan.cmd.unwrap();
         assert_eq!(cmd[0], "gunicorn", "{cmd:?}");
+        // A venv copied under another name (`/app/venv` to `/app`) is one there too.
+        let renamed = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3-alpine AS builder\nRUN python -m venv /app/venv && /app/venv/bin/pip install radicale\nFROM python:3-alpine\nWORKDIR /app\nCOPY --from=builder /app/venv /app\nENTRYPOINT [\"/app/bin/python\", \"/app/bin/radicale\"]\n",
+            ),
+            ("radicale/__init__.py", ""),
+        ]);
+        let plan = super::plan(renamed.path(), &Options::default()).unwrap();
+        assert_eq!(plan.entrypoint, Some(vec!["radicale".to_string()]));
+        // A project file the Dockerfile put in the venv's bin runs from the app.
+        let placed = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.10-slim AS build\nRUN python3 -m venv /opt/httpbin\nADD . /httpbin\nRUN /opt/httpbin/bin/pip install --no-deps /httpbin\nFROM python:3.10-slim\nCOPY --from=build /opt/httpbin /opt/httpbin\nWORKDIR /opt/httpbin\nADD httpbin.bash /opt/httpbin/bin\nCMD [\"/opt/httpbin/bin/httpbin.bash\"]\n",
+            ),
+            ("httpbin.bash", "#!/bin/bash\nexec gunicorn httpbin:app\n"),
+        ]);
+        let plan = super::plan(placed.path(), &Options::default()).unwrap();
+        assert_eq!(plan.cmd, Some(vec!["/opt/httpbin/httpbin.bash".to_string()]), "{:?}", plan.notes);
         // The project's own script in a bin/ on the venv's PATH stays.
         let own = project(&[
             (
