@@ -496,6 +496,17 @@ fn a_front_end_lock_beside_a_python_app_is_left_out_unless_named() {
     assert!(stderr.contains("package-lock.json is left out: the base has Python and no node"), "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!(report["node"].is_null(), "no Node layer: {}", report["node"]);
+    // One whose package.json serves nothing (no start script, no main) is
+    // left out without a word, on every build.
+    let package = std::fs::read_to_string(ws.app().join("package.json")).unwrap();
+    let mut quiet: serde_json::Value = serde_json::from_str(&package).unwrap();
+    quiet["scripts"] = serde_json::json!({"build": "rollup -c"});
+    quiet.as_object_mut().unwrap().remove("main");
+    std::fs::write(ws.app().join("package.json"), quiet.to_string()).unwrap();
+    let (code, _, stderr) = run(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("left out"), "{stderr}");
+    std::fs::write(ws.app().join("package.json"), package).unwrap();
     ws.append_config("\n[node]\nlock = \"package-lock.json\"\n");
     let (code, _, stderr) = run(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
     assert_eq!(code, 3, "{stderr}");

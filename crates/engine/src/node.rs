@@ -125,9 +125,20 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         // `oxbuild init` reads it: no Node layer, said once.
         let python_base = oxbuild_python::target::detect(&cx.base.fs, &cx.base.config).is_ok();
         if cfg.node.lock.is_none() && python_base {
-            cx.services.events.warn(&format!(
-                "{lock_name} is left out: the base has Python and no node, so it is taken as a front-end's lock (assets are built before the image); to install it, use a Node.js base and name it in [node] lock"
-            ));
+            // One whose package.json serves nothing (no start script, no
+            // main: a front end's sources, linters) is that, as `oxbuild
+            // init` reads it too: said only when it could be a server.
+            let package = std::fs::read_to_string(dir.join("package.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .unwrap_or_default();
+            let serves = ["start", "start:prod", "serve"].iter().any(|s| !package["scripts"][s].is_null())
+                || !package["main"].is_null();
+            if serves {
+                cx.services.events.warn(&format!(
+                    "{lock_name} is left out: the base has Python and no node, so it is taken as a front-end's lock (assets are built before the image); to install it, use a Node.js base and name it in [node] lock"
+                ));
+            }
             return Ok(None);
         }
         return Err(Error::new(

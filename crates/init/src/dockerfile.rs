@@ -594,14 +594,20 @@ fn read_stage(
                 };
                 let root = cwd.trim_end_matches('/');
                 let inside = |d: &str| !root.is_empty() && (d == root || d.starts_with(&format!("{root}/")));
-                for d in paths.iter().map(|p| absolute(&cwd, p)).filter(|d| d != "/" && !inside(d)) {
-                    if !out.dirs.contains(&d) {
-                        out.dirs.push(d);
+                let outside: Vec<String> =
+                    paths.iter().map(|p| absolute(&cwd, p)).filter(|d| d != "/" && !inside(d)).collect();
+                for d in &outside {
+                    if !out.dirs.contains(d) {
+                        out.dirs.push(d.clone());
                     }
                 }
                 out.notes.push(Note::new(
                     format!("VOLUME in {file}"),
-                    "volumes are the runtime's business (podman run -v, a Kubernetes volume); the image does not declare them, but [image] dirs makes the directory, the app user's, so that one mounted there is writable",
+                    if outside.is_empty() {
+                        "volumes are the runtime's business (podman run -v, a Kubernetes volume); the image does not declare them"
+                    } else {
+                        "volumes are the runtime's business (podman run -v, a Kubernetes volume); the image does not declare them, but [image] dirs makes the directory, the app user's, so that one mounted there is writable"
+                    },
                 ));
             }
             _ => {}

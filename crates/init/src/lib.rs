@@ -127,7 +127,8 @@ pub struct Plan {
     pub env: BTreeMap<String, String>,
     /// `[image] ports`, and whether they are a guess.
     pub ports: (Vec<u16>, bool),
-    /// `[image] dirs`: what the Dockerfile's `RUN mkdir` made outside the workdir.
+    /// `[image] dirs`: what the Dockerfile's `RUN mkdir` made, and its
+    /// `VOLUME`s, outside the workdir.
     pub dirs: Vec<String>,
     /// `[healthcheck]`, and whether it is a guess.
     pub health: Option<(Health, bool)>,
@@ -1236,7 +1237,7 @@ impl Plan {
         if !self.dirs.is_empty() {
             let list: Vec<String> = self.dirs.iter().map(|d| toml_string(d)).collect();
             t.push_str(&format!(
-                "dirs = [{}]   # from the Dockerfile's RUN mkdir: empty, the user's, for what the app writes\n",
+                "dirs = [{}]   # from the Dockerfile's RUN mkdir and VOLUME: empty, the user's, for what the app writes\n",
                 list.join(", ")
             ));
         }
