@@ -727,7 +727,22 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
         resolve::ResolveError::Index(e) => e.into(),
     };
     let pythons: Vec<String> = targets.iter().map(|t| format!("Python {} on {}", t.full_version, t.machine)).collect();
-    let (locked, test_locked) = tokio::task::spawn_blocking(move || {
+    // A cold resolution of a large project can take minutes: a line every
+    // ten seconds says it is still at it, and how far.
+    let ticking = {
+        let (events, counted, started) = (services.events.clone(), counted.clone(), std::time::Instant::now());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                events.step(&format!(
+                    "  still resolving after {}s: {} requests to the indexes so far",
+                    started.elapsed().as_secs(),
+                    counted.requests()
+                ));
+            }
+        })
+    };
+    let resolved = tokio::task::spawn_blocking(move || {
         let mut index = resolve::Index::new(&sources, &store, handle);
         if let (Some(finder), Some(target)) = (finder, first_target) {
             index = index.building(finder, target, Some(built), constraints);
@@ -742,9 +757,9 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
         };
         Ok((locked, test_locked))
     })
-    .await
-    .map_err(task)?
-    .map_err(|(e, test_step)| match test_step {
+    .await;
+    ticking.abort();
+    let (locked, test_locked) = resolved.map_err(task)?.map_err(|(e, test_step)| match test_step {
         false => unsatisfiable(e, ""),
         true => unsatisfiable(e, "the test requirements do not fit the production lock's versions: "),
     })?;
