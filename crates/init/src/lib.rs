@@ -1134,6 +1134,23 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     };
     plan.tests = dir.join("tests").is_dir();
     plan.pyproject = dir.join("pyproject.toml").is_file();
+    // Beside a requirements file that is the lock, a pinned one of the
+    // developer's (pip-compile's requirements-dev.txt): the test variant's.
+    if matches!(&plan.python, Some(("requirements", _))) && plan.test_lock.is_none() {
+        for name in ["requirements-dev.txt", "requirements-test.txt", "dev-requirements.txt", "test-requirements.txt"] {
+            let Ok(read) = oxbuild_python::input::read(&dir.join(name)) else { continue };
+            if !read.requirements.is_empty()
+                && oxbuild_python::requirements::unpinned(&read.requirements.join("\n")).is_empty()
+            {
+                let pytest = read.requirements.iter().any(|r| {
+                    oxbuild_python::name::parse_requirement(r)
+                        .is_ok_and(|r| oxbuild_python::name::normalize(r.name.as_ref()) == "pytest")
+                });
+                plan.test_lock = Some((name.to_string(), pytest));
+                break;
+            }
+        }
+    }
     Ok(plan)
 }
 
@@ -1267,7 +1284,7 @@ impl Plan {
             }
             if let Some((test_lock, _)) = &self.test_lock {
                 t.push_str(&format!(
-                    "test-requirements = {}   # the test requirements on production's versions, by `oxbuild lock`\n",
+                    "test-requirements = {}   # the test variant's, over production's (pins production has are skipped)\n",
                     toml_string(test_lock)
                 ));
             } else if let (Some(group), true) = (&self.pytest_group, self.tests) {
@@ -2064,6 +2081,30 @@ mod tests {
         assert_eq!(port(&["gunicorn", "-b", "[::]:9000", "app:app"]), Some(9000));
         assert_eq!(port(&["sh", "-c", "exec server 0.0.0.0:7000,[::]:7000"]), Some(7000));
         assert_eq!(port(&["python3", "-m", "app"]), None);
+    }
+
+    #[test]
+    fn a_pinned_requirements_dev_txt_beside_the_lock_is_the_test_variants() {
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.11\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\nCMD [\"gunicorn\", \"api:app\"]\n",
+            ),
+            ("requirements.txt", "flask==3.0.3\n    # via -r requirements.in\n"),
+            (
+                "requirements-dev.txt",
+                "flask==3.0.3\n    # via -r requirements-dev.in\npytest==8.3.3\n    # via -r requirements-dev.in\n",
+            ),
+            ("tests/test_api.py", "def test_ok():\n    pass\n"),
+        ]);
+        let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(plan.test_lock, Some(("requirements-dev.txt".to_string(), true)));
+        let text = plan.render();
+        assert!(text.contains("\ntest-requirements = \"requirements-dev.txt\""), "{text}");
+        assert!(text.contains("\ngates = [{ name = \"pytest\""), "{text}");
+        // One that leaves packages unpinned is not taken as it is.
+        write(dir.path(), &[("requirements-dev.txt", "pytest\n")]);
+        assert_eq!(super::plan(dir.path(), &Options::default()).unwrap().test_lock, None);
     }
 
     #[test]
