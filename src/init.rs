@@ -52,10 +52,8 @@ pub async fn run(args: InitArgs, out: Reporter) -> Result<(), Failure> {
             out.step(format!("{why}: running `oxbuild lock`"));
             match lock(&args, out).await {
                 Ok(report) => {
-                    out.step(format!(
-                        "locked {} packages into pylock.toml (files uploaded before {})",
-                        report.packages, report.exclude_newer
-                    ));
+                    // (The date was said as the resolution started.)
+                    out.step(format!("locked {} packages into pylock.toml", report.packages));
                     if let Some(test) = &report.test {
                         out.step(format!(
                             "locked the test requirements ({}) into {}",
