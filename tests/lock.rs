@@ -598,12 +598,18 @@ fn a_first_lock_keeps_the_versions_pip_compile_wrote_beside_the_input() {
 fn a_project_that_requires_another_python_is_refused_before_resolving() {
     let (_wheels, index) = local_index(&[("alpha", "1.0")]);
     let ws = Workspace::new();
+    // `oxbuild lock`, which must fail as a configuration error (exit 3); what it said.
+    let refused = |ws: &Workspace| {
+        let (code, _, stderr) =
+            run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["lock"]).arg(ws.app()));
+        assert_eq!(code, 3, "{stderr}");
+        stderr
+    };
     pyproject_project(
         &ws,
         "[project]\nname = \"svc\"\nversion = \"1.0\"\nrequires-python = \">=3.14,<4.0\"\ndependencies = [\"alpha\"]\n",
     );
-    let (code, _, stderr) = run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["lock"]).arg(ws.app()));
-    assert_eq!(code, 3, "{stderr}");
+    let stderr = refused(&ws);
     assert!(stderr.contains("requires-python `>=3.14,<4.0` excludes the base's Python 3.11.2"), "{stderr}");
     assert!(!ws.app().join("pylock.toml").exists(), "nothing was written");
     assert_eq!(index.requests().len(), 0, "nothing was asked of the index");
@@ -613,15 +619,13 @@ fn a_project_that_requires_another_python_is_refused_before_resolving() {
         &ws,
         "[tool.poetry]\nname = \"svc\"\nversion = \"0.1.0\"\n\n[tool.poetry.dependencies]\npython = \"^3.12\"\nalpha = \"^1.0\"\n",
     );
-    let (code, _, stderr) = run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["lock"]).arg(ws.app()));
-    assert_eq!(code, 3, "{stderr}");
+    let stderr = refused(&ws);
     assert!(stderr.contains("requires-python `>=3.12,<4` excludes the base's Python 3.11.2"), "{stderr}");
 
     // Requirements whose markers all exclude it lock nothing, and say so.
     std::fs::remove_file(ws.app().join("pyproject.toml")).unwrap();
     std::fs::write(ws.app().join("requirements.in"), "alpha==1.0 ; python_version >= \"3.12\"\n").unwrap();
-    let (code, _, stderr) = run(ws.oxbuild().env("OXBUILD_PYTHON_INDEX_URL", index.url()).args(["lock"]).arg(ws.app()));
-    assert_eq!(code, 3, "{stderr}");
+    let stderr = refused(&ws);
     assert!(stderr.contains("none of the 1 requirements of requirements.in applies to Python 3.11.2"), "{stderr}");
     assert!(!ws.app().join("pylock.toml").exists(), "nothing was written");
 }
