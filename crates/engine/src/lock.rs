@@ -93,19 +93,22 @@ struct Inputs {
     pins: BTreeMap<String, pep440_rs::Version>,
     file: PathBuf,
     asks: oxbuild_python::input::Input,
+    /// The project's `[python] extras` are in `requirements` already (a
+    /// Poetry project's, read with its dependencies).
+    with_extras: bool,
 }
 
 impl Inputs {
     /// Requirements from pyproject.toml, which names no index.
     fn listed(requirements: Vec<String>, from: String, file: PathBuf) -> Inputs {
-        Inputs { pins: pins_of(&requirements), requirements, from, file, asks: Default::default() }
+        Inputs { pins: pins_of(&requirements), requirements, from, file, asks: Default::default(), with_extras: false }
     }
 
     /// The requirements file at `file` (`from` as the user names it).
     fn read(file: PathBuf, from: String) -> Result<Inputs, Error> {
         let mut asks = oxbuild_python::input::read(&file).map_err(|e| Error::new(Kind::Config, e.to_string()))?;
         let requirements = std::mem::take(&mut asks.requirements);
-        Ok(Inputs { pins: pins_of(&requirements), requirements, from, file, asks })
+        Ok(Inputs { pins: pins_of(&requirements), requirements, from, file, asks, with_extras: false })
     }
 }
 
@@ -134,7 +137,7 @@ fn inputs(dir: &Path, pyproject: Option<&toml::Table>, cfg: &oxbuild_config::Con
     // The project's extras (`[python] extras`) join whatever is read; a
     // Poetry project's are read with its dependencies.
     let extras = &cfg.python.extras;
-    if !extras.is_empty() && !inputs.from.contains("[tool.poetry.dependencies]") {
+    if !extras.is_empty() && !inputs.with_extras {
         let doc = pyproject.ok_or_else(|| {
             Error::new(
                 Kind::Config,
@@ -204,6 +207,7 @@ fn inputs_of_the_project(
         };
         let mut inputs = Inputs::listed(requirements, from, path);
         inputs.asks = asks;
+        inputs.with_extras = true;
         return Ok(inputs);
     }
     let plain = dir.join("requirements.txt");
@@ -402,12 +406,9 @@ fn default_cutoff(dir: &Path, files: &[PathBuf], python: Option<(u32, u32)>) -> 
 fn project_python_fits(pyproject: Option<&toml::Table>, targets: &[oxbuild_python::Target]) -> Result<(), Error> {
     let Some(doc) = pyproject else { return Ok(()) };
     // PEP 621's, else Poetry's own `python` dependency.
-    let spec = match doc.get("project").and_then(|p| p.get("requires-python")).and_then(|r| r.as_str()) {
-        Some(spec) => spec.to_string(),
-        None => match oxbuild_python::input::poetry_python(doc) {
-            Some(spec) => spec,
-            None => return Ok(()),
-        },
+    let requires = doc.get("project").and_then(|p| p.get("requires-python")).and_then(|r| r.as_str());
+    let Some(spec) = requires.map(str::to_string).or_else(|| oxbuild_python::input::poetry_python(doc)) else {
+        return Ok(());
     };
     let spec = spec.as_str();
     let Ok(allowed) = pep440_rs::VersionSpecifiers::from_str(spec) else { return Ok(()) };
@@ -470,7 +471,7 @@ fn compiled_pins(input: &Path) -> BTreeMap<String, pep440_rs::Version> {
     }
     let compiled = input.with_extension("txt");
     let Ok(text) = std::fs::read_to_string(&compiled) else { return BTreeMap::new() };
-    if !(text.contains("# via") || text.contains("pip-compile") || text.contains("--hash")) {
+    if !oxbuild_python::requirements::compiled(&text) {
         return BTreeMap::new();
     }
     oxbuild_python::input::read(&compiled).map(|read| pins_of(&read.requirements)).unwrap_or_default()

@@ -132,9 +132,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
                 .ok()
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
                 .unwrap_or_default();
-            let serves = ["start", "start:prod", "serve"].iter().any(|s| !package["scripts"][s].is_null())
-                || !package["main"].is_null();
-            if serves {
+            if oxbuild_node::serves(&package) {
                 cx.services.events.warn(&format!(
                     "{lock_name} is left out: the base has Python and no node, so it is taken as a front-end's lock (assets are built before the image); to install it, use a Node.js base and name it in [node] lock"
                 ));

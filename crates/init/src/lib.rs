@@ -602,8 +602,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     if python_app
         && !runs_node
         && let Some(n) = &plan.node
-        && ["start", "start:prod", "serve"].iter().all(|s| n.package["scripts"][s].is_null())
-        && n.package["main"].is_null()
+        && !oxbuild_node::serves(&n.package)
     {
         let why = match n.package["scripts"]["build"].as_str() {
             Some(build) => format!("it builds the front end (`npm run build`: {build}) and serves nothing, and the app is a Python one: no [node] section; run `npm ci && npm run build` in CI before `oxbuild build`, so that its output is in the project"),
@@ -1181,7 +1180,7 @@ pub fn needs_lock(dir: &Path, plan: &Plan) -> Option<String> {
             if read.is_some_and(|i| i.requirements.is_empty()) {
                 return None;
             }
-            let compiled = text.contains("--hash") || text.contains("# via") || text.contains("pip-compile");
+            let compiled = oxbuild_python::requirements::compiled(&text);
             (!compiled).then(|| format!("{file} pins what it names but is no compiled lock (no hashes, no `# via`), so it may lack their dependencies"))
         }
         Some(_) => None,

@@ -204,6 +204,14 @@ pub fn plain_node(script: &str) -> Option<Vec<String>> {
 /// The scripts that start an app, in the order they are tried.
 const START_SCRIPTS: [&str; 4] = ["start", "start:prod", "start:production", "serve"];
 
+/// Whether `package.json` says how to start a server: a start script or a
+/// `main`. One that says neither holds a front end's sources or the
+/// developer's tools, which `oxbuild init` and the build leave out beside a
+/// Python app.
+pub fn serves(package_json: &serde_json::Value) -> bool {
+    START_SCRIPTS.iter().any(|s| !package_json["scripts"][*s].is_null()) || !package_json["main"].is_null()
+}
+
 /// The command `package.json` starts the app in `dir` with: the first of
 /// its `start`, `start:prod`, `start:production` and `serve` scripts that
 /// is a plain `node ...` command (`cross-env` and leading `VAR=value`

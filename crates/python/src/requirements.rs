@@ -47,6 +47,12 @@ pub fn requirement_lines(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether a requirements file's text is a compiled lock (pip-compile's or
+/// uv's output: hashes, `# via` lines, or its header), not one written by hand.
+pub fn compiled(text: &str) -> bool {
+    text.contains("--hash") || text.contains("# via") || text.contains("pip-compile")
+}
+
 /// The requirement lines of `text` that do not pin one version (`==`) or a
 /// URL (` @ `): what makes a requirements file an input to lock rather than
 /// a lock. Markers are left out of what is returned.
