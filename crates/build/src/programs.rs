@@ -34,9 +34,7 @@ pub fn wants(path: &str) -> Want {
 /// container would fail to start with "permission denied".
 pub fn not_executable(config: &serde_json::Value, dir: &std::path::Path, workdir: &str) -> Option<String> {
     use std::os::unix::fs::PermissionsExt as _;
-    let c = &config["config"];
-    let first = |key: &str| c[key].as_array().and_then(|a| a.first()).and_then(|v| v.as_str()).map(str::to_string);
-    let program = first("Entrypoint").or_else(|| first("Cmd"))?;
+    let (_, program) = program(config)?;
     let rel = match program.strip_prefix(&format!("{}/", workdir.trim_end_matches('/'))) {
         Some(rel) => rel.to_string(),
         None if !program.starts_with('/') && program.contains('/') => program.trim_start_matches("./").to_string(),
@@ -51,13 +49,20 @@ pub fn not_executable(config: &serde_json::Value, dir: &std::path::Path, workdir
     })
 }
 
-pub fn missing(config: &serde_json::Value, base_fs: &BTreeMap<String, Node>, extra: &[ExtraLayer]) -> Option<String> {
+/// The program the image's config starts, and which key names it: the
+/// entrypoint's first word, else the cmd's.
+fn program(config: &serde_json::Value) -> Option<(&'static str, String)> {
     let c = &config["config"];
     let first = |key: &str| c[key].as_array().and_then(|a| a.first()).and_then(|v| v.as_str()).map(str::to_string);
-    let (key, program) = match first("Entrypoint") {
-        Some(p) => ("entrypoint", p),
-        None => ("cmd", first("Cmd")?),
-    };
+    match first("Entrypoint") {
+        Some(p) => Some(("entrypoint", p)),
+        None => Some(("cmd", first("Cmd")?)),
+    }
+}
+
+pub fn missing(config: &serde_json::Value, base_fs: &BTreeMap<String, Node>, extra: &[ExtraLayer]) -> Option<String> {
+    let c = &config["config"];
+    let (key, program) = program(config)?;
     if program.is_empty() || program.contains('/') {
         return None;
     }
