@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Workspace, build_json, offline_pyweb, run};
-use oxbuild_testkit::{Fault, Proxy, Registry};
+use oxbuild_testkit::{Fault, LoggedRequest, Proxy, Registry};
 
 #[test]
 fn a_push_survives_a_proxy_that_fails_one_request_in_ten() {
@@ -193,10 +193,21 @@ fn a_build_opens_upload_sessions_while_it_builds_and_closes_those_left_unused() 
     // The app layer, the config and the three artifacts' payloads go into
     // sessions opened while the image was built: before the push asked the
     // registry about any blob.
+    // Compared by when the registry began on each request: its log is
+    // written as answers complete, and a POST may finish after a HEAD that
+    // was asked later.
     let report = build_json(ws.oxbuild().args(push).arg(ws.app()));
     let first = registry.log();
-    let first_head = first.find("\"HEAD /v2/team/ahead/blobs/").expect("the push asks about the base layer");
-    assert!(opened(&first[..first_head]) >= 5, "five sessions opened ahead:\n{first}");
+    let requests = registry.requests();
+    let in_repo = |r: &&LoggedRequest| r.uri.starts_with("/v2/team/ahead/blobs/");
+    let first_head =
+        requests.iter().filter(in_repo).filter(|r| r.method == "HEAD").map(|r| r.started).fold(f64::INFINITY, f64::min);
+    assert!(first_head.is_finite(), "the push asks about the base layer:\n{first}");
+    let ahead = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.uri == "/v2/team/ahead/blobs/uploads/" && r.started < first_head)
+        .count();
+    assert!(ahead >= 5, "five sessions opened ahead, {ahead} were:\n{first}");
     assert_eq!(opened(&first), count(&first, "PUT") + count(&first, "DELETE"), "{first}");
     assert_eq!(count(&first, "PATCH"), 0, "one PUT per blob:\n{first}");
     assert_eq!(open_sessions(), 0, "no session is left open:\n{first}");

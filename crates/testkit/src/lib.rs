@@ -326,6 +326,15 @@ impl Registry {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
+    /// The requests the registry answered so far, in the order they
+    /// completed, each with the time it started (its completion time less
+    /// its duration, both as the registry logged them). Ordering requests by
+    /// when they started, not by when their log lines were written, keeps a
+    /// slow answer from looking like a late question.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.log().lines().filter_map(LoggedRequest::parse).collect()
+    }
+
     /// Copies the Python base image in as `path` (e.g. `python:3.11`) with
     /// skopeo, and returns its full reference.
     pub fn seed(&self, path: &str) -> String {
@@ -534,6 +543,94 @@ pub fn podman_output(args: &[&str]) -> Output {
     podman().args(args).output().expect("podman runs")
 }
 
+/// One request from the registry's own log ([`Registry::requests`]).
+#[derive(Debug, Clone)]
+pub struct LoggedRequest {
+    pub method: String,
+    /// The path and query, as sent.
+    pub uri: String,
+    pub status: u16,
+    /// When the registry began on it: seconds since the Unix epoch.
+    pub started: f64,
+}
+
+impl LoggedRequest {
+    /// Reads a `level=... msg="response completed..."` line of the
+    /// registry's logrus output: `key=value` pairs, a value quoted when it
+    /// holds spaces or symbols.
+    fn parse(line: &str) -> Option<LoggedRequest> {
+        if !line.contains("msg=\"response completed") {
+            return None;
+        }
+        let mut fields = std::collections::HashMap::new();
+        let mut rest = line.trim();
+        while let Some(eq) = rest.find('=') {
+            let key = rest[..eq].trim();
+            let after = &rest[eq + 1..];
+            let (value, next) = match after.strip_prefix('"') {
+                Some(quoted) => {
+                    let end = quoted.find('"').unwrap_or(quoted.len());
+                    (&quoted[..end], quoted.get(end + 1..).unwrap_or(""))
+                }
+                None => {
+                    let end = after.find(' ').unwrap_or(after.len());
+                    (&after[..end], &after[end..])
+                }
+            };
+            fields.insert(key.to_string(), value.to_string());
+            rest = next.trim_start();
+        }
+        let finished = unix_seconds(fields.get("time")?)?;
+        let took = go_duration(fields.get("http.response.duration")?)?;
+        Some(LoggedRequest {
+            method: fields.get("http.request.method")?.clone(),
+            uri: fields.get("http.request.uri")?.clone(),
+            status: fields.get("http.response.status")?.parse().ok()?,
+            started: finished - took,
+        })
+    }
+}
+
+/// `2026-12-03T14:54:54.607908Z` as seconds since the Unix epoch.
+fn unix_seconds(time: &str) -> Option<f64> {
+    let (date, clock) = time.trim_end_matches('Z').split_once('T')?;
+    let mut ymd = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (ymd.next()??, ymd.next()??, ymd.next()??);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let mut hms = clock.split(':');
+    let (h, min, s) =
+        (hms.next()?.parse::<f64>().ok()?, hms.next()?.parse::<f64>().ok()?, hms.next()?.parse::<f64>().ok()?);
+    Some(days as f64 * 86_400.0 + h * 3600.0 + min * 60.0 + s)
+}
+
+/// A Go duration (`6.37ms`, `1.24s`, `850µs`, `1m2.5s`) in seconds.
+fn go_duration(text: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().ok()?;
+        let unit_end = rest[digits..].find(|c: char| c.is_ascii_digit()).map_or(rest.len(), |i| digits + i);
+        let scale = match &rest[digits..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "µs" | "us" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += number * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(total)
+}
+
 /// A container started by a test; removed (with its image, if asked) when dropped.
 pub struct Container {
     /// The container's unique name.
@@ -638,4 +735,34 @@ fn try_get(port: u16, path: &str) -> Option<(u16, String)> {
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Some((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_log_line_reads_as_a_request_that_started_before_it_finished() {
+        let line = r#"time="2026-12-03T14:54:55.851103656Z" level=info msg="response completed" go.version=go1.19.8 http.request.host="127.0.0.1:37239" http.request.method=PATCH http.request.uri="/v2/python/blobs/uploads/e3?_state=Qs%3D" http.request.useragent=skopeo/1.9.3 http.response.duration=1.240465847s http.response.status=202 http.response.written=0"#;
+        let request = LoggedRequest::parse(line).unwrap();
+        assert_eq!(request.method, "PATCH");
+        assert_eq!(request.uri, "/v2/python/blobs/uploads/e3?_state=Qs%3D");
+        assert_eq!(request.status, 202);
+        // 2026-12-03T00:00:00Z is 1_796_256_000.
+        let expected = 1_796_256_000.0 + 14.0 * 3600.0 + 54.0 * 60.0 + 55.851103656 - 1.240465847;
+        assert!((request.started - expected).abs() < 1e-6, "{}", request.started);
+        assert!(LoggedRequest::parse("127.0.0.1 - - [03/Dec/2026] \"GET /v2/ HTTP/1.1\" 200 2").is_none());
+        assert!(LoggedRequest::parse(r#"time="x" level=info msg="listening on 127.0.0.1:1""#).is_none());
+    }
+
+    #[test]
+    fn go_durations_of_every_unit() {
+        let close = |text: &str, seconds: f64| (go_duration(text).unwrap() - seconds).abs() < 1e-12;
+        assert!(close("6.5ms", 0.0065));
+        assert!(close("1m2.5s", 62.5));
+        assert!(close("850µs", 0.00085));
+        assert!(close("3ns", 3e-9));
+        assert!(close("1h", 3600.0));
+        assert_eq!(go_duration("5 parsecs"), None);
+    }
 }
