@@ -1166,23 +1166,30 @@ pub(crate) fn install_groups(text: &str) -> Vec<String> {
             t if is_pip(t) => &["--group"],
             _ => continue,
         };
-        let mut rest = words[at + 2..].iter();
-        while let Some(w) = rest.next() {
-            let value = match w.split_once('=') {
-                Some((flag, v)) if flags.contains(&flag) => Some(v.to_string()),
-                _ if flags.contains(&w.as_str()) => rest.next().cloned(),
-                _ => None,
-            };
-            let pip = is_pip(tool);
-            let names = value.iter().flat_map(|v| v.split(','));
-            for g in names.map(|g| if pip { g.rsplit_once(':').map_or(g, |(_, name)| name) } else { g }.trim()) {
-                if !g.is_empty() && g != "main" && g != ":all" && !out.iter().any(|o| o == g) {
-                    out.push(g.to_string());
-                }
+        let pip = is_pip(tool);
+        let names = flag_values(&words[at + 2..], flags).into_iter().flat_map(|v| v.split(','));
+        for g in names.map(|g| if pip { g.rsplit_once(':').map_or(g, |(_, name)| name) } else { g }.trim()) {
+            if !g.is_empty() && g != "main" && g != ":all" && !out.iter().any(|o| o == g) {
+                out.push(g.to_string());
             }
         }
     }
     out
+}
+
+/// The values `words` give any of `flags`, in order: `--flag value` and
+/// `--flag=value` alike.
+fn flag_values<'a>(words: &'a [String], flags: &[&str]) -> Vec<&'a str> {
+    let mut values = Vec::new();
+    let mut rest = words.iter();
+    while let Some(w) = rest.next() {
+        match w.split_once('=') {
+            Some((flag, v)) if flags.contains(&flag) => values.push(v),
+            _ if flags.contains(&w.as_str()) => values.extend(rest.next().map(String::as_str)),
+            _ => {}
+        }
+    }
+    values
 }
 
 /// The project's extras a RUN's install steps ask for: uv's `--extra X`,
@@ -1204,13 +1211,10 @@ pub(crate) fn install_extras(text: &str, project_at: &[&str]) -> Vec<String> {
             ("poetry", "install") => &["-E", "--extras"],
             _ => &[],
         };
-        let mut rest = words[at + 1..].iter();
-        while let Some(w) = rest.next() {
-            match w.split_once('=') {
-                Some((flag, v)) if flags.contains(&flag) => add(v),
-                _ if flags.contains(&w.as_str()) => add(rest.next().map(String::as_str).unwrap_or("")),
-                _ => {}
-            }
+        for v in flag_values(&words[at + 1..], flags) {
+            add(v);
+        }
+        for w in &words[at + 1..] {
             // `pip install .[web]`, `-e .[web]`, `/app[web]`.
             if (is_pip(tool) || tool == "uv")
                 && let Some((path, list)) = w.trim_matches(['"', '\'']).split_once('[')
