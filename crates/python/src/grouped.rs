@@ -332,16 +332,13 @@ fn poetry_walk(
             .and_then(|d| d.as_table())
             .or_else(|| (g == "dev").then(|| poetry.and_then(|p| p.get("dev-dependencies"))?.as_table()).flatten());
         let Some(deps) = group else {
-            let known: Vec<String> = poetry
-                .and_then(|p| p.get("group"))
-                .and_then(|g| g.as_table())
-                .map(|g| g.keys().cloned().collect())
-                .unwrap_or_default();
+            let known =
+                poetry.and_then(|p| p.get("group")).and_then(|g| g.as_table()).into_iter().flat_map(|g| g.keys());
             return Err(lock_err(
                 file,
                 format!(
                     "pyproject.toml has no group `{g}` (groups: {}); fix [python] groups or test-groups",
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    crate::name::listed(known)
                 ),
             ));
         };

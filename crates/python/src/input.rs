@@ -302,10 +302,9 @@ pub fn project_extras(doc: &toml::Table, extras: &[String]) -> Result<Vec<String
             .and_then(|t| t.iter().find(|(k, _)| crate::name::normalize(k) == crate::name::normalize(&extra)))
             .and_then(|(_, v)| v.as_array())
             .ok_or_else(|| {
-                let known: Vec<&str> = table.map(|t| t.keys().map(String::as_str).collect()).unwrap_or_default();
                 format!(
                     "[python] extras names `{extra}`, which pyproject.toml's [project.optional-dependencies] lacks (it has: {})",
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    crate::name::listed(table.into_iter().flat_map(|t| t.keys()))
                 )
             })?;
         for r in listed.iter().filter_map(|r| r.as_str()) {
@@ -342,10 +341,9 @@ pub fn poetry_dependencies(doc: &toml::Table, extras: &[String]) -> Result<Optio
     let mut wanted: Vec<String> = Vec::new();
     for extra in extras {
         let listed = poetry_extras.and_then(|t| t.get(extra)).and_then(|l| l.as_array()).ok_or_else(|| {
-            let known: Vec<&str> = poetry_extras.map(|t| t.keys().map(String::as_str).collect()).unwrap_or_default();
             format!(
                 "[python] extras names `{extra}`, which pyproject.toml's [tool.poetry.extras] lacks (it has: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                crate::name::listed(poetry_extras.into_iter().flat_map(|t| t.keys()))
             )
         })?;
         wanted.extend(listed.iter().filter_map(|n| n.as_str().map(crate::name::normalize)));

@@ -310,8 +310,7 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
                 .filter_map(|r| r.get(key).and_then(|d| d.as_table()))
                 .flat_map(|t| t.keys().map(String::as_str))
                 .collect();
-            let known =
-                if known.is_empty() { "none".to_string() } else { known.into_iter().collect::<Vec<_>>().join(", ") };
+            let known = crate::name::listed(known);
             let plural = if kind == "extra" { "extras" } else { "groups" };
             return Err(lock_err(format!(
                 "the project has no {kind} `{name}` ({plural} in the lock: {known}); fix {fix}"

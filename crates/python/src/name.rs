@@ -8,6 +8,16 @@ pub fn normalize(name: &str) -> String {
     pep508_rs::PackageName::from_str(name.trim()).map(|n| n.to_string()).unwrap_or_else(|_| name.to_ascii_lowercase())
 }
 
+/// Names for a message: `a, b`, or `none` when there are none (what an
+/// error lists as the extras or groups a project does have).
+pub fn listed<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> String {
+    let names: Vec<S> = names.into_iter().collect();
+    if names.is_empty() {
+        return "none".to_string();
+    }
+    names.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(", ")
+}
+
 /// True for a valid distribution (or extra) name, as PEP 508 spells one:
 /// ASCII letters and digits, with `.`, `-` and `_` inside.
 pub fn is_valid(name: &str) -> bool {

@@ -589,11 +589,7 @@ impl Done {
         } else {
             format!("; then, as the backend asked, {}", self.asked.join(", "))
         };
-        format!(
-            "build requirements {}{when}{asked}; wheel cache key {}",
-            if with.is_empty() { "none".to_string() } else { with.join(", ") },
-            self.key
-        )
+        format!("build requirements {}{when}{asked}; wheel cache key {}", crate::name::listed(&with), self.key)
     }
 }
 
