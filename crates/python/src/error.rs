@@ -26,6 +26,13 @@ pub enum Error {
     Image(#[from] oxbuild_image::Error),
 }
 
+/// Where a TOML file's syntax error is (its 1-based line) and what it is,
+/// on one line.
+pub(crate) fn toml_syntax(text: &str, e: &toml::de::Error) -> (usize, String) {
+    let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(1);
+    (line, e.message().trim().replace('\n', " "))
+}
+
 /// The message for a lock or requirements file that cannot be read.
 pub(crate) fn unreadable(e: &std::io::Error) -> String {
     if e.kind() == std::io::ErrorKind::NotFound {

@@ -270,8 +270,8 @@ pub fn pyproject(dir: &Path) -> Result<Option<toml::Table>, String> {
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
     text.parse::<toml::Table>().map(Some).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(1);
-        format!("{}:{line}: not valid TOML: {}", path.display(), e.message().trim().replace('\n', " "))
+        let (line, message) = crate::error::toml_syntax(&text, &e);
+        format!("{}:{line}: not valid TOML: {message}", path.display())
     })
 }
 

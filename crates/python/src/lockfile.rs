@@ -76,8 +76,8 @@ fn read_toml(path: &Path) -> Result<toml::Table, Error> {
     let err = |line: usize, message: String| Error::Lock { file: file.clone(), line, message };
     let text = std::fs::read_to_string(path).map_err(|e| err(0, crate::error::unreadable(&e)))?;
     text.parse().map_err(|e: toml::de::Error| {
-        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(1);
-        err(line, e.message().trim().to_string())
+        let (line, message) = crate::error::toml_syntax(&text, &e);
+        err(line, message)
     })
 }
 
