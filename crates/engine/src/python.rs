@@ -149,12 +149,10 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         std::sync::Arc::new(crate::interpreter::BaseBuilder::new(cx.base, cx.services));
     let built: std::sync::Arc<dyn oxbuild_python::sdist::BuiltCache> =
         std::sync::Arc::new(crate::built::Built::new(cx.services, cx.request.cache_repo.as_ref()));
-    let project_name =
-        project.then(|| oxbuild_python::input::pyproject(dir).ok().flatten()).flatten().and_then(|doc| {
-            let named = doc.get("project").and_then(|p| p.get("name"));
-            let named = named.or_else(|| doc.get("tool")?.get("poetry")?.get("name"));
-            named.and_then(|n| n.as_str()).map(str::to_string)
-        });
+    let project_name = project
+        .then(|| oxbuild_python::input::pyproject(dir).ok().flatten())
+        .flatten()
+        .and_then(|doc| oxbuild_python::input::project_name(&doc).map(str::to_string));
     let settings = |requirements: std::path::PathBuf, installed: Vec<Pin>, selection| Settings {
         requirements,
         prefix: cfg.python.venv.clone(),

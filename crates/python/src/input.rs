@@ -283,13 +283,20 @@ pub fn project_dependencies(doc: &toml::Table) -> Option<Vec<String>> {
     (!deps.is_empty()).then_some(deps)
 }
 
+/// The project's name as pyproject.toml gives it: `[project] name`, else
+/// Poetry's `[tool.poetry] name`.
+pub fn project_name(doc: &toml::Table) -> Option<&str> {
+    let named = doc.get("project").and_then(|p| p.get("name"));
+    named.or_else(|| doc.get("tool")?.get("poetry")?.get("name"))?.as_str()
+}
+
 /// The requirements of the project's `extras` (pyproject.toml's
 /// `[project.optional-dependencies]`), an extra that names the project
 /// itself (`app[web]`) read as that extra's. An extra the project lacks is
 /// an error naming those it has.
 pub fn project_extras(doc: &toml::Table, extras: &[String]) -> Result<Vec<String>, String> {
     let project = doc.get("project");
-    let own = project.and_then(|p| p.get("name")).and_then(|n| n.as_str()).map(crate::name::normalize);
+    let own = project_name(doc).map(crate::name::normalize);
     let table = project.and_then(|p| p.get("optional-dependencies")).and_then(|o| o.as_table());
     let mut out = Vec::new();
     let mut queue: Vec<String> = extras.to_vec();
