@@ -266,7 +266,7 @@ fn probe_hint(probes: &[health::Probe]) -> Option<String> {
 /// names (`PORT=8000` and `http://127.0.0.1:8000/health`), given another
 /// value. The app then listens elsewhere, and the probe still knocks there.
 fn moved_probe_ports(env: &[(String, String)], config: &serde_json::Value, check: &health::Check) -> Vec<String> {
-    let probe = check.test.join(" ");
+    let probed = health::probe_port(check);
     let image_env: Vec<(&str, &str)> = config["config"]["Env"]
         .as_array()
         .map(|e| e.iter().filter_map(|v| v.as_str()?.split_once('=')).collect())
@@ -275,14 +275,7 @@ fn moved_probe_ports(env: &[(String, String)], config: &serde_json::Value, check
         .filter_map(|(name, value)| {
             let (_, was) = image_env.iter().find(|(k, _)| k == name)?;
             let port: u16 = was.parse().ok()?;
-            let needle = format!(":{port}");
-            // A port after a host (`127.0.0.1:8000`, `[::1]:8000`), not a
-            // piece of an IPv6 address (`[::1]`).
-            let named = probe.match_indices(&needle).any(|(at, _)| {
-                !probe[at + needle.len()..].starts_with(|c: char| c.is_ascii_digit() || c == ']' || c == ':')
-                    && !probe[..at].ends_with([':', '['])
-            });
-            (named && value != was).then(|| {
+            (probed == Some(port) && value != was).then(|| {
                 format!(
                     "--env {name}: the image sets {name}={port}, the port its healthcheck probes; the probe still goes to {port}, so change the port in [healthcheck] http too (or leave {name} as it is)"
                 )

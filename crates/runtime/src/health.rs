@@ -214,7 +214,7 @@ pub async fn run(
 
 /// The port in the container that an HTTP probe knocks on: that of the
 /// first `http://` URL its command names on the container's own loopback.
-fn probe_port(check: &Check) -> Option<u16> {
+pub fn probe_port(check: &Check) -> Option<u16> {
     let url = check.test.iter().flat_map(|w| w.split(['\'', '"', ' '])).find_map(|w| w.split_once("http://"))?.1;
     let authority = url.split(['/', '?', '#']).next()?;
     let (host, port) = match authority.rsplit_once(':') {
