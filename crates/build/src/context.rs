@@ -149,6 +149,7 @@ impl Walk<'_> {
                 return Ok(());
             }
             if !ignored {
+                self.add_parents(rel);
                 self.layer.dir(&dest, self.owner, 0o755);
             }
             return self.visit_dir_children(path, rel);
@@ -156,6 +157,7 @@ impl Walk<'_> {
         if ignored {
             return Ok(());
         }
+        self.add_parents(rel);
         if ft.is_file() {
             // Only the executable bit is meaningful across checkouts; umask-dependent
             // group/other write bits would make two clones differ.
@@ -182,6 +184,18 @@ impl Walk<'_> {
                 .push(format!("skipped {}: sockets, fifos and devices cannot go into an image", path.display()));
         }
         Ok(())
+    }
+}
+
+impl Walk<'_> {
+    /// The directories between the workdir and `rel`, owned as the app's
+    /// own: an include of `docs/x.yaml`, or a `.dockerignore` that leaves
+    /// out a directory but lets some of its files in, adds no entry for
+    /// the directory itself, and the layer would otherwise make it root's.
+    fn add_parents(&mut self, rel: &str) {
+        for (at, _) in rel.match_indices('/') {
+            self.layer.dir(&format!("{}/{}", self.workdir, &rel[..at]), self.owner, 0o755);
+        }
     }
 }
 
@@ -257,6 +271,34 @@ mod tests {
         assert_eq!((run.1, run.2), (0o755, 1000));
         let py = got.iter().find(|g| g.0 == "app/pkg/app.py").unwrap();
         assert_eq!(py.1, 0o644);
+
+        // A file included alone, or let in past an ignored directory: the
+        // directories above it are the app's too, not root's.
+        fs::create_dir_all(root.join("docs/deep")).unwrap();
+        fs::write(root.join("docs/deep/x.yaml"), "a: 1").unwrap();
+        fs::create_dir_all(root.join("searx")).unwrap();
+        fs::write(root.join("searx/webapp.py"), "app = 1").unwrap();
+        let owners = |layer: &LayerBuilder| -> Vec<(String, u64)> {
+            let tar = layer.write_tar(Vec::new()).unwrap();
+            let mut archive = tar::Archive::new(tar.as_slice());
+            let entries = archive.entries().unwrap().map(|e| e.unwrap());
+            entries.map(|e| (e.path().unwrap().to_string_lossy().into_owned(), e.header().uid().unwrap())).collect()
+        };
+        let app = Owner { uid: 1000, gid: 1000 };
+        let mut included = LayerBuilder::new(0, Owner::ROOT);
+        add_app_files(&mut included, root, Some(&["docs/deep/x.yaml".to_string()]), &[], "/app", app).unwrap();
+        let got = owners(&included);
+        for dir in ["app/", "app/docs/", "app/docs/deep/"] {
+            assert!(got.contains(&(dir.to_string(), 1000)), "{dir}: {got:?}");
+        }
+        fs::write(root.join(".dockerignore"), "*\n!searx/**\n").unwrap();
+        let mut excepted = LayerBuilder::new(0, Owner::ROOT);
+        add_app_files(&mut excepted, root, None, &[], "/app", app).unwrap();
+        let got = owners(&excepted);
+        assert!(got.contains(&("app/searx/".to_string(), 1000)), "{got:?}");
+        assert!(got.contains(&("app/searx/webapp.py".to_string(), 1000)), "{got:?}");
+        assert!(!got.iter().any(|(p, _)| p.starts_with("app/docs")), "{got:?}");
+        fs::write(root.join(".dockerignore"), "**/*.pyc\n").unwrap();
 
         let mut only = LayerBuilder::new(0, Owner::ROOT);
         let e = add_app_files(&mut only, root, Some(&["nope".to_string()]), &[], "/app", Owner::ROOT).unwrap_err();
