@@ -163,6 +163,11 @@ impl Walk<'_> {
             // group/other write bits would make two clones differ.
             let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
             self.layer.file(&dest, path, self.owner, mode);
+            if is_env_file(rel) {
+                self.added.warnings.push(format!(
+                    "{rel} goes into the image, where anyone who can pull it can read it; a .env file often holds secrets: add it to .dockerignore and give the values at run time"
+                ));
+            }
             if rel.ends_with(".py") {
                 self.added.python.push((dest.clone(), path.to_path_buf()));
             }
@@ -199,6 +204,20 @@ impl Walk<'_> {
     }
 }
 
+/// A dotenv file (`.env`, `.env.production`), not a template of one
+/// (`.env.example`, `.env.sample`, `.env.template`, `.env.dist`).
+fn is_env_file(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    match name.strip_prefix(".env") {
+        Some("") => true,
+        Some(rest) => {
+            let suffix = rest.strip_prefix('.').unwrap_or("");
+            !suffix.is_empty() && !["example", "sample", "template", "dist", "defaults"].contains(&suffix)
+        }
+        None => false,
+    }
+}
+
 /// True when the symlink at `rel` with `target` resolves (lexically) inside the root.
 fn stays_inside(rel: &str, target: &Path) -> bool {
     if target.is_absolute() {
@@ -229,6 +248,23 @@ mod tests {
         assert!(!stays_inside("link", Path::new("../outside")));
         assert!(!stays_inside("a/link", Path::new("../../x")));
         assert!(!stays_inside("link", Path::new("/etc/passwd")));
+    }
+
+    #[test]
+    fn dotenv_files_are_told_apart_from_their_templates() {
+        for secret in [".env", "config/.env", ".env.production", ".env.local"] {
+            assert!(is_env_file(secret), "{secret}");
+        }
+        for other in [".env.example", "a/.env.sample", ".env.template", ".env.dist", ".envrc", "env.py", ".env."] {
+            assert!(!is_env_file(other), "{other}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(".env"), "SECRET_KEY=x").unwrap();
+        fs::write(dir.path().join(".env.example"), "SECRET_KEY=").unwrap();
+        let mut layer = LayerBuilder::new(0, Owner::ROOT);
+        let added = add_app_files(&mut layer, dir.path(), None, &[], "/app", Owner::ROOT).unwrap();
+        assert_eq!(added.warnings.len(), 1, "{:?}", added.warnings);
+        assert!(added.warnings[0].starts_with(".env goes into the image") && !added.warnings[0].contains("SECRET_KEY"));
     }
 
     #[test]
