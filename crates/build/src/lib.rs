@@ -319,7 +319,7 @@ pub fn build(
     if cfg.image.entrypoint.is_none() && cfg.image.cmd.is_none() {
         warnings.extend(runtime::base_command_is_no_app(&config));
     }
-    warnings.extend(programs::not_executable(&config, dir, &cfg.image.workdir));
+    warnings.extend(programs::app_program(&config, dir, &cfg.image.workdir, &app, base_fs, extra));
 
     // Provenance: the base, and the git checkout. oxbuild.toml's labels win.
     let mut stamped: BTreeMap<String, String> = BTreeMap::new();

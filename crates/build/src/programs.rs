@@ -28,18 +28,47 @@ pub fn wants(path: &str) -> Want {
 /// A warning when the image's `config` starts a program by bare name that
 /// none of its PATH directories holds, as far as `base_fs` and `extra`
 /// tell; None when it is there, named by a path, or not known.
-/// A warning when the image's command is a file of the app that is not
-/// executable (a script checked in without its mode, which a Dockerfile's
-/// `RUN chmod +x` mended): the app layer keeps the project's modes, so the
-/// container would fail to start with "permission denied".
-pub fn not_executable(config: &serde_json::Value, dir: &std::path::Path, workdir: &str) -> Option<String> {
+/// A warning when the image's command is a file of the app's (a path in
+/// the workdir) that cannot start: one the app layer (`app`) does not have
+/// (a path the Dockerfile's COPY made, a file `[app] include` or
+/// `.dockerignore` left out) and the base's scan does not show either, or
+/// one that is not executable (a script checked in without its mode, which
+/// a Dockerfile's `RUN chmod +x` mended: the app layer keeps the project's
+/// modes, so the container would fail with "permission denied").
+pub fn app_program(
+    config: &serde_json::Value,
+    dir: &std::path::Path,
+    workdir: &str,
+    app: &oxbuild_image::LayerBuilder,
+    base_fs: &BTreeMap<String, Node>,
+    extra: &[ExtraLayer],
+) -> Option<String> {
     use std::os::unix::fs::PermissionsExt as _;
-    let (_, program) = program(config)?;
-    let rel = match program.strip_prefix(&format!("{}/", workdir.trim_end_matches('/'))) {
-        Some(rel) => rel.to_string(),
+    let (key, program) = program(config)?;
+    let workdir = workdir.trim_end_matches('/');
+    let rel = match program.strip_prefix(&format!("{workdir}/")) {
+        Some(rel) if !workdir.is_empty() => rel.to_string(),
+        Some(_) => return None,
         None if !program.starts_with('/') && program.contains('/') => program.trim_start_matches("./").to_string(),
         None => return None,
     };
+    let in_image = format!("{workdir}/{rel}");
+    if !app.has(&in_image) {
+        // A venv (or node_modules) in the workdir puts programs there too;
+        // a layer that does not say what it holds could hold it.
+        let layered = |e: &ExtraLayer| e.programs.as_ref().is_none_or(|p| p.contains(&in_image));
+        if base_fs.contains_key(in_image.trim_start_matches('/')) || extra.iter().any(layered) {
+            return None;
+        }
+        let why = if dir.join(&rel).is_file() {
+            format!("the project's {rel} is left out of the app layer (by [app] include or .dockerignore)")
+        } else {
+            format!("the project has no {rel}")
+        };
+        return Some(format!(
+            "[image] {key} runs `{program}`, in the workdir {workdir}, but {why}: unless the base has it, the container cannot start; point [image] {key} at a file the project has, or add it"
+        ));
+    }
     let meta = std::fs::metadata(dir.join(&rel)).ok().filter(|m| m.is_file())?;
     (meta.permissions().mode() & 0o111 == 0).then(|| {
         format!(
@@ -128,14 +157,34 @@ mod tests {
         std::fs::write(dir.path().join("run.sh"), "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(dir.path().join("run.sh"), std::fs::Permissions::from_mode(0o664)).unwrap();
         let cmd = |argv: &[&str]| serde_json::json!({"config": {"Entrypoint": argv}});
-        let w = not_executable(&cmd(&["/app/run.sh"]), dir.path(), "/app").unwrap();
+        let mut app = oxbuild_image::LayerBuilder::new(0, oxbuild_image::Owner::ROOT);
+        app.file("app/run.sh", &dir.path().join("run.sh"), oxbuild_image::Owner::ROOT, 0o644);
+        let base = BTreeMap::new();
+        let check = |argv: &[&str]| app_program(&cmd(argv), dir.path(), "/app", &app, &base, &[]);
+        let w = check(&["/app/run.sh"]).unwrap();
         assert!(w.contains("run.sh, which is not executable (mode 664)") && w.contains("chmod +x run.sh"), "{w}");
-        assert!(not_executable(&cmd(&["./run.sh"]), dir.path(), "/app").is_some());
+        assert!(check(&["./run.sh"]).is_some());
         std::fs::set_permissions(dir.path().join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(not_executable(&cmd(&["/app/run.sh"]), dir.path(), "/app").is_none());
+        assert!(check(&["/app/run.sh"]).is_none());
         // A program elsewhere, or by name, is not the app's.
-        assert!(not_executable(&cmd(&["gunicorn"]), dir.path(), "/app").is_none());
-        assert!(not_executable(&cmd(&["/usr/bin/run.sh"]), dir.path(), "/app").is_none());
+        assert!(check(&["gunicorn"]).is_none());
+        assert!(check(&["/usr/bin/run.sh"]).is_none());
+        // One in the workdir that the app layer lacks: the project has none,
+        // or it was left out. One the base's scan shows is there.
+        let w = check(&["/app/entrypoint.sh", "serve"]).unwrap();
+        assert!(w.contains("runs `/app/entrypoint.sh`") && w.contains("the project has no entrypoint.sh"), "{w}");
+        std::fs::write(dir.path().join("start.sh"), "#!/bin/sh\n").unwrap();
+        let w = check(&["./start.sh"]).unwrap();
+        assert!(w.contains("start.sh is left out of the app layer"), "{w}");
+        let base: BTreeMap<String, Node> = [("app/start.sh".to_string(), Node::File(None))].into();
+        assert!(app_program(&cmd(&["./start.sh"]), dir.path(), "/app", &app, &base, &[]).is_none());
+        // A venv in the workdir holds its programs; a layer that does not say what it holds may.
+        let in_venv = cmd(&["/app/.venv/bin/gunicorn"]);
+        let (none, empty) = (BTreeMap::new(), venv_layer(Some(&[])));
+        assert!(app_program(&in_venv, dir.path(), "/app", &app, &none, &[empty.clone()]).is_some());
+        let venv = venv_layer(Some(&["/app/.venv/bin/gunicorn"]));
+        assert!(app_program(&in_venv, dir.path(), "/app", &app, &none, &[empty, venv]).is_none());
+        assert!(app_program(&in_venv, dir.path(), "/app", &app, &none, &[venv_layer(None)]).is_none());
     }
 
     fn config(entrypoint: &[&str], cmd: &[&str], path: Option<&str>) -> serde_json::Value {

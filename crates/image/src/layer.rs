@@ -203,6 +203,11 @@ impl LayerBuilder {
     }
 
     /// Number of entries added (not counting implied parents).
+    /// True when the layer has an entry at `path` (a leading `/` is ignored).
+    pub fn has(&self, path: &str) -> bool {
+        self.entries.contains_key(&normalize(path))
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
