@@ -377,7 +377,17 @@ fn read_stage(
             }
             Instruction::Env(e) => {
                 for (k, v) in env_pairs(&e.arguments.value) {
+                    let unset = unset_vars(&v, vars);
                     let v = expand(&v, vars);
+                    if last && !unset.is_empty() && !crate::ENV_NOT_CARRIED.contains(&k.as_str()) {
+                        out.notes.push(Note::new(
+                            format!("ENV {k} in {file}"),
+                            format!(
+                                "{} is set nowhere in {file} (its base image may set it, and init does not read the base), so {k} is written as `{v}`: check it in [image.env]",
+                                dollars(&unset)
+                            ),
+                        ));
+                    }
                     let named: Vec<&str> = match k.as_str() {
                         "VIRTUAL_ENV" | "UV_PROJECT_ENVIRONMENT" => vec![v.as_str()],
                         "PATH" => v.split(':').filter_map(|p| p.trim_end_matches('/').strip_suffix("/bin")).collect(),
@@ -584,14 +594,26 @@ fn read_stage(
             Instruction::Volume(v) if last => {
                 // The app writes there: the directory is made, the user's,
                 // so that a volume mounted on it is writable.
-                let paths: Vec<String> = match &v.arguments {
-                    parse_dockerfile::JsonOrStringArray::Json(list) => {
-                        list.value.iter().map(|s| expand(&s.value, vars)).collect()
-                    }
-                    parse_dockerfile::JsonOrStringArray::String(list) => {
-                        list.iter().map(|s| expand(&s.value, vars)).collect()
-                    }
+                let written: Vec<&str> = match &v.arguments {
+                    parse_dockerfile::JsonOrStringArray::Json(list) => list.value.iter().map(|s| &*s.value).collect(),
+                    parse_dockerfile::JsonOrStringArray::String(list) => list.iter().map(|s| &*s.value).collect(),
                 };
+                // A path made of a variable the Dockerfile never sets is not known.
+                let (unknown, known): (Vec<&str>, Vec<&str>) =
+                    written.into_iter().partition(|p| !unset_vars(p, vars).is_empty());
+                for p in &unknown {
+                    out.notes.push(Note::new(
+                        format!("VOLUME {p} in {file}"),
+                        format!(
+                            "{} is set nowhere in {file} (its base image may set it), so the directory is not known: if the app writes there, add it to [image] dirs",
+                            dollars(&unset_vars(p, vars))
+                        ),
+                    ));
+                }
+                if known.is_empty() {
+                    continue;
+                }
+                let paths: Vec<String> = known.iter().map(|p| expand(p, vars)).collect();
                 let root = cwd.trim_end_matches('/');
                 let inside = |d: &str| !root.is_empty() && (d == root || d.starts_with(&format!("{root}/")));
                 let outside: Vec<String> =
@@ -889,6 +911,38 @@ fn env_pairs(text: &str) -> Vec<(String, String)> {
 
 fn unquote(v: &str) -> String {
     shlex::split(v).and_then(|w| w.into_iter().next()).unwrap_or_else(|| v.to_string())
+}
+
+/// The variables `text` uses plainly (`$VAR`, `${VAR}`; not with a `:-`
+/// default or `:+` alternative) that `vars` does not hold: set, if at all,
+/// by the base image, which init does not read, so [`expand`] empties them.
+pub(crate) fn unset_vars(text: &str, vars: &BTreeMap<String, String>) -> Vec<String> {
+    let mut unset: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        let after = &rest[i + 1..];
+        let (name, next) = match after.strip_prefix('{') {
+            Some(inner) => match inner.find('}') {
+                Some(end) if !inner[..end].contains(':') => (&inner[..end], &inner[end + 1..]),
+                Some(end) => ("", &inner[end + 1..]),
+                None => break,
+            },
+            None => {
+                let len = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+                (&after[..len], &after[len..])
+            }
+        };
+        if !name.is_empty() && !vars.contains_key(name) && !unset.iter().any(|u| u == name) {
+            unset.push(name.to_string());
+        }
+        rest = next;
+    }
+    unset
+}
+
+/// `$A, $B` for a note.
+fn dollars(names: &[String]) -> String {
+    names.iter().map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Substitutes `$VAR`, `${VAR}`, `${VAR:-default}` and `${VAR:+alternative}`
@@ -1564,6 +1618,23 @@ ENTRYPOINT ["./boot.sh"]
             "{:?}",
             d.notes
         );
+    }
+
+    #[test]
+    fn a_variable_only_the_base_could_set_is_noted_not_silently_emptied() {
+        let vars: BTreeMap<String, String> = [("A".to_string(), "1".to_string())].into();
+        assert_eq!(unset_vars("$A/$B/${C}/${D:-x}/${E:+y}/$B/$$", &vars), ["B", "C"]);
+        let text = "FROM searxng/base\nARG EMPTY\nENV P=\"$CONFIG_PATH/settings.yml\" Q=\"$EMPTY\" PATH=\"/venv/bin:$PATH\"\nWORKDIR /app\nVOLUME $DATA_PATH\nVOLUME /data\nCMD [\"app\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        assert_eq!(d.env.get("P").map(String::as_str), Some("/settings.yml"));
+        let env = d.notes.iter().find(|n| n.what == "ENV P in Dockerfile").expect("a note on P");
+        assert!(env.why.contains("$CONFIG_PATH is set nowhere") && env.why.contains("`/settings.yml`"), "{}", env.why);
+        // An ARG with no value is set, to nothing, by the Dockerfile itself.
+        // PATH is not carried (the image's is oxbuild's), so nothing is said of it.
+        assert!(!d.notes.iter().any(|n| ["ENV Q in Dockerfile", "ENV PATH in Dockerfile"].contains(&&*n.what)));
+        let volume = d.notes.iter().find(|n| n.what == "VOLUME $DATA_PATH in Dockerfile").expect("a note");
+        assert!(volume.why.contains("add it to [image] dirs"), "{}", volume.why);
+        assert_eq!(d.dirs, ["/data"]);
     }
 
     #[test]
