@@ -181,7 +181,7 @@ mod tests {
         // A venv in the workdir holds its programs; a layer that does not say what it holds may.
         let in_venv = cmd(&["/app/.venv/bin/gunicorn"]);
         let (none, empty) = (BTreeMap::new(), venv_layer(Some(&[])));
-        assert!(app_program(&in_venv, dir.path(), "/app", &app, &none, &[empty.clone()]).is_some());
+        assert!(app_program(&in_venv, dir.path(), "/app", &app, &none, std::slice::from_ref(&empty)).is_some());
         let venv = venv_layer(Some(&["/app/.venv/bin/gunicorn"]));
         assert!(app_program(&in_venv, dir.path(), "/app", &app, &none, &[empty, venv]).is_none());
         assert!(app_program(&in_venv, dir.path(), "/app", &app, &none, &[venv_layer(None)]).is_none());
