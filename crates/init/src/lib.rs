@@ -1001,9 +1001,11 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             plan.extras = Some((d.extras.clone(), file.clone()));
         }
         // A package that the Dockerfile does not install (its dependencies
-        // only): the image runs it from its files, as oxbuild then does.
+        // only): the image runs it from its files, as oxbuild then does. A
+        // setup.py alone counts too: build would install no such project,
+        // and say so at every build until told it is meant.
         if let Some((false, step)) = &d.installs_project
-            && oxbuild_python::sdist::is_package(dir)
+            && (oxbuild_python::sdist::is_package(dir) || dir.join("setup.py").is_file())
         {
             plan.install_project = Some(format!("{file} installs the dependencies only (`{step}`)"));
         }
@@ -1460,6 +1462,25 @@ mod tests {
             "{}",
             plan.render()
         );
+    }
+
+    #[test]
+    fn a_setup_py_project_whose_dockerfile_installs_requirements_only_is_not_installed() {
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.11\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\nCMD [\"python3\", \"./serve.py\"]\n",
+            ),
+            ("setup.py", "from setuptools import setup\nsetup(name='serve')\n"),
+            ("requirements.txt", "flask==3.1.0\n"),
+            ("serve.py", "print('hi')\n"),
+        ]);
+        let text = plan(dir.path(), &Options::default()).unwrap().render();
+        assert!(text.contains("install-project = false   # Dockerfile installs the dependencies only (`"), "{text}");
+        // With no setup.py there is no project to speak of.
+        std::fs::remove_file(dir.path().join("setup.py")).unwrap();
+        let text = plan(dir.path(), &Options::default()).unwrap().render();
+        assert!(!text.contains("install-project"), "{text}");
     }
 
     #[test]
