@@ -538,13 +538,22 @@ fn point_config_at(dir: &Path, key: &str, named: Option<&str>, file: &str) -> St
                 return format!("no oxbuild.toml here: add `[python] {key} = \"{file}\"` to it");
             };
             let line = format!("{key} = \"{file}\"   # written by `oxbuild lock`\n");
+            // init's placeholder when it found no lock: the section goes there.
+            let placeholder = "# [python]\n# no lock found:";
             let updated = match text
                 .find("\n[python]\n")
                 .map(|i| i + "\n[python]\n".len())
                 .or_else(|| text.starts_with("[python]\n").then_some("[python]\n".len()))
             {
                 Some(at) => format!("{}{line}{}", &text[..at], &text[at..]),
-                None => format!("{}\n\n[python]\n{line}", text.trim_end()),
+                None => match text.match_indices(placeholder).find(|(i, _)| *i == 0 || text[..*i].ends_with('\n')) {
+                    Some((i, _)) => {
+                        let note = i + "# [python]\n".len();
+                        let end = text[note..].find('\n').map_or(text.len(), |e| note + e + 1);
+                        format!("{}[python]\n{line}{}", &text[..i], &text[end..])
+                    }
+                    None => format!("{}\n\n[python]\n{line}", text.trim_end()),
+                },
             };
             match std::fs::write(&path, updated) {
                 Ok(()) => format!("set [python] {key} = \"{file}\" in {}", path.display()),
@@ -859,6 +868,28 @@ mod tests {
         // Without such a note the file is left as it is.
         clear_failed_lock_note(dir.path());
         assert_eq!(std::fs::read_to_string(dir.path().join("oxbuild.toml")).unwrap(), after);
+    }
+
+    #[test]
+    fn the_lock_goes_where_init_said_none_was_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oxbuild.toml");
+        let toml = "[app]\ninclude = [\"app\"]\n\n# [python]\n# no lock found: `oxbuild lock`, then name it here\n\n[healthcheck]\nhttp = \"http://127.0.0.1:8000/\"\n";
+        std::fs::write(&path, toml).unwrap();
+        let said = point_config_at(dir.path(), "lock", None, "pylock.toml");
+        assert!(said.starts_with("set [python] lock = \"pylock.toml\""), "{said}");
+        point_config_at(dir.path(), "test-requirements", None, "pylock.test.toml");
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            after,
+            "[app]\ninclude = [\"app\"]\n\n[python]\ntest-requirements = \"pylock.test.toml\"   # written by `oxbuild lock`\nlock = \"pylock.toml\"   # written by `oxbuild lock`\n\n[healthcheck]\nhttp = \"http://127.0.0.1:8000/\"\n"
+        );
+        oxbuild_config::Config::parse(&path, &after).unwrap();
+        // With neither a section nor init's placeholder, one is added at the end.
+        std::fs::write(&path, "[image]\nworkdir = \"/app\"\n").unwrap();
+        point_config_at(dir.path(), "lock", None, "pylock.toml");
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert!(after.ends_with("\n\n[python]\nlock = \"pylock.toml\"   # written by `oxbuild lock`\n"), "{after}");
     }
 
     #[test]
