@@ -584,9 +584,13 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         && let Some(n) = &plan.node
         && n.package["dependencies"].as_object().is_none_or(|d| d.is_empty())
     {
+        let dev = n.package["devDependencies"].as_object().is_some_and(|d| !d.is_empty());
         plan.notes.push(Note::new(
             "package.json",
-            "it has devDependencies alone (linters, formatters) and the app is a Python one: no [node] section; add one by hand if the image needs Node.js packages",
+            format!(
+                "it has {} and the app is a Python one: no [node] section; add one by hand if the image needs Node.js packages",
+                if dev { "devDependencies alone (linters, formatters)" } else { "no dependencies" }
+            ),
         ));
         plan.node = None;
     }
@@ -1866,6 +1870,12 @@ mod tests {
             "{:?}",
             plan.notes
         );
+        // One with no dependencies of either kind (searxng's scripts only) is
+        // said to have none.
+        write(dir.path(), &[("package.json", r#"{"private": true, "scripts": {"lint": "eslint ."}}"#)]);
+        let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        let note = plan.notes.iter().find(|n| n.what == "package.json").expect("a note");
+        assert!(note.why.starts_with("it has no dependencies and"), "{}", note.why);
         // Production dependencies that nothing serves (datasette's editor
         // sources): no [node] either, as `build` leaves such a lock out on a
         // Python base.
