@@ -1441,7 +1441,11 @@ fn not_carried(text: &str, written: &str, vars: &BTreeMap<String, String>, file:
         if !edits.is_empty() {
             notes.push(Note::new(
                 shown(&edits),
-                "it edits files in the image (line endings, settings): oxbuild copies the project as the checkout has it, so make the change in the project itself",
+                if edits.iter().all(|c| edits_system_files(c)) {
+                    "it edits the base's own files: oxbuild runs no commands in the image, so use a base image that has the change (build one once and name it in [image] base)"
+                } else {
+                    "it edits files in the image (line endings, settings): oxbuild copies the project as the checkout has it, so make the change in the project itself"
+                },
             ));
         }
         if left.is_empty() {
@@ -1469,6 +1473,15 @@ fn edits_files(words: &[String]) -> bool {
         "dos2unix" | "unix2dos" => true,
         _ => false,
     }
+}
+
+/// Whether an editing command ([`edits_files`]) edits only the system's
+/// files (`sed -i … /etc/ssl/openssl.cnf`), which come with the base, not
+/// the project.
+fn edits_system_files(words: &[String]) -> bool {
+    const SYSTEM: [&str; 5] = ["/etc/", "/usr/", "/lib/", "/var/", "/root/"];
+    let paths: Vec<&String> = words[1..].iter().filter(|w| w.starts_with('/')).collect();
+    !paths.is_empty() && paths.iter().all(|p| SYSTEM.iter().any(|s| p.starts_with(s)))
 }
 
 /// Whether one command of a final stage's `RUN` is carried over, or needs
@@ -1658,6 +1671,11 @@ ENTRYPOINT ["./boot.sh"]
         let edit = notes.iter().find(|(what, _)| what.starts_with("RUN sed -i")).unwrap_or_else(|| panic!("{notes:?}"));
         assert!(edit.1.contains("edits files in the image") && !edit.0.contains("chmod"), "{edit:?}");
         assert!(!notes.iter().any(|(_, why)| why.contains("collectstatic")), "{notes:?}");
+        // changedetection.io's edit of the base's OpenSSL settings: a base with the change.
+        let text = "FROM python:3.11\nRUN sed -i 's/^CipherString.*/CipherString = DEFAULT@SECLEVEL=1/' /etc/ssl/openssl.cnf\nCMD [\"python3\", \"app.py\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        let edit = d.notes.iter().find(|n| n.what.starts_with("RUN sed -i")).expect("a note");
+        assert!(edit.why.starts_with("it edits the base's own files") && edit.why.contains("[image] base"), "{edit:?}");
     }
 
     #[test]
