@@ -230,7 +230,17 @@ fn moved(dir: &Path, file: &str, d: &dockerfile::FromDockerfile, workdir: &str) 
             (true, Some(name)) => format!("{}/{name}", dest.trim_end_matches('/')),
             _ => dest.clone(),
         };
-        if theirs != ours && inside(&theirs) && !moves.iter().any(|(s, _, _): &(String, String, String)| s == rel) {
+        // A Dockerfile with no WORKDIR runs from `/`, and oxbuild from its
+        // workdir: a file placed relative to `/` is where oxbuild puts it
+        // relative to the workdir (microblog's `COPY app app`). One put in
+        // the system's directories is outside the app, as ever.
+        let system = ["/etc/", "/usr/", "/var/", "/lib/", "/bin/", "/sbin/", "/root/", "/tmp/"];
+        let compared = match &d.workdir {
+            None if system.iter().any(|s| theirs.starts_with(s)) => continue,
+            None => format!("{workdir}{}", theirs.trim_end_matches('/')),
+            Some(_) => theirs.clone(),
+        };
+        if compared != ours && inside(&compared) && !moves.iter().any(|(s, _, _): &(String, String, String)| s == rel) {
             moves.push((rel.to_string(), theirs, ours));
         }
     }
@@ -1791,6 +1801,18 @@ mod tests {
         let note = plan.notes.iter().find(|n| n.what == "where Dockerfile puts the project's files").expect("a note");
         assert!(note.why.starts_with("it puts backend/app at /app/app, src at /app;"), "{}", note.why);
         assert!(note.why.contains("(/app/backend/app, /app/src)"), "{}", note.why);
+        // With no WORKDIR the Dockerfile's files sit relative to `/` as
+        // oxbuild's do relative to its workdir (miguelgrinberg/microblog).
+        write(
+            dir.path(),
+            &[(
+                "Dockerfile",
+                "FROM python:slim\nCOPY requirements.txt requirements.txt\nRUN pip install -r requirements.txt\nCOPY src src\nCOPY static /static\nCOPY static/x.conf /etc/nginx/x.conf\nCOPY backend/app ./app\nENTRYPOINT [\"./boot.sh\"]\n",
+            )],
+        );
+        let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        let note = plan.notes.iter().find(|n| n.what == "where Dockerfile puts the project's files").expect("a note");
+        assert!(note.why.starts_with("it puts backend/app at /app;"), "{}", note.why);
         // Laid out as the image has it: no note.
         write(
             dir.path(),
