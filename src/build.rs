@@ -302,6 +302,9 @@ pub async fn run(args: BuildArgs, out: Reporter) -> Result<(), Failure> {
             "variant": if test_variant { "test" } else { "production" },
             "referrers": listed,
         });
+        if pushed.is_empty() && written.is_empty() {
+            out.step("built into the local cache only: --push sends the image to a registry, --output writes an OCI layout or archive");
+        }
         let mut human = vec![digest.to_string()];
         if !out.quiet {
             human.extend(pushed.iter().filter(|p| !p.contains('@')).map(|p| format!("pushed {p}")));

@@ -815,7 +815,7 @@ fn hook_failed(output: &std::process::Output, builder: &Builder, names: &[&str])
     let tail = tail[tail.len().saturating_sub(6)..].join("\n    ");
     let compiler = ["gcc", "cc1", "compiler", "Python.h", "build_ext", "Cython"].iter().any(|w| stderr.contains(w));
     let hint = if compiler {
-        "it compiles C, and oxbuild builds pure-Python packages only: lock again (`oxbuild lock`), which picks versions that have a wheel for this Python (an old lock may pin versions from before it), or put a wheel for the target in find-links (with [python] trust-local-wheels)"
+        "it compiles C, and oxbuild builds pure-Python packages only: require a version with a wheel for this Python (`oxbuild lock` picks one where there is one; an old lock may pin a version from before them), or put a wheel for the target in find-links (with [python] trust-local-wheels)"
     } else {
         "pin build requirements that work on this Python in [python] build-constraints (a backend of the package's own day may not: setuptools==68.2.2, say), or put a wheel for it in find-links (with [python] trust-local-wheels)"
     };

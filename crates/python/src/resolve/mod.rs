@@ -454,9 +454,17 @@ struct Provider<'i, 'a> {
     /// The request's constraints that apply to the target, by normalised
     /// name, each with the lines that make it.
     constrained: Constrained,
-    /// Sdist builds that failed, by normalised name, in the order tried:
-    /// the first line of why, and the cause (why's last line, less the version).
-    failed_builds: RefCell<HashMap<String, Vec<(String, String)>>>,
+    /// Sdist builds that failed, by normalised name, in the order tried.
+    failed_builds: RefCell<HashMap<String, Vec<FailedBuild>>>,
+}
+
+/// A sdist build that failed.
+struct FailedBuild {
+    /// The first line of why.
+    first_line: String,
+    /// Why's last line (the build's hint), less the version.
+    cause: String,
+    version: String,
 }
 
 /// Constraints by normalised name: the versions allowed, and the lines that say so.
@@ -497,10 +505,11 @@ impl Provider<'_, '_> {
         let (first_line, same) = {
             let mut failed = self.failed_builds.borrow_mut();
             let reasons = failed.entry(name.to_string()).or_default();
-            reasons.push((why.lines().next().unwrap_or(why).to_string(), cause));
+            let first_line = why.lines().next().unwrap_or(why).to_string();
+            reasons.push(FailedBuild { first_line, cause, version: version.to_string() });
             let last = &reasons[reasons.len().saturating_sub(FAILED_BUILDS_BEFORE_GIVING_UP)..];
-            let same = reasons.len() >= FAILED_BUILDS_BEFORE_GIVING_UP && last.iter().all(|(_, c)| *c == last[0].1);
-            (reasons[0].0.clone(), same)
+            let same = reasons.len() >= FAILED_BUILDS_BEFORE_GIVING_UP && last.iter().all(|f| f.cause == last[0].cause);
+            (reasons[0].first_line.clone(), same)
         };
         if !same {
             return;
@@ -818,14 +827,19 @@ impl DependencyProvider for Provider<'_, '_> {
                     Err(Error::Package(why)) => {
                         // The build's output once per project: later failures
                         // of the same project are named by their first line.
-                        let failed_before = self.failed_builds.borrow().get(name).is_some_and(|f| !f.is_empty());
+                        // Named by version: the report need not list them in the order tried.
+                        let shown =
+                            self.failed_builds.borrow().get(name).and_then(|f| f.first()).map(|f| f.version.clone());
                         let only_sdists = !release.files.iter().any(|f| f.filename.ends_with(".whl"));
                         if only_sdists {
                             self.failed_build(name, version, &why);
                         }
-                        let why = match failed_before && only_sdists {
-                            true => format!("{} (as above)", why.lines().next().unwrap_or(&why)),
-                            false => why,
+                        let why = match shown.filter(|_| only_sdists) {
+                            Some(first) => format!(
+                                "{} (its output is shown once, for {name} {first})",
+                                why.lines().next().unwrap_or(&why)
+                            ),
+                            None => why,
                         };
                         return Ok(Dependencies::Unavailable(why));
                     }
