@@ -92,13 +92,31 @@ fn program(config: &serde_json::Value) -> Option<(&'static str, String)> {
 pub fn missing(config: &serde_json::Value, base_fs: &BTreeMap<String, Node>, extra: &[ExtraLayer]) -> Option<String> {
     let c = &config["config"];
     let (key, program) = program(config)?;
-    if program.is_empty() || program.contains('/') {
-        return None;
-    }
     // A layer that does not say what it holds could hold it.
     let mut layered: Vec<&str> = Vec::new();
     for e in extra {
         layered.extend(e.programs.as_ref()?.iter().map(String::as_str));
+    }
+    // By path, in a PATH directory every base has (a Dockerfile's
+    // `/usr/local/bin/gunicorn`, where its pip installed it): there, or not.
+    if let Some((dir, name)) = program.rsplit_once('/')
+        && let Some(rel) = dir.strip_prefix('/')
+        && STANDARD.contains(&rel)
+    {
+        if name.is_empty() || in_base(base_fs, rel, name) || layered.contains(&program.as_str()) {
+            return None;
+        }
+        let elsewhere: Vec<&str> = layered.iter().copied().filter(|p| p.rsplit('/').next() == Some(name)).collect();
+        let instead = match elsewhere.first() {
+            Some(p) => format!("the image has it at {p}: name it bare (`{name}`), as PATH finds it"),
+            None => format!("add the package that provides `{name}` to the lock, and name it bare (`{name}`)"),
+        };
+        return Some(format!(
+            "[image] {key} runs `{program}`, which the base does not have and no layer puts there, so the image cannot start; {instead}"
+        ));
+    }
+    if program.is_empty() || program.contains('/') {
+        return None;
     }
     let path = c["Env"]
         .as_array()
@@ -237,6 +255,17 @@ mod tests {
         assert_eq!(missing(&config(&["celery"], &[], path), &fs, &[venv_layer(None)]), None);
         let other = Some("/opt/conda/bin:/usr/bin");
         assert_eq!(missing(&config(&["celery"], &[], other), &fs, &layers), None);
+        // By path in a standard PATH directory: a Dockerfile's system-wide
+        // gunicorn is the venv's here; one nothing has is named; one the
+        // base has (through the bin symlink too) is fine.
+        let warned = missing(&config(&["/usr/local/bin/gunicorn"], &[], path), &fs, &layers).expect("a warning");
+        assert!(warned.contains("the image has it at /opt/venv/bin/gunicorn: name it bare (`gunicorn`)"), "{warned}");
+        let warned = missing(&config(&[], &["/usr/bin/celery"], path), &fs, &layers).expect("a warning");
+        assert!(warned.starts_with("[image] cmd runs `/usr/bin/celery`, which the base does not have"), "{warned}");
+        for present in ["/usr/local/bin/uvicorn", "/bin/sh", "/usr/bin/sh", "/opt/venv/bin/gunicorn", "/opt/other/x"] {
+            assert_eq!(missing(&config(&[present], &[], path), &fs, &layers), None, "{present}");
+        }
+        assert_eq!(missing(&config(&["/usr/bin/celery"], &[], path), &fs, &[venv_layer(None)]), None);
     }
 
     #[test]
