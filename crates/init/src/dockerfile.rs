@@ -121,10 +121,12 @@ impl FromDockerfile {
     /// Dockerfile's own: `/venv/bin/gunicorn` is `gunicorn`, and any of its
     /// Pythons `python3`; None for a path in no venv. (oxbuild's venv is
     /// elsewhere, with its bin on PATH.) A `.venv` anywhere is one (uv's
-    /// and Poetry's in-project venvs).
+    /// and Poetry's in-project venvs), and so is a Python image's
+    /// `/usr/local`, where its pip installs console scripts system-wide.
     pub fn venv_program(&self, path: &str) -> Option<String> {
         let (dir, name) = path.rsplit_once("/bin/")?;
-        let known = self.venvs.iter().any(|v| v == dir) || dir.ends_with("/.venv");
+        let system_pip = dir == "/usr/local" && self.base.as_deref().is_some_and(|b| b.contains("python"));
+        let known = system_pip || self.venvs.iter().any(|v| v == dir) || dir.ends_with("/.venv");
         if !known || name.is_empty() || name.contains('/') {
             return None;
         }

@@ -678,7 +678,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             }
         }
         if from_venv {
-            plan.entry_from = format!("{}, its venv's programs run from the image's venv", plan.entry_from);
+            plan.entry_from = format!("{}, the programs it installs run from the image's venv", plan.entry_from);
         }
         // An entrypoint script that ends by running its arguments, with no
         // CMD to give it any: the command comes from elsewhere (a compose
@@ -2238,7 +2238,7 @@ mod tests {
         let plan = super::plan(radicale.path(), &Options::default()).unwrap();
         assert_eq!(plan.entrypoint, Some(vec!["radicale".to_string()]));
         assert_eq!(plan.cmd, Some(vec!["--hosts".to_string(), "0.0.0.0:5232".to_string()]));
-        assert!(plan.entry_from.contains("venv's programs"), "{}", plan.entry_from);
+        assert!(plan.entry_from.contains("the programs it installs run from the image's venv"), "{}", plan.entry_from);
 
         let isso = project(&[
             (
@@ -2284,6 +2284,23 @@ mod tests {
         let other = project(&[("Dockerfile", "FROM python:3.11\nCMD [\"/opt/tool/bin/serve\"]\n")]);
         let plan = super::plan(other.path(), &Options::default()).unwrap();
         assert_eq!(plan.cmd, Some(vec!["/opt/tool/bin/serve".to_string()]));
+        // What a Python image's pip installed system-wide runs from the
+        // venv too; a script the Dockerfile copied there, or one on
+        // another base, stays.
+        let system = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.11-slim\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY entry.sh /usr/local/bin/entry.sh\nCOPY . .\nENTRYPOINT [\"/usr/local/bin/entry.sh\"]\nCMD [\"/usr/local/bin/gunicorn\", \"app:app\"]\n",
+            ),
+            ("requirements.txt", "gunicorn==23.0.0\n"),
+            ("entry.sh", "#!/bin/sh\nexec \"$@\"\n"),
+        ]);
+        let plan = super::plan(system.path(), &Options::default()).unwrap();
+        assert_eq!(plan.cmd.as_ref().map(|c| c[0].as_str()), Some("gunicorn"), "{:?}", plan.cmd);
+        assert_ne!(plan.entrypoint.as_ref().map(|e| e[0].as_str()), Some("entry.sh"), "{:?}", plan.entrypoint);
+        let debian = project(&[("Dockerfile", "FROM debian:12\nCMD [\"/usr/local/bin/serve\"]\n")]);
+        let plan = super::plan(debian.path(), &Options::default()).unwrap();
+        assert_eq!(plan.cmd, Some(vec!["/usr/local/bin/serve".to_string()]));
     }
 
     #[test]
