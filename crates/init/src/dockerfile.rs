@@ -385,7 +385,7 @@ fn read_stage(
                         out.notes.push(Note::new(
                             format!("ENV {k} in {file}"),
                             format!(
-                                "{} is set nowhere in {file} (its base image may set it, and init does not read the base), so {k} is written as `{v}`: check it in [image.env]",
+                                "{} is set nowhere in {file} (its base image may set it, and init does not read the base), so {k} is written as `{v}`: check it in [image] env",
                                 dollars(&unset)
                             ),
                         ));
