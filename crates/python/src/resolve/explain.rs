@@ -87,6 +87,28 @@ fn term(p: &Package, range: &Ranges<Version>) -> String {
     }
 }
 
+/// The reasons of several lines in `tree`, each once, in the order met:
+/// what [`Explain`] shows only the first line of, in full.
+pub fn details(tree: &pubgrub::DerivationTree<Package, Ranges<Version>, String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut stack = vec![tree];
+    while let Some(node) = stack.pop() {
+        match node {
+            pubgrub::DerivationTree::External(External::Custom(p, range, why)) if why.contains('\n') => {
+                // Named once: a reason that names its version already stands alone.
+                let named = term(p, range);
+                let detail = if why.starts_with(&named) { why.clone() } else { format!("{named}: {why}") };
+                if !out.contains(&detail) {
+                    out.push(detail);
+                }
+            }
+            pubgrub::DerivationTree::External(_) => {}
+            pubgrub::DerivationTree::Derived(d) => stack.extend([&*d.cause2, &*d.cause1]),
+        }
+    }
+    out
+}
+
 impl ReportFormatter<Package, Ranges<Version>, String> for Explain {
     type Output = String;
 
@@ -102,7 +124,15 @@ impl ReportFormatter<Package, Ranges<Version>, String> for Explain {
                 "no version of {} fits the target (none on the indexes, or all yanked, too new for --exclude-newer, or for another Python or platform)",
                 term(p, range)
             ),
-            External::Custom(p, range, why) => format!("{} cannot be used: {why}", term(p, range)),
+            // A reason of several lines (a failed build's output and what to
+            // do) would run into the next clause: its first line here, the
+            // rest after the sentences (see [`details`]).
+            External::Custom(p, range, why) => match why.split_once('\n') {
+                Some((first, _)) => {
+                    format!("{} cannot be used: {} (more below)", term(p, range), first.trim_end_matches(':'))
+                }
+                None => format!("{} cannot be used: {why}", term(p, range)),
+            },
             External::FromDependencyOf(Package::Root, _, d, rd) => format!("the project requires {}", term(d, rd)),
             External::FromDependencyOf(p, rp, d, rd) => format!("{} depends on {}", term(p, rp), term(d, rd)),
         }
@@ -182,6 +212,25 @@ mod tests {
     use std::str::FromStr as _;
 
     use super::*;
+
+    #[test]
+    fn a_reason_of_several_lines_keeps_its_first_in_the_sentence_and_the_rest_after() {
+        let uwsgi = Package::Dist("uwsgi".into());
+        let v = Ranges::singleton(Version::from_str("2.0.31").unwrap());
+        let why = "uwsgi==2.0.31: building uwsgi-2.0.31.tar.gz failed:\n    no C compiler\nit compiles C: use a wheel";
+        let custom = External::Custom(uwsgi.clone(), v.clone(), why.to_string());
+        let sentence = Explain.format_external(&custom);
+        assert_eq!(
+            sentence,
+            "uwsgi==2.0.31 cannot be used: uwsgi==2.0.31: building uwsgi-2.0.31.tar.gz failed (more below)"
+        );
+        let tree = pubgrub::DerivationTree::External(custom);
+        assert_eq!(details(&tree), [why]);
+        // One line: all of it in the sentence, and nothing after.
+        let short = External::Custom(uwsgi, v, "it needs Python >=3.12".to_string());
+        assert!(Explain.format_external(&short).ends_with("cannot be used: it needs Python >=3.12"));
+        assert!(details(&pubgrub::DerivationTree::External(short)).is_empty());
+    }
 
     #[test]
     fn version_sets_read_as_specifiers() {

@@ -837,7 +837,7 @@ impl DependencyProvider for Provider<'_, '_> {
                         let why = match shown.filter(|_| only_sdists) {
                             Some(first) => format!(
                                 "{} (its output is shown once, for {name} {first})",
-                                why.lines().next().unwrap_or(&why)
+                                why.lines().next().unwrap_or(&why).trim_end_matches(':')
                             ),
                             None => why,
                         };
@@ -940,6 +940,9 @@ pub fn resolve(index: &Index<'_>, target: &Target, request: &Request) -> Result<
             let mut explanation = DefaultStringReporter::report_with_formatter(&tree, &explain::Explain);
             for line in left_out {
                 explanation.push_str(&format!("\n  - {line}"));
+            }
+            for detail in explain::details(&tree) {
+                explanation.push_str(&format!("\n{detail}"));
             }
             return Err(ResolveError::Unsatisfiable {
                 target: format!("Python {} on {} ({})", target.full_version, target.machine, target.libc),
