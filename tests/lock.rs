@@ -35,6 +35,15 @@ fn pyproject_project(ws: &Workspace, pyproject: &str) {
 }
 
 /// An index serving pure-Python wheels of these (name, version) pairs.
+/// `oxbuild lock` of `ws`'s app from `index` alone, as of 2026-01-01.
+fn lock_from(ws: &Workspace, index: &PackageIndex) -> (i32, String, String) {
+    run(ws
+        .oxbuild()
+        .env("OXBUILD_PYTHON_INDEX_URL", index.url())
+        .args(["lock", "--exclude-newer", "2026-01-01"])
+        .arg(ws.app()))
+}
+
 fn local_index(wheels: &[(&str, &str)]) -> (tempfile::TempDir, PackageIndex) {
     let dir = tempfile::tempdir().unwrap();
     for (name, version) in wheels {
@@ -61,13 +70,7 @@ fn a_local_index_is_locked_twice_to_the_same_bytes_and_a_conflict_is_explained()
     let ws = Workspace::new();
     std::fs::remove_dir_all(ws.app()).unwrap();
     project(&ws, "alpha\nbeta\n");
-    let lock = |ws: &Workspace| {
-        run(ws
-            .oxbuild()
-            .env("OXBUILD_PYTHON_INDEX_URL", index.url())
-            .args(["lock", "--exclude-newer", "2026-01-01"])
-            .arg(ws.app()))
-    };
+    let lock = |ws: &Workspace| lock_from(ws, &index);
     let (code, stdout, stderr) = lock(&ws);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("locked 3 packages"), "{stdout}");
@@ -443,11 +446,7 @@ fn test_requirements_are_locked_on_productions_versions() {
         "\n[assess]\ngates = [{ name = \"versions\", run = \"python -c 'import checker, gamma; print(checker.VERSION, gamma.VERSION)'\" }]\n",
     );
     std::fs::write(ws.app().join("oxbuild.toml"), config).unwrap();
-    let (code, stdout, stderr) = run(ws
-        .oxbuild()
-        .env("OXBUILD_PYTHON_INDEX_URL", index.url())
-        .args(["lock", "--exclude-newer", "2026-01-01"])
-        .arg(ws.app()));
+    let (code, stdout, stderr) = lock_from(&ws, &index);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("locked 2 packages into"), "{stdout}");
     let test_lock = std::fs::read_to_string(ws.app().join("pylock.test.toml")).unwrap();
@@ -476,11 +475,7 @@ fn test_requirements_are_locked_on_productions_versions() {
     // `--no-test` leaves the test lock alone; a test requirement that cannot
     // fit production's versions is explained, and neither lock changes.
     std::fs::write(ws.app().join("requirements-test.in"), "checker>=3\n").unwrap();
-    let (code, _, stderr) = run(ws
-        .oxbuild()
-        .env("OXBUILD_PYTHON_INDEX_URL", index.url())
-        .args(["lock", "--exclude-newer", "2026-01-01"])
-        .arg(ws.app()));
+    let (code, _, stderr) = lock_from(&ws, &index);
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("the test requirements do not fit the production lock's versions"), "{stderr}");
     assert!(stderr.contains("gamma==3.0"), "{stderr}");
@@ -575,11 +570,7 @@ fn a_first_lock_keeps_the_versions_pip_compile_wrote_beside_the_input() {
     )
     .unwrap();
     let lock = |ws: &Workspace| {
-        let (code, _, stderr) = run(ws
-            .oxbuild()
-            .env("OXBUILD_PYTHON_INDEX_URL", index.url())
-            .args(["lock", "--exclude-newer", "2026-01-01"])
-            .arg(ws.app()));
+        let (code, _, stderr) = lock_from(ws, &index);
         assert_eq!(code, 0, "{stderr}");
         std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap()
     };
@@ -642,11 +633,7 @@ fn a_poetry_projects_dependencies_are_locked_as_poetry_reads_them() {
         &ws,
         "[tool.poetry]\nname = \"svc\"\nversion = \"0.1.0\"\n\n[tool.poetry.dependencies]\npython = \"^3.9\"\nalpha = \"^1.0\"\n",
     );
-    let (code, _, stderr) = run(ws
-        .oxbuild()
-        .env("OXBUILD_PYTHON_INDEX_URL", index.url())
-        .args(["lock", "--exclude-newer", "2026-01-01"])
-        .arg(ws.app()));
+    let (code, _, stderr) = lock_from(&ws, &index);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("from pyproject.toml [tool.poetry.dependencies]"), "{stderr}");
     let locked = std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap();
