@@ -39,8 +39,16 @@ pub fn add_app_files(
 ) -> Result<Added, Error> {
     let ignore = DockerIgnore::load(root).map_err(Error::Input)?;
     let exclude: Vec<String> = exclude.iter().map(|e| clean_rel(e)).filter(|e| !e.is_empty()).collect();
-    let mut walk =
-        Walk { root, workdir: workdir.trim_end_matches('/'), owner, ignore, exclude, layer, added: Added::default() };
+    let mut walk = Walk {
+        root,
+        workdir: workdir.trim_end_matches('/'),
+        owner,
+        ignore,
+        exclude,
+        layer,
+        added: Added::default(),
+        parents_added: String::new(),
+    };
     walk.layer.dir(walk.workdir, owner, 0o755);
     match include {
         None => walk.visit_dir_children(root, "")?,
@@ -111,9 +119,28 @@ struct Walk<'a> {
     exclude: Vec<String>,
     layer: &'a mut LayerBuilder,
     added: Added,
+    /// The directory whose parents [`Walk::add_parents`] added last: the
+    /// walk is sorted, so a directory's files share it.
+    parents_added: String,
 }
 
 impl Walk<'_> {
+    /// The directories between the workdir and `rel`, owned as the app's
+    /// own: an include of `docs/x.yaml`, or a `.dockerignore` that leaves
+    /// out a directory but lets some of its files in, adds no entry for
+    /// the directory itself, and the layer would otherwise make it root's.
+    /// Once per directory, not once per file in it.
+    fn add_parents(&mut self, rel: &str) {
+        let Some((parent, _)) = rel.rsplit_once('/') else { return };
+        if parent == self.parents_added {
+            return;
+        }
+        for (at, _) in rel.match_indices('/') {
+            self.layer.dir(&format!("{}/{}", self.workdir, &rel[..at]), self.owner, 0o755);
+        }
+        self.parents_added = parent.to_string();
+    }
+
     fn visit_dir_children(&mut self, dir: &Path, rel: &str) -> Result<(), Error> {
         let read = fs::read_dir(dir).map_err(|e| Error::Input(format!("reading {}: {e}", dir.display())))?;
         let mut children: Vec<PathBuf> = Vec::new();
@@ -189,18 +216,6 @@ impl Walk<'_> {
                 .push(format!("skipped {}: sockets, fifos and devices cannot go into an image", path.display()));
         }
         Ok(())
-    }
-}
-
-impl Walk<'_> {
-    /// The directories between the workdir and `rel`, owned as the app's
-    /// own: an include of `docs/x.yaml`, or a `.dockerignore` that leaves
-    /// out a directory but lets some of its files in, adds no entry for
-    /// the directory itself, and the layer would otherwise make it root's.
-    fn add_parents(&mut self, rel: &str) {
-        for (at, _) in rel.match_indices('/') {
-            self.layer.dir(&format!("{}/{}", self.workdir, &rel[..at]), self.owner, 0o755);
-        }
     }
 }
 
