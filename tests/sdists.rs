@@ -343,6 +343,40 @@ fn greet_repository(dir: &Path) -> String {
     first
 }
 
+/// A member of a uv workspace (the app, in a folder of the monorepo) builds
+/// from the workspace's uv.lock above it: what the member needs, another
+/// member among it, and nothing the workspace's root needs.
+#[test]
+fn a_uv_workspace_member_builds_from_the_workspaces_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("no-sdists")).unwrap();
+    let ws = app_with(&tmp.path().join("no-sdists"), "");
+    let root = ws.tmp.path();
+    let helper = root.join("packages/helper");
+    std::fs::create_dir_all(&helper).unwrap();
+    std::fs::write(
+        helper.join("setup.py"),
+        "from setuptools import setup\nsetup(name='helper', version='2.0', py_modules=['helper'])\n",
+    )
+    .unwrap();
+    std::fs::write(helper.join("helper.py"), "HELPS = True\n").unwrap();
+    // The root's own dependency is not in the lock: following it would fail.
+    std::fs::write(
+        root.join("uv.lock"),
+        "version = 1\nrequires-python = \">=3.11\"\n\n[manifest]\nmembers = [\"app\", \"helper\", \"tools\"]\n\n\
+         [[package]]\nname = \"tools\"\nversion = \"0.1.0\"\nsource = { virtual = \".\" }\ndependencies = [{ name = \"absent\" }]\n\n\
+         [[package]]\nname = \"app\"\nversion = \"0.1.0\"\nsource = { editable = \"app\" }\ndependencies = [{ name = \"helper\" }]\n\n\
+         [[package]]\nname = \"helper\"\nversion = \"2.0\"\nsource = { editable = \"packages/helper\" }\n",
+    )
+    .unwrap();
+    ws.edit_config("requirements = \"requirements.txt\"", "lock = \"../uv.lock\"");
+    std::fs::remove_file(ws.app().join("requirements.txt")).unwrap();
+    let (layout, report) = into_layout(&ws, ws.oxbuild().args(["build", "-q", "--base", &base()]));
+    assert_eq!(built(&report), pairs(&[("helper-2.0-py3-none-any.whl", false)]));
+    let deps = blob_in(&layout, report["python"]["layer"].as_str().unwrap());
+    assert!(layer_file(&deps, "opt/venv/lib/python3.11/site-packages/helper.py").is_some());
+}
+
 #[test]
 fn git_and_directory_packages_of_a_uv_lock_are_built_from_their_trees() {
     let tmp = tempfile::tempdir().unwrap();

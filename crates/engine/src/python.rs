@@ -6,6 +6,7 @@ use futures_util::FutureExt as _;
 use oxbuild_build::ExtraLayer;
 use oxbuild_cache::Bucket;
 use oxbuild_image::{Format, Layer, LayerBlob};
+use oxbuild_python::lockfile::Selection;
 use oxbuild_python::{Pin, Planned, Settings, Target};
 use serde_json::json;
 
@@ -153,7 +154,12 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         .then(|| oxbuild_python::input::pyproject(dir).ok().flatten())
         .flatten()
         .and_then(|doc| oxbuild_python::input::project_name(&doc).map(str::to_string));
-    let settings = |requirements: std::path::PathBuf, installed: Vec<Pin>, selection| Settings {
+    let settings = |requirements: std::path::PathBuf, installed: Vec<Pin>, mut selection: Selection| Settings {
+        selection: {
+            // A uv workspace's lock above the project: this member's part.
+            selection.workspace_member = oxbuild_python::lockfile::workspace_member(&requirements, dir);
+            selection
+        },
         requirements,
         prefix: cfg.python.venv.clone(),
         index_url: cfg.python.index_url.clone(),
@@ -162,7 +168,6 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         no_index: cfg.python.no_index,
         installed,
         compression: oxbuild_build::compression(cfg),
-        selection,
         trust_local_wheels: cfg.python.trust_local_wheels.clone(),
         build_constraints: cfg.python.build_constraints.as_ref().map(|f| dir.join(f)),
         bytecode: cx.bytecode.cloned(),
@@ -185,10 +190,11 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
             target.libc,
             requirements.display()
         ));
-        let selection = oxbuild_python::lockfile::Selection {
+        let selection = Selection {
             production: true,
             groups: cfg.python.groups.clone(),
             extras: cfg.python.extras.clone(),
+            workspace_member: None,
         };
         let dep = layer(&settings(requirements, Vec::new(), selection), &target, cx).await?;
         report = describe(&target, &dep, cx);
@@ -202,8 +208,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         events.step(&format!("the project in {} as a package into {}", dir.display(), cfg.python.venv));
         let requirements_file =
             cfg.python.requirements_path(dir).ok().flatten().unwrap_or_else(|| dir.join("pyproject.toml"));
-        let project_settings =
-            settings(requirements_file, Vec::new(), oxbuild_python::lockfile::Selection::production());
+        let project_settings = settings(requirements_file, Vec::new(), Selection::production());
         let project = oxbuild_python::project_layer(
             dir,
             &project_settings,
@@ -231,11 +236,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         let groups = cfg.python.test_groups();
         let from = if groups.is_empty() { String::new() } else { format!(" (groups: {})", groups.join(", ")) };
         events.step(&format!("test dependencies from {}{from}", requirements.display()));
-        let selection = if groups.is_empty() {
-            oxbuild_python::lockfile::Selection::production()
-        } else {
-            oxbuild_python::lockfile::Selection::groups(groups)
-        };
+        let selection = if groups.is_empty() { Selection::production() } else { Selection::groups(groups) };
         let dep = layer(&settings(requirements, prod_pins, selection), &target, cx).await?;
         report["test"] = describe(&target, &dep, cx);
         test.push(extra(&dep, "test dependencies", cx));

@@ -111,7 +111,7 @@ pub fn uv_lock(data: &[u8]) {
     let _ = oxbuild_python::lockfile::load(&path, &target_for_locks(), &Default::default());
     let dev = oxbuild_python::lockfile::Selection::groups(vec!["dev".to_string()]);
     let _ = oxbuild_python::lockfile::load(&path, &target_for_locks(), &dev);
-    let _ = oxbuild_python::lockfile::uv_groups(&path);
+    let _ = oxbuild_python::lockfile::uv_groups(&path, path.parent().unwrap_or(&path));
 }
 
 /// A PEP 751 `pylock.toml`.

@@ -222,6 +222,8 @@ fn moved(dir: &Path, file: &str, d: &dockerfile::FromDockerfile, workdir: &str) 
     let mut moves = Vec::new();
     for (src, dest, into) in d.placed() {
         let rel = src.trim_start_matches("./").trim_end_matches('/');
+        // Built from the folder above (`COPY ./backend/app ...` in backend/).
+        let rel = &in_project(dir, rel).unwrap_or_else(|| rel.to_string());
         let ours = if rel.is_empty() || rel == "." { workdir.to_string() } else { format!("{workdir}/{rel}") };
         // The workdir and the directories a `RUN mkdir` made are directories
         // whatever the line's trailing slash (`COPY entry.sh $APP_HOME`).
@@ -1028,6 +1030,14 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     if plan.python.is_none() {
         plan.python = LOCKS.iter().find(|(_, f)| dir.join(f).is_file()).map(|(k, f)| (*k, f.to_string()));
     }
+    // A member of a uv workspace (`backend/` of a monorepo) has no lock of
+    // its own: the workspace's, above it, holds its part.
+    if plan.python.is_none()
+        && let Some(lock) = oxbuild_python::lockfile::workspace_lock(dir)
+        && let Some(member) = oxbuild_python::lockfile::workspace_member(&lock, dir)
+    {
+        plan.python = Some(("lock", format!("{}uv.lock", "../".repeat(member.components().count()))));
+    }
     // Packages the Dockerfile installs by name, which the lock lacks.
     if let Some((file, d)) = &docker {
         let lock =
@@ -1141,7 +1151,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         plan.notes.extend(activations(dir, &plan.workdir, &command));
     }
     plan.pytest_group = match &plan.python {
-        Some((_, f)) if f == "uv.lock" => oxbuild_python::lockfile::uv_groups(&dir.join(f))
+        Some((_, f)) if f.ends_with("uv.lock") => oxbuild_python::lockfile::uv_groups(&dir.join(f), dir)
             .ok()
             .and_then(|groups| groups.into_iter().find(|(_, names)| names.iter().any(|n| n == "pytest")))
             .map(|(group, _)| group),
@@ -1282,7 +1292,13 @@ impl Plan {
             None => t.push_str("# include = [\"...\"]   # default: the whole directory, less .dockerignore\n"),
         }
         if let Some((key, file)) = &self.python {
-            t.push_str(&format!("\n[python]\n{key} = {}\n", toml_string(file)));
+            // The lock of the uv workspace the project is a member of.
+            let workspace = if file.starts_with("../") && file.ends_with("/uv.lock") {
+                "   # the uv workspace's: build installs what this member needs, as `uv sync --package` does"
+            } else {
+                ""
+            };
+            t.push_str(&format!("\n[python]\n{key} = {}{workspace}\n", toml_string(file)));
             if let Some(input) = &self.lock_input {
                 t.push_str(&format!("lock-input = {}   # what `oxbuild lock` resolves\n", toml_string(input)));
             }
@@ -1586,6 +1602,33 @@ mod tests {
     }
 
     #[test]
+    fn a_uv_workspace_member_names_the_workspaces_lock() {
+        let lock = "version = 1\n\n[manifest]\nmembers = [\"api\"]\n\n[[package]]\nname = \"api\"\nversion = \"0.1.0\"\nsource = { editable = \"services/api\" }\ndependencies = [{ name = \"flask\" }]\n\n[package.dev-dependencies]\ntest = [{ name = \"pytest\" }]\n";
+        let dir = project(&[
+            ("pyproject.toml", "[tool.uv.workspace]\nmembers = [\"services/*\"]\n"),
+            ("uv.lock", lock),
+            (
+                "services/api/pyproject.toml",
+                "[project]\nname = \"api\"\nversion = \"0.1.0\"\ndependencies = [\"flask\"]\n",
+            ),
+            ("services/api/app.py", "from flask import Flask\napp = Flask(__name__)\n"),
+            ("services/api/tests/test_app.py", ""),
+            ("services/web/app.py", ""),
+        ]);
+        let plan = plan(&dir.path().join("services/api"), &Options::default()).unwrap();
+        assert_eq!(plan.python, Some(("lock", "../../uv.lock".to_string())));
+        let text = plan.render();
+        assert!(
+            text.contains("\nlock = \"../../uv.lock\"   # the uv workspace's: build installs what this member needs"),
+            "{text}"
+        );
+        assert!(text.contains("\ntest-requirements = \"../../uv.lock\"   # its `test` group"), "{text}");
+        // A folder the workspace does not list gets no lock of it.
+        let other = super::plan(&dir.path().join("services/web"), &Options::default()).unwrap();
+        assert_eq!(other.python, None);
+    }
+
+    #[test]
     fn a_requirements_file_exported_from_a_lock_is_read_as_that_lock() {
         let dir = project(&[
             (
@@ -1822,6 +1865,18 @@ mod tests {
             )],
         );
         let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        assert!(!plan.notes.iter().any(|n| n.what.starts_with("where ")), "{:?}", plan.notes);
+        // Built from the folder above (`-f backend/Dockerfile .`), read in
+        // backend/: laid out as the image has it too.
+        write(
+            dir.path(),
+            &[(
+                "backend/Dockerfile",
+                "FROM python:3.12\nWORKDIR /app/\nCOPY ./backend/app /app/backend/app\nWORKDIR /app/backend/\nCMD [\"python3\", \"-m\", \"app\"]\n",
+            )],
+        );
+        let plan = super::plan(&dir.path().join("backend"), &Options::default()).unwrap();
+        assert_eq!(plan.workdir, "/app/backend");
         assert!(!plan.notes.iter().any(|n| n.what.starts_with("where ")), "{:?}", plan.notes);
     }
 

@@ -628,7 +628,8 @@ python-versions = "^3.11"
         let dev = poetry(&doc, None, "poetry.lock", &target(), &Selection::groups(vec!["dev".into()])).unwrap();
         assert_eq!(keys(&dev), ["colorama==0.4.6", "pytest==8.3.0"], "dev's own marker holds on linux");
         // [python] groups: production and the named group.
-        let both = Selection { production: true, groups: vec!["dev".into()], extras: Vec::new() };
+        let both =
+            Selection { production: true, groups: vec!["dev".into()], extras: Vec::new(), workspace_member: None };
         let both = poetry(&doc, None, "poetry.lock", &target(), &both).unwrap();
         assert_eq!(keys(&both), ["flask==3.1.0", "colorama==0.4.6", "pytest==8.3.0"]);
         let e = poetry(&doc, None, "poetry.lock", &target(), &Selection::groups(vec!["test".into()]))

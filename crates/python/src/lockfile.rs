@@ -5,7 +5,7 @@
 //! path) and hashes, so with them no index is needed.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::marker::Marker;
 use crate::name::normalize;
@@ -69,6 +69,60 @@ pub fn load(path: &Path, target: &Target, selection: &Selection) -> Result<Requi
     Ok(Requirements { pins, requires_python, ..Default::default() })
 }
 
+/// Where `project` is in the uv workspace of `lock`, a uv.lock in a folder
+/// above it: the project's folder relative to the lock's (`backend`). None
+/// for any other lock, for a lock in the project's own folder, and for a
+/// lock whose folder does not hold the project.
+pub fn workspace_member(lock: &Path, project: &Path) -> Option<PathBuf> {
+    if lock.file_name()? != "uv.lock" {
+        return None;
+    }
+    let root = std::fs::canonicalize(lock.parent()?).ok()?;
+    let project = std::fs::canonicalize(project).ok()?;
+    let member = project.strip_prefix(&root).ok()?;
+    (!member.as_os_str().is_empty()).then(|| tidy(member))
+}
+
+/// The uv.lock of the uv workspace that `project` is a member of, in a
+/// folder above it (up to the repository's root, a folder with `.git`): the
+/// lock that `uv sync --package` reads there. None when the project is no
+/// member of one, or has a uv.lock of its own.
+pub fn workspace_lock(project: &Path) -> Option<PathBuf> {
+    let project = std::fs::canonicalize(project).ok()?;
+    if project.join("uv.lock").is_file() || project.join(".git").exists() {
+        return None;
+    }
+    for root in project.ancestors().skip(1) {
+        let lock = root.join("uv.lock");
+        if lock.is_file() {
+            let member = tidy(project.strip_prefix(root).ok()?);
+            let doc = read_toml(&lock).ok()?;
+            let packages = doc.get("package").and_then(|p| p.as_array())?;
+            let found = packages.iter().filter_map(|p| p.as_table()).any(|p| tree_of(p).as_ref() == Some(&member));
+            return found.then_some(lock);
+        }
+        if root.join(".git").exists() {
+            break;
+        }
+    }
+    None
+}
+
+/// The folder of a uv.lock package built from a tree of the workspace
+/// (editable, a directory, or virtual), relative to the lock's: `.` and `./`
+/// are the lock's own folder (an empty path).
+fn tree_of(p: &toml::Table) -> Option<PathBuf> {
+    let s = p.get("source")?.as_table()?;
+    let d = ["virtual", "editable", "directory"].iter().find_map(|k| str_of(s, k))?;
+    Some(tidy(Path::new(d)))
+}
+
+/// `path` without its `.` components or a trailing `/`: `./backend/` is
+/// `backend`, `.` is empty.
+fn tidy(path: &Path) -> PathBuf {
+    path.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
+}
+
 /// A TOML lock file, or an error naming the file (and the line, for a
 /// syntax error).
 fn read_toml(path: &Path) -> Result<toml::Table, Error> {
@@ -81,13 +135,15 @@ fn read_toml(path: &Path) -> Result<toml::Table, Error> {
     })
 }
 
-/// The dependency groups of a uv.lock's project and the packages each
-/// names directly, e.g. `dev: [pytest, mypy]`; for `oxbuild init`.
-pub fn uv_groups(path: &Path) -> Result<BTreeMap<String, Vec<String>>, Error> {
+/// The dependency groups of a uv.lock's project in folder `project` and the
+/// packages each names directly, e.g. `dev: [pytest, mypy]`; for `oxbuild
+/// init`. In a workspace member's folder, that member's groups only.
+pub fn uv_groups(path: &Path, project: &Path) -> Result<BTreeMap<String, Vec<String>>, Error> {
     let doc = read_toml(path)?;
+    let member = workspace_member(path, project);
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let packages = doc.get("package").and_then(|p| p.as_array()).into_iter().flatten().filter_map(|p| p.as_table());
-    for p in packages {
+    for p in packages.filter(|p| member.is_none() || tree_of(p) == member) {
         let Some(dev) = p.get("dev-dependencies").and_then(|d| d.as_table()) else { continue };
         for (group, list) in dev {
             let names =
@@ -241,21 +297,36 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
         .and_then(|p| p.as_array())
         .map(|a| a.iter().filter_map(|p| p.as_table().cloned()).collect())
         .unwrap_or_default();
-    // The project itself (editable or a directory at `.`, or virtual); other
-    // editable and directory packages (workspace members, path
-    // dependencies) are built and installed like any package.
-    let is_root = |p: &toml::Table| {
-        p.get("source").and_then(|s| s.as_table()).is_some_and(|s| {
-            s.contains_key("virtual")
-                || s.get("directory").and_then(|d| d.as_str()) == Some(".")
-                || s.get("editable").and_then(|d| d.as_str()) == Some(".")
-        })
+    // The project itself (editable or a directory at `.`, or virtual; in a
+    // workspace member's folder, that member); other editable and directory
+    // packages (workspace members, path dependencies) are built and
+    // installed like any package.
+    let is_root = |p: &toml::Table| match &selection.workspace_member {
+        Some(member) => tree_of(p).is_some_and(|t| t == *member),
+        None => {
+            p.get("source").and_then(|s| s.as_table()).is_some_and(|s| s.contains_key("virtual"))
+                || tree_of(p).is_some_and(|t| t.as_os_str().is_empty())
+        }
     };
     let mut by_name: BTreeMap<String, Vec<&toml::Table>> = BTreeMap::new();
     for p in &packages {
         by_name.entry(normalize(str_of(p, "name").unwrap_or(""))).or_default().push(p);
     }
     let mut roots: Vec<&toml::Table> = packages.iter().filter(|p| is_root(p)).collect();
+    if let Some(member) = &selection.workspace_member
+        && roots.is_empty()
+    {
+        let members: Vec<String> = packages
+            .iter()
+            .filter_map(|p| Some(format!("{} ({})", str_of(p, "name")?, tree_of(p)?.display())))
+            .filter(|m| !m.ends_with(" ()"))
+            .collect();
+        return Err(lock_err(format!(
+            "the project's folder `{}` (relative to the lock) is no package of this workspace (its members: {}); add it to [tool.uv.workspace] members and run `uv lock`, or name the project's own lock in [python] lock",
+            member.display(),
+            crate::name::listed(members)
+        )));
+    }
     if roots.is_empty() {
         // A workspace whose root is no project (`[tool.uv.workspace]` only):
         // its members are where the dependencies start.
@@ -578,6 +649,60 @@ source = { registry = "https://pypi.org/simple" }
         assert_eq!(names, ["six"], "the member is where dependencies start, not a package to build");
     }
 
+    /// In a member's folder, a uv workspace's lock above it installs what
+    /// that member needs (another member among it), not what the root needs.
+    #[test]
+    fn a_workspace_member_installs_its_own_part_of_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("uv.lock");
+        let pkg = |name: &str, source: &str, deps: &str| {
+            format!(
+                "[[package]]\nname = \"{name}\"\nversion = \"1.0\"\nsource = {{ {source} }}\ndependencies = [{deps}]\n\n"
+            )
+        };
+        let registry = "registry = \"https://pypi.org/simple\"";
+        let text = [
+            "version = 1\nrequires-python = \">=3.11\"\n\n[manifest]\nmembers = [\"api\", \"monorepo\", \"shared\"]\n\n".to_string(),
+            pkg("monorepo", "editable = \".\"", "{ name = \"six\" }"),
+            pkg("api", "editable = \"services/api/\"", "{ name = \"idna\" }, { name = \"shared\" }"),
+            pkg("shared", "editable = \"libs/shared\"", "{ name = \"certifi\" }"),
+            pkg("six", registry, ""),
+            pkg("idna", registry, ""),
+            pkg("certifi", registry, ""),
+        ]
+        .concat();
+        std::fs::write(&path, text).unwrap();
+        let names = |selection: &Selection| -> Vec<String> {
+            load(&path, &target(), selection).unwrap().pins.iter().map(|p| p.name.clone()).collect()
+        };
+        assert_eq!(names(&Selection::production()), ["six"], "the root's part from the root");
+        std::fs::create_dir_all(dir.path().join("services/api")).unwrap();
+        let member = workspace_member(&path, &dir.path().join("services/api"));
+        assert_eq!(member.as_deref(), Some(Path::new("services/api")));
+        let api = Selection { workspace_member: member, ..Selection::production() };
+        assert_eq!(
+            names(&api),
+            ["idna", "shared", "certifi"],
+            "the member's part, the other member built from its tree"
+        );
+        let reqs = load(&path, &target(), &api).unwrap();
+        assert_eq!(reqs.pins[1].tree, Some(Tree::Directory(dir.path().join("libs/shared"))));
+
+        let stray = Selection { workspace_member: Some("tools".into()), ..Selection::production() };
+        let e = load(&path, &target(), &stray).unwrap_err().to_string();
+        assert!(e.contains("`tools`") && e.contains("api (services/api), shared (libs/shared)"), "{e}");
+        assert!(e.contains("[tool.uv.workspace] members"), "{e}");
+        // Found from the member's folder, and only there.
+        assert_eq!(workspace_lock(&dir.path().join("services/api")), Some(path.canonicalize().unwrap()));
+        std::fs::create_dir_all(dir.path().join("services/other")).unwrap();
+        assert_eq!(workspace_lock(&dir.path().join("services/other")), None, "no member there");
+        std::fs::create_dir_all(dir.path().join("libs/shared/.git")).unwrap();
+        assert_eq!(workspace_lock(&dir.path().join("libs/shared")), None, "a repository of its own");
+        // Not a member: the lock in the project's own folder, another lock.
+        assert_eq!(workspace_member(&path, dir.path()), None);
+        assert_eq!(workspace_member(&dir.path().join("requirements.txt"), &dir.path().join("services/api")), None);
+    }
+
     #[test]
     fn uv_lock_git_and_url_sources_are_named() {
         let dir = tempfile::tempdir().unwrap();
@@ -632,18 +757,25 @@ source = { registry = "https://pypi.org/simple" }
         assert_eq!(names(&["dev"]), vec!["click", "hypothesis", "iniconfig", "pytest"]);
         assert_eq!(names(&["lint"]), vec!["ruff"]);
         // [python] groups: the project's dependencies and a named group.
-        let both = Selection { production: true, groups: vec!["dev".to_string()], extras: Vec::new() };
+        let both =
+            Selection { production: true, groups: vec!["dev".to_string()], extras: Vec::new(), workspace_member: None };
         let mut n: Vec<String> = load(&path, &target(), &both).unwrap().pins.into_iter().map(|p| p.name).collect();
         n.sort();
         assert!(n.contains(&"uvicorn".to_string()) && n.len() > names(&[]).len(), "{n:?}");
         let e = load(&path, &target(), &Selection::groups(vec!["docs".to_string()])).unwrap_err().to_string();
         assert!(e.contains("`docs`") && e.contains("dev, lint"), "{e}");
         // [python] extras: the project's own extra, with its dependencies.
-        let extras = Selection { production: true, groups: Vec::new(), extras: vec!["test".to_string()] };
+        let extras = Selection {
+            production: true,
+            groups: Vec::new(),
+            extras: vec!["test".to_string()],
+            workspace_member: None,
+        };
         let mut n: Vec<String> = load(&path, &target(), &extras).unwrap().pins.into_iter().map(|p| p.name).collect();
         n.sort();
         assert_eq!(n, vec!["click", "httptools", "hypothesis", "uvicorn"]);
-        let missing = Selection { production: true, groups: Vec::new(), extras: vec!["web".to_string()] };
+        let missing =
+            Selection { production: true, groups: Vec::new(), extras: vec!["web".to_string()], workspace_member: None };
         let e = load(&path, &target(), &missing).unwrap_err().to_string();
         assert!(e.contains("no extra `web`") && e.contains("extras in the lock: test"), "{e}");
         // A lock whose packages carry only groups cannot pick them.
@@ -651,7 +783,7 @@ source = { registry = "https://pypi.org/simple" }
         std::fs::write(&poetry, "[metadata]\nlock-version = \"2.1\"\n").unwrap();
         let e = load(&poetry, &target(), &extras).unwrap_err().to_string();
         assert!(e.contains("does not pick extras (test)") && e.contains("oxbuild lock"), "{e}");
-        let groups = uv_groups(&path).unwrap();
+        let groups = uv_groups(&path, dir.path()).unwrap();
         assert_eq!(groups["dev"], vec!["pytest", "app"]);
         assert_eq!(groups["lint"], vec!["ruff"]);
     }

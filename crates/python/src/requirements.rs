@@ -230,17 +230,22 @@ pub struct Selection {
     /// only a uv.lock says which packages each needs; other locks carry
     /// them only when they were locked with them.
     pub extras: Vec<String>,
+    /// Where the project is in a uv workspace whose uv.lock is in a folder
+    /// above it: its folder relative to the lock's (`backend`). The part of
+    /// the lock to install is then that member's, not the workspace root's.
+    /// See `lockfile::workspace_member`.
+    pub workspace_member: Option<PathBuf>,
 }
 
 impl Selection {
     /// The production part only.
     pub fn production() -> Selection {
-        Selection { production: true, groups: Vec::new(), extras: Vec::new() }
+        Selection { production: true, groups: Vec::new(), extras: Vec::new(), workspace_member: None }
     }
 
     /// These groups only.
     pub fn groups(groups: Vec<String>) -> Selection {
-        Selection { production: false, groups, extras: Vec::new() }
+        Selection { production: false, groups, extras: Vec::new(), workspace_member: None }
     }
 }
 
