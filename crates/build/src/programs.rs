@@ -25,9 +25,6 @@ pub fn wants(path: &str) -> Want {
     if standard { Want::Exists } else { Want::Skip }
 }
 
-/// A warning when the image's `config` starts a program by bare name that
-/// none of its PATH directories holds, as far as `base_fs` and `extra`
-/// tell; None when it is there, named by a path, or not known.
 /// A warning when the image's command is a file of the app's (a path in
 /// the workdir) that cannot start: one the app layer (`app`) does not have
 /// (a path the Dockerfile's COPY made, a file `[app] include` or
@@ -54,10 +51,9 @@ pub fn app_program(
     };
     let in_image = format!("{workdir}/{rel}");
     if !app.has(&in_image) {
-        // A venv (or node_modules) in the workdir puts programs there too;
-        // a layer that does not say what it holds could hold it.
-        let layered = |e: &ExtraLayer| e.programs.as_ref().is_none_or(|p| p.contains(&in_image));
-        if base_fs.contains_key(in_image.trim_start_matches('/')) || extra.iter().any(layered) {
+        // A venv (or node_modules) in the workdir puts programs there too.
+        let layered = layer_programs(extra).is_none_or(|l| l.contains(&in_image.as_str()));
+        if base_fs.contains_key(in_image.trim_start_matches('/')) || layered {
             return None;
         }
         let why = if dir.join(&rel).is_file() {
@@ -89,14 +85,25 @@ fn program(config: &serde_json::Value) -> Option<(&'static str, String)> {
     }
 }
 
-pub fn missing(config: &serde_json::Value, base_fs: &BTreeMap<String, Node>, extra: &[ExtraLayer]) -> Option<String> {
-    let c = &config["config"];
-    let (key, program) = program(config)?;
-    // A layer that does not say what it holds could hold it.
-    let mut layered: Vec<&str> = Vec::new();
+/// The programs the dependency layers put in their PATH directories (paths
+/// in the image); None when one of them does not say what it holds, so it
+/// could hold anything.
+fn layer_programs(extra: &[ExtraLayer]) -> Option<Vec<&str>> {
+    let mut layered = Vec::new();
     for e in extra {
         layered.extend(e.programs.as_ref()?.iter().map(String::as_str));
     }
+    Some(layered)
+}
+
+/// A warning when the image's `config` starts a program by bare name that
+/// none of its PATH directories holds, or by a path in a standard PATH
+/// directory that nothing puts there, as far as `base_fs` and `extra` tell;
+/// None when it is there, named by another path, or not known.
+pub fn missing(config: &serde_json::Value, base_fs: &BTreeMap<String, Node>, extra: &[ExtraLayer]) -> Option<String> {
+    let c = &config["config"];
+    let (key, program) = program(config)?;
+    let layered = layer_programs(extra)?;
     // By path, in a PATH directory every base has (a Dockerfile's
     // `/usr/local/bin/gunicorn`, where its pip installed it): there, or not.
     if let Some((dir, name)) = program.rsplit_once('/')
