@@ -227,7 +227,12 @@ pub async fn health_stage(
                 let exit = p.exit_code.map(|c| format!("exit {c}")).unwrap_or_else(|| "no exit code".into());
                 eprintln!("--- probe at {:.1}s ({exit}) ---\n{}", p.at, p.output);
             }
-            let hint = log_hint(&report.logs)
+            let setuptools = assembled
+                .packages
+                .iter()
+                .find(|p| p.ecosystem == "pypi" && p.name.eq_ignore_ascii_case("setuptools"))
+                .map(|p| p.version.as_str());
+            let hint = log_hint(&report.logs, setuptools)
                 .or_else(|| probe_hint(&report.probes))
                 .map(|h| format!("; {h}"))
                 .unwrap_or_default();
@@ -238,11 +243,21 @@ pub async fn health_stage(
 }
 
 /// What to do about a failure the container's log shows whose cause is
-/// how oxbuild's venv differs from one `python -m venv` makes.
-fn log_hint(logs: &str) -> Option<String> {
+/// how oxbuild's venv differs from one `python -m venv` makes, or, with
+/// `setuptools` (the version the image has) 82 or later, that it no longer
+/// ships `pkg_resources`.
+fn log_hint(logs: &str, setuptools: Option<&str>) -> Option<String> {
     let missing = ["pkg_resources", "setuptools", "distutils"]
         .into_iter()
         .find(|m| logs.contains(&format!("No module named '{m}'")))?;
+    let major = setuptools.and_then(|v| v.split('.').next()?.parse::<u32>().ok());
+    if let (Some(version), Some(major)) = (setuptools, major) {
+        return (missing == "pkg_resources" && major >= 82).then(|| {
+            format!(
+                "the app imports `pkg_resources`, which setuptools removed in 82.0 (the image has setuptools {version}): pin `setuptools<82` in the requirements and lock again, or move the app to importlib.metadata and importlib.resources"
+            )
+        });
+    }
     Some(format!(
         "the app imports `{missing}`, which `python -m venv` on Python 3.11 and older puts in every venv and oxbuild's venv holds only when the lock does: add setuptools to the requirements (its own line) and lock again"
     ))
@@ -397,9 +412,14 @@ mod tests {
     #[test]
     fn a_module_pythons_venvs_carry_and_the_lock_lacks_gets_a_hint() {
         let logs = "Traceback (most recent call last):\n  File \"/app/x.py\", line 1\nModuleNotFoundError: No module named 'pkg_resources'\n";
-        let hint = log_hint(logs).unwrap();
+        let hint = log_hint(logs, None).unwrap();
         assert!(hint.contains("`pkg_resources`") && hint.contains("add setuptools"), "{hint}");
-        assert!(log_hint("ModuleNotFoundError: No module named 'flask'").is_none());
+        assert!(log_hint("ModuleNotFoundError: No module named 'flask'", None).is_none());
+        // setuptools is there, but one that no longer ships pkg_resources.
+        let hint = log_hint(logs, Some("84.2.1")).unwrap();
+        assert!(hint.contains("setuptools 84.2.1") && hint.contains("`setuptools<82`"), "{hint}");
+        assert!(!hint.contains("add setuptools"), "{hint}");
+        assert!(log_hint(logs, Some("80.9.0")).is_none(), "advice that would change nothing");
     }
 
     #[test]
