@@ -154,7 +154,10 @@ impl Walk<'_> {
             let Some(name) = name.to_str() else {
                 return Err(Error::Input(format!("{} has a name that is not UTF-8; rename it", child.display())));
             };
-            if ALWAYS_SKIPPED.contains(&name) {
+            // The build's own settings are no part of the app (unless
+            // `[app] include` names them): a change to `[image] env` should
+            // not make a new app layer.
+            if ALWAYS_SKIPPED.contains(&name) || (rel.is_empty() && name == oxbuild_config::FILE_NAME) {
                 continue;
             }
             let child_rel = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
@@ -296,6 +299,8 @@ mod tests {
         fs::write(root.join("pkg/sub/x.pyc"), "junk").unwrap();
         fs::write(root.join(".dockerignore"), "**/*.pyc\n").unwrap();
         std::os::unix::fs::symlink("app.py", root.join("pkg/alias.py")).unwrap();
+        fs::write(root.join("oxbuild.toml"), "[image]\n").unwrap();
+        fs::write(root.join("pkg/oxbuild.toml"), "data = 1\n").unwrap();
 
         let mut layer = LayerBuilder::new(0, Owner::ROOT);
         add_app_files(&mut layer, root, None, &[], "/app", Owner { uid: 1000, gid: 1000 }).unwrap();
@@ -318,6 +323,8 @@ mod tests {
         assert!(names.contains(&"app/pkg/alias.py"));
         assert!(!names.iter().any(|n| n.ends_with(".pyc")), "{names:?}");
         assert!(!names.iter().any(|n| n.contains(".git/")), "{names:?}");
+        assert!(!names.contains(&"app/oxbuild.toml"), "the build's settings stay out: {names:?}");
+        assert!(names.contains(&"app/pkg/oxbuild.toml"), "a file of that name elsewhere is the app's");
         let run = got.iter().find(|g| g.0 == "app/pkg/run.sh").unwrap();
         assert_eq!((run.1, run.2), (0o755, 1000));
         let py = got.iter().find(|g| g.0 == "app/pkg/app.py").unwrap();
