@@ -785,9 +785,31 @@ fn is_pip(word: &str) -> bool {
 
 /// Packages a `pip install` (or `uv pip install`, or a builder's `pip
 /// wheel`) names by themselves, outside any requirements file or lock; the
-/// packaging tools aside. Extras stay with the name (`uvicorn[standard]`).
+/// packaging tools aside, and the build tools a Dockerfile installs so that
+/// pip can build sdists (oxbuild builds each with its own build
+/// requirements). Extras stay with the name (`uvicorn[standard]`).
 fn unlocked_packages(text: &str) -> Vec<String> {
-    let tools = ["poetry", "uv", "pipenv", "pdm", "pip", "setuptools", "wheel", "virtualenv"];
+    let tools = [
+        "poetry",
+        "uv",
+        "pipenv",
+        "pdm",
+        "pip",
+        "setuptools",
+        "wheel",
+        "virtualenv",
+        "pip-tools",
+        "build",
+        "cython",
+        "setuptools-rust",
+        "setuptools-scm",
+        "maturin",
+        "hatchling",
+        "flit-core",
+        "poetry-core",
+        "pdm-backend",
+        "scikit-build",
+    ];
     let mut out = Vec::new();
     for words in shell_commands(text) {
         let Some(at) = words.iter().position(|w| w == "install" || w == "wheel") else { continue };
@@ -851,7 +873,8 @@ fn unlocked_packages(text: &str) -> Vec<String> {
                 Some(e) if !e.is_empty() => format!("{name}[{e}]"),
                 _ => name.clone(),
             };
-            if valid && !tools.contains(&name.as_str()) && !out.contains(&named) {
+            let tool = tools.contains(&oxbuild_python::name::normalize(&name).as_str());
+            if valid && !tool && !out.contains(&named) {
                 out.push(named);
             }
         }
@@ -1841,6 +1864,9 @@ ENTRYPOINT ["./boot.sh"]
         // An option's value is no package.
         let options = "FROM x\nRUN pip install --trusted-host pypi.org --progress-bar off --timeout 60 gunicorn\n";
         assert_eq!(read(options, "Dockerfile").unwrap().unlocked, ["gunicorn"]);
+        // Tools pip needs to build sdists are no part of the image.
+        let build_tools = "FROM x\nRUN pip install Cython setuptools_rust wheel && pip install gunicorn\n";
+        assert_eq!(read(build_tools, "Dockerfile").unwrap().unlocked, ["gunicorn"]);
         let optional = "FROM x\nRUN pip3 install playwright || echo \"WARN: Failed to install. It can still run.\" && pip install -q opencv-python-headless 2>/dev/null | tee log\n";
         assert_eq!(read(optional, "Dockerfile").unwrap().unlocked, ["playwright", "opencv-python-headless"]);
         // A variable the same RUN sets is expanded as its shell would.

@@ -1052,9 +1052,10 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         };
         let missing: Vec<&str> = d.unlocked.iter().filter(|p| !locked(p)).map(String::as_str).collect();
         if !missing.is_empty() {
+            let (them, lacks) = if missing.len() == 1 { ("it", "it") } else { ("them", "them") };
             plan.notes.push(Note::new(
                 format!("{file} installs {} outside the lock", missing.join(", ")),
-                "add them to the project's dependencies and lock again, or the image will lack them",
+                format!("add {them} to the project's dependencies and lock again, or the image will lack {lacks}"),
             ));
         }
         // `uvicorn[standard]` where the lock has uvicorn: what the extra
@@ -1488,7 +1489,7 @@ mod tests {
         let notes: Vec<&str> = plan.notes.iter().map(|n| n.what.as_str()).collect();
         assert_eq!(notes, ["Dockerfile installs gunicorn outside the lock"]);
         assert!(
-            plan.render().contains("# - Dockerfile installs gunicorn outside the lock: add them"),
+            plan.render().contains("# - Dockerfile installs gunicorn outside the lock: add it to the project's dependencies and lock again, or the image will lack it"),
             "{}",
             plan.render()
         );
