@@ -581,6 +581,20 @@ fn a_first_lock_keeps_the_versions_pip_compile_wrote_beside_the_input() {
     std::fs::remove_file(ws.app().join("pylock.toml")).unwrap();
     let locked = lock(&ws);
     assert!(locked.contains("name = \"alpha\"\nversion = \"1.5\""), "{locked}");
+    // The versions of the project's other locks, as a project moving from
+    // uv, Poetry, PDM or Pipenv to pylock.toml has been running them.
+    let others = [
+        ("uv.lock", "version = 1\n\n[[package]]\nname = \"Alpha\"\nversion = \"1.0\"\n"),
+        ("poetry.lock", "[[package]]\nname = \"alpha\"\nversion = \"1.0\"\n"),
+        ("Pipfile.lock", "{\"default\": {\"alpha\": {\"version\": \"==1.0\"}}, \"develop\": {}}"),
+    ];
+    for (file, text) in others {
+        std::fs::remove_file(ws.app().join("pylock.toml")).unwrap();
+        std::fs::write(ws.app().join(file), text).unwrap();
+        let locked = lock(&ws);
+        assert!(locked.contains("name = \"alpha\"\nversion = \"1.0\""), "{file}: {locked}");
+        std::fs::remove_file(ws.app().join(file)).unwrap();
+    }
 }
 
 /// A project whose own requires-python excludes the base's Python is told

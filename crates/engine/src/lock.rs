@@ -9,8 +9,9 @@
 //! the requirements file `[python] requirements` names (a partly pinned
 //! one). A requirements file's own options count, as in pip: its `-r` and
 //! `-c` files, its indexes (after the configuration's) and `--pre`
-//! (`oxbuild_python::input`). Versions an existing lock (or the input's own `==` pins) has are
-//! kept while they fit, unless `--upgrade` (or `--upgrade-package NAME`).
+//! (`oxbuild_python::input`). Versions an existing lock (or the input's own `==` pins,
+//! or the project's other locks) has are kept while they fit, unless
+//! `--upgrade` (or `--upgrade-package NAME`).
 //!
 //! Files uploaded after a date are ignored: `--exclude-newer`, else, for an
 //! input file that git tracks unmodified, the time of its last commit (so
@@ -477,10 +478,57 @@ fn compiled_pins(input: &Path) -> BTreeMap<String, pep440_rs::Version> {
     oxbuild_python::input::read(&compiled).map(|read| pins_of(&read.requirements)).unwrap_or_default()
 }
 
+/// The versions the project's other locks pin, beside `input`: its
+/// `uv.lock`, `poetry.lock` or `pdm.lock` (each a `[[package]]` list with
+/// names and versions), `Pipfile.lock` (`==` versions by name) and a
+/// compiled `requirements.txt`. A project that moves to pylock.toml keeps
+/// the versions it has been running; a lock that does not parse adds none.
+fn other_lock_pins(input: &Path) -> BTreeMap<String, pep440_rs::Version> {
+    let dir = input.parent().unwrap_or(Path::new("."));
+    let mut out = BTreeMap::new();
+    let mut add = |name: &str, version: &str| {
+        if let Ok(v) = pep440_rs::Version::from_str(version.trim_start_matches("==")) {
+            out.entry(oxbuild_python::name::normalize(name)).or_insert(v);
+        }
+    };
+    for file in ["uv.lock", "poetry.lock", "pdm.lock"] {
+        let Some(doc) = std::fs::read_to_string(dir.join(file)).ok().and_then(|t| t.parse::<toml::Table>().ok()) else {
+            continue;
+        };
+        for p in doc.get("package").and_then(|p| p.as_array()).into_iter().flatten() {
+            if let (Some(name), Some(version)) =
+                (p.get("name").and_then(|v| v.as_str()), p.get("version").and_then(|v| v.as_str()))
+            {
+                add(name, version);
+            }
+        }
+    }
+    let pipfile = std::fs::read(dir.join("Pipfile.lock")).ok();
+    let pipfile: serde_json::Value = pipfile.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    for section in ["default", "develop"] {
+        for (name, p) in pipfile[section].as_object().into_iter().flatten() {
+            if let Some(version) = p["version"].as_str() {
+                add(name, version);
+            }
+        }
+    }
+    let requirements = dir.join("requirements.txt");
+    if requirements != input
+        && std::fs::read_to_string(&requirements).is_ok_and(|t| oxbuild_python::requirements::compiled(&t))
+        && let Ok(read) = oxbuild_python::input::read(&requirements)
+    {
+        for (name, version) in pins_of(&read.requirements) {
+            out.entry(name).or_insert(version);
+        }
+    }
+    out
+}
+
 /// The versions to keep while they fit: the input's own `==` pins, those
-/// of the lock at `existing`, then those pip-compile wrote from `input`
-/// (so that a project's first lock keeps the versions it ran); none with
-/// `--upgrade`, and none of the packages `--upgrade-package` names.
+/// of the lock at `existing`, then those pip-compile wrote from `input`,
+/// then those of the project's other locks (so that a project's first lock
+/// keeps the versions it ran); none with `--upgrade`, and none of the
+/// packages `--upgrade-package` names.
 fn preferences(
     pins: &BTreeMap<String, pep440_rs::Version>,
     existing: &Path,
@@ -491,7 +539,8 @@ fn preferences(
         return BTreeMap::new();
     }
     let mut preferences = pins.clone();
-    for (name, version) in existing_pins(existing).into_iter().chain(compiled_pins(input)) {
+    let others = other_lock_pins(input);
+    for (name, version) in existing_pins(existing).into_iter().chain(compiled_pins(input)).chain(others) {
         preferences.entry(name).or_insert(version);
     }
     for name in &req.upgrade_packages {
