@@ -593,6 +593,8 @@ fn a_first_lock_keeps_the_versions_pip_compile_wrote_beside_the_input() {
         std::fs::write(ws.app().join(file), text).unwrap();
         let locked = lock(&ws);
         assert!(locked.contains("name = \"alpha\"\nversion = \"1.0\""), "{file}: {locked}");
+        // Recorded as replaced, so that the build warns of it only once it changes.
+        assert!(locked.contains(&format!("\n    {{ file = \"{file}\", sha256 = \"")), "{locked}");
         std::fs::remove_file(ws.app().join(file)).unwrap();
     }
 }

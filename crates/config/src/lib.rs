@@ -390,10 +390,13 @@ impl PythonConfig {
         let exported_from = exported_from(&dir.join("requirements.txt"));
         // The named file's own source (`uv export -o requirements/prod.txt`).
         let named_from = exported_from_file(&named);
+        // Those a pylock.toml that oxbuild wrote replaced, as they were then.
+        let replaced = replaced_locks(&named);
         LOCK_FILES
             .iter()
             .copied()
             .filter(|f| dir.join(f).is_file() && dir.join(f) != named)
+            .filter(|f| replaced.get(*f).is_none_or(|was| lock_digest(&dir.join(f)).as_ref() != Some(was)))
             .filter(|f| named_from != Some(*f))
             .filter(|f| Some(dir.join(f)) != self.test_requirements.as_ref().map(|t| dir.join(t)))
             .filter(|f| !(*f == "requirements.txt" && (exported_from == Some(named_name.as_str()) || by_oxbuild())))
@@ -432,6 +435,47 @@ pub fn exported_by(path: &Path) -> Option<(&'static str, String)> {
         let line = header.iter().find(|l| l.contains(tool))?;
         Some((lock, line.trim_start_matches('#').trim().to_string()))
     })
+}
+
+/// The sha256 (hex) of a lock's bytes: how a pylock.toml that `oxbuild
+/// lock` wrote records the locks beside it (`[tool.oxbuild] replaces`).
+pub fn lock_digest(path: &Path) -> Option<String> {
+    use sha2::Digest as _;
+    std::fs::read(path).ok().map(|bytes| hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// The `[tool.oxbuild] replaces` table of a pylock.toml that `oxbuild lock`
+/// wrote, as `[tool.oxbuild]` text: each lock in `locks` (name, digest),
+/// which this one replaces as long as it stays as it was.
+pub fn replaces_table(locks: &[(String, String)]) -> String {
+    if locks.is_empty() {
+        return String::new();
+    }
+    let mut t = String::from(
+        "\n[tool.oxbuild]\n# The locks beside this one when it was written: the build reads this one, and warns of one of them only once it changes.\nreplaces = [\n",
+    );
+    for (name, digest) in locks {
+        t.push_str(&format!("    {{ file = {}, sha256 = \"{digest}\" }},\n", toml::Value::from(name.as_str())));
+    }
+    t.push_str("]\n");
+    t
+}
+
+/// What [`replaces_table`] recorded in the lock at `path`: digests by file
+/// name; empty for any other lock.
+fn replaced_locks(path: &Path) -> BTreeMap<String, String> {
+    let Some(doc) = std::fs::read_to_string(path).ok().and_then(|t| t.parse::<toml::Table>().ok()) else {
+        return BTreeMap::new();
+    };
+    if doc.get("created-by").and_then(|c| c.as_str()) != Some("oxbuild") {
+        return BTreeMap::new();
+    }
+    let list = doc.get("tool").and_then(|t| t.get("oxbuild")).and_then(|t| t.get("replaces"));
+    list.and_then(|l| l.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some((e.get("file")?.as_str()?.to_string(), e.get("sha256")?.as_str()?.to_string())))
+        .collect()
 }
 
 /// The locks oxbuild reads, looked for at an app's root when `[python]`
@@ -934,6 +978,14 @@ mod tests {
         std::fs::write(dir.path().join("pylock.toml"), "lock-version = \"1.0\"\ncreated-by = \"oxbuild\"\n").unwrap();
         let pylock = parse("[python]\nlock = \"pylock.toml\"\n").unwrap();
         assert_eq!(pylock.python.locks_beside(dir.path()), ["uv.lock"]);
+        // The locks it replaced, while they stay as they were then.
+        let digest = lock_digest(&dir.path().join("uv.lock")).unwrap();
+        let table = replaces_table(&[("uv.lock".into(), digest)]);
+        let text = format!("lock-version = \"1.0\"\ncreated-by = \"oxbuild\"\n{table}");
+        std::fs::write(dir.path().join("pylock.toml"), text).unwrap();
+        assert!(pylock.python.locks_beside(dir.path()).is_empty());
+        std::fs::write(dir.path().join("uv.lock"), "version = 1\n").unwrap();
+        assert_eq!(pylock.python.locks_beside(dir.path()), ["uv.lock"], "changed since");
         // An export in a folder (djangoproject.com's requirements/prod.txt) names its lock too.
         std::fs::remove_file(dir.path().join("pylock.toml")).unwrap();
         std::fs::create_dir_all(dir.path().join("requirements")).unwrap();

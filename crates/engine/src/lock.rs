@@ -845,6 +845,16 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
         ),
         None => None,
     };
+    // The locks beside it (a poetry.lock it was locked from), as they are
+    // now: the build warns of one only once it changes.
+    let beside = output.parent().unwrap_or(Path::new("."));
+    let replaced: Vec<(String, String)> = oxbuild_config::LOCK_FILES
+        .iter()
+        .map(|f| beside.join(f))
+        .filter(|p| *p != output && *p != test_path && p.is_file())
+        .filter_map(|p| Some((p.file_name()?.to_string_lossy().into_owned(), oxbuild_config::lock_digest(&p)?)))
+        .collect();
+    let text = text + &oxbuild_config::replaces_table(&replaced);
     // Both resolved before either is written: a failure leaves both as they were.
     write_lock(&output, &text)?;
     if let Some(text) = &test_text {
