@@ -578,9 +578,17 @@ fn clear_failed_lock_note(dir: &Path) {
 fn point_config_at(dir: &Path, key: &str, named: Option<&str>, file: &str) -> String {
     match named {
         Some(f) if f == file => format!("[python] {key} already names {file}"),
-        Some(f) => {
-            format!("[python] names {f}: set `{key} = \"{file}\"` there (and drop that key) to build from the new lock")
-        }
+        // Another lock (a uv.lock the build warned about): the new one
+        // takes its place, and records it as replaced.
+        Some(f) => replace_python_key(
+            dir,
+            (key, f),
+            &format!("{key} = \"{file}\"   # written by `oxbuild lock`, in place of {f}"),
+            &format!("set [python] {key} = \"{file}\" (it named {f})"),
+            &format!(
+                "[python] names {f}: to build from the new lock, name {file} there instead (`{key} = \"{file}\"`)"
+            ),
+        ),
         None => {
             let path = dir.join(oxbuild_config::FILE_NAME);
             let Ok(text) = std::fs::read_to_string(&path) else {
@@ -617,11 +625,25 @@ fn point_config_at(dir: &Path, key: &str, named: Option<&str>, file: &str) -> St
 /// one) `lock-input = "from"`, so that the next `oxbuild lock` resolves the
 /// same file; says what it did, or what to do.
 fn switch_to_lock(dir: &Path, from: &str, file: &str, keep_input: bool) -> String {
+    let input =
+        if keep_input { format!("\nlock-input = \"{from}\"   # what `oxbuild lock` resolves") } else { String::new() };
+    replace_python_key(
+        dir,
+        ("requirements", from),
+        &format!("lock = \"{file}\"   # written by `oxbuild lock` from {from}{input}"),
+        &format!("set [python] lock = \"{file}\" (locked from {from})"),
+        &format!(
+            "set `lock = \"{file}\"` in [python] instead of `requirements = \"{from}\"` to build from the new lock"
+        ),
+    )
+}
+
+/// Replaces the line `key = "value"` of `[python]` in `dir`'s oxbuild.toml
+/// with `new` (lines), and says `done` and where; `by_hand` (what to do)
+/// when there is no such line or it cannot be written.
+fn replace_python_key(dir: &Path, (key, value): (&str, &str), new: &str, done: &str, by_hand: &str) -> String {
     let path = dir.join(oxbuild_config::FILE_NAME);
-    let by_hand = format!(
-        "set `lock = \"{file}\"` in [python] instead of `requirements = \"{from}\"` to build from the new lock"
-    );
-    let Ok(text) = std::fs::read_to_string(&path) else { return by_hand };
+    let Ok(text) = std::fs::read_to_string(&path) else { return by_hand.to_string() };
     let mut section = String::new();
     let mut switched = false;
     let lines: Vec<String> = text
@@ -632,28 +654,23 @@ fn switch_to_lock(dir: &Path, from: &str, file: &str, keep_input: bool) -> Strin
                 section = t.to_string();
             }
             let names_it = t
-                .strip_prefix("requirements")
+                .strip_prefix(key)
                 .and_then(|r| r.trim_start().strip_prefix('='))
-                .and_then(|r| r.trim_start().strip_prefix(&format!("\"{from}\"")))
+                .and_then(|r| r.trim_start().strip_prefix(&format!("\"{value}\"")))
                 .is_some_and(|rest| rest.trim().is_empty() || rest.trim_start().starts_with('#'));
             if section == "[python]" && names_it && !switched {
                 switched = true;
-                let input = if keep_input {
-                    format!("\nlock-input = \"{from}\"   # what `oxbuild lock` resolves")
-                } else {
-                    String::new()
-                };
-                format!("lock = \"{file}\"   # written by `oxbuild lock` from {from}{input}")
+                new.to_string()
             } else {
                 line.to_string()
             }
         })
         .collect();
     if !switched {
-        return by_hand;
+        return by_hand.to_string();
     }
     match std::fs::write(&path, lines.join("\n") + "\n") {
-        Ok(()) => format!("set [python] lock = \"{file}\" (locked from {from}) in {}", path.display()),
+        Ok(()) => format!("{done} in {}", path.display()),
         Err(e) => format!("could not update {} ({e}): {by_hand}", path.display()),
     }
 }
@@ -949,6 +966,27 @@ mod tests {
         point_config_at(dir.path(), "lock", None, "pylock.toml");
         let after = std::fs::read_to_string(&path).unwrap();
         assert!(after.ends_with("\n\n[python]\nlock = \"pylock.toml\"   # written by `oxbuild lock`\n"), "{after}");
+    }
+
+    /// A config that names another lock (a uv.lock the build warned of)
+    /// names the new one in its place; one that names it elsewhere (not in
+    /// the file) is told what to do.
+    #[test]
+    fn the_new_lock_takes_the_place_of_the_one_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oxbuild.toml");
+        std::fs::write(&path, "[python]\nlock = \"uv.lock\"   # uv's\ntest-requirements = \"uv.lock\"\n").unwrap();
+        let said = point_config_at(dir.path(), "lock", Some("uv.lock"), "pylock.toml");
+        assert!(said.starts_with("set [python] lock = \"pylock.toml\" (it named uv.lock) in "), "{said}");
+        point_config_at(dir.path(), "test-requirements", Some("uv.lock"), "pylock.test.toml");
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            after,
+            "[python]\nlock = \"pylock.toml\"   # written by `oxbuild lock`, in place of uv.lock\ntest-requirements = \"pylock.test.toml\"   # written by `oxbuild lock`, in place of uv.lock\n"
+        );
+        oxbuild_config::Config::parse(&path, &after).unwrap();
+        let said = point_config_at(dir.path(), "lock", Some("poetry.lock"), "pylock.toml");
+        assert!(said.contains("to build from the new lock, name pylock.toml there instead"), "{said}");
     }
 
     #[test]
