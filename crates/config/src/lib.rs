@@ -666,8 +666,22 @@ pub fn check_probe_url(url: &str) -> Result<(), String> {
 }
 
 fn parse_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
-    let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(1);
-    Error::Parse { path: path.to_path_buf(), line, message: e.message().trim().replace('\n', " ") }
+    let (line, message) = toml_syntax(text, e);
+    Error::Parse { path: path.to_path_buf(), line, message }
+}
+
+/// A TOML syntax error in `text` as a line number and a one-line message;
+/// a key set twice is named (toml says only "duplicate key").
+pub fn toml_syntax(text: &str, e: &toml::de::Error) -> (usize, String) {
+    let span = e.span().map(|s| s.start.min(text.len())..s.end.min(text.len()));
+    let line = span.as_ref().map(|s| text[..s.start].matches('\n').count() + 1).unwrap_or(1);
+    let mut message = e.message().trim().replace('\n', " ");
+    if message == "duplicate key"
+        && let Some(key) = span.and_then(|s| text.get(s)).map(str::trim).filter(|k| !k.is_empty())
+    {
+        message = format!("duplicate key `{key}`: it is set twice in its table; keep one");
+    }
+    (line, message)
 }
 
 /// Applies `OXBUILD_<SECTION>_<KEY>` variables to a raw config table: for
@@ -1018,6 +1032,9 @@ mod tests {
         assert!(e.starts_with("app/oxbuild.toml:3:"), "{e}");
         assert!(e.contains("colour"), "{e}");
         assert!(!e.contains('\n'), "one line: {e}");
+        // A key set twice is named, at its second line.
+        let e = parse("[python]\nlock = \"uv.lock\"\nlock = \"pylock.toml\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("app/oxbuild.toml:3: duplicate key `lock`"), "{e}");
     }
 
     #[test]

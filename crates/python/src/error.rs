@@ -29,8 +29,7 @@ pub enum Error {
 /// Where a TOML file's syntax error is (its 1-based line) and what it is,
 /// on one line.
 pub(crate) fn toml_syntax(text: &str, e: &toml::de::Error) -> (usize, String) {
-    let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1).unwrap_or(1);
-    (line, e.message().trim().replace('\n', " "))
+    oxbuild_config::toml_syntax(text, e)
 }
 
 /// The message for a lock or requirements file that cannot be read.
