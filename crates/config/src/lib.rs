@@ -59,6 +59,12 @@ pub enum Error {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// What `OXBUILD_*` variables changed of what the file set
+    /// (`OXBUILD_IMAGE_BASE overrides [image] base of the project's
+    /// config`), for a run to say: names only, never values, which may
+    /// hold credentials.
+    #[serde(skip)]
+    pub overridden: Vec<String>,
     /// `[image]`: base, destination and runtime settings.
     #[serde(default)]
     pub image: ImageConfig,
@@ -691,8 +697,15 @@ pub fn toml_syntax(text: &str, e: &toml::de::Error) -> (usize, String) {
 /// something changed. Other `OXBUILD_*` variables (credentials, the cache
 /// directory) are not config keys and are left alone.
 pub fn apply_env(table: &mut toml::Table, vars: impl IntoIterator<Item = (String, String)>) -> bool {
+    !overrides(table, vars).is_empty()
+}
+
+/// What [`apply_env`] does, returning what it changed: for each variable
+/// applied, its name, the key (`[image] base`) and whether it replaced a
+/// different value the file set.
+fn overrides(table: &mut toml::Table, vars: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String, bool)> {
     const SECTIONS: [&str; 8] = ["image", "app", "healthcheck", "python", "node", "assess", "runtime", "publish"];
-    let mut changed = false;
+    let mut changed = Vec::new();
     for (name, raw) in vars {
         let Some(rest) = name.strip_prefix("OXBUILD_") else { continue };
         let rest = rest.to_ascii_lowercase();
@@ -704,8 +717,8 @@ pub fn apply_env(table: &mut toml::Table, vars: impl IntoIterator<Item = (String
             .unwrap_or(toml::Value::String(raw.clone()));
         let entry = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if let toml::Value::Table(t) = entry {
-            t.insert(key, value);
-            changed = true;
+            let replaced = t.insert(key.clone(), value.clone()).is_some_and(|was| was != value);
+            changed.push((name.clone(), format!("[{section}] {key}"), replaced));
         }
     }
     changed
@@ -759,15 +772,21 @@ impl Config {
     /// [`Config::load`] with the environment given.
     pub fn load_with_env(dir: &Path, vars: impl IntoIterator<Item = (String, String)>) -> Result<Config, Error> {
         let (cfg, mut table) = Config::load_file(dir)?;
-        if !apply_env(&mut table, vars) {
+        let changed = overrides(&mut table, vars);
+        if changed.is_empty() {
             return Ok(cfg);
         }
         let env = PathBuf::from("OXBUILD_* environment");
-        let updated: Config = table.try_into().map_err(|e: toml::de::Error| Error::Invalid {
+        let mut updated: Config = table.try_into().map_err(|e: toml::de::Error| Error::Invalid {
             path: env.clone(),
             message: format!("an override is not valid: {}", e.message().trim().replace('\n', " ")),
         })?;
         updated.validate().map_err(|message| Error::Invalid { path: env, message })?;
+        updated.overridden = changed
+            .into_iter()
+            .filter(|(_, _, replaced)| *replaced)
+            .map(|(var, key, _)| format!("{var} overrides {key} of the project's config"))
+            .collect();
         Ok(updated)
     }
 
@@ -1129,6 +1148,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("OXBUILD_* environment") && e.contains("colour"), "{e}");
+    }
+
+    /// A variable that changes what the file set is named (never its
+    /// value); one that sets what the file leaves out, or the same value, is not.
+    #[test]
+    fn overrides_of_the_files_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), "[image]\nbase = \"node:18\"\nworkdir = \"/srv\"\n").unwrap();
+        let vars = |v: &[(&str, &str)]| v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+        let cfg = Config::load_with_env(
+            dir.path(),
+            vars(&[
+                ("OXBUILD_IMAGE_BASE", "python:3.11"),
+                ("OXBUILD_IMAGE_WORKDIR", "/srv"),
+                ("OXBUILD_IMAGE_USER", "web"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.image.base.as_deref(), Some("python:3.11"));
+        assert_eq!(cfg.overridden, ["OXBUILD_IMAGE_BASE overrides [image] base of the project's config"]);
+        assert!(Config::load_with_env(dir.path(), vars(&[])).unwrap().overridden.is_empty());
     }
 
     #[test]

@@ -320,6 +320,9 @@ pub(crate) fn base_location(request: &Request, cfg: &Config) -> Result<Location,
 /// production image and, when asked, its test variant.
 pub async fn assemble(request: &Request, services: &Services) -> Result<Assembled, Error> {
     let (request, cfg) = &request.resolved()?;
+    for o in &cfg.overridden {
+        services.events.step(o);
+    }
     let (dir, mut cfg) = (request.dir.as_path(), cfg.clone());
     // A wrong include path or a command that cannot start fails before
     // anything is fetched. A Node project with no command in oxbuild.toml

@@ -678,6 +678,9 @@ fn replace_python_key(dir: &Path, (key, value): (&str, &str), new: &str, done: &
 /// Resolves and writes the lock.
 pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, Error> {
     let (request, cfg) = req.build.resolved()?;
+    for o in &cfg.overridden {
+        services.events.step(o);
+    }
     let dir = request.dir.clone();
     // Read once, for the inputs, the test inputs and requires-python.
     let pyproject = oxbuild_python::input::pyproject(&dir).map_err(|e| Error::new(Kind::Config, e))?;
