@@ -158,6 +158,22 @@ pub fn describe(err: &reqwest::Error) -> String {
     redact(&parts.into_iter().rev().take(2).collect::<Vec<_>>().join(" / "))
 }
 
+/// True when a transport error's description (see [`describe`]) says the
+/// host name does not exist, as the system's resolver answers for a
+/// misspelt host or a runner with no route to its DNS: no retry makes it
+/// resolve, so it fails at once. A resolver that could not answer for now
+/// (`Temporary failure in name resolution`) is still retried.
+pub fn unknown_host(detail: &str) -> bool {
+    [
+        "Name or service not known",
+        "No address associated with hostname",
+        "nodename nor servname provided",
+        "Name does not resolve",
+    ]
+    .iter()
+    .any(|m| detail.contains(m))
+}
+
 /// `text` with the `user:password@` of every URL in it replaced by `***@`.
 pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

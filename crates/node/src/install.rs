@@ -220,7 +220,13 @@ async fn fetch(
         if let Some(a) = &auth {
             req = req.header(reqwest::header::AUTHORIZATION, a);
         }
-        let resp = req.send().await.map_err(|e| Attempt::Again(oxbuild_http::describe(&e), None))?;
+        let resp = req.send().await.map_err(|e| {
+            let detail = oxbuild_http::describe(&e);
+            match oxbuild_http::unknown_host(&detail) {
+                true => Attempt::Final(Error::Fetch(format!("{what}: downloading {}: {detail}", shown(&url)))),
+                false => Attempt::Again(detail, None),
+            }
+        })?;
         let status = resp.status();
         if status.is_server_error() || status == 429 {
             return Err(Attempt::Again(format!("{status}"), oxbuild_http::retry_after(resp.headers())));

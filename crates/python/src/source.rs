@@ -428,7 +428,14 @@ impl Sources {
                     }
                     Ok(r) if !r.status().is_success() => Err(Attempt::Final(Failed::Status(r.status()))),
                     Ok(r) => read(r).await,
-                    Err(e) => Err(Attempt::Transport(oxbuild_http::describe(&e))),
+                    // A host that does not exist is not retried.
+                    Err(e) => match oxbuild_http::describe(&e) {
+                        detail if oxbuild_http::unknown_host(&detail) => {
+                            let host = url.host_str().unwrap_or("the index");
+                            Err(Attempt::Final(Failed::Other(Error::Index(format!("cannot reach {host}: {detail}")))))
+                        }
+                        detail => Err(Attempt::Transport(detail)),
+                    },
                 }
             })
             .await;
@@ -775,6 +782,29 @@ fn parse_html(body: &str, page: &url::Url) -> Vec<Listed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A host that does not exist (`.invalid` never resolves) fails at the
+    /// first try, where a port nothing listens on is tried again.
+    #[tokio::test]
+    async fn a_host_that_does_not_exist_is_not_retried() {
+        let retry =
+            oxbuild_http::RetryPolicy { attempts: 3, initial: Duration::from_millis(1), max: Duration::from_millis(1) };
+        let opts = oxbuild_http::Options { proxy: oxbuild_http::ProxySettings::Direct, retry, ..Default::default() };
+        let http = oxbuild_http::Client::new(opts).unwrap();
+        let index = |url: &str| Sources::new(Vec::new(), Some(url), &[], false, http.clone()).unwrap();
+        let missing = index("http://no-such-host.invalid/simple");
+        let e = missing.index_candidates("flask").await.unwrap_err().to_string();
+        assert!(e.contains("cannot reach no-such-host.invalid"), "{e}");
+        assert_eq!(missing.requests(), 1, "{e}");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let closed = index(&format!("http://127.0.0.1:{port}/simple"));
+        let e = closed.index_candidates("flask").await.unwrap_err().to_string();
+        assert_eq!(closed.requests(), 3, "{e}");
+        assert!(oxbuild_http::unknown_host("failed to lookup address information: Name or service not known"));
+        assert!(!oxbuild_http::unknown_host(
+            "failed to lookup address information: Temporary failure in name resolution"
+        ));
+    }
 
     #[test]
     fn credentials_are_redacted_and_split_off() {

@@ -85,7 +85,7 @@ impl Error {
     /// a 5xx, or 429 Too Many Requests.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Unreachable { .. } => true,
+            Error::Unreachable { detail, .. } => !oxbuild_http::unknown_host(detail),
             Error::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
