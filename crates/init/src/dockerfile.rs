@@ -730,6 +730,12 @@ fn shell_commands(text: &str) -> Vec<Vec<String>> {
 /// A shell line cut at `&&`, `||`, `|` and `;` outside quotes
 /// (`python -c "import a; a.b()"` is one piece), each trimmed.
 fn shell_pieces(text: &str) -> Vec<String> {
+    shell_split(text).into_iter().map(|(piece, _)| piece).collect()
+}
+
+/// [`shell_pieces`], each with the operator that follows it as written
+/// (`&&`, `|`; empty after the last).
+fn shell_split(text: &str) -> Vec<(String, String)> {
     let mut pieces = Vec::new();
     let mut current = String::new();
     let mut quote: Option<char> = None;
@@ -754,15 +760,17 @@ fn shell_pieces(text: &str) -> Vec<String> {
             (None, '&') if current.ends_with('>') || chars.peek() == Some(&'>') => current.push(c),
             (None, ';' | '|' | '&') => {
                 // `&&` and `||` are one cut; a lone `&` (background) too.
+                let mut op = c.to_string();
                 if (c == '&' || c == '|') && chars.peek() == Some(&c) {
                     chars.next();
+                    op.push(c);
                 }
-                pieces.push(std::mem::take(&mut current).trim().to_string());
+                pieces.push((std::mem::take(&mut current).trim().to_string(), op));
             }
             _ => current.push(c),
         }
     }
-    pieces.push(current.trim().to_string());
+    pieces.push((current.trim().to_string(), String::new()));
     pieces
 }
 
@@ -1431,21 +1439,8 @@ fn not_carried(text: &str, written: &str, vars: &BTreeMap<String, String>, file:
                 .flatten()
                 .filter_map(|w| w.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))),
         );
-        let written_words: Vec<&str> = written.split_whitespace().collect();
-        let packages: Vec<&str> = written_words
-            .iter()
-            .skip_while(|w| !matches!(**w, "install" | "add"))
-            .skip(1)
-            .take_while(|w| !matches!(**w, "&&" | ";" | "||"))
-            .filter(|w| !w.starts_with('-'))
-            .flat_map(|w| {
-                let name = w.trim_start_matches('$').trim_start_matches('{').trim_end_matches('}').trim_matches('"');
-                match assigned.get(name).filter(|_| w.starts_with('$')) {
-                    Some(value) => value.split_whitespace().filter(|p| *p != "\\").collect::<Vec<_>>(),
-                    None => vec![*w],
-                }
-            })
-            .collect();
+        let packages = system_packages(written, &assigned);
+        let packages: Vec<&str> = packages.iter().map(String::as_str).collect();
         let named = packages.iter().all(|p| !p.contains('$')) && !packages.is_empty();
         let packages = if named { packages.join(" ") } else { "packages named by a shell variable".to_string() };
         notes.push(Note::new(
@@ -1456,17 +1451,42 @@ fn not_carried(text: &str, written: &str, vars: &BTreeMap<String, String>, file:
         // Command by command: `mkdir data && python manage.py collectstatic`
         // carries the mkdir over (`dirs`) but not the collectstatic, and
         // `[ -d /x ] || mkdir /x` is carried over whole.
-        let (edits, left): (Vec<Vec<String>>, Vec<Vec<String>>) =
-            shell_commands(text).into_iter().filter(|c| !c.is_empty() && !carried(c)).partition(|c| edits_files(c));
-        let shown = |commands: &[Vec<String>]| {
-            let text = commands.iter().map(|c| c.join(" ")).collect::<Vec<_>>().join(" && ");
+        let commands = shell_commands(text);
+        // Each command as written, with the operator after it (`curl … |
+        // sh`, a quoted `'$d'`), when the expanded line cuts the same way.
+        let raw = Some(shell_split(written)).filter(|r| r.len() == commands.len());
+        let (edits, left): (Vec<(usize, Vec<String>)>, Vec<(usize, Vec<String>)>) = commands
+            .into_iter()
+            .enumerate()
+            .filter(|(_, c)| !c.is_empty() && !carried(c))
+            .partition(|(_, c)| edits_files(c));
+        let shown = |commands: &[(usize, Vec<String>)]| {
+            let mut text = String::new();
+            for (n, (i, words)) in commands.iter().enumerate() {
+                match &raw {
+                    Some(raw) => {
+                        let piece = raw[*i].0.replace("\\\n", " ");
+                        text.push_str(&piece.split_whitespace().collect::<Vec<_>>().join(" "));
+                        if n + 1 < commands.len() {
+                            let op = if commands[n + 1].0 == i + 1 { raw[*i].1.as_str() } else { "&&" };
+                            text.push_str(&format!(" {op} "));
+                        }
+                    }
+                    None => {
+                        text.push_str(&words.join(" "));
+                        if n + 1 < commands.len() {
+                            text.push_str(" && ");
+                        }
+                    }
+                }
+            }
             let short: String = text.chars().take(80).collect();
             format!("RUN {}{} in {file}", short.trim_end(), if text.chars().count() > 80 { "…" } else { "" })
         };
         if !edits.is_empty() {
             notes.push(Note::new(
                 shown(&edits),
-                if edits.iter().all(|c| edits_system_files(c)) {
+                if edits.iter().all(|(_, c)| edits_system_files(c)) {
                     "it edits the base's own files: oxbuild runs no commands in the image, so use a base image that has the change (build one once and name it in [image] base)"
                 } else {
                     "it edits files in the image (line endings, settings): oxbuild copies the project as the checkout has it, so make the change in the project itself"
@@ -1481,6 +1501,44 @@ fn not_carried(text: &str, written: &str, vars: &BTreeMap<String, String>, file:
             "oxbuild runs no commands in the image: if the app needs what it makes (collectstatic, compiled translations, a frontend build), run it in CI before `oxbuild build` so that its output is in the project, or make it part of the base",
         ));
     }
+}
+
+/// The packages the system package manager's installs of a `RUN` name
+/// (`apt-get install`, `apk add`, `yum`/`dnf install`), command by command,
+/// so that an `echo "install build dependencies"` names none; a `$VAR` is
+/// expanded from `vars`, and stays as it is when they do not set it.
+fn system_packages(written: &str, vars: &BTreeMap<String, String>) -> Vec<String> {
+    // Options whose value is the next word.
+    const VALUED: [&str; 8] = ["--virtual", "-t", "--repository", "-X", "-o", "--target-release", "--enablerepo", "-c"];
+    let mut out: Vec<String> = Vec::new();
+    for words in shell_commands(written) {
+        let at = words.iter().position(|w| {
+            ["apt-get", "apt", "apk", "yum", "dnf", "microdnf"].contains(&w.rsplit('/').next().unwrap_or(w))
+        });
+        let Some(at) = at else { continue };
+        let Some(verb) = words[at + 1..].iter().position(|w| w == "install" || w == "add") else { continue };
+        let mut skip = false;
+        for w in &words[at + 2 + verb..] {
+            if std::mem::take(&mut skip) {
+                continue;
+            }
+            if w.starts_with('-') {
+                skip = VALUED.contains(&w.as_str());
+                continue;
+            }
+            let name = w.trim_start_matches('$').trim_start_matches('{').trim_end_matches('}');
+            let expanded = match vars.get(name).filter(|_| w.starts_with('$')) {
+                Some(value) => value.split_whitespace().filter(|p| *p != "\\").map(str::to_string).collect(),
+                None => vec![w.clone()],
+            };
+            for p in expanded {
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Whether `word` is a shell variable's name.
@@ -1726,6 +1784,22 @@ ENTRYPOINT ["./boot.sh"]
         assert!(d.notes.iter().all(|n| !n.what.contains("HEALTHCHECK")), "{:?}", d.notes);
     }
 
+    /// What a note quotes of a `RUN` is as written: its pipes, its quotes
+    /// and what they keep from the shell (`'$d'`); the system packages
+    /// are those the installs name, not an `echo`'s words.
+    #[test]
+    fn a_run_line_is_quoted_as_written() {
+        let text = "FROM python:3.12\nRUN curl -LsSf https://astral.sh/uv/install.sh | sh\nRUN sed -i '/# Development/,$d' requirements.txt\nRUN echo \"**** install build dependencies ****\" &&\\\n    apk add --no-cache --virtual=build-deps \\\n    gcc musl-dev &&\\\n    echo \"**** install runtime packages ****\" && \\\n    apk add --no-cache --virtual .run-deps shadow postgresql-libs && \\\n    mkdir -p /etc/app\nCMD [\"./run.sh\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        let notes: Vec<&str> = d.notes.iter().map(|n| n.what.as_str()).collect();
+        assert!(notes.contains(&"RUN curl -LsSf https://astral.sh/uv/install.sh | sh in Dockerfile"), "{notes:?}");
+        assert!(notes.contains(&"RUN sed -i '/# Development/,$d' requirements.txt in Dockerfile"), "{notes:?}");
+        assert!(
+            notes.contains(&"RUN that installs system packages in Dockerfile: gcc musl-dev shadow postgresql-libs"),
+            "{notes:?}"
+        );
+    }
+
     #[test]
     /// A `RUN` is weighed command by command: what is carried over (a
     /// directory, a user, bytecode) or needs nothing (a test, a cache
@@ -1740,7 +1814,7 @@ ENTRYPOINT ["./boot.sh"]
             [
                 "RUN python manage.py collectstatic --noinput in Dockerfile",
                 "RUN ln -s /usr/share/zoneinfo/UTC /etc/localtime in Dockerfile",
-                "RUN python -c import nltk; nltk.download('punkt') in Dockerfile",
+                "RUN python -c \"import nltk; nltk.download('punkt')\" in Dockerfile",
                 "RUN echo Europe/Berlin > /etc/timezone in Dockerfile"
             ]
         );
