@@ -1455,7 +1455,9 @@ fn not_carried(text: &str, written: &str, vars: &BTreeMap<String, String>, file:
         // Each command as written, with the operator after it (`curl … |
         // sh`, a quoted `'$d'`), when the expanded line cuts the same way.
         let raw = Some(shell_split(written)).filter(|r| r.len() == commands.len());
-        let (edits, left): (Vec<(usize, Vec<String>)>, Vec<(usize, Vec<String>)>) = commands
+        // Commands by their place in the line.
+        type Numbered = Vec<(usize, Vec<String>)>;
+        let (edits, left): (Numbered, Numbered) = commands
             .into_iter()
             .enumerate()
             .filter(|(_, c)| !c.is_empty() && !carried(c))
