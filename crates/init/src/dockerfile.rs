@@ -1279,9 +1279,14 @@ fn flag_values<'a>(words: &'a [String], flags: &[&str]) -> Vec<&'a str> {
     values
 }
 
+/// What [`install_extras`] says for `--all-extras`: every extra the
+/// project declares.
+pub(crate) const ALL_EXTRAS: &str = "*";
+
 /// The project's extras a RUN's install steps ask for: uv's `--extra X`,
 /// Poetry's `-E X`/`--extras "X Y"`, and `pip install .[X,Y]` (or the path
-/// the context was copied to, `project_at`). `--all-extras` names none.
+/// the context was copied to, `project_at`). `--all-extras` (uv's,
+/// Poetry's) is [`ALL_EXTRAS`], for the caller to read the project's.
 pub(crate) fn install_extras(text: &str, project_at: &[&str]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut add = |list: &str| {
@@ -1300,6 +1305,11 @@ pub(crate) fn install_extras(text: &str, project_at: &[&str]) -> Vec<String> {
         };
         for v in flag_values(&words[at + 1..], flags) {
             add(v);
+        }
+        if matches!((tool, sub), ("uv", "sync" | "export") | ("poetry", "install"))
+            && words[at + 1..].iter().any(|w| w == "--all-extras")
+        {
+            add(ALL_EXTRAS);
         }
         for w in &words[at + 1..] {
             // `pip install .[web]`, `-e .[web]`, `/app[web]`.
@@ -1687,6 +1697,7 @@ ENTRYPOINT ["./boot.sh"]
             ["postgresql", "redis"]
         );
         assert_eq!(install_extras("poetry install -E web --extras \"db cache\"", &[]), ["web", "db", "cache"]);
+        assert_eq!(install_extras("uv sync --frozen --all-extras", &[]), [ALL_EXTRAS]);
         assert_eq!(install_extras("pip install --no-deps '.[mainapp,speed]'", &[]), ["mainapp", "speed"]);
         assert_eq!(install_extras("pip install /httpbin[mainapp]", &["/httpbin"]), ["mainapp"]);
         // Another package's extras are not the project's.

@@ -416,6 +416,27 @@ const LOCKS: [(&str, &str); 6] = [
 const ENV_NOT_CARRIED: [&str; 9] =
     ["PATH", "VIRTUAL_ENV", "PYTHON_VERSION", "PYTHON_SHA256", "GPG_KEY", "LANG", "LC_ALL", "PYTHONPATH", "HOME"];
 
+/// `extras` with `--all-extras` ([`dockerfile::ALL_EXTRAS`]) replaced by
+/// the extras the project declares (`[project.optional-dependencies]`,
+/// Poetry's `[tool.poetry.extras]`), by name.
+fn every_extra(dir: &Path, extras: Vec<String>) -> Vec<String> {
+    if !extras.iter().any(|e| e == dockerfile::ALL_EXTRAS) {
+        return extras;
+    }
+    let doc = oxbuild_python::input::pyproject(dir).ok().flatten().unwrap_or_default();
+    let declared = [
+        doc.get("project").and_then(|p| p.get("optional-dependencies")),
+        doc.get("tool").and_then(|t| t.get("poetry")).and_then(|p| p.get("extras")),
+    ];
+    let mut out: Vec<String> = extras.into_iter().filter(|e| e != dockerfile::ALL_EXTRAS).collect();
+    for name in declared.into_iter().flatten().filter_map(|t| t.as_table()).flat_map(|t| t.keys()) {
+        if !out.contains(name) {
+            out.push(name.clone());
+        }
+    }
+    out
+}
+
 /// A Dockerfile's `PYTHONPATH` when each of its entries is `workdir` or a
 /// folder in it (`$PYTHONPATH` itself dropped: the image has none before);
 /// None when one points elsewhere.
@@ -998,6 +1019,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             if !groups.is_empty() && !lock.ends_with(".txt") {
                 plan.groups = Some((groups, from.clone()));
             }
+            let extras = every_extra(dir, extras);
             if !extras.is_empty() {
                 plan.extras = Some((extras, from));
             }
@@ -1013,8 +1035,9 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         {
             plan.groups = Some((d.groups.clone(), file.clone()));
         }
-        if plan.extras.is_none() && !d.extras.is_empty() {
-            plan.extras = Some((d.extras.clone(), file.clone()));
+        let extras = every_extra(dir, d.extras.clone());
+        if plan.extras.is_none() && !extras.is_empty() {
+            plan.extras = Some((extras, file.clone()));
         }
         // A package that the Dockerfile does not install (its dependencies
         // only): the image runs it from its files, as oxbuild then does. A
@@ -2280,6 +2303,22 @@ mod tests {
         );
         let cfg = oxbuild_config::Config::parse(Path::new("oxbuild.toml"), &text).unwrap();
         assert_eq!(cfg.python.extras, ["postgresql", "redis"]);
+        // `--all-extras`: every extra the project declares (lnbits).
+        write(
+            dir.path(),
+            &[
+                (
+                    "Dockerfile",
+                    "FROM python:3.11\nWORKDIR /app\nCOPY . .\nRUN uv sync --all-extras\nCMD [\"kinto\", \"start\"]\n",
+                ),
+                (
+                    "pyproject.toml",
+                    "[project]\nname = \"kinto\"\n[project.optional-dependencies]\nredis = [\"redis\"]\nbreez = [\"breez-sdk\"]\n",
+                ),
+            ],
+        );
+        let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(plan.extras.map(|(e, _)| e), Some(vec!["breez".to_string(), "redis".to_string()]));
     }
 
     #[test]
