@@ -335,3 +335,37 @@ fn a_rebuild_starts_the_last_interpreter_early_and_a_wrong_guess_changes_nothing
     assert_eq!(again["digest"], first["digest"]);
     assert_eq!(again["bytecode"], first["bytecode"]);
 }
+
+/// `[app] root`: a folder's contents go into the workdir (a Dockerfile's
+/// `COPY src .`), compiled like any app, and `.dockerignore` still reads
+/// paths from the project's root.
+#[test]
+fn a_folder_of_the_project_is_the_app_with_its_bytecode() {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.app().join("src")).unwrap();
+    std::fs::rename(ws.app().join("plainweb"), ws.app().join("src/plainweb")).unwrap();
+    std::fs::write(ws.app().join("src/notes.txt"), "not for the image\n").unwrap();
+    std::fs::write(ws.app().join(".dockerignore"), "src/notes.txt\n").unwrap();
+    ws.edit_config("include = [\"plainweb\"]", "root = \"src\"");
+    let layout = ws.tmp.path().join("layout");
+    let report = build_json(
+        ws.oxbuild()
+            .args(["build", "-q", "--base"])
+            .arg(base())
+            .arg("--output")
+            .arg(format!("oci:{}", layout.display()))
+            .arg(ws.app()),
+    );
+    let app = report["added"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_string();
+    let names: Vec<String> = layer_entries(&blob_in(&layout, &app)).into_iter().map(|(n, _)| n).collect();
+    assert!(names.iter().any(|n| n == "app/plainweb/__main__.py"), "{names:?}");
+    assert!(names.iter().any(|n| n == "app/plainweb/__pycache__/__main__.cpython-311.pyc"), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("app/src") || n.contains("notes.txt")), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("oxbuild.toml")), "{names:?}");
+
+    // A root that is no folder of the project is named before anything is read.
+    ws.edit_config("root = \"src\"", "root = \"source\"");
+    let (code, _, stderr) = run(ws.oxbuild().args(["build", "-q", "--base"]).arg(base()).arg(ws.app()));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("[app] root names") && stderr.contains("source"), "{stderr}");
+}

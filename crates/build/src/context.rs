@@ -37,10 +37,28 @@ pub fn add_app_files(
     workdir: &str,
     owner: Owner,
 ) -> Result<Added, Error> {
-    let ignore = DockerIgnore::load(root).map_err(Error::Input)?;
+    add_app_files_in(layer, (root, ""), include, exclude, workdir, owner)
+}
+
+/// [`add_app_files`] of the folder `within` of the project `root` (`[app]
+/// root`): its contents go into `workdir`, `include` and `exclude` are
+/// relative to it, and the project's `.dockerignore` applies to them as
+/// to `within/…`, as Docker would read it with the project as context.
+pub fn add_app_files_in(
+    layer: &mut LayerBuilder,
+    (project, within): (&Path, &str),
+    include: Option<&[String]>,
+    exclude: &[String],
+    workdir: &str,
+    owner: Owner,
+) -> Result<Added, Error> {
+    let ignore = DockerIgnore::load(project).map_err(Error::Input)?;
+    let app_root = project.join(within);
+    let root = if within.is_empty() { project } else { app_root.as_path() };
     let exclude: Vec<String> = exclude.iter().map(|e| clean_rel(e)).filter(|e| !e.is_empty()).collect();
     let mut walk = Walk {
         root,
+        within: if within.is_empty() { String::new() } else { format!("{within}/") },
         workdir: workdir.trim_end_matches('/'),
         owner,
         ignore,
@@ -112,6 +130,9 @@ fn clean_rel(p: &str) -> String {
 
 struct Walk<'a> {
     root: &'a Path,
+    /// Where `root` is in the project, with a trailing `/`, for
+    /// `.dockerignore`; empty when it is the project.
+    within: String,
     workdir: &'a str,
     owner: Owner,
     ignore: DockerIgnore,
@@ -157,7 +178,8 @@ impl Walk<'_> {
             // The build's own settings are no part of the app (unless
             // `[app] include` names them): a change to `[image] env` should
             // not make a new app layer.
-            if ALWAYS_SKIPPED.contains(&name) || (rel.is_empty() && name == oxbuild_config::FILE_NAME) {
+            let config = rel.is_empty() && self.within.is_empty() && name == oxbuild_config::FILE_NAME;
+            if ALWAYS_SKIPPED.contains(&name) || config {
                 continue;
             }
             let child_rel = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
@@ -171,7 +193,7 @@ impl Walk<'_> {
         if self.exclude.iter().any(|e| rel == e || rel.starts_with(&format!("{e}/"))) {
             return Ok(());
         }
-        let ignored = self.ignore.is_ignored(rel);
+        let ignored = self.ignore.is_ignored(&format!("{}{rel}", self.within));
         let ft = meta.file_type();
         let dest = format!("{}/{rel}", self.workdir);
         if ft.is_dir() {
@@ -283,6 +305,31 @@ mod tests {
         let added = add_app_files(&mut layer, dir.path(), None, &[], "/app", Owner::ROOT).unwrap();
         assert_eq!(added.warnings.len(), 1, "{:?}", added.warnings);
         assert!(added.warnings[0].starts_with(".env goes into the image") && !added.warnings[0].contains("SECRET_KEY"));
+    }
+
+    /// `[app] root`: a folder's contents go into the workdir, and the
+    /// project's `.dockerignore` still applies to them by their path in it.
+    #[test]
+    fn a_folder_of_the_project_can_be_the_app() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("shynet/core")).unwrap();
+        fs::write(root.join("shynet/manage.py"), "").unwrap();
+        fs::write(root.join("shynet/core/views.py"), "").unwrap();
+        fs::write(root.join("shynet/local.cfg"), "").unwrap();
+        fs::write(root.join("README.md"), "").unwrap();
+        fs::write(root.join(".dockerignore"), "shynet/local.cfg\nmanage.py\n").unwrap();
+        let names = |include: Option<&[String]>| {
+            let mut layer = LayerBuilder::new(0, Owner::ROOT);
+            add_app_files_in(&mut layer, (root, "shynet"), include, &[], "/usr/src/shynet", Owner::ROOT).unwrap();
+            let tar = layer.write_tar(Vec::new()).unwrap();
+            let mut archive = tar::Archive::new(tar.as_slice());
+            let entries = archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned());
+            entries.filter(|n| !n.ends_with('/')).collect::<Vec<_>>()
+        };
+        // `manage.py` in .dockerignore means the project's root one, not shynet's.
+        assert_eq!(names(None), ["usr/src/shynet/core/views.py", "usr/src/shynet/manage.py"]);
+        assert_eq!(names(Some(&["core".to_string()])), ["usr/src/shynet/core/views.py"]);
     }
 
     #[test]

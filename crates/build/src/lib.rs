@@ -220,7 +220,7 @@ type AppPiece = (Piece, Vec<String>, usize, Option<String>);
 #[allow(clippy::too_many_arguments)]
 fn write_app(
     layer: &mut LayerBuilder,
-    dir: &Path,
+    (dir, within): (&Path, &str),
     include: Option<&[String]>,
     exclude: &[String],
     workdir: &str,
@@ -231,7 +231,7 @@ fn write_app(
     compression: LayerCompression,
 ) -> Result<AppPiece, Error> {
     let AppWriting { bytecode, reuse } = writing;
-    let added = context::add_app_files(layer, dir, include, exclude, workdir, owner)?;
+    let added = context::add_app_files_in(layer, (dir, within), include, exclude, workdir, owner)?;
     let mut warnings = added.warnings;
     let key = match reuse {
         Some(_) => app_key(layer, bytecode, compression)?,
@@ -294,10 +294,11 @@ pub fn build(
         app.dir(d.trim_start_matches('/'), owner, 0o755);
     }
     // Test files belong to the test variant only.
-    let tests = cfg.assess.test_paths(dir);
+    let (app_dir, within) = (cfg.app.dir(dir), cfg.app.root_rel());
+    let tests = cfg.assess.test_paths(&app_dir);
     let (piece, mut warnings, compiled, reused) = write_app(
         &mut app,
-        dir,
+        (dir, &within),
         cfg.app.include.as_deref(),
         &tests,
         &cfg.image.workdir,
@@ -319,7 +320,7 @@ pub fn build(
     if cfg.image.entrypoint.is_none() && cfg.image.cmd.is_none() {
         warnings.extend(runtime::base_command_is_no_app(&config));
     }
-    warnings.extend(programs::app_program(&config, dir, &cfg.image.workdir, &app, base_fs, extra));
+    warnings.extend(programs::app_program(&config, &app_dir, &cfg.image.workdir, &app, base_fs, extra));
 
     // Provenance: the base, and the git checkout. oxbuild.toml's labels win.
     let mut stamped: BTreeMap<String, String> = BTreeMap::new();
@@ -357,14 +358,14 @@ pub fn test_variant(
 ) -> Result<Built, Error> {
     let mut blobs: Vec<(Piece, String)> =
         extra.iter().map(|e| (Piece::Layer(e.layer.clone(), e.diff_id.clone()), e.created_by.clone())).collect();
-    let tests = cfg.assess.test_paths(dir);
+    let tests = cfg.assess.test_paths(&cfg.app.dir(dir));
     let (mut warnings, mut compiled, mut reused) = (Vec::new(), 0, None);
     if !tests.is_empty() {
         let mut layer = LayerBuilder::new(epoch, Owner::ROOT);
         let piece;
         (piece, warnings, compiled, reused) = write_app(
             &mut layer,
-            dir,
+            (dir, &cfg.app.root_rel()),
             Some(&tests),
             &[],
             &cfg.image.workdir,

@@ -600,8 +600,29 @@ impl ImageConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AppConfig {
-    /// Paths (relative to the app directory) copied into the workdir; all of it when absent.
+    /// The folder of the project whose contents go into the workdir
+    /// (`COPY shynet .`); the project itself when absent. The project's
+    /// locks, package.json and `.dockerignore` are still read at its root.
+    pub root: Option<String>,
+    /// Paths (relative to `root`) copied into the workdir; all of it when absent.
     pub include: Option<Vec<String>>,
+}
+
+impl AppConfig {
+    /// The folder whose contents make the app layer: `dir`, or `root` in it.
+    pub fn dir(&self, dir: &Path) -> PathBuf {
+        match self.root.as_deref().map(|r| r.trim_start_matches("./").trim_end_matches('/')) {
+            Some(r) if !r.is_empty() && r != "." => dir.join(r),
+            _ => dir.to_path_buf(),
+        }
+    }
+
+    /// `root` as a path relative to the project with no `./` or trailing
+    /// `/`; empty for the project itself.
+    pub fn root_rel(&self) -> String {
+        let r = self.root.as_deref().unwrap_or("").trim_start_matches("./").trim_end_matches('/');
+        if r == "." { String::new() } else { r.to_string() }
+    }
 }
 
 /// `[healthcheck]`.
@@ -890,6 +911,12 @@ impl Config {
                 ));
             }
         }
+        if let Some(root) = &self.app.root
+            && (Path::new(root).is_absolute()
+                || Path::new(root).components().any(|c| c == std::path::Component::ParentDir))
+        {
+            return Err(format!("[app] root: `{root}` must be a folder inside the app directory"));
+        }
         if let Some(include) = &self.app.include {
             for p in include {
                 if Path::new(p).is_absolute() || Path::new(p).components().any(|c| c == std::path::Component::ParentDir)
@@ -1108,6 +1135,18 @@ mod tests {
         for bad in ["data", "/", "/srv/../etc"] {
             let e = parse(&format!("{MINIMAL}dirs = [\"{bad}\"]\n")).unwrap_err().to_string();
             assert!(e.contains("[image] dirs") && e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_app_root_is_a_folder_inside_the_project() {
+        let ok = parse("[app]\nroot = \"./shynet/\"\n").unwrap();
+        assert_eq!(ok.app.root_rel(), "shynet");
+        assert_eq!(ok.app.dir(Path::new("/p")), Path::new("/p/shynet"));
+        assert_eq!(parse("[app]\nroot = \".\"\n").unwrap().app.dir(Path::new("/p")), Path::new("/p"));
+        for bad in ["../other", "/srv"] {
+            let e = parse(&format!("[app]\nroot = \"{bad}\"\n")).unwrap_err().to_string();
+            assert!(e.contains("[app] root") && e.contains(bad), "{e}");
         }
     }
 

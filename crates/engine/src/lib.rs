@@ -327,8 +327,18 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
     // A wrong include path or a command that cannot start fails before
     // anything is fetched. A Node project with no command in oxbuild.toml
     // starts as its package.json says.
+    let app_dir = cfg.app.dir(dir);
+    if !app_dir.is_dir() {
+        return Err(Error::new(
+            Kind::Config,
+            format!(
+                "[app] root names {}, which is no folder of the project; name the folder whose contents go into the workdir",
+                app_dir.display()
+            ),
+        ));
+    }
     if let Some(include) = &cfg.app.include {
-        oxbuild_build::context::check_include(dir, include)?;
+        oxbuild_build::context::check_include(&app_dir, include)?;
     }
     if cfg.image.entrypoint.is_none()
         && cfg.image.cmd.is_none()
@@ -337,7 +347,7 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
         services.events.step(&format!("entrypoint from package.json: {}", ep.join(" ")));
         cfg.image.entrypoint = Some(ep);
     }
-    node::check_command(dir, &cfg)?;
+    node::check_command(&app_dir, &cfg)?;
     let base_location = base_location(request, &cfg)?;
     let compiles = cfg.python.compile_bytecode != oxbuild_config::Bytecode::Never;
     // The interpreter that compiled the last build of this base starts

@@ -132,6 +132,9 @@ pub struct Plan {
     pub dirs: Vec<String>,
     /// `[healthcheck]`, and whether it is a guess.
     pub health: Option<(Health, bool)>,
+    /// `[app] root`: the folder whose contents the Dockerfile copies into
+    /// its workdir (`COPY shynet .`).
+    pub root: Option<String>,
     /// `[app] include`; None for the whole directory (less `.dockerignore`).
     pub include: Option<Vec<String>>,
     /// `[python]`: the key (`requirements` or `lock`) and the file.
@@ -216,7 +219,37 @@ fn node_plan(dir: &Path, notes: &mut Vec<Note>) -> Option<NodePlan> {
 /// under the workdir than oxbuild does, which keeps the project's layout
 /// there (`COPY ./backend/app /app/app` with `WORKDIR /app`: oxbuild has
 /// `/app/backend/app`), so that the command may look in the wrong place.
-fn moved(dir: &Path, file: &str, d: &dockerfile::FromDockerfile, workdir: &str) -> Option<Note> {
+/// `[app] root` for a Dockerfile that copies the contents of one folder of
+/// the project into its WORKDIR (`COPY shynet .`): that folder, when no
+/// other folder from outside it goes into the workdir (files may: the
+/// dependencies' manifests, read at the project's root) and the whole
+/// project is not copied.
+fn app_folder(dir: &Path, d: &dockerfile::FromDockerfile, workdir: &str) -> Option<String> {
+    let workdir = workdir.trim_end_matches('/');
+    let inside = |p: &str| p == workdir || p.starts_with(&format!("{workdir}/"));
+    let mut folders = Vec::new();
+    let mut elsewhere = Vec::new();
+    for (src, dest, _) in d.placed() {
+        let rel = src.trim_start_matches("./").trim_end_matches('/');
+        if rel.is_empty() || rel == "." {
+            return None;
+        }
+        let Some(rel) = in_project(dir, rel).filter(|r| dir.join(r).is_dir()) else { continue };
+        if dest.trim_end_matches('/') == workdir {
+            if !folders.contains(&rel) {
+                folders.push(rel);
+            }
+        } else if inside(dest.trim_end_matches('/')) {
+            elsewhere.push(rel);
+        }
+    }
+    match folders.as_slice() {
+        [one] if elsewhere.iter().all(|e| e.starts_with(&format!("{one}/"))) => Some(one.clone()),
+        _ => None,
+    }
+}
+
+fn moved(dir: &Path, file: &str, d: &dockerfile::FromDockerfile, workdir: &str, root: Option<&str>) -> Option<Note> {
     let workdir = workdir.trim_end_matches('/');
     let inside = |p: &str| p == workdir || p.starts_with(&format!("{workdir}/"));
     let mut moves = Vec::new();
@@ -224,7 +257,17 @@ fn moved(dir: &Path, file: &str, d: &dockerfile::FromDockerfile, workdir: &str) 
         let rel = src.trim_start_matches("./").trim_end_matches('/');
         // Built from the folder above (`COPY ./backend/app ...` in backend/).
         let rel = &in_project(dir, rel).unwrap_or_else(|| rel.to_string());
-        let ours = if rel.is_empty() || rel == "." { workdir.to_string() } else { format!("{workdir}/{rel}") };
+        // Where the app layer has it: relative to `[app] root`, and not
+        // at all when outside it.
+        let in_app = match root {
+            Some(root) if rel == root => String::new(),
+            Some(root) => match rel.strip_prefix(&format!("{root}/")) {
+                Some(r) => r.to_string(),
+                None => continue,
+            },
+            None => rel.clone(),
+        };
+        let ours = if in_app.is_empty() || in_app == "." { workdir.to_string() } else { format!("{workdir}/{in_app}") };
         // The workdir and the directories a `RUN mkdir` made are directories
         // whatever the line's trailing slash (`COPY entry.sh $APP_HOME`).
         let into = *into || dest.trim_end_matches('/') == workdir || d.dirs.contains(dest);
@@ -771,6 +814,12 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     if let Some((file, d)) = &docker {
         let workdir = d.workdir.clone().unwrap_or_else(|| "/".into());
         let app_root = d.workdir.clone().unwrap_or_else(|| plan.workdir.clone());
+        plan.root = d.workdir.as_deref().and_then(|w| app_folder(dir, d, w));
+        // A source in the project as the app layer has it: inside `[app] root`.
+        let in_app = |src: String| match &plan.root {
+            Some(root) => src.strip_prefix(&format!("{root}/")).map(str::to_string).unwrap_or(src),
+            None => src,
+        };
         let mut mapped = false;
         plan.health = d.health.clone().map(|h| (h, false));
         let health = plan.health.as_mut().and_then(|(h, _)| h.cmd.as_mut());
@@ -782,7 +831,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                 let at = d
                     .program_from(program, &workdir)
                     .filter(|s| !s.is_empty() && dir.join(s).is_file())
-                    .map(|src| format!("{}/{src}", app_root.trim_end_matches('/')));
+                    .map(|src| format!("{}/{}", app_root.trim_end_matches('/'), in_app(src)));
                 // `./boot.sh` in the workdir is where the app has it already;
                 // a bare name is looked up on PATH, where it is not.
                 let now = if program.starts_with('/') {
@@ -805,7 +854,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                 if rel.starts_with('/') || dir.join(rel).exists() {
                     continue;
                 }
-                if let Some(src) = d.source_of(arg, &workdir).filter(|s| s != rel && !s.is_empty()) {
+                if let Some(src) = d.source_of(arg, &workdir).map(&in_app).filter(|s| s != rel && !s.is_empty()) {
                     *arg = if arg.starts_with('/') { format!("{}/{src}", workdir.trim_end_matches('/')) } else { src };
                     mapped = true;
                 }
@@ -981,9 +1030,52 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                     "not in the project (made by an earlier build step?), so left out of [app] include: build it before `oxbuild build` and add it there",
                 ));
             }
-            plan.include = Some(include);
+            // With `[app] root`, all of it (what else the Dockerfile copies
+            // is the dependencies' files, read at the project's root).
+            plan.include = Some(include).filter(|_| plan.root.is_none());
         }
-        if let Some(note) = moved(dir, file, d, &plan.workdir) {
+        if let Some(root) = &plan.root {
+            // Files from outside the root the Dockerfile puts in the workdir,
+            // but for the dependencies' own (read at the project's root).
+            const MANIFESTS: [&str; 14] = [
+                "pyproject.toml",
+                "setup.py",
+                "setup.cfg",
+                "poetry.lock",
+                "uv.lock",
+                "pdm.lock",
+                "Pipfile",
+                "Pipfile.lock",
+                "pylock.toml",
+                "package.json",
+                "package-lock.json",
+                "npm-shrinkwrap.json",
+                "yarn.lock",
+                ".npmrc",
+            ];
+            let workdir = plan.workdir.trim_end_matches('/');
+            let left: Vec<String> = d
+                .placed()
+                .iter()
+                .filter(|(_, dest, _)| {
+                    dest.trim_end_matches('/') == workdir || dest.starts_with(&format!("{workdir}/"))
+                })
+                .filter_map(|(src, _, _)| in_project(dir, src.trim_start_matches("./").trim_end_matches('/')))
+                .filter(|rel| !rel.starts_with(&format!("{root}/")) && rel != root)
+                .filter(|rel| {
+                    let name = rel.rsplit('/').next().unwrap_or(rel);
+                    let requirements = name.starts_with("requirements") && name.ends_with(".txt");
+                    !(MANIFESTS.contains(&name) || requirements)
+                })
+                .collect();
+            if !left.is_empty() {
+                plan.notes.push(Note::new(
+                    format!("COPY of {} in {file}", left.join(", ")),
+                    format!("outside [app] root ({root}), so not in the app layer: if the app reads it, move it into {root}/"),
+                ));
+            }
+        }
+        if let Some(note) = moved(dir, file, d, &plan.workdir, plan.root.as_deref()) {
             plan.notes.push(note);
         }
         if let Some((lock, _)) = &d.lock
@@ -1308,6 +1400,12 @@ impl Plan {
             ));
         }
         t.push_str("\n[app]\n");
+        if let Some(root) = &self.root {
+            t.push_str(&format!(
+                "root = {}   # the Dockerfile copies its contents into the workdir\n",
+                toml_string(root)
+            ));
+        }
         match &self.include {
             Some(i) => t.push_str(&format!(
                 "include = {}   # what the Dockerfile copies; .dockerignore applies too\n",
@@ -1623,6 +1721,46 @@ mod tests {
         let plan = plan(dir.path(), &Options::default()).unwrap();
         assert_eq!(plan.workdir, "/home/app/web");
         assert_eq!(plan.dirs, ["/data", "/srv/cache"]);
+    }
+
+    /// shynet: `COPY shynet .` into the WORKDIR puts that folder's contents
+    /// there, as `[app] root` does; the command is then where it was.
+    #[test]
+    fn a_folder_copied_into_the_workdir_is_the_app_root() {
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM python:3.11\nWORKDIR /usr/src/shynet\nCOPY assets/GeoLite2.tar.gz GeoLite2.tar.gz\nCOPY poetry.lock pyproject.toml ./\nCOPY package.json ../\nRUN pip install poetry && poetry install\nCOPY shynet .\nCMD [\"./entrypoint.sh\"]\n",
+            ),
+            ("poetry.lock", ""),
+            ("pyproject.toml", "[tool.poetry]\nname = \"shynet\"\n"),
+            ("package.json", "{}"),
+            ("shynet/entrypoint.sh", "#!/bin/sh\n./startup_checks.sh\n"),
+            ("shynet/startup_checks.sh", ""),
+            ("shynet/manage.py", ""),
+            ("assets/GeoLite2.tar.gz", ""),
+        ]);
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(plan.root.as_deref(), Some("shynet"));
+        assert_eq!(plan.include, None);
+        assert_eq!(plan.cmd, Some(vec!["./entrypoint.sh".to_string()]));
+        assert!(!plan.notes.iter().any(|n| n.what.starts_with("where ")), "{:?}", plan.notes);
+        let outside: Vec<&str> =
+            plan.notes.iter().filter(|n| n.why.starts_with("outside")).map(|n| n.what.as_str()).collect();
+        assert_eq!(outside, ["COPY of assets/GeoLite2.tar.gz in Dockerfile"], "the manifests are read where they are");
+        let text = plan.render();
+        assert!(
+            text.contains("\n[app]\nroot = \"shynet\"   # the Dockerfile copies its contents into the workdir\n"),
+            "{text}"
+        );
+        let cfg = oxbuild_config::Config::parse(Path::new("oxbuild.toml"), &text).unwrap();
+        assert_eq!(cfg.app.root_rel(), "shynet");
+        // Two folders into the workdir, or the whole project: no root.
+        write(
+            dir.path(),
+            &[("Dockerfile", "FROM python:3.11\nWORKDIR /srv\nCOPY shynet .\nCOPY . .\nCMD [\"./entrypoint.sh\"]\n")],
+        );
+        assert_eq!(super::plan(dir.path(), &Options::default()).unwrap().root, None);
     }
 
     #[test]
