@@ -1018,16 +1018,23 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             let mut absent: Vec<String> = Vec::new();
             for c in &d.copies {
                 let c = c.trim_start_matches("./").trim_end_matches('/').to_string();
-                match in_project(dir, &c) {
-                    Some(c) if !include.contains(&c) => include.push(c),
-                    Some(_) => {}
-                    None => absent.push(c),
+                // One the project lacks stays in the list, as in the
+                // Dockerfile: the build says so until a step makes it.
+                let (c, here) = match in_project(dir, &c) {
+                    Some(c) => (c, true),
+                    None => (c, false),
+                };
+                if !here {
+                    absent.push(c.clone());
+                }
+                if !include.contains(&c) {
+                    include.push(c);
                 }
             }
             if !absent.is_empty() {
                 plan.notes.push(Note::new(
                     format!("COPY of {} in {file}", absent.join(", ")),
-                    "not in the project (made by an earlier build step?), so left out of [app] include: build it before `oxbuild build` and add it there",
+                    "not in the project (made by an earlier build step?): [app] include names it as the Dockerfile does, so `oxbuild build` says it is missing until a step before it (in CI) makes it",
                 ));
             }
             // With `[app] root`, all of it (what else the Dockerfile copies
@@ -1839,10 +1846,13 @@ mod tests {
             ("backend/app/main.py", "from fastapi import FastAPI\napp = FastAPI()\n"),
         ]);
         let plan = plan(&dir.path().join("backend"), &Options::default()).unwrap();
-        assert_eq!(plan.include, Some(vec!["requirements.txt".into(), "app".into(), "alembic.ini".into()]));
+        assert_eq!(
+            plan.include,
+            Some(vec!["requirements.txt".into(), "app".into(), "alembic.ini".into(), "generated".into()])
+        );
         assert_eq!(plan.python, Some(("requirements", "requirements.txt".to_string())));
         let note = plan.notes.iter().find(|n| n.what.starts_with("COPY of generated")).expect("a note");
-        assert!(note.why.contains("left out of [app] include"), "{}", note.why);
+        assert!(note.why.contains("names it as the Dockerfile does"), "{}", note.why);
     }
 
     #[test]
