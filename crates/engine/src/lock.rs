@@ -449,18 +449,24 @@ fn python_release(major: u32, minor: u32) -> Option<SystemTime> {
 
 /// The pins of an existing lock at `path`, as preferences.
 fn existing_pins(path: &Path) -> BTreeMap<String, pep440_rs::Version> {
+    toml_lock_pins(path, "packages")
+}
+
+/// The names and versions of the tables in array `key` of the TOML lock at
+/// `path` (`packages` in pylock.toml, `package` in uv, Poetry and PDM
+/// locks); none when it is missing or does not parse.
+fn toml_lock_pins(path: &Path, key: &str) -> BTreeMap<String, pep440_rs::Version> {
     let Ok(text) = std::fs::read_to_string(path) else { return BTreeMap::new() };
     let Ok(doc) = text.parse::<toml::Table>() else { return BTreeMap::new() };
-    doc.get("packages")
-        .and_then(|p| p.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|p| {
-            let name = p.get("name")?.as_str()?;
-            let version = pep440_rs::Version::from_str(p.get("version")?.as_str()?).ok()?;
-            Some((oxbuild_python::name::normalize(name), version))
-        })
-        .collect()
+    let mut out = BTreeMap::new();
+    for p in doc.get(key).and_then(|p| p.as_array()).into_iter().flatten() {
+        let name = p.get("name").and_then(|n| n.as_str());
+        let version = p.get("version").and_then(|v| v.as_str()).and_then(|v| pep440_rs::Version::from_str(v).ok());
+        if let (Some(name), Some(version)) = (name, version) {
+            out.entry(oxbuild_python::name::normalize(name)).or_insert(version);
+        }
+    }
+    out
 }
 
 /// The pins of the file pip-compile made from `input` (`requirements.in`
@@ -486,29 +492,19 @@ fn compiled_pins(input: &Path) -> BTreeMap<String, pep440_rs::Version> {
 fn other_lock_pins(input: &Path) -> BTreeMap<String, pep440_rs::Version> {
     let dir = input.parent().unwrap_or(Path::new("."));
     let mut out = BTreeMap::new();
-    let mut add = |name: &str, version: &str| {
-        if let Ok(v) = pep440_rs::Version::from_str(version.trim_start_matches("==")) {
-            out.entry(oxbuild_python::name::normalize(name)).or_insert(v);
-        }
-    };
     for file in ["uv.lock", "poetry.lock", "pdm.lock"] {
-        let Some(doc) = std::fs::read_to_string(dir.join(file)).ok().and_then(|t| t.parse::<toml::Table>().ok()) else {
-            continue;
-        };
-        for p in doc.get("package").and_then(|p| p.as_array()).into_iter().flatten() {
-            if let (Some(name), Some(version)) =
-                (p.get("name").and_then(|v| v.as_str()), p.get("version").and_then(|v| v.as_str()))
-            {
-                add(name, version);
-            }
+        for (name, version) in toml_lock_pins(&dir.join(file), "package") {
+            out.entry(name).or_insert(version);
         }
     }
     let pipfile = std::fs::read(dir.join("Pipfile.lock")).ok();
     let pipfile: serde_json::Value = pipfile.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
     for section in ["default", "develop"] {
         for (name, p) in pipfile[section].as_object().into_iter().flatten() {
-            if let Some(version) = p["version"].as_str() {
-                add(name, version);
+            if let Some(v) =
+                p["version"].as_str().and_then(|v| pep440_rs::Version::from_str(v.trim_start_matches("==")).ok())
+            {
+                out.entry(oxbuild_python::name::normalize(name)).or_insert(v);
             }
         }
     }
