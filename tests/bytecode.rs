@@ -149,6 +149,7 @@ fn checkout_bytecode_is_dropped_and_bad_sources_are_skipped() {
         .arg(ws.app()));
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("legacy.py was not byte-compiled") && stderr.contains("SyntaxError"), "{stderr}");
+    assert!(stderr.contains("the image's Python 3.11.2 cannot import it"), "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let app = report["added"].as_array().unwrap().last().unwrap()["digest"].as_str().unwrap().to_string();
     let names: Vec<String> = layer_entries(&blob_in(&layout, &app)).into_iter().map(|(n, _)| n).collect();

@@ -256,7 +256,16 @@ fn write_app(
             };
             let (blob, outcome) =
                 oxbuild_python::bytecode::write_with(layer, &paths, read, compiler, epoch, owner, write)?;
-            (blob, outcome.compiled, outcome.skipped)
+            // The app's own code that the image's Python cannot parse fails
+            // where it is imported (syntax of a newer Python, often).
+            let python = compiler.version.split_whitespace().next().unwrap_or("");
+            let skipped = outcome.skipped.into_iter().map(|s| match s.contains("SyntaxError") {
+                true => format!(
+                    "{s}; the image's Python {python} cannot import it: if the app needs a newer Python, build on a base that has it ([image] base)"
+                ),
+                false => s,
+            });
+            (blob, outcome.compiled, skipped.collect())
         }
     };
     if let (Some(reuse), Some(key)) = (reuse, &key) {
