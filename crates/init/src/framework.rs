@@ -124,6 +124,44 @@ fn serve(server: &'static str, target: String, chdir: String) -> Vec<String> {
     argv
 }
 
+/// A Django site among `files`: its manage.py (at the root, or one folder
+/// down as netbox has it) and the wsgi.py that holds its `application`.
+fn django_site(dir: &Path, files: &[PathBuf]) -> Option<(PathBuf, PathBuf)> {
+    let manage = files.iter().find(|p| {
+        p.file_name().is_some_and(|n| n == "manage.py")
+            && p.parent().is_some_and(|d| d == dir || d.parent() == Some(dir))
+    })?;
+    let site = manage.parent()?;
+    let wsgi = files.iter().find(|p| {
+        p.starts_with(site)
+            && p.file_name().is_some_and(|n| n == "wsgi.py")
+            && std::fs::read_to_string(p).is_ok_and(|t| t.contains("application"))
+    })?;
+    Some((manage.clone(), wsgi.clone()))
+}
+
+/// For a Django site whose manage.py and wsgi.py leave
+/// `DJANGO_SETTINGS_MODULE` unset (the deployment sets it), the settings
+/// modules it has (`babybuddy.settings.base`, ...), for a note; None when
+/// one of them sets it, or for no Django site.
+pub fn django_settings_unset(dir: &Path) -> Option<Vec<String>> {
+    let files = python_files(dir);
+    let (manage, wsgi) = django_site(dir, &files)?;
+    let sets = |p: &Path| std::fs::read_to_string(p).is_ok_and(|t| t.contains("DJANGO_SETTINGS_MODULE"));
+    if sets(&manage) || sets(&wsgi) {
+        return None;
+    }
+    let package = wsgi.parent()?;
+    let mut modules: Vec<String> = files
+        .iter()
+        .filter(|p| p.parent() == Some(&package.join("settings")) && p.file_name().is_some_and(|n| n != "__init__.py"))
+        .chain(files.iter().filter(|p| *p == &package.join("settings.py")))
+        .filter_map(|p| module_of(dir, p).map(|(m, _)| m))
+        .collect();
+    modules.sort();
+    Some(modules)
+}
+
 /// The project's way to run, by convention; None when none applies.
 pub fn detect(dir: &Path) -> Option<Convention> {
     let files = python_files(dir);
@@ -131,18 +169,11 @@ pub fn detect(dir: &Path) -> Option<Convention> {
 
     // Django: manage.py (at the root, or one folder down as netbox has it)
     // and the project's wsgi.py (the settings package) beside it.
-    let manage = files.iter().find(|p| {
-        p.file_name().is_some_and(|n| n == "manage.py")
-            && p.parent().is_some_and(|d| d == dir || d.parent() == Some(dir))
-    });
-    if let Some(site) = manage.and_then(|m| m.parent())
-        && let Some(wsgi) = files.iter().find(|p| {
-            p.starts_with(site) && p.file_name().is_some_and(|n| n == "wsgi.py") && read(p).contains("application")
-        })
-        && let Some((module, chdir)) = module_of(dir, wsgi)
+    if let Some((_, wsgi)) = django_site(dir, &files)
+        && let Some((module, chdir)) = module_of(dir, &wsgi)
     {
         let argv = serve("gunicorn", format!("{module}:application"), chdir);
-        let shown = wsgi.strip_prefix(dir).unwrap_or(wsgi).display();
+        let shown = wsgi.strip_prefix(dir).unwrap_or(&wsgi).display();
         return Some(Convention { what: format!("Django (manage.py, {shown})"), argv, server: Some("gunicorn") });
     }
     // FastAPI or Starlette: an ASGI app object, served by uvicorn.
@@ -364,6 +395,34 @@ mod tests {
             &[("app/api.py", ""), ("app/main.py", "from fastapi import FastAPI\napp = FastAPI(docs_url=None)\n")],
         );
         assert_eq!(fallback_route(dir.path()), "/");
+    }
+
+    /// babybuddy: the deployment sets DJANGO_SETTINGS_MODULE; init names
+    /// the settings modules to choose from.
+    #[test]
+    fn django_settings_left_to_the_deployment_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[
+                ("manage.py", "from django.core.management import execute_from_command_line\n"),
+                ("babybuddy/__init__.py", ""),
+                ("babybuddy/wsgi.py", "application = get_wsgi_application()\n"),
+                ("babybuddy/settings/__init__.py", ""),
+                ("babybuddy/settings/base.py", ""),
+                ("babybuddy/settings/production.py", ""),
+            ],
+        );
+        assert_eq!(
+            django_settings_unset(dir.path()),
+            Some(vec!["babybuddy.settings.base".to_string(), "babybuddy.settings.production".to_string()])
+        );
+        // A manage.py that sets it, as startproject writes it: nothing to say.
+        write(
+            dir.path(),
+            &[("manage.py", "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'babybuddy.settings.base')\n")],
+        );
+        assert_eq!(django_settings_unset(dir.path()), None);
     }
 
     #[test]

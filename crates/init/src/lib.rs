@@ -1191,6 +1191,22 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             ));
         }
     }
+    // A Django site whose manage.py and wsgi.py leave its settings to the
+    // deployment starts with none.
+    if !plan.env.contains_key("DJANGO_SETTINGS_MODULE")
+        && let Some(modules) = framework::django_settings_unset(dir)
+    {
+        let have = match modules.as_slice() {
+            [] => String::new(),
+            m => format!(" (the project has {})", m.join(", ")),
+        };
+        plan.notes.push(Note::new(
+            "DJANGO_SETTINGS_MODULE",
+            format!(
+                "neither manage.py nor wsgi.py sets it, so Django would start with no settings: set the production one in [image] env{have}"
+            ),
+        ));
+    }
     // A command that reads $PORT, as platforms such as Heroku and Cloud Run
     // set it, gets it from the image's env: the port the Dockerfile exposes,
     // else the command's own default (`${PORT:-5000}`), else the framework's.
