@@ -621,6 +621,32 @@ fn in_project(dir: &Path, path: &str) -> Option<String> {
     dir.join(rest).exists().then(|| rest.to_string())
 }
 
+/// A COPY source with wildcards in its last part (`package*.json`,
+/// `src/*.py`) as the paths of the project it matches, sorted; the source
+/// itself when it has none, or when nothing matches (a wildcard in a
+/// folder's name is left as it is).
+fn expand_copy(dir: &Path, source: &str) -> Vec<String> {
+    let (folder, name) = source.rsplit_once('/').unwrap_or(("", source));
+    let wild = |s: &str| s.contains(['*', '?', '[']);
+    if !wild(name) || wild(folder) {
+        return vec![source.to_string()];
+    }
+    let Ok(glob) = globset::GlobBuilder::new(name).literal_separator(true).build() else {
+        return vec![source.to_string()];
+    };
+    let matcher = glob.compile_matcher();
+    let mut found: Vec<String> = std::fs::read_dir(dir.join(folder))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| matcher.is_match(n))
+        .map(|n| if folder.is_empty() { n } else { format!("{folder}/{n}") })
+        .collect();
+    found.sort();
+    if found.is_empty() { vec![source.to_string()] } else { found }
+}
+
 /// Reads the project in `dir` and plans its oxbuild.toml.
 pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     let mut plan = Plan { workdir: "/app".into(), user: ("app".into(), None, None), ..Default::default() };
@@ -1016,8 +1042,9 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         if !d.copies.is_empty() && !d.copies.iter().any(|c| c.trim_end_matches('/') == "." || c == "./") {
             let mut include: Vec<String> = Vec::new();
             let mut absent: Vec<String> = Vec::new();
-            for c in &d.copies {
-                let c = c.trim_start_matches("./").trim_end_matches('/').to_string();
+            let copies =
+                d.copies.iter().flat_map(|c| expand_copy(dir, c.trim_start_matches("./").trim_end_matches('/')));
+            for c in copies {
                 // One the project lacks stays in the list, as in the
                 // Dockerfile: the build says so until a step makes it.
                 let (c, here) = match in_project(dir, &c) {
@@ -1784,6 +1811,29 @@ mod tests {
             &[("Dockerfile", "FROM python:3.11\nWORKDIR /srv\nCOPY shynet .\nCOPY . .\nCMD [\"./entrypoint.sh\"]\n")],
         );
         assert_eq!(super::plan(dir.path(), &Options::default()).unwrap().root, None);
+    }
+
+    /// `COPY package*.json ./`, the most common line of a Node Dockerfile:
+    /// the files it matches, not a path no project has.
+    #[test]
+    fn a_copy_with_wildcards_names_the_files_it_matches() {
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM node:18\nWORKDIR /app\nCOPY package*.json ./\nRUN npm ci --omit=dev\nCOPY src ./src\nCOPY conf/*.yml conf/\nCMD [\"node\", \"src/index.js\"]\n",
+            ),
+            ("package.json", "{\"name\": \"x\", \"dependencies\": {}}"),
+            ("package-lock.json", "{\"lockfileVersion\": 3, \"packages\": {}}"),
+            ("src/index.js", ""),
+            ("conf/a.yml", ""),
+            ("conf/b.yml", ""),
+            ("conf/c.json", ""),
+        ]);
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        let include: Vec<&str> = plan.include.iter().flatten().map(String::as_str).collect();
+        assert_eq!(include, ["package-lock.json", "package.json", "src", "conf/a.yml", "conf/b.yml"]);
+        assert!(!plan.notes.iter().any(|n| n.what.starts_with("COPY of")), "{:?}", plan.notes);
+        assert_eq!(expand_copy(dir.path(), "*.toml"), ["*.toml"], "nothing matched: as written");
     }
 
     #[test]
