@@ -697,6 +697,20 @@ fn a_setup_py_project_is_not_installed_and_the_build_says_so() {
     let (code, _, stderr) = build(&ws);
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains("setup.py"), "{stderr}");
+    // The advice followed: a pyproject.toml with a [build-system] beside
+    // the setup.py makes the project a package, built and installed.
+    ws.edit_config(
+        "install-project = false",
+        &format!("find-links = [\"{}\"]\nno-index = true", oxbuild_testkit::build_wheelhouse().display()),
+    );
+    std::fs::write(
+        ws.app().join("pyproject.toml"),
+        "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n",
+    )
+    .unwrap();
+    let report = build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+    let wheel = report["python"]["project"]["wheel"].as_str().unwrap_or_default();
+    assert!(wheel.starts_with("plainweb-0.0.0-"), "{}", report["python"]);
 }
 
 /// A command whose program no package of the lock installs, and the base

@@ -913,15 +913,18 @@ fn native_code(path: &Path) -> Result<bool, String> {
 
 /// Whether the project in `dir` is itself a package to install, as `poetry
 /// install` and `uv sync` would: a pyproject.toml with a `[build-system]`
-/// and a `[project]` (or `[tool.poetry]`), unless the project says it is not
-/// one (Poetry's `package-mode = false`, PDM's `distribution = false`, uv's
-/// `package = false`).
+/// and a `[project]` (or `[tool.poetry]`), or with a setup.py beside it
+/// that gives the name (as `pip install .` builds it), unless the project
+/// says it is not one (Poetry's `package-mode = false`, PDM's
+/// `distribution = false`, uv's `package = false`).
 pub fn is_package(dir: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(dir.join("pyproject.toml")) else { return false };
     let Ok(doc) = text.parse::<toml::Table>() else { return false };
     let tool =
         |t: &str, k: &str| doc.get("tool").and_then(|x| x.get(t)).and_then(|x| x.get(k)).and_then(|v| v.as_bool());
-    let named = doc.get("project").is_some() || doc.get("tool").and_then(|t| t.get("poetry")).is_some();
+    let named = doc.get("project").is_some()
+        || doc.get("tool").and_then(|t| t.get("poetry")).is_some()
+        || dir.join("setup.py").is_file();
     doc.get("build-system").is_some()
         && named
         && tool("poetry", "package-mode") != Some(false)
