@@ -219,35 +219,80 @@ fn node_plan(dir: &Path, notes: &mut Vec<Note>) -> Option<NodePlan> {
 /// under the workdir than oxbuild does, which keeps the project's layout
 /// there (`COPY ./backend/app /app/app` with `WORKDIR /app`: oxbuild has
 /// `/app/backend/app`), so that the command may look in the wrong place.
-/// `[app] root` for a Dockerfile that copies the contents of one folder of
-/// the project into its WORKDIR (`COPY shynet .`): that folder, when no
-/// other folder from outside it goes into the workdir (files may: the
-/// dependencies' manifests, read at the project's root) and the whole
-/// project is not copied.
+/// `[app] root` for a Dockerfile that lays out one folder of the project
+/// as its WORKDIR: `COPY shynet .`, or `COPY src/run.py .` with `COPY
+/// src/app ./app`. Each folder it copies into the workdir says which folder
+/// of the project the workdir is (`src`); they must all agree, and none may
+/// say the project itself. Files copied there under their own name have the
+/// same say when no folder is copied. The dependencies' manifests (read at
+/// the project's root) and files copied under another name have none; the
+/// whole project copied (`COPY . .`) is no root.
 fn app_folder(dir: &Path, d: &dockerfile::FromDockerfile, workdir: &str) -> Option<String> {
     let workdir = workdir.trim_end_matches('/');
-    let inside = |p: &str| p == workdir || p.starts_with(&format!("{workdir}/"));
-    let mut folders = Vec::new();
-    let mut elsewhere = Vec::new();
-    for (src, dest, _) in d.placed() {
+    // Folders' votes, then files'.
+    let mut votes: (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    for (src, dest, into) in d.placed() {
         let rel = src.trim_start_matches("./").trim_end_matches('/');
         if rel.is_empty() || rel == "." {
             return None;
         }
-        let Some(rel) = in_project(dir, rel).filter(|r| dir.join(r).is_dir()) else { continue };
-        if dest.trim_end_matches('/') == workdir {
-            if !folders.contains(&rel) {
-                folders.push(rel);
+        let Some(rel) = in_project(dir, rel) else { continue };
+        let dest = dest.trim_end_matches('/');
+        let Some(at) = dest.strip_prefix(workdir).filter(|a| a.is_empty() || a.starts_with('/')) else { continue };
+        let at = at.trim_start_matches('/');
+        let name = rel.rsplit('/').next().unwrap_or(&rel);
+        let is_dir = dir.join(&rel).is_dir();
+        if !is_dir && MANIFESTS.contains(&name) {
+            continue;
+        }
+        // Where it lands in the workdir: a folder's contents at `dest`, a
+        // file put into a folder under its own name.
+        let at = match (is_dir, *into) {
+            (false, true) if at.is_empty() => name.to_string(),
+            (false, true) => format!("{at}/{name}"),
+            _ => at.to_string(),
+        };
+        let voted = if at.is_empty() {
+            rel.clone()
+        } else {
+            match rel.strip_suffix(&format!("/{at}")) {
+                Some(f) => f.to_string(),
+                None if rel == at => String::new(),
+                // A file under another name says nothing; a folder moved
+                // elsewhere means no one folder is the workdir.
+                None if !is_dir => continue,
+                None => return None,
             }
-        } else if inside(dest.trim_end_matches('/')) {
-            elsewhere.push(rel);
+        };
+        match is_dir {
+            true => votes.0.push(voted),
+            false => votes.1.push(voted),
         }
     }
-    match folders.as_slice() {
-        [one] if elsewhere.iter().all(|e| e.starts_with(&format!("{one}/"))) => Some(one.clone()),
-        _ => None,
-    }
+    let decided = if votes.0.is_empty() { votes.1 } else { votes.0 };
+    let folder = decided.first()?;
+    let agreed = !folder.is_empty() && decided.iter().all(|v| v == folder);
+    agreed.then(|| folder.clone()).filter(|f| dir.join(f).is_dir())
 }
+
+/// The dependencies' own files, which a Dockerfile copies for its install
+/// step and oxbuild reads at the project's root.
+const MANIFESTS: [&str; 14] = [
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+    "poetry.lock",
+    "uv.lock",
+    "pdm.lock",
+    "Pipfile",
+    "Pipfile.lock",
+    "pylock.toml",
+    "package.json",
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "yarn.lock",
+    ".npmrc",
+];
 
 fn moved(dir: &Path, file: &str, d: &dockerfile::FromDockerfile, workdir: &str, root: Option<&str>) -> Option<Note> {
     let workdir = workdir.trim_end_matches('/');
@@ -1064,29 +1109,21 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                     "not in the project (made by an earlier build step?): [app] include names it as the Dockerfile does, so `oxbuild build` says it is missing until a step before it (in CI) makes it",
                 ));
             }
-            // With `[app] root`, all of it (what else the Dockerfile copies
-            // is the dependencies' files, read at the project's root).
-            plan.include = Some(include).filter(|_| plan.root.is_none());
+            // With `[app] root`, what it copies from there (all of it for
+            // the folder itself); what else it copies is the dependencies'
+            // files, read at the project's root, or named in a note.
+            plan.include = match &plan.root {
+                None => Some(include),
+                Some(root) if include.contains(root) => None,
+                Some(root) => {
+                    let inside = include.iter().filter_map(|i| i.strip_prefix(&format!("{root}/")));
+                    Some(inside.map(str::to_string).collect())
+                }
+            };
         }
         if let Some(root) = &plan.root {
             // Files from outside the root the Dockerfile puts in the workdir,
             // but for the dependencies' own (read at the project's root).
-            const MANIFESTS: [&str; 14] = [
-                "pyproject.toml",
-                "setup.py",
-                "setup.cfg",
-                "poetry.lock",
-                "uv.lock",
-                "pdm.lock",
-                "Pipfile",
-                "Pipfile.lock",
-                "pylock.toml",
-                "package.json",
-                "package-lock.json",
-                "npm-shrinkwrap.json",
-                "yarn.lock",
-                ".npmrc",
-            ];
             let workdir = plan.workdir.trim_end_matches('/');
             let left: Vec<String> = d
                 .placed()
@@ -1452,7 +1489,7 @@ impl Plan {
         t.push_str("\n[app]\n");
         if let Some(root) = &self.root {
             t.push_str(&format!(
-                "root = {}   # the Dockerfile copies its contents into the workdir\n",
+                "root = {}   # the Dockerfile lays this folder out as its workdir\n",
                 toml_string(root)
             ));
         }
@@ -1800,7 +1837,7 @@ mod tests {
         assert_eq!(outside, ["COPY of assets/GeoLite2.tar.gz in Dockerfile"], "the manifests are read where they are");
         let text = plan.render();
         assert!(
-            text.contains("\n[app]\nroot = \"shynet\"   # the Dockerfile copies its contents into the workdir\n"),
+            text.contains("\n[app]\nroot = \"shynet\"   # the Dockerfile lays this folder out as its workdir\n"),
             "{text}"
         );
         let cfg = oxbuild_config::Config::parse(Path::new("oxbuild.toml"), &text).unwrap();
@@ -1811,6 +1848,23 @@ mod tests {
             &[("Dockerfile", "FROM python:3.11\nWORKDIR /srv\nCOPY shynet .\nCOPY . .\nCMD [\"./entrypoint.sh\"]\n")],
         );
         assert_eq!(super::plan(dir.path(), &Options::default()).unwrap().root, None);
+        // benc-uk/python-demoapp: files and folders of src/, each where
+        // src/ has it: src/ is the workdir, with what was copied from it.
+        write(
+            dir.path(),
+            &[
+                ("src/app/__init__.py", ""),
+                ("src/run.py", ""),
+                ("src/requirements.txt", "flask==3.1.0\n"),
+                (
+                    "Dockerfile",
+                    "FROM python:3.11\nARG srcDir=src\nWORKDIR /app\nCOPY $srcDir/requirements.txt .\nRUN pip install -r requirements.txt\nCOPY $srcDir/run.py .\nCOPY $srcDir/app ./app\nCMD [\"gunicorn\", \"run:app\"]\n",
+                ),
+            ],
+        );
+        let plan = super::plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(plan.root.as_deref(), Some("src"));
+        assert_eq!(plan.include, Some(vec!["requirements.txt".into(), "run.py".into(), "app".into()]));
     }
 
     /// `COPY package*.json ./`, the most common line of a Node Dockerfile:
