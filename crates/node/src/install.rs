@@ -408,6 +408,17 @@ struct Fetched {
     registry: String,
 }
 
+/// Whether `p` depends on a package made for one platform (`os` or `cpu`
+/// in the lock) that is `installed` for this one: where prebuilt binaries
+/// come from (msgpackr-extract's @msgpackr-extract/msgpackr-extract-linux-x64),
+/// so that its own install script has nothing left to build.
+fn platform_package(p: &Package, packages: &[Package], installed: impl Fn(usize) -> bool) -> bool {
+    packages
+        .iter()
+        .enumerate()
+        .any(|(j, q)| installed(j) && (!q.os.is_empty() || !q.cpu.is_empty()) && p.dependencies.contains(&q.name))
+}
+
 fn assemble(
     packages: &[Package],
     fetched: &BTreeMap<usize, Fetched>,
@@ -443,7 +454,9 @@ fn assemble(
         // A node-gyp addon whose install script would have compiled it, and
         // no prebuilt .node file: require() will fail at run time.
         let builds_addon = files.iter().any(|(rel, _, _)| rel == "binding.gyp");
-        if p.install_script && builds_addon && !files.iter().any(|(rel, _, _)| rel.ends_with(".node")) {
+        let prebuilt = files.iter().any(|(rel, _, _)| rel.ends_with(".node"))
+            || platform_package(p, packages, |j| fetched.contains_key(&j));
+        if p.install_script && builds_addon && !prebuilt {
             warnings.push(format!(
                 "{what}: its install script builds a native addon (binding.gyp) and the package ships no prebuilt .node file, so require('{}') will fail in the image: use a version or an alternative with prebuilt binaries, or a pure-JavaScript one",
                 p.name
@@ -496,6 +509,29 @@ mod tests {
         assert_eq!((i.algorithm, i.expected.as_slice()), ("sha512", [0xab, 0xcd, 0xef, 0x11].as_slice()));
         assert_eq!(Integrity::parse("md5-AAAA"), None);
         assert_eq!(i.key(), "sha512-abcdef11");
+    }
+
+    /// msgpackr-extract builds an addon only where no package of its
+    /// platform's binaries fits; the one for this platform is installed.
+    #[test]
+    fn a_platform_package_of_prebuilt_binaries_serves_for_the_addon() {
+        let lock = r#"{"lockfileVersion": 3, "packages": {
+            "": {"dependencies": {"msgpackr-extract": "3.0.3"}},
+            "node_modules/msgpackr-extract": {"version": "3.0.3", "hasInstallScript": true,
+                "optionalDependencies": {"@msgpackr-extract/msgpackr-extract-linux-x64": "3.0.3", "@msgpackr-extract/msgpackr-extract-darwin-arm64": "3.0.3"}},
+            "node_modules/@msgpackr-extract/msgpackr-extract-linux-x64": {"version": "3.0.3", "optional": true, "os": ["linux"], "cpu": ["x64"]},
+            "node_modules/@msgpackr-extract/msgpackr-extract-darwin-arm64": {"version": "3.0.3", "optional": true, "os": ["darwin"], "cpu": ["arm64"]},
+            "node_modules/bcrypt": {"version": "5.1.1", "hasInstallScript": true, "dependencies": {"node-addon-api": "5.0.0"}},
+            "node_modules/node-addon-api": {"version": "5.0.0"}
+        }}"#;
+        let packages = crate::lockfile::parse(lock, "package-lock.json").unwrap().packages;
+        let of = |name: &str| packages.iter().find(|p| p.name == name).unwrap();
+        let linux = |j: usize| !packages[j].name.ends_with("darwin-arm64");
+        assert!(platform_package(of("msgpackr-extract"), &packages, linux));
+        let only_darwin = |j: usize| !packages[j].name.ends_with("linux-x64");
+        let none = |j: usize| only_darwin(j) && !packages[j].name.ends_with("darwin-arm64");
+        assert!(!platform_package(of("msgpackr-extract"), &packages, none), "none for this platform");
+        assert!(!platform_package(of("bcrypt"), &packages, |_| true), "a plain dependency is no binary");
     }
 
     #[test]
