@@ -88,7 +88,10 @@ pub async fn run(args: InitArgs, out: Reporter) -> Result<(), Failure> {
         (None, _) => {}
     }
     write(&plan)?;
-    out.step(format!("read {}", plan.sources.join(", then ")));
+    out.step(match plan.sources.is_empty() {
+        true => "found no Dockerfile, Procfile or framework here to read".to_string(),
+        false => format!("read {}", plan.sources.join(", then ")),
+    });
     // (The failed lock was a warning already; the file keeps it as a note.)
     for n in plan.notes.iter().filter(|n| !n.what.ends_with("and `oxbuild lock` failed")) {
         if n.what == "how the app starts" {

@@ -254,12 +254,12 @@ fn log_hint(logs: &str, setuptools: Option<&str>) -> Option<String> {
     if let (Some(version), Some(major)) = (setuptools, major) {
         return (missing == "pkg_resources" && major >= 82).then(|| {
             format!(
-                "the app imports `pkg_resources`, which setuptools removed in 82.0 (the image has setuptools {version}): pin `setuptools<82` in the requirements and lock again, or move the app to importlib.metadata and importlib.resources"
+                "the app or one of its packages imports `pkg_resources`, which setuptools removed in 82.0 (the image has setuptools {version}): pin `setuptools<82` in the requirements and lock again, or upgrade what imports it (the traceback above names it)"
             )
         });
     }
     Some(format!(
-        "the app imports `{missing}`, which `python -m venv` on Python 3.11 and older puts in every venv and oxbuild's venv holds only when the lock does: add setuptools to the requirements (its own line) and lock again"
+        "the app or one of its packages imports `{missing}`, which `python -m venv` on Python 3.11 and older puts in every venv and oxbuild's venv holds only when the lock does: add setuptools to the requirements (its own line) and lock again"
     ))
 }
 

@@ -49,7 +49,7 @@ pub fn lock_requires_python(spec: &str, lock: &str, target: &Target) -> Result<(
         file: lock.to_string(),
         line: 0,
         message: format!(
-            "the lock is for Python {spec} (its requires-python), and the base has Python {}: use a base whose Python fits, or lock again for {}.{}",
+            "the lock is for Python {spec} (its requires-python), and the base has Python {}: use a base whose Python fits ([image] base, or --base), or, if the project runs on {}.{}, allow it in the project's requires-python and lock again",
             target.full_version, target.major, target.minor
         ),
     })
