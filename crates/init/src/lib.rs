@@ -1222,7 +1222,29 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         && let Some(lock) = oxbuild_python::lockfile::workspace_lock(dir)
         && let Some(member) = oxbuild_python::lockfile::workspace_member(&lock, dir)
     {
-        plan.python = Some(("lock", format!("{}uv.lock", "../".repeat(member.components().count()))));
+        let up = "../".repeat(member.components().count());
+        plan.python = Some(("lock", format!("{up}uv.lock")));
+        // A Dockerfile built from the workspace's root (`COPY uv.lock`, which
+        // only the root has, then `COPY . /workspace`): the member is at
+        // its folder under the WORKDIR, where its command looks for it.
+        if let Some((file, d)) = &docker
+            && let Some(workdir) = d.workdir.as_deref().map(|w| w.trim_end_matches('/'))
+            && d.copies.iter().any(|c| c.trim_start_matches("./").trim_end_matches('/') == "uv.lock")
+            && !dir.join("uv.lock").exists()
+            && d.placed().iter().any(|(src, dest, _)| {
+                matches!(src.trim_start_matches("./").trim_end_matches('/'), "" | ".")
+                    && dest.trim_end_matches('/') == workdir
+            })
+        {
+            plan.workdir = format!("{workdir}/{}", member.display());
+            plan.notes.push(Note::new(
+                format!("the build context of {file}"),
+                format!(
+                    "it copies the uv workspace's root ({up}) to {workdir}, so this member is at {}: [image] workdir is that folder",
+                    plan.workdir
+                ),
+            ));
+        }
     }
     // Packages the Dockerfile installs by name, which the lock lacks.
     if let Some((file, d)) = &docker {
@@ -1912,6 +1934,17 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\ntest-requirements = \"../../uv.lock\"   # its `test` group"), "{text}");
+        // A Dockerfile of the member built from the workspace's root.
+        write(
+            dir.path(),
+            &[(
+                "services/api/Dockerfile",
+                "FROM python:3.11\nWORKDIR /workspace\nCOPY pyproject.toml uv.lock /workspace/\nRUN uv sync --frozen --no-install-workspace --package=api\nCOPY . /workspace\nCMD [\"python3\", \"/workspace/services/api/app.py\"]\n",
+            )],
+        );
+        let plan = super::plan(&dir.path().join("services/api"), &Options::default()).unwrap();
+        assert_eq!(plan.workdir, "/workspace/services/api");
+        assert_eq!(plan.cmd, Some(vec!["python3".to_string(), "/workspace/services/api/app.py".to_string()]));
         // A folder the workspace does not list gets no lock of it.
         let other = super::plan(&dir.path().join("services/web"), &Options::default()).unwrap();
         assert_eq!(other.python, None);
