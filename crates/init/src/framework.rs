@@ -283,23 +283,34 @@ fn node(dir: &Path) -> Option<Convention> {
     Some(Convention { what: what.to_string(), argv, server: None })
 }
 
-/// A health route the project's code names (`/health`, `/healthz`, ...), if any.
-pub fn health_route(dir: &Path) -> Option<String> {
+/// A health route the project's code names (`/health`, `/healthz`, ...), if
+/// any, and whether it is declared on a router or blueprint (`router.get`,
+/// `bp.route`), which may be mounted under a prefix (`/api`): the path is
+/// then a guess.
+pub fn health_route(dir: &Path) -> Option<(String, bool)> {
     const ROUTES: [&str; 6] = ["/healthz", "/health", "/healthcheck", "/ping", "/status", "/ready"];
     for f in source_files(dir, &["py", "js", "mjs", "cjs", "ts"]) {
         let Ok(text) = std::fs::read_to_string(&f) else { continue };
         // The route as the first argument of what declares it: a decorator
         // (`@app.get("/health")`), a Django URL pattern (`path("health/"`,
         // served at "/health/"), Express's `app.get('/health'`. Not a URL
-        // the code merely builds (`SITE_ROOT + "/ping/"`).
-        let declared = |s: &str| ["\"", "'"].iter().any(|q| text.contains(&format!("({q}{s}{q}")));
+        // the code merely builds (`SITE_ROOT + "/ping/"`). The callee
+        // before it says whether it is the app's own.
+        let declared = |s: &str| {
+            ["\"", "'"].iter().find_map(|q| {
+                let at = text.find(&format!("({q}{s}{q}"))?;
+                let callee = text[..at].rsplit(|c: char| c.is_whitespace() || c == '@').next().unwrap_or("");
+                let object = callee.rsplit_once('.').map(|(o, _)| o.rsplit('.').next().unwrap_or(o));
+                Some(object.is_some_and(|o| !["app", "application", "server", "api"].contains(&o)))
+            })
+        };
         for route in ROUTES {
-            if declared(route) {
-                return Some(route.to_string());
+            if let Some(routed) = declared(route) {
+                return Some((route.to_string(), routed));
             }
             let bare = &route[1..];
-            if declared(&format!("{bare}/")) || declared(&format!("{route}/")) {
-                return Some(format!("{route}/"));
+            if let Some(routed) = declared(&format!("{bare}/")).or_else(|| declared(&format!("{route}/"))) {
+                return Some((format!("{route}/"), routed));
             }
         }
     }
@@ -439,7 +450,7 @@ mod tests {
         );
         let c = detect(dir.path()).unwrap();
         assert_eq!(c.argv, ["gunicorn", "--bind", "0.0.0.0:8000", "mysite.wsgi:application"]);
-        assert_eq!(health_route(dir.path()).as_deref(), Some("/healthz/"));
+        assert_eq!(health_route(dir.path()), Some(("/healthz/".to_string(), false)));
         // A URL the code builds is no route.
         write(
             dir.path(),
@@ -464,7 +475,11 @@ mod tests {
         let c = detect(dir.path()).unwrap();
         assert_eq!(c.argv, ["uvicorn", "--host", "0.0.0.0", "--port", "8000", "--app-dir", "backend", "app.main:app"]);
         assert_eq!(c.server, Some("uvicorn"));
-        assert_eq!(health_route(dir.path()).as_deref(), Some("/health"));
+        assert_eq!(health_route(dir.path()), Some(("/health".to_string(), false)));
+        // On a router (kutt's Express routes, mounted under /api): a guess.
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &[("server/routes.js", "router.get(\"/health\", (req, res) => res.send(\"OK\"));\n")]);
+        assert_eq!(health_route(dir.path()), Some(("/health".to_string(), true)));
     }
 
     #[test]

@@ -1324,7 +1324,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     {
         let streamlit = command.first().is_some_and(|p| p == "streamlit");
         let (path, guess) = match framework::health_route(dir) {
-            Some(p) => (p, false),
+            Some((p, routed)) => (p, routed),
             // Streamlit serves its own health endpoint.
             None if streamlit => ("/_stcore/health".to_string(), false),
             None => (framework::fallback_route(dir), true),
