@@ -133,8 +133,9 @@ enum Attempt {
 }
 
 impl oxbuild_http::Transient for Attempt {
+    /// A host that does not exist is not tried again.
     fn is_transient(&self) -> bool {
-        matches!(self, Attempt::Again(..))
+        matches!(self, Attempt::Again(why, _) if !oxbuild_http::unknown_host(why))
     }
     fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
@@ -220,13 +221,7 @@ async fn fetch(
         if let Some(a) = &auth {
             req = req.header(reqwest::header::AUTHORIZATION, a);
         }
-        let resp = req.send().await.map_err(|e| {
-            let detail = oxbuild_http::describe(&e);
-            match oxbuild_http::unknown_host(&detail) {
-                true => Attempt::Final(Error::Fetch(format!("{what}: downloading {}: {detail}", shown(&url)))),
-                false => Attempt::Again(detail, None),
-            }
-        })?;
+        let resp = req.send().await.map_err(|e| Attempt::Again(oxbuild_http::describe(&e), None))?;
         let status = resp.status();
         if status.is_server_error() || status == 429 {
             return Err(Attempt::Again(format!("{status}"), oxbuild_http::retry_after(resp.headers())));

@@ -428,14 +428,7 @@ impl Sources {
                     }
                     Ok(r) if !r.status().is_success() => Err(Attempt::Final(Failed::Status(r.status()))),
                     Ok(r) => read(r).await,
-                    // A host that does not exist is not retried.
-                    Err(e) => match oxbuild_http::describe(&e) {
-                        detail if oxbuild_http::unknown_host(&detail) => {
-                            let host = url.host_str().unwrap_or("the index");
-                            Err(Attempt::Final(Failed::Other(Error::Index(format!("cannot reach {host}: {detail}")))))
-                        }
-                        detail => Err(Attempt::Transport(detail)),
-                    },
+                    Err(e) => Err(Attempt::Transport(oxbuild_http::describe(&e))),
                 }
             })
             .await;
@@ -659,8 +652,13 @@ enum Failed {
 }
 
 impl oxbuild_http::Transient for Attempt {
+    /// A host that does not exist is not tried again.
     fn is_transient(&self) -> bool {
-        !matches!(self, Attempt::Final(_))
+        match self {
+            Attempt::Final(_) => false,
+            Attempt::Transport(detail) => !oxbuild_http::unknown_host(detail),
+            Attempt::Status(..) => true,
+        }
     }
     fn retry_after(&self) -> Option<Duration> {
         match self {
