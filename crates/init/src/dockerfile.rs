@@ -785,6 +785,10 @@ fn builds_files(text: &str) -> Option<String> {
     })
 }
 
+/// The packaging tools a Dockerfile installs for its own install steps,
+/// which oxbuild does not need.
+const PACKAGING_TOOLS: [&str; 8] = ["poetry", "uv", "pipenv", "pdm", "pip", "setuptools", "wheel", "virtualenv"];
+
 /// Whether a command word runs pip: `pip`, `pip3`, `pip3.12`, by any path.
 fn is_pip(word: &str) -> bool {
     let tool = word.rsplit('/').next().unwrap_or(word);
@@ -797,15 +801,7 @@ fn is_pip(word: &str) -> bool {
 /// pip can build sdists (oxbuild builds each with its own build
 /// requirements). Extras stay with the name (`uvicorn[standard]`).
 fn unlocked_packages(text: &str) -> Vec<String> {
-    let tools = [
-        "poetry",
-        "uv",
-        "pipenv",
-        "pdm",
-        "pip",
-        "setuptools",
-        "wheel",
-        "virtualenv",
+    const BUILD_TOOLS: [&str; 11] = [
         "pip-tools",
         "build",
         "cython",
@@ -881,7 +877,8 @@ fn unlocked_packages(text: &str) -> Vec<String> {
                 Some(e) if !e.is_empty() => format!("{name}[{e}]"),
                 _ => name.clone(),
             };
-            let tool = tools.contains(&oxbuild_python::name::normalize(&name).as_str());
+            let normal = oxbuild_python::name::normalize(&name);
+            let tool = PACKAGING_TOOLS.contains(&normal.as_str()) || BUILD_TOOLS.contains(&normal.as_str());
             if valid && !tool && !out.contains(&named) {
                 out.push(named);
             }
@@ -1396,13 +1393,12 @@ fn installs_project(text: &str, copied_all: bool, project_at: &[&str]) -> Option
 /// `pip install poetry` and the like: the Dockerfile installing its own
 /// packaging tool, which oxbuild does not need.
 fn installs_packaging_tool(words: &[&str]) -> bool {
-    let tools = ["poetry", "uv", "pipenv", "pdm", "pip", "setuptools", "wheel", "virtualenv"];
     let pip_install =
         words.windows(2).any(|w| w[0].rsplit('/').next().is_some_and(|t| t.starts_with("pip")) && w[1] == "install");
     pip_install
         && words.iter().skip_while(|w| **w != "install").skip(1).filter(|w| !w.starts_with('-')).all(|w| {
             let name = w.trim_matches(['"', '\'']).split(['=', '<', '>', '~', '[']).next().unwrap_or("");
-            tools.contains(&name)
+            PACKAGING_TOOLS.contains(&name)
         })
 }
 

@@ -215,10 +215,6 @@ fn node_plan(dir: &Path, notes: &mut Vec<Note>) -> Option<NodePlan> {
     Some(NodePlan { lock: lock.map(str::to_string), test, scripts, package })
 }
 
-/// A note when the Dockerfile puts some of the project's files elsewhere
-/// under the workdir than oxbuild does, which keeps the project's layout
-/// there (`COPY ./backend/app /app/app` with `WORKDIR /app`: oxbuild has
-/// `/app/backend/app`), so that the command may look in the wrong place.
 /// `[app] root` for a Dockerfile that lays out one folder of the project
 /// as its WORKDIR: `COPY shynet .`, or `COPY src/run.py .` with `COPY
 /// src/app ./app`. Each folder it copies into the workdir says which folder
@@ -275,6 +271,15 @@ fn app_folder(dir: &Path, d: &dockerfile::FromDockerfile, workdir: &str) -> Opti
     agreed.then(|| folder.clone()).filter(|f| dir.join(f).is_dir())
 }
 
+/// `rel` (a path in the project) relative to the folder `root` in it:
+/// empty for the folder itself, None for a path outside it.
+fn within(root: &str, rel: &str) -> Option<String> {
+    if rel == root {
+        return Some(String::new());
+    }
+    rel.strip_prefix(&format!("{root}/")).map(str::to_string)
+}
+
 /// The dependencies' own files, which a Dockerfile copies for its install
 /// step and oxbuild reads at the project's root.
 const MANIFESTS: [&str; 14] = [
@@ -294,6 +299,11 @@ const MANIFESTS: [&str; 14] = [
     ".npmrc",
 ];
 
+/// A note when the Dockerfile puts some of the project's files elsewhere
+/// under the workdir than oxbuild does, which keeps the project's layout
+/// there (`COPY ./backend/app /app/app` with `WORKDIR /app`: oxbuild has
+/// `/app/backend/app`), so that the command may look in the wrong place.
+/// Files outside `[app] root` are in no app layer, and not compared.
 fn moved(dir: &Path, file: &str, d: &dockerfile::FromDockerfile, workdir: &str, root: Option<&str>) -> Option<Note> {
     let workdir = workdir.trim_end_matches('/');
     let inside = |p: &str| p == workdir || p.starts_with(&format!("{workdir}/"));
@@ -304,12 +314,9 @@ fn moved(dir: &Path, file: &str, d: &dockerfile::FromDockerfile, workdir: &str, 
         let rel = &in_project(dir, rel).unwrap_or_else(|| rel.to_string());
         // Where the app layer has it: relative to `[app] root`, and not
         // at all when outside it.
-        let in_app = match root {
-            Some(root) if rel == root => String::new(),
-            Some(root) => match rel.strip_prefix(&format!("{root}/")) {
-                Some(r) => r.to_string(),
-                None => continue,
-            },
+        let in_app = match root.map(|root| within(root, rel)) {
+            Some(Some(r)) => r,
+            Some(None) => continue,
             None => rel.clone(),
         };
         let ours = if in_app.is_empty() || in_app == "." { workdir.to_string() } else { format!("{workdir}/{in_app}") };
@@ -1092,13 +1099,10 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             for c in copies {
                 // One the project lacks stays in the list, as in the
                 // Dockerfile: the build says so until a step makes it.
-                let (c, here) = match in_project(dir, &c) {
-                    Some(c) => (c, true),
-                    None => (c, false),
-                };
-                if !here {
+                let c = in_project(dir, &c).unwrap_or_else(|| {
                     absent.push(c.clone());
-                }
+                    c
+                });
                 if !include.contains(&c) {
                     include.push(c);
                 }
@@ -1114,10 +1118,9 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             // files, read at the project's root, or named in a note.
             plan.include = match &plan.root {
                 None => Some(include),
-                Some(root) if include.contains(root) => None,
                 Some(root) => {
-                    let inside = include.iter().filter_map(|i| i.strip_prefix(&format!("{root}/")));
-                    Some(inside.map(str::to_string).collect())
+                    let inside: Vec<String> = include.iter().filter_map(|i| within(root, i)).collect();
+                    Some(inside).filter(|i| !i.iter().any(String::is_empty))
                 }
             };
         }
@@ -1132,7 +1135,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                     dest.trim_end_matches('/') == workdir || dest.starts_with(&format!("{workdir}/"))
                 })
                 .filter_map(|(src, _, _)| in_project(dir, src.trim_start_matches("./").trim_end_matches('/')))
-                .filter(|rel| !rel.starts_with(&format!("{root}/")) && rel != root)
+                .filter(|rel| within(root, rel).is_none())
                 .filter(|rel| {
                     let name = rel.rsplit('/').next().unwrap_or(rel);
                     let requirements = name.starts_with("requirements") && name.ends_with(".txt");
@@ -1260,10 +1263,10 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         };
         let missing: Vec<&str> = d.unlocked.iter().filter(|p| !locked(p)).map(String::as_str).collect();
         if !missing.is_empty() {
-            let (them, lacks) = if missing.len() == 1 { ("it", "it") } else { ("them", "them") };
+            let them = if missing.len() == 1 { "it" } else { "them" };
             plan.notes.push(Note::new(
                 format!("{file} installs {} outside the lock", missing.join(", ")),
-                format!("add {them} to the project's dependencies and lock again, or the image will lack {lacks}"),
+                format!("add {them} to the project's dependencies and lock again, or the image will lack {them}"),
             ));
         }
         // `uvicorn[standard]` where the lock has uvicorn: what the extra
