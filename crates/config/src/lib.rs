@@ -611,9 +611,9 @@ pub struct AppConfig {
 impl AppConfig {
     /// The folder whose contents make the app layer: `dir`, or `root` in it.
     pub fn dir(&self, dir: &Path) -> PathBuf {
-        match self.root.as_deref().map(|r| r.trim_start_matches("./").trim_end_matches('/')) {
-            Some(r) if !r.is_empty() && r != "." => dir.join(r),
-            _ => dir.to_path_buf(),
+        match self.root_rel() {
+            r if r.is_empty() => dir.to_path_buf(),
+            r => dir.join(r),
         }
     }
 

@@ -476,12 +476,17 @@ fn compiled_pins(input: &Path) -> BTreeMap<String, pep440_rs::Version> {
     if input.extension().is_none_or(|e| e != "in") {
         return BTreeMap::new();
     }
-    let compiled = input.with_extension("txt");
-    let Ok(text) = std::fs::read_to_string(&compiled) else { return BTreeMap::new() };
+    compiled_file_pins(&input.with_extension("txt"))
+}
+
+/// The pins of the requirements file at `path` when pip-compile (or a tool
+/// like it) made it; none otherwise.
+fn compiled_file_pins(path: &Path) -> BTreeMap<String, pep440_rs::Version> {
+    let Ok(text) = std::fs::read_to_string(path) else { return BTreeMap::new() };
     if !oxbuild_python::requirements::compiled(&text) {
         return BTreeMap::new();
     }
-    oxbuild_python::input::read(&compiled).map(|read| pins_of(&read.requirements)).unwrap_or_default()
+    oxbuild_python::input::read(path).map(|read| pins_of(&read.requirements)).unwrap_or_default()
 }
 
 /// The versions the project's other locks pin, beside `input`: its
@@ -508,12 +513,10 @@ fn other_lock_pins(input: &Path) -> BTreeMap<String, pep440_rs::Version> {
             }
         }
     }
+    // (Not the input itself, nor what `compiled_pins` read from it.)
     let requirements = dir.join("requirements.txt");
-    if requirements != input
-        && std::fs::read_to_string(&requirements).is_ok_and(|t| oxbuild_python::requirements::compiled(&t))
-        && let Ok(read) = oxbuild_python::input::read(&requirements)
-    {
-        for (name, version) in pins_of(&read.requirements) {
+    if requirements != input && requirements != input.with_extension("txt") {
+        for (name, version) in compiled_file_pins(&requirements) {
             out.entry(name).or_insert(version);
         }
     }

@@ -1222,8 +1222,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
     // A member of a uv workspace (`backend/` of a monorepo) has no lock of
     // its own: the workspace's, above it, holds its part.
     if plan.python.is_none()
-        && let Some(lock) = oxbuild_python::lockfile::workspace_lock(dir)
-        && let Some(member) = oxbuild_python::lockfile::workspace_member(&lock, dir)
+        && let Some((_, member)) = oxbuild_python::lockfile::workspace_lock(dir)
     {
         let up = "../".repeat(member.components().count());
         plan.python = Some(("lock", format!("{up}uv.lock")));

@@ -85,9 +85,10 @@ pub fn workspace_member(lock: &Path, project: &Path) -> Option<PathBuf> {
 
 /// The uv.lock of the uv workspace that `project` is a member of, in a
 /// folder above it (up to the repository's root, a folder with `.git`): the
-/// lock that `uv sync --package` reads there. None when the project is no
-/// member of one, or has a uv.lock of its own.
-pub fn workspace_lock(project: &Path) -> Option<PathBuf> {
+/// lock that `uv sync --package` reads there, and the member's folder
+/// relative to it (as [`workspace_member`] says). None when the project is
+/// no member of one, or has a uv.lock of its own.
+pub fn workspace_lock(project: &Path) -> Option<(PathBuf, PathBuf)> {
     let project = std::fs::canonicalize(project).ok()?;
     if project.join("uv.lock").is_file() || project.join(".git").exists() {
         return None;
@@ -99,7 +100,7 @@ pub fn workspace_lock(project: &Path) -> Option<PathBuf> {
             let doc = read_toml(&lock).ok()?;
             let packages = doc.get("package").and_then(|p| p.as_array())?;
             let found = packages.iter().filter_map(|p| p.as_table()).any(|p| tree_of(p).as_ref() == Some(&member));
-            return found.then_some(lock);
+            return found.then_some((lock, member));
         }
         if root.join(".git").exists() {
             break;
@@ -316,10 +317,11 @@ fn uv(doc: &toml::Table, file: &str, dir: &Path, target: &Target, selection: &Se
     if let Some(member) = &selection.workspace_member
         && roots.is_empty()
     {
+        // The packages built from a folder of the workspace, but its root.
         let members: Vec<String> = packages
             .iter()
-            .filter_map(|p| Some(format!("{} ({})", str_of(p, "name")?, tree_of(p)?.display())))
-            .filter(|m| !m.ends_with(" ()"))
+            .filter_map(|p| Some((str_of(p, "name")?, tree_of(p).filter(|t| !t.as_os_str().is_empty())?)))
+            .map(|(name, tree)| format!("{name} ({})", tree.display()))
             .collect();
         return Err(lock_err(format!(
             "the project's folder `{}` (relative to the lock) is no package of this workspace (its members: {}); add it to [tool.uv.workspace] members and run `uv lock`, or name the project's own lock in [python] lock",
@@ -693,7 +695,8 @@ source = { registry = "https://pypi.org/simple" }
         assert!(e.contains("`tools`") && e.contains("api (services/api), shared (libs/shared)"), "{e}");
         assert!(e.contains("[tool.uv.workspace] members"), "{e}");
         // Found from the member's folder, and only there.
-        assert_eq!(workspace_lock(&dir.path().join("services/api")), Some(path.canonicalize().unwrap()));
+        let found = workspace_lock(&dir.path().join("services/api"));
+        assert_eq!(found, Some((path.canonicalize().unwrap(), PathBuf::from("services/api"))));
         std::fs::create_dir_all(dir.path().join("services/other")).unwrap();
         assert_eq!(workspace_lock(&dir.path().join("services/other")), None, "no member there");
         std::fs::create_dir_all(dir.path().join("libs/shared/.git")).unwrap();
