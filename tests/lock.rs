@@ -219,6 +219,19 @@ fn locking_the_requirements_file_the_config_names_switches_the_build_to_the_lock
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("requirements from requirements/prod.txt"), "{stdout}{stderr}");
     assert!(stderr.contains("[python] lock already names pylock.toml"), "{stderr}");
+    // A lock by any other name is refused before the work: the config,
+    // which would name it, would no longer load.
+    let before = std::fs::read_to_string(ws.app().join("oxbuild.toml")).unwrap();
+    let (code, _, stderr) = run(ws
+        .oxbuild()
+        .env("OXBUILD_PYTHON_INDEX_URL", index.url())
+        .args(["lock", "-o"])
+        .arg(ws.app().join("requirements.lock"))
+        .arg(ws.app()));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("requirements.lock: a lock is named pylock.toml or pylock.NAME.toml"), "{stderr}");
+    assert!(!ws.app().join("requirements.lock").exists());
+    assert_eq!(std::fs::read_to_string(ws.app().join("oxbuild.toml")).unwrap(), before);
     let (code, _, stderr) = run(ws
         .oxbuild()
         .env("OXBUILD_PYTHON_INDEX_URL", index.url())

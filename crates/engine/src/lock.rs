@@ -685,6 +685,20 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     let pyproject = oxbuild_python::input::pyproject(&dir).map_err(|e| Error::new(Kind::Config, e))?;
     let inputs = inputs(&dir, pyproject.as_ref(), &cfg)?;
     let output = req.output.clone().unwrap_or_else(|| dir.join("pylock.toml"));
+    // PEP 751 names a lock `pylock.toml` or `pylock.NAME.toml`, and the
+    // config names it in `[python] lock`, which takes no other name: found
+    // before the work, not after it in a config that no longer loads.
+    let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if !(name.starts_with("pylock.") && name.ends_with(".toml")) {
+        return Err(Error::new(
+            Kind::Config,
+            format!(
+                "--output {}: a lock is named pylock.toml or pylock.NAME.toml (PEP 751), e.g. {}",
+                output.display(),
+                output.with_file_name("pylock.toml").display()
+            ),
+        ));
+    }
 
     // The targets, read from the base as the build reads it.
     let platforms = if !req.platforms.is_empty() {
