@@ -232,7 +232,14 @@ pub async fn health_stage(
                 .iter()
                 .find(|p| p.ecosystem == "pypi" && p.name.eq_ignore_ascii_case("setuptools"))
                 .map(|p| p.version.as_str());
+            let locked: Vec<(&str, &str)> = assembled
+                .packages
+                .iter()
+                .filter(|p| p.ecosystem == "pypi")
+                .map(|p| (p.name.as_str(), p.version.as_str()))
+                .collect();
             let hint = log_hint(&report.logs, setuptools)
+                .or_else(|| import_hint(&report.logs, &locked))
                 .or_else(|| probe_hint(&report.probes))
                 .map(|h| format!("; {h}"))
                 .unwrap_or_default();
@@ -260,6 +267,30 @@ fn log_hint(logs: &str, setuptools: Option<&str>) -> Option<String> {
     }
     Some(format!(
         "the app or one of its packages imports `{missing}`, which `python -m venv` on Python 3.11 and older puts in every venv and oxbuild's venv holds only when the lock does: add setuptools to the requirements (its own line) and lock again"
+    ))
+}
+
+/// What to do about a name a package no longer (or not yet) has, which the
+/// log shows as `ImportError: cannot import name 'escape' from 'jinja2'
+/// (…/site-packages/jinja2/__init__.py)`: the locked version differs from
+/// the one the importing code was written for, often because an old
+/// project's pins leave its dependencies' dependencies free. `locked` holds
+/// the image's Python packages, (name, version).
+fn import_hint(logs: &str, locked: &[(&str, &str)]) -> Option<String> {
+    let (name, module) = logs.lines().rev().find_map(|line| {
+        let rest = line.trim().strip_prefix("ImportError: cannot import name '")?;
+        let (name, rest) = rest.split_once("' from '")?;
+        let (module, path) = rest.split_once("' (")?;
+        path.contains("/site-packages/").then_some((name, module))
+    })?;
+    let top = module.split('.').next().unwrap_or(module);
+    let same = |a: &str| a.replace(['-', '.'], "_").eq_ignore_ascii_case(top);
+    let what = match locked.iter().find(|(n, _)| same(n)) {
+        Some((n, v)) => format!("{n} {v}, the version the lock holds,"),
+        None => format!("the locked package that provides `{top}`"),
+    };
+    Some(format!(
+        "`{module}` has no `{name}` in {what} so the code that imports it (the traceback above names it) was written for another version: pin the one it needs in the requirements (or upgrade what imports it) and lock again; `oxbuild lock --exclude-newer DATE`, with a date the app last worked, resolves the versions of that day"
     ))
 }
 
@@ -392,7 +423,7 @@ pub async fn assess(args: AssessArgs, out: Reporter) -> Result<(), Failure> {
 
 #[cfg(test)]
 mod tests {
-    use super::{container_env, log_hint, moved_probe_ports, probe_hint};
+    use super::{container_env, import_hint, log_hint, moved_probe_ports, probe_hint};
 
     #[test]
     fn a_probe_whose_command_is_missing_says_to_use_the_http_probe() {
@@ -420,6 +451,21 @@ mod tests {
         assert!(hint.contains("setuptools 84.2.1") && hint.contains("`setuptools<82`"), "{hint}");
         assert!(!hint.contains("add setuptools"), "{hint}");
         assert!(log_hint(logs, Some("80.9.0")).is_none(), "advice that would change nothing");
+    }
+
+    #[test]
+    fn a_name_a_locked_package_lacks_names_the_package_and_its_version() {
+        let logs = "Traceback (most recent call last):\n  File \"/app/app.py\", line 1, in <module>\n    from flask import Flask\n  File \"/opt/venv/lib/python3.11/site-packages/flask/__init__.py\", line 14, in <module>\n    from jinja2 import escape\nImportError: cannot import name 'escape' from 'jinja2' (/opt/venv/lib/python3.11/site-packages/jinja2/__init__.py)\n";
+        let hint = import_hint(logs, &[("Flask", "1.1.2"), ("Jinja2", "3.1.4")]).unwrap();
+        assert!(hint.starts_with("`jinja2` has no `escape` in Jinja2 3.1.4, the version the lock holds,"), "{hint}");
+        assert!(hint.contains("--exclude-newer DATE"), "{hint}");
+        // A module named otherwise than its package.
+        let hint = import_hint(&logs.replace("jinja2", "yaml"), &[("PyYAML", "6.0")]).unwrap();
+        assert!(hint.contains("the locked package that provides `yaml`"), "{hint}");
+        // A name the app's own module lacks is the app's matter.
+        assert!(
+            import_hint("ImportError: cannot import name 'x' from 'app.models' (/app/app/models.py)", &[]).is_none()
+        );
     }
 
     #[test]
