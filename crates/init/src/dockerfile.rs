@@ -943,29 +943,45 @@ fn unquote(v: &str) -> String {
     shlex::split(v).and_then(|w| w.into_iter().next()).unwrap_or_else(|| v.to_string())
 }
 
-/// The variables `text` uses plainly (`$VAR`, `${VAR}`; not with a `:-`
-/// default or `:+` alternative) that `vars` does not hold: set, if at all,
-/// by the base image, which init does not read, so [`expand`] empties them.
-pub(crate) fn unset_vars(text: &str, vars: &BTreeMap<String, String>) -> Vec<String> {
-    let mut unset: Vec<String> = Vec::new();
+/// Each variable `text` refers to, in order: its name, and whether it is
+/// used plainly (`$VAR`, `${VAR}`) rather than with a default or an
+/// alternative (`${VAR:-x}`, `${VAR-x}`, `${VAR:+y}`). A `$` that starts
+/// no name gives an empty one.
+fn var_refs(text: &str) -> Vec<(&str, bool)> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut refs = Vec::new();
     let mut rest = text;
     while let Some(i) = rest.find('$') {
         let after = &rest[i + 1..];
-        let (name, next) = match after.strip_prefix('{') {
-            Some(inner) => match inner.find('}') {
-                Some(end) if !inner[..end].contains(':') => (&inner[..end], &inner[end + 1..]),
-                Some(end) => ("", &inner[end + 1..]),
-                None => break,
-            },
-            None => {
-                let len = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
-                (&after[..len], &after[len..])
+        match after.strip_prefix('{') {
+            Some(inner) => {
+                let name = &inner[..inner.find(|c| !is_name(c)).unwrap_or(inner.len())];
+                let Some(end) = inner.find('}') else {
+                    refs.push((name, false));
+                    break;
+                };
+                refs.push((name, end == name.len()));
+                rest = &inner[end + 1..];
             }
-        };
-        if !name.is_empty() && !vars.contains_key(name) && !unset.iter().any(|u| u == name) {
+            None => {
+                let len = after.find(|c| !is_name(c)).unwrap_or(after.len());
+                refs.push((&after[..len], true));
+                rest = &after[len..];
+            }
+        }
+    }
+    refs
+}
+
+/// The variables `text` uses plainly (see [`var_refs`]) that `vars` does
+/// not hold: set, if at all, by the base image, which init does not read,
+/// so [`expand`] empties them.
+pub(crate) fn unset_vars(text: &str, vars: &BTreeMap<String, String>) -> Vec<String> {
+    let mut unset: Vec<String> = Vec::new();
+    for (name, plain) in var_refs(text) {
+        if plain && !name.is_empty() && !vars.contains_key(name) && !unset.iter().any(|u| u == name) {
             unset.push(name.to_string());
         }
-        rest = next;
     }
     unset
 }
@@ -1119,17 +1135,11 @@ fn argv(c: &Command<'_>, vars: &BTreeMap<String, String>) -> Vec<String> {
 /// A shell-form command line as an argument vector (see [`argv`]).
 pub(crate) fn shell_argv(text: &str, vars: &BTreeMap<String, String>) -> Vec<String> {
     let uses_shell = text.contains(['|', '&', ';', '<', '>', '`', '*', '?', '(', ')']) || text.contains("$(");
-    let has_vars = text.contains('$');
     if !uses_shell {
         // Variables the image sets (ENV) are known here; others would be
         // the runtime's, which only a shell can read.
         let expanded = expand(text, vars);
-        let unknown = has_vars
-            && text.split('$').skip(1).any(|v| {
-                let name: String =
-                    v.trim_start_matches('{').chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-                !vars.contains_key(&name)
-            });
+        let unknown = var_refs(text).iter().any(|(name, _)| !vars.contains_key(*name));
         if !unknown && let Some(words) = shlex::split(&expanded) {
             return words;
         }
@@ -1728,7 +1738,13 @@ ENTRYPOINT ["./boot.sh"]
     #[test]
     fn a_variable_only_the_base_could_set_is_noted_not_silently_emptied() {
         let vars: BTreeMap<String, String> = [("A".to_string(), "1".to_string())].into();
-        assert_eq!(unset_vars("$A/$B/${C}/${D:-x}/${E:+y}/$B/$$", &vars), ["B", "C"]);
+        assert_eq!(unset_vars("$A/$B/${C}/${D:-x}/${E:+y}/${F-z}/$B/$$", &vars), ["B", "C"]);
+        // A command whose variables are all known runs without a shell; one
+        // that names any other, even with a default, keeps the shell, which
+        // reads the container's environment at run time.
+        assert_eq!(shell_argv("gunicorn -b :${A}", &vars), ["gunicorn", "-b", ":1"]);
+        assert_eq!(shell_argv("gunicorn -b :${PORT:-8000}", &vars), ["/bin/sh", "-c", "gunicorn -b :${PORT:-8000}"]);
+        assert_eq!(shell_argv("run $", &vars), ["/bin/sh", "-c", "run $"]);
         let text = "FROM searxng/base\nARG EMPTY\nENV P=\"$CONFIG_PATH/settings.yml\" Q=\"$EMPTY\" PATH=\"/venv/bin:$PATH\"\nWORKDIR /app\nVOLUME $DATA_PATH\nVOLUME /data\nCMD [\"app\"]\n";
         let d = read(text, "Dockerfile").unwrap();
         assert_eq!(d.env.get("P").map(String::as_str), Some("/settings.yml"));

@@ -233,9 +233,7 @@ fn app_folder(dir: &Path, d: &dockerfile::FromDockerfile, workdir: &str) -> Opti
             return None;
         }
         let Some(rel) = in_project(dir, rel) else { continue };
-        let dest = dest.trim_end_matches('/');
-        let Some(at) = dest.strip_prefix(workdir).filter(|a| a.is_empty() || a.starts_with('/')) else { continue };
-        let at = at.trim_start_matches('/');
+        let Some(at) = within(workdir, dest) else { continue };
         let name = rel.rsplit('/').next().unwrap_or(&rel);
         let is_dir = dir.join(&rel).is_dir();
         if !is_dir && MANIFESTS.contains(&name) {
@@ -271,13 +269,15 @@ fn app_folder(dir: &Path, d: &dockerfile::FromDockerfile, workdir: &str) -> Opti
     agreed.then(|| folder.clone()).filter(|f| dir.join(f).is_dir())
 }
 
-/// `rel` (a path in the project) relative to the folder `root` in it:
-/// empty for the folder itself, None for a path outside it.
-fn within(root: &str, rel: &str) -> Option<String> {
-    if rel == root {
-        return Some(String::new());
+/// `path` relative to the folder `dir`, both in the project (`[app]
+/// root`) or both in the image (the workdir, `/` included): empty for the
+/// folder itself, None for a path outside it. Trailing slashes do not count.
+fn within<'a>(dir: &str, path: &'a str) -> Option<&'a str> {
+    let (dir, path) = (dir.trim_end_matches('/'), path.trim_end_matches('/'));
+    if path == dir {
+        return Some("");
     }
-    rel.strip_prefix(&format!("{root}/")).map(str::to_string)
+    path.strip_prefix(dir)?.strip_prefix('/')
 }
 
 /// The dependencies' own files, which a Dockerfile copies for its install
@@ -306,7 +306,7 @@ const MANIFESTS: [&str; 14] = [
 /// Files outside `[app] root` are in no app layer, and not compared.
 fn moved(dir: &Path, file: &str, d: &dockerfile::FromDockerfile, workdir: &str, root: Option<&str>) -> Option<Note> {
     let workdir = workdir.trim_end_matches('/');
-    let inside = |p: &str| p == workdir || p.starts_with(&format!("{workdir}/"));
+    let inside = |p: &str| within(workdir, p).is_some();
     let mut moves = Vec::new();
     for (src, dest, into) in d.placed() {
         let rel = src.trim_start_matches("./").trim_end_matches('/');
@@ -317,7 +317,7 @@ fn moved(dir: &Path, file: &str, d: &dockerfile::FromDockerfile, workdir: &str, 
         let in_app = match root.map(|root| within(root, rel)) {
             Some(Some(r)) => r,
             Some(None) => continue,
-            None => rel.clone(),
+            None => rel.as_str(),
         };
         let ours = if in_app.is_empty() || in_app == "." { workdir.to_string() } else { format!("{workdir}/{in_app}") };
         // The workdir and the directories a `RUN mkdir` made are directories
@@ -542,7 +542,7 @@ fn app_python_path(value: &str, workdir: &str) -> Option<String> {
         .map(|e| e.trim_end_matches('/'))
         .filter(|e| !e.is_empty() && *e != "$PYTHONPATH" && *e != "${PYTHONPATH}")
         .collect();
-    let inside = |e: &&str| !workdir.is_empty() && (*e == workdir || e.starts_with(&format!("{workdir}/")));
+    let inside = |e: &&str| !workdir.is_empty() && within(workdir, e).is_some();
     (!entries.is_empty() && entries.iter().all(inside)).then(|| entries.join(":"))
 }
 
@@ -615,7 +615,7 @@ fn port_in(argv: &[String], dir: &Path) -> Option<u16> {
 fn activations(dir: &Path, workdir: &str, command: &[String]) -> Vec<Note> {
     let mut notes = Vec::new();
     for word in command.iter().take(3) {
-        let rel = word.strip_prefix(&format!("{}/", workdir.trim_end_matches('/'))).unwrap_or(word);
+        let rel = within(workdir, word).filter(|r| !r.is_empty()).unwrap_or(word);
         let rel = rel.trim_start_matches("./");
         if rel.starts_with('/') || !(rel.ends_with(".sh") || word.starts_with("./") || word.starts_with(workdir)) {
             continue;
@@ -802,8 +802,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         // So does one the Dockerfile copied there from the project (`ADD
         // httpbin.bash /opt/httpbin/bin`): it runs from where the app has it.
         let of_venv = |w: &str| {
-            let own =
-                w.strip_prefix(&format!("{}/", workdir.trim_end_matches('/'))).is_some_and(|r| dir.join(r).is_file());
+            let own = within(&workdir, w).is_some_and(|r| !r.is_empty() && dir.join(r).is_file());
             let placed = d.source_of(w, &workdir).is_some_and(|s| !s.is_empty() && dir.join(&s).is_file());
             d.venv_program(w).filter(|_| !own && !placed)
         };
@@ -928,7 +927,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                 if arg.starts_with('-') || arg.contains("://") || arg.contains('=') {
                     continue;
                 }
-                let rel = arg.strip_prefix(&format!("{}/", workdir.trim_end_matches('/'))).unwrap_or(arg);
+                let rel = within(&workdir, arg).filter(|r| !r.is_empty()).unwrap_or(arg);
                 if rel.starts_with('/') || dir.join(rel).exists() {
                     continue;
                 }
@@ -1084,7 +1083,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         }
         plan.ports = (d.ports.clone(), false);
         // Inside the workdir the app's own files are the user's already.
-        let inside = |p: &str| p == plan.workdir || p.starts_with(&format!("{}/", plan.workdir.trim_end_matches('/')));
+        let inside = |p: &str| within(&plan.workdir, p).is_some();
         // The user's home is theirs already, and the workdir's parents are
         // made with it (`mkdir -p /home/app` before `WORKDIR /home/app/web`).
         let home = format!("/home/{}", plan.user.0);
@@ -1119,7 +1118,8 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             plan.include = match &plan.root {
                 None => Some(include),
                 Some(root) => {
-                    let inside: Vec<String> = include.iter().filter_map(|i| within(root, i)).collect();
+                    let inside: Vec<String> =
+                        include.iter().filter_map(|i| within(root, i)).map(str::to_string).collect();
                     Some(inside).filter(|i| !i.iter().any(String::is_empty))
                 }
             };
@@ -1131,9 +1131,7 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             let left: Vec<String> = d
                 .placed()
                 .iter()
-                .filter(|(_, dest, _)| {
-                    dest.trim_end_matches('/') == workdir || dest.starts_with(&format!("{workdir}/"))
-                })
+                .filter(|(_, dest, _)| within(workdir, dest).is_some())
                 .filter_map(|(src, _, _)| in_project(dir, src.trim_start_matches("./").trim_end_matches('/')))
                 .filter(|rel| within(root, rel).is_none())
                 .filter(|rel| {
