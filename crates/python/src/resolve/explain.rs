@@ -15,6 +15,8 @@ pub struct Explain;
 type Ext = External<Package, Ranges<Version>, String>;
 type Terms = Map<Package, Term<Ranges<Version>>>;
 type Der = Derived<Package, Ranges<Version>, String>;
+/// A failed resolution's derivation tree.
+pub type Tree = pubgrub::DerivationTree<Package, Ranges<Version>, String>;
 
 /// Shows a `min`/`max` helper version as the release it stands for.
 fn shown(v: &Version) -> String {
@@ -87,23 +89,34 @@ fn term(p: &Package, range: &Ranges<Version>) -> String {
     }
 }
 
-/// The reasons of several lines in `tree`, each once, in the order met:
-/// what [`Explain`] shows only the first line of, in full.
-pub fn details(tree: &pubgrub::DerivationTree<Package, Ranges<Version>, String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+/// The external facts at the leaves of `tree`, depth first, the first
+/// cause of each derivation before its second.
+pub fn leaves(tree: &Tree) -> Vec<&Ext> {
+    let mut out = Vec::new();
     let mut stack = vec![tree];
     while let Some(node) = stack.pop() {
         match node {
-            pubgrub::DerivationTree::External(External::Custom(p, range, why)) if why.contains('\n') => {
-                // Named once: a reason that names its version already stands alone.
-                let named = term(p, range);
-                let detail = if why.starts_with(&named) { why.clone() } else { format!("{named}: {why}") };
-                if !out.contains(&detail) {
-                    out.push(detail);
-                }
-            }
-            pubgrub::DerivationTree::External(_) => {}
+            pubgrub::DerivationTree::External(e) => out.push(e),
             pubgrub::DerivationTree::Derived(d) => stack.extend([&*d.cause2, &*d.cause1]),
+        }
+    }
+    out
+}
+
+/// The reasons of several lines in `tree`, each once, in the order met:
+/// what [`Explain`] shows only the first line of, in full.
+pub fn details(tree: &Tree) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for leaf in leaves(tree) {
+        if let External::Custom(p, range, why) = leaf
+            && why.contains('\n')
+        {
+            // Named once: a reason that names its version already stands alone.
+            let named = term(p, range);
+            let detail = if why.starts_with(&named) { why.clone() } else { format!("{named}: {why}") };
+            if !out.contains(&detail) {
+                out.push(detail);
+            }
         }
     }
     out

@@ -534,24 +534,19 @@ impl Provider<'_, '_> {
     /// Sentences on the versions a failed resolution found no usable
     /// version among (the tree's "no versions" leaves), for those that
     /// have files the target cannot use: which, and why.
-    fn why_left_out(&self, tree: &pubgrub::DerivationTree<Package, Ranges<Version>, String>) -> Vec<String> {
-        let mut wanted: Vec<(String, Ranges<Version>)> = Vec::new();
-        let mut stack = vec![tree];
-        while let Some(node) = stack.pop() {
-            match node {
-                pubgrub::DerivationTree::External(pubgrub::External::NoVersions(Package::Dist(name), range)) => {
-                    wanted.push((name.clone(), range.clone()));
-                }
-                pubgrub::DerivationTree::External(_) => {}
-                pubgrub::DerivationTree::Derived(d) => stack.extend([&*d.cause1, &*d.cause2]),
+    fn why_left_out(&self, tree: &explain::Tree) -> Vec<String> {
+        // A package met at several leaves: every version any of them sought.
+        let mut wanted: BTreeMap<&str, Ranges<Version>> = BTreeMap::new();
+        for leaf in explain::leaves(tree) {
+            if let pubgrub::External::NoVersions(Package::Dist(name), range) = leaf {
+                let all = wanted.remove(name.as_str()).map_or_else(|| range.clone(), |seen| seen.union(range));
+                wanted.insert(name, all);
             }
         }
-        wanted.sort_by(|a, b| a.0.cmp(&b.0));
-        wanted.dedup_by(|a, b| a.0 == b.0);
         let left_out = self.left_out.borrow();
         let mut lines = Vec::new();
         for (name, range) in wanted {
-            let Some(versions) = left_out.get(&name) else { continue };
+            let Some(versions) = left_out.get(name) else { continue };
             // By reason, newest versions first.
             let mut by_why: BTreeMap<&LeftOut, Vec<&Version>> = BTreeMap::new();
             for (v, whys) in versions.iter().rev().filter(|(v, _)| range.contains(v)) {
