@@ -668,3 +668,28 @@ fn a_poetry_projects_dependencies_are_locked_as_poetry_reads_them() {
     let locked = std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap();
     assert!(locked.contains("name = \"alpha\"\nversion = \"1.5\""), "^1.0 stays below 2:\n{locked}");
 }
+
+#[test]
+fn a_find_links_wheel_is_locked_by_its_path_and_the_sha256_of_its_bytes() {
+    let ws = Workspace::new();
+    std::fs::remove_dir_all(ws.app()).unwrap();
+    project(&ws, "alpha\n");
+    let wheels = ws.app().join("wheelhouse");
+    std::fs::create_dir_all(&wheels).unwrap();
+    make_wheel(&wheels, "alpha", "1.0", "py3-none-any", &[], None);
+    ws.append_config("\n[python]\nfind-links = [\"wheelhouse\"]\nno-index = true\n");
+    let (code, stdout, stderr) = run(ws.oxbuild().args(["lock", "--exclude-newer", "2026-01-01"]).arg(ws.app()));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let lock = std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap();
+    let bytes = std::fs::read(wheels.join("alpha-1.0-py3-none-any.whl")).unwrap();
+    let sha = oxbuild_image::Digest::of(&bytes).hex().to_string();
+    assert!(
+        lock.contains(&format!(
+            "path = \"./wheelhouse/alpha-1.0-py3-none-any.whl\", hashes = {{ sha256 = \"{sha}\" }}"
+        )),
+        "{lock}"
+    );
+    // The build installs it from there, checked against that hash.
+    let out = ws.tmp.path().join("out");
+    build_json(ws.oxbuild().args(["build", "-q", "--output"]).arg(format!("oci:{}", out.display())).arg(ws.app()));
+}

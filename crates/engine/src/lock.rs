@@ -869,18 +869,18 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
             ),
         ));
     }
-    let text = oxbuild_python::resolve::pylock::write(&locked.resolved, &locked.differences)
+    let beside = output.parent().unwrap_or(Path::new("."));
+    let text = oxbuild_python::resolve::pylock::write(&locked.resolved, &locked.differences, beside)
         .map_err(|e| Error::new(Kind::Config, e))?;
     let test_text = match &test_locked {
         Some(t) => Some(
-            oxbuild_python::resolve::pylock::write(&t.resolved, &t.differences)
+            oxbuild_python::resolve::pylock::write(&t.resolved, &t.differences, beside)
                 .map_err(|e| Error::new(Kind::Config, e))?,
         ),
         None => None,
     };
     // The locks beside it (a poetry.lock it was locked from), as they are
     // now: the build warns of one only once it changes.
-    let beside = output.parent().unwrap_or(Path::new("."));
     let replaced: Vec<(String, String)> = oxbuild_config::LOCK_FILES
         .iter()
         .map(|f| beside.join(f))

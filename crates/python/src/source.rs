@@ -599,6 +599,24 @@ pub struct Stored {
     pub downloaded: bool,
 }
 
+impl Candidate {
+    /// Gives a file of a find-links directory, which no index describes,
+    /// its sha256, read from the file: a lock records one for each file.
+    /// Only for files that are chosen: a wheelhouse can be large.
+    pub fn hash_local_file(&mut self) -> Result<(), Error> {
+        let Location::File(path) = &self.location else { return Ok(()) };
+        if self.sha256.is_none() {
+            let mut file = std::fs::File::open(path)
+                .map_err(|e| Error::Index(format!("find-links file {}: {e}", path.display())))?;
+            let mut hasher = oxbuild_image::Hasher::new();
+            std::io::copy(&mut file, &mut hasher)
+                .map_err(|e| Error::Index(format!("find-links file {}: {e}", path.display())))?;
+            self.sha256 = Some(hasher.finish().0.hex().to_string());
+        }
+        Ok(())
+    }
+}
+
 impl Sources {
     /// The file of `c` in the store. When the index's sha256 names a file
     /// already there, that file is used and nothing is fetched; otherwise it

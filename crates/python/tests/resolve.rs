@@ -174,7 +174,7 @@ fn one_lock_for_two_platforms_shares_versions_where_it_can() {
     assert_eq!(versions(&locked.resolved[0].chosen), ["helper==1.0", "native==2.0", "shared==1.0"]);
     assert_eq!(versions(&locked.resolved[1].chosen), ["armonly==1.0", "helper==1.0", "native==1.0", "shared==1.0"]);
     assert_eq!(locked.differences, ["native: 2.0 on x86_64, 1.0 on aarch64 (no version of it fits every platform)"]);
-    let text = pylock::write(&locked.resolved, &locked.differences).unwrap();
+    let text = pylock::write(&locked.resolved, &locked.differences, Path::new(".")).unwrap();
     assert!(text.contains("name = \"shared\"\nversion = \"1.0\"\nwheels"), "one entry, no marker:\n{text}");
     assert!(text.contains("# Differs by platform, with markers: native: 2.0 on x86_64, 1.0 on aarch64"), "{text}");
 }
@@ -200,8 +200,12 @@ fn two_platforms_share_versions_where_they_can_and_the_lock_reads_back() {
     assert_eq!(versions(&out[1]), ["app-helper==1.0", "armonly==1.0", "native==1.0"]);
     let resolved: Vec<pylock::Resolved> =
         targets.iter().cloned().zip(out).map(|(target, chosen)| pylock::Resolved { target, chosen }).collect();
-    let text = pylock::write(&resolved, &[]).unwrap();
-    assert_eq!(pylock::write(&resolved, &[]).unwrap(), text, "the same resolution writes the same bytes");
+    let text = pylock::write(&resolved, &[], Path::new(".")).unwrap();
+    assert_eq!(
+        pylock::write(&resolved, &[], Path::new(".")).unwrap(),
+        text,
+        "the same resolution writes the same bytes"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pylock.toml");
     std::fs::write(&path, &text).unwrap();
@@ -265,7 +269,7 @@ fn requirements_by_url_take_that_file() {
     let targets = [target("x86_64")];
     let locked = lock_together(&index, &[&web, &tool], &targets);
     assert_eq!(versions(&locked.resolved[0].chosen), ["dep==1.0", "tool==0.3", "web==1.0"]);
-    let text = pylock::write(&locked.resolved, &[]).unwrap();
+    let text = pylock::write(&locked.resolved, &[], Path::new(".")).unwrap();
     let sha = oxbuild_image::Digest::of(&std::fs::read(&tool_path).unwrap()).hex().to_string();
     assert!(text.contains(&format!("hashes = {{ sha256 = \"{sha}\" }}")), "{text}");
     assert!(text.contains(&format!("url = \"{}files/web-1.0-py3-none-any.whl\"", index.base())), "{text}");

@@ -952,7 +952,10 @@ pub fn resolve(index: &Index<'_>, target: &Target, request: &Request) -> Result<
     for (package, version) in solution.iter() {
         let Package::Dist(name) = package else { continue };
         let releases = provider.releases(name)?;
-        let files = releases.iter().find(|(v, _)| v == version).map(|(_, r)| r.files.clone()).unwrap_or_default();
+        let mut files = releases.iter().find(|(v, _)| v == version).map(|(_, r)| r.files.clone()).unwrap_or_default();
+        for file in &mut files {
+            file.hash_local_file()?;
+        }
         let requires = index.requires(name, version, &files)?;
         chosen.insert(
             name.clone(),

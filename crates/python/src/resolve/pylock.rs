@@ -5,6 +5,7 @@
 //! text depends only on what was chosen: the same inputs give the same bytes.
 
 use std::collections::BTreeMap;
+use std::path::{Component, Path};
 
 use super::{Chosen, location};
 use crate::Target;
@@ -30,12 +31,27 @@ fn string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
-/// One file of a package, as an inline table: name, URL or path, upload
-/// time, sha256.
-fn file(c: &crate::source::Candidate) -> Result<String, String> {
+/// `path` as a lock in `lock_dir` names it: relative to that folder, as
+/// PEP 751 reads it, so that the lock serves any checkout of the project.
+fn relative(path: &Path, lock_dir: &Path) -> String {
+    let lock_dir = if lock_dir.as_os_str().is_empty() { Path::new(".") } else { lock_dir };
+    let (Ok(path), Ok(dir)) = (std::path::absolute(path), std::path::absolute(lock_dir)) else {
+        return path.display().to_string();
+    };
+    let (path, dir): (Vec<Component>, Vec<Component>) = (path.components().collect(), dir.components().collect());
+    let shared = path.iter().zip(&dir).take_while(|(a, b)| a == b).count();
+    let up = dir.len() - shared;
+    let mut out: Vec<String> = if up == 0 { vec![".".into()] } else { vec!["..".into(); up] };
+    out.extend(path[shared..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    out.join("/")
+}
+
+/// One file of a package, as an inline table: name, URL or path (see
+/// [`relative`]), upload time, sha256.
+fn file(c: &crate::source::Candidate, lock_dir: &Path) -> Result<String, String> {
     let sha = c.sha256.as_ref().ok_or_else(|| format!("{} has no sha256 (its source gives none)", c.filename))?;
     let at = match &c.location {
-        crate::source::Location::File(p) => format!("path = {}", string(&p.display().to_string())),
+        crate::source::Location::File(p) => format!("path = {}", string(&relative(p, lock_dir))),
         _ => format!("url = {}", string(&location(c))),
     };
     let uploaded =
@@ -48,8 +64,9 @@ fn file(c: &crate::source::Candidate) -> Result<String, String> {
 }
 
 /// The `pylock.toml` text for `resolved` (one entry per target), with
-/// `notes` (why some packages differ by platform) as comments.
-pub fn write(resolved: &[Resolved], notes: &[String]) -> Result<String, String> {
+/// `notes` (why some packages differ by platform) as comments, for a lock
+/// in `lock_dir`.
+pub fn write(resolved: &[Resolved], notes: &[String], lock_dir: &Path) -> Result<String, String> {
     // (name, version) → (the package as chosen, the targets that chose it).
     let mut entries: BTreeMap<(String, String), (Chosen, Vec<usize>)> = BTreeMap::new();
     for (i, r) in resolved.iter().enumerate() {
@@ -96,8 +113,11 @@ pub fn write(resolved: &[Resolved], notes: &[String]) -> Result<String, String> 
         }
         let mut files = c.files.clone();
         files.sort_by(|a, b| a.filename.cmp(&b.filename));
-        let wheels: Vec<String> =
-            files.iter().filter(|f| f.filename.ends_with(".whl")).map(file).collect::<Result<_, _>>()?;
+        let wheels: Vec<String> = files
+            .iter()
+            .filter(|f| f.filename.ends_with(".whl"))
+            .map(|f| file(f, lock_dir))
+            .collect::<Result<_, _>>()?;
         if !wheels.is_empty() {
             t.push_str("wheels = [\n");
             for w in wheels {
@@ -106,8 +126,24 @@ pub fn write(resolved: &[Resolved], notes: &[String]) -> Result<String, String> 
             t.push_str("]\n");
         }
         if let Some(sdist) = files.iter().find(|f| crate::sdist::is_sdist(&f.filename)) {
-            t.push_str(&format!("sdist = {}\n", file(sdist)?));
+            t.push_str(&format!("sdist = {}\n", file(sdist, lock_dir)?));
         }
     }
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::relative;
+
+    #[test]
+    fn a_local_file_is_named_relative_to_the_lock() {
+        assert_eq!(relative(Path::new("/p/app/wheels/a.whl"), Path::new("/p/app")), "./wheels/a.whl");
+        assert_eq!(relative(Path::new("/p/wheels/a.whl"), Path::new("/p/app")), "../wheels/a.whl");
+        assert_eq!(relative(Path::new("./wheels/a.whl"), Path::new(".")), "./wheels/a.whl");
+        assert_eq!(relative(Path::new("wheels/a.whl"), Path::new("")), "./wheels/a.whl");
+        assert_eq!(relative(Path::new("app/wheels/a.whl"), Path::new("app/locks")), "../wheels/a.whl");
+    }
 }
