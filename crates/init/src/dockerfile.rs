@@ -483,23 +483,23 @@ fn read_stage(
                 let from = c.options.iter().find(|f| f.name.value == "from").and_then(|f| f.value.as_ref());
                 match from {
                     Some(stage) => {
-                        let stage = expand(&stage.value, vars);
-                        let dest = absolute(&cwd, &expand(&c.dest.value, vars));
+                        let stage = word(&stage.value, vars);
+                        let dest = absolute(&cwd, &word(&c.dest.value, vars));
                         for src in &c.src {
                             if let parse_dockerfile::Source::Path(p) = src {
-                                let src = absolute("/", &expand(&p.value, vars));
+                                let src = absolute("/", &word(&p.value, vars));
                                 out.taken.push((stage.clone(), src, dest.clone()));
                             }
                         }
                         copied_from.push(stage);
                     }
                     None => {
-                        let raw = expand(&c.dest.value, vars);
+                        let raw = word(&c.dest.value, vars);
                         let dest = absolute(&cwd, &raw);
                         let into = raw.ends_with('/') || raw == "." || c.src.len() > 1;
                         for src in &c.src {
                             if let parse_dockerfile::Source::Path(p) = src {
-                                let p = expand(&p.value, vars);
+                                let p = word(&p.value, vars);
                                 copied_all |= copies_project(&p);
                                 out.placed.push((p.clone(), dest.clone(), into));
                                 out.copies.push(p);
@@ -509,12 +509,12 @@ fn read_stage(
                 }
             }
             Instruction::Add(a) => {
-                let raw = expand(&a.dest.value, vars);
+                let raw = word(&a.dest.value, vars);
                 let dest = absolute(&cwd, &raw);
                 let into = raw.ends_with('/') || raw == "." || a.src.len() > 1;
                 for src in &a.src {
                     if let parse_dockerfile::Source::Path(p) = src {
-                        let p = expand(&p.value, vars);
+                        let p = word(&p.value, vars);
                         if p.contains("://") {
                             if last {
                                 out.notes.push(Note::new(
@@ -531,13 +531,13 @@ fn read_stage(
                 }
             }
             Instruction::Workdir(w) => {
-                cwd = absolute(&cwd, &expand(&w.arguments.value, vars));
+                cwd = absolute(&cwd, &word(&w.arguments.value, vars));
                 if last {
                     out.workdir = Some(cwd.clone());
                 }
             }
             Instruction::User(u) if last => {
-                let spec = expand(&u.arguments.value, vars);
+                let spec = word(&u.arguments.value, vars);
                 let name = spec.split(':').next().unwrap_or("").to_string();
                 out.user = match name.parse::<u32>() {
                     Ok(uid) => Some((String::new(), Some(uid))),
@@ -546,7 +546,7 @@ fn read_stage(
             }
             Instruction::Expose(e) if last => {
                 for port in &e.arguments {
-                    let port = expand(&port.value, vars);
+                    let port = word(&port.value, vars);
                     let (number, proto) = port.split_once('/').unwrap_or((&port, "tcp"));
                     match number.parse::<u16>() {
                         Ok(n) if proto.eq_ignore_ascii_case("tcp") && !out.ports.contains(&n) => out.ports.push(n),
@@ -937,6 +937,18 @@ fn env_pairs(text: &str) -> Vec<(String, String)> {
         .into_iter()
         .filter_map(|w| w.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
         .collect()
+}
+
+/// A path or name as Docker reads it in WORKDIR, COPY, ADD, USER and
+/// EXPOSE: variables substituted, then quotes removed (`"${APP}"/app.py`
+/// is `/srv/app/app.py`). Text that is not one word stays as it is
+/// (`WORKDIR /my app` is the folder `/my app`).
+fn word(text: &str, vars: &BTreeMap<String, String>) -> String {
+    let expanded = expand(text, vars);
+    match shlex::split(&expanded) {
+        Some(words) if words.len() == 1 => words.into_iter().next().unwrap_or_default(),
+        _ => expanded,
+    }
 }
 
 fn unquote(v: &str) -> String {
@@ -1733,6 +1745,20 @@ ENTRYPOINT ["./boot.sh"]
             "{:?}",
             d.notes
         );
+    }
+
+    #[test]
+    fn quoted_paths_are_read_as_docker_reads_them() {
+        let text = "FROM python:3.11-slim\nARG D=/srv/app\nWORKDIR \"${D}\"\nCOPY app.py \"${D}\"/app.py\nCOPY \"static\" ./\nUSER \"app\"\nEXPOSE \"8000\"\nCMD [\"python3\", \"app.py\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        assert_eq!(d.workdir.as_deref(), Some("/srv/app"));
+        let placed: Vec<(String, String)> = d.placed().iter().map(|(s, t, _)| (s.clone(), t.clone())).collect();
+        assert_eq!(
+            placed,
+            [("app.py".to_string(), "/srv/app/app.py".to_string()), ("static".to_string(), "/srv/app".to_string())]
+        );
+        assert_eq!(d.user, Some(("app".to_string(), None)));
+        assert_eq!(d.ports, [8000]);
     }
 
     #[test]
