@@ -140,17 +140,18 @@ fn django_site(dir: &Path, files: &[PathBuf]) -> Option<(PathBuf, PathBuf)> {
     Some((manage.clone(), wsgi.clone()))
 }
 
-/// For a Django site whose manage.py and wsgi.py leave
-/// `DJANGO_SETTINGS_MODULE` unset (the deployment sets it), the settings
-/// modules it has (`babybuddy.settings.base`, ...), for a note; None when
-/// one of them sets it, or for no Django site.
-pub fn django_settings_unset(dir: &Path) -> Option<Vec<String>> {
+/// For a Django site whose wsgi.py leaves `DJANGO_SETTINGS_MODULE` unset
+/// (gunicorn, which runs it, does not read manage.py): the module
+/// manage.py defaults it to, if any, and the settings modules the site has
+/// (`babybuddy.settings.base`, ...), for a note. None when wsgi.py sets
+/// it, or for no Django site.
+pub fn django_settings_unset(dir: &Path) -> Option<(Option<String>, Vec<String>)> {
     let files = python_files(dir);
     let (manage, wsgi) = django_site(dir, &files)?;
-    let sets = |p: &Path| std::fs::read_to_string(p).is_ok_and(|t| t.contains("DJANGO_SETTINGS_MODULE"));
-    if sets(&manage) || sets(&wsgi) {
+    if std::fs::read_to_string(&wsgi).is_ok_and(|t| t.contains("DJANGO_SETTINGS_MODULE")) {
         return None;
     }
+    let default = std::fs::read_to_string(&manage).ok().and_then(|t| settings_default(&t));
     let package = wsgi.parent()?;
     let mut modules: Vec<String> = files
         .iter()
@@ -159,7 +160,23 @@ pub fn django_settings_unset(dir: &Path) -> Option<Vec<String>> {
         .filter_map(|p| module_of(dir, p).map(|(m, _)| m))
         .collect();
     modules.sort();
-    Some(modules)
+    Some((default, modules))
+}
+
+/// The module a manage.py sets `DJANGO_SETTINGS_MODULE` to
+/// (`os.environ.setdefault("DJANGO_SETTINGS_MODULE", "site.settings")`,
+/// or an assignment): the first string after the name on its line.
+fn settings_default(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let after = line.split_once("DJANGO_SETTINGS_MODULE")?.1;
+        let after = after.trim_start_matches(['"', '\'']);
+        let start = after.find(['"', '\''])?;
+        let quote = after[start..].chars().next()?;
+        let rest = &after[start + 1..];
+        let module = &rest[..rest.find(quote)?];
+        (!module.is_empty() && module.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '_'))
+            .then(|| module.to_string())
+    })
 }
 
 /// The project's way to run, by convention; None when none applies.
@@ -424,14 +441,20 @@ mod tests {
                 ("babybuddy/settings/production.py", ""),
             ],
         );
-        assert_eq!(
-            django_settings_unset(dir.path()),
-            Some(vec!["babybuddy.settings.base".to_string(), "babybuddy.settings.production".to_string()])
-        );
-        // A manage.py that sets it, as startproject writes it: nothing to say.
+        let modules = vec!["babybuddy.settings.base".to_string(), "babybuddy.settings.production".to_string()];
+        assert_eq!(django_settings_unset(dir.path()), Some((None, modules.clone())));
+        // A manage.py that sets a default (pinry's is its development
+        // settings): gunicorn runs wsgi.py, which still sets none.
         write(
             dir.path(),
-            &[("manage.py", "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'babybuddy.settings.base')\n")],
+            &[("manage.py", "os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", \"babybuddy.settings.base\")\n")],
+        );
+        assert_eq!(django_settings_unset(dir.path()), Some((Some("babybuddy.settings.base".to_string()), modules)));
+        assert_eq!(settings_default("os.environ['DJANGO_SETTINGS_MODULE'] = 'a.settings'"), Some("a.settings".into()));
+        // A wsgi.py that sets it, as startproject writes it: nothing to say.
+        write(
+            dir.path(),
+            &[("babybuddy/wsgi.py", "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'babybuddy.settings.base')\n")],
         );
         assert_eq!(django_settings_unset(dir.path()), None);
     }

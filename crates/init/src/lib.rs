@@ -1277,21 +1277,28 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
             ));
         }
     }
-    // A Django site whose manage.py and wsgi.py leave its settings to the
-    // deployment starts with none.
+    // A Django site whose wsgi.py leaves its settings to the deployment
+    // starts with none: gunicorn reads no manage.py. Its default there is
+    // the best guess, often the development one.
     if !plan.env.contains_key("DJANGO_SETTINGS_MODULE")
-        && let Some(modules) = framework::django_settings_unset(dir)
+        && let Some((default, modules)) = framework::django_settings_unset(dir)
     {
         let have = match modules.as_slice() {
             [] => String::new(),
             m => format!(" (the project has {})", m.join(", ")),
         };
-        plan.notes.push(Note::new(
-            "DJANGO_SETTINGS_MODULE",
-            format!(
+        let why = match default {
+            Some(module) => {
+                plan.env.insert("DJANGO_SETTINGS_MODULE".into(), module.clone());
+                format!(
+                    "wsgi.py does not set it and gunicorn does not read manage.py, so env sets manage.py's default, {module}: make it the production settings{have}"
+                )
+            }
+            None => format!(
                 "neither manage.py nor wsgi.py sets it, so Django would start with no settings: set the production one in [image] env{have}"
             ),
-        ));
+        };
+        plan.notes.push(Note::new("DJANGO_SETTINGS_MODULE", why));
     }
     // A command that reads $PORT, as platforms such as Heroku and Cloud Run
     // set it, gets it from the image's env: the port the Dockerfile exposes,
