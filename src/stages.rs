@@ -153,7 +153,7 @@ fn command_not_found(error: &str, config: &serde_json::Value) -> Option<Failure>
         )));
     }
     Some(Failure::health(format!(
-        "health: the container could not start: its command `{}` is not in the image ({}); point [image] entrypoint (or cmd) at a program the image has: the app's files are under {workdir}, its dependencies' scripts in the venv's bin, which is on PATH",
+        "health: the container could not start: its command `{}` is not in the image ({}); point [image] entrypoint (or cmd) at a program the image has: the app's files are under {workdir}, its dependencies' programs in the dependency layer's bin folder (the venv's, or node_modules/.bin), which is on PATH",
         argv.join(" "),
         error.trim()
     )))

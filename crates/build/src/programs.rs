@@ -116,7 +116,9 @@ pub fn missing(config: &serde_json::Value, base_fs: &BTreeMap<String, Node>, ext
         let elsewhere: Vec<&str> = layered.iter().copied().filter(|p| p.rsplit('/').next() == Some(name)).collect();
         let instead = match elsewhere.first() {
             Some(p) => format!("the image has it at {p}: name it bare (`{name}`), as PATH finds it"),
-            None => format!("add the package that provides `{name}` to the lock, and name it bare (`{name}`)"),
+            None => format!(
+                "use a base that has it (a system package), or add the app's dependency that provides `{name}` to its lock and name it bare (`{name}`)"
+            ),
         };
         return Some(format!(
             "[image] {key} runs `{program}`, which the base does not have and no layer puts there, so the image cannot start; {instead}"
