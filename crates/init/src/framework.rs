@@ -289,8 +289,7 @@ fn node(dir: &Path) -> Option<Convention> {
     let text = std::fs::read_to_string(dir.join("package.json")).ok()?;
     let package: serde_json::Value = serde_json::from_str(&text).ok()?;
     let argv = oxbuild_node::entrypoint(&package, dir)?;
-    let what = if package["scripts"]["start"]
-        .as_str()
+    let what = if oxbuild_node::script(&package, "start")
         .is_some_and(|s| s.split_whitespace().eq(argv.iter().map(String::as_str)))
     {
         "package.json's start script"

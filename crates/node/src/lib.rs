@@ -201,6 +201,28 @@ pub fn plain_node(script: &str) -> Option<Vec<String>> {
     (plain && before_ok && words.len() > 1).then_some(words)
 }
 
+/// The script `name` of `package.json`, followed through scripts that only
+/// run another (`"start": "npm run start-server"`, `yarn serve`, `pnpm run
+/// X`): the text of the last, at most a few steps on. None when there is
+/// no such script.
+pub fn script<'a>(package_json: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    let mut text = package_json["scripts"][name].as_str()?;
+    for _ in 0..5 {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let next = match words.as_slice() {
+            ["npm", "start"] | ["yarn" | "pnpm", "start"] => "start",
+            ["npm" | "yarn" | "pnpm", "run" | "run-script", next] => next,
+            ["yarn" | "pnpm", next] => next,
+            _ => break,
+        };
+        match package_json["scripts"][next].as_str() {
+            Some(t) => text = t,
+            None => break,
+        }
+    }
+    Some(text)
+}
+
 /// The scripts that start an app, in the order they are tried.
 const START_SCRIPTS: [&str; 4] = ["start", "start:prod", "start:production", "serve"];
 
@@ -219,7 +241,7 @@ pub fn serves(package_json: &serde_json::Value) -> bool {
 /// does without a script (`node server.js` when there is one), else `node
 /// <main>` when that file is there. None when nothing says.
 pub fn entrypoint(package_json: &serde_json::Value, dir: &Path) -> Option<Vec<String>> {
-    if let Some(argv) = START_SCRIPTS.iter().find_map(|s| package_json["scripts"][*s].as_str().and_then(plain_node)) {
+    if let Some(argv) = START_SCRIPTS.iter().find_map(|s| script(package_json, s).and_then(plain_node)) {
         return Some(argv);
     }
     if dir.join("server.js").is_file() && package_json["scripts"]["start"].is_null() {
@@ -234,8 +256,7 @@ pub fn entrypoint(package_json: &serde_json::Value, dir: &Path) -> Option<Vec<St
 /// The environment a start script sets before `node` (`cross-env
 /// NODE_ENV=production node .`, `PORT=8080 node server.js`).
 pub fn script_env(package_json: &serde_json::Value) -> Vec<(String, String)> {
-    let Some(script) =
-        START_SCRIPTS.iter().find_map(|s| package_json["scripts"][*s].as_str().filter(|t| plain_node(t).is_some()))
+    let Some(script) = START_SCRIPTS.iter().find_map(|s| script(package_json, s).filter(|t| plain_node(t).is_some()))
     else {
         return Vec::new();
     };
@@ -265,8 +286,8 @@ pub fn resolve_script(package_json: &serde_json::Value, argv: &[String]) -> Opti
         [name, ..] if tool != "npm" => name,
         _ => return None,
     };
-    let script = package_json["scripts"][name].as_str()?;
-    Some(plain_node(script).ok_or_else(|| script.to_string()))
+    let text = script(package_json, name)?;
+    Some(plain_node(text).ok_or_else(|| text.to_string()))
 }
 
 #[cfg(test)]
@@ -346,6 +367,20 @@ mod tests {
         assert_eq!(
             ep(serde_json::json!({"scripts": {"start": "nest start", "start:prod": "node dist/main"}})),
             Some(vec!["node".into(), "dist/main".into()])
+        );
+        // A start script that runs another (uptime-kuma's), followed; a
+        // loop of them is not.
+        let pkg =
+            serde_json::json!({"scripts": {"start": "npm run start-server", "start-server": "node server/server.js"}});
+        assert_eq!(ep(pkg), Some(vec!["node".into(), "server/server.js".into()]));
+        let pkg = serde_json::json!({"scripts": {"start": "yarn serve", "serve": "yarn run start"}});
+        assert_eq!(ep(pkg), None, "the loop ends, with no command");
+        assert_eq!(
+            resolve_script(
+                &serde_json::json!({"scripts": {"dev": "pnpm run web", "web": "node web.js"}}),
+                &["pnpm".into(), "dev".into()]
+            ),
+            Some(Ok(vec!["node".into(), "web.js".into()]))
         );
     }
 
