@@ -1481,7 +1481,12 @@ impl Plan {
             t.push_str(&format!("entrypoint = {}   # from {}\n", toml_list(e), self.entry_from));
         }
         if self.entrypoint.is_none() && self.cmd.is_none() {
-            t.push_str("# entrypoint = [\"gunicorn\", \"--bind\", \"0.0.0.0:8000\", \"app:app\"]   # set how the app starts: init found no command\n");
+            let example = if self.node.is_some() && self.python.is_none() {
+                "[\"node\", \"server.js\"]"
+            } else {
+                "[\"gunicorn\", \"--bind\", \"0.0.0.0:8000\", \"app:app\"]"
+            };
+            t.push_str(&format!("# entrypoint = {example}   # set how the app starts: init found no command\n"));
         }
         if let Some(c) = &self.cmd {
             t.push_str(&format!(
@@ -2717,10 +2722,17 @@ mod tests {
             "{note:?}"
         );
         let text = plan.render();
-        assert!(text.contains("\n# entrypoint = [") && text.contains("init found no command"), "{text}");
+        assert!(text.contains("\n# entrypoint = [\"gunicorn\"") && text.contains("init found no command"), "{text}");
         // What was found is kept, and the file loads.
         let cfg = oxbuild_config::Config::parse(Path::new("oxbuild.toml"), &text).unwrap();
         assert_eq!(cfg.python.requirements.as_deref(), Some("requirements.txt"));
         assert!(cfg.image.entrypoint.is_none());
+        // A Node app's example is Node's.
+        let node_app = project(&[
+            ("package.json", "{\"name\": \"x\", \"version\": \"1.0.0\", \"scripts\": {\"start\": \"nodemon x.js\"}}"),
+            ("package-lock.json", "{\"lockfileVersion\": 3, \"packages\": {\"\": {}}}"),
+        ]);
+        let text = super::plan(node_app.path(), &Options::default()).unwrap().render();
+        assert!(text.contains("\n# entrypoint = [\"node\", \"server.js\"]"), "{text}");
     }
 }
