@@ -173,3 +173,23 @@ fn a_tag_without_push_or_output_is_pointed_out() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("warning: --tag names the image for --push and --output only"), "{stderr}");
 }
+
+/// An app copied to `/` with a `lib/` of its own would replace the base's
+/// `/lib` → `usr/lib` link, and the image could not start: refused.
+#[test]
+fn an_app_layer_over_a_base_symlink_is_refused() {
+    let ws = Workspace::new();
+    ws.edit_config("workdir = \"/app\"", "workdir = \"/\"");
+    ws.edit_config("include = [\"plainweb\"]", "include = [\"plainweb\", \"lib\"]");
+    std::fs::create_dir_all(ws.app().join("lib")).unwrap();
+    std::fs::write(ws.app().join("lib/data.txt"), "x").unwrap();
+    assert_fails(
+        run(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app())),
+        4,
+        &["puts files at /lib (→ usr/lib), where the base has a symlink", "[image] workdir"],
+    );
+    // Without its lib/, the same app at / builds.
+    std::fs::remove_dir_all(ws.app().join("lib")).unwrap();
+    ws.edit_config("include = [\"plainweb\", \"lib\"]", "include = [\"plainweb\"]");
+    build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
+}

@@ -50,6 +50,29 @@ impl From<oxbuild_python::Error> for Error {
     }
 }
 
+/// An error when the app layer puts something where the base has a
+/// top-level symlink (`/lib` → `usr/lib`, `/bin` → `usr/bin` in every
+/// merged-/usr base): the layer would replace the link, and with it
+/// everything the base keeps there, so the image could not start. An app
+/// copied to the workdir `/` with its own `lib/` or `bin/` does this.
+fn replaces_base_link(app: &LayerBuilder, base_fs: &BTreeMap<String, Node>, workdir: &str) -> Result<(), Error> {
+    let replaced: Vec<String> = base_fs
+        .iter()
+        .filter(|(path, node)| !path.contains('/') && matches!(node, Node::Symlink(_)) && app.touches(path))
+        .map(|(path, node)| match node {
+            Node::Symlink(target) => format!("/{path} (→ {target})"),
+            _ => format!("/{path}"),
+        })
+        .collect();
+    if replaced.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Input(format!(
+        "the app layer (workdir {workdir}) puts files at {}, where the base has a symlink: the image would lose what the base keeps there and could not start; set [image] workdir to a folder of the app's own (/app, say), or leave those folders out with [app] include",
+        replaced.join(", ")
+    )))
+}
+
 /// What a build made.
 #[derive(Debug, Clone)]
 pub struct Built {
@@ -115,7 +138,7 @@ pub struct ExtraLayer {
 }
 
 /// Bumped when what a base scan keeps changes, so older cached scans are not used.
-const SCAN_FORMAT: &str = "rootfs-scan-v5";
+const SCAN_FORMAT: &str = "rootfs-scan-v6";
 
 /// The cache key of a base scan: the scan format and the base's layer digests.
 pub fn scan_key(base: &Image) -> oxbuild_image::Digest {
@@ -128,10 +151,11 @@ pub fn scan_key(base: &Image) -> oxbuild_image::Digest {
 }
 
 /// The paths of a base the build reads: accounts, the Python interpreter,
-/// libc, the package database and os-release for the SBOM, and what its
-/// PATH directories hold.
+/// libc, the package database and os-release for the SBOM, what its PATH
+/// directories hold, and its top-level entries (see [`replaces_base_link`]).
 pub fn base_wants(path: &str) -> Want {
     [
+        if path.is_empty() || path.contains('/') { Want::Skip } else { Want::Exists },
         user::wants(path),
         oxbuild_python::target::wants(path),
         oxbuild_node::target::wants(path),
@@ -317,6 +341,7 @@ pub fn build(
         store,
         compression,
     )?;
+    replaces_base_link(&app, base_fs, &cfg.image.workdir)?;
     blobs.push((piece, format!("oxbuild: app files into {}", cfg.image.workdir)));
 
     let mut layers: Vec<Layer> = base.layers().to_vec();

@@ -202,12 +202,21 @@ impl LayerBuilder {
         self
     }
 
-    /// Number of entries added (not counting implied parents).
     /// True when the layer has an entry at `path` (a leading `/` is ignored).
     pub fn has(&self, path: &str) -> bool {
         self.entries.contains_key(&normalize(path))
     }
 
+    /// True when the layer puts anything at `path`: an entry, or a
+    /// directory implied by an entry below it.
+    pub fn touches(&self, path: &str) -> bool {
+        let path = normalize(path);
+        let below = format!("{path}/");
+        self.entries.contains_key(&path)
+            || self.entries.range(below.clone()..).next().is_some_and(|(k, _)| k.starts_with(&below))
+    }
+
+    /// Number of entries added (not counting implied parents).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
