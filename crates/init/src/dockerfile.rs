@@ -315,6 +315,37 @@ pub fn read_target(text: &str, file: &str, target: Option<&str>) -> Result<FromD
             out.build_inputs.extend(ignored.copies);
             continue;
         }
+        // What the image copies from it that none of its COPYs put there
+        // was made by its RUN steps (`make js`, a script that downloads a
+        // front end), which oxbuild does not run; what it took from the
+        // context are their inputs. Not so for a stage that installs
+        // packages: the dependency layer stands for what it made.
+        let made: Vec<String> = out
+            .taken
+            .iter()
+            .filter(|(stage, src, _)| {
+                stage_names.contains(&stage.to_ascii_lowercase())
+                    && !out.venvs.contains(src)
+                    && !ignored.placed.iter().any(|placed| copied_there(placed, src))
+            })
+            .map(|(_, src, dest)| format!("{src} (to {dest})"))
+            .collect();
+        let packages = ignored.ran.iter().any(|r| PACKAGING_TOOLS.contains(&r.as_str()) || is_pip(r));
+        if !made.is_empty() && !installs && !packages && !ignored.ran.is_empty() {
+            let name = stages[i].name.clone().unwrap_or_else(|| stages[i].image.clone());
+            let mut programs = ignored.ran.clone();
+            programs.dedup();
+            out.notes.push(Note::new(
+                format!("stage {name} in {file}"),
+                format!(
+                    "the image copies {} from it, which its RUN steps make ({}); oxbuild runs no build steps: run them before `oxbuild build` (a CI step) so that their output is in the project, and check that [app] include has it",
+                    made.join(", "),
+                    programs.join(", ")
+                ),
+            ));
+            out.build_inputs.extend(ignored.copies);
+            continue;
+        }
         // What it took from the context reaches the final image through it
         // (`COPY . /src` there, `COPY --from=builder /src /app` here), but
         // for the lock it installed from: the dependency layer has that.
@@ -783,6 +814,28 @@ fn builds_files(text: &str) -> Option<String> {
             && words[1..].iter().take(3).any(|w| w == "build" || w.starts_with("build:"));
         builds.then(|| words.join(" "))
     })
+}
+
+/// Whether a COPY that `placed` (source, destination, into) may have put
+/// the path `at` in the stage there: the destination or what is below it,
+/// for a source copied as it is; for one copied into a folder, what it
+/// names there (a file's name), or anything when it is the whole context
+/// or a wildcard, or when the folder has the source's name (`COPY vendor/
+/// ./vendor/`). A folder copied into another (`COPY assets ./`) brings
+/// contents the Dockerfile does not name, so they do not count.
+fn copied_there((src, dest, into): &(String, String, bool), at: &str) -> bool {
+    let Some(rel) = crate::within(dest, at) else { return false };
+    if rel.is_empty() || !*into {
+        return true;
+    }
+    let src = src.trim_start_matches("./").trim_end_matches('/');
+    let name = src.rsplit('/').next().unwrap_or(src);
+    let folder = dest.trim_end_matches('/').rsplit('/').next();
+    src.is_empty()
+        || src == "."
+        || src.contains(['*', '?', '['])
+        || rel.split('/').next() == Some(name)
+        || folder == Some(name)
 }
 
 /// The packaging tools a Dockerfile installs for its own install steps,
@@ -1745,6 +1798,28 @@ ENTRYPOINT ["./boot.sh"]
             "{:?}",
             d.notes
         );
+    }
+
+    /// isso's and kinto's front ends: a stage that makes files with RUN
+    /// (`make js`), which the image copies from it.
+    #[test]
+    fn what_a_stage_makes_with_run_is_named_and_its_inputs_stay_out() {
+        let text = "FROM python:3.11 AS assets\nWORKDIR /src\nCOPY Makefile assets ./\nCOPY vendor/ ./vendor/\nRUN make js\nFROM python:3.11\nWORKDIR /app\nCOPY app.py .\nCOPY --from=assets /src/dist ./static\nCOPY --from=assets /src/Makefile /src/vendor/x.js ./\nCMD [\"python3\", \"app.py\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        let note = d.notes.iter().find(|n| n.what == "stage assets in Dockerfile").expect("a note");
+        assert!(
+            note.why.contains("copies /src/dist (to /app/static) from it, which its RUN steps make (make)"),
+            "{}",
+            note.why
+        );
+        // What a COPY put there by name is the context's, not made.
+        assert!(!note.why.contains("Makefile") && !note.why.contains("x.js"), "{}", note.why);
+        assert_eq!(d.copies, ["app.py"]);
+        assert!(d.build_inputs.contains(&"Makefile".to_string()), "{:?}", d.build_inputs);
+        // A stage that only copies hands over the context's files.
+        let text = "FROM alpine AS src\nCOPY . /src\nRUN rm -rf /src/tests\nFROM python:3.11\nCOPY --from=src /src /app\nCMD [\"python3\", \"/app/app.py\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        assert!(!d.notes.iter().any(|n| n.what.starts_with("stage ")), "{:?}", d.notes);
     }
 
     #[test]
