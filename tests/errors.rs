@@ -193,3 +193,24 @@ fn an_app_layer_over_a_base_symlink_is_refused() {
     ws.edit_config("include = [\"plainweb\", \"lib\"]", "include = [\"plainweb\"]");
     build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
 }
+
+/// A package whose pyproject.toml declares dependencies, with no lock: the
+/// build says to lock, before it builds anything, rather than naming each
+/// dependency as missing from a lock there is not.
+#[test]
+fn a_package_with_dependencies_and_no_lock_is_told_to_lock() {
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.app().join("pyproject.toml"),
+        "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"plainweb\"\nversion = \"1.0\"\ndependencies = [\"flask>=3\", \"gunicorn\", \"bleach\", \"misaka\"]\n",
+    )
+    .unwrap();
+    assert_fails(
+        run(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app())),
+        3,
+        &[
+            "pyproject.toml: the project declares 4 dependencies (flask>=3, gunicorn, bleach and 1 more)",
+            "`oxbuild lock`",
+        ],
+    );
+}

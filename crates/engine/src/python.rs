@@ -2,6 +2,8 @@
 //! project's lock (requirements, pylock.toml or uv.lock), found in the local
 //! cache, else in the cache repository, else installed from wheels here.
 
+use std::path::Path;
+
 use futures_util::FutureExt as _;
 use oxbuild_build::ExtraLayer;
 use oxbuild_cache::Bucket;
@@ -116,6 +118,41 @@ impl DependencyProvider for Python {
     }
 }
 
+/// An error for a package project whose pyproject.toml declares
+/// dependencies that no lock holds: the build would install the project
+/// alone and find each of them missing. Dependencies that only its build
+/// can tell (a setup.py's) are left to that check.
+fn unlocked_project(dir: &Path) -> Result<(), Error> {
+    let Ok(Some(doc)) = oxbuild_python::input::pyproject(dir) else { return Ok(()) };
+    let declared: Vec<String> = match doc.get("project").and_then(|p| p.get("dependencies")).and_then(|d| d.as_array())
+    {
+        Some(deps) => deps.iter().filter_map(|d| d.as_str()).map(str::to_string).collect(),
+        None => doc
+            .get("tool")
+            .and_then(|t| t.get("poetry"))
+            .and_then(|p| p.get("dependencies"))
+            .and_then(|d| d.as_table())
+            .map(|t| t.keys().filter(|k| !k.eq_ignore_ascii_case("python")).cloned().collect())
+            .unwrap_or_default(),
+    };
+    if declared.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = declared.iter().take(3).map(String::as_str).collect();
+    let more = declared.len().saturating_sub(3);
+    Err(Error::new(
+        Kind::Config,
+        format!(
+            "{}: the project declares {} dependenc{} ({}{}) and has no lock to install them from: run `oxbuild lock`, which resolves them for the base's Python, writes pylock.toml and names it in [python] lock, then build again",
+            dir.join("pyproject.toml").display(),
+            declared.len(),
+            if declared.len() == 1 { "y" } else { "ies" },
+            shown.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        ),
+    ))
+}
+
 async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
     let (cfg, dir) = (cx.cfg, cx.request.dir.as_path());
     let requirements = cfg.python.requirements_path(dir).map_err(|e| Error::new(Kind::Config, e))?;
@@ -142,6 +179,9 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
     }
     if requirements.is_none() && test_requirements.is_none() && !project {
         return Ok(None);
+    }
+    if requirements.is_none() && project {
+        unlocked_project(dir)?;
     }
     let target = oxbuild_python::target::detect(&cx.base.fs, &cx.base.config)?;
     // Sdists and the project are built by the base's own interpreter when
