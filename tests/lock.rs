@@ -533,6 +533,10 @@ fn a_requirements_input_names_its_index_and_constraints_and_lock_uses_both() {
     };
     let (code, stdout, stderr) = lock(&ws);
     assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("from requirements.in ([python] index-url or OXBUILD_PYTHON_INDEX_URL picks another)"),
+        "where the index comes from: {stderr}"
+    );
     let locked = std::fs::read_to_string(ws.app().join("pylock.toml")).unwrap();
     assert!(locked.contains("name = \"gamma\"\nversion = \"2.0\""), "the constraint holds gamma below 3:\n{locked}");
     for text in [&stdout, &stderr, &locked] {

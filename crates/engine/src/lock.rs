@@ -790,6 +790,18 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
             oxbuild_python::source::redact(ours)
         ));
     }
+    // An index the input names (`--index-url`, a [[tool.poetry.source]])
+    // replaces PyPI: said, with how to pick another, before a request to
+    // it can fail.
+    if configured.index_url.is_none()
+        && let Some(theirs) = &inputs.asks.options.index_url
+    {
+        events.step(&format!(
+            "index {} from {} ([python] index-url or OXBUILD_PYTHON_INDEX_URL picks another)",
+            oxbuild_python::source::redact(theirs),
+            inputs.from
+        ));
+    }
     let options = configured.then(&inputs.asks.options);
     let sources = oxbuild_python::source::Sources::from_options(&options, services.http().clone())?
         .caching(services.cache.bucket(oxbuild_cache::Bucket::Index)?);
