@@ -40,8 +40,42 @@ pub fn app_program(
     base_fs: &BTreeMap<String, Node>,
     extra: &[ExtraLayer],
 ) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt as _;
     let (key, program) = program(config)?;
+    let named = (format!("[image] {key}"), "the container cannot start");
+    app_file(&named, &program, dir, workdir, app, base_fs, extra)
+}
+
+/// The same for the program of the healthcheck's exec form (`[healthcheck]
+/// cmd = ["bin/check"]`), which the probe runs in the container.
+pub fn healthcheck_program(
+    config: &serde_json::Value,
+    dir: &std::path::Path,
+    workdir: &str,
+    app: &oxbuild_image::LayerBuilder,
+    base_fs: &BTreeMap<String, Node>,
+    extra: &[ExtraLayer],
+) -> Option<String> {
+    let test = config["config"]["Healthcheck"]["Test"].as_array()?;
+    if test.first().and_then(|v| v.as_str()) != Some("CMD") {
+        return None;
+    }
+    let program = test.get(1)?.as_str()?;
+    let named = ("[healthcheck] cmd".to_string(), "its probe cannot run and it is never healthy");
+    app_file(&named, program, dir, workdir, app, base_fs, extra)
+}
+
+/// See [`app_program`]: `named` is the key that runs `program` and what
+/// fails without it.
+fn app_file(
+    (key, fails): &(String, &str),
+    program: &str,
+    dir: &std::path::Path,
+    workdir: &str,
+    app: &oxbuild_image::LayerBuilder,
+    base_fs: &BTreeMap<String, Node>,
+    extra: &[ExtraLayer],
+) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
     let workdir = workdir.trim_end_matches('/');
     let rel = match program.strip_prefix(&format!("{workdir}/")) {
         Some(rel) if !workdir.is_empty() => rel.to_string(),
@@ -62,13 +96,13 @@ pub fn app_program(
             format!("the project has no {rel}")
         };
         return Some(format!(
-            "[image] {key} runs `{program}`, in the workdir {workdir}, but {why}: unless the base has it, the container cannot start; point [image] {key} at a file the project has, or add it"
+            "{key} runs `{program}`, in the workdir {workdir}, but {why}: unless the base has it, {fails}; point {key} at a file the project has, or add it"
         ));
     }
     let meta = std::fs::metadata(dir.join(&rel)).ok().filter(|m| m.is_file())?;
     (meta.permissions().mode() & 0o111 == 0).then(|| {
         format!(
-            "the image's command `{program}` is the project's {rel}, which is not executable (mode {:o}), so the container cannot start it: `chmod +x {rel}` (and commit the mode), or run it through its interpreter (`entrypoint = [\"sh\", \"{program}\"]`)",
+            "{key} runs `{program}`, the project's {rel}, which is not executable (mode {:o}), so {fails}: `chmod +x {rel}` (and commit the mode), or run it through its interpreter ([\"sh\", \"{program}\"])",
             meta.permissions().mode() & 0o777
         )
     })
@@ -212,6 +246,15 @@ mod tests {
         let venv = venv_layer(Some(&["/app/.venv/bin/gunicorn"]));
         assert!(app_program(&in_venv, dir.path(), "/app", &app, &none, &[empty, venv]).is_none());
         assert!(app_program(&in_venv, dir.path(), "/app", &app, &none, &[venv_layer(None)]).is_none());
+        // The healthcheck's program, the same way (uptime-kuma's
+        // extra/healthcheck, a binary its Dockerfile made elsewhere).
+        let probe = |test: &[&str]| serde_json::json!({"config": {"Healthcheck": {"Test": test}}});
+        let w =
+            healthcheck_program(&probe(&["CMD", "extra/healthcheck"]), dir.path(), "/app", &app, &none, &[]).unwrap();
+        assert!(w.starts_with("[healthcheck] cmd runs `extra/healthcheck`") && w.contains("never healthy"), "{w}");
+        let shell = probe(&["CMD-SHELL", "extra/healthcheck"]);
+        assert!(healthcheck_program(&shell, dir.path(), "/app", &app, &none, &[]).is_none());
+        assert!(healthcheck_program(&probe(&["CMD", "./run.sh"]), dir.path(), "/app", &app, &none, &[]).is_none());
     }
 
     fn config(entrypoint: &[&str], cmd: &[&str], path: Option<&str>) -> serde_json::Value {
