@@ -220,6 +220,30 @@ pub fn read_target(text: &str, file: &str, target: Option<&str>) -> Result<FromD
     for &i in &chain {
         read_stage(&stages[i], &mut vars, &mut out, &mut copied_from, &mut users, true, file);
     }
+    // A last stage with no command of its own (a CI step that uploads
+    // what the others built) is seldom the image: a stage that has one is
+    // named, for `--target`.
+    if target.is_none() && out.entrypoint.is_none() && out.cmd.is_none() {
+        let commanded: Vec<&str> = stages
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| {
+                !chain.contains(i)
+                    && s.instructions.iter().any(|ins| matches!(ins, Instruction::Cmd(_) | Instruction::Entrypoint(_)))
+            })
+            .filter_map(|(_, s)| s.name.as_deref())
+            .collect();
+        if let Some(first) = commanded.last() {
+            let last_name = stages[last].name.clone().unwrap_or_else(|| "the last".into());
+            out.notes.push(Note::new(
+                format!("stage {last_name} in {file}"),
+                format!(
+                    "read as the image, as a build without --target takes it, but it sets no command, and stage {} does: if that is the image, run `oxbuild init --force --target {first}`",
+                    commanded.join(", ")
+                ),
+            ));
+        }
+    }
     // Stages the final one copies from: where the install step usually is.
     let mut seen = chain.clone();
     let into_final = copied_from.clone();
@@ -330,7 +354,11 @@ pub fn read_target(text: &str, file: &str, target: Option<&str>) -> Result<FromD
             })
             .map(|(_, src, dest)| format!("{src} (to {dest})"))
             .collect();
-        let packages = ignored.ran.iter().any(|r| PACKAGING_TOOLS.contains(&r.as_str()) || is_pip(r));
+        // npm's and the like's installs are what the Node layer does (their
+        // build steps were taken above).
+        let packages = ignored.ran.iter().any(|r| {
+            PACKAGING_TOOLS.contains(&r.as_str()) || is_pip(r) || ["npm", "yarn", "pnpm", "bun"].contains(&r.as_str())
+        });
         if !made.is_empty() && !installs && !packages && !ignored.ran.is_empty() {
             let name = stages[i].name.clone().unwrap_or_else(|| stages[i].image.clone());
             let mut programs = ignored.ran.clone();
@@ -1952,6 +1980,20 @@ ENTRYPOINT ["./boot.sh"]
 
     #[test]
     /// linkding's last stage adds a browser for snapshots to the plain
+    /// uptime-kuma's last stage uploads artifacts in CI and sets no
+    /// command; its `release` stage is the image.
+    #[test]
+    fn a_last_stage_with_no_command_names_the_stages_that_have_one() {
+        let text = "FROM node:20 AS build\nRUN npm ci\nFROM node:20-slim AS release\nCOPY --from=build /app /app\nCMD [\"node\", \"server/server.js\"]\nFROM release AS nightly\nRUN echo x\nFROM alpine AS upload-artifact\nRUN echo upload\n";
+        let d = read(text, "Dockerfile").unwrap();
+        let note = d.notes.iter().find(|n| n.what == "stage upload-artifact in Dockerfile").expect("a note");
+        assert!(note.why.contains("stage release does") && note.why.contains("--target release"), "{}", note.why);
+        // The stage named reads with its command; nightly inherits one from release.
+        let d = read_target(text, "Dockerfile", Some("release")).unwrap();
+        assert!(!d.notes.iter().any(|n| n.what.starts_with("stage ")), "{:?}", d.notes);
+        assert!(read_target(text, "Dockerfile", Some("nightly")).unwrap().cmd.is_some());
+    }
+
     /// image: `--target linkding` reads that one (and what it builds on),
     /// and a name the file lacks is an error that lists the stages.
     fn a_target_stage_is_the_image() {
