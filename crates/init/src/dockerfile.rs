@@ -1978,8 +1978,6 @@ ENTRYPOINT ["./boot.sh"]
         );
     }
 
-    #[test]
-    /// linkding's last stage adds a browser for snapshots to the plain
     /// uptime-kuma's last stage uploads artifacts in CI and sets no
     /// command; its `release` stage is the image.
     #[test]
@@ -1994,6 +1992,8 @@ ENTRYPOINT ["./boot.sh"]
         assert!(read_target(text, "Dockerfile", Some("nightly")).unwrap().cmd.is_some());
     }
 
+    #[test]
+    /// linkding's last stage adds a browser for snapshots to the plain
     /// image: `--target linkding` reads that one (and what it builds on),
     /// and a name the file lacks is an error that lists the stages.
     fn a_target_stage_is_the_image() {
