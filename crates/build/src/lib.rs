@@ -354,8 +354,7 @@ pub fn build(
     if cfg.image.entrypoint.is_none() && cfg.image.cmd.is_none() {
         warnings.extend(runtime::base_command_is_no_app(&config));
     }
-    warnings.extend(programs::app_program(&config, &app_dir, &cfg.image.workdir, &app, base_fs, extra));
-    warnings.extend(programs::healthcheck_program(&config, &app_dir, &cfg.image.workdir, &app, base_fs, extra));
+    warnings.extend(programs::app_programs(&config, &app_dir, &cfg.image.workdir, &app, base_fs, extra));
 
     // Provenance: the base, and the git checkout. oxbuild.toml's labels win.
     let mut stamped: BTreeMap<String, String> = BTreeMap::new();

@@ -25,46 +25,39 @@ pub fn wants(path: &str) -> Want {
     if standard { Want::Exists } else { Want::Skip }
 }
 
-/// A warning when the image's command is a file of the app's (a path in
-/// the workdir) that cannot start: one the app layer (`app`) does not have
-/// (a path the Dockerfile's COPY made, a file `[app] include` or
-/// `.dockerignore` left out) and the base's scan does not show either, or
-/// one that is not executable (a script checked in without its mode, which
-/// a Dockerfile's `RUN chmod +x` mended: the app layer keeps the project's
-/// modes, so the container would fail with "permission denied").
-pub fn app_program(
+/// Warnings for programs of the app's (paths in the workdir) that cannot
+/// start: the image's command, and the healthcheck's exec form
+/// (`[healthcheck] cmd = ["bin/check"]`), which the probe runs in the
+/// container. One the app layer (`app`) does not have (a path the
+/// Dockerfile's COPY made, a file `[app] include` or `.dockerignore` left
+/// out) and the base's scan does not show either, or one that is not
+/// executable (a script checked in without its mode, which a Dockerfile's
+/// `RUN chmod +x` mended: the app layer keeps the project's modes, so the
+/// container would fail with "permission denied").
+pub fn app_programs(
     config: &serde_json::Value,
     dir: &std::path::Path,
     workdir: &str,
     app: &oxbuild_image::LayerBuilder,
     base_fs: &BTreeMap<String, Node>,
     extra: &[ExtraLayer],
-) -> Option<String> {
-    let (key, program) = program(config)?;
-    let named = (format!("[image] {key}"), "the container cannot start");
-    app_file(&named, &program, dir, workdir, app, base_fs, extra)
-}
-
-/// The same for the program of the healthcheck's exec form (`[healthcheck]
-/// cmd = ["bin/check"]`), which the probe runs in the container.
-pub fn healthcheck_program(
-    config: &serde_json::Value,
-    dir: &std::path::Path,
-    workdir: &str,
-    app: &oxbuild_image::LayerBuilder,
-    base_fs: &BTreeMap<String, Node>,
-    extra: &[ExtraLayer],
-) -> Option<String> {
-    let test = config["config"]["Healthcheck"]["Test"].as_array()?;
-    if test.first().and_then(|v| v.as_str()) != Some("CMD") {
-        return None;
+) -> Vec<String> {
+    let mut run: Vec<((String, &str), String)> = Vec::new();
+    if let Some((key, program)) = program(config) {
+        run.push(((format!("[image] {key}"), "the container cannot start"), program));
     }
-    let program = test.get(1)?.as_str()?;
-    let named = ("[healthcheck] cmd".to_string(), "its probe cannot run and it is never healthy");
-    app_file(&named, program, dir, workdir, app, base_fs, extra)
+    let test = config["config"]["Healthcheck"]["Test"].as_array();
+    if let Some(["CMD", program, ..]) = test.map(|t| t.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>()).as_deref()
+    {
+        run.push((
+            ("[healthcheck] cmd".to_string(), "its probe cannot run and it is never healthy"),
+            program.to_string(),
+        ));
+    }
+    run.iter().filter_map(|(named, program)| app_file(named, program, dir, workdir, app, base_fs, extra)).collect()
 }
 
-/// See [`app_program`]: `named` is the key that runs `program` and what
+/// See [`app_programs`]: `named` is the key that runs `program` and what
 /// fails without it.
 fn app_file(
     (key, fails): &(String, &str),
@@ -221,7 +214,7 @@ mod tests {
         let mut app = oxbuild_image::LayerBuilder::new(0, oxbuild_image::Owner::ROOT);
         app.file("app/run.sh", &dir.path().join("run.sh"), oxbuild_image::Owner::ROOT, 0o644);
         let base = BTreeMap::new();
-        let check = |argv: &[&str]| app_program(&cmd(argv), dir.path(), "/app", &app, &base, &[]);
+        let check = |argv: &[&str]| app_programs(&cmd(argv), dir.path(), "/app", &app, &base, &[]).pop();
         let w = check(&["/app/run.sh"]).unwrap();
         assert!(w.contains("run.sh, which is not executable (mode 664)") && w.contains("chmod +x run.sh"), "{w}");
         assert!(check(&["./run.sh"]).is_some());
@@ -238,23 +231,22 @@ mod tests {
         let w = check(&["./start.sh"]).unwrap();
         assert!(w.contains("start.sh is left out of the app layer"), "{w}");
         let base: BTreeMap<String, Node> = [("app/start.sh".to_string(), Node::File(None))].into();
-        assert!(app_program(&cmd(&["./start.sh"]), dir.path(), "/app", &app, &base, &[]).is_none());
+        assert!(app_programs(&cmd(&["./start.sh"]), dir.path(), "/app", &app, &base, &[]).is_empty());
         // A venv in the workdir holds its programs; a layer that does not say what it holds may.
         let in_venv = cmd(&["/app/.venv/bin/gunicorn"]);
         let (none, empty) = (BTreeMap::new(), venv_layer(Some(&[])));
-        assert!(app_program(&in_venv, dir.path(), "/app", &app, &none, std::slice::from_ref(&empty)).is_some());
+        assert!(!app_programs(&in_venv, dir.path(), "/app", &app, &none, std::slice::from_ref(&empty)).is_empty());
         let venv = venv_layer(Some(&["/app/.venv/bin/gunicorn"]));
-        assert!(app_program(&in_venv, dir.path(), "/app", &app, &none, &[empty, venv]).is_none());
-        assert!(app_program(&in_venv, dir.path(), "/app", &app, &none, &[venv_layer(None)]).is_none());
+        assert!(app_programs(&in_venv, dir.path(), "/app", &app, &none, &[empty, venv]).is_empty());
+        assert!(app_programs(&in_venv, dir.path(), "/app", &app, &none, &[venv_layer(None)]).is_empty());
         // The healthcheck's program, the same way (uptime-kuma's
         // extra/healthcheck, a binary its Dockerfile made elsewhere).
         let probe = |test: &[&str]| serde_json::json!({"config": {"Healthcheck": {"Test": test}}});
-        let w =
-            healthcheck_program(&probe(&["CMD", "extra/healthcheck"]), dir.path(), "/app", &app, &none, &[]).unwrap();
+        let w = app_programs(&probe(&["CMD", "extra/healthcheck"]), dir.path(), "/app", &app, &none, &[]).remove(0);
         assert!(w.starts_with("[healthcheck] cmd runs `extra/healthcheck`") && w.contains("never healthy"), "{w}");
         let shell = probe(&["CMD-SHELL", "extra/healthcheck"]);
-        assert!(healthcheck_program(&shell, dir.path(), "/app", &app, &none, &[]).is_none());
-        assert!(healthcheck_program(&probe(&["CMD", "./run.sh"]), dir.path(), "/app", &app, &none, &[]).is_none());
+        assert!(app_programs(&shell, dir.path(), "/app", &app, &none, &[]).is_empty());
+        assert!(app_programs(&probe(&["CMD", "./run.sh"]), dir.path(), "/app", &app, &none, &[]).is_empty());
     }
 
     fn config(entrypoint: &[&str], cmd: &[&str], path: Option<&str>) -> serde_json::Value {
