@@ -233,12 +233,15 @@ pub fn read_target(text: &str, file: &str, target: Option<&str>) -> Result<FromD
             })
             .filter_map(|(_, s)| s.name.as_deref())
             .collect();
-        if let Some(first) = commanded.last() {
-            let last_name = stages[last].name.clone().unwrap_or_else(|| "the last".into());
+        if let Some(nearest) = commanded.last() {
+            let what = match &stages[last].name {
+                Some(name) => format!("stage {name} in {file}"),
+                None => format!("the last stage in {file}"),
+            };
             out.notes.push(Note::new(
-                format!("stage {last_name} in {file}"),
+                what,
                 format!(
-                    "read as the image, as a build without --target takes it, but it sets no command, and stage {} does: if that is the image, run `oxbuild init --force --target {first}`",
+                    "read as the image, as a build without --target takes it, but it sets no command, and stage {} does: if that is the image, run `oxbuild init --force --target {nearest}`",
                     commanded.join(", ")
                 ),
             ));
@@ -341,25 +344,26 @@ pub fn read_target(text: &str, file: &str, target: Option<&str>) -> Result<FromD
         }
         // What the image copies from it that none of its COPYs put there
         // was made by its RUN steps (`make js`, a script that downloads a
-        // front end), which oxbuild does not run; what it took from the
-        // context are their inputs. Not so for a stage that installs
-        // packages: the dependency layer stands for what it made.
-        let made: Vec<String> = out
-            .taken
+        // front end), which oxbuild does not run; what else it took from
+        // the context fed them. Not so for a stage that installs packages
+        // (the dependency layer stands for what it made, and a system
+        // package is the base's to have), nor for one built FROM another
+        // stage, whose files this does not follow.
+        let here: Vec<&(String, String, String)> =
+            out.taken.iter().filter(|(stage, _, _)| stage_names.contains(&stage.to_ascii_lowercase())).collect();
+        let made: Vec<String> = here
             .iter()
-            .filter(|(stage, src, _)| {
-                stage_names.contains(&stage.to_ascii_lowercase())
-                    && !out.venvs.contains(src)
-                    && !ignored.placed.iter().any(|placed| copied_there(placed, src))
-            })
+            .filter(|(_, src, _)| !out.venvs.contains(src) && !ignored.placed.iter().any(|p| copied_there(p, src)))
             .map(|(_, src, dest)| format!("{src} (to {dest})"))
             .collect();
-        // npm's and the like's installs are what the Node layer does (their
-        // build steps were taken above).
-        let packages = ignored.ran.iter().any(|r| {
-            PACKAGING_TOOLS.contains(&r.as_str()) || is_pip(r) || ["npm", "yarn", "pnpm", "bun"].contains(&r.as_str())
-        });
-        if !made.is_empty() && !installs && !packages && !ignored.ran.is_empty() {
+        const INSTALLERS: [&str; 10] =
+            ["npm", "yarn", "pnpm", "bun", "apt-get", "apt", "apk", "dnf", "yum", "microdnf"];
+        let packages = ignored
+            .ran
+            .iter()
+            .any(|r| PACKAGING_TOOLS.contains(&r.as_str()) || is_pip(r) || INSTALLERS.contains(&r.as_str()));
+        let from_stage = stages.iter().any(|s| s.name.as_deref() == Some(&stages[i].image.to_ascii_lowercase()));
+        if !made.is_empty() && !installs && !packages && !from_stage && !ignored.ran.is_empty() {
             let name = stages[i].name.clone().unwrap_or_else(|| stages[i].image.clone());
             let mut programs = ignored.ran.clone();
             programs.dedup();
@@ -371,8 +375,14 @@ pub fn read_target(text: &str, file: &str, target: Option<&str>) -> Result<FromD
                     programs.join(", ")
                 ),
             ));
-            out.build_inputs.extend(ignored.copies);
-            continue;
+            // Its copies that the image takes from it as they are stay the app's.
+            let handed = |c: &String| {
+                ignored.placed.iter().any(|p| &p.0 == c && here.iter().any(|(_, src, _)| copied_there(p, src)))
+            };
+            let (kept, inputs): (Vec<String>, Vec<String>) =
+                std::mem::take(&mut ignored.copies).into_iter().partition(handed);
+            out.build_inputs.extend(inputs);
+            ignored.copies = kept;
         }
         // What it took from the context reaches the final image through it
         // (`COPY . /src` there, `COPY --from=builder /src /app` here), but
@@ -1842,8 +1852,18 @@ ENTRYPOINT ["./boot.sh"]
         );
         // What a COPY put there by name is the context's, not made.
         assert!(!note.why.contains("Makefile") && !note.why.contains("x.js"), "{}", note.why);
-        assert_eq!(d.copies, ["app.py"]);
-        assert!(d.build_inputs.contains(&"Makefile".to_string()), "{:?}", d.build_inputs);
+        // The Makefile and vendor/ the image takes from it are the app's.
+        assert_eq!(d.copies, ["app.py", "Makefile", "vendor/"]);
+        assert_eq!(d.build_inputs, ["assets"], "what fed `make js`");
+        // What the image takes from it as it was copied there stays the app's.
+        let text = "FROM python:3.12-slim AS build\nWORKDIR /src\nCOPY app/ ./app/\nCOPY Makefile ./\nRUN make static\nFROM python:3.12-slim\nWORKDIR /srv\nCOPY --from=build /src/app ./app\nCOPY --from=build /src/static ./static\nCMD [\"gunicorn\", \"app.wsgi\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        assert!(d.notes.iter().any(|n| n.why.contains("/src/static (to /srv/static)")), "{:?}", d.notes);
+        assert_eq!(d.copies, ["app/"]);
+        assert_eq!(d.build_inputs, ["Makefile"]);
+        // A system package's program is no build output.
+        let text = "FROM debian:12 AS tools\nRUN apt-get install -y ffmpeg\nFROM python:3.12\nCOPY --from=tools /usr/bin/ffmpeg /usr/bin/\nCOPY app.py .\nCMD [\"python3\", \"app.py\"]\n";
+        assert!(!read(text, "Dockerfile").unwrap().notes.iter().any(|n| n.what.starts_with("stage tools")));
         // A stage that only copies hands over the context's files.
         let text = "FROM alpine AS src\nCOPY . /src\nRUN rm -rf /src/tests\nFROM python:3.11\nCOPY --from=src /src /app\nCMD [\"python3\", \"/app/app.py\"]\n";
         let d = read(text, "Dockerfile").unwrap();

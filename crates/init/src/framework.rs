@@ -167,7 +167,7 @@ pub fn django_settings_unset(dir: &Path) -> Option<(Option<String>, Vec<String>)
 /// (`os.environ.setdefault("DJANGO_SETTINGS_MODULE", "site.settings")`,
 /// or an assignment): the first string after the name on its line.
 fn settings_default(text: &str) -> Option<String> {
-    text.lines().find_map(|line| {
+    text.lines().filter(|line| !line.trim_start().starts_with('#')).find_map(|line| {
         let after = line.split_once("DJANGO_SETTINGS_MODULE")?.1;
         let after = after.trim_start_matches(['"', '\'']);
         let start = after.find(['"', '\''])?;
@@ -450,6 +450,7 @@ mod tests {
         );
         assert_eq!(django_settings_unset(dir.path()), Some((Some("babybuddy.settings.base".to_string()), modules)));
         assert_eq!(settings_default("os.environ['DJANGO_SETTINGS_MODULE'] = 'a.settings'"), Some("a.settings".into()));
+        assert_eq!(settings_default("# DJANGO_SETTINGS_MODULE is read from 'settings.py'"), None);
         // A wsgi.py that sets it, as startproject writes it: nothing to say.
         write(
             dir.path(),
