@@ -202,7 +202,7 @@ fn a_package_with_dependencies_and_no_lock_is_told_to_lock() {
     let ws = Workspace::new();
     std::fs::write(
         ws.app().join("pyproject.toml"),
-        "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"plainweb\"\nversion = \"1.0\"\ndependencies = [\"flask>=3\", \"gunicorn\", \"bleach\", \"misaka\"]\n",
+        "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"plainweb\"\nversion = \"1.0\"\ndependencies = [\"flask>=3\", \"gunicorn\", \"bleach\", \"misaka\", \"tomli; python_version < '3.11'\"]\n",
     )
     .unwrap();
     assert_fails(
@@ -213,4 +213,17 @@ fn a_package_with_dependencies_and_no_lock_is_told_to_lock() {
             "`oxbuild lock`",
         ],
     );
+}
+
+/// Dependencies that hold only elsewhere (a marker for older Pythons, for
+/// Windows) need no lock for this base: the build goes on as before.
+#[test]
+fn a_package_whose_only_dependencies_are_conditional_builds_without_a_lock() {
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.app().join("pyproject.toml"),
+        "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"plainweb\"\nversion = \"1.0\"\ndependencies = [\"tomli; python_version < '3.11'\", \"pywin32; sys_platform == 'win32'\"]\n",
+    )
+    .unwrap();
+    build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
 }

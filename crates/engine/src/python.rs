@@ -120,19 +120,33 @@ impl DependencyProvider for Python {
 
 /// An error for a package project whose pyproject.toml declares
 /// dependencies that no lock holds: the build would install the project
-/// alone and find each of them missing. Dependencies that only its build
-/// can tell (a setup.py's) are left to that check.
+/// alone and find each of them missing. Only dependencies that hold
+/// everywhere count (no environment marker, not optional, no Python or
+/// platform condition): the others are left to that check, which reads
+/// them for the target, as are those only a build can tell (a setup.py's).
 fn unlocked_project(dir: &Path) -> Result<(), Error> {
     let Ok(Some(doc)) = oxbuild_python::input::pyproject(dir) else { return Ok(()) };
     let declared: Vec<String> = match doc.get("project").and_then(|p| p.get("dependencies")).and_then(|d| d.as_array())
     {
-        Some(deps) => deps.iter().filter_map(|d| d.as_str()).map(str::to_string).collect(),
+        Some(deps) => deps.iter().filter_map(|d| d.as_str()).filter(|d| !d.contains(';')).map(str::to_string).collect(),
         None => doc
             .get("tool")
             .and_then(|t| t.get("poetry"))
             .and_then(|p| p.get("dependencies"))
             .and_then(|d| d.as_table())
-            .map(|t| t.keys().filter(|k| !k.eq_ignore_ascii_case("python")).cloned().collect())
+            .map(|t| {
+                let conditional = |spec: &toml::Value| {
+                    spec.is_array()
+                        || spec.as_table().is_some_and(|s| {
+                            s.get("optional").and_then(|o| o.as_bool()) == Some(true)
+                                || ["markers", "python", "platform"].iter().any(|k| s.contains_key(*k))
+                        })
+                };
+                t.iter()
+                    .filter(|(k, v)| !k.eq_ignore_ascii_case("python") && !conditional(v))
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
             .unwrap_or_default(),
     };
     if declared.is_empty() {
