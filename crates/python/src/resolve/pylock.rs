@@ -32,17 +32,41 @@ fn string(s: &str) -> String {
 }
 
 /// `path` as a lock in `lock_dir` names it: relative to that folder, as
-/// PEP 751 reads it, so that the lock serves any checkout of the project.
+/// PEP 751 reads it, so that the lock serves any checkout of the project;
+/// absolute when the two share no folder but `/` (a wheelhouse at
+/// `/opt/wheels` is there on every runner, at whatever depth the project
+/// is checked out).
 fn relative(path: &Path, lock_dir: &Path) -> String {
+    // `..` and `.` resolved by their text, as absolute() leaves them.
+    fn parts(p: &Path) -> Option<Vec<Component<'_>>> {
+        let mut out: Vec<Component<'_>> = Vec::new();
+        for c in p.components() {
+            match c {
+                Component::CurDir => {}
+                Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                    out.pop();
+                }
+                Component::ParentDir => return None,
+                c => out.push(c),
+            }
+        }
+        Some(out)
+    }
     let lock_dir = if lock_dir.as_os_str().is_empty() { Path::new(".") } else { lock_dir };
-    let (Ok(path), Ok(dir)) = (std::path::absolute(path), std::path::absolute(lock_dir)) else {
+    let (Ok(abs_path), Ok(abs_dir)) = (std::path::absolute(path), std::path::absolute(lock_dir)) else {
         return path.display().to_string();
     };
-    let (path, dir): (Vec<Component>, Vec<Component>) = (path.components().collect(), dir.components().collect());
-    let shared = path.iter().zip(&dir).take_while(|(a, b)| a == b).count();
-    let up = dir.len() - shared;
+    let (Some(path_parts), Some(dir_parts)) = (parts(&abs_path), parts(&abs_dir)) else {
+        return abs_path.display().to_string();
+    };
+    let shared = path_parts.iter().zip(&dir_parts).take_while(|(a, b)| a == b).count();
+    let in_common = path_parts[..shared].iter().filter(|c| matches!(c, Component::Normal(_))).count();
+    if in_common == 0 {
+        return path_parts.iter().collect::<std::path::PathBuf>().display().to_string();
+    }
+    let up = dir_parts.len() - shared;
     let mut out: Vec<String> = if up == 0 { vec![".".into()] } else { vec!["..".into(); up] };
-    out.extend(path[shared..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    out.extend(path_parts[shared..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
     out.join("/")
 }
 
@@ -145,5 +169,9 @@ mod tests {
         assert_eq!(relative(Path::new("./wheels/a.whl"), Path::new(".")), "./wheels/a.whl");
         assert_eq!(relative(Path::new("wheels/a.whl"), Path::new("")), "./wheels/a.whl");
         assert_eq!(relative(Path::new("app/wheels/a.whl"), Path::new("app/locks")), "../wheels/a.whl");
+        // A lock above the project (`-o ../pylock.toml`): `..` resolved.
+        assert_eq!(relative(Path::new("/p/app/wheels/a.whl"), Path::new("/p/app/..")), "./app/wheels/a.whl");
+        // A wheelhouse outside any folder the project shares stays absolute.
+        assert_eq!(relative(Path::new("/opt/wheels/a.whl"), Path::new("/builds/g/app")), "/opt/wheels/a.whl");
     }
 }
