@@ -851,14 +851,18 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
         if let (Some(finder), Some(target)) = (finder, first_target) {
             index = index.building(finder, target, Some(built), constraints);
         }
-        let locked = resolve::lock(&index, &targets, &resolve_request).map_err(|e| (e, false))?;
-        let test_locked = match test_request {
+        let mut locked = resolve::lock(&index, &targets, &resolve_request).map_err(|e| (e, false))?;
+        let mut test_locked = match test_request {
             Some(mut request) => {
                 request.requirements.extend(production_pins(&locked));
                 Some(resolve::lock(&index, &targets, &request).map_err(|e| (e, true))?)
             }
             None => None,
         };
+        let mut known = std::collections::HashMap::new();
+        for l in std::iter::once(&mut locked).chain(test_locked.as_mut()) {
+            l.hash_local_files(&mut known).map_err(|e| (resolve::ResolveError::Index(e), false))?;
+        }
         Ok((locked, test_locked))
     })
     .await;

@@ -3,6 +3,7 @@
 //! Index credentials come from the URL's user info or `~/.netrc` and are sent
 //! only as an `Authorization` header; every URL shown to the user is redacted.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -601,18 +602,24 @@ pub struct Stored {
 
 impl Candidate {
     /// Gives a file of a find-links directory, which no index describes,
-    /// its sha256, read from the file: a lock records one for each file.
-    /// Only for files that are chosen: a wheelhouse can be large.
-    pub fn hash_local_file(&mut self) -> Result<(), Error> {
+    /// its sha256, read from the file (once: `known` keeps what was read):
+    /// a lock records one for each file.
+    pub fn hash_local_file(&mut self, known: &mut HashMap<PathBuf, String>) -> Result<(), Error> {
         let Location::File(path) = &self.location else { return Ok(()) };
-        if self.sha256.is_none() {
-            let mut file = std::fs::File::open(path)
-                .map_err(|e| Error::Index(format!("find-links file {}: {e}", path.display())))?;
-            let mut hasher = oxbuild_image::Hasher::new();
-            std::io::copy(&mut file, &mut hasher)
-                .map_err(|e| Error::Index(format!("find-links file {}: {e}", path.display())))?;
-            self.sha256 = Some(hasher.finish().0.hex().to_string());
+        if self.sha256.is_some() {
+            return Ok(());
         }
+        if let Some(sha) = known.get(path) {
+            self.sha256 = Some(sha.clone());
+            return Ok(());
+        }
+        let fail = |e: std::io::Error| Error::Index(format!("find-links file {}: {e}", path.display()));
+        let mut file = std::fs::File::open(path).map_err(fail)?;
+        let mut hasher = oxbuild_image::Hasher::new();
+        std::io::copy(&mut file, &mut hasher).map_err(fail)?;
+        let sha = hasher.finish().0.hex().to_string();
+        known.insert(path.clone(), sha.clone());
+        self.sha256 = Some(sha);
         Ok(())
     }
 }

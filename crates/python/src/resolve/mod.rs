@@ -952,10 +952,7 @@ pub fn resolve(index: &Index<'_>, target: &Target, request: &Request) -> Result<
     for (package, version) in solution.iter() {
         let Package::Dist(name) = package else { continue };
         let releases = provider.releases(name)?;
-        let mut files = releases.iter().find(|(v, _)| v == version).map(|(_, r)| r.files.clone()).unwrap_or_default();
-        for file in &mut files {
-            file.hash_local_file()?;
-        }
+        let files = releases.iter().find(|(v, _)| v == version).map(|(_, r)| r.files.clone()).unwrap_or_default();
         let requires = index.requires(name, version, &files)?;
         chosen.insert(
             name.clone(),
@@ -1011,6 +1008,19 @@ pub struct Locked {
     pub resolved: Vec<pylock::Resolved>,
     /// `name: version on machine, ...` for each package that differs.
     pub differences: Vec<String>,
+}
+
+impl Locked {
+    /// Gives the chosen files of find-links directories their sha256,
+    /// which the lock records, each file read once (`known` is shared
+    /// with other locks of the same run): after resolving, so that the
+    /// rounds of a resolution read no wheel.
+    pub fn hash_local_files(&mut self, known: &mut HashMap<std::path::PathBuf, String>) -> Result<(), Error> {
+        for file in self.resolved.iter_mut().flat_map(|r| r.chosen.iter_mut()).flat_map(|c| c.files.iter_mut()) {
+            file.hash_local_file(known)?;
+        }
+        Ok(())
+    }
 }
 
 /// Resolves `request` for every target, giving a package the same version
