@@ -238,8 +238,13 @@ pub async fn health_stage(
                 .filter(|p| p.ecosystem == "pypi")
                 .map(|p| (p.name.as_str(), p.version.as_str()))
                 .collect();
+            // The project's own package is the app, not a version to pin.
+            let own = oxbuild_python::input::pyproject(&assembled.dir)
+                .ok()
+                .flatten()
+                .and_then(|doc| oxbuild_python::input::project_name(&doc).map(str::to_string));
             let hint = log_hint(&report.logs, setuptools)
-                .or_else(|| import_hint(&report.logs, &locked))
+                .or_else(|| import_hint(&report.logs, &locked, own.as_deref()))
                 .or_else(|| probe_hint(&report.probes))
                 .map(|h| format!("; {h}"))
                 .unwrap_or_default();
@@ -275,8 +280,9 @@ fn log_hint(logs: &str, setuptools: Option<&str>) -> Option<String> {
 /// (…/site-packages/jinja2/__init__.py)`: the locked version differs from
 /// the one the importing code was written for, often because an old
 /// project's pins leave its dependencies' dependencies free. `locked` holds
-/// the image's Python packages, (name, version).
-fn import_hint(logs: &str, locked: &[(&str, &str)]) -> Option<String> {
+/// the image's Python packages, (name, version); `own` names the project's
+/// own package, whose modules are the app's matter.
+fn import_hint(logs: &str, locked: &[(&str, &str)], own: Option<&str>) -> Option<String> {
     let (name, module) = logs.lines().rev().find_map(|line| {
         let rest = line.trim().strip_prefix("ImportError: cannot import name '")?;
         let (name, rest) = rest.split_once("' from '")?;
@@ -285,6 +291,9 @@ fn import_hint(logs: &str, locked: &[(&str, &str)]) -> Option<String> {
     })?;
     let top = module.split('.').next().unwrap_or(module);
     let same = |a: &str| a.replace(['-', '.'], "_").eq_ignore_ascii_case(top);
+    if own.is_some_and(same) {
+        return None;
+    }
     let what = match locked.iter().find(|(n, _)| same(n)) {
         Some((n, v)) => format!("{n} {v}, the version the lock holds,"),
         None => format!("the locked package that provides `{top}`"),
@@ -456,16 +465,20 @@ mod tests {
     #[test]
     fn a_name_a_locked_package_lacks_names_the_package_and_its_version() {
         let logs = "Traceback (most recent call last):\n  File \"/app/app.py\", line 1, in <module>\n    from flask import Flask\n  File \"/opt/venv/lib/python3.11/site-packages/flask/__init__.py\", line 14, in <module>\n    from jinja2 import escape\nImportError: cannot import name 'escape' from 'jinja2' (/opt/venv/lib/python3.11/site-packages/jinja2/__init__.py)\n";
-        let hint = import_hint(logs, &[("Flask", "1.1.2"), ("Jinja2", "3.1.4")]).unwrap();
+        let hint = import_hint(logs, &[("Flask", "1.1.2"), ("Jinja2", "3.1.4")], None).unwrap();
         assert!(hint.starts_with("`jinja2` has no `escape` in Jinja2 3.1.4, the version the lock holds,"), "{hint}");
         assert!(hint.contains("--exclude-newer DATE"), "{hint}");
         // A module named otherwise than its package.
-        let hint = import_hint(&logs.replace("jinja2", "yaml"), &[("PyYAML", "6.0")]).unwrap();
+        let hint = import_hint(&logs.replace("jinja2", "yaml"), &[("PyYAML", "6.0")], None).unwrap();
         assert!(hint.contains("the locked package that provides `yaml`"), "{hint}");
         // A name the app's own module lacks is the app's matter.
         assert!(
-            import_hint("ImportError: cannot import name 'x' from 'app.models' (/app/app/models.py)", &[]).is_none()
+            import_hint("ImportError: cannot import name 'x' from 'app.models' (/app/app/models.py)", &[], None)
+                .is_none()
         );
+        // Nor is one the project's own package lacks, installed in the venv.
+        let own = "ImportError: cannot import name 'x' from 'my_app.models' (/opt/venv/lib/python3.11/site-packages/my_app/models.py)";
+        assert!(import_hint(own, &[("my-app", "1.0")], Some("my-app")).is_none());
     }
 
     #[test]
