@@ -793,12 +793,17 @@ pub async fn lock(req: &LockRequest, services: &Services) -> Result<LockReport, 
     // An index the input names (`--index-url`, a [[tool.poetry.source]])
     // replaces PyPI: said, with how to pick another, before a request to
     // it can fail.
+    // Its host only: a token can sit in an index URL's path (Gemfury's).
     if configured.index_url.is_none()
+        && !configured.no_index
+        && !inputs.asks.options.no_index
         && let Some(theirs) = &inputs.asks.options.index_url
     {
+        let after_scheme = theirs.split_once("://").map_or(theirs.as_str(), |(_, rest)| rest);
+        let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit('@').next().unwrap_or(authority);
         events.step(&format!(
-            "index {} from {} ([python] index-url or OXBUILD_PYTHON_INDEX_URL picks another)",
-            oxbuild_python::source::redact(theirs),
+            "the index at {host} from {} ([python] index-url or OXBUILD_PYTHON_INDEX_URL picks another)",
             inputs.from
         ));
     }
