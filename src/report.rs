@@ -39,7 +39,13 @@ impl Failure {
         Failure { code: 8, kind: "health", message: message.to_string(), json_done: false }
     }
     pub fn runtime(message: impl std::fmt::Display) -> Failure {
-        Failure { code: 9, kind: "runtime", message: message.to_string(), json_done: false }
+        let mut message = message.to_string();
+        // podman's default ulimits above the runner's hard limit (rootless
+        // CI runners, build pods): its own error says nothing of the fix.
+        if message.contains("error setting rlimit") {
+            message.push_str("; podman could not apply its default ulimits, which exceed this runner's hard limits: set lower ones with `default_ulimits` in a containers.conf that CONTAINERS_CONF names (testdata/podman/containers.conf is one)");
+        }
+        Failure { code: 9, kind: "runtime", message, json_done: false }
     }
     pub fn verify(message: impl std::fmt::Display) -> Failure {
         Failure { code: 10, kind: "verify", message: message.to_string(), json_done: false }
@@ -169,5 +175,18 @@ impl oxbuild_engine::Events for Reporter {
     }
     fn warn(&self, message: &str) {
         Reporter::warn(self, message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Failure;
+
+    #[test]
+    fn podman_failing_on_its_ulimits_says_how_to_lower_them() {
+        let f = Failure::runtime("podman run: Error: crun: error setting rlimit type 7: Operation not permitted");
+        assert_eq!(f.code, 9);
+        assert!(f.message.contains("default_ulimits") && f.message.contains("CONTAINERS_CONF"), "{}", f.message);
+        assert!(!Failure::runtime("podman: no such image").message.contains("ulimits"));
     }
 }
