@@ -194,17 +194,25 @@ fn an_app_layer_over_a_base_symlink_is_refused() {
     build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
 }
 
+/// The bundled example as a setuptools package declaring `dependencies`
+/// (a TOML array's items), with no lock.
+fn package_without_lock(dependencies: &str) -> Workspace {
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.app().join("pyproject.toml"),
+        format!("[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"plainweb\"\nversion = \"1.0\"\ndependencies = [{dependencies}]\n"),
+    )
+    .unwrap();
+    ws
+}
+
 /// A package whose pyproject.toml declares dependencies, with no lock: the
 /// build says to lock, before it builds anything, rather than naming each
 /// dependency as missing from a lock there is not.
 #[test]
 fn a_package_with_dependencies_and_no_lock_is_told_to_lock() {
-    let ws = Workspace::new();
-    std::fs::write(
-        ws.app().join("pyproject.toml"),
-        "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"plainweb\"\nversion = \"1.0\"\ndependencies = [\"flask>=3\", \"gunicorn\", \"bleach\", \"misaka\", \"tomli; python_version < '3.11'\"]\n",
-    )
-    .unwrap();
+    let ws =
+        package_without_lock("\"flask>=3\", \"gunicorn\", \"bleach\", \"misaka\", \"tomli; python_version < '3.11'\"");
     assert_fails(
         run(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app())),
         3,
@@ -219,11 +227,6 @@ fn a_package_with_dependencies_and_no_lock_is_told_to_lock() {
 /// Windows) need no lock for this base: the build goes on as before.
 #[test]
 fn a_package_whose_only_dependencies_are_conditional_builds_without_a_lock() {
-    let ws = Workspace::new();
-    std::fs::write(
-        ws.app().join("pyproject.toml"),
-        "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"plainweb\"\nversion = \"1.0\"\ndependencies = [\"tomli; python_version < '3.11'\", \"pywin32; sys_platform == 'win32'\"]\n",
-    )
-    .unwrap();
+    let ws = package_without_lock("\"tomli; python_version < '3.11'\", \"pywin32; sys_platform == 'win32'\"");
     build_json(ws.oxbuild().args(["build", "-q", "--base", &base()]).arg(ws.app()));
 }

@@ -58,10 +58,10 @@ impl From<oxbuild_python::Error> for Error {
 fn replaces_base_link(app: &LayerBuilder, base_fs: &BTreeMap<String, Node>, workdir: &str) -> Result<(), Error> {
     let replaced: Vec<String> = base_fs
         .iter()
-        .filter(|(path, node)| !path.contains('/') && matches!(node, Node::Symlink(_)) && app.touches(path))
-        .map(|(path, node)| match node {
-            Node::Symlink(target) => format!("/{path} (→ {target})"),
-            _ => format!("/{path}"),
+        .filter(|(path, _)| !path.contains('/') && app.touches(path))
+        .filter_map(|(path, node)| match node {
+            Node::Symlink(target) => Some(format!("/{path} (→ {target})")),
+            _ => None,
         })
         .collect();
     if replaced.is_empty() {

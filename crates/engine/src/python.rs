@@ -124,11 +124,9 @@ impl DependencyProvider for Python {
 /// everywhere count (no environment marker, not optional, no Python or
 /// platform condition): the others are left to that check, which reads
 /// them for the target, as are those only a build can tell (a setup.py's).
-fn unlocked_project(dir: &Path) -> Result<(), Error> {
-    let Ok(Some(doc)) = oxbuild_python::input::pyproject(dir) else { return Ok(()) };
-    let declared: Vec<String> = match doc.get("project").and_then(|p| p.get("dependencies")).and_then(|d| d.as_array())
-    {
-        Some(deps) => deps.iter().filter_map(|d| d.as_str()).filter(|d| !d.contains(';')).map(str::to_string).collect(),
+fn unlocked_project(dir: &Path, doc: &toml::Table) -> Result<(), Error> {
+    let declared: Vec<String> = match oxbuild_python::input::project_dependencies(doc) {
+        Some(deps) => deps.into_iter().filter(|d| !d.contains(';')).collect(),
         None => doc
             .get("tool")
             .and_then(|t| t.get("poetry"))
@@ -194,8 +192,12 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
     if requirements.is_none() && test_requirements.is_none() && !project {
         return Ok(None);
     }
-    if requirements.is_none() && project {
-        unlocked_project(dir)?;
+    // Read once: for the check below and the project's name.
+    let pyproject = project.then(|| oxbuild_python::input::pyproject(dir).ok().flatten()).flatten();
+    if requirements.is_none()
+        && let Some(doc) = &pyproject
+    {
+        unlocked_project(dir, doc)?;
     }
     let target = oxbuild_python::target::detect(&cx.base.fs, &cx.base.config)?;
     // Sdists and the project are built by the base's own interpreter when
@@ -204,10 +206,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
         std::sync::Arc::new(crate::interpreter::BaseBuilder::new(cx.base, cx.services));
     let built: std::sync::Arc<dyn oxbuild_python::sdist::BuiltCache> =
         std::sync::Arc::new(crate::built::Built::new(cx.services, cx.request.cache_repo.as_ref()));
-    let project_name = project
-        .then(|| oxbuild_python::input::pyproject(dir).ok().flatten())
-        .flatten()
-        .and_then(|doc| oxbuild_python::input::project_name(&doc).map(str::to_string));
+    let project_name = pyproject.as_ref().and_then(|doc| oxbuild_python::input::project_name(doc).map(str::to_string));
     let settings = |requirements: std::path::PathBuf, installed: Vec<Pin>, mut selection: Selection| Settings {
         selection: {
             // A uv workspace's lock above the project: this member's part.
