@@ -142,6 +142,11 @@ struct Stage<'a, 'b> {
     instructions: &'b [Instruction<'a>],
 }
 
+/// The stage that stage `i` of `stages` starts FROM, if it is one of them.
+fn parent(stages: &[Stage<'_, '_>], i: usize) -> Option<usize> {
+    stages.iter().position(|s| s.name.as_deref() == Some(&stages[i].image.to_ascii_lowercase()))
+}
+
 /// Reads the Dockerfile `text` (its file name is `file`, for notes), its
 /// last stage being the image.
 pub fn read(text: &str, file: &str) -> Result<FromDockerfile, String> {
@@ -203,14 +208,11 @@ pub fn read_target(text: &str, file: &str, target: Option<&str>) -> Result<FromD
     }
     // The final stage and the stages it starts FROM, base first.
     let mut chain = vec![last];
-    while let Some(parent) = stages
-        .iter()
-        .position(|s| s.name.as_deref() == Some(&stages[*chain.last().unwrap()].image.to_ascii_lowercase()))
-    {
-        if chain.contains(&parent) {
+    while let Some(above) = chain.last().and_then(|&i| parent(&stages, i)) {
+        if chain.contains(&above) {
             break;
         }
-        chain.push(parent);
+        chain.push(above);
     }
     chain.reverse();
     let mut out = FromDockerfile { base: Some(stages[chain[0]].image.clone()), ..Default::default() };
@@ -362,7 +364,7 @@ pub fn read_target(text: &str, file: &str, target: Option<&str>) -> Result<FromD
             .ran
             .iter()
             .any(|r| PACKAGING_TOOLS.contains(&r.as_str()) || is_pip(r) || INSTALLERS.contains(&r.as_str()));
-        let from_stage = stages.iter().any(|s| s.name.as_deref() == Some(&stages[i].image.to_ascii_lowercase()));
+        let from_stage = parent(&stages, i).is_some();
         if !made.is_empty() && !installs && !packages && !from_stage && !ignored.ran.is_empty() {
             let name = stages[i].name.clone().unwrap_or_else(|| stages[i].image.clone());
             let mut programs = ignored.ran.clone();
