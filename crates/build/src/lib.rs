@@ -257,6 +257,18 @@ fn write_app(
     let AppWriting { bytecode, reuse } = writing;
     let added = context::add_app_files_in(layer, (dir, within), include, exclude, workdir, owner)?;
     let mut warnings = added.warnings;
+    // Sources to compile are read once, here: the layer holds the very bytes
+    // their bytecode was compiled from (and the key hashes), even if a file
+    // is rewritten meanwhile. A `.pyc` records only its source's size and
+    // time, so a same-size edit between two reads would ship stale bytecode.
+    let sources: Vec<Vec<u8>> = match bytecode {
+        Some(_) => added
+            .python
+            .iter()
+            .map(|(path, _)| layer.snapshot(path).map(Option::unwrap_or_default))
+            .collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
     let key = match reuse {
         Some(_) => app_key(layer, bytecode, compression)?,
         None => None,
@@ -273,11 +285,7 @@ fn write_app(
         Some(compiler) => {
             let paths: Vec<String> =
                 added.python.iter().map(|(path, _)| format!("/{}", path.trim_start_matches('/'))).collect();
-            let read = |i: usize| {
-                let file = &added.python[i].1;
-                std::fs::read(file)
-                    .map_err(|e| oxbuild_python::Error::Target(format!("reading {}: {e}", file.display())))
-            };
+            let read = |i: usize| Ok(sources[i].clone());
             let (blob, outcome) =
                 oxbuild_python::bytecode::write_with(layer, &paths, read, compiler, epoch, owner, write)?;
             // The app's own code that the image's Python cannot parse fails

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use flate2::Compression;
 
@@ -81,6 +81,48 @@ pub struct LayerBuilder {
     entries: BTreeMap<String, Entry>,
     parent_owner: Owner,
     mtime: u64,
+    /// How each source file looked when [`LayerBuilder::identity`] hashed
+    /// it: writing the layer refuses a file that no longer looks so, since
+    /// the layer would then not hold what its identity says (and a cache
+    /// keeping it under that identity would hand out the wrong bytes).
+    hashed: Arc<Mutex<BTreeMap<PathBuf, Stamp>>>,
+}
+
+/// What a file's metadata says of its content: its size and modification
+/// time. Two reads with equal stamps read the same bytes, except for a write
+/// still under way (its time is set when it starts) or two rewrites of one
+/// size within one tick of the kernel's clock; see RELIABILITY.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp { len: meta.len(), modified: meta.modified().ok() }
+    }
+}
+
+/// The error for a file whose stamp changed while oxbuild read it.
+fn changed(source: &Path) -> Error {
+    Error::Invalid(format!(
+        "{} changed while it was being archived; build again once nothing writes to it",
+        source.display()
+    ))
+}
+
+/// Copies all of `source` into `out`, failing when the file changed while
+/// it was read (its stamp before and after differ), and returns its stamp.
+fn read_steady(source: &Path, out: &mut impl Write) -> Result<Stamp, Error> {
+    let reading = |e| Error::io(format!("reading {}", source.display()), e);
+    let mut file = File::open(source).map_err(reading)?;
+    let before = Stamp::of(&file.metadata().map_err(reading)?);
+    io::copy(&mut file, out).map_err(reading)?;
+    if Stamp::of(&file.metadata().map_err(reading)?) != before {
+        return Err(changed(source));
+    }
+    Ok(before)
 }
 
 /// A finished layer blob on disk, with what a manifest and config need of it.
@@ -154,7 +196,7 @@ impl LayerBuilder {
     /// An empty layer whose entries all get `mtime` (seconds since the epoch), and
     /// whose implied parent directories are owned by `parent_owner`.
     pub fn new(mtime: u64, parent_owner: Owner) -> Self {
-        LayerBuilder { entries: BTreeMap::new(), parent_owner, mtime }
+        LayerBuilder { entries: BTreeMap::new(), parent_owner, mtime, hashed: Arc::default() }
     }
 
     fn insert(&mut self, path: &str, owner: Owner, mode: u32, content: Content) {
@@ -200,6 +242,24 @@ impl LayerBuilder {
     pub fn symlink(&mut self, path: &str, target: &str, owner: Owner) -> &mut Self {
         self.insert(path, owner, 0o777, Content::Symlink(target.to_string()));
         self
+    }
+
+    /// Reads the file entry at `path` now and keeps its bytes as the entry's
+    /// content, returning them: for a caller that derives other entries from
+    /// them (bytecode), so that the layer holds exactly the bytes it used
+    /// even when the file is rewritten later. None for no file entry there.
+    pub fn snapshot(&mut self, path: &str) -> Result<Option<Vec<u8>>, Error> {
+        let Some(entry) = self.entries.get_mut(&normalize(path)) else { return Ok(None) };
+        match &entry.content {
+            Content::File(source) => {
+                let mut bytes = Vec::new();
+                read_steady(source, &mut bytes)?;
+                entry.content = Content::Bytes(bytes.clone());
+                Ok(Some(bytes))
+            }
+            Content::Bytes(bytes) => Ok(Some(bytes.clone())),
+            _ => Ok(None),
+        }
     }
 
     /// True when the layer has an entry at `path` (a leading `/` is ignored).
@@ -257,9 +317,9 @@ impl LayerBuilder {
                     field(&mut h, &sha2::Sha256::digest(bytes));
                 }
                 Content::File(source) => {
-                    let reading = |e| Error::io(format!("reading {}", source.display()), e);
                     let mut content = crate::digest::Hasher::new();
-                    io::copy(&mut File::open(source).map_err(reading)?, &mut content).map_err(reading)?;
+                    let stamp = read_steady(source, &mut content)?;
+                    self.hashed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(source.clone(), stamp);
                     let (digest, _) = content.finish();
                     field(&mut h, b"file");
                     field(&mut h, digest.as_str().as_bytes());
@@ -355,8 +415,12 @@ impl LayerBuilder {
             Content::File(source) => {
                 let reading = |e| Error::io(format!("reading {}", source.display()), e);
                 let file = File::open(source).map_err(reading)?;
-                let before = file.metadata().map_err(reading)?;
-                let len = before.len();
+                let before = Stamp::of(&file.metadata().map_err(reading)?);
+                let hashed = self.hashed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(source).copied();
+                if hashed.is_some_and(|h| h != before) {
+                    return Err(changed(source));
+                }
+                let len = before.len;
                 header.set_entry_type(tar::EntryType::Regular);
                 set_size(&mut header, &mut pax, len);
                 // Guard against the file changing size while it is archived: the
@@ -367,12 +431,8 @@ impl LayerBuilder {
                 let reader = ExactReader { inner: buffered.take(len), left: len, short };
                 finish(tar, header, pax, reader).map_err(write_err)?;
                 // A file that grew or was rewritten meanwhile would ship torn.
-                let after = file.metadata().map_err(reading)?;
-                if after.len() != len || after.modified().ok() != before.modified().ok() {
-                    return Err(Error::Invalid(format!(
-                        "{} changed while it was being archived; build again once nothing writes to it",
-                        source.display()
-                    )));
+                if Stamp::of(&file.metadata().map_err(reading)?) != before {
+                    return Err(changed(source));
                 }
                 Ok(())
             }
@@ -534,6 +594,45 @@ mod tests {
         let mut deferred = layer(0, app, 0o644);
         deferred.deferred("app/x.pyc", Arc::new(Later), app, 0o644);
         assert!(deferred.identity().unwrap().is_none());
+    }
+
+    /// A file rewritten after its layer's identity was taken fails the
+    /// write: the layer would not hold what its identity says. A snapshot
+    /// keeps the bytes it read, whatever happens to the file after.
+    #[test]
+    fn a_file_rewritten_after_hashing_is_refused_and_a_snapshot_keeps_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.txt"), dir.path().join("b.py"));
+        std::fs::write(&a, "one\n").unwrap();
+        std::fs::write(&b, "old = 1\n").unwrap();
+        let mut layer = LayerBuilder::new(0, Owner::ROOT);
+        layer.file("app/a.txt", &a, Owner::ROOT, 0o644).file("app/b.py", &b, Owner::ROOT, 0o644);
+        assert_eq!(layer.snapshot("/app/b.py").unwrap(), Some(b"old = 1\n".to_vec()));
+        assert_eq!(layer.snapshot("app/none.py").unwrap(), None);
+        let hashed = layer.identity().unwrap().expect("known bytes");
+        let was = std::fs::metadata(&a).unwrap().modified().unwrap();
+        // The same size, another time: what a quick edit looks like.
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(10);
+        std::fs::write(&a, "two\n").unwrap();
+        File::options().write(true).open(&a).unwrap().set_modified(later).unwrap();
+        std::fs::write(&b, "new = 2\n").unwrap();
+        let err = layer.write_tar(Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("a.txt") && err.contains("changed while"), "{err}");
+        // Put back as it was hashed, the file writes again; the snapshot never moved.
+        std::fs::write(&a, "one\n").unwrap();
+        File::options().write(true).open(&a).unwrap().set_modified(was).unwrap();
+        let tar = layer.write_tar(Vec::new()).unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut found = BTreeMap::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let mut text = String::new();
+            entry.read_to_string(&mut text).unwrap();
+            found.insert(entry.path().unwrap().to_string_lossy().into_owned(), text);
+        }
+        assert_eq!(found["app/b.py"], "old = 1\n");
+        assert_eq!(found["app/a.txt"], "one\n");
+        assert_eq!(layer.identity().unwrap(), Some(hashed), "the same bytes, the same identity");
     }
 
     #[test]
