@@ -112,6 +112,7 @@ pub fn request(args: &AppArgs, test_variant: bool) -> Result<Request, Failure> {
         cache_repo,
         epoch: source_date_epoch()?,
         stream_to: None,
+        healthcheck_required: false,
     })
 }
 

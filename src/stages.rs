@@ -169,8 +169,7 @@ pub async fn health_stage(
 ) -> Result<StageResult, Failure> {
     let image = &assembled.prod.image;
     let config = image.config_json().map_err(Failure::input)?;
-    let check = health::Check::from_config(&config)
-        .ok_or_else(|| Failure::config("the image has no healthcheck: add a [healthcheck] section to oxbuild.toml"))?;
+    let check = health::Check::from_config(&config).ok_or_else(|| Failure::config(oxbuild_engine::NO_HEALTHCHECK))?;
     let runtime = runtime(stage, &assembled.cfg)?;
     for warning in moved_probe_ports(&stage_env(stage)?, &config, &check) {
         out.warn(warning);
@@ -411,7 +410,9 @@ pub async fn health(args: HealthArgs, out: Reporter) -> Result<(), Failure> {
     let services = services(&args.stage.app.registry, out)?;
     let done = services
         .finishing(async {
-            let assembled = assemble(&args.stage.app, false, &services).await?;
+            let mut request = crate::build::request(&args.stage.app, false)?;
+            request.healthcheck_required = true;
+            let assembled = oxbuild_engine::assemble(&request, &services).await.map_err(Failure::from)?;
             health_stage(&assembled, &services, &args.stage, args.timeout.as_deref(), out).await
         })
         .await;

@@ -184,6 +184,20 @@ fn env_given_to_health_reaches_the_container_not_the_image() {
     );
 }
 
+/// `oxbuild health` on an app whose image would have no healthcheck (none in
+/// oxbuild.toml, none in the base) says so before anything is built.
+#[test]
+fn health_without_a_healthcheck_is_refused_before_the_build() {
+    let ws = Workspace::new();
+    let section = "[healthcheck]\nhttp = \"http://127.0.0.1:8000/health\"\ninterval = \"2s\"\ntimeout = \"2s\"\nretries = 3\nstart-period = \"1s\"\n";
+    ws.edit_config(section, "");
+    let (code, _, stderr, pid) = run_stage(ws.oxbuild().args(["health", "--base", &base()]).arg(ws.app()));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("no healthcheck to run") && stderr.contains("[healthcheck]"), "{stderr}");
+    assert!(!stderr.contains("building"), "refused before the build: {stderr}");
+    assert!(leftovers(pid).is_empty());
+}
+
 /// pyweb with the offline wheelhouse, and a third gate after pytest.
 fn pyweb_for_assess() -> Workspace {
     let ws = Workspace::of("pyweb");

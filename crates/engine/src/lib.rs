@@ -200,7 +200,14 @@ pub struct Request {
     /// layer written here is uploaded there while it is written, so that
     /// the push finds it there already.
     pub stream_to: Option<Reference>,
+    /// The caller runs the image's healthcheck (`oxbuild health`): an image
+    /// that would have none, from `[healthcheck]` or its base, is refused
+    /// once the base is read, before anything is built.
+    pub healthcheck_required: bool,
 }
+
+/// What to say of an image with no healthcheck to run.
+pub const NO_HEALTHCHECK: &str = "the image has no healthcheck to run: add a [healthcheck] section to oxbuild.toml (`http = \"http://127.0.0.1:8000/health\"`, or `cmd = [...]`), or build on a base that has a HEALTHCHECK";
 
 impl Request {
     /// This request with its config loaded (when it had none) and its cache
@@ -226,6 +233,7 @@ impl Request {
             cache_repo: None,
             epoch: 0,
             stream_to: None,
+            healthcheck_required: false,
         }
     }
 }
@@ -358,6 +366,13 @@ pub async fn assemble(request: &Request, services: &Services) -> Result<Assemble
         tokio::task::spawn_blocking(move || interpreter::speculate(&location, &platform, &services))
     });
     let base = base::open(&base_location, request, services, compiles).await?;
+    let base_has_one = base.config["config"]["Healthcheck"]["Test"]
+        .as_array()
+        .and_then(|t| t.first())
+        .is_some_and(|first| first.as_str() != Some("NONE"));
+    if request.healthcheck_required && cfg.healthcheck.is_none() && !base_has_one {
+        return Err(Error::new(Kind::Config, NO_HEALTHCHECK));
+    }
     let speculation = match speculating {
         Some(task) => Some(task.await.map_err(error::task)?),
         None => None,
