@@ -510,13 +510,19 @@ pub async fn bytecode(
             ));
             Ok((Some(p), report))
         }
-        Err(why) if mode == Bytecode::Always => Err(Error::new(
-            crate::Kind::Build,
-            format!(
-                "compile-bytecode = true, but no interpreter can compile for Python {}: {why}. Put python3.{} of exactly that version on PATH, or build on a runner of the base's architecture",
-                target.full_version, target.minor
-            ),
-        )),
+        Err(why) if mode == Bytecode::Always => {
+            // The base's own interpreter runs only where its architecture does.
+            let elsewhere = base.platform.architecture != oxbuild_image::Platform::host().architecture;
+            Err(Error::new(
+                crate::Kind::Build,
+                format!(
+                    "compile-bytecode = true, but no interpreter can compile for Python {}: {why}. Put python3.{} of exactly that version on PATH{}",
+                    target.full_version,
+                    target.minor,
+                    if elsewhere { ", or build on a runner of the base's architecture" } else { "" }
+                ),
+            ))
+        }
         Err(why) => {
             services.events.warn(&format!(
                 "shipping without bytecode ({why}); the image will compile its modules at every start. Set [python] compile-bytecode = false to silence this, or provide python3.{} {}",

@@ -236,25 +236,60 @@ impl<T: Clone> Latch<T> {
 impl Interpreter {
     /// The command that runs `code` in this interpreter, with the cleared
     /// environment and the confinement every compile gets.
-    fn command(&self, code: &str) -> Command {
+    ///
+    /// `code` runs as a script file in the scratch directory, not with `-c`:
+    /// from Python 3.13, `-c` hands its source to `linecache` (for
+    /// tracebacks), which imports `tokenize`, `re` and more of the standard
+    /// library than a kit carries. A script imports nothing it does not ask for.
+    fn command(&self, code: &str) -> Result<Command, Error> {
+        use sha2::Digest as _;
+        let name = format!("oxbuild-{}.py", &hex::encode(sha2::Sha256::digest(code.as_bytes()))[..16]);
+        let script = self.scratch.join(name);
+        if !script.is_file() {
+            // Whole or not at all: workers of one kit start side by side.
+            let written = tempfile::NamedTempFile::new_in(&self.scratch)
+                .and_then(|mut f| f.write_all(code.as_bytes()).map(|()| f))
+                .and_then(|f| f.persist(&script).map_err(|e| e.error));
+            written.map_err(|e| run_error(self, format!("writing its script into {}: {e}", self.scratch.display())))?;
+        }
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
-            .args(["-S", "-s", "-B", "-c", code])
+            .args(["-S", "-s", "-B"])
+            .arg(&script)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.scratch);
         sandbox::confine(&mut cmd, &self.scratch);
-        cmd
+        Ok(cmd)
     }
 
     /// Runs `code` to the end, as a compile would run, and returns what it printed.
     pub fn run(&self, code: &str) -> Result<std::process::Output, Error> {
-        self.command(code).stdin(Stdio::null()).output().map_err(|e| run_error(self, e))
+        self.command(code)?.stdin(Stdio::null()).output().map_err(|e| run_error(self, e))
     }
 }
 
 fn run_error(interpreter: &Interpreter, why: impl std::fmt::Display) -> Error {
     Error::Target(format!("the interpreter for bytecode ({}) cannot be used: {why}", interpreter.origin))
+}
+
+/// What an interpreter that died before its first answer said: a Python
+/// traceback's last line (the error), or else the first line, since what is
+/// not Python (a version manager's shim, a loader) says what is wrong first.
+/// Only that last kind is called not a working Python.
+fn died(stderr: &str) -> String {
+    let mut lines = stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+    let traceback = stderr.contains("Traceback (most recent call last)");
+    // Python's own words: `Fatal Python error: ...`, `ModuleNotFoundError: ...`.
+    let python = |l: &str| {
+        l.starts_with("Fatal Python error")
+            || l.split_once(": ").is_some_and(|(kind, _)| kind.ends_with("Error") || kind.ends_with("Exception"))
+    };
+    match if traceback { lines.next_back() } else { lines.next() } {
+        Some(line) if traceback || python(line) => line.to_string(),
+        Some(line) => format!("it is not a working Python here: it said `{line}`"),
+        None => "it exited".to_string(),
+    }
 }
 
 /// One running driver; its header is read when it is first used.
@@ -268,7 +303,7 @@ struct Worker {
 
 impl Worker {
     fn spawn(interpreter: &Interpreter) -> Result<Worker, Error> {
-        let mut cmd = interpreter.command(DRIVER);
+        let mut cmd = interpreter.command(DRIVER)?;
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| run_error(interpreter, e))?;
         let stdin = child.stdin.take().expect("piped");
@@ -296,8 +331,7 @@ impl Worker {
                 if let Some(mut e) = self.child.stderr.take() {
                     let _ = e.read_to_string(&mut stderr);
                 }
-                let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("it exited");
-                Err(run_error(interpreter, last.trim()))
+                Err(run_error(interpreter, died(&stderr)))
             }
         }
     }
@@ -815,6 +849,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn what_a_dead_interpreter_said() {
+        let traceback = "Traceback (most recent call last):\n  File \"x\", line 1\nKeyError: 'a'\n";
+        assert_eq!(died(traceback), "KeyError: 'a'");
+        assert_eq!(
+            died("ModuleNotFoundError: No module named 'linecache'\n"),
+            "ModuleNotFoundError: No module named 'linecache'"
+        );
+        let shim = "pyenv: python3.13: command not found\n\nThe `python3.13' command exists in these Python versions:\n  3.13.0\n\nNote: See 'pyenv help global' for tips on allowing multiple\n      Python versions to be found at the same time.\n";
+        assert_eq!(died(shim), "it is not a working Python here: it said `pyenv: python3.13: command not found`");
+        assert_eq!(died(""), "it exited");
+    }
+
+    #[test]
     fn pyc_paths() {
         assert_eq!(pyc_path("a/b/c.py", "cpython-311").as_deref(), Some("a/b/__pycache__/c.cpython-311.pyc"));
         assert_eq!(pyc_path("top.py", "cpython-311").as_deref(), Some("__pycache__/top.cpython-311.pyc"));
@@ -836,6 +883,55 @@ mod tests {
 
     fn host() -> Option<Compiler> {
         Compiler::new(host_interpreter(&tempfile::tempdir().unwrap().keep())?).ok()
+    }
+
+    /// Every CPython 3.11+ this machine has (its python3, and a version
+    /// manager's), started the way a kit starts one: with a standard library
+    /// of `encodings` alone, which is all a kit carries. Python 3.13 made `-c`
+    /// import `linecache` (and with it `tokenize`, `re`, ...): the driver
+    /// must run without any of that.
+    #[test]
+    fn the_driver_starts_with_only_what_a_kit_carries() {
+        let mut pythons: Vec<PathBuf> = vec!["/usr/bin/python3".into()];
+        let pyenv = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv/versions"));
+        for version in pyenv.and_then(|d| std::fs::read_dir(d).ok()).into_iter().flatten().flatten() {
+            let name = version.file_name().to_string_lossy().into_owned();
+            let minor = name.strip_prefix("3.").and_then(|r| r.split('.').next()?.parse::<u32>().ok());
+            if let Some(minor) = minor.filter(|m| *m >= 11) {
+                pythons.push(version.path().join(format!("bin/python3.{minor}")));
+            }
+        }
+        let mut tried = Vec::new();
+        for python in pythons.into_iter().filter(|p| p.is_file()) {
+            let ask = |code: &str| {
+                let out = Command::new(&python).args(["-c", code]).output().unwrap();
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            };
+            let encodings = PathBuf::from(ask("import encodings, os; print(os.path.dirname(encodings.__file__))"));
+            let minor = ask("import sys; print(sys.version_info[1])");
+            let (home, scratch) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let lib = home.path().join(format!("lib/python3.{minor}/encodings"));
+            std::fs::create_dir_all(&lib).unwrap();
+            for f in
+                std::fs::read_dir(&encodings).unwrap().flatten().filter(|f| f.path().extension() == Some("py".as_ref()))
+            {
+                std::fs::copy(f.path(), lib.join(f.file_name())).unwrap();
+            }
+            let interpreter = Interpreter {
+                program: python.clone(),
+                args: Vec::new(),
+                env: vec![("PYTHONHOME".into(), home.path().into()), ("PYTHONHASHSEED".into(), "0".into())],
+                scratch: scratch.path().to_path_buf(),
+                origin: python.display().to_string(),
+            };
+            let compiler = Compiler::new(interpreter).unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+            let source = Source { path: "/app/m.py".into(), bytes: b"x = 1\n".to_vec() };
+            let compiled = compiler.compile(&[source], 0).unwrap();
+            assert!(matches!(&compiled[0], Compiled::Pyc(b) if b.len() > 16), "{}: {compiled:?}", python.display());
+            tried.push(format!("3.{minor}"));
+        }
+        assert!(!tried.is_empty(), "no python3 to try");
+        eprintln!("tried {tried:?}");
     }
 
     #[test]
