@@ -107,6 +107,17 @@ fn an_unsatisfiable_set_names_the_conflict() {
     assert!(e.contains("Because") || e.contains("because"), "an explanation in sentences: {e}");
 }
 
+/// A name no index has, and a version that does not exist, are said so.
+#[test]
+fn a_misspelt_name_and_a_missing_version_are_named() {
+    let files = wheels(&[("flask", "1.0", &[], None, ANY), ("flask", "2.0", &[], None, ANY)]);
+    let index = PackageIndex::start(files.path());
+    let e = lock(&index, &["flaskk"], &[target("x86_64")]).unwrap_err().to_string();
+    assert!(e.contains("flaskk: no index searched has a project of that name") && e.contains("spelling"), "{e}");
+    let e = lock(&index, &["flask==9.9"], &[target("x86_64")]).unwrap_err().to_string();
+    assert!(e.contains("flask==9.9: no such release; the newest that fit the target are 2.0, 1.0"), "{e}");
+}
+
 #[test]
 fn extras_yanks_and_requires_python() {
     let files = wheels(&[

@@ -546,6 +546,25 @@ impl Provider<'_, '_> {
         let left_out = self.left_out.borrow();
         let mut lines = Vec::new();
         for (name, range) in wanted {
+            let listed = self.releases.borrow().get(name).cloned();
+            let left = left_out.get(name).is_some_and(|v| v.keys().any(|v| range.contains(v)));
+            match listed {
+                // Nothing left out, so nothing was ever listed: a name no
+                // index knows (a typo, a private package on another index).
+                Some(listed) if listed.is_empty() && !left => lines.push(format!(
+                    "{name}: no index searched has a project of that name with files; check its spelling, or name the index that has it (--index-url, [python] index-url or find-links)"
+                )),
+                Some(listed) if !left && !listed.iter().any(|(v, _)| range.contains(v)) => {
+                    let newest: Vec<String> = listed.iter().take(3).map(|(v, _)| v.to_string()).collect();
+                    lines.push(format!(
+                        "{name}{}: no such release; {} {}",
+                        explain::specifiers(&range),
+                        if newest.len() == 1 { "the one that fits the target is" } else { "the newest that fit the target are" },
+                        newest.join(", ")
+                    ));
+                }
+                _ => {}
+            }
             let Some(versions) = left_out.get(name) else { continue };
             // By reason, newest versions first.
             let mut by_why: BTreeMap<&LeftOut, Vec<&Version>> = BTreeMap::new();
