@@ -1215,7 +1215,19 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
         plan.notes.extend(d.notes.iter().cloned());
     }
     if plan.python.is_none() {
-        plan.python = LOCKS.iter().find(|(_, f)| dir.join(f).is_file()).map(|(k, f)| (*k, f.to_string()));
+        let mut found = LOCKS.iter().filter(|(_, f)| dir.join(f).is_file()).map(|(k, f)| (*k, f.to_string()));
+        plan.python = found.next();
+        // A requirements.txt that is no lock (loose pins, a leftover) gives
+        // way to a lock beside it (uv.lock, poetry.lock, ...).
+        if let Some(lock) = found.find(|(k, _)| *k == "lock")
+            && let Some(why) = needs_lock(dir, &plan)
+        {
+            plan.notes.push(Note::new(
+                "requirements.txt".to_string(),
+                format!("{why}, and {} beside it is a lock: [python] lock names that", lock.1),
+            ));
+            plan.python = Some(lock);
+        }
     }
     // A member of a uv workspace (`backend/` of a monorepo) has no lock of
     // its own: the workspace's, above it, holds its part.
@@ -1981,6 +1993,29 @@ mod tests {
         assert!(text.contains("\ngroups = [\"prod\"]   # requirements/prod.txt installs them"), "{text}");
         assert!(text.contains("\nextras = [\"s3\"]   # the project's extras requirements/prod.txt installs"), "{text}");
         assert!(plan.notes.iter().any(|n| n.why.starts_with("it was exported from uv.lock")), "{:?}", plan.notes);
+    }
+
+    /// A loose requirements.txt beside a real lock is not taken for the lock;
+    /// one that is a compiled lock still is.
+    #[test]
+    fn a_loose_requirements_file_gives_way_to_the_lock_beside_it() {
+        let files = [
+            ("app.py", "print(1)\n"),
+            ("pyproject.toml", "[project]\nname = \"demo\"\nversion = \"0.1.0\"\ndependencies = [\"blinker>=1.9\"]\n"),
+            ("requirements.txt", "blinker>=1.4\n"),
+            ("uv.lock", "version = 1\n"),
+        ];
+        let dir = project(&files);
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(plan.python, Some(("lock", "uv.lock".to_string())));
+        let note = plan.notes.iter().find(|n| n.what == "requirements.txt").expect("a note on requirements.txt");
+        assert!(note.why.contains("does not pin blinker") && note.why.contains("uv.lock beside it"), "{note:?}");
+        assert_eq!(needs_lock(dir.path(), &plan), None, "nothing to lock");
+        let pinned =
+            "blinker==1.9.0 \\\n    --hash=sha256:ba0efaa9080b619ff2f3459d1d500c57bddea4a6b424b60a91141db6fd2f08bc\n";
+        std::fs::write(dir.path().join("requirements.txt"), pinned).unwrap();
+        let again = super::plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(again.python, Some(("requirements", "requirements.txt".to_string())));
     }
 
     #[test]
