@@ -245,14 +245,16 @@ impl Walk<'_> {
 }
 
 /// A dotenv file (`.env`, `.env.production`), not a template of one
-/// (`.env.example`, `.env.sample`, `.env.template`, `.env.dist`).
+/// (`.env.example`, `.env.sample`, `.env.template`, `.env.dist`, and so
+/// `.env.local.example`: a template's word anywhere after `.env`).
 fn is_env_file(rel: &str) -> bool {
     let name = rel.rsplit('/').next().unwrap_or(rel);
     match name.strip_prefix(".env") {
         Some("") => true,
         Some(rest) => {
             let suffix = rest.strip_prefix('.').unwrap_or("");
-            !suffix.is_empty() && !["example", "sample", "template", "dist", "defaults"].contains(&suffix)
+            let template = |word: &str| ["example", "sample", "template", "dist", "defaults"].contains(&word);
+            !suffix.is_empty() && !suffix.split('.').any(template)
         }
         None => false,
     }
@@ -295,7 +297,16 @@ mod tests {
         for secret in [".env", "config/.env", ".env.production", ".env.local"] {
             assert!(is_env_file(secret), "{secret}");
         }
-        for other in [".env.example", "a/.env.sample", ".env.template", ".env.dist", ".envrc", "env.py", ".env."] {
+        for other in [
+            ".env.example",
+            "a/.env.sample",
+            ".env.template",
+            ".env.dist",
+            ".envrc",
+            "env.py",
+            ".env.",
+            ".env.local.example",
+        ] {
             assert!(!is_env_file(other), "{other}");
         }
         let dir = tempfile::tempdir().unwrap();

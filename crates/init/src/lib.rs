@@ -1049,10 +1049,12 @@ pub fn plan(dir: &Path, options: &Options) -> Result<Plan, String> {
                 plan.env.insert(k.clone(), path);
                 continue;
             }
+            // libuv's own settings (Node's thread pool) share uv's prefix.
+            let libuv = ["UV_THREADPOOL_SIZE", "UV_USE_IO_URING"].contains(&k.as_str());
             if ENV_NOT_CARRIED.contains(&k.as_str())
                 || k.starts_with("PIP_")
                 || k.starts_with("POETRY_")
-                || k.starts_with("UV_")
+                || (k.starts_with("UV_") && !libuv)
             {
                 let why = match k.as_str() {
                     "PYTHONPATH" => {
@@ -2016,6 +2018,23 @@ mod tests {
         std::fs::write(dir.path().join("requirements.txt"), pinned).unwrap();
         let again = super::plan(dir.path(), &Options::default()).unwrap();
         assert_eq!(again.python, Some(("requirements", "requirements.txt".to_string())));
+    }
+
+    /// libuv's settings are the app's to keep; uv's (the installer's) are dropped.
+    #[test]
+    fn libuv_settings_are_kept_and_uv_installer_settings_dropped() {
+        let dir = project(&[
+            (
+                "Dockerfile",
+                "FROM node:18\nWORKDIR /app\nENV UV_THREADPOOL_SIZE=64 UV_COMPILE_BYTECODE=1\nCOPY . .\nCMD [\"node\", \"server.js\"]\n",
+            ),
+            ("package.json", "{\"name\": \"a\", \"version\": \"1.0.0\"}\n"),
+            ("package-lock.json", "{\"lockfileVersion\": 3, \"packages\": {}}\n"),
+            ("server.js", "1\n"),
+        ]);
+        let plan = plan(dir.path(), &Options::default()).unwrap();
+        assert_eq!(plan.env.get("UV_THREADPOOL_SIZE").map(String::as_str), Some("64"), "{:?}", plan.env);
+        assert!(!plan.env.contains_key("UV_COMPILE_BYTECODE"), "{:?}", plan.env);
     }
 
     #[test]
