@@ -92,7 +92,7 @@ fn plain_url(url: &str) -> bool {
 }
 
 /// What `init` says when it found no command.
-pub const NO_COMMAND: &str = "found no way to run the app: no Dockerfile CMD or ENTRYPOINT, no Procfile web line, no Django project, FastAPI/Starlette/Flask app, package __main__.py or [project.scripts], and no package.json start script that runs node (start, start:prod, serve) or main";
+pub const NO_COMMAND: &str = "found no way to run the app: no Dockerfile CMD or ENTRYPOINT, no Procfile web line, no Django project, FastAPI/Starlette/Flask app, package __main__.py or [project.scripts], and no package.json start script (start, start:prod, serve) that runs node or a program of a production package in the lock, nor a main";
 
 /// What `init` is asked.
 #[derive(Debug, Clone, Default)]

@@ -193,12 +193,40 @@ pub fn npmrc_for(dir: &Path, registry: Option<&str>) -> Result<Npmrc, Error> {
 /// syntax to interpret; `cross-env` and `VAR=value` before it are left to
 /// [`script_env`]).
 pub fn plain_node(script: &str) -> Option<Vec<String>> {
+    plain_program(script, |w| w == "node").filter(|argv| argv.len() > 1)
+}
+
+/// `script`'s words from its program on, when it is one plain command (no
+/// shell syntax) whose program `is_program` accepts, after nothing but
+/// `cross-env` and `VAR=value` assignments.
+fn plain_program(script: &str, is_program: impl Fn(&str) -> bool) -> Option<Vec<String>> {
     let plain = !script.contains(['&', '|', ';', '$', '>', '<', '`', '(', '"', '\'']);
     let words: Vec<&str> = script.split_whitespace().collect();
-    let start = words.iter().position(|w| *w == "node")?;
+    let start = words.iter().position(|w| !w.contains('=') && *w != "cross-env")?;
     let before_ok = words[..start].iter().enumerate().all(|(i, w)| (i == 0 && *w == "cross-env") || w.contains('='));
-    let words: Vec<String> = words[start..].iter().map(|w| w.to_string()).collect();
-    (plain && before_ok && words.len() > 1).then_some(words)
+    (plain && before_ok && is_program(words[start])).then(|| words[start..].iter().map(|w| w.to_string()).collect())
+}
+
+/// The programs that the lock beside `package.json` in `dir` puts in
+/// `node_modules/.bin` from production packages (`next`, `nuxt`): in the
+/// image, that folder is on PATH, so a start script may run them as they are.
+pub fn production_bins(dir: &Path) -> Vec<String> {
+    let lock = ["package-lock.json", "npm-shrinkwrap.json"].iter().find_map(|f| std::fs::read(dir.join(f)).ok());
+    let Some(lock) = lock.and_then(|l| serde_json::from_slice::<serde_json::Value>(&l).ok()) else { return Vec::new() };
+    let mut bins = Vec::new();
+    for (key, package) in lock["packages"].as_object().into_iter().flatten() {
+        // Top-level packages only: nested ones link no bin of the app's.
+        let Some(name) = key.strip_prefix("node_modules/").filter(|n| !n.contains("/node_modules/")) else { continue };
+        if package["dev"].as_bool() == Some(true) {
+            continue;
+        }
+        match &package["bin"] {
+            serde_json::Value::Object(m) => bins.extend(m.keys().cloned()),
+            serde_json::Value::String(_) => bins.push(name.rsplit('/').next().unwrap_or(name).to_string()),
+            _ => {}
+        }
+    }
+    bins
 }
 
 /// The script `name` of `package.json`, followed through scripts that only
@@ -237,11 +265,19 @@ pub fn serves(package_json: &serde_json::Value) -> bool {
 /// The command `package.json` starts the app in `dir` with: the first of
 /// its `start`, `start:prod`, `start:production` and `serve` scripts that
 /// is a plain `node ...` command (`cross-env` and leading `VAR=value`
-/// assignments aside, which [`script_env`] gives), else what `npm start`
+/// assignments aside, which [`script_env`] gives), else the first that is
+/// a plain command of a production package's program ([`production_bins`]:
+/// `next start`), else what `npm start`
 /// does without a script (`node server.js` when there is one), else `node
 /// <main>` when that file is there. None when nothing says.
 pub fn entrypoint(package_json: &serde_json::Value, dir: &Path) -> Option<Vec<String>> {
     if let Some(argv) = START_SCRIPTS.iter().find_map(|s| script(package_json, s).and_then(plain_node)) {
+        return Some(argv);
+    }
+    // A start script that runs a production package's program (`next start`).
+    let bins = production_bins(dir);
+    let runs_bin = |t: &str| plain_program(t, |w| bins.iter().any(|b| b == w));
+    if let Some(argv) = START_SCRIPTS.iter().find_map(|s| script(package_json, s).and_then(runs_bin)) {
         return Some(argv);
     }
     if dir.join("server.js").is_file() && package_json["scripts"]["start"].is_null() {
@@ -344,6 +380,34 @@ mod tests {
         let opts = Options { include_dev: false, allow_install_scripts: Vec::new() };
         let err = plan(&lock, &target(), &opts, "l").unwrap_err().to_string();
         assert!(err.contains("needs Node >=20") && err.contains("has Node 18.19.0"), "{err}");
+    }
+
+    /// A start script running a production package's program is run as it
+    /// is (node_modules/.bin is on the image's PATH); a dev tool's is not.
+    #[test]
+    fn a_start_script_running_a_production_program_is_the_entrypoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = serde_json::json!({"lockfileVersion": 3, "packages": {
+            "": {"name": "site"},
+            "node_modules/next": {"version": "15.0.0", "bin": {"next": "dist/bin/next"}},
+            "node_modules/serve": {"version": "14.0.0", "bin": "build/main.js"},
+            "node_modules/nodemon": {"version": "3.0.0", "dev": true, "bin": {"nodemon": "bin/nodemon.js"}},
+            "node_modules/a/node_modules/inner": {"version": "1.0.0", "bin": {"inner": "x.js"}},
+        }});
+        std::fs::write(dir.path().join("package-lock.json"), lock.to_string()).unwrap();
+        assert_eq!(production_bins(dir.path()), ["next", "serve"]);
+        let ep = |v: serde_json::Value| entrypoint(&v, dir.path());
+        assert_eq!(
+            ep(serde_json::json!({"scripts": {"start": "NODE_ENV=production next start -p 3000"}})),
+            Some(["next", "start", "-p", "3000"].map(String::from).to_vec())
+        );
+        assert_eq!(ep(serde_json::json!({"scripts": {"start": "nodemon a.js"}})), None, "a dev tool");
+        assert_eq!(ep(serde_json::json!({"scripts": {"start": "next build && next start"}})), None, "not one command");
+        assert_eq!(
+            ep(serde_json::json!({"scripts": {"start": "next start", "start:prod": "node server.js"}})),
+            Some(["node", "server.js"].map(String::from).to_vec()),
+            "a node script first"
+        );
     }
 
     #[test]
