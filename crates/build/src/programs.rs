@@ -26,7 +26,9 @@ pub fn wants(path: &str) -> Want {
 }
 
 /// Warnings for programs of the app's (paths in the workdir) that cannot
-/// start: the image's command, and the healthcheck's exec form
+/// start: the image's command, the script of a `python3 SCRIPT` command
+/// (which the app layer must have, executable or not), and the
+/// healthcheck's exec form
 /// (`[healthcheck] cmd = ["bin/check"]`), which the probe runs in the
 /// container. One the app layer (`app`) does not have (a path the
 /// Dockerfile's COPY made, a file `[app] include` or `.dockerignore` left
@@ -46,6 +48,12 @@ pub fn app_programs(
     if let Some((key, program)) = program(config) {
         run.push(((format!("[image] {key}"), "the container cannot start"), program));
     }
+    // The script a `python3 app/main.py` command runs, which need not be executable.
+    let script = python_script(config).map(|(key, script)| {
+        // `main.py` is the workdir's, as `./main.py` is.
+        let script = if script.starts_with('/') || script.contains('/') { script } else { format!("./{script}") };
+        ((format!("[image] {key}"), "python3 cannot open it, and the container exits at once"), script)
+    });
     let test = config["config"]["Healthcheck"]["Test"].as_array();
     if let Some(["CMD", program, ..]) = test.map(|t| t.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>()).as_deref()
     {
@@ -54,14 +62,48 @@ pub fn app_programs(
             program.to_string(),
         ));
     }
-    run.iter().filter_map(|(named, program)| app_file(named, program, dir, workdir, app, base_fs, extra)).collect()
+    let programs =
+        run.iter().filter_map(|(named, program)| app_file(named, program, true, dir, workdir, app, base_fs, extra));
+    let scripts = script.iter().filter_map(|(named, s)| app_file(named, s, false, dir, workdir, app, base_fs, extra));
+    programs.chain(scripts).collect()
+}
+
+/// The script a Python command runs (`python3 -u app/main.py`): the first
+/// argument that is no option, with the key that names the command. None
+/// for `-m` and `-c`, and for a command that is not Python.
+fn python_script(config: &serde_json::Value) -> Option<(&'static str, String)> {
+    let c = &config["config"];
+    let words = |key: &str| c[key].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect::<Vec<_>>();
+    let (entrypoint, cmd) = (words("Entrypoint"), words("Cmd"));
+    let key = if entrypoint.is_empty() { "cmd" } else { "entrypoint" };
+    let argv: Vec<&str> = entrypoint.into_iter().chain(cmd).collect();
+    let (program, args) = argv.split_first()?;
+    let name = program.rsplit('/').next().unwrap_or(program);
+    let version = name.strip_prefix("python")?;
+    if !version.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match *arg {
+            "-m" | "-c" | "-" => return None,
+            "-X" | "-W" => {
+                args.next();
+            }
+            a if a.starts_with('-') => {}
+            a => return Some((key, a.to_string())),
+        }
+    }
+    None
 }
 
 /// See [`app_programs`]: `named` is the key that runs `program` and what
 /// fails without it.
+#[allow(clippy::too_many_arguments)]
 fn app_file(
     (key, fails): &(String, &str),
     program: &str,
+    executable: bool,
     dir: &std::path::Path,
     workdir: &str,
     app: &oxbuild_image::LayerBuilder,
@@ -92,7 +134,7 @@ fn app_file(
             "{key} runs `{program}`, in the workdir {workdir}, but {why}: unless the base has it, {fails}; point {key} at a file the project has, or add it"
         ));
     }
-    let meta = std::fs::metadata(dir.join(&rel)).ok().filter(|m| m.is_file())?;
+    let meta = std::fs::metadata(dir.join(&rel)).ok().filter(|m| m.is_file() && executable)?;
     (meta.permissions().mode() & 0o111 == 0).then(|| {
         format!(
             "{key} runs `{program}`, the project's {rel}, which is not executable (mode {:o}), so {fails}: `chmod +x {rel}` (and commit the mode), or run it through its interpreter ([\"sh\", \"{program}\"])",
@@ -247,6 +289,36 @@ mod tests {
         let shell = probe(&["CMD-SHELL", "extra/healthcheck"]);
         assert!(app_programs(&shell, dir.path(), "/app", &app, &none, &[]).is_empty());
         assert!(app_programs(&probe(&["CMD", "./run.sh"]), dir.path(), "/app", &app, &none, &[]).is_empty());
+    }
+
+    /// The script of a `python3 SCRIPT` command, which the app layer must
+    /// have (it need not be executable); `-m` and `-c` run none.
+    #[test]
+    fn the_script_a_python_command_runs_must_be_in_the_app_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("app")).unwrap();
+        std::fs::write(dir.path().join("app/main.py"), "print(1)\n").unwrap();
+        std::fs::write(dir.path().join("manage.py"), "print(1)\n").unwrap();
+        let mut app = oxbuild_image::LayerBuilder::new(0, oxbuild_image::Owner::ROOT);
+        app.file("app/app/main.py", &dir.path().join("app/main.py"), oxbuild_image::Owner::ROOT, 0o644);
+        let none = BTreeMap::new();
+        let check = |entrypoint: &[&str], cmd: &[&str]| {
+            app_programs(&config(entrypoint, cmd, None), dir.path(), "/app", &app, &none, &[])
+        };
+        assert!(check(&["python3", "-u", "app/main.py"], &[]).is_empty(), "there, and need not be executable");
+        assert!(check(&["python3"], &["/app/app/main.py"]).is_empty());
+        assert!(check(&["python3", "-m", "app.main"], &[]).is_empty());
+        assert!(check(&["/usr/bin/python3.11", "-c", "print(1)"], &[]).is_empty());
+        assert!(check(&["python3", "/srv/elsewhere.py"], &[]).is_empty(), "outside the workdir: not known");
+        let w = check(&["python3", "-X", "dev", "main.py"], &[]).remove(0);
+        assert!(
+            w.starts_with("[image] entrypoint runs `./main.py`") && w.contains("the project has no main.py"),
+            "{w}"
+        );
+        let w = check(&[], &["python", "manage.py", "runserver"]).remove(0);
+        assert!(w.starts_with("[image] cmd runs `./manage.py`") && w.contains("manage.py is left out"), "{w}");
+        assert!(w.contains("python3 cannot open it"), "{w}");
+        assert!(check(&["python3-config", "x.py"], &[]).is_empty(), "not Python itself");
     }
 
     fn config(entrypoint: &[&str], cmd: &[&str], path: Option<&str>) -> serde_json::Value {
