@@ -254,26 +254,40 @@ pub fn read_target(text: &str, file: &str, target: Option<&str>) -> Result<FromD
     let into_final = copied_from.clone();
     while let Some(name) = copied_from.pop() {
         let by_index = name.parse::<usize>().ok().filter(|i| *i < stages.len());
-        let Some(i) = by_index.or_else(|| {
+        let found = by_index.or_else(|| {
             stages.iter().position(|s| s.name.as_deref() == Some(&name.to_ascii_lowercase()) || name == s.image)
-        }) else {
-            // Another image (`COPY --from=nginx:1.27 /etc/nginx ...`) in the
-            // final image: oxbuild copies out of none.
-            if into_final.contains(&name) && !out.notes.iter().any(|n| n.what.contains(&format!("--from={name} "))) {
-                let tool = ["uv", "poetry", "pip"]
-                    .iter()
-                    .any(|t| name.rsplit('/').next().is_some_and(|last| last.split(':').next() == Some(t)));
-                out.notes.push(Note::new(
-                    format!("COPY --from={name} in {file}"),
-                    if tool {
-                        "an installer the Dockerfile uses; oxbuild installs the lock itself and needs none in the image"
-                    } else {
-                        "oxbuild copies nothing out of other images: use a base that has what the app needs from it, or put it in the project"
-                    },
-                ));
+        });
+        // Another image (`COPY --from=nginx:1.27 /etc/nginx ...`), or a
+        // stage that is only one (`FROM registry/app:builder AS builder`),
+        // in the final image: oxbuild copies out of none.
+        let image = match found {
+            None => Some(name.clone()),
+            Some(i) if stages[i].instructions.is_empty() && parent(&stages, i).is_none() => {
+                Some(stages[i].image.clone())
             }
-            continue;
+            Some(_) => None,
         };
+        if let Some(image) = &image
+            && into_final.contains(&name)
+            && !out.notes.iter().any(|n| n.what.contains(&format!("--from={name} ")))
+        {
+            let tool = ["uv", "poetry", "pip"]
+                .iter()
+                .any(|t| image.rsplit('/').next().is_some_and(|last| last.split(':').next() == Some(t)));
+            let what: Vec<String> =
+                out.taken.iter().filter(|(stage, _, _)| *stage == name).map(|(_, src, _)| src.clone()).collect();
+            out.notes.push(Note::new(
+                format!("COPY --from={name} in {file}"),
+                match tool {
+                    true => "an installer the Dockerfile uses; oxbuild installs the lock itself and needs none in the image".to_string(),
+                    false => format!(
+                        "oxbuild copies nothing out of other images ({image}{}): use a base that has what the app needs from it, or put it in the project",
+                        if what.is_empty() { String::new() } else { format!(": {}", what.join(", ")) }
+                    ),
+                },
+            ));
+        }
+        let Some(i) = found.filter(|_| image.is_none()) else { continue };
         if seen.contains(&i) {
             continue;
         }
@@ -1870,6 +1884,18 @@ ENTRYPOINT ["./boot.sh"]
         let text = "FROM alpine AS src\nCOPY . /src\nRUN rm -rf /src/tests\nFROM python:3.11\nCOPY --from=src /src /app\nCMD [\"python3\", \"/app/app.py\"]\n";
         let d = read(text, "Dockerfile").unwrap();
         assert!(!d.notes.iter().any(|n| n.what.starts_with("stage ")), "{:?}", d.notes);
+    }
+
+    /// A stage that is only another image, copied from, is another image.
+    #[test]
+    fn files_copied_from_a_stage_that_is_only_an_image_are_named() {
+        let text = "FROM example.org/team/app:builder AS builder\nFROM python:3.11-slim\nWORKDIR /srv\nCOPY --from=builder /srv/app/ ./app/\nCOPY app.py .\nCMD [\"python3\", \"app/main.py\"]\n";
+        let d = read(text, "Dockerfile").unwrap();
+        let note = d.notes.iter().find(|n| n.what == "COPY --from=builder in Dockerfile").expect("a note");
+        assert!(note.why.contains("(example.org/team/app:builder: /srv/app)"), "{note:?}");
+        // A stage with steps of its own is read as before.
+        let text = "FROM python:3.11 AS builder\nRUN echo\nFROM python:3.11-slim\nCOPY --from=builder /x /x\nCMD [\"python3\", \"app.py\"]\n";
+        assert!(!read(text, "Dockerfile").unwrap().notes.iter().any(|n| n.what.starts_with("COPY --from=builder")));
     }
 
     #[test]
