@@ -811,10 +811,23 @@ async fn run_hook(
 /// Why a hook failed: its last lines, and what to do.
 fn hook_failed(output: &std::process::Output, builder: &Builder, names: &[&str]) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    let tail = tail[tail.len().saturating_sub(6)..].join("\n    ");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    // The last few lines, from the start of a traceback's frame (`File
+    // ...`) where there is one near, not from a line of carets.
+    let mut start = lines.len().saturating_sub(6);
+    let frame = (start.saturating_sub(6)..=start)
+        .rev()
+        .find(|i| lines.get(*i).is_some_and(|l| l.trim_start().starts_with("File ")));
+    if let Some(i) = frame {
+        start = i;
+    }
+    let tail = lines[start.min(lines.len())..].join("\n    ");
     let compiler = ["gcc", "cc1", "compiler", "Python.h", "build_ext", "Cython"].iter().any(|w| stderr.contains(w));
-    let hint = if compiler {
+    // setuptools reading `[tool.setuptools.dynamic]` or setup.cfg's `attr:`.
+    let configuration = stderr.contains("setuptools/config/");
+    let hint = if configuration {
+        "the backend failed reading the package's own configuration (pyproject.toml's [tool.setuptools.dynamic] or setup.cfg: an `attr` or `file` that names a module or file the source does not have where it looks): for the project, fix that; for a dependency, require a version whose configuration reads"
+    } else if compiler {
         "it compiles C, and oxbuild builds pure-Python packages only: require a version with a wheel for this Python (`oxbuild lock` picks one where there is one; an old lock may pin a version from before them), or put a wheel for the target in find-links (with [python] trust-local-wheels)"
     } else {
         "pin build requirements that work on this Python in [python] build-constraints (a backend of the package's own day may not: setuptools==68.2.2, say), or put a wheel for it in find-links (with [python] trust-local-wheels)"
@@ -1096,6 +1109,35 @@ mod tests {
             builder.wrapper(),
             "#!/bin/sh\nexport PYTHONHOME='/kit/it'\\''s/usr'\nexec '/kit/lib64/ld-linux-x86-64.so.2' '--library-path' '/kit/lib' '/kit/usr/bin/python3.11' \"$@\"\n"
         );
+    }
+
+    /// A failed build is shown from a traceback frame, not from carets, and
+    /// a package's own configuration failing is told apart.
+    #[test]
+    fn a_failed_hook_is_shown_from_a_frame_with_the_fitting_advice() {
+        use std::os::unix::process::ExitStatusExt as _;
+        let builder = Builder {
+            program: "python3".into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            version: "3.11.2".into(),
+            origin: "the base's python3".into(),
+            epoch: 0,
+            constraints: Default::default(),
+            cache: None,
+            tags: None,
+        };
+        let stderr = "Traceback (most recent call last):\n  File \"/w/site/setuptools/config/expand.py\", line 182, in read_attr\n    spec = _find_spec(module_name, path)\n           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n  File \"/w/site/setuptools/config/expand.py\", line 196, in _find_spec\n    spec = spec or importlib.util.find_spec(module_name)\n                   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n  File \"<frozen importlib.util>\", line 94, in find_spec\nModuleNotFoundError: No module named 'myapp'\n";
+        let output = std::process::Output {
+            status: std::process::ExitStatus::from_raw(256),
+            stdout: Vec::new(),
+            stderr: stderr.as_bytes().to_vec(),
+        };
+        let why = hook_failed(&output, &builder, &["setuptools==80.0.0"]);
+        let shown = why.lines().nth(1).unwrap_or_default();
+        assert!(shown.trim_start().starts_with("File "), "{why}");
+        assert!(why.contains("No module named 'myapp'") && why.contains("the package's own configuration"), "{why}");
+        assert!(!why.contains("build-constraints"), "{why}");
     }
 
     #[test]
