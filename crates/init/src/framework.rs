@@ -207,14 +207,16 @@ pub fn detect(dir: &Path) -> Option<Convention> {
             return Some(Convention { what: format!("an ASGI app in {shown}"), argv, server: Some("uvicorn") });
         }
     }
-    // Flask: an app object, or a create_app factory.
+    // Flask: a create_app factory, or else an app object. The factory
+    // first: a module may make the object at the top and register its
+    // routes only in the factory.
     for f in &files {
         let text = read(f);
         if !text.contains("Flask") {
             continue;
         }
-        let target = assigned(&text, &["Flask"])
-            .or_else(|| text.lines().any(|l| l.starts_with("def create_app(")).then(|| "create_app()".to_string()));
+        let factory = text.lines().any(|l| l.starts_with("def create_app(")).then(|| "create_app()".to_string());
+        let target = factory.or_else(|| assigned(&text, &["Flask"]));
         if let Some(target) = target
             && let Some((module, chdir)) = module_of(dir, f)
         {
@@ -513,6 +515,16 @@ mod tests {
             &[("web/__init__.py", "from flask import Flask\n\ndef create_app():\n    return Flask(__name__)\n")],
         );
         assert_eq!(detect(dir.path()).unwrap().argv, ["gunicorn", "--bind", "0.0.0.0:8000", "web:create_app()"]);
+        // An object made at the top, its routes registered in the factory: the factory.
+        let both = tempfile::tempdir().unwrap();
+        write(
+            both.path(),
+            &[(
+                "web/__init__.py",
+                "from flask import Flask\napp = Flask(__name__)\n\ndef create_app():\n    app.register_blueprint(bp)\n    return app\n",
+            )],
+        );
+        assert_eq!(detect(both.path()).unwrap().argv, ["gunicorn", "--bind", "0.0.0.0:8000", "web:create_app()"]);
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &[("tool/__init__.py", ""), ("tool/__main__.py", "print(1)\n")]);
         assert_eq!(detect(dir.path()).unwrap().argv, ["python3", "-m", "tool"]);
