@@ -233,12 +233,21 @@ fn app_folder(dir: &Path, d: &dockerfile::FromDockerfile, workdir: &str) -> Opti
             return None;
         }
         let Some(rel) = in_project(dir, rel) else { continue };
-        let Some(at) = within(workdir, dest) else { continue };
         let name = rel.rsplit('/').next().unwrap_or(&rel);
         let is_dir = dir.join(&rel).is_dir();
         if !is_dir && MANIFESTS.contains(&name) {
             continue;
         }
+        let Some(at) = within(workdir, dest) else {
+            // Beside the workdir, in the tree it is part of (`commons/` at
+            // /usr/src/app/commons, the workdir /usr/src/app/backend): the
+            // app needs more than one folder.
+            let parent = workdir.rsplit_once('/').map(|(p, _)| p).filter(|p| !p.is_empty());
+            if parent.is_some_and(|p| within(p, dest).is_some()) {
+                return None;
+            }
+            continue;
+        };
         // Where it lands in the workdir: a folder's contents at `dest`, a
         // file put into a folder under its own name.
         let at = match (is_dir, *into) {
@@ -1913,6 +1922,19 @@ mod tests {
         let plan = super::plan(dir.path(), &Options::default()).unwrap();
         assert_eq!(plan.root.as_deref(), Some("src"));
         assert_eq!(plan.include, Some(vec!["requirements.txt".into(), "run.py".into(), "app".into()]));
+        // A folder laid out beside the workdir, in the same tree (a monorepo's
+        // commons/ next to backend/): the app is more than one folder, no root.
+        write(
+            dir.path(),
+            &[
+                ("commons/x.py", ""),
+                (
+                    "Dockerfile",
+                    "FROM python:3.11\nWORKDIR /usr/src/app\nCOPY src/app src/app\nCOPY commons commons\nWORKDIR /usr/src/app/src\nCMD [\"gunicorn\", \"app:app\"]\n",
+                ),
+            ],
+        );
+        assert_eq!(super::plan(dir.path(), &Options::default()).unwrap().root, None);
     }
 
     /// `COPY package*.json ./`, the most common line of a Node Dockerfile:
