@@ -265,8 +265,15 @@ fn write_app(
         Some(_) => added
             .python
             .iter()
-            .map(|(path, _)| layer.snapshot(path).map(Option::unwrap_or_default))
-            .collect::<Result<_, _>>()?,
+            .map(|(path, file)| {
+                layer.snapshot(path)?.ok_or_else(|| {
+                    Error::from(oxbuild_image::Error::Invalid(format!(
+                        "{} is no file of the app layer",
+                        file.display()
+                    )))
+                })
+            })
+            .collect::<Result<_, Error>>()?,
         None => Vec::new(),
     };
     let key = match reuse {

@@ -86,11 +86,27 @@ fn python_script(config: &serde_json::Value) -> Option<(&'static str, String)> {
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match *arg {
-            "-m" | "-c" | "-" => return None,
-            "-X" | "-W" => {
+            "-" | "." | "./" => return None,
+            "--check-hash-based-pycs" => {
                 args.next();
             }
-            a if a.starts_with('-') => {}
+            a if a.starts_with("--") => {}
+            // Short options, clustered or not (`-um app`, `-Wignore`).
+            a if a.starts_with('-') => {
+                let flags = &a[1..];
+                for (i, flag) in flags.char_indices() {
+                    match flag {
+                        'm' | 'c' => return None,
+                        'W' | 'X' => {
+                            if i + 1 == flags.len() {
+                                args.next();
+                            }
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+            }
             a => return Some((key, a.to_string())),
         }
     }
@@ -319,6 +335,16 @@ mod tests {
         assert!(w.starts_with("[image] cmd runs `./manage.py`") && w.contains("manage.py is left out"), "{w}");
         assert!(w.contains("python3 cannot open it"), "{w}");
         assert!(check(&["python3-config", "x.py"], &[]).is_empty(), "not Python itself");
+        for argv in [
+            &["python3", "-um", "app.main"][..],
+            &["python", "-Bc", "1"],
+            &["python3", "."],
+            &["python3", "-Wignore", "app/main.py"],
+        ] {
+            assert!(check(argv, &[]).is_empty(), "{argv:?}");
+        }
+        assert!(check(&["python3", "--check-hash-based-pycs", "never", "app/main.py"], &[]).is_empty());
+        assert!(!check(&["python3", "-u", "-W", "ignore", "gone.py"], &[]).is_empty());
     }
 
     fn config(entrypoint: &[&str], cmd: &[&str], path: Option<&str>) -> serde_json::Value {

@@ -186,7 +186,7 @@ async fn provide(cx: &Context<'_>) -> Result<Option<Provided>, Error> {
     let mut node_env =
         vec![("NODE_ENV".to_string(), "production".to_string()), ("PATH".to_string(), format!("{bin}:{rest}"))];
     // What the start script sets before node (`cross-env NODE_ENV=… node .`).
-    for (k, v) in package_json(dir).map(|p| oxbuild_node::script_env(&p)).unwrap_or_default() {
+    for (k, v) in package_json(dir).map(|p| oxbuild_node::script_env(&p, dir)).unwrap_or_default() {
         node_env.retain(|(e, _)| *e != k);
         node_env.push((k, v));
     }

@@ -215,7 +215,14 @@ pub fn detect(dir: &Path) -> Option<Convention> {
         if !text.contains("Flask") {
             continue;
         }
-        let factory = text.lines().any(|l| l.starts_with("def create_app(")).then(|| "create_app()".to_string());
+        // A factory gunicorn can call with no arguments: each parameter has a default.
+        let callable = |l: &str| {
+            let params = l.strip_prefix("def create_app(").and_then(|r| r.split_once(')')).map(|(p, _)| p);
+            params.is_some_and(|p| {
+                p.split(',').map(str::trim).all(|p| p.is_empty() || p.contains('=') || p.starts_with('*'))
+            })
+        };
+        let factory = text.lines().any(callable).then(|| "create_app()".to_string());
         let target = factory.or_else(|| assigned(&text, &["Flask"]));
         if let Some(target) = target
             && let Some((module, chdir)) = module_of(dir, f)
@@ -525,6 +532,15 @@ mod tests {
             )],
         );
         assert_eq!(detect(both.path()).unwrap().argv, ["gunicorn", "--bind", "0.0.0.0:8000", "web:create_app()"]);
+        // One that needs an argument cannot be called so: the object.
+        write(
+            both.path(),
+            &[(
+                "web/__init__.py",
+                "from flask import Flask\napp = Flask(__name__)\n\ndef create_app(config_name):\n    return app\n",
+            )],
+        );
+        assert_eq!(detect(both.path()).unwrap().argv, ["gunicorn", "--bind", "0.0.0.0:8000", "web:app"]);
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &[("tool/__init__.py", ""), ("tool/__main__.py", "print(1)\n")]);
         assert_eq!(detect(dir.path()).unwrap().argv, ["python3", "-m", "tool"]);

@@ -243,7 +243,7 @@ fn app_folder(dir: &Path, d: &dockerfile::FromDockerfile, workdir: &str) -> Opti
             // /usr/src/app/commons, the workdir /usr/src/app/backend): the
             // app needs more than one folder.
             let parent = workdir.rsplit_once('/').map(|(p, _)| p).filter(|p| !p.is_empty());
-            if parent.is_some_and(|p| within(p, dest).is_some()) {
+            if is_dir && parent.is_some_and(|p| within(p, dest).is_some()) {
                 return None;
             }
             continue;

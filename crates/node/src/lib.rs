@@ -211,13 +211,14 @@ fn plain_program(script: &str, is_program: impl Fn(&str) -> bool) -> Option<Vec<
 /// `node_modules/.bin` from production packages (`next`, `nuxt`): in the
 /// image, that folder is on PATH, so a start script may run them as they are.
 pub fn production_bins(dir: &Path) -> Vec<String> {
-    let lock = ["package-lock.json", "npm-shrinkwrap.json"].iter().find_map(|f| std::fs::read(dir.join(f)).ok());
+    // npm's order: a shrinkwrap wins over the lock.
+    let lock = ["npm-shrinkwrap.json", "package-lock.json"].iter().find_map(|f| std::fs::read(dir.join(f)).ok());
     let Some(lock) = lock.and_then(|l| serde_json::from_slice::<serde_json::Value>(&l).ok()) else { return Vec::new() };
     let mut bins = Vec::new();
     for (key, package) in lock["packages"].as_object().into_iter().flatten() {
         // Top-level packages only: nested ones link no bin of the app's.
         let Some(name) = key.strip_prefix("node_modules/").filter(|n| !n.contains("/node_modules/")) else { continue };
-        if package["dev"].as_bool() == Some(true) {
+        if package["dev"].as_bool() == Some(true) || package["devOptional"].as_bool() == Some(true) {
             continue;
         }
         match &package["bin"] {
@@ -271,13 +272,7 @@ pub fn serves(package_json: &serde_json::Value) -> bool {
 /// does without a script (`node server.js` when there is one), else `node
 /// <main>` when that file is there. None when nothing says.
 pub fn entrypoint(package_json: &serde_json::Value, dir: &Path) -> Option<Vec<String>> {
-    if let Some(argv) = START_SCRIPTS.iter().find_map(|s| script(package_json, s).and_then(plain_node)) {
-        return Some(argv);
-    }
-    // A start script that runs a production package's program (`next start`).
-    let bins = production_bins(dir);
-    let runs_bin = |t: &str| plain_program(t, |w| bins.iter().any(|b| b == w));
-    if let Some(argv) = START_SCRIPTS.iter().find_map(|s| script(package_json, s).and_then(runs_bin)) {
+    if let Some((_, argv)) = start_script(package_json, dir) {
         return Some(argv);
     }
     if dir.join("server.js").is_file() && package_json["scripts"]["start"].is_null() {
@@ -289,16 +284,26 @@ pub fn entrypoint(package_json: &serde_json::Value, dir: &Path) -> Option<Vec<St
     found.then(|| vec!["node".into(), main.to_string()])
 }
 
-/// The environment a start script sets before `node` (`cross-env
+/// The start script [`entrypoint`] runs (its text, and its command): the
+/// first that is a plain `node ...` command, else the first that is one
+/// plain command of a production package's program (`next start`).
+fn start_script<'a>(package_json: &'a serde_json::Value, dir: &Path) -> Option<(&'a str, Vec<String>)> {
+    let node = START_SCRIPTS.iter().find_map(|s| script(package_json, s).and_then(|t| Some((t, plain_node(t)?))));
+    node.or_else(|| {
+        let bins = production_bins(dir);
+        let runs_bin = |t: &str| plain_program(t, |w| bins.iter().any(|b| b == w));
+        START_SCRIPTS.iter().find_map(|s| script(package_json, s).and_then(|t| Some((t, runs_bin(t)?))))
+    })
+}
+
+/// The environment the start script that [`entrypoint`] runs (of the
+/// project in `dir`) sets before its program (`cross-env
 /// NODE_ENV=production node .`, `PORT=8080 node server.js`).
-pub fn script_env(package_json: &serde_json::Value) -> Vec<(String, String)> {
-    let Some(script) = START_SCRIPTS.iter().find_map(|s| script(package_json, s).filter(|t| plain_node(t).is_some()))
-    else {
-        return Vec::new();
-    };
-    script
-        .split_whitespace()
-        .take_while(|w| *w != "node")
+pub fn script_env(package_json: &serde_json::Value, dir: &Path) -> Vec<(String, String)> {
+    let Some((script, argv)) = start_script(package_json, dir) else { return Vec::new() };
+    let words: Vec<&str> = script.split_whitespace().collect();
+    words[..words.len().saturating_sub(argv.len())]
+        .iter()
         .filter_map(|w| {
             w.split_once('=').filter(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         })
@@ -401,6 +406,8 @@ mod tests {
             ep(serde_json::json!({"scripts": {"start": "NODE_ENV=production next start -p 3000"}})),
             Some(["next", "start", "-p", "3000"].map(String::from).to_vec())
         );
+        let pkg = serde_json::json!({"scripts": {"start": "NODE_ENV=production next start -p 3000"}});
+        assert_eq!(script_env(&pkg, dir.path()), [("NODE_ENV".into(), "production".into())]);
         assert_eq!(ep(serde_json::json!({"scripts": {"start": "nodemon a.js"}})), None, "a dev tool");
         assert_eq!(ep(serde_json::json!({"scripts": {"start": "next build && next start"}})), None, "not one command");
         assert_eq!(
@@ -427,7 +434,10 @@ mod tests {
         assert_eq!(ep(serde_json::json!({"main": "missing.js"})), None, "a main that is not there");
         let pkg = serde_json::json!({"scripts": {"start": "cross-env NODE_ENV=production PORT=8080 node ./index"}});
         assert_eq!(ep(pkg.clone()), Some(vec!["node".into(), "./index".into()]));
-        assert_eq!(script_env(&pkg), [("NODE_ENV".into(), "production".into()), ("PORT".into(), "8080".into())]);
+        assert_eq!(
+            script_env(&pkg, dir.path()),
+            [("NODE_ENV".into(), "production".into()), ("PORT".into(), "8080".into())]
+        );
         assert_eq!(
             ep(serde_json::json!({"scripts": {"start": "nest start", "start:prod": "node dist/main"}})),
             Some(vec!["node".into(), "dist/main".into()])

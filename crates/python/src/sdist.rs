@@ -824,7 +824,9 @@ fn hook_failed(output: &std::process::Output, builder: &Builder, names: &[&str])
     let tail = lines[start.min(lines.len())..].join("\n    ");
     let compiler = ["gcc", "cc1", "compiler", "Python.h", "build_ext", "Cython"].iter().any(|w| stderr.contains(w));
     // setuptools reading `[tool.setuptools.dynamic]` or setup.cfg's `attr:`.
-    let configuration = stderr.contains("setuptools/config/");
+    // (In a frame of the traceback: its deprecation warnings name it too.)
+    let configuration =
+        lines.iter().any(|l| l.trim_start().starts_with("File ") && l.contains("setuptools/config/")) && !compiler;
     let hint = if configuration {
         "the backend failed reading the package's own configuration (pyproject.toml's [tool.setuptools.dynamic] or setup.cfg: an `attr` or `file` that names a module or file the source does not have where it looks): for the project, fix that; for a dependency, require a version whose configuration reads"
     } else if compiler {

@@ -110,8 +110,15 @@ fn an_unsatisfiable_set_names_the_conflict() {
 /// A name no index has, and a version that does not exist, are said so.
 #[test]
 fn a_misspelt_name_and_a_missing_version_are_named() {
-    let files = wheels(&[("flask", "1.0", &[], None, ANY), ("flask", "2.0", &[], None, ANY)]);
+    let files = wheels(&[
+        ("flask", "1.0", &[], None, ANY),
+        ("flask", "2.0", &[], None, ANY),
+        ("future", "1.0", &[], Some(">=3.99"), ANY),
+    ]);
     let index = PackageIndex::start(files.path());
+    // A project whose every file is for another Python is no unknown name.
+    let e = lock(&index, &["future>=5"], &[target("x86_64")]).unwrap_err().to_string();
+    assert!(e.contains("future>=5") && !e.contains("no index searched"), "{e}");
     let e = lock(&index, &["flaskk"], &[target("x86_64")]).unwrap_err().to_string();
     assert!(e.contains("flaskk: no index searched has a project of that name") && e.contains("spelling"), "{e}");
     let e = lock(&index, &["flask==9.9"], &[target("x86_64")]).unwrap_err().to_string();

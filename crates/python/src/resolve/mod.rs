@@ -456,6 +456,9 @@ struct Provider<'i, 'a> {
     constrained: Constrained,
     /// Sdist builds that failed, by normalised name, in the order tried.
     failed_builds: RefCell<HashMap<String, Vec<FailedBuild>>>,
+    /// Packages a version of which could not be used once chosen (a build
+    /// that failed, broken metadata): the explanation says why already.
+    unavailable: RefCell<BTreeSet<String>>,
 }
 
 /// A sdist build that failed.
@@ -548,10 +551,13 @@ impl Provider<'_, '_> {
         for (name, range) in wanted {
             let listed = self.releases.borrow().get(name).cloned();
             let left = left_out.get(name).is_some_and(|v| v.keys().any(|v| range.contains(v)));
+            let any_left = left_out.get(name).is_some_and(|v| !v.is_empty());
+            let said = self.unavailable.borrow().contains(name);
             match listed {
+                _ if said => {}
                 // Nothing left out, so nothing was ever listed: a name no
                 // index knows (a typo, a private package on another index).
-                Some(listed) if listed.is_empty() && !left => lines.push(format!(
+                Some(listed) if listed.is_empty() && !any_left => lines.push(format!(
                     "{name}: no index searched has a project of that name with files; check its spelling, or name the index that has it (--index-url, [python] index-url or find-links)"
                 )),
                 Some(listed) if !left && !listed.iter().any(|(v, _)| range.contains(v)) => {
@@ -820,6 +826,21 @@ impl DependencyProvider for Provider<'_, '_> {
         package: &Package,
         version: &Version,
     ) -> Result<Dependencies<Package, Ranges<Version>, String>, Error> {
+        let deps = self.dependencies_of(package, version)?;
+        if let (Dependencies::Unavailable(_), Package::Dist(name) | Package::Extra(name, _)) = (&deps, package) {
+            self.unavailable.borrow_mut().insert(name.clone());
+        }
+        Ok(deps)
+    }
+}
+
+impl Provider<'_, '_> {
+    /// What [`DependencyProvider::get_dependencies`] answers.
+    fn dependencies_of(
+        &self,
+        package: &Package,
+        version: &Version,
+    ) -> Result<Dependencies<Package, Ranges<Version>, String>, Error> {
         match package {
             Package::Root => {
                 let deps = self.constraints(&self.request.requirements, &[])?;
@@ -938,6 +959,7 @@ pub fn resolve(index: &Index<'_>, target: &Target, request: &Request) -> Result<
         prerelease_named,
         releases: Default::default(),
         left_out: Default::default(),
+        unavailable: Default::default(),
         order: request.requirements.iter().filter_map(|r| crate::name::parse_requirement(r).ok()).enumerate().fold(
             HashMap::new(),
             |mut order, (i, r)| {
